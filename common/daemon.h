@@ -1,0 +1,21 @@
+/* daemon.h - process lifecycle: signals, daemonizing, the pidfile, 'weft stop'. */
+#ifndef WEFT_DAEMON_H
+#define WEFT_DAEMON_H
+
+struct server;
+struct config;
+
+/* SIGPIPE ignored; SIGINT/SIGTERM -> server_request_stop(srv). */
+void daemon_signals(struct server *srv);
+/* Double fork + setsid; the first process exits 0 once the pidfile exists.
+ * Redirects stdio to /dev/null and stderr to --log-file. 0 or -errno. */
+int daemon_detach(const struct config *cfg);
+/* Create the pidfile exclusively (a stale one, whose pid is gone, is
+ * replaced with a warning). 0 or -errno (logged). */
+int daemon_pidfile_create(const char *path);
+void daemon_pidfile_remove(const char *path);
+/* 'weft stop --pidfile F': SIGTERM the pid in F and wait for it to exit.
+ * Returns the process exit code. */
+int daemon_stop_cmd(int argc, char **argv);
+
+#endif

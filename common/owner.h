@@ -1,0 +1,46 @@
+/* owner.h - the thread that owns sessions, and its mailbox.
+ *
+ * Actor style: only an owner thread touches its sessions' outboxes and
+ * sockets. Another thread (a chat publisher) hands a message to a session by
+ * owner_post(), which queues a reference under owner->lock and wakes the
+ * owner with the model's wake() (eventfd / pipe / io_uring message) when the
+ * owner was not already signalled. The owner, woken, calls owner_drain(),
+ * which moves queued messages into outboxes and tells the model which
+ * sessions now have something to write.
+ *
+ * Lock order (global, never reversed): exchange lock -> owner lock.
+ * Nothing is called with an owner lock held except memory operations. */
+#ifndef WEFT_OWNER_H
+#define WEFT_OWNER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+struct session;
+struct msg;
+
+struct owner {
+	pthread_mutex_t lock;
+	struct session *ready;     /* sessions with queued mail (guarded by lock) */
+	bool signalled;            /* wake() called since the last drain (lock) */
+	void (*wake)(struct owner *o); /* set by the model; must be thread-safe */
+	void *model_data;          /* for the model's wake() */
+};
+
+void owner_init(struct owner *o, void (*wake)(struct owner *o), void *model_data);
+void owner_destroy(struct owner *o);
+
+/* From any thread: queue a reference to m for s. Returns 0, or -ENOBUFS if s
+ * is over its slow-consumer hard limit (the message is not queued; s will
+ * be closed by its owner), or -ENOMEM. */
+int owner_post(struct session *s, struct msg *m);
+
+/* On the owner thread: deliver queued mail into outboxes and call
+ * ready(s, arg) for each session that received any. ready() may free the
+ * session it is given, and no other. */
+void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), void *arg);
+
+/* On the owner thread, before freeing s: forget its queued mail. */
+void owner_forget(struct session *s);
+
+#endif

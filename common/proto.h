@@ -1,0 +1,44 @@
+/* proto.h - the protocol interface (pure: bytes in, bytes to the outbox).
+ *
+ * A protocol never touches a socket. feed() is resumable: it consumes a
+ * prefix of what it is offered and the session keeps the rest, offering it
+ * again with more bytes appended (like picohttpparser's "partial" result).
+ * It must not keep pointers into p across calls. */
+#ifndef WEFT_PROTO_H
+#define WEFT_PROTO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "stats.h"
+
+struct session;
+struct server;
+
+struct proto {
+	const char *name;
+	enum stat_id counter; /* counted once per connection that speaks it */
+	/* Set up s->pstate; 0 or -errno. */
+	int (*init)(struct session *s);
+	/* Consume a prefix of [p, p+n) and queue replies; returns bytes consumed.
+	 * Consuming nothing means "need more bytes"; a protocol must refuse (and
+	 * close) rather than wait for more than its limit allows. */
+	size_t (*feed)(struct session *s, const char *p, size_t n);
+	/* Peer half-closed (optional): finish what can be finished. */
+	void (*eof)(struct session *s);
+	/* The server is stopping (optional): e.g. tell the client. */
+	void (*stop)(struct session *s);
+	void (*fini)(struct session *s);
+};
+
+extern const struct proto proto_echo;
+extern const struct proto proto_http;      /* http.c */
+extern const struct proto proto_chat_line; /* chat_line.c */
+extern const struct proto proto_resp;      /* resp.c */
+
+/* Decide from a connection's first bytes which protocol speaks it (detect.c).
+ * Returns NULL while [p, p+n) could still be either (then more bytes are
+ * needed), else the protocol. Rules are in docs/PROTOCOL.md. */
+const struct proto *proto_detect(const struct server *srv, const char *p, size_t n);
+
+#endif

@@ -1,0 +1,228 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exchange.h"
+#include "log.h"
+#include "stats.h"
+#include "tls.h"
+
+long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int parse_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a4);
+		return 0;
+	}
+	if (strcmp(host, "localhost") == 0)
+		host = "127.0.0.1";
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*a4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* A non-blocking listening socket on host:port; returns fd or -errno. */
+static int listen_on(const struct config *cfg, int port, bool reuseport)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (parse_addr(cfg->host, port, &ss, &len) < 0)
+		return -EINVAL;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, cfg->backlog) < 0)
+		goto fail;
+	return fd;
+fail:;
+	int err = -errno;
+	close(fd);
+	return err;
+}
+
+static int bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -1;
+	return ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+	                                     : ((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static bool want_reuseport(const struct config *cfg) { return cfg->reuseport || cfg->threads > 1; }
+
+int server_init(struct server *srv, const struct config *cfg)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->cfg = cfg;
+	srv->listen_fd = srv->tls_listen_fd = -1;
+	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+	srv->tls_port = -1;
+	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_error("startup: pipe: %s", strerror(errno));
+		return -errno;
+	}
+	int fd = listen_on(cfg, cfg->port, want_reuseport(cfg));
+	if (fd < 0) {
+		log_error("startup: cannot listen on %s port %d: %s%s", cfg->host, cfg->port, strerror(-fd),
+		          fd == -EADDRINUSE ? " (another server has it; pick another --port, or 0)" : "");
+		return fd;
+	}
+	srv->listen_fd = fd;
+	srv->port = bound_port(fd);
+	if (cfg->tls_port >= 0) {
+		srv->tls = tls_ctx_new(cfg);
+		if (!srv->tls)
+			return -EINVAL;
+		fd = listen_on(cfg, cfg->tls_port, want_reuseport(cfg));
+		if (fd < 0) {
+			log_error("startup: cannot listen on %s TLS port %d: %s", cfg->host, cfg->tls_port, strerror(-fd));
+			return fd;
+		}
+		srv->tls_listen_fd = fd;
+		srv->tls_port = bound_port(fd);
+	}
+	if (cfg->mode == MODE_CHAT) {
+		srv->ex = exchange_new();
+		if (!srv->ex)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void server_fini(struct server *srv)
+{
+	if (srv->listen_fd >= 0)
+		close(srv->listen_fd);
+	if (srv->tls_listen_fd >= 0)
+		close(srv->tls_listen_fd);
+	for (int i = 0; i < 2; i++)
+		if (srv->stop_pipe[i] >= 0)
+			close(srv->stop_pipe[i]);
+	exchange_free(srv->ex);
+	tls_ctx_free(srv->tls);
+	srv->ex = NULL;
+	srv->tls = NULL;
+}
+
+int server_listen_again(struct server *srv, bool tls)
+{
+	int fd = listen_on(srv->cfg, tls ? srv->tls_port : srv->port, true);
+	if (fd < 0)
+		log_error("startup: another listener on port %d: %s", tls ? srv->tls_port : srv->port, strerror(-fd));
+	return fd;
+}
+
+void server_ready(struct server *srv, const char *model)
+{
+	const struct config *cfg = srv->cfg;
+	log_info("ready: model=%s mode=%s host=%s port=%d tls_port=%d pid=%d", model,
+	         cfg->mode == MODE_CHAT ? "chat" : "echo", cfg->host, srv->port, srv->tls_port, (int)getpid());
+}
+
+void server_request_stop(struct server *srv)
+{
+	atomic_store(&srv->stopping, true);
+	char c = 1;
+	ssize_t w = write(srv->stop_pipe[1], &c, 1); /* signal-safe */
+	(void)w;
+}
+
+bool server_conn_admit(struct server *srv)
+{
+	if (atomic_fetch_add(&srv->open_conns, 1) >= srv->cfg->max_conns) {
+		atomic_fetch_sub(&srv->open_conns, 1);
+		return false;
+	}
+	stat_inc(STAT_conn_accepted);
+	return true;
+}
+
+void server_conn_closed(struct server *srv)
+{
+	atomic_fetch_sub(&srv->open_conns, 1);
+	stat_inc(STAT_conn_closed);
+}
+
+void server_refuse(struct server *srv, int fd, enum refuse_reason why)
+{
+	char msg[160];
+	int n = 0;
+	switch (why) {
+	case REFUSE_MAX_CONNS:
+		stat_inc(STAT_refused_max_conns);
+		n = snprintf(msg, sizeof(msg), "-ERR max number of clients reached (weft --max-conns %d)\r\n",
+		             srv->cfg->max_conns);
+		break;
+	case REFUSE_QUEUE_FULL:
+		stat_inc(STAT_refused_queue);
+		n = snprintf(msg, sizeof(msg), "-ERR server busy: all workers taken and the queue is full (weft --queue %d)\r\n",
+		             srv->cfg->queue);
+		break;
+	case REFUSE_FD_LIMIT:
+		stat_inc(STAT_refused_fd_limit);
+		n = snprintf(msg, sizeof(msg), "-ERR server busy: descriptor limit of the select() poller reached\r\n");
+		break;
+	}
+	/* Best effort, never blocking: a fresh socket's send buffer has room. */
+	ssize_t w = send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)w;
+	close(fd);
+}
+
+int server_accept(int lfd, bool nonblock)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
+	if (fd >= 0) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		return fd;
+	}
+	int err = errno;
+	switch (err) {
+	case EAGAIN:
+	case EINTR:
+	case ECONNABORTED:
+		break;
+	default:
+		stat_inc(STAT_accept_errors);
+		log_warn("accept: %s%s", strerror(err),
+		         (err == EMFILE || err == ENFILE) ? " (out of descriptors: raise ulimit -n or lower --max-conns)" : "");
+	}
+	return -err;
+}

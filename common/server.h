@@ -1,0 +1,72 @@
+/* server.h - what every model is handed: the configuration, the listening
+ * sockets, the shared exchange and TLS context, admission control, and the
+ * stop signal.
+ *
+ * Lifecycle (main.c): server_init -> model->run(srv) -> server_fini.
+ * A model calls server_ready() once it is accepting on every listener, then
+ * serves until server_stop_fd() becomes readable (SIGTERM/SIGINT or a fatal
+ * error), closes its listeners, drains (--drain-timeout) and returns its exit
+ * code. */
+#ifndef WEFT_SERVER_H
+#define WEFT_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+struct exchange;
+struct tls_ctx;
+
+enum refuse_reason { REFUSE_MAX_CONNS, REFUSE_QUEUE_FULL, REFUSE_FD_LIMIT };
+
+struct server {
+	const struct config *cfg;
+	struct exchange *ex;  /* chat mode, else NULL */
+	struct tls_ctx *tls;  /* --tls-port, else NULL */
+	int port, tls_port;   /* the actual bound ports (tls_port -1 = off) */
+	int listen_fd;        /* first plain listener, made by server_init */
+	int tls_listen_fd;    /* first TLS listener or -1 */
+	int stop_pipe[2];     /* [0] becomes readable, forever, on stop */
+	atomic_int open_conns;
+	atomic_bool stopping;
+};
+
+/* Bind the listeners and set up exchange and TLS. 0 or -errno (logged). */
+int server_init(struct server *srv, const struct config *cfg);
+void server_fini(struct server *srv);
+
+/* Another listening socket on the same port, for one more event loop
+ * (SO_REUSEPORT; the kernel spreads connections across them). -errno on failure. */
+int server_listen_again(struct server *srv, bool tls);
+
+/* Log the ready line: "ready: model=M mode=X port=P tls_port=T pid=N". Call once,
+ * when every listener is accepting. */
+void server_ready(struct server *srv, const char *model);
+
+/* A readable fd that never stops being readable once a stop was requested;
+ * poll it beside your sockets. */
+static inline int server_stop_fd(const struct server *srv) { return srv->stop_pipe[0]; }
+static inline bool server_stopping(struct server *srv) { return atomic_load(&srv->stopping); }
+/* Ask every loop to stop (signal-safe). */
+void server_request_stop(struct server *srv);
+
+/* Admission: true if one more connection may be served (counts it as open
+ * and accepted). Pair every true with server_conn_closed(). */
+bool server_conn_admit(struct server *srv);
+void server_conn_closed(struct server *srv);
+
+/* Tell the client why it is refused ("-ERR ...\r\n", readable by nc and
+ * redis-cli), count it and close fd. Never blocks. */
+void server_refuse(struct server *srv, int fd, enum refuse_reason why);
+
+/* accept4(SOCK_NONBLOCK|SOCK_CLOEXEC) with counting; returns fd or -errno.
+ * On EMFILE/ENFILE the caller must stop accepting for a while (a level-
+ * triggered poller would spin otherwise): see SERVER_ACCEPT_BACKOFF_MS. */
+int server_accept(int lfd, bool nonblock);
+#define SERVER_ACCEPT_BACKOFF_MS 100
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+long long now_ms(void);
+
+#endif

@@ -1,0 +1,220 @@
+#include "session.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "owner.h"
+#include "proto.h"
+#include "server.h"
+#include "stats.h"
+#include "tls.h"
+
+static atomic_ullong next_id = 1;
+
+struct session *session_new(struct server *srv, struct owner *owner, bool tls)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->srv = srv;
+	s->owner = owner;
+	s->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+	if (tls) {
+		s->tls = srv->tls ? tls_conn_new(srv->tls) : NULL;
+		if (!s->tls) {
+			free(s);
+			return NULL;
+		}
+	}
+	return s;
+}
+
+void session_free(struct session *s)
+{
+	if (!s)
+		return;
+	if (s->proto && s->proto->fini)
+		s->proto->fini(s);
+	owner_forget(s);
+	outbox_free(&s->out);
+	buf_free(&s->in);
+	tls_conn_free(s->tls);
+	free(s);
+}
+
+int session_write(struct session *s, const void *p, size_t n)
+{
+	if (outbox_append(&s->out, p, n) == 0)
+		return 0;
+	stat_inc(STAT_oom_errors);
+	s->closing = 1;
+	return -ENOMEM;
+}
+
+int session_write_msg(struct session *s, struct msg *m)
+{
+	if (outbox_append_msg(&s->out, m) == 0)
+		return 0;
+	stat_inc(STAT_oom_errors);
+	s->closing = 1;
+	return -ENOMEM;
+}
+
+void session_close_after_flush(struct session *s)
+{
+	s->closing = 1; /* with TLS, session_iov queues close_notify after the plaintext */
+}
+
+static const struct proto *mode_proto(const struct server *srv)
+{
+	return srv->cfg->mode == MODE_CHAT ? &proto_chat_line : &proto_echo;
+}
+
+static int start(struct session *s, const struct proto *p)
+{
+	s->proto = p;
+	stat_inc(p->counter);
+	if (p->init && p->init(s) < 0) {
+		stat_inc(STAT_oom_errors);
+		s->proto = NULL;
+		s->closing = 1;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Offer [p, p+n) to the protocol (detecting it first); returns bytes used. */
+static size_t dispatch(struct session *s, const char *p, size_t n)
+{
+	if (!s->proto) {
+		const struct proto *d = proto_detect(s->srv, p, n);
+		if (!d)
+			return 0;
+		if (start(s, d) < 0)
+			return n;
+	}
+	return s->proto->feed(s, p, n);
+}
+
+static void feed_plain(struct session *s, const char *p, size_t n)
+{
+	if (s->closing)
+		return; /* after an error or QUIT the rest is not read */
+	if (buf_used(&s->in) == 0) {
+		size_t used = dispatch(s, p, n);
+		if (used < n && !s->closing && buf_append(&s->in, p + used, n - used) < 0) {
+			stat_inc(STAT_oom_errors);
+			s->closing = 1;
+		}
+		return;
+	}
+	if (n && buf_append(&s->in, p, n) < 0) {
+		stat_inc(STAT_oom_errors);
+		s->closing = 1;
+		return;
+	}
+	buf_consume(&s->in, dispatch(s, buf_head(&s->in), buf_used(&s->in)));
+}
+
+void session_input(struct session *s, const char *p, size_t n)
+{
+	stat_add(STAT_bytes_in, n);
+	if (!s->tls) {
+		feed_plain(s, p, n);
+		return;
+	}
+	struct buf plain = {0};
+	int rc = tls_conn_input(s->tls, p, n, &plain);
+	if (buf_used(&plain))
+		feed_plain(s, buf_head(&plain), buf_used(&plain));
+	buf_free(&plain);
+	if (rc < 0) {
+		s->tls_failed = 1;
+		s->closing = 1;
+	}
+}
+
+void session_eof(struct session *s)
+{
+	s->eof = 1;
+	if (!s->proto && buf_used(&s->in) && !s->closing) {
+		/* Undecided bytes at EOF: they belong to the mode's protocol. */
+		if (start(s, mode_proto(s->srv)) == 0)
+			buf_consume(&s->in, s->proto->feed(s, buf_head(&s->in), buf_used(&s->in)));
+	}
+	if (s->proto && s->proto->eof && !s->closing)
+		s->proto->eof(s);
+	s->closing = 1;
+}
+
+int session_iov(struct session *s, struct iovec *iov, int max)
+{
+	if (!s->tls)
+		return outbox_iov(&s->out, iov, max);
+	if (!outbox_empty(&s->out) && tls_conn_encrypt(s->tls, &s->out) < 0)
+		s->closing = 1;
+	if (s->closing && outbox_empty(&s->out) && !s->tls_failed)
+		tls_conn_shutdown(s->tls);
+	return outbox_iov(tls_conn_cipher(s->tls), iov, max);
+}
+
+void session_sent(struct session *s, size_t n)
+{
+	stat_add(STAT_bytes_out, n);
+	outbox_consume(s->tls ? tls_conn_cipher(s->tls) : &s->out, n);
+}
+
+size_t session_pending(const struct session *s)
+{
+	return outbox_bytes(&s->out) + (s->tls ? outbox_bytes(tls_conn_cipher(s->tls)) : 0);
+}
+
+bool session_want_read(const struct session *s)
+{
+	return !s->closing && !s->eof && session_pending(s) < s->srv->cfg->read_pause;
+}
+
+bool session_done(const struct session *s)
+{
+	return s->closing && session_pending(s) == 0;
+}
+
+int session_idle_limit_ms(const struct session *s)
+{
+	const struct config *cfg = s->srv->cfg;
+	if (s->stopping)
+		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
+	if (s->tls && tls_conn_handshaking(s->tls))
+		return cfg->handshake_timeout_ms;
+	return cfg->idle_timeout_ms;
+}
+
+void session_idle_expired(struct session *s)
+{
+	if (s->stopping) {
+		/* quiet during drain: the normal end of a connection on stop */
+	} else if (s->tls && tls_conn_handshaking(s->tls)) {
+		stat_inc(STAT_tls_timeouts);
+		log_info("tls: handshake timeout on connection %llu", s->id);
+	} else {
+		stat_inc(STAT_idle_timeouts);
+	}
+	s->closing = 1;
+}
+
+void session_stop(struct session *s)
+{
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	if (s->proto && s->proto->stop)
+		s->proto->stop(s);
+}
+
+void session_reset(struct session *s)
+{
+	(void)s;
+	stat_inc(STAT_conn_resets);
+}

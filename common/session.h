@@ -1,0 +1,94 @@
+/* session.h - one connection's protocol state, as a model sees it.
+ *
+ * The seam between models and protocols. A model owns the socket and moves
+ * bytes; a session never touches a socket:
+ *
+ *   bytes read      -> session_input(s, p, n)
+ *   peer sent FIN   -> session_eof(s)
+ *   bytes to write  <- session_iov(s, iov, max) ... then session_sent(s, n)
+ *   close when      <- session_done(s)        (closing and nothing left to send)
+ *   read only while <- session_want_read(s)   (back-pressure and closing)
+ *   inactivity      <- session_idle_limit_ms(s), then session_idle_expired(s)
+ *   on stop         -> session_stop(s)        (drain: see below)
+ *
+ * With TLS the iov holds ciphertext and input is ciphertext; the protocols
+ * never know. A model must call session_iov after every session_input (and
+ * after owner_drain delivered mail): input can produce output.
+ *
+ * Drain on stop: after session_stop(), data already received is still
+ * answered; the session counts as quiet once its output is flushed and no
+ * input arrived for SESSION_DRAIN_QUIET_MS, and session_idle_limit_ms() then
+ * says so; the model closes it at --drain-timeout at the latest.
+ *
+ * Every session belongs to exactly one owner thread (owner.h); only that
+ * thread calls these functions. */
+#ifndef WEFT_SESSION_H
+#define WEFT_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "buf.h"
+#include "outbox.h"
+
+struct server;
+struct owner;
+struct proto;
+struct tls_conn;
+
+#define SESSION_DRAIN_QUIET_MS 200
+
+struct session {
+	struct server *srv;
+	struct owner *owner;
+	const struct proto *proto; /* NULL until detected */
+	void *pstate;              /* the protocol's own state */
+	struct outbox out;         /* plaintext replies, in order */
+	struct buf in;             /* plaintext the protocol has not consumed */
+	struct tls_conn *tls;      /* NULL on the plain port */
+	unsigned closing : 1;      /* close once out is flushed */
+	unsigned eof : 1;          /* peer half-closed */
+	unsigned stopping : 1;     /* server is draining */
+	unsigned tls_failed : 1;
+	/* owner.h mailbox bookkeeping (guarded by owner->lock) */
+	struct session *mail_next;
+	struct msg **mail;
+	unsigned mail_count, mail_cap;
+	bool mail_queued;
+	struct chat_conn *chat;    /* chat mode: subscriptions etc. (chat.h) */
+	unsigned long long id;
+};
+
+struct session *session_new(struct server *srv, struct owner *owner, bool tls);
+void session_free(struct session *s);
+
+/* Bytes from the socket. Never fails: errors make the session closing (an
+ * error reply may be queued first). */
+void session_input(struct session *s, const char *p, size_t n);
+void session_eof(struct session *s);
+/* Socket bytes to write now; returns iov count (0 = nothing). */
+int session_iov(struct session *s, struct iovec *iov, int max);
+void session_sent(struct session *s, size_t n);
+/* Unsent bytes (plain + cipher): what back-pressure and slow-consumer limits see. */
+size_t session_pending(const struct session *s);
+bool session_want_read(const struct session *s);
+bool session_done(const struct session *s);
+/* Current inactivity limit in ms (handshake, idle or drain-quiet); 0 = none. */
+int session_idle_limit_ms(const struct session *s);
+/* The model saw no traffic for session_idle_limit_ms(): count it, close. */
+void session_idle_expired(struct session *s);
+void session_stop(struct session *s);
+/* The connection reset or failed on a socket error: count it; free next. */
+void session_reset(struct session *s);
+
+/* For protocols: queue reply bytes / a shared message; close after flush. */
+int session_write(struct session *s, const void *p, size_t n);
+int session_write_msg(struct session *s, struct msg *m);
+void session_close_after_flush(struct session *s);
+
+#include <string.h>
+static inline int session_puts(struct session *s, const char *str) { return session_write(s, str, strlen(str)); }
+
+#endif

@@ -1,0 +1,75 @@
+#include "stats.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+const struct stat_info stat_info[STAT__COUNT] = {
+#define X(id, name, labels, help) {name, labels, help},
+	STATS_LIST(X)
+#undef X
+};
+
+struct block {
+	_Atomic uint64_t v[STAT__COUNT];
+	struct block *next_all;  /* every block ever made */
+	struct block *next_free; /* blocks of threads that exited */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct block *all;
+static struct block *free_blocks;
+static _Atomic(struct block *) all_head; /* readers walk this without the lock */
+static pthread_key_t key;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static _Thread_local struct block *mine;
+
+static void release(void *p)
+{
+	struct block *b = p;
+	pthread_mutex_lock(&lock);
+	b->next_free = free_blocks;
+	free_blocks = b;
+	pthread_mutex_unlock(&lock);
+}
+
+static void make_key(void) { pthread_key_create(&key, release); }
+
+static struct block *get(void)
+{
+	if (mine)
+		return mine;
+	pthread_once(&once, make_key);
+	pthread_mutex_lock(&lock);
+	struct block *b = free_blocks;
+	if (b) {
+		free_blocks = b->next_free;
+	} else {
+		b = calloc(1, sizeof(*b));
+		if (!b)
+			abort(); /* a few hundred bytes per thread; nothing sane to do */
+		b->next_all = all;
+		all = b;
+		atomic_store_explicit(&all_head, b, memory_order_release);
+	}
+	pthread_mutex_unlock(&lock);
+	pthread_setspecific(key, b);
+	mine = b;
+	return b;
+}
+
+void stat_add(enum stat_id id, uint64_t v)
+{
+	/* Only this thread writes its block, so load + store is enough; the
+	 * atomics keep concurrent readers well defined. */
+	_Atomic uint64_t *c = &get()->v[id];
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+uint64_t stat_sum(enum stat_id id)
+{
+	uint64_t s = 0;
+	for (struct block *b = atomic_load_explicit(&all_head, memory_order_acquire); b; b = b->next_all)
+		s += atomic_load_explicit(&b->v[id], memory_order_relaxed);
+	return s;
+}

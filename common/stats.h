@@ -1,0 +1,73 @@
+/* stats.h - counters, one block per thread, summed on demand (/metrics).
+ *
+ * A thread adds to its own block without atomic read-modify-write; readers sum
+ * every block. Blocks of exited threads are reused, so the set of blocks is
+ * bounded by the most threads ever alive at once. Add a counter by adding a
+ * line to STATS_LIST; /metrics exposes it with no other change.
+ *
+ * X(id, prometheus name, labels, help) - several ids may share a name with
+ * different labels; the first one's help is used. */
+#ifndef WEFT_STATS_H
+#define WEFT_STATS_H
+
+#include <stdint.h>
+
+#define STATS_LIST(X)                                                                                \
+	X(conn_accepted, "weft_connections_accepted_total", "", "connections accepted")               \
+	X(conn_closed, "weft_connections_closed_total", "", "connections closed")                     \
+	X(refused_max_conns, "weft_connections_refused_total", "reason=\"max_conns\"", "connections refused") \
+	X(refused_queue, "weft_connections_refused_total", "reason=\"queue_full\"", "")                \
+	X(refused_fd_limit, "weft_connections_refused_total", "reason=\"fd_limit\"", "")               \
+	X(accept_errors, "weft_accept_errors_total", "", "accept() failures (EMFILE, ENFILE, ...)")    \
+	X(bytes_in, "weft_bytes_received_total", "", "bytes read from sockets")                        \
+	X(bytes_out, "weft_bytes_sent_total", "", "bytes written to sockets")                          \
+	X(proto_echo, "weft_connections_by_protocol_total", "protocol=\"echo\"", "connections by detected protocol") \
+	X(proto_http, "weft_connections_by_protocol_total", "protocol=\"http\"", "")                   \
+	X(proto_line, "weft_connections_by_protocol_total", "protocol=\"chat_line\"", "")              \
+	X(proto_resp, "weft_connections_by_protocol_total", "protocol=\"resp\"", "")                   \
+	X(idle_timeouts, "weft_errors_total", "kind=\"idle_timeout\"", "errors by kind")               \
+	X(conn_resets, "weft_errors_total", "kind=\"reset\"", "")                                      \
+	X(oom_errors, "weft_errors_total", "kind=\"out_of_memory\"", "")                               \
+	X(drain_forced, "weft_errors_total", "kind=\"drain_timeout\"", "")                             \
+	X(http_requests, "weft_http_requests_total", "", "HTTP requests answered")                     \
+	X(http_400, "weft_http_errors_total", "status=\"400\"", "HTTP error responses")                \
+	X(http_404, "weft_http_errors_total", "status=\"404\"", "")                                    \
+	X(http_405, "weft_http_errors_total", "status=\"405\"", "")                                    \
+	X(http_411, "weft_http_errors_total", "status=\"411\"", "")                                    \
+	X(http_413, "weft_http_errors_total", "status=\"413\"", "")                                    \
+	X(http_431, "weft_http_errors_total", "status=\"431\"", "")                                    \
+	X(http_501, "weft_http_errors_total", "status=\"501\"", "")                                    \
+	X(http_505, "weft_http_errors_total", "status=\"505\"", "")                                    \
+	X(chat_published, "weft_chat_published_total", "", "messages published")                      \
+	X(chat_delivered, "weft_chat_delivered_total", "", "message deliveries to subscribers")        \
+	X(chat_bad_input, "weft_errors_total", "kind=\"chat_bad_input\"", "")                          \
+	X(chat_too_big, "weft_errors_total", "kind=\"chat_too_big\"", "")                              \
+	X(chat_max_subs, "weft_errors_total", "kind=\"chat_max_subs\"", "")                            \
+	X(slow_hard, "weft_slow_consumer_disconnects_total", "limit=\"hard\"", "subscribers dropped for not reading") \
+	X(slow_soft, "weft_slow_consumer_disconnects_total", "limit=\"soft\"", "")                     \
+	X(tls_handshakes, "weft_tls_handshakes_total", "", "TLS handshakes completed")                 \
+	X(tls_resumed, "weft_tls_resumed_total", "", "TLS handshakes that resumed a session")          \
+	X(tls_failures, "weft_errors_total", "kind=\"tls_handshake\"", "")                             \
+	X(tls_timeouts, "weft_errors_total", "kind=\"tls_handshake_timeout\"", "")
+
+enum stat_id {
+#define X(id, name, labels, help) STAT_##id,
+	STATS_LIST(X)
+#undef X
+	STAT__COUNT
+};
+
+struct stat_info {
+	const char *name, *labels, *help;
+};
+extern const struct stat_info stat_info[STAT__COUNT];
+
+/* Add v to this thread's counter. */
+void stat_add(enum stat_id id, uint64_t v);
+static inline void stat_inc(enum stat_id id) { stat_add(id, 1); }
+/* Sum over every thread (a consistent-enough snapshot for monitoring). */
+uint64_t stat_sum(enum stat_id id);
+/* Connections open now (accepted - closed). */
+static inline uint64_t stat_open_conns(void) { return stat_sum(STAT_conn_accepted) - stat_sum(STAT_conn_closed); }
+
+#endif

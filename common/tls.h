@@ -1,0 +1,40 @@
+/* tls.h - TLS as a byte transform (OpenSSL with memory BIOs).
+ *
+ * OpenSSL never sees a socket: the session feeds it ciphertext the model
+ * read and takes back ciphertext for the model to write, so every model,
+ * io_uring included, gets TLS from this one file (h2o's approach). */
+#ifndef WEFT_TLS_H
+#define WEFT_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "outbox.h"
+
+struct config;
+struct tls_ctx;
+struct tls_conn;
+
+/* From --cert/--key, or an ephemeral self-signed certificate (logged) when
+ * none was given. NULL after logging why. */
+struct tls_ctx *tls_ctx_new(const struct config *cfg);
+void tls_ctx_free(struct tls_ctx *ctx);
+
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
+void tls_conn_free(struct tls_conn *c);
+
+/* Ciphertext in; decrypted plaintext is appended to plain (all of it: no
+ * plaintext is left stranded inside OpenSSL). 0, or -EPROTO / -ENOMEM on a
+ * fatal error (an alert may be queued in the cipher outbox). */
+int tls_conn_input(struct tls_conn *c, const char *p, size_t n, struct buf *plain);
+/* Encrypt everything in plain (consuming it) into the cipher outbox; while
+ * the handshake is not done, plaintext waits. 0 or -errno. */
+int tls_conn_encrypt(struct tls_conn *c, struct outbox *plain);
+/* Ciphertext waiting for the socket. */
+struct outbox *tls_conn_cipher(struct tls_conn *c);
+bool tls_conn_handshaking(const struct tls_conn *c);
+/* Queue close_notify. */
+void tls_conn_shutdown(struct tls_conn *c);
+
+#endif

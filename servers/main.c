@@ -1,0 +1,86 @@
+/* main.c - parse the command line, become a daemon if asked, bind the
+ * listeners, and hand the server to the chosen model. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+#include "model.h"
+#include "server.h"
+
+static const struct model *const models[] = {&model_threads, &model_pool, &model_coro, &model_uring};
+
+static const struct model *find_model(const char *name)
+{
+	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+		if (strcmp(models[i]->name, name) == 0)
+			return models[i];
+	return NULL;
+}
+
+/* Descriptors are the connection limit; take what the hard limit allows. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "stop") == 0)
+		return daemon_stop_cmd(argc - 1, argv + 1);
+
+	struct config cfg;
+	int rc = config_parse(&cfg, argc, argv);
+	if (rc == 1) {
+		printf("\nmodels:\n");
+		for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+			printf("  %-8s %s\n", models[i]->name, models[i]->recipe);
+		return 0;
+	}
+	if (rc < 0)
+		return 2;
+	const struct model *model = find_model(cfg.model);
+	if (!model) {
+		fprintf(stderr, "weft: unknown --model '%s': choose threads, pool, coro or uring\n", cfg.model);
+		return 2;
+	}
+	log_set_level((enum log_level)cfg.log_level);
+	if (cfg.log_file) {
+		int fd = open(cfg.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			fprintf(stderr, "weft: cannot open --log-file %s: %s\n", cfg.log_file, strerror(errno));
+			return 1;
+		}
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	if (cfg.daemon) {
+		if (daemon_detach(&cfg) < 0)
+			return 1;
+	} else if (cfg.pidfile && daemon_pidfile_create(cfg.pidfile) < 0) {
+		return 1;
+	}
+	raise_nofile();
+
+	struct server srv;
+	rc = server_init(&srv, &cfg);
+	if (rc == 0) {
+		daemon_signals(&srv);
+		rc = model->run(&srv);
+		log_info("stopped: model=%s exit=%d", model->name, rc);
+	} else {
+		rc = 1;
+	}
+	server_fini(&srv);
+	daemon_pidfile_remove(cfg.pidfile);
+	return rc;
+}
