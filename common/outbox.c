@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OUTBOX_CHUNK 16384
+/* Small enough that an idle connection holds nothing (drained chunks are freed),
+ * large enough that pipelined small replies share a chunk. */
+#define OUTBOX_CHUNK 4096
 
 static int push(struct outbox *o, struct msg *m, bool writable)
 {
@@ -88,11 +90,8 @@ void outbox_consume(struct outbox *o, size_t n)
 	while (o->count) {
 		struct outbox_ent *e = &o->ents[o->head];
 		size_t left = e->m->len - e->off;
-		if (n < left || (n == left && left && o->count == 1 && e->writable)) {
-			/* Keep a lone writable tail to reuse its space; rewind when drained. */
+		if (n < left) {
 			e->off += n;
-			if (e->off == e->m->len)
-				e->off = e->m->len = 0;
 			return;
 		}
 		n -= left;

@@ -1,0 +1,136 @@
+/* test_core.c - buf, msg, outbox and protocol detection. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "check.h"
+#include "config.h"
+#include "msg.h"
+#include "outbox.h"
+#include "proto.h"
+#include "server.h"
+
+static void test_buf(void)
+{
+	struct buf b = {0};
+	char big[10000];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)i;
+	CHECK(buf_append(&b, big, 100) == 0);
+	buf_consume(&b, 60);
+	CHECK(buf_used(&b) == 40 && memcmp(buf_head(&b), big + 60, 40) == 0);
+	CHECK(buf_append(&b, big, sizeof(big)) == 0);
+	CHECK(buf_used(&b) == 40 + sizeof(big));
+	CHECK(memcmp(buf_head(&b) + 40, big, sizeof(big)) == 0);
+	buf_consume(&b, buf_used(&b));
+	CHECK(buf_used(&b) == 0);
+	buf_free(&b);
+}
+
+/* Drain an outbox through iovecs in odd-sized steps and compare with want. */
+static int drain_equals(struct outbox *o, const char *want, size_t n)
+{
+	size_t got = 0, step = 1;
+	while (!outbox_empty(o)) {
+		struct iovec iov[4];
+		int k = outbox_iov(o, iov, 4);
+		if (k <= 0)
+			return 0;
+		size_t take = step < iov[0].iov_len ? step : iov[0].iov_len;
+		if (got + take > n || memcmp(iov[0].iov_base, want + got, take) != 0)
+			return 0;
+		got += take;
+		outbox_consume(o, take);
+		step = step * 3 + 1;
+	}
+	return got == n;
+}
+
+static void test_outbox(void)
+{
+	long live0 = msg_live_count();
+	struct outbox o = {0};
+	char data[50000];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (char)(i * 7);
+	struct msg *shared = msg_from("SHARED", 6);
+	CHECK(outbox_append(&o, data, 10) == 0);
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	CHECK(outbox_append(&o, data + 10, sizeof(data) - 10) == 0);
+	CHECK(atomic_load(&shared->refs) == 2);
+	CHECK(outbox_bytes(&o) == sizeof(data) + 6);
+	char want[sizeof(data) + 6];
+	memcpy(want, data, 10);
+	memcpy(want + 10, "SHARED", 6);
+	memcpy(want + 16, data + 10, sizeof(data) - 10);
+	CHECK(drain_equals(&o, want, sizeof(want)));
+	CHECK(atomic_load(&shared->refs) == 1);
+	/* the shared msg is never appended to */
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	CHECK(outbox_append(&o, "x", 1) == 0);
+	CHECK(shared->len == 6);
+	CHECK(drain_equals(&o, "SHAREDx", 7));
+	for (int i = 0; i < 100; i++)
+		CHECK(outbox_append_msg(&o, shared) == 0); /* grows the ring */
+	outbox_free(&o);
+	msg_unref(shared);
+	CHECK(msg_live_count() == live0);
+}
+
+static void test_detect(void)
+{
+	struct config cfg;
+	char *argv[] = {"weft", NULL};
+	CHECK(config_parse(&cfg, 1, argv) == 0);
+	struct server srv = {.cfg = &cfg};
+	const char *req = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+	/* every prefix of a request line is undecided, the full line is HTTP */
+	size_t line = strlen("GET /x HTTP/1.1\r\n");
+	for (size_t i = 1; i < line; i++)
+		CHECK(proto_detect(&srv, req, i) == NULL);
+	CHECK(proto_detect(&srv, req, line) == &proto_http);
+	CHECK(proto_detect(&srv, "hello\n", 6) == &proto_echo);
+	CHECK(proto_detect(&srv, "GETX", 4) == &proto_echo);
+	CHECK(proto_detect(&srv, "GET  ", 5) == &proto_echo);
+	CHECK(proto_detect(&srv, "GET / FTP", 9) == &proto_echo);
+	CHECK(proto_detect(&srv, "POST /a HTTP/1.0\n", 17) == &proto_http);
+	CHECK(proto_detect(&srv, "\x00\x01", 2) == &proto_echo);
+	cfg.no_http = true;
+	CHECK(proto_detect(&srv, req, line) == &proto_echo);
+	cfg.no_http = false;
+	cfg.mode = MODE_CHAT;
+	CHECK(proto_detect(&srv, "*1\r\n", 4) == &proto_resp);
+	CHECK(proto_detect(&srv, "join x\n", 7) == &proto_chat_line);
+	CHECK(proto_detect(&srv, req, line) == &proto_http);
+	/* a long target without a space is not a request line forever */
+	cfg.max_head = 64;
+	char longt[200] = "GET /";
+	memset(longt + 5, 'a', sizeof(longt) - 5);
+	CHECK(proto_detect(&srv, longt, sizeof(longt)) == &proto_chat_line);
+}
+
+static void test_config(void)
+{
+	struct config cfg;
+	size_t sz;
+	CHECK(config_parse_size("64k", &sz) == 0 && sz == 65536);
+	CHECK(config_parse_size("2m", &sz) == 0 && sz == 2u << 20);
+	CHECK(config_parse_size("-1", &sz) < 0);
+	CHECK(config_parse_size("12q", &sz) < 0);
+	char *a1[] = {"weft", "--model", "pool", "--workers", "4", "--idle-timeout", "1.5", NULL};
+	CHECK(config_parse(&cfg, 7, a1) == 0);
+	CHECK(cfg.workers == 4 && cfg.idle_timeout_ms == 1500 && strcmp(cfg.model, "pool") == 0);
+	char *a2[] = {"weft", "--port", "70000", NULL};
+	CHECK(config_parse(&cfg, 3, a2) < 0);
+	char *a3[] = {"weft", "--daemon", NULL};
+	CHECK(config_parse(&cfg, 2, a3) < 0); /* needs --pidfile */
+}
+
+int main(void)
+{
+	test_buf();
+	test_outbox();
+	test_detect();
+	test_config();
+	return check_done();
+}
