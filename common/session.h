@@ -59,6 +59,8 @@ struct session {
 	bool mail_queued;
 	struct chat_conn *chat;    /* chat mode: subscriptions etc. (chat.h) */
 	unsigned long long id;
+	void *model_data;          /* the model's own per-connection object (e.g. the
+	                            * task owner_drain's ready() must wake); sessions never touch it */
 };
 
 struct session *session_new(struct server *srv, struct owner *owner, bool tls);
