@@ -1,0 +1,14 @@
+/* poller.c - pick a poller backend by its --poller name. */
+#include "poller.h"
+
+#include <stddef.h>
+#include <string.h>
+
+const struct poller_ops *poller_find(const char *name)
+{
+	static const struct poller_ops *const all[] = {&poller_select, &poller_poll, &poller_epoll};
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(all[i]->name, name) == 0)
+			return all[i];
+	return NULL;
+}

@@ -1,0 +1,288 @@
+/* sched.c - the coroutine scheduler: ready queue, waiting sets (kept by the
+ * poller), timers, and the loop that sleeps in the poller only when nothing
+ * is ready. See sched.h. */
+#include "sched.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "server.h"
+
+#define MAX_WAIT_MS (1u << 30) /* deadlines stay within half the clock's range */
+
+/* Times are uint32 ms since the epoch; compare them wrap-safe. */
+static bool before(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+
+static uint32_t clock_now(const struct sched *sch) { return (uint32_t)(now_ms() - sch->epoch) + 1; }
+
+int sched_init(struct sched *sch, const struct poller_ops *ops, const struct task_kind *kinds, void *data)
+{
+	memset(sch, 0, sizeof(*sch));
+	sch->ops = ops;
+	sch->kinds = kinds;
+	sch->data = data;
+	sch->epoch = now_ms();
+	sch->now = clock_now(sch);
+	return ops->create(&sch->poller);
+}
+
+/* ---- timers: a min-heap of tasks on timer_at ---- */
+
+static void heap_put(struct sched *sch, int i, struct task *t)
+{
+	sch->heap[i] = t;
+	t->heap_idx = i;
+}
+
+static void sift_up(struct sched *sch, int i)
+{
+	struct task *t = sch->heap[i];
+	while (i > 0) {
+		int up = (i - 1) / 2;
+		if (!before(t->timer_at, sch->heap[up]->timer_at))
+			break;
+		heap_put(sch, i, sch->heap[up]);
+		i = up;
+	}
+	heap_put(sch, i, t);
+}
+
+static void sift_down(struct sched *sch, int i)
+{
+	struct task *t = sch->heap[i];
+	for (;;) {
+		int c = 2 * i + 1;
+		if (c >= sch->heap_len)
+			break;
+		if (c + 1 < sch->heap_len && before(sch->heap[c + 1]->timer_at, sch->heap[c]->timer_at))
+			c++;
+		if (!before(sch->heap[c]->timer_at, t->timer_at))
+			break;
+		heap_put(sch, i, sch->heap[c]);
+		i = c;
+	}
+	heap_put(sch, i, t);
+}
+
+static int heap_push(struct sched *sch, struct task *t)
+{
+	if (sch->heap_len == sch->heap_cap) {
+		int cap = sch->heap_cap ? sch->heap_cap * 2 : 64;
+		struct task **h = realloc(sch->heap, (size_t)cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		sch->heap = h;
+		sch->heap_cap = cap;
+	}
+	heap_put(sch, sch->heap_len++, t);
+	sift_up(sch, t->heap_idx);
+	return 0;
+}
+
+static void heap_remove(struct sched *sch, struct task *t)
+{
+	int i = t->heap_idx;
+	t->heap_idx = -1;
+	struct task *last = sch->heap[--sch->heap_len];
+	if (last == t)
+		return;
+	heap_put(sch, i, last);
+	sift_up(sch, i);
+	sift_down(sch, last->heap_idx);
+}
+
+void sched_deadline(struct sched *sch, struct task *t, uint32_t ms)
+{
+	uint32_t d = sch->now + (ms < MAX_WAIT_MS ? ms : MAX_WAIT_MS);
+	t->deadline = d ? d : 1;
+	if (t->heap_idx < 0) {
+		t->timer_at = t->deadline;
+		if (heap_push(sch, t) < 0)
+			log_warn("coro: no memory for a timer; a deadline is lost");
+	} else if (before(t->deadline, t->timer_at)) {
+		t->timer_at = t->deadline;
+		sift_up(sch, t->heap_idx);
+	} /* else: later than the key; re-keyed when the key comes due */
+}
+
+/* ms until the earliest timer, -1 if none. */
+static int next_timeout(const struct sched *sch)
+{
+	if (!sch->heap_len)
+		return -1;
+	int32_t d = (int32_t)(sch->heap[0]->timer_at - sch->now);
+	return d > 0 ? d : 0;
+}
+
+/* ---- the ready queue ---- */
+
+static void enqueue(struct sched *sch, struct task *t)
+{
+	t->next = NULL;
+	if (sch->ready_tail)
+		sch->ready_tail->next = t;
+	else
+		sch->ready = t;
+	sch->ready_tail = t;
+}
+
+void sched_poke(struct sched *sch, struct task *t, uint8_t bits)
+{
+	t->ev |= bits;
+	if (t->wait) {
+		t->wait = 0;
+		enqueue(sch, t);
+	}
+}
+
+static void expire_timers(struct sched *sch)
+{
+	while (sch->heap_len && !before(sch->now, sch->heap[0]->timer_at)) {
+		struct task *t = sch->heap[0];
+		if (t->deadline && before(sch->now, t->deadline)) {
+			t->timer_at = t->deadline; /* the deadline moved later since */
+			sift_down(sch, 0);
+			continue;
+		}
+		heap_remove(sch, t);
+		if (t->deadline && t->wait)
+			sched_poke(sch, t, CR_TIMEOUT);
+		t->deadline = 0;
+	}
+}
+
+/* ---- tasks ---- */
+
+struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data)
+{
+	if (fd >= sch->fds_cap) {
+		int cap = sch->fds_cap ? sch->fds_cap : 256;
+		while (cap <= fd)
+			cap *= 2;
+		struct task **f = realloc(sch->fds, (size_t)cap * sizeof(*f));
+		if (!f)
+			return NULL;
+		memset(f + sch->fds_cap, 0, (size_t)(cap - sch->fds_cap) * sizeof(*f));
+		sch->fds = f;
+		sch->fds_cap = cap;
+	}
+	struct task *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->fd = fd;
+	t->data = data;
+	t->kind = (uint8_t)kind;
+	t->heap_idx = -1;
+	sch->fds[fd] = t;
+	enqueue(sch, t);
+	return t;
+}
+
+static void finish(struct sched *sch, struct task *t)
+{
+	if (t->reg)
+		sch->ops->set(sch->poller, t->fd, t->reg, 0);
+	sch->fds[t->fd] = NULL;
+	if (t->heap_idx >= 0)
+		heap_remove(sch, t);
+	sch->kinds[t->kind].fini(sch, t);
+	free(t);
+}
+
+static int interest(int req)
+{
+	return ((req & (CR_READ | CR_ACCEPT)) ? POLLER_IN : 0) | ((req & CR_WRITE) ? POLLER_OUT : 0);
+}
+
+/* Resume t once and file it where its request says. */
+static void step(struct sched *sch, struct task *t)
+{
+	t->deadline = 0; /* a deadline bounds one wait; the run sets the next */
+	int req = sch->kinds[t->kind].run(sch, t);
+	t->ev = 0;
+	if (req <= 0) {
+		finish(sch, t);
+		return;
+	}
+	if (req & CR_AGAIN) {
+		enqueue(sch, t); /* still registered: a level-triggered report is ignored */
+		return;
+	}
+	int mask = interest(req);
+	if (mask != t->reg) {
+		int rc = sch->ops->set(sch->poller, t->fd, t->reg, mask);
+		if (rc < 0) {
+			log_warn("coro: %s cannot watch fd %d: %s", sch->ops->name, t->fd, strerror(-rc));
+			finish(sch, t);
+			return;
+		}
+		t->reg = (uint8_t)mask;
+	}
+	t->wait = (uint8_t)req;
+}
+
+static void run_ready(struct sched *sch)
+{
+	/* Run only what is ready now: what these runs make ready waits for the
+	 * next round, after a look at the poller. */
+	struct task *t = sch->ready;
+	sch->ready = sch->ready_tail = NULL;
+	while (t) {
+		struct task *next = t->next;
+		step(sch, t);
+		t = next;
+	}
+}
+
+static void dispatch(struct sched *sch, const struct poller_event *e)
+{
+	struct task *t = e->fd < sch->fds_cap ? sch->fds[e->fd] : NULL;
+	if (!t)
+		return;
+	int got = ((e->mask & POLLER_IN) ? CR_READ | CR_ACCEPT : 0) | ((e->mask & POLLER_OUT) ? CR_WRITE : 0);
+	if (t->wait & got)
+		sched_poke(sch, t, (uint8_t)(t->wait & got));
+}
+
+int sched_run(struct sched *sch)
+{
+	while (sch->live > 0) {
+		run_ready(sch);
+		if (sch->live <= 0)
+			break;
+		int timeout = sch->ready ? 0 : next_timeout(sch);
+		int n = sch->ops->wait(sch->poller, timeout, sch->fired, (int)(sizeof(sch->fired) / sizeof(sch->fired[0])));
+		sch->now = clock_now(sch);
+		if (n < 0 && n != -EINTR) {
+			log_error("coro: %s failed: %s", sch->ops->name, strerror(-n));
+			return n;
+		}
+		for (int i = 0; i < n; i++)
+			dispatch(sch, &sch->fired[i]);
+		expire_timers(sch);
+	}
+	return 0;
+}
+
+void sched_each(struct sched *sch, int kind, void (*fn)(struct sched *sch, struct task *t, void *arg), void *arg)
+{
+	for (int fd = 0; fd < sch->fds_cap; fd++) {
+		struct task *t = sch->fds[fd];
+		if (t && t->kind == kind)
+			fn(sch, t, arg);
+	}
+}
+
+void sched_fini(struct sched *sch)
+{
+	for (int fd = 0; fd < sch->fds_cap; fd++)
+		if (sch->fds[fd])
+			finish(sch, sch->fds[fd]);
+	free(sch->fds);
+	free(sch->heap);
+	if (sch->poller)
+		sch->ops->destroy(sch->poller);
+	memset(sch, 0, sizeof(*sch));
+}

@@ -1,0 +1,79 @@
+/* sched.h - a single-threaded scheduler of stackless coroutine tasks (the
+ * Python Cookbook's "generators as an alternative to threads", in C).
+ *
+ * A task is a coroutine (coro.h) plus an fd. Running it returns what it waits
+ * for: CR_READ / CR_WRITE / CR_ACCEPT on its fd, CR_SLEEP, CR_AGAIN, or
+ * CR_DONE (<= 0) when it has ended. Waiting tasks sit in the read/write
+ * waiting sets, which the poller watches; ready ones sit in a FIFO ready
+ * queue. The scheduler runs what is ready and sleeps in the poller only when
+ * nothing is (like libdill's cr.c). A deadline set during a run bounds the
+ * next wait (timers are a min-heap, re-keyed lazily when a deadline moves
+ * later); the task then resumes with CR_TIMEOUT in ev.
+ *
+ * Everything here belongs to the scheduler's thread. */
+#ifndef WEFT_SCHED_H
+#define WEFT_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coro.h"
+#include "poller.h"
+
+struct sched;
+
+/* Kept small: an idle connection is one of these plus its session. */
+struct task {
+	struct task *next;   /* ready queue link */
+	void *data;          /* the kind's object (a session, a listener) */
+	int fd;
+	int heap_idx;        /* index in the timer heap, -1 if not in it */
+	uint32_t deadline;   /* wake by then (scheduler ms), 0 = no deadline */
+	uint32_t timer_at;   /* its heap key; <= deadline (moved lazily) */
+	cr_line line, sub;   /* resume points: the task body, an awaited sub-coroutine */
+	uint8_t kind;        /* index into the scheduler's kinds */
+	uint8_t wait;        /* the request it is waiting on; 0 = ready or running */
+	uint8_t reg;         /* interest registered with the poller */
+	uint8_t ev;          /* why it was resumed (cr_req I/O bits, cr_ev) */
+};
+
+struct task_kind {
+	/* The coroutine: resume and return the next request. */
+	int (*run)(struct sched *sch, struct task *t);
+	/* The task is over (or the scheduler is freed): release data, close fd. */
+	void (*fini)(struct sched *sch, struct task *t);
+};
+
+struct sched {
+	const struct poller_ops *ops;
+	struct poller *poller;
+	const struct task_kind *kinds;
+	void *data;                 /* the owner of this scheduler */
+	struct task **fds;          /* fd -> its task */
+	int fds_cap;
+	struct task *ready, *ready_tail;
+	struct task **heap;         /* timers: min-heap on timer_at */
+	int heap_len, heap_cap;
+	long long epoch;            /* now_ms() at start */
+	uint32_t now;               /* ms since epoch, refreshed after each poll */
+	int live;                   /* run() returns once this is 0 (kept by the user) */
+	struct poller_event fired[1024];
+};
+
+int sched_init(struct sched *sch, const struct poller_ops *ops, const struct task_kind *kinds, void *data);
+/* Free every task left (calling its fini) and the scheduler's own memory. */
+void sched_fini(struct sched *sch);
+
+/* A new task of kind on fd, queued to run first; NULL on ENOMEM. */
+struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data);
+/* Bound the wait the running task is about to yield: wake it within ms. */
+void sched_deadline(struct sched *sch, struct task *t, uint32_t ms);
+/* Resume t soon with bits added to t->ev (mail arrived, stop, kill); a task
+ * already ready just sees the bits when it runs. */
+void sched_poke(struct sched *sch, struct task *t, uint8_t bits);
+/* Call fn on every task of kind (fn may poke, must not free). */
+void sched_each(struct sched *sch, int kind, void (*fn)(struct sched *sch, struct task *t, void *arg), void *arg);
+/* Run until live drops to 0. 0, or -errno if the poller failed. */
+int sched_run(struct sched *sch);
+
+#endif
