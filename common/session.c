@@ -27,6 +27,7 @@ struct session *session_new(struct server *srv, struct owner *owner, bool tls)
 			free(s);
 			return NULL;
 		}
+		tls_conn_set_id(s->tls, s->id);
 	}
 	return s;
 }

@@ -23,6 +23,8 @@ void tls_ctx_free(struct tls_ctx *ctx);
 
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
 void tls_conn_free(struct tls_conn *c);
+/* The session's id, so log lines about this connection name it. */
+void tls_conn_set_id(struct tls_conn *c, unsigned long long id);
 
 /* Ciphertext in; decrypted plaintext is appended to plain (all of it: no
  * plaintext is left stranded inside OpenSSL). 0, or -EPROTO / -ENOMEM on a
