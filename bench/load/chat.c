@@ -1,0 +1,755 @@
+/* chat.c - `weft-load chat`: pub/sub fan-out.
+ *
+ * S subscribers over K channels (subscriber s listens on channel s % K), P
+ * publishers (publisher p publishes on channel p % K). Each message carries
+ * "<publisher>:<seq>:<send time ns>:" and a fill derived from both, so a
+ * subscriber checks every payload, measures end-to-end latency, and tracks
+ * per publisher that nothing is lost, duplicated or reordered.
+ *
+ * Publishers start once every subscription is confirmed. Closed loop: a
+ * publisher keeps at most --window PUBLISHes unanswered and all publishers
+ * together at most --backlog undelivered messages (so a fast server is
+ * measured, not its outbox limits). Open loop (--rate): publishes are due on
+ * a fixed schedule and stamped with the intended time.
+ *
+ * Speaks RESP with --resp (also drives redis-server) and weft's line protocol
+ * otherwise (docs/PROTOCOL.md). */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "wl.h"
+
+#define TICK_NS 20000000u
+#define OUT_PAUSE (4u << 20) /* open loop: stop queueing past this much unsent */
+#define IN_CHUNK (64 * 1024)
+
+enum role { SUB, PUB };
+
+struct cconn {
+	struct wl_io io;
+	enum role role;
+	unsigned num;     /* subscriber or publisher number */
+	unsigned channel;
+	char *in;
+	size_t in_len, in_cap;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	bool connecting, up, dead, subscribed;
+	uint64_t *next;   /* SUB: next expected seq per publisher */
+	uint64_t seq;     /* PUB: next seq to publish */
+	uint64_t replies; /* PUB: PUBLISH replies received */
+	uint64_t last_progress;
+};
+
+struct cthread {
+	const struct wl_opts *o;
+	struct cconn **c;
+	unsigned n;
+	int ep;
+	SSL_CTX *tls;
+	bool running;
+	uint64_t local_delivered; /* not yet added to the shared counter */
+	struct wl_result r;
+	pthread_t th;
+};
+
+static pthread_barrier_t subs_done, start_set;
+static uint64_t t0, t_warm, t_end;
+static atomic_uint_fast64_t subscribed, delivered_all, expected_all;
+static unsigned *subs_per_channel;
+static atomic_bool all_stopped_publishing;
+static atomic_uint threads_publishing;
+
+/* ---- wire formats ---- */
+
+static int channel_str(unsigned k, char *buf, size_t n)
+{
+	return snprintf(buf, n, "wl%u", k);
+}
+
+static int out_reserve(struct cconn *c, size_t more)
+{
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + more <= c->out_cap)
+		return 0;
+	size_t cap = c->out_cap ? c->out_cap : 4096;
+	while (cap < c->out_len + more)
+		cap *= 2;
+	char *p = realloc(c->out, cap);
+	if (!p)
+		return -ENOMEM;
+	c->out = p;
+	c->out_cap = cap;
+	return 0;
+}
+
+static int out_printf(struct cconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int out_printf(struct cconn *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || out_reserve(c, (size_t)n + 1) < 0)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(c->out + c->out_len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	c->out_len += (size_t)n;
+	return 0;
+}
+
+static int out_put(struct cconn *c, const void *p, size_t n)
+{
+	if (out_reserve(c, n) < 0)
+		return -ENOMEM;
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+	return 0;
+}
+
+static int enc_subscribe(const struct wl_opts *o, struct cconn *c)
+{
+	char ch[32];
+	int n = channel_str(c->channel, ch, sizeof(ch));
+	if (o->resp)
+		return out_printf(c, "*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n", n, ch);
+	return out_printf(c, "JOIN %s\n", ch);
+}
+
+static char fill_char(uint64_t pub, uint64_t seq, size_t i)
+{
+	return (char)('a' + (pub * 7 + seq * 13 + i) % 26);
+}
+
+/* The payload: header then fill up to --size (never shorter than the header). */
+static size_t make_payload(const struct wl_opts *o, uint64_t pub, uint64_t seq, uint64_t ts, char *buf, size_t cap)
+{
+	int h = snprintf(buf, cap, "%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":", pub, seq, ts);
+	size_t n = o->size > (size_t)h ? o->size : (size_t)h;
+	if (n > cap)
+		n = cap;
+	for (size_t i = (size_t)h; i < n; i++)
+		buf[i] = fill_char(pub, seq, i);
+	return n;
+}
+
+static int enc_publish(const struct wl_opts *o, struct cconn *c, const char *pl, size_t n)
+{
+	char ch[32];
+	int cn = channel_str(c->channel, ch, sizeof(ch));
+	int rc;
+	if (o->resp)
+		rc = out_printf(c, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%zu\r\n", cn, ch, n);
+	else
+		rc = out_printf(c, "PUBLISH %s ", ch);
+	if (rc == 0)
+		rc = out_put(c, pl, n);
+	if (rc == 0)
+		rc = out_put(c, o->resp ? "\r\n" : "\n", o->resp ? 2 : 1);
+	return rc;
+}
+
+/* A decoded server frame. */
+enum ev_kind { EV_NONE, EV_SUBSCRIBED, EV_MESSAGE, EV_PUBLISHED, EV_ERROR, EV_OTHER };
+struct ev {
+	enum ev_kind kind;
+	const char *chan, *payload;
+	size_t chan_len, payload_len;
+	long long n;
+};
+
+/* RESP: one line ending in CRLF starting at p; returns its length without CRLF, or -1 incomplete. */
+static long line_len(const char *p, size_t n)
+{
+	const char *e = memchr(p, '\n', n);
+	if (!e)
+		return -1;
+	return (long)(e - p) - (e > p && e[-1] == '\r' ? 1 : 0);
+}
+
+/* One RESP bulk string or integer at p: 0 incomplete, -1 malformed, else bytes used. */
+static long resp_item(const char *p, size_t n, const char **s, size_t *len, long long *num, char *type)
+{
+	long l = line_len(p, n);
+	if (l < 0)
+		return 0;
+	size_t head = (size_t)l + 2;
+	*type = p[0];
+	if (p[0] == ':') {
+		*num = strtoll(p + 1, NULL, 10);
+		return (long)head;
+	}
+	if (p[0] != '$')
+		return -1;
+	long long bl = strtoll(p + 1, NULL, 10);
+	if (bl < 0)
+		return -1;
+	if (n < head + (size_t)bl + 2)
+		return 0;
+	*s = p + head;
+	*len = (size_t)bl;
+	return (long)(head + (size_t)bl + 2);
+}
+
+static long parse_resp(const char *p, size_t n, struct ev *ev)
+{
+	long l = line_len(p, n);
+	if (l < 0)
+		return 0;
+	memset(ev, 0, sizeof(*ev));
+	switch (p[0]) {
+	case ':':
+		ev->kind = EV_PUBLISHED;
+		ev->n = strtoll(p + 1, NULL, 10);
+		return l + 2;
+	case '-':
+		ev->kind = EV_ERROR;
+		return l + 2;
+	case '+':
+		ev->kind = EV_OTHER;
+		return l + 2;
+	case '*':
+		break;
+	default:
+		return -1;
+	}
+	long count = strtol(p + 1, NULL, 10);
+	size_t used = (size_t)l + 2;
+	const char *s[3] = {0};
+	size_t sl[3] = {0};
+	long long num = 0;
+	for (long i = 0; i < count; i++) {
+		char type;
+		const char *str = NULL;
+		size_t len = 0;
+		long k = resp_item(p + used, n - used, &str, &len, &num, &type);
+		if (k <= 0)
+			return k;
+		if (i < 3) {
+			s[i] = str;
+			sl[i] = len;
+		}
+		used += (size_t)k;
+	}
+	ev->kind = EV_OTHER;
+	if (count == 3 && s[0] && sl[0] == 7 && memcmp(s[0], "message", 7) == 0 && s[2]) {
+		ev->kind = EV_MESSAGE;
+		ev->chan = s[1];
+		ev->chan_len = sl[1];
+		ev->payload = s[2];
+		ev->payload_len = sl[2];
+	} else if (count == 3 && s[0] && sl[0] == 9 && memcmp(s[0], "subscribe", 9) == 0) {
+		ev->kind = EV_SUBSCRIBED;
+	}
+	return (long)used;
+}
+
+/* Line protocol (docs/PROTOCOL.md): one reply or push per line. */
+static long parse_line(const char *p, size_t n, struct ev *ev)
+{
+	const char *e = memchr(p, '\n', n);
+	if (!e)
+		return 0;
+	size_t l = (size_t)(e - p);
+	size_t used = l + 1;
+	if (l > 0 && p[l - 1] == '\r')
+		l--;
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = EV_OTHER;
+	if (l >= 4 && memcmp(p, "MSG ", 4) == 0) {
+		/* "MSG <channel> <nick> <payload>" */
+		const char *ch = p + 4, *end = p + l;
+		const char *sp = memchr(ch, ' ', (size_t)(end - ch));
+		if (!sp)
+			return -1;
+		const char *nick = sp + 1;
+		const char *sp2 = memchr(nick, ' ', (size_t)(end - nick));
+		if (!sp2)
+			return -1;
+		ev->kind = EV_MESSAGE;
+		ev->chan = ch;
+		ev->chan_len = (size_t)(sp - ch);
+		ev->payload = sp2 + 1;
+		ev->payload_len = (size_t)(end - sp2 - 1);
+	} else if (l >= 7 && memcmp(p, "JOINED ", 7) == 0) {
+		ev->kind = EV_SUBSCRIBED;
+	} else if (l >= 4 && memcmp(p, "SENT", 4) == 0) {
+		ev->kind = EV_PUBLISHED;
+		ev->n = l > 5 ? strtoll(p + 5, NULL, 10) : -1;
+	} else if (l >= 4 && memcmp(p, "ERR ", 4) == 0) {
+		ev->kind = EV_ERROR;
+	}
+	return (long)used;
+}
+
+/* ---- connections ---- */
+
+static void conn_dead(struct cthread *t, struct cconn *c, uint64_t *counter)
+{
+	if (counter)
+		(*counter)++;
+	wl_io_close(&c->io);
+	c->up = c->connecting = false;
+	c->dead = true;
+	(void)t;
+}
+
+static void flush_delivered(struct cthread *t)
+{
+	if (t->local_delivered) {
+		atomic_fetch_add(&delivered_all, t->local_delivered);
+		t->local_delivered = 0;
+	}
+}
+
+/* Check one delivery: payload, order per publisher, latency. */
+static void on_message(struct cthread *t, struct cconn *c, const struct ev *ev, uint64_t now)
+{
+	const struct wl_opts *o = t->o;
+	char chbuf[32];
+	int cn = channel_str(c->channel, chbuf, sizeof(chbuf));
+	char hdr[80];
+	size_t hl = ev->payload_len < sizeof(hdr) - 1 ? ev->payload_len : sizeof(hdr) - 1;
+	memcpy(hdr, ev->payload, hl);
+	hdr[hl] = 0;
+	uint64_t pub, seq, ts;
+	int used = 0;
+	if ((size_t)cn != ev->chan_len || memcmp(chbuf, ev->chan, ev->chan_len) != 0 ||
+	    sscanf(hdr, "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%n", &pub, &seq, &ts, &used) != 3 || used == 0 ||
+	    pub >= (uint64_t)o->publishers || pub % (uint64_t)o->channels != c->channel) {
+		t->r.mismatches++;
+		return;
+	}
+	for (size_t i = (size_t)used; i < ev->payload_len; i++)
+		if (ev->payload[i] != fill_char(pub, seq, i)) {
+			t->r.mismatches++;
+			return;
+		}
+	size_t want = o->size > (size_t)used ? o->size : (size_t)used;
+	if (ev->payload_len != want) {
+		t->r.mismatches++;
+		return;
+	}
+	if (seq < c->next[pub]) {
+		t->r.reordered++; /* a duplicate or a late one: either breaks the order */
+		return;
+	}
+	if (seq > c->next[pub])
+		t->r.lost += seq - c->next[pub];
+	c->next[pub] = seq + 1;
+	t->local_delivered++;
+	if (ts >= t_warm) {
+		t->r.ops++;
+		t->r.bytes += ev->payload_len;
+		wl_hist_add(&t->r.hist, now > ts ? now - ts : 0);
+		t->r.t_last = now;
+	}
+}
+
+static void on_event(struct cthread *t, struct cconn *c, const struct ev *ev, uint64_t now)
+{
+	switch (ev->kind) {
+	case EV_SUBSCRIBED:
+		if (c->role == SUB && !c->subscribed) {
+			c->subscribed = true;
+			atomic_fetch_add(&subscribed, 1);
+		}
+		break;
+	case EV_MESSAGE:
+		if (c->role == SUB)
+			on_message(t, c, ev, now);
+		else
+			t->r.errors++;
+		break;
+	case EV_PUBLISHED:
+		if (c->role != PUB) {
+			t->r.errors++;
+			break;
+		}
+		c->replies++;
+		if (ev->n >= 0 && (unsigned long long)ev->n != subs_per_channel[c->channel])
+			t->r.mismatches++; /* the server says it reached a different number of subscribers */
+		break;
+	case EV_ERROR:
+		t->r.errors++;
+		break;
+	default:
+		break;
+	}
+}
+
+static int conn_write(struct cthread *t, struct cconn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t w = wl_io_write(&c->io, c->out + c->out_off, c->out_len - c->out_off);
+		if (w == -EAGAIN)
+			return 0;
+		if (w < 0) {
+			conn_dead(t, c, &t->r.errors);
+			return -1;
+		}
+		c->out_off += (size_t)w;
+	}
+	c->out_off = c->out_len = 0;
+	return 0;
+}
+
+static int conn_read(struct cthread *t, struct cconn *c, uint64_t now)
+{
+	for (;;) {
+		if (c->in_cap - c->in_len < IN_CHUNK) {
+			size_t cap = c->in_cap ? c->in_cap * 2 : 2 * IN_CHUNK;
+			char *p = realloc(c->in, cap);
+			if (!p) {
+				conn_dead(t, c, &t->r.errors);
+				return -1;
+			}
+			c->in = p;
+			c->in_cap = cap;
+		}
+		ssize_t r = wl_io_read(&c->io, c->in + c->in_len, c->in_cap - c->in_len);
+		if (r == -EAGAIN)
+			break;
+		if (r <= 0) {
+			conn_dead(t, c, &t->r.errors);
+			return -1;
+		}
+		c->in_len += (size_t)r;
+		c->last_progress = now;
+		size_t off = 0;
+		for (;;) {
+			struct ev ev;
+			long k = t->o->resp ? parse_resp(c->in + off, c->in_len - off, &ev) : parse_line(c->in + off, c->in_len - off, &ev);
+			if (k == 0)
+				break;
+			if (k < 0) {
+				conn_dead(t, c, &t->r.errors);
+				return -1;
+			}
+			on_event(t, c, &ev, now);
+			off += (size_t)k;
+		}
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+		/* Keep the buffer from staying huge after one big burst. */
+		if (c->in_len == 0 && c->in_cap > 8 * IN_CHUNK) {
+			free(c->in);
+			c->in = NULL;
+			c->in_cap = 0;
+		}
+	}
+	flush_delivered(t);
+	return 0;
+}
+
+/* ---- publishing ---- */
+
+static uint64_t pub_quota(const struct wl_opts *o, unsigned p)
+{
+	if (!o->count)
+		return UINT64_MAX;
+	return o->count / (uint64_t)o->publishers + (p < o->count % (uint64_t)o->publishers);
+}
+
+static uint64_t pub_period(const struct wl_opts *o)
+{
+	return (uint64_t)(1e9 * o->publishers / o->rate);
+}
+
+static bool pub_may(struct cthread *t, struct cconn *c, uint64_t now)
+{
+	const struct wl_opts *o = t->o;
+	if (!t->running || !c->up || c->seq >= pub_quota(o, c->num))
+		return false;
+	if (o->rate > 0) {
+		uint64_t due_at = t0 + (c->seq * o->publishers + c->num) * pub_period(o) / o->publishers;
+		return due_at <= now && c->out_len - c->out_off < OUT_PAUSE;
+	}
+	if (c->seq - c->replies >= (uint64_t)o->window)
+		return false;
+	return atomic_load(&expected_all) - atomic_load(&delivered_all) < o->backlog;
+}
+
+static void publish(struct cthread *t, struct cconn *c, uint64_t now)
+{
+	const struct wl_opts *o = t->o;
+	char buf[1 << 16];
+	char *pl = o->size + 64 <= sizeof(buf) ? buf : malloc(o->size + 64);
+	if (!pl)
+		return;
+	while (pub_may(t, c, now)) {
+		uint64_t ts = now;
+		if (o->rate > 0)
+			ts = t0 + (c->seq * o->publishers + c->num) * pub_period(o) / o->publishers;
+		size_t n = make_payload(o, c->num, c->seq, ts, pl, o->size + 64);
+		if (enc_publish(o, c, pl, n) < 0)
+			break;
+		c->seq++;
+		t->r.published++;
+		atomic_fetch_add(&expected_all, subs_per_channel[c->channel]);
+	}
+	if (pl != buf)
+		free(pl);
+	conn_write(t, c);
+}
+
+/* ---- the loop ---- */
+
+static void conn_event(struct cthread *t, struct cconn *c, uint64_t now)
+{
+	if (c->dead || c->io.fd < 0)
+		return;
+	if (c->connecting) {
+		int rc = wl_io_connected(&c->io);
+		if (rc == 0)
+			rc = wl_io_handshake(&c->io);
+		if (rc == -EAGAIN)
+			return;
+		if (rc < 0) {
+			conn_dead(t, c, &t->r.connect_failures);
+			return;
+		}
+		c->connecting = false;
+		c->up = true;
+		if (c->role == SUB && enc_subscribe(t->o, c) < 0) {
+			conn_dead(t, c, &t->r.errors);
+			return;
+		}
+	}
+	if (conn_write(t, c) < 0 || conn_read(t, c, now) < 0)
+		return;
+	if (c->role == PUB)
+		publish(t, c, now);
+}
+
+static void poll_once(struct cthread *t, int64_t timeout_ns)
+{
+	struct epoll_event ev[256];
+	int n = wl_epoll_wait(t->ep, ev, 256, timeout_ns);
+	uint64_t now = wl_now_ns();
+	for (int i = 0; i < n; i++)
+		conn_event(t, ev[i].data.ptr, now);
+}
+
+static bool my_subs_ready(struct cthread *t)
+{
+	for (unsigned i = 0; i < t->n; i++) {
+		struct cconn *c = t->c[i];
+		if (c->dead)
+			continue;
+		if (c->connecting || (c->role == SUB && !c->subscribed))
+			return false;
+	}
+	return true;
+}
+
+static void setup(struct cthread *t)
+{
+	uint64_t now = wl_now_ns();
+	uint64_t deadline = now + (uint64_t)(t->o->timeout_s * 1e9);
+	for (unsigned i = 0; i < t->n; i++) {
+		struct cconn *c = t->c[i];
+		if (wl_io_connect(&c->io, t->o, t->tls, NULL) < 0 || wl_epoll_add(t->ep, c->io.fd, c) < 0) {
+			conn_dead(t, c, &t->r.connect_failures);
+			continue;
+		}
+		c->connecting = true;
+	}
+	while (!my_subs_ready(t) && wl_now_ns() < deadline && !atomic_load(&wl_stop))
+		poll_once(t, 10000000);
+	for (unsigned i = 0; i < t->n; i++) {
+		struct cconn *c = t->c[i];
+		if (c->connecting)
+			conn_dead(t, c, &t->r.connect_failures);
+		else if (c->role == SUB && !c->dead && !c->subscribed)
+			conn_dead(t, c, &t->r.timeouts);
+	}
+}
+
+static bool pubs_finished(struct cthread *t, uint64_t now)
+{
+	if (now >= t_end || atomic_load(&wl_stop))
+		return true;
+	for (unsigned i = 0; i < t->n; i++) {
+		struct cconn *c = t->c[i];
+		if (c->role == PUB && c->up && c->seq < pub_quota(t->o, c->num))
+			return false;
+	}
+	return true;
+}
+
+/* Nothing left in flight that this thread is waiting for. */
+static bool drained(struct cthread *t)
+{
+	for (unsigned i = 0; i < t->n; i++) {
+		struct cconn *c = t->c[i];
+		if (c->up && (c->out_off < c->out_len || (c->role == PUB && c->replies < c->seq)))
+			return false;
+	}
+	return atomic_load(&all_stopped_publishing) && atomic_load(&delivered_all) >= atomic_load(&expected_all);
+}
+
+static void run_loop(struct cthread *t)
+{
+	uint64_t drain_until = 0;
+	for (unsigned i = 0; i < t->n; i++)
+		if (t->c[i]->role == PUB)
+			publish(t, t->c[i], wl_now_ns());
+	for (;;) {
+		uint64_t now = wl_now_ns();
+		if (t->running && pubs_finished(t, now)) {
+			t->running = false;
+			drain_until = now + (uint64_t)(t->o->timeout_s * 1e9);
+			if (atomic_fetch_sub(&threads_publishing, 1) == 1)
+				atomic_store(&all_stopped_publishing, true);
+		}
+		if (t->running)
+			for (unsigned i = 0; i < t->n; i++)
+				if (t->c[i]->role == PUB)
+					publish(t, t->c[i], now);
+		if (!t->running && (drained(t) || now >= drain_until))
+			return;
+		int64_t wait = t->running && t->o->rate > 0 ? 1000000 : TICK_NS;
+		if (t->running && t->o->rate <= 0)
+			wait = 1000000; /* the backlog bound frees up as other threads deliver */
+		poll_once(t, wait);
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	struct cthread *t = arg;
+	setup(t);
+	if (pthread_barrier_wait(&subs_done) == PTHREAD_BARRIER_SERIAL_THREAD) {
+		t0 = wl_now_ns();
+		t_warm = t0 + (uint64_t)(t->o->warmup_s * 1e9);
+		t_end = t_warm + (uint64_t)(t->o->duration_s * 1e9);
+	}
+	pthread_barrier_wait(&start_set);
+	t->r.t_first = t_warm;
+	t->running = true;
+	run_loop(t);
+	return NULL;
+}
+
+/* After the run: what never arrived, and replies that never came. */
+static void account(const struct wl_opts *o, struct cconn **all, unsigned total, struct wl_result *r)
+{
+	uint64_t *published = calloc((size_t)o->publishers, sizeof(*published));
+	if (!published)
+		return;
+	for (unsigned i = 0; i < total; i++)
+		if (all[i]->role == PUB) {
+			published[all[i]->num] = all[i]->seq;
+			if (all[i]->replies < all[i]->seq)
+				r->timeouts += all[i]->seq - all[i]->replies;
+		}
+	for (unsigned i = 0; i < total; i++) {
+		struct cconn *c = all[i];
+		if (c->role != SUB)
+			continue;
+		for (unsigned p = 0; p < (unsigned)o->publishers; p++)
+			if (p % (unsigned)o->channels == c->channel && published[p] > c->next[p])
+				r->lost += published[p] - c->next[p];
+	}
+	r->expected = atomic_load(&expected_all);
+	free(published);
+}
+
+static void conn_free(struct cconn *c)
+{
+	if (!c)
+		return;
+	wl_io_close(&c->io);
+	free(c->in);
+	free(c->out);
+	free(c->next);
+	free(c);
+}
+
+int wl_chat_run(const struct wl_opts *o, struct wl_result *r)
+{
+	unsigned total = (unsigned)(o->subscribers + o->publishers);
+	unsigned nt = (unsigned)o->threads < total ? (unsigned)o->threads : total;
+	struct cthread *ts = calloc(nt, sizeof(*ts));
+	struct cconn **all = calloc(total, sizeof(*all));
+	subs_per_channel = calloc((size_t)o->channels, sizeof(*subs_per_channel));
+	SSL_CTX *tls = o->tls ? wl_tls_ctx() : NULL;
+	int rc = (!ts || !all || !subs_per_channel || (o->tls && !tls)) ? -ENOMEM : 0;
+	for (unsigned i = 0; ts && i < nt; i++)
+		ts[i].ep = -1;
+	atomic_store(&subscribed, 0);
+	atomic_store(&delivered_all, 0);
+	atomic_store(&expected_all, 0);
+	atomic_store(&all_stopped_publishing, false);
+	atomic_store(&threads_publishing, nt);
+	for (unsigned i = 0; rc == 0 && i < total; i++) {
+		struct cconn *c = calloc(1, sizeof(*c));
+		all[i] = c;
+		if (!c) {
+			rc = -ENOMEM;
+			break;
+		}
+		c->io.fd = -1;
+		c->role = i < (unsigned)o->subscribers ? SUB : PUB;
+		c->num = c->role == SUB ? i : i - (unsigned)o->subscribers;
+		c->channel = c->num % (unsigned)o->channels;
+		if (c->role == SUB) {
+			subs_per_channel[c->channel]++;
+			c->next = calloc((size_t)o->publishers, sizeof(*c->next));
+			if (!c->next)
+				rc = -ENOMEM;
+		}
+	}
+	for (unsigned i = 0; rc == 0 && i < nt; i++) {
+		struct cthread *t = &ts[i];
+		t->o = o;
+		t->tls = tls;
+		wl_result_init(&t->r);
+		t->ep = epoll_create1(EPOLL_CLOEXEC);
+		t->c = calloc(total / nt + 1, sizeof(*t->c));
+		if (t->ep < 0 || !t->c)
+			rc = -ENOMEM;
+		for (unsigned k = i; t->c && k < total; k += nt)
+			t->c[t->n++] = all[k]; /* round robin: each thread gets subscribers and publishers */
+	}
+	if (rc == 0) {
+		pthread_barrier_init(&subs_done, NULL, nt);
+		pthread_barrier_init(&start_set, NULL, nt);
+		unsigned started = 0;
+		for (; started < nt; started++)
+			if (pthread_create(&ts[started].th, NULL, thread_main, &ts[started]) != 0) {
+				fprintf(stderr, "weft-load: could not start all threads\n");
+				exit(3);
+			}
+		for (unsigned i = 0; i < nt; i++) {
+			pthread_join(ts[i].th, NULL);
+			wl_result_merge(r, &ts[i].r);
+		}
+		pthread_barrier_destroy(&subs_done);
+		pthread_barrier_destroy(&start_set);
+		account(o, all, total, r);
+	}
+	for (unsigned i = 0; ts && i < nt; i++) {
+		if (ts[i].ep >= 0)
+			close(ts[i].ep);
+		free(ts[i].c);
+	}
+	for (unsigned i = 0; all && i < total; i++)
+		conn_free(all[i]);
+	free(all);
+	free(ts);
+	free(subs_per_channel);
+	subs_per_channel = NULL;
+	SSL_CTX_free(tls);
+	return rc;
+}
