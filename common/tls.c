@@ -59,9 +59,11 @@ struct tls_conn {
 
 /* OpenSSL's reason for the oldest queued error (usually the root cause), and
  * an empty queue afterwards so the next call starts clean. */
-static const char *ossl_reason(char *out, size_t len)
+static const char *ossl_reason(char *out, size_t len, int *code)
 {
 	unsigned long e = ERR_get_error();
+	if (code)
+		*code = e ? ERR_GET_REASON(e) : 0;
 	const char *r = e ? ERR_reason_error_string(e) : NULL;
 	if (e && ERR_SYSTEM_ERROR(e))
 		snprintf(out, len, "%s", strerror(ERR_GET_REASON(e)));
@@ -101,17 +103,17 @@ static int load_files(SSL_CTX *ssl, const struct config *cfg)
 		return -EINVAL;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ssl, cfg->cert) != 1) {
-		log_error("tls: cannot load certificate chain from %s: %s", cfg->cert, ossl_reason(why, sizeof(why)));
+		log_error("tls: cannot load certificate chain from %s: %s", cfg->cert, ossl_reason(why, sizeof(why), NULL));
 		return -EINVAL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1) {
 		log_error("tls: cannot load private key from %s: %s (want the PEM private key matching --cert)", key,
-		          ossl_reason(why, sizeof(why)));
+		          ossl_reason(why, sizeof(why), NULL));
 		return -EINVAL;
 	}
 	if (SSL_CTX_check_private_key(ssl) != 1) {
 		log_error("tls: private key %s does not match certificate %s: %s", key, cfg->cert,
-		          ossl_reason(why, sizeof(why)));
+		          ossl_reason(why, sizeof(why), NULL));
 		return -EINVAL;
 	}
 	log_info("tls: certificate %s, key %s", cfg->cert, key);
@@ -186,9 +188,9 @@ static int use_ephemeral(SSL_CTX *ssl)
 	X509 *x = pkey ? make_self_signed(pkey) : NULL;
 	int rc = -ENOMEM;
 	if (!x) {
-		log_error("tls: cannot make a self-signed certificate: %s", ossl_reason(why, sizeof(why)));
+		log_error("tls: cannot make a self-signed certificate: %s", ossl_reason(why, sizeof(why), NULL));
 	} else if (SSL_CTX_use_certificate(ssl, x) != 1 || SSL_CTX_use_PrivateKey(ssl, pkey) != 1) {
-		log_error("tls: cannot use the self-signed certificate: %s", ossl_reason(why, sizeof(why)));
+		log_error("tls: cannot use the self-signed certificate: %s", ossl_reason(why, sizeof(why), NULL));
 	} else {
 		fingerprint(x, fp, sizeof(fp));
 		log_warn("tls: no --cert/--key given: using an ephemeral self-signed certificate for localhost "
@@ -229,7 +231,7 @@ struct tls_ctx *tls_ctx_new(const struct config *cfg)
 	ERR_clear_error();
 	ctx->ssl = SSL_CTX_new(TLS_server_method());
 	if (!ctx->ssl || configure(ctx->ssl) < 0) {
-		log_error("tls: cannot set up OpenSSL: %s", ossl_reason(why, sizeof(why)));
+		log_error("tls: cannot set up OpenSSL: %s", ossl_reason(why, sizeof(why), NULL));
 		goto fail;
 	}
 	if ((cfg->cert || cfg->key) ? load_files(ctx->ssl, cfg) < 0 : use_ephemeral(ctx->ssl) < 0)
@@ -302,12 +304,19 @@ static int flush_wbio(struct tls_conn *c)
 	return 0;
 }
 
+/* What a browser or curl gets for http:// on the TLS port (like nginx's
+ * "plain HTTP request was sent to HTTPS port"), instead of a silent close. */
+static const char http_on_tls_port[] =
+	"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 42\r\nConnection: close\r\n\r\n"
+	"This is a TLS port: use https:// instead.\n";
+
 /* A fatal error: log why, keep any alert OpenSSL queued, refuse from now on. */
 static int conn_fail(struct tls_conn *c, int err)
 {
 	char why[256];
+	int code = 0;
 	if (err == SSL_ERROR_SSL)
-		ossl_reason(why, sizeof(why));
+		ossl_reason(why, sizeof(why), &code);
 	else
 		snprintf(why, sizeof(why), "%s", err == SSL_ERROR_SYSCALL ? "unexpected end of input" : "internal error");
 	ERR_clear_error();
@@ -319,6 +328,8 @@ static int conn_fail(struct tls_conn *c, int err)
 	}
 	c->failed = true;
 	flush_wbio(c);
+	if (code == SSL_R_HTTP_REQUEST && outbox_empty(&c->cipher))
+		outbox_append(&c->cipher, http_on_tls_port, sizeof(http_on_tls_port) - 1);
 	return -EPROTO;
 }
 

@@ -404,6 +404,11 @@ static void test_plain_http(struct tls_ctx *sctx)
 	CHECK(tls_conn_input(c, req, sizeof(req) - 1, &plain) == -EPROTO);
 	CHECK(capture_end(f, saved, "tls: handshake failed on connection 77: http request"));
 	CHECK(buf_used(&plain) == 0);
+	/* The browser or curl user is told in words they can read. */
+	struct iovec iov[1];
+	CHECK(outbox_iov(tls_conn_cipher(c), iov, 1) == 1 && iov[0].iov_len > 12 &&
+	      memcmp(iov[0].iov_base, "HTTP/1.1 400", 12) == 0);
+	CHECK(tls_conn_input(c, "x", 1, &plain) == -EPROTO);
 	tls_conn_free(c);
 	buf_free(&plain);
 }
