@@ -134,6 +134,8 @@ void session_input(struct session *s, const char *p, size_t n)
 	if (rc < 0) {
 		s->tls_failed = 1;
 		s->closing = 1;
+	} else if (tls_conn_peer_closed(s->tls) && !s->eof) {
+		session_eof(s); /* close_notify ends the stream as a FIN does */
 	}
 }
 

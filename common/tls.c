@@ -53,6 +53,7 @@ struct tls_conn {
 	unsigned long long id;
 	bool established; /* handshake finished */
 	bool failed;      /* fatal error: nothing more goes in or out */
+	bool peer_closed; /* close_notify received */
 };
 
 /* ---- errors -------------------------------------------------------------- */
@@ -290,6 +291,8 @@ struct outbox *tls_conn_cipher(struct tls_conn *c) { return &c->cipher; }
 
 bool tls_conn_handshaking(const struct tls_conn *c) { return !c->established; }
 
+bool tls_conn_peer_closed(const struct tls_conn *c) { return c->peer_closed; }
+
 /* Move whatever OpenSSL wrote (records, alerts) into the cipher outbox. */
 static int flush_wbio(struct tls_conn *c)
 {
@@ -378,8 +381,10 @@ static int read_plain(struct tls_conn *c, struct buf *plain)
 		int err = SSL_get_error(c->ssl, 0);
 		if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
 			return 0;
-		if (err == SSL_ERROR_ZERO_RETURN)
-			return 0; /* close_notify: the socket's EOF follows */
+		if (err == SSL_ERROR_ZERO_RETURN) {
+			c->peer_closed = true; /* the peer's end of stream; it may still read */
+			return 0;
+		}
 		return conn_fail(c, err);
 	}
 }

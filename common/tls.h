@@ -36,6 +36,8 @@ int tls_conn_encrypt(struct tls_conn *c, struct outbox *plain);
 /* Ciphertext waiting for the socket. */
 struct outbox *tls_conn_cipher(struct tls_conn *c);
 bool tls_conn_handshaking(const struct tls_conn *c);
+/* The peer sent close_notify: its end of stream, like a FIN (it may still read). */
+bool tls_conn_peer_closed(const struct tls_conn *c);
 /* Queue close_notify. */
 void tls_conn_shutdown(struct tls_conn *c);
 

@@ -273,6 +273,34 @@ static void test_no_stranding(struct tls_ctx *sctx)
 	SSL_CTX_free(cctx);
 }
 
+/* The client's close_notify is its end of stream: the data before it is
+ * delivered, and replies can still go out (a half-close, like a FIN). */
+static void test_peer_close_notify(struct tls_ctx *sctx)
+{
+	SSL_CTX *cctx = client_ctx(TLS1_2_VERSION, 0);
+	struct pair p;
+	pair_open(&p, sctx, cctx, NULL, 0);
+	CHECK(handshake(&p));
+	size_t w;
+	SSL_write_ex(p.cl.ssl, "bye\n", 4, &w);
+	CHECK(SSL_shutdown(p.cl.ssl) == 0);
+	CHECK(!tls_conn_peer_closed(p.srv));
+	to_server(&p);
+	CHECK(p.srv_rc == 0);
+	CHECK(tls_conn_peer_closed(p.srv));
+	CHECK(buf_used(&p.plain) == 4 && memcmp(buf_head(&p.plain), "bye\n", 4) == 0);
+	CHECK(echo_back(&p));
+	tls_conn_shutdown(p.srv);
+	struct buf back = {0};
+	client_read(&p, &back);
+	CHECK(buf_used(&back) == 4 && memcmp(buf_head(&back), "bye\n", 4) == 0);
+	CHECK(SSL_get_error(p.cl.ssl, 0) == SSL_ERROR_ZERO_RETURN);
+	CHECK(SSL_shutdown(p.cl.ssl) == 1); /* both close_notifies seen */
+	buf_free(&back);
+	pair_close(&p);
+	SSL_CTX_free(cctx);
+}
+
 /* Replies queued before the handshake finished wait, then go out. */
 static void test_plain_waits_for_handshake(struct tls_ctx *sctx)
 {
@@ -595,6 +623,7 @@ int main(void)
 	test_bulk(sctx, TLS1_2_VERSION, 20000, 1);
 	test_no_stranding(sctx);
 	test_plain_waits_for_handshake(sctx);
+	test_peer_close_notify(sctx);
 	test_old_versions_refused(sctx);
 	test_weak_ciphers_refused(sctx);
 	test_garbage(sctx);
