@@ -1,5 +1,812 @@
-/* uring.c - placeholder. */
+/* uring.c - the "uring" model: io_uring with multishot accept, multishot
+ * recv into a provided buffer ring, and batched submission; one ring per
+ * thread (--threads N, SO_REUSEPORT). Recipe: liburing's
+ * examples/echo-server.c, grown up: short sends, back-pressure, ENOBUFS,
+ * stale completions, mailbox wake-ups, idle timeouts and drain on stop.
+ *
+ * One loop turn: io_uring_submit_and_wait(1) submits everything queued in
+ * the previous turn and waits; every CQE is then handled, which only records
+ * what happened (input goes to the session, the buffer goes straight back to
+ * the ring, flags change) and marks the connection dirty; last, each dirty
+ * connection is brought up to date once - send what session_iov() returns,
+ * arm or cancel its recv, close it - queuing SQEs for the next turn.
+ *
+ * Per connection: at most one multishot recv and one send in flight (one
+ * send keeps the byte order; a short send just leaves the rest in the
+ * outbox for the next one). user_data = op | generation | slot. A slot is
+ * reused only once all its requests have completed and its generation was
+ * bumped, so a CQE with the wrong generation is stale and ignored (after
+ * its provided buffer is given back).
+ *
+ * Testing the unavailable path: WEFT_URING_FORCE_UNAVAILABLE=1 in the
+ * environment makes the start-up probe fail exactly like a blocked
+ * io_uring_setup (ENOSYS): one error line, exit code 69 (EXIT_UNAVAILABLE). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
 #include "model.h"
+#include "owner.h"
 #include "server.h"
-static int run(struct server *srv) { (void)srv; return 1; }
-const struct model model_uring = {.name = "uring", .recipe = "not built yet", .run = run};
+#include "session.h"
+#include "stats.h"
+#include "uring/ring.h"
+
+#define SQ_ENTRIES 1024
+#define CQ_ENTRIES 16384    /* 10k connections cancelled at once must fit, or overflow into the kernel list */
+#define BUF_COUNT 256       /* provided buffers per ring, shared by all its connections */
+#define BUF_SIZE (16 * 1024)
+#define BGID 0
+#define SEND_IOV 16
+#define TICK_MS 100         /* idle / drain scan period */
+#define REAP_MAX 4096       /* CQEs per turn before updating connections */
+#define CHUNK 1024          /* connection slots are allocated this many at a time */
+#define GEN_MASK 0xffffffu
+#define NO_SLOT UINT32_MAX
+
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WAKE, OP_STOP, OP_TICK, OP_BACKOFF };
+
+enum {
+	F_LIVE = 1 << 0,
+	F_RECV = 1 << 1,        /* a multishot recv is armed */
+	F_RECV_CANCEL = 1 << 2, /* ... and we asked to cancel it (back-pressure) */
+	F_SEND = 1 << 3,        /* a send is in flight */
+	F_CLOSING = 1 << 4,     /* cancelling everything; freed once nothing is in flight */
+	F_DIRTY = 1 << 5,       /* queued for conn_update this turn */
+	F_EXPIRED = 1 << 6,     /* session_idle_expired() was called */
+};
+
+/* Kept small on purpose: an idle connection costs this plus its session. */
+struct conn {
+	struct session *s;
+	struct sendv *sv; /* the iovecs of a multi-segment send in flight */
+	int fd;
+	uint32_t slot;
+	uint32_t gen;
+	union {
+		uint32_t last_ms;   /* live: last traffic, ms since the loop started */
+		uint32_t next_free; /* free: next free slot */
+	};
+	uint8_t flags;
+};
+
+struct sendv {
+	struct msghdr mh;
+	struct iovec iov[SEND_IOV];
+};
+
+struct listener {
+	int fd;
+	bool tls, owned;    /* owned: ours to close (thread 0 borrows srv's) */
+	bool armed;         /* a multishot accept is outstanding */
+	bool cancel_sent;
+	bool backoff;       /* a backoff timeout is outstanding */
+	bool backoff_due;   /* the last accept failed: wait before re-arming */
+};
+
+struct shared {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int reported, failed, nthreads;
+};
+
+struct uthread {
+	struct server *srv;
+	struct shared *sh;
+	int idx;
+	pthread_t tid;
+	struct io_uring ring;
+	bool ring_ok;
+	struct uring_bufs bufs;
+	struct listener ls[2]; /* plain, TLS */
+	int efd;               /* owner wake-ups */
+	struct owner owner;
+	struct __kernel_timespec tick_ts, backoff_ts;
+	struct conn **chunks;
+	uint32_t nchunks, free_head, live;
+	uint32_t *dirty, ndirty;
+	unsigned inflight;     /* requests whose last CQE has not arrived */
+	bool stopping, exiting;
+	long long epoch, stop_ms, warn_ms;
+	uint32_t now;
+	int rc;
+};
+
+/* ---- user_data, slots ---- */
+
+static uint64_t ud_make(enum op op, uint32_t gen, uint32_t slot)
+{
+	return (uint64_t)op << 56 | (uint64_t)(gen & GEN_MASK) << 32 | slot;
+}
+
+static enum op ud_op(uint64_t ud) { return (enum op)(ud >> 56); }
+static uint32_t ud_slot(uint64_t ud) { return (uint32_t)ud; }
+static uint64_t conn_ud(const struct conn *c, enum op op) { return ud_make(op, c->gen, c->slot); }
+
+static struct conn *conn_at(struct uthread *t, uint32_t slot) { return &t->chunks[slot / CHUNK][slot % CHUNK]; }
+
+/* The live connection a CQE belongs to, or NULL if it is stale. */
+static struct conn *conn_from(struct uthread *t, uint64_t ud)
+{
+	uint32_t slot = ud_slot(ud);
+	if (slot >= t->nchunks * CHUNK)
+		return NULL;
+	struct conn *c = conn_at(t, slot);
+	if (!(c->flags & F_LIVE) || (c->gen & GEN_MASK) != ((ud >> 32) & GEN_MASK))
+		return NULL;
+	return c;
+}
+
+static int slots_grow(struct uthread *t)
+{
+	uint32_t total = (t->nchunks + 1) * CHUNK;
+	struct conn **ch = realloc(t->chunks, (t->nchunks + 1) * sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	t->chunks = ch;
+	/* Sized with the slots, so mark_dirty() never has to allocate. */
+	uint32_t *d = realloc(t->dirty, total * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	t->dirty = d;
+	struct conn *c = calloc(CHUNK, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	uint32_t base = t->nchunks * CHUNK;
+	for (uint32_t i = 0; i < CHUNK; i++) {
+		c[i].slot = base + i;
+		c[i].fd = -1;
+		c[i].next_free = i + 1 < CHUNK ? base + i + 1 : t->free_head;
+	}
+	t->chunks[t->nchunks++] = c;
+	t->free_head = base;
+	return 0;
+}
+
+static struct conn *slot_alloc(struct uthread *t)
+{
+	if (t->free_head == NO_SLOT && slots_grow(t) < 0)
+		return NULL;
+	struct conn *c = conn_at(t, t->free_head);
+	t->free_head = c->next_free;
+	c->flags = F_LIVE;
+	c->s = NULL;
+	c->sv = NULL;
+	c->fd = -1;
+	c->last_ms = t->now;
+	t->live++;
+	return c;
+}
+
+static void slot_free(struct uthread *t, struct conn *c)
+{
+	c->gen++; /* every CQE still naming the old generation is now stale */
+	c->flags = 0;
+	c->s = NULL;
+	c->fd = -1;
+	c->next_free = t->free_head;
+	t->free_head = c->slot;
+	t->live--;
+}
+
+static void mark_dirty(struct uthread *t, struct conn *c)
+{
+	if (c->flags & F_DIRTY)
+		return;
+	c->flags |= F_DIRTY;
+	t->dirty[t->ndirty++] = c->slot;
+}
+
+/* ---- SQEs ---- */
+
+static struct io_uring_sqe *sqe_get(struct uthread *t, uint64_t ud)
+{
+	struct io_uring_sqe *sqe;
+	/* A full SQ mid-turn (e.g. a burst of accepts): submit early. */
+	while (!(sqe = io_uring_get_sqe(&t->ring))) {
+		int rc = io_uring_submit(&t->ring);
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+			log_error("uring: io_uring_submit: %s", strerror(-rc));
+			abort(); /* no SQE means no way to make progress or to clean up */
+		}
+	}
+	io_uring_sqe_set_data64(sqe, ud);
+	t->inflight++;
+	return sqe;
+}
+
+static void cancel_ud(struct uthread *t, uint64_t target)
+{
+	io_uring_prep_cancel64(sqe_get(t, ud_make(OP_CANCEL, 0, 0)), target, 0);
+}
+
+static void arm_recv(struct uthread *t, struct conn *c)
+{
+	struct io_uring_sqe *sqe = sqe_get(t, conn_ud(c, OP_RECV));
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BGID;
+	c->flags |= F_RECV;
+}
+
+static void arm_accept(struct uthread *t, int li)
+{
+	struct io_uring_sqe *sqe = sqe_get(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
+	io_uring_prep_multishot_accept(sqe, t->ls[li].fd, NULL, NULL, SOCK_CLOEXEC);
+	t->ls[li].armed = true;
+}
+
+static void arm_poll(struct uthread *t, int fd, enum op op)
+{
+	io_uring_prep_poll_add(sqe_get(t, ud_make(op, 0, 0)), fd, POLLIN);
+}
+
+static void arm_timeout(struct uthread *t, struct __kernel_timespec *ts, enum op op, uint32_t arg)
+{
+	io_uring_prep_timeout(sqe_get(t, ud_make(op, 0, arg)), ts, 0, 0);
+}
+
+/* ---- connections ---- */
+
+static void send_next(struct uthread *t, struct conn *c)
+{
+	struct iovec iov[SEND_IOV];
+	int n = session_iov(c->s, iov, SEND_IOV);
+	if (n <= 0)
+		return;
+	struct sendv *sv = n > 1 ? malloc(sizeof(*sv)) : NULL;
+	struct io_uring_sqe *sqe = sqe_get(t, conn_ud(c, OP_SEND));
+	if (sv) {
+		memcpy(sv->iov, iov, (size_t)n * sizeof(iov[0]));
+		sv->mh = (struct msghdr){.msg_iov = sv->iov, .msg_iovlen = (size_t)n};
+		io_uring_prep_sendmsg(sqe, c->fd, &sv->mh, MSG_NOSIGNAL);
+		c->sv = sv;
+	} else {
+		/* One segment (or no memory for the vector: send the first only). */
+		io_uring_prep_send(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+	}
+	c->flags |= F_SEND;
+}
+
+/* Stop everything on c; conn_update frees it once nothing is in flight. */
+static void conn_close(struct uthread *t, struct conn *c)
+{
+	if (c->flags & F_CLOSING)
+		return;
+	c->flags |= F_CLOSING;
+	/* close() alone would not end requests that hold the file, and a send
+	 * in flight still reads the session's outbox: cancel, then free. */
+	if (c->flags & (F_RECV | F_SEND))
+		io_uring_prep_cancel_fd(sqe_get(t, ud_make(OP_CANCEL, 0, 0)), c->fd, IORING_ASYNC_CANCEL_ALL);
+}
+
+static void conn_fail(struct uthread *t, struct conn *c)
+{
+	if (c->flags & F_CLOSING)
+		return;
+	session_reset(c->s);
+	conn_close(t, c);
+}
+
+static void conn_finish(struct uthread *t, struct conn *c)
+{
+	close(c->fd);
+	session_free(c->s);
+	server_conn_closed(t->srv);
+	free(c->sv);
+	slot_free(t, c);
+}
+
+static void conn_update(struct uthread *t, struct conn *c)
+{
+	if (!(c->flags & F_CLOSING)) {
+		if (!(c->flags & F_SEND))
+			send_next(t, c);
+		if (!(c->flags & F_SEND) && session_done(c->s))
+			conn_close(t, c);
+	}
+	if (c->flags & F_CLOSING) {
+		if (!(c->flags & (F_RECV | F_SEND)))
+			conn_finish(t, c);
+		return;
+	}
+	/* Back-pressure: read only while the session wants input. A recv being
+	 * cancelled is re-armed when its last CQE arrives, not before. */
+	bool want = session_want_read(c->s);
+	if (want && !(c->flags & F_RECV)) {
+		arm_recv(t, c);
+	} else if (!want && (c->flags & F_RECV) && !(c->flags & F_RECV_CANCEL)) {
+		cancel_ud(t, conn_ud(c, OP_RECV));
+		c->flags |= F_RECV_CANCEL;
+	}
+}
+
+static void flush_dirty(struct uthread *t)
+{
+	for (uint32_t i = 0; i < t->ndirty; i++) {
+		struct conn *c = conn_at(t, t->dirty[i]);
+		c->flags &= ~F_DIRTY;
+		if (c->flags & F_LIVE)
+			conn_update(t, c);
+	}
+	t->ndirty = 0;
+}
+
+static void conn_accept(struct uthread *t, int fd, bool tls)
+{
+	if (t->stopping) {
+		close(fd); /* accepted between the stop and the cancel: not ours to serve */
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!server_conn_admit(t->srv)) {
+		server_refuse(t->srv, fd, REFUSE_MAX_CONNS);
+		return;
+	}
+	struct conn *c = slot_alloc(t);
+	struct session *s = c ? session_new(t->srv, &t->owner, tls) : NULL;
+	if (!s) {
+		stat_inc(STAT_oom_errors);
+		log_warn("uring: no memory for a new connection; closing it");
+		if (c)
+			slot_free(t, c);
+		close(fd);
+		server_conn_closed(t->srv);
+		return;
+	}
+	s->model_data = c;
+	c->s = s;
+	c->fd = fd;
+	mark_dirty(t, c); /* arms its recv */
+}
+
+/* ---- completions ---- */
+
+static void on_recv(struct uthread *t, const struct io_uring_cqe *cqe)
+{
+	struct conn *c = conn_from(t, cqe->user_data);
+	if (c && !(cqe->flags & IORING_CQE_F_MORE))
+		c->flags &= ~(F_RECV | F_RECV_CANCEL); /* ended: ENOBUFS, EOF, error or cancel */
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		if (c && cqe->res > 0 && !(c->flags & F_CLOSING)) {
+			session_input(c->s, uring_bufs_at(&t->bufs, bid), (size_t)cqe->res);
+			c->last_ms = t->now;
+		}
+		uring_bufs_recycle(&t->bufs, bid); /* the session copied what it keeps */
+	}
+	if (!c)
+		return;
+	if (!(c->flags & F_CLOSING)) {
+		if (cqe->res == 0)
+			session_eof(c->s);
+		/* ENOBUFS: every buffer was taken; they are all back by the end of
+		 * this turn, and conn_update re-arms. Never a reason to drop. */
+		else if (cqe->res < 0 && cqe->res != -ENOBUFS && cqe->res != -ECANCELED)
+			conn_fail(t, c);
+	}
+	mark_dirty(t, c);
+}
+
+static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
+{
+	struct conn *c = conn_from(t, cqe->user_data);
+	if (!c)
+		return;
+	c->flags &= ~F_SEND;
+	free(c->sv);
+	c->sv = NULL;
+	if (!(c->flags & F_CLOSING)) {
+		if (cqe->res > 0) {
+			session_sent(c->s, (size_t)cqe->res); /* short or not: the rest stays queued */
+			c->last_ms = t->now;
+		} else {
+			conn_fail(t, c); /* EPIPE, ECONNRESET, ... */
+		}
+	}
+	mark_dirty(t, c);
+}
+
+static void listener_rearm(struct uthread *t, int li)
+{
+	struct listener *l = &t->ls[li];
+	if (l->armed || l->backoff || l->fd < 0 || t->stopping)
+		return;
+	if (l->backoff_due) {
+		/* EMFILE and friends: a level-triggered accept would spin. */
+		l->backoff_due = false;
+		l->backoff = true;
+		arm_timeout(t, &t->backoff_ts, OP_BACKOFF, (uint32_t)li);
+	} else {
+		arm_accept(t, li);
+	}
+}
+
+static void accept_failed(struct uthread *t, int li, int err)
+{
+	struct listener *l = &t->ls[li];
+	if (err == -ECONNABORTED || err == -EINTR || err == -EAGAIN)
+		return;
+	stat_inc(STAT_accept_errors);
+	long long now = now_ms();
+	if (now - t->warn_ms >= 1000) {
+		t->warn_ms = now;
+		log_warn("accept: %s%s", strerror(-err),
+		         (err == -EMFILE || err == -ENFILE) ? " (out of descriptors: raise ulimit -n or lower --max-conns)" : "");
+	}
+	l->backoff_due = true;
+	if (l->armed && !l->cancel_sent) {
+		cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
+		l->cancel_sent = true;
+	}
+}
+
+static void on_accept(struct uthread *t, const struct io_uring_cqe *cqe)
+{
+	int li = (int)ud_slot(cqe->user_data);
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		t->ls[li].armed = t->ls[li].cancel_sent = false;
+	if (cqe->res >= 0)
+		conn_accept(t, cqe->res, t->ls[li].tls);
+	else if (cqe->res != -ECANCELED)
+		accept_failed(t, li, cqe->res);
+	listener_rearm(t, li);
+}
+
+static void on_mail(struct session *s, void *arg) { mark_dirty(arg, s->model_data); }
+
+static void on_wake(struct uthread *t)
+{
+	uint64_t v;
+	ssize_t r = read(t->efd, &v, sizeof(v)); /* reset the counter before draining */
+	(void)r;
+	if (!t->exiting)
+		arm_poll(t, t->efd, OP_WAKE);
+	owner_drain(&t->owner, on_mail, t);
+}
+
+static void on_stop(struct uthread *t)
+{
+	t->stopping = true;
+	t->stop_ms = now_ms();
+	for (int li = 0; li < 2; li++) {
+		struct listener *l = &t->ls[li];
+		if (l->fd < 0)
+			continue;
+		if (l->armed && !l->cancel_sent) {
+			cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
+			l->cancel_sent = true;
+		}
+		close(l->fd); /* the socket goes once the accept lets go of it */
+		if (!l->owned)
+			*(li ? &t->srv->tls_listen_fd : &t->srv->listen_fd) = -1;
+		l->fd = -1;
+	}
+	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
+		struct conn *c = conn_at(t, i);
+		if ((c->flags & F_LIVE) && !(c->flags & F_CLOSING)) {
+			session_stop(c->s);
+			mark_dirty(t, c);
+		}
+	}
+}
+
+/* Idle timeouts, drain quietness and the drain deadline, every TICK_MS. */
+static void on_tick(struct uthread *t)
+{
+	if (t->exiting)
+		return;
+	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
+	const struct config *cfg = t->srv->cfg;
+	bool force = t->stopping && now_ms() - t->stop_ms >= cfg->drain_timeout_ms;
+	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
+		struct conn *c = conn_at(t, i);
+		if (!(c->flags & F_LIVE) || (c->flags & F_CLOSING))
+			continue;
+		if (force) {
+			stat_inc(STAT_drain_forced);
+			conn_close(t, c);
+			mark_dirty(t, c);
+			continue;
+		}
+		int limit = session_idle_limit_ms(c->s);
+		if (limit <= 0 || t->now - c->last_ms < (uint32_t)limit)
+			continue;
+		/* With output stuck (peer not reading) the session can never
+		 * finish politely: close it now. */
+		bool stuck = session_pending(c->s) > 0 || (c->flags & F_EXPIRED);
+		if (!(c->flags & F_EXPIRED))
+			session_idle_expired(c->s);
+		c->flags |= F_EXPIRED;
+		if (stuck) {
+			if (t->stopping)
+				stat_inc(STAT_drain_forced);
+			conn_close(t, c);
+		}
+		mark_dirty(t, c);
+	}
+}
+
+static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
+{
+	switch (ud_op(cqe->user_data)) {
+	case OP_ACCEPT:
+		on_accept(t, cqe);
+		break;
+	case OP_RECV:
+		on_recv(t, cqe);
+		break;
+	case OP_SEND:
+		on_send(t, cqe);
+		break;
+	case OP_WAKE:
+		on_wake(t);
+		break;
+	case OP_STOP:
+		on_stop(t);
+		break;
+	case OP_TICK:
+		on_tick(t);
+		break;
+	case OP_BACKOFF:
+		t->ls[ud_slot(cqe->user_data)].backoff = false;
+		listener_rearm(t, (int)ud_slot(cqe->user_data));
+		break;
+	case OP_CANCEL:
+		break; /* the cancelled request reports for itself */
+	}
+}
+
+/* Handle what has completed. io_uring_peek_cqe enters the kernel to flush
+ * the overflow list when IORING_SQ_CQ_OVERFLOW is set, so a CQ that
+ * overflowed (10k connections closing at once) loses nothing. */
+static void reap(struct uthread *t)
+{
+	struct io_uring_cqe *cqe;
+	t->now = (uint32_t)(now_ms() - t->epoch);
+	for (unsigned n = 0; n < REAP_MAX && io_uring_peek_cqe(&t->ring, &cqe) == 0; n++) {
+		struct io_uring_cqe c = *cqe;
+		io_uring_cqe_seen(&t->ring, cqe);
+		if (!(c.flags & IORING_CQE_F_MORE))
+			t->inflight--;
+		handle(t, &c);
+	}
+}
+
+/* Last act: cancel the ring's own requests (tick, wake, backoffs) and let
+ * the loop run until every request has reported. */
+static void begin_exit(struct uthread *t)
+{
+	t->exiting = true;
+	io_uring_prep_cancel64(sqe_get(t, ud_make(OP_CANCEL, 0, 0)), 0, IORING_ASYNC_CANCEL_ANY);
+}
+
+static void loop(struct uthread *t)
+{
+	int idle_waits = 0;
+	while (!(t->exiting && t->inflight == 0)) {
+		int rc;
+		if (t->exiting) {
+			struct __kernel_timespec ts = {.tv_sec = 1};
+			struct io_uring_cqe *cqe;
+			rc = io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
+			if (rc == -ETIME && ++idle_waits >= 3) {
+				log_warn("uring: %u request(s) never completed; exiting anyway", t->inflight);
+				break;
+			}
+		} else {
+			rc = io_uring_submit_and_wait(&t->ring, 1);
+		}
+		if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
+			log_error("uring: io_uring_enter: %s", strerror(-rc));
+			t->rc = 1;
+			server_request_stop(t->srv);
+			break;
+		}
+		reap(t);
+		flush_dirty(t);
+		if (t->stopping && t->live == 0 && !t->exiting)
+			begin_exit(t);
+	}
+}
+
+/* ---- threads ---- */
+
+/* wake() posts to an eventfd that the ring polls (IORING_OP_POLL_ADD).
+ * Chosen over IORING_OP_MSG_RING because wake() may run on any thread,
+ * ring or not: MSG_RING needs a ring on the sender's side and would only go
+ * out at that ring's next submit, while the eventfd write is immediate and
+ * thread-safe; owner->signalled already coalesces wakes to one per drain. */
+static void uring_wake(struct owner *o)
+{
+	struct uthread *t = o->model_data;
+	uint64_t one = 1;
+	ssize_t w = write(t->efd, &one, sizeof(one));
+	(void)w;
+}
+
+static int listeners_open(struct uthread *t)
+{
+	struct server *srv = t->srv;
+	bool first = t->idx == 0;
+	t->ls[0] = (struct listener){.fd = first ? srv->listen_fd : server_listen_again(srv, false), .owned = !first};
+	t->ls[1] = (struct listener){.fd = -1, .tls = true, .owned = !first};
+	if (t->ls[0].fd < 0)
+		return t->ls[0].fd;
+	if (srv->tls_port >= 0) {
+		t->ls[1].fd = first ? srv->tls_listen_fd : server_listen_again(srv, true);
+		if (t->ls[1].fd < 0)
+			return t->ls[1].fd;
+	}
+	return 0;
+}
+
+static int thread_setup(struct uthread *t)
+{
+	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
+	if (rc < 0) {
+		log_error("uring: ring %d: io_uring_setup: %s", t->idx, strerror(-rc));
+		return rc;
+	}
+	t->ring_ok = true;
+	rc = uring_bufs_init(&t->bufs, &t->ring, BUF_COUNT, BUF_SIZE, BGID);
+	if (rc < 0) {
+		log_error("uring: ring %d: provided buffers: %s", t->idx, strerror(-rc));
+		return rc;
+	}
+	rc = listeners_open(t);
+	if (rc < 0)
+		return rc;
+	for (int li = 0; li < 2; li++)
+		if (t->ls[li].fd >= 0)
+			arm_accept(t, li);
+	arm_poll(t, server_stop_fd(t->srv), OP_STOP);
+	arm_poll(t, t->efd, OP_WAKE);
+	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
+	rc = io_uring_submit(&t->ring);
+	if (rc < 0)
+		log_error("uring: ring %d: io_uring_submit: %s", t->idx, strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
+static void report(struct shared *sh, int rc)
+{
+	pthread_mutex_lock(&sh->lock);
+	sh->reported++;
+	if (rc < 0)
+		sh->failed++;
+	pthread_cond_broadcast(&sh->cond);
+	pthread_mutex_unlock(&sh->lock);
+}
+
+/* Thread 0 says "ready" once every ring has its accepts armed. */
+static void wait_all_ready(struct uthread *t)
+{
+	struct shared *sh = t->sh;
+	pthread_mutex_lock(&sh->lock);
+	while (sh->reported < sh->nthreads)
+		pthread_cond_wait(&sh->cond, &sh->lock);
+	bool ok = sh->failed == 0;
+	pthread_mutex_unlock(&sh->lock);
+	if (ok)
+		server_ready(t->srv, "uring");
+	else
+		server_request_stop(t->srv);
+}
+
+static void thread_teardown(struct uthread *t)
+{
+	bool clean = t->inflight == 0;
+	if (t->ring_ok && clean)
+		uring_bufs_fini(&t->bufs, &t->ring);
+	if (t->ring_ok)
+		io_uring_queue_exit(&t->ring); /* the kernel is done with our memory after this */
+	if (!clean)
+		uring_bufs_fini(&t->bufs, NULL);
+	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
+		struct conn *c = conn_at(t, i);
+		if (c->flags & F_LIVE)
+			conn_finish(t, c); /* only after a fatal ring error */
+	}
+	for (int li = 0; li < 2; li++)
+		if (t->ls[li].owned && t->ls[li].fd >= 0)
+			close(t->ls[li].fd);
+	for (uint32_t i = 0; i < t->nchunks; i++)
+		free(t->chunks[i]);
+	free(t->chunks);
+	free(t->dirty);
+}
+
+static void *thread_main(void *arg)
+{
+	struct uthread *t = arg;
+	int rc = thread_setup(t);
+	report(t->sh, rc);
+	if (t->idx == 0)
+		wait_all_ready(t);
+	if (rc == 0)
+		loop(t);
+	else
+		t->rc = 1;
+	thread_teardown(t);
+	return NULL;
+}
+
+static int run(struct server *srv)
+{
+	int rc = uring_probe();
+	if (rc == -ENOSYS || rc == -EPERM || rc == -EACCES || rc == -EOPNOTSUPP)
+		return EXIT_UNAVAILABLE;
+	if (rc < 0)
+		return 1;
+	int n = srv->cfg->threads;
+	struct shared sh = {.nthreads = n};
+	pthread_mutex_init(&sh.lock, NULL);
+	pthread_cond_init(&sh.cond, NULL);
+	struct uthread *ts = calloc((size_t)n, sizeof(*ts));
+	if (!ts) {
+		log_error("uring: out of memory");
+		return 1;
+	}
+	long long epoch = now_ms();
+	for (int i = 0; i < n; i++) {
+		struct uthread *t = &ts[i];
+		*t = (struct uthread){.srv = srv, .sh = &sh, .idx = i, .free_head = NO_SLOT, .epoch = epoch};
+		t->tick_ts.tv_nsec = TICK_MS * 1000000LL;
+		t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
+		t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		owner_init(&t->owner, uring_wake, t);
+	}
+	log_info("uring: %d ring(s), %d x %d KiB provided buffers each", n, BUF_COUNT, BUF_SIZE / 1024);
+	bool *started = calloc((size_t)n, sizeof(*started));
+	for (int i = 1; i < n; i++) {
+		int err = ts[i].efd < 0 || !started ? EMFILE : pthread_create(&ts[i].tid, NULL, thread_main, &ts[i]);
+		if (err) {
+			log_error("uring: cannot start ring thread %d: %s", i, strerror(err));
+			ts[i].rc = 1;
+			report(&sh, -err);
+		} else {
+			started[i] = true;
+		}
+	}
+	if (ts[0].efd < 0) {
+		log_error("uring: eventfd: %s", strerror(errno));
+		report(&sh, -EMFILE);
+		wait_all_ready(&ts[0]);
+		ts[0].rc = 1;
+	} else {
+		thread_main(&ts[0]);
+	}
+	rc = 0;
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && started && started[i])
+			pthread_join(ts[i].tid, NULL);
+		if (ts[i].rc > rc)
+			rc = ts[i].rc;
+		owner_destroy(&ts[i].owner);
+		if (ts[i].efd >= 0)
+			close(ts[i].efd);
+	}
+	free(started);
+	free(ts);
+	pthread_cond_destroy(&sh.cond);
+	pthread_mutex_destroy(&sh.lock);
+	return rc;
+}
+
+const struct model model_uring = {
+	.name = "uring",
+	.recipe = "io_uring: multishot accept, multishot recv into a provided buffer ring, batched submission, a ring per thread",
+	.run = run,
+};
