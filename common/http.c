@@ -250,7 +250,7 @@ static void answer(struct session *s, struct http_conn *h)
 		count(200);
 		r.ctype = "application/octet-stream";
 		r.length = r.body_n = buf_used(&h->body);
-		r.body = buf_head(&h->body);
+		r.body = r.body_n ? buf_head(&h->body) : NULL; /* an empty buf has no data */
 		respond(s, h, &r);
 		buf_free(&h->body); /* an idle connection keeps no body buffer */
 		break;
@@ -428,11 +428,15 @@ static size_t start_request(struct session *s, struct http_conn *h, const struct
 	return 0;
 }
 
+/* Only the first --max-head bytes are ever parsed, and a head that would
+ * outgrow them is parsed once more from the start before it is refused:
+ * so the verdict (400 or 431) does not depend on how the bytes arrived. */
 static size_t feed_head(struct session *s, struct http_conn *h, const char *p, size_t n)
 {
 	size_t max_head = s->srv->cfg->max_head;
+	size_t len = n < max_head ? n : max_head;
 	struct http_request req;
-	ssize_t r = http_parse_request(p, n, h->last_len, &req, h->hdrs, h->max_headers);
+	ssize_t r = http_parse_request(p, len, n >= max_head ? 0 : h->last_len, &req, h->hdrs, h->max_headers);
 	if (r == HTTP_PARSE_PARTIAL) {
 		if (n >= max_head)
 			return fail(s, h, 431);
@@ -444,8 +448,6 @@ static size_t feed_head(struct session *s, struct http_conn *h, const char *p, s
 	h->http10 = false;
 	if (r < 0)
 		return fail(s, h, r == HTTP_PARSE_TOO_MANY ? 431 : r == HTTP_PARSE_VERSION ? 505 : 400);
-	if ((size_t)r > max_head)
-		return fail(s, h, 431);
 	size_t rc = start_request(s, h, &req);
 	return rc ? rc : (size_t)r;
 }

@@ -125,43 +125,44 @@ static int field_line(const char **pp, const char *end, struct http_header *h)
 	return 0;
 }
 
-/* Did the bytes since the last attempt end (or break) a line? Looking one
- * byte back catches a CR whose successor just arrived. */
-static bool worth_parsing(const char *buf, size_t len, size_t last_len)
+/* Errors are reported only once the line holding them is complete (has its
+ * LF): a head's verdict then depends only on its complete lines, however
+ * its bytes arrived, and resuming can skip any call that brought no LF. */
+static ssize_t settle(int rc, const char *line, const char *end)
 {
-	if (last_len == 0 || last_len >= len)
-		return true;
-	for (size_t i = last_len - 1; i < len; i++)
-		if (buf[i] == '\n' || buf[i] == '\r')
-			return true;
-	return false;
+	if (rc == HTTP_PARSE_PARTIAL || memchr(line, '\n', (size_t)(end - line)))
+		return rc;
+	return HTTP_PARSE_PARTIAL;
 }
 
 ssize_t http_parse_request(const char *buf, size_t len, size_t last_len, struct http_request *req,
                            struct http_header *headers, size_t max_headers)
 {
-	if (!worth_parsing(buf, len, last_len))
-		return HTTP_PARSE_PARTIAL;
-	const char *p = buf, *end = buf + len;
+	if (last_len && last_len < len && !memchr(buf + last_len, '\n', len - last_len))
+		return HTTP_PARSE_PARTIAL; /* no new complete line: the answer is unchanged */
+	const char *p = buf, *end = buf + len, *line = buf;
 	int rc;
 	while ((rc = eol(&p, end)) == 1)
-		; /* empty lines before a request line are ignored (RFC 9112 2.2) */
+		line = p; /* empty lines before a request line are ignored (RFC 9112 2.2) */
+	if (rc == 0)
+		rc = request_line(&p, end, req);
 	if (rc < 0)
-		return rc;
-	rc = request_line(&p, end, req);
-	if (rc < 0)
-		return rc;
+		return settle(rc, line, end);
 	req->headers = headers;
 	req->num_headers = 0;
-	while ((rc = eol(&p, end)) == 0) {
-		if (req->num_headers == max_headers)
-			return HTTP_PARSE_TOO_MANY;
-		rc = field_line(&p, end, &headers[req->num_headers]);
+	for (;;) {
+		line = p;
+		rc = eol(&p, end);
+		if (rc == 1)
+			return p - buf;
+		if (rc == 0 && req->num_headers == max_headers)
+			rc = HTTP_PARSE_TOO_MANY;
+		if (rc == 0)
+			rc = field_line(&p, end, &headers[req->num_headers]);
 		if (rc < 0)
-			return rc;
+			return settle(rc, line, end);
 		req->num_headers++;
 	}
-	return rc < 0 ? rc : (ssize_t)(p - buf);
 }
 
 int http_token_eq(const char *p, size_t n, const char *lit)

@@ -5,6 +5,10 @@
  * buf. It answers "here is a complete head of N bytes", "partial: offer me
  * more bytes" or an error class the caller maps to a status code.
  *
+ * Errors are reported once the line holding them is complete (its LF has
+ * arrived), never earlier, so the verdict on a head never depends on how
+ * its bytes were split.
+ *
  * Resuming: a caller whose previous call on the same head returned
  * HTTP_PARSE_PARTIAL passes the length it offered then as last_len. The
  * parser re-examines the head only when the new bytes complete a line, so a

@@ -10,7 +10,8 @@ foreach(src ${WEFT_FUZZERS})
             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
             -I${CMAKE_SOURCE_DIR}/common ${src} ${WEFT_COMMON_SRC} -lssl -lcrypto -lpthread -o ${bin}
     DEPENDS ${src} ${WEFT_COMMON_SRC}
-    COMMENT "libFuzzer target ${name}")
+    COMMENT "libFuzzer target ${name}"
+    VERBATIM)
   add_custom_target(${name}_bin ALL DEPENDS ${bin})
   string(REGEX REPLACE "^fuzz_" "" corpus ${name})
   add_test(NAME fuzz.${name}
