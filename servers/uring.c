@@ -51,7 +51,7 @@
 #define TICK_MS 100         /* idle / drain scan period */
 #define REAP_MAX 4096       /* CQEs per turn before updating connections */
 #define CHUNK 1024          /* connection slots are allocated this many at a time */
-#define GEN_MASK 0xffffffu
+#define GEN_MASK 0xffffffu /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
 
 enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WAKE, OP_STOP, OP_TICK, OP_BACKOFF };
@@ -66,18 +66,18 @@ enum {
 	F_EXPIRED = 1 << 6,     /* session_idle_expired() was called */
 };
 
-/* Kept small on purpose: an idle connection costs this plus its session. */
+/* Kept small on purpose (32 bytes): an idle connection costs this plus its session. */
 struct conn {
 	struct session *s;
 	struct sendv *sv; /* the iovecs of a multi-segment send in flight */
 	int fd;
 	uint32_t slot;
-	uint32_t gen;
 	union {
 		uint32_t last_ms;   /* live: last traffic, ms since the loop started */
 		uint32_t next_free; /* free: next free slot */
 	};
-	uint8_t flags;
+	uint32_t gen : 24;      /* as in user_data */
+	uint32_t flags : 8;
 };
 
 struct sendv {
@@ -142,7 +142,7 @@ static struct conn *conn_from(struct uthread *t, uint64_t ud)
 	if (slot >= t->nchunks * CHUNK)
 		return NULL;
 	struct conn *c = conn_at(t, slot);
-	if (!(c->flags & F_LIVE) || (c->gen & GEN_MASK) != ((ud >> 32) & GEN_MASK))
+	if (!(c->flags & F_LIVE) || c->gen != ((ud >> 32) & GEN_MASK))
 		return NULL;
 	return c;
 }
@@ -190,7 +190,7 @@ static struct conn *slot_alloc(struct uthread *t)
 
 static void slot_free(struct uthread *t, struct conn *c)
 {
-	c->gen++; /* every CQE still naming the old generation is now stale */
+	c->gen = (c->gen + 1) & GEN_MASK; /* every CQE naming the old generation is now stale */
 	c->flags = 0;
 	c->s = NULL;
 	c->fd = -1;

@@ -24,8 +24,7 @@ int uring_probe(void);
 int uring_ring_init(struct io_uring *ring, unsigned sq_entries, unsigned cq_entries);
 
 /* A provided-buffer ring: count buffers (a power of 2) of size bytes each,
- * registered as group bgid and filled. Memory comes from mmap, so untouched
- * buffers cost no RSS. */
+ * registered as group bgid and filled (page-aligned mmap memory). */
 struct uring_bufs {
 	struct io_uring_buf_ring *br;
 	char *base;
