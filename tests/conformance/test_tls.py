@@ -1,0 +1,461 @@
+"""test_tls.py - what only TLS has: real clients (openssl s_client, curl, wrk,
+redis-cli, Python ssl) against --tls-port, refusals (old protocols, weak
+ciphers, plain text, garbage), the handshake timeout, resumption, ALPN and
+certificate loading. The echo/http/chat suites already run over TLS
+(WEFT_TLS=1); this file covers the rest, for whichever model WEFT_MODEL_ARGS
+names."""
+import hashlib
+import os
+import select
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+from weftest import Weft
+
+SANITIZER = os.environ.get("WEFT_SANITIZER", "none")
+SLOW = SANITIZER != "none"
+
+
+# ---- helpers ----------------------------------------------------------------
+
+def client_ctx(min_version=ssl.TLSVersion.TLSv1_2, max_version=None, alpn=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = min_version
+    if max_version:
+        ctx.maximum_version = max_version
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def tls_connect(w, ctx, session=None, timeout=10):
+    raw = socket.create_connection(("127.0.0.1", w.tls_port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+
+
+def raw_connect(w, timeout=10):
+    return socket.create_connection(("127.0.0.1", w.tls_port), timeout=timeout)
+
+
+def recv_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def echo_once(s, line=b"ping\n"):
+    s.sendall(line)
+    return recv_exactly(s, len(line))
+
+
+def read_until_closed(s, limit=1 << 20):
+    """Everything the server sends until it closes (b'' or a reset)."""
+    data = b""
+    try:
+        while len(data) < limit:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, ssl.SSLError):
+        pass
+    return data
+
+
+def metric(w, name, label=""):
+    """Sum of every series of `name` whose labels contain `label`."""
+    total = 0
+    for key, value in w.metrics().items():
+        base = key.split("{", 1)[0]
+        if base == name and label in key:
+            total += float(value)
+    return total
+
+
+def wait_for(cond, timeout=10.0, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return cond()
+
+
+def wait_log(w, text, timeout=5.0):
+    return wait_for(lambda: text in w.log(), timeout)
+
+
+def s_client(port, *args, stdin=b"", timeout=15):
+    return subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
+                          input=stdin, capture_output=True, timeout=timeout)
+
+
+def client_hello():
+    """The first flight of a real TLS client, for tests that send part of it."""
+    ctx = client_ctx()
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+# ---- real clients -----------------------------------------------------------
+
+def test_s_client_echoes_lines(ctx):
+    with Weft() as w:
+        p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{w.tls_port}", "-quiet"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            got = []
+            for line in (b"hello over tls\n", b"second line\n"):
+                p.stdin.write(line)
+                p.stdin.flush()
+                ready, _, _ = select.select([p.stdout], [], [], 10)
+                assert ready, "s_client printed nothing within 10 s"
+                got.append(p.stdout.readline())
+            assert got == [b"hello over tls\n", b"second line\n"], got
+        finally:
+            p.kill()
+            p.wait()
+        assert metric(w, "weft_tls_handshakes_total") >= 1
+
+
+def test_curl_https(ctx):
+    with Weft() as w:
+        r = subprocess.run(["curl", "-sk", "-m", "10", "-w", "\n%{http_code} %{http_version}",
+                            f"https://127.0.0.1:{w.tls_port}/"], capture_output=True, timeout=15)
+        assert r.returncode == 0, r.stderr
+        body, _, status = r.stdout.rpartition(b"\n")
+        assert status.split()[0] == b"200", r.stdout
+        # curl offers h2 and http/1.1 by ALPN; we pick http/1.1.
+        assert status.split()[1] == b"1.1", r.stdout
+        r = subprocess.run(["curl", "-sk", "-m", "10", "-d", "posted body", f"https://127.0.0.1:{w.tls_port}/"],
+                           capture_output=True, timeout=15)
+        assert r.returncode == 0 and r.stdout == b"posted body", r
+
+
+def test_wrk_https_no_errors(ctx):
+    if not shutil.which("wrk"):
+        raise AssertionError("wrk is not installed")
+    conns, secs = ("20", "2s") if SLOW else ("100", "3s")
+    with Weft() as w:
+        r = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{secs}", f"https://127.0.0.1:{w.tls_port}/"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "requests in" in r.stdout, r.stdout
+        requests = int(r.stdout.split(" requests in")[0].split()[-1])
+        assert requests > 0, r.stdout
+        assert "Socket errors" not in r.stdout, r.stdout
+        assert "Non-2xx" not in r.stdout, r.stdout
+        assert metric(w, "weft_tls_handshakes_total") >= int(conns)
+        assert metric(w, "weft_errors_total", 'kind="tls_handshake"') == 0
+
+
+def test_redis_cli_tls_pubsub(ctx):
+    """RESP pub/sub over TLS with redis-cli (this Debian build has --tls)."""
+    with Weft(extra_args=["--mode", "chat"]) as w:
+        cli = ["redis-cli", "--tls", "--insecure", "-h", "127.0.0.1", "-p", str(w.tls_port)]
+        sub = subprocess.Popen(cli + ["subscribe", "news"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            lines = []
+            deadline = time.monotonic() + 10
+            # "subscribe", "news", "1" once the subscription is confirmed
+            while len(lines) < 3 and time.monotonic() < deadline:
+                if select.select([sub.stdout], [], [], 0.5)[0]:
+                    lines.append(sub.stdout.readline().strip())
+            assert lines == [b"subscribe", b"news", b"1"], (lines, sub.stderr.read1() if sub.poll() else b"")
+            pub = subprocess.run(cli + ["publish", "news", "hello tls"], capture_output=True, timeout=10)
+            assert pub.stdout.strip() == b"1", pub
+            got = []
+            while len(got) < 3 and time.monotonic() < deadline + 5:
+                if select.select([sub.stdout], [], [], 0.5)[0]:
+                    got.append(sub.stdout.readline().strip())
+            assert got == [b"message", b"news", b"hello tls"], got
+        finally:
+            sub.kill()
+            sub.wait()
+
+
+def test_python_ssl_chat_lines_and_resp(ctx):
+    """A line client and a RESP client share a channel over TLS."""
+    with Weft(extra_args=["--mode", "chat"]) as w:
+        resp = tls_connect(w, client_ctx())
+        resp.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nroom\r\n")
+        want = b"*3\r\n$9\r\nsubscribe\r\n$4\r\nroom\r\n:1\r\n"
+        assert recv_exactly(resp, len(want)) == want
+        pub = tls_connect(w, client_ctx())
+        pub.sendall(b"*3\r\n$7\r\nPUBLISH\r\n$4\r\nroom\r\n$2\r\nhi\r\n")
+        assert recv_exactly(pub, 4) == b":1\r\n"
+        want = b"*3\r\n$7\r\nmessage\r\n$4\r\nroom\r\n$2\r\nhi\r\n"
+        assert recv_exactly(resp, len(want)) == want
+        resp.close()
+        pub.close()
+
+
+# ---- refusals -----------------------------------------------------------------
+
+def test_tls11_refused(ctx):
+    with Weft() as w:
+        before = metric(w, "weft_errors_total", 'kind="tls_handshake"')
+        # as a user types it, and with the client's own floor lowered so that
+        # it is certainly the server that refuses
+        for extra in ([], ["-cipher", "DEFAULT:@SECLEVEL=0"]):
+            r = s_client(w.tls_port, "-tls1_1", *extra)
+            out = r.stdout + r.stderr
+            assert r.returncode != 0, out
+            assert b"alert protocol version" in out, out
+            assert b"Cipher is (NONE)" in out, out  # nothing was negotiated
+        assert wait_for(lambda: metric(w, "weft_errors_total", 'kind="tls_handshake"') >= before + 2)
+        assert wait_log(w, "unsupported protocol"), w.log()
+
+
+def test_modern_ciphers_only(ctx):
+    with Weft() as w:
+        s = tls_connect(w, client_ctx(max_version=ssl.TLSVersion.TLSv1_2))
+        name, version, _ = s.cipher()
+        assert version == "TLSv1.2", s.cipher()
+        assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name), name
+        assert s.compression() is None
+        assert echo_once(s) == b"ping\n"
+        s.close()
+        s = tls_connect(w, client_ctx())
+        assert s.version() == "TLSv1.3", s.version()
+        s.close()
+        for weak in ("AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA", "AES256-SHA256"):
+            c = client_ctx(max_version=ssl.TLSVersion.TLSv1_2)
+            c.set_ciphers(weak + ":@SECLEVEL=0")
+            try:
+                tls_connect(w, c).close()
+                raise AssertionError(f"{weak} was accepted")
+            except ssl.SSLError as e:
+                assert "HANDSHAKE_FAILURE" in str(e).upper() or "ALERT" in str(e).upper(), e
+        assert wait_log(w, "no shared cipher"), w.log()
+
+
+def test_plain_text_closed(ctx):
+    with Weft() as w:
+        before = metric(w, "weft_errors_total", 'kind="tls_handshake"')
+        s = raw_connect(w)
+        s.sendall(b"hello, is this echo?\n")
+        read_until_closed(s)  # returns only once the server closed
+        s.close()
+        assert wait_log(w, "tls: handshake failed on connection"), w.log()
+        assert wait_for(lambda: metric(w, "weft_errors_total", 'kind="tls_handshake"') == before + 1)
+        # the server still serves TLS
+        s = tls_connect(w, client_ctx())
+        assert echo_once(s) == b"ping\n"
+        s.close()
+
+
+def test_plain_http_gets_400_and_close(ctx):
+    with Weft() as w:
+        before = metric(w, "weft_errors_total", 'kind="tls_handshake"')
+        s = raw_connect(w)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        reply = read_until_closed(s)
+        s.close()
+        assert reply.startswith(b"HTTP/1.1 400 "), reply
+        assert b"TLS port" in reply, reply
+        assert wait_log(w, ": http request"), w.log()
+        assert wait_for(lambda: metric(w, "weft_errors_total", 'kind="tls_handshake"') == before + 1)
+        r = subprocess.run(["curl", "-s", "-m", "10", f"http://127.0.0.1:{w.tls_port}/"], capture_output=True, timeout=15)
+        assert b"use https://" in r.stdout, r
+
+
+def test_garbage_closed(ctx):
+    with Weft() as w:
+        before = metric(w, "weft_errors_total", 'kind="tls_handshake"')
+        payloads = [os.urandom(2000),
+                    # a handshake record whose body is no ClientHello
+                    b"\x16\x03\x01\x00\x08\x01\x00\x00\x04zzzz"]
+        for p in payloads:
+            s = raw_connect(w)
+            try:
+                s.sendall(p)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            reply = read_until_closed(s)
+            s.close()
+            # if anything came back, it is a TLS alert record, never plaintext
+            assert reply == b"" or reply[0] == 0x15, reply[:20]
+        assert wait_for(lambda: metric(w, "weft_errors_total", 'kind="tls_handshake"') == before + len(payloads))
+        assert w.log().count("tls: handshake failed on connection") >= len(payloads)
+
+
+def test_stalled_handshake_times_out_others_served(ctx):
+    with Weft(extra_args=["--handshake-timeout", "1"]) as w:
+        before = metric(w, "weft_errors_total", 'kind="tls_handshake_timeout"')
+        hello = client_hello()
+        start = time.monotonic()
+        stalled = [raw_connect(w), raw_connect(w)]
+        stalled[0].sendall(hello[: len(hello) // 2])  # half a ClientHello
+        # stalled[1] says nothing at all
+        # Others are served while those two stall.
+        for _ in range(3):
+            s = tls_connect(w, client_ctx())
+            assert echo_once(s) == b"ping\n"
+            s.close()
+        assert time.monotonic() - start < 1.0 or SLOW, "serving others took longer than the timeout"
+        for s in stalled:
+            s.settimeout(10)
+            assert read_until_closed(s) == b""
+            s.close()
+        elapsed = time.monotonic() - start
+        assert elapsed >= 0.9, f"closed after {elapsed:.2f}s, before the 1 s handshake timeout"
+        assert wait_for(lambda: metric(w, "weft_errors_total", 'kind="tls_handshake_timeout"') == before + 2)
+        assert w.log().count("tls: handshake timeout on connection") >= 2, w.log()
+
+
+def test_established_connection_not_cut_by_handshake_timeout(ctx):
+    with Weft(extra_args=["--handshake-timeout", "1"]) as w:
+        s = tls_connect(w, client_ctx())
+        time.sleep(1.6)
+        assert echo_once(s) == b"ping\n"
+        s.close()
+
+
+# ---- what the handshake negotiates ---------------------------------------------
+
+def test_alpn(ctx):
+    with Weft() as w:
+        s = tls_connect(w, client_ctx(alpn=["h2", "http/1.1"]))
+        assert s.selected_alpn_protocol() == "http/1.1"
+        s.close()
+        # offering only protocols we lack is not fatal (redis clients offer none)
+        for alpn in (["h2"], None):
+            s = tls_connect(w, client_ctx(alpn=alpn))
+            assert s.selected_alpn_protocol() is None
+            assert echo_once(s) == b"ping\n"
+            s.close()
+
+
+def test_session_resumption(ctx):
+    with Weft() as w:
+        before = metric(w, "weft_tls_resumed_total")
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            c = client_ctx(max_version=version)
+            s = tls_connect(w, c)
+            assert echo_once(s) == b"ping\n"  # TLS 1.3 tickets arrive after the handshake
+            assert not s.session_reused
+            session = s.session
+            s.unwrap()  # close_notify both ways keeps the session resumable
+            s.close()
+            assert session is not None and session.has_ticket, version
+            s = tls_connect(w, c, session=session)
+            assert s.session_reused, version
+            assert echo_once(s) == b"ping\n"
+            s.close()
+        assert wait_for(lambda: metric(w, "weft_tls_resumed_total") == before + 2)
+
+
+def test_close_notify_answered(ctx):
+    """A client's close_notify ends its stream: replies already due still
+    arrive, then the server's close_notify."""
+    with Weft() as w:
+        s = tls_connect(w, client_ctx())
+        s.sendall(b"last words\n")
+        assert recv_exactly(s, 11) == b"last words\n"
+        raw = s.unwrap()  # raises unless the server answers with close_notify
+        assert raw.recv(10) == b""
+        raw.close()
+
+
+def test_many_handshakes_at_once(ctx):
+    n = 10 if SLOW else 50
+    with Weft() as w:
+        errors = []
+
+        def one(i):
+            try:
+                s = tls_connect(w, client_ctx())
+                payload = (b"client %d " % i) * 2000 + b"\n"
+                s.sendall(payload)
+                got = recv_exactly(s, len(payload))
+                if got != payload:
+                    errors.append(f"client {i}: {len(got)} bytes back of {len(payload)}")
+                s.close()
+            except Exception as e:  # collected and asserted below
+                errors.append(f"client {i}: {e!r}")
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        assert metric(w, "weft_tls_handshakes_total") >= n
+
+
+# ---- certificates -------------------------------------------------------------
+
+def test_ephemeral_certificate_logged(ctx):
+    with Weft() as w:
+        s = tls_connect(w, client_ctx())
+        der = s.getpeercert(binary_form=True)
+        s.close()
+        fp = hashlib.sha256(der).hexdigest().upper()
+        fp = ":".join(fp[i:i + 2] for i in range(0, len(fp), 2))
+        log = w.log()
+        assert "WARN tls: " in log and "ephemeral self-signed certificate" in log, log
+        assert fp in log, (fp, log)
+        # the certificate names localhost and the loopback addresses
+        with tempfile.NamedTemporaryFile(suffix=".der") as f:
+            f.write(der)
+            f.flush()
+            r = subprocess.run(["openssl", "x509", "-inform", "DER", "-in", f.name, "-noout", "-text"],
+                               capture_output=True, text=True, timeout=10)
+        assert "CN = localhost" in r.stdout, r.stdout
+        assert "DNS:localhost" in r.stdout and "IP Address:127.0.0.1" in r.stdout and "IP Address:0:0:0:0:0:0:0:1" in r.stdout, r.stdout
+
+
+def test_cert_and_key_files(ctx):
+    with tempfile.TemporaryDirectory() as d:
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=weft-conformance"],
+                       check=True, capture_output=True, timeout=30)
+        with open(cert, "rb") as f:
+            want = ssl.PEM_cert_to_DER_cert(f.read().decode())
+        with Weft(extra_args=["--cert", cert, "--key", key]) as w:
+            s = tls_connect(w, client_ctx())
+            assert s.getpeercert(binary_form=True) == want
+            assert echo_once(s) == b"ping\n"
+            s.close()
+            assert "ephemeral" not in w.log()
+
+
+def start_fails(extra):
+    """Run weft with a bad TLS setup; it must exit non-zero, not serve."""
+    cmd = [os.environ["WEFT_BIN"], *os.environ.get("WEFT_MODEL_ARGS", "").split(), "--port", "0", "--tls-port", "0", *extra]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0, (cmd, r)
+    assert "ready:" not in r.stderr, r.stderr
+    return r.stderr
+
+
+def test_bad_cert_files_refused_clearly(ctx):
+    with tempfile.TemporaryDirectory() as d:
+        missing = os.path.join(d, "nope.pem")
+        err = start_fails(["--cert", missing, "--key", missing])
+        assert missing in err and "No such file or directory" in err, err
+        cert, key, other = (os.path.join(d, n) for n in ("c.pem", "k.pem", "o.pem"))
+        for k in (key, other):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", k, "-out", cert, "-days", "1", "-subj", "/CN=x"],
+                           check=True, capture_output=True, timeout=30)
+        err = start_fails(["--cert", cert, "--key", key])  # cert belongs to `other`
+        assert key in err and "mismatch" in err, err
