@@ -563,8 +563,37 @@ static void test_cert_files(void)
 		tls_ctx_free(ctx);
 	}
 
+	/* Chain and key in one file: --key may be left out. */
+	char both[64];
+	snprintf(both, sizeof(both), "%s/both.pem", dir);
+	FILE *out = fopen(both, "w"), *in;
+	const char *parts[] = {cert, key};
+	for (int i = 0; i < 2 && out; i++) {
+		char chunk[4096];
+		size_t n;
+		if ((in = fopen(parts[i], "r")) != NULL) {
+			while ((n = fread(chunk, 1, sizeof(chunk), in)) > 0)
+				fwrite(chunk, 1, n, out);
+			fclose(in);
+		}
+	}
+	if (out)
+		fclose(out);
+	cfg.cert = both;
+	cfg.key = NULL;
+	ctx = tls_ctx_new(&cfg);
+	CHECK(ctx != NULL);
+	tls_ctx_free(ctx);
+	unlink(both);
+
 	int saved;
 	FILE *f = capture_begin(&saved);
+	cfg.cert = NULL;
+	cfg.key = key;
+	CHECK(tls_ctx_new(&cfg) == NULL);
+	CHECK(capture_end(f, saved, "without --cert"));
+
+	f = capture_begin(&saved);
 	cfg.cert = "/nonexistent/weft-cert.pem";
 	CHECK(tls_ctx_new(&cfg) == NULL);
 	CHECK(capture_end(f, saved, "/nonexistent/weft-cert.pem: No such file or directory"));
