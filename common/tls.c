@@ -423,7 +423,7 @@ int tls_conn_encrypt(struct tls_conn *c, struct outbox *plain)
 		struct iovec iov[1];
 		if (outbox_iov(plain, iov, 1) != 1)
 			break;
-		size_t len = iov[0].iov_len < TLS_CHUNK * 4 ? iov[0].iov_len : TLS_CHUNK * 4;
+		size_t len = iov[0].iov_len < TLS_CHUNK ? iov[0].iov_len : TLS_CHUNK;
 		size_t done = 0;
 		ERR_clear_error();
 		if (SSL_write_ex(c->ssl, iov[0].iov_base, len, &done) != 1) {
