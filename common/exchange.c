@@ -1,10 +1,563 @@
+/* exchange.c - channels and patterns -> subscribers, and publishing.
+ *
+ * Channels live in a chained hash table, patterns in an array (Redis also
+ * walks every pattern on each publish). Both hold arrays of (session,
+ * format). Everything runs under ex->lock; see exchange.h for the lock order. */
 #include "exchange.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-struct exchange {
-	int unused;
+#include "msg.h"
+#include "owner.h"
+#include "stats.h"
+
+struct sub {
+	struct session *s;
+	enum ex_fmt fmt;
 };
 
-struct exchange *exchange_new(void) { return calloc(1, sizeof(struct exchange)); }
-void exchange_free(struct exchange *ex) { free(ex); }
+struct subs {
+	struct sub *v;
+	size_t n, cap;
+};
+
+struct channel {
+	struct channel *next;
+	uint64_t hash;
+	struct subs subs;
+	size_t len;
+	char name[];
+};
+
+struct pattern {
+	struct subs subs;
+	size_t len;
+	char name[];
+};
+
+struct exchange {
+	pthread_mutex_t lock;
+	struct channel **buckets;
+	size_t nbuckets, nchannels;
+	struct pattern **pats;
+	size_t npats, pats_cap;
+};
+
+#define INITIAL_BUCKETS 64
+
+static uint64_t hash_bytes(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+	return h;
+}
+
+struct exchange *exchange_new(void)
+{
+	struct exchange *ex = calloc(1, sizeof(*ex));
+	if (!ex)
+		return NULL;
+	ex->buckets = calloc(INITIAL_BUCKETS, sizeof(*ex->buckets));
+	if (!ex->buckets) {
+		free(ex);
+		return NULL;
+	}
+	ex->nbuckets = INITIAL_BUCKETS;
+	pthread_mutex_init(&ex->lock, NULL);
+	return ex;
+}
+
+void exchange_free(struct exchange *ex)
+{
+	if (!ex)
+		return;
+	for (size_t b = 0; b < ex->nbuckets; b++) {
+		for (struct channel *c = ex->buckets[b], *next; c; c = next) {
+			next = c->next;
+			free(c->subs.v);
+			free(c);
+		}
+	}
+	for (size_t i = 0; i < ex->npats; i++) {
+		free(ex->pats[i]->subs.v);
+		free(ex->pats[i]);
+	}
+	free(ex->pats);
+	free(ex->buckets);
+	pthread_mutex_destroy(&ex->lock);
+	free(ex);
+}
+
+/* ---- subscriber arrays ---- */
+
+static bool subs_has(const struct subs *ss, const struct session *s)
+{
+	for (size_t i = 0; i < ss->n; i++)
+		if (ss->v[i].s == s)
+			return true;
+	return false;
+}
+
+static int subs_add(struct subs *ss, struct session *s, enum ex_fmt fmt)
+{
+	if (ss->n == ss->cap) {
+		size_t cap = ss->cap ? ss->cap * 2 : 4;
+		struct sub *v = realloc(ss->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		ss->v = v;
+		ss->cap = cap;
+	}
+	ss->v[ss->n++] = (struct sub){s, fmt};
+	return 0;
+}
+
+/* Order among subscribers does not matter (each message is posted to all of
+ * them under the lock), so removal swaps in the last one. */
+static bool subs_del(struct subs *ss, const struct session *s)
+{
+	for (size_t i = 0; i < ss->n; i++) {
+		if (ss->v[i].s == s) {
+			ss->v[i] = ss->v[--ss->n];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- channels ---- */
+
+static struct channel **chan_slot(struct exchange *ex, const char *name, size_t n, uint64_t h)
+{
+	struct channel **pp = &ex->buckets[h & (ex->nbuckets - 1)];
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && (*pp)->len == n && memcmp((*pp)->name, name, n) == 0)
+			break;
+	return pp;
+}
+
+/* Double the table when it gets full; failing to grow only costs speed. */
+static void chan_grow(struct exchange *ex)
+{
+	if (ex->nchannels < ex->nbuckets)
+		return;
+	size_t nb = ex->nbuckets * 2;
+	struct channel **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return;
+	for (size_t i = 0; i < ex->nbuckets; i++) {
+		for (struct channel *c = ex->buckets[i], *next; c; c = next) {
+			next = c->next;
+			c->next = b[c->hash & (nb - 1)];
+			b[c->hash & (nb - 1)] = c;
+		}
+	}
+	free(ex->buckets);
+	ex->buckets = b;
+	ex->nbuckets = nb;
+}
+
+int exchange_subscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt, const char *ch, size_t n)
+{
+	uint64_t h = hash_bytes(ch, n);
+	int rc = 1;
+	pthread_mutex_lock(&ex->lock);
+	struct channel **pp = chan_slot(ex, ch, n, h);
+	struct channel *c = *pp;
+	if (!c) {
+		c = calloc(1, sizeof(*c) + n + 1);
+		if (!c) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		c->hash = h;
+		c->len = n;
+		memcpy(c->name, ch, n);
+		*pp = c;
+		ex->nchannels++;
+	} else if (subs_has(&c->subs, s)) {
+		rc = 0;
+		goto out;
+	}
+	if (subs_add(&c->subs, s, fmt) < 0) {
+		rc = -ENOMEM;
+		if (c->subs.n == 0) { /* just made: do not leave an empty channel */
+			*chan_slot(ex, ch, n, h) = c->next;
+			ex->nchannels--;
+			free(c);
+		}
+		goto out;
+	}
+	chan_grow(ex);
+out:
+	pthread_mutex_unlock(&ex->lock);
+	return rc;
+}
+
+int exchange_unsubscribe(struct exchange *ex, struct session *s, const char *ch, size_t n)
+{
+	uint64_t h = hash_bytes(ch, n);
+	int rc = 0;
+	pthread_mutex_lock(&ex->lock);
+	struct channel **pp = chan_slot(ex, ch, n, h);
+	struct channel *c = *pp;
+	if (c && subs_del(&c->subs, s)) {
+		rc = 1;
+		if (c->subs.n == 0) {
+			*pp = c->next;
+			ex->nchannels--;
+			free(c->subs.v);
+			free(c);
+		}
+	}
+	pthread_mutex_unlock(&ex->lock);
+	return rc;
+}
+
+size_t exchange_subscribers(struct exchange *ex, const char *ch, size_t n)
+{
+	pthread_mutex_lock(&ex->lock);
+	struct channel *c = *chan_slot(ex, ch, n, hash_bytes(ch, n));
+	size_t k = c ? c->subs.n : 0;
+	pthread_mutex_unlock(&ex->lock);
+	return k;
+}
+
+void exchange_each_channel(struct exchange *ex, void (*fn)(const char *name, size_t n, size_t subs, void *arg),
+                           void *arg)
+{
+	pthread_mutex_lock(&ex->lock);
+	for (size_t b = 0; b < ex->nbuckets; b++)
+		for (struct channel *c = ex->buckets[b]; c; c = c->next)
+			fn(c->name, c->len, c->subs.n, arg);
+	pthread_mutex_unlock(&ex->lock);
+}
+
+/* ---- patterns ---- */
+
+static struct pattern *pat_find(struct exchange *ex, const char *pat, size_t n, size_t *idx)
+{
+	for (size_t i = 0; i < ex->npats; i++) {
+		struct pattern *p = ex->pats[i];
+		if (p->len == n && memcmp(p->name, pat, n) == 0) {
+			*idx = i;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static struct pattern *pat_make(struct exchange *ex, const char *pat, size_t n)
+{
+	if (ex->npats == ex->pats_cap) {
+		size_t cap = ex->pats_cap ? ex->pats_cap * 2 : 8;
+		struct pattern **v = realloc(ex->pats, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		ex->pats = v;
+		ex->pats_cap = cap;
+	}
+	struct pattern *p = calloc(1, sizeof(*p) + n + 1);
+	if (!p)
+		return NULL;
+	p->len = n;
+	memcpy(p->name, pat, n);
+	ex->pats[ex->npats++] = p;
+	return p;
+}
+
+/* Patterns keep their creation order, so pmessages of one publish come in a
+ * stable order. */
+static void pat_drop(struct exchange *ex, size_t idx)
+{
+	free(ex->pats[idx]->subs.v);
+	free(ex->pats[idx]);
+	memmove(&ex->pats[idx], &ex->pats[idx + 1], (ex->npats - idx - 1) * sizeof(*ex->pats));
+	ex->npats--;
+}
+
+int exchange_psubscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt, const char *pat, size_t n)
+{
+	int rc = 1;
+	size_t idx;
+	pthread_mutex_lock(&ex->lock);
+	struct pattern *p = pat_find(ex, pat, n, &idx);
+	if (p && subs_has(&p->subs, s)) {
+		rc = 0;
+	} else {
+		if (!p)
+			p = pat_make(ex, pat, n);
+		if (!p || subs_add(&p->subs, s, fmt) < 0) {
+			rc = -ENOMEM;
+			if (p && p->subs.n == 0)
+				pat_drop(ex, ex->npats - 1);
+		}
+	}
+	pthread_mutex_unlock(&ex->lock);
+	return rc;
+}
+
+int exchange_punsubscribe(struct exchange *ex, struct session *s, const char *pat, size_t n)
+{
+	int rc = 0;
+	size_t idx;
+	pthread_mutex_lock(&ex->lock);
+	struct pattern *p = pat_find(ex, pat, n, &idx);
+	if (p && subs_del(&p->subs, s)) {
+		rc = 1;
+		if (p->subs.n == 0)
+			pat_drop(ex, idx);
+	}
+	pthread_mutex_unlock(&ex->lock);
+	return rc;
+}
+
+/* ---- encoding ---- */
+
+static char *put_bulk(char *w, const char *p, size_t n)
+{
+	w += sprintf(w, "$%zu\r\n", n);
+	memcpy(w, p, n);
+	w += n;
+	*w++ = '\r';
+	*w++ = '\n';
+	return w;
+}
+
+#define BULK_HEAD 24 /* "$" + 20 digits + CRLF, and the trailing CRLF */
+
+/* *3 message <ch> <data>, or *4 pmessage <pat> <ch> <data> when pat. */
+static struct msg *encode_resp(const char *pat, size_t pn, const char *ch, size_t cn, const char *d, size_t n)
+{
+	struct msg *m = msg_new(4 * BULK_HEAD + 16 + pn + cn + n);
+	if (!m)
+		return NULL;
+	char *w = m->data;
+	if (pat) {
+		w += sprintf(w, "*4\r\n");
+		w = put_bulk(w, "pmessage", 8);
+		w = put_bulk(w, pat, pn);
+	} else {
+		w += sprintf(w, "*3\r\n");
+		w = put_bulk(w, "message", 7);
+	}
+	w = put_bulk(w, ch, cn);
+	w = put_bulk(w, d, n);
+	m->len = (size_t)(w - m->data);
+	return m;
+}
+
+size_t exchange_line_escape(char *out, const char *data, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)data[i];
+		const char *esc = c == '\\' ? "\\\\" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : NULL;
+		char hex[5];
+		if (!esc && ((c < 0x20 && c != '\t') || c == 0x7f)) {
+			snprintf(hex, sizeof(hex), "\\x%02x", c);
+			esc = hex;
+		}
+		if (!esc) {
+			if (out)
+				out[k] = (char)c;
+			k++;
+			continue;
+		}
+		size_t l = strlen(esc);
+		if (out)
+			memcpy(out + k, esc, l);
+		k += l;
+	}
+	return k;
+}
+
+/* MSG <channel> <from> <text>\n */
+static struct msg *encode_line(const char *ch, size_t cn, const char *from, const char *d, size_t n)
+{
+	size_t fl = strlen(from);
+	struct msg *m = msg_new(8 + cn + fl + exchange_line_escape(NULL, d, n));
+	if (!m)
+		return NULL;
+	char *w = m->data;
+	memcpy(w, "MSG ", 4);
+	w += 4;
+	memcpy(w, ch, cn);
+	w += cn;
+	*w++ = ' ';
+	memcpy(w, from, fl);
+	w += fl;
+	*w++ = ' ';
+	w += exchange_line_escape(w, d, n);
+	*w++ = '\n';
+	m->len = (size_t)(w - m->data);
+	return m;
+}
+
+/* ---- publishing ---- */
+
+struct pub {
+	const char *ch, *from, *data;
+	size_t cn, n;
+	struct msg *line, *resp; /* made on first need, shared by all */
+	long receivers;
+	int err;
+};
+
+static void deliver(struct pub *pb, struct session *s, struct msg *m)
+{
+	pb->receivers++;
+	if (owner_post(s, m) == 0)
+		stat_inc(STAT_chat_delivered);
+}
+
+/* The shared msg for fmt, encoding it on first use; NULL on ENOMEM. */
+static struct msg *form(struct pub *pb, enum ex_fmt fmt)
+{
+	struct msg **m = fmt == EX_LINE ? &pb->line : &pb->resp;
+	if (!*m)
+		*m = fmt == EX_LINE ? encode_line(pb->ch, pb->cn, pb->from, pb->data, pb->n)
+		                    : encode_resp(NULL, 0, pb->ch, pb->cn, pb->data, pb->n);
+	if (!*m)
+		pb->err = -ENOMEM;
+	return *m;
+}
+
+static void publish_channel(struct exchange *ex, struct pub *pb)
+{
+	struct channel *c = *chan_slot(ex, pb->ch, pb->cn, hash_bytes(pb->ch, pb->cn));
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->subs.n; i++) {
+		struct msg *m = form(pb, c->subs.v[i].fmt);
+		if (m)
+			deliver(pb, c->subs.v[i].s, m);
+	}
+}
+
+static void publish_patterns(struct exchange *ex, struct pub *pb)
+{
+	for (size_t i = 0; i < ex->npats; i++) {
+		struct pattern *p = ex->pats[i];
+		if (!exchange_glob_match(p->name, p->len, pb->ch, pb->cn))
+			continue;
+		struct msg *pm = NULL;
+		for (size_t k = 0; k < p->subs.n; k++) {
+			struct msg *m;
+			if (p->subs.v[k].fmt == EX_LINE) {
+				m = form(pb, EX_LINE);
+			} else {
+				if (!pm)
+					pm = encode_resp(p->name, p->len, pb->ch, pb->cn, pb->data, pb->n);
+				m = pm;
+				if (!m)
+					pb->err = -ENOMEM;
+			}
+			if (m)
+				deliver(pb, p->subs.v[k].s, m);
+		}
+		msg_unref(pm);
+	}
+}
+
+long exchange_publish(struct exchange *ex, const char *ch, size_t chn, const char *from, const char *data,
+                      size_t n)
+{
+	struct pub pb = {.ch = ch, .from = from ? from : "-", .data = data, .cn = chn, .n = n};
+	pthread_mutex_lock(&ex->lock);
+	publish_channel(ex, &pb);
+	publish_patterns(ex, &pb);
+	pthread_mutex_unlock(&ex->lock);
+	msg_unref(pb.line);
+	msg_unref(pb.resp);
+	stat_inc(STAT_chat_published);
+	if (pb.err && pb.receivers == 0)
+		return pb.err;
+	return pb.receivers;
+}
+
+/* ---- Redis glob ---- */
+
+/* Does the class starting after '[' at pat[*i] match c? Advances *i past ']'
+ * (an unterminated class ends at the end of the pattern, as in Redis). */
+static bool class_match(const char *pat, size_t pn, size_t *i, unsigned char c)
+{
+	size_t k = *i;
+	bool neg = k < pn && pat[k] == '^', hit = false;
+	if (neg)
+		k++;
+	while (k < pn && pat[k] != ']') {
+		if (pat[k] == '\\' && k + 1 < pn) {
+			k++;
+			hit |= (unsigned char)pat[k] == c;
+			k++;
+		} else if (k + 2 < pn && pat[k + 1] == '-') {
+			unsigned char lo = (unsigned char)pat[k], hi = (unsigned char)pat[k + 2];
+			if (lo > hi) {
+				unsigned char t = lo;
+				lo = hi;
+				hi = t;
+			}
+			hit |= c >= lo && c <= hi;
+			k += 3;
+		} else {
+			hit |= (unsigned char)pat[k] == c;
+			k++;
+		}
+	}
+	*i = k < pn ? k + 1 : k;
+	return neg ? !hit : hit;
+}
+
+/* Every token except '*' consumes exactly one byte, so remembering only the
+ * last '*' (and backtracking to it) is enough: linear-ish, no recursion, so a
+ * hostile pattern cannot blow the stack or the CPU exponentially. */
+bool exchange_glob_match(const char *pat, size_t pn, const char *str, size_t sn)
+{
+	size_t p = 0, s = 0, star_p = (size_t)-1, star_s = 0;
+	while (s < sn) {
+		if (p < pn && pat[p] == '*') {
+			while (p < pn && pat[p] == '*')
+				p++;
+			star_p = p;
+			star_s = s;
+			continue;
+		}
+		bool ok = false;
+		size_t np = p;
+		if (p < pn) {
+			unsigned char c = (unsigned char)str[s];
+			if (pat[p] == '?') {
+				ok = true;
+				np = p + 1;
+			} else if (pat[p] == '[') {
+				np = p + 1;
+				ok = class_match(pat, pn, &np, c);
+			} else if (pat[p] == '\\' && p + 1 < pn) {
+				ok = (unsigned char)pat[p + 1] == c;
+				np = p + 2;
+			} else {
+				ok = (unsigned char)pat[p] == c;
+				np = p + 1;
+			}
+		}
+		if (ok) {
+			p = np;
+			s++;
+		} else if (star_p != (size_t)-1) {
+			p = star_p;
+			s = ++star_s;
+		} else {
+			return false;
+		}
+	}
+	while (p < pn && pat[p] == '*')
+		p++;
+	return p == pn;
+}

@@ -1,10 +1,22 @@
+/* owner.c - the mailbox between publishers (any thread) and the thread that
+ * owns a session, and the slow-consumer limits (Redis'
+ * client-output-buffer-limit pubsub): owner_post() refuses a message that
+ * would put a subscriber over --outbox-hard, or over --outbox-soft for longer
+ * than --outbox-soft-secs, counting its queued mail plus the unsent output its
+ * owner last reported (session->unsent). The owner then drops the session in
+ * owner_drain (chat_slow_consumer). A publisher never waits for a
+ * subscriber and a subscriber's memory stays bounded. */
 #include "owner.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
+#include "chat.h"
 #include "msg.h"
+#include "server.h"
 #include "session.h"
+
+enum { SLOW_NO, SLOW_SOFT, SLOW_HARD };
 
 void owner_init(struct owner *o, void (*wake)(struct owner *o), void *model_data)
 {
@@ -17,12 +29,40 @@ void owner_init(struct owner *o, void (*wake)(struct owner *o), void *model_data
 
 void owner_destroy(struct owner *o) { pthread_mutex_destroy(&o->lock); }
 
+/* Would one more message of len bytes put s over a limit? (owner->lock) */
+static int slow_verdict(struct session *s, size_t len)
+{
+	const struct config *cfg = s->srv->cfg;
+	size_t unsent = atomic_load_explicit(&s->unsent, memory_order_relaxed) + s->mail_bytes + len;
+	if (cfg->outbox_hard && unsent > cfg->outbox_hard)
+		return SLOW_HARD;
+	if (!cfg->outbox_soft || unsent <= cfg->outbox_soft) {
+		s->soft_since = 0;
+		return SLOW_NO;
+	}
+	long long now = now_ms();
+	if (!s->soft_since)
+		s->soft_since = now ? now : 1;
+	else if (now - s->soft_since >= cfg->outbox_soft_ms)
+		return SLOW_SOFT;
+	return SLOW_NO;
+}
+
 int owner_post(struct session *s, struct msg *m)
 {
 	struct owner *o = s->owner;
 	bool wake = false;
 	int rc = 0;
 	pthread_mutex_lock(&o->lock);
+	if (s->slow) {
+		rc = -ENOBUFS; /* already condemned; its owner is dropping it */
+		goto out;
+	}
+	s->slow = slow_verdict(s, m->len);
+	if (s->slow) {
+		rc = -ENOBUFS;
+		goto queue; /* no mail, but the owner must look at it */
+	}
 	if (s->mail_count == s->mail_cap) {
 		unsigned cap = s->mail_cap ? s->mail_cap * 2 : 8;
 		struct msg **nm = realloc(s->mail, cap * sizeof(*nm));
@@ -34,6 +74,8 @@ int owner_post(struct session *s, struct msg *m)
 		s->mail_cap = cap;
 	}
 	s->mail[s->mail_count++] = msg_ref(m);
+	s->mail_bytes += m->len;
+queue:
 	if (!s->mail_queued) {
 		s->mail_queued = true;
 		s->mail_next = o->ready;
@@ -54,7 +96,25 @@ struct taken {
 	struct session *s;
 	struct msg **mail;
 	unsigned n;
+	unsigned char slow;
 };
+
+/* Move one session's mail into its outbox (or drop it with the session). */
+static void deliver(struct taken *t)
+{
+	struct session *s = t->s;
+	if (t->slow && !s->slow_closed) {
+		s->slow_closed = true;
+		chat_slow_consumer(s, t->slow == SLOW_SOFT);
+	}
+	for (unsigned k = 0; k < t->n; k++) {
+		if (!s->slow_closed && session_write_msg(s, t->mail[k]) < 0)
+			session_close_after_flush(s);
+		msg_unref(t->mail[k]);
+	}
+	free(t->mail);
+	atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
+}
 
 void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), void *arg)
 {
@@ -72,26 +132,38 @@ void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), v
 				break; /* the rest stays queued for the next drain */
 			t = nt2;
 		}
-		t[nt++] = (struct taken){s, s->mail, s->mail_count};
+		t[nt++] = (struct taken){s, s->mail, s->mail_count, s->slow};
 		s->mail_queued = false;
 		s->mail = NULL;
 		s->mail_count = s->mail_cap = 0;
+		s->mail_bytes = 0;
 		o->ready = s->mail_next;
 	}
 	pthread_mutex_unlock(&o->lock);
 
-	for (size_t i = 0; i < nt; i++) {
-		for (unsigned k = 0; k < t[i].n; k++) {
-			if (session_write_msg(t[i].s, t[i].mail[k]) < 0)
-				session_close_after_flush(t[i].s);
-			msg_unref(t[i].mail[k]);
-		}
-		free(t[i].mail);
-	}
+	for (size_t i = 0; i < nt; i++)
+		deliver(&t[i]);
 	/* ready() may free the session it is given, so call it last. */
 	for (size_t i = 0; i < nt; i++)
 		ready(t[i].s, arg);
 	free(t);
+}
+
+void owner_flush(struct session *s)
+{
+	struct owner *o = s->owner;
+	pthread_mutex_lock(&o->lock);
+	/* s stays on the ready list (unlinking is a walk); owner_drain will find
+	 * it with no mail, which is harmless. */
+	struct taken t = {s, s->mail, s->mail_count, s->slow};
+	s->mail = NULL;
+	s->mail_count = s->mail_cap = 0;
+	s->mail_bytes = 0;
+	pthread_mutex_unlock(&o->lock);
+	if (t.n || t.slow)
+		deliver(&t);
+	else
+		free(t.mail);
 }
 
 void owner_forget(struct session *s)
@@ -109,6 +181,7 @@ void owner_forget(struct session *s)
 	unsigned n = s->mail_count;
 	s->mail = NULL;
 	s->mail_count = s->mail_cap = 0;
+	s->mail_bytes = 0;
 	pthread_mutex_unlock(&o->lock);
 	for (unsigned i = 0; i < n; i++)
 		msg_unref(mail[i]);

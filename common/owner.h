@@ -40,6 +40,11 @@ int owner_post(struct session *s, struct msg *m);
  * session it is given, and no other. */
 void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), void *arg);
 
+/* On the owner thread: move s's queued mail into its outbox now, so a reply
+ * written next comes after everything published before it (Redis order:
+ * messages published before an UNSUBSCRIBE arrive before its reply). */
+void owner_flush(struct session *s);
+
 /* On the owner thread, before freeing s: forget its queued mail. */
 void owner_forget(struct session *s);
 

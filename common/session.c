@@ -167,6 +167,8 @@ void session_sent(struct session *s, size_t n)
 {
 	stat_add(STAT_bytes_out, n);
 	outbox_consume(s->tls ? tls_conn_cipher(s->tls) : &s->out, n);
+	if (s->chat) /* publishers on other threads read it for the slow-consumer limits */
+		atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
 }
 
 size_t session_pending(const struct session *s)
@@ -187,6 +189,8 @@ bool session_done(const struct session *s)
 int session_idle_limit_ms(const struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
+	if (s->slow_closed)
+		return SESSION_SLOW_LINGER_MS;
 	if (s->stopping)
 		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
 	if (s->tls && tls_conn_handshaking(s->tls))
@@ -196,8 +200,9 @@ int session_idle_limit_ms(const struct session *s)
 
 void session_idle_expired(struct session *s)
 {
-	if (s->stopping) {
-		/* quiet during drain: the normal end of a connection on stop */
+	if (s->stopping || s->slow_closed) {
+		/* quiet during drain: the normal end of a connection on stop;
+		 * a dropped slow consumer was counted when it was dropped */
 	} else if (s->tls && tls_conn_handshaking(s->tls)) {
 		stat_inc(STAT_tls_timeouts);
 		log_info("tls: handshake timeout on connection %llu", s->id);

@@ -25,6 +25,7 @@
 #ifndef WEFT_SESSION_H
 #define WEFT_SESSION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -39,6 +40,7 @@ struct proto;
 struct tls_conn;
 
 #define SESSION_DRAIN_QUIET_MS 200
+#define SESSION_SLOW_LINGER_MS 2000 /* a dropped slow consumer gets this long to take its error line */
 
 struct session {
 	struct server *srv;
@@ -61,6 +63,12 @@ struct session {
 	unsigned long long id;
 	void *model_data;          /* the model's own per-connection object (e.g. the
 	                            * task owner_drain's ready() must wake); sessions never touch it */
+	/* chat slow-consumer accounting (owner.c) */
+	size_t mail_bytes;         /* bytes of queued mail (owner->lock) */
+	long long soft_since;      /* when the soft limit was first exceeded, 0 = not now (owner->lock) */
+	unsigned char slow;        /* slow-consumer verdict of owner_post (owner.c; owner->lock) */
+	bool slow_closed;          /* the owner acted on it (owner thread) */
+	atomic_size_t unsent;      /* session_pending() as last seen by the owner thread */
 };
 
 struct session *session_new(struct server *srv, struct owner *owner, bool tls);

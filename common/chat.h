@@ -1,0 +1,62 @@
+/* chat.h - one chat connection's state (session->chat), shared by the line
+ * protocol (chat_line.c) and RESP (resp.c).
+ *
+ * Only the session's owner thread touches a chat_conn. It remembers what the
+ * connection subscribed to, in order, so that UNSUBSCRIBE without arguments,
+ * the subscription counts Redis replies with, and the detach on close all
+ * work without asking the exchange. chat_detach() must run before the session
+ * is freed (the protocols call it from fini()). */
+#ifndef WEFT_CHAT_H
+#define WEFT_CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "exchange.h"
+
+struct session;
+
+#define CHAT_NAME_MAX 200 /* channel or pattern name, bytes */
+#define CHAT_NICK_MAX 32
+
+struct chat_name {
+	char *p;
+	size_t n;
+};
+
+struct chat_names {
+	struct chat_name *v;
+	size_t n, cap;
+};
+
+struct chat_conn {
+	enum ex_fmt fmt;
+	char nick[CHAT_NICK_MAX + 1];
+	struct chat_names chans, pats; /* in subscription order */
+};
+
+/* Give s a chat_conn (s->chat); 0 or -ENOMEM. */
+int chat_attach(struct session *s, enum ex_fmt fmt);
+/* Leave every channel and pattern and free s->chat (NULL is fine). */
+void chat_detach(struct session *s);
+
+/* Subscribe s: 1 added, 0 already subscribed, -ENOSPC over --max-subs,
+ * -ENOMEM. */
+int chat_subscribe(struct session *s, const char *name, size_t n, bool pattern);
+/* 1 removed, 0 was not subscribed. */
+int chat_unsubscribe(struct session *s, const char *name, size_t n, bool pattern);
+/* Channels + patterns (what Redis replies as the subscription count). */
+static inline size_t chat_count(const struct chat_conn *c) { return c->chans.n + c->pats.n; }
+
+/* Channel and pattern names: 1..CHAT_NAME_MAX bytes, no space, no control
+ * byte (so the line form "MSG <channel> <nick> <text>" stays parseable). */
+bool chat_valid_name(const char *p, size_t n);
+/* Nicks: 1..CHAT_NICK_MAX of [A-Za-z0-9_.-]. */
+bool chat_valid_nick(const char *p, size_t n);
+
+/* On the owner thread (owner_drain): s refused a message for being too far
+ * behind. Count it, drop what it has not started receiving, tell it why in
+ * its own protocol and close it. */
+void chat_slow_consumer(struct session *s, bool soft);
+
+#endif

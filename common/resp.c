@@ -1,0 +1,483 @@
+/* resp.c - the Redis RESP2 pub/sub subset (proto_resp), byte-compatible with
+ * Redis 7 for SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PING
+ * and QUIT; anything else gets Redis' unknown-command error (HELLO included,
+ * so RESP3 clients fall back to RESP2).
+ *
+ * The parser is resumable without re-scanning: it records where each
+ * argument of the command being read starts (offsets into the unconsumed
+ * input, which the session offers again from the same start) and executes a
+ * command only once all of it is here, so a connection that drops mid-command
+ * never publishes a partial message. Inline commands (a line of words) are
+ * accepted as Redis does, split on blanks without quoting. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "chat.h"
+#include "owner.h"
+#include "proto.h"
+#include "server.h"
+#include "session.h"
+
+#define RESP_HEADER_MAX (64 * 1024) /* Redis PROTO_INLINE_MAX_SIZE */
+#define RESP_MAX_ARGS (1024 * 1024)
+
+struct arg {
+	size_t off, len;
+};
+
+struct resp {
+	long want;    /* arguments of the multibulk being read; 0 = none begun */
+	long have;    /* of them complete */
+	size_t pos;   /* where the next header starts */
+	struct arg *args;
+	size_t cap;
+};
+
+struct argv {
+	const char **p;
+	size_t *n;
+	int c;
+};
+
+/* ---- replies ---- */
+
+static void put_bulk(struct session *s, const char *p, size_t n)
+{
+	char h[32];
+	session_write(s, h, (size_t)snprintf(h, sizeof(h), "$%zu\r\n", n));
+	session_write(s, p, n);
+	session_write(s, "\r\n", 2);
+}
+
+static void put_int(struct session *s, long long v)
+{
+	char h[32];
+	session_write(s, h, (size_t)snprintf(h, sizeof(h), ":%lld\r\n", v));
+}
+
+/* An error line; CR and LF inside become spaces, as Redis does. */
+static void put_err(struct session *s, const char *text)
+{
+	size_t n = strlen(text);
+	char *t = malloc(n + 3);
+	if (!t) {
+		session_puts(s, "-ERR out of memory\r\n");
+		return;
+	}
+	t[0] = '-';
+	for (size_t i = 0; i < n; i++)
+		t[i + 1] = text[i] == '\r' || text[i] == '\n' ? ' ' : text[i];
+	memcpy(t + n + 1, "\r\n", 2);
+	session_write(s, t, n + 3);
+	free(t);
+}
+
+static void protocol_error(struct session *s, const char *what)
+{
+	char e[160];
+	snprintf(e, sizeof(e), "ERR Protocol error: %s", what);
+	put_err(s, e);
+	stat_inc(STAT_chat_bad_input);
+	session_close_after_flush(s);
+}
+
+/* *3 <kind> <name or nil> :count */
+static void put_sub_reply(struct session *s, const char *kind, const char *name, size_t n)
+{
+	session_puts(s, "*3\r\n");
+	put_bulk(s, kind, strlen(kind));
+	if (name)
+		put_bulk(s, name, n);
+	else
+		session_puts(s, "$-1\r\n");
+	put_int(s, (long long)chat_count(s->chat));
+}
+
+/* ---- commands ---- */
+
+static bool is(const struct argv *a, int i, const char *word)
+{
+	return a->n[i] == strlen(word) && strncasecmp(a->p[i], word, a->n[i]) == 0;
+}
+
+static void subscribe(struct session *s, const struct argv *a, bool pattern)
+{
+	const char *kind = pattern ? "psubscribe" : "subscribe";
+	for (int i = 1; i < a->c; i++) {
+		if (!chat_valid_name(a->p[i], a->n[i])) {
+			char e[160];
+			snprintf(e, sizeof(e), "ERR invalid %s name: 1-%d bytes, no spaces or control characters",
+			         pattern ? "pattern" : "channel", CHAT_NAME_MAX);
+			put_err(s, e);
+			stat_inc(STAT_chat_bad_input);
+			continue;
+		}
+		int rc = chat_subscribe(s, a->p[i], a->n[i], pattern);
+		if (rc == -ENOSPC) {
+			char e[160];
+			snprintf(e, sizeof(e), "ERR max subscriptions per connection reached (weft --max-subs %d)",
+			         s->srv->cfg->max_subs);
+			put_err(s, e);
+		} else if (rc < 0) {
+			put_err(s, "ERR out of memory");
+		} else {
+			put_sub_reply(s, kind, a->p[i], a->n[i]);
+		}
+	}
+}
+
+static void unsubscribe(struct session *s, const struct argv *a, bool pattern)
+{
+	const char *kind = pattern ? "punsubscribe" : "unsubscribe";
+	if (a->c > 1) {
+		for (int i = 1; i < a->c; i++) {
+			chat_unsubscribe(s, a->p[i], a->n[i], pattern);
+			put_sub_reply(s, kind, a->p[i], a->n[i]);
+		}
+		return;
+	}
+	struct chat_names *ns = pattern ? &s->chat->pats : &s->chat->chans;
+	if (ns->n == 0) {
+		put_sub_reply(s, kind, NULL, 0);
+		return;
+	}
+	while (ns->n) {
+		/* the name is freed by the unsubscribe: reply from a copy */
+		struct chat_name nm = ns->v[0];
+		char *copy = malloc(nm.n + 1);
+		if (!copy) {
+			put_err(s, "ERR out of memory");
+			return;
+		}
+		memcpy(copy, nm.p, nm.n);
+		chat_unsubscribe(s, copy, nm.n, pattern);
+		put_sub_reply(s, kind, copy, nm.n);
+		free(copy);
+	}
+}
+
+static void publish(struct session *s, const struct argv *a)
+{
+	long r = exchange_publish(s->srv->ex, a->p[1], a->n[1], s->chat->nick, a->p[2], a->n[2]);
+	if (r < 0)
+		put_err(s, "ERR out of memory");
+	else
+		put_int(s, r);
+}
+
+static void ping(struct session *s, const struct argv *a)
+{
+	if (chat_count(s->chat)) { /* subscribed context, RESP2: a pong array */
+		session_puts(s, "*2\r\n$4\r\npong\r\n");
+		put_bulk(s, a->c > 1 ? a->p[1] : "", a->c > 1 ? a->n[1] : 0);
+	} else if (a->c > 1) {
+		put_bulk(s, a->p[1], a->n[1]);
+	} else {
+		session_puts(s, "+PONG\r\n");
+	}
+}
+
+struct command {
+	const char *name;
+	int arity; /* Redis arity: n exactly, -n at least n */
+	bool in_pubsub; /* allowed while subscribed */
+};
+
+static const struct command commands[] = {
+	{"subscribe", -2, true}, {"unsubscribe", -1, true}, {"psubscribe", -2, true},
+	{"punsubscribe", -1, true}, {"publish", 3, false}, {"ping", -1, true}, {"quit", -1, true},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* Redis: "unknown command 'x', with args beginning with: 'a' 'b' ". */
+static void unknown(struct session *s, const struct argv *a)
+{
+	char e[600];
+	int k = snprintf(e, sizeof(e), "ERR unknown command '%.*s', with args beginning with: ",
+	                 (int)(a->n[0] < 128 ? a->n[0] : 128), a->p[0]);
+	size_t args = 0;
+	for (int i = 1; i < a->c && args < 128; i++) {
+		int room = 128 - (int)args;
+		int w = snprintf(e + k, sizeof(e) - (size_t)k, "'%.*s' ", (int)a->n[i] < room ? (int)a->n[i] : room,
+		                 a->p[i]);
+		k += w;
+		args += (size_t)w;
+	}
+	/* Redis formats with %s: the text stops at a NUL byte */
+	put_err(s, e);
+}
+
+static bool arity_ok(const struct command *c, int argc)
+{
+	return c->arity > 0 ? argc == c->arity : argc >= -c->arity;
+}
+
+static void execute(struct session *s, const struct argv *a)
+{
+	const struct command *c = NULL;
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (is(a, 0, commands[i].name))
+			c = &commands[i];
+	char e[200];
+	if (!c) {
+		unknown(s, a);
+		return;
+	}
+	if (!arity_ok(c, a->c) || (c->arity == -1 && strcmp(c->name, "ping") == 0 && a->c > 2)) {
+		snprintf(e, sizeof(e), "ERR wrong number of arguments for '%s' command", c->name);
+		put_err(s, e);
+		return;
+	}
+	if (chat_count(s->chat) && !c->in_pubsub) {
+		snprintf(e, sizeof(e),
+		         "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+		         "allowed in this context",
+		         c->name);
+		put_err(s, e);
+		return;
+	}
+	if (is(a, 0, "subscribe") || is(a, 0, "psubscribe"))
+		subscribe(s, a, is(a, 0, "psubscribe"));
+	else if (is(a, 0, "unsubscribe") || is(a, 0, "punsubscribe"))
+		unsubscribe(s, a, is(a, 0, "punsubscribe"));
+	else if (is(a, 0, "publish"))
+		publish(s, a);
+	else if (is(a, 0, "ping"))
+		ping(s, a);
+	else { /* quit */
+		session_puts(s, "+OK\r\n");
+		session_close_after_flush(s);
+	}
+}
+
+/* ---- parsing ---- */
+
+/* Redis string2ll: optional '-', no leading zeros, no sign on zero. */
+static bool parse_ll(const char *p, size_t n, long long *out)
+{
+	if (n == 0 || n > 20)
+		return false;
+	if (n == 1 && p[0] == '0') {
+		*out = 0;
+		return true;
+	}
+	bool neg = p[0] == '-';
+	size_t i = neg;
+	if (i == n || p[i] < '1' || p[i] > '9')
+		return false;
+	unsigned long long v = 0;
+	for (; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		if (v > (ULLONG_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (unsigned)(p[i] - '0');
+	}
+	if (v > (unsigned long long)LLONG_MAX + neg)
+		return false;
+	*out = neg ? (long long)(0 - v) : (long long)v;
+	return true;
+}
+
+static int grow_args(struct resp *r, size_t need)
+{
+	if (need <= r->cap)
+		return 0;
+	size_t cap = r->cap ? r->cap : 8;
+	while (cap < need)
+		cap *= 2;
+	struct arg *v = realloc(r->args, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	r->args = v;
+	r->cap = cap;
+	return 0;
+}
+
+#define STACK_ARGS 32
+
+static void run(struct session *s, struct resp *r, const char *p, long argc)
+{
+	const char *pv0[STACK_ARGS], **pv = pv0;
+	size_t nv0[STACK_ARGS], *nv = nv0;
+	if (argc <= 0)
+		return;
+	if (argc > STACK_ARGS) {
+		pv = malloc((size_t)argc * sizeof(*pv));
+		nv = malloc((size_t)argc * sizeof(*nv));
+	}
+	if (!pv || !nv) {
+		put_err(s, "ERR out of memory");
+		session_close_after_flush(s);
+	} else {
+		for (long i = 0; i < argc; i++) {
+			pv[i] = p + r->args[i].off;
+			nv[i] = r->args[i].len;
+		}
+		execute(s, &(struct argv){pv, nv, (int)argc});
+	}
+	if (pv != pv0)
+		free(pv);
+	if (nv != nv0)
+		free(nv);
+}
+
+/* One inline command at p (it does not start with '*'). Returns bytes used,
+ * 0 when the line is incomplete. */
+static size_t inline_command(struct session *s, struct resp *r, const char *p, size_t n)
+{
+	const char *nl = memchr(p, '\n', n);
+	if (!nl) {
+		if (n > RESP_HEADER_MAX)
+			protocol_error(s, "too big inline request");
+		return s->closing ? n : 0;
+	}
+	size_t end = (size_t)(nl - p);
+	if (end && p[end - 1] == '\r')
+		end--;
+	long argc = 0;
+	for (size_t i = 0; i < end;) {
+		while (i < end && (p[i] == ' ' || p[i] == '\t'))
+			i++;
+		if (i == end)
+			break;
+		size_t st = i;
+		while (i < end && p[i] != ' ' && p[i] != '\t')
+			i++;
+		if (grow_args(r, (size_t)argc + 1) < 0) {
+			put_err(s, "ERR out of memory");
+			session_close_after_flush(s);
+			return n;
+		}
+		r->args[argc++] = (struct arg){st, i - st};
+	}
+	run(s, r, p, argc);
+	return (size_t)(nl - p) + 1;
+}
+
+/* A header line "<c><digits>\r\n" at p[pos]: sets *v and *next. 1 done,
+ * 0 incomplete, -1 protocol error already sent. */
+static int header(struct session *s, const char *p, size_t n, size_t pos, char c, long long *v, size_t *next)
+{
+	const char *cr = memchr(p + pos, '\r', n - pos);
+	if (!cr || (size_t)(cr - p) + 2 > n) {
+		if (n - pos > RESP_HEADER_MAX) {
+			protocol_error(s, c == '*' ? "too big mbulk count string" : "too big bulk count string");
+			return -1;
+		}
+		return 0;
+	}
+	if (p[pos] != c) {
+		char e[64];
+		snprintf(e, sizeof(e), "expected '%c', got '%c'", c, p[pos]);
+		protocol_error(s, e);
+		return -1;
+	}
+	if (!parse_ll(p + pos + 1, (size_t)(cr - p) - pos - 1, v)) {
+		protocol_error(s, c == '*' ? "invalid multibulk length" : "invalid bulk length");
+		return -1;
+	}
+	*next = (size_t)(cr - p) + 2;
+	return 1;
+}
+
+/* One multibulk command at p; returns bytes used (0 = incomplete). */
+static size_t multibulk(struct session *s, struct resp *r, const char *p, size_t n)
+{
+	const struct config *cfg = s->srv->cfg;
+	long long v;
+	int h;
+	if (r->want == 0) {
+		h = header(s, p, n, 0, '*', &v, &r->pos);
+		if (h <= 0)
+			return h < 0 ? n : 0;
+		if (v <= 0)
+			return r->pos; /* an empty command: ignored, as Redis does */
+		if (v > RESP_MAX_ARGS || grow_args(r, (size_t)v) < 0) {
+			protocol_error(s, "invalid multibulk length");
+			return n;
+		}
+		r->want = (long)v;
+		r->have = 0;
+	}
+	while (r->have < r->want) {
+		size_t next;
+		h = header(s, p, n, r->pos, '$', &v, &next);
+		if (h <= 0)
+			return h < 0 ? n : 0;
+		if (v < 0 || (size_t)v > cfg->max_message) {
+			stat_inc(STAT_chat_too_big);
+			protocol_error(s, "invalid bulk length");
+			return n;
+		}
+		if (next + (size_t)v > cfg->max_message + cfg->max_line) {
+			stat_inc(STAT_chat_too_big);
+			protocol_error(s, "command too big (weft --max-message)");
+			return n;
+		}
+		if (next + (size_t)v + 2 > n)
+			return 0; /* the bulk is not all here yet */
+		r->args[r->have++] = (struct arg){next, (size_t)v};
+		r->pos = next + (size_t)v + 2; /* Redis skips the CRLF unchecked */
+	}
+	size_t used = r->pos;
+	long argc = r->want;
+	r->want = r->have = 0;
+	r->pos = 0;
+	run(s, r, p, argc);
+	return used;
+}
+
+static size_t resp_feed(struct session *s, const char *p, size_t n)
+{
+	struct resp *r = s->pstate;
+	size_t used = 0;
+	owner_flush(s); /* what was published before these commands goes first */
+	while (used < n && !s->closing) {
+		size_t k = (r->want || p[used] == '*') ? multibulk(s, r, p + used, n - used)
+		                                        : inline_command(s, r, p + used, n - used);
+		if (k == 0)
+			break;
+		used += k;
+	}
+	return s->closing ? n : used;
+}
+
+static int resp_init(struct session *s)
+{
+	struct resp *r = calloc(1, sizeof(*r));
+	if (!r || chat_attach(s, EX_RESP) < 0) {
+		free(r);
+		return -ENOMEM;
+	}
+	s->pstate = r;
+	return 0;
+}
+
+static void resp_stop(struct session *s)
+{
+	session_close_after_flush(s); /* as Redis does on shutdown: just close */
+}
+
+static void resp_fini(struct session *s)
+{
+	struct resp *r = s->pstate;
+	chat_detach(s);
+	if (r)
+		free(r->args);
+	free(r);
+	s->pstate = NULL;
+}
+
+const struct proto proto_resp = {
+	.name = "resp",
+	.counter = STAT_proto_resp,
+	.init = resp_init,
+	.feed = resp_feed,
+	.stop = resp_stop,
+	.fini = resp_fini,
+};
