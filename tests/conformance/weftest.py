@@ -465,10 +465,11 @@ class _Conv:
             self.got += n
 
 
-def echo_many(socks, datas, chunk=65536, timeout=60.0, half_close=False):
+def echo_many(socks, datas, chunk=65536, timeout=60.0, half_close=False, on_progress=None):
     """Every socket sends its data and must get exactly it back; all at once,
     driven by one selector. Returns nothing; raises AssertionError naming the
-    first failures. Sockets stay open (the caller closes them)."""
+    first failures. Sockets stay open (the caller closes them).
+    on_progress(bytes_echoed, bytes_total) is called between selector rounds."""
     convs = [_Conv(s, d, chunk, half_close) for s, d in zip(socks, datas)]
     sel = selectors.DefaultSelector()
     for c in convs:
@@ -476,8 +477,11 @@ def echo_many(socks, datas, chunk=65536, timeout=60.0, half_close=False):
         sel.register(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
     end = time.monotonic() + timeout * slow_factor()
     pending = len(convs)
+    total = sum(len(c.data) for c in convs)
     try:
         while pending:
+            if on_progress:
+                on_progress(sum(c.got for c in convs), total)
             left = end - time.monotonic()
             if left <= 0:
                 break
