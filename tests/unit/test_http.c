@@ -109,6 +109,7 @@ static const char pipeline[] =
 	"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 	"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
 	"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+	"\r\n" /* a stray CRLF after a body, as old clients send: ignored */
 	"GET /nope?q=1 HTTP/1.1\r\nHost: x\r\n\r\n"
 	"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
 	"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nX-T: 1\r\n\r\n"
