@@ -241,10 +241,10 @@ static void answer(struct session *s, struct http_conn *h)
 		answer_metrics(s, h, close);
 		break;
 	case R_NOT_FOUND:
-		error_reply(s, h, 404, NULL, false);
+		error_reply(s, h, 404, NULL, close);
 		break;
 	case R_NOT_ALLOWED:
-		error_reply(s, h, 405, ALLOW_HEADER, false);
+		error_reply(s, h, 405, ALLOW_HEADER, close);
 		break;
 	case R_ECHO_BUFFERED:
 		count(200);

@@ -243,6 +243,14 @@ static void test_versions_and_connection(void)
 	t = roundtrip(r19, strlen(r19), &closing);
 	CHECK(!closing && strcmp(t.p, HELLO_REPLY) == 0);
 	free(t.p);
+	const char *nf10 = "GET /nope HTTP/1.0\r\n\r\n"; /* an error that keeps a connection still says close */
+	t = roundtrip(nf10, strlen(nf10), &closing);
+	CHECK(closing && has(&t, "404 Not Found") && has(&t, "Connection: close\r\n"));
+	free(t.p);
+	const char *na = "DELETE / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+	t = roundtrip(na, strlen(na), &closing);
+	CHECK(closing && has(&t, "405 Method Not Allowed") && has(&t, "Connection: close\r\n"));
+	free(t.p);
 	const char *head = "HEAD /nope HTTP/1.1\r\nHost: a\r\n\r\n";
 	t = roundtrip(head, strlen(head), &closing);
 	CHECK(!closing && has(&t, "404 Not Found") && has(&t, "Content-Length: 10\r\n\r\n") &&
