@@ -43,7 +43,7 @@
 #include "uring/ring.h"
 
 #define SQ_ENTRIES 1024
-#define CQ_ENTRIES 16384    /* 10k connections cancelled at once must fit, or overflow into the kernel list */
+#define CQ_ENTRIES 16384    /* room for 10k connections closing at once; beyond, the kernel keeps the overflow (see reap) */
 #define BUF_COUNT 256       /* provided buffers per ring, shared by all its connections */
 #define BUF_SIZE (16 * 1024)
 #define BGID 0
