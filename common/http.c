@@ -63,7 +63,7 @@ struct http_conn {
 /* What the fields of a head say about framing and the connection. */
 struct head_info {
 	int hosts;
-	bool has_length, length_too_big, chunked, te_other, te_seen;
+	bool has_length, length_huge, length_too_big, chunked, te_other, te_seen;
 	size_t length;
 	bool conn_close, conn_keep_alive, expect_continue;
 };
@@ -287,10 +287,11 @@ static int parse_length(const struct http_header *f, struct head_info *hi, size_
 		else
 			v = v * 10 + c;
 	}
-	if (hi->has_length && (big != hi->length_too_big || v != hi->length))
+	if (hi->has_length && (big != hi->length_huge || (!big && v != hi->length)))
 		return -1; /* two different lengths: the request cannot be framed */
 	hi->has_length = true;
 	hi->length = v;
+	hi->length_huge = big;
 	hi->length_too_big = big || v > max_body;
 	return 0;
 }
