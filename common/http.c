@@ -16,6 +16,7 @@
  * bodies of other requests are discarded as they arrive. Pipelined requests
  * are answered in order because each is answered before the next is read.
  * Everything the routes, limits and status codes mean is in docs/HTTP.md. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -590,7 +591,7 @@ static int http_init(struct session *s)
 	size_t max = (size_t)s->srv->cfg->max_headers;
 	struct http_conn *h = calloc(1, sizeof(*h) + max * sizeof(h->hdrs[0]));
 	if (!h)
-		return -1;
+		return -ENOMEM;
 	h->max_headers = max;
 	s->pstate = h;
 	return 0;
