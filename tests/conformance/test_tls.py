@@ -123,29 +123,65 @@ def test_wrk_https_no_errors(ctx):
         assert handshake_failures(w) == 0
 
 
+def read_lines(proc, want, timeout=10.0):
+    """The next `want` lines of proc's stdout (fewer on timeout), read from the
+    fd itself so no line hides in a Python buffer that select() cannot see."""
+    fd = proc.stdout.fileno()
+    buf = proc.__dict__.setdefault("_pending", bytearray())
+    deadline = time.monotonic() + timeout * weftest.slow_factor()
+    while buf.count(b"\n") < want and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+    lines = []
+    while len(lines) < want and b"\n" in buf:
+        line, _, rest = bytes(buf).partition(b"\n")
+        lines.append(line.strip())
+        buf[:] = rest
+    return lines
+
+
 def test_redis_cli_tls_pubsub(ctx):
-    """RESP pub/sub over TLS with redis-cli (this Debian build has --tls)."""
+    """RESP pub/sub over TLS with redis-cli (Debian's build has --tls)."""
     with Weft(extra_args=["--mode", "chat"]) as w:
         cli = ["redis-cli", "--tls", "--insecure", "-h", "127.0.0.1", "-p", str(w.tls_port)]
-        sub = subprocess.Popen(cli + ["subscribe", "news"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        sub = subprocess.Popen(cli + ["subscribe", "news"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            lines = []
-            deadline = time.monotonic() + 10
-            # "subscribe", "news", "1" once the subscription is confirmed
-            while len(lines) < 3 and time.monotonic() < deadline:
-                if select.select([sub.stdout], [], [], 0.5)[0]:
-                    lines.append(sub.stdout.readline().strip())
-            assert lines == [b"subscribe", b"news", b"1"], (lines, sub.stderr.read1() if sub.poll() else b"")
+            lines = read_lines(sub, 3)  # the subscription is confirmed
+            assert lines == [b"subscribe", b"news", b"1"], lines
             pub = subprocess.run(cli + ["publish", "news", "hello tls"], capture_output=True, timeout=10)
             assert pub.stdout.strip() == b"1", pub
-            got = []
-            while len(got) < 3 and time.monotonic() < deadline + 5:
-                if select.select([sub.stdout], [], [], 0.5)[0]:
-                    got.append(sub.stdout.readline().strip())
+            got = read_lines(sub, 3)
             assert got == [b"message", b"news", b"hello tls"], got
         finally:
             sub.kill()
             sub.wait()
+
+
+def test_s_client_chats(ctx):
+    """Two openssl s_client users chat in line mode; /quit ends with close_notify."""
+    with Weft(extra_args=["--mode", "chat"]) as w:
+        cmd = ["openssl", "s_client", "-connect", f"127.0.0.1:{w.tls_port}", "-quiet"]
+        a = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        b = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            a.stdin.write(b"/join room\n")
+            a.stdin.flush()
+            assert read_lines(a, 1) == [b"OK join room 1"]
+            b.stdin.write(b"/nick bob\n/join room\nhello over tls\n")
+            b.stdin.flush()
+            assert read_lines(b, 3) == [b"OK nick bob", b"OK join room 2", b"MSG room bob hello over tls"]
+            assert read_lines(a, 1) == [b"MSG room bob hello over tls"]
+            a.stdin.write(b"/quit\n")
+            a.stdin.flush()
+            assert read_lines(a, 1) == [b"BYE"]
+            a.wait(10 * weftest.slow_factor())  # s_client exits once the server closed
+        finally:
+            for p in (a, b):
+                p.kill()
+                p.wait()
 
 
 def test_python_ssl_chat_lines_and_resp(ctx):
