@@ -122,7 +122,7 @@ static int enc_subscribe(const struct wl_opts *o, struct cconn *c)
 	int n = channel_str(c->channel, ch, sizeof(ch));
 	if (o->resp)
 		return out_printf(c, "*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n", n, ch);
-	return out_printf(c, "JOIN %s\n", ch);
+	return out_printf(c, "/join %s\n", ch);
 }
 
 static char fill_char(uint64_t pub, uint64_t seq, size_t i)
@@ -150,7 +150,7 @@ static int enc_publish(const struct wl_opts *o, struct cconn *c, const char *pl,
 	if (o->resp)
 		rc = out_printf(c, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%zu\r\n", cn, ch, n);
 	else
-		rc = out_printf(c, "PUBLISH %s ", ch);
+		rc = out_printf(c, "/pub %s ", ch);
 	if (rc == 0)
 		rc = out_put(c, pl, n);
 	if (rc == 0)
@@ -253,7 +253,9 @@ static long parse_resp(const char *p, size_t n, struct ev *ev)
 	return (long)used;
 }
 
-/* Line protocol (docs/PROTOCOL.md): one reply or push per line. */
+/* Line protocol (docs/PROTOCOL.md, common/chat_line.c): one reply or
+ * delivery per line; /join and /pub are answered "OK join ..." and
+ * "OK pub <channel> <receivers>", deliveries are "MSG <channel> <from> <text>". */
 static long parse_line(const char *p, size_t n, struct ev *ev)
 {
 	const char *e = memchr(p, '\n', n);
@@ -280,12 +282,14 @@ static long parse_line(const char *p, size_t n, struct ev *ev)
 		ev->chan_len = (size_t)(sp - ch);
 		ev->payload = sp2 + 1;
 		ev->payload_len = (size_t)(end - sp2 - 1);
-	} else if (l >= 7 && memcmp(p, "JOINED ", 7) == 0) {
-		ev->kind = EV_SUBSCRIBED;
-	} else if (l >= 4 && memcmp(p, "SENT", 4) == 0) {
+	} else if (l >= 8 && memcmp(p, "OK join ", 8) == 0) {
+		ev->kind = EV_SUBSCRIBED; /* "OK join <channel> <subscribers>" */
+	} else if (l >= 7 && memcmp(p, "OK pub ", 7) == 0) {
+		/* "OK pub <channel> <receivers>" */
+		const char *sp = memrchr(p, ' ', l);
 		ev->kind = EV_PUBLISHED;
-		ev->n = l > 5 ? strtoll(p + 5, NULL, 10) : -1;
-	} else if (l >= 4 && memcmp(p, "ERR ", 4) == 0) {
+		ev->n = strtoll(sp + 1, NULL, 10);
+	} else if (l >= 3 && memcmp(p, "ERR", 3) == 0) {
 		ev->kind = EV_ERROR;
 	}
 	return (long)used;

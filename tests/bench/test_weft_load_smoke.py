@@ -3,8 +3,7 @@
 
 A --quick-style pass of each load kind per model: echo (small, large and
 pipelined, and over TLS), open-loop echo, TLS handshakes full and resumed,
-idle connections, and pub/sub (RESP; the line protocol too once weft speaks
-it). Each must exit 0 with results and no verification error. A model whose
+idle connections, and pub/sub (RESP and the line protocol). Each must exit 0 with results and no verification error. A model whose
 `weft --help` still says "not built yet" is skipped, saying so.
 
 usage: test_weft_load_smoke.py WEFT WEFT_LOAD
@@ -121,8 +120,9 @@ for m in models:
             run_load("%s pub/sub 1->20 RESP" % m, ["chat", "--resp", "--port", p, "--subscribers", "20"] + d)
             run_load("%s pub/sub 4x4 RESP 4 KiB" % m, ["chat", "--resp", "--port", p, "--subscribers", "4",
                                                           "--publishers", "4", "-s", "4k"] + d)
-            if os.path.exists(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "PROTOCOL.md")):
-                run_load("%s pub/sub 1->20 line protocol" % m, ["chat", "--port", p, "--subscribers", "20"] + d)
+            run_load("%s pub/sub 1->20 line protocol" % m, ["chat", "--port", p, "--subscribers", "20"] + d)
+            run_load("%s pub/sub 3x6 line protocol, open loop" % m, ["chat", "--port", p, "--subscribers", "6",
+                                                                    "--publishers", "3", "--rate", "3000"] + d)
         else:
             print("skip: %s chat mode does not answer SUBSCRIBE yet" % m)
             skipped += 1
