@@ -19,8 +19,10 @@ static struct server *sig_srv;
 static void on_signal(int sig)
 {
 	(void)sig;
+	int saved = errno; /* the interrupted code may be about to read errno */
 	if (sig_srv)
 		server_request_stop(sig_srv);
+	errno = saved;
 }
 
 void daemon_signals(struct server *srv)
