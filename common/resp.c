@@ -193,6 +193,33 @@ static const struct command commands[] = {
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* Redis commands weft does not serve. While subscribed Redis refuses them
+ * with the subscribed-context error (they exist there), not as unknown. */
+static const char *const redis_known[] = {
+	"get", "set", "del", "exists", "incr", "decr", "expire", "ttl", "keys", "scan", "hello", "auth",
+	"select", "client", "info", "config", "echo", "multi", "exec", "discard", "watch", "lpush", "rpush",
+	"lpop", "rpop", "lrange", "sadd", "smembers", "hset", "hget", "hgetall", "zadd", "zrange", "command",
+	"dbsize", "flushdb", "flushall", "type", "mget", "mset", "append", "strlen", "pubsub", "spublish",
+};
+
+static bool redis_knows(const struct argv *a)
+{
+	for (size_t i = 0; i < sizeof(redis_known) / sizeof(redis_known[0]); i++)
+		if (is(a, 0, redis_known[i]))
+			return true;
+	return false;
+}
+
+static void not_in_context(struct session *s, const char *name)
+{
+	char e[200];
+	snprintf(e, sizeof(e),
+	         "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+	         "allowed in this context",
+	         name);
+	put_err(s, e);
+}
+
 /* Redis: "unknown command 'x', with args beginning with: 'a' 'b' ". */
 static void unknown(struct session *s, const struct argv *a)
 {
@@ -224,7 +251,15 @@ static void execute(struct session *s, const struct argv *a)
 			c = &commands[i];
 	char e[200];
 	if (!c) {
-		unknown(s, a);
+		char lower[16];
+		if (chat_count(s->chat) && a->n[0] < sizeof(lower) && redis_knows(a)) {
+			for (size_t i = 0; i < a->n[0]; i++)
+				lower[i] = (char)(a->p[0][i] | 0x20);
+			lower[a->n[0]] = '\0';
+			not_in_context(s, lower);
+		} else {
+			unknown(s, a);
+		}
 		return;
 	}
 	if (!arity_ok(c, a->c) || (c->arity == -1 && strcmp(c->name, "ping") == 0 && a->c > 2)) {
@@ -233,11 +268,7 @@ static void execute(struct session *s, const struct argv *a)
 		return;
 	}
 	if (chat_count(s->chat) && !c->in_pubsub) {
-		snprintf(e, sizeof(e),
-		         "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
-		         "allowed in this context",
-		         c->name);
-		put_err(s, e);
+		not_in_context(s, c->name);
 		return;
 	}
 	if (is(a, 0, "subscribe") || is(a, 0, "psubscribe"))

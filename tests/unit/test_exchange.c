@@ -1,0 +1,402 @@
+/* test_exchange.c - the chat exchange without a network: wire forms and
+ * sharing, Redis glob rules, many publisher threads against owner threads
+ * that subscribe, unsubscribe, attach and detach sessions while messages
+ * flow (one order for everyone, nothing lost or doubled, every msg freed),
+ * and the slow-consumer limits of owner_post. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chat.h"
+#include "check.h"
+#include "config.h"
+#include "exchange.h"
+#include "msg.h"
+#include "owner.h"
+#include "server.h"
+#include "session.h"
+#include "stats.h"
+
+static struct config cfg;
+static struct server srv;
+
+static void no_wake(struct owner *o) { (void)o; }
+static void no_ready(struct session *s, void *arg) { (void)s, (void)arg; }
+
+static void setup(void)
+{
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.max_subs = 1024;
+	cfg.max_line = 65536;
+	cfg.max_message = 1 << 20;
+	cfg.read_pause = 1 << 20;
+	cfg.outbox_hard = 32 << 20;
+	cfg.outbox_soft = 8 << 20;
+	cfg.outbox_soft_ms = 60000;
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = &cfg;
+	srv.ex = exchange_new();
+}
+
+static struct session *conn(struct owner *o, enum ex_fmt fmt)
+{
+	struct session *s = session_new(&srv, o, false);
+	if (s && chat_attach(s, fmt) < 0) {
+		session_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void conn_free(struct session *s)
+{
+	chat_detach(s);
+	session_free(s);
+}
+
+/* Everything s would send, appended to out (which grows); returns its length. */
+static size_t take(struct session *s, char **out, size_t *len)
+{
+	struct iovec iov[8];
+	int n;
+	while ((n = session_iov(s, iov, 8)) > 0) {
+		size_t k = 0;
+		for (int i = 0; i < n; i++) {
+			*out = realloc(*out, *len + iov[i].iov_len + 1);
+			memcpy(*out + *len, iov[i].iov_base, iov[i].iov_len);
+			*len += iov[i].iov_len;
+			k += iov[i].iov_len;
+		}
+		(*out)[*len] = '\0';
+		session_sent(s, k);
+	}
+	return *len;
+}
+
+static void test_forms(void)
+{
+	long live0 = msg_live_count();
+	struct owner o;
+	owner_init(&o, no_wake, NULL);
+	struct session *a = conn(&o, EX_RESP), *b = conn(&o, EX_RESP), *l = conn(&o, EX_LINE), *p = conn(&o, EX_RESP);
+	CHECK(chat_subscribe(a, "news", 4, false) == 1);
+	CHECK(chat_subscribe(a, "news", 4, false) == 0);
+	CHECK(chat_subscribe(b, "news", 4, false) == 1);
+	CHECK(chat_subscribe(l, "news", 4, false) == 1);
+	CHECK(chat_subscribe(p, "n*", 2, true) == 1);
+	CHECK(chat_subscribe(p, "news", 4, false) == 1);
+	CHECK(exchange_subscribers(srv.ex, "news", 4) == 4);
+	CHECK(exchange_publish(srv.ex, "news", 4, "bob", "hi\nthere\\", 9) == 5);
+	CHECK(exchange_publish(srv.ex, "other", 5, "bob", "x", 1) == 0);
+	/* one RESP message msg shared by a, b and p's channel subscription */
+	CHECK(a->mail_count == 1 && b->mail_count == 1 && a->mail[0] == b->mail[0] && p->mail[0] == a->mail[0]);
+	CHECK(atomic_load(&a->mail[0]->refs) == 3);
+	CHECK(p->mail_count == 2 && p->mail[1] != p->mail[0]);
+	owner_drain(&o, no_ready, NULL);
+	char *out = NULL;
+	size_t len = 0;
+	take(a, &out, &len);
+	const char want[] = "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$9\r\nhi\nthere\\\r\n";
+	CHECK(len == sizeof(want) - 1 && memcmp(out, want, len) == 0);
+	len = 0;
+	take(l, &out, &len);
+	CHECK(len && strcmp(out, "MSG news bob hi\\nthere\\\\\n") == 0);
+	len = 0;
+	take(p, &out, &len);
+	const char pwant[] = "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$9\r\nhi\nthere\\\r\n"
+	                     "*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$9\r\nhi\nthere\\\r\n";
+	CHECK(len == sizeof(pwant) - 1 && memcmp(out, pwant, len) == 0);
+	free(out);
+	CHECK(chat_unsubscribe(a, "news", 4, false) == 1);
+	CHECK(chat_unsubscribe(a, "news", 4, false) == 0);
+	CHECK(exchange_subscribers(srv.ex, "news", 4) == 3);
+	/* --max-subs */
+	cfg.max_subs = 2;
+	CHECK(chat_subscribe(a, "x1", 2, false) == 1);
+	CHECK(chat_subscribe(a, "x2", 2, true) == 1);
+	CHECK(chat_subscribe(a, "x3", 2, false) == -ENOSPC);
+	cfg.max_subs = 1024;
+	conn_free(a);
+	conn_free(b);
+	conn_free(l);
+	conn_free(p);
+	CHECK(exchange_subscribers(srv.ex, "news", 4) == 0);
+	owner_destroy(&o);
+	CHECK(msg_live_count() == live0);
+}
+
+static bool glob(const char *p, const char *s) { return exchange_glob_match(p, strlen(p), s, strlen(s)); }
+
+static void test_glob(void)
+{
+	CHECK(glob("*", ""));
+	CHECK(glob("*", "anything"));
+	CHECK(glob("n*", "news"));
+	CHECK(!glob("n*", "snow"));
+	CHECK(glob("h?llo", "hello") && glob("h?llo", "hallo") && !glob("h?llo", "hllo"));
+	CHECK(glob("h[ae]llo", "hello") && !glob("h[ae]llo", "hillo"));
+	CHECK(glob("h[^e]llo", "hallo") && !glob("h[^e]llo", "hello"));
+	CHECK(glob("h[a-b]llo", "hbllo") && !glob("h[a-b]llo", "hcllo"));
+	CHECK(glob("h[b-a]llo", "hallo")); /* reversed ranges are swapped */
+	CHECK(glob("a\\*b", "a*b") && !glob("a\\*b", "axb"));
+	CHECK(glob("[\\]]", "]"));
+	CHECK(glob("[abc", "a")); /* an unterminated class ends with the pattern */
+	CHECK(glob("a*b*c", "aXXbYYc") && !glob("a*b*c", "aXXbYY"));
+	CHECK(glob("*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"));
+	CHECK(!glob("*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	CHECK(glob("x\\", "x\\")); /* a trailing backslash is literal */
+}
+
+/* ---- many threads ---- */
+
+#define PUBLISHERS 3
+#define OWNERS 3
+#define PER_OWNER 6 /* sessions: 0 and 1 stay, the rest churn */
+#define MESSAGES 3000
+
+static atomic_bool publishing_done;
+
+struct owner_thread {
+	struct owner o;
+	pthread_t thr;
+	struct session *s[PER_OWNER];
+	char *out[PER_OWNER];
+	size_t len[PER_OWNER];
+	unsigned rnd;
+};
+
+static void *publisher(void *arg)
+{
+	int id = (int)(long)arg;
+	char m[32];
+	for (int i = 0; i < MESSAGES; i++) {
+		int n = snprintf(m, sizeof(m), "p%d:%d", id, i);
+		exchange_publish(srv.ex, "c", 1, "pub", m, (size_t)n);
+	}
+	return NULL;
+}
+
+static void owner_step(struct owner_thread *t, bool churn)
+{
+	owner_drain(&t->o, no_ready, NULL);
+	for (int i = 0; i < PER_OWNER; i++)
+		take(t->s[i], &t->out[i], &t->len[i]);
+	if (!churn)
+		return;
+	t->rnd = t->rnd * 1103515245 + 12345;
+	int i = 2 + (int)((t->rnd >> 16) % (PER_OWNER - 2));
+	switch ((t->rnd >> 8) % 3) {
+	case 0: /* detach and free a whole session, attach a new one */
+		conn_free(t->s[i]);
+		t->s[i] = conn(&t->o, i % 2 ? EX_RESP : EX_LINE);
+		chat_subscribe(t->s[i], "c", 1, false);
+		break;
+	case 1:
+		chat_unsubscribe(t->s[i], "c", 1, false);
+		break;
+	default:
+		chat_subscribe(t->s[i], "c", 1, false);
+		break;
+	}
+}
+
+static void *owner_main(void *arg)
+{
+	struct owner_thread *t = arg;
+	while (!atomic_load(&publishing_done)) {
+		owner_step(t, true);
+		struct timespec ts = {0, 50000};
+		nanosleep(&ts, NULL);
+	}
+	owner_step(t, false); /* the last mail */
+	return NULL;
+}
+
+/* The message payloads (p<id>:<seq>) in a line or RESP stream, in order;
+ * returns how many, or -1 if the stream is malformed. */
+static int payloads(const char *p, size_t n, bool resp, char ***out)
+{
+	int k = 0;
+	*out = NULL;
+	for (size_t i = 0; i < n;) {
+		const char *start, *end;
+		if (resp) {
+			const char pre[] = "*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$";
+			if (n - i < sizeof(pre) || memcmp(p + i, pre, sizeof(pre) - 1) != 0)
+				return -1;
+			size_t len = strtoul(p + i + sizeof(pre) - 1, (char **)&start, 10);
+			start += 2;
+			end = start + len;
+			i = (size_t)(end - p) + 2;
+		} else {
+			if (strncmp(p + i, "MSG c pub ", 10) != 0)
+				return -1;
+			start = p + i + 10;
+			end = memchr(start, '\n', n - (size_t)(start - p));
+			if (!end)
+				return -1;
+			i = (size_t)(end - p) + 1;
+		}
+		*out = realloc(*out, (size_t)(k + 1) * sizeof(**out));
+		(*out)[k++] = strndup(start, (size_t)(end - start));
+	}
+	return k;
+}
+
+static void free_payloads(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Every payload of sub appears in ref, in the same order. */
+static bool subsequence(char **sub, int ns, char **ref, int nr)
+{
+	int j = 0;
+	for (int i = 0; i < ns; i++) {
+		while (j < nr && strcmp(ref[j], sub[i]) != 0)
+			j++;
+		if (j == nr)
+			return false;
+		j++;
+	}
+	return true;
+}
+
+static void test_threads(void)
+{
+	long live0 = msg_live_count();
+	static struct owner_thread ot[OWNERS];
+	atomic_store(&publishing_done, false);
+	for (int t = 0; t < OWNERS; t++) {
+		owner_init(&ot[t].o, no_wake, NULL);
+		ot[t].rnd = (unsigned)t * 7919u + 1;
+		for (int i = 0; i < PER_OWNER; i++) {
+			ot[t].s[i] = conn(&ot[t].o, i % 2 ? EX_RESP : EX_LINE);
+			CHECK(chat_subscribe(ot[t].s[i], "c", 1, false) == 1);
+		}
+	}
+	for (int t = 0; t < OWNERS; t++)
+		pthread_create(&ot[t].thr, NULL, owner_main, &ot[t]);
+	pthread_t pub[PUBLISHERS];
+	for (long p = 0; p < PUBLISHERS; p++)
+		pthread_create(&pub[p], NULL, publisher, (void *)p);
+	for (int p = 0; p < PUBLISHERS; p++)
+		pthread_join(pub[p], NULL);
+	atomic_store(&publishing_done, true);
+	for (int t = 0; t < OWNERS; t++)
+		pthread_join(ot[t].thr, NULL);
+
+	/* the stable subscribers all saw every message once, in one order */
+	char **ref = NULL;
+	int nref = payloads(ot[0].out[0], ot[0].len[0], false, &ref);
+	CHECK(nref == PUBLISHERS * MESSAGES);
+	int next[PUBLISHERS] = {0};
+	bool per_pub_order = nref > 0;
+	for (int i = 0; i < nref; i++) {
+		int id, seq;
+		if (sscanf(ref[i], "p%d:%d", &id, &seq) != 2 || id < 0 || id >= PUBLISHERS || seq != next[id]++)
+			per_pub_order = false;
+	}
+	CHECK(per_pub_order);
+	for (int t = 0; t < OWNERS; t++) {
+		for (int i = 0; i < PER_OWNER; i++) {
+			char **v;
+			int n = payloads(ot[t].out[i], ot[t].len[i], i % 2, &v);
+			CHECK(n >= 0);
+			if (i < 2)
+				CHECK(n == nref && subsequence(v, n, ref, nref));
+			else
+				CHECK(subsequence(v, n, ref, n > 0 ? nref : 0));
+			free_payloads(v, n > 0 ? n : 0);
+			conn_free(ot[t].s[i]);
+			free(ot[t].out[i]);
+		}
+		owner_destroy(&ot[t].o);
+	}
+	free_payloads(ref, nref > 0 ? nref : 0);
+	CHECK(exchange_subscribers(srv.ex, "c", 1) == 0);
+	CHECK(msg_live_count() == live0);
+}
+
+/* ---- slow consumers ---- */
+
+static void test_slow(void)
+{
+	long live0 = msg_live_count();
+	uint64_t hard0 = stat_sum(STAT_slow_hard), soft0 = stat_sum(STAT_slow_soft);
+	struct owner o;
+	owner_init(&o, no_wake, NULL);
+	cfg.outbox_hard = 10000;
+	cfg.outbox_soft = 0;
+	struct session *slow = conn(&o, EX_LINE), *fast = conn(&o, EX_RESP);
+	chat_subscribe(slow, "c", 1, false);
+	chat_subscribe(fast, "c", 1, false);
+	char m[1000];
+	memset(m, 'x', sizeof(m));
+	char *out = NULL;
+	size_t len = 0;
+	int refused = -1;
+	for (int i = 0; i < 100; i++) {
+		CHECK(exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m)) == 2);
+		if (refused < 0 && slow->slow)
+			refused = i;
+		owner_drain(&o, no_ready, NULL);
+		len = 0;
+		take(fast, &out, &len); /* fast reads; slow never does */
+		CHECK(len > sizeof(m));
+	}
+	/* ~1 KB per message: refused at the tenth, never queued beyond the limit */
+	CHECK(refused >= 8 && refused <= 10);
+	CHECK(slow->slow_closed && slow->closing);
+	CHECK(session_pending(slow) < cfg.outbox_hard);
+	CHECK(stat_sum(STAT_slow_hard) == hard0 + 1);
+	len = 0;
+	take(slow, &out, &len);
+	CHECK(len && strstr(out, "ERR slow consumer") && out[len - 1] == '\n');
+	CHECK(!strstr(out, "MSG c p")); /* nothing it had not started receiving */
+	conn_free(slow);
+
+	/* soft: over the soft limit for longer than outbox_soft_ms */
+	cfg.outbox_hard = 1 << 20;
+	cfg.outbox_soft = 3000;
+	cfg.outbox_soft_ms = 30;
+	chat_unsubscribe(fast, "c", 1, false);
+	slow = conn(&o, EX_RESP);
+	chat_subscribe(slow, "c", 1, false);
+	for (int i = 0; i < 5; i++)
+		exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m));
+	owner_drain(&o, no_ready, NULL);
+	CHECK(!slow->slow); /* over the soft limit, but not for long yet */
+	struct timespec ts = {0, 40 * 1000000};
+	nanosleep(&ts, NULL);
+	exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m));
+	owner_drain(&o, no_ready, NULL);
+	CHECK(slow->slow_closed && stat_sum(STAT_slow_soft) == soft0 + 1);
+	len = 0;
+	take(slow, &out, &len);
+	CHECK(len && strstr(out, "-ERR slow consumer") != NULL);
+	conn_free(slow);
+	conn_free(fast);
+	free(out);
+	owner_destroy(&o);
+	cfg.outbox_hard = 32 << 20;
+	cfg.outbox_soft = 8 << 20;
+	cfg.outbox_soft_ms = 60000;
+	CHECK(msg_live_count() == live0);
+}
+
+int main(void)
+{
+	setup();
+	test_forms();
+	test_glob();
+	test_threads();
+	test_slow();
+	exchange_free(srv.ex);
+	return check_done();
+}
