@@ -38,6 +38,17 @@ def refused_with(s, prefix, timeout=5.0):
     return got
 
 
+def metric_reaches(w, name, label, minimum, timeout=10.0):
+    """True once the metric is >= minimum; tolerates a /metrics request that is
+    itself refused while a closed slot is still being released."""
+    def check():
+        try:
+            return w.metric(name, label) >= minimum
+        except (AssertionError, OSError):
+            return False
+    return wait_for(check, timeout * slow_factor(), 0.1)
+
+
 def readable_now(socks, wait=0.0):
     r, _, _ = select.select(socks, [], [], wait) if socks else ([], [], [])
     return set(r)
@@ -99,8 +110,7 @@ def test_max_conns_refusal(ctx):
             return ok
         assert wait_for(admitted, 10 * slow_factor(), 0.1), "a freed slot was not reusable"
         socks.pop().close()
-        assert wait_for(lambda: w.metric("weft_connections_refused_total", 'reason="max_conns"') >= 1,
-                        5 * slow_factor()), w.metrics()
+        assert metric_reaches(w, "weft_connections_refused_total", 'reason="max_conns"', 1), w.metrics()
         close_all(socks)
 
 
@@ -115,8 +125,7 @@ def test_max_conns_many_refused_others_unharmed(ctx):
         close_all(extra)
         echo_many(socks, [payload(100000) for _ in socks])
         close_all(socks)
-        assert wait_for(lambda: w.metric("weft_connections_refused_total", 'reason="max_conns"') >= 30,
-                        5 * slow_factor()), w.metrics()
+        assert metric_reaches(w, "weft_connections_refused_total", 'reason="max_conns"', 30), w.metrics()
 
 
 # ---- pool: --workers / --queue -----------------------------------------------------
@@ -138,8 +147,7 @@ def test_pool_queue_full_refusal(ctx):
         a.close()                       # the worker frees up and takes b
         assert recv_exact(b, 7, 10 * slow_factor()) == b"\x01queued"
         b.close()
-        assert wait_for(lambda: w.metric("weft_connections_refused_total", 'reason="queue_full"') >= 1,
-                        5 * slow_factor()), w.metrics()
+        assert metric_reaches(w, "weft_connections_refused_total", 'reason="queue_full"', 1), w.metrics()
 
 
 def test_pool_serves_at_most_workers(ctx):
@@ -187,8 +195,7 @@ def test_select_refuses_fd_setsize_and_serves_others(ctx):
             for s in socks:
                 reset_close(s)
         n = len(socks) - len(served)
-        assert wait_for(lambda: w.metric("weft_connections_refused_total", 'reason="fd_limit"') >= n,
-                        10 * slow_factor()), w.metrics()
+        assert metric_reaches(w, "weft_connections_refused_total", 'reason="fd_limit"', n), w.metrics()
         s = w.connect()
         echo_ok(s)
         s.close()
