@@ -6,7 +6,7 @@
 
 /* Small enough that an idle connection holds nothing (drained chunks are freed),
  * large enough that pipelined small replies share a chunk. */
-#define OUTBOX_CHUNK 4096
+#define OUTBOX_CHUNK 4096 /* == msg.c's cached size: no malloc per small reply */
 
 static int push(struct outbox *o, struct msg *m, bool writable)
 {
