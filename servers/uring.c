@@ -120,6 +120,7 @@ struct uthread {
 	long long epoch, stop_ms, warn_ms;
 	uint32_t now;
 	int rc;
+	bool started;          /* has a pthread to join (rings 1..N-1) */
 };
 
 /* ---- user_data, slots ---- */
@@ -660,6 +661,11 @@ static int listeners_open(struct uthread *t)
 
 static int thread_setup(struct uthread *t)
 {
+	t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->efd < 0) {
+		log_error("uring: ring %d: eventfd: %s", t->idx, strerror(errno));
+		return -errno;
+	}
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
 	if (rc < 0) {
 		log_error("uring: ring %d: io_uring_setup: %s", t->idx, strerror(-rc));
@@ -758,53 +764,45 @@ static int run(struct server *srv)
 		return 1;
 	int n = srv->cfg->threads;
 	struct shared sh = {.nthreads = n};
-	pthread_mutex_init(&sh.lock, NULL);
-	pthread_cond_init(&sh.cond, NULL);
 	struct uthread *ts = calloc((size_t)n, sizeof(*ts));
 	if (!ts) {
 		log_error("uring: out of memory");
 		return 1;
 	}
+	pthread_mutex_init(&sh.lock, NULL);
+	pthread_cond_init(&sh.cond, NULL);
 	long long epoch = now_ms();
 	for (int i = 0; i < n; i++) {
 		struct uthread *t = &ts[i];
-		*t = (struct uthread){.srv = srv, .sh = &sh, .idx = i, .free_head = NO_SLOT, .epoch = epoch};
+		*t = (struct uthread){.srv = srv, .sh = &sh, .idx = i, .efd = -1, .free_head = NO_SLOT, .epoch = epoch};
 		t->tick_ts.tv_nsec = TICK_MS * 1000000LL;
 		t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
-		t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		owner_init(&t->owner, uring_wake, t);
 	}
 	log_info("uring: %d ring(s), %d x %d KiB provided buffers each", n, BUF_COUNT, BUF_SIZE / 1024);
-	bool *started = calloc((size_t)n, sizeof(*started));
 	for (int i = 1; i < n; i++) {
-		int err = ts[i].efd < 0 || !started ? EMFILE : pthread_create(&ts[i].tid, NULL, thread_main, &ts[i]);
+		int err = pthread_create(&ts[i].tid, NULL, thread_main, &ts[i]);
+		ts[i].started = err == 0;
 		if (err) {
 			log_error("uring: cannot start ring thread %d: %s", i, strerror(err));
 			ts[i].rc = 1;
 			report(&sh, -err);
-		} else {
-			started[i] = true;
 		}
 	}
-	if (ts[0].efd < 0) {
-		log_error("uring: eventfd: %s", strerror(errno));
-		report(&sh, -EMFILE);
-		wait_all_ready(&ts[0]);
-		ts[0].rc = 1;
-	} else {
-		thread_main(&ts[0]);
-	}
+	thread_main(&ts[0]); /* ring 0 runs on the caller's thread */
 	rc = 0;
 	for (int i = 0; i < n; i++) {
-		if (i > 0 && started && started[i])
+		if (ts[i].started)
 			pthread_join(ts[i].tid, NULL);
 		if (ts[i].rc > rc)
 			rc = ts[i].rc;
+	}
+	/* Only now: until every ring is gone, another one may still wake this. */
+	for (int i = 0; i < n; i++) {
 		owner_destroy(&ts[i].owner);
 		if (ts[i].efd >= 0)
 			close(ts[i].efd);
 	}
-	free(started);
 	free(ts);
 	pthread_cond_destroy(&sh.cond);
 	pthread_mutex_destroy(&sh.lock);
