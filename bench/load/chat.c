@@ -612,6 +612,16 @@ static void run_loop(struct cthread *t)
 		uint64_t now = wl_now_ns();
 		if (t->running && pubs_finished(t, now)) {
 			t->running = false;
+			if (t->o->rate > 0)
+				for (unsigned i = 0; i < t->n; i++) {
+					struct cconn *c = t->c[i];
+					if (c->role != PUB)
+						continue;
+					uint64_t q = pub_quota(t->o, c->num);
+					uint64_t due = (uint64_t)((double)(now - t0) * t->o->rate / t->o->publishers);
+					due = due < q ? due : q;
+					t->r.unsent += due > c->seq ? due - c->seq : 0;
+				}
 			drain_until = now + (uint64_t)(t->o->timeout_s * 1e9);
 			if (atomic_fetch_sub(&threads_publishing, 1) == 1)
 				atomic_store(&all_stopped_publishing, true);

@@ -119,6 +119,7 @@ void wl_result_merge(struct wl_result *into, const struct wl_result *from)
 	into->resumed += from->resumed;
 	into->full += from->full;
 	into->established += from->established;
+	into->unsent += from->unsent;
 	if (from->t_first && (!into->t_first || from->t_first < into->t_first))
 		into->t_first = from->t_first;
 	if (from->t_last > into->t_last)

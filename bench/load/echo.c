@@ -404,6 +404,13 @@ static void run_loop(struct ethread *t)
 		uint64_t now = wl_now_ns();
 		if (t->running && (now >= t_end || atomic_load(&wl_stop) || thread_finished(t))) {
 			t->running = false;
+			if (t->o->rate > 0) {
+				/* What the schedule says was due by now, minus what went out. */
+				uint64_t due = (now - t0) / t->period_ns;
+				if (due > t->quota)
+					due = t->quota;
+				t->r.unsent = due > t->issued_total ? due - t->issued_total : 0;
+			}
 			drain_until = now + (uint64_t)(t->o->timeout_s * 1e9);
 		}
 		int64_t wait = advance_due(t, now);

@@ -272,6 +272,8 @@ static void print_json(FILE *f, const struct wl_opts *o, const struct wl_result 
 			o->http_request ? "http" : "echo", o->resume ? "true" : "false", r->full, r->resumed);
 	if (strcmp(o->cmd, "idle") == 0)
 		fprintf(f, ",\"established\":%" PRIu64, r->established);
+	if (o->rate > 0)
+		fprintf(f, ",\"unsent\":%" PRIu64, r->unsent);
 	fprintf(f, ",\"duration_s\":%.3f,\"warmup_s\":%.3f,\"elapsed_s\":%.3f,\"ops\":%" PRIu64, o->duration_s, o->warmup_s, el,
 		r->ops);
 	fprintf(f, ",\"ops_per_s\":%.1f,\"bytes_per_s\":%.1f", el > 0 ? (double)r->ops / el : 0,
@@ -298,6 +300,9 @@ static void print_summary(const struct wl_opts *o, const struct wl_result *r, bo
 		us(wl_hist_quantile(h, 0.9)), us(wl_hist_quantile(h, 0.99)), us(wl_hist_quantile(h, 0.999)), us(h->max));
 	if (strcmp(o->cmd, "handshake") == 0 && o->tls)
 		fprintf(stderr, "  handshakes: %" PRIu64 " full, %" PRIu64 " resumed\n", r->full, r->resumed);
+	if (o->rate > 0 && r->unsent)
+		fprintf(stderr, "  warning: the load generator fell behind its schedule: %" PRIu64
+			" messages due were never sent (more --threads, or a lower --rate)\n", r->unsent);
 	if (strcmp(o->cmd, "idle") == 0)
 		fprintf(stderr, "  established: %" PRIu64 " of %d\n", r->established, o->conns);
 	if (strcmp(o->cmd, "chat") == 0)
