@@ -86,6 +86,9 @@ static void publish(struct session *s, const char *ch, size_t cn, const char *te
 	if (!check_message(s, n))
 		return;
 	long r = exchange_publish(s->srv->ex, ch, cn, s->chat->nick, text, n);
+	/* Our own copy (if we listen there) comes before whatever this line's
+	 * successors write: "//x" then "/leave" must show the MSG, then the OK. */
+	owner_flush(s);
 	if (r < 0)
 		reply(s, "ERR out of memory");
 	else if (tell)
