@@ -32,6 +32,7 @@
 /* Plaintext is moved in pieces this big: one TLS record's worth, so the write
  * BIO never holds more than a record or two before it is emptied. */
 #define TLS_CHUNK 16384
+#define TLS_AHEAD (4 * TLS_CHUNK) /* ciphertext kept ready for the socket */
 
 /* TLS 1.2: forward secrecy and AEAD only (Mozilla "intermediate"). TLS 1.3
  * suites are all AEAD, so OpenSSL's defaults stand. */
@@ -419,7 +420,11 @@ int tls_conn_encrypt(struct tls_conn *c, struct outbox *plain)
 		return 0; /* replies queued before the handshake wait for it */
 	if (SSL_get_shutdown(c->ssl) & SSL_SENT_SHUTDOWN)
 		return -EPIPE;
-	while (!outbox_empty(plain)) {
+	/* Encrypt only a little ahead of the socket: plaintext waits in the
+	 * session's outbox as shared message references (cheaper than a private
+	 * ciphertext copy), and a dropped slow consumer's unsent messages can
+	 * still be dropped (ciphertext cannot: records are sequenced). */
+	while (!outbox_empty(plain) && outbox_bytes(&c->cipher) < TLS_AHEAD) {
 		struct iovec iov[1];
 		if (outbox_iov(plain, iov, 1) != 1)
 			break;
