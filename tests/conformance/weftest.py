@@ -266,6 +266,10 @@ class Weft:
         if self.tls_port is None or self.tls_port < 0:
             raise AssertionError("TLS wanted but the server has no TLS port")
         raw = socket.create_connection((HOST, self.tls_port), timeout=timeout)
+        # Python's ssl writes a large sendall() as several records, one send()
+        # each: with Nagle the tail waits for the server's delayed ACK (40 ms
+        # per request/response round trip).
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             return client_ssl_context().wrap_socket(raw, server_hostname="localhost")
         except Exception:
