@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "log.h"
 #include "owner.h"
@@ -10,6 +11,8 @@
 #include "server.h"
 #include "stats.h"
 #include "tls.h"
+
+#define SESSION_IOV_BATCH 16 /* iovecs per sendmsg() */
 
 static atomic_ullong next_id = 1;
 
@@ -169,6 +172,33 @@ void session_sent(struct session *s, size_t n)
 	outbox_consume(s->tls ? tls_conn_cipher(s->tls) : &s->out, n);
 	if (s->chat) /* publishers on other threads read it for the slow-consumer limits */
 		atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
+}
+
+int session_send(struct session *s, int fd, bool *wrote)
+{
+	struct iovec iov[SESSION_IOV_BATCH];
+	int n;
+	while ((n = session_iov(s, iov, SESSION_IOV_BATCH)) > 0) {
+		size_t want = 0;
+		for (int i = 0; i < n; i++)
+			want += iov[i].iov_len;
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 1;
+			session_reset(s); /* ECONNRESET, EPIPE, ... */
+			return -1;
+		}
+		session_sent(s, (size_t)w);
+		if (wrote)
+			*wrote = true;
+		if ((size_t)w < want)
+			return 1; /* short write: the socket buffer is full */
+	}
+	return 0;
 }
 
 size_t session_pending(const struct session *s)

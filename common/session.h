@@ -81,6 +81,11 @@ void session_eof(struct session *s);
 /* Socket bytes to write now; returns iov count (0 = nothing). */
 int session_iov(struct session *s, struct iovec *iov, int max);
 void session_sent(struct session *s, size_t n);
+/* For models that write with non-blocking sendmsg(): session_iov +
+ * session_sent until the output is all out (0) or the socket is full (1);
+ * -1 on a socket error, after session_reset(). *wrote (may be NULL) is set
+ * when any byte went out. */
+int session_send(struct session *s, int fd, bool *wrote);
 /* Unsent bytes (plain + cipher): what back-pressure and slow-consumer limits see. */
 size_t session_pending(const struct session *s);
 bool session_want_read(const struct session *s);

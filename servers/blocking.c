@@ -26,7 +26,6 @@
 #include "stats.h"
 
 #define RBUF_SIZE (64 * 1024)
-#define IOV_BATCH 16
 #define ACCEPT_BATCH 64
 #define JOIN_SLACK_MS 2000 /* past the drain end, before a late thread is reported */
 
@@ -96,30 +95,14 @@ struct conn {
 };
 
 /* Write what the session has until it is all out or the socket is full:
- * 1 = blocked with more to write, 0 = all out, -1 = socket error. */
+ * 1 = blocked with more to write, 0 = all out, -1 = socket error (reset). */
 static int flush(struct conn *c)
 {
-	struct iovec iov[IOV_BATCH];
-	int n;
-	while ((n = session_iov(c->s, iov, IOV_BATCH)) > 0) {
-		size_t want = 0;
-		for (int i = 0; i < n; i++)
-			want += iov[i].iov_len;
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 1;
-			return -1; /* ECONNRESET, EPIPE, ... */
-		}
-		session_sent(c->s, (size_t)w);
+	bool wrote = false;
+	int rc = session_send(c->s, c->fd, &wrote);
+	if (wrote)
 		c->active = now_ms();
-		if ((size_t)w < want)
-			return 1; /* short write: the socket buffer is full */
-	}
-	return 0;
+	return rc;
 }
 
 /* One read, handed to the session at once. 0, or -1 on a socket error. */
@@ -198,10 +181,8 @@ static void serve_loop(struct conn *c)
 	struct server *srv = c->w->b->srv;
 	for (;;) {
 		int blocked = flush(c); /* input or mail may have produced output */
-		if (blocked < 0) {
-			session_reset(c->s);
+		if (blocked < 0)
 			return;
-		}
 		if (session_done(c->s))
 			return;
 		bool rd = session_want_read(c->s);

@@ -30,7 +30,6 @@
 
 #define RBUF_SIZE (64 * 1024) /* one read buffer per scheduler, none per connection */
 #define ACCEPT_BATCH 64       /* then let the others run */
-#define IOV_BATCH 16
 
 enum { KIND_CONN, KIND_LISTEN, KIND_WAKE, KIND_STOP };
 
@@ -66,31 +65,7 @@ struct loop {
 
 /* Write what the session has until it is all out or the socket is full:
  * 1 = blocked with more to write, 0 = all out, -1 = socket error (counted). */
-static int flush(struct task *t)
-{
-	struct session *s = t->data;
-	struct iovec iov[IOV_BATCH];
-	int n;
-	while ((n = session_iov(s, iov, IOV_BATCH)) > 0) {
-		size_t want = 0;
-		for (int i = 0; i < n; i++)
-			want += iov[i].iov_len;
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(t->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 1;
-			session_reset(s);
-			return -1;
-		}
-		session_sent(s, (size_t)w);
-		if ((size_t)w < want)
-			return 1; /* short write: the socket buffer is full */
-	}
-	return 0;
-}
+static int flush(struct task *t) { return session_send(t->data, t->fd, NULL); }
 
 /* One read into the scheduler's buffer, handed to the session at once.
  * 0, or -1 on a socket error (counted). */
