@@ -101,8 +101,10 @@ def graceful(sig):
         datas = [payload(MiB) for _ in socks]
         fired = []
 
-        def progress(got, total):
-            if not fired and got > total // 4:
+        # Fired on what was sent, not echoed: a send takes at least one
+        # selector round per 64 KiB, but a lagging echo can arrive in one.
+        def progress(got, total, sent):
+            if not fired and sent > total // 4:
                 w.proc.send_signal(sig)
                 fired.append(time.monotonic())
         echo_many(socks, datas, timeout=60, on_progress=progress)

@@ -473,7 +473,8 @@ def echo_many(socks, datas, chunk=65536, timeout=60.0, half_close=False, on_prog
     """Every socket sends its data and must get exactly it back; all at once,
     driven by one selector. Returns nothing; raises AssertionError naming the
     first failures. Sockets stay open (the caller closes them).
-    on_progress(bytes_echoed, bytes_total) is called between selector rounds."""
+    on_progress(bytes_echoed, bytes_total, bytes_sent) is called between
+    selector rounds."""
     convs = [_Conv(s, d, chunk, half_close) for s, d in zip(socks, datas)]
     sel = selectors.DefaultSelector()
     for c in convs:
@@ -485,7 +486,7 @@ def echo_many(socks, datas, chunk=65536, timeout=60.0, half_close=False, on_prog
     try:
         while pending:
             if on_progress:
-                on_progress(sum(c.got for c in convs), total)
+                on_progress(sum(c.got for c in convs), total, sum(c.sent for c in convs))
             left = end - time.monotonic()
             if left <= 0:
                 break
