@@ -1,7 +1,7 @@
 # Each fuzz/fuzz_NAME.c is compiled with clang together with common/*.c,
 # instrumented for libFuzzer + ASan + UBSan, and run by ctest for a bounded
 # time on a scratch copy of its checked-in corpus (fuzz/corpus/NAME).
-set(WEFT_FUZZ_SECONDS 20 CACHE STRING "seconds each fuzzer runs in the test suite")
+set(WEFT_FUZZ_SECONDS 10 CACHE STRING "seconds each fuzzer runs in the test suite")
 foreach(src ${WEFT_FUZZERS})
   get_filename_component(name ${src} NAME_WE)
   set(bin ${CMAKE_CURRENT_BINARY_DIR}/${name})

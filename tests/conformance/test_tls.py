@@ -109,7 +109,7 @@ def test_curl_https(ctx):
 def test_wrk_https_no_errors(ctx):
     if not shutil.which("wrk"):
         raise AssertionError("wrk is not installed")
-    conns, secs = (str(ctx.scale(100, asan=5, tsan=5)), "2s" if SLOW else "3s")
+    conns, secs = (str(ctx.scale(100, asan=5, tsan=5)), "1s")
     with Weft() as w:
         r = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{secs}", f"https://127.0.0.1:{w.tls_port}/"],
                            capture_output=True, text=True, timeout=60)
