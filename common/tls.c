@@ -230,6 +230,12 @@ struct tls_ctx *tls_ctx_new(const struct config *cfg)
 		log_error("tls: out of memory");
 		return NULL;
 	}
+	/* No OPENSSL_cleanup() from an atexit handler: the kernel frees a
+	 * process faster, and under load that handler sometimes crashed ASan
+	 * builds inside OpenSSL 3.0's own thread-state teardown
+	 * (OPENSSL_thread_stop -> EVP_RAND_CTX_free), after every connection
+	 * had already been closed. */
+	OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL);
 	ERR_clear_error();
 	ctx->ssl = SSL_CTX_new(TLS_server_method());
 	if (!ctx->ssl || configure(ctx->ssl) < 0) {
