@@ -226,3 +226,18 @@ int server_accept(int lfd, bool nonblock)
 	}
 	return -err;
 }
+
+int server_accept_some(int lfd, bool nonblock, int max, void (*take)(void *arg, int fd), void *arg)
+{
+	for (int i = 0; i < max; i++) {
+		int fd = server_accept(lfd, nonblock);
+		if (fd == -EAGAIN || fd == -EWOULDBLOCK)
+			return 0;
+		if (fd == -EINTR || fd == -ECONNABORTED)
+			continue;
+		if (fd < 0)
+			return fd;
+		take(arg, fd);
+	}
+	return 0;
+}

@@ -66,6 +66,11 @@ void server_refuse(struct server *srv, int fd, enum refuse_reason why);
 int server_accept(int lfd, bool nonblock);
 #define SERVER_ACCEPT_BACKOFF_MS 100
 
+/* Accept what lfd has queued, max at most (then let other work run), and
+ * hand each socket to take(arg, fd), which owns it. 0 when the queue is
+ * empty or max was reached; -errno when accepting must pause (EMFILE, ...). */
+int server_accept_some(int lfd, bool nonblock, int max, void (*take)(void *arg, int fd), void *arg);
+
 /* Milliseconds on CLOCK_MONOTONIC. */
 long long now_ms(void);
 

@@ -231,21 +231,17 @@ void blocking_serve(struct blocking_worker *w, int fd, bool tls)
 
 /* ---- the acceptor ---- */
 
-/* Accept what is queued (a batch at most) and hand it on. 0, or -errno
- * when accepting must pause (EMFILE, ENFILE, ...). */
-static int accept_some(int lfd, bool tls, blocking_handoff *handoff, void *arg)
+/* One listener's accepted sockets, on their way to the model's hand-off. */
+struct handoff_to {
+	blocking_handoff *handoff;
+	void *arg;
+	bool tls;
+};
+
+static void take_accepted(void *arg, int fd)
 {
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		int fd = server_accept(lfd, false);
-		if (fd == -EAGAIN || fd == -EWOULDBLOCK)
-			return 0;
-		if (fd == -EINTR || fd == -ECONNABORTED)
-			continue;
-		if (fd < 0)
-			return fd;
-		handoff(arg, fd, tls);
-	}
-	return 0;
+	struct handoff_to *h = arg;
+	h->handoff(h->arg, fd, h->tls);
 }
 
 static void close_listeners(struct server *srv)
@@ -283,7 +279,9 @@ int blocking_accept_loop(struct blocking *b, const char *model, blocking_handoff
 		if (pfd[2].revents)
 			break;
 		for (int i = 0; i < 2; i++)
-			if ((pfd[i].revents & POLLIN) && accept_some(lfd[i], i == 1, handoff, arg) < 0)
+			if ((pfd[i].revents & POLLIN) &&
+			    server_accept_some(lfd[i], false, ACCEPT_BATCH, take_accepted,
+			                       &(struct handoff_to){handoff, arg, i == 1}) < 0)
 				resume = now_ms() + SERVER_ACCEPT_BACKOFF_MS; /* the listener stays readable: no spin */
 	}
 	blocking_drain_end(b);

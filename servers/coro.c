@@ -197,21 +197,23 @@ static void conn_start(struct loop *l, int fd, bool tls)
 
 /* ---- listener task ---- */
 
+/* The listener being drained, for the accepted sockets' start. */
+struct accepting {
+	struct loop *l;
+	bool tls;
+};
+
+static void take_accepted(void *arg, int fd)
+{
+	struct accepting *a = arg;
+	conn_start(a->l, fd, a->tls);
+}
+
 /* Accept what is queued (a batch at most). 0, or -errno when accepting
  * must pause (EMFILE, ENFILE, ...). */
 static int accept_some(struct loop *l, const struct listener *li)
 {
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		int fd = server_accept(li->fd, true);
-		if (fd == -EAGAIN || fd == -EWOULDBLOCK)
-			return 0;
-		if (fd == -EINTR || fd == -ECONNABORTED)
-			continue;
-		if (fd < 0)
-			return fd;
-		conn_start(l, fd, li->tls);
-	}
-	return 0;
+	return server_accept_some(li->fd, true, ACCEPT_BATCH, take_accepted, &(struct accepting){l, li->tls});
 }
 
 static int listen_run(struct sched *sch, struct task *t)
