@@ -63,6 +63,9 @@ def run_one(name, fn, timeout):
         detail = "%s: %s" % (type(e).__name__, e)
         if not isinstance(e, (AssertionError, TestTimeout)):
             detail += "\n" + traceback.format_exc()
+        elif not str(e):  # a bare assert: say which one
+            frame = traceback.extract_tb(e.__traceback__)[-1]
+            detail += "%s:%d: %s" % (os.path.basename(frame.filename), frame.lineno, frame.line)
         return "FAIL", detail
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

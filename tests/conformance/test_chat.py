@@ -528,6 +528,12 @@ def test_garbage_oversized_truncated(ctx):
             send_all(s, bad)
             assert recv_until_closed(s, 10 * slow_factor()) == err, bad
             s.close()
+        # The line user that left is detached only once its server side has
+        # seen the close (with a thread per connection, in that thread's own
+        # time): wait until just watch and /metrics' own connection are open,
+        # so the count PUBLISH returns below is the watcher's alone.
+        assert wait_for(lambda: w.metric("weft_connections_open") == 2, 10 * slow_factor()), \
+            w.metric("weft_connections_open")
         # a truncated PUBLISH, then a reset: nothing published
         s = w.connect()
         send_all(s, resp_cmd("PUBLISH", "t", "half")[:-4])
