@@ -142,25 +142,12 @@ bool chat_valid_nick(const char *p, size_t n)
 	return true;
 }
 
-/* Drop every queued msg the peer has not started receiving; the rest of a
- * msg already begun stays, so the error line starts at a message boundary. */
-static void drop_unstarted(struct outbox *o)
-{
-	unsigned keep = o->count && o->ents[o->head].off > 0 ? 1 : 0;
-	while (o->count > keep) {
-		struct outbox_ent *e = &o->ents[(o->head + o->count - 1) % o->cap];
-		o->bytes -= e->m->len - e->off;
-		msg_unref(e->m);
-		o->count--;
-	}
-}
-
 void chat_slow_consumer(struct session *s, bool soft)
 {
 	const struct config *cfg = s->srv->cfg;
 	char line[200];
 	stat_inc(soft ? STAT_slow_soft : STAT_slow_hard);
-	drop_unstarted(&s->out);
+	outbox_drop_unstarted(&s->out);
 	const char *pre = s->chat && s->chat->fmt == EX_LINE ? "ERR" : "-ERR";
 	if (soft)
 		snprintf(line, sizeof(line),

@@ -7,37 +7,69 @@
 /* Small enough that an idle connection holds nothing (drained chunks are freed),
  * large enough that pipelined small replies share a chunk. */
 #define OUTBOX_CHUNK 4096 /* == msg.c's cached size: no malloc per small reply */
+#define OUTBOX_RING0 8    /* first ring, once a second msg is queued */
+
+/* The i-th queued msg, oldest first. */
+static struct msg **slot(const struct outbox *o, unsigned i)
+{
+	if (!o->cap)
+		return (struct msg **)&o->q.one;
+	return &o->q.ring[(o->head + i) % o->cap];
+}
 
 static int push(struct outbox *o, struct msg *m, bool writable)
 {
-	if (o->count == o->cap) {
-		unsigned cap = o->cap ? o->cap * 2 : 8;
-		struct outbox_ent *e = malloc(cap * sizeof(*e));
-		if (!e)
+	unsigned room = o->cap ? o->cap : 1;
+	if (o->count == room) {
+		unsigned cap = o->cap ? o->cap * 2 : OUTBOX_RING0;
+		struct msg **r = malloc(cap * sizeof(*r));
+		if (!r)
 			return -ENOMEM;
 		for (unsigned i = 0; i < o->count; i++)
-			e[i] = o->ents[(o->head + i) % o->cap];
-		free(o->ents);
-		o->ents = e;
+			r[i] = *slot(o, i);
+		if (o->cap)
+			free(o->q.ring);
+		o->q.ring = r;
 		o->head = 0;
 		o->cap = cap;
 	}
-	o->ents[(o->head + o->count) % o->cap] = (struct outbox_ent){m, 0, writable};
 	o->count++;
+	*slot(o, o->count - 1) = m;
+	o->tail_writable = writable;
 	return 0;
+}
+
+/* Forget the oldest msg (already unref'd or moved); back to the inline slot
+ * once nothing is queued. */
+static void pop_head(struct outbox *o)
+{
+	o->head_off = 0;
+	o->count--;
+	if (o->cap) {
+		o->head = (o->head + 1) % o->cap;
+		if (!o->count) {
+			free(o->q.ring);
+			o->cap = 0;
+		}
+	}
+	if (!o->count) {
+		o->head = 0;
+		o->q.one = NULL;
+		o->tail_writable = false;
+	}
 }
 
 int outbox_append(struct outbox *o, const void *p, size_t n)
 {
 	if (n == 0)
 		return 0;
-	if (o->count) {
-		struct outbox_ent *t = &o->ents[(o->head + o->count - 1) % o->cap];
-		size_t room = t->writable ? t->m->cap - t->m->len : 0;
+	if (o->count && o->tail_writable) {
+		struct msg *t = *slot(o, o->count - 1);
+		size_t room = t->cap - t->len;
 		if (room) {
 			size_t k = n < room ? n : room;
-			memcpy(t->m->data + t->m->len, p, k);
-			t->m->len += k;
+			memcpy(t->data + t->len, p, k);
+			t->len += k;
 			o->bytes += k;
 			p = (const char *)p + k;
 			n -= k;
@@ -74,11 +106,12 @@ int outbox_iov(const struct outbox *o, struct iovec *iov, int max)
 {
 	int n = 0;
 	for (unsigned i = 0; i < o->count && n < max; i++) {
-		const struct outbox_ent *e = &o->ents[(o->head + i) % o->cap];
-		if (e->m->len == e->off)
+		const struct msg *m = *slot(o, i);
+		size_t off = i == 0 ? o->head_off : 0;
+		if (m->len == off)
 			continue;
-		iov[n].iov_base = e->m->data + e->off;
-		iov[n].iov_len = e->m->len - e->off;
+		iov[n].iov_base = (char *)m->data + off;
+		iov[n].iov_len = m->len - off;
 		n++;
 	}
 	return n;
@@ -88,26 +121,39 @@ void outbox_consume(struct outbox *o, size_t n)
 {
 	o->bytes -= n;
 	while (o->count) {
-		struct outbox_ent *e = &o->ents[o->head];
-		size_t left = e->m->len - e->off;
+		struct msg *m = *slot(o, 0);
+		size_t left = m->len - o->head_off;
 		if (n < left) {
-			e->off += n;
+			o->head_off += n;
 			return;
 		}
 		n -= left;
-		msg_unref(e->m);
-		o->head = (o->head + 1) % o->cap;
-		o->count--;
+		msg_unref(m);
+		pop_head(o);
+	}
+}
+
+void outbox_drop_unstarted(struct outbox *o)
+{
+	unsigned keep = o->count && o->head_off > 0 ? 1 : 0;
+	while (o->count > keep) {
+		struct msg *m = *slot(o, o->count - 1);
+		o->bytes -= m->len; /* unstarted: the head only when head_off == 0 */
+		msg_unref(m);
+		if (o->count == 1) {
+			pop_head(o);
+		} else {
+			o->count--;
+			o->tail_writable = false;
+		}
 	}
 }
 
 void outbox_free(struct outbox *o)
 {
 	while (o->count) {
-		msg_unref(o->ents[o->head].m);
-		o->head = (o->head + 1) % o->cap;
-		o->count--;
+		msg_unref(*slot(o, 0));
+		pop_head(o);
 	}
-	free(o->ents);
 	*o = (struct outbox){0};
 }

@@ -3,7 +3,12 @@
  * A FIFO of msg references. outbox_append() copies into the tail msg while
  * this outbox is its only owner; outbox_append_msg() shares a msg (a published
  * chat message) without copying. Only the connection's owner thread touches
- * an outbox; other threads deliver through the owner's mailbox (owner.h). */
+ * an outbox; other threads deliver through the owner's mailbox (owner.h).
+ *
+ * Memory: one queued msg sits in the struct itself; a ring is allocated only
+ * while two or more are queued and freed when the outbox empties, so an idle
+ * connection's outbox holds no heap at all. Only the head msg can be partly
+ * sent (head_off) and only the tail can still grow (tail_writable). */
 #ifndef WEFT_OUTBOX_H
 #define WEFT_OUTBOX_H
 
@@ -13,16 +18,15 @@
 
 #include "msg.h"
 
-struct outbox_ent {
-	struct msg *m;
-	size_t off;    /* bytes of m already sent */
-	bool writable; /* we own m alone and may append to it */
-};
-
 struct outbox {
-	struct outbox_ent *ents; /* ring */
+	union {
+		struct msg *one;   /* cap == 0: the only slot */
+		struct msg **ring; /* cap > 0: a ring of cap slots */
+	} q;
 	unsigned head, count, cap;
-	size_t bytes; /* unsent bytes in total */
+	bool tail_writable; /* we own the tail msg alone and may append to it */
+	size_t head_off;    /* bytes of the head msg already sent */
+	size_t bytes;       /* unsent bytes in total */
 };
 
 /* Copy n bytes to the end; 0 or -ENOMEM. */
@@ -33,6 +37,9 @@ int outbox_append_msg(struct outbox *o, struct msg *m);
 int outbox_iov(const struct outbox *o, struct iovec *iov, int max);
 /* The first n unsent bytes were written. */
 void outbox_consume(struct outbox *o, size_t n);
+/* Drop every queued msg the peer has not started receiving (a msg partly
+ * sent stays whole, so what follows starts at a message boundary). */
+void outbox_drop_unstarted(struct outbox *o);
 static inline size_t outbox_bytes(const struct outbox *o) { return o->bytes; }
 static inline bool outbox_empty(const struct outbox *o) { return o->bytes == 0; }
 void outbox_free(struct outbox *o);

@@ -63,15 +63,16 @@ int owner_post(struct session *s, struct msg *m)
 		rc = -ENOBUFS;
 		goto queue; /* no mail, but the owner must look at it */
 	}
-	if (s->mail_count == s->mail_cap) {
-		unsigned cap = s->mail_cap ? s->mail_cap * 2 : 8;
+	/* The mail array's capacity is implied by its count: 8, then doubling. */
+	unsigned n = s->mail_count;
+	if (n == 0 || (n >= 8 && (n & (n - 1)) == 0)) {
+		unsigned cap = n ? n * 2 : 8;
 		struct msg **nm = realloc(s->mail, cap * sizeof(*nm));
 		if (!nm) {
 			rc = -ENOMEM;
 			goto out;
 		}
 		s->mail = nm;
-		s->mail_cap = cap;
 	}
 	s->mail[s->mail_count++] = msg_ref(m);
 	s->mail_bytes += m->len;
@@ -135,7 +136,7 @@ void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), v
 		t[nt++] = (struct taken){s, s->mail, s->mail_count, s->slow};
 		s->mail_queued = false;
 		s->mail = NULL;
-		s->mail_count = s->mail_cap = 0;
+		s->mail_count = 0;
 		s->mail_bytes = 0;
 		o->ready = s->mail_next;
 	}
@@ -157,7 +158,7 @@ void owner_flush(struct session *s)
 	 * it with no mail, which is harmless. */
 	struct taken t = {s, s->mail, s->mail_count, s->slow};
 	s->mail = NULL;
-	s->mail_count = s->mail_cap = 0;
+	s->mail_count = 0;
 	s->mail_bytes = 0;
 	pthread_mutex_unlock(&o->lock);
 	if (t.n || t.slow)
@@ -180,7 +181,7 @@ void owner_forget(struct session *s)
 	struct msg **mail = s->mail;
 	unsigned n = s->mail_count;
 	s->mail = NULL;
-	s->mail_count = s->mail_cap = 0;
+	s->mail_count = 0;
 	s->mail_bytes = 0;
 	pthread_mutex_unlock(&o->lock);
 	for (unsigned i = 0; i < n; i++)

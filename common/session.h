@@ -50,24 +50,24 @@ struct session {
 	struct outbox out;         /* plaintext replies, in order */
 	struct buf in;             /* plaintext the protocol has not consumed */
 	struct tls_conn *tls;      /* NULL on the plain port */
-	unsigned closing : 1;      /* close once out is flushed */
-	unsigned eof : 1;          /* peer half-closed */
-	unsigned stopping : 1;     /* server is draining */
-	unsigned tls_failed : 1;
-	/* owner.h mailbox bookkeeping (guarded by owner->lock) */
-	struct session *mail_next;
-	struct msg **mail;
-	unsigned mail_count, mail_cap;
-	bool mail_queued;
 	struct chat_conn *chat;    /* chat mode: subscriptions etc. (chat.h) */
 	unsigned long long id;
 	void *model_data;          /* the model's own per-connection object (e.g. the
 	                            * task owner_drain's ready() must wake); sessions never touch it */
-	/* chat slow-consumer accounting (owner.c) */
+	bool closing : 1;          /* close once out is flushed */
+	bool eof : 1;              /* peer half-closed */
+	bool stopping : 1;         /* server is draining */
+	bool tls_failed : 1;
+	/* chat slow-consumer verdicts (owner.c) */
+	unsigned char slow;        /* slow-consumer verdict of owner_post (owner->lock) */
+	bool slow_closed;          /* the owner acted on it (owner thread) */
+	/* owner.h mailbox bookkeeping (guarded by owner->lock) */
+	bool mail_queued;
+	unsigned mail_count;       /* msgs in mail; its capacity follows from this (owner.c) */
+	struct session *mail_next;
+	struct msg **mail;
 	size_t mail_bytes;         /* bytes of queued mail (owner->lock) */
 	long long soft_since;      /* when the soft limit was first exceeded, 0 = not now (owner->lock) */
-	unsigned char slow;        /* slow-consumer verdict of owner_post (owner.c; owner->lock) */
-	bool slow_closed;          /* the owner acted on it (owner thread) */
 	atomic_size_t unsent;      /* session_pending() as last seen by the owner thread */
 };
 

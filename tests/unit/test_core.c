@@ -72,6 +72,44 @@ static void test_outbox(void)
 	CHECK(drain_equals(&o, "SHAREDx", 7));
 	for (int i = 0; i < 100; i++)
 		CHECK(outbox_append_msg(&o, shared) == 0); /* grows the ring */
+	CHECK(o.cap >= 100);
+	outbox_free(&o);
+	CHECK(o.cap == 0 && o.count == 0 && outbox_empty(&o));
+
+	/* One queued msg lives in the struct; a drained ring is freed, so an
+	 * idle outbox holds no heap. */
+	CHECK(outbox_append(&o, "ab", 2) == 0);
+	CHECK(o.count == 1 && o.cap == 0);
+	CHECK(outbox_append(&o, "cd", 2) == 0); /* appended into the same msg */
+	CHECK(o.count == 1 && o.cap == 0);
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	CHECK(o.count == 2 && o.cap > 0);
+	CHECK(outbox_append(&o, "ef", 2) == 0);
+	CHECK(drain_equals(&o, "abcdSHAREDef", 12));
+	CHECK(o.count == 0 && o.cap == 0);
+
+	/* The tail of a partly sent head still grows; iov starts past what was sent. */
+	CHECK(outbox_append(&o, "hello", 5) == 0);
+	outbox_consume(&o, 2);
+	CHECK(outbox_append(&o, " world", 6) == 0);
+	CHECK(o.count == 1);
+	CHECK(drain_equals(&o, "llo world", 9));
+
+	/* Dropping unstarted msgs keeps a partly sent head whole and nothing after it. */
+	CHECK(outbox_append(&o, "12345", 5) == 0);
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	outbox_consume(&o, 1);
+	outbox_drop_unstarted(&o);
+	CHECK(o.count == 1 && outbox_bytes(&o) == 4);
+	CHECK(atomic_load(&shared->refs) == 1);
+	CHECK(outbox_append(&o, "!", 1) == 0); /* the kept head is no longer appended to */
+	CHECK(drain_equals(&o, "2345!", 5));
+	/* ... and with nothing started, everything goes. */
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	CHECK(outbox_append(&o, "xyz", 3) == 0);
+	outbox_drop_unstarted(&o);
+	CHECK(o.count == 0 && o.cap == 0 && outbox_empty(&o));
 	outbox_free(&o);
 	msg_unref(shared);
 	CHECK(msg_live_count() == live0);
