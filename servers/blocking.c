@@ -63,9 +63,13 @@ int blocking_worker_init(struct blocking_worker *w, struct blocking *b)
 	w->rbuf = malloc(RBUF_SIZE);
 	if (!w->rbuf)
 		return -ENOMEM;
-	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->efd < 0)
-		return -errno;
+	/* Only chat delivers mail; in echo mode a connection costs one fd, not two
+	 * (poll() skips the -1 entry). */
+	if (b->srv->cfg->mode == MODE_CHAT) {
+		w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (w->efd < 0)
+			return -errno;
+	}
 	owner_init(&w->owner, worker_wake, w);
 	w->owner_ok = true;
 	return 0;
@@ -190,7 +194,7 @@ static void serve_loop(struct conn *c)
 			return; /* nothing to read and nothing that can be sent: it cannot finish */
 		struct pollfd pfd[3] = {
 			{c->fd, (short)((rd ? POLLIN : 0) | (blocked ? POLLOUT : 0)), 0},
-			{c->w->efd, POLLIN, 0},
+			{c->w->efd, POLLIN, 0}, /* -1 (skipped) outside chat mode */
 			{c->stopped ? -1 : server_stop_fd(srv), POLLIN, 0}, /* readable forever once stopped */
 		};
 		if (poll(pfd, 3, poll_timeout(deadline(c), now_ms())) < 0) {

@@ -31,7 +31,7 @@ struct blocking {
 struct blocking_worker {
 	struct blocking *b;
 	struct owner owner; /* the mailbox of the session being served */
-	int efd;            /* eventfd the owner's wake() writes */
+	int efd;            /* eventfd the owner's wake() writes; -1 outside chat mode */
 	char *rbuf;
 	bool owner_ok;
 };
