@@ -118,6 +118,8 @@ void wl_result_merge(struct wl_result *into, const struct wl_result *from)
 	into->connect_failures += from->connect_failures;
 	into->resumed += from->resumed;
 	into->full += from->full;
+	into->tls12 += from->tls12;
+	into->tls13 += from->tls13;
 	into->established += from->established;
 	into->unsent += from->unsent;
 	if (from->t_first && (!into->t_first || from->t_first < into->t_first))

@@ -108,6 +108,10 @@ static void slot_done(struct hthread *t, struct slot *s, uint64_t now)
 			t->r.resumed++;
 		else
 			t->r.full++;
+		if (SSL_version(s->io.ssl) == TLS1_3_VERSION)
+			t->r.tls13++;
+		else
+			t->r.tls12++;
 		/* A clean close_notify, as a browser sends: OpenSSL will not resume
 		 * a session whose connection was dropped without one. */
 		SSL_shutdown(s->io.ssl);

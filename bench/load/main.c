@@ -268,8 +268,9 @@ static void print_json(FILE *f, const struct wl_opts *o, const struct wl_result 
 			",\"expected\":%" PRIu64,
 			o->resp ? "resp" : "line", o->subscribers, o->channels, o->publishers, r->published, r->expected);
 	if (strcmp(o->cmd, "handshake") == 0)
-		fprintf(f, ",\"request\":\"%s\",\"resume\":%s,\"full\":%" PRIu64 ",\"resumed\":%" PRIu64,
-			o->http_request ? "http" : "echo", o->resume ? "true" : "false", r->full, r->resumed);
+		fprintf(f, ",\"request\":\"%s\",\"resume\":%s,\"full\":%" PRIu64 ",\"resumed\":%" PRIu64
+			",\"tls_versions\":{\"TLSv1.2\":%" PRIu64 ",\"TLSv1.3\":%" PRIu64 "}",
+			o->http_request ? "http" : "echo", o->resume ? "true" : "false", r->full, r->resumed, r->tls12, r->tls13);
 	if (strcmp(o->cmd, "idle") == 0)
 		fprintf(f, ",\"established\":%" PRIu64, r->established);
 	if (o->rate > 0)
@@ -299,7 +300,8 @@ static void print_summary(const struct wl_opts *o, const struct wl_result *r, bo
 	fprintf(stderr, "  latency us: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", us(wl_hist_quantile(h, 0.5)),
 		us(wl_hist_quantile(h, 0.9)), us(wl_hist_quantile(h, 0.99)), us(wl_hist_quantile(h, 0.999)), us(h->max));
 	if (strcmp(o->cmd, "handshake") == 0 && o->tls)
-		fprintf(stderr, "  handshakes: %" PRIu64 " full, %" PRIu64 " resumed\n", r->full, r->resumed);
+		fprintf(stderr, "  handshakes: %" PRIu64 " full, %" PRIu64 " resumed; %" PRIu64 " TLS 1.3, %" PRIu64 " TLS 1.2\n",
+			r->full, r->resumed, r->tls13, r->tls12);
 	if (o->rate > 0 && r->unsent)
 		fprintf(stderr, "  warning: the load generator fell behind its schedule: %" PRIu64
 			" messages due were never sent (more --threads, or a lower --rate)\n", r->unsent);

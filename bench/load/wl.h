@@ -81,6 +81,7 @@ struct wl_result {
 	uint64_t reconnects;
 	uint64_t connect_failures;
 	uint64_t resumed, full; /* handshake */
+	uint64_t tls12, tls13;  /* handshake: the protocol version each negotiated */
 	uint64_t established;   /* idle */
 	uint64_t unsent;        /* open loop: due before the end but never sent (the client fell behind) */
 	uint64_t t_first, t_last; /* measured window (ns, monotonic) */
