@@ -48,8 +48,13 @@ static int slow_verdict(struct session *s, size_t len)
 	return SLOW_NO;
 }
 
+static _Thread_local unsigned long posts_here;
+
+unsigned long owner_posts_here(void) { return posts_here; }
+
 int owner_post(struct session *s, struct msg *m)
 {
+	posts_here++;
 	struct owner *o = s->owner;
 	bool wake = false;
 	int rc = 0;

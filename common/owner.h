@@ -40,6 +40,10 @@ int owner_post(struct session *s, struct msg *m);
  * session it is given, and no other. */
 void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), void *arg);
 
+/* How many owner_post() calls this thread has made (a model can tell
+ * whether the input it just handed a session published anything). */
+unsigned long owner_posts_here(void);
+
 /* On the owner thread: move s's queued mail into its outbox now, so a reply
  * written next comes after everything published before it (Redis order:
  * messages published before an UNSUBSCRIBE arrive before its reply). */

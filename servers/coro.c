@@ -56,6 +56,8 @@ struct loop {
 	int nlis;
 	bool stopping;
 	char *rbuf;
+	bool published;         /* the input read_once() just handed over published */
+	unsigned long drained;  /* sessions mail_ready() made ready, ever */
 	struct startup *startup;
 	pthread_t thr;
 	int rc;
@@ -73,8 +75,11 @@ static int read_once(struct loop *l, struct task *t)
 {
 	struct session *s = t->data;
 	ssize_t r = recv(t->fd, l->rbuf, RBUF_SIZE, 0);
-	if (r > 0)
+	if (r > 0) {
+		unsigned long posts = owner_posts_here();
 		session_input(s, l->rbuf, (size_t)r);
+		l->published = owner_posts_here() != posts;
+	}
 	else if (r == 0)
 		session_eof(s);
 	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -116,6 +121,7 @@ static int recv_some(struct sched *sch, struct task *t, int blocked)
 	CR_YIELD(&t->sub, conn_wait(sch, t, CR_READ | (blocked ? CR_WRITE : 0)));
 	if (conn_ended(l, t))
 		CR_RETURN(&t->sub, -1);
+	l->published = false; /* read_once() sets it; conn_run() reads it in this same resume */
 	if ((t->ev & CR_READ) && read_once(l, t) < 0)
 		CR_RETURN(&t->sub, -1);
 	CR_END(&t->sub);
@@ -140,9 +146,12 @@ static int send_all(struct sched *sch, struct task *t)
 	CR_END(&t->sub);
 }
 
+static bool drain_mail(struct loop *l);
+
 /* The connection task: answer what arrives until the session is done. */
 static int conn_run(struct sched *sch, struct task *t)
 {
+	struct loop *l = sch->data;
 	struct session *s = t->data;
 	int rc = 0, blocked = 0;
 	CR_BEGIN(&t->line);
@@ -150,8 +159,16 @@ static int conn_run(struct sched *sch, struct task *t)
 		blocked = flush(t); /* input or mail may have produced output */
 		if (blocked < 0 || session_done(s))
 			break;
-		if (session_want_read(s))
+		if (session_want_read(s)) {
 			CR_AWAIT(&t->line, rc, recv_some(sch, t, blocked));
+			/* It published: deliver to this loop's subscribers now and let
+			 * them write before this connection's own reply goes out (the
+			 * order Redis writes its clients in). The publisher then sees
+			 * its replies only after the deliveries left, so its next batch
+			 * is larger and each subscriber's write carries more messages. */
+			if (rc >= 0 && l->published && drain_mail(l))
+				CR_YIELD(&t->line, CR_AGAIN);
+		}
 		else if (blocked)
 			CR_AWAIT(&t->line, rc, send_all(sch, t));
 		else
@@ -257,7 +274,17 @@ static void loop_wake(struct owner *o)
 static void mail_ready(struct session *s, void *arg)
 {
 	struct loop *l = arg;
+	l->drained++;
 	sched_poke(&l->sch, s->model_data, CR_POKE); /* it has output now */
+}
+
+/* Move mail queued for this loop's sessions into their outboxes and make
+ * them ready; true when any was. */
+static bool drain_mail(struct loop *l)
+{
+	unsigned long before = l->drained;
+	owner_drain(&l->owner, mail_ready, l);
+	return l->drained != before;
 }
 
 static int wake_run(struct sched *sch, struct task *t)
