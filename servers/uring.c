@@ -64,6 +64,7 @@ enum {
 	F_CLOSING = 1 << 4,     /* cancelling everything; freed once nothing is in flight */
 	F_DIRTY = 1 << 5,       /* queued for conn_update this turn */
 	F_EXPIRED = 1 << 6,     /* session_idle_expired() was called */
+	F_PUBLISHED = 1 << 7,   /* its input this turn published: update it after the others */
 };
 
 /* Kept small on purpose (32 bytes): an idle connection costs this plus its session. */
@@ -338,13 +339,22 @@ static void conn_update(struct uthread *t, struct conn *c)
 	}
 }
 
+/* Update every connection touched this turn. One whose input published goes
+ * in the second pass, so the deliveries to this ring's subscribers are
+ * submitted before its own reply (the order Redis writes its clients in):
+ * the publisher then sends its next batch only after they left, a larger
+ * one, and each subscriber's send carries more messages. */
 static void flush_dirty(struct uthread *t)
 {
-	for (uint32_t i = 0; i < t->ndirty; i++) {
-		struct conn *c = conn_at(t, t->dirty[i]);
-		c->flags &= ~F_DIRTY;
-		if (c->flags & F_LIVE)
-			conn_update(t, c);
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < t->ndirty; i++) {
+			struct conn *c = conn_at(t, t->dirty[i]);
+			if (!(c->flags & F_DIRTY) || (pass == 0 && (c->flags & F_PUBLISHED)))
+				continue;
+			c->flags &= ~(F_DIRTY | F_PUBLISHED);
+			if (c->flags & F_LIVE)
+				conn_update(t, c);
+		}
 	}
 	t->ndirty = 0;
 }
@@ -388,7 +398,10 @@ static void on_recv(struct uthread *t, const struct io_uring_cqe *cqe)
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		if (c && cqe->res > 0 && !(c->flags & F_CLOSING)) {
+			unsigned long posts = owner_posts_here();
 			session_input(c->s, uring_bufs_at(&t->bufs, bid), (size_t)cqe->res);
+			if (owner_posts_here() != posts)
+				c->flags |= F_PUBLISHED;
 			c->last_ms = t->now;
 		}
 		uring_bufs_recycle(&t->bufs, bid); /* the session copied what it keeps */
@@ -621,7 +634,11 @@ static void loop(struct uthread *t)
 			server_request_stop(t->srv);
 			break;
 		}
+		unsigned long posts = owner_posts_here();
 		reap(t);
+		/* Mail this ring posted to itself: deliver now, not a wake-up later. */
+		if (owner_posts_here() != posts)
+			owner_drain(&t->owner, on_mail, t);
 		flush_dirty(t);
 		if (t->stopping && t->live == 0 && !t->exiting)
 			begin_exit(t);
