@@ -79,10 +79,9 @@ static int read_once(struct loop *l, struct task *t)
 		unsigned long posts = owner_posts_here();
 		session_input(s, l->rbuf, (size_t)r);
 		l->published = owner_posts_here() != posts;
-	}
-	else if (r == 0)
+	} else if (r == 0) {
 		session_eof(s);
-	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 		session_reset(s);
 		return -1;
 	}
@@ -168,11 +167,11 @@ static int conn_run(struct sched *sch, struct task *t)
 			 * is larger and each subscriber's write carries more messages. */
 			if (rc >= 0 && l->published && drain_mail(l))
 				CR_YIELD(&t->line, CR_AGAIN);
-		}
-		else if (blocked)
+		} else if (blocked) {
 			CR_AWAIT(&t->line, rc, send_all(sch, t));
-		else
+		} else {
 			break; /* nothing to read and nothing that can be sent: it cannot finish */
+		}
 		if (rc < 0)
 			break;
 	}
