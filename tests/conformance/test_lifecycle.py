@@ -169,12 +169,21 @@ def become_subreaper():
     return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
 
 
-def reap_later(pid):
+def reap_later(pid, limit=120.0):
+    """Reap the daemon once it is our child. It becomes ours only when the
+    intermediate process of its double fork exits, which may be after
+    start_daemon() returned: until then waitpid() says "not a child", so keep
+    trying (bounded) instead of leaving a zombie that answers kill(pid, 0)."""
     def reap():
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            try:
+                os.waitpid(pid, 0)
+                return
+            except ChildProcessError:
+                if not os.path.exists("/proc/%d" % pid):
+                    return
+                time.sleep(0.05)
     t = threading.Thread(target=reap, daemon=True)
     t.start()
     return t
@@ -191,6 +200,21 @@ def pid_alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def daemon_state(pid, logfile):
+    """For a failure message: the daemon's process state and its log's tail."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = "state " + f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    try:
+        with open(logfile) as f:
+            tail = "".join(f.readlines()[-15:])
+    except FileNotFoundError:
+        tail = "(no log)"
+    return "pid %d %s; log tail:\n%s" % (pid, state, tail)
 
 
 def start_daemon(ctx, pidfile, logfile):
@@ -244,7 +268,7 @@ def test_daemon_start_stop_pidfile(ctx):
         assert "already running" in second + err2, second + err2
         # weft stop: SIGTERM, wait, exit 0; the pidfile is gone.
         rc, _, err = run(["stop", "--pidfile", pidfile])
-        assert rc == 0, "weft stop exit %d: %s" % (rc, err)
+        assert rc == 0, "weft stop exit %d: %s\n%s" % (rc, err, daemon_state(pid, logfile))
         assert not pid_alive(pid), "daemon still running after weft stop"
         assert not os.path.exists(pidfile), "pidfile not removed on exit"
         log = check_log(logfile)
@@ -272,7 +296,7 @@ def test_daemon_stale_pidfile_replaced(ctx):
         daemon_port(logfile)
         assert "stale" in check_log(logfile), "stale pidfile not reported"
         rc, _, err = run(["stop", "--pidfile", pidfile])
-        assert rc == 0, err
+        assert rc == 0, "%s\n%s" % (err, daemon_state(pid, logfile))
         assert not os.path.exists(pidfile)
     finally:
         if pid_alive(pid):
