@@ -36,6 +36,18 @@ void daemon_signals(struct server *srv)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+int daemon_thread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+	sigset_t stop, old;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, &old); /* inherited by the new thread */
+	int err = pthread_create(thr, attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return err;
+}
+
 static long read_pid(const char *path)
 {
 	FILE *f = fopen(path, "r");

@@ -5,8 +5,15 @@
 struct server;
 struct config;
 
+#include <pthread.h>
+
 /* SIGPIPE ignored; SIGINT/SIGTERM -> server_request_stop(srv). */
 void daemon_signals(struct server *srv);
+/* pthread_create() for every thread a model starts: the new thread blocks
+ * SIGINT and SIGTERM, so the stop signals always reach the main thread and
+ * never a worker asleep in a futex (where a sanitizer runtime may hold a
+ * signal back until that thread next wakes). Returns pthread_create's error. */
+int daemon_thread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 /* Double fork + setsid; the first process exits 0 once the pidfile exists.
  * Redirects stdio to /dev/null and stderr to --log-file. 0 or -errno. */
 int daemon_detach(const struct config *cfg);

@@ -21,6 +21,7 @@
 #include "coro/coro.h"
 #include "coro/poller.h"
 #include "coro/sched.h"
+#include "daemon.h"
 #include "log.h"
 #include "model.h"
 #include "owner.h"
@@ -423,8 +424,9 @@ static int start_threads(struct loop *loops, int n, struct startup *st)
 	int started = 0;
 	for (int i = 1; i < n; i++) {
 		loops[i].startup = st;
-		if (pthread_create(&loops[i].thr, NULL, loop_thread, &loops[i]) != 0) {
-			log_error("coro: cannot start scheduler thread %d: %s", i, strerror(errno));
+		int err = daemon_thread_create(&loops[i].thr, NULL, loop_thread, &loops[i]);
+		if (err) {
+			log_error("coro: cannot start scheduler thread %d: %s", i, strerror(err));
 			break;
 		}
 		started++;

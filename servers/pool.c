@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "blocking.h"
+#include "daemon.h"
 #include "log.h"
 #include "model.h"
 #include "server.h"
@@ -149,7 +150,7 @@ static int start_workers(struct pool *p, const struct config *cfg)
 		pthread_mutex_lock(&p->lock);
 		p->running++;
 		pthread_mutex_unlock(&p->lock);
-		err = pthread_create(&p->thr[p->nthr], &attr, worker_main, p);
+		err = daemon_thread_create(&p->thr[p->nthr], &attr, worker_main, p);
 		if (err) {
 			pthread_mutex_lock(&p->lock);
 			p->running--;

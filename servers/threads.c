@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "blocking.h"
+#include "daemon.h"
 #include "log.h"
 #include "model.h"
 #include "server.h"
@@ -113,7 +114,7 @@ static void spawn(void *arg, int fd, bool tls)
 	pthread_mutex_lock(&t->lock);
 	t->live++;
 	pthread_mutex_unlock(&t->lock);
-	int err = pthread_create(&c->thr, &t->attr, client_thread, c);
+	int err = daemon_thread_create(&c->thr, &t->attr, client_thread, c);
 	if (err) {
 		pthread_mutex_lock(&t->lock);
 		t->live--;

@@ -34,6 +34,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "model.h"
 #include "owner.h"
@@ -798,7 +799,7 @@ static int run(struct server *srv)
 	}
 	log_info("uring: %d ring(s), %d x %d KiB provided buffers each", n, BUF_COUNT, BUF_SIZE / 1024);
 	for (int i = 1; i < n; i++) {
-		int err = pthread_create(&ts[i].tid, NULL, thread_main, &ts[i]);
+		int err = daemon_thread_create(&ts[i].tid, NULL, thread_main, &ts[i]);
 		ts[i].started = err == 0;
 		if (err) {
 			log_error("uring: cannot start ring thread %d: %s", i, strerror(err));
