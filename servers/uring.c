@@ -117,6 +117,7 @@ struct uthread {
 	struct conn **chunks;
 	uint32_t nchunks, free_head, live;
 	uint32_t *dirty, ndirty;
+	bool published;        /* some dirty connection has F_PUBLISHED */
 	unsigned inflight;     /* requests whose last CQE has not arrived */
 	bool stopping, exiting;
 	long long epoch, stop_ms, warn_ms;
@@ -347,7 +348,9 @@ static void conn_update(struct uthread *t, struct conn *c)
  * one, and each subscriber's send carries more messages. */
 static void flush_dirty(struct uthread *t)
 {
-	for (int pass = 0; pass < 2; pass++) {
+	int passes = t->published ? 2 : 1; /* no publisher this turn: one plain pass */
+	t->published = false;
+	for (int pass = 2 - passes; pass < 2; pass++) {
 		for (uint32_t i = 0; i < t->ndirty; i++) {
 			struct conn *c = conn_at(t, t->dirty[i]);
 			if (!(c->flags & F_DIRTY) || (pass == 0 && (c->flags & F_PUBLISHED)))
@@ -401,8 +404,10 @@ static void on_recv(struct uthread *t, const struct io_uring_cqe *cqe)
 		if (c && cqe->res > 0 && !(c->flags & F_CLOSING)) {
 			unsigned long posts = owner_posts_here();
 			session_input(c->s, uring_bufs_at(&t->bufs, bid), (size_t)cqe->res);
-			if (owner_posts_here() != posts)
+			if (owner_posts_here() != posts) {
 				c->flags |= F_PUBLISHED;
+				t->published = true;
+			}
 			c->last_ms = t->now;
 		}
 		uring_bufs_recycle(&t->bufs, bid); /* the session copied what it keeps */
