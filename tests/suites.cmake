@@ -1,0 +1,57 @@
+# weft_py_suites(DIR PREFIX LABEL TLS_SUITES TSAN): register every DIR/test_*.py
+# as ctest tests run by tests/conformance/run.py against the real binary, once
+# per model variant (WEFT_VARIANTS, set by tests/conformance/CMakeLists.txt),
+# per binary (plain, ASan+UBSan, and TSan for the threaded variants when TSAN
+# is ON) and, for the suites named in TLS_SUITES, again with WEFT_TLS=1.
+# Test names: PREFIX.<suite>.<variant>[.asan|.tsan][.tls]; labels: LABEL, the
+# suite, the variant and the sanitizer. A new suite file joins automatically.
+set(WEFT_RUN ${CMAKE_CURRENT_LIST_DIR}/conformance/run.py)
+
+function(weft_py_test prefix label suite_file suite variant args bin san tls)
+  set(name ${prefix}.${suite}.${variant})
+  set(timeout 300)
+  if(NOT san STREQUAL "none")
+    set(name ${name}.${san})
+    set(timeout 600)
+  endif()
+  if(tls)
+    set(name ${name}.tls)
+  endif()
+  add_test(NAME ${name} COMMAND ${WEFT_PYTHON} ${WEFT_RUN} ${suite_file})
+  set_tests_properties(${name} PROPERTIES
+    TIMEOUT ${timeout}
+    SKIP_RETURN_CODE 77
+    LABELS "${label};${suite};${variant};${san}"
+    ENVIRONMENT "WEFT_BIN=$<TARGET_FILE:${bin}>;WEFT_MODEL_ARGS=${args};WEFT_SANITIZER=${san};WEFT_TLS=${tls};WEFT_SUITE_TIMEOUT=${timeout};PYTHONDONTWRITEBYTECODE=1;ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1")
+endfunction()
+
+function(weft_py_suites dir prefix label tls_suites tsan)
+  file(GLOB suites CONFIGURE_DEPENDS ${dir}/test_*.py)
+  foreach(suite_file ${suites})
+    get_filename_component(suite ${suite_file} NAME_WE)
+    string(REGEX REPLACE "^test_" "" suite ${suite})
+    list(FIND tls_suites ${suite} tls_idx)
+    foreach(v ${WEFT_VARIANTS})
+      string(REPLACE "|" ";" parts "${v}")
+      list(GET parts 0 variant)
+      list(GET parts 1 args)
+      set(bins "weft|none")
+      if(WEFT_SANITIZERS)
+        list(APPEND bins "weft-asan|asan")
+        list(FIND WEFT_TSAN_VARIANTS ${variant} tsan_idx)
+        if(tsan AND tsan_idx GREATER -1)
+          list(APPEND bins "weft-tsan|tsan")
+        endif()
+      endif()
+      foreach(b ${bins})
+        string(REPLACE "|" ";" bparts "${b}")
+        list(GET bparts 0 bin)
+        list(GET bparts 1 san)
+        weft_py_test(${prefix} ${label} ${suite_file} ${suite} ${variant} "${args}" ${bin} ${san} 0)
+        if(tls_idx GREATER -1)
+          weft_py_test(${prefix} ${label} ${suite_file} ${suite} ${variant} "${args}" ${bin} ${san} 1)
+        endif()
+      endforeach()
+    endforeach()
+  endforeach()
+endfunction()
