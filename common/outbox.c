@@ -45,6 +45,8 @@ static void pop_head(struct outbox *o)
 {
 	o->head_off = 0;
 	o->count--;
+	if (o->pinned)
+		o->pinned--;
 	if (o->cap) {
 		o->head = (o->head + 1) % o->cap;
 		if (!o->count) {
@@ -133,12 +135,27 @@ void outbox_consume(struct outbox *o, size_t n)
 	}
 }
 
+void outbox_pin(struct outbox *o, size_t n)
+{
+	unsigned k = 0;
+	size_t off = o->head_off;
+	while (n && k < o->count) {
+		const struct msg *m = *slot(o, k++);
+		size_t left = m->len - off;
+		n -= n < left ? n : left;
+		off = 0;
+	}
+	o->pinned = k;
+}
+
 void outbox_drop_unstarted(struct outbox *o)
 {
 	unsigned keep = o->count && o->head_off > 0 ? 1 : 0;
+	if (o->pinned > keep)
+		keep = o->pinned;
 	while (o->count > keep) {
 		struct msg *m = *slot(o, o->count - 1);
-		o->bytes -= m->len; /* unstarted: the head only when head_off == 0 */
+		o->bytes -= m->len; /* unstarted and unpinned: no byte of it was sent */
 		msg_unref(m);
 		if (o->count == 1) {
 			pop_head(o);

@@ -166,13 +166,20 @@ int session_iov(struct session *s, struct iovec *iov, int max)
 	return outbox_iov(tls_conn_cipher(s->tls), iov, max);
 }
 
+/* What the socket reads from: with TLS the ciphertext, else the plaintext. */
+static struct outbox *wire(struct session *s) { return s->tls ? tls_conn_cipher(s->tls) : &s->out; }
+
 void session_sent(struct session *s, size_t n)
 {
 	stat_add(STAT_bytes_out, n);
-	outbox_consume(s->tls ? tls_conn_cipher(s->tls) : &s->out, n);
+	outbox_consume(wire(s), n);
 	if (s->chat) /* publishers on other threads read it for the slow-consumer limits */
 		atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
 }
+
+void session_pin(struct session *s, size_t n) { outbox_pin(wire(s), n); }
+
+void session_unpin(struct session *s) { outbox_unpin(wire(s)); }
 
 int session_send(struct session *s, int fd, bool *wrote)
 {

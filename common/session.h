@@ -6,6 +6,7 @@
  *   bytes read      -> session_input(s, p, n)
  *   peer sent FIN   -> session_eof(s)
  *   bytes to write  <- session_iov(s, iov, max) ... then session_sent(s, n)
+ *   write in flight -> session_pin(s, n) ... session_unpin(s), session_sent(s, n)
  *   close when      <- session_done(s)        (closing and nothing left to send)
  *   read only while <- session_want_read(s)   (back-pressure and closing)
  *   inactivity      <- session_idle_limit_ms(s), then session_idle_expired(s)
@@ -81,6 +82,12 @@ void session_eof(struct session *s);
 /* Socket bytes to write now; returns iov count (0 = nothing). */
 int session_iov(struct session *s, struct iovec *iov, int max);
 void session_sent(struct session *s, size_t n);
+/* For models whose writes complete later (io_uring): the first n bytes of
+ * session_iov() were handed to the kernel, which may read them until the
+ * write completes; they are neither freed nor reused until session_unpin()
+ * (call it when the write completes, before session_sent). */
+void session_pin(struct session *s, size_t n);
+void session_unpin(struct session *s);
 /* For models that write with non-blocking sendmsg(): session_iov +
  * session_sent until the output is all out (0) or the socket is full (1);
  * -1 on a socket error, after session_reset(). *wrote (may be NULL) is set

@@ -270,15 +270,21 @@ static void send_next(struct uthread *t, struct conn *c)
 		return;
 	struct sendv *sv = n > 1 ? malloc(sizeof(*sv)) : NULL;
 	struct io_uring_sqe *sqe = sqe_get(t, conn_ud(c, OP_SEND));
+	size_t len = iov[0].iov_len;
 	if (sv) {
 		memcpy(sv->iov, iov, (size_t)n * sizeof(iov[0]));
 		sv->mh = (struct msghdr){.msg_iov = sv->iov, .msg_iovlen = (size_t)n};
 		io_uring_prep_sendmsg(sqe, c->fd, &sv->mh, MSG_NOSIGNAL);
 		c->sv = sv;
+		for (int i = 1; i < n; i++)
+			len += iov[i].iov_len;
 	} else {
 		/* One segment (or no memory for the vector: send the first only). */
 		io_uring_prep_send(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
 	}
+	/* The kernel reads these bytes whenever the socket has room, maybe long
+	 * after a slow consumer was dropped: they stay put until on_send. */
+	session_pin(c->s, len);
 	c->flags |= F_SEND;
 }
 
@@ -433,6 +439,7 @@ static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
 	c->flags &= ~F_SEND;
 	free(c->sv);
 	c->sv = NULL;
+	session_unpin(c->s);
 	if (!(c->flags & F_CLOSING)) {
 		if (cqe->res > 0) {
 			session_sent(c->s, (size_t)cqe->res); /* short or not: the rest stays queued */
