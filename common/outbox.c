@@ -65,18 +65,15 @@ int outbox_append(struct outbox *o, const void *p, size_t n)
 {
 	if (n == 0)
 		return 0;
+	/* Only whole: a reply split across two msgs could be cut in half by
+	 * outbox_drop_unstarted(), which keeps or drops whole msgs. */
 	if (o->count && o->tail_writable) {
 		struct msg *t = *slot(o, o->count - 1);
-		size_t room = t->cap - t->len;
-		if (room) {
-			size_t k = n < room ? n : room;
-			memcpy(t->data + t->len, p, k);
-			t->len += k;
-			o->bytes += k;
-			p = (const char *)p + k;
-			n -= k;
-			if (!n)
-				return 0;
+		if (t->cap - t->len >= n) {
+			memcpy(t->data + t->len, p, n);
+			t->len += n;
+			o->bytes += n;
+			return 0;
 		}
 	}
 	struct msg *m = msg_new(n > OUTBOX_CHUNK ? n : OUTBOX_CHUNK);

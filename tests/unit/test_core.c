@@ -1,6 +1,7 @@
 /* test_core.c - buf, msg, outbox and protocol detection. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "buf.h"
 #include "check.h"
@@ -110,6 +111,36 @@ static void test_outbox(void)
 	CHECK(outbox_append(&o, "xyz", 3) == 0);
 	outbox_drop_unstarted(&o);
 	CHECK(o.count == 0 && o.cap == 0 && outbox_empty(&o));
+
+	/* A send in flight pins what it was given: a drop keeps those msgs (and
+	 * their references) even when none of their bytes has been sent yet. */
+	struct iovec iov[4];
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	CHECK(outbox_append(&o, "abc", 3) == 0);
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	CHECK(outbox_iov(&o, iov, 2) == 2);
+	outbox_pin(&o, 6 + 3);
+	CHECK(o.pinned == 2);
+	outbox_drop_unstarted(&o);
+	CHECK(o.count == 2 && outbox_bytes(&o) == 9);
+	CHECK(atomic_load(&shared->refs) == 2);
+	CHECK(memcmp(iov[0].iov_base, "SHARED", 6) == 0 && memcmp(iov[1].iov_base, "abc", 3) == 0);
+	outbox_unpin(&o);
+	outbox_consume(&o, 4); /* a short send: the rest was never sent */
+	outbox_drop_unstarted(&o); /* keeps only the partly sent msg */
+	CHECK(o.count == 1 && outbox_bytes(&o) == 2 && o.pinned == 0);
+	CHECK(drain_equals(&o, "ED", 2));
+	/* A pin covering part of a msg pins all of it; consuming unpins as it pops. */
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	CHECK(outbox_append_msg(&o, shared) == 0);
+	outbox_pin(&o, 7);
+	CHECK(o.pinned == 2);
+	outbox_consume(&o, 6);
+	CHECK(o.pinned == 1);
+	outbox_drop_unstarted(&o);
+	CHECK(o.count == 1 && outbox_bytes(&o) == 6);
+	outbox_unpin(&o);
 	outbox_free(&o);
 	msg_unref(shared);
 	CHECK(msg_live_count() == live0);
