@@ -439,10 +439,16 @@ int tls_conn_encrypt(struct tls_conn *c, struct outbox *plain)
 		ERR_clear_error();
 		if (SSL_write_ex(c->ssl, iov[0].iov_base, len, &done) != 1) {
 			int err = SSL_get_error(c->ssl, 0);
-			if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
-				break; /* retried with the same bytes after the next input */
+			if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+				/* OpenSSL wants this very write again, same bytes and
+				 * length, after the next input: a slow consumer's drop
+				 * must not take them away meanwhile. */
+				outbox_pin(plain, len);
+				break;
+			}
 			return conn_fail(c, err);
 		}
+		outbox_unpin(plain);
 		outbox_consume(plain, done);
 		if (flush_wbio(c) < 0)
 			return -ENOMEM;
