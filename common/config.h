@@ -44,6 +44,7 @@ struct config {
 	int tls_port;            /* -1 = off, 0 = ephemeral */
 	const char *cert, *key;
 	int handshake_timeout_ms;
+	int header_timeout_ms;   /* HTTP: a request head in total, from its first byte; 0 = never */
 	/* process */
 	bool daemon;
 	const char *pidfile;

@@ -120,6 +120,7 @@ static const char *reason(int status)
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 411: return "Length Required";
 	case 413: return "Content Too Large";
 	case 431: return "Request Header Fields Too Large";
@@ -136,6 +137,7 @@ static void count(int status)
 	case 400: stat_inc(STAT_http_400); break;
 	case 404: stat_inc(STAT_http_404); break;
 	case 405: stat_inc(STAT_http_405); break;
+	case 408: stat_inc(STAT_http_408); break;
 	case 411: stat_inc(STAT_http_411); break;
 	case 413: stat_inc(STAT_http_413); break;
 	case 431: stat_inc(STAT_http_431); break;
@@ -443,8 +445,10 @@ static size_t feed_head(struct session *s, struct http_conn *h, const char *p, s
 		if (n >= max_head)
 			return fail(s, h, 431);
 		h->last_len = n;
+		session_head_begin(s); /* --header-timeout counts from its first byte */
 		return 0;
 	}
+	session_head_end(s);
 	h->last_len = 0;
 	h->head_only = false;
 	h->http10 = false;
@@ -607,6 +611,16 @@ static void http_stop(struct session *s)
 		session_close_after_flush(s);
 }
 
+/* The head did not arrive within --header-timeout of its first byte: the
+ * slowloris defence (nginx's client_header_timeout). */
+static void http_head_timeout(struct session *s)
+{
+	struct http_conn *h = s->pstate;
+	h->head_only = false; /* left from the previous request: this one was never read */
+	h->http10 = false;
+	error_reply(s, h, 408, NULL, true);
+}
+
 static void http_fini(struct session *s)
 {
 	struct http_conn *h = s->pstate;
@@ -623,5 +637,6 @@ const struct proto proto_http = {
 	.init = http_init,
 	.feed = http_feed,
 	.stop = http_stop,
+	.head_timeout = http_head_timeout,
 	.fini = http_fini,
 };

@@ -28,6 +28,9 @@ struct proto {
 	void (*eof)(struct session *s);
 	/* The server is stopping (optional): e.g. tell the client. */
 	void (*stop)(struct session *s);
+	/* A request head outlived --header-timeout (optional; only a protocol
+	 * that has it calls session_head_begin): answer; the session closes. */
+	void (*head_timeout)(struct session *s);
 	void (*fini)(struct session *s);
 };
 

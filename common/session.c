@@ -24,6 +24,7 @@ struct session *session_new(struct server *srv, struct owner *owner, bool tls)
 	s->srv = srv;
 	s->owner = owner;
 	s->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+	s->start_ms = now_ms();
 	if (tls) {
 		s->tls = srv->tls ? tls_conn_new(srv->tls) : NULL;
 		if (!s->tls) {
@@ -79,6 +80,8 @@ static const struct proto *mode_proto(const struct server *srv)
 static int start(struct session *s, const struct proto *p)
 {
 	s->proto = p;
+	if (!p->head_timeout)
+		s->head_ms = 0; /* the bytes detection waited on were no request head */
 	stat_inc(p->counter);
 	if (p->init && p->init(s) < 0) {
 		stat_inc(STAT_oom_errors);
@@ -122,17 +125,34 @@ static void feed_plain(struct session *s, const char *p, size_t n)
 	buf_consume(&s->in, dispatch(s, buf_head(&s->in), buf_used(&s->in)));
 }
 
+/* Bytes detection waits on may be a request line: part of a head, bounded
+ * as one (HTTP's feed takes the clock over, others stop it in start()). */
+static void feed_detect(struct session *s, const char *p, size_t n)
+{
+	feed_plain(s, p, n);
+	if (!s->proto && buf_used(&s->in))
+		session_head_begin(s);
+}
+
+/* Undecided bytes (at EOF, or when their head deadline passed) belong to the
+ * mode's protocol. */
+static void adopt_mode_proto(struct session *s)
+{
+	if (start(s, mode_proto(s->srv)) == 0)
+		buf_consume(&s->in, s->proto->feed(s, buf_head(&s->in), buf_used(&s->in)));
+}
+
 void session_input(struct session *s, const char *p, size_t n)
 {
 	stat_add(STAT_bytes_in, n);
 	if (!s->tls) {
-		feed_plain(s, p, n);
+		feed_detect(s, p, n);
 		return;
 	}
 	struct buf plain = {0};
 	int rc = tls_conn_input(s->tls, p, n, &plain);
 	if (buf_used(&plain))
-		feed_plain(s, buf_head(&plain), buf_used(&plain));
+		feed_detect(s, buf_head(&plain), buf_used(&plain));
 	buf_free(&plain);
 	if (rc < 0) {
 		s->tls_failed = 1;
@@ -145,11 +165,8 @@ void session_input(struct session *s, const char *p, size_t n)
 void session_eof(struct session *s)
 {
 	s->eof = 1;
-	if (!s->proto && buf_used(&s->in) && !s->closing) {
-		/* Undecided bytes at EOF: they belong to the mode's protocol. */
-		if (start(s, mode_proto(s->srv)) == 0)
-			buf_consume(&s->in, s->proto->feed(s, buf_head(&s->in), buf_used(&s->in)));
-	}
+	if (!s->proto && buf_used(&s->in) && !s->closing)
+		adopt_mode_proto(s);
 	if (s->proto && s->proto->eof && !s->closing)
 		s->proto->eof(s);
 	s->closing = 1;
@@ -230,24 +247,67 @@ int session_idle_limit_ms(const struct session *s)
 		return SESSION_SLOW_LINGER_MS;
 	if (s->stopping)
 		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
-	if (s->tls && tls_conn_handshaking(s->tls))
-		return cfg->handshake_timeout_ms;
-	return cfg->idle_timeout_ms;
+	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
 }
 
 void session_idle_expired(struct session *s)
 {
-	if (s->stopping || s->slow_closed) {
-		/* quiet during drain: the normal end of a connection on stop;
-		 * a dropped slow consumer was counted when it was dropped */
-	} else if (s->tls && tls_conn_handshaking(s->tls)) {
-		stat_inc(STAT_tls_timeouts);
-		log_info("tls: handshake timeout on connection %llu", s->id);
-	} else {
+	/* Quiet during drain is the normal end of a connection on stop; a
+	 * dropped slow consumer was counted when it was dropped. */
+	if (!s->stopping && !s->slow_closed)
 		stat_inc(STAT_idle_timeouts);
-	}
 	s->closing = 1;
 }
+
+long long session_deadline_ms(const struct session *s)
+{
+	const struct config *cfg = s->srv->cfg;
+	if (s->stopping || s->slow_closed)
+		return 0;
+	if (s->linger_ms)
+		return s->linger_ms;
+	if (s->closing)
+		return 0;
+	if (s->tls && tls_conn_handshaking(s->tls))
+		return cfg->handshake_timeout_ms > 0 ? s->start_ms + cfg->handshake_timeout_ms : 0;
+	if (s->head_ms && cfg->header_timeout_ms > 0)
+		return s->head_ms + cfg->header_timeout_ms;
+	return 0;
+}
+
+bool session_deadline_expired(struct session *s)
+{
+	if (s->linger_ms) {
+		s->closing = 1;
+		return true; /* its reply had its chance (counted when it was queued) */
+	}
+	if (s->tls && tls_conn_handshaking(s->tls)) {
+		stat_inc(STAT_tls_timeouts);
+		log_info("tls: handshake timeout on connection %llu", s->id);
+		s->closing = 1;
+		return true;
+	}
+	s->head_ms = 0;
+	if (!s->proto) {
+		/* Still possibly a request line: too slow for HTTP, so it is not. */
+		adopt_mode_proto(s);
+		return false;
+	}
+	stat_inc(STAT_header_timeouts);
+	if (s->proto->head_timeout) /* set for every protocol that starts a head clock */
+		s->proto->head_timeout(s);
+	s->closing = 1;
+	s->linger_ms = now_ms() + SESSION_SLOW_LINGER_MS; /* a total bound on sending it, too */
+	return false;
+}
+
+void session_head_begin(struct session *s)
+{
+	if (!s->head_ms)
+		s->head_ms = now_ms();
+}
+
+void session_head_end(struct session *s) { s->head_ms = 0; }
 
 void session_stop(struct session *s)
 {

@@ -10,6 +10,7 @@
  *   close when      <- session_done(s)        (closing and nothing left to send)
  *   read only while <- session_want_read(s)   (back-pressure and closing)
  *   inactivity      <- session_idle_limit_ms(s), then session_idle_expired(s)
+ *   total deadline  <- session_deadline_ms(s), then session_deadline_expired(s)
  *   on stop         -> session_stop(s)        (drain: see below)
  *
  * With TLS the iov holds ciphertext and input is ciphertext; the protocols
@@ -20,6 +21,13 @@
  * answered; the session counts as quiet once its output is flushed and no
  * input arrived for SESSION_DRAIN_QUIET_MS, and session_idle_limit_ms() then
  * says so; the model closes it at --drain-timeout at the latest.
+ *
+ * Total deadlines: an inactivity limit is reset by every byte, so a client
+ * that trickles one byte a second would hold a connection forever. A phase
+ * that must end does so by an absolute time, whatever trickles in: the TLS
+ * handshake (--handshake-timeout, from the session's start) and a request
+ * head (--header-timeout, from its first byte: session_head_begin/_end).
+ * A model honours session_deadline_ms() alongside the inactivity limit.
  *
  * Every session belongs to exactly one owner thread (owner.h); only that
  * thread calls these functions. */
@@ -70,6 +78,10 @@ struct session {
 	size_t mail_bytes;         /* bytes of queued mail (owner->lock) */
 	long long soft_since;      /* when the soft limit was first exceeded, 0 = not now (owner->lock) */
 	atomic_size_t unsent;      /* session_pending() as last seen by the owner thread */
+	/* total deadlines (now_ms() times) */
+	long long start_ms;        /* session_new(): the handshake counts from here */
+	long long head_ms;         /* first byte of the request head being read; 0 = none */
+	long long linger_ms;       /* a deadline passed and its reply is queued: close by then */
 };
 
 struct session *session_new(struct server *srv, struct owner *owner, bool tls);
@@ -97,10 +109,18 @@ int session_send(struct session *s, int fd, bool *wrote);
 size_t session_pending(const struct session *s);
 bool session_want_read(const struct session *s);
 bool session_done(const struct session *s);
-/* Current inactivity limit in ms (handshake, idle or drain-quiet); 0 = none. */
+/* Current inactivity limit in ms (idle, drain-quiet, slow linger); 0 = none. */
 int session_idle_limit_ms(const struct session *s);
 /* The model saw no traffic for session_idle_limit_ms(): count it, close. */
 void session_idle_expired(struct session *s);
+/* When the current phase (handshake, request head) must be over, in now_ms()
+ * time; 0 = no such deadline now (also while draining: the drain rules). */
+long long session_deadline_ms(const struct session *s);
+/* now_ms() reached session_deadline_ms(): counts it (tls_timeouts,
+ * header_timeouts) and acts. True: close now. False: carry on as usual - a
+ * reply (408) may be queued with the session closing, or the phase just
+ * ended; session_deadline_ms() then says what bounds the rest. */
+bool session_deadline_expired(struct session *s);
 void session_stop(struct session *s);
 /* The connection reset or failed on a socket error: count it; free next. */
 void session_reset(struct session *s);
@@ -109,6 +129,11 @@ void session_reset(struct session *s);
 int session_write(struct session *s, const void *p, size_t n);
 int session_write_msg(struct session *s, struct msg *m);
 void session_close_after_flush(struct session *s);
+/* A request head began arriving (idempotent: the first byte counts) / is
+ * complete. While one is open, --header-timeout bounds it in total and the
+ * protocol's head_timeout() answers when it passes. */
+void session_head_begin(struct session *s);
+void session_head_end(struct session *s);
 
 #include <string.h>
 static inline int session_puts(struct session *s, const char *str) { return session_write(s, str, strlen(str)); }

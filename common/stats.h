@@ -26,6 +26,7 @@
 	X(proto_line, "weft_connections_by_protocol_total", "protocol=\"chat_line\"", "")              \
 	X(proto_resp, "weft_connections_by_protocol_total", "protocol=\"resp\"", "")                   \
 	X(idle_timeouts, "weft_errors_total", "kind=\"idle_timeout\"", "errors by kind")               \
+	X(header_timeouts, "weft_errors_total", "kind=\"header_timeout\"", "")                         \
 	X(conn_resets, "weft_errors_total", "kind=\"reset\"", "")                                      \
 	X(oom_errors, "weft_errors_total", "kind=\"out_of_memory\"", "")                               \
 	X(drain_forced, "weft_errors_total", "kind=\"drain_timeout\"", "")                             \
@@ -35,6 +36,7 @@
 	X(http_405, "weft_http_errors_total", "status=\"405\"", "")                                    \
 	X(http_411, "weft_http_errors_total", "status=\"411\"", "")                                    \
 	X(http_413, "weft_http_errors_total", "status=\"413\"", "")                                    \
+	X(http_408, "weft_http_errors_total", "status=\"408\"", "")                                    \
 	X(http_431, "weft_http_errors_total", "status=\"431\"", "")                                    \
 	X(http_501, "weft_http_errors_total", "status=\"501\"", "")                                    \
 	X(http_505, "weft_http_errors_total", "status=\"505\"", "")                                    \

@@ -145,14 +145,18 @@ static void begin_drain(struct conn *c)
 	session_stop(c->s);
 }
 
-/* When this connection must close for silence (idle, handshake, drain
- * quiet) or the drain end; LLONG_MAX = never. */
+/* When this connection must wake for a limit: silence (idle, drain quiet),
+ * its phase's total deadline (handshake, request head) or the drain end;
+ * LLONG_MAX = never. */
 static long long deadline(const struct conn *c)
 {
 	long long end = LLONG_MAX;
 	int lim = session_idle_limit_ms(c->s);
 	if (lim > 0)
 		end = c->active + lim;
+	long long total = session_deadline_ms(c->s);
+	if (total && total < end)
+		end = total;
 	if (c->stopped && c->drain_end < end)
 		end = c->drain_end;
 	return end;
@@ -167,10 +171,14 @@ static int poll_timeout(long long end, long long now)
 	return end - now > INT_MAX ? INT_MAX : (int)(end - now);
 }
 
-/* Past its deadline: count why, and report that it must close. */
+/* Past a deadline: count why, and report whether it must close now (a
+ * total deadline may instead queue a last reply, flushed as usual). */
 static bool expired(struct conn *c)
 {
 	long long now = now_ms();
+	long long total = session_deadline_ms(c->s);
+	if (total && now >= total)
+		return session_deadline_expired(c->s);
 	if (now < deadline(c))
 		return false;
 	if (c->stopped && (now >= c->drain_end || session_pending(c->s)))

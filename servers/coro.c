@@ -89,16 +89,21 @@ static int read_once(struct loop *l, struct task *t)
 	return 0;
 }
 
-/* Yield req, bounded by the session's current inactivity limit. */
+/* Yield req, bounded by the session's current inactivity limit and by its
+ * phase's total deadline, whichever comes first. */
 static int conn_wait(struct sched *sch, struct task *t, int req)
 {
 	int ms = session_idle_limit_ms(t->data);
 	if (ms > 0)
 		sched_deadline(sch, t, (uint32_t)ms);
+	long long at = session_deadline_ms(t->data);
+	if (at)
+		sched_deadline_at(sch, t, at);
 	return req;
 }
 
-/* Did the wait end the connection (killed, or silent past its deadline)? */
+/* Did the wait end the connection (killed, or past a deadline)? A total
+ * deadline may leave it open to send a last reply. */
 static bool conn_ended(struct loop *l, struct task *t)
 {
 	struct session *s = t->data;
@@ -106,6 +111,9 @@ static bool conn_ended(struct loop *l, struct task *t)
 		return true;
 	if (!(t->ev & CR_TIMEOUT))
 		return false;
+	long long at = session_deadline_ms(s);
+	if (at && now_ms() >= at)
+		return session_deadline_expired(s);
 	if (l->stopping && session_pending(s))
 		stat_inc(STAT_drain_forced); /* its drain time ran out with output unsent */
 	session_idle_expired(s);

@@ -535,14 +535,25 @@ static void on_stop(struct uthread *t)
 	}
 }
 
-/* Idle timeouts, drain quietness and the drain deadline, every TICK_MS. */
+/* A phase's total deadline (handshake, request head) passed: close now, or
+ * let conn_update send the reply it queued. */
+static void deadline_passed(struct uthread *t, struct conn *c)
+{
+	if (session_deadline_expired(c->s))
+		conn_close(t, c);
+	mark_dirty(t, c);
+}
+
+/* Idle timeouts, total deadlines, drain quietness and the drain deadline,
+ * every TICK_MS. */
 static void on_tick(struct uthread *t)
 {
 	if (t->exiting)
 		return;
 	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
 	const struct config *cfg = t->srv->cfg;
-	bool force = t->stopping && now_ms() - t->stop_ms >= cfg->drain_timeout_ms;
+	long long now = now_ms();
+	bool force = t->stopping && now - t->stop_ms >= cfg->drain_timeout_ms;
 	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
 		struct conn *c = conn_at(t, i);
 		if (!(c->flags & F_LIVE) || (c->flags & F_CLOSING))
@@ -551,6 +562,11 @@ static void on_tick(struct uthread *t)
 			stat_inc(STAT_drain_forced);
 			conn_close(t, c);
 			mark_dirty(t, c);
+			continue;
+		}
+		long long at = session_deadline_ms(c->s);
+		if (at && now >= at) {
+			deadline_passed(t, c);
 			continue;
 		}
 		int limit = session_idle_limit_ms(c->s);

@@ -93,10 +93,12 @@ static void heap_remove(struct sched *sch, struct task *t)
 	sift_down(sch, last->heap_idx);
 }
 
-void sched_deadline(struct sched *sch, struct task *t, uint32_t ms)
+static void set_deadline(struct sched *sch, struct task *t, uint32_t d)
 {
-	uint32_t d = sch->now + (ms < MAX_WAIT_MS ? ms : MAX_WAIT_MS);
-	t->deadline = d ? d : 1;
+	d = d ? d : 1;
+	if (t->deadline && !before(d, t->deadline))
+		return; /* this wait is already bounded sooner */
+	t->deadline = d;
 	if (t->heap_idx < 0) {
 		t->timer_at = t->deadline;
 		if (heap_push(sch, t) < 0)
@@ -105,6 +107,20 @@ void sched_deadline(struct sched *sch, struct task *t, uint32_t ms)
 		t->timer_at = t->deadline;
 		sift_up(sch, t->heap_idx);
 	} /* else: later than the key; re-keyed when the key comes due */
+}
+
+void sched_deadline(struct sched *sch, struct task *t, uint32_t ms)
+{
+	set_deadline(sch, t, sch->now + (ms < MAX_WAIT_MS ? ms : MAX_WAIT_MS));
+}
+
+void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms)
+{
+	/* On clock_now()'s scale (its uint32 wraps the same way). */
+	long long d = at_ms - sch->epoch + 1, now = now_ms() - sch->epoch + 1;
+	if (d - now > MAX_WAIT_MS)
+		d = now + MAX_WAIT_MS;
+	set_deadline(sch, t, (uint32_t)d);
 }
 
 /* ms until the earliest timer, -1 if none. */

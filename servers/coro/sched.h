@@ -66,8 +66,11 @@ void sched_fini(struct sched *sch);
 
 /* A new task of kind on fd, queued to run first; NULL on ENOMEM. */
 struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data);
-/* Bound the wait the running task is about to yield: wake it within ms. */
+/* Bound the wait the running task is about to yield: wake it within ms.
+ * Called more than once for one wait, the earliest bound wins. */
 void sched_deadline(struct sched *sch, struct task *t, uint32_t ms);
+/* The same, by an absolute now_ms() time (a total deadline). */
+void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms);
 /* Resume t soon with bits added to t->ev (mail arrived, stop, kill); a task
  * already ready just sees the bits when it runs. */
 void sched_poke(struct sched *sch, struct task *t, uint8_t bits);
