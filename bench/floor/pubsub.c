@@ -140,9 +140,10 @@ static const char ERR[] = "-ERR floor-pubsub knows SUBSCRIBE and PUBLISH only\r\
 static size_t command(struct conn *c, const char *p, size_t n)
 {
 	const char *arg[ARGS_MAX], *end = p + n, *q = memchr(p, '\n', n);
-	size_t len[ARGS_MAX], argc = 0, want = strtoul(p + 1, NULL, 10);
+	size_t len[ARGS_MAX], argc = 0, want;
 	if (!q)
 		return 0;
+	want = strtoul(p + 1, NULL, 10); /* stops at the '\r' or '\n' found above */
 	for (q++; p[0] == '*' && argc < want; argc++) {
 		const char *nl = memchr(q, '\n', (size_t)(end - q));
 		size_t l = nl ? strtoul(q + 1, NULL, 10) : 0;
