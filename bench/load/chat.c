@@ -469,15 +469,19 @@ static uint64_t pub_period(const struct wl_opts *o)
 	return (uint64_t)(1e9 * o->publishers / o->rate);
 }
 
+/* Open loop: when publisher c's next message is due. */
+static uint64_t pub_due_at(const struct wl_opts *o, const struct cconn *c)
+{
+	return t0 + (c->seq * o->publishers + c->num) * pub_period(o) / o->publishers;
+}
+
 static bool pub_may(struct cthread *t, struct cconn *c, uint64_t now)
 {
 	const struct wl_opts *o = t->o;
 	if (!t->running || !c->up || c->seq >= pub_quota(o, c->num))
 		return false;
-	if (o->rate > 0) {
-		uint64_t due_at = t0 + (c->seq * o->publishers + c->num) * pub_period(o) / o->publishers;
-		return due_at <= now && c->out_len - c->out_off < OUT_PAUSE;
-	}
+	if (o->rate > 0)
+		return pub_due_at(o, c) <= now && c->out_len - c->out_off < OUT_PAUSE;
 	if (c->seq - c->replies >= (uint64_t)o->window)
 		return false;
 	return atomic_load(&expected_all) - atomic_load(&delivered_all) < o->backlog;
@@ -491,9 +495,7 @@ static void publish(struct cthread *t, struct cconn *c, uint64_t now)
 	if (!pl)
 		return;
 	while (pub_may(t, c, now)) {
-		uint64_t ts = now;
-		if (o->rate > 0)
-			ts = t0 + (c->seq * o->publishers + c->num) * pub_period(o) / o->publishers;
+		uint64_t ts = o->rate > 0 ? pub_due_at(o, c) : now;
 		size_t n = make_payload(o, c->num, c->seq, ts, pl, o->size + 64);
 		if (enc_publish(o, c, pl, n) < 0)
 			break;
@@ -602,6 +604,22 @@ static bool drained(struct cthread *t)
 	return atomic_load(&all_stopped_publishing) && atomic_load(&delivered_all) >= atomic_load(&expected_all);
 }
 
+/* Open loop: sleep until this thread's next publish is due (at most 1 ms), so
+ * a message is not sent late - and its latency inflated - by the client's own
+ * sleep. */
+static int64_t open_loop_wait(struct cthread *t, uint64_t now)
+{
+	int64_t wait = 1000000;
+	for (unsigned i = 0; i < t->n; i++) {
+		struct cconn *c = t->c[i];
+		if (c->role == PUB && c->up && c->seq < pub_quota(t->o, c->num)) {
+			int64_t d = (int64_t)(pub_due_at(t->o, c) - now);
+			wait = d < wait ? d : wait;
+		}
+	}
+	return wait > 0 ? wait : 0;
+}
+
 static void run_loop(struct cthread *t)
 {
 	uint64_t drain_until = 0;
@@ -618,7 +636,7 @@ static void run_loop(struct cthread *t)
 					if (c->role != PUB)
 						continue;
 					uint64_t q = pub_quota(t->o, c->num);
-					uint64_t due = (uint64_t)((double)(now - t0) * t->o->rate / t->o->publishers);
+					uint64_t due = (uint64_t)((double)(now - t0) / 1e9 * t->o->rate / t->o->publishers);
 					due = due < q ? due : q;
 					t->r.unsent += due > c->seq ? due - c->seq : 0;
 				}
@@ -632,9 +650,9 @@ static void run_loop(struct cthread *t)
 					publish(t, t->c[i], now);
 		if (!t->running && (drained(t) || now >= drain_until))
 			return;
-		int64_t wait = t->running && t->o->rate > 0 ? 1000000 : TICK_NS;
-		if (t->running && t->o->rate <= 0)
-			wait = 1000000; /* the backlog bound frees up as other threads deliver */
+		int64_t wait = t->running ? 1000000 : TICK_NS; /* closed: the backlog bound frees up as others deliver */
+		if (t->running && t->o->rate > 0)
+			wait = open_loop_wait(t, now);
 		poll_once(t, wait);
 	}
 }
