@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -205,6 +206,55 @@ void server_refuse(struct server *srv, int fd, enum refuse_reason why)
 	close(fd);
 }
 
+/* Accept errors repeat as long as their cause lasts (EMFILE: until a client
+ * leaves), on every listener of every loop, about ten times a second each
+ * (SERVER_ACCEPT_BACKOFF_MS). One limiter for the whole process lets a line
+ * through at most every ACCEPT_LOG_MS and has it say how many errors it
+ * stands for; weft_accept_errors_total counts every one. */
+#define ACCEPT_LOG_MS 1000
+
+static struct {
+	pthread_mutex_t lock;
+	long long at;          /* when the last line was logged, ms */
+	unsigned long unsaid;  /* errors since then */
+	bool logged;
+} accept_log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void accept_log_error(int err)
+{
+	long long now = now_ms(), since = 0;
+	unsigned long n = 0;
+	pthread_mutex_lock(&accept_log.lock);
+	accept_log.unsaid++;
+	if (!accept_log.logged || now - accept_log.at >= ACCEPT_LOG_MS) {
+		n = accept_log.unsaid;
+		since = now - accept_log.at;
+		accept_log.at = now;
+		accept_log.unsaid = 0;
+		accept_log.logged = true;
+	}
+	pthread_mutex_unlock(&accept_log.lock);
+	if (n == 0)
+		return;
+	bool fds = err == EMFILE || err == ENFILE;
+	const char *hint = fds ? "out of descriptors: raise ulimit -n or lower --max-conns" : "";
+	if (n == 1)
+		log_warn("accept: %s%s%s%s", strerror(err), fds ? " (" : "", hint, fds ? ")" : "");
+	else
+		log_warn("accept: %s (x%lu in the last %.1f s%s%s)", strerror(err), n, (double)since / 1000,
+		         fds ? "; " : "", hint);
+}
+
+bool server_accept_failed(int err)
+{
+	err = err < 0 ? -err : err;
+	if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED)
+		return false;
+	stat_inc(STAT_accept_errors);
+	accept_log_error(err);
+	return true;
+}
+
 int server_accept(int lfd, bool nonblock)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0));
@@ -214,16 +264,7 @@ int server_accept(int lfd, bool nonblock)
 		return fd;
 	}
 	int err = errno;
-	switch (err) {
-	case EAGAIN:
-	case EINTR:
-	case ECONNABORTED:
-		break;
-	default:
-		stat_inc(STAT_accept_errors);
-		log_warn("accept: %s%s", strerror(err),
-		         (err == EMFILE || err == ENFILE) ? " (out of descriptors: raise ulimit -n or lower --max-conns)" : "");
-	}
+	server_accept_failed(err);
 	return -err;
 }
 

@@ -66,6 +66,13 @@ void server_refuse(struct server *srv, int fd, enum refuse_reason why);
 int server_accept(int lfd, bool nonblock);
 #define SERVER_ACCEPT_BACKOFF_MS 100
 
+/* An accept failure that did not come through server_accept() (io_uring's
+ * completions): err is an errno, either sign. The transient ones (EAGAIN,
+ * EINTR, ECONNABORTED) return false and are ignored; any other is counted in
+ * weft_accept_errors_total and logged, at most one line a second for the whole
+ * process ("accept: Too many open files (x37 in the last 1.0 s; ...)"). */
+bool server_accept_failed(int err);
+
 /* Accept what lfd has queued, max at most (then let other work run), and
  * hand each socket to take(arg, fd), which owns it. 0 when the queue is
  * empty or max was reached; -errno when accepting must pause (EMFILE, ...). */

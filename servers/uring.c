@@ -120,7 +120,7 @@ struct uthread {
 	bool published;        /* some dirty connection has F_PUBLISHED */
 	unsigned inflight;     /* requests whose last CQE has not arrived */
 	bool stopping, exiting;
-	long long epoch, stop_ms, warn_ms;
+	long long epoch, stop_ms;
 	uint32_t now;
 	int rc;
 	bool started;          /* has a pthread to join (rings 1..N-1) */
@@ -469,15 +469,8 @@ static void listener_rearm(struct uthread *t, int li)
 static void accept_failed(struct uthread *t, int li, int err)
 {
 	struct listener *l = &t->ls[li];
-	if (err == -ECONNABORTED || err == -EINTR || err == -EAGAIN)
+	if (!server_accept_failed(err))
 		return;
-	stat_inc(STAT_accept_errors);
-	long long now = now_ms();
-	if (now - t->warn_ms >= 1000) {
-		t->warn_ms = now;
-		log_warn("accept: %s%s", strerror(-err),
-		         (err == -EMFILE || err == -ENFILE) ? " (out of descriptors: raise ulimit -n or lower --max-conns)" : "");
-	}
 	l->backoff_due = true;
 	if (l->armed && !l->cancel_sent) {
 		cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
