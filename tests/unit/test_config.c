@@ -1,8 +1,8 @@
 /* test_config.c - the command line refuses what cannot work (issue 9):
  * durations that would overflow (2200000 s, nan, inf, hex, exponents),
  * settings each valid alone that cannot work (--read-pause 0, --port equal
- * to --tls-port, a pool ring that wraps int, ...). Every refusal must name
- * the flag. */
+ * to --tls-port, a pool ring that wraps int, ...), and a pidfile that does
+ * not hold exactly one positive pid_t. Every refusal must name the flag. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "daemon.h"
 
 static char err_text[4096];
 
@@ -141,10 +142,39 @@ static void test_settings_that_cannot_work(void)
 	CHECK(config_parse_size("1024g", &sz) == 0 && sz == CONFIG_SIZE_MAX);
 }
 
+static void test_pid(void)
+{
+	static const struct {
+		const char *text;
+		int rc, pid;
+	} cases[] = {
+		{"5903\n", 0, 5903}, {"5903", 0, 5903}, {"2\n", 0, 2}, {"2147483647\n", 0, INT_MAX},
+		{"4294973199\n", -EINVAL, 0}, /* truncated to 5903 by a pid_t cast */
+		{"4294967295\n", -EINVAL, 0}, /* (pid_t)-1: kill(-1) signals every process */
+		{"2147483648\n", -EINVAL, 0}, {"99999999999999999999999\n", -EINVAL, 0},
+		{"12abc\n", -EINVAL, 0}, {"-1\n", -EINVAL, 0}, {"0\n", -EINVAL, 0}, {"1\n", -EINVAL, 0},
+		{"+12\n", -EINVAL, 0}, {" 12\n", -EINVAL, 0}, {"12 \n", -EINVAL, 0}, {"012\n", -EINVAL, 0},
+		{"12\n\n", -EINVAL, 0}, {"12\r\n", -EINVAL, 0}, {"12\n13\n", -EINVAL, 0}, {"", -EINVAL, 0},
+		{"\n", -EINVAL, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pid_t pid = -7;
+		int rc = daemon_parse_pid(cases[i].text, strlen(cases[i].text), &pid);
+		CHECK(rc == cases[i].rc);
+		CHECK(rc < 0 ? pid == -7 : pid == cases[i].pid);
+		if (rc != cases[i].rc)
+			fprintf(stderr, "  pidfile '%s': rc %d pid %d\n", cases[i].text, rc, (int)pid);
+	}
+	/* a NUL inside is not a digit either */
+	pid_t pid;
+	CHECK(daemon_parse_pid("12\0" "3", 4, &pid) == -EINVAL);
+}
+
 int main(void)
 {
 	test_secs();
 	test_duration_flags();
 	test_settings_that_cannot_work();
+	test_pid();
 	return check_done();
 }
