@@ -65,7 +65,7 @@ def test_durations_out_of_range_are_usage_errors(ctx):
     bad = ["2200000", "nan", "inf", "-1", "0x10", "1e3", "0.0001", "604800.5"]
     for v in bad:
         usage_error(["--drain-timeout", v], ["--drain-timeout", SECS_MAX])
-    for flag in ("--idle-timeout", "--handshake-timeout", "--outbox-soft-secs"):
+    for flag in ("--idle-timeout", "--handshake-timeout", "--header-timeout", "--outbox-soft-secs"):
         for v in ("2200000", "nan"):
             usage_error([flag, v], [flag, SECS_MAX])
     print("measured: --drain-timeout 2200000 / nan / inf: usage error, exit 2")
@@ -74,13 +74,16 @@ def test_durations_out_of_range_are_usage_errors(ctx):
 def test_longest_duration_serves_and_stops(ctx):
     # Every consumer holds the maximum: the threads/pool stop path
     # (pthread_cond_timedwait), poll timeouts, uring's ms clock, coro's timer
-    # cap. The server serves, then stops promptly on SIGTERM without spinning.
+    # cap, the total deadlines. The server serves (HTTP and RESP), then stops
+    # promptly on SIGTERM without spinning.
     args = ["--mode", "chat", "--drain-timeout", SECS_MAX, "--idle-timeout", SECS_MAX,
-            "--handshake-timeout", SECS_MAX, "--outbox-soft-secs", SECS_MAX]
+            "--handshake-timeout", SECS_MAX, "--header-timeout", SECS_MAX, "--outbox-soft-secs", SECS_MAX]
     with Weft(args, tls_listener=False) as w:
         s = w.connect(tls=False)
         send_all(s, b"*1\r\n$4\r\nPING\r\n")
         assert recv_exact(s, 7) == b"+PONG\r\n"
+        status, _, _ = w.http("/")
+        assert status == 200, status
         idle = w.connect(tls=False)  # an open connection the drain must close, not wait for
         time.sleep(0.2)
         t0 = time.monotonic()

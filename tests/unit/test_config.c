@@ -89,7 +89,7 @@ static void test_secs(void)
 static void test_duration_flags(void)
 {
 	static const char *const flags[] = {"--idle-timeout", "--drain-timeout", "--outbox-soft-secs",
-	                                    "--handshake-timeout"};
+	                                    "--handshake-timeout", "--header-timeout"};
 	static const char *const bad[] = {"2200000", "nan", "inf", "-1", "0x10", "1e9", "0.0001"};
 	for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
 		for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++)
