@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,15 @@ struct opt {
 
 #define F(field) offsetof(struct config, field)
 
+/* The longest duration, in whole seconds for --help. */
+#define SECS_MAX_TEXT "604800"
+/* Every consumer of a duration must hold CONFIG_MS_MAX: an int (struct
+ * config), poll()'s int timeout, uring's uint32 ms clock compared
+ * wrap-safely, and the coro scheduler, which caps one wait at 2^30 ms
+ * (servers/coro/sched.c MAX_WAIT_MS) and would otherwise cut a timeout short. */
+_Static_assert(CONFIG_MS_MAX <= INT_MAX, "a duration is stored as int ms");
+_Static_assert(CONFIG_MS_MAX <= (1LL << 30), "coro's scheduler waits at most 2^30 ms");
+
 static const struct opt opts[] = {
 	{"model", T_STR, F(model), "coro", "M", "concurrency model: threads | pool | coro | uring"},
 	{"mode", T_MODE, F(mode), "echo", "MODE", "echo | chat (HTTP is detected on any connection)"},
@@ -32,26 +42,26 @@ static const struct opt opts[] = {
 	{"port", T_INT, F(port), "7000", "N", "plain TCP port; 0 picks a free one (see the ready line)"},
 	{"backlog", T_INT, F(backlog), "511", "N", "listen(2) backlog"},
 	{"reuseport", T_BOOL, F(reuseport), NULL, NULL, "set SO_REUSEPORT (implied by --threads > 1)"},
-	{"threads", T_INT, F(threads), "1", "N", "coro, uring: event loops sharing the port (SO_REUSEPORT)"},
-	{"workers", T_INT, F(workers), "128", "N", "pool: worker threads, each serving one connection"},
-	{"queue", T_INT, F(queue), "64", "N", "pool: accepted connections waiting for a worker; beyond it refuse"},
-	{"stack-size", T_SIZE, F(stack_size), "256k", "BYTES", "threads, pool: stack per thread"},
+	{"threads", T_INT, F(threads), "1", "N", "coro, uring: event loops sharing the port (SO_REUSEPORT; 1..256)"},
+	{"workers", T_INT, F(workers), "128", "N", "pool: worker threads, each serving one connection (1..100000)"},
+	{"queue", T_INT, F(queue), "64", "N", "pool: accepted connections waiting for a worker; beyond it refuse (0..1000000)"},
+	{"stack-size", T_SIZE, F(stack_size), "256k", "BYTES", "threads, pool: stack per thread (64k..1g)"},
 	{"poller", T_STR, F(poller), "select", "P", "coro: select | poll | epoll"},
 	{"max-conns", T_INT, F(max_conns), "10000", "N", "open connections at most; beyond it refuse with an error"},
 	{"idle-timeout", T_SECS, F(idle_timeout_ms), "300", "SEC", "close a connection silent this long (0 = never)"},
 	{"drain-timeout", T_SECS, F(drain_timeout_ms), "5", "SEC", "on SIGTERM/SIGINT, time to finish in-flight work"},
-	{"read-pause", T_SIZE, F(read_pause), "1m", "BYTES", "stop reading a connection while this much output is unsent"},
+	{"read-pause", T_SIZE, F(read_pause), "1m", "BYTES", "stop reading a connection while this much output is unsent (>= 1)"},
 	{"header-timeout", T_SECS, F(header_timeout_ms), "10", "SEC", "HTTP: a request head must arrive within this of its first byte (408 beyond; 0 = never)"},
 	{"max-head", T_SIZE, F(max_head), "16k", "BYTES", "HTTP request line + headers (431 beyond)"},
 	{"max-body", T_SIZE, F(max_body), "8m", "BYTES", "HTTP request body (413 beyond)"},
-	{"max-headers", T_INT, F(max_headers), "100", "N", "HTTP header fields (431 beyond)"},
+	{"max-headers", T_INT, F(max_headers), "100", "N", "HTTP header fields (431 beyond; 1..32767)"},
 	{"max-line", T_SIZE, F(max_line), "64k", "BYTES", "chat command line / RESP inline command"},
 	{"max-message", T_SIZE, F(max_message), "1m", "BYTES", "chat message / RESP bulk string"},
 	{"max-subs", T_INT, F(max_subs), "1024", "N", "chat subscriptions per connection"},
-	{"outbox-hard", T_SIZE, F(outbox_hard), "32m", "BYTES", "chat: disconnect a subscriber with this much unsent"},
+	{"outbox-hard", T_SIZE, F(outbox_hard), "32m", "BYTES", "chat: disconnect a subscriber with this much unsent (0 = no limit)"},
 	{"outbox-soft", T_SIZE, F(outbox_soft), "8m", "BYTES", "chat: ... or with this much unsent for --outbox-soft-secs"},
 	{"outbox-soft-secs", T_SECS, F(outbox_soft_ms), "60", "SEC", "chat: how long the soft limit may be exceeded"},
-	{"tls-port", T_INT, F(tls_port), "-1", "N", "also serve TLS on this port (0 = pick one); -1 = off"},
+	{"tls-port", T_INT, F(tls_port), "-1", "N", "also serve TLS on this port, not --port's (0 = pick one); -1 = off"},
 	{"cert", T_STR, F(cert), NULL, "FILE", "TLS certificate chain (PEM); without it a self-signed one is made"},
 	{"key", T_STR, F(key), NULL, "FILE", "TLS private key (PEM)"},
 	{"handshake-timeout", T_SECS, F(handshake_timeout_ms), "10", "SEC", "TLS handshake must finish within this of the start, in total (0 = never)"},
@@ -64,21 +74,71 @@ static const struct opt opts[] = {
 
 int config_parse_size(const char *s, size_t *out)
 {
+	if (*s < '0' || *s > '9')
+		return -EINVAL; /* strtoull would take blanks, '+' and a '-' that wraps */
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -EINVAL;
+	if (errno == ERANGE)
+		return -ERANGE;
 	unsigned long long mul = 1;
 	switch (*end) {
 	case 'k': case 'K': mul = 1ULL << 10; end++; break;
 	case 'm': case 'M': mul = 1ULL << 20; end++; break;
 	case 'g': case 'G': mul = 1ULL << 30; end++; break;
 	}
-	if (*end || v > SIZE_MAX / mul)
+	if (*end)
 		return -EINVAL;
+	if (v > CONFIG_SIZE_MAX / mul || v * mul > SIZE_MAX)
+		return -ERANGE;
 	*out = (size_t)(v * mul);
 	return 0;
+}
+
+int config_parse_secs(const char *s, int *ms)
+{
+	const char *p = s;
+	long long whole = 0, frac = 0;
+	int frac_digits = 0;
+	bool digits = false, below_ms = false;
+	for (; *p >= '0' && *p <= '9'; p++, digits = true)
+		if (whole <= CONFIG_SECS_MAX) /* stop growing once out of range: no overflow */
+			whole = whole * 10 + (*p - '0');
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, digits = true) {
+			if (frac_digits < 3) {
+				frac = frac * 10 + (*p - '0');
+				frac_digits++;
+			} else if (*p != '0') {
+				below_ms = true;
+			}
+		}
+	}
+	if (!digits || *p)
+		return -EINVAL; /* also nan, inf, 1e3, 0x10, -1, +1 and blanks */
+	for (; frac_digits < 3; frac_digits++)
+		frac *= 10;
+	if (whole > CONFIG_SECS_MAX || whole * 1000 + frac > CONFIG_MS_MAX)
+		return -ERANGE;
+	if (whole == 0 && frac == 0 && below_ms)
+		return -ERANGE; /* would round to 0, which means "never" or "at once" */
+	*ms = (int)(whole * 1000 + frac);
+	return 0;
+}
+
+/* What a value of this type must look like, for the error message. */
+static const char *rule(enum opt_type t)
+{
+	switch (t) {
+	case T_INT: return "a decimal integer";
+	case T_SIZE: return "bytes, digits with an optional k, m or g, at most " CONFIG_SIZE_MAX_TEXT;
+	case T_SECS: return "seconds, digits with an optional fraction (ms resolution), 0 or 0.001.." SECS_MAX_TEXT
+	                    " (7 days)";
+	case T_MODE: return "echo or chat";
+	case T_LEVEL: return "debug, info, warn or error";
+	case T_STR: case T_BOOL: break;
+	}
+	return "see --help";
 }
 
 static int set(struct config *cfg, const struct opt *o, const char *v)
@@ -86,7 +146,6 @@ static int set(struct config *cfg, const struct opt *o, const char *v)
 	void *p = (char *)cfg + o->off;
 	char *end;
 	long n;
-	double d;
 	switch (o->type) {
 	case T_STR:
 		*(const char **)p = v;
@@ -104,11 +163,7 @@ static int set(struct config *cfg, const struct opt *o, const char *v)
 	case T_SIZE:
 		return config_parse_size(v, (size_t *)p);
 	case T_SECS:
-		d = strtod(v, &end);
-		if (end == v || *end || d < 0 || d > 86400.0 * 365)
-			return -EINVAL;
-		*(int *)p = (int)(d * 1000);
-		return 0;
+		return config_parse_secs(v, (int *)p);
 	case T_MODE:
 		if (strcmp(v, "echo") == 0)
 			*(enum weft_mode *)p = MODE_ECHO;
@@ -145,7 +200,70 @@ void config_usage(void)
 		printf("\n");
 	}
 	printf("  %-26s %s\n  %-26s %s\n\n", "--help", "show this help", "--version", "show the version");
+	printf("SEC is seconds with an optional fraction (ms resolution): 0 or 0.001..%s (7 days).\n"
+	       "BYTES is digits with an optional k, m or g, at most %s.\n\n",
+	       SECS_MAX_TEXT, CONFIG_SIZE_MAX_TEXT);
 	printf("exit codes: 0 clean stop, 1 runtime error, 2 bad usage, 69 io_uring unavailable\n");
+}
+
+/* An int flag outside [lo, hi]: say which and what it may be. */
+static bool out_of(const char *flag, long long v, long long lo, long long hi, const char *why)
+{
+	if (v >= lo && v <= hi)
+		return false;
+	if (hi == INT_MAX)
+		fprintf(stderr, "weft: --%s %lld: must be at least %lld%s%s\n", flag, v, lo, why ? "; " : "", why ? why : "");
+	else
+		fprintf(stderr, "weft: --%s %lld: must be %lld..%lld%s%s\n", flag, v, lo, hi, why ? "; " : "",
+		        why ? why : "");
+	return true;
+}
+
+/* A size flag below its minimum (the maximum is config_parse_size's). */
+static bool too_small(const char *flag, size_t v, size_t lo, const char *why)
+{
+	if (v >= lo)
+		return false;
+	fprintf(stderr, "weft: --%s %zu: must be at least %zu bytes (up to " CONFIG_SIZE_MAX_TEXT "); %s\n", flag, v, lo,
+	        why);
+	return true;
+}
+
+/* Settings each valid alone but that cannot work, and ranges; every message
+ * names the flag and what it may be. 0 or -EINVAL. */
+static int check(const struct config *cfg)
+{
+	bool bad = out_of("port", cfg->port, 0, 65535, "0 picks a free one") ||
+	           out_of("tls-port", cfg->tls_port, -1, 65535, "-1 is off, 0 picks a free one") ||
+	           out_of("threads", cfg->threads, 1, 256, NULL) ||
+	           out_of("workers", cfg->workers, 1, CONFIG_WORKERS_MAX, NULL) ||
+	           out_of("queue", cfg->queue, 0, CONFIG_QUEUE_MAX, "0 refuses whoever finds every worker busy") ||
+	           out_of("max-conns", cfg->max_conns, 1, INT_MAX, NULL) ||
+	           out_of("backlog", cfg->backlog, 1, INT_MAX, "the kernel caps it at net.core.somaxconn") ||
+	           out_of("max-subs", cfg->max_subs, 1, INT_MAX, "a chat client must be able to join one channel") ||
+	           out_of("max-headers", cfg->max_headers, 1, CONFIG_HEADERS_MAX,
+	                  "each HTTP connection reserves room for this many up front") ||
+	           too_small("read-pause", cfg->read_pause, 1, "0 would close every connection unread") ||
+	           too_small("max-head", cfg->max_head, 64, "no HTTP request head fits") ||
+	           too_small("max-line", cfg->max_line, 16, "no chat command fits") ||
+	           too_small("max-message", cfg->max_message, 16, "no chat message fits") ||
+	           out_of("stack-size", (long long)cfg->stack_size, 64 << 10, CONFIG_STACK_MAX, "64k..1g");
+	if (bad)
+		return -EINVAL;
+	const char *err = NULL;
+	if (cfg->tls_port > 0 && cfg->tls_port == cfg->port)
+		err = "--port and --tls-port name the same port; give them different ones (0 for both picks two free ones)";
+	else if (cfg->daemon && !cfg->pidfile)
+		err = "--daemon needs --pidfile (that is how 'weft stop' finds it)";
+	else if ((cfg->cert == NULL) != (cfg->key == NULL))
+		err = "--cert and --key go together";
+	else if (strcmp(cfg->poller, "select") && strcmp(cfg->poller, "poll") && strcmp(cfg->poller, "epoll"))
+		err = "--poller must be select, poll or epoll";
+	if (err) {
+		fprintf(stderr, "weft: %s\n", err);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int config_parse(struct config *cfg, int argc, char **argv)
@@ -178,7 +296,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		}
 		const struct opt *o = &opts[c - 256];
 		if (set(cfg, o, optarg) < 0) {
-			fprintf(stderr, "weft: bad value '%s' for --%s (%s)\n", optarg, o->name, o->help);
+			fprintf(stderr, "weft: bad value '%s' for --%s: %s (--%s: %s)\n", optarg, o->name, rule(o->type),
+			        o->name, o->help);
 			return -EINVAL;
 		}
 	}
@@ -186,34 +305,5 @@ int config_parse(struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "weft: unexpected argument '%s'; try 'weft --help'\n", argv[optind]);
 		return -EINVAL;
 	}
-	const char *err = NULL;
-	if (cfg->port < 0 || cfg->port > 65535)
-		err = "--port must be 0..65535";
-	else if (cfg->tls_port < -1 || cfg->tls_port > 65535)
-		err = "--tls-port must be -1..65535";
-	else if (cfg->threads < 1 || cfg->threads > 256)
-		err = "--threads must be 1..256";
-	else if (cfg->workers < 1 || cfg->workers > 100000)
-		err = "--workers must be 1..100000";
-	else if (cfg->queue < 0)
-		err = "--queue must be >= 0";
-	else if (cfg->max_conns < 1)
-		err = "--max-conns must be >= 1";
-	else if (cfg->backlog < 1)
-		err = "--backlog must be >= 1";
-	else if (cfg->stack_size < 65536)
-		err = "--stack-size must be at least 64k";
-	else if (cfg->daemon && !cfg->pidfile)
-		err = "--daemon needs --pidfile (that is how 'weft stop' finds it)";
-	else if ((cfg->cert == NULL) != (cfg->key == NULL))
-		err = "--cert and --key go together";
-	else if (strcmp(cfg->poller, "select") && strcmp(cfg->poller, "poll") && strcmp(cfg->poller, "epoll"))
-		err = "--poller must be select, poll or epoll";
-	else if (cfg->max_head < 64 || cfg->max_line < 16 || cfg->max_message < 16 || cfg->max_subs < 1 || cfg->max_headers < 1)
-		err = "limits are too small to speak any protocol";
-	if (err) {
-		fprintf(stderr, "weft: %s\n", err);
-		return -EINVAL;
-	}
-	return 0;
+	return check(cfg);
 }

@@ -10,6 +10,21 @@
 
 enum weft_mode { MODE_ECHO, MODE_CHAT };
 
+/* Durations (SEC flags) are 0 or 0.001 .. 7 days, stored as int ms: the
+ * bound keeps every consumer's arithmetic in range (int, poll()'s timeout,
+ * uring's uint32 ms clock, coro's 2^30 ms wait cap; see config.c). */
+#define CONFIG_SECS_MAX 604800LL
+#define CONFIG_MS_MAX (CONFIG_SECS_MAX * 1000)
+/* Sizes (BYTES flags) are at most 1024g, so sums of a few never wrap. */
+#define CONFIG_SIZE_MAX (1ULL << 40)
+#define CONFIG_SIZE_MAX_TEXT "1024g"
+/* Model knobs: workers + queue + 1 (pool's ring) stays far inside int. */
+#define CONFIG_WORKERS_MAX 100000
+#define CONFIG_QUEUE_MAX 1000000
+#define CONFIG_STACK_MAX (1LL << 30)
+/* HTTP: room for this many fields is reserved per connection (Apache's cap). */
+#define CONFIG_HEADERS_MAX 32767
+
 struct config {
 	/* what to run */
 	const char *model;  /* threads | pool | coro | uring */
@@ -28,9 +43,9 @@ struct config {
 	const char *poller; /* coro: select | poll | epoll */
 	/* limits */
 	int max_conns;
-	int idle_timeout_ms;     /* 0 = never */
+	int idle_timeout_ms;     /* 0 = never; every *_ms is 0..CONFIG_MS_MAX */
 	int drain_timeout_ms;    /* on SIGTERM/SIGINT */
-	size_t read_pause;       /* stop reading while this much output is unsent */
+	size_t read_pause;       /* stop reading while this much output is unsent (>= 1) */
 	size_t max_head;         /* HTTP request line + headers */
 	size_t max_body;         /* HTTP body */
 	int max_headers;         /* HTTP header count */
@@ -56,7 +71,12 @@ struct config {
  * (exit 0), or -EINVAL after printing what was wrong (exit 2). */
 int config_parse(struct config *cfg, int argc, char **argv);
 void config_usage(void);
-/* Human-readable size "1048576" / "64k" / "8m" / "1g"; 0 or -EINVAL. */
+/* Human-readable size "1048576" / "64k" / "8m" / "1g", at most
+ * CONFIG_SIZE_MAX; 0, -EINVAL (not a size) or -ERANGE. */
 int config_parse_size(const char *s, size_t *out);
+/* Seconds "300" / "1.5" / ".25" into ms: digits with an optional fraction
+ * (ms resolution), 0 or 1 ms .. CONFIG_MS_MAX. No sign, exponent, hex, nan
+ * or inf (strtod takes all of them). 0, -EINVAL or -ERANGE. */
+int config_parse_secs(const char *s, int *ms);
 
 #endif

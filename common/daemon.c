@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,16 +49,42 @@ int daemon_thread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)
 	return err;
 }
 
-static long read_pid(const char *path)
+int daemon_parse_pid(const char *text, size_t n, pid_t *pid)
 {
-	FILE *f = fopen(path, "r");
-	if (!f)
+	if (n && text[n - 1] == '\n')
+		n--; /* what daemon_pidfile_create writes */
+	if (n == 0 || text[0] == '0')
+		return -EINVAL; /* empty, "0", or a leading zero: not what we write */
+	long long v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (text[i] < '0' || text[i] > '9')
+			return -EINVAL; /* no sign, blank, suffix or second line */
+		v = v * 10 + (text[i] - '0');
+		if (v > INT_MAX)
+			return -EINVAL; /* a pid_t would truncate it (4294973199 -> 5903) */
+	}
+	if (v < 2)
+		return -EINVAL; /* kill(1) is init; kill(0) and kill(-1) are groups */
+	*pid = (pid_t)v;
+	return 0;
+}
+
+/* The pid in a pidfile: 0, -ENOENT & co. (cannot read), or -EINVAL (the
+ * file does not hold exactly one pid). */
+static int read_pid(const char *path, pid_t *pid)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
-	long pid = -1;
-	if (fscanf(f, "%ld", &pid) != 1)
-		pid = -EINVAL;
-	fclose(f);
-	return pid;
+	char b[32];
+	ssize_t n = read(fd, b, sizeof(b)); /* a pidfile is a dozen bytes: more is not one */
+	int err = n < 0 ? -errno : 0;
+	close(fd);
+	if (err)
+		return err;
+	if ((size_t)n == sizeof(b))
+		return -EINVAL;
+	return daemon_parse_pid(b, (size_t)n, pid);
 }
 
 int daemon_pidfile_create(const char *path)
@@ -75,13 +102,20 @@ int daemon_pidfile_create(const char *path)
 			log_error("pidfile: cannot create %s: %s", path, strerror(errno));
 			return -errno;
 		}
-		long pid = read_pid(path);
-		if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
-			log_error("pidfile: %s says weft is already running as pid %ld; stop it with 'weft stop --pidfile %s'",
-			          path, pid, path);
+		pid_t pid;
+		int rc = read_pid(path, &pid);
+		if (rc == -EINVAL) {
+			/* Not a file we wrote: never delete what we cannot read as ours. */
+			log_error("pidfile: %s exists and does not hold a pid; remove it if it is stale", path);
 			return -EEXIST;
 		}
-		log_warn("pidfile: removing stale %s (pid %ld is gone)", path, pid);
+		if (rc == 0 && (kill(pid, 0) == 0 || errno == EPERM)) {
+			log_error("pidfile: %s says weft is already running as pid %d; stop it with 'weft stop --pidfile %s'",
+			          path, (int)pid, path);
+			return -EEXIST;
+		}
+		if (rc == 0)
+			log_warn("pidfile: removing stale %s (pid %d is gone)", path, (int)pid);
 		unlink(path);
 	}
 	return -EEXIST;
@@ -89,7 +123,8 @@ int daemon_pidfile_create(const char *path)
 
 void daemon_pidfile_remove(const char *path)
 {
-	if (path && read_pid(path) == (long)getpid())
+	pid_t pid;
+	if (path && read_pid(path, &pid) == 0 && pid == getpid())
 		unlink(path);
 }
 
@@ -139,15 +174,18 @@ int daemon_stop_cmd(int argc, char **argv)
 	                                   {"help", no_argument, NULL, 'h'},
 	                                   {0}};
 	const char *path = NULL;
-	double timeout = 30;
+	int timeout_ms = 30000;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		if (c == 'p')
+		if (c == 'p') {
 			path = optarg;
-		else if (c == 't')
-			timeout = atof(optarg);
-		else {
+		} else if (c == 't' && config_parse_secs(optarg, &timeout_ms) == 0) {
+			continue;
+		} else if (c == 't') {
+			fprintf(stderr, "weft stop: bad value '%s' for --timeout: seconds, 0..%lld\n", optarg, CONFIG_SECS_MAX);
+			return 2;
+		} else {
 			printf("usage: weft stop --pidfile FILE [--timeout SEC]\n"
 			       "Sends SIGTERM to the weft daemon whose pid is in FILE and waits (default 30 s) for it to exit.\n");
 			return c == 'h' ? 0 : 2;
@@ -157,20 +195,27 @@ int daemon_stop_cmd(int argc, char **argv)
 		fprintf(stderr, "weft stop: --pidfile FILE is required\n");
 		return 2;
 	}
-	long pid = read_pid(path);
-	if (pid <= 0) {
-		fprintf(stderr, "weft stop: cannot read a pid from %s: %s\n", path, strerror(pid == -EINVAL ? EINVAL : (int)-pid));
+	pid_t pid;
+	int rc = read_pid(path, &pid);
+	if (rc == -EINVAL) {
+		fprintf(stderr, "weft stop: %s does not hold a pid (one decimal number 2..%d and a newline); "
+		        "nothing was signalled\n", path, INT_MAX);
 		return 1;
 	}
-	if (kill((pid_t)pid, SIGTERM) < 0) {
-		fprintf(stderr, "weft stop: pid %ld from %s: %s (stale pidfile? remove it)\n", pid, path, strerror(errno));
+	if (rc < 0) {
+		fprintf(stderr, "weft stop: cannot read a pid from %s: %s\n", path, strerror(-rc));
 		return 1;
 	}
-	for (int i = 0; i < (int)(timeout * 20); i++) {
-		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+	if (kill(pid, SIGTERM) < 0) {
+		fprintf(stderr, "weft stop: pid %d from %s: %s (stale pidfile? remove it)\n", (int)pid, path, strerror(errno));
+		return 1;
+	}
+	for (long long waited = 0; waited <= timeout_ms; waited += 50) {
+		if (kill(pid, 0) < 0 && errno == ESRCH)
 			return 0;
 		usleep(50000);
 	}
-	fprintf(stderr, "weft stop: pid %ld still running after %.0f s\n", pid, timeout);
+	fprintf(stderr, "weft stop: pid %d still running after %d.%03d s\n", (int)pid, timeout_ms / 1000,
+	        timeout_ms % 1000);
 	return 1;
 }

@@ -6,6 +6,8 @@ struct server;
 struct config;
 
 #include <pthread.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 /* SIGPIPE ignored; SIGINT/SIGTERM -> server_request_stop(srv). */
 void daemon_signals(struct server *srv);
@@ -21,6 +23,11 @@ int daemon_detach(const struct config *cfg);
  * replaced with a warning). 0 or -errno (logged). */
 int daemon_pidfile_create(const char *path);
 void daemon_pidfile_remove(const char *path);
+/* The pidfile's text (n bytes) as a pid: decimal digits only, no leading
+ * zero, an optional final newline, 2..INT_MAX. Anything else (a sign, a
+ * blank, a suffix, a value a pid_t would truncate, 0, 1) is -EINVAL, so
+ * 'weft stop' never signals a pid it did not read exactly. */
+int daemon_parse_pid(const char *text, size_t n, pid_t *pid);
 /* 'weft stop --pidfile F': SIGTERM the pid in F and wait for it to exit.
  * Returns the process exit code. */
 int daemon_stop_cmd(int argc, char **argv);

@@ -1,9 +1,12 @@
 /* detect.c - which protocol a connection speaks, from its first bytes.
  *
  * HTTP: the bytes are, or may still become, a request line
- * "METHOD SP target SP HTTP/1.x" followed by LF or CRLF, with METHOD one of
- * the methods below. Until the line is complete (or clearly is not one), we
- * wait; a line longer than --max-head is not HTTP. --no-http disables this.
+ * "METHOD SP target SP HTTP/D.D" followed by LF or CRLF, with METHOD one of
+ * the methods below and D one digit. Any version counts, so that a client
+ * speaking one we do not (HTTP/2.0, HTTP/9.9, the prior-knowledge HTTP/2
+ * preface "PRI * HTTP/2.0") gets http.c's 505 rather than its bytes echoed.
+ * Until the line is complete (or clearly is not one), we wait; a line
+ * longer than --max-head is not HTTP. --no-http disables this.
  * Otherwise echo mode is echo, and chat mode is RESP when the first byte is
  * '*' (what every Redis client sends) and the line protocol for anything else. */
 #include <stdbool.h>
@@ -12,7 +15,9 @@
 #include "proto.h"
 #include "server.h"
 
-static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"};
+/* PRI is HTTP/2's connection preface (RFC 9113 3.4), never an HTTP/1 method. */
+static const char *const methods[] = {"GET",   "HEAD",  "POST",    "PUT", "DELETE", "OPTIONS",
+                                      "PATCH", "TRACE", "CONNECT", "PRI"};
 
 enum verdict { NO, MAYBE, YES };
 
@@ -58,15 +63,16 @@ static enum verdict request_line(const char *p, size_t n, size_t max)
 	if (i == t)
 		return NO;
 	i++; /* SP */
-	v = match_lit(p + i, n - i, "HTTP/1.", &u);
+	v = match_lit(p + i, n - i, "HTTP/", &u);
 	if (v != YES)
 		return v;
 	i += u;
-	if (i == n)
-		return MAYBE;
-	if (p[i] < '0' || p[i] > '9')
-		return NO;
-	i++;
+	for (const char *d = "#.#"; *d; d++, i++) { /* # = one digit */
+		if (i == n)
+			return MAYBE;
+		if (*d == '#' ? (p[i] < '0' || p[i] > '9') : p[i] != *d)
+			return NO;
+	}
 	if (i == n)
 		return MAYBE;
 	if (p[i] == '\n')

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "chat.h"
 #include "msg.h"
@@ -122,21 +123,40 @@ static void deliver(struct taken *t)
 	atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
 }
 
+#define DRAIN_STACK 32
+
+/* Double the taken array, moving it off the stack the first time. */
+static int grow_taken(struct taken **t, struct taken *stack, size_t *cap)
+{
+	size_t c = *cap * 2;
+	struct taken *n = realloc(*t == stack ? NULL : *t, c * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	if (*t == stack)
+		memcpy(n, stack, *cap * sizeof(*n));
+	*t = n;
+	*cap = c;
+	return 0;
+}
+
 void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), void *arg)
 {
-	struct taken *t = NULL;
-	size_t nt = 0, cap = 0;
+	/* The first DRAIN_STACK sessions need no allocation, so every drain
+	 * makes progress even when memory is short. */
+	struct taken stack[DRAIN_STACK], *t = stack;
+	size_t nt = 0, cap = DRAIN_STACK;
+	bool again = false;
 	pthread_mutex_lock(&o->lock);
 	o->signalled = false;
 	/* Take everything under the lock: a publisher may re-queue a session
 	 * (reusing mail_next) the moment we unlock. */
 	for (struct session *s = o->ready; s; s = s->mail_next) {
-		if (nt == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct taken *nt2 = realloc(t, cap * sizeof(*t));
-			if (!nt2)
-				break; /* the rest stays queued for the next drain */
-			t = nt2;
+		if (nt == cap && grow_taken(&t, stack, &cap) < 0) {
+			/* The rest stays queued. A publisher wakes us only when
+			 * signalled is false, and those sessions may get no more
+			 * mail: wake ourselves, so the next turn drains them. */
+			again = o->signalled = true;
+			break;
 		}
 		t[nt++] = (struct taken){s, s->mail, s->mail_count, s->slow};
 		s->mail_queued = false;
@@ -146,13 +166,16 @@ void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), v
 		o->ready = s->mail_next;
 	}
 	pthread_mutex_unlock(&o->lock);
+	if (again)
+		o->wake(o);
 
 	for (size_t i = 0; i < nt; i++)
 		deliver(&t[i]);
 	/* ready() may free the session it is given, so call it last. */
 	for (size_t i = 0; i < nt; i++)
 		ready(t[i].s, arg);
-	free(t);
+	if (t != stack)
+		free(t);
 }
 
 void owner_flush(struct session *s)

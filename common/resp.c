@@ -24,6 +24,10 @@
 
 #define RESP_HEADER_MAX (64 * 1024) /* Redis PROTO_INLINE_MAX_SIZE */
 #define RESP_MAX_ARGS (1024 * 1024)
+/* Argument slots reserved when a multibulk count arrives; more only as
+ * arguments really arrive (Redis reserves at most 1024 up front too), so
+ * "*1048576\r\n" alone costs 16 KiB, not 16 MiB. */
+#define RESP_ARGS_PREALLOC 1024
 
 struct arg {
 	size_t off, len;
@@ -228,8 +232,10 @@ static void unknown(struct session *s, const struct argv *a)
 	                 (int)(a->n[0] < 128 ? a->n[0] : 128), a->p[0]);
 	size_t args = 0;
 	for (int i = 1; i < a->c && args < 128; i++) {
-		int room = 128 - (int)args;
-		int w = snprintf(e + k, sizeof(e) - (size_t)k, "'%.*s' ", (int)a->n[i] < room ? (int)a->n[i] : room,
+		/* Compare as size_t: an argument over 2 GiB (--max-message 4g) cast to
+		 * int first would be a negative precision, i.e. "print to a NUL". */
+		size_t room = 128 - args;
+		int w = snprintf(e + k, sizeof(e) - (size_t)k, "'%.*s' ", (int)(a->n[i] < room ? a->n[i] : room),
 		                 a->p[i]);
 		k += w;
 		args += (size_t)w;
@@ -428,7 +434,7 @@ static size_t multibulk(struct session *s, struct resp *r, const char *p, size_t
 			return h < 0 ? n : 0;
 		if (v <= 0)
 			return r->pos; /* an empty command: ignored, as Redis does */
-		if (v > RESP_MAX_ARGS || grow_args(r, (size_t)v) < 0) {
+		if (v > RESP_MAX_ARGS || grow_args(r, v < RESP_ARGS_PREALLOC ? (size_t)v : RESP_ARGS_PREALLOC) < 0) {
 			protocol_error(s, "invalid multibulk length");
 			return n;
 		}
@@ -452,6 +458,11 @@ static size_t multibulk(struct session *s, struct resp *r, const char *p, size_t
 		}
 		if (next + (size_t)v + 2 > n)
 			return 0; /* the bulk is not all here yet */
+		if (grow_args(r, (size_t)r->have + 1) < 0) {
+			put_err(s, "ERR out of memory");
+			session_close_after_flush(s);
+			return n;
+		}
 		r->args[r->have++] = (struct arg){next, (size_t)v};
 		r->pos = next + (size_t)v + 2; /* Redis skips the CRLF unchecked */
 	}

@@ -1,6 +1,7 @@
 #include "stats.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -23,10 +24,17 @@ static _Atomic(struct block *) all_head; /* readers walk this without the lock *
 static pthread_key_t key;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Thread_local struct block *mine;
+/* A thread past its key destructor (another key's destructor counting
+ * something as the thread exits): its block may already serve a new thread,
+ * so it adds here instead, atomically. */
+static _Thread_local bool exited;
+static struct block late;
 
 static void release(void *p)
 {
 	struct block *b = p;
+	mine = NULL; /* it is on the free list now: never touch it again */
+	exited = true;
 	pthread_mutex_lock(&lock);
 	b->next_free = free_blocks;
 	free_blocks = b;
@@ -60,6 +68,12 @@ static struct block *get(void)
 
 void stat_add(enum stat_id id, uint64_t v)
 {
+	if (!mine && exited) {
+		/* Not get(): a new block set in a destructor would be released
+		 * only if the destructor pass runs again, and leaked otherwise. */
+		atomic_fetch_add_explicit(&late.v[id], v, memory_order_relaxed);
+		return;
+	}
 	/* Only this thread writes its block, so load + store is enough; the
 	 * atomics keep concurrent readers well defined. */
 	_Atomic uint64_t *c = &get()->v[id];
@@ -68,7 +82,7 @@ void stat_add(enum stat_id id, uint64_t v)
 
 uint64_t stat_sum(enum stat_id id)
 {
-	uint64_t s = 0;
+	uint64_t s = atomic_load_explicit(&late.v[id], memory_order_relaxed);
 	for (struct block *b = atomic_load_explicit(&all_head, memory_order_acquire); b; b = b->next_all)
 		s += atomic_load_explicit(&b->v[id], memory_order_relaxed);
 	return s;

@@ -13,6 +13,7 @@
  * first, and a worker that takes the sentinel puts it back for the next and
  * exits. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,8 +191,13 @@ static int pool_setup(struct pool *p, struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
 	blocking_init(&p->b, srv);
-	/* Waiting items never exceed idle workers + --queue; one more for the sentinel. */
-	p->cap = cfg->workers + cfg->queue + 1;
+	/* Waiting items never exceed idle workers + --queue; one more for the
+	 * sentinel. config.c bounds both flags so this fits an int many times
+	 * over; it is summed wide anyway, so no setting can wrap it. */
+	size_t cap = (size_t)cfg->workers + (size_t)cfg->queue + 1;
+	if (cfg->workers < 1 || cfg->queue < 0 || cap > INT_MAX)
+		return -EOVERFLOW;
+	p->cap = (int)cap;
 	p->ring = calloc((size_t)p->cap, sizeof(*p->ring));
 	p->thr = calloc((size_t)cfg->workers, sizeof(*p->thr));
 	if (!p->ring || !p->thr)

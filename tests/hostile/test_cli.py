@@ -1,0 +1,232 @@
+"""test_cli.py - the command line and 'weft stop' against hostile input (issue 9).
+
+  - Durations that cannot be held (--drain-timeout 2200000 was INT_MIN ms, and
+    pool/threads then spun at 100 % CPU on stop; nan, inf, hex and exponents
+    came through strtod) are usage errors: exit 2, a message naming the flag
+    and the allowed range. The longest allowed one works on every model.
+  - Settings that cannot work (--read-pause 0, --port equal to --tls-port,
+    --queue so large that the pool's ring wrapped int, ...) are usage errors.
+  - 'weft stop' never signals a pid it did not read exactly: a pidfile holding
+    4294973199 signalled pid 5903 (a pid_t cast), 4294967295 would have been
+    kill(-1), "12abc" signalled 12. The check runs 'weft stop' for real and
+    watches for signals; where it can, it runs in a fresh pid namespace so a
+    regression can only hit processes inside it. It does not depend on the
+    model, so it runs in the threads variant only (still plain and ASan).
+  - Starting with --pidfile over a file that does not hold a pid refuses and
+    leaves the file alone (it used to be deleted as "stale").
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+from weftest import MODEL, MODEL_ARGS, Weft, recv_exact, send_all, slow_factor
+
+BIN = os.environ.get("WEFT_BIN", "weft")
+SECS_MAX = "604800"
+
+
+def run(args, timeout=None):
+    """(exit code, stderr) of the binary; killed (ours) if it does not exit."""
+    timeout = timeout or 10 * slow_factor()
+    p = subprocess.Popen([BIN] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+        return None, err.decode("utf-8", "replace")
+    return p.returncode, err.decode("utf-8", "replace")
+
+
+def usage_error(args, names):
+    rc, err = run(MODEL_ARGS + ["--port", "0"] + args)
+    assert rc == 2, "%s: exit %s, want 2 (a usage error)\n%s" % (args, rc, err[-2000:])
+    for n in names:
+        assert n in err, "%s: the message does not name %s: %r" % (args, n, err)
+    assert "ready:" not in err, "%s: started anyway" % args
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---- durations -------------------------------------------------------------------------
+
+def test_durations_out_of_range_are_usage_errors(ctx):
+    bad = ["2200000", "nan", "inf", "-1", "0x10", "1e3", "0.0001", "604800.5"]
+    for v in bad:
+        usage_error(["--drain-timeout", v], ["--drain-timeout", SECS_MAX])
+    for flag in ("--idle-timeout", "--handshake-timeout", "--header-timeout", "--outbox-soft-secs"):
+        for v in ("2200000", "nan"):
+            usage_error([flag, v], [flag, SECS_MAX])
+    print("measured: --drain-timeout 2200000 / nan / inf: usage error, exit 2")
+
+
+def test_longest_duration_serves_and_stops(ctx):
+    # Every consumer holds the maximum: the threads/pool stop path
+    # (pthread_cond_timedwait), poll timeouts, uring's ms clock, coro's timer
+    # cap, the total deadlines. The server serves (HTTP and RESP), then stops
+    # promptly on SIGTERM without spinning.
+    args = ["--mode", "chat", "--drain-timeout", SECS_MAX, "--idle-timeout", SECS_MAX,
+            "--handshake-timeout", SECS_MAX, "--header-timeout", SECS_MAX, "--outbox-soft-secs", SECS_MAX]
+    with Weft(args, tls_listener=False) as w:
+        s = w.connect(tls=False)
+        send_all(s, b"*1\r\n$4\r\nPING\r\n")
+        assert recv_exact(s, 7) == b"+PONG\r\n"
+        status, _, _ = w.http("/")
+        assert status == 200, status
+        idle = w.connect(tls=False)  # an open connection the drain must close, not wait for
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        rc = w.stop(timeout=15 * slow_factor())
+        took = time.monotonic() - t0
+        s.close()
+        idle.close()
+    assert rc == 0, "exit %d" % rc
+    print("measured: --drain-timeout %s (the longest): stopped after %.2f s" % (SECS_MAX, took))
+    assert took < 5 * slow_factor(), "stop took %.1f s with a %s s drain timeout" % (took, SECS_MAX)
+
+
+# ---- settings that cannot work -------------------------------------------------------------
+
+def test_settings_that_cannot_work_are_usage_errors(ctx):
+    port = free_port()
+    cases = [
+        (["--read-pause", "0"], ["--read-pause"]),
+        (["--port", str(port), "--tls-port", str(port)], ["--port", "--tls-port"]),
+        (["--port", str(port), "--tls-port", str(port), "--threads", "2"], ["--port", "--tls-port"]),
+        (["--workers", "0"], ["--workers"]),
+        (["--queue", "-1"], ["--queue"]),
+        (["--queue", "2147483647"], ["--queue"]),  # workers + queue + 1 wrapped int in pool.c
+        (["--threads", "0"], ["--threads"]),
+        (["--threads", "100000"], ["--threads"]),
+        (["--max-conns", "0"], ["--max-conns"]),
+        (["--backlog", "-1"], ["--backlog"]),
+        (["--max-subs", "0"], ["--max-subs"]),
+        (["--max-headers", "100000000"], ["--max-headers"]),
+        (["--max-message", "18446744073709551615"], ["--max-message"]),
+        (["--stack-size", "2g"], ["--stack-size"]),
+    ]
+    for args, names in cases:
+        # the port is given after the harness's --port 0, so it is the one that counts
+        usage_error(args, names)
+    # 0 for both (two ephemeral ports) is fine: that is how every test runs
+    with Weft(["--tls-port", "0"]) as w:
+        assert w.port != w.tls_port
+    print("measured: --read-pause 0, --port = --tls-port: usage error, exit 2")
+
+
+# ---- weft stop -----------------------------------------------------------------------
+
+# Run inside the namespace (or not): start a target child, write each pidfile,
+# run weft stop on it, and record whether the child or we (pid 1 there) got a
+# signal. Cases use {P} for the child's pid.
+PROBE = r'''
+import json, os, signal, subprocess, sys, threading, time
+weft, path, cases = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+got = []
+signal.signal(signal.SIGTERM, lambda *a: got.append("TERM"))
+def target():
+    c = subprocess.Popen(["sleep", "60"])
+    threading.Thread(target=c.wait, daemon=True).start()  # reap it, so a kill shows at once
+    return c
+child = target()
+out = []
+for text in cases:
+    P = child.pid
+    content = text.replace("{P32}", str(P + 2 ** 32)).replace("{P}", str(P))
+    with open(path, "w") as f:
+        f.write(content)
+    del got[:]
+    r = subprocess.run([weft, "stop", "--pidfile", path, "--timeout", "5"],
+                       capture_output=True, timeout=60)
+    time.sleep(0.1)
+    alive = child.poll() is None
+    out.append({"case": text, "content": content, "rc": r.returncode,
+                "err": r.stderr.decode("utf-8", "replace"), "target_alive": alive, "we_got": list(got)})
+    if not alive:
+        child = target()
+child.kill()
+print(json.dumps(out))
+'''
+
+# pidfile contents that can only hit the probe's own child if misread
+SAFE = ["{P32}\n",        # P + 2^32: a pid_t cast gives P
+        "{P}abc\n",       # like "12abc"
+        " {P}\n", "0{P}\n", "+{P}\n", "{P} {P}\n", "{P}\n{P}\n",
+        "-1\n", "0\n", "-{P}\n", "\n", ""]
+# contents that, misread, hit other processes: only inside a pid namespace
+DANGEROUS = ["4294967295\n",  # (pid_t)-1: kill(-1) signals every process we may signal
+             "1\n",           # init
+             "4294967297\n"]  # truncates to 1
+
+
+def namespace_prefix():
+    """A command prefix that runs its argument as pid 1 of a new pid namespace, or None."""
+    if not shutil.which("unshare"):
+        return None
+    for pre in (["unshare", "--pid", "--fork"], ["unshare", "--user", "--map-root-user", "--pid", "--fork"]):
+        try:
+            r = subprocess.run(pre + [sys.executable, "-c", "import os; print(os.getpid())"],
+                               capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if r.returncode == 0 and r.stdout.strip() == b"1":
+            return pre
+    return None
+
+
+def probe(ctx, prefix, cases):
+    path = ctx.path("weft.pid")
+    cmd = (prefix or []) + [sys.executable, "-c", PROBE, BIN, path, json.dumps(cases)]
+    r = subprocess.run(cmd, capture_output=True, timeout=120 * slow_factor())
+    assert r.returncode == 0, "probe failed (%d): %s" % (r.returncode, r.stderr.decode()[-3000:])
+    return path, json.loads(r.stdout.decode().strip().splitlines()[-1])
+
+
+def test_stop_never_signals_a_pid_it_did_not_read_exactly(ctx):
+    if MODEL != "threads":
+        ctx.skip("weft stop does not depend on the model: it runs in the threads variant")
+    prefix = namespace_prefix()
+    cases = SAFE + (DANGEROUS if prefix else [])
+    # the control comes last: a well-formed pidfile is signalled, which shows
+    # the probe sees a signal when one is sent
+    path, results = probe(ctx, prefix, cases + ["{P}\n"])
+    control = results.pop()
+    assert control["rc"] == 0 and not control["target_alive"], "weft stop did not stop a valid pid: %r" % control
+    bad = []
+    for r in results:
+        if r["rc"] == 0 or not r["target_alive"] or r["we_got"] or path not in r["err"]:
+            bad.append(r)
+    assert not bad, "weft stop signalled or did not refuse clearly:\n%s" % "\n".join(
+        "  pidfile %r: exit %d, target alive %s, pid 1 got %s, stderr %r"
+        % (r["content"], r["rc"], r["target_alive"], r["we_got"], r["err"].strip()) for r in bad)
+    print("measured: weft stop on a pidfile of 4294973199-style / 12abc / -1 / 0 / 1%s: refused, no signal sent"
+          % (" / 4294967295" if prefix else " (4294967295 not run: no pid namespace here)"))
+    if not prefix:
+        print("  (no pid namespace available: the cases that could hit other processes were not run)")
+
+
+def test_start_leaves_a_pidfile_it_cannot_read_alone(ctx):
+    if MODEL != "threads":
+        ctx.skip("the pidfile does not depend on the model: it runs in the threads variant")
+    # Not a pid we wrote: weft neither signals (kill(-1, 0) answered "already
+    # running") nor deletes it as stale; it refuses to start and says why.
+    for content in ("hello\n", "4294967295\n", "12abc\n"):
+        path = ctx.path("other.pid")
+        with open(path, "w") as f:
+            f.write(content)
+        rc, err = run(MODEL_ARGS + ["--port", "0", "--pidfile", path])
+        assert rc == 1, "pidfile %r: exit %s, want 1\n%s" % (content, rc, err[-2000:])
+        assert path in err and "does not hold a pid" in err, "pidfile %r: %r" % (content, err)
+        with open(path) as f:
+            assert f.read() == content, "pidfile %r was changed" % content
