@@ -8,7 +8,6 @@
 #include "glob.h"
 
 #include <stdint.h>
-#include <string.h>
 
 /* A window at most this long is searched by direct comparison: at worst
  * NAIVE_MAX x the segment, which is what building the table costs anyway. */
@@ -136,31 +135,62 @@ static void sa_add(uint64_t *tab, size_t w, size_t j, const struct seg *g, size_
 			tab[c * w + v] |= bit;
 }
 
-/* Shift-And: after byte x, bit j of the state says tokens 0..j match the
- * name ending at x, so each byte costs ceil(n/64) shifts and ands whatever
- * the segment holds. Only its first SA_MAX tokens are in the automaton; the
- * rest of a longer one is compared where the automaton reports them. */
-static size_t sa_find(const struct seg *g, const char *s, size_t lo, size_t hi)
+/* Shift-And: after byte x, a set bit for token j says tokens 0..j match the
+ * name ending at x, whatever the segment holds: a shift, an or and an and
+ * per word and byte. The segment sits at the top of the state, its last
+ * token in the top bit; the state starts, and every row of the table has,
+ * all the bits below its first token set, so a 1 always shifts into that
+ * token's bit (a prefix that takes anything) and no mask is needed. These return the first x
+ * where the last token in the automaton matches and the tail (the tokens
+ * past it, if any) matches after it, or NONE.
+ *
+ * One word: segments of up to 64 tokens, the common case. */
+static size_t sa_scan1(const uint64_t *tab, const uint64_t *below, const struct seg *g, size_t tail_at, size_t tail,
+                       const char *s, size_t lo, size_t hi)
 {
-	size_t n = g->n < SA_MAX ? g->n : SA_MAX, w = (n + 63) / 64, i = g->a;
-	uint64_t tab[256 * SA_WORDS];
-	memset(tab, 0, 256 * w * sizeof(*tab));
-	for (size_t j = 0; j < n; j++, i = tok_end(g->pat, g->pn, i))
-		sa_add(tab, w, j, g, i);
-	size_t tail = g->n - n, topw = (n - 1) / 64;
-	uint64_t d[SA_WORDS] = {0}, top = 1ULL << ((n - 1) % 64);
+	uint64_t d = below[0];
 	for (size_t x = lo; x + 1 + tail <= hi; x++) {
-		const uint64_t *t = &tab[(unsigned char)s[x] * w];
-		uint64_t carry = 1;
-		for (size_t v = 0; v < w; v++) {
-			uint64_t out = d[v] >> 63;
-			d[v] = ((d[v] << 1) | carry) & t[v];
-			carry = out;
-		}
-		if ((d[topw] & top) && (!tail || seg_at(g, i, s, x + 1)))
-			return x + 1 + tail;
+		d = ((d << 1) | 1) & tab[(unsigned char)s[x]];
+		if ((d >> 63) && (!tail || seg_at(g, tail_at, s, x + 1)))
+			return x;
 	}
 	return NONE;
+}
+
+/* Four words, held in registers; each takes the top bit of the one below
+ * as it shifts. */
+static size_t sa_scan4(const uint64_t *tab, const uint64_t *below, const struct seg *g, size_t tail_at, size_t tail,
+                       const char *s, size_t lo, size_t hi)
+{
+	uint64_t d0 = below[0], d1 = below[1], d2 = below[2], d3 = below[3];
+	for (size_t x = lo; x + 1 + tail <= hi; x++) {
+		const uint64_t *t = &tab[(unsigned char)s[x] * SA_WORDS];
+		d3 = ((d3 << 1) | (d2 >> 63)) & t[3];
+		d2 = ((d2 << 1) | (d1 >> 63)) & t[2];
+		d1 = ((d1 << 1) | (d0 >> 63)) & t[1];
+		d0 = ((d0 << 1) | 1) & t[0];
+		if ((d3 >> 63) && (!tail || seg_at(g, tail_at, s, x + 1)))
+			return x;
+	}
+	return NONE;
+}
+
+/* The automaton holds a segment's first SA_MAX tokens; the rest of a longer
+ * one is compared where the automaton reports them. */
+static size_t sa_find(const struct seg *g, const char *s, size_t lo, size_t hi)
+{
+	size_t n = g->n < SA_MAX ? g->n : SA_MAX, w = n <= 64 ? 1 : SA_WORDS, first = 64 * w - n, i = g->a;
+	uint64_t tab[256 * SA_WORDS], below[SA_WORDS];
+	for (size_t v = 0; v < w; v++) /* the bits below the first token's */
+		below[v] = first >= 64 * (v + 1) ? ~0ULL : first <= 64 * v ? 0 : (1ULL << (first % 64)) - 1;
+	for (size_t c = 0; c < 256; c++)
+		for (size_t v = 0; v < w; v++)
+			tab[c * w + v] = below[v];
+	for (size_t j = 0; j < n; j++, i = tok_end(g->pat, g->pn, i))
+		sa_add(tab, w, first + j, g, i);
+	size_t tail = g->n - n;
+	size_t x = w == 1 ? sa_scan1(tab, below, g, i, tail, s, lo, hi) : sa_scan4(tab, below, g, i, tail, s, lo, hi);
+	return x == NONE ? NONE : x + 1 + tail;
 }
 
 /* Where the leftmost occurrence of g in s[lo, hi) ends, or NONE. */

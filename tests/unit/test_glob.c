@@ -207,6 +207,16 @@ static void test_long(void)
 			s[k - 2] = 'a';
 		}
 	}
+	/* a segment past the automaton (300 tokens) ends where its tail ends */
+	memset(s, 'x', n);
+	memset(s, 'a', 299);
+	s[299] = 'b';
+	pat[0] = '*';
+	memset(pat + 1, 'a', 299);
+	memcpy(pat + 300, "b*b*", 5);
+	CHECK(!gm(pat, s, n));
+	s[1000] = 'b';
+	CHECK(gm(pat, s, n));
 	/* the second of two middle segments must start after the first ends */
 	memset(s, 'x', n);
 	memcpy(s + 3000, "abab", 4);
