@@ -154,7 +154,7 @@ static bool one(const struct gcase *c)
 {
 	size_t pn = c->pn ? c->pn : strlen(c->pat), sn = c->sn ? c->sn : strlen(c->s);
 	/* exact-size copies, so a read past either end shows under ASan */
-	char *p = malloc(pn + 1), *s = malloc(sn + 1);
+	char *p = malloc(pn ? pn : 1), *s = malloc(sn ? sn : 1);
 	memcpy(p, c->pat, pn);
 	memcpy(s, c->s, sn);
 	bool got = glob_match(p, pn, s, sn);
