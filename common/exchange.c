@@ -1,7 +1,8 @@
 /* exchange.c - channels and patterns -> subscribers, and publishing.
  *
  * Channels live in a chained hash table, patterns in an array (Redis also
- * walks every pattern on each publish). Both hold arrays of (session,
+ * walks every pattern on each publish; glob_match is linear in the channel
+ * name, so a long name cannot hold the lock). Both hold arrays of (session,
  * format). Everything runs under ex->lock; see exchange.h for the lock order. */
 #include "exchange.h"
 
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "glob.h"
 #include "msg.h"
 #include "owner.h"
 #include "stats.h"
@@ -445,7 +447,7 @@ static void publish_patterns(struct exchange *ex, struct pub *pb)
 {
 	for (size_t i = 0; i < ex->npats; i++) {
 		struct pattern *p = ex->pats[i];
-		if (!exchange_glob_match(p->name, p->len, pb->ch, pb->cn))
+		if (!glob_match(p->name, p->len, pb->ch, pb->cn))
 			continue;
 		struct msg *pm = NULL;
 		for (size_t k = 0; k < p->subs.n; k++) {
@@ -480,84 +482,4 @@ long exchange_publish(struct exchange *ex, const char *ch, size_t chn, const cha
 	if (pb.err && pb.receivers == 0)
 		return pb.err;
 	return pb.receivers;
-}
-
-/* ---- Redis glob ---- */
-
-/* Does the class starting after '[' at pat[*i] match c? Advances *i past ']'
- * (an unterminated class ends at the end of the pattern, as in Redis). */
-static bool class_match(const char *pat, size_t pn, size_t *i, unsigned char c)
-{
-	size_t k = *i;
-	bool neg = k < pn && pat[k] == '^', hit = false;
-	if (neg)
-		k++;
-	while (k < pn && pat[k] != ']') {
-		if (pat[k] == '\\' && k + 1 < pn) {
-			k++;
-			hit |= (unsigned char)pat[k] == c;
-			k++;
-		} else if (k + 2 < pn && pat[k + 1] == '-') {
-			unsigned char lo = (unsigned char)pat[k], hi = (unsigned char)pat[k + 2];
-			if (lo > hi) {
-				unsigned char t = lo;
-				lo = hi;
-				hi = t;
-			}
-			hit |= c >= lo && c <= hi;
-			k += 3;
-		} else {
-			hit |= (unsigned char)pat[k] == c;
-			k++;
-		}
-	}
-	*i = k < pn ? k + 1 : k;
-	return neg ? !hit : hit;
-}
-
-/* Every token except '*' consumes exactly one byte, so remembering only the
- * last '*' (and backtracking to it) is enough: linear-ish, no recursion, so a
- * hostile pattern cannot blow the stack or the CPU exponentially. */
-bool exchange_glob_match(const char *pat, size_t pn, const char *str, size_t sn)
-{
-	size_t p = 0, s = 0, star_p = (size_t)-1, star_s = 0;
-	while (s < sn) {
-		if (p < pn && pat[p] == '*') {
-			while (p < pn && pat[p] == '*')
-				p++;
-			star_p = p;
-			star_s = s;
-			continue;
-		}
-		bool ok = false;
-		size_t np = p;
-		if (p < pn) {
-			unsigned char c = (unsigned char)str[s];
-			if (pat[p] == '?') {
-				ok = true;
-				np = p + 1;
-			} else if (pat[p] == '[') {
-				np = p + 1;
-				ok = class_match(pat, pn, &np, c);
-			} else if (pat[p] == '\\' && p + 1 < pn) {
-				ok = (unsigned char)pat[p + 1] == c;
-				np = p + 2;
-			} else {
-				ok = (unsigned char)pat[p] == c;
-				np = p + 1;
-			}
-		}
-		if (ok) {
-			p = np;
-			s++;
-		} else if (star_p != (size_t)-1) {
-			p = star_p;
-			s = ++star_s;
-		} else {
-			return false;
-		}
-	}
-	while (p < pn && pat[p] == '*')
-		p++;
-	return p == pn;
 }

@@ -54,9 +54,6 @@ size_t exchange_subscribers(struct exchange *ex, const char *ch, size_t n);
 void exchange_each_channel(struct exchange *ex, void (*fn)(const char *name, size_t n, size_t subs, void *arg),
                            void *arg);
 
-/* Redis glob rules: * ? [abc] [^a-z] and \ escapes. */
-bool exchange_glob_match(const char *pat, size_t pn, const char *str, size_t sn);
-
 /* The line form of a message for [data, data+n): backslash, CR, LF and other
  * control bytes escaped so it stays one line. Writes at most 4*n bytes to
  * out (when out is NULL, only counts); returns the length. */

@@ -1,5 +1,5 @@
 /* test_exchange.c - the chat exchange without a network: wire forms and
- * sharing, Redis glob rules, many publisher threads against owner threads
+ * sharing, many publisher threads against owner threads
  * that subscribe, unsubscribe, attach and detach sessions while messages
  * flow (one order for everyone, nothing lost or doubled, every msg freed),
  * and the slow-consumer limits of owner_post. */
@@ -126,28 +126,6 @@ static void test_forms(void)
 	CHECK(exchange_subscribers(srv.ex, "news", 4) == 0);
 	owner_destroy(&o);
 	CHECK(msg_live_count() == live0);
-}
-
-static bool glob(const char *p, const char *s) { return exchange_glob_match(p, strlen(p), s, strlen(s)); }
-
-static void test_glob(void)
-{
-	CHECK(glob("*", ""));
-	CHECK(glob("*", "anything"));
-	CHECK(glob("n*", "news"));
-	CHECK(!glob("n*", "snow"));
-	CHECK(glob("h?llo", "hello") && glob("h?llo", "hallo") && !glob("h?llo", "hllo"));
-	CHECK(glob("h[ae]llo", "hello") && !glob("h[ae]llo", "hillo"));
-	CHECK(glob("h[^e]llo", "hallo") && !glob("h[^e]llo", "hello"));
-	CHECK(glob("h[a-b]llo", "hbllo") && !glob("h[a-b]llo", "hcllo"));
-	CHECK(glob("h[b-a]llo", "hallo")); /* reversed ranges are swapped */
-	CHECK(glob("a\\*b", "a*b") && !glob("a\\*b", "axb"));
-	CHECK(glob("[\\]]", "]"));
-	CHECK(glob("[abc", "a")); /* an unterminated class ends with the pattern */
-	CHECK(glob("a*b*c", "aXXbYYc") && !glob("a*b*c", "aXXbYY"));
-	CHECK(glob("*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"));
-	CHECK(!glob("*a*a*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
-	CHECK(glob("x\\", "x\\")); /* a trailing backslash is literal */
 }
 
 /* ---- many threads ---- */
@@ -394,7 +372,6 @@ int main(void)
 {
 	setup();
 	test_forms();
-	test_glob();
 	test_threads();
 	test_slow();
 	exchange_free(srv.ex);
