@@ -67,12 +67,13 @@ struct session {
 	bool eof : 1;              /* peer half-closed */
 	bool stopping : 1;         /* server is draining */
 	bool tls_failed : 1;
-	/* chat slow-consumer verdicts (owner.c) */
-	unsigned char slow;        /* slow-consumer verdict of owner_post (owner->lock) */
-	bool slow_closed;          /* the owner acted on it (owner thread) */
-	/* owner.h mailbox bookkeeping (guarded by owner->lock) */
-	bool mail_queued;
+	bool slow_closed : 1;      /* the owner acted on a slow-consumer verdict (owner.c) */
+	/* owner.h mailbox bookkeeping (guarded by owner->lock). Not in the same
+	 * word as the owner thread's bits above: a compiler may read neighbouring
+	 * bytes together, and publishers write these under the lock at any time. */
 	unsigned mail_count;       /* msgs in mail; its capacity follows from this (owner.c) */
+	bool mail_queued;
+	unsigned char slow;        /* slow-consumer verdict of owner_post */
 	struct session *mail_next;
 	struct msg **mail;
 	size_t mail_bytes;         /* bytes of queued mail (owner->lock) */
