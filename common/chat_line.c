@@ -311,7 +311,9 @@ static size_t line_feed(struct session *s, const char *p, size_t n)
 	const struct config *cfg = s->srv->cfg;
 	size_t i = 0;
 	owner_flush(s); /* deliveries published before these lines go first */
-	while (i < n && !s->closing) {
+	/* Back-pressure: no new line while the output is full; the rest waits in
+	 * the session until the client has read (session.h). */
+	while (i < n && !s->closing && !session_output_full(s)) {
 		const char *nl = memchr(p + i + l->scanned, '\n', n - i - l->scanned);
 		if (l->discarding) {
 			l->scanned = 0;

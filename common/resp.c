@@ -468,7 +468,8 @@ static size_t resp_feed(struct session *s, const char *p, size_t n)
 	struct resp *r = s->pstate;
 	size_t used = 0;
 	owner_flush(s); /* what was published before these commands goes first */
-	while (used < n && !s->closing) {
+	/* Back-pressure: no new command while the output is full (session.h). */
+	while (used < n && !s->closing && !session_output_full(s)) {
 		size_t k = (r->want || p[used] == '*') ? multibulk(s, r, p + used, n - used)
 		                                        : inline_command(s, r, p + used, n - used);
 		if (k == 0)
