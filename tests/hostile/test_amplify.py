@@ -448,3 +448,50 @@ def test_subscribe_many_unread(ctx):
             converse(socks[0], attack[sent[0]:], Stream(names, lambda i: one, b"+OK\r\n"), 120.0)
         finally:
             close_all(socks)
+
+
+# ---- one reply larger than --read-pause ---------------------------------------
+
+def test_single_reply_over_threshold(ctx):
+    """Pausing never holds back a single command whose own reply is larger
+    than --read-pause (64k here): three pipelined RESP PINGs of 1 MB each, an
+    HTTP POST of 1 MB (its streamed echo pauses mid-body) and a 1 MB echo
+    all come back whole, in order; and the pause did engage
+    (weft_input_paused_total)."""
+    big = weftest.payload(1 << 20)
+    with server(["--mode", "chat", "--read-pause", "64k"]) as w:
+        r = w.connect()
+        try:
+            send_all(r, resp_command(b"PING", big) * 3 + resp_command(b"QUIT"))
+            one = b"$%d\r\n" % len(big) + big + b"\r\n"
+            converse(r, b"", Stream(3, lambda i: one, b"+OK\r\n"), 60.0)
+        finally:
+            r.close()
+        h = w.connect()
+        try:
+            head = b"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(big)
+            got = bytearray()
+
+            class Body:
+                def what(self):
+                    return "%d bytes read" % len(got)
+
+                def feed(self, mv):
+                    got.extend(mv)
+
+                def eof(self):
+                    pass
+            converse(h, head + big, Body(), 60.0)
+            assert bytes(got).startswith(b"HTTP/1.1 200 OK\r\n"), bytes(got[:100])
+            assert bytes(got).endswith(b"\r\n\r\n" + big), "POST echo: %d bytes back" % len(got)
+        finally:
+            h.close()
+        paused = w.metric("weft_input_paused_total")
+        print("measured: one reply over --read-pause 64k: %d pauses, nothing held back" % paused)
+        assert paused >= 2, "weft_input_paused_total = %r: the later PINGs never waited" % paused
+    with server(["--read-pause", "64k"]) as w:
+        e = w.connect()
+        try:
+            weftest.echo_many([e], [big], timeout=60.0)
+        finally:
+            e.close()
