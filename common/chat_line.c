@@ -152,85 +152,147 @@ static void cmd_leave(struct session *s, struct line *l, const char *a, size_t n
 	reply(s, "OK leave %s", name);
 }
 
+/* /list names at most this many channels, the first by name, and says how
+ * many more there are: its reply stays under ~220 KB however many channels
+ * the server has, and so does the memory it takes to build it. */
+#define LIST_MAX 1000
+
+struct list_item {
+	char *name;
+	size_t n, subs;
+};
+
+/* The LIST_MAX smallest names seen so far, as a max-heap (v[0] is the
+ * largest), so no more than LIST_MAX names are ever copied. */
 struct list_acc {
-	struct chat_name *v;
-	size_t *subs;
+	struct list_item *v;
 	size_t n, cap;
+	size_t total; /* channels seen */
 	bool oom;
 };
 
+/* Byte order, a prefix first: the order /list promises. */
+static int name_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+	return c ? c : (an > bn) - (an < bn);
+}
+
+static int item_cmp(const struct list_item *a, const struct list_item *b)
+{
+	return name_cmp(a->name, a->n, b->name, b->n);
+}
+
+static void heap_swap(struct list_item *v, size_t i, size_t j)
+{
+	struct list_item t = v[i];
+	v[i] = v[j];
+	v[j] = t;
+}
+
+static void heap_up(struct list_item *v, size_t i)
+{
+	while (i > 0 && item_cmp(&v[(i - 1) / 2], &v[i]) < 0) {
+		heap_swap(v, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void heap_down(struct list_item *v, size_t n, size_t i)
+{
+	for (;;) {
+		size_t big = i, l = 2 * i + 1, r = l + 1;
+		if (l < n && item_cmp(&v[l], &v[big]) > 0)
+			big = l;
+		if (r < n && item_cmp(&v[r], &v[big]) > 0)
+			big = r;
+		if (big == i)
+			return;
+		heap_swap(v, i, big);
+		i = big;
+	}
+}
+
+static char *name_copy(const char *name, size_t n)
+{
+	char *copy = malloc(n + 1);
+	if (copy) {
+		memcpy(copy, name, n);
+		copy[n] = '\0';
+	}
+	return copy;
+}
+
+/* Under the exchange lock: keep it to a compare for most channels. */
 static void list_one(const char *name, size_t n, size_t subs, void *arg)
 {
 	struct list_acc *acc = arg;
+	acc->total++;
 	if (acc->oom)
 		return;
-	if (acc->n == acc->cap) {
-		size_t cap = acc->cap ? acc->cap * 2 : 16;
-		struct chat_name *v = realloc(acc->v, cap * sizeof(*v));
-		size_t *c = v ? realloc(acc->subs, cap * sizeof(*c)) : NULL;
-		if (v)
-			acc->v = v;
-		if (!v || !c) {
+	if (acc->n == LIST_MAX) {
+		struct list_item *top = &acc->v[0];
+		if (name_cmp(name, n, top->name, top->n) >= 0)
+			return;
+		char *copy = name_copy(name, n);
+		if (!copy) {
 			acc->oom = true;
 			return;
 		}
-		acc->subs = c;
+		free(top->name);
+		*top = (struct list_item){copy, n, subs};
+		heap_down(acc->v, acc->n, 0);
+		return;
+	}
+	if (acc->n == acc->cap) {
+		size_t cap = acc->cap ? acc->cap * 2 : 16;
+		cap = cap < LIST_MAX ? cap : LIST_MAX;
+		struct list_item *v = realloc(acc->v, cap * sizeof(*v));
+		if (!v) {
+			acc->oom = true;
+			return;
+		}
+		acc->v = v;
 		acc->cap = cap;
 	}
-	char *copy = malloc(n + 1);
+	char *copy = name_copy(name, n);
 	if (!copy) {
 		acc->oom = true;
 		return;
 	}
-	memcpy(copy, name, n + 1);
-	acc->v[acc->n] = (struct chat_name){copy, n};
-	acc->subs[acc->n++] = subs;
+	acc->v[acc->n] = (struct list_item){copy, n, subs};
+	heap_up(acc->v, acc->n++);
 }
 
-/* Items are "name=count"; order by the name (before the last '='). */
-static int by_name(const void *a, const void *b)
-{
-	const char *x = *(char *const *)a, *y = *(char *const *)b;
-	size_t xn = (size_t)(strrchr(x, '=') - x), yn = (size_t)(strrchr(y, '=') - y);
-	int c = memcmp(x, y, xn < yn ? xn : yn);
-	return c ? c : (xn > yn) - (xn < yn);
-}
+static int by_name(const void *a, const void *b) { return item_cmp(a, b); }
 
-/* LIST <n> <name>=<subscribers> ... (sorted by name), as one line. */
+/* LIST <n> <name>=<subscribers> ... (sorted by name), as one line; past
+ * LIST_MAX channels it ends with "... <k> more". */
 static void cmd_list(struct session *s)
 {
 	struct list_acc acc = {0};
 	exchange_each_channel(s->srv->ex, list_one, &acc);
-	/* sort (name, count) pairs together: pack the count behind the name */
-	char **items = calloc(acc.n ? acc.n : 1, sizeof(*items));
-	for (size_t i = 0; items && i < acc.n; i++) {
-		items[i] = malloc(acc.v[i].n + 24);
-		if (!items[i]) {
-			acc.oom = true;
-			break;
-		}
-		sprintf(items[i], "%s=%zu", acc.v[i].p, acc.subs[i]);
-	}
-	if (!items || acc.oom) {
+	if (acc.oom) {
 		reply(s, "ERR out of memory");
 	} else {
-		qsort(items, acc.n, sizeof(*items), by_name);
-		char h[32];
-		session_write(s, h, (size_t)snprintf(h, sizeof(h), "LIST %zu", acc.n));
+		if (acc.n) /* no channels: v is NULL, which qsort may not be given */
+			qsort(acc.v, acc.n, sizeof(*acc.v), by_name);
+		char b[64];
+		session_write(s, b, (size_t)snprintf(b, sizeof(b), "LIST %zu", acc.total));
 		for (size_t i = 0; i < acc.n; i++) {
 			session_write(s, " ", 1);
-			session_puts(s, items[i]);
+			session_write(s, acc.v[i].name, acc.v[i].n);
+			session_write(s, b, (size_t)snprintf(b, sizeof(b), "=%zu", acc.v[i].subs));
+		}
+		if (acc.total > acc.n) {
+			stat_inc(STAT_chat_list_truncated);
+			session_write(s, b, (size_t)snprintf(b, sizeof(b), " ... %zu more", acc.total - acc.n));
 		}
 		session_write(s, "\n", 1);
 	}
-	for (size_t i = 0; i < acc.n; i++) {
-		free(acc.v[i].p);
-		if (items)
-			free(items[i]);
-	}
-	free(items);
+	for (size_t i = 0; i < acc.n; i++)
+		free(acc.v[i].name);
 	free(acc.v);
-	free(acc.subs);
 }
 
 /* Split "word rest" at the first space. */
@@ -311,7 +373,9 @@ static size_t line_feed(struct session *s, const char *p, size_t n)
 	const struct config *cfg = s->srv->cfg;
 	size_t i = 0;
 	owner_flush(s); /* deliveries published before these lines go first */
-	while (i < n && !s->closing) {
+	/* Back-pressure: no new line while the output is full; the rest waits in
+	 * the session until the client has read (session.h). */
+	while (i < n && !s->closing && !session_output_full(s)) {
 		const char *nl = memchr(p + i + l->scanned, '\n', n - i - l->scanned);
 		if (l->discarding) {
 			l->scanned = 0;

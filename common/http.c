@@ -14,7 +14,10 @@
  * streamed into the outbox as they arrive; a chunked POST is decoded into
  * a buffer capped at --max-body, because the reply carries a Content-Length;
  * bodies of other requests are discarded as they arrive. Pipelined requests
- * are answered in order because each is answered before the next is read.
+ * are answered in order because each is answered before the next is read,
+ * and only while the output is below --read-pause: the rest waits in the
+ * session until the client has read (session.h), so pipelined GET /metrics
+ * cannot grow a connection's output beyond about --read-pause.
  * Everything the routes, limits and status codes mean is in docs/HTTP.md. */
 #include <errno.h>
 #include <stdbool.h>
@@ -579,7 +582,8 @@ static size_t http_feed(struct session *s, const char *p, size_t n)
 {
 	struct http_conn *h = s->pstate;
 	size_t used = 0;
-	while (used < n && !s->closing) {
+	/* Back-pressure between steps (a request, or a piece of a streamed body). */
+	while (used < n && !s->closing && !session_output_full(s)) {
 		size_t k = step(s, h, p + used, n - used);
 		if (k == SIZE_MAX)
 			return n; /* refused: the rest is not read */

@@ -8,7 +8,13 @@
  * input, which the session offers again from the same start) and executes a
  * command only once all of it is here, so a connection that drops mid-command
  * never publishes a partial message. Inline commands (a line of words) are
- * accepted as Redis does, split on blanks without quoting. */
+ * accepted as Redis does, split on blanks without quoting.
+ *
+ * Back-pressure: feed() stops between commands once the output reaches
+ * --read-pause, and a (P)(UN)SUBSCRIBE of many names stops between names: its
+ * bytes stay unconsumed, with the parsed offsets, until the session offers
+ * them again (session.h), and it goes on from the next name. So no command
+ * answers more than about --read-pause before its client reads. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -39,13 +45,22 @@ struct resp {
 	size_t pos;   /* where the next header starts */
 	struct arg *args;
 	size_t cap;
+	/* a command paused between names (back-pressure): its argument count
+	 * (0 = none), the next name to act on, and its length in bytes */
+	long exec_argc;
+	int exec_next;
+	size_t exec_len;
 };
 
+/* A parsed command, read in place: argument i is base[v[i].off ...]. */
 struct argv {
-	const char **p;
-	size_t *n;
+	const char *base;
+	const struct arg *v;
 	int c;
 };
+
+static const char *arg_p(const struct argv *a, int i) { return a->base + a->v[i].off; }
+static size_t arg_n(const struct argv *a, int i) { return a->v[i].len; }
 
 /* ---- replies ---- */
 
@@ -105,14 +120,24 @@ static void put_sub_reply(struct session *s, const char *kind, const char *name,
 
 static bool is(const struct argv *a, int i, const char *word)
 {
-	return a->n[i] == strlen(word) && strncasecmp(a->p[i], word, a->n[i]) == 0;
+	return arg_n(a, i) == strlen(word) && strncasecmp(arg_p(a, i), word, arg_n(a, i)) == 0;
 }
 
-static void subscribe(struct session *s, const struct argv *a, bool pattern)
+/* A command acting on many names, started (or resumed) at name `from`,
+ * stops before name i once the output is full; it always acts on one. */
+static bool pause_at(const struct session *s, int from, int i)
+{
+	return i > from && session_output_full(s);
+}
+
+/* These return 0 when done, else the name to go on from later. */
+static int subscribe(struct session *s, const struct argv *a, int from, bool pattern)
 {
 	const char *kind = pattern ? "psubscribe" : "subscribe";
-	for (int i = 1; i < a->c; i++) {
-		if (!chat_valid_name(a->p[i], a->n[i])) {
+	for (int i = from; i < a->c; i++) {
+		if (pause_at(s, from, i))
+			return i;
+		if (!chat_valid_name(arg_p(a, i), arg_n(a, i))) {
 			char e[160];
 			snprintf(e, sizeof(e), "ERR invalid %s name: 1-%d bytes, no spaces or control characters",
 			         pattern ? "pattern" : "channel", CHAT_NAME_MAX);
@@ -120,7 +145,7 @@ static void subscribe(struct session *s, const struct argv *a, bool pattern)
 			stat_inc(STAT_chat_bad_input);
 			continue;
 		}
-		int rc = chat_subscribe(s, a->p[i], a->n[i], pattern);
+		int rc = chat_subscribe(s, arg_p(a, i), arg_n(a, i), pattern);
 		if (rc == -ENOSPC) {
 			char e[160];
 			snprintf(e, sizeof(e), "ERR max subscriptions per connection reached (weft --max-subs %d)",
@@ -129,25 +154,29 @@ static void subscribe(struct session *s, const struct argv *a, bool pattern)
 		} else if (rc < 0) {
 			put_err(s, "ERR out of memory");
 		} else {
-			put_sub_reply(s, kind, a->p[i], a->n[i]);
+			put_sub_reply(s, kind, arg_p(a, i), arg_n(a, i));
 		}
 	}
+	return 0;
 }
 
-static void unsubscribe(struct session *s, const struct argv *a, bool pattern)
+static int unsubscribe(struct session *s, const struct argv *a, int from, bool pattern)
 {
 	const char *kind = pattern ? "punsubscribe" : "unsubscribe";
 	if (a->c > 1) {
-		for (int i = 1; i < a->c; i++) {
-			chat_unsubscribe(s, a->p[i], a->n[i], pattern);
-			put_sub_reply(s, kind, a->p[i], a->n[i]);
+		for (int i = from; i < a->c; i++) {
+			if (pause_at(s, from, i))
+				return i;
+			chat_unsubscribe(s, arg_p(a, i), arg_n(a, i), pattern);
+			put_sub_reply(s, kind, arg_p(a, i), arg_n(a, i));
 		}
-		return;
+		return 0;
 	}
+	/* every subscription: at most --max-subs replies, not paused */
 	struct chat_names *ns = pattern ? &s->chat->pats : &s->chat->chans;
 	if (ns->n == 0) {
 		put_sub_reply(s, kind, NULL, 0);
-		return;
+		return 0;
 	}
 	while (ns->n) {
 		/* the name is freed by the unsubscribe: reply from a copy */
@@ -155,18 +184,19 @@ static void unsubscribe(struct session *s, const struct argv *a, bool pattern)
 		char *copy = malloc(nm.n + 1);
 		if (!copy) {
 			put_err(s, "ERR out of memory");
-			return;
+			return 0;
 		}
 		memcpy(copy, nm.p, nm.n);
 		chat_unsubscribe(s, copy, nm.n, pattern);
 		put_sub_reply(s, kind, copy, nm.n);
 		free(copy);
 	}
+	return 0;
 }
 
 static void publish(struct session *s, const struct argv *a)
 {
-	long r = exchange_publish(s->srv->ex, a->p[1], a->n[1], s->chat->nick, a->p[2], a->n[2]);
+	long r = exchange_publish(s->srv->ex, arg_p(a, 1), arg_n(a, 1), s->chat->nick, arg_p(a, 2), arg_n(a, 2));
 	if (r < 0)
 		put_err(s, "ERR out of memory");
 	else
@@ -177,9 +207,9 @@ static void ping(struct session *s, const struct argv *a)
 {
 	if (chat_count(s->chat)) { /* subscribed context, RESP2: a pong array */
 		session_puts(s, "*2\r\n$4\r\npong\r\n");
-		put_bulk(s, a->c > 1 ? a->p[1] : "", a->c > 1 ? a->n[1] : 0);
+		put_bulk(s, a->c > 1 ? arg_p(a, 1) : "", a->c > 1 ? arg_n(a, 1) : 0);
 	} else if (a->c > 1) {
-		put_bulk(s, a->p[1], a->n[1]);
+		put_bulk(s, arg_p(a, 1), arg_n(a, 1));
 	} else {
 		session_puts(s, "+PONG\r\n");
 	}
@@ -229,14 +259,14 @@ static void unknown(struct session *s, const struct argv *a)
 {
 	char e[600];
 	int k = snprintf(e, sizeof(e), "ERR unknown command '%.*s', with args beginning with: ",
-	                 (int)(a->n[0] < 128 ? a->n[0] : 128), a->p[0]);
+	                 (int)(arg_n(a, 0) < 128 ? arg_n(a, 0) : 128), arg_p(a, 0));
 	size_t args = 0;
 	for (int i = 1; i < a->c && args < 128; i++) {
 		/* Compare as size_t: an argument over 2 GiB (--max-message 4g) cast to
 		 * int first would be a negative precision, i.e. "print to a NUL". */
 		size_t room = 128 - args;
-		int w = snprintf(e + k, sizeof(e) - (size_t)k, "'%.*s' ", (int)(a->n[i] < room ? a->n[i] : room),
-		                 a->p[i]);
+		int w = snprintf(e + k, sizeof(e) - (size_t)k, "'%.*s' ", (int)(arg_n(a, i) < room ? arg_n(a, i) : room),
+		                 arg_p(a, i));
 		k += w;
 		args += (size_t)w;
 	}
@@ -249,7 +279,17 @@ static bool arity_ok(const struct command *c, int argc)
 	return c->arity > 0 ? argc == c->arity : argc >= -c->arity;
 }
 
-static void execute(struct session *s, const struct argv *a)
+/* (P)(UN)SUBSCRIBE from name `from` on: 0 when done, else where to go on. */
+static int names_command(struct session *s, const struct argv *a, int from)
+{
+	bool pattern = is(a, 0, "psubscribe") || is(a, 0, "punsubscribe");
+	if (is(a, 0, "subscribe") || is(a, 0, "psubscribe"))
+		return subscribe(s, a, from, pattern);
+	return unsubscribe(s, a, from, pattern);
+}
+
+/* 0 when the command is done, else (back-pressure) the name to resume at. */
+static int execute(struct session *s, const struct argv *a)
 {
 	const struct command *c = NULL;
 	for (size_t i = 0; i < NCOMMANDS; i++)
@@ -258,37 +298,36 @@ static void execute(struct session *s, const struct argv *a)
 	char e[200];
 	if (!c) {
 		char lower[16];
-		if (chat_count(s->chat) && a->n[0] < sizeof(lower) && redis_knows(a)) {
-			for (size_t i = 0; i < a->n[0]; i++)
-				lower[i] = (char)(a->p[0][i] | 0x20);
-			lower[a->n[0]] = '\0';
+		if (chat_count(s->chat) && arg_n(a, 0) < sizeof(lower) && redis_knows(a)) {
+			for (size_t i = 0; i < arg_n(a, 0); i++)
+				lower[i] = (char)(arg_p(a, 0)[i] | 0x20);
+			lower[arg_n(a, 0)] = '\0';
 			not_in_context(s, lower);
 		} else {
 			unknown(s, a);
 		}
-		return;
+		return 0;
 	}
 	if (!arity_ok(c, a->c) || (c->arity == -1 && strcmp(c->name, "ping") == 0 && a->c > 2)) {
 		snprintf(e, sizeof(e), "ERR wrong number of arguments for '%s' command", c->name);
 		put_err(s, e);
-		return;
+		return 0;
 	}
 	if (chat_count(s->chat) && !c->in_pubsub) {
 		not_in_context(s, c->name);
-		return;
+		return 0;
 	}
-	if (is(a, 0, "subscribe") || is(a, 0, "psubscribe"))
-		subscribe(s, a, is(a, 0, "psubscribe"));
-	else if (is(a, 0, "unsubscribe") || is(a, 0, "punsubscribe"))
-		unsubscribe(s, a, is(a, 0, "punsubscribe"));
-	else if (is(a, 0, "publish"))
+	if (is(a, 0, "publish")) {
 		publish(s, a);
-	else if (is(a, 0, "ping"))
+	} else if (is(a, 0, "ping")) {
 		ping(s, a);
-	else { /* quit */
+	} else if (is(a, 0, "quit")) {
 		session_puts(s, "+OK\r\n");
 		session_close_after_flush(s);
+	} else {
+		return names_command(s, a, 1);
 	}
+	return 0;
 }
 
 /* ---- parsing ---- */
@@ -335,32 +374,20 @@ static int grow_args(struct resp *r, size_t need)
 	return 0;
 }
 
-#define STACK_ARGS 32
-
-static void run(struct session *s, struct resp *r, const char *p, long argc)
+/* Execute the parsed command of len bytes at p; from = 0 for a new command,
+ * else the name a paused one goes on at. Returns len when it is done, or 0
+ * when back-pressure paused it: its bytes then stay unconsumed, and the next
+ * feed resumes it (resp_feed) from the same first byte. */
+static size_t run(struct session *s, struct resp *r, const char *p, long argc, size_t len, int from)
 {
-	const char *pv0[STACK_ARGS], **pv = pv0;
-	size_t nv0[STACK_ARGS], *nv = nv0;
 	if (argc <= 0)
-		return;
-	if (argc > STACK_ARGS) {
-		pv = malloc((size_t)argc * sizeof(*pv));
-		nv = malloc((size_t)argc * sizeof(*nv));
-	}
-	if (!pv || !nv) {
-		put_err(s, "ERR out of memory");
-		session_close_after_flush(s);
-	} else {
-		for (long i = 0; i < argc; i++) {
-			pv[i] = p + r->args[i].off;
-			nv[i] = r->args[i].len;
-		}
-		execute(s, &(struct argv){pv, nv, (int)argc});
-	}
-	if (pv != pv0)
-		free(pv);
-	if (nv != nv0)
-		free(nv);
+		return len;
+	const struct argv a = {p, r->args, (int)argc};
+	int next = from ? names_command(s, &a, from) : execute(s, &a);
+	r->exec_argc = next ? argc : 0;
+	r->exec_next = next;
+	r->exec_len = next ? len : 0;
+	return next ? 0 : len;
 }
 
 /* One inline command at p (it does not start with '*'). Returns bytes used,
@@ -392,8 +419,7 @@ static size_t inline_command(struct session *s, struct resp *r, const char *p, s
 		}
 		r->args[argc++] = (struct arg){st, i - st};
 	}
-	run(s, r, p, argc);
-	return (size_t)(nl - p) + 1;
+	return run(s, r, p, argc, (size_t)(nl - p) + 1, 0);
 }
 
 /* A header line "<c><digits>\r\n" at p[pos]: sets *v and *next. 1 done,
@@ -470,8 +496,7 @@ static size_t multibulk(struct session *s, struct resp *r, const char *p, size_t
 	long argc = r->want;
 	r->want = r->have = 0;
 	r->pos = 0;
-	run(s, r, p, argc);
-	return used;
+	return run(s, r, p, argc, used, 0);
 }
 
 static size_t resp_feed(struct session *s, const char *p, size_t n)
@@ -479,9 +504,15 @@ static size_t resp_feed(struct session *s, const char *p, size_t n)
 	struct resp *r = s->pstate;
 	size_t used = 0;
 	owner_flush(s); /* what was published before these commands goes first */
-	while (used < n && !s->closing) {
-		size_t k = (r->want || p[used] == '*') ? multibulk(s, r, p + used, n - used)
-		                                        : inline_command(s, r, p + used, n - used);
+	/* Back-pressure: no new command while the output is full (session.h). */
+	while (used < n && !s->closing && !session_output_full(s)) {
+		size_t k;
+		if (r->exec_argc) /* a command paused between names: go on with it */
+			k = run(s, r, p + used, r->exec_argc, r->exec_len, r->exec_next);
+		else if (r->want || p[used] == '*')
+			k = multibulk(s, r, p + used, n - used);
+		else
+			k = inline_command(s, r, p + used, n - used);
 		if (k == 0)
 			break;
 		used += k;

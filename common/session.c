@@ -105,6 +105,17 @@ static size_t dispatch(struct session *s, const char *p, size_t n)
 	return s->proto->feed(s, p, n);
 }
 
+/* After a feed: does input wait for the output to drain? (A partial command
+ * left while the output is full counts too: offered again after the drain,
+ * it is simply still partial.) */
+static void note_pause(struct session *s)
+{
+	bool paused = !s->closing && buf_used(&s->in) && session_output_full(s);
+	if (paused && !s->in_paused)
+		stat_inc(STAT_input_paused);
+	s->in_paused = paused;
+}
+
 static void feed_plain(struct session *s, const char *p, size_t n)
 {
 	if (s->closing)
@@ -115,6 +126,7 @@ static void feed_plain(struct session *s, const char *p, size_t n)
 			stat_inc(STAT_oom_errors);
 			s->closing = 1;
 		}
+		note_pause(s);
 		return;
 	}
 	if (n && buf_append(&s->in, p, n) < 0) {
@@ -122,7 +134,11 @@ static void feed_plain(struct session *s, const char *p, size_t n)
 		s->closing = 1;
 		return;
 	}
-	buf_consume(&s->in, dispatch(s, buf_head(&s->in), buf_used(&s->in)));
+	/* Bytes that still arrive while paused (a model may have had a read in
+	 * flight) only queue: the protocol would not answer them yet. */
+	if (!s->in_paused)
+		buf_consume(&s->in, dispatch(s, buf_head(&s->in), buf_used(&s->in)));
+	note_pause(s);
 }
 
 /* Bytes detection waits on may be a request line: part of a head, bounded
@@ -162,14 +178,34 @@ void session_input(struct session *s, const char *p, size_t n)
 	}
 }
 
-void session_eof(struct session *s)
+/* The end of the peer's stream, once no input waits for the output. */
+static void finish_eof(struct session *s)
 {
-	s->eof = 1;
 	if (!s->proto && buf_used(&s->in) && !s->closing)
 		adopt_mode_proto(s);
 	if (s->proto && s->proto->eof && !s->closing)
 		s->proto->eof(s);
 	s->closing = 1;
+}
+
+void session_eof(struct session *s)
+{
+	s->eof = 1;
+	if (!s->in_paused) /* else resume() finishes it: the waiting commands are answered first */
+		finish_eof(s);
+}
+
+/* The output drained below --read-pause: answer the input that waited for
+ * it. This can queue output again (and pause again); the caller's model
+ * writes it, as it writes after any session_sent(). */
+static void resume(struct session *s)
+{
+	if (!s->in_paused || s->closing || session_output_full(s))
+		return;
+	s->in_paused = 0;
+	feed_plain(s, NULL, 0);
+	if (s->eof && !s->in_paused && !s->closing)
+		finish_eof(s);
 }
 
 int session_iov(struct session *s, struct iovec *iov, int max)
@@ -190,6 +226,7 @@ void session_sent(struct session *s, size_t n)
 {
 	stat_add(STAT_bytes_out, n);
 	outbox_consume(wire(s), n);
+	resume(s);
 	if (s->chat) /* publishers on other threads read it for the slow-consumer limits */
 		atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
 }
@@ -230,9 +267,15 @@ size_t session_pending(const struct session *s)
 	return outbox_bytes(&s->out) + (s->tls ? outbox_bytes(tls_conn_cipher(s->tls)) : 0);
 }
 
+bool session_output_full(const struct session *s)
+{
+	return session_pending(s) >= s->srv->cfg->read_pause;
+}
+
 bool session_want_read(const struct session *s)
 {
-	return !s->closing && !s->eof && session_pending(s) < s->srv->cfg->read_pause;
+	/* in_paused: the input read already waits; reading more would only grow s->in */
+	return !s->closing && !s->eof && !s->in_paused && !session_output_full(s);
 }
 
 bool session_done(const struct session *s)

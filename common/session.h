@@ -15,7 +15,16 @@
  *
  * With TLS the iov holds ciphertext and input is ciphertext; the protocols
  * never know. A model must call session_iov after every session_input (and
- * after owner_drain delivered mail): input can produce output.
+ * after owner_drain delivered mail) and after every session_sent: input can
+ * produce output, and so can sending (see back-pressure).
+ *
+ * Back-pressure (--read-pause): a protocol answers the commands of one read
+ * only while session_output_full() is false, and leaves the rest in s->in;
+ * session_want_read() is then false. session_sent() answers that waiting
+ * input itself once the output is below --read-pause again, without new
+ * bytes (so a model needs nothing more than the calls above). An EOF that
+ * arrives while commands wait takes effect after they were answered. One
+ * command's own reply may pass the threshold; the next waits.
  *
  * Drain on stop: after session_stop(), data already received is still
  * answered; the session counts as quiet once its output is flushed and no
@@ -68,6 +77,7 @@ struct session {
 	bool stopping : 1;         /* server is draining */
 	bool tls_failed : 1;
 	bool slow_closed : 1;      /* the owner acted on a slow-consumer verdict (owner.c) */
+	bool in_paused : 1;        /* s->in holds input that waits for the output to drain */
 	/* owner.h mailbox bookkeeping (guarded by owner->lock). Not in the same
 	 * word as the owner thread's bits above: a compiler may read neighbouring
 	 * bytes together, and publishers write these under the lock at any time. */
@@ -109,6 +119,9 @@ int session_send(struct session *s, int fd, bool *wrote);
 /* Unsent bytes (plain + cipher): what back-pressure and slow-consumer limits see. */
 size_t session_pending(const struct session *s);
 bool session_want_read(const struct session *s);
+/* For protocols: unsent output reached --read-pause; stop answering (return
+ * what was consumed) until the session offers the rest again. */
+bool session_output_full(const struct session *s);
 bool session_done(const struct session *s);
 /* Current inactivity limit in ms (idle, drain-quiet, slow linger); 0 = none. */
 int session_idle_limit_ms(const struct session *s);
