@@ -129,6 +129,14 @@ bool chat_valid_name(const char *p, size_t n)
 	return true;
 }
 
+bool chat_publishable(struct session *s, size_t n)
+{
+	if (n <= s->srv->cfg->max_channel)
+		return true;
+	stat_inc(STAT_chat_channel_too_long);
+	return false;
+}
+
 bool chat_valid_nick(const char *p, size_t n)
 {
 	if (n == 0 || n > CHAT_NICK_MAX)

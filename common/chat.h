@@ -51,6 +51,10 @@ static inline size_t chat_count(const struct chat_conn *c) { return c->chans.n +
 /* Channel and pattern names: 1..CHAT_NAME_MAX bytes, no space, no control
  * byte (so the line form "MSG <channel> <nick> <text>" stays parseable). */
 bool chat_valid_name(const char *p, size_t n);
+/* May s publish on a channel name of n bytes (--max-channel)? Counts a
+ * refusal. The bound keeps one PUBLISH's pattern matching (linear in the
+ * name, per pattern: glob.h) small whatever a client sends. */
+bool chat_publishable(struct session *s, size_t n);
 /* Nicks: 1..CHAT_NICK_MAX of [A-Za-z0-9_.-]. */
 bool chat_valid_nick(const char *p, size_t n);
 

@@ -85,6 +85,10 @@ static void publish(struct session *s, const char *ch, size_t cn, const char *te
 {
 	if (!check_message(s, n))
 		return;
+	if (!chat_publishable(s, cn)) {
+		reply(s, "ERR channel name too long: %zu bytes (max %zu, weft --max-channel)", cn, s->srv->cfg->max_channel);
+		return;
+	}
 	long r = exchange_publish(s->srv->ex, ch, cn, s->chat->nick, text, n);
 	/* Our own copy (if we listen there) comes before whatever this line's
 	 * successors write: "//x" then "/leave" must show the MSG, then the OK. */

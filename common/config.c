@@ -57,6 +57,8 @@ static const struct opt opts[] = {
 	{"max-headers", T_INT, F(max_headers), "100", "N", "HTTP header fields (431 beyond; 1..32767)"},
 	{"max-line", T_SIZE, F(max_line), "64k", "BYTES", "chat command line / RESP inline command"},
 	{"max-message", T_SIZE, F(max_message), "1m", "BYTES", "chat message / RESP bulk string"},
+	{"max-channel", T_SIZE, F(max_channel), "4k", "BYTES",
+	 "chat: channel name in a PUBLISH (longer is refused: bounds the pattern matching one PUBLISH costs)"},
 	{"max-subs", T_INT, F(max_subs), "1024", "N", "chat subscriptions per connection"},
 	{"outbox-hard", T_SIZE, F(outbox_hard), "32m", "BYTES", "chat: disconnect a subscriber with this much unsent (0 = no limit)"},
 	{"outbox-soft", T_SIZE, F(outbox_soft), "8m", "BYTES", "chat: ... or with this much unsent for --outbox-soft-secs"},
@@ -247,6 +249,7 @@ static int check(const struct config *cfg)
 	           too_small("max-head", cfg->max_head, 64, "no HTTP request head fits") ||
 	           too_small("max-line", cfg->max_line, 16, "no chat command fits") ||
 	           too_small("max-message", cfg->max_message, 16, "no chat message fits") ||
+	           too_small("max-channel", cfg->max_channel, 200, "a channel anyone can subscribe to must be publishable") ||
 	           out_of("stack-size", (long long)cfg->stack_size, 64 << 10, CONFIG_STACK_MAX, "64k..1g");
 	if (bad)
 		return -EINVAL;

@@ -51,6 +51,7 @@ struct config {
 	int max_headers;         /* HTTP header count */
 	size_t max_line;         /* chat line / RESP inline */
 	size_t max_message;      /* chat message, RESP bulk */
+	size_t max_channel;      /* chat: channel name in a PUBLISH */
 	int max_subs;            /* chat subscriptions per connection */
 	size_t outbox_hard;      /* chat: disconnect a subscriber above this */
 	size_t outbox_soft;      /* chat: ... or above this for outbox_soft_ms */

@@ -196,6 +196,13 @@ static int unsubscribe(struct session *s, const struct argv *a, int from, bool p
 
 static void publish(struct session *s, const struct argv *a)
 {
+	if (!chat_publishable(s, arg_n(a, 1))) {
+		char e[160];
+		snprintf(e, sizeof(e), "ERR channel name too long: %zu bytes (max %zu, weft --max-channel)", arg_n(a, 1),
+		         s->srv->cfg->max_channel);
+		put_err(s, e);
+		return;
+	}
 	long r = exchange_publish(s->srv->ex, arg_p(a, 1), arg_n(a, 1), s->chat->nick, arg_p(a, 2), arg_n(a, 2));
 	if (r < 0)
 		put_err(s, "ERR out of memory");

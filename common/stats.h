@@ -44,6 +44,7 @@
 	X(chat_delivered, "weft_chat_delivered_total", "", "message deliveries to subscribers")        \
 	X(chat_bad_input, "weft_errors_total", "kind=\"chat_bad_input\"", "")                          \
 	X(chat_too_big, "weft_errors_total", "kind=\"chat_too_big\"", "")                              \
+	X(chat_channel_too_long, "weft_errors_total", "kind=\"chat_channel_too_long\"", "")            \
 	X(chat_max_subs, "weft_errors_total", "kind=\"chat_max_subs\"", "")                            \
 	X(chat_list_truncated, "weft_chat_list_truncated_total", "", "/list replies cut at their channel limit") \
 	X(input_paused, "weft_input_paused_total", "", "times input already read waited for output to drain (--read-pause)") \

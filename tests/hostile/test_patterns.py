@@ -95,12 +95,56 @@ def attack(pub, rpub, pinger, rping, prober, rprobe, publish):
     return ping_ms, probe_ms
 
 
+def adversarial(i):
+    """Pattern i of the many: 200 bytes of the same backtracking shape."""
+    tag = b"%04d" % i
+    return b"*" + b"a" * (PATTERN_LEN - 1 - len(tag)) + tag
+
+
+def test_many_patterns_against_the_longest_channel(ctx):
+    """Bounded overall: with the defaults, one connection may hold --max-subs
+    (1024) patterns and a PUBLISH may name a --max-channel (4k) channel; the
+    worst PUBLISH then still leaves other clients served at once, and a
+    longer channel name is refused with an error, the connection kept."""
+    n = 1024
+    limit = 100 * slow_factor()
+    with Weft(["--mode", "chat"]) as w:
+        sub, pub, pinger, prober = (w.connect() for _ in range(4))
+        rsub, rpub, rping, rprobe = (Resp(s) for s in (sub, pub, pinger, prober))
+        send_all(sub, resp_cmd(b"PSUBSCRIBE", *(adversarial(i) for i in range(n))))
+        for i in range(n):
+            assert rsub.value()[2] == i + 1
+        for s, r in ((pinger, rping), (prober, rprobe)):
+            send_all(s, resp_cmd(b"PING"))
+            assert r.value() == b"PONG"
+        channel = b"a" * (4096 - 4) + b"0007"  # the longest allowed; matches pattern 7
+        publish = resp_cmd(b"PUBLISH", channel, b"x")
+        best = None
+        for _ in range(3):
+            ping_ms, probe_ms = attack(pub, rpub, pinger, rping, prober, rprobe, publish)
+            if best is None or max(ping_ms, probe_ms) < max(best):
+                best = (ping_ms, probe_ms)
+            msg = rsub.value()
+            assert msg[:3] == [b"pmessage", adversarial(7), channel], "wrong pmessage"
+            if max(best) < limit:
+                break
+        print("measured: 4 KiB channel vs 1024x200B patterns: PING delayed %.0f ms, other PUBLISH %.0f ms" % best)
+        assert max(best) < limit, "answers %.0f / %.0f ms after the PUBLISH (limit %d)" % (best + (limit,))
+        send_all(pub, resp_cmd(b"PUBLISH", channel + b"0", b"x") + resp_cmd(b"PING"))
+        err = rpub.value()
+        assert err[0] == "err" and err[1].startswith(b"ERR channel name too long: 4097 bytes"), err
+        assert rpub.value() == b"PONG", "the connection must stay usable"
+        assert w.metric("weft_errors_total", 'kind="chat_channel_too_long"') == 1
+        for s in (sub, pub, pinger, prober):
+            s.close()
+
+
 def test_long_channel_against_patterns(ctx):
     pats = patterns()
     channel = b"a" * (CHANNEL_LEN - 2) + b"N2"  # matches pats[1] only
     publish = resp_cmd(b"PUBLISH", channel, b"x")
     limit = 100 * slow_factor()
-    with Weft(["--mode", "chat", "--max-message", "2m"]) as w:
+    with Weft(["--mode", "chat", "--max-message", "2m", "--max-channel", "2m"]) as w:
         sub, pub, pinger, prober = (w.connect() for _ in range(4))
         rsub, rpub, rping, rprobe = (Resp(s) for s in (sub, pub, pinger, prober))
         send_all(sub, resp_cmd(b"PSUBSCRIBE", *pats))
