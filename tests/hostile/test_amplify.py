@@ -32,7 +32,10 @@ import weftest
 from weftest import Weft, recv_exact, send_all, slow_factor
 
 MIB = 1 << 20
-BOUND = 64 * MIB  # issue 9: "/list x 2000 never read keeps RSS growth under 64 MiB"
+# issue 9: "/list x 2000 never read keeps RSS growth under 64 MiB" (the plain
+# binary). Under ASan freed memory waits in its quarantine and shadow memory
+# grows with the heap, so the same attack shows more RSS there: twice the bound.
+BOUND = (128 if weftest.SANITIZER == "asan" else 64) * MIB
 
 
 # ---- measuring ----------------------------------------------------------------
@@ -233,11 +236,13 @@ def converse(s, rest, check, timeout, half_close=False):
 
 
 def fresh_chat_client(w):
-    """A new line client joins, publishes and gets its own message promptly."""
+    """A new line client joins, publishes and gets its own message promptly.
+    It leaves before it quits, so its channel is gone before BYE: an attacker's
+    paused /list answered later must not see it."""
     c = w.connect()
     try:
-        send_all(c, b"/nick fresh\n/join fresh\n/pub fresh hi\n/quit\n")
-        want = b"OK nick fresh\nOK join fresh 1\nMSG fresh fresh hi\nOK pub fresh 1\nBYE\n"
+        send_all(c, b"/nick fresh\n/join fresh\n/pub fresh hi\n/leave fresh\n/quit\n")
+        want = b"OK nick fresh\nOK join fresh 1\nMSG fresh fresh hi\nOK pub fresh 1\nOK leave fresh\nBYE\n"
         assert recv_exact(c, len(want), 5.0 * slow_factor()) == want
     finally:
         c.close()
