@@ -50,10 +50,19 @@ def main(argv):
     if not rows:
         print("no measured lines for binary=%s tls=%s in %s" % (a.binary, a.tls, a.log), file=sys.stderr)
         return 1
-    print("| attack | " + " | ".join(VARIANTS) + " |")
-    print("| --- |" + " --- |" * len(VARIANTS))
-    for attack, per in rows.items():
-        print("| %s | %s |" % (attack, " | ".join(per.get(v, "-").replace("|", "/") for v in VARIANTS)))
+    same = [(k, v) for k, v in rows.items() if len(v) == len(VARIANTS) and len(set(v.values())) == 1]
+    differ = [(k, v) for k, v in rows.items() if (k, v) not in same]
+    if same:
+        print("| attack | outcome, the same on every model variant |")
+        print("| --- | --- |")
+        for attack, per in same:
+            print("| %s | %s |" % (attack, next(iter(per.values())).replace("|", "/")))
+        print()
+    if differ:
+        print("| attack | " + " | ".join(VARIANTS) + " |")
+        print("| --- |" + " --- |" * len(VARIANTS))
+        for attack, per in differ:
+            print("| %s | %s |" % (attack, " | ".join(per.get(v, "-").replace("|", "/") for v in VARIANTS)))
     return 0
 
 
