@@ -29,7 +29,7 @@ import ssl
 import time
 
 import weftest
-from weftest import Weft, recv_exact, send_all, slow_factor
+from weftest import Weft, close_all, recv_exact, send_all, slow_factor
 
 MIB = 1 << 20
 # issue 9: "/list x 2000 never read keeps RSS growth under 64 MiB" (the plain
@@ -263,14 +263,6 @@ def fresh_http_client(w):
         assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"\r\n\r\nHello, World!\n"), data[:200]
     finally:
         c.close()
-
-
-def close_all(socks):
-    for s in socks:
-        try:
-            s.close()
-        except OSError:
-            pass
 
 
 # ---- (a) /list x 2000 ---------------------------------------------------------
