@@ -167,9 +167,20 @@ void session_input(struct session *s, const char *p, size_t n)
 	}
 	struct buf plain = {0};
 	int rc = tls_conn_input(s->tls, p, n, &plain);
+	if (buf_used(&plain) && s->record_clock) {
+		s->record_clock = 0; /* the record arrived whole */
+		s->head_ms = 0;
+	}
 	if (buf_used(&plain))
 		feed_detect(s, buf_head(&plain), buf_used(&plain));
 	buf_free(&plain);
+	/* A record trickled byte by byte decrypts to nothing until it is whole,
+	 * so no protocol sees it start: it gets the head's total deadline here
+	 * (unless a head's clock already runs, which bounds it anyway). */
+	if (rc == 0 && !s->head_ms && !s->closing && tls_conn_partial_record(s->tls)) {
+		session_head_begin(s);
+		s->record_clock = 1;
+	}
 	if (rc < 0) {
 		s->tls_failed = 1;
 		s->closing = 1;
@@ -225,7 +236,12 @@ static struct outbox *wire(struct session *s) { return s->tls ? tls_conn_cipher(
 void session_sent(struct session *s, size_t n)
 {
 	stat_add(STAT_bytes_out, n);
+	size_t pause = s->srv->cfg->read_pause;
+	bool was_full = session_pending(s) >= pause;
 	outbox_consume(wire(s), n);
+	/* A record's clock does not run while we would not read its rest. */
+	if (s->record_clock && was_full && session_pending(s) < pause)
+		s->head_ms = now_ms();
 	resume(s);
 	if (s->chat) /* publishers on other threads read it for the slow-consumer limits */
 		atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
@@ -331,6 +347,12 @@ bool session_deadline_expired(struct session *s)
 		return true;
 	}
 	s->head_ms = 0;
+	if (s->record_clock) {
+		stat_inc(STAT_header_timeouts);
+		log_info("tls: a record not complete within --header-timeout on connection %llu; closing", s->id);
+		s->closing = 1;
+		return true;
+	}
 	if (!s->proto) {
 		/* Still possibly a request line: too slow for HTTP, so it is not. */
 		adopt_mode_proto(s);

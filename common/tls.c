@@ -456,6 +456,13 @@ int tls_conn_encrypt(struct tls_conn *c, struct outbox *plain)
 	return flush_wbio(c);
 }
 
+bool tls_conn_partial_record(const struct tls_conn *c)
+{
+	/* tls_conn_input decrypts all it can, so what is still buffered (in the
+	 * read BIO or in OpenSSL's record buffer) is an incomplete record. */
+	return c->established && !c->failed && (BIO_ctrl_pending(c->rbio) > 0 || SSL_has_pending(c->ssl));
+}
+
 void tls_conn_shutdown(struct tls_conn *c)
 {
 	/* Nothing to say to a peer that never finished the handshake or broke

@@ -38,6 +38,9 @@ struct outbox *tls_conn_cipher(struct tls_conn *c);
 bool tls_conn_handshaking(const struct tls_conn *c);
 /* The peer sent close_notify: its end of stream, like a FIN (it may still read). */
 bool tls_conn_peer_closed(const struct tls_conn *c);
+/* After the handshake: OpenSSL holds the start of a record whose rest has not
+ * arrived (so nothing of it could be decrypted yet). */
+bool tls_conn_partial_record(const struct tls_conn *c);
 /* Queue close_notify. */
 void tls_conn_shutdown(struct tls_conn *c);
 

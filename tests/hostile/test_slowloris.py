@@ -119,6 +119,46 @@ def test_tls_hello_trickle_closed_at_deadline(ctx):
         print("measured: slowloris TLS hello: closed after %.1f s" % closed[0])
 
 
+def handshake_raw(s):
+    """Finish a TLS handshake over the plain socket s with a memory-BIO client,
+    so the test can then write raw TLS bytes of its choosing to s."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = weftest.client_ssl_context().wrap_bio(inc, out, server_hostname="localhost")
+    s.settimeout(10 * slow_factor())
+    for _ in range(100):
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            s.sendall(out.read())
+            data = s.recv(65536)
+            assert data, "the server closed during the handshake"
+            inc.write(data)
+    else:
+        raise AssertionError("the handshake did not finish")
+    s.sendall(out.read())
+
+
+def test_tls_record_trickle_closed_at_deadline(ctx):
+    """After the handshake, a record trickled byte by byte decrypts to
+    nothing until it is whole, so no protocol sees a head begin: the record
+    gets --header-timeout of its own (found by review: it held a connection
+    open as long as the idle timeout allowed, on every model)."""
+    with Weft(["--header-timeout", DEADLINE, "--handshake-timeout", DEADLINE]) as w:
+        before = w.metric("weft_errors_total", 'kind="header_timeout"')
+        s = raw_tls(w)
+        try:
+            handshake_raw(s)
+            # application data, 16384 bytes announced, then its body
+            closed, _ = trickle([s], bytes([0x17, 0x03, 0x03, 0x40, 0x00]) + b"\0" * 100)
+        finally:
+            s.close()
+        assert_closed_in_time(closed, 1, "slowloris TLS record")
+        assert wait_for(lambda: w.metric("weft_errors_total", 'kind="header_timeout"') == before + 1,
+                        5 * slow_factor()), "header_timeout was not counted"
+        print("measured: slowloris TLS record after the handshake: closed after %.1f s" % closed[0])
+
+
 # ---- (b) an HTTP head one byte at a time ---------------------------------------
 
 def http_408s(w):
