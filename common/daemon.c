@@ -37,6 +37,15 @@ void daemon_signals(struct server *srv)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
+void daemon_signals_off(void)
+{
+	/* Only the main thread takes these signals (daemon_thread_create), and
+	 * it runs this: once it returns, no handler can still be running. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	sig_srv = NULL;
+}
+
 int daemon_thread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
 {
 	sigset_t stop, old;

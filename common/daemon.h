@@ -11,6 +11,9 @@ struct config;
 
 /* SIGPIPE ignored; SIGINT/SIGTERM -> server_request_stop(srv). */
 void daemon_signals(struct server *srv);
+/* After the model stopped: SIGINT/SIGTERM are ignored from now on, so a late
+ * one cannot touch the server being torn down (or main's returned frame). */
+void daemon_signals_off(void);
 /* pthread_create() for every thread a model starts: the new thread blocks
  * SIGINT and SIGTERM, so the stop signals always reach the main thread and
  * never a worker asleep in a futex (where a sanitizer runtime may hold a

@@ -76,6 +76,9 @@ int main(int argc, char **argv)
 	if (rc == 0) {
 		daemon_signals(&srv);
 		rc = model->run(&srv);
+		/* A late SIGTERM (a second `weft stop`) must not reach srv, which
+		 * lives in this frame, after it is torn down or main returned. */
+		daemon_signals_off();
 		log_info("stopped: model=%s exit=%d", model->name, rc);
 	} else {
 		rc = 1;

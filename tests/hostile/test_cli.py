@@ -230,3 +230,35 @@ def test_start_leaves_a_pidfile_it_cannot_read_alone(ctx):
         assert path in err and "does not hold a pid" in err, "pidfile %r: %r" % (content, err)
         with open(path) as f:
             assert f.read() == content, "pidfile %r was changed" % content
+
+
+def test_signal_storm_during_stop_exits_cleanly(ctx):
+    """SIGTERM after SIGTERM (an impatient operator, a second 'weft stop')
+    until the process is gone: it must exit 0 every time. The handler used to
+    reach the server struct in main's frame after it was torn down, or after
+    main had returned: about 3 % of such stops died of SIGSEGV on pool. Each
+    round is one stop; the signals come every 0.2 ms until the process ends."""
+    import signal
+    rounds = ctx.scale(40, asan=4, minimum=8)
+    bad = []
+    for i in range(rounds):
+        p = subprocess.Popen([BIN] + MODEL_ARGS + ["--port", "0"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(0.1 * slow_factor())
+            end = time.monotonic() + 10 * slow_factor()
+            while p.poll() is None and time.monotonic() < end:
+                try:
+                    os.kill(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.0002)
+            _, err = p.communicate(timeout=10 * slow_factor())
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise AssertionError("round %d: weft did not exit under a stream of SIGTERMs" % i)
+        if p.returncode != 0:
+            bad.append((i, p.returncode, err.decode(errors="replace")[-300:]))
+    print("measured: SIGTERM storm during stop: %d of %d stops exited non-zero" % (len(bad), rounds))
+    assert not bad, "stops that did not exit 0: %r" % bad[:3]
