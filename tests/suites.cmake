@@ -2,7 +2,8 @@
 # as ctest tests run by tests/conformance/run.py against the real binary, once
 # per model variant (WEFT_VARIANTS, set by tests/conformance/CMakeLists.txt),
 # per binary (plain, ASan+UBSan, and TSan for the threaded variants when TSAN
-# is ON) and, for the suites named in TLS_SUITES, again with WEFT_TLS=1.
+# is ON) and, for the suites named in TLS_SUITES, again with WEFT_TLS=1 (a name
+# written SUITE:plain: over TLS with the plain binary only).
 # Test names: PREFIX.<suite>.<variant>[.asan|.tsan][.tls]; labels: LABEL, the
 # suite, the variant and the sanitizer. A new suite file joins automatically.
 set(WEFT_RUN ${CMAKE_CURRENT_LIST_DIR}/conformance/run.py)
@@ -31,6 +32,7 @@ function(weft_py_suites dir prefix label tls_suites tsan)
     get_filename_component(suite ${suite_file} NAME_WE)
     string(REGEX REPLACE "^test_" "" suite ${suite})
     list(FIND tls_suites ${suite} tls_idx)
+    list(FIND tls_suites ${suite}:plain tls_plain_idx) # over TLS with the plain binary only
     foreach(v ${WEFT_VARIANTS})
       string(REPLACE "|" ";" parts "${v}")
       list(GET parts 0 variant)
@@ -48,7 +50,7 @@ function(weft_py_suites dir prefix label tls_suites tsan)
         list(GET bparts 0 bin)
         list(GET bparts 1 san)
         weft_py_test(${prefix} ${label} ${suite_file} ${suite} ${variant} "${args}" ${bin} ${san} 0)
-        if(tls_idx GREATER -1)
+        if(tls_idx GREATER -1 OR (tls_plain_idx GREATER -1 AND san STREQUAL "none"))
           weft_py_test(${prefix} ${label} ${suite_file} ${suite} ${variant} "${args}" ${bin} ${san} 1)
         endif()
       endforeach()
