@@ -42,6 +42,10 @@ struct cconn {
 	char *out;
 	size_t out_len, out_off, out_cap;
 	bool connecting, up, dead, subscribed;
+	char chan[24];    /* the channel's name */
+	unsigned char chan_len;
+	unsigned char pre_len;
+	char pre[64];     /* SUB, RESP: the bytes every --size delivery starts with */
 	uint64_t *next;   /* SUB: next expected seq per publisher */
 	uint64_t seq;     /* PUB: next seq to publish */
 	uint64_t replies; /* PUB: PUBLISH replies received */
@@ -107,15 +111,6 @@ static int out_printf(struct cconn *c, const char *fmt, ...)
 	return 0;
 }
 
-static int out_put(struct cconn *c, const void *p, size_t n)
-{
-	if (out_reserve(c, n) < 0)
-		return -ENOMEM;
-	memcpy(c->out + c->out_len, p, n);
-	c->out_len += n;
-	return 0;
-}
-
 static int enc_subscribe(const struct wl_opts *o, struct cconn *c)
 {
 	char ch[32];
@@ -125,37 +120,100 @@ static int enc_subscribe(const struct wl_opts *o, struct cconn *c)
 	return out_printf(c, "/join %s\n", ch);
 }
 
-static char fill_char(uint64_t pub, uint64_t seq, size_t i)
+/* The fill: byte i of message (pub, seq) is 'a' + (pub * 7 + seq * 13 + i) % 26.
+ * alpha is "abc...z" repeated, so the fill from byte i on is the run that
+ * starts at alpha[(pub * 7 + seq * 13 + i) % 26]: making or checking it is a
+ * memcpy or memcmp. */
+static char *alpha;
+static size_t alpha_len;
+
+static int alpha_init(size_t size)
 {
-	return (char)('a' + (pub * 7 + seq * 13 + i) % 26);
+	alpha_len = size + 26;
+	alpha = malloc(alpha_len);
+	if (!alpha)
+		return -ENOMEM;
+	for (size_t i = 0; i < alpha_len; i++)
+		alpha[i] = (char)('a' + i % 26);
+	return 0;
+}
+
+/* A decimal number ending in ':' at *p (advanced past the ':'); false if malformed. */
+static bool take_num(const char **p, const char *end, uint64_t *v)
+{
+	const char *q = *p;
+	uint64_t x = 0;
+	if (q == end || *q < '0' || *q > '9')
+		return false;
+	while (q < end && *q >= '0' && *q <= '9' && q - *p < 20)
+		x = x * 10 + (uint64_t)(*q++ - '0');
+	if (q == end || *q != ':')
+		return false;
+	*v = x;
+	*p = q + 1;
+	return true;
+}
+
+/* Decimal digits of v at w; returns the end. */
+static char *put_u64(char *w, uint64_t v)
+{
+	char tmp[20];
+	int k = 0;
+	do
+		tmp[k++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (k)
+		*w++ = tmp[--k];
+	return w;
 }
 
 /* The payload: header then fill up to --size (never shorter than the header). */
 static size_t make_payload(const struct wl_opts *o, uint64_t pub, uint64_t seq, uint64_t ts, char *buf, size_t cap)
 {
-	int h = snprintf(buf, cap, "%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":", pub, seq, ts);
-	size_t n = o->size > (size_t)h ? o->size : (size_t)h;
+	char *w = buf;
+	w = put_u64(w, pub);
+	*w++ = ':';
+	w = put_u64(w, seq);
+	*w++ = ':';
+	w = put_u64(w, ts);
+	*w++ = ':';
+	size_t h = (size_t)(w - buf);
+	size_t n = o->size > h ? o->size : h;
 	if (n > cap)
 		n = cap;
-	for (size_t i = (size_t)h; i < n; i++)
-		buf[i] = fill_char(pub, seq, i);
+	if (n > h)
+		memcpy(w, alpha + (pub * 7 + seq * 13 + h) % 26, n - h);
 	return n;
 }
 
+/* PUBLISH <channel> <payload>: RESP or a line. The channel part is the same
+ * for every message of a connection (c->pre, made once). */
 static int enc_publish(const struct wl_opts *o, struct cconn *c, const char *pl, size_t n)
 {
-	char ch[32];
-	int cn = channel_str(c->channel, ch, sizeof(ch));
-	int rc;
-	if (o->resp)
-		rc = out_printf(c, "*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n$%zu\r\n", cn, ch, n);
-	else
-		rc = out_printf(c, "/pub %s ", ch);
-	if (rc == 0)
-		rc = out_put(c, pl, n);
-	if (rc == 0)
-		rc = out_put(c, o->resp ? "\r\n" : "\n", o->resp ? 2 : 1);
-	return rc;
+	char len[24];
+	char *e = len;
+	if (o->resp) {
+		e = put_u64(e, n);
+		*e++ = '\r';
+		*e++ = '\n';
+	}
+	if (out_reserve(c, c->pre_len + (size_t)(e - len) + n + 2) < 0)
+		return -ENOMEM;
+	char *w = c->out + c->out_len;
+	memcpy(w, c->pre, c->pre_len);
+	w += c->pre_len;
+	memcpy(w, len, (size_t)(e - len));
+	w += e - len;
+	memcpy(w, pl, n);
+	w += n;
+	if (o->resp) {
+		*w++ = '\r';
+		*w++ = '\n';
+	} else {
+		*w++ = '\n';
+	}
+	c->out_len = (size_t)(w - c->out);
+	return 0;
 }
 
 /* A decoded server frame. */
@@ -315,31 +373,24 @@ static void flush_delivered(struct cthread *t)
 	}
 }
 
-/* Check one delivery: payload, order per publisher, latency. */
-static void on_message(struct cthread *t, struct cconn *c, const struct ev *ev, uint64_t now)
+/* Check one delivery: channel, payload, order per publisher, latency. Lean on
+ * purpose (no formatting or scanning per message): the load generator must
+ * outrun the servers it drives, or a cell measures weft-load. */
+static void on_message(struct cthread *t, struct cconn *c, const char *chan, size_t chan_len, const char *pl,
+                       size_t n, uint64_t now)
 {
 	const struct wl_opts *o = t->o;
-	char chbuf[32];
-	int cn = channel_str(c->channel, chbuf, sizeof(chbuf));
-	char hdr[80];
-	size_t hl = ev->payload_len < sizeof(hdr) - 1 ? ev->payload_len : sizeof(hdr) - 1;
-	memcpy(hdr, ev->payload, hl);
-	hdr[hl] = 0;
+	const char *q = pl, *end = pl + n;
 	uint64_t pub, seq, ts;
-	int used = 0;
-	if ((size_t)cn != ev->chan_len || memcmp(chbuf, ev->chan, ev->chan_len) != 0 ||
-	    sscanf(hdr, "%" SCNu64 ":%" SCNu64 ":%" SCNu64 ":%n", &pub, &seq, &ts, &used) != 3 || used == 0 ||
-	    pub >= (uint64_t)o->publishers || pub % (uint64_t)o->channels != c->channel) {
+	if (chan_len != c->chan_len || memcmp(chan, c->chan, chan_len) != 0 || !take_num(&q, end, &pub) ||
+	    !take_num(&q, end, &seq) || !take_num(&q, end, &ts) || pub >= (uint64_t)o->publishers ||
+	    pub % (uint64_t)o->channels != c->channel) {
 		t->r.mismatches++;
 		return;
 	}
-	for (size_t i = (size_t)used; i < ev->payload_len; i++)
-		if (ev->payload[i] != fill_char(pub, seq, i)) {
-			t->r.mismatches++;
-			return;
-		}
-	size_t want = o->size > (size_t)used ? o->size : (size_t)used;
-	if (ev->payload_len != want) {
+	size_t used = (size_t)(q - pl);
+	size_t want = o->size > used ? o->size : used;
+	if (n != want || (n > used && memcmp(q, alpha + (pub * 7 + seq * 13 + used) % 26, n - used) != 0)) {
 		t->r.mismatches++;
 		return;
 	}
@@ -353,10 +404,22 @@ static void on_message(struct cthread *t, struct cconn *c, const struct ev *ev, 
 	t->local_delivered++;
 	if (ts >= t_warm) {
 		t->r.ops++;
-		t->r.bytes += ev->payload_len;
+		t->r.bytes += n;
 		wl_hist_add(&t->r.hist, now > ts ? now - ts : 0);
 		t->r.t_last = now;
 	}
+}
+
+/* RESP: a delivery of the usual length is its subscriber's fixed prefix, the
+ * payload and CRLF; 0 when the bytes at p are anything else (then the
+ * general parser decides), else the bytes used. */
+static long fast_message(struct cthread *t, struct cconn *c, const char *p, size_t n, uint64_t now)
+{
+	size_t len = c->pre_len + t->o->size + 2;
+	if (!c->pre_len || n < len || memcmp(p, c->pre, c->pre_len) != 0 || p[len - 2] != '\r' || p[len - 1] != '\n')
+		return 0;
+	on_message(t, c, c->chan, c->chan_len, p + c->pre_len, t->o->size, now);
+	return (long)len;
 }
 
 static void on_event(struct cthread *t, struct cconn *c, const struct ev *ev, uint64_t now)
@@ -370,7 +433,7 @@ static void on_event(struct cthread *t, struct cconn *c, const struct ev *ev, ui
 		break;
 	case EV_MESSAGE:
 		if (c->role == SUB)
-			on_message(t, c, ev, now);
+			on_message(t, c, ev->chan, ev->chan_len, ev->payload, ev->payload_len, now);
 		else
 			t->r.errors++;
 		break;
@@ -432,7 +495,12 @@ static int conn_read(struct cthread *t, struct cconn *c, uint64_t now)
 		size_t off = 0;
 		for (;;) {
 			struct ev ev;
-			long k = t->o->resp ? parse_resp(c->in + off, c->in_len - off, &ev) : parse_line(c->in + off, c->in_len - off, &ev);
+			long k = c->role == SUB && t->o->resp && c->pre_len ? fast_message(t, c, c->in + off, c->in_len - off, now) : 0;
+			if (k > 0) {
+				off += (size_t)k;
+				continue;
+			}
+			k = t->o->resp ? parse_resp(c->in + off, c->in_len - off, &ev) : parse_line(c->in + off, c->in_len - off, &ev);
 			if (k == 0)
 				break;
 			if (k < 0) {
@@ -716,7 +784,7 @@ int wl_chat_run(const struct wl_opts *o, struct wl_result *r)
 	struct cconn **all = calloc(total, sizeof(*all));
 	subs_per_channel = calloc((size_t)o->channels, sizeof(*subs_per_channel));
 	SSL_CTX *tls = o->tls ? wl_tls_ctx() : NULL;
-	int rc = (!ts || !all || !subs_per_channel || (o->tls && !tls)) ? -ENOMEM : 0;
+	int rc = (!ts || !all || !subs_per_channel || (o->tls && !tls) || alpha_init(o->size) < 0) ? -ENOMEM : 0;
 	for (unsigned i = 0; ts && i < nt; i++)
 		ts[i].ep = -1;
 	atomic_store(&subscribed, 0);
@@ -735,6 +803,17 @@ int wl_chat_run(const struct wl_opts *o, struct wl_result *r)
 		c->role = i < (unsigned)o->subscribers ? SUB : PUB;
 		c->num = c->role == SUB ? i : i - (unsigned)o->subscribers;
 		c->channel = c->num % (unsigned)o->channels;
+		c->chan_len = (unsigned char)channel_str(c->channel, c->chan, sizeof(c->chan));
+		int k = 0;
+		if (c->role == SUB && o->resp && o->size <= 4096)
+			k = snprintf(c->pre, sizeof(c->pre), "*3\r\n$7\r\nmessage\r\n$%u\r\n%s\r\n$%zu\r\n",
+			             (unsigned)c->chan_len, c->chan, o->size);
+		else if (c->role == PUB && o->resp)
+			k = snprintf(c->pre, sizeof(c->pre), "*3\r\n$7\r\nPUBLISH\r\n$%u\r\n%s\r\n$", (unsigned)c->chan_len,
+			             c->chan);
+		else if (c->role == PUB)
+			k = snprintf(c->pre, sizeof(c->pre), "/pub %s ", c->chan);
+		c->pre_len = k > 0 && (size_t)k < sizeof(c->pre) ? (unsigned char)k : 0;
 		if (c->role == SUB) {
 			subs_per_channel[c->channel]++;
 			c->next = calloc((size_t)o->publishers, sizeof(*c->next));
@@ -782,6 +861,8 @@ int wl_chat_run(const struct wl_opts *o, struct wl_result *r)
 	free(ts);
 	free(subs_per_channel);
 	subs_per_channel = NULL;
+	free(alpha);
+	alpha = NULL;
 	SSL_CTX_free(tls);
 	return rc;
 }
