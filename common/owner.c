@@ -26,15 +26,26 @@ void owner_init(struct owner *o, void (*wake)(struct owner *o), void *model_data
 	o->signalled = false;
 	o->wake = wake;
 	o->model_data = model_data;
+	o->local = NULL;
+	o->nlocal = o->local_cap = 0;
 }
 
-void owner_destroy(struct owner *o) { pthread_mutex_destroy(&o->lock); }
+void owner_destroy(struct owner *o)
+{
+	free(o->local);
+	pthread_mutex_destroy(&o->lock);
+}
 
-/* Would one more message of len bytes put s over a limit? (owner->lock) */
-static int slow_verdict(struct session *s, size_t len)
+static _Thread_local struct owner *bound_here;
+
+void owner_bind(struct owner *o) { bound_here = o; }
+
+/* Would one more message of len bytes put s over a limit, with unsent bytes
+ * waiting already? (owner->lock, or the owner thread under the exchange lock) */
+static int slow_verdict(struct session *s, size_t unsent, size_t len)
 {
 	const struct config *cfg = s->srv->cfg;
-	size_t unsent = atomic_load_explicit(&s->unsent, memory_order_relaxed) + s->mail_bytes + len;
+	unsent += len;
 	if (cfg->outbox_hard && unsent > cfg->outbox_hard)
 		return SLOW_HARD;
 	if (!cfg->outbox_soft || unsent <= cfg->outbox_soft) {
@@ -53,18 +64,76 @@ static _Thread_local unsigned long posts_here;
 
 unsigned long owner_posts_here(void) { return posts_here; }
 
+/* Note s for the owner's next owner_drain(); false on ENOMEM. */
+static bool local_note(struct owner *o, struct session *s)
+{
+	if (s->local_queued)
+		return true;
+	if (o->nlocal == o->local_cap) {
+		unsigned cap = o->local_cap ? o->local_cap * 2 : 64;
+		struct session **v = realloc(o->local, cap * sizeof(*v));
+		if (!v)
+			return false;
+		o->local = v;
+		o->local_cap = cap;
+	}
+	o->local[o->nlocal++] = s;
+	s->local_queued = true;
+	return true;
+}
+
+/* Queue s for owner_drain with no mail: it holds a slow-consumer verdict. */
+static void queue_locked(struct owner *o, struct session *s)
+{
+	if (!s->mail_queued) {
+		s->mail_queued = true;
+		s->mail_next = o->ready;
+		o->ready = s;
+	}
+}
+
+/* The owner thread posting to its own session with no mail waiting (mail
+ * would have to go out first): append now, judged on the real output.
+ * False: take the mailbox path. */
+static bool post_local(struct session *s, struct msg *m, int *rc)
+{
+	struct owner *o = s->owner;
+	if (o != bound_here || s->mail_count || s->slow)
+		return false;
+	int verdict = slow_verdict(s, session_pending(s), m->len);
+	if (verdict) {
+		/* owner_drain acts on it (chat_slow_consumer), outside the
+		 * exchange lock; this thread drains before it sleeps. */
+		pthread_mutex_lock(&o->lock);
+		s->slow = (unsigned char)verdict;
+		queue_locked(o, s);
+		pthread_mutex_unlock(&o->lock);
+		*rc = -ENOBUFS;
+		return true;
+	}
+	if (!local_note(o, s))
+		return false;
+	*rc = 0;
+	if (!s->slow_closed && session_write_msg(s, m) < 0)
+		session_close_after_flush(s);
+	atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
+	return true;
+}
+
 int owner_post(struct session *s, struct msg *m)
 {
 	posts_here++;
 	struct owner *o = s->owner;
 	bool wake = false;
 	int rc = 0;
+	if (post_local(s, m, &rc))
+		return rc;
 	pthread_mutex_lock(&o->lock);
 	if (s->slow) {
 		rc = -ENOBUFS; /* already condemned; its owner is dropping it */
 		goto out;
 	}
-	s->slow = slow_verdict(s, m->len);
+	s->slow = slow_verdict(s, atomic_load_explicit(&s->unsent, memory_order_relaxed) + s->mail_bytes, m->len);
 	if (s->slow) {
 		rc = -ENOBUFS;
 		goto queue; /* no mail, but the owner must look at it */
@@ -83,12 +152,8 @@ int owner_post(struct session *s, struct msg *m)
 	s->mail[s->mail_count++] = msg_ref(m);
 	s->mail_bytes += m->len;
 queue:
-	if (!s->mail_queued) {
-		s->mail_queued = true;
-		s->mail_next = o->ready;
-		o->ready = s;
-	}
-	if (!o->signalled)
+	queue_locked(o, s);
+	if (!o->signalled && o != bound_here) /* the owner itself drains before it sleeps */
 		wake = o->signalled = true;
 out:
 	pthread_mutex_unlock(&o->lock);
@@ -139,6 +204,32 @@ static int grow_taken(struct taken **t, struct taken *stack, size_t *cap)
 	return 0;
 }
 
+/* Tell the model about the sessions local posts appended to. The list is
+ * taken whole first: a ready() may post, and so note sessions, again. */
+static void local_ready(struct owner *o, void (*ready)(struct session *s, void *arg), void *arg)
+{
+	if (!o->nlocal)
+		return;
+	struct session **v = o->local;
+	unsigned n = o->nlocal, cap = o->local_cap;
+	o->local = NULL;
+	o->nlocal = o->local_cap = 0;
+	for (unsigned i = 0; i < n; i++)
+		if (v[i])
+			v[i]->local_queued = false;
+	/* Each session is on the list once, so one that ready() frees is
+	 * never looked at again. */
+	for (unsigned i = 0; i < n; i++)
+		if (v[i])
+			ready(v[i], arg);
+	if (!o->local) { /* keep the array for the next turn */
+		o->local = v;
+		o->local_cap = cap;
+	} else {
+		free(v);
+	}
+}
+
 void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), void *arg)
 {
 	/* The first DRAIN_STACK sessions need no allocation, so every drain
@@ -171,11 +262,14 @@ void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), v
 
 	for (size_t i = 0; i < nt; i++)
 		deliver(&t[i]);
-	/* ready() may free the session it is given, so call it last. */
+	/* ready() may free the session it is given, so call it last. A session
+	 * on both lists is told twice, which is harmless; one that a ready()
+	 * freed here is gone from the local list (owner_forget clears it). */
 	for (size_t i = 0; i < nt; i++)
 		ready(t[i].s, arg);
 	if (t != stack)
 		free(t);
+	local_ready(o, ready, arg);
 }
 
 void owner_flush(struct session *s)
@@ -198,6 +292,12 @@ void owner_flush(struct session *s)
 void owner_forget(struct session *s)
 {
 	struct owner *o = s->owner;
+	if (s->local_queued) {
+		for (unsigned i = 0; i < o->nlocal; i++)
+			if (o->local[i] == s)
+				o->local[i] = NULL;
+		s->local_queued = false;
+	}
 	pthread_mutex_lock(&o->lock);
 	if (s->mail_queued) {
 		struct session **pp = &o->ready;

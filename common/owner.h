@@ -8,6 +8,14 @@
  * which moves queued messages into outboxes and tells the model which
  * sessions now have something to write.
  *
+ * Within one loop no lock and no wake: when the publisher runs on the
+ * subscriber's own owner thread (owner_bind), owner_post() appends straight
+ * to the outbox and only notes the session; the model's next owner_drain()
+ * (which it makes whenever owner_posts_here() moved, before it sleeps) tells
+ * it which sessions have output. That needs no owner lock because every
+ * owner_post() runs under the exchange lock (exchange.h): the fields the
+ * mailbox keeps are written either by the owner thread or under that lock.
+ *
  * Lock order (global, never reversed): exchange lock -> owner lock.
  * Nothing is called with an owner lock held except memory operations. */
 #ifndef WEFT_OWNER_H
@@ -25,12 +33,23 @@ struct owner {
 	bool signalled;            /* wake() called since the last drain (lock) */
 	void (*wake)(struct owner *o); /* set by the model; must be thread-safe */
 	void *model_data;          /* for the model's wake() */
+	/* Sessions that received deliveries posted on this owner's own thread
+	 * (owner thread only; session->local_queued). */
+	struct session **local;
+	unsigned nlocal, local_cap;
 };
 
 void owner_init(struct owner *o, void (*wake)(struct owner *o), void *model_data);
 void owner_destroy(struct owner *o);
 
-/* From any thread: queue a reference to m for s. Returns 0, or -ENOBUFS if s
+/* On the owner thread, once before it serves: posts made on this thread to
+ * o's sessions are local (no lock, no wake; see above). A model that binds
+ * must call owner_drain() before it sleeps whenever owner_posts_here() has
+ * moved since its last drain. */
+void owner_bind(struct owner *o);
+
+/* From any thread, with the exchange lock held: queue a reference to m for
+ * s (or, from s's bound owner thread, append m to its output). Returns 0, or -ENOBUFS if s
  * is over its slow-consumer hard limit (the message is not queued; s will
  * be closed by its owner), or -ENOMEM. */
 int owner_post(struct session *s, struct msg *m);

@@ -13,6 +13,7 @@
 #include "tls.h"
 
 #define SESSION_IOV_BATCH 16 /* iovecs per sendmsg() */
+#define SESSION_COPY_MAX 1024 /* a delivery up to this size is copied, not referenced */
 
 static atomic_ullong next_id = 1;
 
@@ -60,6 +61,11 @@ int session_write(struct session *s, const void *p, size_t n)
 
 int session_write_msg(struct session *s, struct msg *m)
 {
+	/* Small messages are copied next to what is already queued, so one
+	 * write carries many deliveries (Redis copies replies into a client's
+	 * buffer the same way); large ones are shared by reference. */
+	if (m->len <= SESSION_COPY_MAX)
+		return session_write(s, m->data, m->len);
 	if (outbox_append_msg(&s->out, m) == 0)
 		return 0;
 	stat_inc(STAT_oom_errors);

@@ -78,6 +78,7 @@ struct session {
 	bool tls_failed : 1;
 	bool slow_closed : 1;      /* the owner acted on a slow-consumer verdict (owner.c) */
 	bool in_paused : 1;        /* s->in holds input that waits for the output to drain */
+	bool local_queued : 1;     /* noted on owner->local (owner.h) */
 	bool record_clock : 1;     /* head_ms runs for a TLS record that is not complete yet */
 	/* owner.h mailbox bookkeeping (guarded by owner->lock). Not in the same
 	 * word as the owner thread's bits above: a compiler may read neighbouring

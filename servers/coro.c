@@ -58,6 +58,7 @@ struct loop {
 	bool stopping;
 	char *rbuf;
 	bool published;         /* the input read_once() just handed over published */
+	unsigned long posts;    /* owner_posts_here() at the last drain */
 	unsigned long drained;  /* sessions mail_ready() made ready, ever */
 	struct startup *startup;
 	pthread_t thr;
@@ -291,8 +292,28 @@ static void mail_ready(struct session *s, void *arg)
 static bool drain_mail(struct loop *l)
 {
 	unsigned long before = l->drained;
+	l->posts = owner_posts_here();
 	owner_drain(&l->owner, mail_ready, l);
 	return l->drained != before;
+}
+
+/* Before the scheduler sleeps: deliveries this loop posted to its own
+ * sessions (owner_bind) since the last drain - from input that resumed as
+ * output drained, say - are made ready now, not after a wake-up. */
+static void loop_before_sleep(struct sched *sch)
+{
+	struct loop *l = sch->data;
+	if (owner_posts_here() != l->posts)
+		drain_mail(l);
+}
+
+/* The scheduler's own thread: bind the mailbox, then run. */
+static int loop_serve(struct loop *l)
+{
+	owner_bind(&l->owner);
+	l->posts = owner_posts_here();
+	l->sch.before_sleep = loop_before_sleep;
+	return sched_run(&l->sch);
 }
 
 static int wake_run(struct sched *sch, struct task *t)
@@ -419,7 +440,7 @@ static void *loop_thread(void *arg)
 	l->startup->running++;
 	pthread_cond_signal(&l->startup->cond);
 	pthread_mutex_unlock(&l->startup->lock);
-	l->rc = sched_run(&l->sch);
+	l->rc = loop_serve(l);
 	if (l->rc < 0)
 		server_request_stop(l->srv); /* the others stop too */
 	return NULL;
@@ -473,7 +494,7 @@ static int run(struct server *srv)
 			rc = -EAGAIN;
 			server_request_stop(srv);
 		}
-		if (sched_run(&loops[0].sch) < 0) {
+		if (loop_serve(&loops[0]) < 0) {
 			rc = -EIO;
 			server_request_stop(srv);
 		}

@@ -786,10 +786,12 @@ static void *thread_main(void *arg)
 	report(t->sh, rc);
 	if (t->idx == 0)
 		wait_all_ready(t);
-	if (rc == 0)
+	if (rc == 0) {
+		owner_bind(&t->owner);
 		loop(t);
-	else
+	} else {
 		t->rc = 1;
+	}
 	thread_teardown(t);
 	return NULL;
 }

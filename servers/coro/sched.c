@@ -268,6 +268,11 @@ int sched_run(struct sched *sch)
 		run_ready(sch);
 		if (sch->live <= 0)
 			break;
+		if (sch->before_sleep) {
+			sch->before_sleep(sch);
+			if (sch->ready)
+				continue;
+		}
 		int timeout = sch->ready ? 0 : next_timeout(sch);
 		int n = sch->ops->wait(sch->poller, timeout, sch->fired, (int)(sizeof(sch->fired) / sizeof(sch->fired[0])));
 		sch->now = clock_now(sch);

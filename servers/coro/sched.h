@@ -57,6 +57,9 @@ struct sched {
 	long long epoch;            /* now_ms() at start */
 	uint32_t now;               /* ms since epoch, refreshed after each poll */
 	int live;                   /* run() returns once this is 0 (kept by the user) */
+	/* Called when nothing is ready, before the poller may sleep (may poke
+	 * tasks: the scheduler then runs them first). NULL = none. */
+	void (*before_sleep)(struct sched *sch);
 	struct poller_event fired[1024];
 };
 

@@ -1,8 +1,9 @@
 /* test_exchange.c - the chat exchange without a network: wire forms and
- * sharing, many publisher threads against owner threads
- * that subscribe, unsubscribe, attach and detach sessions while messages
- * flow (one order for everyone, nothing lost or doubled, every msg freed),
- * and the slow-consumer limits of owner_post. */
+ * sharing, many publisher threads against owner threads that publish to
+ * their own sessions (owner_bind: no lock, no wake), subscribe, unsubscribe,
+ * attach and detach sessions while messages flow (one order for everyone,
+ * nothing lost or doubled, every msg freed), local delivery's bookkeeping,
+ * and the slow-consumer limits of owner_post, bound and not. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -92,7 +93,7 @@ static void test_forms(void)
 {
 	long live0 = msg_live_count();
 	struct owner o;
-	owner_init(&o, no_wake, NULL);
+	owner_init(&o, no_wake, NULL); /* not bound: every post is mail, as from another thread */
 	struct session *a = conn(&o, EX_RESP), *b = conn(&o, EX_RESP), *l = conn(&o, EX_LINE), *p = conn(&o, EX_RESP);
 	CHECK(chat_subscribe(a, "news", 4, false) == 1);
 	CHECK(chat_subscribe(a, "news", 4, false) == 0);
@@ -147,15 +148,19 @@ static void test_forms(void)
 #define PER_OWNER 6 /* sessions: 0 and 1 stay, the rest churn */
 #define MESSAGES 3000
 
-static atomic_bool publishing_done;
+static atomic_bool publishing_done, owners_stop_publishing;
+static atomic_int owners_quiet;
 
 struct owner_thread {
 	struct owner o;
 	pthread_t thr;
+	int id;
 	struct session *s[PER_OWNER];
 	char *out[PER_OWNER];
 	size_t len[PER_OWNER];
 	unsigned rnd;
+	int published; /* its own messages, delivered locally to its sessions */
+	bool quiet;
 };
 
 static void *publisher(void *arg)
@@ -171,6 +176,14 @@ static void *publisher(void *arg)
 
 static void owner_step(struct owner_thread *t, bool churn)
 {
+	if (churn && !atomic_load(&owners_stop_publishing)) {
+		char m[32];
+		int n = snprintf(m, sizeof(m), "p%d:%d", PUBLISHERS + t->id, t->published++);
+		exchange_publish(srv.ex, "c", 1, "pub", m, (size_t)n);
+	} else if (churn && !t->quiet) {
+		t->quiet = true; /* after its last publish, in program order */
+		atomic_fetch_add(&owners_quiet, 1);
+	}
 	owner_drain(&t->o, no_ready, NULL);
 	for (int i = 0; i < PER_OWNER; i++)
 		take(t->s[i], &t->out[i], &t->len[i]);
@@ -196,6 +209,7 @@ static void owner_step(struct owner_thread *t, bool churn)
 static void *owner_main(void *arg)
 {
 	struct owner_thread *t = arg;
+	owner_bind(&t->o);
 	while (!atomic_load(&publishing_done)) {
 		owner_step(t, true);
 		struct timespec ts = {0, 50000};
@@ -262,8 +276,11 @@ static void test_threads(void)
 	long live0 = msg_live_count();
 	static struct owner_thread ot[OWNERS];
 	atomic_store(&publishing_done, false);
+	atomic_store(&owners_stop_publishing, false);
+	atomic_store(&owners_quiet, 0);
 	for (int t = 0; t < OWNERS; t++) {
 		owner_init(&ot[t].o, no_wake, NULL);
+		ot[t].id = t;
 		ot[t].rnd = (unsigned)t * 7919u + 1;
 		for (int i = 0; i < PER_OWNER; i++) {
 			ot[t].s[i] = conn(&ot[t].o, i % 2 ? EX_RESP : EX_LINE);
@@ -277,6 +294,13 @@ static void test_threads(void)
 		pthread_create(&pub[p], NULL, publisher, (void *)p);
 	for (int p = 0; p < PUBLISHERS; p++)
 		pthread_join(pub[p], NULL);
+	/* The owners stop publishing first, so each one's last drain sees
+	 * everything any of them published. */
+	atomic_store(&owners_stop_publishing, true);
+	while (atomic_load(&owners_quiet) < OWNERS) {
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
 	atomic_store(&publishing_done, true);
 	for (int t = 0; t < OWNERS; t++)
 		pthread_join(ot[t].thr, NULL);
@@ -284,12 +308,17 @@ static void test_threads(void)
 	/* the stable subscribers all saw every message once, in one order */
 	char **ref = NULL;
 	int nref = payloads(ot[0].out[0], ot[0].len[0], false, &ref);
-	CHECK(nref == PUBLISHERS * MESSAGES);
-	int next[PUBLISHERS] = {0};
+	int own = 0;
+	for (int t = 0; t < OWNERS; t++) {
+		CHECK(ot[t].published > 0);
+		own += ot[t].published;
+	}
+	CHECK(nref == PUBLISHERS * MESSAGES + own);
+	int next[PUBLISHERS + OWNERS] = {0};
 	bool per_pub_order = nref > 0;
 	for (int i = 0; i < nref; i++) {
 		int id, seq;
-		if (sscanf(ref[i], "p%d:%d", &id, &seq) != 2 || id < 0 || id >= PUBLISHERS || seq != next[id]++)
+		if (sscanf(ref[i], "p%d:%d", &id, &seq) != 2 || id < 0 || id >= PUBLISHERS + OWNERS || seq != next[id]++)
 			per_pub_order = false;
 	}
 	CHECK(per_pub_order);
@@ -313,14 +342,114 @@ static void test_threads(void)
 	CHECK(msg_live_count() == live0);
 }
 
+/* ---- local delivery (owner_bind) ---- */
+
+static int wakes;
+static void count_wake(struct owner *o) { (void)o, wakes++; }
+
+struct readied {
+	struct session *v[8];
+	int n;
+	bool free_them;
+};
+
+static void note_ready(struct session *s, void *arg)
+{
+	struct readied *r = arg;
+	if (r->n < 8)
+		r->v[r->n++] = s;
+	if (r->free_them)
+		conn_free(s);
+}
+
+static void *foreign_publish(void *arg)
+{
+	exchange_publish(srv.ex, "c", 1, "x", arg, strlen(arg));
+	return NULL;
+}
+
+static void publish_elsewhere(const char *m)
+{
+	pthread_t th;
+	pthread_create(&th, NULL, foreign_publish, (void *)m);
+	pthread_join(th, NULL);
+}
+
+static void test_local(void)
+{
+	long live0 = msg_live_count();
+	struct owner o;
+	owner_init(&o, count_wake, NULL);
+	owner_bind(&o);
+	wakes = 0;
+	struct session *a = conn(&o, EX_LINE), *b = conn(&o, EX_LINE);
+	chat_subscribe(a, "c", 1, false);
+	chat_subscribe(b, "c", 1, false);
+	/* From the owner's own thread: straight into the output, copied (a
+	 * small message leaves no msg behind), no mail, no wake. */
+	CHECK(exchange_publish(srv.ex, "c", 1, "x", "m1", 2) == 2);
+	CHECK(a->mail_count == 0 && session_pending(a) == strlen("MSG c x m1\n") && wakes == 0);
+	CHECK(msg_live_count() == live0 + 2); /* a's and b's output chunks, nothing shared */
+	struct readied r = {0};
+	owner_drain(&o, note_ready, &r);
+	CHECK(r.n == 2 && r.v[0] != r.v[1] && (r.v[0] == a || r.v[0] == b) && (r.v[1] == a || r.v[1] == b));
+	r.n = 0;
+	owner_drain(&o, note_ready, &r);
+	CHECK(r.n == 0); /* told once */
+
+	/* Mail from another thread goes first: a later local post queues behind it. */
+	publish_elsewhere("m2");
+	CHECK(a->mail_count == 1 && wakes == 1);
+	CHECK(exchange_publish(srv.ex, "c", 1, "x", "m3", 2) == 2);
+	CHECK(a->mail_count == 2);
+	owner_drain(&o, note_ready, &r);
+	char *out = NULL;
+	size_t len = 0;
+	take(a, &out, &len);
+	CHECK(len && strcmp(out, "MSG c x m1\nMSG c x m2\nMSG c x m3\n") == 0);
+	len = 0;
+	take(b, &out, &len);
+
+	/* A large message is shared by reference, not copied. */
+	char big[3000];
+	memset(big, 'y', sizeof(big));
+	CHECK(exchange_publish(srv.ex, "c", 1, "x", big, sizeof(big)) == 2);
+	CHECK(msg_live_count() == live0 + 1); /* one msg, shared by a and b */
+
+	/* A session freed while noted is forgotten: on the local list ... */
+	conn_free(b);
+	r.n = 0;
+	owner_drain(&o, note_ready, &r);
+	CHECK(r.n == 1 && r.v[0] == a);
+	/* ... and while the drain walks the lists: a is on both (local first,
+	 * then mail), and ready() frees it the first time it is told. */
+	b = conn(&o, EX_LINE);
+	chat_subscribe(b, "c", 1, false);
+	len = 0;
+	take(a, &out, &len);
+	CHECK(exchange_publish(srv.ex, "c", 1, "x", "m4", 2) == 2);
+	publish_elsewhere("m5");
+	CHECK(a->mail_count == 1 && a->local_queued);
+	r = (struct readied){.free_them = true};
+	owner_drain(&o, note_ready, &r);
+	CHECK(r.n == 2); /* a and b once each (ASan: never after the free) */
+	free(out);
+	owner_bind(NULL);
+	owner_destroy(&o);
+	CHECK(exchange_subscribers(srv.ex, "c", 1) == 0);
+	CHECK(msg_live_count() == live0);
+}
+
 /* ---- slow consumers ---- */
 
-static void test_slow(void)
+static void test_slow(bool bound)
 {
 	long live0 = msg_live_count();
 	uint64_t hard0 = stat_sum(STAT_slow_hard), soft0 = stat_sum(STAT_slow_soft);
 	struct owner o;
 	owner_init(&o, no_wake, NULL);
+	if (bound)
+		owner_bind(&o); /* local posts: the verdict comes from the real output */
 	cfg.outbox_hard = 10000;
 	cfg.outbox_soft = 0;
 	struct session *slow = conn(&o, EX_LINE), *fast = conn(&o, EX_RESP);
@@ -377,6 +506,7 @@ static void test_slow(void)
 	cfg.outbox_hard = 32 << 20;
 	cfg.outbox_soft = 8 << 20;
 	cfg.outbox_soft_ms = 60000;
+	owner_bind(NULL);
 	CHECK(msg_live_count() == live0);
 }
 
@@ -385,7 +515,9 @@ int main(void)
 	setup();
 	test_forms();
 	test_threads();
-	test_slow();
+	test_local();
+	test_slow(false);
+	test_slow(true);
 	exchange_free(srv.ex);
 	return check_done();
 }
