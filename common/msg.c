@@ -11,16 +11,18 @@ static atomic_long live;
  * keep-alive connection that sends one small reply at a time, or a loop that
  * fills a chunk for each of a thousand subscribers per turn, does not go to
  * malloc per chunk (measured: malloc was 19 % of a 1 -> 1000 fan-out with a
- * 32-entry cache). The array grows with use, so a thread that never holds
- * many chunks at once (threads, pool) keeps a small one. A msg may be freed
- * on another thread than the one that made it; it simply joins that
- * thread's cache. */
+ * 32-entry cache). A thread keeps at most 32 unless it asks for more
+ * (msg_cache_limit: the event loops, which serve many connections each); a
+ * worker serving one connection must not keep megabytes after a burst. The
+ * array grows with use. A msg may be freed on another thread than the one
+ * that made it; it simply joins that thread's cache. */
 #define MSG_CACHE_SIZE 4096
-#define MSG_CACHE_MAX 1024
+#define MSG_CACHE_DEFAULT 32
 
 struct msg_cache {
 	struct msg **m;
 	int n, cap;
+	int max; /* 0 = MSG_CACHE_DEFAULT */
 };
 static _Thread_local struct msg_cache cache;
 static pthread_key_t cache_key;
@@ -36,14 +38,16 @@ static void cache_release(void *p)
 	c->cap = 0;
 }
 
-/* Room for one more cached msg? Grows the array (doubling) up to MSG_CACHE_MAX. */
+/* Room for one more cached msg? Grows the array (doubling) up to the thread's limit. */
 static bool cache_room(struct msg_cache *c)
 {
+	int lim = c->max ? c->max : MSG_CACHE_DEFAULT;
+	if (c->n >= lim)
+		return false;
 	if (c->n < c->cap)
 		return true;
-	if (c->cap >= MSG_CACHE_MAX)
-		return false;
 	int cap = c->cap ? c->cap * 2 : 16;
+	cap = cap < lim ? cap : lim;
 	struct msg **v = realloc(c->m, (size_t)cap * sizeof(*v));
 	if (!v)
 		return false;
@@ -99,5 +103,9 @@ void msg_unref(struct msg *m)
 	}
 	free(m);
 }
+
+void msg_cache_limit(int max) { cache.max = max; }
+
+int msg_cached_here(void) { return cache.n; }
 
 long msg_live_count(void) { return atomic_load_explicit(&live, memory_order_relaxed); }

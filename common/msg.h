@@ -28,6 +28,11 @@ static inline struct msg *msg_ref(struct msg *m)
 	return m;
 }
 void msg_unref(struct msg *m);
+/* This thread keeps up to max freed chunk-sized msgs for reuse (default 32):
+ * for a loop thread that fills a chunk for each of many connections per turn. */
+void msg_cache_limit(int max);
+/* Msgs this thread's cache holds now (for tests). */
+int msg_cached_here(void);
 /* Live msgs in the process (for tests: returns to its start value when all are freed). */
 long msg_live_count(void);
 

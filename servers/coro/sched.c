@@ -268,8 +268,8 @@ int sched_run(struct sched *sch)
 		run_ready(sch);
 		if (sch->live <= 0)
 			break;
-		if (sch->before_sleep) {
-			sch->before_sleep(sch);
+		if (!sch->ready && sch->before_sleep) {
+			sch->before_sleep(sch); /* about to sleep: it may make tasks ready */
 			if (sch->ready)
 				continue;
 		}

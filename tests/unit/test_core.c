@@ -1,5 +1,6 @@
 /* test_core.c - buf, msg, outbox and protocol detection. */
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -146,6 +147,39 @@ static void test_outbox(void)
 	CHECK(msg_live_count() == live0);
 }
 
+/* The chunk cache: a thread keeps 32 freed chunks unless it asked for more
+ * (a worker must not keep megabytes after one burst). Run on fresh threads. */
+static void *cache_burst(void *arg)
+{
+	int limit = (int)(long)arg;
+	if (limit)
+		msg_cache_limit(limit);
+	struct msg *m[300];
+	for (int i = 0; i < 300; i++)
+		m[i] = msg_new(4096);
+	for (int i = 0; i < 300; i++)
+		msg_unref(m[i]);
+	return (void *)(long)msg_cached_here();
+}
+
+static int burst_on_thread(int limit)
+{
+	pthread_t th;
+	void *r = NULL;
+	pthread_create(&th, NULL, cache_burst, (void *)(long)limit);
+	pthread_join(th, &r);
+	return (int)(long)r;
+}
+
+static void test_msg_cache(void)
+{
+	long live0 = msg_live_count();
+	CHECK(burst_on_thread(0) == 32);
+	CHECK(burst_on_thread(1024) == 300);
+	CHECK(burst_on_thread(100) == 100);
+	CHECK(msg_live_count() == live0);
+}
+
 static void test_detect(void)
 {
 	struct config cfg;
@@ -199,6 +233,7 @@ int main(void)
 {
 	test_buf();
 	test_outbox();
+	test_msg_cache();
 	test_detect();
 	test_config();
 	return check_done();
