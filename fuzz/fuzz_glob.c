@@ -1,4 +1,4 @@
-/* fuzz_glob.c - libFuzzer target for common/glob.c: every answer must be the
+/* fuzz_glob.c - libFuzzer target for common/pubsub/glob.c: every answer must be the
  * reference matcher's (glob_ref.h, Redis' rules walked plainly), and no
  * byte outside the pattern or the name may be read (both are exact-size heap
  * copies, so ASan sees a read past either end).

@@ -1,5 +1,5 @@
 /* fuzz_line.c - libFuzzer target for the netcat chat line protocol
- * (common/chat_line.c) over a real exchange (see chat_harness.h for the
+ * (common/protocols/chat_line.c) over a real exchange (see chat_harness.h for the
  * oracles). Whole or split, the same lines come back: deliveries of one's own
  * messages go through the mailbox and may interleave differently with the
  * replies, so the lines are compared as sorted sets, and each must end in LF. */

@@ -1,4 +1,4 @@
-/* fuzz_outbox.c - libFuzzer target for the outbox (common/outbox.c) as every
+/* fuzz_outbox.c - libFuzzer target for the outbox (common/core/outbox.c) as every
  * model drives it: copy and shared appends, iovecs, a write in flight that
  * pins what it was given and completes later (io_uring), partial sends,
  * drop-unstarted (a slow consumer) and close, in the order the input says.

@@ -1,5 +1,5 @@
 /* fuzz_resp.c - libFuzzer target for the RESP2 parser and pub/sub commands
- * (common/resp.c) over a real exchange (see chat_harness.h for the oracles).
+ * (common/protocols/resp.c) over a real exchange (see chat_harness.h for the oracles).
  * The input is a client's byte stream after a leading '*' (detection would
  * not pick RESP otherwise). The replies must be identical whether the bytes
  * arrive at once or cut at a split point taken from the input. */

@@ -1,6 +1,7 @@
 # Each fuzz/fuzz_NAME.c is compiled with clang together with common/*.c,
 # instrumented for libFuzzer + ASan + UBSan, and run by ctest for a bounded
 # time on a scratch copy of its checked-in corpus (fuzz/corpus/NAME).
+list(TRANSFORM WEFT_COMMON_DIRS PREPEND -I OUTPUT_VARIABLE WEFT_FUZZ_INCLUDES)
 set(WEFT_FUZZ_SECONDS 10 CACHE STRING "seconds each fuzzer runs in the test suite")
 foreach(src ${WEFT_FUZZERS})
   get_filename_component(name ${src} NAME_WE)
@@ -8,7 +9,7 @@ foreach(src ${WEFT_FUZZERS})
   add_custom_command(OUTPUT ${bin}
     COMMAND ${WEFT_FUZZ_CC} -g -O1 -std=c17 -D_GNU_SOURCE -DWEFT_VERSION="fuzz"
             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-            -I${CMAKE_SOURCE_DIR}/common ${src} ${WEFT_COMMON_SRC} -lssl -lcrypto -lpthread -o ${bin}
+            ${WEFT_FUZZ_INCLUDES} ${src} ${WEFT_COMMON_SRC} -lssl -lcrypto -lpthread -o ${bin}
     DEPENDS ${src} ${WEFT_COMMON_SRC}
     COMMENT "libFuzzer target ${name}"
     VERBATIM)

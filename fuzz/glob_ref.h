@@ -1,5 +1,5 @@
 /* glob_ref.h - the reference glob matcher that fuzz_glob.c and
- * tests/unit/test_glob.c hold common/glob.c to: Redis' stringmatchlen()
+ * tests/unit/test_glob.c hold common/pubsub/glob.c to: Redis' stringmatchlen()
  * rules written as plainly as possible, walking the pattern byte by byte and
  * at each '*' trying the rest at every later place in the name. It shares no
  * code with glob.c, and is slow on purpose (a memo of failed tries keeps it

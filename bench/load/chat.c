@@ -311,7 +311,7 @@ static long parse_resp(const char *p, size_t n, struct ev *ev)
 	return (long)used;
 }
 
-/* Line protocol (docs/PROTOCOL.md, common/chat_line.c): one reply or
+/* Line protocol (docs/PROTOCOL.md, common/protocols/chat_line.c): one reply or
  * delivery per line; /join and /pub are answered "OK join ..." and
  * "OK pub <channel> <receivers>", deliveries are "MSG <channel> <from> <text>". */
 static long parse_line(const char *p, size_t n, struct ev *ev)

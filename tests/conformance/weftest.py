@@ -32,7 +32,7 @@ HOST = "127.0.0.1"
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "WARNING: ThreadSanitizer",
                    "LeakSanitizer", "ERROR: ThreadSanitizer")
 
-# First bytes that make common/detect.c wait for an HTTP request line.
+# First bytes that make common/net/detect.c wait for an HTTP request line.
 HTTP_INITIALS = b"GHPDOTC"
 
 

@@ -1,4 +1,4 @@
-/* test_glob.c - common/glob.c: Redis' documented examples and the edge rules
+/* test_glob.c - common/pubsub/glob.c: Redis' documented examples and the edge rules
  * of its stringmatchlen() (each case below was also asked of a real Redis
  * 7.0.15 through PSUBSCRIBE/PUBLISH when this was written), the long-name
  * paths (Shift-And over 1 to 4 words and a segment longer than the
