@@ -16,7 +16,7 @@ from weftest import (MODEL, MODEL_ARGS, SANITIZER_MARKS, THREADS, Weft, close_al
                      echo_many, payload, recv_exact, recv_until_closed, send_all, slow_factor, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONFIG_C = os.path.join(HERE, "..", "..", "common", "config.c")
+CONFIG_C = os.path.join(HERE, "..", "..", "common", "core", "config.c")
 MiB = 1 << 20
 
 
