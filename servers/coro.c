@@ -24,7 +24,6 @@
 #include "daemon.h"
 #include "log.h"
 #include "model.h"
-#include "msg.h"
 #include "owner.h"
 #include "server.h"
 #include "session.h"
@@ -32,7 +31,6 @@
 
 #define RBUF_SIZE (64 * 1024) /* one read buffer per scheduler, none per connection */
 #define ACCEPT_BATCH 64       /* then let the others run */
-#define LOOP_MSG_CACHE 1024   /* output chunks kept for reuse: one per subscriber of a 1 -> 1000 fan-out */
 
 enum { KIND_CONN, KIND_LISTEN, KIND_WAKE, KIND_STOP };
 
@@ -313,7 +311,6 @@ static void loop_before_sleep(struct sched *sch)
 static int loop_serve(struct loop *l)
 {
 	owner_bind(&l->owner);
-	msg_cache_limit(LOOP_MSG_CACHE);
 	l->posts = owner_posts_here();
 	l->sch.before_sleep = loop_before_sleep;
 	return sched_run(&l->sch);

@@ -37,7 +37,6 @@
 #include "daemon.h"
 #include "log.h"
 #include "model.h"
-#include "msg.h"
 #include "owner.h"
 #include "server.h"
 #include "session.h"
@@ -55,7 +54,6 @@
 #define CHUNK 1024          /* connection slots are allocated this many at a time */
 #define GEN_MASK 0xffffffu /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
-#define LOOP_MSG_CACHE 1024 /* output chunks kept for reuse: one per subscriber of a 1 -> 1000 fan-out */
 
 enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WAKE, OP_STOP, OP_TICK, OP_BACKOFF };
 
@@ -790,7 +788,6 @@ static void *thread_main(void *arg)
 		wait_all_ready(t);
 	if (rc == 0) {
 		owner_bind(&t->owner);
-		msg_cache_limit(LOOP_MSG_CACHE);
 		loop(t);
 	} else {
 		t->rc = 1;

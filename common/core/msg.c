@@ -12,7 +12,8 @@ static atomic_long live;
  * fills a chunk for each of a thousand subscribers per turn, does not go to
  * malloc per chunk (measured: malloc was 19 % of a 1 -> 1000 fan-out with a
  * 32-entry cache). A thread keeps at most 32 unless it asks for more
- * (msg_cache_limit: the event loops, which serve many connections each); a
+ * (msg_cache_limit: owner_bind does it for the event loops, which serve many
+ * connections each); a
  * worker serving one connection must not keep megabytes after a burst. The
  * array grows with use. A msg may be freed on another thread than the one
  * that made it; it simply joins that thread's cache. */
@@ -38,6 +39,8 @@ static void cache_release(void *p)
 	c->cap = 0;
 }
 
+static void cache_key_make(void) { pthread_key_create(&cache_key, cache_release); }
+
 /* Room for one more cached msg? Grows the array (doubling) up to the thread's limit. */
 static bool cache_room(struct msg_cache *c)
 {
@@ -51,14 +54,14 @@ static bool cache_room(struct msg_cache *c)
 	struct msg **v = realloc(c->m, (size_t)cap * sizeof(*v));
 	if (!v)
 		return false;
-	if (!c->m) /* make sure a thread's cache is freed when the thread exits */
+	if (!c->m) { /* make sure a thread's cache is freed when the thread exits */
+		pthread_once(&cache_once, cache_key_make);
 		pthread_setspecific(cache_key, c);
+	}
 	c->m = v;
 	c->cap = cap;
 	return true;
 }
-
-static void cache_key_make(void) { pthread_key_create(&cache_key, cache_release); }
 
 struct msg *msg_new(size_t cap)
 {
@@ -94,12 +97,9 @@ void msg_unref(struct msg *m)
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
-	if (m->cap == MSG_CACHE_SIZE) {
-		pthread_once(&cache_once, cache_key_make);
-		if (cache_room(&cache)) {
-			cache.m[cache.n++] = m;
-			return;
-		}
+	if (m->cap == MSG_CACHE_SIZE && cache_room(&cache)) {
+		cache.m[cache.n++] = m;
+		return;
 	}
 	free(m);
 }

@@ -38,7 +38,15 @@ void owner_destroy(struct owner *o)
 
 static _Thread_local struct owner *bound_here;
 
-void owner_bind(struct owner *o) { bound_here = o; }
+/* A loop that owns many sessions fills an output chunk for each of them per
+ * turn (one per subscriber of a 1 -> 1000 fan-out): let it keep that many. */
+#define LOOP_MSG_CACHE 1024
+
+void owner_bind(struct owner *o)
+{
+	bound_here = o;
+	msg_cache_limit(o ? LOOP_MSG_CACHE : 0);
+}
 
 /* Would one more message of len bytes put s over a limit, with unsent bytes
  * waiting already? (owner->lock, or the owner thread under the exchange lock) */

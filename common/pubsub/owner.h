@@ -43,7 +43,9 @@ void owner_init(struct owner *o, void (*wake)(struct owner *o), void *model_data
 void owner_destroy(struct owner *o);
 
 /* On the owner thread, once before it serves: posts made on this thread to
- * o's sessions are local (no lock, no wake; see above). A model that binds
+ * o's sessions are local (no lock, no wake; see above), and the thread keeps
+ * up to 1024 freed output chunks for reuse (msg_cache_limit; NULL: back to
+ * the default). A model that binds
  * must call owner_drain() before it sleeps whenever owner_posts_here() has
  * moved since its last drain. */
 void owner_bind(struct owner *o);
