@@ -124,12 +124,18 @@ void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms)
 }
 
 /* ms until the earliest timer, -1 if none. */
+/* The poller never sleeps longer than this, even with no timer: a signal that
+ * a sanitizer (TSan) deferred because it arrived just before the wait is run
+ * when the wait returns, so a SIGTERM is acted on within a second, not never
+ * (seen once: a coro --threads 2 TSan daemon ignored SIGTERM for 90 s). */
+#define SCHED_MAX_SLEEP_MS 1000
+
 static int next_timeout(const struct sched *sch)
 {
 	if (!sch->heap_len)
-		return -1;
+		return SCHED_MAX_SLEEP_MS;
 	int32_t d = (int32_t)(sch->heap[0]->timer_at - sch->now);
-	return d > 0 ? d : 0;
+	return d <= 0 ? 0 : d < SCHED_MAX_SLEEP_MS ? d : SCHED_MAX_SLEEP_MS;
 }
 
 /* ---- the ready queue ---- */
