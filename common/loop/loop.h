@@ -1,0 +1,148 @@
+/* loop.h - the event-loop runtime: everything an event model needs that is
+ * not its I/O style, written once. coro (generators over a poller) and uring
+ * (completions on a ring) are built on it; a new event model is a struct
+ * loop_model and its recipe.
+ *
+ * What the runtime does (and where):
+ *   group.c     a group of loop threads (--threads N), one ready barrier:
+ *               "ready" is logged once every loop is accepting; any loop
+ *               failing stops them all.
+ *   listen.c    each loop's listeners: loop 0 serves the ones server_init
+ *               bound, every other loop its own SO_REUSEPORT socket.
+ *   mailbox.c   the loop's mailbox (owner.h): an eventfd wake-up from other
+ *               threads, the drain, and the before-sleep phase that hands the
+ *               model the connections this turn's input gave output to.
+ *   conn.c      admitting a connection (limits, refusal, session) and
+ *               closing it; the one deadline policy (handshake and request
+ *               deadlines, idle, drain quietness, the drain deadline).
+ *   attach      a non-session fd on a loop (struct loop_watch): the model
+ *               calls fn whenever it is readable. The runtime's own stop
+ *               signal and mailbox wake-up are watches; so can be any other
+ *               fd a loop must serve that is not a client session.
+ *
+ * What a model does: set up its poller or ring, watch fds, turn readiness or
+ * completions into session_input / session_iov / session_sent, and call
+ * loop_before_sleep() once per turn, after all of that turn's input and
+ * before it writes and waits (Redis' beforeSleep).
+ *
+ * A loop belongs to its thread; nothing here is thread-safe except the
+ * mailbox's wake-up (owner.h). */
+#ifndef WEFT_LOOP_H
+#define WEFT_LOOP_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "owner.h"
+
+struct loop;
+struct server;
+struct session;
+
+/* A non-session fd attached to a loop. */
+struct loop_watch {
+	int fd;
+	/* fd is readable: false stops watching it. */
+	bool (*fn)(struct loop *l, struct loop_watch *w);
+};
+
+/* A concurrency model built on the runtime: its I/O style. */
+struct loop_model {
+	const char *name;
+	size_t size; /* bytes per loop: the model's struct, which begins with struct loop */
+	/* On the loop's thread, before the ready barrier: make the poller or
+	 * ring and start accepting on l->lis. 0 or -errno (logged). */
+	int (*setup)(struct loop *l);
+	/* Watch w until fn returns false or the loop ends. 0 or -errno. */
+	int (*watch)(struct loop *l, struct loop_watch *w);
+	/* Serve until the loop is stopped and every connection is gone.
+	 * 0 or -errno (the group then stops). */
+	int (*serve)(struct loop *l);
+	/* Free what setup made; also after a failed setup. */
+	void (*teardown)(struct loop *l);
+	/* The connection whose session's model_data is conn has output now. */
+	void (*ready)(struct loop *l, void *conn);
+	/* The stop signal: stop accepting (loop_listener_close), session_stop()
+	 * every connection and let it run (its deadlines are now the drain's). */
+	void (*stop)(struct loop *l);
+};
+
+struct loop_listener {
+	int fd;     /* -1 once closed */
+	bool tls;
+	bool owned; /* ours (SO_REUSEPORT); else srv's, borrowed by loop 0 */
+};
+
+struct loop {
+	const struct loop_model *m;
+	struct server *srv;
+	int index;
+	struct loop_listener lis[2];
+	int nlis;
+	unsigned live;        /* connections admitted and not closed */
+	bool stopping;
+	long long stop_ms;    /* when the stop signal arrived */
+	/* the mailbox */
+	struct owner owner;
+	int wake_fd;          /* eventfd */
+	unsigned long posts;  /* owner_posts_here() at the last drain */
+	struct loop_watch wake_w, stop_w;
+	/* the group */
+	struct loop_group *group;
+	pthread_t thr;
+	bool started;
+	int rc;
+};
+
+/* Run n loops of model m (loop 0 on the calling thread) until the stop
+ * signal and the drain are over. Returns the exit code: 0, or 1. */
+int loop_group_run(struct server *srv, const struct loop_model *m, int n);
+
+/* ---- connections ---- */
+
+/* A socket just accepted on l: admit it (--max-conns; refused with a reason
+ * otherwise) and make its session, owned by l's mailbox. NULL when it was
+ * refused or out of memory: fd is closed and the refusal counted. */
+struct session *loop_admit(struct loop *l, int fd, bool tls);
+
+/* The connection is over: free its session, close fd. */
+void loop_close(struct loop *l, struct session *s, int fd);
+
+/* The deadline policy. With the time of the connection's last traffic:
+ * when it must next be looked at (now_ms() time; 0 = no deadline). */
+long long loop_due(const struct loop *l, const struct session *s, long long last_ms);
+
+/* The connection's deadline came (now >= loop_due()): act on it. True when
+ * it must be closed now (counted); false when it stays, to send the last
+ * reply its expiry queued (it then closes once that is out). A model that
+ * armed a timer at loop_due() when the connection began to wait, and saw it
+ * fire, passes last_ms = LOOP_WAITED_OUT. */
+bool loop_expire(struct loop *l, struct session *s, long long last_ms, long long now);
+#define LOOP_WAITED_OUT LLONG_MIN
+
+/* ---- mailbox ---- */
+
+/* Deliver queued mail now: m->ready() for each connection that got any. */
+void loop_drain(struct loop *l);
+
+/* Once per turn, after the turn's input, before writing and sleeping:
+ * hand the model the connections this loop published to. */
+static inline void loop_before_sleep(struct loop *l)
+{
+	if (owner_posts_here() != l->posts)
+		loop_drain(l);
+}
+
+/* ---- listeners ---- */
+
+/* Stop accepting on listener i: close it (srv's copy is forgotten too). */
+void loop_listener_close(struct loop *l, int i);
+
+/* internal to the runtime */
+int loop_listeners_open(struct loop *l);
+int loop_mailbox_open(struct loop *l);
+void loop_mailbox_close(struct loop *l);
+
+#endif

@@ -1,0 +1,62 @@
+/* mailbox.c - a loop's mailbox (owner.h): other threads post and wake it
+ * through an eventfd, which the loop watches like any other fd; the loop
+ * drains when woken and, for what it published to itself, once per turn
+ * before it sleeps (loop_before_sleep). */
+#include <errno.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "loop.h"
+#include "session.h"
+
+/* Any thread: wake the loop. owner->signalled already makes this one write
+ * per drain; an overflowing counter still wakes. */
+static void wake(struct owner *o)
+{
+	struct loop *l = o->model_data;
+	uint64_t one = 1;
+	ssize_t w = write(l->wake_fd, &one, sizeof(one));
+	(void)w;
+}
+
+static void ready(struct session *s, void *arg)
+{
+	struct loop *l = arg;
+	l->m->ready(l, s->model_data);
+}
+
+void loop_drain(struct loop *l)
+{
+	l->posts = owner_posts_here();
+	owner_drain(&l->owner, ready, l);
+}
+
+static bool woken(struct loop *l, struct loop_watch *w)
+{
+	uint64_t v;
+	ssize_t r = read(w->fd, &v, sizeof(v)); /* reset the counter before draining */
+	(void)r;
+	loop_drain(l);
+	return true;
+}
+
+int loop_mailbox_open(struct loop *l)
+{
+	l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (l->wake_fd < 0)
+		return -errno;
+	owner_init(&l->owner, wake, l);
+	l->wake_w = (struct loop_watch){l->wake_fd, woken};
+	return 0;
+}
+
+/* Only once every loop of the group is gone: until then another may post. */
+void loop_mailbox_close(struct loop *l)
+{
+	if (l->wake_fd < 0)
+		return;
+	owner_destroy(&l->owner);
+	close(l->wake_fd);
+	l->wake_fd = -1;
+}
