@@ -1,8 +1,10 @@
 /* uring.c - the "uring" model: io_uring with multishot accept, multishot
  * recv into a provided buffer ring, and batched submission; one ring per
- * thread (--threads N, SO_REUSEPORT). Recipe: liburing's
- * examples/echo-server.c, grown up: short sends, back-pressure, ENOBUFS,
- * stale completions, mailbox wake-ups, idle timeouts and drain on stop.
+ * loop of the runtime (common/loop/; --threads N, SO_REUSEPORT). Recipe:
+ * liburing's examples/echo-server.c, grown up: short sends, back-pressure,
+ * ENOBUFS, stale completions. The runtime brings the rest: listeners, the
+ * mailbox, admission, the deadline policy (applied here every TICK_MS) and
+ * the stop; its watched fds (stop signal, mailbox wake-up) are poll requests.
  *
  * One loop turn: io_uring_submit_and_wait(1) submits everything queued in
  * the previous turn and waits; every CQE is then handled, which only records
@@ -22,22 +24,16 @@
  * environment makes the start-up probe fail exactly like a blocked
  * io_uring_setup (ENOSYS): one error line, exit code 69 (EXIT_UNAVAILABLE). */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include "daemon.h"
 #include "log.h"
+#include "loop.h"
 #include "model.h"
-#include "owner.h"
 #include "server.h"
 #include "session.h"
 #include "stats.h"
@@ -49,13 +45,13 @@
 #define BUF_SIZE (16 * 1024)
 #define BGID 0
 #define SEND_IOV 16
-#define TICK_MS 100         /* idle / drain scan period */
+#define TICK_MS 100         /* deadline scan period */
 #define REAP_MAX 4096       /* CQEs per turn before updating connections */
 #define CHUNK 1024          /* connection slots are allocated this many at a time */
 #define GEN_MASK 0xffffffu /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WAKE, OP_STOP, OP_TICK, OP_BACKOFF };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_TICK, OP_BACKOFF };
 
 enum {
 	F_LIVE = 1 << 0,
@@ -64,8 +60,7 @@ enum {
 	F_SEND = 1 << 3,        /* a send is in flight */
 	F_CLOSING = 1 << 4,     /* cancelling everything; freed once nothing is in flight */
 	F_DIRTY = 1 << 5,       /* queued for conn_update this turn */
-	F_EXPIRED = 1 << 6,     /* session_idle_expired() was called */
-	F_PUBLISHED = 1 << 7,   /* its input this turn published: update it after the others */
+	F_PUBLISHED = 1 << 6,   /* its input this turn published: update it after the others */
 };
 
 /* Kept small on purpose (32 bytes): an idle connection costs this plus its session. */
@@ -87,44 +82,32 @@ struct sendv {
 	struct iovec iov[SEND_IOV];
 };
 
+/* The ring's side of the runtime's listener of the same index. */
 struct listener {
-	int fd;
-	bool tls, owned;    /* owned: ours to close (thread 0 borrows srv's) */
 	bool armed;         /* a multishot accept is outstanding */
 	bool cancel_sent;
 	bool backoff;       /* a backoff timeout is outstanding */
 	bool backoff_due;   /* the last accept failed: wait before re-arming */
 };
 
-struct shared {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	int reported, failed, nthreads;
-};
-
 struct uthread {
-	struct server *srv;
-	struct shared *sh;
-	int idx;
-	pthread_t tid;
+	struct loop l;         /* first: the runtime's part */
 	struct io_uring ring;
 	bool ring_ok;
 	struct uring_bufs bufs;
-	struct listener ls[2]; /* plain, TLS */
-	int efd;               /* owner wake-ups */
-	struct owner owner;
+	struct listener ls[2]; /* as l.lis */
 	struct __kernel_timespec tick_ts, backoff_ts;
 	struct conn **chunks;
-	uint32_t nchunks, free_head, live;
+	uint32_t nchunks, free_head;
 	uint32_t *dirty, ndirty;
 	bool published;        /* some dirty connection has F_PUBLISHED */
 	unsigned inflight;     /* requests whose last CQE has not arrived */
-	bool stopping, exiting;
-	long long epoch, stop_ms;
+	bool exiting;
+	long long epoch;
 	uint32_t now;
-	int rc;
-	bool started;          /* has a pthread to join (rings 1..N-1) */
 };
+
+static struct uthread *of(struct loop *l) { return (struct uthread *)l; }
 
 /* ---- user_data, slots ---- */
 
@@ -188,7 +171,6 @@ static struct conn *slot_alloc(struct uthread *t)
 	c->sv = NULL;
 	c->fd = -1;
 	c->last_ms = t->now;
-	t->live++;
 	return c;
 }
 
@@ -200,7 +182,6 @@ static void slot_free(struct uthread *t, struct conn *c)
 	c->fd = -1;
 	c->next_free = t->free_head;
 	t->free_head = c->slot;
-	t->live--;
 }
 
 static void mark_dirty(struct uthread *t, struct conn *c)
@@ -246,13 +227,14 @@ static void arm_recv(struct uthread *t, struct conn *c)
 static void arm_accept(struct uthread *t, int li)
 {
 	struct io_uring_sqe *sqe = sqe_get(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
-	io_uring_prep_multishot_accept(sqe, t->ls[li].fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_prep_multishot_accept(sqe, t->l.lis[li].fd, NULL, NULL, SOCK_CLOEXEC);
 	t->ls[li].armed = true;
 }
 
-static void arm_poll(struct uthread *t, int fd, enum op op)
+/* A watch's user_data is its address: user-space pointers fit in 56 bits. */
+static void arm_watch(struct uthread *t, struct loop_watch *w)
 {
-	io_uring_prep_poll_add(sqe_get(t, ud_make(op, 0, 0)), fd, POLLIN);
+	io_uring_prep_poll_add(sqe_get(t, (uint64_t)OP_WATCH << 56 | (uintptr_t)w), w->fd, POLLIN);
 }
 
 static void arm_timeout(struct uthread *t, struct __kernel_timespec *ts, enum op op, uint32_t arg)
@@ -316,9 +298,7 @@ static void conn_fail(struct uthread *t, struct conn *c)
 
 static void conn_finish(struct uthread *t, struct conn *c)
 {
-	close(c->fd);
-	session_free(c->s);
-	server_conn_closed(t->srv);
+	loop_close(&t->l, c->s, c->fd);
 	free(c->sv);
 	slot_free(t, c);
 }
@@ -371,25 +351,13 @@ static void flush_dirty(struct uthread *t)
 
 static void conn_accept(struct uthread *t, int fd, bool tls)
 {
-	if (t->stopping) {
-		close(fd); /* accepted between the stop and the cancel: not ours to serve */
+	struct session *s = loop_admit(&t->l, fd, tls);
+	if (!s)
 		return;
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (!server_conn_admit(t->srv)) {
-		server_refuse(t->srv, fd, REFUSE_MAX_CONNS);
-		return;
-	}
 	struct conn *c = slot_alloc(t);
-	struct session *s = c ? session_new(t->srv, &t->owner, tls) : NULL;
-	if (!s) {
+	if (!c) {
 		stat_inc(STAT_oom_errors);
-		log_warn("uring: no memory for a new connection; closing it");
-		if (c)
-			slot_free(t, c);
-		close(fd);
-		server_conn_closed(t->srv);
+		loop_close(&t->l, s, fd);
 		return;
 	}
 	s->model_data = c;
@@ -454,7 +422,7 @@ static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
 static void listener_rearm(struct uthread *t, int li)
 {
 	struct listener *l = &t->ls[li];
-	if (l->armed || l->backoff || l->fd < 0 || t->stopping)
+	if (l->armed || l->backoff || t->l.lis[li].fd < 0 || t->l.stopping)
 		return;
 	if (l->backoff_due) {
 		/* EMFILE and friends: a level-triggered accept would spin. */
@@ -484,40 +452,23 @@ static void on_accept(struct uthread *t, const struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		t->ls[li].armed = t->ls[li].cancel_sent = false;
 	if (cqe->res >= 0)
-		conn_accept(t, cqe->res, t->ls[li].tls);
+		conn_accept(t, cqe->res, t->l.lis[li].tls);
 	else if (cqe->res != -ECANCELED)
 		accept_failed(t, li, cqe->res);
 	listener_rearm(t, li);
 }
 
-static void on_mail(struct session *s, void *arg) { mark_dirty(arg, s->model_data); }
-
-static void on_wake(struct uthread *t)
+/* The runtime's stop: no more accepts; every session is told and drains. */
+static void uring_stop(struct loop *l)
 {
-	uint64_t v;
-	ssize_t r = read(t->efd, &v, sizeof(v)); /* reset the counter before draining */
-	(void)r;
-	if (!t->exiting)
-		arm_poll(t, t->efd, OP_WAKE);
-	owner_drain(&t->owner, on_mail, t);
-}
-
-static void on_stop(struct uthread *t)
-{
-	t->stopping = true;
-	t->stop_ms = now_ms();
-	for (int li = 0; li < 2; li++) {
-		struct listener *l = &t->ls[li];
-		if (l->fd < 0)
-			continue;
-		if (l->armed && !l->cancel_sent) {
+	struct uthread *t = of(l);
+	for (int li = 0; li < l->nlis; li++) {
+		struct listener *ls = &t->ls[li];
+		if (ls->armed && !ls->cancel_sent) {
 			cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
-			l->cancel_sent = true;
+			ls->cancel_sent = true;
 		}
-		close(l->fd); /* the socket goes once the accept lets go of it */
-		if (!l->owned)
-			*(li ? &t->srv->tls_listen_fd : &t->srv->listen_fd) = -1;
-		l->fd = -1;
+		loop_listener_close(l, li); /* the socket goes once the accept lets go of it */
 	}
 	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
 		struct conn *c = conn_at(t, i);
@@ -528,56 +479,33 @@ static void on_stop(struct uthread *t)
 	}
 }
 
-/* A phase's total deadline (handshake, request head) passed: close now, or
- * let conn_update send the reply it queued. */
-static void deadline_passed(struct uthread *t, struct conn *c)
-{
-	if (session_deadline_expired(c->s))
-		conn_close(t, c);
-	mark_dirty(t, c);
-}
-
-/* Idle timeouts, total deadlines, drain quietness and the drain deadline,
- * every TICK_MS. */
+/* Every TICK_MS: the runtime's deadline policy for every connection. */
 static void on_tick(struct uthread *t)
 {
 	if (t->exiting)
 		return;
 	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
-	const struct config *cfg = t->srv->cfg;
 	long long now = now_ms();
-	bool force = t->stopping && now - t->stop_ms >= cfg->drain_timeout_ms;
 	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
 		struct conn *c = conn_at(t, i);
 		if (!(c->flags & F_LIVE) || (c->flags & F_CLOSING))
 			continue;
-		if (force) {
-			stat_inc(STAT_drain_forced);
+		long long last = t->epoch + c->last_ms, due = loop_due(&t->l, c->s, last);
+		if (!due || now < due)
+			continue;
+		if (loop_expire(&t->l, c->s, last, now))
 			conn_close(t, c);
-			mark_dirty(t, c);
-			continue;
-		}
-		long long at = session_deadline_ms(c->s);
-		if (at && now >= at) {
-			deadline_passed(t, c);
-			continue;
-		}
-		int limit = session_idle_limit_ms(c->s);
-		if (limit <= 0 || t->now - c->last_ms < (uint32_t)limit)
-			continue;
-		/* With output stuck (peer not reading) the session can never
-		 * finish politely: close it now. */
-		bool stuck = session_pending(c->s) > 0 || (c->flags & F_EXPIRED);
-		if (!(c->flags & F_EXPIRED))
-			session_idle_expired(c->s);
-		c->flags |= F_EXPIRED;
-		if (stuck) {
-			if (t->stopping)
-				stat_inc(STAT_drain_forced);
-			conn_close(t, c);
-		}
-		mark_dirty(t, c);
+		mark_dirty(t, c); /* close it, or send what its expiry queued */
 	}
+}
+
+static void on_watch(struct uthread *t, const struct io_uring_cqe *cqe)
+{
+	struct loop_watch *w = (struct loop_watch *)(uintptr_t)(cqe->user_data & ((1ull << 56) - 1));
+	if (cqe->res < 0)
+		return; /* cancelled on the way out */
+	if (w->fn(&t->l, w) && !t->exiting)
+		arm_watch(t, w);
 }
 
 static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
@@ -592,11 +520,8 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 	case OP_SEND:
 		on_send(t, cqe);
 		break;
-	case OP_WAKE:
-		on_wake(t);
-		break;
-	case OP_STOP:
-		on_stop(t);
+	case OP_WATCH:
+		on_watch(t, cqe);
 		break;
 	case OP_TICK:
 		on_tick(t);
@@ -626,7 +551,7 @@ static void reap(struct uthread *t)
 	}
 }
 
-/* Last act: cancel the ring's own requests (tick, wake, backoffs) and let
+/* Last act: cancel the ring's own requests (tick, watches, backoffs) and let
  * the loop run until every request has reported. */
 static void begin_exit(struct uthread *t)
 {
@@ -634,8 +559,10 @@ static void begin_exit(struct uthread *t)
 	io_uring_prep_cancel64(sqe_get(t, ud_make(OP_CANCEL, 0, 0)), 0, IORING_ASYNC_CANCEL_ANY);
 }
 
-static void loop(struct uthread *t)
+static int uring_serve(struct loop *l)
 {
+	struct uthread *t = of(l);
+	int ret = 0;
 	int idle_waits = 0;
 	while (!(t->exiting && t->inflight == 0)) {
 		int rc;
@@ -652,112 +579,62 @@ static void loop(struct uthread *t)
 		}
 		if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
 			log_error("uring: io_uring_enter: %s", strerror(-rc));
-			t->rc = 1;
-			server_request_stop(t->srv);
+			ret = rc;
 			break;
 		}
-		unsigned long posts = owner_posts_here();
 		reap(t);
-		/* Mail this ring posted to itself: deliver now, not a wake-up later. */
-		if (owner_posts_here() != posts)
-			owner_drain(&t->owner, on_mail, t);
+		loop_before_sleep(l); /* the connections this turn's input published to */
 		flush_dirty(t);
-		if (t->stopping && t->live == 0 && !t->exiting)
+		if (l->stopping && l->live == 0 && !t->exiting)
 			begin_exit(t);
 	}
+	return ret;
 }
 
-/* ---- threads ---- */
+/* ---- the runtime's hooks ---- */
 
-/* wake() posts to an eventfd that the ring polls (IORING_OP_POLL_ADD).
- * Chosen over IORING_OP_MSG_RING because wake() may run on any thread,
- * ring or not: MSG_RING needs a ring on the sender's side and would only go
- * out at that ring's next submit, while the eventfd write is immediate and
- * thread-safe; owner->signalled already coalesces wakes to one per drain. */
-static void uring_wake(struct owner *o)
+/* The mailbox wake-up is an eventfd watched by a poll request. Chosen over
+ * IORING_OP_MSG_RING because a wake may come from any thread, ring or not:
+ * MSG_RING needs a ring on the sender's side and would only go out at that
+ * ring's next submit, while the eventfd write is immediate and thread-safe. */
+static int uring_watch(struct loop *l, struct loop_watch *w)
 {
-	struct uthread *t = o->model_data;
-	uint64_t one = 1;
-	ssize_t w = write(t->efd, &one, sizeof(one));
-	(void)w;
-}
-
-static int listeners_open(struct uthread *t)
-{
-	struct server *srv = t->srv;
-	bool first = t->idx == 0;
-	t->ls[0] = (struct listener){.fd = first ? srv->listen_fd : server_listen_again(srv, false), .owned = !first};
-	t->ls[1] = (struct listener){.fd = -1, .tls = true, .owned = !first};
-	if (t->ls[0].fd < 0)
-		return t->ls[0].fd;
-	if (srv->tls_port >= 0) {
-		t->ls[1].fd = first ? srv->tls_listen_fd : server_listen_again(srv, true);
-		if (t->ls[1].fd < 0)
-			return t->ls[1].fd;
-	}
+	arm_watch(of(l), w);
 	return 0;
 }
 
-static int thread_setup(struct uthread *t)
+static void uring_ready(struct loop *l, void *conn) { mark_dirty(of(l), conn); }
+
+static int uring_setup(struct loop *l)
 {
-	t->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (t->efd < 0) {
-		log_error("uring: ring %d: eventfd: %s", t->idx, strerror(errno));
-		return -errno;
-	}
+	struct uthread *t = of(l);
+	t->free_head = NO_SLOT;
+	t->epoch = now_ms();
+	t->tick_ts.tv_nsec = TICK_MS * 1000000LL;
+	t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
 	if (rc < 0) {
-		log_error("uring: ring %d: io_uring_setup: %s", t->idx, strerror(-rc));
+		log_error("uring: ring %d: io_uring_setup: %s", l->index, strerror(-rc));
 		return rc;
 	}
 	t->ring_ok = true;
 	rc = uring_bufs_init(&t->bufs, &t->ring, BUF_COUNT, BUF_SIZE, BGID);
 	if (rc < 0) {
-		log_error("uring: ring %d: provided buffers: %s", t->idx, strerror(-rc));
+		log_error("uring: ring %d: provided buffers: %s", l->index, strerror(-rc));
 		return rc;
 	}
-	rc = listeners_open(t);
-	if (rc < 0)
-		return rc;
-	for (int li = 0; li < 2; li++)
-		if (t->ls[li].fd >= 0)
-			arm_accept(t, li);
-	arm_poll(t, server_stop_fd(t->srv), OP_STOP);
-	arm_poll(t, t->efd, OP_WAKE);
+	for (int li = 0; li < l->nlis; li++)
+		arm_accept(t, li);
 	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
-	rc = io_uring_submit(&t->ring);
+	rc = io_uring_submit(&t->ring); /* accepting before the group says ready */
 	if (rc < 0)
-		log_error("uring: ring %d: io_uring_submit: %s", t->idx, strerror(-rc));
+		log_error("uring: ring %d: io_uring_submit: %s", l->index, strerror(-rc));
 	return rc < 0 ? rc : 0;
 }
 
-static void report(struct shared *sh, int rc)
+static void uring_teardown(struct loop *l)
 {
-	pthread_mutex_lock(&sh->lock);
-	sh->reported++;
-	if (rc < 0)
-		sh->failed++;
-	pthread_cond_broadcast(&sh->cond);
-	pthread_mutex_unlock(&sh->lock);
-}
-
-/* Thread 0 says "ready" once every ring has its accepts armed. */
-static void wait_all_ready(struct uthread *t)
-{
-	struct shared *sh = t->sh;
-	pthread_mutex_lock(&sh->lock);
-	while (sh->reported < sh->nthreads)
-		pthread_cond_wait(&sh->cond, &sh->lock);
-	bool ok = sh->failed == 0;
-	pthread_mutex_unlock(&sh->lock);
-	if (ok)
-		server_ready(t->srv, "uring");
-	else
-		server_request_stop(t->srv);
-}
-
-static void thread_teardown(struct uthread *t)
-{
+	struct uthread *t = of(l);
 	bool clean = t->inflight == 0;
 	if (t->ring_ok && clean)
 		uring_bufs_fini(&t->bufs, &t->ring);
@@ -770,31 +647,22 @@ static void thread_teardown(struct uthread *t)
 		if (c->flags & F_LIVE)
 			conn_finish(t, c); /* only after a fatal ring error */
 	}
-	for (int li = 0; li < 2; li++)
-		if (t->ls[li].owned && t->ls[li].fd >= 0)
-			close(t->ls[li].fd);
 	for (uint32_t i = 0; i < t->nchunks; i++)
 		free(t->chunks[i]);
 	free(t->chunks);
 	free(t->dirty);
 }
 
-static void *thread_main(void *arg)
-{
-	struct uthread *t = arg;
-	int rc = thread_setup(t);
-	report(t->sh, rc);
-	if (t->idx == 0)
-		wait_all_ready(t);
-	if (rc == 0) {
-		owner_bind(&t->owner);
-		loop(t);
-	} else {
-		t->rc = 1;
-	}
-	thread_teardown(t);
-	return NULL;
-}
+static const struct loop_model uring_loop = {
+	.name = "uring",
+	.size = sizeof(struct uthread),
+	.setup = uring_setup,
+	.watch = uring_watch,
+	.serve = uring_serve,
+	.teardown = uring_teardown,
+	.ready = uring_ready,
+	.stop = uring_stop,
+};
 
 static int run(struct server *srv)
 {
@@ -803,51 +671,8 @@ static int run(struct server *srv)
 		return EXIT_UNAVAILABLE;
 	if (rc < 0)
 		return 1;
-	int n = srv->cfg->threads;
-	struct shared sh = {.nthreads = n};
-	struct uthread *ts = calloc((size_t)n, sizeof(*ts));
-	if (!ts) {
-		log_error("uring: out of memory");
-		return 1;
-	}
-	pthread_mutex_init(&sh.lock, NULL);
-	pthread_cond_init(&sh.cond, NULL);
-	long long epoch = now_ms();
-	for (int i = 0; i < n; i++) {
-		struct uthread *t = &ts[i];
-		*t = (struct uthread){.srv = srv, .sh = &sh, .idx = i, .efd = -1, .free_head = NO_SLOT, .epoch = epoch};
-		t->tick_ts.tv_nsec = TICK_MS * 1000000LL;
-		t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
-		owner_init(&t->owner, uring_wake, t);
-	}
-	log_info("uring: %d ring(s), %d x %d KiB provided buffers each", n, BUF_COUNT, BUF_SIZE / 1024);
-	for (int i = 1; i < n; i++) {
-		int err = daemon_thread_create(&ts[i].tid, NULL, thread_main, &ts[i]);
-		ts[i].started = err == 0;
-		if (err) {
-			log_error("uring: cannot start ring thread %d: %s", i, strerror(err));
-			ts[i].rc = 1;
-			report(&sh, -err);
-		}
-	}
-	thread_main(&ts[0]); /* ring 0 runs on the caller's thread */
-	rc = 0;
-	for (int i = 0; i < n; i++) {
-		if (ts[i].started)
-			pthread_join(ts[i].tid, NULL);
-		if (ts[i].rc > rc)
-			rc = ts[i].rc;
-	}
-	/* Only now: until every ring is gone, another one may still wake this. */
-	for (int i = 0; i < n; i++) {
-		owner_destroy(&ts[i].owner);
-		if (ts[i].efd >= 0)
-			close(ts[i].efd);
-	}
-	free(ts);
-	pthread_cond_destroy(&sh.cond);
-	pthread_mutex_destroy(&sh.lock);
-	return rc;
+	log_info("uring: %d ring(s), %d x %d KiB provided buffers each", srv->cfg->threads, BUF_COUNT, BUF_SIZE / 1024);
+	return loop_group_run(srv, &uring_loop, srv->cfg->threads);
 }
 
 const struct model model_uring = {
