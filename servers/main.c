@@ -13,14 +13,28 @@
 #include "model.h"
 #include "server.h"
 
-static const struct model *const models[] = {&model_threads, &model_pool, &model_coro, &model_uring};
+/* In models.def's order: --help lists them so, the error names them so. */
+static const struct model *const models[] = {
+#define MODEL(name, loop, bench_args) &model_##name,
+#include "models.def"
+};
+#define NMODELS (sizeof(models) / sizeof(models[0]))
 
 static const struct model *find_model(const char *name)
 {
-	for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+	for (size_t i = 0; i < NMODELS; i++)
 		if (strcmp(models[i]->name, name) == 0)
 			return models[i];
 	return NULL;
+}
+
+/* "choose a, b or c", from the table, so a new model is named here too. */
+static void unknown_model(const char *name)
+{
+	fprintf(stderr, "weft: unknown --model '%s': choose ", name);
+	for (size_t i = 0; i < NMODELS; i++)
+		fprintf(stderr, "%s%s", i == 0 ? "" : i + 1 == NMODELS ? " or " : ", ", models[i]->name);
+	fputc('\n', stderr);
 }
 
 /* Descriptors are the connection limit; take what the hard limit allows. */
@@ -42,7 +56,7 @@ int main(int argc, char **argv)
 	int rc = config_parse(&cfg, argc, argv);
 	if (rc == 1) {
 		printf("\nmodels:\n");
-		for (size_t i = 0; i < sizeof(models) / sizeof(models[0]); i++)
+		for (size_t i = 0; i < NMODELS; i++)
 			printf("  %-8s %s\n", models[i]->name, models[i]->recipe);
 		return 0;
 	}
@@ -50,7 +64,7 @@ int main(int argc, char **argv)
 		return 2;
 	const struct model *model = find_model(cfg.model);
 	if (!model) {
-		fprintf(stderr, "weft: unknown --model '%s': choose threads, pool, coro or uring\n", cfg.model);
+		unknown_model(cfg.model);
 		return 2;
 	}
 	log_set_level((enum log_level)cfg.log_level);

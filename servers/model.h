@@ -16,7 +16,9 @@ struct model {
 	int (*run)(struct server *srv);
 };
 
-extern const struct model model_threads, model_pool, model_coro, model_uring;
+/* model_<name> for every MODEL(name, ...) in models.def, the one list. */
+#define MODEL(name, loop, bench_args) extern const struct model model_##name;
+#include "models.def"
 
 #define EXIT_UNAVAILABLE 69 /* sysexits EX_UNAVAILABLE: e.g. io_uring blocked */
 

@@ -35,7 +35,7 @@ _Static_assert(CONFIG_MS_MAX <= INT_MAX, "a duration is stored as int ms");
 _Static_assert(CONFIG_MS_MAX <= (1LL << 30), "coro's scheduler waits at most 2^30 ms");
 
 static const struct opt opts[] = {
-	{"model", T_STR, F(model), "coro", "M", "concurrency model: threads | pool | coro | uring"},
+	{"model", T_STR, F(model), "coro", "M", "concurrency model, one of those under models: below"},
 	{"mode", T_MODE, F(mode), "echo", "MODE", "echo | chat (HTTP is detected on any connection)"},
 	{"no-http", T_BOOL, F(no_http), NULL, NULL, "never switch a connection to HTTP"},
 	{"host", T_STR, F(host), "127.0.0.1", "ADDR", "address to listen on (IPv4 or IPv6, e.g. ::1 or ::)"},
