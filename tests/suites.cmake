@@ -1,6 +1,6 @@
 # weft_py_suites(DIR PREFIX LABEL TLS_SUITES TSAN): register every DIR/test_*.py
 # as ctest tests run by tests/conformance/run.py against the real binary, once
-# per model variant (WEFT_VARIANTS, set by tests/conformance/CMakeLists.txt),
+# per model variant (WEFT_VARIANTS, read from servers/models.def by tests/CMakeLists.txt),
 # per binary (plain, ASan+UBSan, and TSan for the threaded variants when TSAN
 # is ON) and, for the suites named in TLS_SUITES, again with WEFT_TLS=1 (a name
 # written SUITE:plain: over TLS with the plain binary only).
