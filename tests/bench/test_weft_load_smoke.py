@@ -18,7 +18,11 @@ import tempfile
 
 WEFT, LOAD = sys.argv[1], sys.argv[2]
 SAN = os.environ.get("WEFT_SANITIZER", "none") != "none"
-MODELS = {"threads": [], "pool": [], "coro": ["--poller", "epoll"], "uring": []}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import weft_models  # noqa: E402
+
+# name -> the arguments after --model NAME, as bench/compare runs it (servers/models.def)
+MODELS = {m.name: m.bench_args for m in weft_models.models()}
 passed = failed = skipped = 0
 
 

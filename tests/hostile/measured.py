@@ -10,10 +10,14 @@ usage: tests/hostile/measured.py [LastTest.log] [--binary plain|asan] [--tls]
 """
 import argparse
 import collections
+import os
 import re
 import sys
 
-VARIANTS = ["threads", "pool", "coro-select", "coro-poll", "coro-epoll", "coro-epoll-t2", "uring", "uring-t2"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+import weft_models  # noqa: E402
+
+VARIANTS = [v.name for v in weft_models.variants()]  # servers/models.def, in its order
 
 
 def parse(path):
