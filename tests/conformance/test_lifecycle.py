@@ -2,13 +2,20 @@
 WEFT_MODEL_ARGS names: the ready line, --help and --version, bad flags (exit 2),
 SIGTERM/SIGINT drains in-flight echo without losing a byte and exits 0, the
 listener closes on stop, and --daemon with --pidfile / weft stop (stale
-pidfile detected, pidfile removed on exit). Plain TCP only."""
+pidfile detected, pidfile removed on exit). Plain TCP only.
+
+Also that every reader of servers/models.def, the one list of models, agrees
+with it: --help's models, the unknown-model error, the variant ctest ran
+(tests/CMakeLists.txt) and bench/compare's MODELS, SINGLE_THREAD and --models."""
 import ctypes
+import importlib.machinery
+import importlib.util
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -16,7 +23,11 @@ from weftest import (MODEL, MODEL_ARGS, SANITIZER_MARKS, THREADS, Weft, close_al
                      echo_many, payload, recv_exact, recv_until_closed, send_all, slow_factor, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONFIG_C = os.path.join(HERE, "..", "..", "common", "core", "config.c")
+ROOT = os.path.join(HERE, "..", "..")
+CONFIG_C = os.path.join(ROOT, "common", "core", "config.c")
+COMPARE = os.path.join(ROOT, "bench", "compare")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import weft_models  # noqa: E402
 MiB = 1 << 20
 
 
@@ -62,9 +73,51 @@ def test_help_lists_every_flag(ctx):
     assert len(flags) > 20, "could not read the option table from config.c"
     for flag in flags + ["help", "version"]:
         assert "--" + flag in out, "--help does not mention --%s:\n%s" % (flag, out)
-    for m in ("threads", "pool", "coro", "uring"):
-        assert re.search(r"^\s+%s\s" % m, out, re.M), "--help does not describe model %s" % m
     assert "[7000]" in out, "defaults are not shown"
+
+
+def test_help_lists_the_registry_models(ctx):
+    names = [m.name for m in weft_models.models()]
+    rc, out, err = run(["--help"])
+    assert rc == 0, (rc, err)
+    assert "\nmodels:\n" in out, "--help has no models: section:\n" + out
+    listed = re.findall(r"^  (\S+) +\S", out.split("\nmodels:\n", 1)[1], re.M)
+    assert listed == names, "--help lists models %s, servers/models.def has %s" % (listed, names)
+
+
+def test_unknown_model_names_every_registered_model(ctx):
+    names = [m.name for m in weft_models.models()]
+    rc, out, err = run(["--model", "nosuch"])
+    assert rc == 2, "exit %d, want 2\n%s" % (rc, err)
+    want = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    assert "unknown --model 'nosuch': choose %s\n" % want in err, \
+        "want every model of servers/models.def (%s) named:\n%s" % (want, err)
+
+
+def test_this_variant_is_a_registry_variant(ctx):
+    # ctest's variants come from tests/CMakeLists.txt reading models.def; the
+    # two readers must agree on the arguments, word for word.
+    if not os.environ.get("WEFT_MODEL_ARGS"):
+        ctx.skip("not run by ctest (no WEFT_MODEL_ARGS)")
+    args = [v.args for v in weft_models.variants()]
+    assert MODEL_ARGS in args, "WEFT_MODEL_ARGS %s is none of models.def's variants %s" % (MODEL_ARGS, args)
+
+
+def test_bench_compare_models_are_the_registry(ctx):
+    models = weft_models.models()
+    loader = importlib.machinery.SourceFileLoader("weft_compare", COMPARE)
+    spec = importlib.util.spec_from_loader("weft_compare", loader)
+    compare = importlib.util.module_from_spec(spec)
+    loader.exec_module(compare)  # defines its tables; main() runs only as a script
+    assert list(compare.MODELS) == [m.name for m in models], compare.MODELS
+    for m in models:
+        assert compare.MODELS[m.name] == ["--model", m.name] + m.bench_args, (m, compare.MODELS[m.name])
+    assert set(compare.SINGLE_THREAD) == {m.name for m in models if m.single_loop}, compare.SINGLE_THREAD
+    p = subprocess.run([sys.executable, COMPARE, "--help"], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    default = ",".join(m.name for m in models)
+    assert "[%s]" % default in p.stdout, "bench/compare --models default is not %s:\n%s" % (default, p.stdout)
 
 
 def test_version(ctx):
