@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -145,21 +146,12 @@ static void begin_drain(struct conn *c)
 	session_stop(c->s);
 }
 
-/* When this connection must wake for a limit: silence (idle, drain quiet),
- * its phase's total deadline (handshake, request head) or the drain end;
- * LLONG_MAX = never. */
+/* The runtime's deadline policy (common/loop/deadline.h), with this
+ * connection's clocks; LLONG_MAX = never. */
 static long long deadline(const struct conn *c)
 {
-	long long end = LLONG_MAX;
-	int lim = session_idle_limit_ms(c->s);
-	if (lim > 0)
-		end = c->active + lim;
-	long long total = session_deadline_ms(c->s);
-	if (total && total < end)
-		end = total;
-	if (c->stopped && c->drain_end < end)
-		end = c->drain_end;
-	return end;
+	long long due = deadline_due(c->s, c->active, c->stopped ? c->drain_end : 0);
+	return due ? due : LLONG_MAX;
 }
 
 static int poll_timeout(long long end, long long now)
@@ -171,20 +163,14 @@ static int poll_timeout(long long end, long long now)
 	return end - now > INT_MAX ? INT_MAX : (int)(end - now);
 }
 
-/* Past a deadline: count why, and report whether it must close now (a
- * total deadline may instead queue a last reply, flushed as usual). */
+/* Past a deadline: true when it must close now (an expiry may instead
+ * queue a last reply, flushed as usual). */
 static bool expired(struct conn *c)
 {
 	long long now = now_ms();
-	long long total = session_deadline_ms(c->s);
-	if (total && now >= total)
-		return session_deadline_expired(c->s);
 	if (now < deadline(c))
 		return false;
-	if (c->stopped && (now >= c->drain_end || session_pending(c->s)))
-		stat_inc(STAT_drain_forced); /* not quiet by the drain's end */
-	session_idle_expired(c->s);
-	return true;
+	return deadline_expire(c->s, c->active, now, c->stopped ? c->drain_end : 0);
 }
 
 /* The session.h contract, on one thread: answer until done. */

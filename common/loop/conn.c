@@ -1,10 +1,11 @@
-/* conn.c - admitting and closing a loop's connections, and the one deadline
- * policy every event model applies to them. */
+/* conn.c - admitting and closing a loop's connections, and the deadline
+ * policy (deadline.c) applied with the loop's drain clock. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "loop.h"
 #include "server.h"
@@ -43,46 +44,17 @@ void loop_close(struct loop *l, struct session *s, int fd)
 	l->live--;
 }
 
-static long long earliest(long long a, long long b) { return !a || (b && b < a) ? b : a; }
-
-static long long drain_deadline(const struct loop *l)
+static long long drain_end(const struct loop *l)
 {
 	return l->stopping ? l->stop_ms + l->srv->cfg->drain_timeout_ms : 0;
 }
 
-/* Three clocks bound a connection: its phase's total deadline (TLS
- * handshake, request head, a last reply's linger), its inactivity limit (idle;
- * while stopping, the drain's quietness), and, once stopping, the drain
- * deadline. */
 long long loop_due(const struct loop *l, const struct session *s, long long last_ms)
 {
-	int limit = session_idle_limit_ms(s);
-	long long due = limit > 0 ? last_ms + limit : 0;
-	due = earliest(due, session_deadline_ms(s));
-	return earliest(due, drain_deadline(l));
+	return deadline_due(s, last_ms, drain_end(l));
 }
 
 bool loop_expire(struct loop *l, struct session *s, long long last_ms, long long now)
 {
-	long long drain = drain_deadline(l);
-	if (drain && now >= drain) {
-		stat_inc(STAT_drain_forced);
-		return true;
-	}
-	long long at = session_deadline_ms(s);
-	if (at && now >= at)
-		return session_deadline_expired(s); /* it may keep it open to send a reply */
-	int limit = session_idle_limit_ms(s);
-	if (limit <= 0 || (last_ms != LOOP_WAITED_OUT && now - last_ms < limit))
-		return false;
-	/* Idle. With output stuck (the peer is not reading), or already told
-	 * and still here, it can never finish politely: close now. Else it
-	 * closes once what the expiry queued is out. */
-	if (session_pending(s) || s->closing) {
-		if (l->stopping && session_pending(s))
-			stat_inc(STAT_drain_forced); /* its drain time ran out with output unsent */
-		return true;
-	}
-	session_idle_expired(s);
-	return false;
+	return deadline_expire(s, last_ms, now, drain_end(l));
 }

@@ -13,8 +13,10 @@
  *               threads, the drain, and the before-sleep phase that hands the
  *               model the connections this turn's input gave output to.
  *   conn.c      admitting a connection (limits, refusal, session) and
- *               closing it; the one deadline policy (handshake and request
- *               deadlines, idle, drain quietness, the drain deadline).
+ *               closing it.
+ *   deadline.c  the one deadline policy (handshake and request deadlines,
+ *               idle, drain quietness, the drain's end), also used by the
+ *               threads and pool models.
  *   attach      a non-session fd on a loop (struct loop_watch): the model
  *               calls fn whenever it is readable. The runtime's own stop
  *               signal and mailbox wake-up are watches; so can be any other
@@ -30,11 +32,11 @@
 #ifndef WEFT_LOOP_H
 #define WEFT_LOOP_H
 
-#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "deadline.h"
 #include "owner.h"
 
 struct loop;
@@ -110,17 +112,14 @@ struct session *loop_admit(struct loop *l, int fd, bool tls);
 /* The connection is over: free its session, close fd. */
 void loop_close(struct loop *l, struct session *s, int fd);
 
-/* The deadline policy. With the time of the connection's last traffic:
- * when it must next be looked at (now_ms() time; 0 = no deadline). */
+/* The deadline policy (deadline.h) with the loop's drain clock: when the
+ * connection, last active at last_ms, must next be looked at (0 = never)... */
 long long loop_due(const struct loop *l, const struct session *s, long long last_ms);
 
-/* The connection's deadline came (now >= loop_due()): act on it. True when
- * it must be closed now (counted); false when it stays, to send the last
- * reply its expiry queued (it then closes once that is out). A model that
- * armed a timer at loop_due() when the connection began to wait, and saw it
- * fire, passes last_ms = LOOP_WAITED_OUT. */
+/* ... and, once that time came, whether it must close now (see
+ * deadline_expire; LOOP_WAITED_OUT for a model whose timer fired). */
 bool loop_expire(struct loop *l, struct session *s, long long last_ms, long long now);
-#define LOOP_WAITED_OUT LLONG_MIN
+#define LOOP_WAITED_OUT DEADLINE_WAITED_OUT
 
 /* ---- mailbox ---- */
 
