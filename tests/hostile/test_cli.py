@@ -245,7 +245,15 @@ def test_signal_storm_during_stop_exits_cleanly(ctx):
         p = subprocess.Popen([BIN] + MODEL_ARGS + ["--port", "0"], stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            time.sleep(0.1 * slow_factor())
+            # The storm is for the stop: before the handlers are installed a
+            # SIGTERM kills any process (a loaded machine took >0.1 s to get
+            # there, which this test used to report as a failed stop).
+            head = b""
+            while b"ready:" not in head:
+                line = p.stderr.readline()
+                if not line:
+                    raise AssertionError("round %d: weft exited before ready:\n%s" % (i, head.decode(errors="replace")))
+                head += line
             end = time.monotonic() + 10 * slow_factor()
             while p.poll() is None and time.monotonic() < end:
                 try:
@@ -254,6 +262,7 @@ def test_signal_storm_during_stop_exits_cleanly(ctx):
                     break
                 time.sleep(0.0002)
             _, err = p.communicate(timeout=10 * slow_factor())
+            err = head + err
         except subprocess.TimeoutExpired:
             p.kill()
             p.communicate()
