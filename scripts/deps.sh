@@ -9,11 +9,12 @@ set -eu
 
 PACKAGES="
 build-essential cmake pkg-config
-liburing-dev libssl-dev
+liburing-dev libssl-dev libhiredis-dev
 clang libclang-rt-14-dev
 python3 python3-redis
 curl wrk nginx-light redis-server netcat-openbsd
 gnuplot-nox openssl procps iproute2
+haproxy
 "
 
 missing=""

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "url.h"
 
 enum opt_type { T_STR, T_INT, T_SIZE, T_BOOL, T_SECS, T_MODE, T_LEVEL };
 
@@ -67,6 +68,11 @@ static const struct opt opts[] = {
 	{"cert", T_STR, F(cert), NULL, "FILE", "TLS certificate chain (PEM); without it a self-signed one is made"},
 	{"key", T_STR, F(key), NULL, "FILE", "TLS private key (PEM)"},
 	{"handshake-timeout", T_SECS, F(handshake_timeout_ms), "10", "SEC", "TLS handshake must finish within this of the start, in total (0 = never)"},
+	{"cluster", T_STR, F(cluster), NULL, "URL",
+	 "chat: join other weft nodes through Redis at redis://HOST:PORT (rediss:// for TLS); see docs/CLUSTER.md"},
+	{"cluster-ca", T_STR, F(cluster_ca), NULL, "FILE", "rediss: CA certificates (PEM) to verify the engine with [system store]"},
+	{"cluster-insecure", T_BOOL, F(cluster_insecure), NULL, NULL, "rediss: do not verify the engine's certificate"},
+	{"cluster-prefix", T_STR, F(cluster_prefix), "weft:", "P", "prefix of every engine channel (no * ? [ ] \\)"},
 	{"daemon", T_BOOL, F(daemon), NULL, NULL, "detach (double fork, setsid); needs --pidfile"},
 	{"pidfile", T_STR, F(pidfile), NULL, "FILE", "write our pid here (created exclusively, removed on exit)"},
 	{"log-file", T_STR, F(log_file), NULL, "FILE", "append log lines here instead of stderr"},
@@ -231,6 +237,41 @@ static bool too_small(const char *flag, size_t v, size_t lo, const char *why)
 	return true;
 }
 
+/* --cluster and its companions; every message names the flag. */
+static int check_cluster(const struct config *cfg)
+{
+	struct cluster_url u;
+	const char *why = NULL, *err = NULL;
+	if (!cfg->cluster) {
+		if (cfg->cluster_ca || cfg->cluster_insecure)
+			err = "--cluster-ca and --cluster-insecure go with --cluster rediss://...";
+	} else if (cluster_url_parse(cfg->cluster, &u, &why) < 0) {
+		fprintf(stderr, "weft: bad value '%s' for --cluster: %s (e.g. redis://127.0.0.1:6379)\n", cfg->cluster, why);
+		return -EINVAL;
+	} else if (cfg->mode != MODE_CHAT) {
+		err = "--cluster joins chat channels across nodes: it needs --mode chat (echo mode has nothing to share)";
+	} else if (!u.tls && (cfg->cluster_ca || cfg->cluster_insecure)) {
+		err = "--cluster-ca and --cluster-insecure are for a rediss:// (TLS) --cluster URL";
+	} else if (cfg->cluster_ca && cfg->cluster_insecure) {
+		err = "--cluster-ca and --cluster-insecure contradict each other: pick one";
+	} else if (cfg->cluster_prefix[strcspn(cfg->cluster_prefix, "*?[]\\")] != '\0' ||
+	           strlen(cfg->cluster_prefix) > 64) {
+		err = "--cluster-prefix may not hold * ? [ ] or \\ (it is glued in front of patterns) and is at most 64 bytes";
+	} else if (cfg->cluster_ca) {
+		FILE *f = fopen(cfg->cluster_ca, "r");
+		if (!f) {
+			fprintf(stderr, "weft: cannot read --cluster-ca %s: %s\n", cfg->cluster_ca, strerror(errno));
+			return -EINVAL;
+		}
+		fclose(f);
+	}
+	if (err) {
+		fprintf(stderr, "weft: %s\n", err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Settings each valid alone but that cannot work, and ranges; every message
  * names the flag and what it may be. 0 or -EINVAL. */
 static int check(const struct config *cfg)
@@ -266,7 +307,7 @@ static int check(const struct config *cfg)
 		fprintf(stderr, "weft: %s\n", err);
 		return -EINVAL;
 	}
-	return 0;
+	return check_cluster(cfg);
 }
 
 int config_parse(struct config *cfg, int argc, char **argv)

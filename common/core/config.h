@@ -61,6 +61,11 @@ struct config {
 	const char *cert, *key;
 	int handshake_timeout_ms;
 	int header_timeout_ms;   /* HTTP: a request head in total, from its first byte; 0 = never */
+	/* cluster (chat mode): join an engine, see docs/CLUSTER.md */
+	const char *cluster;        /* redis://HOST:PORT or rediss://...; NULL = alone */
+	const char *cluster_ca;     /* rediss: CA bundle to verify the engine with */
+	bool cluster_insecure;      /* rediss: do not verify the engine's certificate */
+	const char *cluster_prefix; /* engine channel prefix, no glob specials */
 	/* process */
 	bool daemon;
 	const char *pidfile;

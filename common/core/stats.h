@@ -53,7 +53,19 @@
 	X(tls_handshakes, "weft_tls_handshakes_total", "", "TLS handshakes completed")                 \
 	X(tls_resumed, "weft_tls_resumed_total", "", "TLS handshakes that resumed a session")          \
 	X(tls_failures, "weft_errors_total", "kind=\"tls_handshake\"", "")                             \
-	X(tls_timeouts, "weft_errors_total", "kind=\"tls_handshake_timeout\"", "")
+	X(tls_timeouts, "weft_errors_total", "kind=\"tls_handshake_timeout\"", "")                     \
+	X(cl_reconnects, "weft_cluster_reconnects_total", "", "--cluster: links to the engine established after the first") \
+	X(cl_connect_fail, "weft_cluster_connect_failures_total", "reason=\"connect\"", "--cluster: attempts to reach the engine that failed") \
+	X(cl_connect_fail_tls, "weft_cluster_connect_failures_total", "reason=\"tls\"", "")          \
+	X(cl_link_lost, "weft_cluster_connect_failures_total", "reason=\"lost\"", "")                \
+	X(cl_sent, "weft_cluster_sent_total", "", "--cluster: messages sent to the engine")            \
+	X(cl_received, "weft_cluster_received_total", "", "--cluster: messages from the engine delivered here") \
+	X(cl_echoes, "weft_cluster_echoes_dropped_total", "", "--cluster: our own messages back from the engine, dropped") \
+	X(cl_gaps, "weft_cluster_gaps_total", "", "--cluster: messages from other nodes missed (sequence gaps)") \
+	X(cl_duplicates, "weft_cluster_duplicates_dropped_total", "", "--cluster: messages from the engine already seen, dropped") \
+	X(cl_dropped_down, "weft_cluster_dropped_total", "reason=\"down\"", "--cluster: engine copies not sent") \
+	X(cl_dropped_full, "weft_cluster_dropped_total", "reason=\"full\"", "")                      \
+	X(cl_malformed, "weft_cluster_malformed_total", "", "--cluster: engine messages that were not weft envelopes, dropped")
 
 enum stat_id {
 #define X(id, name, labels, help) STAT_##id,

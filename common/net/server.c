@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bridge.h"
 #include "exchange.h"
 #include "log.h"
 #include "stats.h"
@@ -122,6 +123,9 @@ int server_init(struct server *srv, const struct config *cfg)
 		srv->ex = exchange_new();
 		if (!srv->ex)
 			return -ENOMEM;
+		/* The link connects in the background: serving starts at once. */
+		if (cfg->cluster && !(srv->bridge = bridge_start(srv->ex, cfg)))
+			return -EINVAL;
 	}
 	return 0;
 }
@@ -135,6 +139,8 @@ void server_fini(struct server *srv)
 	for (int i = 0; i < 2; i++)
 		if (srv->stop_pipe[i] >= 0)
 			close(srv->stop_pipe[i]);
+	bridge_stop(srv->bridge); /* before the exchange it hooks into */
+	srv->bridge = NULL;
 	exchange_free(srv->ex);
 	tls_ctx_free(srv->tls);
 	srv->ex = NULL;

@@ -15,6 +15,7 @@
 
 #include "config.h"
 
+struct bridge;
 struct exchange;
 struct tls_ctx;
 
@@ -23,6 +24,7 @@ enum refuse_reason { REFUSE_MAX_CONNS, REFUSE_QUEUE_FULL, REFUSE_FD_LIMIT };
 struct server {
 	const struct config *cfg;
 	struct exchange *ex;  /* chat mode, else NULL */
+	struct bridge *bridge; /* --cluster, else NULL */
 	struct tls_ctx *tls;  /* --tls-port, else NULL */
 	int port, tls_port;   /* the actual bound ports (tls_port -1 = off) */
 	int listen_fd;        /* first plain listener, made by server_init */

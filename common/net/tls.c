@@ -11,6 +11,7 @@
  * object is only touched by the thread that owns its session. */
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -256,6 +257,75 @@ void tls_ctx_free(struct tls_ctx *ctx)
 		return;
 	SSL_CTX_free(ctx->ssl);
 	free(ctx);
+}
+
+/* ---- the client side (--cluster rediss://) ------------------------------------ */
+
+static int handshake(struct tls_conn *c);
+static int flush_wbio(struct tls_conn *c);
+
+struct tls_ctx *tls_client_ctx_new(const char *ca_file, bool insecure)
+{
+	char why[256];
+	struct tls_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return NULL;
+	OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT, NULL);
+	ERR_clear_error();
+	ctx->ssl = SSL_CTX_new(TLS_client_method());
+	if (!ctx->ssl || SSL_CTX_set_min_proto_version(ctx->ssl, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx->ssl, tls12_ciphers) != 1) {
+		log_error("tls: cannot set up an OpenSSL client: %s", ossl_reason(why, sizeof(why), NULL));
+		goto fail;
+	}
+	SSL_CTX_set_mode(ctx->ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (insecure) {
+		SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_NONE, NULL);
+		return ctx;
+	}
+	SSL_CTX_set_verify(ctx->ssl, SSL_VERIFY_PEER, NULL);
+	if (ca_file ? SSL_CTX_load_verify_locations(ctx->ssl, ca_file, NULL) != 1
+	            : SSL_CTX_set_default_verify_paths(ctx->ssl) != 1) {
+		log_error("tls: cannot load CA certificates from %s: %s", ca_file ? ca_file : "the system store",
+		          ossl_reason(why, sizeof(why), NULL));
+		goto fail;
+	}
+	return ctx;
+fail:
+	tls_ctx_free(ctx);
+	return NULL;
+}
+
+struct tls_conn *tls_conn_new_client(struct tls_ctx *ctx, const char *host)
+{
+	struct tls_conn *c = tls_conn_new(ctx);
+	if (!c)
+		return NULL;
+	unsigned char ip[16];
+	bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+	int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host)
+	               : SSL_set_tlsext_host_name(c->ssl, host) == 1 && SSL_set1_host(c->ssl, host) == 1;
+	if (!ok) {
+		ERR_clear_error();
+		tls_conn_free(c);
+		return NULL;
+	}
+	SSL_set_connect_state(c->ssl);
+	return c;
+}
+
+int tls_conn_start(struct tls_conn *c)
+{
+	int rc = handshake(c);
+	if (flush_wbio(c) < 0)
+		return -ENOMEM;
+	return rc < 0 ? rc : 0;
+}
+
+const char *tls_conn_verify_error(const struct tls_conn *c)
+{
+	long v = SSL_get_verify_result(c->ssl);
+	return v == X509_V_OK ? NULL : X509_verify_cert_error_string(v);
 }
 
 /* ---- one connection -------------------------------------------------------- */

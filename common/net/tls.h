@@ -22,6 +22,18 @@ struct tls_ctx *tls_ctx_new(const struct config *cfg);
 void tls_ctx_free(struct tls_ctx *ctx);
 
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
+
+/* The client side (the --cluster link to a rediss:// engine): verify the
+ * peer against ca_file (PEM), or the system store when NULL, unless
+ * insecure. NULL after logging why. */
+struct tls_ctx *tls_client_ctx_new(const char *ca_file, bool insecure);
+/* A client connection to host (a name or an IP address, checked against the
+ * certificate when verifying; sent as SNI when a name). */
+struct tls_conn *tls_conn_new_client(struct tls_ctx *ctx, const char *host);
+/* Client: put the ClientHello in the cipher outbox. 0 or -EPROTO / -ENOMEM. */
+int tls_conn_start(struct tls_conn *c);
+/* Why the peer's certificate was refused, or NULL if it was not. */
+const char *tls_conn_verify_error(const struct tls_conn *c);
 void tls_conn_free(struct tls_conn *c);
 /* The session's id, so log lines about this connection name it. */
 void tls_conn_set_id(struct tls_conn *c, unsigned long long id);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bridge.h"
 #include "server.h"
 #include "stats.h"
 
@@ -83,5 +84,7 @@ int metrics_render(const struct server *srv, struct buf *out)
 		             "# TYPE weft_info gauge\n"
 		             "weft_info{model=\"%s\",mode=\"%s\",version=\"%s\"} 1\n",
 		             model, srv->cfg->mode == MODE_CHAT ? "chat" : "echo", WEFT_VERSION);
+	if (rc == 0 && srv->bridge)
+		rc = bridge_metrics(srv->bridge, out, model);
 	return rc;
 }

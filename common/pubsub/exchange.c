@@ -48,7 +48,15 @@ struct exchange {
 	size_t nbuckets, nchannels;
 	struct pattern **pats;
 	size_t npats, pats_cap;
+	struct exchange_hook hook; /* --cluster: set once before use */
 };
+
+/* The bridge hook, when one is set (see exchange.h). */
+static void held(struct exchange *ex, bool pattern, const char *name, size_t n, bool on)
+{
+	if (ex->hook.held)
+		ex->hook.held(ex->hook.arg, pattern, name, n, on);
+}
 
 #define INITIAL_BUCKETS 64
 
@@ -196,6 +204,8 @@ int exchange_subscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt, 
 		}
 		goto out;
 	}
+	if (c->subs.n == 1)
+		held(ex, false, ch, n, true);
 	chan_grow(ex);
 out:
 	pthread_mutex_unlock(&ex->lock);
@@ -216,6 +226,7 @@ int exchange_unsubscribe(struct exchange *ex, struct session *s, const char *ch,
 			ex->nchannels--;
 			free(c->subs.v);
 			free(c);
+			held(ex, false, ch, n, false);
 		}
 	}
 	pthread_mutex_unlock(&ex->lock);
@@ -299,6 +310,8 @@ int exchange_psubscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt,
 			rc = -ENOMEM;
 			if (p && p->subs.n == 0)
 				pat_drop(ex, ex->npats - 1);
+		} else if (p->subs.n == 1) {
+			held(ex, true, pat, n, true);
 		}
 	}
 	pthread_mutex_unlock(&ex->lock);
@@ -313,8 +326,10 @@ int exchange_punsubscribe(struct exchange *ex, struct session *s, const char *pa
 	struct pattern *p = pat_find(ex, pat, n, &idx);
 	if (p && subs_del(&p->subs, s)) {
 		rc = 1;
-		if (p->subs.n == 0)
+		if (p->subs.n == 0) {
 			pat_drop(ex, idx);
+			held(ex, true, pat, n, false);
+		}
 	}
 	pthread_mutex_unlock(&ex->lock);
 	return rc;
@@ -479,6 +494,42 @@ long exchange_publish(struct exchange *ex, const char *ch, size_t chn, const cha
 	msg_unref(pb.line);
 	msg_unref(pb.resp);
 	stat_inc(STAT_chat_published);
+	if (ex->hook.published)
+		ex->hook.published(ex->hook.arg, ch, chn, pb.from, data, n);
+	if (pb.err && pb.receivers == 0)
+		return pb.err;
+	return pb.receivers;
+}
+
+/* ---- the cluster bridge hook ---- */
+
+void exchange_set_hook(struct exchange *ex, const struct exchange_hook *hook) { ex->hook = *hook; }
+
+long exchange_publish_remote(struct exchange *ex, const char *pat, size_t pn, const char *ch, size_t cn,
+                             const char *from, const char *data, size_t n)
+{
+	struct pub pb = {.ch = ch, .from = from ? from : "-", .data = data, .cn = cn, .n = n};
+	struct msg *pm = NULL;
+	size_t idx;
+	pthread_mutex_lock(&ex->lock);
+	struct pattern *p = pat ? pat_find(ex, pat, pn, &idx) : NULL;
+	if (!pat) {
+		publish_channel(ex, &pb);
+	} else if (p && glob_match(p->name, p->len, ch, cn)) {
+		for (size_t k = 0; k < p->subs.n; k++) {
+			struct msg *m = p->subs.v[k].fmt == EX_LINE ? form(&pb, EX_LINE) : pm;
+			if (!m && p->subs.v[k].fmt == EX_RESP)
+				m = pm = encode_resp(p->name, p->len, ch, cn, data, n);
+			if (m)
+				deliver(&pb, p->subs.v[k].s, m);
+			else
+				pb.err = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&ex->lock);
+	msg_unref(pm);
+	msg_unref(pb.line);
+	msg_unref(pb.resp);
 	if (pb.err && pb.receivers == 0)
 		return pb.err;
 	return pb.receivers;

@@ -59,4 +59,32 @@ void exchange_each_channel(struct exchange *ex, void (*fn)(const char *name, siz
  * out (when out is NULL, only counts); returns the length. */
 size_t exchange_line_escape(char *out, const char *data, size_t n);
 
+/* ---- the cluster bridge hook (common/cluster/bridge.c) ----
+ *
+ * With --cluster, the bridge learns from the exchange which channels and
+ * patterns this node's clients hold (the exchange's own subscriber arrays are
+ * the per-node reference counts: held() fires on the first subscriber and
+ * after the last one), and gets a copy of every local publish. Messages that
+ * came from the engine go back in through exchange_publish_remote(), which
+ * never calls the hook: nothing from the engine is republished. */
+struct exchange_hook {
+	/* Under the exchange lock (lock order: exchange -> bridge): channel or
+	 * pattern [name, name+n) got its first local subscriber (held) or lost
+	 * its last (!held). Must not call into the exchange. */
+	void (*held)(void *arg, bool pattern, const char *name, size_t n, bool held);
+	/* After exchange_publish() delivered locally, outside the exchange lock. */
+	void (*published)(void *arg, const char *ch, size_t cn, const char *from, const char *data, size_t n);
+	void *arg;
+};
+
+/* Set once, before any client subscribes or publishes. */
+void exchange_set_hook(struct exchange *ex, const struct exchange_hook *hook);
+
+/* A message from the engine: delivered to this node's exact subscribers of
+ * channel ch when pat is NULL (a `message`), or only to the subscribers of
+ * pattern [pat, pat+pn) (a `pmessage`), as exchange_publish() would. Returns
+ * the receivers or -ENOMEM. */
+long exchange_publish_remote(struct exchange *ex, const char *pat, size_t pn, const char *ch, size_t cn,
+                             const char *from, const char *data, size_t n);
+
 #endif

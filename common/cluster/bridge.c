@@ -1,0 +1,606 @@
+/* bridge.c - glue between the exchange and the engine link.
+ *
+ * Three tables (table.h):
+ *   held  ('c'|'p' + name): what local clients hold, whether the engine has
+ *         it, and a dirty list of entries whose engine side must change;
+ *         guarded by b->lock.
+ *   sent  (channel): the next sequence number per channel we publish on;
+ *         guarded by b->lock. Bounded: when full it starts again with a new
+ *         generation (receivers then start counting afresh).
+ *   seen  (origin + boot + stream): the last sequence number received per
+ *         sending node and engine subscription; link thread only. Bounded
+ *         the same way.
+ */
+#include "bridge.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "buf.h"
+#include "config.h"
+#include "envelope.h"
+#include "exchange.h"
+#include "link.h"
+#include "log.h"
+#include "link_loop.h"
+#include "server.h"
+#include "stats.h"
+#include "table.h"
+#include "tls.h"
+#include "url.h"
+
+#define SENT_MAX 65536      /* channels with a sequence number */
+#define SEEN_MAX 65536      /* (origin, stream) pairs tracked */
+#define SUBS_PER_COMMAND 64 /* names in one (P)SUBSCRIBE on resubscribing */
+#define QUEUE_MIN (8u << 20)
+
+/* held entry flags */
+#define H_WANT 1u   /* a local client holds it */
+#define H_ENGINE 2u /* subscribed on the engine (as far as we sent) */
+#define H_DIRTY 4u  /* on the dirty list */
+
+struct bridge {
+	pthread_mutex_t lock;
+	struct exchange *ex;
+	const struct config *cfg;
+	struct cluster_url url;
+	const char *prefix;
+	size_t plen;
+	uint64_t origin, boot;
+	/* under lock */
+	struct table held, sent;
+	struct tentry *dirty;
+	uint64_t gen;
+	struct buf pubq;    /* formatted PUBLISH commands for the link thread */
+	size_t pubq_msgs;
+	size_t backlog;     /* the link's unwritten PUBLISH bytes, as of its last turn */
+	size_t limit;       /* pubq + backlog at most this */
+	bool up;
+	/* link thread only */
+	struct table seen;
+	struct link *link;
+	bool ever_up;
+	/* the loop and its thread */
+	struct tls_ctx *tls;
+	struct cl_poll *poll;
+	/* for /metrics (any thread) */
+	atomic_bool m_up;
+	atomic_llong m_down_since, m_down_ms;
+	atomic_long m_chans, m_pats;
+};
+
+/* ---- formatting commands ---- */
+
+/* Append the command argv[0..argc) to out. 0 or -ENOMEM. */
+static int put_cmd(struct buf *out, int argc, const char **argv, const size_t *lens)
+{
+	char *cmd = NULL;
+	int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (n < 0)
+		return -ENOMEM;
+	int rc = buf_append(out, cmd, (size_t)n);
+	redisFreeCommand(cmd);
+	return rc;
+}
+
+/* The engine's name for a held entry ('c'|'p' + name): prefix + name. */
+static char *engine_name(const struct bridge *b, const struct tentry *e, size_t *len)
+{
+	*len = b->plen + e->klen - 1;
+	char *s = malloc(*len + 1);
+	if (s) {
+		memcpy(s, b->prefix, b->plen);
+		memcpy(s + b->plen, e->key + 1, e->klen - 1);
+		s[*len] = '\0';
+	}
+	return s;
+}
+
+/* (P)(UN)SUBSCRIBE for up to SUBS_PER_COMMAND entries. */
+static int put_subs(struct bridge *b, struct buf *out, const char *verb, struct tentry **v, int n)
+{
+	const char *argv[SUBS_PER_COMMAND + 1];
+	size_t lens[SUBS_PER_COMMAND + 1];
+	int rc = 0, k;
+	argv[0] = verb;
+	lens[0] = strlen(verb);
+	for (k = 0; k < n; k++)
+		if (!(argv[k + 1] = engine_name(b, v[k], &lens[k + 1])))
+			break;
+	if (k == n)
+		rc = put_cmd(out, n + 1, argv, lens);
+	else
+		rc = -ENOMEM;
+	for (int i = 0; i < k; i++)
+		free((char *)argv[i + 1]);
+	return rc;
+}
+
+/* ---- what was seen: gaps, duplicates ---- */
+
+/* Forget the sequence numbers seen on one engine subscription (a fresh
+ * SUBSCRIBE must not count what came while we were not subscribed). */
+struct purge {
+	const struct tentry *held;
+};
+
+static void purge_one(struct table *t, struct tentry *e, void *arg)
+{
+	const struct tentry *h = ((struct purge *)arg)->held;
+	const char *k = e->key + 16;
+	size_t kn = e->klen - 16;
+	if (kn < h->klen || memcmp(k, h->key, h->klen) != 0)
+		return;
+	if (h->key[0] == 'c' ? kn == h->klen : k[h->klen] == '\0')
+		table_del(t, e);
+}
+
+static void purge_seen(struct bridge *b, const struct tentry *held)
+{
+	if (b->seen.n)
+		table_each(&b->seen, purge_one, &(struct purge){held});
+}
+
+/* false: a duplicate, drop it. Counts gaps. */
+static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn)
+{
+	char small[512];
+	size_t n = 18 + pn + cn;
+	char *key = n <= sizeof(small) ? small : malloc(n);
+	if (!key)
+		return true;
+	memcpy(key, &env->origin, 8);
+	memcpy(key + 8, &env->boot, 8);
+	n = 16;
+	key[n++] = pat ? 'p' : 'c';
+	if (pat) {
+		memcpy(key + n, pat, pn);
+		n += pn;
+		key[n++] = '\0';
+	}
+	memcpy(key + n, ch, cn);
+	n += cn;
+	if (b->seen.n >= SEEN_MAX && !table_get(&b->seen, key, n))
+		table_clear(&b->seen);
+	struct tentry *e = table_put(&b->seen, key, n);
+	if (key != small)
+		free(key);
+	if (!e)
+		return true;
+	if (e->a == 0 || e->b != env->gen) { /* first sight (a == 0: new) */
+		e->a = env->seq;
+		e->b = env->gen;
+		return true;
+	}
+	if (env->seq <= e->a) {
+		stat_inc(STAT_cl_duplicates);
+		return false;
+	}
+	if (env->seq > e->a + 1)
+		stat_add(STAT_cl_gaps, env->seq - e->a - 1);
+	e->a = env->seq;
+	return true;
+}
+
+/* ---- the exchange's hooks (any thread) ---- */
+
+static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool on)
+{
+	struct bridge *b = arg;
+	char small[256];
+	char *key = n + 1 <= sizeof(small) ? small : malloc(n + 1);
+	if (!key) {
+		log_error("cluster: out of memory: %s %.*s not changed on the engine", pattern ? "pattern" : "channel",
+		          (int)(n > 200 ? 200 : n), name);
+		return;
+	}
+	key[0] = pattern ? 'p' : 'c';
+	memcpy(key + 1, name, n);
+	bool wake = false;
+	pthread_mutex_lock(&b->lock);
+	struct tentry *e = on ? table_put(&b->held, key, n + 1) : table_get(&b->held, key, n + 1);
+	if (e) {
+		e->flags = on ? e->flags | H_WANT : e->flags & ~H_WANT;
+		if (!(e->flags & H_DIRTY)) {
+			e->flags |= H_DIRTY;
+			e->dirty = b->dirty;
+			b->dirty = e;
+			wake = b->up;
+		}
+	} else if (on) {
+		log_error("cluster: out of memory: %s %.*s not subscribed on the engine", pattern ? "pattern" : "channel",
+		          (int)(n > 200 ? 200 : n), name);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (key != small)
+		free(key);
+	if (wake)
+		cl_wake(cl_poll_loop(b->poll));
+}
+
+/* The next sequence number for a publish on ch (under b->lock). */
+static uint64_t next_seq(struct bridge *b, const char *ch, size_t cn, uint64_t *gen)
+{
+	if (b->sent.n >= SENT_MAX && !table_get(&b->sent, ch, cn)) {
+		table_clear(&b->sent);
+		b->gen++;
+	}
+	*gen = b->gen;
+	struct tentry *e = table_put(&b->sent, ch, cn);
+	if (!e) { /* no memory to remember it: a new generation says "start afresh" */
+		b->gen++;
+		return 1;
+	}
+	return ++e->a;
+}
+
+static void hook_published(void *arg, const char *ch, size_t cn, const char *from, const char *data, size_t n)
+{
+	struct bridge *b = arg;
+	struct envelope env = {.origin = b->origin, .boot = b->boot};
+	snprintf(env.nick, sizeof(env.nick), "%s", from);
+	bool wake = false;
+	pthread_mutex_lock(&b->lock);
+	env.seq = next_seq(b, ch, cn, &env.gen);
+	if (!b->up) {
+		stat_inc(STAT_cl_dropped_down);
+	} else if (buf_used(&b->pubq) + b->backlog + n > b->limit) {
+		stat_inc(STAT_cl_dropped_full);
+	} else {
+		char head[ENVELOPE_HEAD_MAX];
+		size_t hn = envelope_head(head, &env);
+		char *chan = malloc(b->plen + cn), *payload = malloc(hn + n);
+		const char *argv[3] = {"PUBLISH", chan, payload};
+		size_t lens[3] = {7, b->plen + cn, hn + n};
+		if (chan && payload) {
+			memcpy(chan, b->prefix, b->plen);
+			memcpy(chan + b->plen, ch, cn);
+			memcpy(payload, head, hn);
+			memcpy(payload + hn, data, n);
+		}
+		wake = buf_used(&b->pubq) == 0;
+		if (chan && payload && put_cmd(&b->pubq, 3, argv, lens) == 0) {
+			b->pubq_msgs++;
+			stat_inc(STAT_cl_sent);
+		} else {
+			stat_inc(STAT_cl_dropped_full);
+			stat_inc(STAT_oom_errors);
+			wake = false;
+		}
+		free(chan);
+		free(payload);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (wake)
+		cl_wake(cl_poll_loop(b->poll));
+}
+
+/* ---- the link's side (link thread) ---- */
+
+static void set_engine(struct bridge *b, struct tentry *e, bool on)
+{
+	if (on == !!(e->flags & H_ENGINE))
+		return;
+	e->flags = on ? e->flags | H_ENGINE : e->flags & ~H_ENGINE;
+	atomic_fetch_add(e->key[0] == 'p' ? &b->m_pats : &b->m_chans, on ? 1 : -1);
+}
+
+/* Everything held, (P)SUBSCRIBEd in batches (link thread, under b->lock). */
+struct resub {
+	struct bridge *b;
+	struct tentry *v[2][SUBS_PER_COMMAND];
+	int n[2];
+	size_t total[2];
+	struct buf out;
+	int err;
+};
+
+static void resub_flush(struct resub *r, int kind)
+{
+	if (r->n[kind] && put_subs(r->b, &r->out, kind ? "PSUBSCRIBE" : "SUBSCRIBE", r->v[kind], r->n[kind]) < 0)
+		r->err = -ENOMEM;
+	r->n[kind] = 0;
+}
+
+static void resub_one(struct table *t, struct tentry *e, void *arg)
+{
+	struct resub *r = arg;
+	e->flags &= ~H_DIRTY;
+	e->dirty = NULL;
+	if (!(e->flags & H_WANT)) {
+		set_engine(r->b, e, false);
+		table_del(t, e);
+		return;
+	}
+	int kind = e->key[0] == 'p';
+	r->v[kind][r->n[kind]++] = e;
+	r->total[kind]++;
+	set_engine(r->b, e, true);
+	if (r->n[kind] == SUBS_PER_COMMAND)
+		resub_flush(r, kind);
+}
+
+/* Send the dirty entries' changes and the queued publishes (under b->lock). */
+static void sync_engine(struct bridge *b)
+{
+	struct buf out = {0};
+	for (struct tentry *e = b->dirty, *next; e; e = next) {
+		next = e->dirty;
+		e->dirty = NULL;
+		e->flags &= ~H_DIRTY;
+		bool want = e->flags & H_WANT, pat = e->key[0] == 'p';
+		if (want != !!(e->flags & H_ENGINE)) {
+			if (put_subs(b, &out, want ? (pat ? "PSUBSCRIBE" : "SUBSCRIBE") : (pat ? "PUNSUBSCRIBE" : "UNSUBSCRIBE"),
+			             &e, 1) < 0) {
+				log_error("cluster: out of memory changing a subscription on the engine");
+				continue;
+			}
+			set_engine(b, e, want);
+			purge_seen(b, e);
+		}
+		if (!want)
+			table_del(&b->held, e);
+	}
+	b->dirty = NULL;
+	if (buf_used(&out) && link_send(b->link, LINK_SUB, buf_head(&out), buf_used(&out)) < 0)
+		log_error("cluster: cannot queue subscription changes for the engine");
+	buf_free(&out);
+	if (buf_used(&b->pubq)) {
+		if (link_send(b->link, LINK_PUB, buf_head(&b->pubq), buf_used(&b->pubq)) < 0)
+			stat_add(STAT_cl_dropped_full, b->pubq_msgs);
+		buf_free(&b->pubq);
+		b->pubq = (struct buf){0};
+		b->pubq_msgs = 0;
+	}
+	b->backlog = link_backlog(b->link, LINK_PUB);
+}
+
+static void on_up(void *arg)
+{
+	struct bridge *b = arg;
+	struct resub r = {.b = b};
+	pthread_mutex_lock(&b->lock);
+	b->up = true;
+	table_each(&b->held, resub_one, &r);
+	resub_flush(&r, 0);
+	resub_flush(&r, 1);
+	b->dirty = NULL;
+	if (buf_used(&r.out) && link_send(b->link, LINK_SUB, buf_head(&r.out), buf_used(&r.out)) < 0)
+		r.err = -ENOMEM;
+	sync_engine(b); /* publishes queued since (nothing dirty is left) */
+	pthread_mutex_unlock(&b->lock);
+	buf_free(&r.out);
+	long long down = now_ms() - atomic_load(&b->m_down_since);
+	atomic_fetch_add(&b->m_down_ms, down);
+	atomic_store(&b->m_up, true);
+	if (b->ever_up)
+		stat_inc(STAT_cl_reconnects);
+	log_info("cluster: link up to %s://%s:%d after %.1f s down; %s %zu channels and %zu patterns%s",
+	         b->url.tls ? "rediss" : "redis", b->url.host, b->url.port, (double)down / 1000,
+	         b->ever_up ? "resubscribed" : "subscribed", r.total[0], r.total[1],
+	         r.err ? " (out of memory: some are missing)" : "");
+	b->ever_up = true;
+}
+
+static void engine_forget(struct table *t, struct tentry *e, void *arg)
+{
+	struct bridge *b = arg;
+	set_engine(b, e, false);
+	e->flags &= ~H_DIRTY;
+	e->dirty = NULL;
+	if (!(e->flags & H_WANT))
+		table_del(t, e);
+}
+
+static void on_down(void *arg)
+{
+	struct bridge *b = arg;
+	atomic_store(&b->m_down_since, now_ms());
+	atomic_store(&b->m_up, false);
+	pthread_mutex_lock(&b->lock);
+	b->up = false;
+	table_each(&b->held, engine_forget, b);
+	b->dirty = NULL;
+	stat_add(STAT_cl_dropped_down, b->pubq_msgs);
+	buf_free(&b->pubq);
+	b->pubq = (struct buf){0};
+	b->pubq_msgs = 0;
+	b->backlog = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static bool is_str(const redisReply *r) { return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS; }
+
+static bool word(const redisReply *r, const char *w)
+{
+	return is_str(r) && r->len == strlen(w) && memcmp(r->str, w, r->len) == 0;
+}
+
+/* [p, n) minus our prefix; false if it does not start with it. */
+static bool strip(const struct bridge *b, const redisReply *r, const char **p, size_t *n)
+{
+	if (!is_str(r) || r->len < b->plen || memcmp(r->str, b->prefix, b->plen) != 0)
+		return false;
+	*p = r->str + b->plen;
+	*n = r->len - b->plen;
+	return true;
+}
+
+/* A `message` or `pmessage` from the engine. */
+static void engine_message(struct bridge *b, const redisReply *pat, const redisReply *ch, const redisReply *payload)
+{
+	const char *p = NULL, *c;
+	size_t pn = 0, cn;
+	struct envelope env;
+	if ((pat && !strip(b, pat, &p, &pn)) || !strip(b, ch, &c, &cn) || !is_str(payload) ||
+	    envelope_decode(payload->str, payload->len, &env) < 0) {
+		stat_inc(STAT_cl_malformed);
+		return;
+	}
+	if (env.origin == b->origin && env.boot == b->boot) {
+		stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
+		return;
+	}
+	if (!track(b, &env, p, pn, c, cn))
+		return;
+	stat_inc(STAT_cl_received);
+	exchange_publish_remote(b->ex, p, pn, c, cn, env.nick, env.data, env.n);
+}
+
+static int on_reply(void *arg, enum link_conn conn, redisReply *r)
+{
+	struct bridge *b = arg;
+	if (r->type == REDIS_REPLY_ERROR) {
+		log_warn("cluster: the engine said on the %s connection: %.*s", conn == LINK_SUB ? "subscriber" : "publisher",
+		         (int)(r->len > 200 ? 200 : r->len), r->str);
+		return conn == LINK_SUB ? -EPROTO : 0; /* a refused SUBSCRIBE leaves us deaf: start again */
+	}
+	if (conn == LINK_PUB)
+		return 0; /* :N, the engine's receivers of a PUBLISH: not ours to report */
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 3) {
+		stat_inc(STAT_cl_malformed);
+		return 0;
+	}
+	redisReply **e = r->element;
+	if (r->elements == 3 && word(e[0], "message"))
+		engine_message(b, NULL, e[1], e[2]);
+	else if (r->elements == 4 && word(e[0], "pmessage"))
+		engine_message(b, e[1], e[2], e[3]);
+	else if (!(word(e[0], "subscribe") || word(e[0], "psubscribe") || word(e[0], "unsubscribe") ||
+	           word(e[0], "punsubscribe")))
+		stat_inc(STAT_cl_malformed);
+	return 0;
+}
+
+/* ---- the loop's handler ---- */
+
+static void loop_io(void *arg, int slot, bool rd, bool wr)
+{
+	struct bridge *b = arg;
+	link_io(b->link, slot, rd, wr);
+	if (slot == LINK_PUB && link_is_up(b->link)) {
+		pthread_mutex_lock(&b->lock);
+		b->backlog = link_backlog(b->link, LINK_PUB);
+		pthread_mutex_unlock(&b->lock);
+	}
+}
+
+static void loop_timer(void *arg) { link_timer(((struct bridge *)arg)->link); }
+
+static void loop_wake(void *arg)
+{
+	struct bridge *b = arg;
+	if (!link_is_up(b->link))
+		return;
+	pthread_mutex_lock(&b->lock);
+	sync_engine(b);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* ---- start, stop, metrics ---- */
+
+static uint64_t boot_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
+{
+	struct bridge *b = calloc(1, sizeof(*b));
+	const char *why = NULL;
+	if (!b)
+		return NULL;
+	pthread_mutex_init(&b->lock, NULL);
+	b->ex = ex;
+	b->cfg = cfg;
+	b->prefix = cfg->cluster_prefix;
+	b->plen = strlen(b->prefix);
+	b->boot = boot_ms();
+	b->limit = QUEUE_MIN > 4 * cfg->max_message ? QUEUE_MIN : 4 * cfg->max_message;
+	atomic_store(&b->m_down_since, now_ms());
+	if (cluster_url_parse(cfg->cluster, &b->url, &why) < 0) { /* config.c checked it */
+		log_error("cluster: --cluster %s: %s", cfg->cluster, why);
+		goto fail;
+	}
+	if (getrandom(&b->origin, sizeof(b->origin), 0) != sizeof(b->origin)) {
+		log_error("cluster: getrandom: %s", strerror(errno));
+		goto fail;
+	}
+	if (b->url.tls && !(b->tls = tls_client_ctx_new(cfg->cluster_ca, cfg->cluster_insecure)))
+		goto fail;
+	if (b->url.tls && cfg->cluster_insecure)
+		log_warn("cluster: --cluster-insecure: the engine's certificate is not verified");
+	b->poll = cl_poll_new();
+	/* One reply holds a message (at most --max-message, more is not ours),
+	 * its channel and pattern, an envelope and RESP framing. */
+	size_t max_reply = cfg->max_message + 2 * cfg->max_channel + ENVELOPE_HEAD_MAX + 1024 + b->plen * 2;
+	struct link_handler lh = {on_up, on_down, on_reply, b};
+	if (!b->poll || !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, max_reply))) {
+		log_error("cluster: out of memory");
+		goto fail;
+	}
+	cl_poll_set_handler(b->poll, &(struct cl_handler){loop_io, loop_timer, loop_wake, b});
+	exchange_set_hook(ex, &(struct exchange_hook){hook_held, hook_published, b});
+	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'", (unsigned long long)b->origin,
+	         (unsigned long long)b->boot, b->prefix);
+	link_start(b->link); /* before the thread: the loop is ours until then */
+	int rc = cl_poll_start(b->poll);
+	if (rc < 0) {
+		log_error("cluster: cannot start the link thread: %s", strerror(-rc));
+		exchange_set_hook(ex, &(struct exchange_hook){0});
+		goto fail;
+	}
+	return b;
+fail:
+	bridge_stop(b);
+	return NULL;
+}
+
+void bridge_stop(struct bridge *b)
+{
+	if (!b)
+		return;
+	cl_poll_stop(b->poll);
+	link_free(b->link);
+	cl_poll_free(b->poll);
+	tls_ctx_free(b->tls);
+	table_clear(&b->held);
+	table_clear(&b->sent);
+	table_clear(&b->seen);
+	buf_free(&b->pubq);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+int bridge_metrics(struct bridge *b, struct buf *out, const char *model)
+{
+	bool up = atomic_load(&b->m_up);
+	long long down = atomic_load(&b->m_down_ms) + (up ? 0 : now_ms() - atomic_load(&b->m_down_since));
+	char text[1024];
+	int n = snprintf(text, sizeof(text),
+	                 "# HELP weft_cluster_link_up 1 while the link to the engine (--cluster) is up\n"
+	                 "# TYPE weft_cluster_link_up gauge\n"
+	                 "weft_cluster_link_up{model=\"%s\"} %d\n"
+	                 "# HELP weft_cluster_disconnected_seconds_total time without a link to the engine\n"
+	                 "# TYPE weft_cluster_disconnected_seconds_total counter\n"
+	                 "weft_cluster_disconnected_seconds_total{model=\"%s\"} %.3f\n"
+	                 "# HELP weft_cluster_subscriptions engine subscriptions this node holds for its clients\n"
+	                 "# TYPE weft_cluster_subscriptions gauge\n"
+	                 "weft_cluster_subscriptions{model=\"%s\",kind=\"channel\"} %ld\n"
+	                 "weft_cluster_subscriptions{model=\"%s\",kind=\"pattern\"} %ld\n",
+	                 model, up, model, (double)down / 1000, model, atomic_load(&b->m_chans), model,
+	                 atomic_load(&b->m_pats));
+	if (n < 0 || (size_t)n >= sizeof(text))
+		return -EINVAL;
+	return buf_append(out, text, (size_t)n);
+}

@@ -1,0 +1,31 @@
+/* bridge.h - chat across weft nodes through an engine (--cluster).
+ *
+ * The bridge sits beside the exchange (exchange.h's hook): it subscribes on
+ * the engine to exactly the channels and patterns this node's clients hold,
+ * sends a copy of every local publish (with an envelope: envelope.h), and
+ * hands what the engine sends back to the exchange for this node's
+ * subscribers only. Local delivery never waits for it: see docs/CLUSTER.md
+ * for the guarantees.
+ *
+ * Threads: the hooks run on whichever thread a client's command runs on and
+ * take the bridge lock (after the exchange lock, never the other way round);
+ * everything else runs on the link's own thread (link_loop.h), which calls into
+ * the exchange only without the bridge lock. */
+#ifndef WEFT_CLUSTER_BRIDGE_H
+#define WEFT_CLUSTER_BRIDGE_H
+
+struct bridge;
+struct buf;
+struct config;
+struct exchange;
+
+/* Hook into ex and start the link thread (connecting in the background: the
+ * node serves at once whether or not the engine is there). NULL after
+ * logging why. */
+struct bridge *bridge_start(struct exchange *ex, const struct config *cfg);
+/* Stop the link thread and free everything (any link state). */
+void bridge_stop(struct bridge *b);
+/* The gauges /metrics shows beside the counters (stats.h). 0 or -errno. */
+int bridge_metrics(struct bridge *b, struct buf *out, const char *model);
+
+#endif

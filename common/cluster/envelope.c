@@ -1,0 +1,82 @@
+/* envelope.c - encode and (hostile-input-safe) decode the engine envelope. */
+#include "envelope.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char magic[] = "weft1 ";
+
+static bool nick_ok(const char *p, size_t n)
+{
+	if (n == 0 || n > ENVELOPE_NICK_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+		      c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+size_t envelope_head(char *out, const struct envelope *e)
+{
+	const char *nick = nick_ok(e->nick, strnlen(e->nick, sizeof(e->nick))) ? e->nick : "-";
+	int k = snprintf(out, ENVELOPE_HEAD_MAX, "%s%016llx %llu %llu %llu %s\n", magic, (unsigned long long)e->origin,
+	                 (unsigned long long)e->boot, (unsigned long long)e->gen, (unsigned long long)e->seq, nick);
+	return k < 0 ? 0 : (size_t)k;
+}
+
+/* Hex (exactly 16 digits) or decimal (1..20 digits, no overflow), then sep. */
+static const char *num(const char *p, const char *end, bool hex, uint64_t *v)
+{
+	uint64_t x = 0;
+	const char *start = p;
+	for (; p < end; p++) {
+		unsigned d;
+		char c = *p;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (hex && c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			break;
+		if (hex) {
+			x = x << 4 | d;
+		} else {
+			if (x > (UINT64_MAX - d) / 10)
+				return NULL;
+			x = x * 10 + d;
+		}
+		if (p - start >= (hex ? 16 : 20))
+			return NULL;
+	}
+	if (hex ? p - start != 16 : p == start)
+		return NULL;
+	if (p == end || *p != ' ')
+		return NULL;
+	*v = x;
+	return p + 1;
+}
+
+int envelope_decode(const char *p, size_t n, struct envelope *e)
+{
+	const char *end = p + n;
+	memset(e, 0, sizeof(*e));
+	if (n < sizeof(magic) - 1 || memcmp(p, magic, sizeof(magic) - 1) != 0)
+		return -EBADMSG;
+	p += sizeof(magic) - 1;
+	if (!(p = num(p, end, true, &e->origin)) || !(p = num(p, end, false, &e->boot)) ||
+	    !(p = num(p, end, false, &e->gen)) || !(p = num(p, end, false, &e->seq)))
+		return -EBADMSG;
+	size_t left = (size_t)(end - p);
+	const char *nl = memchr(p, '\n', left < ENVELOPE_NICK_MAX + 1 ? left : ENVELOPE_NICK_MAX + 1);
+	if (!nl || !nick_ok(p, (size_t)(nl - p)) || e->seq == 0)
+		return -EBADMSG;
+	memcpy(e->nick, p, (size_t)(nl - p));
+	e->data = nl + 1;
+	e->n = (size_t)(end - e->data);
+	return 0;
+}

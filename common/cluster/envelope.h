@@ -1,0 +1,39 @@
+/* envelope.h - what a weft node puts in front of a message it sends to the
+ * engine, so that other nodes can tell who sent it and what they missed:
+ *
+ *     weft1 <origin> <boot> <gen> <seq> <nick>\n<data>
+ *
+ * origin: 16 lower-case hex digits, the node's random 64-bit id; boot: the
+ * node's start time (unix ms); gen: the generation of the sender's sequence
+ * table (it starts again when the table is full); seq: this message's number
+ * among the origin's messages on this channel, from 1; nick: the sender's
+ * chat nick (the line protocol shows it). The data follows the newline
+ * unchanged (binary-safe). A text head keeps it readable in redis-cli MONITOR.
+ *
+ * Decoding is for hostile input: anyone with access to the engine can
+ * PUBLISH on a weft channel, so every field is checked and anything else is
+ * refused (the bridge counts and drops it). */
+#ifndef WEFT_CLUSTER_ENVELOPE_H
+#define WEFT_CLUSTER_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ENVELOPE_NICK_MAX 32 /* CHAT_NICK_MAX */
+/* The longest head: "weft1 " + 16 + 3 * (1 + 20) + 1 + nick + "\n". */
+#define ENVELOPE_HEAD_MAX (6 + 16 + 63 + 1 + ENVELOPE_NICK_MAX + 1)
+
+struct envelope {
+	uint64_t origin, boot, gen, seq;
+	char nick[ENVELOPE_NICK_MAX + 1];
+	const char *data; /* decode: points into the input */
+	size_t n;
+};
+
+/* Write e's head (not the data) to out, which holds ENVELOPE_HEAD_MAX bytes;
+ * returns its length. A nick that is not a valid one is sent as "-". */
+size_t envelope_head(char *out, const struct envelope *e);
+/* Parse [p, p+n). 0, or -EBADMSG for anything that is not exactly an envelope. */
+int envelope_decode(const char *p, size_t n, struct envelope *e);
+
+#endif

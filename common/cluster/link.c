@@ -1,0 +1,426 @@
+/* link.c - the engine connection: connect, TLS, read replies, write
+ * commands, and come back after a failure.
+ *
+ * States of the link: BACKOFF (the timer brings the next attempt),
+ * CONNECTING (both sockets connecting or shaking hands, the timer is the
+ * deadline), UP. Any failure of either connection closes both and backs
+ * off: delay = min(BACKOFF_MIN << attempt, BACKOFF_MAX), then a random
+ * point in its upper half, so nodes that lost the engine together do not
+ * all come back in the same millisecond. */
+#include "link.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "buf.h"
+#include "log.h"
+#include "outbox.h"
+#include "server.h"
+#include "stats.h"
+#include "tls.h"
+
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+#define CONNECT_TIMEOUT_MS 5000
+#define READ_CHUNK 65536
+#define READS_PER_EVENT 16 /* then let the other connection and the wake run */
+
+enum cstate { CS_CLOSED, CS_CONNECTING, CS_HANDSHAKE, CS_READY };
+enum lstate { L_BACKOFF, L_CONNECTING, L_UP };
+
+struct rconn {
+	int fd;
+	enum cstate st;
+	struct tls_conn *tls;
+	redisReader *rd;
+	struct outbox out; /* plaintext commands */
+	struct buf plain;  /* TLS: decrypted input not yet fed */
+};
+
+struct link {
+	struct cluster_url url;
+	struct tls_ctx *tls;
+	struct cl_loop *loop;
+	struct link_handler h;
+	size_t max_reply;
+	enum lstate st;
+	struct rconn c[LINK_CONNS];
+	unsigned attempt;   /* failures since the last time up */
+	uint64_t rng;
+	char what[300];     /* "redis://host:port", for the log */
+};
+
+static const char *const conn_name[LINK_CONNS] = {"subscriber", "publisher"};
+
+static uint64_t rnd(struct link *l)
+{
+	uint64_t x = l->rng; /* xorshift64 */
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return l->rng = x;
+}
+
+struct link *link_new(const struct cluster_url *u, struct tls_ctx *tls, struct cl_loop *loop,
+                      const struct link_handler *h, size_t max_reply)
+{
+	struct link *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->url = *u;
+	l->tls = tls;
+	l->loop = loop;
+	l->h = *h;
+	l->max_reply = max_reply;
+	l->st = L_BACKOFF;
+	for (int i = 0; i < LINK_CONNS; i++)
+		l->c[i].fd = -1;
+	if (getrandom(&l->rng, sizeof(l->rng), 0) != sizeof(l->rng) || !l->rng)
+		l->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)now_ms();
+	snprintf(l->what, sizeof(l->what), "%s://%s%s%s:%d", u->tls ? "rediss" : "redis", strchr(u->host, ':') ? "[" : "",
+	         u->host, strchr(u->host, ':') ? "]" : "", u->port);
+	return l;
+}
+
+static void conn_close(struct link *l, int i)
+{
+	struct rconn *c = &l->c[i];
+	if (c->fd >= 0) {
+		cl_watch(l->loop, i, -1, false, false);
+		close(c->fd);
+	}
+	tls_conn_free(c->tls);
+	if (c->rd)
+		redisReaderFree(c->rd);
+	outbox_free(&c->out);
+	buf_free(&c->plain);
+	*c = (struct rconn){.fd = -1};
+}
+
+void link_free(struct link *l)
+{
+	if (!l)
+		return;
+	for (int i = 0; i < LINK_CONNS; i++)
+		conn_close(l, i);
+	free(l);
+}
+
+bool link_is_up(const struct link *l) { return l->st == L_UP; }
+
+size_t link_backlog(const struct link *l, enum link_conn conn)
+{
+	const struct rconn *c = &l->c[conn];
+	return outbox_bytes(&c->out) + (c->tls ? outbox_bytes(tls_conn_cipher(c->tls)) : 0);
+}
+
+static void backoff(struct link *l)
+{
+	unsigned shift = l->attempt < 10 ? l->attempt : 10;
+	long long d = (long long)BACKOFF_MIN_MS << shift;
+	if (d > BACKOFF_MAX_MS)
+		d = BACKOFF_MAX_MS;
+	d = d / 2 + (long long)(rnd(l) % (uint64_t)(d / 2 + 1));
+	l->attempt++;
+	l->st = L_BACKOFF;
+	cl_timer(l->loop, now_ms() + d);
+}
+
+/* Drop both connections and try again later; why is logged. */
+static void fail(struct link *l, enum stat_id counter, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void fail(struct link *l, enum stat_id counter, const char *fmt, ...)
+{
+	char why[300];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	bool was_up = l->st == L_UP;
+	for (int i = 0; i < LINK_CONNS; i++)
+		conn_close(l, i);
+	stat_inc(counter);
+	backoff(l);
+	/* Every failure is logged (one line per attempt, and attempts are at
+	 * least BACKOFF_MAX_MS / 2 apart once the backoff has grown). */
+	if (was_up)
+		log_warn("cluster: link to %s lost: %s; local delivery goes on, reconnecting", l->what, why);
+	else
+		log_warn("cluster: cannot reach %s: %s (attempt %u; retrying with backoff)", l->what, why, l->attempt);
+	if (was_up)
+		l->h.down(l->h.arg);
+}
+
+/* ---- writing ---- */
+
+static void want(struct link *l, int i)
+{
+	struct rconn *c = &l->c[i];
+	bool wr = c->st == CS_CONNECTING || link_backlog(l, (enum link_conn)i) > 0;
+	cl_watch(l->loop, i, c->fd, c->st != CS_CONNECTING, wr);
+}
+
+/* Write what is queued (encrypting first under TLS). 0 or -errno. */
+static int flush(struct link *l, int i)
+{
+	struct rconn *c = &l->c[i];
+	struct outbox *ob = &c->out;
+	if (c->tls) {
+		if (tls_conn_encrypt(c->tls, &c->out) < 0)
+			return -EPROTO;
+		ob = tls_conn_cipher(c->tls);
+	}
+	while (!outbox_empty(ob)) {
+		struct iovec iov[16];
+		int k = outbox_iov(ob, iov, 16);
+		ssize_t w = writev(c->fd, iov, k);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			return -errno;
+		}
+		outbox_consume(ob, (size_t)w);
+		if (c->tls && outbox_empty(ob) && !outbox_empty(&c->out)) {
+			if (tls_conn_encrypt(c->tls, &c->out) < 0)
+				return -EPROTO;
+		}
+	}
+	want(l, i);
+	return 0;
+}
+
+int link_send(struct link *l, enum link_conn conn, const char *p, size_t n)
+{
+	struct rconn *c = &l->c[conn];
+	if (l->st != L_UP)
+		return -ENOTCONN;
+	if (outbox_append(&c->out, p, n) < 0)
+		return -ENOMEM;
+	/* Written when the loop reports the socket writable; asking now costs
+	 * one poll() round and lets one wake's commands go out together. */
+	want(l, conn);
+	return 0;
+}
+
+/* ---- connecting ---- */
+
+static int open_socket(struct link *l, int i, const struct addrinfo *ai)
+{
+	struct rconn *c = &l->c[i];
+	c->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	if (c->fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	c->rd = redisReaderCreate();
+	if (!c->rd)
+		return -ENOMEM;
+	if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
+		return -errno;
+	c->st = CS_CONNECTING;
+	want(l, i);
+	return 0;
+}
+
+static void attempt(struct link *l)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%d", l->url.port);
+	int g = getaddrinfo(l->url.host, port, &hints, &ai);
+	if (g != 0) {
+		fail(l, STAT_cl_connect_fail, "cannot resolve %s: %s", l->url.host, gai_strerror(g));
+		return;
+	}
+	l->st = L_CONNECTING;
+	cl_timer(l->loop, now_ms() + CONNECT_TIMEOUT_MS);
+	int rc = 0;
+	for (int i = 0; i < LINK_CONNS && rc == 0; i++)
+		rc = open_socket(l, i, ai);
+	freeaddrinfo(ai);
+	if (rc < 0)
+		fail(l, STAT_cl_connect_fail, "connect: %s", strerror(-rc));
+}
+
+void link_start(struct link *l)
+{
+	log_info("cluster: joining %s", l->what);
+	attempt(l);
+}
+
+/* Both ready: the link is up. */
+static void check_up(struct link *l)
+{
+	for (int i = 0; i < LINK_CONNS; i++)
+		if (l->c[i].st != CS_READY)
+			return;
+	l->st = L_UP;
+	l->attempt = 0;
+	cl_timer(l->loop, 0);
+	l->h.up(l->h.arg);
+}
+
+/* A connection's TCP connect finished. 0 or -errno. */
+static int connected(struct link *l, int i)
+{
+	struct rconn *c = &l->c[i];
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err)
+		return -err;
+	if (!l->tls) {
+		c->st = CS_READY;
+		want(l, i);
+		return 0;
+	}
+	c->tls = tls_conn_new_client(l->tls, l->url.host);
+	if (!c->tls || tls_conn_start(c->tls) < 0)
+		return -EPROTO;
+	c->st = CS_HANDSHAKE;
+	return flush(l, i);
+}
+
+void link_timer(struct link *l)
+{
+	if (l->st == L_BACKOFF)
+		attempt(l);
+	else if (l->st == L_CONNECTING)
+		fail(l, l->tls ? STAT_cl_connect_fail_tls : STAT_cl_connect_fail, "no answer within %d s",
+		     CONNECT_TIMEOUT_MS / 1000);
+}
+
+/* ---- reading ---- */
+
+/* Feed plaintext to the reader and hand out every complete reply. */
+static int parse(struct link *l, int i, const char *p, size_t n)
+{
+	struct rconn *c = &l->c[i];
+	if (n && redisReaderFeed(c->rd, p, n) != REDIS_OK)
+		return -ENOMEM;
+	for (;;) {
+		void *reply = NULL;
+		if (redisReaderGetReply(c->rd, &reply) != REDIS_OK) {
+			stat_inc(STAT_cl_malformed);
+			fail(l, STAT_cl_link_lost, "%s connection: protocol error: %s", conn_name[i], c->rd->errstr);
+			return -EPROTO;
+		}
+		if (!reply)
+			break;
+		int rc = l->h.reply(l->h.arg, (enum link_conn)i, reply);
+		freeReplyObject(reply);
+		if (rc < 0) {
+			fail(l, STAT_cl_link_lost, "%s connection: unexpected reply from the engine", conn_name[i]);
+			return -EPROTO;
+		}
+		if (l->st != L_UP)
+			return -EPROTO; /* the handler dropped the link */
+	}
+	if (c->rd->len - c->rd->pos > l->max_reply) {
+		stat_inc(STAT_cl_malformed);
+		fail(l, STAT_cl_link_lost, "%s connection: a reply larger than %zu bytes", conn_name[i], l->max_reply);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* Bytes arrived on connection i: through TLS if any, then to the reader once
+ * the link is up (before that, only the handshake can be talking). */
+static int input(struct link *l, int i, const char *p, size_t n)
+{
+	struct rconn *c = &l->c[i];
+	if (c->tls) {
+		bool was_handshaking = tls_conn_handshaking(c->tls);
+		if (tls_conn_input(c->tls, p, n, &c->plain) < 0) {
+			const char *v = tls_conn_verify_error(c->tls);
+			if (was_handshaking) {
+				fail(l, STAT_cl_connect_fail_tls, "TLS handshake failed%s%s", v ? ": certificate refused: " : "",
+				     v ? v : " (see the tls: line above)");
+			} else {
+				fail(l, STAT_cl_link_lost, "TLS error");
+			}
+			return -EPROTO;
+		}
+		if (flush(l, i) < 0) {
+			fail(l, STAT_cl_link_lost, "write: %s", strerror(errno));
+			return -EPROTO;
+		}
+		if (was_handshaking && !tls_conn_handshaking(c->tls)) {
+			c->st = CS_READY;
+			check_up(l);
+			if (l->st != L_UP)
+				return 0;
+		}
+		if (l->st != L_UP || buf_used(&c->plain) == 0)
+			return 0;
+		int rc = parse(l, i, buf_head(&c->plain), buf_used(&c->plain));
+		if (rc == 0)
+			buf_consume(&c->plain, buf_used(&c->plain));
+		return rc;
+	}
+	if (l->st != L_UP) {
+		fail(l, STAT_cl_connect_fail, "%s connection: the engine spoke before we did", conn_name[i]);
+		return -EPROTO;
+	}
+	return parse(l, i, p, n);
+}
+
+static void readable(struct link *l, int i)
+{
+	static _Thread_local char chunk[READ_CHUNK];
+	for (int k = 0; k < READS_PER_EVENT && l->c[i].fd >= 0; k++) {
+		ssize_t r = read(l->c[i].fd, chunk, sizeof(chunk));
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (r <= 0) {
+			fail(l, l->st == L_UP ? STAT_cl_link_lost : STAT_cl_connect_fail, "%s connection: %s", conn_name[i],
+			     r == 0 ? "closed by the engine" : strerror(errno));
+			return;
+		}
+		if (input(l, i, chunk, (size_t)r) < 0)
+			return;
+	}
+}
+
+void link_io(struct link *l, int i, bool rd, bool wr)
+{
+	struct rconn *c = &l->c[i];
+	if (c->fd < 0)
+		return;
+	if (c->st == CS_CONNECTING) {
+		if (!wr && !rd)
+			return;
+		int rc = connected(l, i);
+		if (rc < 0) {
+			fail(l, rc == -EPROTO ? STAT_cl_connect_fail_tls : STAT_cl_connect_fail, "connect: %s",
+			     rc == -EPROTO ? "TLS setup failed" : strerror(-rc));
+			return;
+		}
+		check_up(l);
+		return;
+	}
+	if (wr) {
+		int rc = flush(l, i);
+		if (rc < 0) {
+			fail(l, l->st == L_UP ? STAT_cl_link_lost : STAT_cl_connect_fail, "%s connection: write: %s",
+			     conn_name[i], strerror(-rc));
+			return;
+		}
+	}
+	if (rd && c->fd >= 0)
+		readable(l, i);
+}

@@ -1,0 +1,50 @@
+/* link.h - the connection to the engine (Redis): two TCP connections, one in
+ * subscriber mode and one for PUBLISH (RESP2 allows nothing else on a
+ * subscribed connection), made and kept together: the link is up when both
+ * are, and goes down as a whole.
+ *
+ * Non-blocking connect, TLS through weft's byte transform (tls.c) for
+ * rediss://, replies parsed by hiredis's redisReader; reconnect with
+ * exponential backoff and jitter. Runs on a loop (link_loop.h) and is only ever
+ * touched on that loop's thread. */
+#ifndef WEFT_CLUSTER_LINK_H
+#define WEFT_CLUSTER_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "link_loop.h"
+#include "url.h"
+
+struct tls_ctx;
+struct redisReply;
+struct link;
+
+enum link_conn { LINK_SUB, LINK_PUB, LINK_CONNS };
+
+struct link_handler {
+	void (*up)(void *arg);   /* both connections are ready */
+	void (*down)(void *arg); /* the link was up and is not any more */
+	/* One reply on conn; the handler keeps nothing of it. Return <0 to drop
+	 * the link (a protocol error). */
+	int (*reply)(void *arg, enum link_conn conn, struct redisReply *r);
+	void *arg;
+};
+
+/* tls NULL: plain TCP. max_reply bounds one reply (bytes buffered
+ * unparsed); beyond it the link is dropped as a protocol error. */
+struct link *link_new(const struct cluster_url *u, struct tls_ctx *tls, struct cl_loop *loop,
+                      const struct link_handler *h, size_t max_reply);
+void link_free(struct link *l);
+/* The first attempt, now. */
+void link_start(struct link *l);
+/* Called by the loop (cl_handler). */
+void link_io(struct link *l, int slot, bool rd, bool wr);
+void link_timer(struct link *l);
+/* Queue a formatted command on conn (only while up). 0 or -ENOMEM / -ENOTCONN. */
+int link_send(struct link *l, enum link_conn conn, const char *p, size_t n);
+/* Bytes queued on conn and not yet written. */
+size_t link_backlog(const struct link *l, enum link_conn conn);
+bool link_is_up(const struct link *l);
+
+#endif

@@ -1,0 +1,100 @@
+/* table.c - chained hash table of byte keys (FNV-1a), doubling when full. */
+#include "table.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t hash(const void *k, size_t n)
+{
+	const unsigned char *p = k;
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static struct tentry **slot(struct table *t, const void *k, size_t n, uint64_t h)
+{
+	struct tentry **pp = &t->b[h & (t->nb - 1)];
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && (*pp)->klen == n && memcmp((*pp)->key, k, n) == 0)
+			break;
+	return pp;
+}
+
+struct tentry *table_get(struct table *t, const void *k, size_t n)
+{
+	return t->nb ? *slot(t, k, n, hash(k, n)) : NULL;
+}
+
+/* Double the buckets when there are as many entries; failing only costs speed. */
+static void grow(struct table *t)
+{
+	size_t nb = t->nb ? t->nb * 2 : 64;
+	struct tentry **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return;
+	for (size_t i = 0; i < t->nb; i++) {
+		for (struct tentry *e = t->b[i], *next; e; e = next) {
+			next = e->next;
+			e->next = b[e->hash & (nb - 1)];
+			b[e->hash & (nb - 1)] = e;
+		}
+	}
+	free(t->b);
+	t->b = b;
+	t->nb = nb;
+}
+
+struct tentry *table_put(struct table *t, const void *k, size_t n)
+{
+	if (t->n >= t->nb)
+		grow(t);
+	if (!t->nb)
+		return NULL;
+	uint64_t h = hash(k, n);
+	struct tentry **pp = slot(t, k, n, h);
+	if (*pp)
+		return *pp;
+	struct tentry *e = calloc(1, sizeof(*e) + n + 1);
+	if (!e)
+		return NULL;
+	e->hash = h;
+	e->klen = n;
+	memcpy(e->key, k, n);
+	*pp = e;
+	t->n++;
+	return e;
+}
+
+void table_del(struct table *t, struct tentry *e)
+{
+	struct tentry **pp = &t->b[e->hash & (t->nb - 1)];
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	t->n--;
+	free(e);
+}
+
+void table_each(struct table *t, void (*fn)(struct table *t, struct tentry *e, void *arg), void *arg)
+{
+	for (size_t i = 0; i < t->nb; i++) {
+		for (struct tentry *e = t->b[i], *next; e; e = next) {
+			next = e->next;
+			fn(t, e, arg);
+		}
+	}
+}
+
+void table_clear(struct table *t)
+{
+	for (size_t i = 0; i < t->nb; i++) {
+		for (struct tentry *e = t->b[i], *next; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	free(t->b);
+	*t = (struct table){0};
+}
