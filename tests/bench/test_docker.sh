@@ -8,7 +8,10 @@
 # the end. Then, with docker-compose 1.29 (and `docker compose` v2 where it is
 # installed): build, `up -d server` (one model, CPU 0), `run bench` (weft-load
 # and wrk against it, CPU 1), and `run compare` (a short bench/compare inside a
-# container). Exit 77 (ctest: skipped) only when dockerd cannot start.
+# container), then docker/cluster.yml (redis, three weft nodes of different models,
+# HAProxy on one port) carrying a chat message between two nodes through the balancer
+# (tests/bench/cluster_check.py). WEFT_DOCKER_ONLY=cluster runs only that part.
+# Exit 77 (ctest: skipped) only when dockerd cannot start.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=/var/cache/weft-bench
@@ -32,6 +35,7 @@ skip() {
 cleanup() {
 	if [ -n "$DOCKERD_PID" ]; then
 		compose down -v --remove-orphans >/dev/null 2>&1
+		(cd "$ROOT/docker" && docker-compose -p weftclustertest -f cluster.yml down -v --remove-orphans) >/dev/null 2>&1
 		kill -TERM "$DOCKERD_PID" 2>/dev/null
 		for _ in $(seq 100); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.2; done
 		kill -0 "$DOCKERD_PID" 2>/dev/null && kill -KILL "$DOCKERD_PID"
@@ -142,7 +146,35 @@ round() {
 	rm -rf "${RESULTS:?}"/*
 }
 
+# The cluster (docker/cluster.yml): redis, three weft nodes of different models and
+# HAProxy on one port; a chat message from a client on one node to a client on another,
+# both connected through the balancer.
+cluster_round() {
+	export REDIS_PORT=$(free_port) LB_PORT=$(free_port) NODE1_PORT=$(free_port) NODE2_PORT=$(free_port) NODE3_PORT=$(free_port)
+	ccompose() { (cd "$ROOT/docker" && "${COMPOSE[@]}" -p weftclustertest -f cluster.yml "$@"); }
+	if ccompose up -d >"$WORK/cluster-up.log" 2>&1; then
+		ok "cluster: redis, three nodes (threads, coro, uring) and haproxy up"
+	else
+		bad "cluster: up: $(tail -10 "$WORK/cluster-up.log")"
+	fi
+	if /usr/bin/python3 "$ROOT/tests/bench/cluster_check.py" "$LB_PORT" "$NODE1_PORT" "$NODE2_PORT" "$NODE3_PORT" \
+		>"$WORK/cluster-check.log" 2>&1; then
+		ok "cluster: $(tail -1 "$WORK/cluster-check.log")"
+	else
+		bad "cluster: $(tail -5 "$WORK/cluster-check.log"); logs: $(ccompose logs --tail 10 2>&1 | tail -30)"
+	fi
+	ccompose down -v --remove-orphans >/dev/null 2>&1
+}
+
+if [ "${WEFT_DOCKER_ONLY:-}" = cluster ]; then # a quicker run while working on the cluster
+	cluster_round
+	echo "$passed passed, $failed failed"
+	[ "$failed" = 0 ]
+	exit
+fi
+
 round "docker-compose $(docker-compose version --short 2>/dev/null)"
+cluster_round
 if docker compose version >/dev/null 2>&1; then
 	COMPOSE=(docker compose)
 	round "docker compose $(docker compose version --short 2>/dev/null)"
