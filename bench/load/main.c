@@ -49,6 +49,8 @@ static void usage(FILE *f)
 		"  --window N           closed loop: unanswered PUBLISHes per publisher [64]\n"
 		"  --backlog N          closed loop: undelivered messages in total [64 x subscribers]\n"
 		"  --resp               speak RESP (works against redis-server) instead of the line protocol\n"
+		"  --pub-port N         publishers connect to this port (another weft --cluster node) [--port]\n"
+		"  --settle SEC         after the subscriptions, wait this long before publishing [0]\n"
 		"handshake:\n"
 		"  --resume             offer the previous connection's session (counts what resumed)\n"
 		"  --echo               send a 64-byte echo message instead of GET / HTTP/1.1\n"
@@ -59,7 +61,8 @@ static void usage(FILE *f)
 
 enum {
 	O_HOST = 256, O_PORT, O_WARMUP, O_TIMEOUT, O_TLS, O_JSON, O_LABEL, O_DEPTH, O_RATE, O_SUBS, O_CHANS,
-	O_PUBS, O_WINDOW, O_BACKLOG, O_RESP, O_RESUME, O_ECHO, O_HOLD, O_READY,
+	O_PUBS, O_WINDOW, O_BACKLOG, O_RESP, O_RESUME, O_ECHO, O_HOLD, O_READY, O_PUB_PORT,
+	O_SETTLE,
 };
 
 static const struct option lopts[] = {
@@ -88,6 +91,8 @@ static const struct option lopts[] = {
 	{"echo", no_argument, NULL, O_ECHO},
 	{"hold", required_argument, NULL, O_HOLD},
 	{"ready-file", required_argument, NULL, O_READY},
+	{"pub-port", required_argument, NULL, O_PUB_PORT},
+	{"settle", required_argument, NULL, O_SETTLE},
 	{"help", no_argument, NULL, 'h'},
 	{0},
 };
@@ -166,6 +171,8 @@ static int set_opt(struct wl_opts *o, int c, const char *v)
 	case O_ECHO: o->http_request = false; return 0;
 	case O_HOLD: return parse_secs(v, &o->hold_s);
 	case O_READY: o->ready_file = v; return 0;
+	case O_PUB_PORT: return parse_int(v, 1, 65535, &o->pub_port);
+	case O_SETTLE: return parse_secs(v, &o->settle_s);
 	}
 	return -EINVAL;
 }

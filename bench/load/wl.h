@@ -39,6 +39,8 @@ struct wl_opts {
 	int subscribers, channels, publishers, window;
 	bool resp;
 	uint64_t backlog;
+	int pub_port;     /* publishers connect here instead of --port (another cluster node) */
+	double settle_s;  /* wait this long after every subscriber is confirmed, before publishing */
 	/* handshake */
 	bool resume;
 	bool http_request;
