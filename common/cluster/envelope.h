@@ -20,8 +20,9 @@
 #include <stdint.h>
 
 #define ENVELOPE_NICK_MAX 32 /* CHAT_NICK_MAX */
-/* The longest head: "weft1 " + 16 + 3 * (1 + 20) + 1 + nick + "\n". */
-#define ENVELOPE_HEAD_MAX (6 + 16 + 63 + 1 + ENVELOPE_NICK_MAX + 1)
+/* Room for the longest head, "weft1 " + 16 + 3 x (" " + 20 digits) + " " + nick + "\n",
+ * and snprintf's NUL. */
+#define ENVELOPE_HEAD_MAX (6 + 16 + 63 + 1 + ENVELOPE_NICK_MAX + 1 + 1)
 
 struct envelope {
 	uint64_t origin, boot, gen, seq;

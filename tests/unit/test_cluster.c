@@ -1,0 +1,137 @@
+/* test_cluster.c - the cluster's pure parts: --cluster URLs, the engine
+ * envelope (round trip, and every malformed form refused), and the bridge
+ * hook of the exchange (first/last subscriber, local publish copied, engine
+ * messages to exact channel or pattern subscribers only, never re-published). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "check.h"
+#include "envelope.h"
+#include "exchange.h"
+#include "url.h"
+
+static bool url_ok(const char *s, bool tls, const char *host, int port)
+{
+	struct cluster_url u;
+	const char *why = NULL;
+	return cluster_url_parse(s, &u, &why) == 0 && u.tls == tls && strcmp(u.host, host) == 0 && u.port == port;
+}
+
+static bool url_bad(const char *s)
+{
+	struct cluster_url u;
+	const char *why = NULL;
+	return cluster_url_parse(s, &u, &why) == -EINVAL && why && *why;
+}
+
+static void test_url(void)
+{
+	CHECK(url_ok("redis://127.0.0.1:6379", false, "127.0.0.1", 6379));
+	CHECK(url_ok("rediss://cache.example:6380", true, "cache.example", 6380));
+	CHECK(url_ok("redis://redis", false, "redis", 6379));
+	CHECK(url_ok("redis://[::1]:7000/", false, "::1", 7000));
+	const char *bad[] = {"", "redis:/h", "http://h:1", "redis://", "redis://:1", "redis://h:", "redis://h:0",
+	                     "redis://h:65536", "redis://h:1x", "redis://u:p@h:1", "redis://h:1/0", "redis://h:1?x=1",
+	                     "redis://[::1", "redis://[::1]x", "redis://h h", "redis://h:123456"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(url_bad(bad[i]));
+}
+
+static bool dec(const char *s, size_t n) { struct envelope e; return envelope_decode(s, n, &e) == 0; }
+#define DEC(lit) dec(lit, sizeof(lit) - 1)
+
+static void test_envelope(void)
+{
+	struct envelope e = {.origin = 0xfedcba9876543210ULL, .boot = 1796073855653ULL, .gen = 3, .seq = 42};
+	strcpy(e.nick, "ann");
+	char buf[ENVELOPE_HEAD_MAX + 8];
+	size_t hn = envelope_head(buf, &e);
+	memcpy(buf + hn, "hi\n\0x", 5);
+	struct envelope d;
+	CHECK(envelope_decode(buf, hn + 5, &d) == 0);
+	CHECK(d.origin == e.origin && d.boot == e.boot && d.gen == 3 && d.seq == 42 && strcmp(d.nick, "ann") == 0);
+	CHECK(d.n == 5 && memcmp(d.data, "hi\n\0x", 5) == 0);
+	strcpy(e.nick, "bad nick");
+	hn = envelope_head(buf, &e);
+	CHECK(envelope_decode(buf, hn, &d) == 0 && strcmp(d.nick, "-") == 0 && d.n == 0);
+	e.origin = e.boot = e.gen = e.seq = UINT64_MAX;
+	strcpy(e.nick, "abcdefghijklmnopqrstuvwxyz012345"); /* 32: the longest */
+	hn = envelope_head(buf, &e);
+	CHECK(hn <= ENVELOPE_HEAD_MAX && envelope_decode(buf, hn, &d) == 0 && d.seq == UINT64_MAX);
+
+	CHECK(DEC("weft1 0123456789abcdef 1 0 1 nick\nx"));
+	CHECK(!DEC(""));
+	CHECK(!DEC("weft1"));
+	CHECK(!DEC("weft2 0123456789abcdef 1 0 1 nick\nx"));
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick"));         /* no newline */
+	CHECK(!DEC("weft1 0123456789ABCDEF 1 0 1 nick\nx"));       /* upper-case hex */
+	CHECK(!DEC("weft1 0123456789abcde 1 0 1 nick\nx"));        /* 15 digits */
+	CHECK(!DEC("weft1 0123456789abcdef0 1 0 1 nick\nx"));      /* 17 */
+	CHECK(!DEC("weft1 0123456789abcdef 18446744073709551616 0 1 nick\nx")); /* 2^64 */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 0 nick\nx"));       /* seq 0 */
+	CHECK(!DEC("weft1 0123456789abcdef -1 0 1 nick\nx"));
+	CHECK(!DEC("weft1 0123456789abcdef 1  0 1 nick\nx"));      /* two spaces */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 \nx"));           /* empty nick */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 ni ck\nx"));
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 abcdefghijklmnopqrstuvwxyz0123456\nx")); /* 33 */
+	CHECK(!dec("weft1 0123456789abcdef 1\0 0 1 nick\nx", 36));
+}
+
+/* ---- the hook ---- */
+
+struct seen {
+	int held[2][2]; /* [pattern][on] */
+	char last[64];
+	int published;
+};
+
+static void held(void *arg, bool pattern, const char *name, size_t n, bool on)
+{
+	struct seen *s = arg;
+	s->held[pattern][on]++;
+	snprintf(s->last, sizeof(s->last), "%.*s", (int)n, name);
+}
+
+static void published(void *arg, const char *ch, size_t cn, const char *from, const char *data, size_t n)
+{
+	(void)ch, (void)cn, (void)from, (void)data, (void)n;
+	((struct seen *)arg)->published++;
+}
+
+static void test_hook(void)
+{
+	struct exchange *ex = exchange_new();
+	struct seen s = {0};
+	exchange_set_hook(ex, &(struct exchange_hook){held, published, &s});
+	/* No session is ever delivered to here: only the bookkeeping is tested. */
+	struct session *a = (struct session *)0x1000, *b = (struct session *)0x2000;
+	CHECK(exchange_subscribe(ex, a, EX_RESP, "news", 4) == 1);
+	CHECK(s.held[0][1] == 1 && strcmp(s.last, "news") == 0);
+	CHECK(exchange_subscribe(ex, b, EX_RESP, "news", 4) == 1);
+	CHECK(exchange_subscribe(ex, a, EX_RESP, "news", 4) == 0);
+	CHECK(s.held[0][1] == 1); /* only the first */
+	CHECK(exchange_unsubscribe(ex, a, "news", 4) == 1);
+	CHECK(s.held[0][0] == 0);
+	CHECK(exchange_unsubscribe(ex, b, "news", 4) == 1);
+	CHECK(s.held[0][0] == 1); /* the last */
+	CHECK(exchange_psubscribe(ex, a, EX_LINE, "n*", 2) == 1);
+	CHECK(exchange_psubscribe(ex, b, EX_LINE, "n*", 2) == 1);
+	CHECK(s.held[1][1] == 1 && strcmp(s.last, "n*") == 0);
+	CHECK(exchange_punsubscribe(ex, a, "n*", 2) == 1 && s.held[1][0] == 0);
+	CHECK(exchange_punsubscribe(ex, b, "n*", 2) == 1 && s.held[1][0] == 1);
+	/* A local publish reaches the hook; one from the engine never does. */
+	CHECK(exchange_publish(ex, "news", 4, "ann", "x", 1) == 0 && s.published == 1);
+	CHECK(exchange_publish_remote(ex, NULL, 0, "news", 4, "ann", "x", 1) == 0 && s.published == 1);
+	CHECK(exchange_publish_remote(ex, "n*", 2, "news", 4, "ann", "x", 1) == 0 && s.published == 1);
+	exchange_free(ex);
+}
+
+int main(void)
+{
+	test_url();
+	test_envelope();
+	test_hook();
+	return check_done();
+}
