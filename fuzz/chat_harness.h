@@ -20,7 +20,7 @@ static struct server srv;
 static struct owner own;
 
 static void wake(struct owner *o) { (void)o; }
-static void ready(struct session *s, void *arg) { (void)s, (void)arg; }
+static void ready(struct subscriber *sub, void *arg) { (void)sub, (void)arg; }
 
 static void setup(void)
 {

@@ -125,9 +125,9 @@ static int read_once(struct conn *c)
 	return 0;
 }
 
-static void ignore_ready(struct session *s, void *arg)
+static void ignore_ready(struct subscriber *sub, void *arg)
 {
-	(void)s, (void)arg; /* the serve loop flushes after every wake-up anyway */
+	(void)sub, (void)arg; /* the serve loop flushes after every wake-up anyway */
 }
 
 static void take_mail(struct conn *c)

@@ -176,7 +176,7 @@ static void conn_start(struct coro_loop *c, int fd, bool tls)
 		loop_close(&c->l, s, fd);
 		return;
 	}
-	s->model_data = t;
+	s->sub.loop_data = t;
 	c->sch.live++;
 }
 

@@ -360,7 +360,7 @@ static void conn_accept(struct uthread *t, int fd, bool tls)
 		loop_close(&t->l, s, fd);
 		return;
 	}
-	s->model_data = c;
+	s->sub.loop_data = c;
 	c->s = s;
 	c->fd = fd;
 	mark_dirty(t, c); /* arms its recv */

@@ -64,7 +64,7 @@ struct loop_model {
 	int (*serve)(struct loop *l);
 	/* Free what setup made; also after a failed setup. */
 	void (*teardown)(struct loop *l);
-	/* The connection whose session's model_data is conn has output now. */
+	/* The connection whose session's sub.loop_data is conn has output now. */
 	void (*ready)(struct loop *l, void *conn);
 	/* The stop signal: stop accepting (loop_listener_close), session_stop()
 	 * every connection and let it run (its deadlines are now the drain's). */

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "loop.h"
-#include "session.h"
+#include "subscriber.h"
 
 /* Any thread: wake the loop. owner->signalled already makes this one write
  * per drain; an overflowing counter still wakes. */
@@ -20,10 +20,10 @@ static void wake(struct owner *o)
 	(void)w;
 }
 
-static void ready(struct session *s, void *arg)
+static void ready(struct subscriber *sub, void *arg)
 {
 	struct loop *l = arg;
-	l->m->ready(l, s->model_data);
+	l->m->ready(l, sub->loop_data);
 }
 
 void loop_drain(struct loop *l)

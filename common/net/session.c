@@ -23,7 +23,7 @@ struct session *session_new(struct server *srv, struct owner *owner, bool tls)
 	if (!s)
 		return NULL;
 	s->srv = srv;
-	s->owner = owner;
+	s->sub.owner = owner;
 	s->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
 	s->start_ms = now_ms();
 	if (tls) {
@@ -43,7 +43,7 @@ void session_free(struct session *s)
 		return;
 	if (s->proto && s->proto->fini)
 		s->proto->fini(s);
-	owner_forget(s);
+	owner_forget(&s->sub);
 	outbox_free(&s->out);
 	buf_free(&s->in);
 	tls_conn_free(s->tls);
@@ -250,7 +250,7 @@ void session_sent(struct session *s, size_t n)
 		s->head_ms = now_ms();
 	resume(s);
 	if (s->chat) /* publishers on other threads read it for the slow-consumer limits */
-		atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
+		atomic_store_explicit(&s->sub.unsent, session_pending(s), memory_order_relaxed);
 }
 
 void session_pin(struct session *s, size_t n) { outbox_pin(wire(s), n); }
@@ -308,7 +308,7 @@ bool session_done(const struct session *s)
 int session_idle_limit_ms(const struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
-	if (s->slow_closed)
+	if (s->sub.slow_closed)
 		return SESSION_SLOW_LINGER_MS;
 	if (s->stopping)
 		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
@@ -319,7 +319,7 @@ void session_idle_expired(struct session *s)
 {
 	/* Quiet during drain is the normal end of a connection on stop; a
 	 * dropped slow consumer was counted when it was dropped. */
-	if (!s->stopping && !s->slow_closed)
+	if (!s->stopping && !s->sub.slow_closed)
 		stat_inc(STAT_idle_timeouts);
 	s->closing = 1;
 }
@@ -327,7 +327,7 @@ void session_idle_expired(struct session *s)
 long long session_deadline_ms(const struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
-	if (s->stopping || s->slow_closed)
+	if (s->stopping || s->sub.slow_closed)
 		return 0;
 	if (s->linger_ms)
 		return s->linger_ms;

@@ -51,6 +51,7 @@
 
 #include "buf.h"
 #include "outbox.h"
+#include "subscriber.h"
 
 struct server;
 struct owner;
@@ -62,7 +63,6 @@ struct tls_conn;
 
 struct session {
 	struct server *srv;
-	struct owner *owner;
 	const struct proto *proto; /* NULL until detected */
 	void *pstate;              /* the protocol's own state */
 	struct outbox out;         /* plaintext replies, in order */
@@ -70,27 +70,17 @@ struct session {
 	struct tls_conn *tls;      /* NULL on the plain port */
 	struct chat_conn *chat;    /* chat mode: subscriptions etc. (chat.h) */
 	unsigned long long id;
-	void *model_data;          /* the model's own per-connection object (e.g. the
-	                            * task owner_drain's ready() must wake); sessions never touch it */
+	/* What the exchange and mailbox see of a chat session (subscriber.h;
+	 * chat.c fills its ops). sub.loop_data is the model's own
+	 * per-connection object (the task owner_drain's ready() must wake);
+	 * sessions never touch it. */
+	struct subscriber sub;
 	bool closing : 1;          /* close once out is flushed */
 	bool eof : 1;              /* peer half-closed */
 	bool stopping : 1;         /* server is draining */
 	bool tls_failed : 1;
-	bool slow_closed : 1;      /* the owner acted on a slow-consumer verdict (owner.c) */
 	bool in_paused : 1;        /* s->in holds input that waits for the output to drain */
-	bool local_queued : 1;     /* noted on owner->local (owner.h) */
 	bool record_clock : 1;     /* head_ms runs for a TLS record that is not complete yet */
-	/* owner.h mailbox bookkeeping (guarded by owner->lock). Not in the same
-	 * word as the owner thread's bits above: a compiler may read neighbouring
-	 * bytes together, and publishers write these under the lock at any time. */
-	unsigned mail_count;       /* msgs in mail; its capacity follows from this (owner.c) */
-	bool mail_queued;
-	unsigned char slow;        /* slow-consumer verdict of owner_post */
-	struct session *mail_next;
-	struct msg **mail;
-	size_t mail_bytes;         /* bytes of queued mail (owner->lock) */
-	long long soft_since;      /* when the soft limit was first exceeded, 0 = not now (owner->lock) */
-	atomic_size_t unsent;      /* session_pending() as last seen by the owner thread */
 	/* total deadlines (now_ms() times) */
 	long long start_ms;        /* session_new(): the handshake counts from here */
 	long long head_ms;         /* first byte of the request head being read; 0 = none */

@@ -1,15 +1,40 @@
 /* chat.c - per-connection chat state: subscriptions, nick; attach/detach to
- * the exchange; and what happens to a slow consumer. */
+ * the exchange; a session as an exchange subscriber (subscriber.h), and what
+ * happens to a slow consumer. */
 #include "chat.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "msg.h"
 #include "server.h"
 #include "session.h"
 #include "stats.h"
+
+static struct session *sub_session(const struct subscriber *sub)
+{
+	return (struct session *)((const char *)sub - offsetof(struct session, sub));
+}
+
+static void sub_deliver(struct subscriber *sub, struct msg *m)
+{
+	struct session *s = sub_session(sub);
+	if (session_write_msg(s, m) < 0)
+		session_close_after_flush(s);
+}
+
+static size_t sub_pending(const struct subscriber *sub) { return session_pending(sub_session(sub)); }
+
+static void chat_slow_consumer(struct subscriber *sub, bool soft);
+
+static const struct subscriber_ops session_sub_ops = {
+	.deliver = sub_deliver,
+	.pending = sub_pending,
+	.slow = chat_slow_consumer,
+};
 
 int chat_attach(struct session *s, enum ex_fmt fmt)
 {
@@ -19,6 +44,9 @@ int chat_attach(struct session *s, enum ex_fmt fmt)
 	c->fmt = fmt;
 	snprintf(c->nick, sizeof(c->nick), "guest%llu", s->id);
 	s->chat = c;
+	const struct config *cfg = s->srv->cfg;
+	s->sub.ops = &session_sub_ops;
+	s->sub.limits = (struct subscriber_limits){cfg->outbox_hard, cfg->outbox_soft, cfg->outbox_soft_ms};
 	return 0;
 }
 
@@ -37,9 +65,9 @@ void chat_detach(struct session *s)
 		return;
 	struct exchange *ex = s->srv->ex;
 	for (size_t i = 0; ex && i < c->chans.n; i++)
-		exchange_unsubscribe(ex, s, c->chans.v[i].p, c->chans.v[i].n);
+		exchange_unsubscribe(ex, &s->sub, c->chans.v[i].p, c->chans.v[i].n);
 	for (size_t i = 0; ex && i < c->pats.n; i++)
-		exchange_punsubscribe(ex, s, c->pats.v[i].p, c->pats.v[i].n);
+		exchange_punsubscribe(ex, &s->sub, c->pats.v[i].p, c->pats.v[i].n);
 	names_free(&c->chans);
 	names_free(&c->pats);
 	free(c);
@@ -93,8 +121,8 @@ int chat_subscribe(struct session *s, const char *name, size_t n, bool pattern)
 	}
 	if (names_add(ns, name, n) < 0)
 		return -ENOMEM;
-	int rc = pattern ? exchange_psubscribe(s->srv->ex, s, c->fmt, name, n)
-	                 : exchange_subscribe(s->srv->ex, s, c->fmt, name, n);
+	int rc = pattern ? exchange_psubscribe(s->srv->ex, &s->sub, c->fmt, name, n)
+	                 : exchange_subscribe(s->srv->ex, &s->sub, c->fmt, name, n);
 	if (rc < 0) {
 		names_del(ns, ns->n - 1);
 		return rc;
@@ -110,9 +138,9 @@ int chat_unsubscribe(struct session *s, const char *name, size_t n, bool pattern
 	if (i < 0)
 		return 0;
 	if (pattern)
-		exchange_punsubscribe(s->srv->ex, s, name, n);
+		exchange_punsubscribe(s->srv->ex, &s->sub, name, n);
 	else
-		exchange_unsubscribe(s->srv->ex, s, name, n);
+		exchange_unsubscribe(s->srv->ex, &s->sub, name, n);
 	names_del(ns, (size_t)i);
 	return 1;
 }
@@ -150,8 +178,12 @@ bool chat_valid_nick(const char *p, size_t n)
 	return true;
 }
 
-void chat_slow_consumer(struct session *s, bool soft)
+/* The mailbox's verdict, on the owner thread (owner_drain): s refused a
+ * message for being too far behind. Count it, drop what it has not started
+ * receiving, tell it why in its own protocol and close it. */
+static void chat_slow_consumer(struct subscriber *sub, bool soft)
 {
+	struct session *s = sub_session(sub);
 	const struct config *cfg = s->srv->cfg;
 	char line[200];
 	stat_inc(soft ? STAT_slow_soft : STAT_slow_hard);

@@ -35,7 +35,9 @@ struct chat_conn {
 	struct chat_names chans, pats; /* in subscription order */
 };
 
-/* Give s a chat_conn (s->chat); 0 or -ENOMEM. */
+/* Give s a chat_conn (s->chat) and make it an exchange subscriber (s->sub:
+ * delivery into its output, the --outbox-* limits, the slow-consumer error
+ * in its own protocol); 0 or -ENOMEM. */
 int chat_attach(struct session *s, enum ex_fmt fmt);
 /* Leave every channel and pattern and free s->chat (NULL is fine). */
 void chat_detach(struct session *s);
@@ -57,10 +59,5 @@ bool chat_valid_name(const char *p, size_t n);
 bool chat_publishable(struct session *s, size_t n);
 /* Nicks: 1..CHAT_NICK_MAX of [A-Za-z0-9_.-]. */
 bool chat_valid_nick(const char *p, size_t n);
-
-/* On the owner thread (owner_drain): s refused a message for being too far
- * behind. Count it, drop what it has not started receiving, tell it why in
- * its own protocol and close it. */
-void chat_slow_consumer(struct session *s, bool soft);
 
 #endif

@@ -92,7 +92,7 @@ static void publish(struct session *s, const char *ch, size_t cn, const char *te
 	long r = exchange_publish(s->srv->ex, ch, cn, s->chat->nick, text, n);
 	/* Our own copy (if we listen there) comes before whatever this line's
 	 * successors write: "//x" then "/leave" must show the MSG, then the OK. */
-	owner_flush(s);
+	owner_flush(&s->sub);
 	if (r < 0)
 		reply(s, "ERR out of memory");
 	else if (tell)
@@ -376,7 +376,7 @@ static size_t line_feed(struct session *s, const char *p, size_t n)
 	struct line *l = s->pstate;
 	const struct config *cfg = s->srv->cfg;
 	size_t i = 0;
-	owner_flush(s); /* deliveries published before these lines go first */
+	owner_flush(&s->sub); /* deliveries published before these lines go first */
 	/* Back-pressure: no new line while the output is full; the rest waits in
 	 * the session until the client has read (session.h). */
 	while (i < n && !s->closing && !session_output_full(s)) {

@@ -510,7 +510,7 @@ static size_t resp_feed(struct session *s, const char *p, size_t n)
 {
 	struct resp *r = s->pstate;
 	size_t used = 0;
-	owner_flush(s); /* what was published before these commands goes first */
+	owner_flush(&s->sub); /* what was published before these commands goes first */
 	/* Back-pressure: no new command while the output is full (session.h). */
 	while (used < n && !s->closing && !session_output_full(s)) {
 		size_t k;

@@ -2,8 +2,9 @@
  *
  * Channels live in a chained hash table, patterns in an array (Redis also
  * walks every pattern on each publish; glob_match is linear in the channel
- * name, so a long name cannot hold the lock). Both hold arrays of (session,
- * format). Everything runs under ex->lock; see exchange.h for the lock order. */
+ * name, so a long name cannot hold the lock). Both hold arrays of
+ * (subscriber, format). Everything runs under ex->lock; see exchange.h for
+ * the lock order. */
 #include "exchange.h"
 
 #include <errno.h>
@@ -18,13 +19,13 @@
 #include "owner.h"
 #include "stats.h"
 
-struct sub {
-	struct session *s;
+struct member {
+	struct subscriber *sub;
 	enum ex_fmt fmt;
 };
 
 struct subs {
-	struct sub *v;
+	struct member *v;
 	size_t n, cap;
 };
 
@@ -106,34 +107,34 @@ void exchange_free(struct exchange *ex)
 
 /* ---- subscriber arrays ---- */
 
-static bool subs_has(const struct subs *ss, const struct session *s)
+static bool subs_has(const struct subs *ss, const struct subscriber *sub)
 {
 	for (size_t i = 0; i < ss->n; i++)
-		if (ss->v[i].s == s)
+		if (ss->v[i].sub == sub)
 			return true;
 	return false;
 }
 
-static int subs_add(struct subs *ss, struct session *s, enum ex_fmt fmt)
+static int subs_add(struct subs *ss, struct subscriber *sub, enum ex_fmt fmt)
 {
 	if (ss->n == ss->cap) {
 		size_t cap = ss->cap ? ss->cap * 2 : 4;
-		struct sub *v = realloc(ss->v, cap * sizeof(*v));
+		struct member *v = realloc(ss->v, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		ss->v = v;
 		ss->cap = cap;
 	}
-	ss->v[ss->n++] = (struct sub){s, fmt};
+	ss->v[ss->n++] = (struct member){sub, fmt};
 	return 0;
 }
 
 /* Order among subscribers does not matter (each message is posted to all of
  * them under the lock), so removal swaps in the last one. */
-static bool subs_del(struct subs *ss, const struct session *s)
+static bool subs_del(struct subs *ss, const struct subscriber *sub)
 {
 	for (size_t i = 0; i < ss->n; i++) {
-		if (ss->v[i].s == s) {
+		if (ss->v[i].sub == sub) {
 			ss->v[i] = ss->v[--ss->n];
 			return true;
 		}
@@ -173,7 +174,7 @@ static void chan_grow(struct exchange *ex)
 	ex->nbuckets = nb;
 }
 
-int exchange_subscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt, const char *ch, size_t n)
+int exchange_subscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt fmt, const char *ch, size_t n)
 {
 	uint64_t h = hash_bytes(ch, n);
 	int rc = 1;
@@ -191,11 +192,11 @@ int exchange_subscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt, 
 		memcpy(c->name, ch, n);
 		*pp = c;
 		ex->nchannels++;
-	} else if (subs_has(&c->subs, s)) {
+	} else if (subs_has(&c->subs, sub)) {
 		rc = 0;
 		goto out;
 	}
-	if (subs_add(&c->subs, s, fmt) < 0) {
+	if (subs_add(&c->subs, sub, fmt) < 0) {
 		rc = -ENOMEM;
 		if (c->subs.n == 0) { /* just made: do not leave an empty channel */
 			*chan_slot(ex, ch, n, h) = c->next;
@@ -212,14 +213,14 @@ out:
 	return rc;
 }
 
-int exchange_unsubscribe(struct exchange *ex, struct session *s, const char *ch, size_t n)
+int exchange_unsubscribe(struct exchange *ex, struct subscriber *sub, const char *ch, size_t n)
 {
 	uint64_t h = hash_bytes(ch, n);
 	int rc = 0;
 	pthread_mutex_lock(&ex->lock);
 	struct channel **pp = chan_slot(ex, ch, n, h);
 	struct channel *c = *pp;
-	if (c && subs_del(&c->subs, s)) {
+	if (c && subs_del(&c->subs, sub)) {
 		rc = 1;
 		if (c->subs.n == 0) {
 			*pp = c->next;
@@ -295,18 +296,18 @@ static void pat_drop(struct exchange *ex, size_t idx)
 	ex->npats--;
 }
 
-int exchange_psubscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt, const char *pat, size_t n)
+int exchange_psubscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt fmt, const char *pat, size_t n)
 {
 	int rc = 1;
 	size_t idx;
 	pthread_mutex_lock(&ex->lock);
 	struct pattern *p = pat_find(ex, pat, n, &idx);
-	if (p && subs_has(&p->subs, s)) {
+	if (p && subs_has(&p->subs, sub)) {
 		rc = 0;
 	} else {
 		if (!p)
 			p = pat_make(ex, pat, n);
-		if (!p || subs_add(&p->subs, s, fmt) < 0) {
+		if (!p || subs_add(&p->subs, sub, fmt) < 0) {
 			rc = -ENOMEM;
 			if (p && p->subs.n == 0)
 				pat_drop(ex, ex->npats - 1);
@@ -318,13 +319,13 @@ int exchange_psubscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt,
 	return rc;
 }
 
-int exchange_punsubscribe(struct exchange *ex, struct session *s, const char *pat, size_t n)
+int exchange_punsubscribe(struct exchange *ex, struct subscriber *sub, const char *pat, size_t n)
 {
 	int rc = 0;
 	size_t idx;
 	pthread_mutex_lock(&ex->lock);
 	struct pattern *p = pat_find(ex, pat, n, &idx);
-	if (p && subs_del(&p->subs, s)) {
+	if (p && subs_del(&p->subs, sub)) {
 		rc = 1;
 		if (p->subs.n == 0) {
 			pat_drop(ex, idx);
@@ -427,10 +428,10 @@ struct pub {
 	int err;
 };
 
-static void deliver(struct pub *pb, struct session *s, struct msg *m)
+static void deliver(struct pub *pb, struct subscriber *sub, struct msg *m)
 {
 	pb->receivers++;
-	if (owner_post(s, m) == 0)
+	if (owner_post(sub, m) == 0)
 		stat_inc(STAT_chat_delivered);
 }
 
@@ -454,7 +455,7 @@ static void publish_channel(struct exchange *ex, struct pub *pb)
 	for (size_t i = 0; i < c->subs.n; i++) {
 		struct msg *m = form(pb, c->subs.v[i].fmt);
 		if (m)
-			deliver(pb, c->subs.v[i].s, m);
+			deliver(pb, c->subs.v[i].sub, m);
 	}
 }
 
@@ -477,7 +478,7 @@ static void publish_patterns(struct exchange *ex, struct pub *pb)
 					pb->err = -ENOMEM;
 			}
 			if (m)
-				deliver(pb, p->subs.v[k].s, m);
+				deliver(pb, p->subs.v[k].sub, m);
 		}
 		msg_unref(pm);
 	}

@@ -13,9 +13,11 @@
  * `message` form, and one RESP `pmessage` per matching pattern) and every
  * subscriber gets a reference to the same msg.
  *
- * Subscriptions are keyed by session pointer: a session must be removed
- * (exchange_unsubscribe / exchange_punsubscribe for everything it holds,
- * which chat.c does in the protocols' fini()) before it is freed. */
+ * A subscriber is an interface (subscriber.h: its owner loop and how it
+ * takes a delivery), not a session; subscriptions are keyed by its address.
+ * It must be removed (exchange_unsubscribe / exchange_punsubscribe for
+ * everything it holds; chat.c does it for a session in the protocols'
+ * fini()) before it is freed. */
 #ifndef WEFT_EXCHANGE_H
 #define WEFT_EXCHANGE_H
 
@@ -23,7 +25,7 @@
 #include <stddef.h>
 
 struct exchange;
-struct session;
+struct subscriber;
 
 /* How a subscriber wants its deliveries encoded. */
 enum ex_fmt { EX_LINE, EX_RESP };
@@ -32,12 +34,12 @@ struct exchange *exchange_new(void);
 /* All subscribers must be gone. */
 void exchange_free(struct exchange *ex);
 
-/* Add s to channel [ch, ch+n) (or pattern): 1 added, 0 already there, -ENOMEM. */
-int exchange_subscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt, const char *ch, size_t n);
-int exchange_psubscribe(struct exchange *ex, struct session *s, enum ex_fmt fmt, const char *pat, size_t n);
-/* Remove s: 1 removed, 0 was not subscribed. */
-int exchange_unsubscribe(struct exchange *ex, struct session *s, const char *ch, size_t n);
-int exchange_punsubscribe(struct exchange *ex, struct session *s, const char *pat, size_t n);
+/* Add sub to channel [ch, ch+n) (or pattern): 1 added, 0 already there, -ENOMEM. */
+int exchange_subscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt fmt, const char *ch, size_t n);
+int exchange_psubscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt fmt, const char *pat, size_t n);
+/* Remove sub: 1 removed, 0 was not subscribed. */
+int exchange_unsubscribe(struct exchange *ex, struct subscriber *sub, const char *ch, size_t n);
+int exchange_punsubscribe(struct exchange *ex, struct subscriber *sub, const char *pat, size_t n);
 
 /* Publish [data, data+n) on channel ch; from is the sender's nick (line form).
  * Returns the number of receivers (channel subscribers + matching pattern

@@ -1,21 +1,22 @@
 /* owner.c - the mailbox between publishers (any thread) and the thread that
- * owns a session, and the slow-consumer limits (Redis'
+ * owns a subscriber, and the slow-consumer limits (Redis'
  * client-output-buffer-limit pubsub): owner_post() refuses a message that
- * would put a subscriber over --outbox-hard, or over --outbox-soft for longer
- * than --outbox-soft-secs, counting its queued mail plus the unsent output its
- * owner last reported (session->unsent). The owner then drops the session in
- * owner_drain (chat_slow_consumer). A publisher never waits for a
- * subscriber and a subscriber's memory stays bounded. */
+ * would put a subscriber over its hard limit, or over its soft limit for
+ * longer than soft_ms (subscriber->limits), counting its queued mail plus the
+ * unsent output its owner last saw (subscriber->unsent). The owner then hands
+ * the verdict to the subscriber's slow() in owner_drain. A publisher never
+ * waits for a subscriber and a subscriber's memory stays bounded.
+ *
+ * Per delivery the subscriber is called through its ops (subscriber.h); the
+ * mailbox itself knows no protocol and no policy. */
 #include "owner.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat.h"
 #include "msg.h"
-#include "server.h"
-#include "session.h"
+#include "server.h" /* now_ms */
 
 enum { SLOW_NO, SLOW_SOFT, SLOW_HARD };
 
@@ -38,7 +39,7 @@ void owner_destroy(struct owner *o)
 
 static _Thread_local struct owner *bound_here;
 
-/* A loop that owns many sessions fills an output chunk for each of them per
+/* A loop that owns many subscribers fills an output chunk for each of them per
  * turn (one per subscriber of a 1 -> 1000 fan-out): let it keep that many. */
 #define LOOP_MSG_CACHE 1024
 
@@ -48,22 +49,23 @@ void owner_bind(struct owner *o)
 	msg_cache_limit(o ? LOOP_MSG_CACHE : 0);
 }
 
-/* Would one more message of len bytes put s over a limit, with unsent bytes
- * waiting already? (owner->lock, or the owner thread under the exchange lock) */
-static int slow_verdict(struct session *s, size_t unsent, size_t len)
+/* Would one more message of len bytes put sub over a limit, with unsent
+ * bytes waiting already? (owner->lock, or the owner thread under the
+ * exchange lock) */
+static int slow_verdict(struct subscriber *sub, size_t unsent, size_t len)
 {
-	const struct config *cfg = s->srv->cfg;
+	const struct subscriber_limits *lim = &sub->limits;
 	unsent += len;
-	if (cfg->outbox_hard && unsent > cfg->outbox_hard)
+	if (lim->hard && unsent > lim->hard)
 		return SLOW_HARD;
-	if (!cfg->outbox_soft || unsent <= cfg->outbox_soft) {
-		s->soft_since = 0;
+	if (!lim->soft || unsent <= lim->soft) {
+		sub->soft_since = 0;
 		return SLOW_NO;
 	}
 	long long now = now_ms();
-	if (!s->soft_since)
-		s->soft_since = now ? now : 1;
-	else if (now - s->soft_since >= cfg->outbox_soft_ms)
+	if (!sub->soft_since)
+		sub->soft_since = now ? now : 1;
+	else if (now - sub->soft_since >= lim->soft_ms)
 		return SLOW_SOFT;
 	return SLOW_NO;
 }
@@ -72,95 +74,96 @@ static _Thread_local unsigned long posts_here;
 
 unsigned long owner_posts_here(void) { return posts_here; }
 
-/* Note s for the owner's next owner_drain(); false on ENOMEM. */
-static bool local_note(struct owner *o, struct session *s)
+/* Note sub for the owner's next owner_drain(); false on ENOMEM. */
+static bool local_note(struct owner *o, struct subscriber *sub)
 {
-	if (s->local_queued)
+	if (sub->local_queued)
 		return true;
 	if (o->nlocal == o->local_cap) {
 		unsigned cap = o->local_cap ? o->local_cap * 2 : 64;
-		struct session **v = realloc(o->local, cap * sizeof(*v));
+		struct subscriber **v = realloc(o->local, cap * sizeof(*v));
 		if (!v)
 			return false;
 		o->local = v;
 		o->local_cap = cap;
 	}
-	o->local[o->nlocal++] = s;
-	s->local_queued = true;
+	o->local[o->nlocal++] = sub;
+	sub->local_queued = true;
 	return true;
 }
 
-/* Queue s for owner_drain with no mail: it holds a slow-consumer verdict. */
-static void queue_locked(struct owner *o, struct session *s)
+/* Queue sub for owner_drain with no mail: it holds a slow-consumer verdict. */
+static void queue_locked(struct owner *o, struct subscriber *sub)
 {
-	if (!s->mail_queued) {
-		s->mail_queued = true;
-		s->mail_next = o->ready;
-		o->ready = s;
+	if (!sub->mail_queued) {
+		sub->mail_queued = true;
+		sub->mail_next = o->ready;
+		o->ready = sub;
 	}
 }
 
-/* The owner thread posting to its own session with no mail waiting (mail
- * would have to go out first): append now, judged on the real output.
+/* The owner thread posting to its own subscriber with no mail waiting (mail
+ * would have to go out first): deliver now, judged on the real output.
  * False: take the mailbox path. */
-static bool post_local(struct session *s, struct msg *m, int *rc)
+static bool post_local(struct subscriber *sub, struct msg *m, int *rc)
 {
-	struct owner *o = s->owner;
-	if (o != bound_here || s->mail_count || s->slow)
+	struct owner *o = sub->owner;
+	if (o != bound_here || sub->mail_count || sub->slow)
 		return false;
-	int verdict = slow_verdict(s, session_pending(s), m->len);
+	int verdict = slow_verdict(sub, sub->ops->pending(sub), m->len);
 	if (verdict) {
-		/* owner_drain acts on it (chat_slow_consumer), outside the
-		 * exchange lock; this thread drains before it sleeps. */
+		/* owner_drain hands it to slow(), outside the exchange lock;
+		 * this thread drains before it sleeps. */
 		pthread_mutex_lock(&o->lock);
-		s->slow = (unsigned char)verdict;
-		queue_locked(o, s);
+		sub->slow = (unsigned char)verdict;
+		queue_locked(o, sub);
 		pthread_mutex_unlock(&o->lock);
 		*rc = -ENOBUFS;
 		return true;
 	}
-	if (!local_note(o, s))
+	if (!local_note(o, sub))
 		return false;
 	*rc = 0;
-	if (!s->slow_closed && session_write_msg(s, m) < 0)
-		session_close_after_flush(s);
-	atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
+	if (!sub->slow_closed)
+		sub->ops->deliver(sub, m);
+	atomic_store_explicit(&sub->unsent, sub->ops->pending(sub), memory_order_relaxed);
 	return true;
 }
 
-int owner_post(struct session *s, struct msg *m)
+int owner_post(struct subscriber *sub, struct msg *m)
 {
 	posts_here++;
-	struct owner *o = s->owner;
+	struct owner *o = sub->owner;
 	bool wake = false;
 	int rc = 0;
-	if (post_local(s, m, &rc))
+	if (post_local(sub, m, &rc))
 		return rc;
 	pthread_mutex_lock(&o->lock);
-	if (s->slow) {
+	if (sub->slow) {
 		rc = -ENOBUFS; /* already condemned; its owner is dropping it */
 		goto out;
 	}
-	s->slow = slow_verdict(s, atomic_load_explicit(&s->unsent, memory_order_relaxed) + s->mail_bytes, m->len);
-	if (s->slow) {
+	sub->slow = slow_verdict(sub, atomic_load_explicit(&sub->unsent, memory_order_relaxed) + sub->mail_bytes,
+	                         m->len);
+	if (sub->slow) {
 		rc = -ENOBUFS;
 		goto queue; /* no mail, but the owner must look at it */
 	}
 	/* The mail array's capacity is implied by its count: 8, then doubling. */
-	unsigned n = s->mail_count;
+	unsigned n = sub->mail_count;
 	if (n == 0 || (n >= 8 && (n & (n - 1)) == 0)) {
 		unsigned cap = n ? n * 2 : 8;
-		struct msg **nm = realloc(s->mail, cap * sizeof(*nm));
+		struct msg **nm = realloc(sub->mail, cap * sizeof(*nm));
 		if (!nm) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		s->mail = nm;
+		sub->mail = nm;
 	}
-	s->mail[s->mail_count++] = msg_ref(m);
-	s->mail_bytes += m->len;
+	sub->mail[sub->mail_count++] = msg_ref(m);
+	sub->mail_bytes += m->len;
 queue:
-	queue_locked(o, s);
+	queue_locked(o, sub);
 	if (!o->signalled && o != bound_here) /* the owner itself drains before it sleeps */
 		wake = o->signalled = true;
 out:
@@ -173,27 +176,27 @@ out:
 }
 
 struct taken {
-	struct session *s;
+	struct subscriber *sub;
 	struct msg **mail;
 	unsigned n;
 	unsigned char slow;
 };
 
-/* Move one session's mail into its outbox (or drop it with the session). */
-static void deliver(struct taken *t)
+/* Hand one subscriber its mail (or its verdict, after which mail is dropped). */
+static void deliver_taken(struct taken *t)
 {
-	struct session *s = t->s;
-	if (t->slow && !s->slow_closed) {
-		s->slow_closed = true;
-		chat_slow_consumer(s, t->slow == SLOW_SOFT);
+	struct subscriber *sub = t->sub;
+	if (t->slow && !sub->slow_closed) {
+		sub->slow_closed = true;
+		sub->ops->slow(sub, t->slow == SLOW_SOFT);
 	}
 	for (unsigned k = 0; k < t->n; k++) {
-		if (!s->slow_closed && session_write_msg(s, t->mail[k]) < 0)
-			session_close_after_flush(s);
+		if (!sub->slow_closed)
+			sub->ops->deliver(sub, t->mail[k]);
 		msg_unref(t->mail[k]);
 	}
 	free(t->mail);
-	atomic_store_explicit(&s->unsent, session_pending(s), memory_order_relaxed);
+	atomic_store_explicit(&sub->unsent, sub->ops->pending(sub), memory_order_relaxed);
 }
 
 #define DRAIN_STACK 32
@@ -212,20 +215,20 @@ static int grow_taken(struct taken **t, struct taken *stack, size_t *cap)
 	return 0;
 }
 
-/* Tell the model about the sessions local posts appended to. The list is
- * taken whole first: a ready() may post, and so note sessions, again. */
-static void local_ready(struct owner *o, void (*ready)(struct session *s, void *arg), void *arg)
+/* Tell the model about the subscribers local posts delivered to. The list is
+ * taken whole first: a ready() may post, and so note subscribers, again. */
+static void local_ready(struct owner *o, void (*ready)(struct subscriber *sub, void *arg), void *arg)
 {
 	if (!o->nlocal)
 		return;
-	struct session **v = o->local;
+	struct subscriber **v = o->local;
 	unsigned n = o->nlocal, cap = o->local_cap;
 	o->local = NULL;
 	o->nlocal = o->local_cap = 0;
 	for (unsigned i = 0; i < n; i++)
 		if (v[i])
 			v[i]->local_queued = false;
-	/* Each session is on the list once, so one that ready() frees is
+	/* Each subscriber is on the list once, so one that ready() frees is
 	 * never looked at again. */
 	for (unsigned i = 0; i < n; i++)
 		if (v[i])
@@ -238,87 +241,87 @@ static void local_ready(struct owner *o, void (*ready)(struct session *s, void *
 	}
 }
 
-void owner_drain(struct owner *o, void (*ready)(struct session *s, void *arg), void *arg)
+void owner_drain(struct owner *o, void (*ready)(struct subscriber *sub, void *arg), void *arg)
 {
-	/* The first DRAIN_STACK sessions need no allocation, so every drain
+	/* The first DRAIN_STACK subscribers need no allocation, so every drain
 	 * makes progress even when memory is short. */
 	struct taken stack[DRAIN_STACK], *t = stack;
 	size_t nt = 0, cap = DRAIN_STACK;
 	bool again = false;
 	pthread_mutex_lock(&o->lock);
 	o->signalled = false;
-	/* Take everything under the lock: a publisher may re-queue a session
+	/* Take everything under the lock: a publisher may re-queue a subscriber
 	 * (reusing mail_next) the moment we unlock. */
-	for (struct session *s = o->ready; s; s = s->mail_next) {
+	for (struct subscriber *sub = o->ready; sub; sub = sub->mail_next) {
 		if (nt == cap && grow_taken(&t, stack, &cap) < 0) {
 			/* The rest stays queued. A publisher wakes us only when
-			 * signalled is false, and those sessions may get no more
+			 * signalled is false, and those subscribers may get no more
 			 * mail: wake ourselves, so the next turn drains them. */
 			again = o->signalled = true;
 			break;
 		}
-		t[nt++] = (struct taken){s, s->mail, s->mail_count, s->slow};
-		s->mail_queued = false;
-		s->mail = NULL;
-		s->mail_count = 0;
-		s->mail_bytes = 0;
-		o->ready = s->mail_next;
+		t[nt++] = (struct taken){sub, sub->mail, sub->mail_count, sub->slow};
+		sub->mail_queued = false;
+		sub->mail = NULL;
+		sub->mail_count = 0;
+		sub->mail_bytes = 0;
+		o->ready = sub->mail_next;
 	}
 	pthread_mutex_unlock(&o->lock);
 	if (again)
 		o->wake(o);
 
 	for (size_t i = 0; i < nt; i++)
-		deliver(&t[i]);
-	/* ready() may free the session it is given, so call it last. A session
-	 * on both lists is told twice, which is harmless; one that a ready()
-	 * freed here is gone from the local list (owner_forget clears it). */
+		deliver_taken(&t[i]);
+	/* ready() may free the subscriber it is given, so call it last. One on
+	 * both lists is told twice, which is harmless; one that a ready() freed
+	 * here is gone from the local list (owner_forget clears it). */
 	for (size_t i = 0; i < nt; i++)
-		ready(t[i].s, arg);
+		ready(t[i].sub, arg);
 	if (t != stack)
 		free(t);
 	local_ready(o, ready, arg);
 }
 
-void owner_flush(struct session *s)
+void owner_flush(struct subscriber *sub)
 {
-	struct owner *o = s->owner;
+	struct owner *o = sub->owner;
 	pthread_mutex_lock(&o->lock);
-	/* s stays on the ready list (unlinking is a walk); owner_drain will find
+	/* sub stays on the ready list (unlinking is a walk); owner_drain will find
 	 * it with no mail, which is harmless. */
-	struct taken t = {s, s->mail, s->mail_count, s->slow};
-	s->mail = NULL;
-	s->mail_count = 0;
-	s->mail_bytes = 0;
+	struct taken t = {sub, sub->mail, sub->mail_count, sub->slow};
+	sub->mail = NULL;
+	sub->mail_count = 0;
+	sub->mail_bytes = 0;
 	pthread_mutex_unlock(&o->lock);
 	if (t.n || t.slow)
-		deliver(&t);
+		deliver_taken(&t);
 	else
 		free(t.mail);
 }
 
-void owner_forget(struct session *s)
+void owner_forget(struct subscriber *sub)
 {
-	struct owner *o = s->owner;
-	if (s->local_queued) {
+	struct owner *o = sub->owner;
+	if (sub->local_queued) {
 		for (unsigned i = 0; i < o->nlocal; i++)
-			if (o->local[i] == s)
+			if (o->local[i] == sub)
 				o->local[i] = NULL;
-		s->local_queued = false;
+		sub->local_queued = false;
 	}
 	pthread_mutex_lock(&o->lock);
-	if (s->mail_queued) {
-		struct session **pp = &o->ready;
-		while (*pp != s)
+	if (sub->mail_queued) {
+		struct subscriber **pp = &o->ready;
+		while (*pp != sub)
 			pp = &(*pp)->mail_next;
-		*pp = s->mail_next;
-		s->mail_queued = false;
+		*pp = sub->mail_next;
+		sub->mail_queued = false;
 	}
-	struct msg **mail = s->mail;
-	unsigned n = s->mail_count;
-	s->mail = NULL;
-	s->mail_count = 0;
-	s->mail_bytes = 0;
+	struct msg **mail = sub->mail;
+	unsigned n = sub->mail_count;
+	sub->mail = NULL;
+	sub->mail_count = 0;
+	sub->mail_bytes = 0;
 	pthread_mutex_unlock(&o->lock);
 	for (unsigned i = 0; i < n; i++)
 		msg_unref(mail[i]);

@@ -25,7 +25,7 @@ static struct config cfg;
 static struct server srv;
 
 static void no_wake(struct owner *o) { (void)o; }
-static void no_ready(struct session *s, void *arg) { (void)s, (void)arg; }
+static void no_ready(struct subscriber *sub, void *arg) { (void)sub, (void)arg; }
 
 static void setup(void)
 {
@@ -49,6 +49,8 @@ static struct session *conn(struct owner *o, enum ex_fmt fmt)
 		session_free(s);
 		return NULL;
 	}
+	if (s)
+		s->sub.loop_data = s;
 	return s;
 }
 
@@ -105,9 +107,10 @@ static void test_forms(void)
 	CHECK(exchange_publish(srv.ex, "news", 4, "bob", "hi\nthere\\", 9) == 5);
 	CHECK(exchange_publish(srv.ex, "other", 5, "bob", "x", 1) == 0);
 	/* one RESP message msg shared by a, b and p's channel subscription */
-	CHECK(a->mail_count == 1 && b->mail_count == 1 && a->mail[0] == b->mail[0] && p->mail[0] == a->mail[0]);
-	CHECK(atomic_load(&a->mail[0]->refs) == 3);
-	CHECK(p->mail_count == 2 && p->mail[1] != p->mail[0]);
+	CHECK(a->sub.mail_count == 1 && b->sub.mail_count == 1);
+	CHECK(a->sub.mail[0] == b->sub.mail[0] && p->sub.mail[0] == a->sub.mail[0]);
+	CHECK(atomic_load(&a->sub.mail[0]->refs) == 3);
+	CHECK(p->sub.mail_count == 2 && p->sub.mail[1] != p->sub.mail[0]);
 	owner_drain(&o, no_ready, NULL);
 	char *out = NULL;
 	size_t len = 0;
@@ -353,9 +356,10 @@ struct readied {
 	bool free_them;
 };
 
-static void note_ready(struct session *s, void *arg)
+static void note_ready(struct subscriber *sub, void *arg)
 {
 	struct readied *r = arg;
+	struct session *s = sub->loop_data; /* as a model finds its connection */
 	if (r->n < 8)
 		r->v[r->n++] = s;
 	if (r->free_them)
@@ -388,7 +392,7 @@ static void test_local(void)
 	/* From the owner's own thread: straight into the output, copied (a
 	 * small message leaves no msg behind), no mail, no wake. */
 	CHECK(exchange_publish(srv.ex, "c", 1, "x", "m1", 2) == 2);
-	CHECK(a->mail_count == 0 && session_pending(a) == strlen("MSG c x m1\n") && wakes == 0);
+	CHECK(a->sub.mail_count == 0 && session_pending(a) == strlen("MSG c x m1\n") && wakes == 0);
 	CHECK(msg_live_count() == live0 + 2); /* a's and b's output chunks, nothing shared */
 	struct readied r = {0};
 	owner_drain(&o, note_ready, &r);
@@ -399,9 +403,9 @@ static void test_local(void)
 
 	/* Mail from another thread goes first: a later local post queues behind it. */
 	publish_elsewhere("m2");
-	CHECK(a->mail_count == 1 && wakes == 1);
+	CHECK(a->sub.mail_count == 1 && wakes == 1);
 	CHECK(exchange_publish(srv.ex, "c", 1, "x", "m3", 2) == 2);
-	CHECK(a->mail_count == 2);
+	CHECK(a->sub.mail_count == 2);
 	owner_drain(&o, note_ready, &r);
 	char *out = NULL;
 	size_t len = 0;
@@ -429,7 +433,7 @@ static void test_local(void)
 	take(a, &out, &len);
 	CHECK(exchange_publish(srv.ex, "c", 1, "x", "m4", 2) == 2);
 	publish_elsewhere("m5");
-	CHECK(a->mail_count == 1 && a->local_queued);
+	CHECK(a->sub.mail_count == 1 && a->sub.local_queued);
 	r = (struct readied){.free_them = true};
 	owner_drain(&o, note_ready, &r);
 	CHECK(r.n == 2); /* a and b once each (ASan: never after the free) */
@@ -462,7 +466,7 @@ static void test_slow(bool bound)
 	int refused = -1;
 	for (int i = 0; i < 100; i++) {
 		CHECK(exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m)) == 2);
-		if (refused < 0 && slow->slow)
+		if (refused < 0 && slow->sub.slow)
 			refused = i;
 		owner_drain(&o, no_ready, NULL);
 		len = 0;
@@ -471,7 +475,7 @@ static void test_slow(bool bound)
 	}
 	/* ~1 KB per message: refused at the tenth, never queued beyond the limit */
 	CHECK(refused >= 8 && refused <= 10);
-	CHECK(slow->slow_closed && slow->closing);
+	CHECK(slow->sub.slow_closed && slow->closing);
 	CHECK(session_pending(slow) < cfg.outbox_hard);
 	CHECK(stat_sum(STAT_slow_hard) == hard0 + 1);
 	len = 0;
@@ -490,12 +494,12 @@ static void test_slow(bool bound)
 	for (int i = 0; i < 5; i++)
 		exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m));
 	owner_drain(&o, no_ready, NULL);
-	CHECK(!slow->slow); /* over the soft limit, but not for long yet */
+	CHECK(!slow->sub.slow); /* over the soft limit, but not for long yet */
 	struct timespec ts = {0, 40 * 1000000};
 	nanosleep(&ts, NULL);
 	exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m));
 	owner_drain(&o, no_ready, NULL);
-	CHECK(slow->slow_closed && stat_sum(STAT_slow_soft) == soft0 + 1);
+	CHECK(slow->sub.slow_closed && stat_sum(STAT_slow_soft) == soft0 + 1);
 	len = 0;
 	take(slow, &out, &len);
 	CHECK(len && strstr(out, "-ERR slow consumer") != NULL);
