@@ -3,7 +3,9 @@
  * their own sessions (owner_bind: no lock, no wake), subscribe, unsubscribe,
  * attach and detach sessions while messages flow (one order for everyone,
  * nothing lost or doubled, every msg freed), local delivery's bookkeeping,
- * and the slow-consumer limits of owner_post, bound and not. */
+ * a subscriber that is not a session (channel and pattern messages, its
+ * slow() on the hard limit), and the slow-consumer limits of owner_post for
+ * sessions, bound and not. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -444,6 +446,116 @@ static void test_local(void)
 	CHECK(msg_live_count() == live0);
 }
 
+/* ---- a subscriber that is not a session ---- */
+
+/* Appends every delivery to a buffer and never sends: the exchange and the
+ * mailbox through the interface alone (subscriber.h). */
+struct bufsub {
+	struct subscriber sub;
+	char *data;
+	size_t len;
+	int slow_calls, readied;
+	bool slow_soft;
+};
+
+static void bufsub_deliver(struct subscriber *sub, struct msg *m)
+{
+	struct bufsub *b = (struct bufsub *)sub;
+	char *d = realloc(b->data, b->len + m->len + 1);
+	if (!d)
+		abort();
+	memcpy(d + b->len, m->data, m->len);
+	b->len += m->len;
+	d[b->len] = '\0';
+	b->data = d;
+}
+
+static size_t bufsub_pending(const struct subscriber *sub) { return ((const struct bufsub *)sub)->len; }
+
+static void bufsub_slow(struct subscriber *sub, bool soft)
+{
+	struct bufsub *b = (struct bufsub *)sub;
+	b->slow_calls++;
+	b->slow_soft = soft;
+}
+
+static const struct subscriber_ops bufsub_ops = {bufsub_deliver, bufsub_pending, bufsub_slow};
+
+static void bufsub_ready(struct subscriber *sub, void *arg)
+{
+	(void)arg;
+	((struct bufsub *)sub->loop_data)->readied++;
+}
+
+static void bufsub_init(struct bufsub *b, struct owner *o, size_t hard)
+{
+	memset(b, 0, sizeof(*b));
+	b->sub.owner = o;
+	b->sub.ops = &bufsub_ops;
+	b->sub.loop_data = b;
+	b->sub.limits.hard = hard;
+}
+
+static void test_not_a_session(void)
+{
+	long live0 = msg_live_count();
+	uint64_t hard0 = stat_sum(STAT_slow_hard);
+	struct owner o;
+	owner_init(&o, count_wake, NULL); /* not bound: mail and one wake */
+	wakes = 0;
+	struct bufsub b;
+	bufsub_init(&b, &o, 1000);
+	CHECK(exchange_subscribe(srv.ex, &b.sub, EX_RESP, "news", 4) == 1);
+	CHECK(exchange_psubscribe(srv.ex, &b.sub, EX_RESP, "n*", 2) == 1);
+	CHECK(exchange_psubscribe(srv.ex, &b.sub, EX_RESP, "n*", 2) == 0);
+	CHECK(exchange_subscribers(srv.ex, "news", 4) == 1);
+	CHECK(exchange_publish(srv.ex, "news", 4, "bob", "hi", 2) == 2);
+	CHECK(exchange_publish(srv.ex, "other", 5, "bob", "x", 1) == 0);
+	CHECK(b.len == 0 && b.sub.mail_count == 2 && wakes == 1); /* queued, not delivered */
+	owner_drain(&o, bufsub_ready, NULL);
+	const char want[] = "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+	                    "*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n";
+	CHECK(b.len == sizeof(want) - 1 && b.data && memcmp(b.data, want, b.len) == 0);
+	CHECK(b.readied == 1 && b.slow_calls == 0);
+
+	/* The hard limit: it never reads, so pending grows until a post is
+	 * refused; then slow() is called once, by the drain, and nothing more
+	 * is delivered. */
+	char m[100];
+	memset(m, 'x', sizeof(m));
+	int refused = -1;
+	for (int i = 0; i < 20; i++) {
+		CHECK(exchange_publish(srv.ex, "news", 4, "p", m, sizeof(m)) == 2); /* refused ones count too */
+		if (refused < 0 && b.sub.slow)
+			refused = i;
+		owner_drain(&o, bufsub_ready, NULL);
+	}
+	CHECK(refused >= 2 && refused <= 4); /* ~270 bytes a publish, 1000 allowed */
+	CHECK(b.slow_calls == 1 && !b.slow_soft && b.sub.slow_closed);
+	CHECK(b.len <= 1000 && stat_sum(STAT_slow_hard) == hard0); /* the policy (and its counter) is the subscriber's */
+	CHECK(exchange_unsubscribe(srv.ex, &b.sub, "news", 4) == 1);
+	CHECK(exchange_punsubscribe(srv.ex, &b.sub, "n*", 2) == 1);
+	owner_forget(&b.sub);
+	free(b.data);
+
+	/* On its own bound loop: delivered at once, no mail, no wake; the
+	 * drain only says who has output. */
+	owner_bind(&o);
+	wakes = 0;
+	bufsub_init(&b, &o, 0);
+	CHECK(exchange_psubscribe(srv.ex, &b.sub, EX_LINE, "*", 1) == 1);
+	CHECK(exchange_publish(srv.ex, "c", 1, "x", "m1", 2) == 1);
+	CHECK(b.sub.mail_count == 0 && b.data && strcmp(b.data, "MSG c x m1\n") == 0 && wakes == 0);
+	owner_drain(&o, bufsub_ready, NULL);
+	CHECK(b.readied == 1);
+	CHECK(exchange_punsubscribe(srv.ex, &b.sub, "*", 1) == 1);
+	owner_forget(&b.sub);
+	free(b.data);
+	owner_bind(NULL);
+	owner_destroy(&o);
+	CHECK(msg_live_count() == live0);
+}
+
 /* ---- slow consumers ---- */
 
 static void test_slow(bool bound)
@@ -520,6 +632,7 @@ int main(void)
 	test_forms();
 	test_threads();
 	test_local();
+	test_not_a_session();
 	test_slow(false);
 	test_slow(true);
 	exchange_free(srv.ex);
