@@ -522,7 +522,7 @@ long exchange_publish_remote(struct exchange *ex, const char *pat, size_t pn, co
 			if (!m && p->subs.v[k].fmt == EX_RESP)
 				m = pm = encode_resp(p->name, p->len, ch, cn, data, n);
 			if (m)
-				deliver(&pb, p->subs.v[k].s, m);
+				deliver(&pb, p->subs.v[k].sub, m);
 			else
 				pb.err = -ENOMEM;
 		}

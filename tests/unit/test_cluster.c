@@ -105,8 +105,8 @@ static void test_hook(void)
 	struct exchange *ex = exchange_new();
 	struct seen s = {0};
 	exchange_set_hook(ex, &(struct exchange_hook){held, published, &s});
-	/* No session is ever delivered to here: only the bookkeeping is tested. */
-	struct session *a = (struct session *)0x1000, *b = (struct session *)0x2000;
+	/* No subscriber is ever delivered to here: only the bookkeeping is tested. */
+	struct subscriber *a = (struct subscriber *)0x1000, *b = (struct subscriber *)0x2000;
 	CHECK(exchange_subscribe(ex, a, EX_RESP, "news", 4) == 1);
 	CHECK(s.held[0][1] == 1 && strcmp(s.last, "news") == 0);
 	CHECK(exchange_subscribe(ex, b, EX_RESP, "news", 4) == 1);
