@@ -149,6 +149,12 @@ static void purge_seen(struct bridge *b, const struct tentry *held)
 		table_each(&b->seen, purge_one, &(struct purge){held});
 }
 
+/* A duplicate is at most this far behind the last sequence seen (Redis
+ * never replays: duplicates are the odd re-delivery of something recent);
+ * a gap at most this far ahead (a link down for minutes at full rate). */
+#define SEQ_DUP_WINDOW 1024
+#define SEQ_GAP_WINDOW (1ull << 32)
+
 /* false: a duplicate, drop it. Counts gaps. */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn)
 {
@@ -180,12 +186,21 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		e->b = env->gen;
 		return true;
 	}
-	if (env->seq <= e->a) {
+	/* The envelope is not authenticated: a third party who can publish on
+	 * the prefix can forge one. A sequence far from the mark either way is a
+	 * new start of the stream (counted), not a gap or a duplicate, so one
+	 * forged seq = 2^64-1 cannot make every genuine message after it look
+	 * like a duplicate, nor add 2^64 to the gap counter. */
+	if (env->seq <= e->a && e->a - env->seq < SEQ_DUP_WINDOW) {
 		stat_inc(STAT_cl_duplicates);
 		return false;
 	}
-	if (env->seq > e->a + 1)
-		stat_add(STAT_cl_gaps, env->seq - e->a - 1);
+	if (env->seq > e->a && env->seq - e->a <= SEQ_GAP_WINDOW) {
+		if (env->seq > e->a + 1)
+			stat_add(STAT_cl_gaps, env->seq - e->a - 1);
+	} else {
+		stat_inc(STAT_cl_resyncs);
+	}
 	e->a = env->seq;
 	return true;
 }

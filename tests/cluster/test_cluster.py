@@ -13,7 +13,7 @@ import time
 
 import weftest
 from weftest import scale, slow_factor, wait_for
-from clusterlib import (MODELS, Pub, Redis, Sub, free_port, link_up, node, stop_all, wait_engine_subs)
+from clusterlib import (MODELS, Pub, Redis, Sub, free_port, link_up, node, resp, stop_all, wait_engine_subs)
 
 BIN = os.environ.get("WEFT_BIN", "weft")
 
@@ -57,6 +57,53 @@ def check_stream(got, pubs, n, own=None, complete=True):
             assert v == list(range(n)), "publisher %s: got %d of %d (first missing %s)" % (
                 p, len(v), n, next((i for i in range(n) if i not in set(v)), None))
     return seen
+
+
+def test_forged_sequence_cannot_silence_a_node(ctx):
+    """A third party on the engine reads one genuine envelope of node 0 and
+    PUBLISHes a forgery with the same origin, boot and gen and seq 2^64-1.
+    The envelope is not authenticated, so the forgery itself is delivered; but
+    it must not make node 1 drop every later genuine message of node 0 as a
+    duplicate (it did: the forged seq became the mark)."""
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        nodes = [node("coro", url), node("uring", url)]
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            sub = Sub(nodes[1], "resp", "f")
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            spy.sendall(resp("SUBSCRIBE", "weft:f"))
+            wait_engine_subs(r, "weft:f", 2, 0)
+            p = Pub(nodes[0])
+            p.publish("f", b"real-0")
+            assert sub.read(1, 10) == [b"real-0"], sub.got
+            buf = b""
+            while b"real-0" not in buf:
+                chunk = spy.recv(65536)
+                assert chunk, "the engine closed the spy"
+                buf += chunk
+            head = buf[buf.index(b"weft1 "):].split(b"\n", 1)[0].split(b" ")
+            assert len(head) == 6, head
+            head[4] = b"18446744073709551615"
+            forged = b" ".join(head) + b"\nforged"
+            subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(r.port), "-x", "PUBLISH", "weft:f"],
+                           input=forged, capture_output=True, timeout=10, check=True)
+            assert sub.read(2, 10)[1:] == [b"forged"], sub.got
+            for j in range(1, 6):
+                p.publish("f", b"real-%d" % j)
+            got = sub.read(7, 10)
+            assert got[2:] == [b"real-%d" % j for j in range(1, 6)], "genuine messages dropped after a forgery: %s" % got
+            m = nodes[1].metrics()
+            g = lambda name: sum(v for key, v in m.items() if key.split("{")[0] == name)
+            assert g("weft_cluster_seq_resyncs_total") == 2, "the forgery and the way back are resyncs"
+            assert g("weft_cluster_gaps_total") == 0 and g("weft_cluster_duplicates_dropped_total") == 0
+            sub.close()
+            p.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes)
 
 
 def test_fanout_every_model(ctx):
