@@ -72,6 +72,7 @@ int blocking_worker_init(struct blocking_worker *w, struct blocking *b)
 			return -errno;
 	}
 	owner_init(&w->owner, worker_wake, w);
+	w->owner.limits = server_outbox_limits(b->srv);
 	w->owner_ok = true;
 	return 0;
 }

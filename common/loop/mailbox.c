@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "loop.h"
+#include "server.h"
 #include "subscriber.h"
 
 /* Any thread: wake the loop. owner->signalled already makes this one write
@@ -47,6 +48,7 @@ int loop_mailbox_open(struct loop *l)
 	if (l->wake_fd < 0)
 		return -errno;
 	owner_init(&l->owner, wake, l);
+	l->owner.limits = server_outbox_limits(l->srv);
 	l->wake_w = (struct loop_watch){l->wake_fd, woken};
 	return 0;
 }

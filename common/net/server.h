@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "subscriber.h"
 
 struct bridge;
 struct exchange;
@@ -79,6 +80,13 @@ bool server_accept_failed(int err);
  * hand each socket to take(arg, fd), which owns it. 0 when the queue is
  * empty or max was reached; -errno when accepting must pause (EMFILE, ...). */
 int server_accept_some(int lfd, bool nonblock, int max, void (*take)(void *arg, int fd), void *arg);
+
+/* The slow-consumer limits (--outbox-hard, --outbox-soft, --outbox-soft-secs)
+ * for a mailbox that serves this server's sessions (owner->limits). */
+static inline struct subscriber_limits server_outbox_limits(const struct server *srv)
+{
+	return (struct subscriber_limits){srv->cfg->outbox_hard, srv->cfg->outbox_soft, srv->cfg->outbox_soft_ms};
+}
 
 /* Milliseconds on CLOCK_MONOTONIC. */
 long long now_ms(void);

@@ -24,7 +24,7 @@ struct session *session_new(struct server *srv, struct owner *owner, bool tls)
 		return NULL;
 	s->srv = srv;
 	s->sub.owner = owner;
-	s->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+	s->id = (uint32_t)atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
 	s->start_ms = now_ms();
 	if (tls) {
 		s->tls = srv->tls ? tls_conn_new(srv->tls) : NULL;
@@ -348,14 +348,14 @@ bool session_deadline_expired(struct session *s)
 	}
 	if (s->tls && tls_conn_handshaking(s->tls)) {
 		stat_inc(STAT_tls_timeouts);
-		log_info("tls: handshake timeout on connection %llu", s->id);
+		log_info("tls: handshake timeout on connection %llu", (unsigned long long)s->id);
 		s->closing = 1;
 		return true;
 	}
 	s->head_ms = 0;
 	if (s->record_clock) {
 		stat_inc(STAT_header_timeouts);
-		log_info("tls: a record not complete within --header-timeout on connection %llu; closing", s->id);
+		log_info("tls: a record not complete within --header-timeout on connection %llu; closing", (unsigned long long)s->id);
 		s->closing = 1;
 		return true;
 	}

@@ -46,6 +46,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -69,18 +70,20 @@ struct session {
 	struct buf in;             /* plaintext the protocol has not consumed */
 	struct tls_conn *tls;      /* NULL on the plain port */
 	struct chat_conn *chat;    /* chat mode: subscriptions etc. (chat.h) */
-	unsigned long long id;
-	/* What the exchange and mailbox see of a chat session (subscriber.h;
-	 * chat.c fills its ops). sub.loop_data is the model's own
-	 * per-connection object (the task owner_drain's ready() must wake);
-	 * sessions never touch it. */
-	struct subscriber sub;
+	/* Numbers connections in the log and guest nicks; wraps after 2^32
+	 * (kept small: with the flags below it fills one word). */
+	uint32_t id;
 	bool closing : 1;          /* close once out is flushed */
 	bool eof : 1;              /* peer half-closed */
 	bool stopping : 1;         /* server is draining */
 	bool tls_failed : 1;
 	bool in_paused : 1;        /* s->in holds input that waits for the output to drain */
 	bool record_clock : 1;     /* head_ms runs for a TLS record that is not complete yet */
+	/* What the exchange and mailbox see of a chat session (subscriber.h;
+	 * chat.c fills its ops). sub.loop_data is the model's own
+	 * per-connection object (the task owner_drain's ready() must wake);
+	 * sessions never touch it. */
+	struct subscriber sub;
 	/* total deadlines (now_ms() times) */
 	long long start_ms;        /* session_new(): the handshake counts from here */
 	long long head_ms;         /* first byte of the request head being read; 0 = none */

@@ -42,11 +42,9 @@ int chat_attach(struct session *s, enum ex_fmt fmt)
 	if (!c)
 		return -ENOMEM;
 	c->fmt = fmt;
-	snprintf(c->nick, sizeof(c->nick), "guest%llu", s->id);
+	snprintf(c->nick, sizeof(c->nick), "guest%llu", (unsigned long long)s->id);
 	s->chat = c;
-	const struct config *cfg = s->srv->cfg;
 	s->sub.ops = &session_sub_ops;
-	s->sub.limits = (struct subscriber_limits){cfg->outbox_hard, cfg->outbox_soft, cfg->outbox_soft_ms};
 	return 0;
 }
 

@@ -29,6 +29,7 @@ void owner_init(struct owner *o, void (*wake)(struct owner *o), void *model_data
 	o->model_data = model_data;
 	o->local = NULL;
 	o->nlocal = o->local_cap = 0;
+	o->limits = (struct subscriber_limits){0};
 }
 
 void owner_destroy(struct owner *o)
@@ -54,7 +55,7 @@ void owner_bind(struct owner *o)
  * exchange lock) */
 static int slow_verdict(struct subscriber *sub, size_t unsent, size_t len)
 {
-	const struct subscriber_limits *lim = &sub->limits;
+	const struct subscriber_limits *lim = &sub->owner->limits;
 	unsent += len;
 	if (lim->hard && unsent > lim->hard)
 		return SLOW_HARD;

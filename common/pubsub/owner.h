@@ -42,6 +42,9 @@ struct owner {
 	 * thread (owner thread only; subscriber->local_queued). */
 	struct subscriber **local;
 	unsigned nlocal, local_cap;
+	/* The slow-consumer limits for every subscriber of this mailbox; zero
+	 * (none) after owner_init, set by whoever made the mailbox. */
+	struct subscriber_limits limits;
 };
 
 void owner_init(struct owner *o, void (*wake)(struct owner *o), void *model_data);

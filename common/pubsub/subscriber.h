@@ -45,28 +45,28 @@ struct subscriber_ops {
 	void (*slow)(struct subscriber *sub, bool soft);
 };
 
+/* Every idle connection carries one (in its session): 72 bytes, no holes.
+ * The limits are the mailbox's (owner->limits), not stored per subscriber. */
 struct subscriber {
 	struct owner *owner;
 	const struct subscriber_ops *ops;
 	void *loop_data;            /* the model's own per-connection object (what
 	                             * owner_drain's ready() must wake); never touched here */
-	struct subscriber_limits limits;
-	/* Owner thread only. */
-	bool local_queued;          /* noted on owner->local (owner.h) */
-	bool slow_closed;           /* the owner acted on a slow-consumer verdict */
 	/* Mailbox bookkeeping, guarded by owner->lock (owner.c says when the
-	 * owner thread may touch them under the exchange lock instead). Not in
-	 * one word with the owner thread's fields above: publishers write these
-	 * at any time. */
-	unsigned mail_count;        /* msgs in mail; its capacity follows from this (owner.c) */
-	bool mail_queued;           /* on owner->ready */
-	unsigned char slow;         /* slow-consumer verdict of owner_post */
+	 * owner thread may touch them under the exchange lock instead). */
 	struct subscriber *mail_next;
 	struct msg **mail;
 	size_t mail_bytes;          /* bytes of queued mail */
 	long long soft_since;       /* when the soft limit was first exceeded, 0 = not now */
 	atomic_size_t unsent;       /* ops->pending() as last seen by the owner thread
 	                             * (the mailbox's, and the subscriber's after it sent) */
+	unsigned mail_count;        /* msgs in mail; its capacity follows from this (owner.c) */
+	bool mail_queued;           /* on owner->ready */
+	unsigned char slow;         /* slow-consumer verdict of owner_post */
+	/* Owner thread only. Separate bytes, not bit-fields: publishers write
+	 * the two above at any time, and a byte is its own memory location. */
+	bool local_queued;          /* noted on owner->local (owner.h) */
+	bool slow_closed;           /* the owner acted on a slow-consumer verdict */
 };
 
 #endif

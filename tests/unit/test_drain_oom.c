@@ -58,11 +58,12 @@ static void test_failed_growth_delivers_later(void)
 {
 	struct owner o;
 	owner_init(&o, count_wake, NULL);
+	o.limits = (struct subscriber_limits){32 << 20, 8 << 20, 60000};
 	static struct counter s[NSESS];
 	struct msg *m = msg_from("hello\n", 6);
 	CHECK(m != NULL);
 	for (int i = 0; i < NSESS; i++) {
-		s[i].sub = (struct subscriber){.owner = &o, .ops = &counter_ops, .limits = {32 << 20, 8 << 20, 60000}};
+		s[i].sub = (struct subscriber){.owner = &o, .ops = &counter_ops};
 		CHECK(owner_post(&s[i].sub, m) == 0);
 	}
 	CHECK(wakes == 1); /* one wake for the whole batch */

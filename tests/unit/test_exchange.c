@@ -44,6 +44,13 @@ static void setup(void)
 	srv.ex = exchange_new();
 }
 
+/* A mailbox with the slow-consumer limits the models give theirs: cfg's. */
+static void mailbox(struct owner *o, void (*wake)(struct owner *o))
+{
+	owner_init(o, wake, NULL);
+	o->limits = server_outbox_limits(&srv);
+}
+
 static struct session *conn(struct owner *o, enum ex_fmt fmt)
 {
 	struct session *s = session_new(&srv, o, false);
@@ -97,7 +104,7 @@ static void test_forms(void)
 {
 	long live0 = msg_live_count();
 	struct owner o;
-	owner_init(&o, no_wake, NULL); /* not bound: every post is mail, as from another thread */
+	mailbox(&o, no_wake); /* not bound: every post is mail, as from another thread */
 	struct session *a = conn(&o, EX_RESP), *b = conn(&o, EX_RESP), *l = conn(&o, EX_LINE), *p = conn(&o, EX_RESP);
 	CHECK(chat_subscribe(a, "news", 4, false) == 1);
 	CHECK(chat_subscribe(a, "news", 4, false) == 0);
@@ -284,7 +291,7 @@ static void test_threads(void)
 	atomic_store(&owners_stop_publishing, false);
 	atomic_store(&owners_quiet, 0);
 	for (int t = 0; t < OWNERS; t++) {
-		owner_init(&ot[t].o, no_wake, NULL);
+		mailbox(&ot[t].o, no_wake);
 		ot[t].id = t;
 		ot[t].rnd = (unsigned)t * 7919u + 1;
 		for (int i = 0; i < PER_OWNER; i++) {
@@ -385,7 +392,7 @@ static void test_local(void)
 {
 	long live0 = msg_live_count();
 	struct owner o;
-	owner_init(&o, count_wake, NULL);
+	mailbox(&o, count_wake);
 	owner_bind(&o);
 	wakes = 0;
 	struct session *a = conn(&o, EX_LINE), *b = conn(&o, EX_LINE);
@@ -493,7 +500,7 @@ static void bufsub_init(struct bufsub *b, struct owner *o, size_t hard)
 	b->sub.owner = o;
 	b->sub.ops = &bufsub_ops;
 	b->sub.loop_data = b;
-	b->sub.limits.hard = hard;
+	o->limits = (struct subscriber_limits){.hard = hard}; /* the mailbox's limits */
 }
 
 static void test_not_a_session(void)
@@ -501,7 +508,7 @@ static void test_not_a_session(void)
 	long live0 = msg_live_count();
 	uint64_t hard0 = stat_sum(STAT_slow_hard);
 	struct owner o;
-	owner_init(&o, count_wake, NULL); /* not bound: mail and one wake */
+	mailbox(&o, count_wake); /* not bound: mail and one wake */
 	wakes = 0;
 	struct bufsub b;
 	bufsub_init(&b, &o, 1000);
@@ -563,11 +570,12 @@ static void test_slow(bool bound)
 	long live0 = msg_live_count();
 	uint64_t hard0 = stat_sum(STAT_slow_hard), soft0 = stat_sum(STAT_slow_soft);
 	struct owner o;
-	owner_init(&o, no_wake, NULL);
+	mailbox(&o, no_wake);
 	if (bound)
 		owner_bind(&o); /* local posts: the verdict comes from the real output */
 	cfg.outbox_hard = 10000;
 	cfg.outbox_soft = 0;
+	o.limits = server_outbox_limits(&srv);
 	struct session *slow = conn(&o, EX_LINE), *fast = conn(&o, EX_RESP);
 	chat_subscribe(slow, "c", 1, false);
 	chat_subscribe(fast, "c", 1, false);
@@ -600,6 +608,7 @@ static void test_slow(bool bound)
 	cfg.outbox_hard = 1 << 20;
 	cfg.outbox_soft = 3000;
 	cfg.outbox_soft_ms = 30;
+	o.limits = server_outbox_limits(&srv);
 	chat_unsubscribe(fast, "c", 1, false);
 	slow = conn(&o, EX_RESP);
 	chat_subscribe(slow, "c", 1, false);
