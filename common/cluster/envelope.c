@@ -6,24 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char magic[] = "weft1 ";
+#include "chat.h"
 
-static bool nick_ok(const char *p, size_t n)
-{
-	if (n == 0 || n > ENVELOPE_NICK_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-		      c == '-' || c == '.'))
-			return false;
-	}
-	return true;
-}
+_Static_assert(ENVELOPE_NICK_MAX == CHAT_NICK_MAX, "a nick travels as chat_valid_nick() allows it");
+
+static const char magic[] = "weft1 ";
 
 size_t envelope_head(char *out, const struct envelope *e)
 {
-	const char *nick = nick_ok(e->nick, strnlen(e->nick, sizeof(e->nick))) ? e->nick : "-";
+	const char *nick = chat_valid_nick(e->nick, strnlen(e->nick, sizeof(e->nick))) ? e->nick : "-";
 	int k = snprintf(out, ENVELOPE_HEAD_MAX, "%s%016llx %llu %llu %llu %s\n", magic, (unsigned long long)e->origin,
 	                 (unsigned long long)e->boot, (unsigned long long)e->gen, (unsigned long long)e->seq, nick);
 	return k < 0 ? 0 : (size_t)k;
@@ -73,7 +64,7 @@ int envelope_decode(const char *p, size_t n, struct envelope *e)
 		return -EBADMSG;
 	size_t left = (size_t)(end - p);
 	const char *nl = memchr(p, '\n', left < ENVELOPE_NICK_MAX + 1 ? left : ENVELOPE_NICK_MAX + 1);
-	if (!nl || !nick_ok(p, (size_t)(nl - p)) || e->seq == 0)
+	if (!nl || !chat_valid_nick(p, (size_t)(nl - p)) || e->seq == 0)
 		return -EBADMSG;
 	memcpy(e->nick, p, (size_t)(nl - p));
 	e->data = nl + 1;

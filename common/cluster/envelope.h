@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ENVELOPE_NICK_MAX 32 /* CHAT_NICK_MAX */
+#define ENVELOPE_NICK_MAX 32 /* CHAT_NICK_MAX: a nick travels as chat_valid_nick() allows it */
 /* Room for the longest head, "weft1 " + 16 + 3 x (" " + 20 digits) + " " + nick + "\n",
  * and snprintf's NUL. */
 #define ENVELOPE_HEAD_MAX (6 + 16 + 63 + 1 + ENVELOPE_NICK_MAX + 1 + 1)

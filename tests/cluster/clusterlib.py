@@ -123,12 +123,7 @@ def stop_all(nodes):
         raise AssertionError("\n".join(errors))
 
 
-def resp(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
+resp = weftest.resp_cmd
 
 
 class Sub:

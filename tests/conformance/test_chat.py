@@ -12,19 +12,13 @@ import subprocess
 import time
 
 import weftest
-from weftest import (TLS, Skip, Weft, close_all, recv_until_closed, scale, send_all, slow_factor, wait_for)
+from weftest import (TLS, Skip, Weft, close_all, recv_until_closed, resp_cmd, scale, send_all, slow_factor,
+                     wait_for)
 
 CHAT = ["--mode", "chat"]
 
 
 # ---- clients ------------------------------------------------------------------
-
-def resp_cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 class Reader:

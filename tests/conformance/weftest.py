@@ -546,3 +546,12 @@ class Ctx:
 
     def path(self, name):
         return os.path.join(self.tmpdir, name)
+
+
+def resp_cmd(*args):
+    """One RESP command: an array of bulk strings."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out

@@ -13,17 +13,10 @@ sanitizers; the best of up to three tries), and the subscriber must get the
 one pmessage whole, and only that one, each time."""
 import time
 
-from weftest import Weft, send_all, slow_factor
+from weftest import Weft, resp_cmd, send_all, slow_factor
 
 CHANNEL_LEN = 1 << 20
 PATTERN_LEN = 200
-
-
-def resp_cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 class Resp:
