@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import weftest
-from weftest import Weft, send_all, slow_factor, wait_for
+from weftest import Weft, free_port, send_all, slow_factor, wait_for
 
 # One node per model; pool gets few workers (each serves one connection).
 MODELS = {
@@ -20,14 +20,6 @@ MODELS = {
     "coro": ["--model", "coro", "--poller", "epoll"],
     "uring": ["--model", "uring"],
 }
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Redis:

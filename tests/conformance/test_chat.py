@@ -12,8 +12,8 @@ import subprocess
 import time
 
 import weftest
-from weftest import (TLS, Skip, Weft, close_all, recv_until_closed, resp_cmd, scale, send_all, slow_factor,
-                     wait_for)
+from weftest import (TLS, Skip, Weft, close_all, free_port, recv_until_closed, resp_cmd, scale, send_all,
+                     slow_factor, wait_for)
 
 CHAT = ["--mode", "chat"]
 
@@ -94,14 +94,6 @@ def redis_cli(w):
     if TLS:
         return ["redis-cli", "--tls", "--insecure", "-h", "127.0.0.1", "-p", str(w.tls_port)]
     return ["redis-cli", "-h", "127.0.0.1", "-p", str(w.port)]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def rss_kb(pid):

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from weftest import MODEL, MODEL_ARGS, Weft, recv_exact, send_all, slow_factor
+from weftest import MODEL, MODEL_ARGS, Weft, free_port, recv_exact, send_all, slow_factor
 
 BIN = os.environ.get("WEFT_BIN", "weft")
 SECS_MAX = "604800"
@@ -49,14 +49,6 @@ def usage_error(args, names):
     for n in names:
         assert n in err, "%s: the message does not name %s: %r" % (args, n, err)
     assert "ready:" not in err, "%s: started anyway" % args
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # ---- durations -------------------------------------------------------------------------
