@@ -28,12 +28,12 @@ bool deadline_expire(struct session *s, long long last_ms, long long now, long l
 		return false;
 	/* Idle. With output stuck (the peer is not reading), or already told
 	 * and still here, it can never finish politely: close now. Else it
-	 * closes once what the expiry queued is out. */
-	if (session_pending(s) || s->closing) {
-		if (drain_end && session_pending(s))
-			stat_inc(STAT_drain_forced); /* its drain time ran out with output unsent */
-		return true;
-	}
-	session_idle_expired(s);
-	return false;
+	 * closes once what the expiry queued is out. Either way an idle expiry
+	 * is counted once (session_idle_expired, unless it was closing already). */
+	bool stuck = session_pending(s) || s->closing;
+	if (!s->closing)
+		session_idle_expired(s);
+	if (stuck && drain_end && session_pending(s))
+		stat_inc(STAT_drain_forced); /* its drain time ran out with output unsent */
+	return stuck;
 }

@@ -323,3 +323,30 @@ def test_pool_workers_freed_at_handshake_deadline(ctx):
                 if s is not None:
                     s.close()
         print("measured: slowloris TLS hello, pool of %d workers: a 5th client served %.1f s after they began" % (workers, served))
+
+
+def test_never_reader_closed_at_idle_and_counted(ctx):
+    """A client that sends and never reads: its output is stuck when the idle
+    limit comes. It is closed then (not held for ever), and the close is an
+    idle timeout in /metrics (the shared deadline policy once closed it without
+    counting: found by review)."""
+    with Weft(["--idle-timeout", "1", "--read-pause", "64k"]) as w:
+        s = socket.create_connection((weftest.HOST, w.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setblocking(False)
+        sent, chunk, end, last = 0, b"x" * 65536, time.monotonic() + 5 * slow_factor(), time.monotonic()
+        while time.monotonic() < end and sent < (64 << 20):  # until the server stops reading us
+            try:
+                sent += s.send(chunk)
+                last = time.monotonic()
+            except BlockingIOError:
+                if time.monotonic() - last > 0.5:
+                    break
+                time.sleep(0.01)
+        assert sent > 0
+        # The /metrics request that reads the gauge is one open connection itself.
+        closed = wait_for(lambda: w.metric("weft_connections_open") == 1, 6 * slow_factor(), interval=0.1)
+        assert closed, "a never-reading connection with output pending was held past --idle-timeout:\n" + w.tail()
+        idle = w.metric("weft_errors_total", 'kind="idle_timeout"')
+        assert idle == 1, "closed for idleness, but weft_errors_total{kind=\"idle_timeout\"} is %d" % idle
+        s.close()
