@@ -2,6 +2,7 @@
  * listeners, and hand the server to the chosen model. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -35,6 +36,19 @@ static void unknown_model(const char *name)
 	for (size_t i = 0; i < NMODELS; i++)
 		fprintf(stderr, "%s%s", i == 0 ? "" : i + 1 == NMODELS ? " or " : ", ", models[i]->name);
 	fputc('\n', stderr);
+}
+
+/* glibc gives the top of its heap back to the kernel whenever 128 KiB of it
+ * is free (its dynamic default), and a server frees most replies right after
+ * sending them: with the wrong heap layout (the TLS context loaded first)
+ * every 64 KiB echo had its memory unmapped and faulted back in, 12.8 page
+ * faults per round trip, and uring at 10 connections ran 2.9k round trips/s
+ * instead of 40k. Keep up to 16 MiB of free heap (a burst's worth) and serve
+ * allocations below 1 MiB from the heap. */
+static void tune_malloc(void)
+{
+	mallopt(M_TRIM_THRESHOLD, 16 << 20);
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 
 /* Descriptors are the connection limit; take what the hard limit allows. */
@@ -84,6 +98,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	raise_nofile();
+	tune_malloc();
 
 	struct server srv;
 	rc = server_init(&srv, &cfg);
