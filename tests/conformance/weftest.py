@@ -125,6 +125,12 @@ class Weft:
         if tls_listener and not any(a.startswith("--tls-port") for a in extra):
             self.args += ["--tls-port", "0"]
         self.args += extra
+        # Under TSan each pool worker thread is costly to start and join, and
+        # every test starts a server: 128 of them made the pool TSan suites
+        # the slowest of all (40 s for HTTP). 32 still race each other; a test
+        # that needs more says --workers itself.
+        if (SANITIZER == "tsan" and "pool" in self.args[:2] and "--workers" not in self.args):
+            self.args += ["--workers", "32"]
         self.env = dict(os.environ, **(env or {}))
         self.preexec_fn = preexec_fn
         self.ready_timeout = ready_timeout or 10.0 * slow_factor()
