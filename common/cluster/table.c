@@ -4,14 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t hash(const void *k, size_t n)
-{
-	const unsigned char *p = k;
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
-	return h;
-}
+#include "hash.h"
 
 static struct tentry **slot(struct table *t, const void *k, size_t n, uint64_t h)
 {
@@ -24,7 +17,7 @@ static struct tentry **slot(struct table *t, const void *k, size_t n, uint64_t h
 
 struct tentry *table_get(struct table *t, const void *k, size_t n)
 {
-	return t->nb ? *slot(t, k, n, hash(k, n)) : NULL;
+	return t->nb ? *slot(t, k, n, hash_bytes(k, n)) : NULL;
 }
 
 /* Double the buckets when there are as many entries; failing only costs speed. */
@@ -52,7 +45,7 @@ struct tentry *table_put(struct table *t, const void *k, size_t n)
 		grow(t);
 	if (!t->nb)
 		return NULL;
-	uint64_t h = hash(k, n);
+	uint64_t h = hash_bytes(k, n);
 	struct tentry **pp = slot(t, k, n, h);
 	if (*pp)
 		return *pp;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "glob.h"
+#include "hash.h"
 #include "msg.h"
 #include "owner.h"
 #include "stats.h"
@@ -60,14 +61,6 @@ static void held(struct exchange *ex, bool pattern, const char *name, size_t n, 
 }
 
 #define INITIAL_BUCKETS 64
-
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-	return h;
-}
 
 struct exchange *exchange_new(void)
 {
