@@ -283,6 +283,7 @@ int blocking_accept_loop(struct blocking *b, const char *model, blocking_handoff
 			                       &(struct handoff_to){handoff, arg, i == 1}) < 0)
 				resume = now_ms() + SERVER_ACCEPT_BACKOFF_MS; /* the listener stays readable: no spin */
 	}
+	server_drain_begins(srv);
 	blocking_drain_end(b);
 	close_listeners(srv); /* new clients are refused by the kernel, not left in the backlog */
 	return rc;

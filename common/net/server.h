@@ -33,6 +33,7 @@ struct server {
 	int stop_pipe[2];     /* [0] becomes readable, forever, on stop */
 	atomic_int open_conns;
 	atomic_bool stopping;
+	atomic_bool drain_said; /* server_drain_begins() logged */
 };
 
 /* Bind the listeners and set up exchange and TLS. 0 or -errno (logged). */
@@ -44,13 +45,18 @@ void server_fini(struct server *srv);
 int server_listen_again(struct server *srv, bool tls);
 
 /* Log the ready line: "ready: model=M mode=X port=P tls_port=T pid=N". Call once,
- * when every listener is accepting. */
+ * when every listener is accepting: it also releases the first process of
+ * --daemon and tells systemd READY=1 (daemon_ready). */
 void server_ready(struct server *srv, const char *model);
 
 /* A readable fd that never stops being readable once a stop was requested;
  * poll it beside your sockets. */
 static inline int server_stop_fd(const struct server *srv) { return srv->stop_pipe[0]; }
 static inline bool server_stopping(struct server *srv) { return atomic_load(&srv->stopping); }
+/* A loop or the accept thread saw the stop and begins its drain: the first
+ * caller logs "drain: ..." with the open connections and tells systemd
+ * STOPPING=1; the others return at once. Not signal-safe. */
+void server_drain_begins(struct server *srv);
 /* Ask every loop to stop (signal-safe). */
 void server_request_stop(struct server *srv);
 
