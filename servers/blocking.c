@@ -218,6 +218,7 @@ void blocking_serve(struct blocking_worker *w, int fd, bool tls)
 	struct server *srv = w->b->srv;
 	struct session *s = session_new(srv, &w->owner, tls);
 	if (s) {
+		session_log_open(s, fd);
 		struct conn c = {.w = w, .s = s, .fd = fd, .active = now_ms()};
 		serve_loop(&c);
 		session_free(s);

@@ -1,7 +1,10 @@
 #include "session.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -16,6 +19,48 @@
 #define SESSION_COPY_MAX 1024 /* a delivery up to this size is copied, not referenced */
 
 static atomic_ullong next_id = 1;
+
+/* s->why: the reasons the flags alone do not tell (close_reason). */
+enum { WHY_NONE, WHY_IDLE, WHY_HANDSHAKE, WHY_HEADER, WHY_RESET };
+
+static const char *close_reason(const struct session *s)
+{
+	static const char *const whys[] = {NULL, "idle timeout", "TLS handshake timeout", "header timeout",
+	                                   "reset or socket error"};
+	if (s->why)
+		return whys[s->why];
+	if (s->sub.slow_closed)
+		return "slow consumer";
+	if (s->tls_failed)
+		return "TLS error";
+	if (s->eof)
+		return "peer closed";
+	if (s->stopping)
+		return "drain";
+	if (s->closing)
+		return "closed by the server (quit, bad input or a limit)";
+	return "closed";
+}
+
+void session_log_open(const struct session *s, int fd)
+{
+	if (!log_enabled(LOG_DEBUG))
+		return; /* no getpeername() per connection unless someone reads it */
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	bool v4 = true;
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		v4 = ss.ss_family == AF_INET;
+		const void *a = v4 ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+		                   : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+		inet_ntop(ss.ss_family, a, host, sizeof(host));
+		port = ntohs(v4 ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	log_debug("conn %u: open from %s%s%s:%d%s", s->id, v4 ? "" : "[", host, v4 ? "" : "]", port,
+	          s->tls ? " on the TLS port" : "");
+}
 
 struct session *session_new(struct server *srv, struct owner *owner, bool tls)
 {
@@ -41,6 +86,8 @@ void session_free(struct session *s)
 {
 	if (!s)
 		return;
+	if (log_enabled(LOG_DEBUG))
+		log_debug("conn %u: closed (%s)", s->id, close_reason(s));
 	if (s->proto && s->proto->fini)
 		s->proto->fini(s);
 	owner_forget(&s->sub);
@@ -86,6 +133,8 @@ static const struct proto *mode_proto(const struct server *srv)
 static int start(struct session *s, const struct proto *p)
 {
 	s->proto = p;
+	if (log_enabled(LOG_DEBUG))
+		log_debug("conn %u: protocol %s", s->id, p->name);
 	if (!p->head_timeout)
 		s->head_ms = 0; /* the bytes detection waited on were no request head */
 	stat_inc(p->counter);
@@ -319,8 +368,10 @@ void session_idle_expired(struct session *s)
 {
 	/* Quiet during drain is the normal end of a connection on stop; a
 	 * dropped slow consumer was counted when it was dropped. */
-	if (!s->stopping && !s->sub.slow_closed)
+	if (!s->stopping && !s->sub.slow_closed) {
 		stat_inc(STAT_idle_timeouts);
+		s->why = WHY_IDLE;
+	}
 	s->closing = 1;
 }
 
@@ -348,6 +399,7 @@ bool session_deadline_expired(struct session *s)
 	}
 	if (s->tls && tls_conn_handshaking(s->tls)) {
 		stat_inc(STAT_tls_timeouts);
+		s->why = WHY_HANDSHAKE;
 		log_info("tls: handshake timeout on connection %llu", (unsigned long long)s->id);
 		s->closing = 1;
 		return true;
@@ -355,6 +407,7 @@ bool session_deadline_expired(struct session *s)
 	s->head_ms = 0;
 	if (s->record_clock) {
 		stat_inc(STAT_header_timeouts);
+		s->why = WHY_HEADER;
 		log_info("tls: a record not complete within --header-timeout on connection %llu; closing", (unsigned long long)s->id);
 		s->closing = 1;
 		return true;
@@ -365,6 +418,7 @@ bool session_deadline_expired(struct session *s)
 		return false;
 	}
 	stat_inc(STAT_header_timeouts);
+	s->why = WHY_HEADER;
 	if (s->proto->head_timeout) /* set for every protocol that starts a head clock */
 		s->proto->head_timeout(s);
 	s->closing = 1;
@@ -391,6 +445,6 @@ void session_stop(struct session *s)
 
 void session_reset(struct session *s)
 {
-	(void)s;
+	s->why = WHY_RESET;
 	stat_inc(STAT_conn_resets);
 }

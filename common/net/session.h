@@ -79,6 +79,7 @@ struct session {
 	bool tls_failed : 1;
 	bool in_paused : 1;        /* s->in holds input that waits for the output to drain */
 	bool record_clock : 1;     /* head_ms runs for a TLS record that is not complete yet */
+	uint8_t why;               /* why it closes, when a deadline or the peer decided (session.c) */
 	/* What the exchange and mailbox see of a chat session (subscriber.h;
 	 * chat.c fills its ops). sub.loop_data is the model's own
 	 * per-connection object (the task owner_drain's ready() must wake);
@@ -91,7 +92,10 @@ struct session {
 };
 
 struct session *session_new(struct server *srv, struct owner *owner, bool tls);
+/* Logs at debug "conn N: closed (REASON)". */
 void session_free(struct session *s);
+/* At debug level: "conn N: open from ADDR:PORT" (the model has the fd). */
+void session_log_open(const struct session *s, int fd);
 
 /* Bytes from the socket. Never fails: errors make the session closing (an
  * error reply may be queued first). */
