@@ -211,7 +211,16 @@ void config_usage(void)
 	printf("SEC is seconds with an optional fraction (ms resolution): 0 or 0.001..%s (7 days).\n"
 	       "BYTES is digits with an optional k, m or g, at most %s.\n\n",
 	       SECS_MAX_TEXT, CONFIG_SIZE_MAX_TEXT);
-	printf("exit codes: 0 clean stop, 1 runtime error, 2 bad usage, 69 io_uring unavailable\n");
+	printf("exit codes: 0 clean stop, 1 runtime error, 2 bad usage, 69 io_uring unavailable\n"
+	       "  (--daemon: the start returns once every listener accepts, 0; or prints the\n"
+	       "   daemon's error and exits with its status)\n\n"
+	       "signals:\n"
+	       "  SIGTERM, SIGINT   stop accepting, drain (--drain-timeout), exit 0\n"
+	       "  SIGHUP, SIGUSR1   reopen --log-file (after logrotate renamed it); nothing else\n"
+	       "                    changes; without --log-file it only logs a line\n"
+	       "  SIGUSR2, SIGPIPE  ignored\n"
+	       "Under systemd (NOTIFY_SOCKET set) weft reports READY=1 once accepting and\n"
+	       "STOPPING=1 when a drain begins: see dist/weft.service and docs/OPERATIONS.md.\n");
 }
 
 /* An int flag outside [lo, hi]: say which and what it may be. */

@@ -269,6 +269,9 @@ def test_hup_reopens_a_renamed_log(ctx):
 
 
 def test_signals_without_log_file_are_harmless(ctx):
+    out = subprocess.run([BIN, "--help"], capture_output=True, timeout=10).stdout.decode()
+    for sig in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"):
+        assert sig in out, "--help does not say what %s does" % sig
     with Weft(tls_listener=False) as w:
         for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP):
             os.kill(w.pid, sig)
