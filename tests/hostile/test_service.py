@@ -89,8 +89,36 @@ def test_daemon_busy_port_prints_the_error_and_fails(ctx):
             if log:
                 assert "cannot listen" in read(logfile), "the log lacks the error:\n" + read(logfile)
                 no_sanitizer_report(read(logfile))
+        # In the foreground, with --log-file, a start-up error reaches the terminal too.
+        logfile = ctx.path("fg.log")
+        rc, err = run(MODEL_ARGS + ["--port", str(port), "--log-file", logfile])
+        assert rc == 1 and "cannot listen" in err, "foreground with --log-file: exit %s, %r" % (rc, err)
+        assert "cannot listen" in read(logfile)
     finally:
         s.close()
+
+
+def test_daemon_killed_before_ready_is_reported(ctx):
+    """A daemon that dies without a word (here SIGKILL while it opens a
+    certificate that is a FIFO nobody writes) must not leave the start
+    hanging or reporting success: EOF on the pipe, its status on the terminal."""
+    fifo, pidfile, logfile = ctx.path("cert.pem"), ctx.path("k.pid"), ctx.path("k.log")
+    os.mkfifo(fifo)
+    p = subprocess.Popen([BIN] + MODEL_ARGS + ["--port", "0", "--tls-port", "0", "--cert", fifo, "--key", fifo,
+                                               "--daemon", "--pidfile", pidfile, "--log-file", logfile],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: read(pidfile).strip(), 10 * slow_factor()), "no pidfile from the daemon"
+        assert p.poll() is None, "the start returned before the daemon was ready"
+        os.kill(int(read(pidfile)), signal.SIGKILL)
+        _, err = p.communicate(timeout=10 * slow_factor())
+        err = err.decode(errors="replace")
+        assert p.returncode == 1, "start of a daemon killed before ready: exit %s, %r" % (p.returncode, err)
+        assert "killed by signal %d" % signal.SIGKILL in err, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def test_daemon_bad_certificate_prints_the_error_and_fails(ctx):
