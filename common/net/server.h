@@ -79,7 +79,7 @@ int server_accept(int lfd, bool nonblock);
  * completions): err is an errno, either sign. The transient ones (EAGAIN,
  * EINTR, ECONNABORTED) return false and are ignored; any other is counted in
  * weft_accept_errors_total and logged, at most one line a second for the whole
- * process ("accept: Too many open files (x37 in the last 1.0 s; ...)"). */
+ * process (log_rated: "accept: Too many open files; ... (x37 in the last 1.0 s)"). */
 bool server_accept_failed(int err);
 
 /* Accept what lfd has queued, max at most (then let other work run), and

@@ -3,7 +3,9 @@ theirs (issue 20 items 1 and 2), on every model:
 
   - --daemon on a busy port (or with a certificate that does not load) prints
     the error on the terminal and exits non-zero; no daemon and no pidfile are
-    left. It used to exit 0 silently, the error only in the log.
+    left. It used to exit 0 silently, the error only in the log. A daemon
+    killed before it is ready is reported with its signal. In the foreground
+    with --log-file, start-up errors reach the terminal too.
   - --daemon returns only once the port accepts; 'weft stop' stops it.
   - systemd readiness: with NOTIFY_SOCKET set, READY=1 arrives only once the
     port accepts (STOPPING=1 on SIGTERM); dist/weft.service passes
