@@ -457,6 +457,65 @@ def chat_hostile(w, cid, tls, end, rng):
 NCLIENTS = 8
 
 
+def report(w):
+    m = w.metrics()
+    print("server: " + ", ".join("%s=%d" % (k.split("{")[0].replace("weft_", "") + ("{" + k.split("{", 1)[1].split(",", 1)[1] if "," in k else ""), v)
+                                  for k, v in sorted(m.items()) if v and any(x in k for x in (
+                                      "slow_consumer", "input_paused", "reset", "http_requests", "delivered",
+                                      "cluster_messages", "cl_"))))
+
+
+def run_clients(mode, servers, seconds, tls, seed):
+    """servers: where honest clients, publishers and hostile ones connect."""
+    end = time.monotonic() + seconds
+    plan = {"echo": [(echo_honest, 6), (echo_hostile, 3)],
+            "http": [(http_honest, 6), (http_hostile, 3)],
+            "chat": [(chat_subscriber, NCLIENTS), (chat_publisher, 2), (chat_hostile, 3)]}[mode]
+    threads = []
+    for fn, k in plan:
+        for i in range(k):
+            cid = len(threads)
+            if fn is chat_subscriber:
+                own, w = i, servers["honest"]
+            elif fn is chat_publisher:
+                own, w = 9000 + cid, servers["publisher"]
+            elif fn in (echo_hostile, http_hostile, chat_hostile):
+                own, w = 5000 + cid, servers["hostile"][i % len(servers["hostile"])]
+            else:
+                own, w = cid, servers["honest"]
+            threads.append(threading.Thread(target=fn, args=(w, own, tls, end, random.Random(seed * 1000 + cid)),
+                                            daemon=True))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    if any(t.is_alive() for t in threads):
+        fail("a client thread did not finish")
+    print("ok exchanges: %d, hostile connections: %d" % (stats["ok"], stats["hostile"]))
+
+
+def cluster(extra, seconds, tls, seed):
+    """Two nodes joined through a real redis-server: subscribers on one,
+    publishers on the other, hostile clients on both."""
+    import tempfile
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "cluster"))
+    from clusterlib import Redis, link_up
+    from weftest import wait_for
+    with tempfile.TemporaryDirectory() as tmp, Redis(tmp) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        args = ["--mode", "chat", "--outbox-hard", "100000", "--cluster", url] + extra
+        with Weft(extra_args=args) as a, Weft(extra_args=args) as b:
+            if not wait_for(lambda: link_up(a) and link_up(b), 20):
+                fail("cluster links not up")
+            run_clients("chat", {"honest": b, "publisher": a, "hostile": [a, b]}, seconds, tls, seed)
+            for w in (a, b):
+                if failures:
+                    print("node log tail:\n" + w.tail(20))
+                report(w)
+    print("FAILED" if failures else "PASS")
+    return 1 if failures else 0
+
+
 def main():
     global NCLIENTS
     mode = sys.argv[1]
@@ -468,34 +527,13 @@ def main():
     if mode == "chat":
         extra = ["--mode", "chat", "--outbox-hard", "100000"] + extra
         NCLIENTS = 8
+    if mode == "cluster":
+        return cluster(extra, seconds, tls, seed)
     with Weft(extra_args=extra) as w:
-        end = time.monotonic() + seconds
-        plan = {"echo": [(echo_honest, 6), (echo_hostile, 3)],
-                "http": [(http_honest, 6), (http_hostile, 3)],
-                "chat": [(chat_subscriber, NCLIENTS), (chat_publisher, 2), (chat_hostile, 3)]}[mode]
-        threads, cid = [], 0
-        for fn, k in plan:
-            for _ in range(k):
-                own = cid if fn is not chat_publisher else 9000 + cid
-                if fn is chat_hostile or fn is echo_hostile or fn is http_hostile:
-                    own = 5000 + cid
-                t = threading.Thread(target=fn, args=(w, own if fn is not chat_subscriber else cid, tls, end,
-                                                      random.Random(seed * 1000 + cid)), daemon=True)
-                threads.append(t)
-                cid += 1 if fn is not chat_subscriber else 1
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(seconds + 60)
-        if any(t.is_alive() for t in threads):
-            fail("a client thread did not finish")
-        print("ok exchanges: %d, hostile connections: %d" % (stats["ok"], stats["hostile"]))
+        run_clients(mode, {"honest": w, "publisher": w, "hostile": [w]}, seconds, tls, seed)
         if failures:
             print("server log tail:\n" + w.tail(30))
-        m = w.metrics()
-        print("server: " + ", ".join("%s=%d" % (k.split("{")[0].replace("weft_", "") + ("{" + k.split("{", 1)[1].split(",", 1)[1] if "," in k else ""), v)
-                                      for k, v in sorted(m.items()) if v and any(x in k for x in (
-                                          "slow_consumer", "input_paused", "reset", "http_requests", "delivered"))))
+        report(w)
     print("FAILED" if failures else "PASS")
     return 1 if failures else 0
 
