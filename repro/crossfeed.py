@@ -432,7 +432,10 @@ def chat_publisher(w, cid, tls, end, rng):
 
 
 def chat_hostile(w, cid, tls, end, rng):
-    """Subscribes to a busy channel, never reads (slow consumer), vanishes."""
+    """Subscribes to a busy channel and every pattern channel, stops reading
+    (a slow consumer: dropped with sends in flight), then reads what it was
+    sent: whole messages of their publishers' own bytes, at most an error
+    line, nothing else."""
     while time.monotonic() < end and not failures:
         try:
             raw = socket.socket()
@@ -443,12 +446,43 @@ def chat_hostile(w, cid, tls, end, rng):
             target = rng.randrange(NCLIENTS)
             s.sendall(resp(b"SUBSCRIBE", b"c%04d" % target) + resp(b"PSUBSCRIBE", b"p*"))
             time.sleep(rng.random() * 1.0)
-            try:
-                s.settimeout(0.05)
-                got = s.recv(200)
-            except (OSError, socket.timeout):
-                got = b""
-            reset(s) if rng.random() < 0.7 else s.close()
+            if rng.random() < 0.4:
+                reset(s)
+                stats["hostile"] += 1
+                continue
+            buf, dl = bytearray(), time.monotonic() + 3
+            while time.monotonic() < dl:
+                try:
+                    s.settimeout(max(0.01, dl - time.monotonic()))
+                    c = s.recv(1 << 16)
+                except (OSError, socket.timeout):
+                    break
+                if not c:
+                    break
+                buf += c
+                if len(buf) > (4 << 20):
+                    break
+            while True:
+                try:
+                    v = parse_resp(buf)
+                except ValueError as e:
+                    fail("hostile subscriber %d: garbage in its stream: %s" % (cid, e))
+                    break
+                if v is None:
+                    break
+                if isinstance(v, list) and v[0] in (b"message", b"pmessage"):
+                    chan, data = v[-2], v[-1]
+                    owner = int(chan[1:5]) if re.match(rb"[cp]\d{4}", chan) else -1
+                    if data != tagged(owner, len(data)):
+                        fail("hostile subscriber %d: message on %r holds %r (tags %s)"
+                             % (cid, chan, data[:40], foreign(owner, data)))
+                        break
+                elif isinstance(v, list) and v[0] in (b"subscribe", b"psubscribe"):
+                    pass
+                elif not (isinstance(v, bytes) and v.startswith(b"-ERR slow consumer")):
+                    fail("hostile subscriber %d: unexpected %r" % (cid, v))
+                    break
+            s.close()
             stats["hostile"] += 1
         except OSError:
             pass
