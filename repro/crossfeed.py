@@ -359,8 +359,51 @@ def parse_resp(buf):
     return r[0]
 
 
+def line_subscriber(w, cid, tls, end, rng):
+    """The netcat protocol: joins its own channel; every MSG line must be its own."""
+    while time.monotonic() < end and not failures:
+        try:
+            s = connect(w, tls)
+        except OSError:
+            continue
+        try:
+            ch = b"c%04d" % cid
+            s.sendall(b"/join " + ch + b"\n")
+            buf, stop = bytearray(), time.monotonic() + rng.uniform(0.5, 3)
+            while time.monotonic() < stop and not failures:
+                s.settimeout(0.2)
+                try:
+                    c = s.recv(65536)
+                except socket.timeout:
+                    continue
+                if not c:
+                    fail("line subscriber %d: EOF" % cid)
+                    return
+                buf += c
+                while b"\n" in buf:
+                    line, _, rest = bytes(buf).partition(b"\n")
+                    buf[:] = rest
+                    if line.startswith(b"ERR slow consumer"):
+                        raise ConnectionAbortedError("dropped")
+                    if line.startswith(b"OK join "):
+                        continue
+                    parts = line.split(b" ", 3)
+                    if parts[0] != b"MSG" or parts[1] != ch or parts[3] != tagged(cid, len(parts[3])):
+                        fail("line subscriber %d got %r (tags %s)" % (cid, line[:80], foreign(cid, line)))
+                        return
+                    stats["ok"] += 1
+            reset(s) if rng.random() < 0.5 else s.close()
+        except ConnectionAbortedError:
+            s.close()
+        except OSError as e:
+            fail("line subscriber %d: broke: %r" % (cid, e))
+            return
+
+
 def chat_subscriber(w, cid, tls, end, rng):
     """Subscribes to its own channel and pattern; every message it gets must be its own."""
+    if cid % 4 == 3:
+        return line_subscriber(w, cid, tls, end, rng)
     while time.monotonic() < end and not failures:
         try:
             s = connect(w, tls)
