@@ -78,18 +78,13 @@ def reset(s):
         pass
 
 
-def recv_n(s, n, deadline):
-    buf = bytearray()
-    while len(buf) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("got %d of %d" % (len(buf), n))
-        s.settimeout(left)
-        c = s.recv(min(1 << 20, n - len(buf)))
-        if not c:
-            raise EOFError("EOF after %d of %d" % (len(buf), n))
-        buf += c
-    return bytes(buf)
+def connections(w, tls, end):
+    """Connected sockets, one after another, until end or the first failure."""
+    while time.monotonic() < end and not failures:
+        try:
+            yield connect(w, tls)
+        except OSError:
+            continue
 
 
 def pump(s, out, want_fn, deadline):
@@ -144,11 +139,7 @@ def check(cid, what, got, want):
 # ---- echo ----------------------------------------------------------------------
 
 def echo_honest(w, cid, tls, end, rng):
-    while time.monotonic() < end and not failures:
-        try:
-            s = connect(w, tls)
-        except OSError:
-            continue
+    for s in connections(w, tls, end):
         try:
             for _ in range(rng.randint(1, 6)):
                 n = rng.choice([1, 7, 100, 1023, 4096, 4097, 16384, 16385, 40000, 70000, 200000])
@@ -206,32 +197,6 @@ def http_req(cid, i, n, chunked=False):
     return b"POST /c%d/%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (cid, i, n) + body, body
 
 
-def read_response(s, deadline, buf):
-    while b"\r\n\r\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("no head")
-        s.settimeout(left)
-        c = s.recv(65536)
-        if not c:
-            raise EOFError("EOF in head after %r" % bytes(buf[:200]))
-        buf += c
-    head, _, rest = bytes(buf).partition(b"\r\n\r\n")
-    m = re.search(rb"Content-Length: (\d+)", head)
-    n = int(m.group(1))
-    while len(rest) < n:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("body")
-        s.settimeout(left)
-        c = s.recv(65536)
-        if not c:
-            raise EOFError("EOF in body")
-        rest += c
-    buf[:] = rest[n:]
-    return head, rest[:n]
-
-
 def split_responses(buf, k):
     """k whole responses from buf as (head, body), or None if not all here."""
     out, i = [], 0
@@ -251,11 +216,7 @@ def split_responses(buf, k):
 
 
 def http_honest(w, cid, tls, end, rng):
-    while time.monotonic() < end and not failures:
-        try:
-            s = connect(w, tls)
-        except OSError:
-            continue
+    for s in connections(w, tls, end):
         try:
             reqs, bodies = [], []
             for i in range(rng.randint(1, 12)):
@@ -361,11 +322,7 @@ def parse_resp(buf):
 
 def line_subscriber(w, cid, tls, end, rng):
     """The netcat protocol: joins its own channel; every MSG line must be its own."""
-    while time.monotonic() < end and not failures:
-        try:
-            s = connect(w, tls)
-        except OSError:
-            continue
+    for s in connections(w, tls, end):
         try:
             ch = b"c%04d" % cid
             s.sendall(b"/join " + ch + b"\n")
@@ -404,11 +361,7 @@ def chat_subscriber(w, cid, tls, end, rng):
     """Subscribes to its own channel and pattern; every message it gets must be its own."""
     if cid % 4 == 3:
         return line_subscriber(w, cid, tls, end, rng)
-    while time.monotonic() < end and not failures:
-        try:
-            s = connect(w, tls)
-        except OSError:
-            continue
+    for s in connections(w, tls, end):
         try:
             ch, pat = b"c%04d" % cid, b"p%04d.*" % cid
             s.sendall(resp(b"SUBSCRIBE", ch) + resp(b"PSUBSCRIBE", pat))

@@ -18,7 +18,7 @@ there; the commands and replies are checked on every binary."""
 import time
 
 import weftest
-from weftest import Weft, close_all, recv_exact, send_all
+from weftest import Weft, close_all, recv_exact, rss_kib, send_all
 
 N = 12
 MSG = 1000000
@@ -28,14 +28,6 @@ BOUND_KIB = 16 * 1024
 
 def resp(*args):
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def in_halves(s, cmd):
