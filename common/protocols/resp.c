@@ -34,6 +34,9 @@
  * arguments really arrive (Redis reserves at most 1024 up front too), so
  * "*1048576\r\n" alone costs 16 KiB, not 16 MiB. */
 #define RESP_ARGS_PREALLOC 1024
+/* Argument slots kept between commands; a larger array goes once its command
+ * is done (see resp_feed). */
+#define RESP_ARGS_KEEP 16
 
 struct arg {
 	size_t off, len;
@@ -523,6 +526,14 @@ static size_t resp_feed(struct session *s, const char *p, size_t n)
 		if (k == 0)
 			break;
 		used += k;
+	}
+	/* No command is partial or paused: nothing refers to the argument
+	 * array, so one grown for a command of 170k arguments (16 bytes each)
+	 * is not kept for the rest of the connection. */
+	if (!r->want && !r->exec_argc && r->cap > RESP_ARGS_KEEP) {
+		free(r->args);
+		r->args = NULL;
+		r->cap = 0;
 	}
 	return s->closing ? n : used;
 }

@@ -65,6 +65,15 @@ def slow_factor():
     return {"asan": 3, "tsan": 6}.get(SANITIZER, 1)
 
 
+def rss_kib(pid):
+    """The resident set of process pid now, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
 def raise_nofile(n):
     """Raise this process's soft RLIMIT_NOFILE to at least n (capped at the hard limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
