@@ -63,6 +63,11 @@ void server_conn_closed(struct server *srv);
  * redis-cli), count it and close fd. Never blocks. */
 void server_refuse(struct server *srv, int fd, enum refuse_reason why);
 
+/* --tcp-keepalive on an accepted socket (every model calls it once per
+ * connection: loop_admit, and the blocking models' acceptor). Best effort: a
+ * failure is logged at debug and the connection is served anyway. */
+void server_keepalive(const struct server *srv, int fd);
+
 /* accept4(SOCK_NONBLOCK|SOCK_CLOEXEC) with counting; returns fd or -errno.
  * On EMFILE/ENFILE the caller must stop accepting for a while (a level-
  * triggered poller would spin otherwise): see SERVER_ACCEPT_BACKOFF_MS. */
