@@ -95,6 +95,7 @@ int server_init(struct server *srv, const struct config *cfg)
 	srv->listen_fd = srv->tls_listen_fd = -1;
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	srv->tls_port = -1;
+	srv->start_ms = now_ms();
 	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_error("startup: pipe: %s", strerror(errno));
 		return -errno;

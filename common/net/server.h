@@ -32,6 +32,7 @@ struct server {
 	int tls_listen_fd;    /* first TLS listener or -1 */
 	int stop_pipe[2];     /* [0] becomes readable, forever, on stop */
 	atomic_int open_conns;
+	long long start_ms;   /* now_ms() at server_init (INFO's uptime) */
 	atomic_bool stopping;
 };
 

@@ -1,6 +1,7 @@
 /* resp.c - the Redis RESP2 pub/sub subset (proto_resp), byte-compatible with
  * Redis 7 for SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PING
- * and QUIT; anything else gets Redis' unknown-command error (HELLO included,
+ * and QUIT, and the introspection commands PUBSUB, CLIENT and INFO (their
+ * own file, resp_intro.c); anything else gets Redis' unknown-command error (HELLO included,
  * so RESP3 clients fall back to RESP2).
  *
  * The parser is resumable without re-scanning: it records where each
@@ -25,6 +26,7 @@
 #include "chat.h"
 #include "owner.h"
 #include "proto.h"
+#include "resp.h"
 #include "server.h"
 #include "session.h"
 
@@ -35,15 +37,11 @@
  * "*1048576\r\n" alone costs 16 KiB, not 16 MiB. */
 #define RESP_ARGS_PREALLOC 1024
 
-struct arg {
-	size_t off, len;
-};
-
 struct resp {
 	long want;    /* arguments of the multibulk being read; 0 = none begun */
 	long have;    /* of them complete */
 	size_t pos;   /* where the next header starts */
-	struct arg *args;
+	struct resp_arg *args;
 	size_t cap;
 	/* a command paused between names (back-pressure): its argument count
 	 * (0 = none), the next name to act on, and its length in bytes */
@@ -52,19 +50,12 @@ struct resp {
 	size_t exec_len;
 };
 
-/* A parsed command, read in place: argument i is base[v[i].off ...]. */
-struct argv {
-	const char *base;
-	const struct arg *v;
-	int c;
-};
-
-static const char *arg_p(const struct argv *a, int i) { return a->base + a->v[i].off; }
-static size_t arg_n(const struct argv *a, int i) { return a->v[i].len; }
+static const char *arg_p(const struct resp_argv *a, int i) { return resp_arg_p(a, i); }
+static size_t arg_n(const struct resp_argv *a, int i) { return resp_arg_n(a, i); }
 
 /* ---- replies ---- */
 
-static void put_bulk(struct session *s, const char *p, size_t n)
+void resp_put_bulk(struct session *s, const char *p, size_t n)
 {
 	char h[32];
 	session_write(s, h, (size_t)snprintf(h, sizeof(h), "$%zu\r\n", n));
@@ -72,14 +63,14 @@ static void put_bulk(struct session *s, const char *p, size_t n)
 	session_write(s, "\r\n", 2);
 }
 
-static void put_int(struct session *s, long long v)
+void resp_put_int(struct session *s, long long v)
 {
 	char h[32];
 	session_write(s, h, (size_t)snprintf(h, sizeof(h), ":%lld\r\n", v));
 }
 
 /* An error line; CR and LF inside become spaces, as Redis does. */
-static void put_err(struct session *s, const char *text)
+void resp_put_err(struct session *s, const char *text)
 {
 	size_t n = strlen(text);
 	char *t = malloc(n + 3);
@@ -99,7 +90,7 @@ static void protocol_error(struct session *s, const char *what)
 {
 	char e[160];
 	snprintf(e, sizeof(e), "ERR Protocol error: %s", what);
-	put_err(s, e);
+	resp_put_err(s, e);
 	stat_inc(STAT_chat_bad_input);
 	session_close_after_flush(s);
 }
@@ -108,17 +99,17 @@ static void protocol_error(struct session *s, const char *what)
 static void put_sub_reply(struct session *s, const char *kind, const char *name, size_t n)
 {
 	session_puts(s, "*3\r\n");
-	put_bulk(s, kind, strlen(kind));
+	resp_put_bulk(s, kind, strlen(kind));
 	if (name)
-		put_bulk(s, name, n);
+		resp_put_bulk(s, name, n);
 	else
 		session_puts(s, "$-1\r\n");
-	put_int(s, (long long)chat_count(s->chat));
+	resp_put_int(s, (long long)chat_count(s->chat));
 }
 
 /* ---- commands ---- */
 
-static bool is(const struct argv *a, int i, const char *word)
+bool resp_is(const struct resp_argv *a, int i, const char *word)
 {
 	return arg_n(a, i) == strlen(word) && strncasecmp(arg_p(a, i), word, arg_n(a, i)) == 0;
 }
@@ -131,7 +122,7 @@ static bool pause_at(const struct session *s, int from, int i)
 }
 
 /* These return 0 when done, else the name to go on from later. */
-static int subscribe(struct session *s, const struct argv *a, int from, bool pattern)
+static int subscribe(struct session *s, const struct resp_argv *a, int from, bool pattern)
 {
 	const char *kind = pattern ? "psubscribe" : "subscribe";
 	for (int i = from; i < a->c; i++) {
@@ -141,7 +132,7 @@ static int subscribe(struct session *s, const struct argv *a, int from, bool pat
 			char e[160];
 			snprintf(e, sizeof(e), "ERR invalid %s name: 1-%d bytes, no spaces or control characters",
 			         pattern ? "pattern" : "channel", CHAT_NAME_MAX);
-			put_err(s, e);
+			resp_put_err(s, e);
 			stat_inc(STAT_chat_bad_input);
 			continue;
 		}
@@ -150,9 +141,9 @@ static int subscribe(struct session *s, const struct argv *a, int from, bool pat
 			char e[160];
 			snprintf(e, sizeof(e), "ERR max subscriptions per connection reached (weft --max-subs %d)",
 			         s->srv->cfg->max_subs);
-			put_err(s, e);
+			resp_put_err(s, e);
 		} else if (rc < 0) {
-			put_err(s, "ERR out of memory");
+			resp_put_err(s, "ERR out of memory");
 		} else {
 			put_sub_reply(s, kind, arg_p(a, i), arg_n(a, i));
 		}
@@ -160,7 +151,7 @@ static int subscribe(struct session *s, const struct argv *a, int from, bool pat
 	return 0;
 }
 
-static int unsubscribe(struct session *s, const struct argv *a, int from, bool pattern)
+static int unsubscribe(struct session *s, const struct resp_argv *a, int from, bool pattern)
 {
 	const char *kind = pattern ? "punsubscribe" : "unsubscribe";
 	if (a->c > 1) {
@@ -183,7 +174,7 @@ static int unsubscribe(struct session *s, const struct argv *a, int from, bool p
 		struct chat_name nm = ns->v[0];
 		char *copy = malloc(nm.n + 1);
 		if (!copy) {
-			put_err(s, "ERR out of memory");
+			resp_put_err(s, "ERR out of memory");
 			return 0;
 		}
 		memcpy(copy, nm.p, nm.n);
@@ -194,29 +185,29 @@ static int unsubscribe(struct session *s, const struct argv *a, int from, bool p
 	return 0;
 }
 
-static void publish(struct session *s, const struct argv *a)
+static void publish(struct session *s, const struct resp_argv *a)
 {
 	if (!chat_publishable(s, arg_n(a, 1))) {
 		char e[160];
 		snprintf(e, sizeof(e), "ERR channel name too long: %zu bytes (max %zu, weft --max-channel)", arg_n(a, 1),
 		         s->srv->cfg->max_channel);
-		put_err(s, e);
+		resp_put_err(s, e);
 		return;
 	}
 	long r = exchange_publish(s->srv->ex, arg_p(a, 1), arg_n(a, 1), s->chat->nick, arg_p(a, 2), arg_n(a, 2));
 	if (r < 0)
-		put_err(s, "ERR out of memory");
+		resp_put_err(s, "ERR out of memory");
 	else
-		put_int(s, r);
+		resp_put_int(s, r);
 }
 
-static void ping(struct session *s, const struct argv *a)
+static void ping(struct session *s, const struct resp_argv *a)
 {
 	if (chat_count(s->chat)) { /* subscribed context, RESP2: a pong array */
 		session_puts(s, "*2\r\n$4\r\npong\r\n");
-		put_bulk(s, a->c > 1 ? arg_p(a, 1) : "", a->c > 1 ? arg_n(a, 1) : 0);
+		resp_put_bulk(s, a->c > 1 ? arg_p(a, 1) : "", a->c > 1 ? arg_n(a, 1) : 0);
 	} else if (a->c > 1) {
-		put_bulk(s, arg_p(a, 1), arg_n(a, 1));
+		resp_put_bulk(s, arg_p(a, 1), arg_n(a, 1));
 	} else {
 		session_puts(s, "+PONG\r\n");
 	}
@@ -226,11 +217,20 @@ struct command {
 	const char *name;
 	int arity; /* Redis arity: n exactly, -n at least n */
 	bool in_pubsub; /* allowed while subscribed */
+	/* The introspection commands (resp_intro.c). One with subcommands checks
+	 * the subscribed context itself, once it found its subcommand: Redis
+	 * answers an unknown one or a wrong arity first, and names the
+	 * subcommand ('pubsub|numpat') in the context error. */
+	void (*run)(struct session *s, const struct resp_argv *a);
+	bool subcommands;
 };
 
 static const struct command commands[] = {
-	{"subscribe", -2, true}, {"unsubscribe", -1, true}, {"psubscribe", -2, true},
-	{"punsubscribe", -1, true}, {"publish", 3, false}, {"ping", -1, true}, {"quit", -1, true},
+	{"subscribe", -2, true, NULL, false},     {"unsubscribe", -1, true, NULL, false},
+	{"psubscribe", -2, true, NULL, false},    {"punsubscribe", -1, true, NULL, false},
+	{"publish", 3, false, NULL, false},       {"ping", -1, true, NULL, false},
+	{"quit", -1, true, NULL, false},          {"pubsub", -2, false, resp_pubsub, true},
+	{"client", -2, false, resp_client, true}, {"info", -1, false, resp_info, false},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -238,31 +238,31 @@ static const struct command commands[] = {
  * with the subscribed-context error (they exist there), not as unknown. */
 static const char *const redis_known[] = {
 	"get", "set", "del", "exists", "incr", "decr", "expire", "ttl", "keys", "scan", "hello", "auth",
-	"select", "client", "info", "config", "echo", "multi", "exec", "discard", "watch", "lpush", "rpush",
+	"select", "config", "echo", "multi", "exec", "discard", "watch", "lpush", "rpush",
 	"lpop", "rpop", "lrange", "sadd", "smembers", "hset", "hget", "hgetall", "zadd", "zrange", "command",
-	"dbsize", "flushdb", "flushall", "type", "mget", "mset", "append", "strlen", "pubsub", "spublish",
+	"dbsize", "flushdb", "flushall", "type", "mget", "mset", "append", "strlen", "spublish",
 };
 
-static bool redis_knows(const struct argv *a)
+static bool redis_knows(const struct resp_argv *a)
 {
 	for (size_t i = 0; i < sizeof(redis_known) / sizeof(redis_known[0]); i++)
-		if (is(a, 0, redis_known[i]))
+		if (resp_is(a, 0, redis_known[i]))
 			return true;
 	return false;
 }
 
-static void not_in_context(struct session *s, const char *name)
+void resp_not_in_context(struct session *s, const char *name)
 {
 	char e[200];
 	snprintf(e, sizeof(e),
 	         "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
 	         "allowed in this context",
 	         name);
-	put_err(s, e);
+	resp_put_err(s, e);
 }
 
 /* Redis: "unknown command 'x', with args beginning with: 'a' 'b' ". */
-static void unknown(struct session *s, const struct argv *a)
+static void unknown(struct session *s, const struct resp_argv *a)
 {
 	char e[600];
 	int k = snprintf(e, sizeof(e), "ERR unknown command '%.*s', with args beginning with: ",
@@ -278,7 +278,7 @@ static void unknown(struct session *s, const struct argv *a)
 		args += (size_t)w;
 	}
 	/* Redis formats with %s: the text stops at a NUL byte */
-	put_err(s, e);
+	resp_put_err(s, e);
 }
 
 static bool arity_ok(const struct command *c, int argc)
@@ -287,20 +287,20 @@ static bool arity_ok(const struct command *c, int argc)
 }
 
 /* (P)(UN)SUBSCRIBE from name `from` on: 0 when done, else where to go on. */
-static int names_command(struct session *s, const struct argv *a, int from)
+static int names_command(struct session *s, const struct resp_argv *a, int from)
 {
-	bool pattern = is(a, 0, "psubscribe") || is(a, 0, "punsubscribe");
-	if (is(a, 0, "subscribe") || is(a, 0, "psubscribe"))
+	bool pattern = resp_is(a, 0, "psubscribe") || resp_is(a, 0, "punsubscribe");
+	if (resp_is(a, 0, "subscribe") || resp_is(a, 0, "psubscribe"))
 		return subscribe(s, a, from, pattern);
 	return unsubscribe(s, a, from, pattern);
 }
 
 /* 0 when the command is done, else (back-pressure) the name to resume at. */
-static int execute(struct session *s, const struct argv *a)
+static int execute(struct session *s, const struct resp_argv *a)
 {
 	const struct command *c = NULL;
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		if (is(a, 0, commands[i].name))
+		if (resp_is(a, 0, commands[i].name))
 			c = &commands[i];
 	char e[200];
 	if (!c) {
@@ -309,7 +309,7 @@ static int execute(struct session *s, const struct argv *a)
 			for (size_t i = 0; i < arg_n(a, 0); i++)
 				lower[i] = (char)(arg_p(a, 0)[i] | 0x20);
 			lower[arg_n(a, 0)] = '\0';
-			not_in_context(s, lower);
+			resp_not_in_context(s, lower);
 		} else {
 			unknown(s, a);
 		}
@@ -317,18 +317,24 @@ static int execute(struct session *s, const struct argv *a)
 	}
 	if (!arity_ok(c, a->c) || (c->arity == -1 && strcmp(c->name, "ping") == 0 && a->c > 2)) {
 		snprintf(e, sizeof(e), "ERR wrong number of arguments for '%s' command", c->name);
-		put_err(s, e);
+		resp_put_err(s, e);
+		return 0;
+	}
+	if (c->subcommands) {
+		c->run(s, a);
 		return 0;
 	}
 	if (chat_count(s->chat) && !c->in_pubsub) {
-		not_in_context(s, c->name);
+		resp_not_in_context(s, c->name);
 		return 0;
 	}
-	if (is(a, 0, "publish")) {
+	if (c->run) {
+		c->run(s, a);
+	} else if (resp_is(a, 0, "publish")) {
 		publish(s, a);
-	} else if (is(a, 0, "ping")) {
+	} else if (resp_is(a, 0, "ping")) {
 		ping(s, a);
-	} else if (is(a, 0, "quit")) {
+	} else if (resp_is(a, 0, "quit")) {
 		session_puts(s, "+OK\r\n");
 		session_close_after_flush(s);
 	} else {
@@ -373,7 +379,7 @@ static int grow_args(struct resp *r, size_t need)
 	size_t cap = r->cap ? r->cap : 8;
 	while (cap < need)
 		cap *= 2;
-	struct arg *v = realloc(r->args, cap * sizeof(*v));
+	struct resp_arg *v = realloc(r->args, cap * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	r->args = v;
@@ -389,7 +395,7 @@ static size_t run(struct session *s, struct resp *r, const char *p, long argc, s
 {
 	if (argc <= 0)
 		return len;
-	const struct argv a = {p, r->args, (int)argc};
+	const struct resp_argv a = {p, r->args, (int)argc};
 	int next = from ? names_command(s, &a, from) : execute(s, &a);
 	r->exec_argc = next ? argc : 0;
 	r->exec_next = next;
@@ -420,11 +426,11 @@ static size_t inline_command(struct session *s, struct resp *r, const char *p, s
 		while (i < end && p[i] != ' ' && p[i] != '\t')
 			i++;
 		if (grow_args(r, (size_t)argc + 1) < 0) {
-			put_err(s, "ERR out of memory");
+			resp_put_err(s, "ERR out of memory");
 			session_close_after_flush(s);
 			return n;
 		}
-		r->args[argc++] = (struct arg){st, i - st};
+		r->args[argc++] = (struct resp_arg){st, i - st};
 	}
 	return run(s, r, p, argc, (size_t)(nl - p) + 1, 0);
 }
@@ -492,11 +498,11 @@ static size_t multibulk(struct session *s, struct resp *r, const char *p, size_t
 		if (next + (size_t)v + 2 > n)
 			return 0; /* the bulk is not all here yet */
 		if (grow_args(r, (size_t)r->have + 1) < 0) {
-			put_err(s, "ERR out of memory");
+			resp_put_err(s, "ERR out of memory");
 			session_close_after_flush(s);
 			return n;
 		}
-		r->args[r->have++] = (struct arg){next, (size_t)v};
+		r->args[r->have++] = (struct resp_arg){next, (size_t)v};
 		r->pos = next + (size_t)v + 2; /* Redis skips the CRLF unchecked */
 	}
 	size_t used = r->pos;
