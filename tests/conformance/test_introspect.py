@@ -8,11 +8,10 @@ the /metrics gauges for channels, patterns and subscriptions. On the
 connections, SO_REUSEPORT), so the counts cover every loop."""
 import re
 import socket
-import subprocess
 import time
 
-from weftest import Skip, Weft, close_all, free_port, resp_cmd, send_all, slow_factor, wait_for
-from test_chat import Reader, read_all_quiet, resp_frames
+from weftest import Weft, close_all, resp_cmd, send_all, slow_factor, wait_for
+from test_chat import Reader, ask_both, read_all_quiet, redis_server, resp_frames
 
 CHAT = ["--mode", "chat"]
 
@@ -50,83 +49,36 @@ STATEFUL = [
 ]
 
 
-def start_redis():
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def up():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-    if not wait_for(up, 10):
-        stop_redis(proc)
-        raise Skip("redis-server did not start")
-    return proc, port
-
-
-def stop_redis(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def both(rport, w, cases):
-    """Send each case on its own connection, first to redis-server then to weft;
-    return (redis replies, weft replies)."""
-    rs = [socket.create_connection(("127.0.0.1", rport), timeout=5) for _ in cases]
-    ws = [w.connect() for _ in cases]
-    try:
-        for sock, case in zip(rs, cases):
-            send_all(sock, case)
-        wants = read_all_quiet(rs, 0.2)
-        for sock, case in zip(ws, cases):
-            send_all(sock, case)
-        gots = read_all_quiet(ws, 0.2 * slow_factor(), wants, time.monotonic() + 10 * slow_factor())
-    finally:
-        close_all(rs + ws)
-    return wants, gots
-
-
 def test_introspection_bytes_match_redis_server(ctx):
-    redis, rport = start_redis()
-    try:
-        with Weft(extra_args=CHAT, tls_listener=False) as w:
-            wants, gots = both(rport, w, STATELESS)
-            for case, want, got in zip(STATELESS, wants, gots):
-                assert want == got, "request %r\n redis: %r\n weft:  %r" % (case, want, got)
-            # The same subscribers on both, kept open while the queries run.
-            subs = [[socket.create_connection(("127.0.0.1", rport), timeout=5) for _ in SUBSCRIBERS],
-                    [w.connect() for _ in SUBSCRIBERS]]
-            for side in subs:
-                for sock, req in zip(side, SUBSCRIBERS):
-                    send_all(sock, req)
-            want_acks = read_all_quiet(subs[0], 0.2)
-            got_acks = read_all_quiet(subs[1], 0.2 * slow_factor(), want_acks, time.monotonic() + 10 * slow_factor())
-            assert want_acks == got_acks, (want_acks, got_acks)
-            wants, gots = both(rport, w, STATEFUL)
-            for case, want, got in zip(STATEFUL, wants, gots):
-                assert want == got, "request %r\n redis: %r\n weft:  %r" % (case, want, got)
-            # Every channel: Redis lists them in hash order, weft by name.
-            wants, gots = both(rport, w, [resp_cmd("PUBSUB", "CHANNELS")])
-            bulks = [resp_frames(x[4:]) for x in (wants[0], gots[0])]
-            assert wants[0][:4] == gots[0][:4] == b"*3\r\n" and sorted(bulks[0]) == bulks[1], (wants, gots)
-            assert bulks[1] == [b"$4\r\nnews\r\n", b"$5\r\nsport\r\n", b"$7\r\nweather\r\n"], gots
-            # weft's own gauges for the same state
-            assert w.metric("weft_chat_channels") == 3
-            assert w.metric("weft_chat_patterns") == 3
-            assert w.metric("weft_chat_subscriptions") == 10
-            for side in subs:
-                close_all(side)
-            assert wait_for(lambda: w.metric("weft_chat_subscriptions") == 0, 5 * slow_factor())
-            assert w.metric("weft_chat_channels") == 0 and w.metric("weft_chat_patterns") == 0
-    finally:
-        stop_redis(redis)
+    with redis_server() as rport, Weft(extra_args=CHAT, tls_listener=False) as w:
+        wants, gots = ask_both(rport, w, STATELESS)
+        for case, want, got in zip(STATELESS, wants, gots):
+            assert want == got, "request %r\n redis: %r\n weft:  %r" % (case, want, got)
+        # The same subscribers on both, kept open while the queries run.
+        subs = [[socket.create_connection(("127.0.0.1", rport), timeout=5) for _ in SUBSCRIBERS],
+                [w.connect() for _ in SUBSCRIBERS]]
+        for side in subs:
+            for sock, req in zip(side, SUBSCRIBERS):
+                send_all(sock, req)
+        want_acks = read_all_quiet(subs[0], 0.2)
+        got_acks = read_all_quiet(subs[1], 0.2 * slow_factor(), want_acks, time.monotonic() + 10 * slow_factor())
+        assert want_acks == got_acks, (want_acks, got_acks)
+        wants, gots = ask_both(rport, w, STATEFUL)
+        for case, want, got in zip(STATEFUL, wants, gots):
+            assert want == got, "request %r\n redis: %r\n weft:  %r" % (case, want, got)
+        # Every channel: Redis lists them in hash order, weft by name.
+        wants, gots = ask_both(rport, w, [resp_cmd("PUBSUB", "CHANNELS")])
+        bulks = [resp_frames(x[4:]) for x in (wants[0], gots[0])]
+        assert wants[0][:4] == gots[0][:4] == b"*3\r\n" and sorted(bulks[0]) == bulks[1], (wants, gots)
+        assert bulks[1] == [b"$4\r\nnews\r\n", b"$5\r\nsport\r\n", b"$7\r\nweather\r\n"], gots
+        # weft's own gauges for the same state
+        assert w.metric("weft_chat_channels") == 3
+        assert w.metric("weft_chat_patterns") == 3
+        assert w.metric("weft_chat_subscriptions") == 10
+        for side in subs:
+            close_all(side)
+        assert wait_for(lambda: w.metric("weft_chat_subscriptions") == 0, 5 * slow_factor())
+        assert w.metric("weft_chat_channels") == 0 and w.metric("weft_chat_patterns") == 0
 
 
 def parse_info(body):
