@@ -371,7 +371,7 @@ static void section_clients(struct text *t, struct server *srv)
 
 static void section_stats(struct text *t, const struct server *srv)
 {
-	struct exchange_counts k = exchange_counts(srv->ex);
+	struct exchange_counts k = srv->ex ? exchange_counts(srv->ex) : (struct exchange_counts){0};
 	unsigned long long refused =
 	    stat_sum(STAT_refused_max_conns) + stat_sum(STAT_refused_queue) + stat_sum(STAT_refused_fd_limit);
 	add(t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_net_input_bytes:%llu\r\n"
