@@ -255,17 +255,24 @@ static void client_setname(struct session *s, const struct resp_argv *a)
 	session_puts(s, "+OK\r\n");
 }
 
-/* This connection, in CLIENT LIST's key=value form with the fields weft
- * knows (no addresses or descriptors: a session never sees its socket). */
+/* This connection, in CLIENT LIST's key=value form: Redis' fields in its
+ * order, less the addresses and descriptor (a session never sees its
+ * socket); those weft does not track are 0, present because clients parse
+ * them (redis-py's client_info() needs every integer field). idle is 0: it
+ * is answering a command now. qbuf is its unconsumed input, omem its unsent
+ * output. */
 static void client_info(struct session *s, const struct resp_argv *a)
 {
 	(void)a;
 	const struct chat_conn *c = s->chat;
 	char line[160];
 	int n = snprintf(line, sizeof(line), "id=%llu name=", (unsigned long long)s->id);
-	char tail[160];
-	int k = snprintf(tail, sizeof(tail), " age=%lld flags=%s db=0 sub=%zu psub=%zu ssub=0 multi=-1 resp=2\n",
-	                 (now_ms() - s->start_ms) / 1000, chat_count(c) ? "P" : "N", c->chans.n, c->pats.n);
+	char tail[256];
+	int k = snprintf(tail, sizeof(tail),
+	                 " age=%lld idle=0 flags=%s db=0 sub=%zu psub=%zu ssub=0 multi=-1 qbuf=%zu qbuf-free=0 "
+	                 "argv-mem=0 multi-mem=0 obl=0 oll=0 omem=%zu tot-mem=0 resp=2\n",
+	                 (now_ms() - s->start_ms) / 1000, chat_count(c) ? "P" : "N", c->chans.n, c->pats.n,
+	                 buf_used(&s->in), session_pending(s));
 	size_t nl = c->name ? strlen(c->name) : 0;
 	char h[32];
 	session_write(s, h, (size_t)snprintf(h, sizeof(h), "$%zu\r\n", (size_t)n + nl + (size_t)k));

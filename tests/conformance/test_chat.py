@@ -429,6 +429,8 @@ def redis_server():
                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def up():
+            if redis.poll() is not None:
+                raise Skip("redis-server exited at start (port %d taken meanwhile?)" % port)
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return True
@@ -436,6 +438,9 @@ def redis_server():
                 return False
         if not wait_for(up, 10):
             raise Skip("redis-server did not start")
+        time.sleep(0.05)
+        if redis.poll() is not None:  # what answered was another server that took the port first
+            raise Skip("redis-server exited at start (port %d taken meanwhile?)" % port)
         yield port
     finally:
         redis.terminate()

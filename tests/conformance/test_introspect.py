@@ -8,6 +8,7 @@ the /metrics gauges for channels, patterns and subscriptions. On the
 connections, SO_REUSEPORT), so the counts cover every loop."""
 import re
 import socket
+import subprocess
 import time
 
 from weftest import Weft, close_all, resp_cmd, send_all, slow_factor, wait_for
@@ -129,6 +130,35 @@ def test_info_and_client(ctx):
         send_all(other, resp_cmd("client", "id"))
         assert Reader(other).value() != cid
         close_all([sub, s, other])
+
+
+def test_python_redis_library(ctx):
+    """redis-py's own parsers take the replies (client_info() needs every
+    integer field of Redis' CLIENT INFO line, info() parses the sections)."""
+    code = r"""
+import sys, redis
+r = redis.Redis(host="127.0.0.1", port=int(sys.argv[1]), socket_timeout=10)
+p = r.pubsub()
+p.subscribe("news")
+p.psubscribe("n*")
+assert p.get_message(timeout=5)["type"] == "subscribe"
+assert p.get_message(timeout=5)["type"] == "psubscribe"
+assert r.pubsub_channels() == [b"news"], r.pubsub_channels()
+assert r.pubsub_channels("x*") == []
+assert r.pubsub_numsub("news", "none") == [(b"news", 1), (b"none", 0)]
+assert r.pubsub_numpat() == 1
+assert r.client_setname("probe") is True and r.client_getname() == "probe"
+ci = r.client_info()
+assert ci["id"] == r.client_id() and ci["name"] == "probe" and ci["sub"] == 0, ci
+info = r.info()
+assert info["pubsub_channels"] == 1 and info["pubsub_patterns"] == 1 and info["connected_clients"] == 2, info
+assert r.info("cpu")["used_cpu_user"] >= 0
+print("ok")
+"""
+    with Weft(extra_args=CHAT, tls_listener=False) as w:
+        res = subprocess.run(["/usr/bin/python3", "-c", code, str(w.port)], capture_output=True,
+                             timeout=60 * slow_factor())
+        assert res.returncode == 0 and res.stdout.strip() == b"ok", res
 
 
 def test_line_who_and_numpat(ctx):
