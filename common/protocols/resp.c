@@ -1,8 +1,8 @@
 /* resp.c - the Redis RESP2 pub/sub subset (proto_resp), byte-compatible with
  * Redis 7 for SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PING
- * and QUIT, and the introspection commands PUBSUB, CLIENT and INFO (their
- * own file, resp_intro.c); anything else gets Redis' unknown-command error (HELLO included,
- * so RESP3 clients fall back to RESP2).
+ * and QUIT, and the introspection commands PUBSUB, CLIENT and INFO (in
+ * resp_intro.c); anything else gets Redis' unknown-command error (HELLO
+ * included, so RESP3 clients fall back to RESP2).
  *
  * The parser is resumable without re-scanning: it records where each
  * argument of the command being read starts (offsets into the unconsumed
@@ -55,7 +55,7 @@ static size_t arg_n(const struct resp_argv *a, int i) { return resp_arg_n(a, i);
 
 /* ---- replies ---- */
 
-void resp_put_bulk(struct session *s, const char *p, size_t n)
+static void put_bulk(struct session *s, const char *p, size_t n)
 {
 	char h[32];
 	session_write(s, h, (size_t)snprintf(h, sizeof(h), "$%zu\r\n", n));
@@ -63,14 +63,14 @@ void resp_put_bulk(struct session *s, const char *p, size_t n)
 	session_write(s, "\r\n", 2);
 }
 
-void resp_put_int(struct session *s, long long v)
+static void put_int(struct session *s, long long v)
 {
 	char h[32];
 	session_write(s, h, (size_t)snprintf(h, sizeof(h), ":%lld\r\n", v));
 }
 
 /* An error line; CR and LF inside become spaces, as Redis does. */
-void resp_put_err(struct session *s, const char *text)
+static void put_err(struct session *s, const char *text)
 {
 	size_t n = strlen(text);
 	char *t = malloc(n + 3);
@@ -90,7 +90,7 @@ static void protocol_error(struct session *s, const char *what)
 {
 	char e[160];
 	snprintf(e, sizeof(e), "ERR Protocol error: %s", what);
-	resp_put_err(s, e);
+	put_err(s, e);
 	stat_inc(STAT_chat_bad_input);
 	session_close_after_flush(s);
 }
@@ -99,17 +99,17 @@ static void protocol_error(struct session *s, const char *what)
 static void put_sub_reply(struct session *s, const char *kind, const char *name, size_t n)
 {
 	session_puts(s, "*3\r\n");
-	resp_put_bulk(s, kind, strlen(kind));
+	put_bulk(s, kind, strlen(kind));
 	if (name)
-		resp_put_bulk(s, name, n);
+		put_bulk(s, name, n);
 	else
 		session_puts(s, "$-1\r\n");
-	resp_put_int(s, (long long)chat_count(s->chat));
+	put_int(s, (long long)chat_count(s->chat));
 }
 
 /* ---- commands ---- */
 
-bool resp_is(const struct resp_argv *a, int i, const char *word)
+static bool is(const struct resp_argv *a, int i, const char *word)
 {
 	return arg_n(a, i) == strlen(word) && strncasecmp(arg_p(a, i), word, arg_n(a, i)) == 0;
 }
@@ -132,7 +132,7 @@ static int subscribe(struct session *s, const struct resp_argv *a, int from, boo
 			char e[160];
 			snprintf(e, sizeof(e), "ERR invalid %s name: 1-%d bytes, no spaces or control characters",
 			         pattern ? "pattern" : "channel", CHAT_NAME_MAX);
-			resp_put_err(s, e);
+			put_err(s, e);
 			stat_inc(STAT_chat_bad_input);
 			continue;
 		}
@@ -141,9 +141,9 @@ static int subscribe(struct session *s, const struct resp_argv *a, int from, boo
 			char e[160];
 			snprintf(e, sizeof(e), "ERR max subscriptions per connection reached (weft --max-subs %d)",
 			         s->srv->cfg->max_subs);
-			resp_put_err(s, e);
+			put_err(s, e);
 		} else if (rc < 0) {
-			resp_put_err(s, "ERR out of memory");
+			put_err(s, "ERR out of memory");
 		} else {
 			put_sub_reply(s, kind, arg_p(a, i), arg_n(a, i));
 		}
@@ -174,7 +174,7 @@ static int unsubscribe(struct session *s, const struct resp_argv *a, int from, b
 		struct chat_name nm = ns->v[0];
 		char *copy = malloc(nm.n + 1);
 		if (!copy) {
-			resp_put_err(s, "ERR out of memory");
+			put_err(s, "ERR out of memory");
 			return 0;
 		}
 		memcpy(copy, nm.p, nm.n);
@@ -191,23 +191,23 @@ static void publish(struct session *s, const struct resp_argv *a)
 		char e[160];
 		snprintf(e, sizeof(e), "ERR channel name too long: %zu bytes (max %zu, weft --max-channel)", arg_n(a, 1),
 		         s->srv->cfg->max_channel);
-		resp_put_err(s, e);
+		put_err(s, e);
 		return;
 	}
 	long r = exchange_publish(s->srv->ex, arg_p(a, 1), arg_n(a, 1), s->chat->nick, arg_p(a, 2), arg_n(a, 2));
 	if (r < 0)
-		resp_put_err(s, "ERR out of memory");
+		put_err(s, "ERR out of memory");
 	else
-		resp_put_int(s, r);
+		put_int(s, r);
 }
 
 static void ping(struct session *s, const struct resp_argv *a)
 {
 	if (chat_count(s->chat)) { /* subscribed context, RESP2: a pong array */
 		session_puts(s, "*2\r\n$4\r\npong\r\n");
-		resp_put_bulk(s, a->c > 1 ? arg_p(a, 1) : "", a->c > 1 ? arg_n(a, 1) : 0);
+		put_bulk(s, a->c > 1 ? arg_p(a, 1) : "", a->c > 1 ? arg_n(a, 1) : 0);
 	} else if (a->c > 1) {
-		resp_put_bulk(s, arg_p(a, 1), arg_n(a, 1));
+		put_bulk(s, arg_p(a, 1), arg_n(a, 1));
 	} else {
 		session_puts(s, "+PONG\r\n");
 	}
@@ -246,20 +246,27 @@ static const char *const redis_known[] = {
 static bool redis_knows(const struct resp_argv *a)
 {
 	for (size_t i = 0; i < sizeof(redis_known) / sizeof(redis_known[0]); i++)
-		if (resp_is(a, 0, redis_known[i]))
+		if (is(a, 0, redis_known[i]))
 			return true;
 	return false;
 }
 
-void resp_not_in_context(struct session *s, const char *name)
+static void not_in_context(struct session *s, const char *name)
 {
 	char e[200];
 	snprintf(e, sizeof(e),
 	         "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
 	         "allowed in this context",
 	         name);
-	resp_put_err(s, e);
+	put_err(s, e);
 }
+
+/* For resp_intro.c (resp.h). */
+void resp_put_bulk(struct session *s, const char *p, size_t n) { put_bulk(s, p, n); }
+void resp_put_int(struct session *s, long long v) { put_int(s, v); }
+void resp_put_err(struct session *s, const char *text) { put_err(s, text); }
+bool resp_is(const struct resp_argv *a, int i, const char *word) { return is(a, i, word); }
+void resp_not_in_context(struct session *s, const char *name) { not_in_context(s, name); }
 
 /* Redis: "unknown command 'x', with args beginning with: 'a' 'b' ". */
 static void unknown(struct session *s, const struct resp_argv *a)
@@ -278,7 +285,7 @@ static void unknown(struct session *s, const struct resp_argv *a)
 		args += (size_t)w;
 	}
 	/* Redis formats with %s: the text stops at a NUL byte */
-	resp_put_err(s, e);
+	put_err(s, e);
 }
 
 static bool arity_ok(const struct command *c, int argc)
@@ -289,8 +296,8 @@ static bool arity_ok(const struct command *c, int argc)
 /* (P)(UN)SUBSCRIBE from name `from` on: 0 when done, else where to go on. */
 static int names_command(struct session *s, const struct resp_argv *a, int from)
 {
-	bool pattern = resp_is(a, 0, "psubscribe") || resp_is(a, 0, "punsubscribe");
-	if (resp_is(a, 0, "subscribe") || resp_is(a, 0, "psubscribe"))
+	bool pattern = is(a, 0, "psubscribe") || is(a, 0, "punsubscribe");
+	if (is(a, 0, "subscribe") || is(a, 0, "psubscribe"))
 		return subscribe(s, a, from, pattern);
 	return unsubscribe(s, a, from, pattern);
 }
@@ -300,7 +307,7 @@ static int execute(struct session *s, const struct resp_argv *a)
 {
 	const struct command *c = NULL;
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		if (resp_is(a, 0, commands[i].name))
+		if (is(a, 0, commands[i].name))
 			c = &commands[i];
 	char e[200];
 	if (!c) {
@@ -309,7 +316,7 @@ static int execute(struct session *s, const struct resp_argv *a)
 			for (size_t i = 0; i < arg_n(a, 0); i++)
 				lower[i] = (char)(arg_p(a, 0)[i] | 0x20);
 			lower[arg_n(a, 0)] = '\0';
-			resp_not_in_context(s, lower);
+			not_in_context(s, lower);
 		} else {
 			unknown(s, a);
 		}
@@ -317,7 +324,7 @@ static int execute(struct session *s, const struct resp_argv *a)
 	}
 	if (!arity_ok(c, a->c) || (c->arity == -1 && strcmp(c->name, "ping") == 0 && a->c > 2)) {
 		snprintf(e, sizeof(e), "ERR wrong number of arguments for '%s' command", c->name);
-		resp_put_err(s, e);
+		put_err(s, e);
 		return 0;
 	}
 	if (c->subcommands) {
@@ -325,16 +332,16 @@ static int execute(struct session *s, const struct resp_argv *a)
 		return 0;
 	}
 	if (chat_count(s->chat) && !c->in_pubsub) {
-		resp_not_in_context(s, c->name);
+		not_in_context(s, c->name);
 		return 0;
 	}
 	if (c->run) {
 		c->run(s, a);
-	} else if (resp_is(a, 0, "publish")) {
+	} else if (is(a, 0, "publish")) {
 		publish(s, a);
-	} else if (resp_is(a, 0, "ping")) {
+	} else if (is(a, 0, "ping")) {
 		ping(s, a);
-	} else if (resp_is(a, 0, "quit")) {
+	} else if (is(a, 0, "quit")) {
 		session_puts(s, "+OK\r\n");
 		session_close_after_flush(s);
 	} else {
@@ -426,7 +433,7 @@ static size_t inline_command(struct session *s, struct resp *r, const char *p, s
 		while (i < end && p[i] != ' ' && p[i] != '\t')
 			i++;
 		if (grow_args(r, (size_t)argc + 1) < 0) {
-			resp_put_err(s, "ERR out of memory");
+			put_err(s, "ERR out of memory");
 			session_close_after_flush(s);
 			return n;
 		}
@@ -498,7 +505,7 @@ static size_t multibulk(struct session *s, struct resp *r, const char *p, size_t
 		if (next + (size_t)v + 2 > n)
 			return 0; /* the bulk is not all here yet */
 		if (grow_args(r, (size_t)r->have + 1) < 0) {
-			resp_put_err(s, "ERR out of memory");
+			put_err(s, "ERR out of memory");
 			session_close_after_flush(s);
 			return n;
 		}
