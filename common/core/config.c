@@ -50,6 +50,8 @@ static const struct opt opts[] = {
 	{"poller", T_STR, F(poller), "select", "P", "coro: select | poll | epoll"},
 	{"max-conns", T_INT, F(max_conns), "10000", "N", "open connections at most; beyond it refuse with an error"},
 	{"idle-timeout", T_SECS, F(idle_timeout_ms), "300", "SEC", "close a connection silent this long (0 = never)"},
+	{"tcp-keepalive", T_SECS, F(tcp_keepalive_ms), "300", "SEC",
+	 "TCP keepalive on accepted connections: probe after this long silent, drop after 3 unanswered (0 = off)"},
 	{"drain-timeout", T_SECS, F(drain_timeout_ms), "5", "SEC", "on SIGTERM/SIGINT, time to finish in-flight work"},
 	{"read-pause", T_SIZE, F(read_pause), "1m", "BYTES", "stop reading a connection while this much output is unsent (>= 1)"},
 	{"header-timeout", T_SECS, F(header_timeout_ms), "10", "SEC", "HTTP: a request head must arrive within this of its first byte (408 beyond; 0 = never)"},

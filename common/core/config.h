@@ -44,6 +44,7 @@ struct config {
 	/* limits */
 	int max_conns;
 	int idle_timeout_ms;     /* 0 = never; every *_ms is 0..CONFIG_MS_MAX */
+	int tcp_keepalive_ms;    /* accepted sockets: SO_KEEPALIVE idle time; 0 = off */
 	int drain_timeout_ms;    /* on SIGTERM/SIGINT */
 	size_t read_pause;       /* stop reading while this much output is unsent (>= 1) */
 	size_t max_head;         /* HTTP request line + headers */

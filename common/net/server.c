@@ -95,6 +95,7 @@ int server_init(struct server *srv, const struct config *cfg)
 	srv->listen_fd = srv->tls_listen_fd = -1;
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	srv->tls_port = -1;
+	srv->start_ms = now_ms();
 	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_error("startup: pipe: %s", strerror(errno));
 		return -errno;
@@ -259,6 +260,27 @@ bool server_accept_failed(int err)
 	stat_inc(STAT_accept_errors);
 	accept_log_error(err);
 	return true;
+}
+
+/* Redis' anetKeepAlive: the first probe after `secs` of silence, then one
+ * every secs/3, and the peer is dead after 3 unanswered: about 2 x secs in
+ * all. The kernel takes at most 32767 s for each (MAX_TCP_KEEPIDLE). */
+#define KEEPALIVE_SECS_MAX 32767
+#define KEEPALIVE_PROBES 3
+
+void server_keepalive(const struct server *srv, int fd)
+{
+	int ms = srv->cfg->tcp_keepalive_ms;
+	if (ms <= 0)
+		return;
+	int secs = (ms + 999) / 1000;
+	secs = secs < KEEPALIVE_SECS_MAX ? secs : KEEPALIVE_SECS_MAX;
+	int one = 1, intvl = secs / KEEPALIVE_PROBES ? secs / KEEPALIVE_PROBES : 1, cnt = KEEPALIVE_PROBES;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
+		log_debug("tcp keepalive on fd %d: %s", fd, strerror(errno));
 }
 
 int server_accept(int lfd, bool nonblock)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include "chat.h"
 #include "log.h"
 #include "owner.h"
 #include "proto.h"
@@ -324,6 +325,13 @@ int session_idle_limit_ms(const struct session *s)
 		return SESSION_SLOW_LINGER_MS;
 	if (s->stopping)
 		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
+	/* A subscriber waits for messages, and a quiet channel is normal: as
+	 * Redis does for pub/sub clients, no idle limit while it holds a
+	 * subscription (TCP keepalive, --tcp-keepalive, finds dead peers). It is
+	 * asked again at every wait, so an UNSUBSCRIBE of the last one brings the
+	 * limit back, counted from that command. */
+	if (s->chat && chat_count(s->chat))
+		return 0;
 	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
 }
 
