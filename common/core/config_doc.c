@@ -170,17 +170,25 @@ void config_completion(const struct config_model *models, size_t n)
 	for (size_t i = 0; i < n; i++)
 		printf("%s%s", i ? " " : "", models[i].name);
 	printf("' -- \"$cur\")); return ;;\n");
+	const char *sep = "\t";
 	for (size_t i = 0; i < config_nopts; i++) {
 		const struct opt *o = &config_opts[i];
 		if (o->choices)
 			printf("\t--%s) COMPREPLY=($(compgen -W '%s' -- \"$cur\")); return ;;\n", o->name, o->choices);
 		else if (o->arg && strcmp(o->arg, "FILE") == 0)
 			printf("\t--%s) COMPREPLY=($(compgen -f -- \"$cur\")); return ;;\n", o->name);
-		else if (o->arg && strcmp(o->name, "model") != 0)
-			printf("\t--%s) return ;;\n", o->name); /* a value: nothing to offer */
 	}
-	printf("\tesac\n\tlocal opts='stop --help --version");
+	/* any other value (a number, a duration, an address): nothing to offer */
+	for (size_t i = 0; i < config_nopts; i++) {
+		const struct opt *o = &config_opts[i];
+		if (o->arg && !o->choices && strcmp(o->arg, "FILE") != 0 && strcmp(o->name, "model") != 0) {
+			printf("%s--%s", sep, o->name);
+			sep = "|";
+		}
+	}
+	printf(") return ;;\n\tesac\n\tlocal opts='--help --version");
 	for (size_t i = 0; i < config_nopts; i++)
 		printf(" --%s", config_opts[i].name);
-	printf("'\n\tCOMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n}\ncomplete -F _weft weft\n");
+	printf("'\n\t[[ $COMP_CWORD == 1 ]] && opts=\"stop $opts\"\n"
+	       "\tCOMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n}\ncomplete -F _weft weft\n");
 }
