@@ -31,7 +31,7 @@ _Static_assert(CONFIG_MS_MAX <= (1LL << 30), "coro's scheduler waits at most 2^3
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 const struct opt config_opts[] = {
-	{"model", T_STR, F(model), "coro", "M", "concurrency model, one of those under models: below"},
+	{"model", T_STR, F(model), "coro", "M", "concurrency model, one of the models listed below"},
 	{"mode", T_MODE, F(mode), "echo", "MODE", "echo | chat (HTTP is detected on any connection)", NULL, "echo chat"},
 	{"no-http", T_BOOL, F(no_http), NULL, NULL, "never switch a connection to HTTP"},
 	{"host", T_STR, F(host), "127.0.0.1", "ADDR", "address to listen on (IPv4 or IPv6, e.g. ::1 or ::)"},

@@ -7,6 +7,7 @@ only; whatever a model does not have is skipped with the reason.
 A refusal speaks the client's protocol as far as weft knows it before reading
 a byte: a plain "weft: ..." line in echo mode (not a RESP error), "-ERR ..."
 in chat mode (RESP, readable by nc and redis-cli too)."""
+import contextlib
 import resource
 import select
 import socket
@@ -220,27 +221,40 @@ def test_select_refuses_fd_setsize_and_serves_others(ctx):
 
 # ---- 10,000 idle connections -----------------------------------------------------
 
+def capacity_test(ctx, n, spare):
+    """A capacity test of n connections: plain binary only, descriptors for
+    n + spare (the test's own), or skipped with the reason."""
+    if SANITIZER != "none":
+        ctx.skip("%d connections is a capacity test: plain binary only" % n)
+    have = raise_nofile(n + spare)
+    if have < n + 100:
+        ctx.skip("RLIMIT_NOFILE hard limit %d is below %d" % (have, n + 100))
+
+
+@contextlib.contextmanager
+def connections(w, n):
+    """n open client sockets, reset (not FIN-closed) on the way out."""
+    socks = []
+    try:
+        for _ in range(n):
+            socks.append(w.connect())
+        yield socks
+    finally:
+        for s in socks:
+            reset_close(s)
+
+
 def test_10k_idle_connections(ctx):
     if not ((MODEL == "coro" and POLLER == "epoll") or MODEL == "uring"):
         ctx.skip("10k connections is a claim of coro --poller epoll and uring only")
-    if SANITIZER != "none":
-        ctx.skip("10k connections is a capacity test: plain binary only")
     n = 10000
-    have = raise_nofile(n + 500)
-    if have < n + 100:
-        ctx.skip("RLIMIT_NOFILE hard limit %d is below %d" % (have, n + 100))
+    capacity_test(ctx, n, 500)
     with Weft(["--max-conns", n + 100]) as w:
-        socks = []
-        try:
-            for _ in range(n):
-                socks.append(w.connect())
+        with connections(w, n) as socks:
             assert wait_for(lambda: w.metric("weft_connections_open") >= n + 1, 30), \
                 "open: %s" % w.metric("weft_connections_open")
             # Every one of them is still alive and served.
             echo_many(socks, [payload(1 + i % 64) for i in range(n)], timeout=120)
-        finally:
-            for s in socks:
-                reset_close(s)
         assert wait_for(lambda: w.metric("weft_connections_open") <= 1, 30), \
             "open after closing: %s" % w.metric("weft_connections_open")
 
@@ -327,21 +341,11 @@ def test_default_setup_serves_2000_connections(ctx):
     variant's arguments."""
     if not (MODEL == "coro" and POLLER == "epoll" and ctx.threads == 1 and "--poller" in MODEL_ARGS):
         ctx.skip("the default set-up is tested once, in the coro-epoll variant")
-    if SANITIZER != "none":
-        ctx.skip("a capacity test of the default: plain binary only")
     n = 2000
-    have = raise_nofile(n + 200)
-    if have < n + 100:
-        ctx.skip("RLIMIT_NOFILE hard limit %d is below %d" % (have, n + 100))
+    capacity_test(ctx, n, 200)
     with Weft(model_args=[], tls_listener=False) as w:
         assert "WARN" not in w.log(), w.log()
-        socks = []
-        try:
-            for _ in range(n):
-                socks.append(w.connect())
+        with connections(w, n) as socks:
             echo_many(socks, [b"line %d\n" % i for i in range(n)], timeout=60)
-        finally:
-            for s in socks:
-                reset_close(s)
         assert w.metric("weft_connections_refused_total") == 0, w.metrics()
     print("measured: %d concurrent connections on the default set-up, each echoed one line" % n)

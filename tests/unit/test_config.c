@@ -19,28 +19,47 @@
 
 static char err_text[4096];
 
-/* config_parse(argv...) with stderr captured into err_text. */
-static int parse(struct config *cfg, const char *const *args)
+/* Between capture_begin and capture_end, stderr goes into err_text. */
+static FILE *capture_file;
+static int capture_saved;
+
+static void capture_begin(void)
 {
-	char *argv[32] = {"weft"};
+	fflush(stderr);
+	capture_file = tmpfile();
+	capture_saved = dup(STDERR_FILENO);
+	if (!capture_file || capture_saved < 0 || dup2(fileno(capture_file), STDERR_FILENO) < 0)
+		abort();
+}
+
+static void capture_end(void)
+{
+	fflush(stderr);
+	dup2(capture_saved, STDERR_FILENO);
+	close(capture_saved);
+	rewind(capture_file);
+	size_t n = fread(err_text, 1, sizeof(err_text) - 1, capture_file);
+	err_text[n] = '\0';
+	fclose(capture_file);
+}
+
+/* config_parse(argv0, args...) with stderr captured into err_text. */
+static int parse_as(const char *argv0, struct config *cfg, const char *const *args)
+{
+	char *argv[32] = {(char *)argv0};
 	int argc = 1;
 	for (; args[argc - 1]; argc++)
 		argv[argc] = (char *)args[argc - 1];
 	argv[argc] = NULL;
-	fflush(stderr);
-	FILE *tmp = tmpfile();
-	int saved = dup(STDERR_FILENO);
-	if (!tmp || saved < 0 || dup2(fileno(tmp), STDERR_FILENO) < 0)
-		abort();
+	capture_begin();
 	int rc = config_parse(cfg, argc, argv);
-	fflush(stderr);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	rewind(tmp);
-	size_t n = fread(err_text, 1, sizeof(err_text) - 1, tmp);
-	err_text[n] = '\0';
-	fclose(tmp);
+	capture_end();
 	return rc;
+}
+
+static int parse(struct config *cfg, const char *const *args)
+{
+	return parse_as("weft", cfg, args);
 }
 
 /* Refused with a message that names every flag in names (NULL-ended). */
@@ -220,20 +239,8 @@ static void test_messages(void)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config cfg;
-		char *argv[] = {"/some/dir/weft", (char *)cases[i].arg, "5", NULL};
-		fflush(stderr);
-		FILE *tmp = tmpfile();
-		int saved = dup(STDERR_FILENO);
-		if (!tmp || saved < 0 || dup2(fileno(tmp), STDERR_FILENO) < 0)
-			abort();
-		int rc = config_parse(&cfg, strchr(cases[i].arg, '=') ? 2 : 3, argv);
-		fflush(stderr);
-		dup2(saved, STDERR_FILENO);
-		close(saved);
-		rewind(tmp);
-		size_t n = fread(err_text, 1, sizeof(err_text) - 1, tmp);
-		err_text[n] = '\0';
-		fclose(tmp);
+		const char *args[] = {cases[i].arg, strchr(cases[i].arg, '=') ? NULL : "5", NULL};
+		int rc = parse_as("/some/dir/weft", &cfg, args);
 		if (strcmp(cases[i].want, "max-conns") == 0) {
 			CHECK(rc == 0 && cfg.max_conns == 5);
 			continue;
@@ -267,19 +274,9 @@ static void test_ignored_flags(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config cfg;
 		CHECK(parse(&cfg, ARGS("--model", cases[i].model, cases[i].flag, cases[i].value)) == 0);
-		fflush(stderr);
-		FILE *tmp = tmpfile();
-		int saved = dup(STDERR_FILENO);
-		if (!tmp || saved < 0 || dup2(fileno(tmp), STDERR_FILENO) < 0)
-			abort();
+		capture_begin();
 		int n = config_warn_ignored(&cfg, cases[i].model);
-		fflush(stderr);
-		dup2(saved, STDERR_FILENO);
-		close(saved);
-		rewind(tmp);
-		size_t got = fread(err_text, 1, sizeof(err_text) - 1, tmp);
-		err_text[got] = '\0';
-		fclose(tmp);
+		capture_end();
 		CHECK(n == 1);
 		CHECK(strstr(err_text, cases[i].flag) && strstr(err_text, cases[i].readers) && strstr(err_text, "warning"));
 		if (n != 1 || !strstr(err_text, cases[i].readers))
