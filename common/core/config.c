@@ -396,8 +396,8 @@ static size_t distance(const char *a, size_t na, const char *b, size_t nb)
 }
 
 /* The flag a person most likely meant by word (without dashes, without
- * "=value"): the one a typo away (at most 1 edit per 3 letters, and 1 for
- * short words), or the one word begins or is a prefix of. NULL if none. */
+ * "=value"): the nearest one a typo away (at most 1 edit per 3 letters, and
+ * 1 for short words), or the one the word begins with. NULL if none. */
 static const char *suggest(const char *word, size_t n)
 {
 	static const char *const extra[] = {"help", "version"};
@@ -411,8 +411,9 @@ static const char *suggest(const char *word, size_t n)
 			best = name;
 			best_d = d;
 		}
-		if (!best && n >= 3 && len > n && strncmp(name, word, n) == 0)
-			best = name; /* --max-c... is taken by getopt itself; this is --cert-file -> --cert */
+		/* a word that begins with a flag: --cert-file -> --cert. (A word a
+		 * flag begins with is getopt's: it takes a unique prefix itself,
+		 * and bad_option reports an ambiguous one.) */
 		if (!best && n > len && len >= 3 && strncmp(word, name, len) == 0)
 			best = name;
 	}
