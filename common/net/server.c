@@ -189,22 +189,28 @@ void server_conn_closed(struct server *srv)
 
 void server_refuse(struct server *srv, int fd, enum refuse_reason why)
 {
-	char msg[160];
+	/* Nothing was read yet, so the mode is all weft knows of the client's
+	 * protocol: chat clients (redis-cli, nc) read a RESP error, which is a
+	 * readable line too; an echo client gets a plain line, not RESP. */
+	const char *head = srv->cfg->mode == MODE_CHAT ? "-ERR " : "weft: ";
+	char msg[200];
 	int n = 0;
 	switch (why) {
 	case REFUSE_MAX_CONNS:
 		stat_inc(STAT_refused_max_conns);
-		n = snprintf(msg, sizeof(msg), "-ERR max number of clients reached (weft --max-conns %d)\r\n",
+		n = snprintf(msg, sizeof(msg), "%smax number of clients reached (weft --max-conns %d)\r\n", head,
 		             srv->cfg->max_conns);
 		break;
 	case REFUSE_QUEUE_FULL:
 		stat_inc(STAT_refused_queue);
-		n = snprintf(msg, sizeof(msg), "-ERR server busy: all workers taken and the queue is full (weft --queue %d)\r\n",
-		             srv->cfg->queue);
+		n = snprintf(msg, sizeof(msg), "%sserver busy: all workers taken and the queue is full (weft --queue %d)\r\n",
+		             head, srv->cfg->queue);
 		break;
 	case REFUSE_FD_LIMIT:
 		stat_inc(STAT_refused_fd_limit);
-		n = snprintf(msg, sizeof(msg), "-ERR server busy: descriptor limit of the select() poller reached\r\n");
+		n = snprintf(msg, sizeof(msg),
+		             "%sserver busy: descriptor limit of the select() poller reached (weft --poller epoll has none)\r\n",
+		             head);
 		break;
 	}
 	/* Best effort, never blocking: a fresh socket's send buffer has room. */

@@ -60,8 +60,10 @@ void server_request_stop(struct server *srv);
 bool server_conn_admit(struct server *srv);
 void server_conn_closed(struct server *srv);
 
-/* Tell the client why it is refused ("-ERR ...\r\n", readable by nc and
- * redis-cli), count it and close fd. Never blocks. */
+/* Tell the client why it is refused, in its protocol as far as weft can
+ * know it before reading: "-ERR ...\r\n" in chat mode (RESP, readable by nc
+ * and redis-cli), "weft: ...\r\n" in echo mode; count it and close fd.
+ * Never blocks. */
 void server_refuse(struct server *srv, int fd, enum refuse_reason why);
 
 /* --tcp-keepalive on an accepted socket (every model calls it once per

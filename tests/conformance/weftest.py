@@ -50,7 +50,7 @@ def _arg(args, name, default):
 
 
 MODEL = _arg(MODEL_ARGS, "--model", "coro")
-POLLER = _arg(MODEL_ARGS, "--poller", "select") if MODEL == "coro" else None
+POLLER = _arg(MODEL_ARGS, "--poller", "epoll") if MODEL == "coro" else None
 THREADS = int(_arg(MODEL_ARGS, "--threads", "1"))
 
 
