@@ -20,6 +20,7 @@ struct session *loop_admit(struct loop *l, int fd, bool tls)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	server_keepalive(l->srv, fd);
 	if (!server_conn_admit(l->srv)) {
 		server_refuse(l->srv, fd, REFUSE_MAX_CONNS);
 		return NULL;

@@ -32,6 +32,7 @@ struct server {
 	int tls_listen_fd;    /* first TLS listener or -1 */
 	int stop_pipe[2];     /* [0] becomes readable, forever, on stop */
 	atomic_int open_conns;
+	long long start_ms;   /* now_ms() at server_init (INFO's uptime) */
 	atomic_bool stopping;
 	atomic_bool drain_said; /* server_drain_begins() logged */
 };
@@ -65,9 +66,16 @@ void server_request_stop(struct server *srv);
 bool server_conn_admit(struct server *srv);
 void server_conn_closed(struct server *srv);
 
-/* Tell the client why it is refused ("-ERR ...\r\n", readable by nc and
- * redis-cli), count it and close fd. Never blocks. */
+/* Tell the client why it is refused, in its protocol as far as weft can
+ * know it before reading: "-ERR ...\r\n" in chat mode (RESP, readable by nc
+ * and redis-cli), "weft: ...\r\n" in echo mode; count it and close fd.
+ * Never blocks. */
 void server_refuse(struct server *srv, int fd, enum refuse_reason why);
+
+/* --tcp-keepalive on an accepted socket (every model calls it once per
+ * connection: loop_admit, and the blocking models' acceptor). Best effort: a
+ * failure is logged at debug and the connection is served anyway. */
+void server_keepalive(const struct server *srv, int fd);
 
 /* accept4(SOCK_NONBLOCK|SOCK_CLOEXEC) with counting; returns fd or -errno.
  * On EMFILE/ENFILE the caller must stop accepting for a while (a level-

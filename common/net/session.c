@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include "chat.h"
 #include "log.h"
 #include "owner.h"
 #include "proto.h"
@@ -17,6 +18,7 @@
 
 #define SESSION_IOV_BATCH 16 /* iovecs per sendmsg() */
 #define SESSION_COPY_MAX 1024 /* a delivery up to this size is copied, not referenced */
+#define SESSION_IN_KEEP 4096  /* an empty input buffer up to this size stays for the next partial command */
 
 static atomic_ullong next_id = 1;
 
@@ -160,6 +162,17 @@ static size_t dispatch(struct session *s, const char *p, size_t n)
 	return s->proto->feed(s, p, n);
 }
 
+/* The protocol used n bytes of s->in. Input waits there only while a command
+ * is partial: once none waits, a buffer grown for a large one (a 1 MiB RESP
+ * bulk that came in pieces) goes, or every connection that ever sent one
+ * would keep that much for the rest of its life. */
+static void in_consume(struct session *s, size_t n)
+{
+	buf_consume(&s->in, n);
+	if (buf_used(&s->in) == 0 && s->in.cap > SESSION_IN_KEEP)
+		buf_free(&s->in);
+}
+
 /* After a feed: does input wait for the output to drain? (A partial command
  * left while the output is full counts too: offered again after the drain,
  * it is simply still partial.) */
@@ -192,7 +205,7 @@ static void feed_plain(struct session *s, const char *p, size_t n)
 	/* Bytes that still arrive while paused (a model may have had a read in
 	 * flight) only queue: the protocol would not answer them yet. */
 	if (!s->in_paused)
-		buf_consume(&s->in, dispatch(s, buf_head(&s->in), buf_used(&s->in)));
+		in_consume(s, dispatch(s, buf_head(&s->in), buf_used(&s->in)));
 	note_pause(s);
 }
 
@@ -210,7 +223,7 @@ static void feed_detect(struct session *s, const char *p, size_t n)
 static void adopt_mode_proto(struct session *s)
 {
 	if (start(s, mode_proto(s->srv)) == 0)
-		buf_consume(&s->in, s->proto->feed(s, buf_head(&s->in), buf_used(&s->in)));
+		in_consume(s, s->proto->feed(s, buf_head(&s->in), buf_used(&s->in)));
 }
 
 void session_input(struct session *s, const char *p, size_t n)
@@ -361,6 +374,13 @@ int session_idle_limit_ms(const struct session *s)
 		return SESSION_SLOW_LINGER_MS;
 	if (s->stopping)
 		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
+	/* A subscriber waits for messages, and a quiet channel is normal: as
+	 * Redis does for pub/sub clients, no idle limit while it holds a
+	 * subscription (TCP keepalive, --tcp-keepalive, finds dead peers). It is
+	 * asked again at every wait, so an UNSUBSCRIBE of the last one brings the
+	 * limit back, counted from that command. */
+	if (s->chat && chat_count(s->chat))
+		return 0;
 	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
 }
 

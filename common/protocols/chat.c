@@ -69,6 +69,7 @@ void chat_detach(struct session *s)
 		exchange_punsubscribe(ex, &s->sub, c->pats.v[i].p, c->pats.v[i].n);
 	names_free(&c->chans);
 	names_free(&c->pats);
+	free(c->name);
 	free(c);
 	s->chat = NULL;
 }

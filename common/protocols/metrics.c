@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "exchange.h"
 #include "server.h"
 #include "stats.h"
 
@@ -64,6 +65,25 @@ static bool named_before(int i)
 	return false;
 }
 
+/* Chat mode: what the exchange holds now (this node's, with --cluster). */
+static int exchange_gauges(const struct server *srv, struct buf *out, const char *model)
+{
+	struct exchange_counts k = exchange_counts(srv->ex);
+	const struct {
+		const char *name, *help;
+		size_t v;
+	} g[] = {
+		{"weft_chat_channels", "channels with at least one subscriber", k.channels},
+		{"weft_chat_patterns", "distinct patterns with at least one subscriber", k.patterns},
+		{"weft_chat_subscriptions", "channel and pattern subscriptions of all connections", k.subscriptions},
+	};
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < sizeof(g) / sizeof(g[0]); i++)
+		rc = appendf(out, "# HELP %s %s\n# TYPE %s gauge\n%s{model=\"%s\"} %zu\n", g[i].name, g[i].help, g[i].name,
+		             g[i].name, model, g[i].v);
+	return rc;
+}
+
 int metrics_render(const struct server *srv, struct buf *out)
 {
 	char model[64];
@@ -84,6 +104,8 @@ int metrics_render(const struct server *srv, struct buf *out)
 		             "# TYPE weft_info gauge\n"
 		             "weft_info{model=\"%s\",mode=\"%s\",version=\"%s\"} 1\n",
 		             model, srv->cfg->mode == MODE_CHAT ? "chat" : "echo", WEFT_VERSION);
+	if (rc == 0 && srv->ex)
+		rc = exchange_gauges(srv, out, model);
 	if (rc == 0 && srv->bridge)
 		rc = bridge_metrics(srv->bridge, out, model);
 	return rc;

@@ -50,6 +50,7 @@ struct exchange {
 	size_t nbuckets, nchannels;
 	struct pattern **pats;
 	size_t npats, pats_cap;
+	size_t nsubs; /* members of every channel and pattern: subscriptions */
 	struct exchange_hook hook; /* --cluster: set once before use */
 };
 
@@ -198,6 +199,7 @@ int exchange_subscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt 
 		}
 		goto out;
 	}
+	ex->nsubs++;
 	if (c->subs.n == 1)
 		held(ex, false, ch, n, true);
 	chan_grow(ex);
@@ -215,6 +217,7 @@ int exchange_unsubscribe(struct exchange *ex, struct subscriber *sub, const char
 	struct channel *c = *pp;
 	if (c && subs_del(&c->subs, sub)) {
 		rc = 1;
+		ex->nsubs--;
 		if (c->subs.n == 0) {
 			*pp = c->next;
 			ex->nchannels--;
@@ -244,6 +247,14 @@ void exchange_each_channel(struct exchange *ex, void (*fn)(const char *name, siz
 		for (struct channel *c = ex->buckets[b]; c; c = c->next)
 			fn(c->name, c->len, c->subs.n, arg);
 	pthread_mutex_unlock(&ex->lock);
+}
+
+struct exchange_counts exchange_counts(struct exchange *ex)
+{
+	pthread_mutex_lock(&ex->lock);
+	struct exchange_counts k = {ex->nchannels, ex->npats, ex->nsubs};
+	pthread_mutex_unlock(&ex->lock);
+	return k;
 }
 
 /* ---- patterns ---- */
@@ -304,8 +315,10 @@ int exchange_psubscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt
 			rc = -ENOMEM;
 			if (p && p->subs.n == 0)
 				pat_drop(ex, ex->npats - 1);
-		} else if (p->subs.n == 1) {
-			held(ex, true, pat, n, true);
+		} else {
+			ex->nsubs++;
+			if (p->subs.n == 1)
+				held(ex, true, pat, n, true);
 		}
 	}
 	pthread_mutex_unlock(&ex->lock);
@@ -320,6 +333,7 @@ int exchange_punsubscribe(struct exchange *ex, struct subscriber *sub, const cha
 	struct pattern *p = pat_find(ex, pat, n, &idx);
 	if (p && subs_del(&p->subs, sub)) {
 		rc = 1;
+		ex->nsubs--;
 		if (p->subs.n == 0) {
 			pat_drop(ex, idx);
 			held(ex, true, pat, n, false);

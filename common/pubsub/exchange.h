@@ -51,6 +51,14 @@ long exchange_publish(struct exchange *ex, const char *ch, size_t chn, const cha
 /* Subscribers of one channel now. */
 size_t exchange_subscribers(struct exchange *ex, const char *ch, size_t n);
 
+/* How much the exchange holds now: channels with a subscriber, patterns
+ * with one (each counted once, as Redis 7's PUBSUB NUMPAT does), and
+ * subscriptions (a subscriber on a channel or pattern, each pair once). */
+struct exchange_counts {
+	size_t channels, patterns, subscriptions;
+};
+struct exchange_counts exchange_counts(struct exchange *ex);
+
 /* Call fn for every channel with subscribers, under the exchange lock: fn
  * must not call into the exchange or take an owner lock. */
 void exchange_each_channel(struct exchange *ex, void (*fn)(const char *name, size_t n, size_t subs, void *arg),

@@ -51,7 +51,7 @@ def _arg(args, name, default):
 
 
 MODEL = _arg(MODEL_ARGS, "--model", "coro")
-POLLER = _arg(MODEL_ARGS, "--poller", "select") if MODEL == "coro" else None
+POLLER = _arg(MODEL_ARGS, "--poller", "epoll") if MODEL == "coro" else None
 THREADS = int(_arg(MODEL_ARGS, "--threads", "1"))
 
 
@@ -64,6 +64,15 @@ def scale(n, asan=4, tsan=8, minimum=1):
 def slow_factor():
     """How much longer things take under this binary (for timeouts only)."""
     return {"asan": 3, "tsan": 6}.get(SANITIZER, 1)
+
+
+def rss_kib(pid):
+    """The resident set of process pid now, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def raise_nofile(n):
