@@ -15,6 +15,7 @@
 #include "bridge.h"
 #include "exchange.h"
 #include "log.h"
+#include "metrics_src.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -126,6 +127,9 @@ int server_init(struct server *srv, const struct config *cfg)
 		/* The link connects in the background: serving starts at once. */
 		if (cfg->cluster && !(srv->bridge = bridge_start(srv->ex, cfg)))
 			return -EINVAL;
+		/* Only here: a node without --cluster has no weft_cluster_ series. */
+		if (srv->bridge && metrics_register("cluster", bridge_metrics, srv->bridge) < 0)
+			return -EINVAL; /* only a second server_init without server_fini gets here */
 	}
 	return 0;
 }
@@ -139,6 +143,7 @@ void server_fini(struct server *srv)
 	for (int i = 0; i < 2; i++)
 		if (srv->stop_pipe[i] >= 0)
 			close(srv->stop_pipe[i]);
+	metrics_sources_clear(); /* the loops are gone: no scrape reads them any more */
 	bridge_stop(srv->bridge); /* before the exchange it hooks into */
 	srv->bridge = NULL;
 	exchange_free(srv->ex);
@@ -180,10 +185,10 @@ bool server_conn_admit(struct server *srv)
 	return true;
 }
 
-void server_conn_closed(struct server *srv)
+void server_conn_closed(struct server *srv, enum close_reason why)
 {
 	atomic_fetch_sub(&srv->open_conns, 1);
-	stat_inc(STAT_conn_closed);
+	stat_inc(stat_closed(why));
 }
 
 void server_refuse(struct server *srv, int fd, enum refuse_reason why)
