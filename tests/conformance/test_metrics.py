@@ -14,19 +14,12 @@ import socket
 import struct
 import time
 
-from weftest import HOST, Weft, recv_until_closed, send_all, slow_factor, wait_for
+from weftest import HOST, Weft, parse_exposition, recv_until_closed, send_all, slow_factor, wait_for
 
 CHAT_IDLE_1 = ["--mode", "chat", "--idle-timeout", "1"]
 PING = b"*1\r\n$4\r\nPING\r\n"
 REASONS = ("peer", "quit", "idle", "reset", "drain", "drain_timeout", "slow_consumer", "timeout", "bad_input",
            "error")
-
-NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-LABELS = r'\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\}'
-SAMPLE = re.compile(r"^(%s)(%s)? (-?[0-9.e+-]+|NaN|[+-]Inf)$" % (NAME, LABELS))
-HELP = re.compile(r"^# HELP (%s) \S.*$" % NAME)
-TYPE = re.compile(r"^# TYPE (%s) (counter|gauge)$" % NAME)
-
 
 class Scraper:
     """One keep-alive HTTP connection that GETs /metrics (or any path), so the
@@ -64,46 +57,6 @@ class Scraper:
         self.s.close()
 
 
-def parse_exposition(text):
-    """{'name{labels}': value}, after checking the text format: each line is
-    HELP, TYPE or a sample; one HELP and one TYPE per family, the TYPE before
-    its samples; a family's samples are contiguous and never repeated; a
-    counter's name ends in _total."""
-    assert text.endswith("\n"), "the exposition must end with a newline"
-    types, helps, done, out = {}, set(), set(), {}
-    current = None
-    for n, line in enumerate(text.split("\n")[:-1], 1):
-        where = "line %d: %r" % (n, line)
-        m = HELP.match(line)
-        if m:
-            assert m.group(1) not in helps, "second HELP, " + where
-            helps.add(m.group(1))
-            continue
-        m = TYPE.match(line)
-        if m:
-            name, kind = m.groups()
-            assert name not in types, "second TYPE, " + where
-            assert kind != "counter" or name.endswith("_total"), "a counter not named _total, " + where
-            types[name] = kind
-            continue
-        m = SAMPLE.match(line)
-        assert m, "neither HELP, TYPE nor a sample, " + where
-        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
-        assert name in types, "a sample before its TYPE, " + where
-        if name != current:
-            assert name not in done, "family %s split in two, %s" % (name, where)
-            if current:
-                done.add(current)
-            current = name
-        key = name + labels
-        assert key not in out, "the same series twice, " + where
-        v = float(value)
-        assert types[name] != "counter" or v >= 0, "a negative counter, " + where
-        out[key] = int(v) if v.is_integer() else v
-    assert set(types) == set(helps), "families without HELP or TYPE: %s" % (set(types) ^ set(helps))
-    return out
-
-
 def family(m, name):
     return {k: v for k, v in m.items() if k.split("{", 1)[0] == name}
 
@@ -112,7 +65,9 @@ def closed_by_reason(m):
     """{reason: count} from weft_connections_closed_total; every reason present."""
     out = {}
     for k, v in family(m, "weft_connections_closed_total").items():
-        out[re.search(r'reason="([^"]*)"', k).group(1)] = v
+        r = re.search(r'reason="([^"]*)"', k)
+        assert r, "a close counted without its reason: " + k
+        out[r.group(1)] = v
     assert set(out) == set(REASONS), "close reasons: %s" % sorted(out)
     return out
 
