@@ -128,8 +128,11 @@ int server_init(struct server *srv, const struct config *cfg)
 		if (cfg->cluster && !(srv->bridge = bridge_start(srv->ex, cfg)))
 			return -EINVAL;
 		/* Only here: a node without --cluster has no weft_cluster_ series. */
-		if (srv->bridge && metrics_register("cluster", bridge_metrics, srv->bridge) < 0)
-			return -EINVAL; /* only a second server_init without server_fini gets here */
+		int rc = srv->bridge ? metrics_register("cluster", bridge_metrics, srv->bridge) : 0;
+		if (rc < 0) { /* only a second server_init without server_fini gets here */
+			log_error("startup: cannot register the cluster metrics: %s", strerror(-rc));
+			return rc;
+		}
 	}
 	return 0;
 }
