@@ -51,7 +51,7 @@
 	X(http_505, "weft_http_requests_total", "status=\"505\"", "")                               \
 	X(chat_published, "weft_chat_published_total", "", "messages published")                      \
 	X(chat_delivered, "weft_chat_delivered_total", "", "message deliveries to subscribers")        \
-	X(chat_bad_input, "weft_client_errors_total", "kind=\"chat_bad_input\"", "a client's mistakes, answered with an error (not paging material)")                          \
+	X(chat_bad_input, "weft_client_errors_total", "kind=\"chat_bad_input\"", "a client's mistakes, answered with an error (not paging material)") \
 	X(chat_too_big, "weft_client_errors_total", "kind=\"chat_too_big\"", "")                              \
 	X(chat_channel_too_long, "weft_client_errors_total", "kind=\"chat_channel_too_long\"", "")            \
 	X(chat_max_subs, "weft_client_errors_total", "kind=\"chat_max_subs\"", "")                            \
@@ -98,8 +98,8 @@ uint64_t stat_sum(enum stat_id id);
 
 /* Why a connection closed: each close is counted once, under exactly one
  * reason (server_conn_closed), so the reasons sum to every close. Only
- * bad_input, timeout and error are faults; docs/METRICS.md says which
- * reason covers what. */
+ * error is the server's fault; bad_input, timeout and slow_consumer are the
+ * client's; the rest are how connections normally end (docs/METRICS.md). */
 enum close_reason {
 	CLOSE_UNSET,         /* not decided yet (a session's initial state) */
 	CLOSE_PEER,          /* the client closed (FIN, TLS close_notify) */
