@@ -217,16 +217,18 @@ void blocking_serve(struct blocking_worker *w, int fd, bool tls)
 {
 	struct server *srv = w->b->srv;
 	struct session *s = session_new(srv, &w->owner, tls);
+	enum close_reason why = CLOSE_ERROR;
 	if (s) {
 		session_log_open(s, fd);
 		struct conn c = {.w = w, .s = s, .fd = fd, .active = now_ms()};
 		serve_loop(&c);
+		why = session_close_reason(s);
 		session_free(s);
 	} else {
 		stat_inc(STAT_oom_errors);
 	}
 	close(fd);
-	server_conn_closed(srv);
+	server_conn_closed(srv, why);
 }
 
 /* ---- the acceptor ---- */

@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "exchange.h"
 #include "log.h"
+#include "metrics_src.h"
 #include "sdnotify.h"
 #include "stats.h"
 #include "tls.h"
@@ -128,6 +129,15 @@ int server_init(struct server *srv, const struct config *cfg)
 		/* The link connects in the background: serving starts at once. */
 		if (cfg->cluster && !(srv->bridge = bridge_start(srv->ex, cfg)))
 			return -EINVAL;
+		/* Only here: a node without --cluster has no weft_cluster_ series,
+		 * an echo node no chat gauges. */
+		int rc = metrics_register("chat", exchange_metrics, srv->ex);
+		if (rc == 0 && srv->bridge)
+			rc = metrics_register("cluster", bridge_metrics, srv->bridge);
+		if (rc < 0) { /* only a second server_init without server_fini gets here */
+			log_error("startup: cannot register the chat metrics: %s", strerror(-rc));
+			return rc;
+		}
 	}
 	return 0;
 }
@@ -141,6 +151,7 @@ void server_fini(struct server *srv)
 	for (int i = 0; i < 2; i++)
 		if (srv->stop_pipe[i] >= 0)
 			close(srv->stop_pipe[i]);
+	metrics_sources_clear(); /* the loops are gone: no scrape reads them any more */
 	bridge_stop(srv->bridge); /* before the exchange it hooks into */
 	srv->bridge = NULL;
 	exchange_free(srv->ex);
@@ -193,10 +204,10 @@ bool server_conn_admit(struct server *srv)
 	return true;
 }
 
-void server_conn_closed(struct server *srv)
+void server_conn_closed(struct server *srv, enum close_reason why)
 {
 	atomic_fetch_sub(&srv->open_conns, 1);
-	stat_inc(STAT_conn_closed);
+	stat_inc(stat_closed(why));
 }
 
 /* One line a second at most per reason, with the count (log_rated): a full

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "stats.h"
 #include "subscriber.h"
 
 struct bridge;
@@ -62,9 +63,10 @@ void server_drain_begins(struct server *srv);
 void server_request_stop(struct server *srv);
 
 /* Admission: true if one more connection may be served (counts it as open
- * and accepted). Pair every true with server_conn_closed(). */
+ * and accepted). Pair every true with one server_conn_closed(), which counts
+ * the close under its reason (a session's: session_close_reason()). */
 bool server_conn_admit(struct server *srv);
-void server_conn_closed(struct server *srv);
+void server_conn_closed(struct server *srv, enum close_reason why);
 
 /* Tell the client why it is refused, in its protocol as far as weft can
  * know it before reading: "-ERR ...\r\n" in chat mode (RESP, readable by nc

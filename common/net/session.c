@@ -22,26 +22,17 @@
 
 static atomic_ullong next_id = 1;
 
-/* s->why: the reasons the flags alone do not tell (close_reason). */
-enum { WHY_NONE, WHY_IDLE, WHY_HANDSHAKE, WHY_HEADER, WHY_RESET };
-
-static const char *close_reason(const struct session *s)
+/* For the debug close line: the reason under which /metrics counts the
+ * close (weft_connections_closed_total's label). */
+static const char *close_reason_name(const struct session *s)
 {
-	static const char *const whys[] = {NULL, "idle timeout", "TLS handshake timeout", "header timeout",
-	                                   "reset or socket error"};
-	if (s->why)
-		return whys[s->why];
-	if (s->sub.slow_closed)
-		return "slow consumer";
-	if (s->tls_failed)
-		return "TLS error";
-	if (s->eof)
-		return "peer closed";
-	if (s->stopping)
-		return "drain";
-	if (s->closing)
-		return "closed by the server (quit, bad input or a limit)";
-	return "closed";
+	static const char *const names[] = {
+		[CLOSE_UNSET] = "error",  [CLOSE_PEER] = "peer",   [CLOSE_QUIT] = "quit",
+		[CLOSE_IDLE] = "idle",    [CLOSE_RESET] = "reset", [CLOSE_DRAIN] = "drain",
+		[CLOSE_DRAIN_TIMEOUT] = "drain_timeout", [CLOSE_SLOW_CONSUMER] = "slow_consumer",
+		[CLOSE_TIMEOUT] = "timeout", [CLOSE_BAD_INPUT] = "bad_input", [CLOSE_ERROR] = "error",
+	};
+	return names[session_close_reason(s)];
 }
 
 void session_log_open(const struct session *s, int fd)
@@ -89,7 +80,7 @@ void session_free(struct session *s)
 	if (!s)
 		return;
 	if (log_enabled(LOG_DEBUG))
-		log_debug("conn %u: closed (%s)", s->id, close_reason(s));
+		log_debug("conn %u: closed (%s)", s->id, close_reason_name(s));
 	if (s->proto && s->proto->fini)
 		s->proto->fini(s);
 	owner_forget(&s->sub);
@@ -104,7 +95,7 @@ int session_write(struct session *s, const void *p, size_t n)
 	if (outbox_append(&s->out, p, n) == 0)
 		return 0;
 	stat_inc(STAT_oom_errors);
-	s->closing = 1;
+	session_close_for(s, CLOSE_ERROR);
 	return -ENOMEM;
 }
 
@@ -118,13 +109,30 @@ int session_write_msg(struct session *s, struct msg *m)
 	if (outbox_append_msg(&s->out, m) == 0)
 		return 0;
 	stat_inc(STAT_oom_errors);
-	s->closing = 1;
+	session_close_for(s, CLOSE_ERROR);
 	return -ENOMEM;
 }
 
 void session_close_after_flush(struct session *s)
 {
-	s->closing = 1; /* with TLS, session_iov queues close_notify after the plaintext */
+	/* with TLS, session_iov queues close_notify after the plaintext */
+	session_close_for(s, s->stopping ? CLOSE_DRAIN : CLOSE_QUIT);
+}
+
+void session_close_for(struct session *s, enum close_reason why)
+{
+	if (!s->close_why)
+		s->close_why = why;
+	s->closing = 1;
+}
+
+enum close_reason session_close_reason(const struct session *s)
+{
+	if (s->close_why)
+		return (enum close_reason)s->close_why;
+	/* Closed by the model without a verdict from the session: a drain's
+	 * end, an EOF it saw, or its own failure (a poll error, ...). */
+	return s->stopping ? CLOSE_DRAIN : s->eof ? CLOSE_PEER : CLOSE_ERROR;
 }
 
 static const struct proto *mode_proto(const struct server *srv)
@@ -143,7 +151,7 @@ static int start(struct session *s, const struct proto *p)
 	if (p->init && p->init(s) < 0) {
 		stat_inc(STAT_oom_errors);
 		s->proto = NULL;
-		s->closing = 1;
+		session_close_for(s, CLOSE_ERROR);
 		return -ENOMEM;
 	}
 	return 0;
@@ -192,14 +200,14 @@ static void feed_plain(struct session *s, const char *p, size_t n)
 		size_t used = dispatch(s, p, n);
 		if (used < n && !s->closing && buf_append(&s->in, p + used, n - used) < 0) {
 			stat_inc(STAT_oom_errors);
-			s->closing = 1;
+			session_close_for(s, CLOSE_ERROR);
 		}
 		note_pause(s);
 		return;
 	}
 	if (n && buf_append(&s->in, p, n) < 0) {
 		stat_inc(STAT_oom_errors);
-		s->closing = 1;
+		session_close_for(s, CLOSE_ERROR);
 		return;
 	}
 	/* Bytes that still arrive while paused (a model may have had a read in
@@ -251,7 +259,7 @@ void session_input(struct session *s, const char *p, size_t n)
 	}
 	if (rc < 0) {
 		s->tls_failed = 1;
-		s->closing = 1;
+		session_close_for(s, CLOSE_BAD_INPUT); /* counted in tls.c */
 	} else if (tls_conn_peer_closed(s->tls) && !s->eof) {
 		session_eof(s); /* close_notify ends the stream as a FIN does */
 	}
@@ -262,9 +270,11 @@ static void finish_eof(struct session *s)
 {
 	if (!s->proto && buf_used(&s->in) && !s->closing)
 		adopt_mode_proto(s);
+	if (!s->closing) /* before eof(): whatever it queues, the peer ended it */
+		s->close_why = CLOSE_PEER;
 	if (s->proto && s->proto->eof && !s->closing)
 		s->proto->eof(s);
-	s->closing = 1;
+	session_close_for(s, CLOSE_PEER);
 }
 
 void session_eof(struct session *s)
@@ -292,7 +302,7 @@ int session_iov(struct session *s, struct iovec *iov, int max)
 	if (!s->tls)
 		return outbox_iov(&s->out, iov, max);
 	if (!outbox_empty(&s->out) && tls_conn_encrypt(s->tls, &s->out) < 0)
-		s->closing = 1;
+		session_close_for(s, CLOSE_ERROR);
 	if (s->closing && outbox_empty(&s->out) && !s->tls_failed)
 		tls_conn_shutdown(s->tls);
 	return outbox_iov(tls_conn_cipher(s->tls), iov, max);
@@ -387,12 +397,8 @@ int session_idle_limit_ms(const struct session *s)
 void session_idle_expired(struct session *s)
 {
 	/* Quiet during drain is the normal end of a connection on stop; a
-	 * dropped slow consumer was counted when it was dropped. */
-	if (!s->stopping && !s->sub.slow_closed) {
-		stat_inc(STAT_idle_timeouts);
-		s->why = WHY_IDLE;
-	}
-	s->closing = 1;
+	 * dropped slow consumer has its reason already. */
+	session_close_for(s, s->sub.slow_closed ? CLOSE_SLOW_CONSUMER : s->stopping ? CLOSE_DRAIN : CLOSE_IDLE);
 }
 
 long long session_deadline_ms(const struct session *s)
@@ -414,22 +420,20 @@ long long session_deadline_ms(const struct session *s)
 bool session_deadline_expired(struct session *s)
 {
 	if (s->linger_ms) {
-		s->closing = 1;
+		session_close_for(s, CLOSE_TIMEOUT);
 		return true; /* its reply had its chance (counted when it was queued) */
 	}
 	if (s->tls && tls_conn_handshaking(s->tls)) {
 		stat_inc(STAT_tls_timeouts);
-		s->why = WHY_HANDSHAKE;
 		log_info("tls: handshake timeout on connection %llu", (unsigned long long)s->id);
-		s->closing = 1;
+		session_close_for(s, CLOSE_TIMEOUT);
 		return true;
 	}
 	s->head_ms = 0;
 	if (s->record_clock) {
 		stat_inc(STAT_header_timeouts);
-		s->why = WHY_HEADER;
 		log_info("tls: a record not complete within --header-timeout on connection %llu; closing", (unsigned long long)s->id);
-		s->closing = 1;
+		session_close_for(s, CLOSE_TIMEOUT);
 		return true;
 	}
 	if (!s->proto) {
@@ -438,10 +442,9 @@ bool session_deadline_expired(struct session *s)
 		return false;
 	}
 	stat_inc(STAT_header_timeouts);
-	s->why = WHY_HEADER;
+	session_close_for(s, CLOSE_TIMEOUT); /* first: the 408 it queues closes for this reason */
 	if (s->proto->head_timeout) /* set for every protocol that starts a head clock */
 		s->proto->head_timeout(s);
-	s->closing = 1;
 	s->linger_ms = now_ms() + SESSION_SLOW_LINGER_MS; /* a total bound on sending it, too */
 	return false;
 }
@@ -465,6 +468,5 @@ void session_stop(struct session *s)
 
 void session_reset(struct session *s)
 {
-	s->why = WHY_RESET;
-	stat_inc(STAT_conn_resets);
+	session_close_for(s, CLOSE_RESET);
 }

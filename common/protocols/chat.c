@@ -202,6 +202,7 @@ static void chat_slow_consumer(struct subscriber *sub, bool soft)
 	const struct config *cfg = s->srv->cfg;
 	char line[200];
 	stat_inc(soft ? STAT_slow_soft : STAT_slow_hard);
+	session_close_for(s, CLOSE_SLOW_CONSUMER); /* first: the error line below may fail */
 	slow_consumer_log(s, soft);
 	outbox_drop_unstarted(&s->out);
 	const char *pre = s->chat && s->chat->fmt == EX_LINE ? "ERR" : "-ERR";

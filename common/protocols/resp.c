@@ -95,7 +95,7 @@ static void protocol_error(struct session *s, const char *what)
 	snprintf(e, sizeof(e), "ERR Protocol error: %s", what);
 	put_err(s, e);
 	stat_inc(STAT_chat_bad_input);
-	session_close_after_flush(s);
+	session_close_for(s, CLOSE_BAD_INPUT);
 }
 
 /* *3 <kind> <name or nil> :count */
@@ -437,7 +437,7 @@ static size_t inline_command(struct session *s, struct resp *r, const char *p, s
 			i++;
 		if (grow_args(r, (size_t)argc + 1) < 0) {
 			put_err(s, "ERR out of memory");
-			session_close_after_flush(s);
+			session_close_for(s, CLOSE_ERROR);
 			return n;
 		}
 		r->args[argc++] = (struct resp_arg){st, i - st};
@@ -509,7 +509,7 @@ static size_t multibulk(struct session *s, struct resp *r, const char *p, size_t
 			return 0; /* the bulk is not all here yet */
 		if (grow_args(r, (size_t)r->have + 1) < 0) {
 			put_err(s, "ERR out of memory");
-			session_close_after_flush(s);
+			session_close_for(s, CLOSE_ERROR);
 			return n;
 		}
 		r->args[r->have++] = (struct resp_arg){next, (size_t)v};

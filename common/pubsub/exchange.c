@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "glob.h"
+#include "metrics_src.h"
 #include "hash.h"
 #include "msg.h"
 #include "owner.h"
@@ -255,6 +256,24 @@ struct exchange_counts exchange_counts(struct exchange *ex)
 	struct exchange_counts k = {ex->nchannels, ex->npats, ex->nsubs};
 	pthread_mutex_unlock(&ex->lock);
 	return k;
+}
+
+int exchange_metrics(void *arg, struct buf *out, const char *model)
+{
+	struct exchange_counts k = exchange_counts(arg);
+	const struct {
+		const char *name, *help;
+		size_t v;
+	} g[] = {
+		{"weft_chat_channels", "channels with at least one subscriber", k.channels},
+		{"weft_chat_patterns", "distinct patterns with at least one subscriber", k.patterns},
+		{"weft_chat_subscriptions", "channel and pattern subscriptions of all connections", k.subscriptions},
+	};
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < sizeof(g) / sizeof(g[0]); i++)
+		rc = metrics_appendf(out, "# HELP %s %s\n# TYPE %s gauge\n%s{model=\"%s\"} %zu\n", g[i].name, g[i].help,
+		                     g[i].name, g[i].name, model, g[i].v);
+	return rc;
 }
 
 /* ---- patterns ---- */

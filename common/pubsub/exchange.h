@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
+
 struct exchange;
 struct subscriber;
 
@@ -58,6 +60,9 @@ struct exchange_counts {
 	size_t channels, patterns, subscriptions;
 };
 struct exchange_counts exchange_counts(struct exchange *ex);
+/* A /metrics source (metrics_src.h; arg is the exchange): the gauges
+ * weft_chat_channels, weft_chat_patterns and weft_chat_subscriptions. */
+int exchange_metrics(void *arg, struct buf *out, const char *model);
 
 /* Call fn for every channel with subscribers, under the exchange lock: fn
  * must not call into the exchange or take an owner lock. */

@@ -274,7 +274,7 @@ def test_idle_timeout_closes_silent_connections(ctx):
         assert is_closed(quiet, 10 * slow_factor()), "silent connection not closed"
         echo_ok(busy, 10)
         busy.close()
-        assert w.metric("weft_errors_total", 'kind="idle_timeout"') >= 1, w.metrics()
+        assert w.metric("weft_connections_closed_total", 'reason="idle"') >= 1, w.metrics()
 
 
 def test_idle_timeout_zero_means_never(ctx):

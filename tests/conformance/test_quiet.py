@@ -56,7 +56,7 @@ def test_subscribers_outlive_idle_timeout(ctx):
         assert rsub.value() == [b"message", b"quiet", b"still here"]
         assert rpsub.value() == [b"pmessage", b"qu*", b"quiet", b"still here"]
         assert rline.line().endswith(b" still here")
-        assert w.metric("weft_errors_total", 'kind="idle_timeout"') == 3
+        assert w.metric("weft_connections_closed_total", 'reason="idle"') == 3
         for s in (sub, psub, line, pub):
             s.close()
 
