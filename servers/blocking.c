@@ -219,6 +219,7 @@ void blocking_serve(struct blocking_worker *w, int fd, bool tls)
 	struct session *s = session_new(srv, &w->owner, tls);
 	enum close_reason why = CLOSE_ERROR;
 	if (s) {
+		session_log_open(s, fd);
 		struct conn c = {.w = w, .s = s, .fd = fd, .active = now_ms()};
 		serve_loop(&c);
 		why = session_close_reason(s);
@@ -287,6 +288,7 @@ int blocking_accept_loop(struct blocking *b, const char *model, blocking_handoff
 			                       &(struct handoff_to){srv, handoff, arg, i == 1}) < 0)
 				resume = now_ms() + SERVER_ACCEPT_BACKOFF_MS; /* the listener stays readable: no spin */
 	}
+	server_drain_begins(srv);
 	blocking_drain_end(b);
 	close_listeners(srv); /* new clients are refused by the kernel, not left in the backlog */
 	return rc;

@@ -1,7 +1,5 @@
 /* main.c - parse the command line, become a daemon if asked, bind the
  * listeners, and hand the server to the chosen model. */
-#include <errno.h>
-#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,15 +93,10 @@ int main(int argc, char **argv)
 	}
 	config_warn_ignored(&cfg, model->name); /* before --log-file and --daemon take stderr */
 	log_set_level((enum log_level)cfg.log_level);
-	if (cfg.log_file) {
-		int fd = open(cfg.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (fd < 0) {
-			fprintf(stderr, "weft: cannot open --log-file %s: %s\n", cfg.log_file, strerror(errno));
-			return 1;
-		}
-		dup2(fd, STDERR_FILENO);
-		close(fd);
-	}
+	if (daemon_log_open(cfg.log_file) < 0)
+		return 1;
+	/* --daemon returns here in the daemon; the first process waits for its
+	 * server_ready() (or its death) and exits with what it learnt. */
 	if (cfg.daemon) {
 		if (daemon_detach(&cfg) < 0)
 			return 1;

@@ -41,7 +41,6 @@ struct threads {
 	pthread_cond_t gone;  /* a connection thread finished */
 	int live;             /* connection threads not yet finished (lock) */
 	struct client *finished; /* finished, not yet joined (lock) */
-	long long warned_at;  /* last "cannot start a thread" log, ms (acceptor only) */
 };
 
 static void *client_thread(void *arg)
@@ -86,12 +85,9 @@ static void reap(struct threads *t)
  * machine's thread limit is the real one now. Logged at most once a second. */
 static void refuse_no_thread(struct threads *t, int fd, int err)
 {
-	long long now = now_ms();
-	if (now - t->warned_at >= 1000) {
-		t->warned_at = now;
-		log_warn("threads: cannot start a thread for a connection: %s (refusing; lower --max-conns or "
-		         "--stack-size)", strerror(err));
-	}
+	static struct log_rate rate = LOG_RATE_INIT;
+	log_rated(&rate, LOG_WARN, "threads: cannot start a thread for a connection: %s (refusing; lower --max-conns or "
+	          "--stack-size)", strerror(err));
 	server_conn_closed(t->b.srv, CLOSE_ERROR); /* admitted, then refused: our failure */
 	server_refuse(t->b.srv, fd, REFUSE_MAX_CONNS);
 }

@@ -4,18 +4,36 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "server.h"
 
 static struct server *sig_srv;
+static bool detached;         /* we are the daemon; the first process waits for daemon_ready() */
+static atomic_bool is_ready;  /* daemon_ready() ran: RELOADING=1 must be followed by READY=1 */
+
+/* SIGHUP and SIGUSR1 reopen --log-file (logrotate renames the file, then
+ * signals). A handler may only do what is async-signal-safe, so it writes
+ * the signal number to reopen_pipe, and reopen_thread, a normal thread, does
+ * the work; 0 on the pipe tells that thread to end. */
+static int reopen_pipe[2] = {-1, -1};
+static pthread_t reopen_thr;
+static bool reopen_started;
+static const char *reopen_path; /* --log-file or NULL */
 
 static void on_signal(int sig)
 {
@@ -24,6 +42,97 @@ static void on_signal(int sig)
 	if (sig_srv)
 		server_request_stop(sig_srv);
 	errno = saved;
+}
+
+static void on_reopen_signal(int sig)
+{
+	int saved = errno;
+	unsigned char c = (unsigned char)sig;
+	ssize_t w = write(reopen_pipe[1], &c, 1); /* full pipe: a reopen is pending anyway */
+	(void)w;
+	errno = saved;
+}
+
+static void reopen_log(int sig)
+{
+	const char *name = sig == SIGHUP ? "SIGHUP" : "SIGUSR1";
+	if (!reopen_path) {
+		log_info("signal: %s: no --log-file to reopen; nothing changes", name);
+		return;
+	}
+	bool ready = atomic_load(&is_ready);
+	if (ready) {
+		char state[64];
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
+		         (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+		sdnotify_send(state);
+	}
+	log_info("log: %s: reopening %s", name, reopen_path); /* the old file's last line */
+	int rc = log_reopen(reopen_path);
+	if (rc < 0)
+		log_error("log: cannot reopen %s: %s; still writing to the old file", reopen_path, strerror(-rc));
+	else
+		log_info("log: reopened %s on %s", reopen_path, name);
+	if (ready)
+		sdnotify_send("READY=1");
+}
+
+static void *reopen_thread(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		unsigned char c;
+		ssize_t n = read(reopen_pipe[0], &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || c == 0)
+			return NULL;
+		reopen_log(c);
+	}
+}
+
+/* The reopen thread and the SIGHUP/SIGUSR1 handlers; SIGUSR2 ignored (nginx
+ * uses it for a binary upgrade weft does not do: a stray one must not kill). */
+static void reopen_start(const char *log_file)
+{
+	reopen_path = log_file;
+	signal(SIGUSR2, SIG_IGN);
+	if (pipe2(reopen_pipe, O_CLOEXEC) < 0 || fcntl(reopen_pipe[1], F_SETFL, O_NONBLOCK) < 0) {
+		log_warn("signal: pipe: %s; SIGHUP and SIGUSR1 are ignored", strerror(errno));
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGUSR1, SIG_IGN);
+		return;
+	}
+	int err = daemon_thread_create(&reopen_thr, NULL, reopen_thread, NULL);
+	reopen_started = err == 0;
+	struct sigaction sa = {0};
+	sa.sa_handler = err ? SIG_IGN : on_reopen_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	if (err)
+		log_warn("signal: cannot start the log reopen thread: %s; SIGHUP and SIGUSR1 are ignored", strerror(err));
+}
+
+static void reopen_stop(void)
+{
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	if (reopen_started) {
+		unsigned char c = 0;
+		while (write(reopen_pipe[1], &c, 1) < 0 && (errno == EINTR || errno == EAGAIN))
+			usleep(1000); /* a full pipe: the thread is reading it */
+		pthread_join(reopen_thr, NULL);
+		reopen_started = false;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (reopen_pipe[i] >= 0)
+			close(reopen_pipe[i]);
+		reopen_pipe[i] = -1;
+	}
 }
 
 void daemon_signals(struct server *srv)
@@ -35,6 +144,7 @@ void daemon_signals(struct server *srv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	reopen_start(srv->cfg->log_file);
 }
 
 void daemon_signals_off(void)
@@ -44,6 +154,7 @@ void daemon_signals_off(void)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	sig_srv = NULL;
+	reopen_stop();
 }
 
 int daemon_thread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
@@ -52,6 +163,8 @@ int daemon_thread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &stop, &old); /* inherited by the new thread */
 	int err = pthread_create(thr, attr, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -137,26 +250,118 @@ void daemon_pidfile_remove(const char *path)
 		unlink(path);
 }
 
+int daemon_log_open(const char *path)
+{
+	if (!path)
+		return 0;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		int err = -errno;
+		fprintf(stderr, "weft: cannot open --log-file %s: %s\n", path, strerror(errno));
+		return err;
+	}
+	int term = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (term >= 0)
+		log_tee(term); /* start-up errors: on the terminal too, until ready */
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	return 0;
+}
+
+/* The first process of --daemon, with out the terminal: the daemon died
+ * before it was ready. Its exit status is ours to read: as a subreaper we
+ * inherit it when the middle process exits. */
+static int report_early_exit(int out, pid_t middle, bool said)
+{
+	int st = 0;
+	waitpid(middle, &st, 0);
+	pid_t pid = -1;
+	for (int i = 0; i < 200 && pid <= 0; i++) { /* it closed the pipe by exiting: ~at once */
+		pid = waitpid(-1, &st, WNOHANG);
+		if (pid == 0)
+			usleep(10000);
+		else if (pid < 0 && errno != EINTR)
+			break;
+	}
+	if (pid <= 0) {
+		dprintf(out, "weft: the daemon exited before it was ready (exit status unknown)\n");
+		return 1;
+	}
+	if (WIFSIGNALED(st)) {
+		dprintf(out, "weft: the daemon (pid %d) was killed by signal %d (%s) before it was ready\n", (int)pid,
+		        WTERMSIG(st), strsignal(WTERMSIG(st)));
+		return 1;
+	}
+	int code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+	if (!said) /* else its own error line said why */
+		dprintf(out, "weft: the daemon (pid %d) exited with status %d before it was ready\n", (int)pid, code);
+	return code ? code : 1;
+}
+
+/* The first process of --daemon: relay what the daemon says on fd (its
+ * warnings and errors) to the terminal until a NUL byte (ready: exit 0) or
+ * EOF (it died: its exit status). */
+static int wait_ready(int fd, pid_t middle)
+{
+	int out = log_tee_end();
+	if (out < 0)
+		out = STDERR_FILENO; /* no --log-file: stderr is still the terminal */
+	long long end = (long long)time(NULL) + DAEMON_READY_TIMEOUT_S;
+	bool said = false;
+	for (;;) {
+		long long left = end - (long long)time(NULL);
+		struct pollfd pfd = {fd, POLLIN, 0};
+		int n = left > 0 ? poll(&pfd, 1, (int)(left * 1000)) : 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			dprintf(out, "weft: the daemon is not ready after %d s; it keeps starting (see the log, or weft stop)\n",
+			        DAEMON_READY_TIMEOUT_S);
+			return 1;
+		}
+		char b[1024];
+		ssize_t r = n < 0 ? -1 : read(fd, b, sizeof(b));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return report_early_exit(out, middle, said);
+		char *nul = memchr(b, '\0', (size_t)r);
+		size_t text = nul ? (size_t)(nul - b) : (size_t)r;
+		if (text && write(out, b, text) > 0)
+			said = true;
+		if (nul) {
+			waitpid(middle, NULL, 0);
+			return 0;
+		}
+	}
+}
+
 int daemon_detach(const struct config *cfg)
 {
-	int ready[2];
-	if (pipe(ready) < 0)
+	int st[2];
+	if (pipe2(st, O_CLOEXEC) < 0) {
+		log_error("daemon: pipe: %s", strerror(errno));
 		return -errno;
-	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid > 0) {
-		/* The original process: wait until the daemon says it has its pidfile. */
-		close(ready[1]);
-		char c = 0;
-		ssize_t r = read(ready[0], &c, 1);
-		_exit(r == 1 && c == 'y' ? 0 : 1);
 	}
-	close(ready[0]);
+	/* Without it we still start; only a crash's exit status goes unreported. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	pid_t pid = fork();
+	if (pid < 0) {
+		int err = -errno;
+		log_error("daemon: fork: %s", strerror(errno));
+		return err;
+	}
+	if (pid > 0) {
+		close(st[1]);
+		_exit(wait_ready(st[0], pid));
+	}
+	close(st[0]);
 	setsid();
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		log_error("daemon: fork: %s", strerror(errno));
 		_exit(1);
+	}
 	if (pid > 0)
 		_exit(0); /* the session leader goes, so we can never regain a terminal */
 	umask(022);
@@ -169,11 +374,37 @@ int daemon_detach(const struct config *cfg)
 		if (null > 2)
 			close(null);
 	}
-	int rc = daemon_pidfile_create(cfg->pidfile);
-	ssize_t w = write(ready[1], rc == 0 ? "y" : "n", 1);
-	(void)w;
-	close(ready[1]);
-	return rc;
+	/* From now until ready, warnings and errors go to the first process,
+	 * which prints them on the terminal (the log has them too). */
+	int term = log_tee_end();
+	if (term >= 0)
+		close(term);
+	log_tee(st[1]);
+	detached = true;
+	return daemon_pidfile_create(cfg->pidfile);
+}
+
+void daemon_ready(void)
+{
+	atomic_store(&is_ready, true);
+	char state[64];
+	snprintf(state, sizeof(state), "READY=1\nMAINPID=%d", (int)getpid());
+	sdnotify_send(state);
+	int fd = log_tee_end();
+	if (fd < 0)
+		return;
+	if (detached) {
+		ssize_t w = write(fd, "", 1); /* the NUL: the first process exits 0 */
+		(void)w;
+	}
+	/* Its EOF, without a descriptor number a late log line could find reused. */
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null >= 0) {
+		dup3(null, fd, O_CLOEXEC);
+		close(null);
+	} else {
+		close(fd);
+	}
 }
 
 int daemon_stop_cmd(int argc, char **argv)

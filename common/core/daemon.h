@@ -9,19 +9,34 @@ struct config;
 #include <stddef.h>
 #include <sys/types.h>
 
-/* SIGPIPE ignored; SIGINT/SIGTERM -> server_request_stop(srv). */
+/* SIGPIPE ignored; SIGINT/SIGTERM -> server_request_stop(srv); SIGHUP and
+ * SIGUSR1 reopen --log-file (on a thread of their own: the handler only
+ * writes to a pipe), harmless without one; SIGUSR2 ignored. */
 void daemon_signals(struct server *srv);
-/* After the model stopped: SIGINT/SIGTERM are ignored from now on, so a late
- * one cannot touch the server being torn down (or main's returned frame). */
+/* After the model stopped: SIGINT/SIGTERM/SIGHUP/SIGUSR1 are ignored from now
+ * on, so a late one cannot touch the server being torn down (or main's
+ * returned frame); the reopen thread is joined. */
 void daemon_signals_off(void);
 /* pthread_create() for every thread a model starts: the new thread blocks
- * SIGINT and SIGTERM, so the stop signals always reach the main thread and
+ * SIGINT, SIGTERM, SIGHUP and SIGUSR1, so they always reach the main thread and
  * never a worker asleep in a futex (where a sanitizer runtime may hold a
  * signal back until that thread next wakes). Returns pthread_create's error. */
 int daemon_thread_create(pthread_t *thr, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
-/* Double fork + setsid; the first process exits 0 once the pidfile exists.
- * Redirects stdio to /dev/null and stderr to --log-file. 0 or -errno. */
+/* --log-file: open it (an error goes to the terminal: -errno) and make it
+ * stderr; until daemon_ready() warnings and errors go to the terminal too. */
+int daemon_log_open(const char *path);
+/* Double fork + setsid, then the pidfile; returns in the daemon (0, or
+ * -errno: exit). The first process waits until the daemon calls
+ * daemon_ready() (exit 0) or dies (its exit status, 1 if it had none),
+ * printing the daemon's warnings and errors on its stderr meanwhile, so a
+ * start-up failure (a busy port, a bad certificate) shows on the terminal
+ * with a non-zero exit. It gives up after DAEMON_READY_TIMEOUT_S (exit 1,
+ * the daemon keeps starting). Stdio goes to /dev/null, stderr to --log-file. */
+#define DAEMON_READY_TIMEOUT_S 60
 int daemon_detach(const struct config *cfg);
+/* Every listener accepts (server_ready): release the first process of
+ * --daemon, stop copying errors to the terminal, tell systemd READY=1. */
+void daemon_ready(void);
 /* Create the pidfile exclusively (a stale one, whose pid is gone, is
  * replaced with a warning). 0 or -errno (logged). */
 int daemon_pidfile_create(const char *path);

@@ -33,6 +33,7 @@ struct session *loop_admit(struct loop *l, int fd, bool tls)
 		server_conn_closed(l->srv, CLOSE_ERROR);
 		return NULL;
 	}
+	session_log_open(s, fd);
 	l->live++;
 	return s;
 }

@@ -47,6 +47,7 @@ static bool stop_signalled(struct loop *l, struct loop_watch *w)
 	(void)w;
 	l->stopping = true;
 	l->stop_ms = now_ms();
+	server_drain_begins(l->srv);
 	l->m->stop(l);
 	return false; /* the stop fd stays readable forever */
 }

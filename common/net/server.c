@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -13,9 +12,11 @@
 #include <unistd.h>
 
 #include "bridge.h"
+#include "daemon.h"
 #include "exchange.h"
 #include "log.h"
 #include "metrics_src.h"
+#include "sdnotify.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -172,6 +173,17 @@ void server_ready(struct server *srv, const char *model)
 	const struct config *cfg = srv->cfg;
 	log_info("ready: model=%s mode=%s host=%s port=%d tls_port=%d pid=%d", model,
 	         cfg->mode == MODE_CHAT ? "chat" : "echo", cfg->host, srv->port, srv->tls_port, (int)getpid());
+	daemon_ready(); /* the waiting first process of --daemon, and systemd, learn it now */
+}
+
+void server_drain_begins(struct server *srv)
+{
+	if (atomic_exchange(&srv->drain_said, true))
+		return; /* every loop and thread sees the stop: one line */
+	int ms = srv->cfg->drain_timeout_ms;
+	log_info("drain: stopping; %d connections open, closing within --drain-timeout %d.%03d s",
+	         atomic_load(&srv->open_conns), ms / 1000, ms % 1000);
+	sdnotify_send("STOPPING=1");
 }
 
 void server_request_stop(struct server *srv)
@@ -198,8 +210,31 @@ void server_conn_closed(struct server *srv, enum close_reason why)
 	stat_inc(stat_closed(why));
 }
 
+/* One line a second at most per reason, with the count (log_rated): a full
+ * server refuses clients as fast as they come. */
+static void refuse_log(const struct server *srv, enum refuse_reason why)
+{
+	static struct log_rate rates[3] = {LOG_RATE_INIT, LOG_RATE_INIT, LOG_RATE_INIT};
+	const struct config *cfg = srv->cfg;
+	switch (why) {
+	case REFUSE_MAX_CONNS:
+		log_rated(&rates[why], LOG_INFO, "refused: a client: %d connections open, the limit (--max-conns %d)",
+		          atomic_load(&srv->open_conns), cfg->max_conns);
+		break;
+	case REFUSE_QUEUE_FULL:
+		log_rated(&rates[why], LOG_INFO, "refused: a client: all --workers %d busy and --queue %d full",
+		          cfg->workers, cfg->queue);
+		break;
+	case REFUSE_FD_LIMIT:
+		log_rated(&rates[why], LOG_INFO,
+		          "refused: a client: its descriptor is past what the select() poller can watch (--poller epoll has no such limit)");
+		break;
+	}
+}
+
 void server_refuse(struct server *srv, int fd, enum refuse_reason why)
 {
+	refuse_log(srv, why);
 	/* Nothing was read yet, so the mode is all weft knows of the client's
 	 * protocol: chat clients (redis-cli, nc) read a RESP error, which is a
 	 * readable line too; an echo client gets a plain line, not RESP. */
@@ -232,41 +267,15 @@ void server_refuse(struct server *srv, int fd, enum refuse_reason why)
 
 /* Accept errors repeat as long as their cause lasts (EMFILE: until a client
  * leaves), on every listener of every loop, about ten times a second each
- * (SERVER_ACCEPT_BACKOFF_MS). One limiter for the whole process lets a line
- * through at most every ACCEPT_LOG_MS and has it say how many errors it
- * stands for; weft_accept_errors_total counts every one. */
-#define ACCEPT_LOG_MS 1000
-
-static struct {
-	pthread_mutex_t lock;
-	long long at;          /* when the last line was logged, ms */
-	unsigned long unsaid;  /* errors since then */
-	bool logged;
-} accept_log = {.lock = PTHREAD_MUTEX_INITIALIZER};
+ * (SERVER_ACCEPT_BACKOFF_MS): one limiter for the whole process (log_rated);
+ * weft_accept_errors_total counts every one. */
+static struct log_rate accept_log = LOG_RATE_INIT;
 
 static void accept_log_error(int err)
 {
-	long long now = now_ms(), since = 0;
-	unsigned long n = 0;
-	pthread_mutex_lock(&accept_log.lock);
-	accept_log.unsaid++;
-	if (!accept_log.logged || now - accept_log.at >= ACCEPT_LOG_MS) {
-		n = accept_log.unsaid;
-		since = now - accept_log.at;
-		accept_log.at = now;
-		accept_log.unsaid = 0;
-		accept_log.logged = true;
-	}
-	pthread_mutex_unlock(&accept_log.lock);
-	if (n == 0)
-		return;
 	bool fds = err == EMFILE || err == ENFILE;
-	const char *hint = fds ? "out of descriptors: raise ulimit -n or lower --max-conns" : "";
-	if (n == 1)
-		log_warn("accept: %s%s%s%s", strerror(err), fds ? " (" : "", hint, fds ? ")" : "");
-	else
-		log_warn("accept: %s (x%lu in the last %.1f s%s%s)", strerror(err), n, (double)since / 1000,
-		         fds ? "; " : "", hint);
+	log_rated(&accept_log, LOG_WARN, "accept: %s%s", strerror(err),
+	          fds ? "; out of descriptors: raise ulimit -n or lower --max-conns" : "");
 }
 
 bool server_accept_failed(int err)

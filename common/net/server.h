@@ -35,6 +35,7 @@ struct server {
 	atomic_int open_conns;
 	long long start_ms;   /* now_ms() at server_init (INFO's uptime) */
 	atomic_bool stopping;
+	atomic_bool drain_said; /* server_drain_begins() logged */
 };
 
 /* Bind the listeners and set up exchange and TLS. 0 or -errno (logged). */
@@ -46,13 +47,18 @@ void server_fini(struct server *srv);
 int server_listen_again(struct server *srv, bool tls);
 
 /* Log the ready line: "ready: model=M mode=X port=P tls_port=T pid=N". Call once,
- * when every listener is accepting. */
+ * when every listener is accepting: it also releases the first process of
+ * --daemon and tells systemd READY=1 (daemon_ready). */
 void server_ready(struct server *srv, const char *model);
 
 /* A readable fd that never stops being readable once a stop was requested;
  * poll it beside your sockets. */
 static inline int server_stop_fd(const struct server *srv) { return srv->stop_pipe[0]; }
 static inline bool server_stopping(struct server *srv) { return atomic_load(&srv->stopping); }
+/* A loop or the accept thread saw the stop and begins its drain: the first
+ * caller logs "drain: ..." with the open connections and tells systemd
+ * STOPPING=1; the others return at once. Not signal-safe. */
+void server_drain_begins(struct server *srv);
 /* Ask every loop to stop (signal-safe). */
 void server_request_stop(struct server *srv);
 
@@ -83,7 +89,7 @@ int server_accept(int lfd, bool nonblock);
  * completions): err is an errno, either sign. The transient ones (EAGAIN,
  * EINTR, ECONNABORTED) return false and are ignored; any other is counted in
  * weft_accept_errors_total and logged, at most one line a second for the whole
- * process ("accept: Too many open files (x37 in the last 1.0 s; ...)"). */
+ * process (log_rated: "accept: Too many open files; ... (x37 in the last 1.0 s)"). */
 bool server_accept_failed(int err);
 
 /* Accept what lfd has queued, max at most (then let other work run), and

@@ -1,7 +1,10 @@
 #include "session.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -18,6 +21,39 @@
 #define SESSION_IN_KEEP 4096  /* an empty input buffer up to this size stays for the next partial command */
 
 static atomic_ullong next_id = 1;
+
+/* For the debug close line: the reason under which /metrics counts the
+ * close (weft_connections_closed_total's label). */
+static const char *close_reason_name(const struct session *s)
+{
+	static const char *const names[] = {
+		[CLOSE_UNSET] = "error",  [CLOSE_PEER] = "peer",   [CLOSE_QUIT] = "quit",
+		[CLOSE_IDLE] = "idle",    [CLOSE_RESET] = "reset", [CLOSE_DRAIN] = "drain",
+		[CLOSE_DRAIN_TIMEOUT] = "drain_timeout", [CLOSE_SLOW_CONSUMER] = "slow_consumer",
+		[CLOSE_TIMEOUT] = "timeout", [CLOSE_BAD_INPUT] = "bad_input", [CLOSE_ERROR] = "error",
+	};
+	return names[session_close_reason(s)];
+}
+
+void session_log_open(const struct session *s, int fd)
+{
+	if (!log_enabled(LOG_DEBUG))
+		return; /* no getpeername() per connection unless someone reads it */
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	bool v4 = true;
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+		v4 = ss.ss_family == AF_INET;
+		const void *a = v4 ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+		                   : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+		inet_ntop(ss.ss_family, a, host, sizeof(host));
+		port = ntohs(v4 ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	log_debug("conn %u: open from %s%s%s:%d%s", s->id, v4 ? "" : "[", host, v4 ? "" : "]", port,
+	          s->tls ? " on the TLS port" : "");
+}
 
 struct session *session_new(struct server *srv, struct owner *owner, bool tls)
 {
@@ -43,6 +79,8 @@ void session_free(struct session *s)
 {
 	if (!s)
 		return;
+	if (log_enabled(LOG_DEBUG))
+		log_debug("conn %u: closed (%s)", s->id, close_reason_name(s));
 	if (s->proto && s->proto->fini)
 		s->proto->fini(s);
 	owner_forget(&s->sub);
@@ -105,6 +143,8 @@ static const struct proto *mode_proto(const struct server *srv)
 static int start(struct session *s, const struct proto *p)
 {
 	s->proto = p;
+	if (log_enabled(LOG_DEBUG))
+		log_debug("conn %u: protocol %s", s->id, p->name);
 	if (!p->head_timeout)
 		s->head_ms = 0; /* the bytes detection waited on were no request head */
 	stat_inc(p->counter);

@@ -93,7 +93,10 @@ struct session {
 };
 
 struct session *session_new(struct server *srv, struct owner *owner, bool tls);
+/* Logs at debug "conn N: closed (REASON)". */
 void session_free(struct session *s);
+/* At debug level: "conn N: open from ADDR:PORT" (the model has the fd). */
+void session_log_open(const struct session *s, int fd);
 
 /* Bytes from the socket. Never fails: errors make the session closing (an
  * error reply may be queued first). */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "msg.h"
 #include "server.h"
 #include "session.h"
@@ -177,6 +178,21 @@ bool chat_valid_nick(const char *p, size_t n)
 	return true;
 }
 
+/* For the operator: which limit cut whom with how much unsent, at most a
+ * line a second per limit (a burst cuts many subscribers at once). */
+static void slow_consumer_log(const struct session *s, bool soft)
+{
+	static struct log_rate rates[2] = {LOG_RATE_INIT, LOG_RATE_INIT};
+	const struct config *cfg = s->srv->cfg;
+	if (soft)
+		log_rated(&rates[1], LOG_INFO,
+		          "slow consumer: connection %u cut by --outbox-soft %zu (over it for %d s), %zu bytes unsent", s->id,
+		          cfg->outbox_soft, cfg->outbox_soft_ms / 1000, session_pending(s));
+	else
+		log_rated(&rates[0], LOG_INFO, "slow consumer: connection %u cut by --outbox-hard %zu, %zu bytes unsent",
+		          s->id, cfg->outbox_hard, session_pending(s));
+}
+
 /* The mailbox's verdict, on the owner thread (owner_drain): s refused a
  * message for being too far behind. Count it, drop what it has not started
  * receiving, tell it why in its own protocol and close it. */
@@ -187,6 +203,7 @@ static void chat_slow_consumer(struct subscriber *sub, bool soft)
 	char line[200];
 	stat_inc(soft ? STAT_slow_soft : STAT_slow_hard);
 	session_close_for(s, CLOSE_SLOW_CONSUMER); /* first: the error line below may fail */
+	slow_consumer_log(s, soft);
 	outbox_drop_unstarted(&s->out);
 	const char *pre = s->chat && s->chat->fmt == EX_LINE ? "ERR" : "-ERR";
 	if (soft)

@@ -7,7 +7,6 @@ pidfile detected, pidfile removed on exit). Plain TCP only.
 Also that every reader of servers/models.def, the one list of models, agrees
 with it: --help's models, the unknown-model error, the variant ctest ran
 (tests/CMakeLists.txt) and bench/compare's MODELS, SINGLE_THREAD and --models."""
-import ctypes
 import importlib.machinery
 import importlib.util
 import os
@@ -20,7 +19,8 @@ import threading
 import time
 
 from weftest import (MODEL, MODEL_ARGS, SANITIZER_MARKS, THREADS, Weft, close_all, connect_many,
-                     echo_many, payload, recv_exact, recv_until_closed, send_all, slow_factor, wait_for)
+                     become_subreaper, echo_many, payload, pid_alive, reap_later, recv_exact,
+                     recv_until_closed, send_all, slow_factor, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -211,48 +211,9 @@ def test_sigpipe_does_not_kill(ctx):
 
 # ---- daemon --------------------------------------------------------------------------
 
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def become_subreaper():
-    """The daemon double-forks away from us; as a subreaper we inherit it and
-    can reap it ourselves (pid 1 in a container may never reap it, and an
-    unreaped zombie still answers kill(pid, 0))."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-
-
-def reap_later(pid, limit=120.0):
-    """Reap the daemon once it is our child. It becomes ours only when the
-    intermediate process of its double fork exits, which may be after
-    start_daemon() returned: until then waitpid() says "not a child", so keep
-    trying (bounded) instead of leaving a zombie that answers kill(pid, 0)."""
-    def reap():
-        end = time.monotonic() + limit
-        while time.monotonic() < end:
-            try:
-                os.waitpid(pid, 0)
-                return
-            except ChildProcessError:
-                if not os.path.exists("/proc/%d" % pid):
-                    return
-                time.sleep(0.05)
-    t = threading.Thread(target=reap, daemon=True)
-    t.start()
-    return t
-
-
 def read_pid(path):
     with open(path) as f:
         return int(f.read().strip())
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def daemon_state(pid, logfile):

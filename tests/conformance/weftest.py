@@ -11,6 +11,7 @@ Environment (set by ctest, see CMakeLists.txt beside this file):
 A suite is a file test_<area>.py of functions `def test_<case>(ctx)`; run.py
 runs them. Everything here has a timeout: no helper can block forever.
 """
+import ctypes
 import os
 import re
 import resource
@@ -82,6 +83,48 @@ def raise_nofile(n):
         return soft
     resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return want
+
+
+# ---- daemons: --daemon double-forks away from the test ----
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper():
+    """The daemon double-forks away from us; as a subreaper we inherit it and
+    can reap it ourselves (pid 1 in a container may never reap it, and an
+    unreaped zombie still answers kill(pid, 0))."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def reap_later(pid, limit=120.0):
+    """Reap the daemon once it is our child. It becomes ours only when the
+    intermediate process of its double fork exits, which may be after
+    start_daemon() returned: until then waitpid() says "not a child", so keep
+    trying (bounded) instead of leaving a zombie that answers kill(pid, 0)."""
+    def reap():
+        end = time.monotonic() + limit
+        while time.monotonic() < end:
+            try:
+                os.waitpid(pid, 0)
+                return
+            except ChildProcessError:
+                if not os.path.exists("/proc/%d" % pid):
+                    return
+                time.sleep(0.05)
+    t = threading.Thread(target=reap, daemon=True)
+    t.start()
+    return t
+
+
+def pid_alive(pid):
+    """True while pid runs (a zombie, which still answers kill(pid, 0), does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def wait_for(pred, timeout=10.0, interval=0.02):
