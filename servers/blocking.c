@@ -185,7 +185,7 @@ static void serve_loop(struct conn *c)
 		if (session_done(c->s))
 			return;
 		bool rd = session_want_read(c->s);
-		if (!rd && !blocked)
+		if (!rd && !blocked && !session_held(c->s))
 			return; /* nothing to read and nothing that can be sent: it cannot finish */
 		struct pollfd pfd[3] = {
 			{c->fd, (short)((rd ? POLLIN : 0) | (blocked ? POLLOUT : 0)), 0},

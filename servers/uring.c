@@ -44,14 +44,19 @@
 #define BUF_COUNT 256       /* provided buffers per ring, shared by all its connections */
 #define BUF_SIZE (16 * 1024)
 #define BGID 0
-#define SEND_IOV 16
+#define SEND_IOV 64         /* a send carries this many messages of 1 KiB or more (or of copied chunks) */
 #define TICK_MS 100         /* deadline scan period */
 #define REAP_MAX 4096       /* CQEs per turn before updating connections */
+/* Input handed to sessions per turn (Redis reads 16 KiB per client per
+ * event): the rest of the CQ waits for the next turn, after this turn's
+ * output was queued, so a publisher's input cannot outrun its subscribers'
+ * sends (one per connection per turn, SEND_IOV iovecs). */
+#define TURN_INPUT (128 * 1024)
 #define CHUNK 1024          /* connection slots are allocated this many at a time */
 #define GEN_MASK 0xffffffu /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_TICK, OP_BACKOFF };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_TICK, OP_BACKOFF, OP_HOLD };
 
 enum {
 	F_LIVE = 1 << 0,
@@ -96,11 +101,14 @@ struct uthread {
 	bool ring_ok;
 	struct uring_bufs bufs;
 	struct listener ls[2]; /* as l.lis */
-	struct __kernel_timespec tick_ts, backoff_ts;
+	struct __kernel_timespec tick_ts, backoff_ts, hold_ts;
 	struct conn **chunks;
 	uint32_t nchunks, free_head;
 	uint32_t *dirty, ndirty;
 	bool published;        /* some dirty connection has F_PUBLISHED */
+	size_t turn_in;        /* input bytes handed to sessions this turn */
+	bool held;             /* some session is held (session_held): scan again soon */
+	bool hold_timer;       /* an OP_HOLD timeout is outstanding */
 	unsigned inflight;     /* requests whose last CQE has not arrived */
 	bool exiting;
 	long long epoch;
@@ -319,6 +327,8 @@ static void conn_update(struct uthread *t, struct conn *c)
 	/* Back-pressure: read only while the session wants input. A recv being
 	 * cancelled is re-armed when its last CQE arrives, not before. */
 	bool want = session_want_read(c->s);
+	if (session_held(c->s))
+		t->held = true; /* its retry is due in SESSION_HOLD_RETRY_MS, not at the next tick */
 	if (want && !(c->flags & F_RECV)) {
 		arm_recv(t, c);
 	} else if (!want && (c->flags & F_RECV) && !(c->flags & F_RECV_CANCEL)) {
@@ -378,6 +388,7 @@ static void on_recv(struct uthread *t, const struct io_uring_cqe *cqe)
 		if (c && cqe->res > 0 && !(c->flags & F_CLOSING)) {
 			unsigned long posts = owner_posts_here();
 			session_input(c->s, uring_bufs_at(&t->bufs, bid), (size_t)cqe->res);
+			t->turn_in += (size_t)cqe->res;
 			if (owner_posts_here() != posts) {
 				c->flags |= F_PUBLISHED;
 				t->published = true;
@@ -479,12 +490,10 @@ static void uring_stop(struct loop *l)
 	}
 }
 
-/* Every TICK_MS: the runtime's deadline policy for every connection. */
-static void on_tick(struct uthread *t)
+/* The runtime's deadline policy for every connection: every TICK_MS, and
+ * SESSION_HOLD_RETRY_MS after a turn that left a publisher held. */
+static void scan_deadlines(struct uthread *t)
 {
-	if (t->exiting)
-		return;
-	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
 	long long now = now_ms();
 	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
 		struct conn *c = conn_at(t, i);
@@ -497,6 +506,31 @@ static void on_tick(struct uthread *t)
 			conn_close(t, c);
 		mark_dirty(t, c); /* close it, or send what its expiry queued */
 	}
+}
+
+static void on_tick(struct uthread *t)
+{
+	if (t->exiting)
+		return;
+	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
+	scan_deadlines(t);
+}
+
+static void on_hold(struct uthread *t)
+{
+	t->hold_timer = false;
+	if (!t->exiting)
+		scan_deadlines(t);
+}
+
+/* After the turn's updates: a held publisher is looked at again soon. */
+static void arm_hold(struct uthread *t)
+{
+	if (t->held && !t->hold_timer && !t->exiting) {
+		arm_timeout(t, &t->hold_ts, OP_HOLD, 0);
+		t->hold_timer = true;
+	}
+	t->held = false;
 }
 
 static void on_watch(struct uthread *t, const struct io_uring_cqe *cqe)
@@ -526,6 +560,9 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 	case OP_TICK:
 		on_tick(t);
 		break;
+	case OP_HOLD:
+		on_hold(t);
+		break;
 	case OP_BACKOFF:
 		t->ls[ud_slot(cqe->user_data)].backoff = false;
 		listener_rearm(t, (int)ud_slot(cqe->user_data));
@@ -542,7 +579,8 @@ static void reap(struct uthread *t)
 {
 	struct io_uring_cqe *cqe;
 	t->now = (uint32_t)(now_ms() - t->epoch);
-	for (unsigned n = 0; n < REAP_MAX && io_uring_peek_cqe(&t->ring, &cqe) == 0; n++) {
+	t->turn_in = 0;
+	for (unsigned n = 0; n < REAP_MAX && t->turn_in < TURN_INPUT && io_uring_peek_cqe(&t->ring, &cqe) == 0; n++) {
 		struct io_uring_cqe c = *cqe;
 		io_uring_cqe_seen(&t->ring, cqe);
 		if (!(c.flags & IORING_CQE_F_MORE))
@@ -585,6 +623,7 @@ static int uring_serve(struct loop *l)
 		reap(t);
 		loop_before_sleep(l); /* the connections this turn's input published to */
 		flush_dirty(t);
+		arm_hold(t);
 		if (l->stopping && l->live == 0 && !t->exiting)
 			begin_exit(t);
 	}
@@ -612,6 +651,7 @@ static int uring_setup(struct loop *l)
 	t->epoch = now_ms();
 	t->tick_ts.tv_nsec = TICK_MS * 1000000LL;
 	t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
+	t->hold_ts.tv_nsec = SESSION_HOLD_RETRY_MS * 1000000LL;
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
 	if (rc < 0) {
 		log_error("uring: ring %d: io_uring_setup: %s", l->index, strerror(-rc));

@@ -48,6 +48,7 @@
 	X(chat_max_subs, "weft_errors_total", "kind=\"chat_max_subs\"", "")                            \
 	X(chat_list_truncated, "weft_chat_list_truncated_total", "", "/list replies cut at their channel limit") \
 	X(input_paused, "weft_input_paused_total", "", "times input already read waited for output to drain (--read-pause)") \
+	X(publisher_holds, "weft_publisher_holds_total", "", "times a publisher's input waited for a subscriber to catch up (--publish-hold)") \
 	X(slow_hard, "weft_slow_consumer_disconnects_total", "limit=\"hard\"", "subscribers dropped for not reading") \
 	X(slow_soft, "weft_slow_consumer_disconnects_total", "limit=\"soft\"", "")                     \
 	X(tls_handshakes, "weft_tls_handshakes_total", "", "TLS handshakes completed")                 \

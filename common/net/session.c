@@ -98,6 +98,49 @@ static int start(struct session *s, const struct proto *p)
 	return 0;
 }
 
+/* Still within --publish-hold-secs of the start of this run of holds? */
+static bool hold_allowed(const struct session *s)
+{
+	if (!s->hold_run)
+		return true;
+	uint16_t elapsed = (uint16_t)((uint16_t)now_ms() - s->hold_at);
+	return elapsed < s->srv->cfg->publish_hold_ms;
+}
+
+/* After a feed: did a PUBLISH in it leave a subscriber far behind? Then the
+ * rest of the input waits (see holds in session.h). A run of holds ends when
+ * the pressure does, or when a subscriber was dropped: the one that did not
+ * read is gone, and those that read are protected again. */
+static void note_hold(struct session *s)
+{
+	unsigned p = owner_pressure_here();
+	if (!(p & OWNER_PRESSURE_HOLD) || (p & OWNER_PRESSURE_DROP)) {
+		s->hold_run = 0;
+		return;
+	}
+	bool allowed = hold_allowed(s);
+	if (!s->hold_run) {
+		s->hold_run = 1;
+		s->hold_at = (uint16_t)now_ms();
+	}
+	if (allowed && !s->closing) {
+		s->held = 1;
+		stat_inc(STAT_publisher_holds);
+	}
+}
+
+/* The protocol consumes what it can of [p, p+n); returns bytes used. */
+static size_t feed(struct session *s, const char *p, size_t n)
+{
+	owner_pressure_clear();
+	s->feeding = 1;
+	size_t used = s->proto->feed(s, p, n);
+	s->feeding = 0;
+	if (!s->held) /* else nothing could be answered: no news */
+		note_hold(s);
+	return used;
+}
+
 /* Offer [p, p+n) to the protocol (detecting it first); returns bytes used. */
 static size_t dispatch(struct session *s, const char *p, size_t n)
 {
@@ -108,7 +151,7 @@ static size_t dispatch(struct session *s, const char *p, size_t n)
 		if (start(s, d) < 0)
 			return n;
 	}
-	return s->proto->feed(s, p, n);
+	return feed(s, p, n);
 }
 
 /* After a feed: does input wait for the output to drain? (A partial command
@@ -161,7 +204,7 @@ static void feed_detect(struct session *s, const char *p, size_t n)
 static void adopt_mode_proto(struct session *s)
 {
 	if (start(s, mode_proto(s->srv)) == 0)
-		buf_consume(&s->in, s->proto->feed(s, buf_head(&s->in), buf_used(&s->in)));
+		buf_consume(&s->in, feed(s, buf_head(&s->in), buf_used(&s->in)));
 }
 
 void session_input(struct session *s, const char *p, size_t n)
@@ -291,7 +334,10 @@ size_t session_pending(const struct session *s)
 
 bool session_output_full(const struct session *s)
 {
-	return session_pending(s) >= s->srv->cfg->read_pause;
+	if (session_pending(s) >= s->srv->cfg->read_pause || s->held)
+		return true;
+	/* mid-feed: the PUBLISH just answered left a subscriber behind */
+	return s->feeding && (owner_pressure_here() & OWNER_PRESSURE_HOLD) && hold_allowed(s);
 }
 
 bool session_want_read(const struct session *s)
@@ -310,9 +356,17 @@ int session_idle_limit_ms(const struct session *s)
 	const struct config *cfg = s->srv->cfg;
 	if (s->sub.slow_closed)
 		return SESSION_SLOW_LINGER_MS;
+	if (s->held)
+		return SESSION_HOLD_RETRY_MS; /* then session_hold_expired, not idle */
 	if (s->stopping)
 		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
 	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
+}
+
+void session_hold_expired(struct session *s)
+{
+	s->held = 0;
+	resume(s); /* may hold it again */
 }
 
 void session_idle_expired(struct session *s)
