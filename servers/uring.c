@@ -316,6 +316,8 @@ static void conn_update(struct uthread *t, struct conn *c)
 	if (!(c->flags & F_CLOSING)) {
 		if (!(c->flags & F_SEND))
 			send_next(t, c);
+		if (!(c->flags & F_SEND))
+			session_linger_step(c->s, c->fd);
 		if (!(c->flags & F_SEND) && session_done(c->s))
 			conn_close(t, c);
 	}

@@ -30,6 +30,7 @@
 	X(conn_resets, "weft_errors_total", "kind=\"reset\"", "")                                      \
 	X(oom_errors, "weft_errors_total", "kind=\"out_of_memory\"", "")                               \
 	X(drain_forced, "weft_errors_total", "kind=\"drain_timeout\"", "")                             \
+	X(drain_lingers, "weft_drain_lingers_total", "", "connections half-closed on stop while the peer had not received everything") \
 	X(http_requests, "weft_http_requests_total", "", "HTTP requests answered")                     \
 	X(http_400, "weft_http_errors_total", "status=\"400\"", "HTTP error responses")                \
 	X(http_404, "weft_http_errors_total", "status=\"404\"", "")                                    \

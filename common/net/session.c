@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "log.h"
@@ -210,6 +212,8 @@ static void adopt_mode_proto(struct session *s)
 void session_input(struct session *s, const char *p, size_t n)
 {
 	stat_add(STAT_bytes_in, n);
+	if (s->lingering)
+		return; /* read only so that closing sends no RST */
 	if (!s->tls) {
 		feed_detect(s, p, n);
 		return;
@@ -251,6 +255,10 @@ static void finish_eof(struct session *s)
 void session_eof(struct session *s)
 {
 	s->eof = 1;
+	if (s->lingering) {
+		s->closing = 1; /* the peer has read what it wanted */
+		return;
+	}
 	if (!s->in_paused) /* else resume() finishes it: the waiting commands are answered first */
 		finish_eof(s);
 }
@@ -274,7 +282,7 @@ int session_iov(struct session *s, struct iovec *iov, int max)
 		return outbox_iov(&s->out, iov, max);
 	if (!outbox_empty(&s->out) && tls_conn_encrypt(s->tls, &s->out) < 0)
 		s->closing = 1;
-	if (s->closing && outbox_empty(&s->out) && !s->tls_failed)
+	if ((s->closing || s->lingering) && outbox_empty(&s->out) && !s->tls_failed)
 		tls_conn_shutdown(s->tls);
 	return outbox_iov(tls_conn_cipher(s->tls), iov, max);
 }
@@ -324,7 +332,24 @@ int session_send(struct session *s, int fd, bool *wrote)
 		if ((size_t)w < want)
 			return 1; /* short write: the socket buffer is full */
 	}
+	session_linger_step(s, fd);
 	return 0;
+}
+
+void session_linger_step(struct session *s, int fd)
+{
+	if (!s->lingering || s->closing || session_pending(s))
+		return;
+	int unacked = 0;
+	if (ioctl(fd, SIOCOUTQ, &unacked) < 0 || unacked == 0) {
+		s->closing = 1; /* the peer has every byte: closing now loses nothing */
+		return;
+	}
+	if (!s->shut_wr) {
+		s->shut_wr = 1;
+		stat_inc(STAT_drain_lingers);
+		shutdown(fd, SHUT_WR); /* the peer reads to our FIN, then closes: its EOF ends the linger */
+	}
 }
 
 size_t session_pending(const struct session *s)
@@ -358,6 +383,8 @@ int session_idle_limit_ms(const struct session *s)
 		return SESSION_SLOW_LINGER_MS;
 	if (s->held)
 		return SESSION_HOLD_RETRY_MS; /* then session_hold_expired, not idle */
+	if (s->lingering)
+		return SESSION_LINGER_CHECK_MS; /* then the model's session_linger_step */
 	if (s->stopping)
 		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
 	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
@@ -371,6 +398,12 @@ void session_hold_expired(struct session *s)
 
 void session_idle_expired(struct session *s)
 {
+	if (s->lingering)
+		return; /* only the drain's end bounds it: the model looks at it again */
+	if (s->stopping && !s->closing && !s->eof && session_pending(s) == 0) {
+		s->lingering = 1; /* quiet: session_linger_step closes it, or lingers */
+		return;
+	}
 	/* Quiet during drain is the normal end of a connection on stop; a
 	 * dropped slow consumer was counted when it was dropped. */
 	if (!s->stopping && !s->sub.slow_closed)

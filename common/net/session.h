@@ -29,7 +29,13 @@
  * Drain on stop: after session_stop(), data already received is still
  * answered; the session counts as quiet once its output is flushed and no
  * input arrived for SESSION_DRAIN_QUIET_MS, and session_idle_limit_ms() then
- * says so; the model closes it at --drain-timeout at the latest.
+ * says so; the model closes it at --drain-timeout at the latest. Quiet, it
+ * lingers rather than closing at once: closing a socket that then receives
+ * input makes the kernel answer with an RST and throw away what the peer has
+ * not received yet (its echo). session_linger_step(), called by the model
+ * whenever nothing is in flight, closes it (session_done) once the peer has
+ * acknowledged every byte, and until then half-closes the socket and reads
+ * and discards what arrives, until EOF or the drain's end.
  *
  * Holds (--publish-hold): a PUBLISH that leaves a subscriber with more than
  * the hold unsent (owner_pressure_here) ends the feed as full output does:
@@ -72,6 +78,7 @@ struct tls_conn;
 
 #define SESSION_DRAIN_QUIET_MS 200
 #define SESSION_HOLD_RETRY_MS 2     /* a held publisher's input is offered again this often */
+#define SESSION_LINGER_CHECK_MS 20  /* a lingering session looks again whether the peer has everything */
 #define SESSION_SLOW_LINGER_MS 2000 /* a dropped slow consumer gets this long to take its error line */
 
 struct session {
@@ -94,6 +101,8 @@ struct session {
 	bool held : 1;             /* input waits for subscribers it published to (see holds) */
 	bool hold_run : 1;         /* its publishes have met pressure since hold_at, without a break */
 	bool feeding : 1;          /* the protocol is consuming input now */
+	bool lingering : 1;        /* stopping and quiet: closes once the peer has all (see drain) */
+	bool shut_wr : 1;          /* ... half-closed meanwhile */
 	uint16_t hold_at;          /* now_ms() when hold_run began, mod 2^16 (holds last <= 30 s) */
 	/* What the exchange and mailbox see of a chat session (subscriber.h;
 	 * chat.c fills its ops). sub.loop_data is the model's own
@@ -127,6 +136,8 @@ void session_unpin(struct session *s);
  * -1 on a socket error, after session_reset(). *wrote (may be NULL) is set
  * when any byte went out. */
 int session_send(struct session *s, int fd, bool *wrote);
+/* For every model, when no write is in flight on fd: the drain's linger. */
+void session_linger_step(struct session *s, int fd);
 /* Unsent bytes (plain + cipher): what back-pressure and slow-consumer limits see. */
 size_t session_pending(const struct session *s);
 bool session_want_read(const struct session *s);
