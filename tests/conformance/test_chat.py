@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import weftest
-from weftest import (TLS, Skip, Weft, close_all, free_port, recv_until_closed, resp_cmd, scale, send_all,
+from weftest import (TLS, Skip, Weft, close_all, recv_until_closed, redis_server, resp_cmd, scale, send_all,
                      slow_factor, wait_for)
 
 CHAT = ["--mode", "chat"]
@@ -420,17 +420,8 @@ def resp_frames(data):
 
 
 def test_resp_bytes_match_redis_server(ctx):
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        if not wait_for(up, 10):
+    with redis_server() as port:
+        if port is None:
             raise Skip("redis-server did not start")
         with Weft(extra_args=CHAT) as w:
             # Each case on its own connection, all at once: first to redis-server
@@ -471,13 +462,6 @@ def test_resp_bytes_match_redis_server(ctx):
             plain = [[f for f in fr if f.startswith(b"*3\r\n$7\r\nmessage")] for fr in frames]
             assert plain[0] == plain[1], seen
             close_all(subs + pubs)
-    finally:
-        redis.terminate()
-        try:
-            redis.wait(10)
-        except subprocess.TimeoutExpired:
-            redis.kill()
-            redis.wait()
 
 
 # ---- bad input ----------------------------------------------------------------------------

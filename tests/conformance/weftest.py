@@ -11,6 +11,7 @@ Environment (set by ctest, see CMakeLists.txt beside this file):
 A suite is a file test_<area>.py of functions `def test_<case>(ctx)`; run.py
 runs them. Everything here has a timeout: no helper can block forever.
 """
+import contextlib
 import os
 import re
 import resource
@@ -570,3 +571,29 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+@contextlib.contextmanager
+def redis_server(*args, cwd=None):
+    """A real redis-server on a free loopback port, without persistence (args
+    added to its command line); yields its port, or None if it did not start
+    within 10 s. Stopped by PID when the block ends."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+                            + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+
+    def up():
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    try:
+        yield port if wait_for(up, 10) else None
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -19,11 +19,10 @@ Everything runs on one selector in one thread, so when this process is
 descheduled the publisher pauses with the reader; bounded in bytes and time."""
 import shutil
 import socket
-import subprocess
 import threading
 import time
 
-from weftest import MODEL, POLLER, SANITIZER, THREADS, TLS, Weft, free_port, recv_until_closed, resp_cmd, \
+from weftest import MODEL, POLLER, SANITIZER, THREADS, TLS, Weft, recv_until_closed, redis_server, resp_cmd, \
     send_all, slow_factor, wait_for
 
 HARD = 4 << 20
@@ -192,18 +191,8 @@ def test_burst_redis(ctx):
         ctx.skip("runs once, with the plain coro-epoll variant")
     if not shutil.which("redis-server"):
         ctx.skip("no redis-server")
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--client-output-buffer-limit", "pubsub 4mb 4mb 0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ctx.path(""))
-    try:
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        assert wait_for(up, 10), "redis-server did not start"
+    with redis_server("--client-output-buffer-limit", "pubsub 4mb 4mb 0", cwd=ctx.path("")) as port:
+        assert port, "redis-server did not start"
         got, idle, reader = run_burst(port, 60)
         kept, _ = check_dropped(recv_until_closed(idle, 20), False)
         still_served(reader)
@@ -211,6 +200,3 @@ def test_burst_redis(ctx):
               % (COUNT, SIZE, got, kept))
         idle.close()
         reader.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
