@@ -66,6 +66,7 @@ enum {
 	F_CLOSING = 1 << 4,     /* cancelling everything; freed once nothing is in flight */
 	F_DIRTY = 1 << 5,       /* queued for conn_update this turn */
 	F_PUBLISHED = 1 << 6,   /* its input this turn published: update it after the others */
+	F_HELD = 1 << 7,        /* on the held list: its session is held (session_held) */
 };
 
 /* Kept small on purpose (32 bytes): an idle connection costs this plus its session. */
@@ -107,7 +108,8 @@ struct uthread {
 	uint32_t *dirty, ndirty;
 	bool published;        /* some dirty connection has F_PUBLISHED */
 	size_t turn_in;        /* input bytes handed to sessions this turn */
-	bool held;             /* some session is held (session_held): scan again soon */
+	uint32_t *held, nheld; /* slots of held publishers (F_HELD), sized with the slots */
+	bool sent;             /* a send of a connection not held completed with bytes this turn */
 	bool hold_timer;       /* an OP_HOLD timeout is outstanding */
 	unsigned inflight;     /* requests whose last CQE has not arrived */
 	bool exiting;
@@ -154,6 +156,10 @@ static int slots_grow(struct uthread *t)
 	if (!d)
 		return -ENOMEM;
 	t->dirty = d;
+	uint32_t *h = realloc(t->held, total * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	t->held = h;
 	struct conn *c = calloc(CHUNK, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -329,8 +335,10 @@ static void conn_update(struct uthread *t, struct conn *c)
 	/* Back-pressure: read only while the session wants input. A recv being
 	 * cancelled is re-armed when its last CQE arrives, not before. */
 	bool want = session_want_read(c->s);
-	if (session_held(c->s))
-		t->held = true; /* its retry is due in SESSION_HOLD_RETRY_MS, not at the next tick */
+	if (session_held(c->s) && !(c->flags & F_HELD)) {
+		c->flags |= F_HELD; /* looked at again when output moves, or in SESSION_HOLD_RETRY_MS */
+		t->held[t->nheld++] = c->slot;
+	}
 	if (want && !(c->flags & F_RECV)) {
 		arm_recv(t, c);
 	} else if (!want && (c->flags & F_RECV) && !(c->flags & F_RECV_CANCEL)) {
@@ -425,6 +433,8 @@ static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
 		if (cqe->res > 0) {
 			session_sent(c->s, (size_t)cqe->res); /* short or not: the rest stays queued */
 			c->last_ms = t->now;
+			if (!(c->flags & F_HELD))
+				t->sent = true; /* a held publisher's own replies do not pace its retries */
 		} else {
 			conn_fail(t, c); /* EPIPE, ECONNRESET, ... */
 		}
@@ -518,21 +528,41 @@ static void on_tick(struct uthread *t)
 	scan_deadlines(t);
 }
 
+/* Offer the held publishers their input again (the deadline policy's hold
+ * expiry): after a turn in which some send made progress, so input follows
+ * output, and SESSION_HOLD_RETRY_MS after the last look when none did (a
+ * subscriber on another ring). One still held is listed again by
+ * conn_update. */
+static void retry_held(struct uthread *t)
+{
+	uint32_t n = t->nheld;
+	t->nheld = 0;
+	long long now = now_ms();
+	for (uint32_t i = 0; i < n; i++) {
+		struct conn *c = conn_at(t, t->held[i]);
+		if (!(c->flags & F_HELD))
+			continue; /* freed since (slot_free cleared it) */
+		c->flags &= ~F_HELD;
+		if (!(c->flags & F_CLOSING) && session_held(c->s) && loop_expire(&t->l, c->s, LOOP_WAITED_OUT, now))
+			conn_close(t, c);
+		mark_dirty(t, c);
+	}
+}
+
 static void on_hold(struct uthread *t)
 {
 	t->hold_timer = false;
 	if (!t->exiting)
-		scan_deadlines(t);
+		retry_held(t);
 }
 
-/* After the turn's updates: a held publisher is looked at again soon. */
+/* After the turn's updates: the held publishers' next look. */
 static void arm_hold(struct uthread *t)
 {
-	if (t->held && !t->hold_timer && !t->exiting) {
+	if (t->nheld && !t->hold_timer && !t->exiting) {
 		arm_timeout(t, &t->hold_ts, OP_HOLD, 0);
 		t->hold_timer = true;
 	}
-	t->held = false;
 }
 
 static void on_watch(struct uthread *t, const struct io_uring_cqe *cqe)
@@ -623,6 +653,9 @@ static int uring_serve(struct loop *l)
 			break;
 		}
 		reap(t);
+		if (t->sent && t->nheld)
+			retry_held(t);
+		t->sent = false;
 		loop_before_sleep(l); /* the connections this turn's input published to */
 		flush_dirty(t);
 		arm_hold(t);
@@ -693,6 +726,7 @@ static void uring_teardown(struct loop *l)
 		free(t->chunks[i]);
 	free(t->chunks);
 	free(t->dirty);
+	free(t->held);
 }
 
 static const struct loop_model uring_loop = {
