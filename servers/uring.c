@@ -11,7 +11,11 @@
  * what happened (input goes to the session, the buffer goes straight back to
  * the ring, flags change) and marks the connection dirty; last, each dirty
  * connection is brought up to date once - send what session_iov() returns,
- * arm or cancel its recv, close it - queuing SQEs for the next turn.
+ * arm or cancel its recv, close it - queuing SQEs for the next turn. A turn
+ * hands at most TURN_INPUT bytes of input to sessions (the rest of the CQ
+ * waits), so a publisher's input cannot outrun its subscribers' sends; a
+ * publisher held for its subscribers (session.h, holds) is offered its input
+ * again after a turn in which output moved.
  *
  * Per connection: at most one multishot recv and one send in flight (one
  * send keeps the byte order; a short send just leaves the rest in the
