@@ -107,7 +107,7 @@ def run_burst(port, timeout):
     (bytes the reader got, the non-reader's socket, the reader's socket)."""
     reader = subscriber(port)
     idle = subscriber(port, rcvbuf=4096)
-    expect = memoryview(b"".join(delivery(i) for i in range(COUNT)))
+    expect = b"".join(delivery(i) for i in range(COUNT))
     pub = Publisher(port, timeout)
     end = time.monotonic() + timeout
     got = 0
@@ -120,10 +120,10 @@ def run_burst(port, timeout):
             r = reader.recv(1 << 20)
             assert r, "the reading subscriber was closed after %d of %d bytes: %r" % (got, len(expect), r)
             n = len(r)
-            if expect[got:got + n] != r:
+            if not expect.startswith(r, got):  # memcmp: a memoryview compares byte by byte, 100x slower
                 bad = next(i for i in range(n) if got + i >= len(expect) or expect[got + i] != r[i])
                 raise AssertionError("the reader's stream differs at byte %d of %d: got %r, expected %r"
-                                     % (got + bad, len(expect), r[bad:bad + 120], bytes(expect[got + bad:got + bad + 40])))
+                                     % (got + bad, len(expect), r[bad:bad + 120], expect[got + bad:got + bad + 40]))
             got += n
     finally:
         pub.finish(max(1.0, end - time.monotonic()))
@@ -186,17 +186,28 @@ def test_burst_reader_keeps_up(ctx):
 
 
 def test_burst_redis(ctx):
-    """The same burst against redis-server 7.0 (once: plain, coro-epoll only)."""
+    """The same burst against redis-server 7.0 (once: plain, coro-epoll only).
+    Redis has no holds: when this machine is busy enough that the reader falls
+    4 MiB behind, Redis drops it too (seen once in a loaded ctest run), so it
+    gets three tries; one pass shows the test asks nothing Redis cannot do."""
     if SANITIZER != "none" or TLS or MODEL != "coro" or POLLER != "epoll" or THREADS != 1:
         ctx.skip("runs once, with the plain coro-epoll variant")
     if not shutil.which("redis-server"):
         ctx.skip("no redis-server")
-    with redis_server("--client-output-buffer-limit", "pubsub 4mb 4mb 0", cwd=ctx.path("")) as port:
-        assert port, "redis-server did not start"
-        got, idle, reader = run_burst(port, 60)
-        kept, _ = check_dropped(recv_until_closed(idle, 20), False)
-        still_served(reader)
-        print("measured: redis-server: burst of %d x %d B: the reader got all %d bytes; the non-reader %d messages"
-              % (COUNT, SIZE, got, kept))
-        idle.close()
-        reader.close()
+    failures = []
+    for attempt in range(3):
+        with redis_server("--client-output-buffer-limit", "pubsub 4mb 4mb 0", cwd=ctx.path("")) as port:
+            assert port, "redis-server did not start"
+            try:
+                got, idle, reader = run_burst(port, 60)
+            except AssertionError as e:
+                failures.append(str(e)[:200])
+                continue
+            kept, _ = check_dropped(recv_until_closed(idle, 20), False)
+            still_served(reader)
+            print("measured: redis-server: burst of %d x %d B: the reader got all %d bytes (try %d: %s); "
+                  "the non-reader %d messages" % (COUNT, SIZE, got, attempt + 1, failures or "first", kept))
+            idle.close()
+            reader.close()
+            return
+    raise AssertionError("redis-server failed the burst three times: %s" % failures)
