@@ -143,6 +143,8 @@ size_t session_pending(const struct session *s);
 bool session_want_read(const struct session *s);
 /* Input waits for subscribers (see holds): not readable, not finished. */
 static inline bool session_held(const struct session *s) { return s->held; }
+/* Quiet while stopping, waiting for the peer to have everything (see drain). */
+static inline bool session_lingering(const struct session *s) { return s->lingering && !s->closing; }
 /* For protocols: unsent output reached --read-pause; stop answering (return
  * what was consumed) until the session offers the rest again. */
 bool session_output_full(const struct session *s);

@@ -43,3 +43,28 @@ def test_pause_mid_transfer_during_drain(ctx):
         assert w.stop(timeout=30 * slow_factor()) == 0
         print("measured: paused %.1f s mid-transfer during the drain: all %d echoed bytes arrived"
               % (4 * QUIET_S * slow_factor(), len(data)))
+
+
+def test_linger_does_not_spin(ctx):
+    """A client that never reads keeps the server lingering until the drain's
+    end: it waits in poll/epoll/the ring, not in a loop (threads and pool once
+    spun a core for the whole linger: their retry counted from the last
+    traffic, so poll() got a timeout of 0)."""
+    if TLS:
+        ctx.skip("plain TCP")
+    with Weft(["--drain-timeout", 1.5 * slow_factor()]) as w:
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(("127.0.0.1", w.port))
+        send_all(c, payload(256 << 10))
+        time.sleep(QUIET_S)
+        w.proc.send_signal(signal.SIGTERM)
+        time.sleep(2 * QUIET_S * slow_factor())  # quiet now: lingering
+        window = 0.5 * slow_factor()
+        cpu0 = w.cpu_seconds()
+        time.sleep(window)
+        used = w.cpu_seconds() - cpu0
+        assert w.stop(timeout=30 * slow_factor()) == 0
+        c.close()
+        print("measured: lingering for a client that does not read: %.2f s of CPU in %.1f s" % (used, window))
+        assert used < 0.3 * window, "the server used %.2f s of CPU in %.1f s while lingering" % (used, window)
