@@ -29,7 +29,8 @@ def test_pause_mid_transfer_during_drain(ctx):
         send_all(c, data)
         time.sleep(QUIET_S)  # let the server read it all and echo it into its socket
         w.proc.send_signal(signal.SIGTERM)
-        time.sleep(4 * QUIET_S * slow_factor())  # the pause: the server finds the client quiet
+        pause = 3 * QUIET_S + 0.2 * slow_factor()
+        time.sleep(pause)  # the pause: the server finds the client quiet
         try:
             c.sendall(b"late bytes the server may drop")
         except OSError:
@@ -42,7 +43,7 @@ def test_pause_mid_transfer_during_drain(ctx):
                                        "(reset after a close with input unread)" % (len(got), len(data)))
         assert w.stop(timeout=30 * slow_factor()) == 0
         print("measured: paused %.1f s mid-transfer during the drain: all %d echoed bytes arrived"
-              % (4 * QUIET_S * slow_factor(), len(data)))
+              % (pause, len(data)))
 
 
 def test_linger_does_not_spin(ctx):
