@@ -339,8 +339,12 @@ static void conn_update(struct uthread *t, struct conn *c)
 	/* Back-pressure: read only while the session wants input. A recv being
 	 * cancelled is re-armed when its last CQE arrives, not before. */
 	bool want = session_want_read(c->s);
-	if (session_held(c->s) && !(c->flags & F_HELD)) {
-		c->flags |= F_HELD; /* looked at again when output moves, or in SESSION_HOLD_RETRY_MS */
+	/* Listed to be looked at again when output moves, or in
+	 * SESSION_HOLD_RETRY_MS. A slot freed while listed stays listed (not
+	 * F_HELD), so the list can fill up with churn: then the tick's scan
+	 * finds it (its inactivity limit is the retry). */
+	if (session_held(c->s) && !(c->flags & F_HELD) && t->nheld < t->nchunks * CHUNK) {
+		c->flags |= F_HELD;
 		t->held[t->nheld++] = c->slot;
 	}
 	if (want && !(c->flags & F_RECV)) {
