@@ -171,7 +171,13 @@ static bool expired(struct conn *c)
 	long long now = now_ms();
 	if (now < deadline(c))
 		return false;
-	return deadline_expire(c->s, c->active, now, c->stopped ? c->drain_end : 0);
+	if (deadline_expire(c->s, c->active, now, c->stopped ? c->drain_end : 0))
+		return true;
+	/* A held publisher's retry and a lingering session's next look count
+	 * from this look, not from the last traffic: else poll() would not wait. */
+	if (session_held(c->s) || session_lingering(c->s))
+		c->active = now;
+	return false;
 }
 
 /* The session.h contract, on one thread: answer until done. */
@@ -185,7 +191,7 @@ static void serve_loop(struct conn *c)
 		if (session_done(c->s))
 			return;
 		bool rd = session_want_read(c->s);
-		if (!rd && !blocked)
+		if (!rd && !blocked && !session_held(c->s))
 			return; /* nothing to read and nothing that can be sent: it cannot finish */
 		struct pollfd pfd[3] = {
 			{c->fd, (short)((rd ? POLLIN : 0) | (blocked ? POLLOUT : 0)), 0},

@@ -146,6 +146,9 @@ static int conn_run(struct sched *sch, struct task *t)
 				CR_YIELD(&t->line, CR_AGAIN);
 		} else if (blocked) {
 			CR_AWAIT(&t->line, rc, send_all(sch, t));
+		} else if (session_held(s)) {
+			CR_YIELD(&t->line, conn_wait(sch, t, CR_SLEEP)); /* until its retry (or mail) */
+			rc = conn_ended(sch, t) ? -1 : 0;
 		} else {
 			break; /* nothing to read and nothing that can be sent: it cannot finish */
 		}

@@ -11,7 +11,11 @@
  * what happened (input goes to the session, the buffer goes straight back to
  * the ring, flags change) and marks the connection dirty; last, each dirty
  * connection is brought up to date once - send what session_iov() returns,
- * arm or cancel its recv, close it - queuing SQEs for the next turn.
+ * arm or cancel its recv, close it - queuing SQEs for the next turn. A turn
+ * hands at most TURN_INPUT bytes of input to sessions (the rest of the CQ
+ * waits), so a publisher's input cannot outrun its subscribers' sends; a
+ * publisher held for its subscribers (session.h, holds) is offered its input
+ * again after a turn in which output moved.
  *
  * Per connection: at most one multishot recv and one send in flight (one
  * send keeps the byte order; a short send just leaves the rest in the
@@ -44,14 +48,19 @@
 #define BUF_COUNT 256       /* provided buffers per ring, shared by all its connections */
 #define BUF_SIZE (16 * 1024)
 #define BGID 0
-#define SEND_IOV 16
+#define SEND_IOV 64         /* a send carries this many messages of 1 KiB or more (or of copied chunks) */
 #define TICK_MS 100         /* deadline scan period */
 #define REAP_MAX 4096       /* CQEs per turn before updating connections */
+/* Input handed to sessions per turn (Redis reads 16 KiB per client per
+ * event): the rest of the CQ waits for the next turn, after this turn's
+ * output was queued, so a publisher's input cannot outrun its subscribers'
+ * sends (one per connection per turn, SEND_IOV iovecs). */
+#define TURN_INPUT (128 * 1024)
 #define CHUNK 1024          /* connection slots are allocated this many at a time */
 #define GEN_MASK 0xffffffu /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_TICK, OP_BACKOFF };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_TICK, OP_BACKOFF, OP_HOLD };
 
 enum {
 	F_LIVE = 1 << 0,
@@ -61,6 +70,7 @@ enum {
 	F_CLOSING = 1 << 4,     /* cancelling everything; freed once nothing is in flight */
 	F_DIRTY = 1 << 5,       /* queued for conn_update this turn */
 	F_PUBLISHED = 1 << 6,   /* its input this turn published: update it after the others */
+	F_HELD = 1 << 7,        /* on the held list: its session is held (session_held) */
 };
 
 /* Kept small on purpose (32 bytes): an idle connection costs this plus its session. */
@@ -96,11 +106,15 @@ struct uthread {
 	bool ring_ok;
 	struct uring_bufs bufs;
 	struct listener ls[2]; /* as l.lis */
-	struct __kernel_timespec tick_ts, backoff_ts;
+	struct __kernel_timespec tick_ts, backoff_ts, hold_ts;
 	struct conn **chunks;
 	uint32_t nchunks, free_head;
 	uint32_t *dirty, ndirty;
 	bool published;        /* some dirty connection has F_PUBLISHED */
+	size_t turn_in;        /* input bytes handed to sessions this turn */
+	uint32_t *held, nheld; /* slots of held publishers (F_HELD), sized with the slots */
+	bool sent;             /* a send of a connection not held completed with bytes this turn */
+	bool hold_timer;       /* an OP_HOLD timeout is outstanding */
 	unsigned inflight;     /* requests whose last CQE has not arrived */
 	bool exiting;
 	long long epoch;
@@ -146,6 +160,10 @@ static int slots_grow(struct uthread *t)
 	if (!d)
 		return -ENOMEM;
 	t->dirty = d;
+	uint32_t *h = realloc(t->held, total * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	t->held = h;
 	struct conn *c = calloc(CHUNK, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -308,6 +326,8 @@ static void conn_update(struct uthread *t, struct conn *c)
 	if (!(c->flags & F_CLOSING)) {
 		if (!(c->flags & F_SEND))
 			send_next(t, c);
+		if (!(c->flags & F_SEND))
+			session_linger_step(c->s, c->fd);
 		if (!(c->flags & F_SEND) && session_done(c->s))
 			conn_close(t, c);
 	}
@@ -319,6 +339,14 @@ static void conn_update(struct uthread *t, struct conn *c)
 	/* Back-pressure: read only while the session wants input. A recv being
 	 * cancelled is re-armed when its last CQE arrives, not before. */
 	bool want = session_want_read(c->s);
+	/* Listed to be looked at again when output moves, or in
+	 * SESSION_HOLD_RETRY_MS. A slot freed while listed stays listed (not
+	 * F_HELD), so the list can fill up with churn: then the tick's scan
+	 * finds it (its inactivity limit is the retry). */
+	if (session_held(c->s) && !(c->flags & F_HELD) && t->nheld < t->nchunks * CHUNK) {
+		c->flags |= F_HELD;
+		t->held[t->nheld++] = c->slot;
+	}
 	if (want && !(c->flags & F_RECV)) {
 		arm_recv(t, c);
 	} else if (!want && (c->flags & F_RECV) && !(c->flags & F_RECV_CANCEL)) {
@@ -378,6 +406,7 @@ static void on_recv(struct uthread *t, const struct io_uring_cqe *cqe)
 		if (c && cqe->res > 0 && !(c->flags & F_CLOSING)) {
 			unsigned long posts = owner_posts_here();
 			session_input(c->s, uring_bufs_at(&t->bufs, bid), (size_t)cqe->res);
+			t->turn_in += (size_t)cqe->res;
 			if (owner_posts_here() != posts) {
 				c->flags |= F_PUBLISHED;
 				t->published = true;
@@ -412,6 +441,8 @@ static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
 		if (cqe->res > 0) {
 			session_sent(c->s, (size_t)cqe->res); /* short or not: the rest stays queued */
 			c->last_ms = t->now;
+			if (!(c->flags & F_HELD))
+				t->sent = true; /* a held publisher's own replies do not pace its retries */
 		} else {
 			conn_fail(t, c); /* EPIPE, ECONNRESET, ... */
 		}
@@ -479,12 +510,10 @@ static void uring_stop(struct loop *l)
 	}
 }
 
-/* Every TICK_MS: the runtime's deadline policy for every connection. */
-static void on_tick(struct uthread *t)
+/* The runtime's deadline policy for every connection: every TICK_MS, and
+ * SESSION_HOLD_RETRY_MS after a turn that left a publisher held. */
+static void scan_deadlines(struct uthread *t)
 {
-	if (t->exiting)
-		return;
-	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
 	long long now = now_ms();
 	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
 		struct conn *c = conn_at(t, i);
@@ -496,6 +525,51 @@ static void on_tick(struct uthread *t)
 		if (loop_expire(&t->l, c->s, last, now))
 			conn_close(t, c);
 		mark_dirty(t, c); /* close it, or send what its expiry queued */
+	}
+}
+
+static void on_tick(struct uthread *t)
+{
+	if (t->exiting)
+		return;
+	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
+	scan_deadlines(t);
+}
+
+/* Offer the held publishers their input again (the deadline policy's hold
+ * expiry): after a turn in which some send made progress, so input follows
+ * output, and SESSION_HOLD_RETRY_MS after the last look when none did (a
+ * subscriber on another ring). One still held is listed again by
+ * conn_update. */
+static void retry_held(struct uthread *t)
+{
+	uint32_t n = t->nheld;
+	t->nheld = 0;
+	long long now = now_ms();
+	for (uint32_t i = 0; i < n; i++) {
+		struct conn *c = conn_at(t, t->held[i]);
+		if (!(c->flags & F_HELD))
+			continue; /* freed since (slot_free cleared it) */
+		c->flags &= ~F_HELD;
+		if (!(c->flags & F_CLOSING) && session_held(c->s) && loop_expire(&t->l, c->s, LOOP_WAITED_OUT, now))
+			conn_close(t, c);
+		mark_dirty(t, c);
+	}
+}
+
+static void on_hold(struct uthread *t)
+{
+	t->hold_timer = false;
+	if (!t->exiting)
+		retry_held(t);
+}
+
+/* After the turn's updates: the held publishers' next look. */
+static void arm_hold(struct uthread *t)
+{
+	if (t->nheld && !t->hold_timer && !t->exiting) {
+		arm_timeout(t, &t->hold_ts, OP_HOLD, 0);
+		t->hold_timer = true;
 	}
 }
 
@@ -526,6 +600,9 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 	case OP_TICK:
 		on_tick(t);
 		break;
+	case OP_HOLD:
+		on_hold(t);
+		break;
 	case OP_BACKOFF:
 		t->ls[ud_slot(cqe->user_data)].backoff = false;
 		listener_rearm(t, (int)ud_slot(cqe->user_data));
@@ -542,7 +619,8 @@ static void reap(struct uthread *t)
 {
 	struct io_uring_cqe *cqe;
 	t->now = (uint32_t)(now_ms() - t->epoch);
-	for (unsigned n = 0; n < REAP_MAX && io_uring_peek_cqe(&t->ring, &cqe) == 0; n++) {
+	t->turn_in = 0;
+	for (unsigned n = 0; n < REAP_MAX && t->turn_in < TURN_INPUT && io_uring_peek_cqe(&t->ring, &cqe) == 0; n++) {
 		struct io_uring_cqe c = *cqe;
 		io_uring_cqe_seen(&t->ring, cqe);
 		if (!(c.flags & IORING_CQE_F_MORE))
@@ -583,8 +661,12 @@ static int uring_serve(struct loop *l)
 			break;
 		}
 		reap(t);
+		if (t->sent && t->nheld)
+			retry_held(t);
+		t->sent = false;
 		loop_before_sleep(l); /* the connections this turn's input published to */
 		flush_dirty(t);
+		arm_hold(t);
 		if (l->stopping && l->live == 0 && !t->exiting)
 			begin_exit(t);
 	}
@@ -612,6 +694,7 @@ static int uring_setup(struct loop *l)
 	t->epoch = now_ms();
 	t->tick_ts.tv_nsec = TICK_MS * 1000000LL;
 	t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
+	t->hold_ts.tv_nsec = SESSION_HOLD_RETRY_MS * 1000000LL;
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
 	if (rc < 0) {
 		log_error("uring: ring %d: io_uring_setup: %s", l->index, strerror(-rc));
@@ -651,6 +734,7 @@ static void uring_teardown(struct loop *l)
 		free(t->chunks[i]);
 	free(t->chunks);
 	free(t->dirty);
+	free(t->held);
 }
 
 static const struct loop_model uring_loop = {

@@ -2,7 +2,7 @@
 # as ctest tests run by tests/conformance/run.py against the real binary, once
 # per model variant (WEFT_VARIANTS, read from servers/models.def by tests/CMakeLists.txt),
 # per binary (plain, ASan+UBSan, and TSan for the threaded variants when TSAN
-# is ON) and, for the suites named in TLS_SUITES, again with WEFT_TLS=1 (a name
+# is ON, or for the suites TSAN lists by name) and, for the suites named in TLS_SUITES, again with WEFT_TLS=1 (a name
 # written SUITE:plain: over TLS with the plain binary only).
 # Test names: PREFIX.<suite>.<variant>[.asan|.tsan][.tls]; labels: LABEL, the
 # suite, the variant and the sanitizer. A new suite file joins automatically.
@@ -41,7 +41,7 @@ function(weft_py_suites dir prefix label tls_suites tsan)
       if(WEFT_SANITIZERS)
         list(APPEND bins "weft-asan|asan")
         list(FIND WEFT_TSAN_VARIANTS ${variant} tsan_idx)
-        if(tsan AND tsan_idx GREATER -1)
+        if((tsan STREQUAL "ON" OR suite IN_LIST tsan) AND tsan_idx GREATER -1)
           list(APPEND bins "weft-tsan|tsan")
         endif()
       endif()

@@ -61,6 +61,10 @@ const struct opt config_opts[] = {
 	{"outbox-hard", T_SIZE, F(outbox_hard), "32m", "BYTES", "chat: disconnect a subscriber with this much unsent (0 = no limit)"},
 	{"outbox-soft", T_SIZE, F(outbox_soft), "8m", "BYTES", "chat: ... or with this much unsent for --outbox-soft-secs"},
 	{"outbox-soft-secs", T_SECS, F(outbox_soft_ms), "60", "SEC", "chat: how long the soft limit may be exceeded"},
+	{"publish-hold", T_SIZE, F(publish_hold), "2m", "BYTES",
+	 "chat: stop reading a publisher while a subscriber it feeds has this much unsent (at most half an outbox limit; 0 = never)"},
+	{"publish-hold-secs", T_SECS, F(publish_hold_ms), "1", "SEC",
+	 "chat: ... for at most this long in a row (0.001..30); then the outbox limits judge the subscriber"},
 	{"tls-port", T_INT, F(tls_port), "-1", "N", "also serve TLS on this port, not --port's (0 = pick one); -1 = off"},
 	{"cert", T_STR, F(cert), NULL, "FILE", "TLS certificate chain (PEM); without it a self-signed one is made"},
 	{"key", T_STR, F(key), NULL, "FILE", "TLS private key (PEM)"},
@@ -222,6 +226,17 @@ static int set(struct config *cfg, const struct opt *o, const char *v)
 }
 
 /* An int flag outside [lo, hi]: say which and what it may be. */
+/* A hold is timed on a 16-bit ms clock (session.h), and 0 would be no hold:
+ * --publish-hold 0 says that. */
+static bool bad_hold_secs(int ms)
+{
+	if (ms >= 1 && ms <= CONFIG_HOLD_MS_MAX)
+		return false;
+	fprintf(stderr, "weft: --publish-hold-secs %d.%03d: must be 0.001..%d (--publish-hold 0 turns holds off)\n",
+	        ms / 1000, ms % 1000, CONFIG_HOLD_MS_MAX / 1000);
+	return true;
+}
+
 static bool out_of(const char *flag, long long v, long long lo, long long hi, const char *why)
 {
 	if (v >= lo && v <= hi)
@@ -317,6 +332,7 @@ static int check(const struct config *cfg)
 	           out_of("max-headers", cfg->max_headers, 1, CONFIG_HEADERS_MAX,
 	                  "each HTTP connection reserves room for this many up front") ||
 	           too_small("read-pause", cfg->read_pause, 1, "0 would close every connection unread") ||
+	           bad_hold_secs(cfg->publish_hold_ms) ||
 	           too_small("max-head", cfg->max_head, 64, "no HTTP request head fits") ||
 	           too_small("max-line", cfg->max_line, 16, "no chat command fits") ||
 	           too_small("max-message", cfg->max_message, 16, "no chat message fits") ||

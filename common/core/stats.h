@@ -49,6 +49,7 @@
 	X(http_500, "weft_http_requests_total", "status=\"500\"", "")                               \
 	X(http_501, "weft_http_requests_total", "status=\"501\"", "")                               \
 	X(http_505, "weft_http_requests_total", "status=\"505\"", "")                               \
+	X(drain_lingers, "weft_drain_lingers_total", "", "connections half-closed on stop while the peer had not received everything") \
 	X(chat_published, "weft_chat_published_total", "", "messages published")                      \
 	X(chat_delivered, "weft_chat_delivered_total", "", "message deliveries to subscribers")        \
 	X(chat_bad_input, "weft_client_errors_total", "kind=\"chat_bad_input\"", "a client's mistakes, answered with an error (not paging material)") \
@@ -57,6 +58,7 @@
 	X(chat_max_subs, "weft_client_errors_total", "kind=\"chat_max_subs\"", "")                            \
 	X(chat_list_truncated, "weft_chat_list_truncated_total", "", "/list replies cut at their channel limit") \
 	X(input_paused, "weft_input_paused_total", "", "times input already read waited for output to drain (--read-pause)") \
+	X(publisher_holds, "weft_publisher_holds_total", "", "times a publisher's input waited for a subscriber to catch up (--publish-hold)") \
 	X(slow_hard, "weft_slow_consumer_disconnects_total", "limit=\"hard\"", "subscribers dropped for not reading") \
 	X(slow_soft, "weft_slow_consumer_disconnects_total", "limit=\"soft\"", "")                     \
 	X(tls_handshakes, "weft_tls_handshakes_total", "", "TLS handshakes completed")                 \

@@ -34,6 +34,10 @@ bool deadline_expire(struct session *s, long long last_ms, long long now, long l
 	int limit = session_idle_limit_ms(s);
 	if (limit <= 0 || (last_ms != DEADLINE_WAITED_OUT && now - last_ms < limit))
 		return false;
+	if (session_held(s)) {
+		session_hold_expired(s); /* a held publisher's retry, not inactivity */
+		return false;
+	}
 	/* Idle. With output stuck (the peer is not reading), or already told
 	 * and still here, it can never finish politely: close now. Else it
 	 * closes once what the expiry queued is out. Either way an idle expiry

@@ -99,9 +99,18 @@ int server_accept_some(int lfd, bool nonblock, int max, void (*take)(void *arg, 
 
 /* The slow-consumer limits (--outbox-hard, --outbox-soft, --outbox-soft-secs)
  * for a mailbox that serves this server's sessions (owner->limits). */
+static inline size_t server_half_below(size_t hold, size_t limit)
+{
+	return limit && limit / 2 < hold ? limit / 2 : hold;
+}
+
+/* --publish-hold, at most half of each outbox limit: a publisher is held
+ * while a subscriber still has room to catch up before it is judged. */
 static inline struct subscriber_limits server_outbox_limits(const struct server *srv)
 {
-	return (struct subscriber_limits){srv->cfg->outbox_hard, srv->cfg->outbox_soft, srv->cfg->outbox_soft_ms};
+	const struct config *cfg = srv->cfg;
+	size_t hold = server_half_below(server_half_below(cfg->publish_hold, cfg->outbox_hard), cfg->outbox_soft);
+	return (struct subscriber_limits){cfg->outbox_hard, cfg->outbox_soft, cfg->outbox_soft_ms, hold};
 }
 
 /* Milliseconds on CLOCK_MONOTONIC. */

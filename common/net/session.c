@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "chat.h"
@@ -157,6 +159,49 @@ static int start(struct session *s, const struct proto *p)
 	return 0;
 }
 
+/* Still within --publish-hold-secs of the start of this run of holds? */
+static bool hold_allowed(const struct session *s)
+{
+	if (!s->hold_run)
+		return true;
+	uint16_t elapsed = (uint16_t)((uint16_t)now_ms() - s->hold_at);
+	return elapsed < s->srv->cfg->publish_hold_ms;
+}
+
+/* After a feed: did a PUBLISH in it leave a subscriber far behind? Then the
+ * rest of the input waits (see holds in session.h). A run of holds ends when
+ * the pressure does, or when a subscriber was dropped: the one that did not
+ * read is gone, and those that read are protected again. */
+static void note_hold(struct session *s)
+{
+	unsigned p = owner_pressure_here();
+	if (!(p & OWNER_PRESSURE_HOLD) || (p & OWNER_PRESSURE_DROP)) {
+		s->hold_run = 0;
+		return;
+	}
+	bool allowed = hold_allowed(s);
+	if (!s->hold_run) {
+		s->hold_run = 1;
+		s->hold_at = (uint16_t)now_ms();
+	}
+	if (allowed && !s->closing) {
+		s->held = 1;
+		stat_inc(STAT_publisher_holds);
+	}
+}
+
+/* The protocol consumes what it can of [p, p+n); returns bytes used. */
+static size_t feed(struct session *s, const char *p, size_t n)
+{
+	owner_pressure_clear();
+	s->feeding = 1;
+	size_t used = s->proto->feed(s, p, n);
+	s->feeding = 0;
+	if (!s->held) /* else nothing could be answered: no news */
+		note_hold(s);
+	return used;
+}
+
 /* Offer [p, p+n) to the protocol (detecting it first); returns bytes used. */
 static size_t dispatch(struct session *s, const char *p, size_t n)
 {
@@ -167,7 +212,7 @@ static size_t dispatch(struct session *s, const char *p, size_t n)
 		if (start(s, d) < 0)
 			return n;
 	}
-	return s->proto->feed(s, p, n);
+	return feed(s, p, n);
 }
 
 /* The protocol used n bytes of s->in. Input waits there only while a command
@@ -231,12 +276,14 @@ static void feed_detect(struct session *s, const char *p, size_t n)
 static void adopt_mode_proto(struct session *s)
 {
 	if (start(s, mode_proto(s->srv)) == 0)
-		in_consume(s, s->proto->feed(s, buf_head(&s->in), buf_used(&s->in)));
+		in_consume(s, feed(s, buf_head(&s->in), buf_used(&s->in)));
 }
 
 void session_input(struct session *s, const char *p, size_t n)
 {
 	stat_add(STAT_bytes_in, n);
+	if (s->lingering)
+		return; /* read only so that closing sends no RST */
 	if (!s->tls) {
 		feed_detect(s, p, n);
 		return;
@@ -280,6 +327,10 @@ static void finish_eof(struct session *s)
 void session_eof(struct session *s)
 {
 	s->eof = 1;
+	if (s->lingering) {
+		session_close_for(s, CLOSE_DRAIN); /* the peer has read what it wanted */
+		return;
+	}
 	if (!s->in_paused) /* else resume() finishes it: the waiting commands are answered first */
 		finish_eof(s);
 }
@@ -303,7 +354,7 @@ int session_iov(struct session *s, struct iovec *iov, int max)
 		return outbox_iov(&s->out, iov, max);
 	if (!outbox_empty(&s->out) && tls_conn_encrypt(s->tls, &s->out) < 0)
 		session_close_for(s, CLOSE_ERROR);
-	if (s->closing && outbox_empty(&s->out) && !s->tls_failed)
+	if ((s->closing || s->lingering) && outbox_empty(&s->out) && !s->tls_failed)
 		tls_conn_shutdown(s->tls);
 	return outbox_iov(tls_conn_cipher(s->tls), iov, max);
 }
@@ -353,7 +404,24 @@ int session_send(struct session *s, int fd, bool *wrote)
 		if ((size_t)w < want)
 			return 1; /* short write: the socket buffer is full */
 	}
+	session_linger_step(s, fd);
 	return 0;
+}
+
+void session_linger_step(struct session *s, int fd)
+{
+	if (!s->lingering || s->closing || session_pending(s))
+		return;
+	int unacked = 0;
+	if (ioctl(fd, SIOCOUTQ, &unacked) < 0 || unacked == 0) {
+		session_close_for(s, CLOSE_DRAIN); /* the peer has every byte: closing now loses nothing */
+		return;
+	}
+	if (!s->shut_wr) {
+		s->shut_wr = 1;
+		stat_inc(STAT_drain_lingers);
+		shutdown(fd, SHUT_WR); /* the peer reads to our FIN, then closes: its EOF ends the linger */
+	}
 }
 
 size_t session_pending(const struct session *s)
@@ -363,7 +431,10 @@ size_t session_pending(const struct session *s)
 
 bool session_output_full(const struct session *s)
 {
-	return session_pending(s) >= s->srv->cfg->read_pause;
+	if (session_pending(s) >= s->srv->cfg->read_pause || s->held)
+		return true;
+	/* mid-feed: the PUBLISH just answered left a subscriber behind */
+	return s->feeding && (owner_pressure_here() & OWNER_PRESSURE_HOLD) && hold_allowed(s);
 }
 
 bool session_want_read(const struct session *s)
@@ -382,6 +453,10 @@ int session_idle_limit_ms(const struct session *s)
 	const struct config *cfg = s->srv->cfg;
 	if (s->sub.slow_closed)
 		return SESSION_SLOW_LINGER_MS;
+	if (s->held)
+		return SESSION_HOLD_RETRY_MS; /* then session_hold_expired, not idle */
+	if (s->lingering)
+		return SESSION_LINGER_CHECK_MS; /* then the model's session_linger_step */
 	if (s->stopping)
 		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
 	/* A subscriber waits for messages, and a quiet channel is normal: as
@@ -394,8 +469,20 @@ int session_idle_limit_ms(const struct session *s)
 	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
 }
 
+void session_hold_expired(struct session *s)
+{
+	s->held = 0;
+	resume(s); /* may hold it again */
+}
+
 void session_idle_expired(struct session *s)
 {
+	if (s->lingering)
+		return; /* only the drain's end bounds it: the model looks at it again */
+	if (s->stopping && !s->closing && !s->eof && session_pending(s) == 0) {
+		s->lingering = 1; /* quiet: session_linger_step closes it, or lingers */
+		return;
+	}
 	/* Quiet during drain is the normal end of a connection on stop; a
 	 * dropped slow consumer has its reason already. */
 	session_close_for(s, s->sub.slow_closed ? CLOSE_SLOW_CONSUMER : s->stopping ? CLOSE_DRAIN : CLOSE_IDLE);

@@ -29,7 +29,24 @@
  * Drain on stop: after session_stop(), data already received is still
  * answered; the session counts as quiet once its output is flushed and no
  * input arrived for SESSION_DRAIN_QUIET_MS, and session_idle_limit_ms() then
- * says so; the model closes it at --drain-timeout at the latest.
+ * says so; the model closes it at --drain-timeout at the latest. Quiet, it
+ * lingers rather than closing at once: closing a socket that then receives
+ * input makes the kernel answer with an RST and throw away what the peer has
+ * not received yet (its echo). session_linger_step(), called by the model
+ * whenever nothing is in flight, closes it (session_done) once the peer has
+ * acknowledged every byte, and until then half-closes the socket and reads
+ * and discards what arrives, until EOF or the drain's end.
+ *
+ * Holds (--publish-hold): a PUBLISH that leaves a subscriber with more than
+ * the hold unsent (owner_pressure_here) ends the feed as full output does:
+ * the rest of the input waits in s->in and session_want_read() is false, so
+ * the publisher's socket fills and TCP holds the client back, while the
+ * loop writes the subscribers. Its inactivity limit is then
+ * SESSION_HOLD_RETRY_MS, and when that passes session_hold_expired() offers
+ * the waiting input again, which may hold it again. A publisher is held for at
+ * most --publish-hold-secs in a row: a subscriber that does not read stops
+ * holding anyone then and meets the outbox limits (once one is dropped, the
+ * holds start over), while one that reads catches up long before.
  *
  * Total deadlines: an inactivity limit is reset by every byte, so a client
  * that trickles one byte a second would hold a connection forever. A phase
@@ -61,6 +78,8 @@ struct proto;
 struct tls_conn;
 
 #define SESSION_DRAIN_QUIET_MS 200
+#define SESSION_HOLD_RETRY_MS 2     /* a held publisher's input is offered again this often */
+#define SESSION_LINGER_CHECK_MS 20  /* a lingering session looks again whether the peer has everything */
 #define SESSION_SLOW_LINGER_MS 2000 /* a dropped slow consumer gets this long to take its error line */
 
 struct session {
@@ -81,6 +100,12 @@ struct session {
 	bool in_paused : 1;        /* s->in holds input that waits for the output to drain */
 	bool record_clock : 1;     /* head_ms runs for a TLS record that is not complete yet */
 	unsigned close_why : 4;    /* enum close_reason: the first reason to close wins */
+	bool held : 1;             /* input waits for subscribers it published to (see holds) */
+	bool hold_run : 1;         /* its publishes have met pressure since hold_at, without a break */
+	bool feeding : 1;          /* the protocol is consuming input now */
+	bool lingering : 1;        /* stopping and quiet: closes once the peer has all (see drain) */
+	bool shut_wr : 1;          /* ... half-closed meanwhile */
+	uint16_t hold_at;          /* now_ms() when hold_run began, mod 2^16 (holds last <= 30 s) */
 	/* What the exchange and mailbox see of a chat session (subscriber.h;
 	 * chat.c fills its ops). sub.loop_data is the model's own
 	 * per-connection object (the task owner_drain's ready() must wake);
@@ -116,17 +141,26 @@ void session_unpin(struct session *s);
  * -1 on a socket error, after session_reset(). *wrote (may be NULL) is set
  * when any byte went out. */
 int session_send(struct session *s, int fd, bool *wrote);
+/* For every model, when no write is in flight on fd: the drain's linger. */
+void session_linger_step(struct session *s, int fd);
 /* Unsent bytes (plain + cipher): what back-pressure and slow-consumer limits see. */
 size_t session_pending(const struct session *s);
 bool session_want_read(const struct session *s);
+/* Input waits for subscribers (see holds): not readable, not finished. */
+static inline bool session_held(const struct session *s) { return s->held; }
+/* Quiet while stopping, waiting for the peer to have everything (see drain). */
+static inline bool session_lingering(const struct session *s) { return s->lingering && !s->closing; }
 /* For protocols: unsent output reached --read-pause; stop answering (return
  * what was consumed) until the session offers the rest again. */
 bool session_output_full(const struct session *s);
 bool session_done(const struct session *s);
 /* Current inactivity limit in ms (idle, drain-quiet, slow linger); 0 = none. */
 int session_idle_limit_ms(const struct session *s);
-/* The model saw no traffic for session_idle_limit_ms(): count it, close. */
+/* The model saw no traffic for session_idle_limit_ms(): count it, close.
+ * Unless session_held(): then session_hold_expired() (deadline.c decides). */
 void session_idle_expired(struct session *s);
+/* A held publisher's retry came: offer its waiting input again. */
+void session_hold_expired(struct session *s);
 /* When the current phase (handshake, request head) must be over, in now_ms()
  * time; 0 = no such deadline now (also while draining: the drain rules). */
 long long session_deadline_ms(const struct session *s);

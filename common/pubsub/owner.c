@@ -72,8 +72,20 @@ static int slow_verdict(struct subscriber *sub, size_t unsent, size_t len)
 }
 
 static _Thread_local unsigned long posts_here;
+static _Thread_local unsigned char pressure_here; /* OWNER_PRESSURE_* */
 
 unsigned long owner_posts_here(void) { return posts_here; }
+unsigned owner_pressure_here(void) { return pressure_here; }
+void owner_pressure_clear(void) { pressure_here = 0; }
+
+/* A message of len bytes is accepted for sub, which then has unsent bytes
+ * waiting (its queued mail included). */
+static void note_pressure(const struct subscriber *sub, size_t unsent, size_t len)
+{
+	size_t hold = sub->owner->limits.hold;
+	if (hold && unsent + len > hold)
+		pressure_here |= OWNER_PRESSURE_HOLD;
+}
 
 /* Note sub for the owner's next owner_drain(); false on ENOMEM. */
 static bool local_note(struct owner *o, struct subscriber *sub)
@@ -111,12 +123,14 @@ static bool post_local(struct subscriber *sub, struct msg *m, int *rc)
 	struct owner *o = sub->owner;
 	if (o != bound_here || sub->mail_count || sub->slow)
 		return false;
-	int verdict = slow_verdict(sub, sub->ops->pending(sub), m->len);
+	size_t unsent = sub->ops->pending(sub);
+	int verdict = slow_verdict(sub, unsent, m->len);
 	if (verdict) {
 		/* owner_drain hands it to slow(), outside the exchange lock;
 		 * this thread drains before it sleeps. */
 		pthread_mutex_lock(&o->lock);
 		sub->slow = (unsigned char)verdict;
+		pressure_here |= OWNER_PRESSURE_DROP;
 		queue_locked(o, sub);
 		pthread_mutex_unlock(&o->lock);
 		*rc = -ENOBUFS;
@@ -124,6 +138,7 @@ static bool post_local(struct subscriber *sub, struct msg *m, int *rc)
 	}
 	if (!local_note(o, sub))
 		return false;
+	note_pressure(sub, unsent, m->len);
 	*rc = 0;
 	if (!sub->slow_closed)
 		sub->ops->deliver(sub, m);
@@ -144,12 +159,14 @@ int owner_post(struct subscriber *sub, struct msg *m)
 		rc = -ENOBUFS; /* already condemned; its owner is dropping it */
 		goto out;
 	}
-	sub->slow = slow_verdict(sub, atomic_load_explicit(&sub->unsent, memory_order_relaxed) + sub->mail_bytes,
-	                         m->len);
+	size_t unsent = atomic_load_explicit(&sub->unsent, memory_order_relaxed) + sub->mail_bytes;
+	sub->slow = slow_verdict(sub, unsent, m->len);
 	if (sub->slow) {
+		pressure_here |= OWNER_PRESSURE_DROP;
 		rc = -ENOBUFS;
 		goto queue; /* no mail, but the owner must look at it */
 	}
+	note_pressure(sub, unsent, m->len);
 	/* The mail array's capacity is implied by its count: 8, then doubling. */
 	unsigned n = sub->mail_count;
 	if (n == 0 || (n >= 8 && (n & (n - 1)) == 0)) {

@@ -73,6 +73,16 @@ void owner_drain(struct owner *o, void (*ready)(struct subscriber *sub, void *ar
  * whether the input it just handed a session published anything). */
 unsigned long owner_posts_here(void);
 
+/* What the owner_post() calls on this thread since the last
+ * owner_pressure_clear() saw: HOLD, a subscriber left with more unsent than
+ * its limits' hold (the input being handled should wait: session.c holds
+ * its publisher, so that a subscriber which reads catches up before the
+ * slow-consumer limits judge it); DROP, a subscriber over a limit. */
+#define OWNER_PRESSURE_HOLD 1u
+#define OWNER_PRESSURE_DROP 2u
+unsigned owner_pressure_here(void);
+void owner_pressure_clear(void);
+
 /* On the owner thread: deliver sub's queued mail now, so a reply written
  * next comes after everything published before it (Redis order: messages
  * published before an UNSUBSCRIBE arrive before its reply). */

@@ -31,6 +31,10 @@ struct subscriber_limits {
 	size_t hard;
 	size_t soft;
 	int soft_ms;
+	/* A post that leaves a subscriber with more than this unsent puts the
+	 * posting thread under pressure (owner_pressure_here): its publisher
+	 * should wait before the subscriber is judged. 0 = never. */
+	size_t hold;
 };
 
 struct subscriber_ops {

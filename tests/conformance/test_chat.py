@@ -13,7 +13,7 @@ import subprocess
 import time
 
 import weftest
-from weftest import (TLS, Skip, Weft, close_all, free_port, recv_until_closed, resp_cmd, scale, send_all,
+from weftest import (TLS, Skip, Weft, close_all, recv_until_closed, redis_server, resp_cmd, scale, send_all,
                      slow_factor, wait_for)
 
 CHAT = ["--mode", "chat"]
@@ -418,37 +418,6 @@ def resp_frames(data):
         frames.append(data[i:j])
         i = j
     return frames
-
-
-@contextlib.contextmanager
-def redis_server():
-    """A real redis-server on a free loopback port (nothing saved); yields the
-    port, or skips the test when it does not start; stopped on the way out."""
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def up():
-            if redis.poll() is not None:
-                raise Skip("redis-server exited at start (port %d taken meanwhile?)" % port)
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        if not wait_for(up, 10):
-            raise Skip("redis-server did not start")
-        time.sleep(0.05)
-        if redis.poll() is not None:  # what answered was another server that took the port first
-            raise Skip("redis-server exited at start (port %d taken meanwhile?)" % port)
-        yield port
-    finally:
-        redis.terminate()
-        try:
-            redis.wait(10)
-        except subprocess.TimeoutExpired:
-            redis.kill()
-            redis.wait()
 
 
 def ask_both(rport, w, cases):

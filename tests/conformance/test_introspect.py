@@ -11,8 +11,8 @@ import socket
 import subprocess
 import time
 
-from weftest import Weft, close_all, resp_cmd, send_all, slow_factor, wait_for
-from test_chat import Reader, ask_both, read_all_quiet, redis_server, resp_frames
+from weftest import Weft, close_all, redis_server, resp_cmd, send_all, slow_factor, wait_for
+from test_chat import Reader, ask_both, read_all_quiet, resp_frames
 
 CHAT = ["--mode", "chat"]
 

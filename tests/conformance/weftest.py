@@ -11,6 +11,7 @@ Environment (set by ctest, see CMakeLists.txt beside this file):
 A suite is a file test_<area>.py of functions `def test_<case>(ctx)`; run.py
 runs them. Everything here has a timeout: no helper can block forever.
 """
+import contextlib
 import ctypes
 import os
 import re
@@ -670,3 +671,37 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+@contextlib.contextmanager
+def redis_server(*args, cwd=None):
+    """A real redis-server on a free loopback port, without persistence (args
+    added to its command line); yields its port. Skips the test when it does
+    not start within 10 s, or exits at start (another process took the free
+    port meanwhile, and what answered was that). Stopped by PID on the way out."""
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+                            + list(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
+
+    def up():
+        if proc.poll() is not None:
+            raise Skip("redis-server exited at start (port %d taken meanwhile?)" % port)
+        try:
+            socket.create_connection((HOST, port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    try:
+        if not wait_for(up, 10):
+            raise Skip("redis-server did not start")
+        time.sleep(0.05)
+        if proc.poll() is not None:
+            raise Skip("redis-server exited at start (port %d taken meanwhile?)" % port)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

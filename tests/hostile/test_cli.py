@@ -70,6 +70,12 @@ def test_durations_out_of_range_are_usage_errors(ctx):
     print("measured: --drain-timeout 2200000 / nan / inf: usage error, exit 2")
 
 
+def test_publish_hold_secs_bounds(ctx):
+    # A hold is timed on a 16-bit ms clock (session.h): 0.001..30 s.
+    for v in ("0", "30.001", "604800"):
+        usage_error(["--publish-hold-secs", v], ["--publish-hold-secs", "0.001..30", "--publish-hold 0"])
+
+
 def test_longest_duration_serves_and_stops(ctx):
     # Every consumer holds the maximum: the threads/pool stop path
     # (pthread_cond_timedwait), poll timeouts, uring's ms clock, coro's timer

@@ -58,7 +58,7 @@ static void test_failed_growth_delivers_later(void)
 {
 	struct owner o;
 	owner_init(&o, count_wake, NULL);
-	o.limits = (struct subscriber_limits){32 << 20, 8 << 20, 60000};
+	o.limits = (struct subscriber_limits){.hard = 32 << 20, .soft = 8 << 20, .soft_ms = 60000};
 	static struct counter s[NSESS];
 	struct msg *m = msg_from("hello\n", 6);
 	CHECK(m != NULL);

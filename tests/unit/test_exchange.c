@@ -668,6 +668,64 @@ static void test_counts(void)
 	exchange_free(ex);
 }
 
+/* Holds: a post that leaves a subscriber with more than the hold unsent
+ * (--publish-hold, at most half of each outbox limit) puts the posting
+ * thread under pressure, before the limit refuses anything; a refusal says
+ * DROP. */
+static void test_pressure(bool bound)
+{
+	long live0 = msg_live_count();
+	struct owner o;
+	mailbox(&o, no_wake);
+	if (bound)
+		owner_bind(&o);
+	cfg.outbox_hard = 10000;
+	cfg.outbox_soft = 0;
+	cfg.publish_hold = 2 << 20;
+	o.limits = server_outbox_limits(&srv);
+	CHECK(o.limits.hold == 5000); /* half the hard limit, below --publish-hold */
+	struct session *s = conn(&o, EX_LINE);
+	chat_subscribe(s, "c", 1, false);
+	char m[1000];
+	memset(m, 'x', sizeof(m));
+	int held = -1, dropped = -1;
+	for (int i = 0; i < 15; i++) {
+		owner_pressure_clear();
+		exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m));
+		unsigned p = owner_pressure_here();
+		if (held < 0 && (p & OWNER_PRESSURE_HOLD))
+			held = i;
+		if (dropped < 0 && (p & OWNER_PRESSURE_DROP))
+			dropped = i;
+		CHECK(!(p & OWNER_PRESSURE_DROP) || dropped == i); /* said once: then it is condemned */
+		owner_drain(&o, no_ready, NULL);
+	}
+	/* ~1 KB per message: pressure from the fifth, refused at the tenth */
+	CHECK(held >= 4 && held <= 5);
+	CHECK(dropped >= 8 && dropped <= 10);
+	conn_free(s);
+
+	/* the soft limit halves it too; 0 never holds */
+	cfg.outbox_soft = 3000;
+	CHECK(server_outbox_limits(&srv).hold == 1500);
+	cfg.publish_hold = 0;
+	o.limits = server_outbox_limits(&srv);
+	CHECK(o.limits.hold == 0);
+	s = conn(&o, EX_LINE);
+	chat_subscribe(s, "c", 1, false);
+	owner_pressure_clear();
+	for (int i = 0; i < 2; i++)
+		exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m));
+	CHECK(!(owner_pressure_here() & OWNER_PRESSURE_HOLD));
+	owner_drain(&o, no_ready, NULL);
+	conn_free(s);
+	owner_destroy(&o);
+	cfg.outbox_hard = 32 << 20;
+	cfg.outbox_soft = 8 << 20;
+	owner_bind(NULL);
+	CHECK(msg_live_count() == live0);
+}
+
 int main(void)
 {
 	setup();
@@ -678,6 +736,8 @@ int main(void)
 	test_slow(false);
 	test_slow(true);
 	test_counts();
+	test_pressure(false);
+	test_pressure(true);
 	exchange_free(srv.ex);
 	return check_done();
 }
