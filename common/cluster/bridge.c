@@ -1,15 +1,19 @@
 /* bridge.c - glue between the exchange and the engine link.
  *
- * Three tables (table.h):
+ * Three tables (table.h), each bounded in entries and in bytes:
  *   held  ('c'|'p' + name): what local clients hold, whether the engine has
  *         it, and a dirty list of entries whose engine side must change;
- *         guarded by b->lock.
+ *         guarded by b->lock. An entry lives only while a client holds the
+ *         name or the engine has it: while the link is down, a name let go
+ *         is forgotten at once. Beyond its bound a new name is not
+ *         subscribed on the engine (logged, counted).
  *   sent  (channel): the next sequence number per channel we publish on;
- *         guarded by b->lock. Bounded: when full it starts again with a new
- *         generation (receivers then start counting afresh).
- *   seen  (origin + boot + stream): the last sequence number received per
- *         sending node and engine subscription; link thread only. Bounded
- *         the same way.
+ *         guarded by b->lock. No entry is made while the link is down. When
+ *         full it starts again with a new generation (receivers then start
+ *         counting afresh).
+ *   seen  (origin + boot + stream): the sequence mark and window received
+ *         per sending node and engine subscription (struct mark); link
+ *         thread only. When full it starts afresh.
  */
 #include "bridge.h"
 
@@ -31,6 +35,9 @@
 #include "link.h"
 #include "log.h"
 #include "link_loop.h"
+#include "options.h"
+#include "hash.h"
+#include "sign.h"
 #include "server.h"
 #include "stats.h"
 #include "table.h"
@@ -38,7 +45,10 @@
 #include "url.h"
 
 #define SENT_MAX 65536      /* channels with a sequence number */
+#define SENT_BYTES (4u << 20)
 #define SEEN_MAX 65536      /* (origin, stream) pairs tracked */
+#define SEEN_BYTES (16u << 20)
+#define HELD_BYTES (64u << 20) /* names subscribed on the engine, with their keys */
 #define SUBS_PER_COMMAND 64 /* names in one (P)SUBSCRIBE on resubscribing */
 #define QUEUE_MIN (8u << 20)
 
@@ -64,6 +74,7 @@ struct bridge {
 	size_t backlog;     /* the link's unwritten PUBLISH bytes, as of its last turn */
 	size_t limit;       /* pubq + backlog at most this */
 	bool up;
+	struct sign_key *key; /* --cluster-key-file: tag and check envelopes (read-only once started) */
 	/* link thread only */
 	struct table seen;
 	struct link *link;
@@ -149,11 +160,109 @@ static void purge_seen(struct bridge *b, const struct tentry *held)
 		table_each(&b->seen, purge_one, &(struct purge){held});
 }
 
-/* A duplicate is at most this far behind the last sequence seen (Redis
- * never replays: duplicates are the odd re-delivery of something recent);
- * a gap at most this far ahead (a link down for minutes at full rate). */
-#define SEQ_DUP_WINDOW 1024
-#define SEQ_GAP_WINDOW (1ull << 32)
+/* Per stream: the mark and a window of the last SEQ_WIN sequence numbers.
+ * Redis delivers one publisher's messages in order, so genuinely a stream
+ * only moves forward, by one or (after a loss) by a jump.
+ *
+ * Without a key anyone on the engine can forge an envelope, so nothing a
+ * single envelope says may make a genuine one look like a duplicate:
+ *   - a number within the window ahead moves the mark (the ones skipped are
+ *     gaps); a number within the window behind that was not seen is taken
+ *     (late: only a forgery moves the mark past genuine messages, counted as
+ *     a resync); one that was seen is a duplicate only if its payload's
+ *     fingerprint matches too (a forged same-number message is delivered,
+ *     the genuine one as well);
+ *   - a number further away either way moves nothing: it is delivered, and
+ *     only when the next message of the stream follows it (seq + 1) is the
+ *     jump taken as real (a link down for a while, or a restart), its gap
+ *     counted. A forged far number is thus one delivered forgery.
+ * With a key nobody can forge one, only replay: anything not ahead of the
+ * mark is a duplicate, anything ahead moves it (gaps counted). */
+#define SEQ_WIN 64
+#define SEQ_GAP_MAX (1ull << 32) /* a confirmed jump further than this is a restart, not a gap */
+
+struct mark {
+	uint64_t last, gen;
+	uint64_t cand;         /* no key: a far number not yet confirmed (0: none) */
+	uint16_t cand_fp;
+	uint64_t bits;         /* bit i: last - i was seen */
+	uint16_t fp[SEQ_WIN];  /* fingerprint of the payload seen at seq % SEQ_WIN */
+};
+
+static uint16_t fingerprint(const struct envelope *env)
+{
+	uint64_t h = hash_bytes(env->data, env->n) ^ hash_bytes(env->nick, strlen(env->nick));
+	return (uint16_t)(h ^ h >> 16 ^ h >> 32 ^ h >> 48);
+}
+
+static void mark_reset(struct mark *m, uint64_t seq, uint64_t gen, uint16_t fp)
+{
+	*m = (struct mark){.last = seq, .gen = gen, .bits = 1};
+	m->fp[seq % SEQ_WIN] = fp;
+}
+
+/* Move the mark ahead to seq (d = seq - last <= SEQ_WIN). */
+static void mark_advance(struct mark *m, uint64_t seq, uint16_t fp)
+{
+	uint64_t d = seq - m->last;
+	m->bits = (d >= 64 ? 0 : m->bits << d) | 1;
+	m->last = seq;
+	m->fp[seq % SEQ_WIN] = fp;
+	if (m->cand <= seq)
+		m->cand = 0;
+}
+
+/* false: a duplicate, drop it. Counts gaps. */
+static bool mark_take(struct mark *m, const struct envelope *env, bool keyed)
+{
+	uint64_t seq = env->seq;
+	uint16_t fp = fingerprint(env);
+	if (seq > m->last && seq - m->last <= (keyed ? SEQ_GAP_MAX : SEQ_WIN)) {
+		if (seq - m->last > 1)
+			stat_add(STAT_cl_gaps, seq - m->last - 1);
+		if (seq - m->last > SEQ_WIN) { /* keyed: a long gap; start the window afresh */
+			m->last = seq - 1;
+			m->bits = 0;
+		}
+		mark_advance(m, seq, fp);
+		return true;
+	}
+	if (seq <= m->last && m->last - seq < SEQ_WIN) {
+		uint64_t bit = 1ull << (m->last - seq);
+		if ((m->bits & bit) && (keyed || m->fp[seq % SEQ_WIN] == fp)) {
+			stat_inc(STAT_cl_duplicates);
+			return false;
+		}
+		if (!keyed)
+			stat_inc(STAT_cl_resyncs); /* a forgery on either side of this one */
+		if (!(m->bits & bit)) {
+			m->bits |= bit;
+			m->fp[seq % SEQ_WIN] = fp;
+		}
+		return true;
+	}
+	if (keyed) {
+		if (seq <= m->last) { /* a replay from before the window */
+			stat_inc(STAT_cl_duplicates);
+			return false;
+		}
+		stat_inc(STAT_cl_resyncs); /* more than 2^32 ahead: a restart, not a gap */
+		mark_reset(m, seq, m->gen, fp);
+		return true;
+	}
+	if (m->cand && seq == m->cand + 1) { /* the far jump is confirmed */
+		if (seq > m->last && seq - m->last - 2 < SEQ_GAP_MAX)
+			stat_add(STAT_cl_gaps, seq - m->last - 2);
+		else
+			stat_inc(STAT_cl_resyncs);
+		mark_reset(m, m->cand, m->gen, m->cand_fp);
+		mark_advance(m, seq, fp);
+		return true;
+	}
+	m->cand = seq;
+	m->cand_fp = fp;
+	return true;
+}
 
 /* false: a duplicate, drop it. Counts gaps. */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn)
@@ -174,35 +283,28 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	}
 	memcpy(key + n, ch, cn);
 	n += cn;
-	if (b->seen.n >= SEEN_MAX && !table_get(&b->seen, key, n))
+	if ((b->seen.n >= SEEN_MAX || b->seen.bytes + table_entry_bytes(n, sizeof(struct mark)) > SEEN_BYTES) &&
+	    !table_get(&b->seen, key, n)) {
+		stat_inc(STAT_cl_state_full_seen);
 		table_clear(&b->seen);
-	struct tentry *e = table_put(&b->seen, key, n);
+	}
+	struct tentry *e = table_put_v(&b->seen, key, n, sizeof(struct mark));
 	if (key != small)
 		free(key);
 	if (!e)
 		return true;
-	if (e->a == 0 || e->b != env->gen) { /* first sight (a == 0: new) */
-		e->a = env->seq;
-		e->b = env->gen;
+	struct mark *m = table_val(e);
+	bool keyed = b->key != NULL;
+	if (e->a == 0 || m->gen != env->gen) { /* first sight (a == 0: new), or a new generation */
+		if (e->a && keyed && env->gen < m->gen) {
+			stat_inc(STAT_cl_duplicates); /* a replay from an older generation */
+			return false;
+		}
+		e->a = 1;
+		mark_reset(m, env->seq, env->gen, fingerprint(env));
 		return true;
 	}
-	/* The envelope is not authenticated: a third party who can publish on
-	 * the prefix can forge one. A sequence far from the mark either way is a
-	 * new start of the stream (counted), not a gap or a duplicate, so one
-	 * forged seq = 2^64-1 cannot make every genuine message after it look
-	 * like a duplicate, nor add 2^64 to the gap counter. */
-	if (env->seq <= e->a && e->a - env->seq < SEQ_DUP_WINDOW) {
-		stat_inc(STAT_cl_duplicates);
-		return false;
-	}
-	if (env->seq > e->a && env->seq - e->a <= SEQ_GAP_WINDOW) {
-		if (env->seq > e->a + 1)
-			stat_add(STAT_cl_gaps, env->seq - e->a - 1);
-	} else {
-		stat_inc(STAT_cl_resyncs);
-	}
-	e->a = env->seq;
-	return true;
+	return mark_take(m, env, keyed);
 }
 
 /* ---- the exchange's hooks (any thread) ---- */
@@ -219,32 +321,50 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 	}
 	key[0] = pattern ? 'p' : 'c';
 	memcpy(key + 1, name, n);
-	bool wake = false;
+	bool wake = false, full = false;
 	pthread_mutex_lock(&b->lock);
-	struct tentry *e = on ? table_put(&b->held, key, n + 1) : table_get(&b->held, key, n + 1);
+	struct tentry *e = table_get(&b->held, key, n + 1);
+	if (on && !e) {
+		if (b->held.bytes + table_entry_bytes(n + 1, 0) > HELD_BYTES)
+			full = true;
+		else
+			e = table_put(&b->held, key, n + 1);
+	}
 	if (e) {
 		e->flags = on ? e->flags | H_WANT : e->flags & ~H_WANT;
-		if (!(e->flags & H_DIRTY)) {
+		if (!b->up) {
+			/* Down: on_up subscribes whatever is held then, so there is
+			 * nothing to tell the engine and nothing to keep of a name let go. */
+			if (!(e->flags & (H_WANT | H_ENGINE | H_DIRTY)))
+				table_del(&b->held, e);
+		} else if (!(e->flags & H_DIRTY)) {
 			e->flags |= H_DIRTY;
 			e->dirty = b->dirty;
 			b->dirty = e;
-			wake = b->up;
+			wake = true;
 		}
-	} else if (on) {
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (full) {
+		stat_inc(STAT_cl_state_full);
+		log_error("cluster: %u MiB of names held already: %s %.*s not subscribed on the engine (local delivery works)",
+		          HELD_BYTES >> 20, pattern ? "pattern" : "channel", (int)(n > 200 ? 200 : n), name);
+	} else if (on && !e) {
 		log_error("cluster: out of memory: %s %.*s not subscribed on the engine", pattern ? "pattern" : "channel",
 		          (int)(n > 200 ? 200 : n), name);
 	}
-	pthread_mutex_unlock(&b->lock);
 	if (key != small)
 		free(key);
 	if (wake)
 		cl_wake(cl_poll_loop(b->poll));
 }
 
-/* The next sequence number for a publish on ch (under b->lock). */
+/* The next sequence number for a publish on ch (under b->lock, link up). */
 static uint64_t next_seq(struct bridge *b, const char *ch, size_t cn, uint64_t *gen)
 {
-	if (b->sent.n >= SENT_MAX && !table_get(&b->sent, ch, cn)) {
+	if ((b->sent.n >= SENT_MAX || b->sent.bytes + table_entry_bytes(cn, 0) > SENT_BYTES) &&
+	    !table_get(&b->sent, ch, cn)) {
+		stat_inc(STAT_cl_state_full_sent);
 		table_clear(&b->sent);
 		b->gen++;
 	}
@@ -264,14 +384,25 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 	snprintf(env.nick, sizeof(env.nick), "%s", from);
 	bool wake = false;
 	pthread_mutex_lock(&b->lock);
-	env.seq = next_seq(b, ch, cn, &env.gen);
 	if (!b->up) {
+		/* A channel we published on goes on counting, so that receivers see
+		 * the loss as a gap; a new one takes no state while down. */
+		struct tentry *e = table_get(&b->sent, ch, cn);
+		if (e)
+			e->a++;
 		stat_inc(STAT_cl_dropped_down);
-	} else if (buf_used(&b->pubq) + b->backlog + n > b->limit) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	env.seq = next_seq(b, ch, cn, &env.gen);
+	if (buf_used(&b->pubq) + b->backlog + n > b->limit) {
 		stat_inc(STAT_cl_dropped_full);
 	} else {
 		char head[ENVELOPE_HEAD_MAX];
+		unsigned char tag[ENVELOPE_TAG_BYTES];
 		size_t hn = envelope_head(head, &env);
+		bool tagged = b->key && sign_tag(b->key, head, hn, ch, cn, data, n, tag) == 0;
+		hn = envelope_finish(head, hn, tagged ? tag : NULL);
 		char *chan = malloc(b->plen + cn), *payload = malloc(hn + n);
 		const char *argv[3] = {"PUBLISH", chan, payload};
 		size_t lens[3] = {7, b->plen + cn, hn + n};
@@ -282,7 +413,11 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 			memcpy(payload + hn, data, n);
 		}
 		wake = buf_used(&b->pubq) == 0;
-		if (chan && payload && put_cmd(&b->pubq, 3, argv, lens) == 0) {
+		if (b->key && !tagged) { /* no memory for the HMAC: an untagged copy would only be dropped */
+			stat_inc(STAT_cl_dropped_full);
+			stat_inc(STAT_oom_errors);
+			wake = false;
+		} else if (chan && payload && put_cmd(&b->pubq, 3, argv, lens) == 0) {
 			b->pubq_msgs++;
 			stat_inc(STAT_cl_sent);
 		} else {
@@ -455,9 +590,20 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 	const char *p = NULL, *c;
 	size_t pn = 0, cn;
 	struct envelope env;
-	if ((pat && !strip(b, pat, &p, &pn)) || !strip(b, ch, &c, &cn) || !is_str(payload) ||
-	    envelope_decode(payload->str, payload->len, &env) < 0) {
+	if ((pat && !strip(b, pat, &p, &pn)) || !strip(b, ch, &c, &cn) || !is_str(payload)) {
 		stat_inc(STAT_cl_malformed);
+		return;
+	}
+	if (cn > b->cfg->max_channel) { /* no local client could have published it; nothing is kept of it */
+		stat_inc(STAT_cl_channel_too_long);
+		return;
+	}
+	if (envelope_decode(payload->str, payload->len, &env) < 0) {
+		stat_inc(STAT_cl_malformed);
+		return;
+	}
+	if (b->key && (!env.tagged || !sign_check(b->key, payload->str, env.signed_n, c, cn, env.data, env.n, env.tag))) {
+		stat_inc(STAT_cl_auth_failures);
 		return;
 	}
 	if (env.origin == b->origin && env.boot == b->boot) {
@@ -555,19 +701,35 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		goto fail;
 	if (b->url.tls && cfg->cluster_insecure)
 		log_warn("cluster: --cluster-insecure: the engine's certificate is not verified");
+	if (cluster_password(cfg, &b->url, &why) < 0) { /* config.c checked it; the file may have changed since */
+		log_error("cluster: --cluster-password-file: %s", why);
+		goto fail;
+	}
+	if (cfg->cluster_key_file && sign_key_load(cfg->cluster_key_file, &b->key, &why) < 0) {
+		log_error("cluster: --cluster-key-file %s: %s", cfg->cluster_key_file, why);
+		goto fail;
+	}
 	b->poll = cl_poll_new();
 	/* One reply holds a message (at most --max-message, more is not ours),
-	 * its channel and pattern, an envelope and RESP framing. */
-	size_t max_reply = cfg->max_message + 2 * cfg->max_channel + ENVELOPE_HEAD_MAX + 1024 + b->plen * 2;
+	 * its channel and pattern, an envelope and RESP framing; one bulk string
+	 * of it at most the message and its envelope. */
+	struct link_limits lim = {
+		.max_reply = cfg->max_message + 2 * cfg->max_channel + ENVELOPE_HEAD_MAX + 1024 + b->plen * 2,
+		.max_bulk = (cfg->max_message > cfg->max_channel ? cfg->max_message : cfg->max_channel) + ENVELOPE_HEAD_MAX +
+		            b->plen + 1024,
+		.backoff_max_ms = cfg->cluster_backoff_max_ms,
+		.connect_timeout_ms = cfg->cluster_connect_timeout_ms,
+	};
 	struct link_handler lh = {on_up, on_down, on_reply, b};
-	if (!b->poll || !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, max_reply))) {
+	if (!b->poll || !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, &lim))) {
 		log_error("cluster: out of memory");
 		goto fail;
 	}
 	cl_poll_set_handler(b->poll, &(struct cl_handler){loop_io, loop_timer, loop_wake, b});
 	exchange_set_hook(ex, &(struct exchange_hook){hook_held, hook_published, b});
-	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'", (unsigned long long)b->origin,
-	         (unsigned long long)b->boot, b->prefix);
+	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'; envelopes %s%s", (unsigned long long)b->origin,
+	         (unsigned long long)b->boot, b->prefix, b->key ? "authenticated (HMAC-SHA256)" : "not authenticated",
+	         b->url.pass[0] ? "; AUTH with a password" : "");
 	link_start(b->link); /* before the thread: the loop is ours until then */
 	int rc = cl_poll_start(b->poll);
 	if (rc < 0) {
@@ -589,6 +751,8 @@ void bridge_stop(struct bridge *b)
 	link_free(b->link);
 	cl_poll_free(b->poll);
 	tls_ctx_free(b->tls);
+	sign_key_free(b->key);
+	memset(b->url.pass, 0, sizeof(b->url.pass));
 	table_clear(&b->held);
 	table_clear(&b->sent);
 	table_clear(&b->seen);

@@ -33,10 +33,20 @@ static void test_url(void)
 	CHECK(url_ok("redis://redis", false, "redis", 6379));
 	CHECK(url_ok("redis://[::1]:7000/", false, "::1", 7000));
 	const char *bad[] = {"", "redis:/h", "http://h:1", "redis://", "redis://:1", "redis://h:", "redis://h:0",
-	                     "redis://h:65536", "redis://h:1x", "redis://u:p@h:1", "redis://h:1/0", "redis://h:1?x=1",
+	                     "redis://h:65536", "redis://h:1x", "redis://u@h:1", "redis://:@h:1", "redis://h@x:1@", "redis://:p%zz@h", "redis://h:1/0", "redis://h:1?x=1",
 	                     "redis://[::1", "redis://[::1]x", "redis://h h", "redis://h:123456"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(url_bad(bad[i]));
+	struct cluster_url u;
+	const char *why;
+	CHECK(cluster_url_parse("redis://ann:s%40cr:et@h:7", &u, &why) == 0 && strcmp(u.user, "ann") == 0 &&
+	      strcmp(u.pass, "s@cr:et") == 0 && strcmp(u.host, "h") == 0 && u.port == 7);
+	CHECK(cluster_url_parse("rediss://:pw@[::1]", &u, &why) == 0 && !u.user[0] && strcmp(u.pass, "pw") == 0);
+	char red[128];
+	cluster_url_redact("redis://ann:secret@h:7", red, sizeof(red));
+	CHECK(strcmp(red, "redis://ann:***@h:7") == 0);
+	cluster_url_redact("redis://h:7", red, sizeof(red));
+	CHECK(strcmp(red, "redis://h:7") == 0);
 }
 
 static bool dec(const char *s, size_t n) { struct envelope e; return envelope_decode(s, n, &e) == 0; }
@@ -47,19 +57,26 @@ static void test_envelope(void)
 	struct envelope e = {.origin = 0xfedcba9876543210ULL, .boot = 1796073855653ULL, .gen = 3, .seq = 42};
 	strcpy(e.nick, "ann");
 	char buf[ENVELOPE_HEAD_MAX + 8];
-	size_t hn = envelope_head(buf, &e);
+	size_t hn = envelope_finish(buf, envelope_head(buf, &e), NULL);
 	memcpy(buf + hn, "hi\n\0x", 5);
 	struct envelope d;
 	CHECK(envelope_decode(buf, hn + 5, &d) == 0);
 	CHECK(d.origin == e.origin && d.boot == e.boot && d.gen == 3 && d.seq == 42 && strcmp(d.nick, "ann") == 0);
 	CHECK(d.n == 5 && memcmp(d.data, "hi\n\0x", 5) == 0);
 	strcpy(e.nick, "bad nick");
-	hn = envelope_head(buf, &e);
+	hn = envelope_finish(buf, envelope_head(buf, &e), NULL);
 	CHECK(envelope_decode(buf, hn, &d) == 0 && strcmp(d.nick, "-") == 0 && d.n == 0);
 	e.origin = e.boot = e.gen = e.seq = UINT64_MAX;
 	strcpy(e.nick, "abcdefghijklmnopqrstuvwxyz012345"); /* 32: the longest */
-	hn = envelope_head(buf, &e);
-	CHECK(hn <= ENVELOPE_HEAD_MAX && envelope_decode(buf, hn, &d) == 0 && d.seq == UINT64_MAX);
+	unsigned char tag[ENVELOPE_TAG_BYTES];
+	memset(tag, 0xa5, sizeof(tag));
+	size_t signed_n = envelope_head(buf, &e);
+	hn = envelope_finish(buf, signed_n, tag);
+	CHECK(hn + 1 <= ENVELOPE_HEAD_MAX && envelope_decode(buf, hn, &d) == 0 && d.seq == UINT64_MAX);
+	CHECK(d.tagged && d.signed_n == signed_n && memcmp(d.tag, tag, sizeof(tag)) == 0 && d.n == 0);
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 0123\nx")); /* a short tag */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg\nx"));
+	CHECK(DEC("weft1 0123456789abcdef 1 0 1 nick 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nx"));
 
 	CHECK(DEC("weft1 0123456789abcdef 1 0 1 nick\nx"));
 	CHECK(!DEC(""));
