@@ -1,0 +1,278 @@
+"""test_engine_hostile.py - the link against an engine that does not play
+fair (issue 18): forged and replayed envelopes with a key, an endless reply
+from a fake engine, an engine that accepts TCP and refuses (maxclients), the
+bookkeeping tables under distinct-name floods, and AUTH (password, ACL user,
+wrong password).
+
+Nodes of several models per test, like test_cluster.py; WEFT_BIN picks the
+binary. Every load loop is bounded in count; RSS bounds are derived from the
+configured limits (bridge.c: SENT_BYTES, SEEN_BYTES), not timings."""
+import os
+import socket
+import subprocess
+import threading
+import time
+
+from weftest import slow_factor, wait_for, send_all
+from clusterlib import Pub, Redis, Sub, free_port, link_up, node, resp, stop_all, wait_engine_subs
+
+MiB = 1 << 20
+
+
+def rss(w):
+    with open("/proc/%d/status" % w.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def engine_publish(r, channel, payload):
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(r.port), "-x", "PUBLISH", channel],
+                   input=payload, capture_output=True, timeout=10, check=True)
+
+
+def spy_envelope(spy, text):
+    """The raw envelope (head and data) carrying text, read off SUBSCRIBE."""
+    buf = b""
+    while text not in buf:
+        chunk = spy.recv(65536)
+        assert chunk, "the engine closed the spy"
+        buf += chunk
+    i = buf.index(text)
+    return buf[buf.rindex(b"weft1 ", 0, i):i + len(text)]
+
+
+def write_key(ctx, name, secret):
+    path = ctx.path(name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, secret + b"\n")
+    os.close(fd)
+    return path
+
+
+def test_keyed_envelopes(ctx):
+    """With --cluster-key-file on both nodes: genuine messages flow; an
+    untagged envelope, a wrong tag, a genuine envelope altered (seq + 1000,
+    other data) and one tagged with another key are dropped and counted in
+    weft_cluster_auth_failures_total; an exact replay is a duplicate. No
+    genuine message is lost."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    other = write_key(ctx, "other", b"another secret of at least thirty-two bytes")
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        nodes = [node("threads", url, ["--cluster-key-file", key]), node("uring", url, ["--cluster-key-file", key]),
+                 node("coro", url, ["--cluster-key-file", other])]
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            assert "envelopes authenticated" in nodes[0].log()
+            sub = Sub(nodes[1], "line", "k")
+            stranger = Sub(nodes[2], "resp", "k")
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            spy.sendall(resp("SUBSCRIBE", "weft:k"))
+            wait_engine_subs(r, "weft:k", 3, 0)
+            p = Pub(nodes[0])
+            p.publish("k", b"real-0")
+            assert sub.read(1, 10) == [b"real-0"], sub.got
+            env = spy_envelope(spy, b"real-0")
+            head, data = env.split(b"\n", 1)
+            f = head.split(b" ")
+            assert len(f) == 7 and len(f[6]) == 64, f
+            untagged = b" ".join(f[:6]) + b"\n" + data
+            bad_tag = b" ".join(f[:6] + [b"0" * 64]) + b"\n" + data
+            far = b" ".join(f[:4] + [b"1001"] + f[5:]) + b"\n" + data
+            altered = head + b"\nforged"
+            for forged in [untagged, bad_tag, far, altered]:
+                engine_publish(r, "weft:k", forged)
+            engine_publish(r, "weft:k", env)  # an exact replay
+            for j in range(1, 20):
+                p.publish("k", b"real-%d" % j)
+            assert sub.read(20, 10) == [b"real-%d" % j for j in range(20)], sub.got
+            assert sub.read(21, 0.5) == sub.got[:20], "a forgery was delivered: %s" % sub.got
+            assert wait_for(lambda: nodes[1].metric("weft_cluster_auth_failures_total") == 4, 5)
+            assert nodes[1].metric("weft_cluster_duplicates_dropped_total") == 1
+            assert nodes[1].metric("weft_cluster_gaps_total") == 0
+            # another key: nothing of ours gets through, and each is counted
+            assert stranger.read(1, 0.5) == []
+            assert nodes[2].metric("weft_cluster_auth_failures_total") == 25
+            for s in (sub, stranger, p):
+                s.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes)
+
+
+class FakeEngine:
+    """A listener that answers PING with +PONG on every connection and, once
+    armed, sends `*100000000` and then `:1` lines (up to limit bytes) to
+    every connection: hiredis 0.14 keeps each parsed element until the array
+    completes."""
+
+    def __init__(self, limit):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.limit = limit
+        self.armed = threading.Event()
+        self.stop = threading.Event()
+        self.accepted = 0
+        self.sent = 0
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        self.ls.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            self.accepted += 1
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, c):
+        c.settimeout(0.05)
+        flood = b"*100000000\r\n"
+        chunk = b":1\r\n" * 16384
+        try:
+            while not self.stop.is_set():
+                try:
+                    b = c.recv(4096)
+                    if not b:
+                        return
+                    c.sendall(b"+PONG\r\n" * b.count(b"PING"))
+                except socket.timeout:
+                    pass
+                if self.armed.is_set() and self.sent < self.limit:
+                    c.settimeout(2)
+                    c.sendall(flood)
+                    flood = chunk
+                    self.sent += len(chunk)
+                    c.settimeout(0.05)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(5)
+        self.ls.close()
+
+
+def test_reply_bounded_by_the_link(ctx):
+    """The issue's row: `*100000000` and endless `:1` made RSS grow 3.8 ->
+    220 MiB with the link still up. The link must refuse the reply at its
+    header (counted in weft_cluster_protocol_errors_total, logged), keep its
+    RSS, and connect again."""
+    eng = FakeEngine(24 * MiB)
+    nodes = []
+    try:
+        for model in ("coro", "pool"):
+            w = node(model, "redis://127.0.0.1:%d" % eng.port, ["--cluster-backoff-max", "0.2"])
+            nodes.append(w)
+            assert wait_for(lambda: link_up(w), 10 * slow_factor()), w.tail()
+        before = [rss(w) for w in nodes]
+        eng.armed.set()
+        # until the engine has sent it all, or each node refused it twice
+        wait_for(lambda: eng.sent >= eng.limit or
+                 all(w.metric("weft_cluster_protocol_errors_total") >= 2 for w in nodes), 10 * slow_factor(), 0.1)
+        for w, b in zip(nodes, before):
+            grew = rss(w) - b
+            assert grew < 8 * MiB, "RSS grew %.1f MiB against a hostile reply" % (grew / MiB)
+        for w in nodes:
+            assert w.metric("weft_cluster_protocol_errors_total") >= 1, w.tail()
+            assert "protocol error: an array with more elements" in w.log(), w.tail()
+            eng.armed.clear()
+            assert wait_for(lambda: link_up(w), 10 * slow_factor()), w.tail()
+            assert w.metric("weft_cluster_reconnects_total") >= 1
+    finally:
+        eng.close()
+        stop_all(nodes)
+
+
+def test_maxclients_is_a_failed_connect(ctx):
+    """`redis-server --maxclients 1` held by another client accepts TCP and
+    then says -ERR max number of clients reached: 133 link up / link lost in
+    5 s before (the back-off reset on every TCP connect, link_up read 1 in
+    each blip). Now each is a failed attempt: over 5 s the attempts follow the
+    back-off (50 ms doubling to 2 s: at most ~10), the link never reads up,
+    and the log says so in a few lines, not one per attempt."""
+    with Redis(ctx.tmpdir) as r:
+        r.cli("CONFIG", "SET", "maxclients", "1")
+        holder = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+        send_all(holder, resp("PING"))
+        assert holder.recv(64) == b"+PONG\r\n"
+        w = node("coro", "redis://127.0.0.1:%d" % r.port)
+        try:
+            end = time.monotonic() + 5
+            ups = 0
+            while time.monotonic() < end:
+                ups += link_up(w)
+                time.sleep(0.05)
+            m = w.metrics()
+            failed = sum(v for k, v in m.items() if k.startswith("weft_cluster_connect_failures_total"))
+            assert ups == 0, "link_up read 1 %d times" % ups
+            assert m.get('weft_cluster_reconnects_total{model="coro"}', 0) == 0
+            assert 'reason="lost"' not in "".join(k for k, v in m.items() if v and "connect_failures" in k), m
+            assert 3 <= failed <= 12 * slow_factor(), "%d attempts in 5 s" % failed
+            lines = [l for l in w.log().splitlines() if "cluster: cannot reach" in l]
+            assert "max number of clients reached" in lines[0], lines
+            assert len(lines) <= 2, lines
+            # once the engine has room (the holder makes it) the link comes up
+            send_all(holder, resp("CONFIG", "SET", "maxclients", "8"))
+            assert holder.recv(64) == b"+OK\r\n"
+            assert wait_for(lambda: link_up(w), 5 * slow_factor()), w.tail()
+        finally:
+            holder.close()
+            stop_all([w])
+
+
+def test_auth_password_acl_user_and_wrong_password(ctx):
+    """requirepass and an ACL user: a node with redis://:PASSWORD@, one with
+    --cluster-password-file, one with $WEFT_CLUSTER_PASSWORD and one with
+    redis://USER:PASSWORD@ (ACL SETUSER) chat through the engine; a wrong
+    password is a clear error, counted (reason="auth") and retried with
+    back-off; no password appears in a log line, /metrics or the ready line."""
+    secret, acl = "s3cret-Pa55", "ann-Pa55-w0rd"
+    pwfile = write_key(ctx, "pw", secret.encode())
+    with Redis(ctx.tmpdir) as r:
+        r.cli("CONFIG", "SET", "requirepass", secret)
+        cli = ["redis-cli", "-h", "127.0.0.1", "-p", str(r.port), "--no-auth-warning", "-a", secret]
+        out = subprocess.run(cli + ["ACL", "SETUSER", "ann", "on", ">" + acl, "&weft:*", "+@all", "-@dangerous",
+                                    "+ping"], capture_output=True, timeout=10)
+        assert out.stdout.strip() == b"OK", out
+        host = "127.0.0.1:%d" % r.port
+        nodes = [node("threads", "redis://:%s@%s" % (secret, host)),
+                 node("pool", "redis://%s" % host, ["--cluster-password-file", pwfile]),
+                 node("coro", "redis://%s" % host, env={"WEFT_CLUSTER_PASSWORD": secret}),
+                 node("uring", "redis://ann:%s@%s" % (acl, host))]
+        wrong = node("coro", "redis://:nope-%s@%s" % (secret, host), ["--cluster-backoff-max", "0.4"])
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor()), [w.tail() for w in nodes]
+            subs = [Sub(w, "line", "a") for w in nodes]
+            p = Pub(nodes[3])
+            p.publish("a", b"through-acl")
+            for s in subs:
+                assert s.read(1, 10) == [b"through-acl"], s.got
+            p2 = Pub(nodes[1])
+            p2.publish("a", b"through-requirepass")
+            for s in subs:
+                assert s.read(2, 10)[1:] == [b"through-requirepass"], s.got
+            assert wait_for(lambda: wrong.metric("weft_cluster_connect_failures_total", 'reason="auth"') >= 3,
+                            10 * slow_factor()), wrong.tail()
+            assert not link_up(wrong)
+            assert "the engine refused the credentials" in wrong.log(), wrong.tail()
+            for w in nodes + [wrong]:
+                text = w.log() + w.http("/metrics")[2].decode()
+                assert secret not in text and acl not in text, "a password in the log or /metrics"
+            for s in subs + [p, p2]:
+                s.close()
+        finally:
+            stop_all(nodes + [wrong])
