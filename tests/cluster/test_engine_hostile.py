@@ -17,6 +17,10 @@ from weftest import slow_factor, wait_for, send_all
 from clusterlib import Pub, Redis, Sub, free_port, link_up, node, resp, stop_all, wait_engine_subs
 
 MiB = 1 << 20
+# ASan keeps freed memory in a quarantine (256 MiB by default), so RSS would
+# measure it and not weft: the RSS tests run their nodes without one.
+NO_QUARANTINE = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
+                 ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"}
 
 
 def rss(w):
@@ -175,7 +179,7 @@ def test_reply_bounded_by_the_link(ctx):
     nodes = []
     try:
         for model in ("coro", "pool"):
-            w = node(model, "redis://127.0.0.1:%d" % eng.port, ["--cluster-backoff-max", "0.2"])
+            w = node(model, "redis://127.0.0.1:%d" % eng.port, ["--cluster-backoff-max", "0.2"], env=NO_QUARANTINE)
             nodes.append(w)
             assert wait_for(lambda: link_up(w), 10 * slow_factor()), w.tail()
         before = [rss(w) for w in nodes]
@@ -276,3 +280,109 @@ def test_auth_password_acl_user_and_wrong_password(ctx):
                 s.close()
         finally:
             stop_all(nodes + [wrong])
+
+
+def flood_commands(w, pairs, expect, batch=500):
+    """Send (command, command) pairs on one RESP connection in batches,
+    reading the replies (each batch ends when `expect` was seen once per
+    pair), so weft's output never backs up."""
+    s = w.connect(tls=False)
+    s.settimeout(30 * slow_factor())
+    try:
+        for i in range(0, len(pairs), batch):
+            send_all(s, b"".join(resp(*a) + resp(*b) for a, b in pairs[i:i + batch]))
+            want, got, tail = min(batch, len(pairs) - i), 0, b""
+            while got < want:
+                chunk = s.recv(1 << 20)
+                assert chunk, "weft closed the connection"
+                data = tail + chunk
+                got += data.count(expect)
+                tail = data[-len(expect):]
+                got -= tail.count(expect)  # counted again with the next chunk
+        return s
+    except Exception:
+        s.close()
+        raise
+
+
+def test_held_is_pruned_while_down(ctx):
+    """Row 3 of the issue: with the engine down, a client subscribing and
+    unsubscribing distinct names made `held` grow without bound (+52 MiB for
+    200,000; it was pruned only while the link was up). 40,000 names of 200
+    bytes (about 12 MiB of held state before): nothing of them is kept."""
+    w = node("coro", "redis://127.0.0.1:%d" % free_port(), env=NO_QUARANTINE)
+    try:
+        names = [("x%07d" % i).ljust(200, "y") for i in range(40000)]
+        flood_commands(w, [(("SUBSCRIBE", n), ("UNSUBSCRIBE", n)) for n in names[:2000]],
+                       b"$11\r\nunsubscribe").close()  # warm the allocator
+        before = rss(w)
+        flood_commands(w, [(("SUBSCRIBE", n), ("UNSUBSCRIBE", n)) for n in names[2000:]],
+                       b"$11\r\nunsubscribe").close()
+        grew = rss(w) - before
+        assert grew < 4 * MiB, "RSS grew %.1f MiB for names nobody holds" % (grew / MiB)
+        assert not link_up(w)
+    finally:
+        stop_all([w])
+
+
+def test_long_engine_channels_dropped(ctx):
+    """Row 4: valid envelopes on distinct 256 KiB `weft:<name>` channels and
+    one pattern subscriber: `seen` kept each channel name (+75 MiB for 300).
+    A channel longer than --max-channel (4k) is dropped and counted, nothing
+    is kept of it: 80 of them (20 MiB of names) leave RSS within 4 MiB."""
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        w = node("uring", url, env=NO_QUARANTINE)
+        try:
+            assert wait_for(lambda: link_up(w), 10 * slow_factor())
+            sub = Sub(w, "pat", "*")
+            wait_engine_subs(r, "weft:x", 0, 1)
+            eng = socket.create_connection(("127.0.0.1", r.port), timeout=30)
+            env = b"weft1 0123456789abcdef 1 0 1 spoof\nhello"
+            for batch in range(2):  # the first warms the allocator
+                if batch:
+                    before = rss(w)
+                for i in range(40):
+                    send_all(eng, resp("PUBLISH", b"weft:%d-%d-" % (batch, i) + b"c" * (256 << 10), env))
+                got = b""
+                while got.count(b":") < 40:
+                    got += eng.recv(4096)
+                assert wait_for(lambda: w.metric("weft_cluster_channel_too_long_total") == 40 * (batch + 1),
+                                10 * slow_factor()), w.tail()
+            grew = rss(w) - before
+            assert grew < 4 * MiB, "RSS grew %.1f MiB for channels longer than --max-channel" % (grew / MiB)
+            assert sub.read(1, 0.3) == []
+            eng.close()
+            sub.close()
+        finally:
+            stop_all([w])
+
+
+def test_sent_bounded_in_bytes(ctx):
+    """Row 5: 16,000 local PUBLISHes to distinct 4,000-byte channels made
+    `sent` grow +63 MiB (65,536 entries x 4 KiB reachable). Now it starts a
+    new generation at 4 MiB (SENT_BYTES, counted); 12,000 publishes (48 MiB
+    of names) leave RSS within 16 MiB (the table, plus what glibc keeps of
+    the engine queue's buffers). With the link down no entry is made at all:
+    12,000 more leave RSS within 2 MiB."""
+    with Redis(ctx.tmpdir) as r:
+        w = node("threads", "redis://127.0.0.1:%d" % r.port, env=NO_QUARANTINE)
+        try:
+            assert wait_for(lambda: link_up(w), 10 * slow_factor())
+            names = [("s%06d" % i).ljust(4000, "z") for i in range(14000)]
+            flood_commands(w, [(("PUBLISH", n, "a"), ("PUBLISH", n, "b")) for n in names[:1000]], b":0\r\n").close()
+            before = rss(w)
+            flood_commands(w, [(("PUBLISH", n, "a"), ("PUBLISH", n, "b")) for n in names[1000:7000]],
+                           b":0\r\n").close()
+            grew = rss(w) - before
+            assert grew < 16 * MiB, "RSS grew %.1f MiB for 12,000 publishes" % (grew / MiB)
+            assert w.metric("weft_cluster_state_full_total", 'table="sent"') >= 1
+            r.stop()
+            assert wait_for(lambda: not link_up(w), 10 * slow_factor())
+            before = rss(w)
+            flood_commands(w, [(("PUBLISH", n, "a"), ("PUBLISH", n, "b")) for n in names[7000:13000]],
+                           b":0\r\n").close()
+            grew = rss(w) - before
+            assert grew < 2 * MiB, "RSS grew %.1f MiB for 12,000 publishes while down" % (grew / MiB)
+        finally:
+            stop_all([w])
