@@ -56,6 +56,8 @@
 #define H_WANT 1u   /* a local client holds it */
 #define H_ENGINE 2u /* subscribed on the engine (as far as we sent) */
 #define H_DIRTY 4u  /* on the dirty list */
+/* sent entries: b = markers still to send for this channel */
+#define MARKERS 2 /* one tick after the last publish, and one more in case the first is lost too */
 
 struct bridge {
 	pthread_mutex_t lock;
@@ -295,6 +297,20 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		return true;
 	struct mark *m = table_val(e);
 	bool keyed = b->key != NULL;
+	if (env->marker) { /* nothing to deliver: only count what the mark has not seen */
+		if (e->a == 0 || m->gen != env->gen) {
+			e->a = 1;
+			mark_reset(m, env->seq, env->gen, 0);
+		} else if (env->seq > m->last && (keyed || env->seq - m->last <= SEQ_WIN)) {
+			uint64_t d = env->seq - m->last;
+			stat_add(STAT_cl_gaps, d);
+			m->last = env->seq;
+			m->bits = d >= 64 ? 0 : m->bits << d;
+			if (m->cand <= m->last)
+				m->cand = 0;
+		}
+		return false;
+	}
 	if (e->a == 0 || m->gen != env->gen) { /* first sight (a == 0: new), or a new generation */
 		if (e->a && keyed && env->gen < m->gen) {
 			stat_inc(STAT_cl_duplicates); /* a replay from an older generation */
@@ -374,6 +390,7 @@ static uint64_t next_seq(struct bridge *b, const char *ch, size_t cn, uint64_t *
 		b->gen++;
 		return 1;
 	}
+	e->b = MARKERS;
 	return ++e->a;
 }
 
@@ -388,8 +405,10 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 		/* A channel we published on goes on counting, so that receivers see
 		 * the loss as a gap; a new one takes no state while down. */
 		struct tentry *e = table_get(&b->sent, ch, cn);
-		if (e)
+		if (e) {
 			e->a++;
+			e->b = MARKERS; /* the markers after the link is back say how many */
+		}
 		stat_inc(STAT_cl_dropped_down);
 		pthread_mutex_unlock(&b->lock);
 		return;
@@ -550,6 +569,64 @@ static void engine_forget(struct table *t, struct tentry *e, void *arg)
 		table_del(t, e);
 }
 
+/* Markers: one and two ticks (LINK_TICK_MS) after a channel's last publish
+ * (or after the link is back, for one published on while it was down), tell
+ * the receivers the last sequence number, so that a loss at the very end of
+ * a stream is counted too. Only for channels that were active: the table is
+ * bounded, so is this. */
+struct markers {
+	struct bridge *b;
+	struct buf out;
+	int err;
+};
+
+static void marker_one(struct table *t, struct tentry *e, void *arg)
+{
+	struct markers *mk = arg;
+	struct bridge *b = mk->b;
+	(void)t;
+	if (!e->b || mk->err)
+		return;
+	e->b--;
+	struct envelope env = {.origin = b->origin, .boot = b->boot, .gen = b->gen, .seq = e->a, .marker = true};
+	char head[ENVELOPE_HEAD_MAX];
+	unsigned char tag[ENVELOPE_TAG_BYTES];
+	size_t hn = envelope_head(head, &env);
+	bool tagged = b->key && sign_tag(b->key, head, hn, e->key, e->klen, "", 0, tag) == 0;
+	if (b->key && !tagged)
+		return;
+	hn = envelope_finish(head, hn, tagged ? tag : NULL);
+	char *chan = malloc(b->plen + e->klen);
+	if (!chan) {
+		mk->err = -ENOMEM;
+		return;
+	}
+	memcpy(chan, b->prefix, b->plen);
+	memcpy(chan + b->plen, e->key, e->klen);
+	const char *argv[3] = {"PUBLISH", chan, head};
+	size_t lens[3] = {7, b->plen + e->klen, hn};
+	mk->err = put_cmd(&mk->out, 3, argv, lens);
+	free(chan);
+}
+
+static void on_tick(void *arg)
+{
+	struct bridge *b = arg;
+	struct markers mk = {.b = b};
+	pthread_mutex_lock(&b->lock);
+	if (b->up) {
+		sync_engine(b); /* the publishes first: a marker follows what it counts */
+		table_each(&b->sent, marker_one, &mk);
+		if (buf_used(&mk.out) && link_send(b->link, LINK_PUB, buf_head(&mk.out), buf_used(&mk.out)) < 0)
+			mk.err = -ENOMEM;
+		b->backlog = link_backlog(b->link, LINK_PUB);
+	}
+	pthread_mutex_unlock(&b->lock);
+	buf_free(&mk.out);
+	if (mk.err)
+		stat_inc(STAT_oom_errors);
+}
+
 static void on_down(void *arg)
 {
 	struct bridge *b = arg;
@@ -607,7 +684,8 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 		return;
 	}
 	if (env.origin == b->origin && env.boot == b->boot) {
-		stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
+		if (!env.marker)
+			stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
 		return;
 	}
 	if (!track(b, &env, p, pn, c, cn))
@@ -720,7 +798,7 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		.backoff_max_ms = cfg->cluster_backoff_max_ms,
 		.connect_timeout_ms = cfg->cluster_connect_timeout_ms,
 	};
-	struct link_handler lh = {on_up, on_down, on_reply, b};
+	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b};
 	if (!b->poll || !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, &lim))) {
 		log_error("cluster: out of memory");
 		goto fail;

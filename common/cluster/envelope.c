@@ -14,7 +14,7 @@ static const char magic[] = "weft1 ";
 
 size_t envelope_head(char *out, const struct envelope *e)
 {
-	const char *nick = chat_valid_nick(e->nick, strnlen(e->nick, sizeof(e->nick))) ? e->nick : "-";
+	const char *nick = e->marker ? "!" : chat_valid_nick(e->nick, strnlen(e->nick, sizeof(e->nick))) ? e->nick : "-";
 	int k = snprintf(out, ENVELOPE_HEAD_MAX, "%s%016llx %llu %llu %llu %s", magic, (unsigned long long)e->origin,
 	                 (unsigned long long)e->boot, (unsigned long long)e->gen, (unsigned long long)e->seq, nick);
 	return k < 0 ? 0 : (size_t)k;
@@ -83,7 +83,8 @@ int envelope_decode(const char *p, size_t n, struct envelope *e)
 	const char *q = p;
 	while (q < end && q - p <= ENVELOPE_NICK_MAX && *q != ' ' && *q != '\n')
 		q++;
-	if (q == end || q - p > ENVELOPE_NICK_MAX || !chat_valid_nick(p, (size_t)(q - p)) || e->seq == 0)
+	e->marker = q - p == 1 && *p == '!';
+	if (q == end || q - p > ENVELOPE_NICK_MAX || !(e->marker || chat_valid_nick(p, (size_t)(q - p))) || e->seq == 0)
 		return -EBADMSG;
 	memcpy(e->nick, p, (size_t)(q - p));
 	e->signed_n = (size_t)(q - start);
@@ -102,5 +103,7 @@ int envelope_decode(const char *p, size_t n, struct envelope *e)
 	}
 	e->data = q + 1;
 	e->n = (size_t)(end - e->data);
+	if (e->marker && e->n)
+		return -EBADMSG;
 	return 0;
 }

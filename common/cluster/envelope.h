@@ -9,6 +9,9 @@
  * among the origin's messages on this channel, from 1; nick: the sender's
  * chat nick (the line protocol shows it). The data follows the newline
  * unchanged (binary-safe). A text head keeps it readable in redis-cli MONITOR.
+ * A marker has the nick "!" (no chat nick can be) and no data: it says
+ * "my last message on this channel was seq", so that a loss at the end of a
+ * stream is counted too (bridge.c: markers).
  * tag: with --cluster-key-file, 64 lower-case hex digits, HMAC-SHA256 of the
  * head before it, the channel and the data (sign.h).
  *
@@ -35,6 +38,8 @@ struct envelope {
 	size_t n;
 	size_t signed_n;  /* decode: bytes of the head the tag covers (up to the nick) */
 	bool tagged;      /* decode: a tag was there */
+	bool marker;      /* a "last seq" marker (nick "!", no data): seq is the
+	                     origin's last on this channel; nothing to deliver */
 	unsigned char tag[ENVELOPE_TAG_BYTES];
 };
 

@@ -295,7 +295,7 @@ static void check_up(struct link *l)
 			return;
 	l->st = L_UP;
 	l->attempt = 0;
-	cl_timer(l->loop, 0);
+	cl_timer(l->loop, now_ms() + LINK_TICK_MS);
 	l->h.up(l->h.arg);
 }
 
@@ -383,6 +383,10 @@ void link_timer(struct link *l)
 	else if (l->st == L_CONNECTING)
 		fail(l, l->tls ? STAT_cl_connect_fail_tls : STAT_cl_connect_fail, "no answer within %.1f s",
 		     l->lim.connect_timeout_ms / 1000.0);
+	else {
+		cl_timer(l->loop, now_ms() + LINK_TICK_MS);
+		l->h.tick(l->h.arg);
+	}
 }
 
 /* ---- reading ---- */

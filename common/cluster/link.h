@@ -22,9 +22,12 @@ struct link;
 
 enum link_conn { LINK_SUB, LINK_PUB, LINK_CONNS };
 
+#define LINK_TICK_MS 1000
+
 struct link_handler {
 	void (*up)(void *arg);   /* both connections are ready */
 	void (*down)(void *arg); /* the link was up and is not any more */
+	void (*tick)(void *arg); /* every LINK_TICK_MS while up */
 	/* One reply on conn; the handler keeps nothing of it. Return <0 to drop
 	 * the link (a protocol error). */
 	int (*reply)(void *arg, enum link_conn conn, struct redisReply *r);
