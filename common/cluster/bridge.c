@@ -552,10 +552,16 @@ static void on_up(void *arg)
 	atomic_store(&b->m_up, true);
 	if (b->ever_up)
 		stat_inc(STAT_cl_reconnects);
-	log_info("cluster: link up to %s://%s:%d after %.1f s down; %s %zu channels and %zu patterns%s",
-	         b->url.tls ? "rediss" : "redis", b->url.host, b->url.port, (double)down / 1000,
-	         b->ever_up ? "resubscribed" : "subscribed", r.total[0], r.total[1],
-	         r.err ? " (out of memory: some are missing)" : "");
+	unsigned held;
+	char more[64] = "";
+	if (link_log_up(b->link, &held)) {
+		if (held)
+			snprintf(more, sizeof(more), " (%u earlier link-up lines not logged)", held);
+		log_info("cluster: link up to %s://%s:%d after %.1f s down; %s %zu channels and %zu patterns%s%s",
+		         b->url.tls ? "rediss" : "redis", b->url.host, b->url.port, (double)down / 1000,
+		         b->ever_up ? "resubscribed" : "subscribed", r.total[0], r.total[1],
+		         r.err ? " (out of memory: some are missing)" : "", more);
+	}
 	b->ever_up = true;
 }
 

@@ -41,6 +41,26 @@
 #define READ_CHUNK 65536
 #define READS_PER_EVENT 16 /* then let the other connection and the wake run */
 
+/* At most one log line per LOG_EVERY_MS; the ones held back are counted
+ * and the next line says how many. */
+struct limiter {
+	long long next;
+	unsigned held;
+};
+
+static bool limiter_ok(struct limiter *m, unsigned *held)
+{
+	long long now = now_ms();
+	if (now < m->next) {
+		m->held++;
+		return false;
+	}
+	*held = m->held;
+	m->held = 0;
+	m->next = now + LOG_EVERY_MS;
+	return true;
+}
+
 enum cstate { CS_CLOSED, CS_CONNECTING, CS_HANDSHAKE, CS_HELLO, CS_READY };
 enum lstate { L_BACKOFF, L_CONNECTING, L_UP };
 
@@ -67,8 +87,8 @@ struct link {
 	unsigned attempt;   /* failures since the last time up */
 	unsigned epoch;     /* failures ever: a parse loop sees the link dropped under it */
 	uint64_t rng;
-	long long log_next; /* log limiter: the next line may go out then */
-	unsigned log_held;  /* lines held back since the last one */
+	struct limiter fail_log, up_log;
+	long long up_since; /* when it was last up */
 	char what[300];     /* "redis://host:port", for the log (never the password) */
 };
 
@@ -130,6 +150,8 @@ void link_free(struct link *l)
 
 bool link_is_up(const struct link *l) { return l->st == L_UP; }
 
+bool link_log_up(struct link *l, unsigned *held) { return limiter_ok(&l->up_log, held); }
+
 size_t link_backlog(const struct link *l, enum link_conn conn)
 {
 	const struct rconn *c = &l->c[conn];
@@ -163,23 +185,23 @@ static void fail(struct link *l, enum stat_id counter, const char *fmt, ...)
 		conn_close(l, i);
 	stat_inc(counter);
 	l->epoch++;
+	/* A link that stayed up a while proved the engine usable: start the
+	 * back-off afresh. One lost at once (an engine that answers PING and
+	 * then drops us) keeps growing it. */
+	if (was_up && now_ms() - l->up_since >= LINK_TICK_MS)
+		l->attempt = 0;
 	backoff(l);
-	/* Rate-limited: the first line, then at most one per LOG_EVERY_MS with
-	 * the number held back (a refusing engine must not flood the log). */
-	long long now = now_ms();
-	if (now < l->log_next) {
-		l->log_held++;
-	} else {
+	/* Rate-limited (a refusing engine must not flood the log). */
+	unsigned n;
+	if (limiter_ok(&l->fail_log, &n)) {
 		char held[64] = "";
-		if (l->log_held)
-			snprintf(held, sizeof(held), "; %u similar lines not logged", l->log_held);
+		if (n)
+			snprintf(held, sizeof(held), "; %u similar lines not logged", n);
 		if (was_up)
 			log_warn("cluster: link to %s lost: %s; local delivery goes on, reconnecting%s", l->what, why, held);
 		else
 			log_warn("cluster: cannot reach %s: %s (attempt %u; retrying with backoff)%s", l->what, why, l->attempt,
 			         held);
-		l->log_held = 0;
-		l->log_next = now + LOG_EVERY_MS;
 	}
 	if (was_up)
 		l->h.down(l->h.arg);
@@ -294,7 +316,7 @@ static void check_up(struct link *l)
 		if (l->c[i].st != CS_READY)
 			return;
 	l->st = L_UP;
-	l->attempt = 0;
+	l->up_since = now_ms();
 	cl_timer(l->loop, now_ms() + LINK_TICK_MS);
 	l->h.up(l->h.arg);
 }

@@ -56,5 +56,8 @@ int link_send(struct link *l, enum link_conn conn, const char *p, size_t n);
 /* Bytes queued on conn and not yet written. */
 size_t link_backlog(const struct link *l, enum link_conn conn);
 bool link_is_up(const struct link *l);
+/* Whether the "link up" line may be logged now (rate-limited like the
+ * failures); *held: the ones not logged since the last. */
+bool link_log_up(struct link *l, unsigned *held);
 
 #endif

@@ -99,7 +99,9 @@ def test_keyed_envelopes(ctx):
             assert nodes[1].metric("weft_cluster_gaps_total") == 0
             # another key: nothing of ours gets through, and each is counted
             assert stranger.read(1, 0.5) == []
-            assert nodes[2].metric("weft_cluster_auth_failures_total") == 25
+            # 20 genuine + 5 forged, and node 0's "last seq" markers (at most 2 on this channel)
+            assert wait_for(lambda: nodes[2].metric("weft_cluster_auth_failures_total") >= 25, 5)
+            assert nodes[2].metric("weft_cluster_auth_failures_total") <= 27
             for s in (sub, stranger, p):
                 s.close()
         finally:
