@@ -10,6 +10,7 @@
 #include "check.h"
 #include "envelope.h"
 #include "exchange.h"
+#include "rscan.h"
 #include "url.h"
 
 static bool url_ok(const char *s, bool tls, const char *host, int port)
@@ -145,8 +146,50 @@ static void test_hook(void)
 	exchange_free(ex);
 }
 
+/* Scan s whole, or byte by byte (the engine's bytes arrive split anywhere). */
+static int scan(uint64_t elems, uint64_t bulk, const char *s, bool bytewise)
+{
+	struct rscan r;
+	const char *why = NULL;
+	rscan_init(&r, elems, bulk, 64);
+	size_t n = strlen(s);
+	if (!bytewise)
+		return rscan_feed(&r, s, n, &why);
+	for (size_t i = 0; i < n; i++)
+		if (rscan_feed(&r, s + i, 1, &why) < 0)
+			return why && *why ? -EPROTO : -1;
+	return 0;
+}
+
+static void test_rscan(void)
+{
+	const char *sub_ok = "*3\r\n$7\r\nmessage\r\n$6\r\nweft:a\r\n$5\r\nhello\r\n"
+	                     "*4\r\n$8\r\npmessage\r\n$2\r\nw*\r\n$3\r\nw:a\r\n$0\r\n\r\n"
+	                     "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n+PONG\r\n-ERR x\r\n$-1\r\n*-1\r\n*0\r\n";
+	for (int bw = 0; bw < 2; bw++) {
+		CHECK(scan(4, 16, sub_ok, bw) == 0);
+		CHECK(scan(4, 16, "*100000000\r\n:1\r\n", bw) == -EPROTO); /* refused at the header */
+		CHECK(scan(4, 16, "*5\r\n", bw) == -EPROTO);
+		CHECK(scan(4, 16, "*2\r\n*1\r\n", bw) == -EPROTO);          /* nested */
+		CHECK(scan(4, 16, "$17\r\n", bw) == -EPROTO);                /* larger than a message */
+		CHECK(scan(4, 16, "$16\r\n0123456789abcdef\r\n", bw) == 0);
+		CHECK(scan(4, 16, "x", bw) == -EPROTO);
+		CHECK(scan(4, 16, "$1x\r\n", bw) == -EPROTO);
+		CHECK(scan(4, 16, "$99999999999999999999999\r\n", bw) == -EPROTO);
+		CHECK(scan(0, 0, ":1\r\n+OK\r\n-ERR no\r\n", bw) == 0);       /* the publisher's */
+		CHECK(scan(0, 0, "*1\r\n", bw) == -EPROTO);
+		CHECK(scan(0, 0, "$1\r\n", bw) == -EPROTO);
+	}
+	char line[100];
+	memset(line, 'x', sizeof(line) - 1);
+	line[0] = '+';
+	line[sizeof(line) - 1] = '\0';
+	CHECK(scan(0, 0, line, false) == -EPROTO); /* a status line longer than max_line */
+}
+
 int main(void)
 {
+	test_rscan();
 	test_url();
 	test_envelope();
 	test_hook();
