@@ -46,8 +46,8 @@
 
 #define SENT_MAX 65536      /* channels with a sequence number */
 #define SENT_BYTES (4u << 20)
-#define SEEN_MAX 65536      /* (origin, stream) pairs tracked */
-#define SEEN_BYTES (16u << 20)
+#define SEEN_MAX 32768      /* (origin, stream) pairs tracked */
+#define SEEN_BYTES (8u << 20)
 #define HELD_BYTES (64u << 20) /* names subscribed on the engine, with their keys */
 #define SUBS_PER_COMMAND 64 /* names in one (P)SUBSCRIBE on resubscribing */
 #define QUEUE_MIN (8u << 20)
