@@ -423,3 +423,22 @@ def test_gap_at_the_end_of_a_stream(ctx):
             p.close()
         finally:
             stop_all(nodes)
+
+
+def test_connect_timeout_and_backoff_flags(ctx):
+    """--cluster-connect-timeout: an engine that accepts and never answers
+    PING fails each attempt after that long (not the 5 s default);
+    --cluster-backoff-max caps the wait between attempts."""
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(64)
+    w = node("threads", "redis://127.0.0.1:%d" % mute.getsockname()[1],
+             ["--cluster-connect-timeout", "0.2", "--cluster-backoff-max", "0.1"])
+    try:
+        assert w.wait_log("no answer within 0.2 s", 3), w.tail()
+        # 2 s at ~0.2 s per attempt plus at most 0.1 s of back-off: several, never 5 s apart
+        assert wait_for(lambda: w.metric("weft_cluster_connect_failures_total") >= 5, 3 * slow_factor()), w.tail()
+        assert not link_up(w)
+    finally:
+        stop_all([w])
+        mute.close()
