@@ -14,7 +14,8 @@ import threading
 import time
 
 from weftest import slow_factor, wait_for, send_all
-from clusterlib import Pub, Redis, Sub, free_port, link_up, node, resp, stop_all, wait_engine_subs
+from clusterlib import (Pub, Redis, Sub, engine_publish, free_port, link_up, node, resp, spy_envelope, stop_all,
+                        wait_engine_subs)
 
 MiB = 1 << 20
 # ASan keeps freed memory in a quarantine (256 MiB by default), so RSS would
@@ -29,22 +30,6 @@ def rss(w):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
-
-
-def engine_publish(r, channel, payload):
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(r.port), "-x", "PUBLISH", channel],
-                   input=payload, capture_output=True, timeout=10, check=True)
-
-
-def spy_envelope(spy, text):
-    """The raw envelope (head and data) carrying text, read off SUBSCRIBE."""
-    buf = b""
-    while text not in buf:
-        chunk = spy.recv(65536)
-        assert chunk, "the engine closed the spy"
-        buf += chunk
-    i = buf.index(text)
-    return buf[buf.rindex(b"weft1 ", 0, i):i + len(text)]
 
 
 def write_key(ctx, name, secret):
