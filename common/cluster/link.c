@@ -8,9 +8,10 @@
  * connection closes both and backs off: delay = min(BACKOFF_MIN << attempt,
  * backoff max), then a random point in its upper half, so nodes that lost the
  * engine together do not all come back in the same millisecond. The attempt
- * count goes back to 0 only when the engine has proved usable (both PONGs):
- * an engine that accepts TCP and then refuses (-ERR max number of clients
- * reached, a wrong password) is a failed attempt and the back-off grows. */
+ * count goes back to 0 only when the engine has proved usable (both PONGs,
+ * and the link stayed up for a tick): an engine that accepts TCP and then
+ * refuses (-ERR max number of clients reached, a wrong password) is a failed
+ * attempt and the back-off grows. */
 #include "link.h"
 
 #include <errno.h>
@@ -471,21 +472,21 @@ static int input(struct link *l, int i, const char *p, size_t n)
 				fail(l, STAT_cl_connect_fail_tls, "TLS handshake failed%s%s", v ? ": certificate refused: " : "",
 				     v ? v : " (see the tls: line above)");
 			} else {
-				fail(l, STAT_cl_link_lost, "TLS error");
+				fail(l, l->st == L_UP ? STAT_cl_link_lost : STAT_cl_connect_fail_tls, "TLS error");
 			}
 			return -EPROTO;
 		}
-		if (flush(l, i) < 0) {
-			fail(l, STAT_cl_link_lost, "write: %s", strerror(errno));
-			return -EPROTO;
-		}
-		if (was_handshaking && !tls_conn_handshaking(c->tls) && hello(l, i) < 0) {
-			fail(l, STAT_cl_connect_fail, "%s connection: out of memory", conn_name[i]);
+		int rc = flush(l, i);
+		if (rc == 0 && was_handshaking && !tls_conn_handshaking(c->tls))
+			rc = hello(l, i);
+		if (rc < 0) {
+			fail(l, l->st == L_UP ? STAT_cl_link_lost : STAT_cl_connect_fail, "%s connection: write: %s",
+			     conn_name[i], strerror(-rc));
 			return -EPROTO;
 		}
 		if (c->st < CS_HELLO || buf_used(&c->plain) == 0)
 			return 0;
-		int rc = parse(l, i, buf_head(&c->plain), buf_used(&c->plain));
+		rc = parse(l, i, buf_head(&c->plain), buf_used(&c->plain));
 		if (rc == 0)
 			buf_consume(&c->plain, buf_used(&c->plain));
 		return rc;
