@@ -57,7 +57,7 @@
 #define H_ENGINE 2u /* subscribed on the engine (as far as we sent) */
 #define H_DIRTY 4u  /* on the dirty list */
 /* sent entries: b = markers still to send for this channel */
-#define MARKERS 2 /* one tick after the last publish, and one more in case the first is lost too */
+#define MARKERS 3 /* one to three ticks after the last publish: without a key a far one needs two to count */
 
 struct bridge {
 	pthread_mutex_t lock;
@@ -187,6 +187,7 @@ struct mark {
 	uint64_t last, gen;
 	uint64_t cand;         /* no key: a far number not yet confirmed (0: none) */
 	uint16_t cand_fp;
+	bool cand_marker;      /* cand came from a marker (not a delivered message) */
 	uint64_t bits;         /* bit i: last - i was seen */
 	uint16_t fp[SEQ_WIN];  /* fingerprint of the payload seen at seq % SEQ_WIN */
 };
@@ -212,6 +213,21 @@ static void mark_advance(struct mark *m, uint64_t seq, uint16_t fp)
 	m->fp[seq % SEQ_WIN] = fp;
 	if (m->cand <= seq)
 		m->cand = 0;
+}
+
+/* A far number is confirmed (the stream went on from it): count the gap up
+ * to it and restart the window there. */
+static void mark_confirm(struct mark *m)
+{
+	uint64_t c = m->cand, missing = c > m->last ? c - m->last - (m->cand_marker ? 0 : 1) : 0;
+	if (c > m->last && missing < SEQ_GAP_MAX)
+		stat_add(STAT_cl_gaps, missing);
+	else
+		stat_inc(STAT_cl_resyncs);
+	bool seen = !m->cand_marker;
+	mark_reset(m, c, m->gen, m->cand_fp);
+	if (!seen)
+		m->bits = 0;
 }
 
 /* false: a duplicate, drop it. Counts gaps. */
@@ -253,16 +269,13 @@ static bool mark_take(struct mark *m, const struct envelope *env, bool keyed)
 		return true;
 	}
 	if (m->cand && seq == m->cand + 1) { /* the far jump is confirmed */
-		if (seq > m->last && seq - m->last - 2 < SEQ_GAP_MAX)
-			stat_add(STAT_cl_gaps, seq - m->last - 2);
-		else
-			stat_inc(STAT_cl_resyncs);
-		mark_reset(m, m->cand, m->gen, m->cand_fp);
+		mark_confirm(m);
 		mark_advance(m, seq, fp);
 		return true;
 	}
 	m->cand = seq;
 	m->cand_fp = fp;
+	m->cand_marker = false;
 	return true;
 }
 
@@ -308,6 +321,14 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 			m->bits = d >= 64 ? 0 : m->bits << d;
 			if (m->cand <= m->last)
 				m->cand = 0;
+		} else if (!keyed && env->seq > m->last) { /* far ahead: as a far message, it counts once confirmed */
+			if (m->cand == env->seq) {
+				mark_confirm(m);
+			} else {
+				m->cand = env->seq;
+				m->cand_fp = 0;
+				m->cand_marker = true;
+			}
 		}
 		return false;
 	}
@@ -575,7 +596,7 @@ static void engine_forget(struct table *t, struct tentry *e, void *arg)
 		table_del(t, e);
 }
 
-/* Markers: one and two ticks (LINK_TICK_MS) after a channel's last publish
+/* Markers: one, two and three ticks (LINK_TICK_MS) after a channel's last publish
  * (or after the link is back, for one published on while it was down), tell
  * the receivers the last sequence number, so that a loss at the very end of
  * a stream is counted too. Only for channels that were active: the table is
