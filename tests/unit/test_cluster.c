@@ -10,6 +10,8 @@
 #include "check.h"
 #include "envelope.h"
 #include "exchange.h"
+#include "mark.h"
+#include "stats.h"
 #include "rscan.h"
 #include "url.h"
 
@@ -187,9 +189,73 @@ static void test_rscan(void)
 	CHECK(scan(0, 0, line, false) == -EPROTO); /* a status line longer than max_line */
 }
 
+/* One envelope of a stream through m: whether it is delivered. */
+static bool arrive(struct mark *m, uint64_t seq, const char *data, bool keyed)
+{
+	struct envelope e = {.origin = 1, .boot = 2, .gen = 0, .seq = seq, .data = data, .n = strlen(data)};
+	strcpy(e.nick, "ann");
+	return mark_arrive(m, &e, keyed);
+}
+
+static bool marker(struct mark *m, uint64_t seq, bool keyed)
+{
+	struct envelope e = {.origin = 1, .boot = 2, .gen = 0, .seq = seq, .marker = true};
+	return mark_arrive(m, &e, keyed);
+}
+
+#define GAPS() stat_sum(STAT_cl_gaps)
+#define DUPS() stat_sum(STAT_cl_duplicates)
+
+static void test_mark(void)
+{
+	char real[24];
+	/* No key: the attack (seq = last + 1000) and other single forgeries cost no genuine message. */
+	struct mark m = {0};
+	uint64_t g = GAPS(), d = DUPS();
+	CHECK(arrive(&m, 1, "real-1", false));
+	CHECK(arrive(&m, 1001, "forged", false)); /* delivered: nobody can tell it from a real one */
+	CHECK(arrive(&m, 3, "forged", false));    /* the next-but-one, other data */
+	for (int i = 2; i <= 200; i++) {
+		snprintf(real, sizeof(real), "real-%d", i);
+		CHECK(arrive(&m, (uint64_t)i, real, false));
+	}
+	CHECK(GAPS() - g == 1); /* the forged 3 skipped 2: a forgery can add to the gaps (at most 63), not drop */
+	CHECK(!arrive(&m, 200, "real-200", false)); /* an exact replay within the window */
+	CHECK(!arrive(&m, 150, "real-150", false));
+	CHECK(arrive(&m, 100, "real-100", false));  /* beyond it: no key, no way to tell */
+	CHECK(DUPS() - d == 2);
+	/* Two forged consecutive far numbers move the mark; genuine ones are still delivered. */
+	CHECK(arrive(&m, 5000, "f", false) && arrive(&m, 5001, "f", false));
+	for (int i = 201; i <= 210; i++) {
+		snprintf(real, sizeof(real), "real-%d", i);
+		CHECK(arrive(&m, (uint64_t)i, real, false));
+	}
+	/* Genuine loss: within the window counted at once, beyond it once the next one follows. */
+	m = (struct mark){0};
+	g = GAPS();
+	CHECK(arrive(&m, 1, "a", false) && arrive(&m, 11, "b", false));
+	CHECK(GAPS() - g == 9);
+	CHECK(arrive(&m, 511, "c", false) && GAPS() - g == 9);
+	CHECK(arrive(&m, 512, "d", false) && GAPS() - g == 9 + 499);
+	/* Markers: never delivered; count the end of a stream. */
+	CHECK(!marker(&m, 515, false) && GAPS() - g == 9 + 499 + 3);
+	CHECK(!marker(&m, 515, false) && GAPS() - g == 9 + 499 + 3);
+	CHECK(!marker(&m, 1515, false) && GAPS() - g == 511); /* far: waits for confirmation */
+	CHECK(!marker(&m, 1515, false) && GAPS() - g == 511 + 1000);
+	/* With a key: strict. */
+	m = (struct mark){0};
+	g = GAPS();
+	d = DUPS();
+	CHECK(arrive(&m, 1, "a", true) && arrive(&m, 1001, "b", true) && GAPS() - g == 999);
+	CHECK(!arrive(&m, 1001, "b", true) && !arrive(&m, 5, "x", true) && DUPS() - d == 2);
+	CHECK(!marker(&m, 1003, true) && GAPS() - g == 1001);
+	CHECK(arrive(&m, 1004, "c", true) && GAPS() - g == 1001);
+}
+
 int main(void)
 {
 	test_rscan();
+	test_mark();
 	test_url();
 	test_envelope();
 	test_hook();
