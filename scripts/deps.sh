@@ -14,6 +14,7 @@ clang libclang-rt-14-dev
 python3 python3-redis
 curl wrk nginx-light redis-server netcat-openbsd
 gnuplot-nox openssl procps iproute2
+man-db groff-base
 haproxy
 "
 

@@ -217,21 +217,24 @@ void blocking_serve(struct blocking_worker *w, int fd, bool tls)
 {
 	struct server *srv = w->b->srv;
 	struct session *s = session_new(srv, &w->owner, tls);
+	enum close_reason why = CLOSE_ERROR;
 	if (s) {
 		struct conn c = {.w = w, .s = s, .fd = fd, .active = now_ms()};
 		serve_loop(&c);
+		why = session_close_reason(s);
 		session_free(s);
 	} else {
 		stat_inc(STAT_oom_errors);
 	}
 	close(fd);
-	server_conn_closed(srv);
+	server_conn_closed(srv, why);
 }
 
 /* ---- the acceptor ---- */
 
 /* One listener's accepted sockets, on their way to the model's hand-off. */
 struct handoff_to {
+	const struct server *srv;
 	blocking_handoff *handoff;
 	void *arg;
 	bool tls;
@@ -240,6 +243,7 @@ struct handoff_to {
 static void take_accepted(void *arg, int fd)
 {
 	struct handoff_to *h = arg;
+	server_keepalive(h->srv, fd);
 	h->handoff(h->arg, fd, h->tls);
 }
 
@@ -280,7 +284,7 @@ int blocking_accept_loop(struct blocking *b, const char *model, blocking_handoff
 		for (int i = 0; i < 2; i++)
 			if ((pfd[i].revents & POLLIN) &&
 			    server_accept_some(lfd[i], false, ACCEPT_BATCH, take_accepted,
-			                       &(struct handoff_to){handoff, arg, i == 1}) < 0)
+			                       &(struct handoff_to){srv, handoff, arg, i == 1}) < 0)
 				resume = now_ms() + SERVER_ACCEPT_BACKOFF_MS; /* the listener stays readable: no spin */
 	}
 	blocking_drain_end(b);

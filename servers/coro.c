@@ -330,6 +330,10 @@ static int run(struct server *srv)
 		return 2;
 	}
 	log_info("coro: %d scheduler%s, poller %s", cfg->threads, cfg->threads > 1 ? "s" : "", ops->name);
+	if (ops->fd_limit < cfg->max_conns) /* select(): FD_SETSIZE, whatever the descriptor limit */
+		log_warn("coro: --poller %s watches descriptors below %d only: about %d connections at most, not "
+		         "--max-conns %d; --poller epoll has no such ceiling", ops->name, ops->fd_limit, ops->fd_limit - 4,
+		         cfg->max_conns);
 	return loop_group_run(srv, &coro_loop, cfg->threads);
 }
 

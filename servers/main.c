@@ -38,6 +38,22 @@ static void unknown_model(const char *name)
 	fputc('\n', stderr);
 }
 
+/* What config_parse asked for instead of a run: --help and what the build
+ * generates from the option table, each with the models list. Exit code. */
+static int show(int what)
+{
+	struct config_model list[NMODELS];
+	for (size_t i = 0; i < NMODELS; i++)
+		list[i] = (struct config_model){models[i]->name, models[i]->recipe};
+	if (what == CONFIG_SHOW_HELP)
+		config_usage(list, NMODELS);
+	else if (what == CONFIG_SHOW_MAN)
+		config_man(list, NMODELS);
+	else if (what == CONFIG_SHOW_COMPLETION)
+		config_completion(list, NMODELS);
+	return 0;
+}
+
 /* glibc gives the top of its heap back to the kernel whenever 128 KiB of it
  * is free (its dynamic default), and a server frees most replies right after
  * sending them: with the wrong heap layout (the TLS context loaded first)
@@ -68,12 +84,8 @@ int main(int argc, char **argv)
 
 	struct config cfg;
 	int rc = config_parse(&cfg, argc, argv);
-	if (rc == 1) {
-		printf("\nmodels:\n");
-		for (size_t i = 0; i < NMODELS; i++)
-			printf("  %-8s %s\n", models[i]->name, models[i]->recipe);
-		return 0;
-	}
+	if (rc > 0)
+		return show(rc);
 	if (rc < 0)
 		return 2;
 	const struct model *model = find_model(cfg.model);
@@ -81,6 +93,7 @@ int main(int argc, char **argv)
 		unknown_model(cfg.model);
 		return 2;
 	}
+	config_warn_ignored(&cfg, model->name); /* before --log-file and --daemon take stderr */
 	log_set_level((enum log_level)cfg.log_level);
 	if (cfg.log_file) {
 		int fd = open(cfg.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -55,7 +55,7 @@ static void *client_thread(void *arg)
 	} else {
 		log_warn("threads: cannot serve a connection: %s", strerror(-rc));
 		close(c->fd);
-		server_conn_closed(t->b.srv);
+		server_conn_closed(t->b.srv, CLOSE_ERROR);
 	}
 	blocking_worker_fini(&w);
 	pthread_mutex_lock(&t->lock);
@@ -92,7 +92,7 @@ static void refuse_no_thread(struct threads *t, int fd, int err)
 		log_warn("threads: cannot start a thread for a connection: %s (refusing; lower --max-conns or "
 		         "--stack-size)", strerror(err));
 	}
-	server_conn_closed(t->b.srv);
+	server_conn_closed(t->b.srv, CLOSE_ERROR); /* admitted, then refused: our failure */
 	server_refuse(t->b.srv, fd, REFUSE_MAX_CONNS);
 }
 

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "mark.h"
 #include "link_loop.h"
+#include "metrics_src.h"
 #include "options.h"
 #include "hash.h"
 #include "sign.h"
@@ -717,8 +718,12 @@ void bridge_stop(struct bridge *b)
 	free(b);
 }
 
-int bridge_metrics(struct bridge *b, struct buf *out, const char *model)
+int bridge_metrics(void *bridge, struct buf *out, const char *model)
 {
+	struct bridge *b = bridge;
+	int rc = metrics_counters(out, model, STAT__CLUSTER_FIRST, STAT__COUNT);
+	if (rc < 0)
+		return rc;
 	bool up = atomic_load(&b->m_up);
 	long long down = atomic_load(&b->m_down_ms) + (up ? 0 : now_ms() - atomic_load(&b->m_down_since));
 	char text[1024];

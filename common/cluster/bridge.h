@@ -25,7 +25,10 @@ struct exchange;
 struct bridge *bridge_start(struct exchange *ex, const struct config *cfg);
 /* Stop the link thread and free everything (any link state). */
 void bridge_stop(struct bridge *b);
-/* The gauges /metrics shows beside the counters (stats.h). 0 or -errno. */
-int bridge_metrics(struct bridge *b, struct buf *out, const char *model);
+/* A /metrics source (metrics_src.h; arg is the bridge): the weft_cluster_*
+ * counters (stats.h, from STAT__CLUSTER_FIRST on) and gauges. Registered
+ * only with --cluster, so a node without it shows no weft_cluster_ series.
+ * 0 or -errno. */
+int bridge_metrics(void *bridge, struct buf *out, const char *model);
 
 #endif

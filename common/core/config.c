@@ -1,3 +1,5 @@
+/* config.c - the option table and the parser. What is generated from the
+ * table (--help, the man page, bash completion) is in config_doc.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,26 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "config_table.h"
 #include "log.h"
 #include "options.h"
 #include "url.h"
 
-enum opt_type { T_STR, T_INT, T_SIZE, T_BOOL, T_SECS, T_MODE, T_LEVEL };
-
-struct opt {
-	const char *name;
-	enum opt_type type;
-	size_t off;
-	const char *def; /* NULL = unset */
-	const char *arg; /* metavar for --help */
-	const char *help;
-};
-
 #define F(field) offsetof(struct config, field)
 
-/* The longest duration, in whole seconds for --help. */
-#define SECS_MAX_TEXT "604800"
 /* Every consumer of a duration must hold CONFIG_MS_MAX: an int (struct
  * config), poll()'s int timeout, uring's uint32 ms clock compared
  * wrap-safely, and the coro scheduler, which caps one wait at 2^30 ms
@@ -36,21 +27,27 @@ struct opt {
 _Static_assert(CONFIG_MS_MAX <= INT_MAX, "a duration is stored as int ms");
 _Static_assert(CONFIG_MS_MAX <= (1LL << 30), "coro's scheduler waits at most 2^30 ms");
 
-static const struct opt opts[] = {
-	{"model", T_STR, F(model), "coro", "M", "concurrency model, one of those under models: below"},
-	{"mode", T_MODE, F(mode), "echo", "MODE", "echo | chat (HTTP is detected on any connection)"},
+/* A row leaves out models and choices when every model reads the flag and
+ * any value of its type goes: the trailing fields are NULL by design. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+const struct opt config_opts[] = {
+	{"model", T_STR, F(model), "coro", "M", "concurrency model, one of the models listed below"},
+	{"mode", T_MODE, F(mode), "echo", "MODE", "echo | chat (HTTP is detected on any connection)", NULL, "echo chat"},
 	{"no-http", T_BOOL, F(no_http), NULL, NULL, "never switch a connection to HTTP"},
 	{"host", T_STR, F(host), "127.0.0.1", "ADDR", "address to listen on (IPv4 or IPv6, e.g. ::1 or ::)"},
 	{"port", T_INT, F(port), "7000", "N", "plain TCP port; 0 picks a free one (see the ready line)"},
 	{"backlog", T_INT, F(backlog), "511", "N", "listen(2) backlog"},
 	{"reuseport", T_BOOL, F(reuseport), NULL, NULL, "set SO_REUSEPORT (implied by --threads > 1)"},
-	{"threads", T_INT, F(threads), "1", "N", "coro, uring: event loops sharing the port (SO_REUSEPORT; 1..256)"},
-	{"workers", T_INT, F(workers), "128", "N", "pool: worker threads, each serving one connection (1..100000)"},
-	{"queue", T_INT, F(queue), "64", "N", "pool: accepted connections waiting for a worker; beyond it refuse (0..1000000)"},
-	{"stack-size", T_SIZE, F(stack_size), "256k", "BYTES", "threads, pool: stack per thread (64k..1g)"},
-	{"poller", T_STR, F(poller), "select", "P", "coro: select | poll | epoll"},
+	{"threads", T_INT, F(threads), "1", "N", "event loops sharing the port (SO_REUSEPORT; 1..256)", "coro uring"},
+	{"workers", T_INT, F(workers), "128", "N", "worker threads, each serving one connection (1..100000)", "pool"},
+	{"queue", T_INT, F(queue), "64", "N", "accepted connections waiting for a worker; beyond it refuse (0..1000000)", "pool"},
+	{"stack-size", T_SIZE, F(stack_size), "256k", "BYTES", "stack per thread (64k..1g)", "threads pool"},
+	{"poller", T_STR, F(poller), "epoll", "P", "select (about 1,020 connections at most) | poll | epoll", "coro", "select poll epoll"},
 	{"max-conns", T_INT, F(max_conns), "10000", "N", "open connections at most; beyond it refuse with an error"},
 	{"idle-timeout", T_SECS, F(idle_timeout_ms), "300", "SEC", "close a connection silent this long (0 = never)"},
+	{"tcp-keepalive", T_SECS, F(tcp_keepalive_ms), "300", "SEC",
+	 "TCP keepalive on accepted connections: probe after this long silent, drop after 3 unanswered (0 = off)"},
 	{"drain-timeout", T_SECS, F(drain_timeout_ms), "5", "SEC", "on SIGTERM/SIGINT, time to finish in-flight work"},
 	{"read-pause", T_SIZE, F(read_pause), "1m", "BYTES", "stop reading a connection while this much output is unsent (>= 1)"},
 	{"header-timeout", T_SECS, F(header_timeout_ms), "10", "SEC", "HTTP: a request head must arrive within this of its first byte (408 beyond; 0 = never)"},
@@ -84,9 +81,38 @@ static const struct opt opts[] = {
 	{"daemon", T_BOOL, F(daemon), NULL, NULL, "detach (double fork, setsid); needs --pidfile"},
 	{"pidfile", T_STR, F(pidfile), NULL, "FILE", "write our pid here (created exclusively, removed on exit)"},
 	{"log-file", T_STR, F(log_file), NULL, "FILE", "append log lines here instead of stderr"},
-	{"log-level", T_LEVEL, F(log_level), "info", "L", "debug | info | warn | error"},
+	{"log-level", T_LEVEL, F(log_level), "info", "L", "debug | info | warn | error", NULL, "debug info warn error"},
 };
-#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+#pragma GCC diagnostic pop
+#define NOPTS (sizeof(config_opts) / sizeof(config_opts[0]))
+const size_t config_nopts = NOPTS;
+_Static_assert(NOPTS <= 64, "struct config's given is a 64-bit mask of the table's rows");
+
+/* Units after a number: the multiplier, case-insensitive. Sizes as nginx
+ * reads them (k = 1024; Redis reads 1k as 1000 and 1kb as 1024, so a Redis
+ * user's kb, mb and gb are the same here). Durations as nginx's (ms s m h d). */
+struct unit {
+	const char *name;
+	unsigned long long mul;
+};
+static const struct unit size_units[] = {
+	{"", 1}, {"k", 1ULL << 10}, {"kb", 1ULL << 10}, {"m", 1ULL << 20}, {"mb", 1ULL << 20},
+	{"g", 1ULL << 30}, {"gb", 1ULL << 30},
+};
+static const struct unit secs_units[] = {
+	{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 86400 * 1000},
+};
+
+/* The multiplier of the unit s names exactly (s is the rest of the value). */
+static int unit_mul(const struct unit *u, size_t n, const char *s, unsigned long long *mul)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(s, u[i].name) == 0) {
+			*mul = u[i].mul;
+			return 0;
+		}
+	return -EINVAL;
+}
 
 int config_parse_size(const char *s, size_t *out)
 {
@@ -97,13 +123,8 @@ int config_parse_size(const char *s, size_t *out)
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno == ERANGE)
 		return -ERANGE;
-	unsigned long long mul = 1;
-	switch (*end) {
-	case 'k': case 'K': mul = 1ULL << 10; end++; break;
-	case 'm': case 'M': mul = 1ULL << 20; end++; break;
-	case 'g': case 'G': mul = 1ULL << 30; end++; break;
-	}
-	if (*end)
+	unsigned long long mul;
+	if (unit_mul(size_units, sizeof(size_units) / sizeof(size_units[0]), end, &mul) < 0)
 		return -EINVAL;
 	if (v > CONFIG_SIZE_MAX / mul || v * mul > SIZE_MAX)
 		return -ERANGE;
@@ -114,42 +135,58 @@ int config_parse_size(const char *s, size_t *out)
 int config_parse_secs(const char *s, int *ms)
 {
 	const char *p = s;
-	long long whole = 0, frac = 0;
-	int frac_digits = 0;
-	bool digits = false, below_ms = false;
+	long long whole = 0, frac = 0, scale = 1;
+	bool digits = false, frac_rest = false;
 	for (; *p >= '0' && *p <= '9'; p++, digits = true)
-		if (whole <= CONFIG_SECS_MAX) /* stop growing once out of range: no overflow */
+		if (whole <= CONFIG_MS_MAX) /* stop growing once out of range: no overflow */
 			whole = whole * 10 + (*p - '0');
 	if (*p == '.') {
 		for (p++; *p >= '0' && *p <= '9'; p++, digits = true) {
-			if (frac_digits < 3) {
+			if (scale < 1000000000LL) { /* 9 digits are below 1 ms for every unit */
 				frac = frac * 10 + (*p - '0');
-				frac_digits++;
+				scale *= 10;
 			} else if (*p != '0') {
-				below_ms = true;
+				frac_rest = true;
 			}
 		}
 	}
-	if (!digits || *p)
+	unsigned long long mul;
+	if (!digits || unit_mul(secs_units, sizeof(secs_units) / sizeof(secs_units[0]), p, &mul) < 0)
 		return -EINVAL; /* also nan, inf, 1e3, 0x10, -1, +1 and blanks */
-	for (; frac_digits < 3; frac_digits++)
-		frac *= 10;
-	if (whole > CONFIG_SECS_MAX || whole * 1000 + frac > CONFIG_MS_MAX)
+	/* whole <= CONFIG_MS_MAX + 9 digits and mul <= 86400000: no overflow */
+	long long frac_ms = frac * (long long)mul / scale; /* below 1 ms is cut */
+	bool below_ms = frac_rest || frac * (long long)mul % scale != 0;
+	if (whole > CONFIG_MS_MAX || whole * (long long)mul + frac_ms > CONFIG_MS_MAX)
 		return -ERANGE;
-	if (whole == 0 && frac == 0 && below_ms)
+	long long v = whole * (long long)mul + frac_ms;
+	if (v == 0 && below_ms)
 		return -ERANGE; /* would round to 0, which means "never" or "at once" */
-	*ms = (int)(whole * 1000 + frac);
+	*ms = (int)v;
 	return 0;
 }
 
-/* What a value of this type must look like, for the error message. */
-static const char *rule(enum opt_type t)
+/* A decimal int: digits, or '-' and digits. strtol alone takes blanks and '+'. */
+static int parse_int(const char *v, int *out)
+{
+	if (!((v[0] >= '0' && v[0] <= '9') || (v[0] == '-' && v[1] >= '0' && v[1] <= '9')))
+		return -EINVAL;
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno || *end || n < INT_MIN || n > INT_MAX)
+		return -EINVAL;
+	*out = (int)n;
+	return 0;
+}
+
+const char *config_rule(enum opt_type t)
 {
 	switch (t) {
 	case T_INT: return "a decimal integer";
-	case T_SIZE: return "bytes, digits with an optional k, m or g, at most " CONFIG_SIZE_MAX_TEXT;
-	case T_SECS: return "seconds, digits with an optional fraction (ms resolution), 0 or 0.001.." SECS_MAX_TEXT
-	                    " (7 days)";
+	case T_SIZE: return "bytes: digits with an optional k, m or g (or kb, mb, gb; any case; k = 1024), at most "
+	                    CONFIG_SIZE_MAX_TEXT;
+	case T_SECS: return "a duration: seconds with an optional fraction (1.5), or digits with a unit ms, s, m, h or d "
+	                    "(500ms, 30s, 5m, 1h); 0 or 1 ms.." CONFIG_SECS_MAX_TEXT " s (7 days)";
 	case T_MODE: return "echo or chat";
 	case T_LEVEL: return "debug, info, warn or error";
 	case T_STR: case T_BOOL: break;
@@ -160,8 +197,6 @@ static const char *rule(enum opt_type t)
 static int set(struct config *cfg, const struct opt *o, const char *v)
 {
 	void *p = (char *)cfg + o->off;
-	char *end;
-	long n;
 	switch (o->type) {
 	case T_STR:
 		*(const char **)p = v;
@@ -170,12 +205,7 @@ static int set(struct config *cfg, const struct opt *o, const char *v)
 		*(bool *)p = true;
 		return 0;
 	case T_INT:
-		errno = 0;
-		n = strtol(v, &end, 10);
-		if (errno || end == v || *end || n < INT_MIN || n > INT_MAX)
-			return -EINVAL;
-		*(int *)p = (int)n;
-		return 0;
+		return parse_int(v, (int *)p);
 	case T_SIZE:
 		return config_parse_size(v, (size_t *)p);
 	case T_SECS:
@@ -197,29 +227,6 @@ static int set(struct config *cfg, const struct opt *o, const char *v)
 	}
 	}
 	return -EINVAL;
-}
-
-void config_usage(void)
-{
-	printf("usage: weft [options]            run a server\n"
-	       "       weft stop --pidfile FILE  stop a daemon started with --daemon\n\n"
-	       "One listener serves echo or chat (netcat lines and Redis RESP pub/sub),\n"
-	       "HTTP/1.1 for curl and wrk, and the same over TLS with --tls-port.\n\n"
-	       "options (default in brackets):\n");
-	for (size_t i = 0; i < NOPTS; i++) {
-		const struct opt *o = &opts[i];
-		char left[64];
-		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-		printf("  %-26s %s", left, o->help);
-		if (o->def)
-			printf(" [%s]", o->def);
-		printf("\n");
-	}
-	printf("  %-26s %s\n  %-26s %s\n\n", "--help", "show this help", "--version", "show the version");
-	printf("SEC is seconds with an optional fraction (ms resolution): 0 or 0.001..%s (7 days).\n"
-	       "BYTES is digits with an optional k, m or g, at most %s.\n\n",
-	       SECS_MAX_TEXT, CONFIG_SIZE_MAX_TEXT);
-	printf("exit codes: 0 clean stop, 1 runtime error, 2 bad usage, 69 io_uring unavailable\n");
 }
 
 /* An int flag outside [lo, hi]: say which and what it may be. */
@@ -282,6 +289,29 @@ static int check_cluster(const struct config *cfg)
 	return cluster_options_check(cfg);
 }
 
+static const struct opt *find_opt(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strlen(config_opts[i].name) == len && strncmp(config_opts[i].name, name, len) == 0)
+			return &config_opts[i];
+	return NULL;
+}
+
+/* Is the word among the choices "a b c" of a row's list (choices or models)? */
+static bool in_list(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = list; p && *p; p += strcspn(p, " "), p += strspn(p, " "))
+		if (strcspn(p, " ") == n && strncmp(p, word, n) == 0)
+			return true;
+	return false;
+}
+
+static bool is_choice(const char *value, const char *flag)
+{
+	return in_list(find_opt(flag, strlen(flag))->choices, value);
+}
+
 /* Settings each valid alone but that cannot work, and ranges; every message
  * names the flag and what it may be. 0 or -EINVAL. */
 static int check(const struct config *cfg)
@@ -309,9 +339,10 @@ static int check(const struct config *cfg)
 		err = "--port and --tls-port name the same port; give them different ones (0 for both picks two free ones)";
 	else if (cfg->daemon && !cfg->pidfile)
 		err = "--daemon needs --pidfile (that is how 'weft stop' finds it)";
-	else if ((cfg->cert == NULL) != (cfg->key == NULL))
-		err = "--cert and --key go together";
-	else if (strcmp(cfg->poller, "select") && strcmp(cfg->poller, "poll") && strcmp(cfg->poller, "epoll"))
+	else if (cfg->key && !cfg->cert)
+		err = "--key needs --cert, the certificate chain the key belongs to (--cert alone does when its file "
+		      "holds the key too)";
+	else if (!is_choice(cfg->poller, "poller"))
 		err = "--poller must be select, poll or epoll";
 	if (err) {
 		fprintf(stderr, "weft: %s\n", err);
@@ -320,40 +351,171 @@ static int check(const struct config *cfg)
 	return check_cluster(cfg);
 }
 
+
+/* Print the words of "a b c" as "a, b or c" (or "a and b", ...). */
+void config_print_list(FILE *f, const char *list, const char *last)
+{
+	for (const char *p = list; *p;) {
+		size_t w = strcspn(p, " ");
+		const char *next = p + w + strspn(p + w, " ");
+		bool final = !*next, first = p == list;
+		fprintf(f, "%s%.*s", first ? "" : final ? last : ", ", (int)w, p);
+		p = next;
+	}
+}
+
+int config_warn_ignored(const struct config *cfg, const char *model)
+{
+	int n = 0;
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &config_opts[i];
+		if (!(cfg->given & (1ULL << i)) || !o->models || in_list(o->models, model))
+			continue;
+		fprintf(stderr, "weft: warning: --%s is ignored by --model %s; it is read by --model ", o->name, model);
+		config_print_list(stderr, o->models, " or ");
+		fputc('\n', stderr);
+		n++;
+	}
+	return n;
+}
+
+
+/* ---- the command line ---------------------------------------------------- */
+
+/* Edit distance of a and b (both shorter than 64 bytes): insertions,
+ * deletions, substitutions and swaps of neighbours (--prot for --port) cost 1. */
+static size_t distance(const char *a, size_t na, const char *b, size_t nb)
+{
+	size_t d[64][64];
+	if (na >= 64 || nb >= 64)
+		return SIZE_MAX;
+	for (size_t i = 0; i <= na; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= nb; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= na; i++)
+		for (size_t j = 1; j <= nb; j++) {
+			size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[na][nb];
+}
+
+/* The flag a person most likely meant by word (without dashes, without
+ * "=value"): the nearest one a typo away (at most 1 edit per 3 letters, and
+ * 1 for short words), or the one the word begins with. NULL if none. */
+static const char *suggest(const char *word, size_t n)
+{
+	static const char *const extra[] = {"help", "version"};
+	const char *best = NULL;
+	size_t best_d = n / 3 > 1 ? n / 3 : 1;
+	for (size_t i = 0; i < NOPTS + 2; i++) {
+		const char *name = i < NOPTS ? config_opts[i].name : extra[i - NOPTS];
+		size_t len = strlen(name);
+		size_t d = distance(word, n, name, len);
+		if (d <= best_d && (!best || d < best_d)) {
+			best = name;
+			best_d = d;
+		}
+		/* a word that begins with a flag: --cert-file -> --cert. (A word a
+		 * flag begins with is getopt's: it takes a unique prefix itself,
+		 * and bad_option reports an ambiguous one.) */
+		if (!best && n > len && len >= 3 && strncmp(word, name, len) == 0)
+			best = name;
+	}
+	return best;
+}
+
+/* An option getopt_long could not take: arg is the command-line word, c its
+ * verdict (':' a value is missing, '?' anything else), optopt the option's
+ * value when known. One line that names the word, and a way out. */
+static void bad_option(const char *arg, int c, int opt)
+{
+	if (c == ':' && opt >= 256) {
+		const struct opt *o = &config_opts[opt - 256];
+		fprintf(stderr, "weft: --%s needs a value (%s): %s\n", o->name, o->arg ? o->arg : "", o->help);
+		return;
+	}
+	if (opt >= 256 || opt == 'h' || opt == 'V') { /* --daemon=yes: a flag that takes no value */
+		fprintf(stderr, "weft: %s: --%.*s takes no value\n", arg, (int)strcspn(arg + 2, "="), arg + 2);
+		return;
+	}
+	const char *word = arg + strspn(arg, "-");
+	size_t n = strcspn(word, "=");
+	size_t prefixed = 0;
+	for (size_t i = 0; i < NOPTS && arg[1] == '-'; i++)
+		prefixed += strncmp(config_opts[i].name, word, n) == 0;
+	if (prefixed > 1) {
+		fprintf(stderr, "weft: %s is ambiguous: did you mean", arg);
+		for (size_t i = 0, k = 0; i < NOPTS; i++)
+			if (strncmp(config_opts[i].name, word, n) == 0)
+				fprintf(stderr, "%s--%s", k++ == 0 ? " " : k == prefixed ? " or " : ", ", config_opts[i].name);
+		fprintf(stderr, "?\n");
+		return;
+	}
+	const char *s = suggest(word, n);
+	if (arg[1] != '-' && opt && !s)
+		fprintf(stderr, "weft: unknown option '-%c' (weft's options are long, like --port)", opt);
+	else
+		fprintf(stderr, "weft: unknown option '%.*s'", (int)(word - arg + n), arg);
+	if (s)
+		fprintf(stderr, "; did you mean --%s?\n", s);
+	else
+		fprintf(stderr, "; 'weft --help' lists every option\n");
+}
+
 int config_parse(struct config *cfg, int argc, char **argv)
 {
-	struct option lopts[NOPTS + 3];
+	struct option lopts[NOPTS + 5];
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < NOPTS; i++) {
-		lopts[i] = (struct option){opts[i].name, opts[i].type == T_BOOL ? no_argument : required_argument, NULL, (int)i + 256};
-		if (opts[i].def && set(cfg, &opts[i], opts[i].def) < 0)
+		const struct opt *o = &config_opts[i];
+		lopts[i] = (struct option){o->name, o->type == T_BOOL ? no_argument : required_argument, NULL, (int)i + 256};
+		if (o->def && set(cfg, o, o->def) < 0)
 			abort(); /* a bad default is a bug in the table */
 	}
+	/* hidden: what the build generates the man page and completion from */
 	lopts[NOPTS] = (struct option){"help", no_argument, NULL, 'h'};
 	lopts[NOPTS + 1] = (struct option){"version", no_argument, NULL, 'V'};
-	lopts[NOPTS + 2] = (struct option){0};
+	lopts[NOPTS + 2] = (struct option){"help-man", no_argument, NULL, 'M'};
+	lopts[NOPTS + 3] = (struct option){"help-completion", no_argument, NULL, 'C'};
+	lopts[NOPTS + 4] = (struct option){0};
 
-	optind = 1;
+	/* getopt's own messages carry argv[0], the binary's full path: ours do not */
+	opterr = 0;
+	optind = 0; /* glibc: start afresh, also inside a cluster an earlier parse left (-port) */
 	int c;
-	while ((c = getopt_long(argc, argv, "hV", lopts, NULL)) != -1) {
-		if (c == 'h') {
-			config_usage();
-			return 1;
-		}
-		if (c == 'V') {
+	for (;;) {
+		int at = optind ? optind : 1; /* 0 (a fresh start) means argv[1] */
+		c = getopt_long(argc, argv, ":hV", lopts, NULL);
+		if (c == -1)
+			break;
+		switch (c) {
+		case 'h': return CONFIG_SHOW_HELP;
+		case 'M': return CONFIG_SHOW_MAN;
+		case 'C': return CONFIG_SHOW_COMPLETION;
+		case 'V':
 			printf("weft %s\n", WEFT_VERSION);
-			return 1;
-		}
-		if (c < 256) {
-			fprintf(stderr, "weft: try 'weft --help' for the list of options\n");
+			return CONFIG_DONE;
+		case ':': case '?':
+			/* the word getopt stopped at: optind moved past it, unless it
+			 * stopped inside a cluster of short options (-port) */
+			bad_option(argv[optind > at && optind - 1 < argc ? optind - 1 : at], c, optopt);
 			return -EINVAL;
 		}
-		const struct opt *o = &opts[c - 256];
+		const struct opt *o = &config_opts[c - 256];
 		if (set(cfg, o, optarg) < 0) {
-			fprintf(stderr, "weft: bad value '%s' for --%s: %s (--%s: %s)\n", optarg, o->name, rule(o->type),
+			fprintf(stderr, "weft: bad value '%s' for --%s: %s (--%s: %s)\n", optarg, o->name, config_rule(o->type),
 			        o->name, o->help);
 			return -EINVAL;
 		}
+		cfg->given |= 1ULL << (c - 256);
 	}
 	if (optind < argc) {
 		fprintf(stderr, "weft: unexpected argument '%s'; try 'weft --help'\n", argv[optind]);

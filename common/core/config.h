@@ -10,7 +10,7 @@
 
 enum weft_mode { MODE_ECHO, MODE_CHAT };
 
-/* Durations (SEC flags) are 0 or 0.001 .. 7 days, stored as int ms: the
+/* Durations (SEC flags) are 0 or 1 ms .. 7 days, stored as int ms: the
  * bound keeps every consumer's arithmetic in range (int, poll()'s timeout,
  * uring's uint32 ms clock, coro's 2^30 ms wait cap; see config.c). */
 #define CONFIG_SECS_MAX 604800LL
@@ -44,6 +44,7 @@ struct config {
 	/* limits */
 	int max_conns;
 	int idle_timeout_ms;     /* 0 = never; every *_ms is 0..CONFIG_MS_MAX */
+	int tcp_keepalive_ms;    /* accepted sockets: SO_KEEPALIVE idle time; 0 = off */
 	int drain_timeout_ms;    /* on SIGTERM/SIGINT */
 	size_t read_pause;       /* stop reading while this much output is unsent (>= 1) */
 	size_t max_head;         /* HTTP request line + headers */
@@ -75,18 +76,47 @@ struct config {
 	const char *pidfile;
 	const char *log_file;
 	int log_level;           /* enum log_level */
+	/* bit i: row i of the option table was on the command line (not a default) */
+	unsigned long long given;
 };
 
-/* Fill cfg from argv. Returns 0 to run, 1 if it printed --help/--version
- * (exit 0), or -EINVAL after printing what was wrong (exit 2). */
+/* What config_parse asks of its caller besides running. */
+enum {
+	CONFIG_DONE = 1,            /* it printed --version: exit 0 */
+	CONFIG_SHOW_HELP,           /* --help: config_usage(), exit 0 */
+	CONFIG_SHOW_MAN,            /* --help-man (hidden): config_man(), exit 0 */
+	CONFIG_SHOW_COMPLETION,     /* --help-completion (hidden): config_completion() */
+};
+
+/* Fill cfg from argv. Returns 0 to run, one of the above, or -EINVAL after
+ * printing what was wrong (exit 2). Messages say "weft", never argv[0]'s
+ * path; an unknown flag gets "did you mean --x?". */
 int config_parse(struct config *cfg, int argc, char **argv);
-void config_usage(void);
-/* Human-readable size "1048576" / "64k" / "8m" / "1g", at most
- * CONFIG_SIZE_MAX; 0, -EINVAL (not a size) or -ERANGE. */
+/* Flags given on the command line that this model does not read (the option
+ * table's models column): one warning line each on stderr. Returns how many. */
+int config_warn_ignored(const struct config *cfg, const char *model);
+
+/* The models, for what is generated from the option table (config_doc.c). */
+struct config_model {
+	const char *name;
+	const char *recipe;
+};
+/* --help on stdout; the man page (troff) and a bash completion script, both
+ * generated from the same table at build time (CMakeLists.txt). */
+void config_usage(const struct config_model *models, size_t n);
+void config_man(const struct config_model *models, size_t n);
+void config_completion(const struct config_model *models, size_t n);
+
+/* A size: digits with an optional unit, any case: k or kb (1024), m or mb,
+ * g or gb (nginx's meaning; Redis's kb/mb/gb agree), at most
+ * CONFIG_SIZE_MAX: "1048576", "64k", "10mb", "1G". 0, -EINVAL (not a size,
+ * including blanks, a sign, hex) or -ERANGE. */
 int config_parse_size(const char *s, size_t *out);
-/* Seconds "300" / "1.5" / ".25" into ms: digits with an optional fraction
- * (ms resolution), 0 or 1 ms .. CONFIG_MS_MAX. No sign, exponent, hex, nan
- * or inf (strtod takes all of them). 0, -EINVAL or -ERANGE. */
+/* A duration into ms: digits with an optional fraction and an optional unit
+ * ms, s, m, h or d, any case (nginx's; none = seconds): "300", "1.5",
+ * "300s", "5m", "1h", "500ms", "1.5m". Below 1 ms is cut; 0 or
+ * 1 ms .. CONFIG_MS_MAX. No sign, exponent, hex, nan or inf (strtod takes all
+ * of them). 0, -EINVAL or -ERANGE. */
 int config_parse_secs(const char *s, int *ms);
 
 #endif

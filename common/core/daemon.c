@@ -186,15 +186,19 @@ int daemon_stop_cmd(int argc, char **argv)
 	int timeout_ms = 30000;
 	int c;
 	optind = 1;
+	opterr = 0; /* getopt's messages would say "stop:", its argv[0] */
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		if (c == 'p') {
 			path = optarg;
 		} else if (c == 't' && config_parse_secs(optarg, &timeout_ms) == 0) {
 			continue;
 		} else if (c == 't') {
-			fprintf(stderr, "weft stop: bad value '%s' for --timeout: seconds, 0..%lld\n", optarg, CONFIG_SECS_MAX);
+			fprintf(stderr, "weft stop: bad value '%s' for --timeout: a duration (30, 30s, 1m, 500ms), 0..%lld s\n",
+			        optarg, CONFIG_SECS_MAX);
 			return 2;
 		} else {
+			if (c == '?')
+				fprintf(stderr, "weft stop: unknown option or missing value: '%s'\n", argv[optind - 1]);
 			printf("usage: weft stop --pidfile FILE [--timeout SEC]\n"
 			       "Sends SIGTERM to the weft daemon whose pid is in FILE and waits (default 30 s) for it to exit.\n");
 			return c == 'h' ? 0 : 2;

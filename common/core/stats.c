@@ -87,3 +87,11 @@ uint64_t stat_sum(enum stat_id id)
 		s += atomic_load_explicit(&b->v[id], memory_order_relaxed);
 	return s;
 }
+
+uint64_t stat_closed_total(void)
+{
+	uint64_t s = 0;
+	for (int why = CLOSE_PEER; why <= CLOSE_ERROR; why++)
+		s += stat_sum(stat_closed((enum close_reason)why));
+	return s;
+}

@@ -14,7 +14,17 @@
 
 #define STATS_LIST(X)                                                                                \
 	X(conn_accepted, "weft_connections_accepted_total", "", "connections accepted")               \
-	X(conn_closed, "weft_connections_closed_total", "", "connections closed")                     \
+	/* one per close, by reason (enum close_reason's order, after CLOSE_UNSET) */                 \
+	X(closed_peer, "weft_connections_closed_total", "reason=\"peer\"", "connections closed, by reason (they sum to every close)") \
+	X(closed_quit, "weft_connections_closed_total", "reason=\"quit\"", "")                    \
+	X(closed_idle, "weft_connections_closed_total", "reason=\"idle\"", "")                    \
+	X(closed_reset, "weft_connections_closed_total", "reason=\"reset\"", "")                  \
+	X(closed_drain, "weft_connections_closed_total", "reason=\"drain\"", "")                  \
+	X(closed_drain_timeout, "weft_connections_closed_total", "reason=\"drain_timeout\"", "")  \
+	X(closed_slow, "weft_connections_closed_total", "reason=\"slow_consumer\"", "")           \
+	X(closed_timeout, "weft_connections_closed_total", "reason=\"timeout\"", "")              \
+	X(closed_bad_input, "weft_connections_closed_total", "reason=\"bad_input\"", "")          \
+	X(closed_error, "weft_connections_closed_total", "reason=\"error\"", "")                  \
 	X(refused_max_conns, "weft_connections_refused_total", "reason=\"max_conns\"", "connections refused") \
 	X(refused_queue, "weft_connections_refused_total", "reason=\"queue_full\"", "")                \
 	X(refused_fd_limit, "weft_connections_refused_total", "reason=\"fd_limit\"", "")               \
@@ -25,27 +35,26 @@
 	X(proto_http, "weft_connections_by_protocol_total", "protocol=\"http\"", "")                   \
 	X(proto_line, "weft_connections_by_protocol_total", "protocol=\"chat_line\"", "")              \
 	X(proto_resp, "weft_connections_by_protocol_total", "protocol=\"resp\"", "")                   \
-	X(idle_timeouts, "weft_errors_total", "kind=\"idle_timeout\"", "errors by kind")               \
-	X(header_timeouts, "weft_errors_total", "kind=\"header_timeout\"", "")                         \
-	X(conn_resets, "weft_errors_total", "kind=\"reset\"", "")                                      \
+	X(header_timeouts, "weft_errors_total", "kind=\"header_timeout\"", "errors by kind: what an operator may be paged for") \
 	X(oom_errors, "weft_errors_total", "kind=\"out_of_memory\"", "")                               \
-	X(drain_forced, "weft_errors_total", "kind=\"drain_timeout\"", "")                             \
-	X(http_requests, "weft_http_requests_total", "", "HTTP requests answered")                     \
-	X(http_400, "weft_http_errors_total", "status=\"400\"", "HTTP error responses")                \
-	X(http_404, "weft_http_errors_total", "status=\"404\"", "")                                    \
-	X(http_405, "weft_http_errors_total", "status=\"405\"", "")                                    \
-	X(http_411, "weft_http_errors_total", "status=\"411\"", "")                                    \
-	X(http_413, "weft_http_errors_total", "status=\"413\"", "")                                    \
-	X(http_408, "weft_http_errors_total", "status=\"408\"", "")                                    \
-	X(http_431, "weft_http_errors_total", "status=\"431\"", "")                                    \
-	X(http_501, "weft_http_errors_total", "status=\"501\"", "")                                    \
-	X(http_505, "weft_http_errors_total", "status=\"505\"", "")                                    \
+	/* every HTTP response once, by status (http.c's count()) */                                 \
+	X(http_200, "weft_http_requests_total", "status=\"200\"", "HTTP responses, by status")       \
+	X(http_400, "weft_http_requests_total", "status=\"400\"", "")                               \
+	X(http_404, "weft_http_requests_total", "status=\"404\"", "")                               \
+	X(http_405, "weft_http_requests_total", "status=\"405\"", "")                               \
+	X(http_408, "weft_http_requests_total", "status=\"408\"", "")                               \
+	X(http_411, "weft_http_requests_total", "status=\"411\"", "")                               \
+	X(http_413, "weft_http_requests_total", "status=\"413\"", "")                               \
+	X(http_431, "weft_http_requests_total", "status=\"431\"", "")                               \
+	X(http_500, "weft_http_requests_total", "status=\"500\"", "")                               \
+	X(http_501, "weft_http_requests_total", "status=\"501\"", "")                               \
+	X(http_505, "weft_http_requests_total", "status=\"505\"", "")                               \
 	X(chat_published, "weft_chat_published_total", "", "messages published")                      \
 	X(chat_delivered, "weft_chat_delivered_total", "", "message deliveries to subscribers")        \
-	X(chat_bad_input, "weft_errors_total", "kind=\"chat_bad_input\"", "")                          \
-	X(chat_too_big, "weft_errors_total", "kind=\"chat_too_big\"", "")                              \
-	X(chat_channel_too_long, "weft_errors_total", "kind=\"chat_channel_too_long\"", "")            \
-	X(chat_max_subs, "weft_errors_total", "kind=\"chat_max_subs\"", "")                            \
+	X(chat_bad_input, "weft_client_errors_total", "kind=\"chat_bad_input\"", "a client's mistakes, answered with an error (not paging material)") \
+	X(chat_too_big, "weft_client_errors_total", "kind=\"chat_too_big\"", "")                              \
+	X(chat_channel_too_long, "weft_client_errors_total", "kind=\"chat_channel_too_long\"", "")            \
+	X(chat_max_subs, "weft_client_errors_total", "kind=\"chat_max_subs\"", "")                            \
 	X(chat_list_truncated, "weft_chat_list_truncated_total", "", "/list replies cut at their channel limit") \
 	X(input_paused, "weft_input_paused_total", "", "times input already read waited for output to drain (--read-pause)") \
 	X(slow_hard, "weft_slow_consumer_disconnects_total", "limit=\"hard\"", "subscribers dropped for not reading") \
@@ -54,6 +63,7 @@
 	X(tls_resumed, "weft_tls_resumed_total", "", "TLS handshakes that resumed a session")          \
 	X(tls_failures, "weft_errors_total", "kind=\"tls_handshake\"", "")                             \
 	X(tls_timeouts, "weft_errors_total", "kind=\"tls_handshake_timeout\"", "")                     \
+	/* --cluster only, and last (STAT__CLUSTER_FIRST) */                                          \
 	X(cl_reconnects, "weft_cluster_reconnects_total", "", "--cluster: links to the engine established after the first") \
 	X(cl_connect_fail, "weft_cluster_connect_failures_total", "reason=\"connect\"", "--cluster: attempts to reach the engine that failed") \
 	X(cl_connect_fail_tls, "weft_cluster_connect_failures_total", "reason=\"tls\"", "")          \
@@ -70,7 +80,7 @@
 	X(cl_echoes, "weft_cluster_echoes_dropped_total", "", "--cluster: our own messages back from the engine, dropped") \
 	X(cl_gaps, "weft_cluster_gaps_total", "", "--cluster: messages from other nodes missed (sequence gaps)") \
 	X(cl_duplicates, "weft_cluster_duplicates_dropped_total", "", "--cluster: messages from the engine already seen, dropped") \
-	X(cl_resyncs, "weft_cluster_seq_resyncs_total", "", "--cluster: a sequence far from the last seen (a forged or restarted stream), taken as a new start") \
+	X(cl_resyncs, "weft_cluster_seq_resyncs_total", "", "--cluster: sequence numbers out of the ordinary (a late one in the window, a confirmed jump beyond 2^32): forgeries or restarts") \
 	X(cl_dropped_down, "weft_cluster_dropped_total", "reason=\"down\"", "--cluster: engine copies not sent") \
 	X(cl_dropped_full, "weft_cluster_dropped_total", "reason=\"full\"", "")                      \
 	X(cl_malformed, "weft_cluster_malformed_total", "", "--cluster: engine messages that were not weft envelopes, dropped")
@@ -92,7 +102,36 @@ void stat_add(enum stat_id id, uint64_t v);
 static inline void stat_inc(enum stat_id id) { stat_add(id, 1); }
 /* Sum over every thread (a consistent-enough snapshot for monitoring). */
 uint64_t stat_sum(enum stat_id id);
-/* Connections open now (accepted - closed). */
-static inline uint64_t stat_open_conns(void) { return stat_sum(STAT_conn_accepted) - stat_sum(STAT_conn_closed); }
+
+/* Why a connection closed: each close is counted once, under exactly one
+ * reason (server_conn_closed), so the reasons sum to every close. Only
+ * error is the server's fault; bad_input, timeout and slow_consumer are the
+ * client's; the rest are how connections normally end (docs/METRICS.md). */
+enum close_reason {
+	CLOSE_UNSET,         /* not decided yet (a session's initial state) */
+	CLOSE_PEER,          /* the client closed (FIN, TLS close_notify) */
+	CLOSE_QUIT,          /* the client asked (QUIT, /quit, Connection: close) */
+	CLOSE_IDLE,          /* --idle-timeout */
+	CLOSE_RESET,         /* the socket failed: RST, EPIPE */
+	CLOSE_DRAIN,         /* the server is stopping, and the connection was done */
+	CLOSE_DRAIN_TIMEOUT, /* the server is stopping, and --drain-timeout cut it */
+	CLOSE_SLOW_CONSUMER, /* --outbox-hard / --outbox-soft */
+	CLOSE_TIMEOUT,       /* --header-timeout, --handshake-timeout */
+	CLOSE_BAD_INPUT,     /* a protocol error or failed TLS handshake ends it */
+	CLOSE_ERROR,         /* the server's own failure: out of memory, no thread */
+};
+static inline enum stat_id stat_closed(enum close_reason why)
+{
+	return (enum stat_id)(STAT_closed_peer + (why == CLOSE_UNSET ? CLOSE_ERROR : why) - CLOSE_PEER);
+}
+_Static_assert(STAT_closed_error - STAT_closed_peer == CLOSE_ERROR - CLOSE_PEER, "STATS_LIST and close_reason disagree");
+
+/* Connections closed (every reason) / open now (accepted - closed). */
+uint64_t stat_closed_total(void);
+static inline uint64_t stat_open_conns(void) { return stat_sum(STAT_conn_accepted) - stat_closed_total(); }
+
+/* The --cluster counters come last: only a node with a bridge shows them
+ * (the bridge renders them as its /metrics source). */
+#define STAT__CLUSTER_FIRST STAT_cl_reconnects
 
 #endif

@@ -20,6 +20,7 @@ struct session *loop_admit(struct loop *l, int fd, bool tls)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	server_keepalive(l->srv, fd);
 	if (!server_conn_admit(l->srv)) {
 		server_refuse(l->srv, fd, REFUSE_MAX_CONNS);
 		return NULL;
@@ -29,7 +30,7 @@ struct session *loop_admit(struct loop *l, int fd, bool tls)
 		stat_inc(STAT_oom_errors);
 		log_warn("%s: no memory for a new connection; closing it", l->m->name);
 		close(fd);
-		server_conn_closed(l->srv);
+		server_conn_closed(l->srv, CLOSE_ERROR);
 		return NULL;
 	}
 	l->live++;
@@ -38,9 +39,10 @@ struct session *loop_admit(struct loop *l, int fd, bool tls)
 
 void loop_close(struct loop *l, struct session *s, int fd)
 {
+	enum close_reason why = session_close_reason(s);
 	session_free(s);
 	close(fd);
-	server_conn_closed(l->srv);
+	server_conn_closed(l->srv, why);
 	l->live--;
 }
 

@@ -2,7 +2,15 @@
 #include "deadline.h"
 
 #include "session.h"
-#include "stats.h"
+
+/* The drain's end cut it: that is its reason, unless a fault or a slow
+ * consumer's verdict came first (those say more). */
+static void cut_by_drain(struct session *s)
+{
+	if (s->close_why <= CLOSE_DRAIN)
+		s->close_why = CLOSE_DRAIN_TIMEOUT;
+	s->closing = 1;
+}
 
 static long long earliest(long long a, long long b) { return !a || (b && b < a) ? b : a; }
 
@@ -17,7 +25,7 @@ long long deadline_due(const struct session *s, long long last_ms, long long dra
 bool deadline_expire(struct session *s, long long last_ms, long long now, long long drain_end)
 {
 	if (drain_end && now >= drain_end) {
-		stat_inc(STAT_drain_forced); /* not quiet by the drain's end */
+		cut_by_drain(s); /* not quiet by the drain's end */
 		return true;
 	}
 	long long at = session_deadline_ms(s);
@@ -34,6 +42,6 @@ bool deadline_expire(struct session *s, long long last_ms, long long now, long l
 	if (!s->closing)
 		session_idle_expired(s);
 	if (stuck && drain_end && session_pending(s))
-		stat_inc(STAT_drain_forced); /* its drain time ran out with output unsent */
+		cut_by_drain(s); /* its drain time ran out with output unsent */
 	return stuck;
 }

@@ -15,6 +15,7 @@
 #include "bridge.h"
 #include "exchange.h"
 #include "log.h"
+#include "metrics_src.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -95,6 +96,7 @@ int server_init(struct server *srv, const struct config *cfg)
 	srv->listen_fd = srv->tls_listen_fd = -1;
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	srv->tls_port = -1;
+	srv->start_ms = now_ms();
 	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_error("startup: pipe: %s", strerror(errno));
 		return -errno;
@@ -126,6 +128,15 @@ int server_init(struct server *srv, const struct config *cfg)
 		/* The link connects in the background: serving starts at once. */
 		if (cfg->cluster && !(srv->bridge = bridge_start(srv->ex, cfg)))
 			return -EINVAL;
+		/* Only here: a node without --cluster has no weft_cluster_ series,
+		 * an echo node no chat gauges. */
+		int rc = metrics_register("chat", exchange_metrics, srv->ex);
+		if (rc == 0 && srv->bridge)
+			rc = metrics_register("cluster", bridge_metrics, srv->bridge);
+		if (rc < 0) { /* only a second server_init without server_fini gets here */
+			log_error("startup: cannot register the chat metrics: %s", strerror(-rc));
+			return rc;
+		}
 	}
 	return 0;
 }
@@ -139,6 +150,7 @@ void server_fini(struct server *srv)
 	for (int i = 0; i < 2; i++)
 		if (srv->stop_pipe[i] >= 0)
 			close(srv->stop_pipe[i]);
+	metrics_sources_clear(); /* the loops are gone: no scrape reads them any more */
 	bridge_stop(srv->bridge); /* before the exchange it hooks into */
 	srv->bridge = NULL;
 	exchange_free(srv->ex);
@@ -180,30 +192,36 @@ bool server_conn_admit(struct server *srv)
 	return true;
 }
 
-void server_conn_closed(struct server *srv)
+void server_conn_closed(struct server *srv, enum close_reason why)
 {
 	atomic_fetch_sub(&srv->open_conns, 1);
-	stat_inc(STAT_conn_closed);
+	stat_inc(stat_closed(why));
 }
 
 void server_refuse(struct server *srv, int fd, enum refuse_reason why)
 {
-	char msg[160];
+	/* Nothing was read yet, so the mode is all weft knows of the client's
+	 * protocol: chat clients (redis-cli, nc) read a RESP error, which is a
+	 * readable line too; an echo client gets a plain line, not RESP. */
+	const char *head = srv->cfg->mode == MODE_CHAT ? "-ERR " : "weft: ";
+	char msg[200];
 	int n = 0;
 	switch (why) {
 	case REFUSE_MAX_CONNS:
 		stat_inc(STAT_refused_max_conns);
-		n = snprintf(msg, sizeof(msg), "-ERR max number of clients reached (weft --max-conns %d)\r\n",
+		n = snprintf(msg, sizeof(msg), "%smax number of clients reached (weft --max-conns %d)\r\n", head,
 		             srv->cfg->max_conns);
 		break;
 	case REFUSE_QUEUE_FULL:
 		stat_inc(STAT_refused_queue);
-		n = snprintf(msg, sizeof(msg), "-ERR server busy: all workers taken and the queue is full (weft --queue %d)\r\n",
-		             srv->cfg->queue);
+		n = snprintf(msg, sizeof(msg), "%sserver busy: all workers taken and the queue is full (weft --queue %d)\r\n",
+		             head, srv->cfg->queue);
 		break;
 	case REFUSE_FD_LIMIT:
 		stat_inc(STAT_refused_fd_limit);
-		n = snprintf(msg, sizeof(msg), "-ERR server busy: descriptor limit of the select() poller reached\r\n");
+		n = snprintf(msg, sizeof(msg),
+		             "%sserver busy: descriptor limit of the select() poller reached (weft --poller epoll has none)\r\n",
+		             head);
 		break;
 	}
 	/* Best effort, never blocking: a fresh socket's send buffer has room. */
@@ -259,6 +277,27 @@ bool server_accept_failed(int err)
 	stat_inc(STAT_accept_errors);
 	accept_log_error(err);
 	return true;
+}
+
+/* Redis' anetKeepAlive: the first probe after `secs` of silence, then one
+ * every secs/3, and the peer is dead after 3 unanswered: about 2 x secs in
+ * all. The kernel takes at most 32767 s for each (MAX_TCP_KEEPIDLE). */
+#define KEEPALIVE_SECS_MAX 32767
+#define KEEPALIVE_PROBES 3
+
+void server_keepalive(const struct server *srv, int fd)
+{
+	int ms = srv->cfg->tcp_keepalive_ms;
+	if (ms <= 0)
+		return;
+	int secs = (ms + 999) / 1000;
+	secs = secs < KEEPALIVE_SECS_MAX ? secs : KEEPALIVE_SECS_MAX;
+	int one = 1, intvl = secs / KEEPALIVE_PROBES ? secs / KEEPALIVE_PROBES : 1, cnt = KEEPALIVE_PROBES;
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof(secs)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
+		log_debug("tcp keepalive on fd %d: %s", fd, strerror(errno));
 }
 
 int server_accept(int lfd, bool nonblock)

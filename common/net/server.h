@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "stats.h"
 #include "subscriber.h"
 
 struct bridge;
@@ -32,6 +33,7 @@ struct server {
 	int tls_listen_fd;    /* first TLS listener or -1 */
 	int stop_pipe[2];     /* [0] becomes readable, forever, on stop */
 	atomic_int open_conns;
+	long long start_ms;   /* now_ms() at server_init (INFO's uptime) */
 	atomic_bool stopping;
 };
 
@@ -55,13 +57,21 @@ static inline bool server_stopping(struct server *srv) { return atomic_load(&srv
 void server_request_stop(struct server *srv);
 
 /* Admission: true if one more connection may be served (counts it as open
- * and accepted). Pair every true with server_conn_closed(). */
+ * and accepted). Pair every true with one server_conn_closed(), which counts
+ * the close under its reason (a session's: session_close_reason()). */
 bool server_conn_admit(struct server *srv);
-void server_conn_closed(struct server *srv);
+void server_conn_closed(struct server *srv, enum close_reason why);
 
-/* Tell the client why it is refused ("-ERR ...\r\n", readable by nc and
- * redis-cli), count it and close fd. Never blocks. */
+/* Tell the client why it is refused, in its protocol as far as weft can
+ * know it before reading: "-ERR ...\r\n" in chat mode (RESP, readable by nc
+ * and redis-cli), "weft: ...\r\n" in echo mode; count it and close fd.
+ * Never blocks. */
 void server_refuse(struct server *srv, int fd, enum refuse_reason why);
+
+/* --tcp-keepalive on an accepted socket (every model calls it once per
+ * connection: loop_admit, and the blocking models' acceptor). Best effort: a
+ * failure is logged at debug and the connection is served anyway. */
+void server_keepalive(const struct server *srv, int fd);
 
 /* accept4(SOCK_NONBLOCK|SOCK_CLOEXEC) with counting; returns fd or -errno.
  * On EMFILE/ENFILE the caller must stop accepting for a while (a level-

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
+#include "chat.h"
 #include "log.h"
 #include "owner.h"
 #include "proto.h"
@@ -14,6 +15,7 @@
 
 #define SESSION_IOV_BATCH 16 /* iovecs per sendmsg() */
 #define SESSION_COPY_MAX 1024 /* a delivery up to this size is copied, not referenced */
+#define SESSION_IN_KEEP 4096  /* an empty input buffer up to this size stays for the next partial command */
 
 static atomic_ullong next_id = 1;
 
@@ -55,7 +57,7 @@ int session_write(struct session *s, const void *p, size_t n)
 	if (outbox_append(&s->out, p, n) == 0)
 		return 0;
 	stat_inc(STAT_oom_errors);
-	s->closing = 1;
+	session_close_for(s, CLOSE_ERROR);
 	return -ENOMEM;
 }
 
@@ -69,13 +71,30 @@ int session_write_msg(struct session *s, struct msg *m)
 	if (outbox_append_msg(&s->out, m) == 0)
 		return 0;
 	stat_inc(STAT_oom_errors);
-	s->closing = 1;
+	session_close_for(s, CLOSE_ERROR);
 	return -ENOMEM;
 }
 
 void session_close_after_flush(struct session *s)
 {
-	s->closing = 1; /* with TLS, session_iov queues close_notify after the plaintext */
+	/* with TLS, session_iov queues close_notify after the plaintext */
+	session_close_for(s, s->stopping ? CLOSE_DRAIN : CLOSE_QUIT);
+}
+
+void session_close_for(struct session *s, enum close_reason why)
+{
+	if (!s->close_why)
+		s->close_why = why;
+	s->closing = 1;
+}
+
+enum close_reason session_close_reason(const struct session *s)
+{
+	if (s->close_why)
+		return (enum close_reason)s->close_why;
+	/* Closed by the model without a verdict from the session: a drain's
+	 * end, an EOF it saw, or its own failure (a poll error, ...). */
+	return s->stopping ? CLOSE_DRAIN : s->eof ? CLOSE_PEER : CLOSE_ERROR;
 }
 
 static const struct proto *mode_proto(const struct server *srv)
@@ -92,7 +111,7 @@ static int start(struct session *s, const struct proto *p)
 	if (p->init && p->init(s) < 0) {
 		stat_inc(STAT_oom_errors);
 		s->proto = NULL;
-		s->closing = 1;
+		session_close_for(s, CLOSE_ERROR);
 		return -ENOMEM;
 	}
 	return 0;
@@ -109,6 +128,17 @@ static size_t dispatch(struct session *s, const char *p, size_t n)
 			return n;
 	}
 	return s->proto->feed(s, p, n);
+}
+
+/* The protocol used n bytes of s->in. Input waits there only while a command
+ * is partial: once none waits, a buffer grown for a large one (a 1 MiB RESP
+ * bulk that came in pieces) goes, or every connection that ever sent one
+ * would keep that much for the rest of its life. */
+static void in_consume(struct session *s, size_t n)
+{
+	buf_consume(&s->in, n);
+	if (buf_used(&s->in) == 0 && s->in.cap > SESSION_IN_KEEP)
+		buf_free(&s->in);
 }
 
 /* After a feed: does input wait for the output to drain? (A partial command
@@ -130,20 +160,20 @@ static void feed_plain(struct session *s, const char *p, size_t n)
 		size_t used = dispatch(s, p, n);
 		if (used < n && !s->closing && buf_append(&s->in, p + used, n - used) < 0) {
 			stat_inc(STAT_oom_errors);
-			s->closing = 1;
+			session_close_for(s, CLOSE_ERROR);
 		}
 		note_pause(s);
 		return;
 	}
 	if (n && buf_append(&s->in, p, n) < 0) {
 		stat_inc(STAT_oom_errors);
-		s->closing = 1;
+		session_close_for(s, CLOSE_ERROR);
 		return;
 	}
 	/* Bytes that still arrive while paused (a model may have had a read in
 	 * flight) only queue: the protocol would not answer them yet. */
 	if (!s->in_paused)
-		buf_consume(&s->in, dispatch(s, buf_head(&s->in), buf_used(&s->in)));
+		in_consume(s, dispatch(s, buf_head(&s->in), buf_used(&s->in)));
 	note_pause(s);
 }
 
@@ -161,7 +191,7 @@ static void feed_detect(struct session *s, const char *p, size_t n)
 static void adopt_mode_proto(struct session *s)
 {
 	if (start(s, mode_proto(s->srv)) == 0)
-		buf_consume(&s->in, s->proto->feed(s, buf_head(&s->in), buf_used(&s->in)));
+		in_consume(s, s->proto->feed(s, buf_head(&s->in), buf_used(&s->in)));
 }
 
 void session_input(struct session *s, const char *p, size_t n)
@@ -189,7 +219,7 @@ void session_input(struct session *s, const char *p, size_t n)
 	}
 	if (rc < 0) {
 		s->tls_failed = 1;
-		s->closing = 1;
+		session_close_for(s, CLOSE_BAD_INPUT); /* counted in tls.c */
 	} else if (tls_conn_peer_closed(s->tls) && !s->eof) {
 		session_eof(s); /* close_notify ends the stream as a FIN does */
 	}
@@ -200,9 +230,11 @@ static void finish_eof(struct session *s)
 {
 	if (!s->proto && buf_used(&s->in) && !s->closing)
 		adopt_mode_proto(s);
+	if (!s->closing) /* before eof(): whatever it queues, the peer ended it */
+		s->close_why = CLOSE_PEER;
 	if (s->proto && s->proto->eof && !s->closing)
 		s->proto->eof(s);
-	s->closing = 1;
+	session_close_for(s, CLOSE_PEER);
 }
 
 void session_eof(struct session *s)
@@ -230,7 +262,7 @@ int session_iov(struct session *s, struct iovec *iov, int max)
 	if (!s->tls)
 		return outbox_iov(&s->out, iov, max);
 	if (!outbox_empty(&s->out) && tls_conn_encrypt(s->tls, &s->out) < 0)
-		s->closing = 1;
+		session_close_for(s, CLOSE_ERROR);
 	if (s->closing && outbox_empty(&s->out) && !s->tls_failed)
 		tls_conn_shutdown(s->tls);
 	return outbox_iov(tls_conn_cipher(s->tls), iov, max);
@@ -312,16 +344,21 @@ int session_idle_limit_ms(const struct session *s)
 		return SESSION_SLOW_LINGER_MS;
 	if (s->stopping)
 		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
+	/* A subscriber waits for messages, and a quiet channel is normal: as
+	 * Redis does for pub/sub clients, no idle limit while it holds a
+	 * subscription (TCP keepalive, --tcp-keepalive, finds dead peers). It is
+	 * asked again at every wait, so an UNSUBSCRIBE of the last one brings the
+	 * limit back, counted from that command. */
+	if (s->chat && chat_count(s->chat))
+		return 0;
 	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
 }
 
 void session_idle_expired(struct session *s)
 {
 	/* Quiet during drain is the normal end of a connection on stop; a
-	 * dropped slow consumer was counted when it was dropped. */
-	if (!s->stopping && !s->sub.slow_closed)
-		stat_inc(STAT_idle_timeouts);
-	s->closing = 1;
+	 * dropped slow consumer has its reason already. */
+	session_close_for(s, s->sub.slow_closed ? CLOSE_SLOW_CONSUMER : s->stopping ? CLOSE_DRAIN : CLOSE_IDLE);
 }
 
 long long session_deadline_ms(const struct session *s)
@@ -343,20 +380,20 @@ long long session_deadline_ms(const struct session *s)
 bool session_deadline_expired(struct session *s)
 {
 	if (s->linger_ms) {
-		s->closing = 1;
+		session_close_for(s, CLOSE_TIMEOUT);
 		return true; /* its reply had its chance (counted when it was queued) */
 	}
 	if (s->tls && tls_conn_handshaking(s->tls)) {
 		stat_inc(STAT_tls_timeouts);
 		log_info("tls: handshake timeout on connection %llu", (unsigned long long)s->id);
-		s->closing = 1;
+		session_close_for(s, CLOSE_TIMEOUT);
 		return true;
 	}
 	s->head_ms = 0;
 	if (s->record_clock) {
 		stat_inc(STAT_header_timeouts);
 		log_info("tls: a record not complete within --header-timeout on connection %llu; closing", (unsigned long long)s->id);
-		s->closing = 1;
+		session_close_for(s, CLOSE_TIMEOUT);
 		return true;
 	}
 	if (!s->proto) {
@@ -365,9 +402,9 @@ bool session_deadline_expired(struct session *s)
 		return false;
 	}
 	stat_inc(STAT_header_timeouts);
+	session_close_for(s, CLOSE_TIMEOUT); /* first: the 408 it queues closes for this reason */
 	if (s->proto->head_timeout) /* set for every protocol that starts a head clock */
 		s->proto->head_timeout(s);
-	s->closing = 1;
 	s->linger_ms = now_ms() + SESSION_SLOW_LINGER_MS; /* a total bound on sending it, too */
 	return false;
 }
@@ -391,6 +428,5 @@ void session_stop(struct session *s)
 
 void session_reset(struct session *s)
 {
-	(void)s;
-	stat_inc(STAT_conn_resets);
+	session_close_for(s, CLOSE_RESET);
 }

@@ -52,6 +52,7 @@
 
 #include "buf.h"
 #include "outbox.h"
+#include "stats.h"
 #include "subscriber.h"
 
 struct server;
@@ -79,6 +80,7 @@ struct session {
 	bool tls_failed : 1;
 	bool in_paused : 1;        /* s->in holds input that waits for the output to drain */
 	bool record_clock : 1;     /* head_ms runs for a TLS record that is not complete yet */
+	unsigned close_why : 4;    /* enum close_reason: the first reason to close wins */
 	/* What the exchange and mailbox see of a chat session (subscriber.h;
 	 * chat.c fills its ops). sub.loop_data is the model's own
 	 * per-connection object (the task owner_drain's ready() must wake);
@@ -131,13 +133,22 @@ long long session_deadline_ms(const struct session *s);
  * ended; session_deadline_ms() then says what bounds the rest. */
 bool session_deadline_expired(struct session *s);
 void session_stop(struct session *s);
-/* The connection reset or failed on a socket error: count it; free next. */
+/* The connection reset or failed on a socket error: closes it for that
+ * reason (unless it had one already); free it next. */
 void session_reset(struct session *s);
 
-/* For protocols: queue reply bytes / a shared message; close after flush. */
+/* For protocols: queue reply bytes / a shared message; close after flush.
+ * session_close_after_flush is the normal end the client asked for (QUIT,
+ * Connection: close) or, while stopping, the drain; session_close_for
+ * names another reason (bad input, slow consumer, ...). The first reason
+ * given is the one counted (weft_connections_closed_total{reason}). */
 int session_write(struct session *s, const void *p, size_t n);
 int session_write_msg(struct session *s, struct msg *m);
 void session_close_after_flush(struct session *s);
+void session_close_for(struct session *s, enum close_reason why);
+/* For models, before freeing: the reason to count this close under (the
+ * one given, else: stopping -> drain, peer's EOF -> peer, else error). */
+enum close_reason session_close_reason(const struct session *s);
 /* A request head began arriving (idempotent: the first byte counts) / is
  * complete. While one is open, --header-timeout bounds it in total and the
  * protocol's head_timeout() answers when it passes. */

@@ -21,6 +21,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -97,26 +98,66 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
+/* No passphrase prompt on the terminal (OpenSSL's default) for an
+ * encrypted key: it fails like a key that is not there, and says so. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf, (void)size, (void)rwflag, (void)u;
+	return -1;
+}
+
+/* The file, open for reading, or NULL after logging which flag's file
+ * cannot be read and why. */
+static FILE *open_pem(const char *flag, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		log_error("tls: cannot read %s %s: %s", flag, path, strerror(errno));
+	return f;
+}
+
+/* --cert and --key (or --cert alone, when its file holds the key too, as
+ * docs/TLS.md says). One message per mistake, each naming the file and
+ * what to do: a file that cannot be read, a --cert without a certificate,
+ * a key file without a key, a --cert file without a key and no --key, a
+ * key that does not match the certificate. */
 static int load_files(SSL_CTX *ssl, const struct config *cfg)
 {
 	char why[256];
-	const char *key = cfg->key ? cfg->key : cfg->cert; /* one PEM may hold both */
+	const char *key_flag = cfg->key ? "--key" : "--cert";
+	const char *key = cfg->key ? cfg->key : cfg->cert;
 	if (!cfg->cert) {
-		log_error("tls: --key %s given without --cert", cfg->key);
+		log_error("tls: --key %s given without --cert: give the certificate chain with --cert FILE", cfg->key);
 		return -EINVAL;
 	}
+	FILE *f = open_pem("--cert", cfg->cert);
+	if (!f)
+		return -EINVAL;
+	fclose(f);
 	if (SSL_CTX_use_certificate_chain_file(ssl, cfg->cert) != 1) {
-		log_error("tls: cannot load certificate chain from %s: %s", cfg->cert, ossl_reason(why, sizeof(why), NULL));
+		log_error("tls: --cert %s holds no PEM certificate (%s): give the certificate chain, leaf first",
+		          cfg->cert, ossl_reason(why, sizeof(why), NULL));
 		return -EINVAL;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ssl, key, SSL_FILETYPE_PEM) != 1) {
-		log_error("tls: cannot load private key from %s: %s (want the PEM private key matching --cert)", key,
-		          ossl_reason(why, sizeof(why), NULL));
+	if (!(f = open_pem(key_flag, key)))
+		return -EINVAL;
+	EVP_PKEY *pkey = PEM_read_PrivateKey(f, NULL, no_passphrase, NULL);
+	fclose(f);
+	if (!pkey) {
+		ERR_clear_error(); /* OpenSSL's reason ("no start line", "unsupported") says less than we do */
+		if (cfg->key)
+			log_error("tls: --key %s holds no PEM private key: give the unencrypted PEM key the certificate was "
+			          "made with", key);
+		else
+			log_error("tls: --cert %s holds no private key: give the key file with --key FILE, or append the PEM "
+			          "private key to %s", key, key);
 		return -EINVAL;
 	}
-	if (SSL_CTX_check_private_key(ssl) != 1) {
-		log_error("tls: private key %s does not match certificate %s: %s", key, cfg->cert,
-		          ossl_reason(why, sizeof(why), NULL));
+	int ok = SSL_CTX_use_PrivateKey(ssl, pkey) == 1 && SSL_CTX_check_private_key(ssl) == 1;
+	EVP_PKEY_free(pkey);
+	if (!ok) {
+		log_error("tls: the private key in %s does not match the certificate in --cert %s (%s): give the key "
+		          "the certificate was made with", key, cfg->cert, ossl_reason(why, sizeof(why), NULL));
 		return -EINVAL;
 	}
 	log_info("tls: certificate %s, key %s", cfg->cert, key);

@@ -68,6 +68,7 @@ void chat_detach(struct session *s)
 		exchange_punsubscribe(ex, &s->sub, c->pats.v[i].p, c->pats.v[i].n);
 	names_free(&c->chans);
 	names_free(&c->pats);
+	free(c->name);
 	free(c);
 	s->chat = NULL;
 }
@@ -185,6 +186,7 @@ static void chat_slow_consumer(struct subscriber *sub, bool soft)
 	const struct config *cfg = s->srv->cfg;
 	char line[200];
 	stat_inc(soft ? STAT_slow_soft : STAT_slow_hard);
+	session_close_for(s, CLOSE_SLOW_CONSUMER); /* first: the error line below may fail */
 	outbox_drop_unstarted(&s->out);
 	const char *pre = s->chat && s->chat->fmt == EX_LINE ? "ERR" : "-ERR";
 	if (soft)

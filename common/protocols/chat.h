@@ -32,6 +32,7 @@ struct chat_names {
 struct chat_conn {
 	enum ex_fmt fmt;
 	char nick[CHAT_NICK_MAX + 1];
+	char *name; /* RESP CLIENT SETNAME; NULL = none */
 	struct chat_names chans, pats; /* in subscription order */
 };
 

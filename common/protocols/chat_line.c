@@ -25,7 +25,7 @@ struct line {
 };
 
 #define HELP_LINE                                                                                            \
-	"HELP commands: /nick NAME | /join CHANNEL | /leave [CHANNEL] | /pub CHANNEL TEXT | /list | /help | " \
+	"HELP commands: /nick NAME | /join CHANNEL | /leave [CHANNEL] | /pub CHANNEL TEXT | /list | /who CHANNEL | /numpat | /help | " \
 	"/quit; any other line goes to the channel joined last; start it with // to send a line beginning with /\n"
 
 static void reply(struct session *s, const char *fmt, ...)
@@ -299,6 +299,15 @@ static void cmd_list(struct session *s)
 	free(acc.v);
 }
 
+/* WHO <channel> <subscribers>: the count only, as PUBSUB NUMSUB gives it.
+ * Not the nicks: they belong to connections on other threads, and the
+ * exchange keeps no copy of them. */
+static void cmd_who(struct session *s, const char *a, size_t n)
+{
+	if (check_channel(s, a, n))
+		reply(s, "WHO %.*s %zu", (int)n, a, exchange_subscribers(s->srv->ex, a, n));
+}
+
 /* Split "word rest" at the first space. */
 static void split(const char *p, size_t n, size_t *wl, const char **rest, size_t *rl)
 {
@@ -336,15 +345,21 @@ static void command(struct session *s, struct line *l, const char *p, size_t n)
 			publish(s, a, cl, text, tl, true);
 	} else if (word_is(w, wl, "list")) {
 		cmd_list(s);
+	} else if (word_is(w, wl, "who") && al) {
+		cmd_who(s, a, al);
+	} else if (word_is(w, wl, "numpat")) {
+		reply(s, "NUMPAT %zu", exchange_counts(s->srv->ex).patterns);
 	} else if (word_is(w, wl, "help")) {
 		session_puts(s, HELP_LINE);
 	} else if (word_is(w, wl, "quit")) {
 		reply(s, "BYE");
 		session_close_after_flush(s);
 	} else if (word_is(w, wl, "nick") || word_is(w, wl, "join") || word_is(w, wl, "pub") ||
-	           word_is(w, wl, "publish") || word_is(w, wl, "msg")) {
-		bad(s, "usage: /%s %s", word_is(w, wl, "nick") ? "nick" : word_is(w, wl, "join") ? "join" : "pub",
-		    word_is(w, wl, "nick") ? "NAME" : word_is(w, wl, "join") ? "CHANNEL" : "CHANNEL TEXT");
+	           word_is(w, wl, "publish") || word_is(w, wl, "msg") || word_is(w, wl, "who")) {
+		bool chan = word_is(w, wl, "join") || word_is(w, wl, "who");
+		bad(s, "usage: /%s %s",
+		    word_is(w, wl, "nick") ? "nick" : word_is(w, wl, "join") ? "join" : word_is(w, wl, "who") ? "who" : "pub",
+		    word_is(w, wl, "nick") ? "NAME" : chan ? "CHANNEL" : "CHANNEL TEXT");
 	} else {
 		bad(s, "unknown command '/%s'; /help lists them", snip(sn, w, wl));
 	}

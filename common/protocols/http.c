@@ -133,10 +133,11 @@ static const char *reason(int status)
 	}
 }
 
+/* Every response once, under its status. */
 static void count(int status)
 {
-	stat_inc(STAT_http_requests);
 	switch (status) {
+	case 200: stat_inc(STAT_http_200); break;
 	case 400: stat_inc(STAT_http_400); break;
 	case 404: stat_inc(STAT_http_404); break;
 	case 405: stat_inc(STAT_http_405); break;
@@ -144,6 +145,7 @@ static void count(int status)
 	case 411: stat_inc(STAT_http_411); break;
 	case 413: stat_inc(STAT_http_413); break;
 	case 431: stat_inc(STAT_http_431); break;
+	case 500: stat_inc(STAT_http_500); break;
 	case 501: stat_inc(STAT_http_501); break;
 	case 505: stat_inc(STAT_http_505); break;
 	}
@@ -201,6 +203,8 @@ static void error_reply(struct session *s, struct http_conn *h, int status, cons
 	struct reply r = {status, TEXT_PLAIN, extra, (size_t)n, h->head_only ? NULL : body,
 	                  h->head_only ? 0 : (size_t)n, close};
 	respond(s, h, &r);
+	if (close && status == 500)
+		session_close_for(s, CLOSE_ERROR); /* our failure (out of memory), not the client's */
 	if (close)
 		session_close_after_flush(s);
 }
@@ -209,6 +213,8 @@ static void error_reply(struct session *s, struct http_conn *h, int status, cons
  * feed() that everything offered is used up. */
 static size_t fail(struct session *s, struct http_conn *h, int status)
 {
+	if (status != 500) /* 500 is ours: error_reply says so */
+		session_close_for(s, CLOSE_BAD_INPUT);
 	error_reply(s, h, status, NULL, true);
 	return SIZE_MAX;
 }

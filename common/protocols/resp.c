@@ -1,7 +1,8 @@
 /* resp.c - the Redis RESP2 pub/sub subset (proto_resp), byte-compatible with
  * Redis 7 for SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PING
- * and QUIT; anything else gets Redis' unknown-command error (HELLO included,
- * so RESP3 clients fall back to RESP2).
+ * and QUIT, and the introspection commands PUBSUB, CLIENT and INFO (in
+ * resp_intro.c); anything else gets Redis' unknown-command error (HELLO
+ * included, so RESP3 clients fall back to RESP2).
  *
  * The parser is resumable without re-scanning: it records where each
  * argument of the command being read starts (offsets into the unconsumed
@@ -25,6 +26,7 @@
 #include "chat.h"
 #include "owner.h"
 #include "proto.h"
+#include "resp.h"
 #include "server.h"
 #include "session.h"
 
@@ -34,16 +36,15 @@
  * arguments really arrive (Redis reserves at most 1024 up front too), so
  * "*1048576\r\n" alone costs 16 KiB, not 16 MiB. */
 #define RESP_ARGS_PREALLOC 1024
-
-struct arg {
-	size_t off, len;
-};
+/* Argument slots kept between commands; a larger array goes once its command
+ * is done (see resp_feed). */
+#define RESP_ARGS_KEEP 16
 
 struct resp {
 	long want;    /* arguments of the multibulk being read; 0 = none begun */
 	long have;    /* of them complete */
 	size_t pos;   /* where the next header starts */
-	struct arg *args;
+	struct resp_arg *args;
 	size_t cap;
 	/* a command paused between names (back-pressure): its argument count
 	 * (0 = none), the next name to act on, and its length in bytes */
@@ -52,15 +53,8 @@ struct resp {
 	size_t exec_len;
 };
 
-/* A parsed command, read in place: argument i is base[v[i].off ...]. */
-struct argv {
-	const char *base;
-	const struct arg *v;
-	int c;
-};
-
-static const char *arg_p(const struct argv *a, int i) { return a->base + a->v[i].off; }
-static size_t arg_n(const struct argv *a, int i) { return a->v[i].len; }
+static const char *arg_p(const struct resp_argv *a, int i) { return resp_arg_p(a, i); }
+static size_t arg_n(const struct resp_argv *a, int i) { return resp_arg_n(a, i); }
 
 /* ---- replies ---- */
 
@@ -101,7 +95,7 @@ static void protocol_error(struct session *s, const char *what)
 	snprintf(e, sizeof(e), "ERR Protocol error: %s", what);
 	put_err(s, e);
 	stat_inc(STAT_chat_bad_input);
-	session_close_after_flush(s);
+	session_close_for(s, CLOSE_BAD_INPUT);
 }
 
 /* *3 <kind> <name or nil> :count */
@@ -118,7 +112,7 @@ static void put_sub_reply(struct session *s, const char *kind, const char *name,
 
 /* ---- commands ---- */
 
-static bool is(const struct argv *a, int i, const char *word)
+static bool is(const struct resp_argv *a, int i, const char *word)
 {
 	return arg_n(a, i) == strlen(word) && strncasecmp(arg_p(a, i), word, arg_n(a, i)) == 0;
 }
@@ -131,7 +125,7 @@ static bool pause_at(const struct session *s, int from, int i)
 }
 
 /* These return 0 when done, else the name to go on from later. */
-static int subscribe(struct session *s, const struct argv *a, int from, bool pattern)
+static int subscribe(struct session *s, const struct resp_argv *a, int from, bool pattern)
 {
 	const char *kind = pattern ? "psubscribe" : "subscribe";
 	for (int i = from; i < a->c; i++) {
@@ -160,7 +154,7 @@ static int subscribe(struct session *s, const struct argv *a, int from, bool pat
 	return 0;
 }
 
-static int unsubscribe(struct session *s, const struct argv *a, int from, bool pattern)
+static int unsubscribe(struct session *s, const struct resp_argv *a, int from, bool pattern)
 {
 	const char *kind = pattern ? "punsubscribe" : "unsubscribe";
 	if (a->c > 1) {
@@ -194,7 +188,7 @@ static int unsubscribe(struct session *s, const struct argv *a, int from, bool p
 	return 0;
 }
 
-static void publish(struct session *s, const struct argv *a)
+static void publish(struct session *s, const struct resp_argv *a)
 {
 	if (!chat_publishable(s, arg_n(a, 1))) {
 		char e[160];
@@ -210,7 +204,7 @@ static void publish(struct session *s, const struct argv *a)
 		put_int(s, r);
 }
 
-static void ping(struct session *s, const struct argv *a)
+static void ping(struct session *s, const struct resp_argv *a)
 {
 	if (chat_count(s->chat)) { /* subscribed context, RESP2: a pong array */
 		session_puts(s, "*2\r\n$4\r\npong\r\n");
@@ -226,11 +220,20 @@ struct command {
 	const char *name;
 	int arity; /* Redis arity: n exactly, -n at least n */
 	bool in_pubsub; /* allowed while subscribed */
+	/* The introspection commands (resp_intro.c). One with subcommands checks
+	 * the subscribed context itself, once it found its subcommand: Redis
+	 * answers an unknown one or a wrong arity first, and names the
+	 * subcommand ('pubsub|numpat') in the context error. */
+	void (*run)(struct session *s, const struct resp_argv *a);
+	bool subcommands;
 };
 
 static const struct command commands[] = {
-	{"subscribe", -2, true}, {"unsubscribe", -1, true}, {"psubscribe", -2, true},
-	{"punsubscribe", -1, true}, {"publish", 3, false}, {"ping", -1, true}, {"quit", -1, true},
+	{"subscribe", -2, true, NULL, false},     {"unsubscribe", -1, true, NULL, false},
+	{"psubscribe", -2, true, NULL, false},    {"punsubscribe", -1, true, NULL, false},
+	{"publish", 3, false, NULL, false},       {"ping", -1, true, NULL, false},
+	{"quit", -1, true, NULL, false},          {"pubsub", -2, false, resp_pubsub, true},
+	{"client", -2, false, resp_client, true}, {"info", -1, false, resp_info, false},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -238,12 +241,12 @@ static const struct command commands[] = {
  * with the subscribed-context error (they exist there), not as unknown. */
 static const char *const redis_known[] = {
 	"get", "set", "del", "exists", "incr", "decr", "expire", "ttl", "keys", "scan", "hello", "auth",
-	"select", "client", "info", "config", "echo", "multi", "exec", "discard", "watch", "lpush", "rpush",
+	"select", "config", "echo", "multi", "exec", "discard", "watch", "lpush", "rpush",
 	"lpop", "rpop", "lrange", "sadd", "smembers", "hset", "hget", "hgetall", "zadd", "zrange", "command",
-	"dbsize", "flushdb", "flushall", "type", "mget", "mset", "append", "strlen", "pubsub", "spublish",
+	"dbsize", "flushdb", "flushall", "type", "mget", "mset", "append", "strlen", "spublish",
 };
 
-static bool redis_knows(const struct argv *a)
+static bool redis_knows(const struct resp_argv *a)
 {
 	for (size_t i = 0; i < sizeof(redis_known) / sizeof(redis_known[0]); i++)
 		if (is(a, 0, redis_known[i]))
@@ -261,8 +264,15 @@ static void not_in_context(struct session *s, const char *name)
 	put_err(s, e);
 }
 
+/* For resp_intro.c (resp.h). */
+void resp_put_bulk(struct session *s, const char *p, size_t n) { put_bulk(s, p, n); }
+void resp_put_int(struct session *s, long long v) { put_int(s, v); }
+void resp_put_err(struct session *s, const char *text) { put_err(s, text); }
+bool resp_is(const struct resp_argv *a, int i, const char *word) { return is(a, i, word); }
+void resp_not_in_context(struct session *s, const char *name) { not_in_context(s, name); }
+
 /* Redis: "unknown command 'x', with args beginning with: 'a' 'b' ". */
-static void unknown(struct session *s, const struct argv *a)
+static void unknown(struct session *s, const struct resp_argv *a)
 {
 	char e[600];
 	int k = snprintf(e, sizeof(e), "ERR unknown command '%.*s', with args beginning with: ",
@@ -287,7 +297,7 @@ static bool arity_ok(const struct command *c, int argc)
 }
 
 /* (P)(UN)SUBSCRIBE from name `from` on: 0 when done, else where to go on. */
-static int names_command(struct session *s, const struct argv *a, int from)
+static int names_command(struct session *s, const struct resp_argv *a, int from)
 {
 	bool pattern = is(a, 0, "psubscribe") || is(a, 0, "punsubscribe");
 	if (is(a, 0, "subscribe") || is(a, 0, "psubscribe"))
@@ -296,7 +306,7 @@ static int names_command(struct session *s, const struct argv *a, int from)
 }
 
 /* 0 when the command is done, else (back-pressure) the name to resume at. */
-static int execute(struct session *s, const struct argv *a)
+static int execute(struct session *s, const struct resp_argv *a)
 {
 	const struct command *c = NULL;
 	for (size_t i = 0; i < NCOMMANDS; i++)
@@ -320,11 +330,17 @@ static int execute(struct session *s, const struct argv *a)
 		put_err(s, e);
 		return 0;
 	}
+	if (c->subcommands) {
+		c->run(s, a);
+		return 0;
+	}
 	if (chat_count(s->chat) && !c->in_pubsub) {
 		not_in_context(s, c->name);
 		return 0;
 	}
-	if (is(a, 0, "publish")) {
+	if (c->run) {
+		c->run(s, a);
+	} else if (is(a, 0, "publish")) {
 		publish(s, a);
 	} else if (is(a, 0, "ping")) {
 		ping(s, a);
@@ -373,7 +389,7 @@ static int grow_args(struct resp *r, size_t need)
 	size_t cap = r->cap ? r->cap : 8;
 	while (cap < need)
 		cap *= 2;
-	struct arg *v = realloc(r->args, cap * sizeof(*v));
+	struct resp_arg *v = realloc(r->args, cap * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	r->args = v;
@@ -389,7 +405,7 @@ static size_t run(struct session *s, struct resp *r, const char *p, long argc, s
 {
 	if (argc <= 0)
 		return len;
-	const struct argv a = {p, r->args, (int)argc};
+	const struct resp_argv a = {p, r->args, (int)argc};
 	int next = from ? names_command(s, &a, from) : execute(s, &a);
 	r->exec_argc = next ? argc : 0;
 	r->exec_next = next;
@@ -421,10 +437,10 @@ static size_t inline_command(struct session *s, struct resp *r, const char *p, s
 			i++;
 		if (grow_args(r, (size_t)argc + 1) < 0) {
 			put_err(s, "ERR out of memory");
-			session_close_after_flush(s);
+			session_close_for(s, CLOSE_ERROR);
 			return n;
 		}
-		r->args[argc++] = (struct arg){st, i - st};
+		r->args[argc++] = (struct resp_arg){st, i - st};
 	}
 	return run(s, r, p, argc, (size_t)(nl - p) + 1, 0);
 }
@@ -493,10 +509,10 @@ static size_t multibulk(struct session *s, struct resp *r, const char *p, size_t
 			return 0; /* the bulk is not all here yet */
 		if (grow_args(r, (size_t)r->have + 1) < 0) {
 			put_err(s, "ERR out of memory");
-			session_close_after_flush(s);
+			session_close_for(s, CLOSE_ERROR);
 			return n;
 		}
-		r->args[r->have++] = (struct arg){next, (size_t)v};
+		r->args[r->have++] = (struct resp_arg){next, (size_t)v};
 		r->pos = next + (size_t)v + 2; /* Redis skips the CRLF unchecked */
 	}
 	size_t used = r->pos;
@@ -523,6 +539,14 @@ static size_t resp_feed(struct session *s, const char *p, size_t n)
 		if (k == 0)
 			break;
 		used += k;
+	}
+	/* No command is partial or paused: nothing refers to the argument
+	 * array, so one grown for a command of 170k arguments (16 bytes each)
+	 * is not kept for the rest of the connection. */
+	if (!r->want && !r->exec_argc && r->cap > RESP_ARGS_KEEP) {
+		free(r->args);
+		r->args = NULL;
+		r->cap = 0;
 	}
 	return s->closing ? n : used;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "glob.h"
+#include "metrics_src.h"
 #include "hash.h"
 #include "msg.h"
 #include "owner.h"
@@ -50,6 +51,7 @@ struct exchange {
 	size_t nbuckets, nchannels;
 	struct pattern **pats;
 	size_t npats, pats_cap;
+	size_t nsubs; /* members of every channel and pattern: subscriptions */
 	struct exchange_hook hook; /* --cluster: set once before use */
 };
 
@@ -198,6 +200,7 @@ int exchange_subscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt 
 		}
 		goto out;
 	}
+	ex->nsubs++;
 	if (c->subs.n == 1)
 		held(ex, false, ch, n, true);
 	chan_grow(ex);
@@ -215,6 +218,7 @@ int exchange_unsubscribe(struct exchange *ex, struct subscriber *sub, const char
 	struct channel *c = *pp;
 	if (c && subs_del(&c->subs, sub)) {
 		rc = 1;
+		ex->nsubs--;
 		if (c->subs.n == 0) {
 			*pp = c->next;
 			ex->nchannels--;
@@ -244,6 +248,32 @@ void exchange_each_channel(struct exchange *ex, void (*fn)(const char *name, siz
 		for (struct channel *c = ex->buckets[b]; c; c = c->next)
 			fn(c->name, c->len, c->subs.n, arg);
 	pthread_mutex_unlock(&ex->lock);
+}
+
+struct exchange_counts exchange_counts(struct exchange *ex)
+{
+	pthread_mutex_lock(&ex->lock);
+	struct exchange_counts k = {ex->nchannels, ex->npats, ex->nsubs};
+	pthread_mutex_unlock(&ex->lock);
+	return k;
+}
+
+int exchange_metrics(void *arg, struct buf *out, const char *model)
+{
+	struct exchange_counts k = exchange_counts(arg);
+	const struct {
+		const char *name, *help;
+		size_t v;
+	} g[] = {
+		{"weft_chat_channels", "channels with at least one subscriber", k.channels},
+		{"weft_chat_patterns", "distinct patterns with at least one subscriber", k.patterns},
+		{"weft_chat_subscriptions", "channel and pattern subscriptions of all connections", k.subscriptions},
+	};
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < sizeof(g) / sizeof(g[0]); i++)
+		rc = metrics_appendf(out, "# HELP %s %s\n# TYPE %s gauge\n%s{model=\"%s\"} %zu\n", g[i].name, g[i].help,
+		                     g[i].name, g[i].name, model, g[i].v);
+	return rc;
 }
 
 /* ---- patterns ---- */
@@ -304,8 +334,10 @@ int exchange_psubscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt
 			rc = -ENOMEM;
 			if (p && p->subs.n == 0)
 				pat_drop(ex, ex->npats - 1);
-		} else if (p->subs.n == 1) {
-			held(ex, true, pat, n, true);
+		} else {
+			ex->nsubs++;
+			if (p->subs.n == 1)
+				held(ex, true, pat, n, true);
 		}
 	}
 	pthread_mutex_unlock(&ex->lock);
@@ -320,6 +352,7 @@ int exchange_punsubscribe(struct exchange *ex, struct subscriber *sub, const cha
 	struct pattern *p = pat_find(ex, pat, n, &idx);
 	if (p && subs_del(&p->subs, sub)) {
 		rc = 1;
+		ex->nsubs--;
 		if (p->subs.n == 0) {
 			pat_drop(ex, idx);
 			held(ex, true, pat, n, false);

@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "buf.h"
+
 struct exchange;
 struct subscriber;
 
@@ -50,6 +52,17 @@ long exchange_publish(struct exchange *ex, const char *ch, size_t chn, const cha
 
 /* Subscribers of one channel now. */
 size_t exchange_subscribers(struct exchange *ex, const char *ch, size_t n);
+
+/* How much the exchange holds now: channels with a subscriber, patterns
+ * with one (each counted once, as Redis 7's PUBSUB NUMPAT does), and
+ * subscriptions (a subscriber on a channel or pattern, each pair once). */
+struct exchange_counts {
+	size_t channels, patterns, subscriptions;
+};
+struct exchange_counts exchange_counts(struct exchange *ex);
+/* A /metrics source (metrics_src.h; arg is the exchange): the gauges
+ * weft_chat_channels, weft_chat_patterns and weft_chat_subscriptions. */
+int exchange_metrics(void *arg, struct buf *out, const char *model);
 
 /* Call fn for every channel with subscribers, under the exchange lock: fn
  * must not call into the exchange or take an owner lock. */

@@ -1,6 +1,7 @@
 """test_cluster.py - chat across weft nodes through a real redis-server
 (--cluster): every model as a node, fan-out exactly once and in order,
-kill -9 of the engine mid-stream, a node started while the engine is down,
+kill -9 of the engine mid-stream, the weft_cluster_ series a node has only
+with --cluster, a node started while the engine is down,
 rediss:// with a test CA (and a wrong one), SIGTERM in every link state,
 hostile engine messages, and the flags' usage errors.
 
@@ -17,6 +18,9 @@ from clusterlib import (MODELS, Pub, Redis, Sub, engine_publish, free_port, link
                         stop_all, wait_engine_subs)
 
 BIN = os.environ.get("WEFT_BIN", "weft")
+CLUSTER_FAMILIES = ("weft_cluster_link_up", "weft_cluster_disconnected_seconds_total", "weft_cluster_subscriptions",
+                    "weft_cluster_reconnects_total", "weft_cluster_connect_failures_total", "weft_cluster_sent_total",
+                    "weft_cluster_received_total", "weft_cluster_dropped_total", "weft_cluster_malformed_total")
 
 
 def usage(args):
@@ -165,7 +169,15 @@ def test_fanout_every_model(ctx):
                 extra = s.read(len(nodes) * k + 1, 0.3)
                 assert len(extra) == len(nodes) * k, "%s %s got more than once" % (s.kind, s.name)
             for w in nodes:
-                m = w.metrics()
+                # With --cluster the bridge's source adds the weft_cluster_
+                # families (a node without it has none: conformance.metrics),
+                # and the exposition still parses strictly.
+                status, _, body = w.http("/metrics")
+                assert status == 200
+                m = weftest.parse_exposition(body.decode())
+                assert m['weft_cluster_link_up{model="%s"}' % w.args[1]] == 1
+                for fam in CLUSTER_FAMILIES:
+                    assert any(key.split("{")[0] == fam for key in m), "%s missing on %s" % (fam, w.args)
                 g = lambda name: sum(v for key, v in m.items() if key.split("{")[0] == name)
                 assert g("weft_cluster_sent_total") == k, (w.args, g("weft_cluster_sent_total"))
                 # from 3 other nodes, on the channel and the pattern subscription

@@ -5,6 +5,7 @@ limit while the others keep receiving and RSS stays bounded, RESP replies
 byte for byte against a real redis-server, and garbage, oversized and
 truncated input. Every socket goes through w.connect(), so the suite also
 runs over TLS (WEFT_TLS=1); external clients get --tls there."""
+import contextlib
 import os
 import socket
 import ssl
@@ -419,12 +420,17 @@ def resp_frames(data):
     return frames
 
 
-def test_resp_bytes_match_redis_server(ctx):
+@contextlib.contextmanager
+def redis_server():
+    """A real redis-server on a free loopback port (nothing saved); yields the
+    port, or skips the test when it does not start; stopped on the way out."""
     port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def up():
+            if redis.poll() is not None:
+                raise Skip("redis-server exited at start (port %d taken meanwhile?)" % port)
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return True
@@ -432,45 +438,10 @@ def test_resp_bytes_match_redis_server(ctx):
                 return False
         if not wait_for(up, 10):
             raise Skip("redis-server did not start")
-        with Weft(extra_args=CHAT) as w:
-            # Each case on its own connection, all at once: first to redis-server
-            # (it answers in microseconds), then to weft, which must send as
-            # many bytes, the same ones, and nothing after them.
-            rs = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in CASES]
-            ws = [w.connect() for _ in CASES]
-            try:
-                for sock, case in zip(rs, CASES):
-                    send_all(sock, case)
-                wants = read_all_quiet(rs, 0.2)
-                for sock, case in zip(ws, CASES):
-                    send_all(sock, case)
-                gots = read_all_quiet(ws, 0.2 * slow_factor(), wants, time.monotonic() + 10 * slow_factor())
-            finally:
-                close_all(rs + ws)
-            for case, want, got in zip(CASES, wants, gots):
-                assert want == got, "request %r\n redis: %r\n weft:  %r" % (case, want, got)
-            # deliveries: a subscriber on each side, the same publishes
-            q = 0.3 * slow_factor()
-            subs = [socket.create_connection(("127.0.0.1", port), timeout=5), w.connect()]
-            for sock in subs:
-                send_all(sock, resp_cmd("SUBSCRIBE", "news") + resp_cmd("PSUBSCRIBE", "n*", "*s"))
-            read_all_quiet(subs, q)
-            pubs = [socket.create_connection(("127.0.0.1", port), timeout=5), w.connect()]
-            req = resp_cmd("PUBLISH", "news", "hello") + resp_cmd("PUBLISH", "nope", b"\x00\r\n") \
-                + resp_cmd("PUBLISH", "zzz", "none")
-            for sock in pubs:
-                send_all(sock, req)
-            replies = read_all_quiet(pubs, q)
-            assert replies[0] == replies[1], replies
-            seen = read_all_quiet(subs, q)
-            # Every delivery byte for byte. Redis walks its patterns in hash
-            # order, so the pmessages of one PUBLISH may come in another order;
-            # the plain messages keep theirs.
-            frames = [resp_frames(x) for x in seen]
-            assert sorted(frames[0]) == sorted(frames[1]), seen
-            plain = [[f for f in fr if f.startswith(b"*3\r\n$7\r\nmessage")] for fr in frames]
-            assert plain[0] == plain[1], seen
-            close_all(subs + pubs)
+        time.sleep(0.05)
+        if redis.poll() is not None:  # what answered was another server that took the port first
+            raise Skip("redis-server exited at start (port %d taken meanwhile?)" % port)
+        yield port
     finally:
         redis.terminate()
         try:
@@ -478,6 +449,54 @@ def test_resp_bytes_match_redis_server(ctx):
         except subprocess.TimeoutExpired:
             redis.kill()
             redis.wait()
+
+
+def ask_both(rport, w, cases):
+    """Each case on its own connection, all at once: first to redis-server (it
+    answers in microseconds), then to weft, which must send as many bytes.
+    Returns (redis' replies, weft's replies), one bytes per case."""
+    rs = [socket.create_connection(("127.0.0.1", rport), timeout=5) for _ in cases]
+    ws = [w.connect() for _ in cases]
+    try:
+        for sock, case in zip(rs, cases):
+            send_all(sock, case)
+        wants = read_all_quiet(rs, 0.2)
+        for sock, case in zip(ws, cases):
+            send_all(sock, case)
+        gots = read_all_quiet(ws, 0.2 * slow_factor(), wants, time.monotonic() + 10 * slow_factor())
+    finally:
+        close_all(rs + ws)
+    return wants, gots
+
+
+def test_resp_bytes_match_redis_server(ctx):
+    with redis_server() as port, Weft(extra_args=CHAT) as w:
+        # The same bytes, and nothing after them.
+        wants, gots = ask_both(port, w, CASES)
+        for case, want, got in zip(CASES, wants, gots):
+            assert want == got, "request %r\n redis: %r\n weft:  %r" % (case, want, got)
+        # deliveries: a subscriber on each side, the same publishes
+        q = 0.3 * slow_factor()
+        subs = [socket.create_connection(("127.0.0.1", port), timeout=5), w.connect()]
+        for sock in subs:
+            send_all(sock, resp_cmd("SUBSCRIBE", "news") + resp_cmd("PSUBSCRIBE", "n*", "*s"))
+        read_all_quiet(subs, q)
+        pubs = [socket.create_connection(("127.0.0.1", port), timeout=5), w.connect()]
+        req = resp_cmd("PUBLISH", "news", "hello") + resp_cmd("PUBLISH", "nope", b"\x00\r\n") \
+            + resp_cmd("PUBLISH", "zzz", "none")
+        for sock in pubs:
+            send_all(sock, req)
+        replies = read_all_quiet(pubs, q)
+        assert replies[0] == replies[1], replies
+        seen = read_all_quiet(subs, q)
+        # Every delivery byte for byte. Redis walks its patterns in hash
+        # order, so the pmessages of one PUBLISH may come in another order;
+        # the plain messages keep theirs.
+        frames = [resp_frames(x) for x in seen]
+        assert sorted(frames[0]) == sorted(frames[1]), seen
+        plain = [[f for f in fr if f.startswith(b"*3\r\n$7\r\nmessage")] for fr in frames]
+        assert plain[0] == plain[1], seen
+        close_all(subs + pubs)
 
 
 # ---- bad input ----------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def test_metrics_move_with_traffic(ctx):
         after = metrics(w)
         # the second /metrics request counts itself: 5 + 1
         assert metric(after, "weft_http_requests_total") - metric(before, "weft_http_requests_total") == 6
-        assert metric(after, "weft_http_errors_total", status="404") - metric(before, "weft_http_errors_total", status="404") == 1
+        assert metric(after, "weft_http_requests_total", status="404") - metric(before, "weft_http_requests_total", status="404") == 1
         assert metric(after, "weft_bytes_received_total") > metric(before, "weft_bytes_received_total")
         assert metric(after, "weft_connections_by_protocol_total", protocol="http") >= metric(before, "weft_connections_by_protocol_total", protocol="http") + 2
         assert metric(after, "weft_connections_open") >= 1
@@ -330,8 +330,8 @@ def test_limits(ctx):
         assert st == 431 and h["connection"] == "close" and r.closed()
         # the refusals were counted
         m = metrics(w)
-        assert metric(m, "weft_http_errors_total", status="431") == 3
-        assert metric(m, "weft_http_errors_total", status="413") == 2
+        assert metric(m, "weft_http_requests_total", status="431") == 3
+        assert metric(m, "weft_http_requests_total", status="413") == 2
 
 
 def test_malformed_fields(ctx):

@@ -1,19 +1,24 @@
 """test_limits.py - every limit refuses clearly, counts, and leaves everyone
 else served: --max-conns, the pool's --queue, the select() poller's FD_SETSIZE,
-10,000 idle connections (epoll and io_uring), the idle timeout, and EMFILE on
-accept (which must not spin the CPU). Plain TCP only; whatever a model does
-not have is skipped with the reason."""
+10,000 idle connections (epoll and io_uring), 2,000 on the default set-up, the
+idle timeout, and EMFILE on accept (which must not spin the CPU). Plain TCP
+only; whatever a model does not have is skipped with the reason.
+
+A refusal speaks the client's protocol as far as weft knows it before reading
+a byte: a plain "weft: ..." line in echo mode (not a RESP error), "-ERR ..."
+in chat mode (RESP, readable by nc and redis-cli too)."""
+import contextlib
 import resource
 import select
 import socket
 import struct
 import time
 
-from weftest import (MODEL, POLLER, SANITIZER, Weft, close_all, echo_many, is_closed,
+from weftest import (MODEL, MODEL_ARGS, POLLER, SANITIZER, Weft, close_all, echo_many, is_closed,
                      payload, raise_nofile, recv_exact, recv_until_closed, send_all, slow_factor, wait_for)
 
-MAX_CONNS_MSG = b"-ERR max number of clients reached"
-BUSY_MSG = b"-ERR server busy"
+MAX_CONNS_MSG = b"weft: max number of clients reached"
+BUSY_MSG = b"weft: server busy"
 
 
 def echo_ok(s, n=100):
@@ -54,9 +59,10 @@ def readable_now(socks, wait=0.0):
     return set(r)
 
 
-def split_refused(socks, prefix, settle=2.0):
-    """(served, refused): a refused socket has the refusal waiting, a served one
-    has nothing to read (it sent nothing yet)."""
+def split_refused(socks, prefix, settle=2.0, says=b""):
+    """(served, refused): a refused socket has the refusal waiting (starting
+    with prefix, holding says), a served one has nothing to read (it sent
+    nothing yet)."""
     time.sleep(settle * slow_factor())
     served, refused = [], []
     for s in socks:
@@ -71,7 +77,7 @@ def split_refused(socks, prefix, settle=2.0):
         if b is None:
             served.append(s)
         else:
-            assert b.startswith(prefix), "unexpected bytes before any request: %r" % b[:100]
+            assert b.startswith(prefix) and says in b, "unexpected bytes before any request: %r" % b[:200]
             refused.append(s)
     return served, refused
 
@@ -112,6 +118,15 @@ def test_max_conns_refusal(ctx):
         socks.pop().close()
         assert metric_reaches(w, "weft_connections_refused_total", 'reason="max_conns"', 1), w.metrics()
         close_all(socks)
+    # chat mode: the same refusal as a RESP error
+    with Weft(["--mode", "chat", "--max-conns", 1]) as w:
+        s = w.connect()
+        send_all(s, b"*1\r\n$4\r\nPING\r\n")
+        assert recv_exact(s, 7) == b"+PONG\r\n"
+        extra = w.connect()
+        got = refused_with(extra, b"-ERR max number of clients reached")
+        assert got.endswith(b"\r\n") and b"--max-conns 1" in got, got
+        close_all([s, extra])
 
 
 def test_max_conns_many_refused_others_unharmed(ctx):
@@ -182,7 +197,7 @@ def test_select_refuses_fd_setsize_and_serves_others(ctx):
         try:
             for _ in range(total):
                 socks.append(w.connect())
-            served, refused = split_refused(socks, BUSY_MSG)
+            served, refused = split_refused(socks, BUSY_MSG, says=b"--poller epoll")
             # fds 0..1023 minus stdio, listeners and the scheduler's own.
             assert 1000 <= len(served) < 1024, "%d served" % len(served)
             assert len(refused) >= total - 1024, "%d refused" % len(refused)
@@ -199,31 +214,47 @@ def test_select_refuses_fd_setsize_and_serves_others(ctx):
         s = w.connect()
         echo_ok(s)
         s.close()
+        # the ceiling was announced at start, with the way out
+        start = w.log().split(" ready: ")[0]
+        assert "--poller select" in start and "--poller epoll" in start, start
 
 
 # ---- 10,000 idle connections -----------------------------------------------------
 
+def capacity_test(ctx, n, spare):
+    """A capacity test of n connections: plain binary only, descriptors for
+    n + spare (the test's own), or skipped with the reason."""
+    if SANITIZER != "none":
+        ctx.skip("%d connections is a capacity test: plain binary only" % n)
+    have = raise_nofile(n + spare)
+    if have < n + 100:
+        ctx.skip("RLIMIT_NOFILE hard limit %d is below %d" % (have, n + 100))
+
+
+@contextlib.contextmanager
+def connections(w, n):
+    """n open client sockets, reset (not FIN-closed) on the way out."""
+    socks = []
+    try:
+        for _ in range(n):
+            socks.append(w.connect())
+        yield socks
+    finally:
+        for s in socks:
+            reset_close(s)
+
+
 def test_10k_idle_connections(ctx):
     if not ((MODEL == "coro" and POLLER == "epoll") or MODEL == "uring"):
         ctx.skip("10k connections is a claim of coro --poller epoll and uring only")
-    if SANITIZER != "none":
-        ctx.skip("10k connections is a capacity test: plain binary only")
     n = 10000
-    have = raise_nofile(n + 500)
-    if have < n + 100:
-        ctx.skip("RLIMIT_NOFILE hard limit %d is below %d" % (have, n + 100))
+    capacity_test(ctx, n, 500)
     with Weft(["--max-conns", n + 100]) as w:
-        socks = []
-        try:
-            for _ in range(n):
-                socks.append(w.connect())
+        with connections(w, n) as socks:
             assert wait_for(lambda: w.metric("weft_connections_open") >= n + 1, 30), \
                 "open: %s" % w.metric("weft_connections_open")
             # Every one of them is still alive and served.
             echo_many(socks, [payload(1 + i % 64) for i in range(n)], timeout=120)
-        finally:
-            for s in socks:
-                reset_close(s)
         assert wait_for(lambda: w.metric("weft_connections_open") <= 1, 30), \
             "open after closing: %s" % w.metric("weft_connections_open")
 
@@ -243,7 +274,7 @@ def test_idle_timeout_closes_silent_connections(ctx):
         assert is_closed(quiet, 10 * slow_factor()), "silent connection not closed"
         echo_ok(busy, 10)
         busy.close()
-        assert w.metric("weft_errors_total", 'kind="idle_timeout"') >= 1, w.metrics()
+        assert w.metric("weft_connections_closed_total", 'reason="idle"') >= 1, w.metrics()
 
 
 def test_idle_timeout_zero_means_never(ctx):
@@ -299,3 +330,22 @@ def test_emfile_does_not_spin_and_recovers(ctx):
                 s.close()
         assert wait_for(serves, 15 * slow_factor(), 0.2), "no recovery after descriptors freed:\n" + w.tail()
         assert w.metric("weft_accept_errors_total") >= 1, w.metrics()
+
+
+# ---- the default set-up -------------------------------------------------------------
+
+def test_default_setup_serves_2000_connections(ctx):
+    """`weft` with no --model or --poller serves far more than select()'s
+    ~1,020 descriptors (it was coro over select). It tests the default, so it
+    runs once: in the coro-epoll variant, plain binary, and without the
+    variant's arguments."""
+    if not (MODEL == "coro" and POLLER == "epoll" and ctx.threads == 1 and "--poller" in MODEL_ARGS):
+        ctx.skip("the default set-up is tested once, in the coro-epoll variant")
+    n = 2000
+    capacity_test(ctx, n, 200)
+    with Weft(model_args=[], tls_listener=False) as w:
+        assert "WARN" not in w.log(), w.log()
+        with connections(w, n) as socks:
+            echo_many(socks, [b"line %d\n" % i for i in range(n)], timeout=60)
+        assert w.metric("weft_connections_refused_total") == 0, w.metrics()
+    print("measured: %d concurrent connections on the default set-up, each echoed one line" % n)

@@ -463,3 +463,29 @@ def test_bad_cert_files_refused_clearly(ctx):
     make_cert(cert, other)  # cert now belongs to `other`, not to `key`
     err = start_fails(["--cert", cert, "--key", key])
     assert key in err and "mismatch" in err, err
+    # issue 20: one message per mistake, each naming the file and what to do
+    err = start_fails(["--cert", cert, "--key", missing])
+    assert "cannot read --key %s: No such file or directory" % missing in err, err
+    err = start_fails(["--cert", cert])  # no --key, and the cert file holds no key
+    assert "--cert %s holds no private key" % cert in err and "--key FILE" in err, err
+    err = start_fails(["--cert", other, "--key", other])  # a key where the chain should be
+    assert "--cert %s holds no PEM certificate" % other in err, err
+    err = start_fails(["--cert", cert, "--key", cert])  # a certificate where the key should be
+    assert "--key %s holds no PEM private key" % cert in err, err
+
+
+def test_cert_alone_when_it_holds_the_key(ctx):
+    # docs/TLS.md: "If the key is in the same file as the chain, --key may be left out."
+    cert, key, both = ctx.path("cert.pem"), ctx.path("key.pem"), ctx.path("both.pem")
+    make_cert(cert, key)
+    with open(both, "wb") as out:
+        for path in (cert, key):
+            with open(path, "rb") as f:
+                out.write(f.read())
+    with open(cert, "rb") as f:
+        want = ssl.PEM_cert_to_DER_cert(f.read().decode())
+    with Weft(extra_args=["--cert", both]) as w:
+        s = tls_connect(w, client_ctx())
+        assert s.getpeercert(binary_form=True) == want
+        assert echo_once(s) == b"ping\n"
+        s.close()

@@ -50,7 +50,7 @@ def _arg(args, name, default):
 
 
 MODEL = _arg(MODEL_ARGS, "--model", "coro")
-POLLER = _arg(MODEL_ARGS, "--poller", "select") if MODEL == "coro" else None
+POLLER = _arg(MODEL_ARGS, "--poller", "epoll") if MODEL == "coro" else None
 THREADS = int(_arg(MODEL_ARGS, "--threads", "1"))
 
 
@@ -63,6 +63,15 @@ def scale(n, asan=4, tsan=8, minimum=1):
 def slow_factor():
     """How much longer things take under this binary (for timeouts only)."""
     return {"asan": 3, "tsan": 6}.get(SANITIZER, 1)
+
+
+def rss_kib(pid):
+    """The resident set of process pid now, in KiB (VmRSS)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def raise_nofile(n):
@@ -329,6 +338,54 @@ def parse_prometheus(text):
         key, _, value = line.rpartition(" ")
         v = float(value)
         out[key.strip()] = int(v) if v.is_integer() else v
+    return out
+
+
+# The text exposition format (0.0.4), as strict as Prometheus reads it.
+_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LABELS = r'\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\}'
+_SAMPLE = re.compile(r"^(%s)(%s)? (-?[0-9.e+-]+|NaN|[+-]Inf)$" % (_NAME, _LABELS))
+_HELP = re.compile(r"^# HELP (%s) \S.*$" % _NAME)
+_TYPE = re.compile(r"^# TYPE (%s) (counter|gauge)$" % _NAME)
+
+
+def parse_exposition(text):
+    """{'name{labels}': value}, after checking the text format: each line is
+    HELP, TYPE or a sample; one HELP and one TYPE per family, the TYPE before
+    its samples; a family's samples are contiguous and never repeated; a
+    counter's name ends in _total."""
+    assert text.endswith("\n"), "the exposition must end with a newline"
+    types, helps, done, out = {}, set(), set(), {}
+    current = None
+    for n, line in enumerate(text.split("\n")[:-1], 1):
+        where = "line %d: %r" % (n, line)
+        m = _HELP.match(line)
+        if m:
+            assert m.group(1) not in helps, "second HELP, " + where
+            helps.add(m.group(1))
+            continue
+        m = _TYPE.match(line)
+        if m:
+            name, kind = m.groups()
+            assert name not in types, "second TYPE, " + where
+            assert kind != "counter" or name.endswith("_total"), "a counter not named _total, " + where
+            types[name] = kind
+            continue
+        m = _SAMPLE.match(line)
+        assert m, "neither HELP, TYPE nor a sample, " + where
+        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        assert name in types, "a sample before its TYPE, " + where
+        if name != current:
+            assert name not in done, "family %s split in two, %s" % (name, where)
+            if current:
+                done.add(current)
+            current = name
+        key = name + labels
+        assert key not in out, "the same series twice, " + where
+        v = float(value)
+        assert types[name] != "counter" or v >= 0, "a negative counter, " + where
+        out[key] = int(v) if v.is_integer() else v
+    assert set(types) == set(helps), "families without HELP or TYPE: %s" % (set(types) ^ set(helps))
     return out
 
 

@@ -27,7 +27,7 @@ import ssl
 import struct
 import time
 
-from weftest import (Weft, client_ssl_context, payload, recv_exact, send_all,
+from weftest import (Weft, client_ssl_context, payload, recv_exact, rss_kib, send_all,
                      slow_factor, wait_for)
 
 CHURN = 10000
@@ -48,14 +48,6 @@ def reset_close(s):
 
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS for pid %d" % pid)
 
 
 def client_hello():

@@ -14,9 +14,16 @@
     model, so it runs in the threads variant only (still plain and ASan).
   - Starting with --pidfile over a file that does not hold a pid refuses and
     leaves the file alone (it used to be deleted as "stale").
+  - Issue 20: messages say "weft", never the binary's path (getopt printed
+    "/path/to/weft: unrecognized option"); an unknown flag gets "did you mean";
+    durations and sizes take the units nginx and Redis users write (5m, 500ms,
+    10mb), integers refuse a blank or '+'; a flag the chosen model does not read
+    starts the server with a warning naming the models that read it (run per
+    variant, one start each); --help shows 'weft stop --timeout'.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -263,3 +270,101 @@ def test_signal_storm_during_stop_exits_cleanly(ctx):
             bad.append((i, p.returncode, err.decode(errors="replace")[-300:]))
     print("measured: SIGTERM storm during stop: %d of %d stops exited non-zero" % (len(bad), rounds))
     assert not bad, "stops that did not exit 0: %r" % bad[:3]
+
+
+# ---- messages a person reads once (issue 20) --------------------------------------
+
+def start_then_stop(args):
+    """Start the real binary, wait for ready, stop it: (exit code, stderr)."""
+    p = subprocess.Popen([BIN] + args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    err = b""
+    try:
+        end = time.monotonic() + 20 * slow_factor()
+        while b"ready:" not in err and time.monotonic() < end:
+            line = p.stderr.readline()
+            if not line:
+                break
+            err += line
+        if p.poll() is None:
+            p.terminate()
+        _, rest = p.communicate(timeout=20 * slow_factor())
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, rest = p.communicate()
+    err = (err + rest).decode("utf-8", "replace")
+    assert "ready:" in err, "%s: did not start:\n%s" % (args, err[-2000:])
+    return p.returncode, err
+
+
+def test_messages_say_weft_and_what_was_meant(ctx):
+    if MODEL != "threads":
+        ctx.skip("the command line does not depend on the model: it runs in the threads variant")
+    cases = [
+        (["--prot", "7000"], "weft: unknown option '--prot'; did you mean --port?"),
+        (["--idle-timout", "5"], "did you mean --idle-timeout?"),
+        (["--modle", "coro"], "did you mean --model?"),
+        (["-port", "7000"], "did you mean --port?"),
+        (["--mod", "coro"], "did you mean --model or --mode?"),
+        (["--xyzzy"], "'weft --help' lists every option"),
+        (["--port"], "weft: --port needs a value"),
+        (["--daemon=yes"], "--daemon takes no value"),
+        (["stop", "--bogus"], "weft stop: unknown option"),
+    ]
+    path = os.path.abspath(BIN)
+    for args, want in cases:
+        rc, err = run(args)
+        assert rc == 2, "%s: exit %s, want 2\n%s" % (args, rc, err)
+        assert want in err, "%s: want %r in %r" % (args, want, err)
+        assert path not in err and BIN not in err, "%s: the message names the binary's path: %r" % (args, err)
+        assert err.startswith("weft"), "%s: %r" % (args, err)
+    print("measured: --prot -> %r" % run(["--prot", "7000"])[1].strip())
+
+
+def test_units_as_nginx_and_redis_users_write_them(ctx):
+    if MODEL != "threads":
+        ctx.skip("the command line does not depend on the model: it runs in the threads variant")
+    for flag, bad in (("--idle-timeout", "5x"), ("--idle-timeout", "10mb"), ("--max-body", "10xb"),
+                      ("--max-body", "5ms"), ("--port", "+5"), ("--port", " 5"), ("--max-conns", "1e3")):
+        usage_error([flag, bad], [flag])
+    args = MODEL_ARGS + ["--port", "0", "--idle-timeout", "5m", "--drain-timeout", "500ms",
+                         "--header-timeout", "10S", "--handshake-timeout", "1.5s", "--outbox-soft-secs", "1h",
+                         "--max-body", "10mb", "--max-head", "16KB", "--read-pause", "1M", "--outbox-hard", "1gb"]
+    rc, err = start_then_stop(args)
+    assert rc == 0, "exit %s\n%s" % (rc, err[-2000:])
+    assert "warning" not in err, err
+    out = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=10).stdout
+    assert "weft stop --pidfile FILE [--timeout SEC]" in out, out
+    assert "5m" in out and "kb" in out, "--help does not explain the units:\n" + out
+
+
+def test_flags_the_model_does_not_read_warn(ctx):
+    """--model threads --threads 4 used to be silently ignored. The flags only
+    some models read are the ones --help prefixes with their models; each one
+    this model does not read is given (with its default) and must be warned
+    about, naming the flag and its models; the ones it reads must not be."""
+    out = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=10).stdout
+    rows = re.findall(r"^  --([a-z-]+) \S+ +([a-z]+(?:, [a-z]+)*): .*\[([^\]]+)\]$", out, re.M)
+    models = re.findall(r"^  (\S+) +\S", out.split("\nmodels:\n", 1)[1], re.M)
+    rows = [(flag, readers.split(", "), default) for flag, readers, default in rows
+            if all(r in models for r in readers.split(", "))]
+    assert {"threads", "workers", "queue", "stack-size", "poller"} <= {r[0] for r in rows}, rows
+    args = MODEL_ARGS + ["--port", "0"]
+    for flag, readers, default in rows:
+        if "--" + flag not in MODEL_ARGS:
+            args += ["--" + flag, default]
+    rc, err = start_then_stop(args)
+    assert rc == 0, "exit %s\n%s" % (rc, err[-2000:])
+    for flag, readers, default in rows:
+        line = [ln for ln in err.splitlines() if "warning: --%s " % flag in ln]
+        if MODEL in readers:
+            assert not line, "--model %s reads --%s, yet: %s" % (MODEL, flag, line)
+        else:
+            assert line, "--%s %s: no warning on --model %s\n%s" % (flag, default, MODEL, err)
+            for r in readers:
+                assert r in line[0], "the warning does not name %s: %s" % (r, line[0])
+    print("measured: --model %s: %s" % (MODEL, "; ".join(ln.split("warning: ")[1] for ln in err.splitlines()
+                                                          if "warning:" in ln)))
+    # a default is never warned about
+    rc, err = start_then_stop(MODEL_ARGS + ["--port", "0"])
+    assert "warning" not in err, err

@@ -69,14 +69,14 @@ def expect_505(w, name, data, pieces=1):
 def test_unsupported_http_version_gets_505_and_close(ctx):
     for mode in ("echo", "chat"):
         with Weft(["--mode", mode]) as w:
-            before = w.metric("weft_http_errors_total", 'status="505"')
+            before = w.metric("weft_http_requests_total", 'status="505"')
             for name, data in VERSIONS:
                 took = expect_505(w, name, data)
                 if mode == "echo":
                     print("measured: HTTP %s request line: 505, closed after %.2f s" % (name, took))
             # split anywhere, the verdict is the same: detection waits for the line
             expect_505(w, "HTTP/2.0 split", b"GET / HTTP/2.0\r\n", pieces=16)
-            after = w.metric("weft_http_errors_total", 'status="505"')
+            after = w.metric("weft_http_requests_total", 'status="505"')
             assert after - before == len(VERSIONS) + 1, "505 counted %d times, want %d" % (
                 after - before, len(VERSIONS) + 1)
             # the rule that a line which is not HTTP-shaped is the mode's own protocol stays

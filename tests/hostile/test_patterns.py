@@ -127,7 +127,7 @@ def test_many_patterns_against_the_longest_channel(ctx):
         err = rpub.value()
         assert err[0] == "err" and err[1].startswith(b"ERR channel name too long: 4097 bytes"), err
         assert rpub.value() == b"PONG", "the connection must stay usable"
-        assert w.metric("weft_errors_total", 'kind="chat_channel_too_long"') == 1
+        assert w.metric("weft_client_errors_total", 'kind="chat_channel_too_long"') == 1
         for s in (sub, pub, pinger, prober):
             s.close()
 

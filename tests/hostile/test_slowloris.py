@@ -162,7 +162,7 @@ def test_tls_record_trickle_closed_at_deadline(ctx):
 # ---- (b) an HTTP head one byte at a time ---------------------------------------
 
 def http_408s(w):
-    return w.metric("weft_http_errors_total", 'status="408"')
+    return w.metric("weft_http_requests_total", 'status="408"')
 
 
 def test_http_head_trickle_gets_408_at_deadline(ctx):
@@ -347,6 +347,6 @@ def test_never_reader_closed_at_idle_and_counted(ctx):
         # The /metrics request that reads the gauge is one open connection itself.
         closed = wait_for(lambda: w.metric("weft_connections_open") == 1, 6 * slow_factor(), interval=0.1)
         assert closed, "a never-reading connection with output pending was held past --idle-timeout:\n" + w.tail()
-        idle = w.metric("weft_errors_total", 'kind="idle_timeout"')
-        assert idle == 1, "closed for idleness, but weft_errors_total{kind=\"idle_timeout\"} is %d" % idle
+        idle = w.metric("weft_connections_closed_total", 'reason="idle"')
+        assert idle == 1, "closed for idleness, but weft_connections_closed_total{reason=\"idle\"} is %d" % idle
         s.close()

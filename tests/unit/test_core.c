@@ -1,4 +1,5 @@
-/* test_core.c - buf, msg, outbox and protocol detection. */
+/* test_core.c - buf, msg, outbox, protocol detection and the /metrics sources. */
+#include <errno.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "buf.h"
 #include "check.h"
 #include "config.h"
+#include "metrics_src.h"
 #include "msg.h"
 #include "outbox.h"
 #include "proto.h"
@@ -229,6 +231,47 @@ static void test_config(void)
 	CHECK(config_parse(&cfg, 2, a3) < 0); /* needs --pidfile */
 }
 
+static int src_a(void *arg, struct buf *out, const char *model)
+{
+	(void)arg;
+	return metrics_appendf(out, "# HELP a_total a\n# TYPE a_total counter\na_total{model=\"%s\"} 1\n", model);
+}
+
+static int src_fail(void *arg, struct buf *out, const char *model)
+{
+	(void)out;
+	(void)model;
+	return -*(int *)arg;
+}
+
+/* metrics_src.h: sources render in order; the first scrape seals the table;
+ * teardown clears it; a failing source fails the scrape. */
+static void test_metrics_sources(void)
+{
+	struct buf b = {0};
+	CHECK(metrics_register("a", src_a, NULL) == 0);
+	CHECK(metrics_sources_render(&b, "m") == 0);
+	CHECK(buf_used(&b) && strstr(buf_head(&b), "a_total{model=\"m\"} 1\n") != NULL);
+	CHECK(metrics_register("late", src_a, NULL) == -EBUSY); /* after a scrape: refused, not racing */
+	metrics_sources_clear();
+	buf_free(&b);
+	CHECK(metrics_sources_render(&b, "m") == 0 && buf_used(&b) == 0);
+	metrics_sources_clear();
+	int err = EIO;
+	for (int i = 0; i < METRICS_SRC_MAX; i++)
+		CHECK(metrics_register("x", i == 1 ? src_fail : src_a, &err) == 0);
+	CHECK(metrics_register("one too many", src_a, NULL) == -ENOSPC);
+	CHECK(metrics_sources_render(&b, "m") == -EIO);
+	metrics_sources_clear();
+	buf_free(&b);
+	/* the --cluster counters are not in the core range */
+	b = (struct buf){0};
+	CHECK(metrics_counters(&b, "m", 0, STAT__CLUSTER_FIRST) == 0);
+	CHECK(buf_used(&b) && strstr(buf_head(&b), "weft_cluster_") == NULL);
+	CHECK(strstr(buf_head(&b), "weft_connections_closed_total{model=\"m\",reason=\"idle\"} ") != NULL);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	test_buf();
@@ -236,5 +279,6 @@ int main(void)
 	test_msg_cache();
 	test_detect();
 	test_config();
+	test_metrics_sources();
 	return check_done();
 }

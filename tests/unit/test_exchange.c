@@ -635,6 +635,39 @@ static void test_slow(bool bound)
 	CHECK(msg_live_count() == live0);
 }
 
+/* exchange_counts (PUBSUB NUMPAT, INFO, the /metrics gauges): a channel or
+ * pattern counts once however many hold it, a subscription once per holder;
+ * repeats and removals of what is not held change nothing. Nothing is
+ * published, so the subscribers need no owner. */
+static void test_counts(void)
+{
+	struct exchange *ex = exchange_new();
+	struct subscriber a = {0}, b = {0};
+	struct exchange_counts k = exchange_counts(ex);
+	CHECK(k.channels == 0 && k.patterns == 0 && k.subscriptions == 0);
+	CHECK(exchange_subscribe(ex, &a, EX_RESP, "news", 4) == 1);
+	CHECK(exchange_subscribe(ex, &b, EX_LINE, "news", 4) == 1);
+	CHECK(exchange_subscribe(ex, &a, EX_RESP, "news", 4) == 0);
+	CHECK(exchange_subscribe(ex, &a, EX_RESP, "sport", 5) == 1);
+	CHECK(exchange_psubscribe(ex, &a, EX_RESP, "n*", 2) == 1);
+	CHECK(exchange_psubscribe(ex, &b, EX_RESP, "n*", 2) == 1);
+	CHECK(exchange_psubscribe(ex, &b, EX_RESP, "n*", 2) == 0);
+	k = exchange_counts(ex);
+	CHECK(k.channels == 2 && k.patterns == 1 && k.subscriptions == 5);
+	CHECK(exchange_unsubscribe(ex, &b, "sport", 5) == 0);
+	CHECK(exchange_punsubscribe(ex, &a, "x*", 2) == 0);
+	CHECK(exchange_unsubscribe(ex, &a, "news", 4) == 1);
+	CHECK(exchange_punsubscribe(ex, &a, "n*", 2) == 1);
+	k = exchange_counts(ex);
+	CHECK(k.channels == 2 && k.patterns == 1 && k.subscriptions == 3);
+	CHECK(exchange_unsubscribe(ex, &b, "news", 4) == 1);
+	CHECK(exchange_unsubscribe(ex, &a, "sport", 5) == 1);
+	CHECK(exchange_punsubscribe(ex, &b, "n*", 2) == 1);
+	k = exchange_counts(ex);
+	CHECK(k.channels == 0 && k.patterns == 0 && k.subscriptions == 0);
+	exchange_free(ex);
+}
+
 int main(void)
 {
 	setup();
@@ -644,6 +677,7 @@ int main(void)
 	test_not_a_session();
 	test_slow(false);
 	test_slow(true);
+	test_counts();
 	exchange_free(srv.ex);
 	return check_done();
 }

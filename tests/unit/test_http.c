@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "deadline.h"
 #include "msg.h"
 #include "owner.h"
 #include "proto.h"
@@ -347,25 +348,27 @@ static void test_metrics(void)
 	session_input(s, m, strlen(m));
 	struct text a = drain(s);
 	CHECK(has(&a, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
-	long n1 = metric(a.p, "weft_http_requests_total{model=\"test\"} ");
-	long e1 = metric(a.p, "weft_http_errors_total{model=\"test\",status=\"404\"} ");
+	long n1 = metric(a.p, "weft_http_requests_total{model=\"test\",status=\"200\"} ");
+	long e1 = metric(a.p, "weft_http_requests_total{model=\"test\",status=\"404\"} ");
 	session_input(s, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 28);
 	session_input(s, m, strlen(m));
 	struct text b = drain(s);
-	long n2 = metric(b.p, "weft_http_requests_total{model=\"test\"} ");
-	long e2 = metric(b.p, "weft_http_errors_total{model=\"test\",status=\"404\"} ");
-	CHECK(n1 >= 1 && n2 == n1 + 2);
+	long n2 = metric(b.p, "weft_http_requests_total{model=\"test\",status=\"200\"} ");
+	long e2 = metric(b.p, "weft_http_requests_total{model=\"test\",status=\"404\"} ");
+	CHECK(n1 >= 1 && n2 == n1 + 1); /* each response once, under its own status */
 	CHECK(e1 >= 0 && e2 == e1 + 1);
 	/* one HELP/TYPE per family, its samples grouped right after */
-	CHECK(count_of(b.p, "# TYPE weft_errors_total counter\n") == 1);
-	const char *t = strstr(b.p, "# TYPE weft_errors_total counter\n");
+	CHECK(count_of(b.p, "# TYPE weft_connections_closed_total counter\n") == 1);
+	const char *t = strstr(b.p, "# TYPE weft_connections_closed_total counter\n");
 	const char *last = NULL;
-	for (const char *p = b.p; (p = strstr(p, "\nweft_errors_total{")) != NULL; p++)
+	for (const char *p = b.p; (p = strstr(p, "\nweft_connections_closed_total{")) != NULL; p++)
 		last = p;
 	const char *next_family = t ? strstr(t, "# HELP") : NULL;
 	CHECK(t && last && (!next_family || last < next_family));
 	CHECK(has(&b, "# TYPE weft_connections_open gauge\nweft_connections_open{model=\"test\"} "));
-	CHECK(has(&b, "weft_errors_total{model=\"test\",kind=\"reset\"} "));
+	CHECK(has(&b, "weft_connections_closed_total{model=\"test\",reason=\"reset\"} "));
+	CHECK(has(&b, "\nprocess_resident_memory_bytes "));
+	CHECK(!has(&b, "weft_cluster_")); /* no bridge registered its source */
 	/* HEAD /metrics: the same head, no body */
 	session_input(s, "HEAD /metrics HTTP/1.1\r\nHost: a\r\n\r\n", 35);
 	struct text h = drain(s);
@@ -416,6 +419,55 @@ static void test_half_request(void)
 	CHECK(msg_live_count() == live);
 }
 
+static enum close_reason reason_after(const char *in, void (*then)(struct session *))
+{
+	struct session *s = open_s();
+	session_input(s, in, strlen(in));
+	if (then)
+		then(s);
+	struct text t = drain(s);
+	free(t.p);
+	enum close_reason why = session_close_reason(s);
+	session_free(s);
+	return why;
+}
+
+static void idle_out(struct session *s) { session_idle_expired(s); }
+static void peer_fin(struct session *s) { session_eof(s); }
+static void peer_rst(struct session *s) { session_reset(s); }
+static void stop(struct session *s) { session_stop(s); }
+static void stop_then_idle(struct session *s)
+{
+	session_stop(s);
+	session_idle_expired(s);
+}
+static void head_deadline(struct session *s) { session_deadline_expired(s); }
+static void drain_end(struct session *s)
+{
+	session_stop(s);
+	deadline_expire(s, now_ms(), now_ms(), now_ms()); /* the drain's end is now */
+}
+
+/* Every close gets one reason, the first it was given (the conformance
+ * suite test_metrics.py counts them on every model; this covers the ones a
+ * client cannot script: drain, drain_timeout, a header timeout). */
+static void test_close_reasons(void)
+{
+	const char *get = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+	CHECK(reason_after(get, peer_fin) == CLOSE_PEER);
+	CHECK(reason_after(get, idle_out) == CLOSE_IDLE);
+	CHECK(reason_after(get, peer_rst) == CLOSE_RESET);
+	CHECK(reason_after("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", NULL) == CLOSE_QUIT);
+	CHECK(reason_after("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", peer_rst) == CLOSE_QUIT);
+	CHECK(reason_after("GET / HTTP/1.1\r\n\r\n", NULL) == CLOSE_BAD_INPUT); /* no Host: 400 */
+	CHECK(reason_after("GET / HTTP/1.1\r\nHost: a\r\n", head_deadline) == CLOSE_TIMEOUT); /* the 408 */
+	CHECK(reason_after(get, stop) == CLOSE_DRAIN);
+	CHECK(reason_after(get, stop_then_idle) == CLOSE_DRAIN);
+	CHECK(reason_after("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\n\r\nab", drain_end) ==
+	      CLOSE_DRAIN_TIMEOUT);
+	CHECK(reason_after(get, NULL) == CLOSE_ERROR); /* closed by a model with no verdict: its failure */
+}
+
 int main(void)
 {
 	char *argv[] = {"weft", "--model", "test", NULL};
@@ -433,6 +485,7 @@ int main(void)
 	test_metrics();
 	test_stop();
 	test_half_request();
+	test_close_reasons();
 	owner_destroy(&own);
 	return check_done();
 }

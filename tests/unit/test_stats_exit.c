@@ -20,7 +20,7 @@
 #include "check.h"
 #include "stats.h"
 
-#define ID STAT_conn_resets /* any counter nothing else in this test touches */
+#define ID STAT_cl_resyncs /* any counter nothing else in this test touches */
 #define ADDS 2000000
 
 static pthread_key_t late_key;

@@ -608,7 +608,12 @@ static void test_cert_files(void)
 	cfg.key = cert; /* a certificate is not a key */
 	f = capture_begin(&saved);
 	CHECK(tls_ctx_new(&cfg) == NULL);
-	CHECK(capture_end(f, saved, "cannot load private key"));
+	CHECK(capture_end(f, saved, "holds no PEM private key"));
+
+	cfg.key = NULL; /* --cert alone, and its file holds no key: say to give --key */
+	f = capture_begin(&saved);
+	CHECK(tls_ctx_new(&cfg) == NULL);
+	CHECK(capture_end(f, saved, "holds no private key: give the key file with --key FILE"));
 
 	unlink(cert);
 	unlink(key);
