@@ -1,15 +1,19 @@
 /* bridge.c - glue between the exchange and the engine link.
  *
- * Three tables (table.h):
+ * Three tables (table.h), each bounded in entries and in bytes:
  *   held  ('c'|'p' + name): what local clients hold, whether the engine has
  *         it, and a dirty list of entries whose engine side must change;
- *         guarded by b->lock.
+ *         guarded by b->lock. An entry lives only while a client holds the
+ *         name or the engine has it: while the link is down, a name let go
+ *         is forgotten at once. Beyond its bound a new name is not
+ *         subscribed on the engine (logged, counted).
  *   sent  (channel): the next sequence number per channel we publish on;
- *         guarded by b->lock. Bounded: when full it starts again with a new
- *         generation (receivers then start counting afresh).
- *   seen  (origin + boot + stream): the last sequence number received per
- *         sending node and engine subscription; link thread only. Bounded
- *         the same way.
+ *         guarded by b->lock. No entry is made while the link is down. When
+ *         full it starts again with a new generation (receivers then start
+ *         counting afresh).
+ *   seen  (origin + boot + stream): the sequence mark and window received
+ *         per sending node and engine subscription (struct mark); link
+ *         thread only. When full it starts afresh.
  */
 #include "bridge.h"
 
@@ -30,8 +34,12 @@
 #include "exchange.h"
 #include "link.h"
 #include "log.h"
+#include "mark.h"
 #include "link_loop.h"
 #include "metrics_src.h"
+#include "options.h"
+#include "hash.h"
+#include "sign.h"
 #include "server.h"
 #include "stats.h"
 #include "table.h"
@@ -39,7 +47,10 @@
 #include "url.h"
 
 #define SENT_MAX 65536      /* channels with a sequence number */
-#define SEEN_MAX 65536      /* (origin, stream) pairs tracked */
+#define SENT_BYTES (4u << 20)
+#define SEEN_MAX 32768      /* (origin, stream) pairs tracked */
+#define SEEN_BYTES (8u << 20)
+#define HELD_BYTES (64u << 20) /* names subscribed on the engine, with their keys */
 #define SUBS_PER_COMMAND 64 /* names in one (P)SUBSCRIBE on resubscribing */
 #define QUEUE_MIN (8u << 20)
 
@@ -47,6 +58,8 @@
 #define H_WANT 1u   /* a local client holds it */
 #define H_ENGINE 2u /* subscribed on the engine (as far as we sent) */
 #define H_DIRTY 4u  /* on the dirty list */
+/* sent entries: b = markers still to send for this channel */
+#define MARKERS 3 /* one to three ticks after the last publish: without a key a far one needs two to count */
 
 struct bridge {
 	pthread_mutex_t lock;
@@ -65,6 +78,7 @@ struct bridge {
 	size_t backlog;     /* the link's unwritten PUBLISH bytes, as of its last turn */
 	size_t limit;       /* pubq + backlog at most this */
 	bool up;
+	struct sign_key *key; /* --cluster-key-file: tag and check envelopes (read-only once started) */
 	/* link thread only */
 	struct table seen;
 	struct link *link;
@@ -150,12 +164,6 @@ static void purge_seen(struct bridge *b, const struct tentry *held)
 		table_each(&b->seen, purge_one, &(struct purge){held});
 }
 
-/* A duplicate is at most this far behind the last sequence seen (Redis
- * never replays: duplicates are the odd re-delivery of something recent);
- * a gap at most this far ahead (a link down for minutes at full rate). */
-#define SEQ_DUP_WINDOW 1024
-#define SEQ_GAP_WINDOW (1ull << 32)
-
 /* false: a duplicate, drop it. Counts gaps. */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn)
 {
@@ -175,35 +183,17 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	}
 	memcpy(key + n, ch, cn);
 	n += cn;
-	if (b->seen.n >= SEEN_MAX && !table_get(&b->seen, key, n))
+	if ((b->seen.n >= SEEN_MAX || b->seen.bytes + table_entry_bytes(n, sizeof(struct mark)) > SEEN_BYTES) &&
+	    !table_get(&b->seen, key, n)) {
+		stat_inc(STAT_cl_state_full_seen);
 		table_clear(&b->seen);
-	struct tentry *e = table_put(&b->seen, key, n);
+	}
+	struct tentry *e = table_put_v(&b->seen, key, n, sizeof(struct mark));
 	if (key != small)
 		free(key);
 	if (!e)
 		return true;
-	if (e->a == 0 || e->b != env->gen) { /* first sight (a == 0: new) */
-		e->a = env->seq;
-		e->b = env->gen;
-		return true;
-	}
-	/* The envelope is not authenticated: a third party who can publish on
-	 * the prefix can forge one. A sequence far from the mark either way is a
-	 * new start of the stream (counted), not a gap or a duplicate, so one
-	 * forged seq = 2^64-1 cannot make every genuine message after it look
-	 * like a duplicate, nor add 2^64 to the gap counter. */
-	if (env->seq <= e->a && e->a - env->seq < SEQ_DUP_WINDOW) {
-		stat_inc(STAT_cl_duplicates);
-		return false;
-	}
-	if (env->seq > e->a && env->seq - e->a <= SEQ_GAP_WINDOW) {
-		if (env->seq > e->a + 1)
-			stat_add(STAT_cl_gaps, env->seq - e->a - 1);
-	} else {
-		stat_inc(STAT_cl_resyncs);
-	}
-	e->a = env->seq;
-	return true;
+	return mark_arrive(table_val(e), env, b->key != NULL);
 }
 
 /* ---- the exchange's hooks (any thread) ---- */
@@ -220,32 +210,50 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 	}
 	key[0] = pattern ? 'p' : 'c';
 	memcpy(key + 1, name, n);
-	bool wake = false;
+	bool wake = false, full = false;
 	pthread_mutex_lock(&b->lock);
-	struct tentry *e = on ? table_put(&b->held, key, n + 1) : table_get(&b->held, key, n + 1);
+	struct tentry *e = table_get(&b->held, key, n + 1);
+	if (on && !e) {
+		if (b->held.bytes + table_entry_bytes(n + 1, 0) > HELD_BYTES)
+			full = true;
+		else
+			e = table_put(&b->held, key, n + 1);
+	}
 	if (e) {
 		e->flags = on ? e->flags | H_WANT : e->flags & ~H_WANT;
-		if (!(e->flags & H_DIRTY)) {
+		if (!b->up) {
+			/* Down: on_up subscribes whatever is held then, so there is
+			 * nothing to tell the engine and nothing to keep of a name let go. */
+			if (!(e->flags & (H_WANT | H_ENGINE | H_DIRTY)))
+				table_del(&b->held, e);
+		} else if (!(e->flags & H_DIRTY)) {
 			e->flags |= H_DIRTY;
 			e->dirty = b->dirty;
 			b->dirty = e;
-			wake = b->up;
+			wake = true;
 		}
-	} else if (on) {
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (full) {
+		stat_inc(STAT_cl_state_full);
+		log_error("cluster: %u MiB of names held already: %s %.*s not subscribed on the engine (local delivery works)",
+		          HELD_BYTES >> 20, pattern ? "pattern" : "channel", (int)(n > 200 ? 200 : n), name);
+	} else if (on && !e) {
 		log_error("cluster: out of memory: %s %.*s not subscribed on the engine", pattern ? "pattern" : "channel",
 		          (int)(n > 200 ? 200 : n), name);
 	}
-	pthread_mutex_unlock(&b->lock);
 	if (key != small)
 		free(key);
 	if (wake)
 		cl_wake(cl_poll_loop(b->poll));
 }
 
-/* The next sequence number for a publish on ch (under b->lock). */
+/* The next sequence number for a publish on ch (under b->lock, link up). */
 static uint64_t next_seq(struct bridge *b, const char *ch, size_t cn, uint64_t *gen)
 {
-	if (b->sent.n >= SENT_MAX && !table_get(&b->sent, ch, cn)) {
+	if ((b->sent.n >= SENT_MAX || b->sent.bytes + table_entry_bytes(cn, 0) > SENT_BYTES) &&
+	    !table_get(&b->sent, ch, cn)) {
+		stat_inc(STAT_cl_state_full_sent);
 		table_clear(&b->sent);
 		b->gen++;
 	}
@@ -255,6 +263,7 @@ static uint64_t next_seq(struct bridge *b, const char *ch, size_t cn, uint64_t *
 		b->gen++;
 		return 1;
 	}
+	e->b = MARKERS;
 	return ++e->a;
 }
 
@@ -265,14 +274,27 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 	snprintf(env.nick, sizeof(env.nick), "%s", from);
 	bool wake = false;
 	pthread_mutex_lock(&b->lock);
-	env.seq = next_seq(b, ch, cn, &env.gen);
 	if (!b->up) {
+		/* A channel we published on goes on counting, so that receivers see
+		 * the loss as a gap; a new one takes no state while down. */
+		struct tentry *e = table_get(&b->sent, ch, cn);
+		if (e) {
+			e->a++;
+			e->b = MARKERS; /* the markers after the link is back say how many */
+		}
 		stat_inc(STAT_cl_dropped_down);
-	} else if (buf_used(&b->pubq) + b->backlog + n > b->limit) {
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	env.seq = next_seq(b, ch, cn, &env.gen);
+	if (buf_used(&b->pubq) + b->backlog + n > b->limit) {
 		stat_inc(STAT_cl_dropped_full);
 	} else {
 		char head[ENVELOPE_HEAD_MAX];
+		unsigned char tag[ENVELOPE_TAG_BYTES];
 		size_t hn = envelope_head(head, &env);
+		bool tagged = b->key && sign_tag(b->key, head, hn, ch, cn, data, n, tag) == 0;
+		hn = envelope_finish(head, hn, tagged ? tag : NULL);
 		char *chan = malloc(b->plen + cn), *payload = malloc(hn + n);
 		const char *argv[3] = {"PUBLISH", chan, payload};
 		size_t lens[3] = {7, b->plen + cn, hn + n};
@@ -283,7 +305,11 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 			memcpy(payload + hn, data, n);
 		}
 		wake = buf_used(&b->pubq) == 0;
-		if (chan && payload && put_cmd(&b->pubq, 3, argv, lens) == 0) {
+		if (b->key && !tagged) { /* no memory for the HMAC: an untagged copy would only be dropped */
+			stat_inc(STAT_cl_dropped_full);
+			stat_inc(STAT_oom_errors);
+			wake = false;
+		} else if (chan && payload && put_cmd(&b->pubq, 3, argv, lens) == 0) {
 			b->pubq_msgs++;
 			stat_inc(STAT_cl_sent);
 		} else {
@@ -399,10 +425,16 @@ static void on_up(void *arg)
 	atomic_store(&b->m_up, true);
 	if (b->ever_up)
 		stat_inc(STAT_cl_reconnects);
-	log_info("cluster: link up to %s://%s:%d after %.1f s down; %s %zu channels and %zu patterns%s",
-	         b->url.tls ? "rediss" : "redis", b->url.host, b->url.port, (double)down / 1000,
-	         b->ever_up ? "resubscribed" : "subscribed", r.total[0], r.total[1],
-	         r.err ? " (out of memory: some are missing)" : "");
+	unsigned held;
+	char more[64] = "";
+	if (link_log_up(b->link, &held)) {
+		if (held)
+			snprintf(more, sizeof(more), " (%u earlier link-up lines not logged)", held);
+		log_info("cluster: link up to %s://%s:%d after %.1f s down; %s %zu channels and %zu patterns%s%s",
+		         b->url.tls ? "rediss" : "redis", b->url.host, b->url.port, (double)down / 1000,
+		         b->ever_up ? "resubscribed" : "subscribed", r.total[0], r.total[1],
+		         r.err ? " (out of memory: some are missing)" : "", more);
+	}
 	b->ever_up = true;
 }
 
@@ -414,6 +446,64 @@ static void engine_forget(struct table *t, struct tentry *e, void *arg)
 	e->dirty = NULL;
 	if (!(e->flags & H_WANT))
 		table_del(t, e);
+}
+
+/* Markers: one, two and three ticks (LINK_TICK_MS) after a channel's last publish
+ * (or after the link is back, for one published on while it was down), tell
+ * the receivers the last sequence number, so that a loss at the very end of
+ * a stream is counted too. Only for channels that were active: the table is
+ * bounded, so is this. */
+struct markers {
+	struct bridge *b;
+	struct buf out;
+	int err;
+};
+
+static void marker_one(struct table *t, struct tentry *e, void *arg)
+{
+	struct markers *mk = arg;
+	struct bridge *b = mk->b;
+	(void)t;
+	if (!e->b || mk->err)
+		return;
+	e->b--;
+	struct envelope env = {.origin = b->origin, .boot = b->boot, .gen = b->gen, .seq = e->a, .marker = true};
+	char head[ENVELOPE_HEAD_MAX];
+	unsigned char tag[ENVELOPE_TAG_BYTES];
+	size_t hn = envelope_head(head, &env);
+	bool tagged = b->key && sign_tag(b->key, head, hn, e->key, e->klen, "", 0, tag) == 0;
+	if (b->key && !tagged)
+		return;
+	hn = envelope_finish(head, hn, tagged ? tag : NULL);
+	char *chan = malloc(b->plen + e->klen);
+	if (!chan) {
+		mk->err = -ENOMEM;
+		return;
+	}
+	memcpy(chan, b->prefix, b->plen);
+	memcpy(chan + b->plen, e->key, e->klen);
+	const char *argv[3] = {"PUBLISH", chan, head};
+	size_t lens[3] = {7, b->plen + e->klen, hn};
+	mk->err = put_cmd(&mk->out, 3, argv, lens);
+	free(chan);
+}
+
+static void on_tick(void *arg)
+{
+	struct bridge *b = arg;
+	struct markers mk = {.b = b};
+	pthread_mutex_lock(&b->lock);
+	if (b->up) {
+		sync_engine(b); /* the publishes first: a marker follows what it counts */
+		table_each(&b->sent, marker_one, &mk);
+		if (buf_used(&mk.out) && link_send(b->link, LINK_PUB, buf_head(&mk.out), buf_used(&mk.out)) < 0)
+			mk.err = -ENOMEM;
+		b->backlog = link_backlog(b->link, LINK_PUB);
+	}
+	pthread_mutex_unlock(&b->lock);
+	buf_free(&mk.out);
+	if (mk.err)
+		stat_inc(STAT_oom_errors);
 }
 
 static void on_down(void *arg)
@@ -456,13 +546,25 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 	const char *p = NULL, *c;
 	size_t pn = 0, cn;
 	struct envelope env;
-	if ((pat && !strip(b, pat, &p, &pn)) || !strip(b, ch, &c, &cn) || !is_str(payload) ||
-	    envelope_decode(payload->str, payload->len, &env) < 0) {
+	if ((pat && !strip(b, pat, &p, &pn)) || !strip(b, ch, &c, &cn) || !is_str(payload)) {
 		stat_inc(STAT_cl_malformed);
 		return;
 	}
+	if (cn > b->cfg->max_channel) { /* no local client could have published it; nothing is kept of it */
+		stat_inc(STAT_cl_channel_too_long);
+		return;
+	}
+	if (envelope_decode(payload->str, payload->len, &env) < 0) {
+		stat_inc(STAT_cl_malformed);
+		return;
+	}
+	if (b->key && (!env.tagged || !sign_check(b->key, payload->str, env.signed_n, c, cn, env.data, env.n, env.tag))) {
+		stat_inc(STAT_cl_auth_failures);
+		return;
+	}
 	if (env.origin == b->origin && env.boot == b->boot) {
-		stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
+		if (!env.marker)
+			stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
 		return;
 	}
 	if (!track(b, &env, p, pn, c, cn))
@@ -556,19 +658,35 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		goto fail;
 	if (b->url.tls && cfg->cluster_insecure)
 		log_warn("cluster: --cluster-insecure: the engine's certificate is not verified");
+	if (cluster_password(cfg, &b->url, &why) < 0) { /* config.c checked it; the file may have changed since */
+		log_error("cluster: --cluster-password-file: %s", why);
+		goto fail;
+	}
+	if (cfg->cluster_key_file && sign_key_load(cfg->cluster_key_file, &b->key, &why) < 0) {
+		log_error("cluster: --cluster-key-file %s: %s", cfg->cluster_key_file, why);
+		goto fail;
+	}
 	b->poll = cl_poll_new();
 	/* One reply holds a message (at most --max-message, more is not ours),
-	 * its channel and pattern, an envelope and RESP framing. */
-	size_t max_reply = cfg->max_message + 2 * cfg->max_channel + ENVELOPE_HEAD_MAX + 1024 + b->plen * 2;
-	struct link_handler lh = {on_up, on_down, on_reply, b};
-	if (!b->poll || !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, max_reply))) {
+	 * its channel and pattern, an envelope and RESP framing; one bulk string
+	 * of it at most the message and its envelope. */
+	struct link_limits lim = {
+		.max_reply = cfg->max_message + 2 * cfg->max_channel + ENVELOPE_HEAD_MAX + 1024 + b->plen * 2,
+		.max_bulk = (cfg->max_message > cfg->max_channel ? cfg->max_message : cfg->max_channel) + ENVELOPE_HEAD_MAX +
+		            b->plen + 1024,
+		.backoff_max_ms = cfg->cluster_backoff_max_ms,
+		.connect_timeout_ms = cfg->cluster_connect_timeout_ms,
+	};
+	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b};
+	if (!b->poll || !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, &lim))) {
 		log_error("cluster: out of memory");
 		goto fail;
 	}
 	cl_poll_set_handler(b->poll, &(struct cl_handler){loop_io, loop_timer, loop_wake, b});
 	exchange_set_hook(ex, &(struct exchange_hook){hook_held, hook_published, b});
-	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'", (unsigned long long)b->origin,
-	         (unsigned long long)b->boot, b->prefix);
+	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'; envelopes %s%s", (unsigned long long)b->origin,
+	         (unsigned long long)b->boot, b->prefix, b->key ? "authenticated (HMAC-SHA256)" : "not authenticated",
+	         b->url.pass[0] ? "; AUTH with a password" : "");
 	link_start(b->link); /* before the thread: the loop is ours until then */
 	int rc = cl_poll_start(b->poll);
 	if (rc < 0) {
@@ -590,6 +708,8 @@ void bridge_stop(struct bridge *b)
 	link_free(b->link);
 	cl_poll_free(b->poll);
 	tls_ctx_free(b->tls);
+	sign_key_free(b->key);
+	memset(b->url.pass, 0, sizeof(b->url.pass));
 	table_clear(&b->held);
 	table_clear(&b->sent);
 	table_clear(&b->seen);

@@ -14,11 +14,28 @@ static const char magic[] = "weft1 ";
 
 size_t envelope_head(char *out, const struct envelope *e)
 {
-	const char *nick = chat_valid_nick(e->nick, strnlen(e->nick, sizeof(e->nick))) ? e->nick : "-";
-	int k = snprintf(out, ENVELOPE_HEAD_MAX, "%s%016llx %llu %llu %llu %s\n", magic, (unsigned long long)e->origin,
+	const char *nick = e->marker ? "!" : chat_valid_nick(e->nick, strnlen(e->nick, sizeof(e->nick))) ? e->nick : "-";
+	int k = snprintf(out, ENVELOPE_HEAD_MAX, "%s%016llx %llu %llu %llu %s", magic, (unsigned long long)e->origin,
 	                 (unsigned long long)e->boot, (unsigned long long)e->gen, (unsigned long long)e->seq, nick);
 	return k < 0 ? 0 : (size_t)k;
 }
+
+static const char hexd[] = "0123456789abcdef";
+
+size_t envelope_finish(char *out, size_t n, const unsigned char *tag)
+{
+	if (tag) {
+		out[n++] = ' ';
+		for (int i = 0; i < ENVELOPE_TAG_BYTES; i++) {
+			out[n++] = hexd[tag[i] >> 4];
+			out[n++] = hexd[tag[i] & 15];
+		}
+	}
+	out[n++] = '\n';
+	return n;
+}
+
+static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; }
 
 /* Hex (exactly 16 digits) or decimal (1..20 digits, no overflow), then sep. */
 static const char *num(const char *p, const char *end, bool hex, uint64_t *v)
@@ -54,7 +71,7 @@ static const char *num(const char *p, const char *end, bool hex, uint64_t *v)
 
 int envelope_decode(const char *p, size_t n, struct envelope *e)
 {
-	const char *end = p + n;
+	const char *end = p + n, *start = p;
 	memset(e, 0, sizeof(*e));
 	if (n < sizeof(magic) - 1 || memcmp(p, magic, sizeof(magic) - 1) != 0)
 		return -EBADMSG;
@@ -62,12 +79,31 @@ int envelope_decode(const char *p, size_t n, struct envelope *e)
 	if (!(p = num(p, end, true, &e->origin)) || !(p = num(p, end, false, &e->boot)) ||
 	    !(p = num(p, end, false, &e->gen)) || !(p = num(p, end, false, &e->seq)))
 		return -EBADMSG;
-	size_t left = (size_t)(end - p);
-	const char *nl = memchr(p, '\n', left < ENVELOPE_NICK_MAX + 1 ? left : ENVELOPE_NICK_MAX + 1);
-	if (!nl || !chat_valid_nick(p, (size_t)(nl - p)) || e->seq == 0)
+	/* The nick ends at a space (a tag follows) or the newline. */
+	const char *q = p;
+	while (q < end && q - p <= ENVELOPE_NICK_MAX && *q != ' ' && *q != '\n')
+		q++;
+	e->marker = q - p == 1 && *p == '!';
+	if (q == end || q - p > ENVELOPE_NICK_MAX || !(e->marker || chat_valid_nick(p, (size_t)(q - p))) || e->seq == 0)
 		return -EBADMSG;
-	memcpy(e->nick, p, (size_t)(nl - p));
-	e->data = nl + 1;
+	memcpy(e->nick, p, (size_t)(q - p));
+	e->signed_n = (size_t)(q - start);
+	if (*q == ' ') {
+		q++;
+		if (end - q < 2 * ENVELOPE_TAG_BYTES + 1 || q[2 * ENVELOPE_TAG_BYTES] != '\n')
+			return -EBADMSG;
+		for (int i = 0; i < ENVELOPE_TAG_BYTES; i++) {
+			int hi = hexval(q[2 * i]), lo = hexval(q[2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				return -EBADMSG;
+			e->tag[i] = (unsigned char)(hi << 4 | lo);
+		}
+		e->tagged = true;
+		q += 2 * ENVELOPE_TAG_BYTES;
+	}
+	e->data = q + 1;
 	e->n = (size_t)(end - e->data);
+	if (e->marker && e->n)
+		return -EBADMSG;
 	return 0;
 }

@@ -1,12 +1,17 @@
-/* link.c - the engine connection: connect, TLS, read replies, write
+/* link.c - the engine connection: connect, TLS, AUTH, read replies, write
  * commands, and come back after a failure.
  *
  * States of the link: BACKOFF (the timer brings the next attempt),
- * CONNECTING (both sockets connecting or shaking hands, the timer is the
- * deadline), UP. Any failure of either connection closes both and backs
- * off: delay = min(BACKOFF_MIN << attempt, BACKOFF_MAX), then a random
- * point in its upper half, so nodes that lost the engine together do not
- * all come back in the same millisecond. */
+ * CONNECTING (both sockets connecting, shaking hands or saying hello: AUTH
+ * if there is a password, then PING; the timer is the deadline), UP (both
+ * connections answered PONG: publishes can flow). Any failure of either
+ * connection closes both and backs off: delay = min(BACKOFF_MIN << attempt,
+ * backoff max), then a random point in its upper half, so nodes that lost the
+ * engine together do not all come back in the same millisecond. The attempt
+ * count goes back to 0 only when the engine has proved usable (both PONGs,
+ * and the link stayed up for a tick): an engine that accepts TCP and then
+ * refuses (-ERR max number of clients reached, a wrong password) is a failed
+ * attempt and the back-off grows. */
 #include "link.h"
 
 #include <errno.h>
@@ -27,17 +32,37 @@
 #include "buf.h"
 #include "log.h"
 #include "outbox.h"
+#include "rscan.h"
 #include "server.h"
 #include "stats.h"
 #include "tls.h"
 
 #define BACKOFF_MIN_MS 50
-#define BACKOFF_MAX_MS 2000
-#define CONNECT_TIMEOUT_MS 5000
+#define LOG_EVERY_MS 10000 /* link log lines at most this often; the rest are counted */
 #define READ_CHUNK 65536
 #define READS_PER_EVENT 16 /* then let the other connection and the wake run */
 
-enum cstate { CS_CLOSED, CS_CONNECTING, CS_HANDSHAKE, CS_READY };
+/* At most one log line per LOG_EVERY_MS; the ones held back are counted
+ * and the next line says how many. */
+struct limiter {
+	long long next;
+	unsigned held;
+};
+
+static bool limiter_ok(struct limiter *m, unsigned *held)
+{
+	long long now = now_ms();
+	if (now < m->next) {
+		m->held++;
+		return false;
+	}
+	*held = m->held;
+	m->held = 0;
+	m->next = now + LOG_EVERY_MS;
+	return true;
+}
+
+enum cstate { CS_CLOSED, CS_CONNECTING, CS_HANDSHAKE, CS_HELLO, CS_READY };
 enum lstate { L_BACKOFF, L_CONNECTING, L_UP };
 
 struct rconn {
@@ -47,6 +72,9 @@ struct rconn {
 	redisReader *rd;
 	struct outbox out; /* plaintext commands */
 	struct buf plain;  /* TLS: decrypted input not yet fed */
+	struct rscan scan; /* bounds each reply before hiredis keeps any of it */
+	int hello;         /* CS_HELLO: replies still awaited (AUTH, PING) */
+	bool auth;         /* CS_HELLO: the first of them is AUTH's */
 };
 
 struct link {
@@ -54,12 +82,15 @@ struct link {
 	struct tls_ctx *tls;
 	struct cl_loop *loop;
 	struct link_handler h;
-	size_t max_reply;
+	struct link_limits lim;
 	enum lstate st;
 	struct rconn c[LINK_CONNS];
 	unsigned attempt;   /* failures since the last time up */
+	unsigned epoch;     /* failures ever: a parse loop sees the link dropped under it */
 	uint64_t rng;
-	char what[300];     /* "redis://host:port", for the log */
+	struct limiter fail_log, up_log;
+	long long up_since; /* when it was last up */
+	char what[300];     /* "redis://host:port", for the log (never the password) */
 };
 
 static const char *const conn_name[LINK_CONNS] = {"subscriber", "publisher"};
@@ -74,7 +105,7 @@ static uint64_t rnd(struct link *l)
 }
 
 struct link *link_new(const struct cluster_url *u, struct tls_ctx *tls, struct cl_loop *loop,
-                      const struct link_handler *h, size_t max_reply)
+                      const struct link_handler *h, const struct link_limits *lim)
 {
 	struct link *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -83,7 +114,7 @@ struct link *link_new(const struct cluster_url *u, struct tls_ctx *tls, struct c
 	l->tls = tls;
 	l->loop = loop;
 	l->h = *h;
-	l->max_reply = max_reply;
+	l->lim = *lim;
 	l->st = L_BACKOFF;
 	for (int i = 0; i < LINK_CONNS; i++)
 		l->c[i].fd = -1;
@@ -120,6 +151,8 @@ void link_free(struct link *l)
 
 bool link_is_up(const struct link *l) { return l->st == L_UP; }
 
+bool link_log_up(struct link *l, unsigned *held) { return limiter_ok(&l->up_log, held); }
+
 size_t link_backlog(const struct link *l, enum link_conn conn)
 {
 	const struct rconn *c = &l->c[conn];
@@ -130,8 +163,8 @@ static void backoff(struct link *l)
 {
 	unsigned shift = l->attempt < 10 ? l->attempt : 10;
 	long long d = (long long)BACKOFF_MIN_MS << shift;
-	if (d > BACKOFF_MAX_MS)
-		d = BACKOFF_MAX_MS;
+	if (d > l->lim.backoff_max_ms)
+		d = l->lim.backoff_max_ms;
 	d = d / 2 + (long long)(rnd(l) % (uint64_t)(d / 2 + 1));
 	l->attempt++;
 	l->st = L_BACKOFF;
@@ -152,13 +185,25 @@ static void fail(struct link *l, enum stat_id counter, const char *fmt, ...)
 	for (int i = 0; i < LINK_CONNS; i++)
 		conn_close(l, i);
 	stat_inc(counter);
+	l->epoch++;
+	/* A link that stayed up a while proved the engine usable: start the
+	 * back-off afresh. One lost at once (an engine that answers PING and
+	 * then drops us) keeps growing it. */
+	if (was_up && now_ms() - l->up_since >= LINK_TICK_MS)
+		l->attempt = 0;
 	backoff(l);
-	/* Every failure is logged (one line per attempt, and attempts are at
-	 * least BACKOFF_MAX_MS / 2 apart once the backoff has grown). */
-	if (was_up)
-		log_warn("cluster: link to %s lost: %s; local delivery goes on, reconnecting", l->what, why);
-	else
-		log_warn("cluster: cannot reach %s: %s (attempt %u; retrying with backoff)", l->what, why, l->attempt);
+	/* Rate-limited (a refusing engine must not flood the log). */
+	unsigned n;
+	if (limiter_ok(&l->fail_log, &n)) {
+		char held[64] = "";
+		if (n)
+			snprintf(held, sizeof(held), "; %u similar lines not logged", n);
+		if (was_up)
+			log_warn("cluster: link to %s lost: %s; local delivery goes on, reconnecting%s", l->what, why, held);
+		else
+			log_warn("cluster: cannot reach %s: %s (attempt %u; retrying with backoff)%s", l->what, why, l->attempt,
+			         held);
+	}
 	if (was_up)
 		l->h.down(l->h.arg);
 }
@@ -228,6 +273,10 @@ static int open_socket(struct link *l, int i, const struct addrinfo *ai)
 	c->rd = redisReaderCreate();
 	if (!c->rd)
 		return -ENOMEM;
+	if (i == LINK_SUB) /* message / pmessage / (p)(un)subscribe acks: at most 4 flat elements */
+		rscan_init(&c->scan, 4, l->lim.max_bulk, 4096);
+	else /* :N, +OK, +PONG, -ERR ... */
+		rscan_init(&c->scan, 0, 0, 4096);
 	if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
 		return -errno;
 	c->st = CS_CONNECTING;
@@ -246,7 +295,7 @@ static void attempt(struct link *l)
 		return;
 	}
 	l->st = L_CONNECTING;
-	cl_timer(l->loop, now_ms() + CONNECT_TIMEOUT_MS);
+	cl_timer(l->loop, now_ms() + l->lim.connect_timeout_ms);
 	int rc = 0;
 	for (int i = 0; i < LINK_CONNS && rc == 0; i++)
 		rc = open_socket(l, i, ai);
@@ -268,9 +317,67 @@ static void check_up(struct link *l)
 		if (l->c[i].st != CS_READY)
 			return;
 	l->st = L_UP;
-	l->attempt = 0;
-	cl_timer(l->loop, 0);
+	l->up_since = now_ms();
+	cl_timer(l->loop, now_ms() + LINK_TICK_MS);
 	l->h.up(l->h.arg);
+}
+
+/* The transport is ready: say hello (AUTH if we have a password, then PING);
+ * the connection is ready when the replies are +OK and +PONG. */
+static int hello(struct link *l, int i)
+{
+	struct rconn *c = &l->c[i];
+	char *cmd = NULL;
+	int n;
+	c->auth = l->url.pass[0] != '\0';
+	c->hello = c->auth ? 2 : 1;
+	c->st = CS_HELLO;
+	if (c->auth) {
+		const char *argv[3] = {"AUTH", l->url.user, l->url.pass};
+		size_t lens[3] = {4, strlen(l->url.user), strlen(l->url.pass)};
+		n = l->url.user[0] ? redisFormatCommandArgv(&cmd, 3, argv, lens)
+		                   : redisFormatCommandArgv(&cmd, 2, (const char *[]){"AUTH", l->url.pass},
+		                                            (size_t[]){4, lens[2]});
+		int rc = n < 0 ? -ENOMEM : outbox_append(&c->out, cmd, (size_t)n);
+		if (cmd) {
+			if (n > 0)
+				memset(cmd, 0, (size_t)n); /* the password */
+			redisFreeCommand(cmd);
+		}
+		if (rc < 0)
+			return -ENOMEM;
+	}
+	static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+	if (outbox_append(&c->out, ping, sizeof(ping) - 1) < 0)
+		return -ENOMEM;
+	return flush(l, i);
+}
+
+/* A reply during hello. 0, or <0 after failing the link. */
+static int hello_reply(struct link *l, int i, const redisReply *r)
+{
+	struct rconn *c = &l->c[i];
+	bool auth = c->auth && c->hello == 2;
+	if (r->type == REDIS_REPLY_ERROR) {
+		int len = (int)(r->len > 200 ? 200 : r->len);
+		if (auth || strncmp(r->str, "NOAUTH", 6) == 0)
+			fail(l, STAT_cl_connect_fail_auth, "%s connection: %s: %.*s", conn_name[i],
+			     auth ? "the engine refused the credentials" : "the engine wants a password", len, r->str);
+		else
+			fail(l, STAT_cl_connect_fail, "%s connection: the engine refused: %.*s", conn_name[i], len, r->str);
+		return -EPROTO;
+	}
+	const char *want = auth ? "OK" : "PONG";
+	if (r->type != REDIS_REPLY_STATUS || r->len != strlen(want) || memcmp(r->str, want, r->len) != 0) {
+		fail(l, STAT_cl_connect_fail, "%s connection: the engine answered %s with something else", conn_name[i],
+		     auth ? "AUTH" : "PING");
+		return -EPROTO;
+	}
+	if (--c->hello == 0) {
+		c->st = CS_READY;
+		check_up(l);
+	}
+	return 0;
 }
 
 /* A connection's TCP connect finished. 0 or -errno. */
@@ -283,11 +390,8 @@ static int connected(struct link *l, int i)
 		err = errno;
 	if (err)
 		return -err;
-	if (!l->tls) {
-		c->st = CS_READY;
-		want(l, i);
-		return 0;
-	}
+	if (!l->tls)
+		return hello(l, i);
 	c->tls = tls_conn_new_client(l->tls, l->url.host);
 	if (!c->tls || tls_conn_start(c->tls) < 0)
 		return -EPROTO;
@@ -300,8 +404,12 @@ void link_timer(struct link *l)
 	if (l->st == L_BACKOFF)
 		attempt(l);
 	else if (l->st == L_CONNECTING)
-		fail(l, l->tls ? STAT_cl_connect_fail_tls : STAT_cl_connect_fail, "no answer within %d s",
-		     CONNECT_TIMEOUT_MS / 1000);
+		fail(l, l->tls ? STAT_cl_connect_fail_tls : STAT_cl_connect_fail, "no answer within %.1f s",
+		     l->lim.connect_timeout_ms / 1000.0);
+	else {
+		cl_timer(l->loop, now_ms() + LINK_TICK_MS);
+		l->h.tick(l->h.arg);
+	}
 }
 
 /* ---- reading ---- */
@@ -310,29 +418,42 @@ void link_timer(struct link *l)
 static int parse(struct link *l, int i, const char *p, size_t n)
 {
 	struct rconn *c = &l->c[i];
+	const char *why;
+	unsigned epoch = l->epoch;
+	if (rscan_feed(&c->scan, p, n, &why) < 0) {
+		stat_inc(STAT_cl_protocol);
+		fail(l, l->st == L_UP ? STAT_cl_link_lost : STAT_cl_connect_fail, "%s connection: protocol error: %s",
+		     conn_name[i], why);
+		return -EPROTO;
+	}
 	if (n && redisReaderFeed(c->rd, p, n) != REDIS_OK)
 		return -ENOMEM;
 	for (;;) {
 		void *reply = NULL;
 		if (redisReaderGetReply(c->rd, &reply) != REDIS_OK) {
-			stat_inc(STAT_cl_malformed);
-			fail(l, STAT_cl_link_lost, "%s connection: protocol error: %s", conn_name[i], c->rd->errstr);
+			stat_inc(STAT_cl_protocol);
+			fail(l, l->st == L_UP ? STAT_cl_link_lost : STAT_cl_connect_fail, "%s connection: protocol error: %s",
+			     conn_name[i], c->rd->errstr);
 			return -EPROTO;
 		}
 		if (!reply)
 			break;
-		int rc = l->h.reply(l->h.arg, (enum link_conn)i, reply);
-		freeReplyObject(reply);
-		if (rc < 0) {
+		int rc;
+		if (c->st == CS_HELLO) {
+			rc = hello_reply(l, i, reply);
+		} else if (l->st != L_UP) {
+			fail(l, STAT_cl_connect_fail, "%s connection: the engine spoke before we asked", conn_name[i]);
+			rc = -EPROTO;
+		} else if ((rc = l->h.reply(l->h.arg, (enum link_conn)i, reply)) < 0) {
 			fail(l, STAT_cl_link_lost, "%s connection: unexpected reply from the engine", conn_name[i]);
-			return -EPROTO;
 		}
-		if (l->st != L_UP)
-			return -EPROTO; /* the handler dropped the link */
+		freeReplyObject(reply);
+		if (rc < 0 || l->epoch != epoch)
+			return -EPROTO; /* the link was dropped */
 	}
-	if (c->rd->len - c->rd->pos > l->max_reply) {
-		stat_inc(STAT_cl_malformed);
-		fail(l, STAT_cl_link_lost, "%s connection: a reply larger than %zu bytes", conn_name[i], l->max_reply);
+	if (c->rd->len - c->rd->pos > l->lim.max_reply) {
+		stat_inc(STAT_cl_protocol);
+		fail(l, STAT_cl_link_lost, "%s connection: a reply larger than %zu bytes", conn_name[i], l->lim.max_reply);
 		return -EPROTO;
 	}
 	return 0;
@@ -351,30 +472,24 @@ static int input(struct link *l, int i, const char *p, size_t n)
 				fail(l, STAT_cl_connect_fail_tls, "TLS handshake failed%s%s", v ? ": certificate refused: " : "",
 				     v ? v : " (see the tls: line above)");
 			} else {
-				fail(l, STAT_cl_link_lost, "TLS error");
+				fail(l, l->st == L_UP ? STAT_cl_link_lost : STAT_cl_connect_fail_tls, "TLS error");
 			}
 			return -EPROTO;
 		}
-		if (flush(l, i) < 0) {
-			fail(l, STAT_cl_link_lost, "write: %s", strerror(errno));
+		int rc = flush(l, i);
+		if (rc == 0 && was_handshaking && !tls_conn_handshaking(c->tls))
+			rc = hello(l, i);
+		if (rc < 0) {
+			fail(l, l->st == L_UP ? STAT_cl_link_lost : STAT_cl_connect_fail, "%s connection: write: %s",
+			     conn_name[i], strerror(-rc));
 			return -EPROTO;
 		}
-		if (was_handshaking && !tls_conn_handshaking(c->tls)) {
-			c->st = CS_READY;
-			check_up(l);
-			if (l->st != L_UP)
-				return 0;
-		}
-		if (l->st != L_UP || buf_used(&c->plain) == 0)
+		if (c->st < CS_HELLO || buf_used(&c->plain) == 0)
 			return 0;
-		int rc = parse(l, i, buf_head(&c->plain), buf_used(&c->plain));
+		rc = parse(l, i, buf_head(&c->plain), buf_used(&c->plain));
 		if (rc == 0)
 			buf_consume(&c->plain, buf_used(&c->plain));
 		return rc;
-	}
-	if (l->st != L_UP) {
-		fail(l, STAT_cl_connect_fail, "%s connection: the engine spoke before we did", conn_name[i]);
-		return -EPROTO;
 	}
 	return parse(l, i, p, n);
 }
@@ -405,12 +520,9 @@ void link_io(struct link *l, int i, bool rd, bool wr)
 		if (!wr && !rd)
 			return;
 		int rc = connected(l, i);
-		if (rc < 0) {
+		if (rc < 0)
 			fail(l, rc == -EPROTO ? STAT_cl_connect_fail_tls : STAT_cl_connect_fail, "connect: %s",
 			     rc == -EPROTO ? "TLS setup failed" : strerror(-rc));
-			return;
-		}
-		check_up(l);
 		return;
 	}
 	if (wr) {

@@ -1,7 +1,7 @@
 /* link.h - the connection to the engine (Redis): two TCP connections, one in
  * subscriber mode and one for PUBLISH (RESP2 allows nothing else on a
  * subscribed connection), made and kept together: the link is up when both
- * are, and goes down as a whole.
+ * have answered AUTH (if any) and PING, and goes down as a whole.
  *
  * Non-blocking connect, TLS through weft's byte transform (tls.c) for
  * rediss://, replies parsed by hiredis's redisReader; reconnect with
@@ -22,19 +22,29 @@ struct link;
 
 enum link_conn { LINK_SUB, LINK_PUB, LINK_CONNS };
 
+#define LINK_TICK_MS 1000
+
 struct link_handler {
 	void (*up)(void *arg);   /* both connections are ready */
 	void (*down)(void *arg); /* the link was up and is not any more */
+	void (*tick)(void *arg); /* every LINK_TICK_MS while up */
 	/* One reply on conn; the handler keeps nothing of it. Return <0 to drop
 	 * the link (a protocol error). */
 	int (*reply)(void *arg, enum link_conn conn, struct redisReply *r);
 	void *arg;
 };
 
-/* tls NULL: plain TCP. max_reply bounds one reply (bytes buffered
- * unparsed); beyond it the link is dropped as a protocol error. */
+struct link_limits {
+	size_t max_reply;       /* bytes of one reply buffered unparsed */
+	size_t max_bulk;        /* bytes of one bulk string (a message, its envelope, its channel) */
+	int backoff_max_ms;     /* reconnect back-off cap */
+	int connect_timeout_ms; /* connect, TLS, AUTH and PING within this */
+};
+
+/* tls NULL: plain TCP. Beyond a limit a reply is a protocol error: the link
+ * is dropped (counted, logged) and made again. u->pass non-empty: AUTH. */
 struct link *link_new(const struct cluster_url *u, struct tls_ctx *tls, struct cl_loop *loop,
-                      const struct link_handler *h, size_t max_reply);
+                      const struct link_handler *h, const struct link_limits *lim);
 void link_free(struct link *l);
 /* The first attempt, now. */
 void link_start(struct link *l);
@@ -46,5 +56,8 @@ int link_send(struct link *l, enum link_conn conn, const char *p, size_t n);
 /* Bytes queued on conn and not yet written. */
 size_t link_backlog(const struct link *l, enum link_conn conn);
 bool link_is_up(const struct link *l);
+/* Whether the "link up" line may be logged now (rate-limited like the
+ * failures); *held: the ones not logged since the last. */
+bool link_log_up(struct link *l, unsigned *held);
 
 #endif

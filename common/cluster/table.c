@@ -35,11 +35,21 @@ static void grow(struct table *t)
 		}
 	}
 	free(t->b);
+	t->bytes += (nb - t->nb) * sizeof(*b);
 	t->b = b;
 	t->nb = nb;
 }
 
-struct tentry *table_put(struct table *t, const void *k, size_t n)
+/* The value sits after the key and its NUL, aligned for uint64_t. */
+static size_t val_off(size_t n) { return (n + 1 + 7) & ~(size_t)7; }
+
+void *table_val(struct tentry *e) { return e->key + val_off(e->klen); }
+
+size_t table_entry_bytes(size_t n, size_t vsize) { return sizeof(struct tentry) + val_off(n) + vsize; }
+
+struct tentry *table_put(struct table *t, const void *k, size_t n) { return table_put_v(t, k, n, 0); }
+
+struct tentry *table_put_v(struct table *t, const void *k, size_t n, size_t vsize)
 {
 	if (t->n >= t->nb)
 		grow(t);
@@ -49,9 +59,12 @@ struct tentry *table_put(struct table *t, const void *k, size_t n)
 	struct tentry **pp = slot(t, k, n, h);
 	if (*pp)
 		return *pp;
-	struct tentry *e = calloc(1, sizeof(*e) + n + 1);
+	size_t sz = table_entry_bytes(n, vsize);
+	struct tentry *e = calloc(1, sz);
 	if (!e)
 		return NULL;
+	t->bytes += sz;
+	e->vsize = vsize;
 	e->hash = h;
 	e->klen = n;
 	memcpy(e->key, k, n);
@@ -67,6 +80,7 @@ void table_del(struct table *t, struct tentry *e)
 		pp = &(*pp)->next;
 	*pp = e->next;
 	t->n--;
+	t->bytes -= table_entry_bytes(e->klen, e->vsize);
 	free(e);
 }
 

@@ -14,6 +14,7 @@ struct tentry {
 	uint64_t hash;
 	uint64_t a, b;        /* the user's */
 	unsigned flags;       /* the user's */
+	unsigned vsize;       /* bytes of value after the key (table_val) */
 	size_t klen;
 	char key[];
 };
@@ -21,12 +22,21 @@ struct tentry {
 struct table {
 	struct tentry **b;
 	size_t nb, n;
+	size_t bytes; /* entries and buckets allocated: what the owner bounds */
 };
 
 /* The entry for [k, k+n), or NULL. */
 struct tentry *table_get(struct table *t, const void *k, size_t n);
 /* The entry for [k, k+n), made (zeroed) if missing; NULL on ENOMEM. */
 struct tentry *table_put(struct table *t, const void *k, size_t n);
+/* The same with vsize zeroed bytes of the owner's beside the key (table_val);
+ * the entry remembers its vsize. */
+struct tentry *table_put_v(struct table *t, const void *k, size_t n, size_t vsize);
+/* The vsize bytes given to table_put_v, 8-byte aligned. */
+void *table_val(struct tentry *e);
+/* What an entry with an n-byte key and vsize bytes of value costs (the
+ * owner's bound is checked before it adds one). */
+size_t table_entry_bytes(size_t n, size_t vsize);
 /* Unlink and free e. */
 void table_del(struct table *t, struct tentry *e);
 /* Call fn for each entry; fn may table_del the entry it is given. */

@@ -1,9 +1,10 @@
 /* url.c - parse --cluster's redis:// and rediss:// URLs, strictly: anything
- * this does not understand (a password, a database number, a query) is an
- * error rather than silently ignored. */
+ * this does not understand (a database number, a query) is an error rather
+ * than silently ignored. */
 #include "url.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 static bool host_char(char c)
@@ -35,6 +36,51 @@ static int parse_port(const char *p, const char *end, int *port)
 	return 0;
 }
 
+static int unhex(char c) { return c >= '0' && c <= '9' ? c - '0' : (c | 32) >= 'a' && (c | 32) <= 'f' ? (c | 32) - 'a' + 10 : -1; }
+
+/* %-decode [p, end) into out (max bytes + NUL). 0 or -EINVAL. */
+static int decode(const char *p, const char *end, char *out, size_t max)
+{
+	size_t k = 0;
+	for (; p < end; p++) {
+		int c = (unsigned char)*p;
+		if (c == '%') {
+			if (end - p < 3 || unhex(p[1]) < 0 || unhex(p[2]) < 0)
+				return -EINVAL;
+			c = unhex(p[1]) << 4 | unhex(p[2]);
+			p += 2;
+		}
+		if (c == 0 || k == max)
+			return -EINVAL;
+		out[k++] = (char)c;
+	}
+	out[k] = '\0';
+	return 0;
+}
+
+/* Where the authority's USER:PASSWORD@ ends (after the last '@' before any
+ * '/'), or s if there is none. */
+static const char *after_userinfo(const char *s)
+{
+	const char *at = NULL;
+	for (const char *p = s; *p && *p != '/' && *p != '?' && *p != '#'; p++)
+		if (*p == '@')
+			at = p;
+	return at ? at + 1 : s;
+}
+
+void cluster_url_redact(const char *s, char *out, size_t n)
+{
+	const char *scheme = strstr(s, "://");
+	const char *start = scheme ? scheme + 3 : s, *host = after_userinfo(start);
+	const char *colon = memchr(start, ':', (size_t)(host - start));
+	if (host == start || !colon) {
+		snprintf(out, n, "%s", s);
+		return;
+	}
+	snprintf(out, n, "%.*s:***@%s", (int)(colon - s), s, host);
+}
+
 int cluster_url_parse(const char *s, struct cluster_url *u, const char **why)
 {
 	memset(u, 0, sizeof(*u));
@@ -47,12 +93,23 @@ int cluster_url_parse(const char *s, struct cluster_url *u, const char **why)
 	} else {
 		return fail(why, "must start with redis:// or rediss:// (TLS)");
 	}
+	const char *host = after_userinfo(s);
+	if (host != s) {
+		const char *colon = memchr(s, ':', (size_t)(host - 1 - s));
+		if (!colon)
+			return fail(why, "give the credentials as USER:PASSWORD@ or :PASSWORD@ (the default user)");
+		if (decode(s, colon, u->user, CLUSTER_USER_MAX) < 0 || decode(colon + 1, host - 1, u->pass, CLUSTER_PASS_MAX) < 0)
+			return fail(why, "bad user or password (at most 255 and 511 bytes, %XX escapes, no NUL)");
+		if (!u->pass[0])
+			return fail(why, "an empty password");
+		s = host;
+	}
 	size_t len = strlen(s);
 	if (len && s[len - 1] == '/')
 		len--; /* redis://host:6379/ is common enough */
 	const char *end = s + len, *h = s, *hend, *colon;
 	if (memchr(s, '@', len))
-		return fail(why, "user names and passwords are not supported");
+		return fail(why, "'@' after the host");
 	if (memchr(s, '/', len) || memchr(s, '?', len) || memchr(s, '#', len))
 		return fail(why, "a path, database number or query is not supported: give redis://HOST:PORT");
 	if (*h == '[') { /* [IPv6] */

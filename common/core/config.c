@@ -15,6 +15,7 @@
 
 #include "config_table.h"
 #include "log.h"
+#include "options.h"
 #include "url.h"
 
 #define F(field) offsetof(struct config, field)
@@ -74,6 +75,13 @@ const struct opt config_opts[] = {
 	{"cluster-ca", T_STR, F(cluster_ca), NULL, "FILE", "rediss: CA certificates (PEM) to verify the engine with [system store]"},
 	{"cluster-insecure", T_BOOL, F(cluster_insecure), NULL, NULL, "rediss: do not verify the engine's certificate"},
 	{"cluster-prefix", T_STR, F(cluster_prefix), "weft:", "P", "prefix of every engine channel (no * ? [ ] \\)"},
+	{"cluster-key-file", T_STR, F(cluster_key_file), NULL, "FILE",
+	 "shared secret (>= 32 bytes, mode 600): envelopes are HMAC-SHA256 tagged, untagged ones dropped"},
+	{"cluster-password-file", T_STR, F(cluster_password_file), NULL, "FILE",
+	 "the engine's AUTH password (or in the URL, or $WEFT_CLUSTER_PASSWORD)"},
+	{"cluster-backoff-max", T_SECS, F(cluster_backoff_max_ms), "2", "SEC", "reconnect back-off cap (0.05..3600)"},
+	{"cluster-connect-timeout", T_SECS, F(cluster_connect_timeout_ms), "5", "SEC",
+	 "connect, TLS, AUTH and PING to the engine within this (0.1..3600)"},
 	{"daemon", T_BOOL, F(daemon), NULL, NULL, "detach (double fork, setsid); needs --pidfile"},
 	{"pidfile", T_STR, F(pidfile), NULL, "FILE", "write our pid here (created exclusively, removed on exit)"},
 	{"log-file", T_STR, F(log_file), NULL, "FILE", "append log lines here instead of stderr"},
@@ -268,7 +276,9 @@ static int check_cluster(const struct config *cfg)
 		if (cfg->cluster_ca || cfg->cluster_insecure)
 			err = "--cluster-ca and --cluster-insecure go with --cluster rediss://...";
 	} else if (cluster_url_parse(cfg->cluster, &u, &why) < 0) {
-		fprintf(stderr, "weft: bad value '%s' for --cluster: %s (e.g. redis://127.0.0.1:6379)\n", cfg->cluster, why);
+		char shown[600];
+		cluster_url_redact(cfg->cluster, shown, sizeof(shown));
+		fprintf(stderr, "weft: bad value '%s' for --cluster: %s (e.g. redis://127.0.0.1:6379)\n", shown, why);
 		return -EINVAL;
 	} else if (cfg->mode != MODE_CHAT) {
 		err = "--cluster joins chat channels across nodes: it needs --mode chat (echo mode has nothing to share)";
@@ -291,7 +301,7 @@ static int check_cluster(const struct config *cfg)
 		fprintf(stderr, "weft: %s\n", err);
 		return -EINVAL;
 	}
-	return 0;
+	return cluster_options_check(cfg);
 }
 
 static const struct opt *find_opt(const char *name, size_t len)

@@ -70,6 +70,10 @@ struct config {
 	const char *cluster_ca;     /* rediss: CA bundle to verify the engine with */
 	bool cluster_insecure;      /* rediss: do not verify the engine's certificate */
 	const char *cluster_prefix; /* engine channel prefix, no glob specials */
+	const char *cluster_key_file;      /* shared secret: envelopes are HMAC-tagged */
+	const char *cluster_password_file; /* the engine's AUTH password (else the URL's, else $WEFT_CLUSTER_PASSWORD) */
+	int cluster_backoff_max_ms;        /* reconnect back-off cap */
+	int cluster_connect_timeout_ms;    /* connect + TLS + AUTH + PING within this */
 	/* process */
 	bool daemon;
 	const char *pidfile;

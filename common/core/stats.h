@@ -70,12 +70,19 @@
 	X(cl_connect_fail, "weft_cluster_connect_failures_total", "reason=\"connect\"", "--cluster: attempts to reach the engine that failed") \
 	X(cl_connect_fail_tls, "weft_cluster_connect_failures_total", "reason=\"tls\"", "")          \
 	X(cl_link_lost, "weft_cluster_connect_failures_total", "reason=\"lost\"", "")                \
+	X(cl_connect_fail_auth, "weft_cluster_connect_failures_total", "reason=\"auth\"", "")        \
+	X(cl_protocol, "weft_cluster_protocol_errors_total", "", "--cluster: engine replies refused (not RESP, too large, too many elements); the link was dropped") \
+	X(cl_auth_failures, "weft_cluster_auth_failures_total", "", "--cluster-key-file: engine messages with a missing or wrong tag, dropped") \
+	X(cl_channel_too_long, "weft_cluster_channel_too_long_total", "", "--cluster: engine messages on a channel longer than --max-channel, dropped") \
+	X(cl_state_full, "weft_cluster_state_full_total", "table=\"held\"", "--cluster: bookkeeping refused or started afresh at its byte or entry bound") \
+	X(cl_state_full_sent, "weft_cluster_state_full_total", "table=\"sent\"", "")             \
+	X(cl_state_full_seen, "weft_cluster_state_full_total", "table=\"seen\"", "")             \
 	X(cl_sent, "weft_cluster_sent_total", "", "--cluster: messages sent to the engine")            \
 	X(cl_received, "weft_cluster_received_total", "", "--cluster: messages from the engine delivered here") \
 	X(cl_echoes, "weft_cluster_echoes_dropped_total", "", "--cluster: our own messages back from the engine, dropped") \
 	X(cl_gaps, "weft_cluster_gaps_total", "", "--cluster: messages from other nodes missed (sequence gaps)") \
 	X(cl_duplicates, "weft_cluster_duplicates_dropped_total", "", "--cluster: messages from the engine already seen, dropped") \
-	X(cl_resyncs, "weft_cluster_seq_resyncs_total", "", "--cluster: a sequence far from the last seen (a forged or restarted stream), taken as a new start") \
+	X(cl_resyncs, "weft_cluster_seq_resyncs_total", "", "--cluster: sequence numbers out of the ordinary (a late one in the window, a confirmed jump beyond 2^32): forgeries or restarts") \
 	X(cl_dropped_down, "weft_cluster_dropped_total", "reason=\"down\"", "--cluster: engine copies not sent") \
 	X(cl_dropped_full, "weft_cluster_dropped_total", "reason=\"full\"", "")                      \
 	X(cl_malformed, "weft_cluster_malformed_total", "", "--cluster: engine messages that were not weft envelopes, dropped")

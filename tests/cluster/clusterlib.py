@@ -248,5 +248,24 @@ def wait_engine_subs(redis, channel, nsub, npat, timeout=10):
                              % (redis.numsub(channel), channel, redis.numpat(), nsub, npat))
 
 
+def engine_publish(r, channel, payload):
+    """PUBLISH payload (bytes, as is) on the engine with redis-cli, as anyone
+    with access to the engine could."""
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(r.port), "-x", "PUBLISH", channel],
+                   input=payload, capture_output=True, timeout=10, check=True)
+
+
+def spy_envelope(spy, text):
+    """The raw envelope (head and data) carrying text, read off a socket
+    that SUBSCRIBEd on the engine."""
+    buf = b""
+    while text not in buf:
+        chunk = spy.recv(65536)
+        assert chunk, "the engine closed the spy"
+        buf += chunk
+    i = buf.index(text)
+    return buf[buf.rindex(b"weft1 ", 0, i):i + len(text)]
+
+
 def link_up(w):
     return w.metric("weft_cluster_link_up") == 1

@@ -1,0 +1,110 @@
+/* rscan.c - the RESP2 pre-scanner (rscan.h): a byte-at-a-time state machine
+ * over headers, skipping bulk bodies whole. It checks sizes and shapes only;
+ * hiredis still parses and validates everything it lets through. */
+#include "rscan.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum { S_TYPE, S_LINE, S_LF, S_BULK };
+
+void rscan_init(struct rscan *s, uint64_t max_elems, uint64_t max_bulk, size_t max_line)
+{
+	*s = (struct rscan){.max_elems = max_elems, .max_bulk = max_bulk, .max_line = max_line, .st = S_TYPE};
+}
+
+/* One element (or a whole top-level reply) is complete. */
+static void done(struct rscan *s)
+{
+	if (s->elems)
+		s->elems--;
+	s->st = S_TYPE;
+}
+
+static int refuse(const char **why, const char *what)
+{
+	*why = what;
+	return -EPROTO;
+}
+
+/* A header line ended: act on its type. */
+static int header(struct rscan *s, const char **why)
+{
+	if (s->type == '$') {
+		if (s->neg) {
+			done(s);
+			return 0;
+		}
+		if (s->num > s->max_bulk)
+			return refuse(why, "a bulk string larger than any message may be");
+		s->left = s->num + 2;
+		s->st = S_BULK;
+		return 0;
+	}
+	if (s->type == '*') {
+		if (s->neg || s->num == 0) {
+			done(s);
+			return 0;
+		}
+		if (s->num > s->max_elems)
+			return refuse(why, "an array with more elements than this connection's replies have");
+		s->elems = s->num;
+		s->st = S_TYPE;
+		return 0;
+	}
+	done(s);
+	return 0;
+}
+
+int rscan_feed(struct rscan *s, const char *p, size_t n, const char **why)
+{
+	const char *end = p + n;
+	while (p < end) {
+		char c = *p;
+		switch (s->st) {
+		case S_TYPE:
+			if (c != '+' && c != '-' && c != ':' && c != '$' && c != '*')
+				return refuse(why, "not a RESP2 reply");
+			if (c == '*' && s->elems)
+				return refuse(why, "a nested array");
+			s->type = c;
+			s->neg = 0;
+			s->num = 0;
+			s->line = 0;
+			s->st = S_LINE;
+			p++;
+			break;
+		case S_LINE:
+			if (c == '\r') {
+				s->st = S_LF;
+			} else if (++s->line > s->max_line) {
+				return refuse(why, "a reply line too long");
+			} else if (s->type == '$' || s->type == '*') {
+				if (c == '-' && s->line == 1)
+					s->neg = 1;
+				else if (c < '0' || c > '9' || s->num > (UINT64_MAX - 9) / 10)
+					return refuse(why, "a bad length");
+				else
+					s->num = s->num * 10 + (uint64_t)(c - '0');
+			}
+			p++;
+			break;
+		case S_LF:
+			if (c != '\n')
+				return refuse(why, "a CR without LF");
+			p++;
+			if (header(s, why) < 0)
+				return -EPROTO;
+			break;
+		case S_BULK: {
+			uint64_t k = (uint64_t)(end - p) < s->left ? (uint64_t)(end - p) : s->left;
+			p += k;
+			s->left -= k;
+			if (s->left == 0)
+				done(s);
+			break;
+		}
+		}
+	}
+	return 0;
+}
