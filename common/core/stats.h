@@ -25,6 +25,9 @@
 	X(proto_http, "weft_connections_by_protocol_total", "protocol=\"http\"", "")                   \
 	X(proto_line, "weft_connections_by_protocol_total", "protocol=\"chat_line\"", "")              \
 	X(proto_resp, "weft_connections_by_protocol_total", "protocol=\"resp\"", "")                   \
+	X(proto_ws, "weft_connections_by_protocol_total", "protocol=\"websocket\"", "")             \
+	X(ws_refused, "weft_websocket_handshakes_refused_total", "", "WebSocket upgrade requests refused (4xx)") \
+	X(ws_messages, "weft_websocket_messages_total", "", "WebSocket messages received whole")     \
 	X(idle_timeouts, "weft_errors_total", "kind=\"idle_timeout\"", "errors by kind")               \
 	X(header_timeouts, "weft_errors_total", "kind=\"header_timeout\"", "")                         \
 	X(conn_resets, "weft_errors_total", "kind=\"reset\"", "")                                      \
@@ -54,6 +57,9 @@
 	X(tls_resumed, "weft_tls_resumed_total", "", "TLS handshakes that resumed a session")          \
 	X(tls_failures, "weft_errors_total", "kind=\"tls_handshake\"", "")                             \
 	X(tls_timeouts, "weft_errors_total", "kind=\"tls_handshake_timeout\"", "")                     \
+	X(ws_protocol_errors, "weft_errors_total", "kind=\"ws_protocol\"", "")                       \
+	X(ws_bad_utf8, "weft_errors_total", "kind=\"ws_utf8\"", "")                                  \
+	X(ws_too_big, "weft_errors_total", "kind=\"ws_too_big\"", "")                                \
 	X(cl_reconnects, "weft_cluster_reconnects_total", "", "--cluster: links to the engine established after the first") \
 	X(cl_connect_fail, "weft_cluster_connect_failures_total", "reason=\"connect\"", "--cluster: attempts to reach the engine that failed") \
 	X(cl_connect_fail_tls, "weft_cluster_connect_failures_total", "reason=\"tls\"", "")          \

@@ -33,6 +33,7 @@
 #include "server.h"
 #include "session.h"
 #include "stats.h"
+#include "ws.h"
 
 #define HELLO_BODY "Hello, World!\n"
 #define TEXT_PLAIN "text/plain; charset=utf-8"
@@ -60,6 +61,7 @@ struct http_conn {
 	size_t trailer;    /* chunked: trailer bytes so far (--max-head) */
 	struct buf body;   /* R_ECHO_BUFFERED: the decoded body */
 	bool stopping;     /* server is draining: close after the current reply */
+	bool upgraded;     /* a 101 went out: the rest of the stream is WebSocket (ws.h) */
 	size_t max_headers;
 	struct http_header hdrs[]; /* one array per connection: parsing allocates nothing */
 };
@@ -411,6 +413,15 @@ static size_t start_request(struct session *s, struct http_conn *h, const struct
 	if (status)
 		return fail(s, h, status);
 	h->keep_alive = !hi.conn_close && (req->minor >= 1 || hi.conn_keep_alive);
+	if (ws_upgrade_asked(req)) { /* WebSocket: 101 or a refusal (ws_handshake.c) */
+		int ws = ws_handshake(s, req, hi.chunked || hi.length > 0);
+		count(ws);
+		if (ws == 101)
+			h->upgraded = true;
+		else
+			session_close_after_flush(s);
+		return ws == 101 ? 0 : SIZE_MAX;
+	}
 	h->route = route(req);
 	bool has_body = hi.chunked || hi.length > 0;
 	if (has_body && hi.expect_continue && req->minor >= 1)
@@ -578,6 +589,8 @@ static size_t step(struct session *s, struct http_conn *h, const char *p, size_t
 	return fail(s, h, 500);
 }
 
+static void http_fini(struct session *s);
+
 static size_t http_feed(struct session *s, const char *p, size_t n)
 {
 	struct http_conn *h = s->pstate;
@@ -590,6 +603,11 @@ static size_t http_feed(struct session *s, const char *p, size_t n)
 		if (k == 0)
 			break;
 		used += k;
+		if (h->upgraded) { /* hand the connection, and what followed the head, to WebSocket */
+			http_fini(s);
+			ws_begin(s);
+			return s->closing ? n : used + s->proto->feed(s, p + used, n - used);
+		}
 	}
 	return used;
 }
