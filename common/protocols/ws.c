@@ -208,8 +208,8 @@ static bool chat_mode(const struct session *s) { return s->srv->cfg->mode == MOD
 static void message_done(struct session *s, struct ws_conn *w)
 {
 	stat_inc(STAT_ws_messages);
-	const char *p = buf_head(&w->msg);
 	size_t n = buf_used(&w->msg);
+	const char *p = n ? buf_head(&w->msg) : ""; /* an empty message may have no buffer */
 	if (!chat_mode(s)) {
 		send_frame(s, w, w->msg_op, p, n);
 	} else if (w->msg_op != WSLAY_TEXT_FRAME) {
