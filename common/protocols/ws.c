@@ -35,12 +35,15 @@ enum { WS_NORMAL = 1000, WS_GOING_AWAY = 1001, WS_PROTOCOL = 1002, WS_UNSUPPORTE
 #define WS_CTL_MAX 125 /* control payloads (RFC 6455 5.5) */
 #define WS_MSG_KEEP 4096 /* a reassembly buffer up to this size stays for the next message */
 
+struct gather;
+
 struct ws_conn {
 	wslay_frame_context_ptr fr;
 	const char *rp;       /* the bytes feed() was offered, for recv_cb */
 	size_t rn, rused;
 	bool pull;            /* recv_cb may take more of them */
 	bool closed;          /* our close frame is queued: nothing more is read */
+	bool out_broken;      /* out of memory while framing: nothing more is written */
 	uint64_t left;        /* payload bytes of the current frame still to come */
 	uint8_t op;           /* the current frame's opcode */
 	bool fin;
@@ -52,28 +55,44 @@ struct ws_conn {
 	size_t ctl_n;
 	struct buf line;      /* chat: a partial output line */
 	void *inner;          /* chat: the line protocol's own state */
+	struct gather *gather; /* send_frame's, while it runs */
 };
 
 /* ---- output: frames go to the outbox as they are (not through the line
  * framing that session_write applies in chat mode) ---- */
 
+/* A frame's head and payload are gathered and queued in one append: the
+ * outbox keeps or drops whole appends (a slow consumer's drop), so a frame
+ * is never cut between its head and its payload. */
+struct gather {
+	unsigned char *p;
+	size_t n, cap;
+	unsigned char *heap; /* p, once it outgrew the caller's stack buffer */
+};
+
 static ssize_t send_cb(const uint8_t *data, size_t len, int flags, void *user)
 {
 	(void)flags;
-	struct session *s = user;
-	if (outbox_append(&s->out, data, len) < 0) {
-		stat_inc(STAT_oom_errors);
-		s->closing = 1;
-		return WSLAY_ERR_CALLBACK_FAILURE;
+	struct gather *g = ((struct ws_conn *)user)->gather; /* user: the ws_conn, whatever s->pstate is now */
+	if (g->cap - g->n < len) {
+		size_t cap = g->n + len > 2 * g->cap ? g->n + len : 2 * g->cap;
+		unsigned char *h = realloc(g->heap, cap);
+		if (!h)
+			return WSLAY_ERR_CALLBACK_FAILURE;
+		if (!g->heap)
+			memcpy(h, g->p, g->n);
+		g->p = g->heap = h;
+		g->cap = cap;
 	}
+	memcpy(g->p + g->n, data, len);
+	g->n += len;
 	return (ssize_t)len;
 }
 
 static ssize_t recv_cb(uint8_t *buf, size_t len, int flags, void *user)
 {
 	(void)flags;
-	struct session *s = user;
-	struct ws_conn *w = s->pstate;
+	struct ws_conn *w = user;
 	size_t k = w->rn - w->rused;
 	if (!w->pull || k == 0)
 		return WSLAY_ERR_WOULDBLOCK; /* wslay: "nothing more now" */
@@ -95,9 +114,20 @@ static const struct wslay_frame_callbacks ws_callbacks = {send_cb, recv_cb, genm
 
 static void send_frame(struct session *s, struct ws_conn *w, uint8_t op, const void *p, size_t n)
 {
+	if (w->out_broken)
+		return;
+	unsigned char stack[1024];
+	struct gather g = {stack, 0, sizeof(stack), NULL};
 	struct wslay_frame_iocb io = {.fin = 1, .opcode = op, .payload_length = n, .data = p, .data_length = n};
-	if (wslay_frame_send(w->fr, &io) < 0) /* only when the outbox could not grow */
+	w->gather = &g;
+	ssize_t r = wslay_frame_send(w->fr, &io); /* all of it: send_cb never refuses but for memory */
+	w->gather = NULL;
+	if (r < 0 || outbox_append(&s->out, g.p, g.n) < 0) {
+		stat_inc(STAT_oom_errors);
 		s->closing = 1;
+		w->out_broken = true; /* wslay may be mid-frame: no frame can follow */
+	}
+	free(g.heap);
 }
 
 static void send_close(struct session *s, struct ws_conn *w, unsigned code, const char *why)
@@ -379,7 +409,7 @@ static int ws_init(struct session *s)
 	struct ws_conn *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	if (wslay_frame_context_init(&w->fr, &ws_callbacks, s) != 0) {
+	if (wslay_frame_context_init(&w->fr, &ws_callbacks, w) != 0) {
 		free(w);
 		return -ENOMEM;
 	}

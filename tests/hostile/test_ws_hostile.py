@@ -144,3 +144,38 @@ def test_trickled_upgrade(ctx):
         assert head.startswith(b"HTTP/1.1 408 "), "trickled upgrade got %r after %.1f s" % (head[:40], took)
         assert took < 0.5 + 2 * slow_factor(), "cut only after %.1f s" % took
         s.close()
+
+
+def test_slow_consumer_frames_stay_whole(ctx):
+    """A WebSocket subscriber that stops reading is dropped at --outbox-hard
+    like any other; what it then reads is whole frames (none cut between its
+    head and its payload by the drop), ending in the error line as a text
+    message."""
+    with Weft(["--mode", "chat", "--outbox-hard", "256k", "--read-pause", "64k"]) as w:
+        sub = upgrade(w.connect())
+        sub.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        send(sub, TEXT, b"/join room")
+        assert recv_message(sub)[1].startswith(b"OK join room")
+        pub = w.connect()
+        pub.settimeout(10)
+        # ~1 KB frames: a 16 KiB output chunk fills up with room for a frame's
+        # head but not its payload, so a cut there would show.
+        line = b"/pub room " + b"m" * 1000 + b"\n"
+        rd = pub.makefile("rb")
+        for _ in range(200):  # up to 20 MB, far past the socket buffers; stops at the drop
+            send_all(pub, line * 100)
+            for _ in range(100):
+                assert rd.readline().startswith(b"OK pub room")  # the publisher is never blocked
+            if w.metric("weft_slow_consumer_disconnects_total"):
+                break
+        assert w.metric("weft_slow_consumer_disconnects_total", 'limit="hard"') == 1, w.metrics()
+        last = None
+        try:
+            while True:
+                op, data = recv_message(sub)
+                last = data
+        except AssertionError as e:
+            assert "EOF" in str(e), e  # recv_frame asserts every frame is well formed until then
+        assert last and last.startswith(b"ERR slow consumer"), last[:80] if last else last
+        pub.close()
+
