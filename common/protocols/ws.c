@@ -248,7 +248,7 @@ static void message_done(struct session *s, struct ws_conn *w)
 		if (n && p[n - 1] == '\n') /* a trailing LF is allowed, as nc sends it */
 			n--;
 		if (memchr(p, '\n', n)) {
-			ws_write_lines(s, "ERR one command per WebSocket message\n", 38);
+			session_puts(s, "ERR one command per WebSocket message\n"); /* framed by ws_write_lines */
 			stat_inc(STAT_chat_bad_input);
 		} else {
 			WITH_INNER(s, w, chat_line_one(s, p, n));
