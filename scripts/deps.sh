@@ -15,6 +15,7 @@ python3 python3-redis python3-websockets
 curl wrk nginx-light redis-server netcat-openbsd
 gnuplot-nox openssl procps iproute2
 haproxy
+chromium nodejs
 "
 
 missing=""

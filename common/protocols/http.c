@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat_page.h"
 #include "http_parse.h"
 #include "metrics.h"
 #include "proto.h"
@@ -41,12 +42,13 @@
 /* A chunk-size line with extensions: generous, but never unbounded. */
 #define CHUNK_LINE_MAX 1024
 /* Our response heads: status, Server, Date, Content-Type, Content-Length,
- * Connection and one extra field, all of bounded length. */
-#define RESP_HEAD_MAX 512
+ * Connection and extra fields (at most CHAT_PAGE_HEADERS_MAX), all of
+ * bounded length. */
+#define RESP_HEAD_MAX (256 + CHAT_PAGE_HEADERS_MAX)
 #define RESP_SMALL_BODY 256
 
 enum state { ST_HEAD, ST_BODY, ST_CHUNK_SIZE, ST_CHUNK_DATA, ST_CHUNK_END, ST_TRAILER };
-enum route { R_HELLO, R_METRICS, R_NOT_FOUND, R_NOT_ALLOWED, R_ECHO_BUFFERED, R_ECHO_STREAMED };
+enum route { R_HELLO, R_CHAT_PAGE, R_METRICS, R_NOT_FOUND, R_NOT_ALLOWED, R_ECHO_BUFFERED, R_ECHO_STREAMED };
 
 struct http_conn {
 	enum state st;
@@ -248,6 +250,18 @@ static void answer(struct session *s, struct http_conn *h)
 	case R_METRICS:
 		answer_metrics(s, h, close);
 		break;
+	case R_CHAT_PAGE: { /* a browser's way in (chat_page.c) */
+		char extra[CHAT_PAGE_HEADERS_MAX];
+		count(200);
+		chat_page_headers(extra, sizeof(extra));
+		r.ctype = CHAT_PAGE_TYPE;
+		r.extra = extra;
+		const char *body = chat_page_body(&r.length);
+		r.body = h->head_only ? NULL : body;
+		r.body_n = h->head_only ? 0 : r.length;
+		respond(s, h, &r);
+		break;
+	}
 	case R_NOT_FOUND:
 		error_reply(s, h, 404, NULL, close);
 		break;
@@ -399,6 +413,8 @@ static enum route route(const struct http_request *req)
 		return R_HELLO;
 	if (n == 8 && memcmp(path, "/metrics", 8) == 0)
 		return R_METRICS;
+	if (n == 5 && memcmp(path, "/chat", 5) == 0)
+		return R_CHAT_PAGE;
 	return R_NOT_FOUND;
 }
 

@@ -124,3 +124,25 @@ def test_stop_says_going_away(ctx):
         expect_close(s, 1001)
     finally:
         w.stop()
+
+
+def test_chat_page_csp(ctx):
+    """GET /chat: HTML whose CSP names exactly its inline script and style by
+    hash, loads nothing from elsewhere and may only connect to its origin
+    (the browser test, tests/websocket, runs it in Chromium)."""
+    import base64
+    import hashlib
+    import re
+    with Weft(["--mode", "chat"]) as w:
+        status, headers, body = w.http("/chat")
+    assert status == 200, status
+    assert headers["content-type"].startswith("text/html"), headers
+    csp = headers["content-security-policy"]
+    page = body.decode()
+    for tag, directive in (("script", "script-src"), ("style", "style-src")):
+        inner = re.findall(r"<%s>(.*?)</%s>" % (tag, tag), page, re.S)
+        assert len(inner) == 1, tag
+        h = base64.b64encode(hashlib.sha256(inner[0].encode()).digest()).decode()
+        assert "%s 'sha256-%s'" % (directive, h) in csp, (tag, csp)
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp, csp
+    assert not re.search(r"(src|href)=", page), "the page loads something"
