@@ -268,10 +268,10 @@ static void close_received(struct session *s, struct ws_conn *w)
 		send_close(s, w, WS_NORMAL, "");
 		return;
 	}
-	unsigned code = (unsigned)w->ctl[0] << 8 | w->ctl[1];
+	unsigned code = w->ctl_n >= 2 ? (unsigned)w->ctl[0] << 8 | w->ctl[1] : 0; /* 1 byte: no code */
 	bool known = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 	struct ws_utf8 u = {0};
-	if (w->ctl_n == 1 || !known)
+	if (!known)
 		fail(s, w, WS_PROTOCOL, STAT_ws_protocol_errors, "invalid close code");
 	else if (!ws_utf8_feed(&u, w->ctl + 2, w->ctl_n - 2) || !ws_utf8_complete(&u))
 		fail(s, w, WS_BAD_DATA, STAT_ws_bad_utf8, "close reason is not UTF-8");
