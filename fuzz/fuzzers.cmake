@@ -9,7 +9,7 @@ foreach(src ${WEFT_FUZZERS})
   add_custom_command(OUTPUT ${bin}
     COMMAND ${WEFT_FUZZ_CC} -g -O1 -std=c17 -D_GNU_SOURCE -DWEFT_VERSION="fuzz"
             -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-            ${WEFT_FUZZ_INCLUDES} ${src} ${WEFT_COMMON_SRC} ${HIREDIS_LDFLAGS} -lssl -lcrypto -lpthread -o ${bin}
+            ${WEFT_FUZZ_INCLUDES} ${src} ${WEFT_COMMON_SRC} ${HIREDIS_LDFLAGS} -lwslay -lssl -lcrypto -lpthread -o ${bin}
     DEPENDS ${src} ${WEFT_COMMON_SRC}
     COMMENT "libFuzzer target ${name}"
     VERBATIM)

@@ -9,13 +9,14 @@ set -eu
 
 PACKAGES="
 build-essential cmake pkg-config
-liburing-dev libssl-dev libhiredis-dev
+liburing-dev libssl-dev libhiredis-dev libwslay-dev
 clang libclang-rt-14-dev
-python3 python3-redis
+python3 python3-redis python3-websockets
 curl wrk nginx-light redis-server netcat-openbsd
 gnuplot-nox openssl procps iproute2
 man-db groff-base
 haproxy
+chromium nodejs
 "
 
 missing=""

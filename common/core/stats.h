@@ -35,6 +35,9 @@
 	X(proto_http, "weft_connections_by_protocol_total", "protocol=\"http\"", "")                   \
 	X(proto_line, "weft_connections_by_protocol_total", "protocol=\"chat_line\"", "")              \
 	X(proto_resp, "weft_connections_by_protocol_total", "protocol=\"resp\"", "")                   \
+	X(proto_ws, "weft_connections_by_protocol_total", "protocol=\"websocket\"", "")             \
+	X(ws_refused, "weft_websocket_handshakes_refused_total", "", "WebSocket upgrade requests refused (4xx)") \
+	X(ws_messages, "weft_websocket_messages_total", "", "WebSocket messages received whole")     \
 	X(header_timeouts, "weft_errors_total", "kind=\"header_timeout\"", "errors by kind: what an operator may be paged for") \
 	X(oom_errors, "weft_errors_total", "kind=\"out_of_memory\"", "")                               \
 	/* every HTTP response once, by status (http.c's count()) */                                 \
@@ -65,6 +68,9 @@
 	X(tls_resumed, "weft_tls_resumed_total", "", "TLS handshakes that resumed a session")          \
 	X(tls_failures, "weft_errors_total", "kind=\"tls_handshake\"", "")                             \
 	X(tls_timeouts, "weft_errors_total", "kind=\"tls_handshake_timeout\"", "")                     \
+	X(ws_protocol_errors, "weft_client_errors_total", "kind=\"ws_protocol\"", "")                       \
+	X(ws_bad_utf8, "weft_client_errors_total", "kind=\"ws_utf8\"", "")                                  \
+	X(ws_too_big, "weft_client_errors_total", "kind=\"ws_too_big\"", "")                                \
 	/* --cluster only, and last (STAT__CLUSTER_FIRST) */                                          \
 	X(cl_reconnects, "weft_cluster_reconnects_total", "", "--cluster: links to the engine established after the first") \
 	X(cl_connect_fail, "weft_cluster_connect_failures_total", "reason=\"connect\"", "--cluster: attempts to reach the engine that failed") \

@@ -17,6 +17,7 @@
 #include "server.h"
 #include "stats.h"
 #include "tls.h"
+#include "ws.h"
 
 #define SESSION_IOV_BATCH 16 /* iovecs per sendmsg() */
 #define SESSION_COPY_MAX 1024 /* a delivery up to this size is copied, not referenced */
@@ -94,6 +95,8 @@ void session_free(struct session *s)
 
 int session_write(struct session *s, const void *p, size_t n)
 {
+	if (s->ws) /* WebSocket chat: each line leaves as a text message */
+		return ws_write_lines(s, p, n);
 	if (outbox_append(&s->out, p, n) == 0)
 		return 0;
 	stat_inc(STAT_oom_errors);
@@ -103,6 +106,8 @@ int session_write(struct session *s, const void *p, size_t n)
 
 int session_write_msg(struct session *s, struct msg *m)
 {
+	if (s->ws) /* framed per subscriber: the bytes are copied */
+		return ws_write_lines(s, m->data, m->len);
 	/* Small messages are copied next to what is already queued, so one
 	 * write carries many deliveries (Redis copies replies into a client's
 	 * buffer the same way); large ones are shared by reference. */

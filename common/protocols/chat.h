@@ -61,4 +61,8 @@ bool chat_publishable(struct session *s, size_t n);
 /* Nicks: 1..CHAT_NICK_MAX of [A-Za-z0-9_.-]. */
 bool chat_valid_nick(const char *p, size_t n);
 
+/* The line protocol's entry for one line that came without its LF (a
+ * WebSocket text message: chat_line.c); s->pstate must be its state. */
+void chat_line_one(struct session *s, const char *p, size_t n);
+
 #endif

@@ -386,6 +386,19 @@ static void one_line(struct session *s, struct line *l, const char *p, size_t n)
 	publish(s, l->current, strlen(l->current), p, n, false);
 }
 
+/* A transport that frames lines itself (WebSocket, ws.c) hands over one
+ * line at a time, without its LF; s->pstate is this protocol's state. */
+void chat_line_one(struct session *s, const char *p, size_t n)
+{
+	owner_flush(&s->sub); /* deliveries published before this line go first */
+	if (n > s->srv->cfg->max_line) {
+		stat_inc(STAT_chat_too_big);
+		reply(s, "ERR line too long: more than %zu bytes (weft --max-line); ignored", s->srv->cfg->max_line);
+		return;
+	}
+	one_line(s, s->pstate, p, n);
+}
+
 static size_t line_feed(struct session *s, const char *p, size_t n)
 {
 	struct line *l = s->pstate;

@@ -27,12 +27,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat_page.h"
 #include "http_parse.h"
 #include "metrics.h"
 #include "proto.h"
 #include "server.h"
 #include "session.h"
 #include "stats.h"
+#include "ws.h"
 
 #define HELLO_BODY "Hello, World!\n"
 #define TEXT_PLAIN "text/plain; charset=utf-8"
@@ -40,12 +42,13 @@
 /* A chunk-size line with extensions: generous, but never unbounded. */
 #define CHUNK_LINE_MAX 1024
 /* Our response heads: status, Server, Date, Content-Type, Content-Length,
- * Connection and one extra field, all of bounded length. */
-#define RESP_HEAD_MAX 512
+ * Connection and extra fields (at most CHAT_PAGE_HEADERS_MAX), all of
+ * bounded length. */
+#define RESP_HEAD_MAX (256 + CHAT_PAGE_HEADERS_MAX)
 #define RESP_SMALL_BODY 256
 
 enum state { ST_HEAD, ST_BODY, ST_CHUNK_SIZE, ST_CHUNK_DATA, ST_CHUNK_END, ST_TRAILER };
-enum route { R_HELLO, R_METRICS, R_NOT_FOUND, R_NOT_ALLOWED, R_ECHO_BUFFERED, R_ECHO_STREAMED };
+enum route { R_HELLO, R_CHAT_PAGE, R_METRICS, R_NOT_FOUND, R_NOT_ALLOWED, R_ECHO_BUFFERED, R_ECHO_STREAMED };
 
 struct http_conn {
 	enum state st;
@@ -60,6 +63,7 @@ struct http_conn {
 	size_t trailer;    /* chunked: trailer bytes so far (--max-head) */
 	struct buf body;   /* R_ECHO_BUFFERED: the decoded body */
 	bool stopping;     /* server is draining: close after the current reply */
+	bool upgraded;     /* a 101 went out: the rest of the stream is WebSocket (ws.h) */
 	size_t max_headers;
 	struct http_header hdrs[]; /* one array per connection: parsing allocates nothing */
 };
@@ -252,6 +256,18 @@ static void answer(struct session *s, struct http_conn *h)
 	case R_METRICS:
 		answer_metrics(s, h, close);
 		break;
+	case R_CHAT_PAGE: { /* a browser's way in (chat_page.c) */
+		char extra[CHAT_PAGE_HEADERS_MAX];
+		count(200);
+		chat_page_headers(extra, sizeof(extra));
+		r.ctype = CHAT_PAGE_TYPE;
+		r.extra = extra;
+		const char *body = chat_page_body(&r.length);
+		r.body = h->head_only ? NULL : body;
+		r.body_n = h->head_only ? 0 : r.length;
+		respond(s, h, &r);
+		break;
+	}
 	case R_NOT_FOUND:
 		error_reply(s, h, 404, NULL, close);
 		break;
@@ -403,6 +419,8 @@ static enum route route(const struct http_request *req)
 		return R_HELLO;
 	if (n == 8 && memcmp(path, "/metrics", 8) == 0)
 		return R_METRICS;
+	if (n == 5 && memcmp(path, "/chat", 5) == 0)
+		return R_CHAT_PAGE;
 	return R_NOT_FOUND;
 }
 
@@ -417,6 +435,15 @@ static size_t start_request(struct session *s, struct http_conn *h, const struct
 	if (status)
 		return fail(s, h, status);
 	h->keep_alive = !hi.conn_close && (req->minor >= 1 || hi.conn_keep_alive);
+	if (ws_upgrade_asked(req)) { /* WebSocket: 101 or a refusal (ws_handshake.c) */
+		int ws = ws_handshake(s, req, hi.chunked || hi.length > 0);
+		count(ws);
+		if (ws == 101)
+			h->upgraded = true;
+		else
+			session_close_after_flush(s);
+		return ws == 101 ? 0 : SIZE_MAX;
+	}
 	h->route = route(req);
 	bool has_body = hi.chunked || hi.length > 0;
 	if (has_body && hi.expect_continue && req->minor >= 1)
@@ -584,6 +611,8 @@ static size_t step(struct session *s, struct http_conn *h, const char *p, size_t
 	return fail(s, h, 500);
 }
 
+static void http_fini(struct session *s);
+
 static size_t http_feed(struct session *s, const char *p, size_t n)
 {
 	struct http_conn *h = s->pstate;
@@ -596,6 +625,11 @@ static size_t http_feed(struct session *s, const char *p, size_t n)
 		if (k == 0)
 			break;
 		used += k;
+		if (h->upgraded) { /* hand the connection, and what followed the head, to WebSocket */
+			http_fini(s);
+			ws_begin(s);
+			return s->closing ? n : used + s->proto->feed(s, p + used, n - used);
+		}
 	}
 	return used;
 }

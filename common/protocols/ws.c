@@ -1,0 +1,491 @@
+/* ws.c - WebSocket frames (RFC 6455 section 5) as a protocol: proto_ws.
+ *
+ * libwslay's frame API decodes: it pulls bytes through recv_cb from what
+ * feed() is offered (into its own 4 KiB buffer), unmasks them and hands
+ * back pieces of one frame at a time; it already refuses 64-bit lengths
+ * with the top bit set, lengths not in their shortest form and control
+ * frames that are long (> 125) or fragmented. Its event API would own the
+ * message queue and the reassembly without bounds we control, so the rest
+ * of the rules live here: client frames must be masked, reserved bits and
+ * unknown opcodes are errors (1002), data frames of two messages must not
+ * interleave (1002), text must be UTF-8 as a whole (1007), a message may
+ * not outgrow --max-message (1009, checked against each frame's declared
+ * length before its payload is kept).
+ *
+ * Back-pressure as every protocol: no new input is pulled while the output
+ * is at --read-pause; what the codec already holds (at most 4 KiB) is still
+ * decoded, so a ping flood's pongs are bounded by what was read, and the
+ * rest of a flood waits in the session (session.h). */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+#include "chat.h"
+#include "proto.h"
+#include "server.h"
+#include "session.h"
+#include "stats.h"
+#include "ws.h"
+
+enum { WS_NORMAL = 1000, WS_GOING_AWAY = 1001, WS_PROTOCOL = 1002, WS_UNSUPPORTED = 1003,
+       WS_BAD_DATA = 1007, WS_TOO_BIG = 1009 };
+
+#define WS_CTL_MAX 125 /* control payloads (RFC 6455 5.5) */
+#define WS_MSG_KEEP 4096 /* a reassembly buffer up to this size stays for the next message */
+
+struct gather;
+
+struct ws_conn {
+	wslay_frame_context_ptr fr;
+	const char *rp;       /* the bytes feed() was offered, for recv_cb */
+	size_t rn, rused;
+	bool pull;            /* recv_cb may take more of them */
+	bool closed;          /* our close frame is queued: nothing more is read */
+	bool out_broken;      /* out of memory while framing: nothing more is written */
+	uint64_t left;        /* payload bytes of the current frame still to come */
+	uint8_t op;           /* the current frame's opcode */
+	bool fin;
+	uint8_t msg_op;       /* the message being assembled: text or binary; 0 = none */
+	struct ws_utf8 utf8;  /* its UTF-8 state, for text */
+	struct buf msg;       /* its payload so far */
+	size_t msg_len;       /* declared bytes of its frames so far (--max-message) */
+	unsigned char ctl[WS_CTL_MAX];
+	size_t ctl_n;
+	struct buf line;      /* chat: a partial output line */
+	void *inner;          /* chat: the line protocol's own state */
+	struct gather *gather; /* send_frame's, while it runs */
+};
+
+/* ---- output: frames go to the outbox as they are (not through the line
+ * framing that session_write applies in chat mode) ---- */
+
+/* A frame's head and payload are gathered and queued in one append: the
+ * outbox keeps or drops whole appends (a slow consumer's drop), so a frame
+ * is never cut between its head and its payload. */
+struct gather {
+	unsigned char *p;
+	size_t n, cap;
+	unsigned char *heap; /* p, once it outgrew the caller's stack buffer */
+};
+
+static ssize_t send_cb(const uint8_t *data, size_t len, int flags, void *user)
+{
+	(void)flags;
+	struct gather *g = ((struct ws_conn *)user)->gather; /* user: the ws_conn, whatever s->pstate is now */
+	if (g->cap - g->n < len) {
+		size_t cap = g->n + len > 2 * g->cap ? g->n + len : 2 * g->cap;
+		unsigned char *h = realloc(g->heap, cap);
+		if (!h)
+			return WSLAY_ERR_CALLBACK_FAILURE;
+		if (!g->heap)
+			memcpy(h, g->p, g->n);
+		g->p = g->heap = h;
+		g->cap = cap;
+	}
+	memcpy(g->p + g->n, data, len);
+	g->n += len;
+	return (ssize_t)len;
+}
+
+static ssize_t recv_cb(uint8_t *buf, size_t len, int flags, void *user)
+{
+	(void)flags;
+	struct ws_conn *w = user;
+	size_t k = w->rn - w->rused;
+	if (!w->pull || k == 0)
+		return WSLAY_ERR_WOULDBLOCK; /* wslay: "nothing more now" */
+	if (k > len)
+		k = len;
+	memcpy(buf, w->rp + w->rused, k);
+	w->rused += k;
+	return (ssize_t)k;
+}
+
+static int genmask_cb(uint8_t *buf, size_t len, void *user)
+{
+	(void)user;
+	memset(buf, 0, len); /* a server never masks (RFC 6455 5.1); never called */
+	return 0;
+}
+
+static const struct wslay_frame_callbacks ws_callbacks = {send_cb, recv_cb, genmask_cb};
+
+static void send_frame(struct session *s, struct ws_conn *w, uint8_t op, const void *p, size_t n)
+{
+	if (w->out_broken)
+		return;
+	unsigned char stack[1024];
+	struct gather g = {stack, 0, sizeof(stack), NULL};
+	struct wslay_frame_iocb io = {.fin = 1, .opcode = op, .payload_length = n, .data = p, .data_length = n};
+	w->gather = &g;
+	ssize_t r = wslay_frame_send(w->fr, &io); /* all of it: send_cb never refuses but for memory */
+	w->gather = NULL;
+	if (r < 0 || outbox_append(&s->out, g.p, g.n) < 0) {
+		stat_inc(STAT_oom_errors);
+		session_close_for(s, CLOSE_ERROR);
+		w->out_broken = true; /* wslay may be mid-frame: no frame can follow */
+	}
+	free(g.heap);
+}
+
+static void send_close(struct session *s, struct ws_conn *w, unsigned code, const char *why)
+{
+	unsigned char b[WS_CTL_MAX];
+	size_t n = strlen(why);
+	if (n > sizeof(b) - 2)
+		n = sizeof(b) - 2;
+	b[0] = (unsigned char)(code >> 8);
+	b[1] = (unsigned char)code;
+	memcpy(b + 2, why, n);
+	w->closed = true;
+	send_frame(s, w, WSLAY_CONNECTION_CLOSE, b, n + 2);
+	session_close_after_flush(s);
+}
+
+/* The peer broke the protocol: tell it why and close. */
+static void fail(struct session *s, struct ws_conn *w, unsigned code, enum stat_id st, const char *why)
+{
+	stat_inc(st);
+	session_close_for(s, CLOSE_BAD_INPUT); /* counted so, though the close frame goes out first */
+	send_close(s, w, code, why);
+}
+
+/* ---- chat: lines the line protocol writes become text messages ---- */
+
+/* The bytes of one line as valid UTF-8: each byte that cannot be part of it
+ * becomes U+FFFD. */
+static void frame_line(struct session *s, struct ws_conn *w, const unsigned char *p, size_t n)
+{
+	struct ws_utf8 u = {0};
+	if (ws_utf8_feed(&u, p, n) && ws_utf8_complete(&u)) {
+		send_frame(s, w, WSLAY_TEXT_FRAME, p, n);
+		return;
+	}
+	struct buf fixed = {0};
+	size_t start = 0; /* of the sequence being checked */
+	u = (struct ws_utf8){0};
+	for (size_t i = 0; i < n; i++) {
+		if (ws_utf8_feed(&u, p + i, 1)) {
+			if (ws_utf8_complete(&u) && buf_append(&fixed, p + start, i + 1 - start) < 0)
+				goto oom;
+			if (ws_utf8_complete(&u))
+				start = i + 1;
+			continue;
+		}
+		if (buf_append(&fixed, "\xEF\xBF\xBD", 3) < 0)
+			goto oom;
+		u = (struct ws_utf8){0};
+		if (i > start) /* the byte that broke a sequence may start the next one */
+			i--;
+		start = i + 1;
+	}
+	if (start < n && buf_append(&fixed, "\xEF\xBF\xBD", 3) < 0)
+		goto oom;
+	send_frame(s, w, WSLAY_TEXT_FRAME, buf_head(&fixed), buf_used(&fixed));
+	buf_free(&fixed);
+	return;
+oom:
+	buf_free(&fixed);
+	stat_inc(STAT_oom_errors);
+	session_close_for(s, CLOSE_ERROR);
+	w->out_broken = true; /* this connection sends nothing more */
+}
+
+int ws_write_lines(struct session *s, const void *data, size_t n)
+{
+	struct ws_conn *w = s->ws;
+	const unsigned char *p = data, *end = p + n;
+	/* Not "until closing": a slow consumer is closing already when its
+	 * error line is written, and that line must still go out. */
+	while (p < end && !w->out_broken) {
+		const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (!nl)
+			break;
+		const unsigned char *q = p;
+		size_t k = (size_t)(nl - p);
+		if (buf_used(&w->line)) { /* the line began in an earlier write */
+			if (buf_append(&w->line, p, k) < 0)
+				goto oom;
+			q = (const unsigned char *)buf_head(&w->line);
+			k = buf_used(&w->line);
+		}
+		if (k && q[k - 1] == '\r')
+			k--;
+		frame_line(s, w, q, k);
+		buf_free(&w->line);
+		p = nl + 1;
+	}
+	if (p < end && buf_append(&w->line, p, (size_t)(end - p)) < 0)
+		goto oom;
+	return w->out_broken ? -ENOMEM : 0;
+oom:
+	stat_inc(STAT_oom_errors);
+	session_close_for(s, CLOSE_ERROR);
+	w->out_broken = true;
+	return -ENOMEM;
+}
+
+/* Run the line protocol with its own state in s->pstate. */
+#define WITH_INNER(s, w, call)            \
+	do {                                  \
+		(s)->pstate = (w)->inner;         \
+		call;                             \
+		(w)->inner = (s)->pstate;         \
+		(s)->pstate = (w);                \
+	} while (0)
+
+/* ---- input ---- */
+
+static bool chat_mode(const struct session *s) { return s->srv->cfg->mode == MODE_CHAT; }
+
+static void message_done(struct session *s, struct ws_conn *w)
+{
+	stat_inc(STAT_ws_messages);
+	size_t n = buf_used(&w->msg);
+	const char *p = n ? buf_head(&w->msg) : ""; /* an empty message may have no buffer */
+	if (!chat_mode(s)) {
+		send_frame(s, w, w->msg_op, p, n);
+	} else if (w->msg_op != WSLAY_TEXT_FRAME) {
+		fail(s, w, WS_UNSUPPORTED, STAT_ws_protocol_errors, "chat takes text messages");
+	} else {
+		if (n && p[n - 1] == '\n') /* a trailing LF is allowed, as nc sends it */
+			n--;
+		if (memchr(p, '\n', n)) {
+			session_puts(s, "ERR one command per WebSocket message\n"); /* framed by ws_write_lines */
+			stat_inc(STAT_chat_bad_input);
+		} else {
+			WITH_INNER(s, w, chat_line_one(s, p, n));
+		}
+	}
+	w->msg_op = 0;
+	w->msg_len = 0;
+	buf_consume(&w->msg, buf_used(&w->msg));
+	if (w->msg.cap > WS_MSG_KEEP)
+		buf_free(&w->msg);
+}
+
+/* A close frame from the peer: answer with the same code (RFC 6455 5.5.1). */
+static void close_received(struct session *s, struct ws_conn *w)
+{
+	if (w->ctl_n == 0) {
+		send_close(s, w, WS_NORMAL, "");
+		return;
+	}
+	unsigned code = w->ctl_n >= 2 ? (unsigned)w->ctl[0] << 8 | w->ctl[1] : 0; /* 1 byte: no code */
+	bool known = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+	struct ws_utf8 u = {0};
+	if (!known)
+		fail(s, w, WS_PROTOCOL, STAT_ws_protocol_errors, "invalid close code");
+	else if (!ws_utf8_feed(&u, w->ctl + 2, w->ctl_n - 2) || !ws_utf8_complete(&u))
+		fail(s, w, WS_BAD_DATA, STAT_ws_bad_utf8, "close reason is not UTF-8");
+	else
+		send_close(s, w, code, "");
+}
+
+static void control_done(struct session *s, struct ws_conn *w)
+{
+	if (w->op == WSLAY_PING)
+		send_frame(s, w, WSLAY_PONG, w->ctl, w->ctl_n);
+	else if (w->op == WSLAY_CONNECTION_CLOSE)
+		close_received(s, w);
+	/* a pong needs nothing */
+}
+
+/* The first piece of a frame: is the frame allowed here? */
+static bool frame_begins(struct session *s, struct ws_conn *w, const struct wslay_frame_iocb *io)
+{
+	w->op = io->opcode;
+	w->fin = io->fin;
+	w->left = io->payload_length;
+	w->ctl_n = 0;
+	if (!io->mask)
+		return fail(s, w, WS_PROTOCOL, STAT_ws_protocol_errors, "client frames must be masked"), false;
+	if (io->rsv)
+		return fail(s, w, WS_PROTOCOL, STAT_ws_protocol_errors, "reserved bits set (no extension was agreed)"), false;
+	if (wslay_is_ctrl_frame(io->opcode)) {
+		if (io->opcode > WSLAY_PONG)
+			return fail(s, w, WS_PROTOCOL, STAT_ws_protocol_errors, "unknown opcode"), false;
+		return true; /* wslay checked length and FIN */
+	}
+	if (io->opcode > WSLAY_BINARY_FRAME)
+		return fail(s, w, WS_PROTOCOL, STAT_ws_protocol_errors, "unknown opcode"), false;
+	if ((io->opcode == WSLAY_CONTINUATION_FRAME) != (w->msg_op != 0))
+		return fail(s, w, WS_PROTOCOL, STAT_ws_protocol_errors,
+		            w->msg_op ? "a new message began inside a fragmented one" : "continuation without a message"),
+		       false;
+	size_t max = s->srv->cfg->max_message;
+	if (io->payload_length > max - w->msg_len)
+		return fail(s, w, WS_TOO_BIG, STAT_ws_too_big, "message too big (weft --max-message)"), false;
+	w->msg_len += (size_t)io->payload_length;
+	if (!w->msg_op) {
+		w->msg_op = io->opcode;
+		w->utf8 = (struct ws_utf8){0};
+	}
+	return true;
+}
+
+/* One piece of the current frame's payload. */
+static void frame_piece(struct session *s, struct ws_conn *w, const uint8_t *p, size_t n)
+{
+	w->left -= n;
+	if (wslay_is_ctrl_frame(w->op)) {
+		memcpy(w->ctl + w->ctl_n, p, n); /* wslay bounds a control payload by 125 */
+		w->ctl_n += n;
+		if (w->left == 0)
+			control_done(s, w);
+		return;
+	}
+	if (w->msg_op == WSLAY_TEXT_FRAME && !ws_utf8_feed(&w->utf8, p, n)) {
+		fail(s, w, WS_BAD_DATA, STAT_ws_bad_utf8, "text message is not UTF-8");
+		return;
+	}
+	if (n && buf_append(&w->msg, p, n) < 0) {
+		stat_inc(STAT_oom_errors);
+		session_close_for(s, CLOSE_ERROR);
+		return;
+	}
+	if (w->left || !w->fin)
+		return;
+	if (w->msg_op == WSLAY_TEXT_FRAME && !ws_utf8_complete(&w->utf8))
+		fail(s, w, WS_BAD_DATA, STAT_ws_bad_utf8, "text message is not UTF-8");
+	else
+		message_done(s, w);
+}
+
+static size_t ws_feed(struct session *s, const char *p, size_t n)
+{
+	struct ws_conn *w = s->pstate;
+	w->rp = p;
+	w->rn = n;
+	w->rused = 0;
+	while (!s->closing && !w->closed) {
+		/* What the codec holds is always decoded (a reply waits on it);
+		 * new input only while the output has room. */
+		w->pull = !session_output_full(s);
+		struct wslay_frame_iocb io;
+		ssize_t r = wslay_frame_recv(w->fr, &io);
+		if (r == WSLAY_ERR_WANT_READ)
+			break;
+		if (r < 0) {
+			fail(s, w, WS_PROTOCOL, STAT_ws_protocol_errors, "malformed frame");
+			break;
+		}
+		if (w->left == 0 && !frame_begins(s, w, &io))
+			break;
+		frame_piece(s, w, io.data, io.data_length);
+	}
+	w->rp = NULL;
+	return s->closing || w->closed ? n : w->rused;
+}
+
+static void ws_eof(struct session *s)
+{
+	(void)s; /* the stream ended without a close frame (1006 on the peer's side): nothing to answer */
+}
+
+static void ws_stop(struct session *s)
+{
+	struct ws_conn *w = s->pstate;
+	if (w->inner)
+		WITH_INNER(s, w, proto_chat_line.stop(s));
+	if (!w->closed)
+		send_close(s, w, WS_GOING_AWAY, "server shutting down");
+}
+
+static void ws_fini(struct session *s)
+{
+	struct ws_conn *w = s->pstate;
+	if (!w)
+		return;
+	s->ws = NULL;
+	if (w->inner)
+		WITH_INNER(s, w, proto_chat_line.fini(s));
+	wslay_frame_context_free(w->fr);
+	buf_free(&w->msg);
+	buf_free(&w->line);
+	free(w);
+	s->pstate = NULL;
+}
+
+static int ws_init(struct session *s)
+{
+	struct ws_conn *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	if (wslay_frame_context_init(&w->fr, &ws_callbacks, w) != 0) {
+		free(w);
+		return -ENOMEM;
+	}
+	s->pstate = w;
+	if (chat_mode(s)) {
+		int rc = 0;
+		WITH_INNER(s, w, rc = proto_chat_line.init(s));
+		if (rc < 0) {
+			ws_fini(s);
+			return rc;
+		}
+		s->ws = w; /* from now on the line protocol's lines are framed */
+	}
+	return 0;
+}
+
+const struct proto proto_ws = {
+	.name = "websocket",
+	.counter = STAT_proto_ws,
+	.init = ws_init,
+	.feed = ws_feed,
+	.eof = ws_eof,
+	.stop = ws_stop,
+	.fini = ws_fini,
+};
+
+void ws_begin(struct session *s)
+{
+	s->proto = &proto_ws;
+	stat_inc(STAT_proto_ws);
+	if (ws_init(s) < 0) {
+		stat_inc(STAT_oom_errors);
+		s->proto = NULL;
+		session_close_for(s, CLOSE_ERROR);
+	}
+}
+
+/* ---- UTF-8 ---- */
+
+bool ws_utf8_feed(struct ws_utf8 *u, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+		if (u->need) {
+			if (c < u->lo || c > u->hi)
+				return false;
+			u->need--;
+			u->lo = 0x80;
+			u->hi = 0xBF;
+			continue;
+		}
+		if (c < 0x80)
+			continue;
+		u->lo = 0x80;
+		u->hi = 0xBF;
+		if (c >= 0xC2 && c <= 0xDF)
+			u->need = 1;
+		else if (c >= 0xE0 && c <= 0xEF) {
+			u->need = 2;
+			if (c == 0xE0)
+				u->lo = 0xA0; /* overlong */
+			else if (c == 0xED)
+				u->hi = 0x9F; /* surrogates */
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			u->need = 3;
+			if (c == 0xF0)
+				u->lo = 0x90; /* overlong */
+			else if (c == 0xF4)
+				u->hi = 0x8F; /* above U+10FFFF */
+		} else
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,148 @@
+"""test_websocket.py - WebSocket (RFC 6455) on every model, plain and TLS:
+the handshake and its refusals, the conformance cases of ws_cases.py in echo
+mode (checked against Node's ws once, in tests/websocket), chat over
+WebSocket sharing a channel with the line protocol, and the counters."""
+import socket
+
+import ws_cases
+from weftest import TLS, Weft, recv_until_closed, send_all
+from wsclient import BINARY, TEXT, expect_close, handshake_request, read_head, recv_message, send, upgrade
+
+ARGS = ["--max-message", str(ws_cases.MAX_MESSAGE)]
+
+
+def connector(w):
+    return lambda: upgrade(w.connect())
+
+
+def test_conformance_cases(ctx):
+    with Weft(ARGS) as w:
+        failures = ws_cases.run_all(connector(w))
+        assert not failures, "\n".join("%s: %s" % f for f in failures)
+        for kind in ("ws_protocol", "ws_utf8", "ws_too_big"):
+            assert w.metric("weft_client_errors_total", 'kind="%s"' % kind) > 0, kind + " not counted"
+        assert w.metric("weft_connections_by_protocol_total", 'protocol="websocket"') >= len(ws_cases.CASES)
+        assert w.metric("weft_websocket_messages_total") > 0
+
+
+def refusal(w, req):
+    s = w.connect()
+    send_all(s, req)
+    head = read_head(s)
+    body = recv_until_closed(s)
+    s.close()
+    return head, body
+
+
+def test_handshake_refusals(ctx):
+    with Weft() as w:
+        req, _ = handshake_request(version="8")
+        head, body = refusal(w, req)
+        assert head.startswith(b"HTTP/1.1 426 "), head
+        assert b"\r\nSec-WebSocket-Version: 13\r\n" in head, head
+        assert b"version" in body, body
+        head, body = refusal(w, handshake_request(method="POST", extra="Content-Length: 0\r\n")[0])
+        assert head.startswith(b"HTTP/1.1 405 ") and b"Allow: GET" in head and b"GET" in body, head + body
+        head, body = refusal(w, handshake_request(key="short")[0])
+        assert head.startswith(b"HTTP/1.1 400 ") and b"Sec-WebSocket-Key" in body, head + body
+        req = handshake_request()[0].replace(b"Connection: Upgrade\r\n", b"Connection: keep-alive\r\n")
+        head, body = refusal(w, req)
+        assert head.startswith(b"HTTP/1.1 400 ") and b"Connection: Upgrade" in body, head + body
+        # permessage-deflate offered: declined by not answering, and frames stay plain.
+        s = upgrade(w.connect(), extra="Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+        send(s, TEXT, b"plain")
+        assert recv_message(s) == (TEXT, b"plain")
+        s.close()
+        assert w.metric("weft_websocket_handshakes_refused_total") == 4
+
+
+def test_frames_right_after_the_head(ctx):
+    """Frames sent in the same write as the upgrade request are not lost."""
+    with Weft() as w:
+        s = w.connect()
+        req, _ = handshake_request()
+        from wsclient import frame
+        send_all(s, req + frame(TEXT, b"eager") + frame(BINARY, b"\x00\x01"))
+        assert read_head(s).startswith(b"HTTP/1.1 101 ")
+        assert recv_message(s) == (TEXT, b"eager")
+        assert recv_message(s) == (BINARY, b"\x00\x01")
+        s.close()
+
+
+def line_conn(w):
+    s = w.connect()
+    s.settimeout(10)
+    return s, s.makefile("rb")
+
+
+def test_chat_with_line_client(ctx):
+    """A WebSocket user and a netcat-style user share a channel: each text
+    message is one command, each line out one text message."""
+    with Weft(["--mode", "chat"]) as w:
+        nc, rd = line_conn(w)
+        send_all(nc, b"/nick ncuser\n/join room\n")
+        assert rd.readline() == b"OK nick ncuser\n"
+        assert rd.readline().startswith(b"OK join room")
+        ws = upgrade(w.connect())
+        for cmd, want in ((b"/nick wsuser", b"OK nick wsuser"), (b"/join room\n", b"OK join room 2")):
+            send(ws, TEXT, cmd)
+            assert recv_message(ws) == (TEXT, want)
+        send(ws, TEXT, b"hello from a browser \xe2\x9c\x93")
+        assert rd.readline() == b"MSG room wsuser hello from a browser \xe2\x9c\x93\n"
+        assert recv_message(ws) == (TEXT, b"MSG room wsuser hello from a browser \xe2\x9c\x93")
+        send_all(nc, b"hi \xff there\n")  # not UTF-8: a browser must still get valid text
+        assert recv_message(ws) == (TEXT, "MSG room ncuser hi \ufffd there".encode())
+        send(ws, TEXT, b"/pub room one\n/pub room two")
+        op, data = recv_message(ws)
+        assert op == TEXT and data.startswith(b"ERR one command"), data
+        send(ws, BINARY, b"\x00")
+        expect_close(ws, 1003)
+        send_all(nc, b"/quit\n")
+        nc.close()
+
+
+def test_tls_and_plain_ports(ctx):
+    if TLS:
+        ctx.skip("this test uses both ports itself")
+    with Weft() as w:
+        for tls in (False, True):
+            s = upgrade(w.connect(tls=tls))
+            send(s, TEXT, b"over %s" % (b"tls" if tls else b"tcp"))
+            assert recv_message(s)[1] == b"over %s" % (b"tls" if tls else b"tcp")
+            s.close()
+
+
+def test_stop_says_going_away(ctx):
+    w = Weft(["--mode", "chat"]).start()
+    try:
+        s = upgrade(w.connect())
+        send(s, TEXT, b"/join room")
+        recv_message(s)
+        w.proc.send_signal(15)
+        op, data = recv_message(s)
+        assert (op, data) == (TEXT, b"BYE server shutting down"), data
+        expect_close(s, 1001)
+    finally:
+        w.stop()
+
+
+def test_chat_page_csp(ctx):
+    """GET /chat: HTML whose CSP names exactly its inline script and style by
+    hash, loads nothing from elsewhere and may only connect to its origin
+    (the browser test, tests/websocket, runs it in Chromium)."""
+    import base64
+    import hashlib
+    import re
+    with Weft(["--mode", "chat"]) as w:
+        status, headers, body = w.http("/chat")
+    assert status == 200, status
+    assert headers["content-type"].startswith("text/html"), headers
+    csp = headers["content-security-policy"]
+    page = body.decode()
+    for tag, directive in (("script", "script-src"), ("style", "style-src")):
+        inner = re.findall(r"<%s>(.*?)</%s>" % (tag, tag), page, re.S)
+        assert len(inner) == 1, tag
+        h = base64.b64encode(hashlib.sha256(inner[0].encode()).digest()).decode()
+        assert "%s 'sha256-%s'" % (directive, h) in csp, (tag, csp)
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp, csp
+    assert not re.search(r"(src|href)=", page), "the page loads something"

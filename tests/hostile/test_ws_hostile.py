@@ -1,0 +1,182 @@
+"""test_ws_hostile.py - what a script can do to weft's WebSocket path, on every
+model: lengths that lie (2^63, huge-but-valid with no data), frames that break
+the rules (unmasked, fragmented or oversized control frames, interleaved
+messages, invalid UTF-8 split across fragments), a ping flood that never reads
+its pongs, and an upgrade request trickled in. Each closes only the attacker,
+with the right status code, and a bystander keeps being served."""
+import socket
+import struct
+import time
+
+from weftest import SANITIZER, Weft, recv_until_closed, rss_kib, send_all, slow_factor
+from wsclient import (BINARY, CONT, PING, TEXT, expect_close, frame, handshake_request, read_head, recv_message,
+                      send, upgrade)
+
+
+def bystander_ok(w, s):
+    send(s, TEXT, b"still served")
+    assert recv_message(s) == (TEXT, b"still served")
+
+
+def raw_head(b0, length):
+    """A masked frame head declaring `length` (64-bit form) and its mask key."""
+    return struct.pack("!BBQ", b0, 0x80 | 127, length) + b"\x01\x02\x03\x04"
+
+
+def test_lying_lengths(ctx):
+    with Weft() as w:
+        by = upgrade(w.connect())
+        s = upgrade(w.connect())
+        send_all(s, raw_head(0x82, 1 << 63) + b"x")   # top bit set: not a length
+        expect_close(s, 1002)
+        s = upgrade(w.connect())
+        send_all(s, raw_head(0x82, 1 << 62) + b"x")   # valid, far over --max-message
+        expect_close(s, 1009)
+        s = upgrade(w.connect())
+        send_all(s, struct.pack("!BBH", 0x81, 0x80 | 126, 5) + b"\x01\x02\x03\x04hello")  # not its shortest form
+        expect_close(s, 1002)
+        # A huge length and then silence: nothing is reserved for it.
+        before = rss_kib(w.pid)
+        idle = [upgrade(w.connect()) for _ in range(20)]
+        for s in idle:
+            send_all(s, raw_head(0x82, (1 << 62) + 7))
+        bystander_ok(w, by)
+        grew = rss_kib(w.pid) - before
+        assert grew < 8 * 1024, "20 huge announced frames cost %d KiB" % grew
+        for s in idle:
+            s.close()
+
+
+def test_rule_breakers(ctx):
+    cases = [
+        ("unmasked", [frame(TEXT, b"plain", mask=False)], 1002),
+        ("fragmented ping", [frame(PING, b"a", fin=False), frame(CONT, b"b")], 1002),
+        ("ping of 126 bytes", [frame(PING, b"p" * 126)], 1002),
+        ("interleaved messages", [frame(TEXT, b"one", fin=False), frame(BINARY, b"two", fin=False)], 1002),
+        ("continuation first", [frame(CONT, b"orphan")], 1002),
+        # fails fast: the close comes before the message could end
+        ("invalid UTF-8 across fragments", [frame(TEXT, b"ok \xf0\x9f", fin=False), frame(CONT, b"\x98", fin=False),
+                                            frame(CONT, b"A", fin=False)], 1007),
+        ("reserved bit", [frame(BINARY, b"x", rsv=4)], 1002),
+    ]
+    with Weft() as w:
+        by = upgrade(w.connect())
+        for name, frames, code in cases:
+            s = upgrade(w.connect())
+            send_all(s, b"".join(frames))
+            try:
+                expect_close(s, code)
+            except AssertionError as e:
+                raise AssertionError("%s: %s" % (name, e))
+            bystander_ok(w, by)
+
+
+def test_ping_flood_unread(ctx):
+    """Pings sent as fast as possible, pongs never read: the pongs are bounded
+    by back-pressure (--read-pause), the flood stalls in the socket buffers,
+    the server's memory stays flat, others are served, and the flooder is
+    dropped at --idle-timeout once it stalls."""
+    with Weft(["--read-pause", "64k", "--idle-timeout", "1"]) as w:
+        by = upgrade(w.connect())
+        s = upgrade(w.connect())
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        before = rss_kib(w.pid)
+        pings = frame(PING, b"p" * 125) * 64
+        s.setblocking(False)
+        sent, stalled, dropped, off = 0, None, False, 0
+        end = time.monotonic() + 5 * slow_factor()
+        while time.monotonic() < end:
+            try:
+                k = s.send(pings[off:])  # a short send leaves the rest of a frame to go first
+                sent += k
+                off = (off + k) % len(pings)
+                stalled = None
+            except BlockingIOError:
+                stalled = stalled or time.monotonic()
+                if time.monotonic() - stalled > 0.2:
+                    break
+                time.sleep(0.01)
+            except (ConnectionResetError, BrokenPipeError):
+                dropped = True  # cut at --idle-timeout while still trickling in
+                break
+        assert stalled or dropped, "a flood of %d bytes never stalled: the pongs are not bounded" % sent
+        assert sent < 64 << 20, "the server took %d bytes of pings from a client that reads nothing" % sent
+        grew = rss_kib(w.pid) - before
+        limit = 8 if SANITIZER == "none" else 64  # MiB; ASan's quarantine keeps freed buffers
+        assert grew < limit * 1024, "a ping flood grew the server by %d KiB" % grew
+        bystander_ok(w, by)
+        print("measured: ping flood stopped after %d bytes, server grew %d KiB" % (sent, grew))
+        s.setblocking(True)
+        try:
+            recv_until_closed(s, timeout=10 * slow_factor(), limit=256 << 20)
+        except ConnectionResetError:
+            pass  # closed with our pings unread: a reset is how that ends
+        bystander_ok(w, upgrade(w.connect()))  # the first one idled out meanwhile too
+
+
+def test_trickled_upgrade(ctx):
+    """An upgrade request whose fields come a byte at a time is cut at
+    --header-timeout, however steadily it trickles (408). (A request line that
+    never completes in time is not HTTP at all: it goes to the mode's protocol,
+    docs/PROTOCOL.md.)"""
+    with Weft(["--header-timeout", "0.5"]) as w:
+        s = w.connect()
+        req, _ = handshake_request()
+        line_end = req.index(b"\r\n") + 2
+        start = time.monotonic()
+        send_all(s, req[:line_end])
+        head = b""
+        for b in req[line_end:]:
+            try:
+                s.send(bytes([b]))
+            except OSError:
+                break
+            time.sleep(0.05)
+            s.setblocking(False)
+            try:
+                head += s.recv(4096)
+            except BlockingIOError:
+                pass
+            s.setblocking(True)
+            if head:
+                break
+        took = time.monotonic() - start
+        assert head.startswith(b"HTTP/1.1 408 "), "trickled upgrade got %r after %.1f s" % (head[:40], took)
+        assert took < 0.5 + 2 * slow_factor(), "cut only after %.1f s" % took
+        s.close()
+
+
+def test_slow_consumer_frames_stay_whole(ctx):
+    """A WebSocket subscriber that stops reading is dropped at --outbox-hard
+    like any other; what it then reads is whole frames (none cut between its
+    head and its payload by the drop), ending in the error line as a text
+    message."""
+    with Weft(["--mode", "chat", "--outbox-hard", "256k", "--read-pause", "64k"]) as w:
+        sub = upgrade(w.connect())
+        # (No tiny SO_RCVBUF: reading the backlog would crawl at one delayed
+        # ACK per window, past the linger a dropped consumer gets for its error.)
+        send(sub, TEXT, b"/join room")
+        assert recv_message(sub)[1].startswith(b"OK join room")
+        pub = w.connect()
+        pub.settimeout(10)
+        # ~1 KB frames: a 16 KiB output chunk fills up with room for a frame's
+        # head but not its payload, so a cut there would show.
+        line = b"/pub room " + b"m" * 1000 + b"\n"
+        rd = pub.makefile("rb")
+        for _ in range(200):  # up to 20 MB, far past the socket buffers; stops at the drop
+            send_all(pub, line * 100)
+            for _ in range(100):
+                assert rd.readline().startswith(b"OK pub room")  # the publisher is never blocked
+            if w.metric("weft_slow_consumer_disconnects_total"):
+                break
+        assert w.metric("weft_slow_consumer_disconnects_total", 'limit="hard"') == 1, w.metrics()
+        last = None
+        try:
+            while True:
+                op, data = recv_message(sub)
+                last = data
+        except AssertionError as e:
+            assert "EOF" in str(e), e  # recv_frame asserts every frame is well formed until then
+        assert last and last.startswith(b"ERR slow consumer"), last[:80] if last else last
+        pub.close()
+
