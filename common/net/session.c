@@ -169,6 +169,8 @@ static bool hold_allowed(const struct session *s)
 {
 	if (!s->hold_run)
 		return true;
+	if (s->hold_spent)
+		return false; /* and stays so: the 16-bit clock comes round again after 65 s */
 	uint16_t elapsed = (uint16_t)((uint16_t)now_ms() - s->hold_at);
 	return elapsed < s->srv->cfg->publish_hold_ms;
 }
@@ -182,6 +184,7 @@ static void note_hold(struct session *s)
 	unsigned p = owner_pressure_here();
 	if (!(p & OWNER_PRESSURE_HOLD) || (p & OWNER_PRESSURE_DROP)) {
 		s->hold_run = 0;
+		s->hold_spent = 0;
 		return;
 	}
 	bool allowed = hold_allowed(s);
@@ -189,6 +192,8 @@ static void note_hold(struct session *s)
 		s->hold_run = 1;
 		s->hold_at = (uint16_t)now_ms();
 	}
+	if (!allowed)
+		s->hold_spent = 1;
 	if (allowed && !s->closing) {
 		s->held = 1;
 		stat_inc(STAT_publisher_holds);
@@ -199,10 +204,16 @@ static void note_hold(struct session *s)
 static size_t feed(struct session *s, const char *p, size_t n)
 {
 	owner_pressure_clear();
+	unsigned long posts = owner_posts_here();
 	s->feeding = 1;
 	size_t used = s->proto->feed(s, p, n);
 	s->feeding = 0;
-	if (!s->held) /* else nothing could be answered: no news */
+	/* Held: nothing could be answered. Nothing posted (the partial command
+	 * a read leaves at the end of the buffer, a PING): nothing learnt of the
+	 * subscribers. Either way no news, and the run goes on; ending it there
+	 * restarted it every few messages, holding a pipelining publisher for as
+	 * long as a subscriber that does not read stayed under the limits. */
+	if (!s->held && owner_posts_here() != posts)
 		note_hold(s);
 	return used;
 }

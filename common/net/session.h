@@ -102,10 +102,11 @@ struct session {
 	bool record_clock : 1;     /* head_ms runs for a TLS record that is not complete yet */
 	unsigned close_why : 4;    /* enum close_reason: the first reason to close wins */
 	bool held : 1;             /* input waits for subscribers it published to (see holds) */
-	bool hold_run : 1;         /* its publishes have met pressure since hold_at, without a break */
+	bool hold_run : 1;         /* every feed that posted since hold_at met pressure */
 	bool feeding : 1;          /* the protocol is consuming input now */
 	bool lingering : 1;        /* stopping and quiet: closes once the peer has all (see drain) */
 	bool shut_wr : 1;          /* ... half-closed meanwhile */
+	bool hold_spent : 1;       /* this run of holds lasted --publish-hold-secs: no more holds in it */
 	uint16_t hold_at;          /* now_ms() when hold_run began, mod 2^16 (holds last <= 30 s) */
 	/* What the exchange and mailbox see of a chat session (subscriber.h;
 	 * chat.c fills its ops). sub.loop_data is the model's own

@@ -185,6 +185,50 @@ def test_burst_reader_keeps_up(ctx):
         reader.close()
 
 
+def test_hold_run_is_bounded(ctx):
+    """A publisher that pipelines into a subscriber that never reads is held
+    for at most --publish-hold-secs in a row, then meets no more holds while
+    the pressure lasts (the subscriber meets the outbox limits instead). A run
+    of holds once ended at any feed that published nothing - the partial
+    command a read leaves at the end of the buffer - so it restarted every few
+    messages and such a publisher was held, one message per retry, for as
+    long as the subscriber stayed under the limits. (How many holds a run
+    takes depends on the model: uring retries at every turn in which output
+    moved, the others every 2 ms; so the test counts holds after the run.)"""
+    if TLS:
+        ctx.skip("plain RESP: the holds are the protocol's, not the cipher's")
+    with Weft(["--mode", "chat", "--outbox-hard", "64m", "--outbox-soft", "0", "--publish-hold", "256k",
+               "--publish-hold-secs", "0.2"]) as w:
+        idle = subscriber(w.port, rcvbuf=4096)
+        pub = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+
+        def publish(first, count):
+            """Pipeline count messages and wait for every reply."""
+            out = b"".join(resp_cmd(b"PUBLISH", CHAN, payload(first + i)) for i in range(count))
+            sender = threading.Thread(target=lambda: send_all(pub, out), daemon=True)
+            sender.start()
+            replies = b""
+            while replies.count(b"\r\n") < count:
+                r = pub.recv(1 << 16)
+                assert r, "the publisher was closed"
+                replies += r
+            sender.join(10)
+
+        pub.settimeout(30 * slow_factor())
+        # 9 MB: past the hold once the kernel's buffers are full, far below the 64 MiB limit
+        publish(0, 3000)
+        run = w.metric("weft_publisher_holds_total")
+        assert run >= 1, "the publisher was never held"
+        publish(3000, 500)  # the same pressure, long after the run began: no hold
+        holds = w.metric("weft_publisher_holds_total")
+        assert holds == run, ("%d holds after the run (%d in it): the run restarted while the subscriber still did "
+                              "not read" % (holds - run, run))
+        assert w.metric("weft_slow_consumer_disconnects_total") == 0
+        print("measured: 3,500 messages pipelined to a subscriber that does not read: %d holds, all in one run" % run)
+        pub.close()
+        idle.close()
+
+
 def test_burst_redis(ctx):
     """The same burst against redis-server 7.0 (once: plain, coro-epoll only).
     Redis has no holds: when this machine is busy enough that the reader falls
