@@ -271,7 +271,8 @@ def test_plain_http_gets_400_and_close(ctx):
 
 
 def test_garbage_closed(ctx):
-    with Weft() as w:
+    # the line per connection is at debug (at info a client could fill the log)
+    with Weft(extra_args=["--log-level", "debug"]) as w:
         before = handshake_failures(w)
         payloads = [os.urandom(2000),
                     # a handshake record whose body is no ClientHello
@@ -291,9 +292,32 @@ def test_garbage_closed(ctx):
         assert wait_for(lambda: w.log().count("tls: handshake failed on connection") >= len(payloads)), w.tail()
 
 
+def test_handshake_failures_logged_at_most_once_a_second(ctx):
+    """A client that opens connection after connection and sends garbage
+    must not write a log line per connection at info: the line is
+    rate-limited with its count (as refusals are); per connection is debug."""
+    n = 40
+    with Weft() as w:
+        before = handshake_failures(w)
+        start = time.monotonic()
+        for _ in range(n):
+            s = raw_connect(w)
+            try:
+                s.sendall(b"\x16\x03\x01\x00\x08\x01\x00\x00\x04zzzz")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            recv_until_closed(s)
+            s.close()
+        assert wait_for(lambda: handshake_failures(w) == before + n)
+        elapsed = time.monotonic() - start
+        lines = [l for l in w.log().splitlines() if "tls: handshake failed" in l]
+        # one line a second at most, plus the first one
+        assert 1 <= len(lines) <= int(elapsed) + 2, (len(lines), elapsed, w.tail(5))
+
+
 def test_stalled_handshake_times_out_others_served(ctx):
     timeout = 2
-    with Weft(extra_args=["--handshake-timeout", str(timeout)]) as w:
+    with Weft(extra_args=["--handshake-timeout", str(timeout), "--log-level", "debug"]) as w:
         before = w.metric("weft_errors_total", 'kind="tls_handshake_timeout"')
         hello = client_hello()
         start = time.monotonic()
