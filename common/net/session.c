@@ -425,14 +425,19 @@ bool session_deadline_expired(struct session *s)
 	}
 	if (s->tls && tls_conn_handshaking(s->tls)) {
 		stat_inc(STAT_tls_timeouts);
-		log_info("tls: handshake timeout on connection %llu", (unsigned long long)s->id);
+		static struct log_rate handshake_rate = LOG_RATE_INIT; /* a client decides how often: see tls.c */
+		log_debug("tls: handshake timeout on connection %llu", (unsigned long long)s->id);
+		log_rated(&handshake_rate, LOG_INFO, "tls: handshake not finished within --handshake-timeout; closing");
 		session_close_for(s, CLOSE_TIMEOUT);
 		return true;
 	}
 	s->head_ms = 0;
 	if (s->record_clock) {
 		stat_inc(STAT_header_timeouts);
-		log_info("tls: a record not complete within --header-timeout on connection %llu; closing", (unsigned long long)s->id);
+		static struct log_rate record_rate = LOG_RATE_INIT;
+		log_debug("tls: a record not complete within --header-timeout on connection %llu; closing",
+		          (unsigned long long)s->id);
+		log_rated(&record_rate, LOG_INFO, "tls: a record not complete within --header-timeout; closing");
 		session_close_for(s, CLOSE_TIMEOUT);
 		return true;
 	}
