@@ -242,6 +242,33 @@ def test_systemd_unit_verifies(ctx):
     ours = [ln for ln in out.splitlines() if "weft.service" in ln]
     assert p.returncode == 0 and not ours, "systemd-analyze verify: exit %d\n%s" % (p.returncode, out)
 
+def test_signals_during_start_up_neither_kill_nor_leave_the_pidfile(ctx):
+    """Between the pidfile and the handlers (binding, loading certificates:
+    here a --cert FIFO nobody writes holds it there) a logrotate SIGHUP used
+    to kill weft (exit 129) and a 'weft stop' SIGTERM too (exit 143), each
+    leaving the pidfile behind. HUP must be harmless, TERM an orderly exit
+    that removes the pidfile."""
+    fifo, pidfile, logfile = ctx.path("slow.pem"), ctx.path("s.pid"), ctx.path("s.log")
+    os.mkfifo(fifo)
+    p = subprocess.Popen([BIN] + MODEL_ARGS + ["--port", "0", "--tls-port", "0", "--cert", fifo, "--key", fifo,
+                                               "--pidfile", pidfile, "--log-file", logfile],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: read(pidfile).strip(), 10 * slow_factor()), "no pidfile"
+        p.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert p.poll() is None, "SIGHUP during start-up killed weft (exit %s)" % p.returncode
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(10 * slow_factor())
+        assert rc >= 0, "SIGTERM during start-up killed weft by the signal (exit %s), no orderly exit" % rc
+        assert not os.path.exists(pidfile), "SIGTERM during start-up left the pidfile behind"
+        no_sanitizer_report(read(logfile) + p.stderr.read().decode(errors="replace"))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 
 # ---- signals and log rotation -------------------------------------------------------------
 
