@@ -15,7 +15,7 @@ import threading
 import time
 
 import weftest
-from weftest import Weft, recv_exact, recv_until_closed, wait_for
+from weftest import Weft, recv_exact, recv_until_closed, send_all, wait_for
 
 SLOW = weftest.SANITIZER != "none"
 
@@ -313,6 +313,25 @@ def test_handshake_failures_logged_at_most_once_a_second(ctx):
         lines = [l for l in w.log().splitlines() if "tls: handshake failed" in l]
         # one line a second at most, plus the first one
         assert 1 <= len(lines) <= int(elapsed) + 2, (len(lines), elapsed, w.tail(5))
+
+
+def test_refused_tls_client_gets_no_plaintext(ctx):
+    """A client refused at --max-conns on the TLS port must not be sent the
+    plain-text refusal line: in a TLS stream it is garbage ("wrong version
+    number"). A TLS alert record (0x15), or nothing, then the close."""
+    with Weft(extra_args=["--max-conns", "1"]) as w:
+        held = socket.create_connection((weftest.HOST, w.port), timeout=10)
+        send_all(held, b"x\n")
+        recv_exact(held, 2)  # admitted and served: the one slot is taken
+        s = raw_connect(w)
+        try:
+            s.sendall(client_hello())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply = recv_until_closed(s)
+        s.close()
+        held.close()
+        assert reply == b"" or reply[0] == 0x15, "a TLS client was refused in plain text: %r" % reply[:60]
 
 
 def test_stalled_handshake_times_out_others_served(ctx):
