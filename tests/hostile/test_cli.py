@@ -327,7 +327,7 @@ def test_units_as_nginx_and_redis_users_write_them(ctx):
     for flag, bad in (("--idle-timeout", "5x"), ("--idle-timeout", "10mb"), ("--max-body", "10xb"),
                       ("--max-body", "5ms"), ("--port", "+5"), ("--port", " 5"), ("--max-conns", "1e3")):
         usage_error([flag, bad], [flag])
-    args = MODEL_ARGS + ["--port", "0", "--idle-timeout", "5m", "--drain-timeout", "500ms",
+    args = MODEL_ARGS + ["--port", "0", "--tls-port", "0", "--idle-timeout", "5m", "--drain-timeout", "500ms",
                          "--header-timeout", "10S", "--handshake-timeout", "1.5s", "--outbox-soft-secs", "1h",
                          "--max-body", "10mb", "--max-head", "16KB", "--read-pause", "1M", "--outbox-hard", "1gb"]
     rc, err = start_then_stop(args)
