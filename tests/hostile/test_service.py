@@ -269,6 +269,47 @@ def test_signals_during_start_up_neither_kill_nor_leave_the_pidfile(ctx):
             p.wait()
 
 
+def test_daemon_outliving_its_start_command_is_not_killed_by_sigpipe(ctx):
+    """The start command is gone (Ctrl-C, a closed terminal) while the daemon
+    is still starting; the daemon's next error or warning goes to the pipe
+    nobody reads. That write must fail, not kill the daemon with SIGPIPE
+    (which left the pidfile behind): it exits through its error path."""
+    fifo, pidfile, logfile = ctx.path("late.pem"), ctx.path("l.pid"), ctx.path("l.log")
+    os.mkfifo(fifo)
+    p = subprocess.Popen([BIN] + MODEL_ARGS + ["--port", "0", "--tls-port", "0", "--cert", fifo, "--key", fifo,
+                                               "--daemon", "--pidfile", pidfile, "--log-file", logfile],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = None
+    try:
+        assert wait_for(lambda: read(pidfile).strip(), 10 * slow_factor()), "no pidfile from the daemon"
+        pid = int(read(pidfile))
+        p.kill()  # the start command goes; the daemon is blocked opening its certificate
+        p.wait()
+        end = time.monotonic() + 10 * slow_factor()
+        while pid_alive(pid) and time.monotonic() < end:  # feed it a certificate that is not one
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.02)
+                continue
+            try:
+                os.write(fd, b"not a certificate\n")
+            except OSError:
+                pass
+            os.close(fd)
+            time.sleep(0.05)
+        assert not pid_alive(pid), "the daemon did not exit on a bad certificate"
+        log = read(logfile)
+        assert "holds no PEM certificate" in log, log
+        assert not os.path.exists(pidfile), "the daemon died (SIGPIPE?) leaving its pidfile:\n" + log
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 
 # ---- signals and log rotation -------------------------------------------------------------
 
