@@ -58,6 +58,7 @@ void daemon_signals_early(void)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN); /* the start command may be gone: its pipe (log_tee) has no reader */
 	signal(SIGHUP, SIG_IGN); /* the log file was just opened: nothing to reopen yet */
 	signal(SIGUSR1, SIG_IGN);
 	signal(SIGUSR2, SIG_IGN);

@@ -15,7 +15,7 @@ struct config;
 void daemon_signals(struct server *srv);
 /* From before the pidfile until daemon_signals(): SIGINT/SIGTERM only note
  * the stop (daemon_signals() then stops the server at once) and interrupt a
- * blocked start-up, SIGHUP/SIGUSR1/SIGUSR2 are ignored: start-up is never
+ * blocked start-up, SIGHUP/SIGUSR1/SIGUSR2/SIGPIPE are ignored: start-up is never
  * killed by a signal with the pidfile left behind. daemon_detach() calls it
  * in the daemon; the foreground calls it itself. */
 void daemon_signals_early(void);
