@@ -388,8 +388,11 @@ int session_idle_limit_ms(const struct session *s)
 	 * Redis does for pub/sub clients, no idle limit while it holds a
 	 * subscription (TCP keepalive, --tcp-keepalive, finds dead peers). It is
 	 * asked again at every wait, so an UNSUBSCRIBE of the last one brings the
-	 * limit back, counted from that command. */
-	if (s->chat && chat_count(s->chat))
+	 * limit back, counted from that command. Not while output waits unsent:
+	 * that subscriber is not quiet but stuck (no read from it for this long),
+	 * keepalive cannot see it (its kernel answers the probes), and the
+	 * --outbox-soft verdict needs another message that may never come. */
+	if (s->chat && chat_count(s->chat) && !session_pending(s))
 		return 0;
 	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
 }
