@@ -100,8 +100,10 @@ int main(int argc, char **argv)
 	if (cfg.daemon) {
 		if (daemon_detach(&cfg) < 0)
 			return 1;
-	} else if (cfg.pidfile && daemon_pidfile_create(cfg.pidfile) < 0) {
-		return 1;
+	} else {
+		daemon_signals_early();
+		if (cfg.pidfile && daemon_pidfile_create(cfg.pidfile) < 0)
+			return 1;
 	}
 	raise_nofile();
 	tune_malloc();

@@ -392,6 +392,17 @@ int config_warn_ignored(const struct config *cfg, const char *model)
 		fputc('\n', stderr);
 		n++;
 	}
+	/* Without a TLS listener these are never read (not even the files): an
+	 * operator who forgot --tls-port would believe TLS configured. */
+	static const char *const tls_only[] = {"cert", "key", "handshake-timeout"};
+	for (size_t i = 0; cfg->tls_port < 0 && i < sizeof(tls_only) / sizeof(tls_only[0]); i++) {
+		size_t row = (size_t)(find_opt(tls_only[i], strlen(tls_only[i])) - config_opts);
+		if (!(cfg->given & (1ULL << row)))
+			continue;
+		fprintf(stderr, "weft: warning: --%s is ignored: TLS is off (give --tls-port PORT to serve TLS)\n",
+		        tls_only[i]);
+		n++;
+	}
 	return n;
 }
 

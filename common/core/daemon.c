@@ -35,13 +35,33 @@ static pthread_t reopen_thr;
 static bool reopen_started;
 static const char *reopen_path; /* --log-file or NULL */
 
+static atomic_bool stop_early; /* SIGTERM/SIGINT came before there was a server to stop */
+
 static void on_signal(int sig)
 {
 	(void)sig;
 	int saved = errno; /* the interrupted code may be about to read errno */
 	if (sig_srv)
 		server_request_stop(sig_srv);
+	else
+		atomic_store(&stop_early, true);
 	errno = saved;
+}
+
+void daemon_signals_early(void)
+{
+	/* No SA_RESTART: a start-up blocked in a system call (open() of a
+	 * --cert FIFO) fails with EINTR and exits through its error path,
+	 * which removes the pidfile. */
+	struct sigaction sa = {0};
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN); /* the start command may be gone: its pipe (log_tee) has no reader */
+	signal(SIGHUP, SIG_IGN); /* the log file was just opened: nothing to reopen yet */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
 }
 
 static void on_reopen_signal(int sig)
@@ -145,6 +165,8 @@ void daemon_signals(struct server *srv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	reopen_start(srv->cfg->log_file);
+	if (atomic_load(&stop_early))
+		server_request_stop(srv); /* the model sees it at once and drains nothing */
 }
 
 void daemon_signals_off(void)
@@ -364,6 +386,7 @@ int daemon_detach(const struct config *cfg)
 	}
 	if (pid > 0)
 		_exit(0); /* the session leader goes, so we can never regain a terminal */
+	daemon_signals_early(); /* before the pidfile: 'weft stop' may come from now on */
 	umask(022);
 	int null = open("/dev/null", O_RDWR);
 	if (null >= 0) {

@@ -13,6 +13,12 @@ struct config;
  * SIGUSR1 reopen --log-file (on a thread of their own: the handler only
  * writes to a pipe), harmless without one; SIGUSR2 ignored. */
 void daemon_signals(struct server *srv);
+/* From before the pidfile until daemon_signals(): SIGINT/SIGTERM only note
+ * the stop (daemon_signals() then stops the server at once) and interrupt a
+ * blocked start-up, SIGHUP/SIGUSR1/SIGUSR2/SIGPIPE are ignored: start-up is never
+ * killed by a signal with the pidfile left behind. daemon_detach() calls it
+ * in the daemon; the foreground calls it itself. */
+void daemon_signals_early(void);
 /* After the model stopped: SIGINT/SIGTERM/SIGHUP/SIGUSR1 are ignored from now
  * on, so a late one cannot touch the server being torn down (or main's
  * returned frame); the reopen thread is joined. */

@@ -232,9 +232,37 @@ static void refuse_log(const struct server *srv, enum refuse_reason why)
 	}
 }
 
+/* Was fd accepted on the TLS listener? Asked only when refusing. */
+static bool on_tls_port(const struct server *srv, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (srv->tls_port < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return false;
+	int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                           : ((struct sockaddr_in *)&ss)->sin_port);
+	return port == srv->tls_port;
+}
+
+/* A fatal internal_error alert, the only thing a TLS client can read before
+ * a handshake: a plain-text line would be "wrong version number" to it. */
+static const char tls_refusal_alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x50};
+
 void server_refuse(struct server *srv, int fd, enum refuse_reason why)
 {
 	refuse_log(srv, why);
+	static const enum stat_id counted[] = {[REFUSE_MAX_CONNS] = STAT_refused_max_conns,
+	                                       [REFUSE_QUEUE_FULL] = STAT_refused_queue,
+	                                       [REFUSE_FD_LIMIT] = STAT_refused_fd_limit};
+	stat_inc(counted[why]);
+	/* Best effort, never blocking: a fresh socket's send buffer has room. */
+	ssize_t w;
+	if (on_tls_port(srv, fd)) {
+		w = send(fd, tls_refusal_alert, sizeof(tls_refusal_alert), MSG_DONTWAIT | MSG_NOSIGNAL);
+		(void)w;
+		close(fd);
+		return;
+	}
 	/* Nothing was read yet, so the mode is all weft knows of the client's
 	 * protocol: chat clients (redis-cli, nc) read a RESP error, which is a
 	 * readable line too; an echo client gets a plain line, not RESP. */
@@ -243,24 +271,20 @@ void server_refuse(struct server *srv, int fd, enum refuse_reason why)
 	int n = 0;
 	switch (why) {
 	case REFUSE_MAX_CONNS:
-		stat_inc(STAT_refused_max_conns);
 		n = snprintf(msg, sizeof(msg), "%smax number of clients reached (weft --max-conns %d)\r\n", head,
 		             srv->cfg->max_conns);
 		break;
 	case REFUSE_QUEUE_FULL:
-		stat_inc(STAT_refused_queue);
 		n = snprintf(msg, sizeof(msg), "%sserver busy: all workers taken and the queue is full (weft --queue %d)\r\n",
 		             head, srv->cfg->queue);
 		break;
 	case REFUSE_FD_LIMIT:
-		stat_inc(STAT_refused_fd_limit);
 		n = snprintf(msg, sizeof(msg),
 		             "%sserver busy: descriptor limit of the select() poller reached (weft --poller epoll has none)\r\n",
 		             head);
 		break;
 	}
-	/* Best effort, never blocking: a fresh socket's send buffer has room. */
-	ssize_t w = send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	w = send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	(void)w;
 	close(fd);
 }

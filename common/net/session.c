@@ -479,8 +479,11 @@ int session_idle_limit_ms(const struct session *s)
 	 * Redis does for pub/sub clients, no idle limit while it holds a
 	 * subscription (TCP keepalive, --tcp-keepalive, finds dead peers). It is
 	 * asked again at every wait, so an UNSUBSCRIBE of the last one brings the
-	 * limit back, counted from that command. */
-	if (s->chat && chat_count(s->chat))
+	 * limit back, counted from that command. Not while output waits unsent:
+	 * that subscriber is not quiet but stuck (no read from it for this long),
+	 * keepalive cannot see it (its kernel answers the probes), and the
+	 * --outbox-soft verdict needs another message that may never come. */
+	if (s->chat && chat_count(s->chat) && !session_pending(s))
 		return 0;
 	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
 }
@@ -528,14 +531,19 @@ bool session_deadline_expired(struct session *s)
 	}
 	if (s->tls && tls_conn_handshaking(s->tls)) {
 		stat_inc(STAT_tls_timeouts);
-		log_info("tls: handshake timeout on connection %llu", (unsigned long long)s->id);
+		static struct log_rate handshake_rate = LOG_RATE_INIT; /* a client decides how often: see tls.c */
+		log_debug("tls: handshake timeout on connection %llu", (unsigned long long)s->id);
+		log_rated(&handshake_rate, LOG_INFO, "tls: handshake not finished within --handshake-timeout; closing");
 		session_close_for(s, CLOSE_TIMEOUT);
 		return true;
 	}
 	s->head_ms = 0;
 	if (s->record_clock) {
 		stat_inc(STAT_header_timeouts);
-		log_info("tls: a record not complete within --header-timeout on connection %llu; closing", (unsigned long long)s->id);
+		static struct log_rate record_rate = LOG_RATE_INIT;
+		log_debug("tls: a record not complete within --header-timeout on connection %llu; closing",
+		          (unsigned long long)s->id);
+		log_rated(&record_rate, LOG_INFO, "tls: a record not complete within --header-timeout; closing");
 		session_close_for(s, CLOSE_TIMEOUT);
 		return true;
 	}

@@ -441,11 +441,16 @@ static int conn_fail(struct tls_conn *c, int err)
 	else
 		snprintf(why, sizeof(why), "%s", err == SSL_ERROR_SYSCALL ? "unexpected end of input" : "internal error");
 	ERR_clear_error();
+	/* A client decides how often this happens: per connection at debug,
+	 * at info one line a second at most with its count (log_rated). */
+	static struct log_rate failed_rate = LOG_RATE_INIT, error_rate = LOG_RATE_INIT;
 	if (!c->established) {
 		stat_inc(STAT_tls_failures);
-		log_info("tls: handshake failed on connection %llu: %s", c->id, why);
+		log_debug("tls: handshake failed on connection %llu: %s", c->id, why);
+		log_rated(&failed_rate, LOG_INFO, "tls: handshake failed: %s", why);
 	} else {
-		log_info("tls: error on connection %llu: %s", c->id, why);
+		log_debug("tls: error on connection %llu: %s", c->id, why);
+		log_rated(&error_rate, LOG_INFO, "tls: error on a connection: %s", why);
 	}
 	c->failed = true;
 	flush_wbio(c);

@@ -7,9 +7,11 @@ Dead subscribers are found by TCP keepalive (--tcp-keepalive, on by
 default): `ss` shows the keepalive timer on the server's accepted socket, and
 none with --tcp-keepalive 0. Everything runs at once: about 3 s a variant."""
 import re
+import socket
 import subprocess
 import time
 
+import weftest
 from weftest import Weft, is_closed, resp_cmd, send_all, slow_factor, wait_for
 from test_chat import Reader
 
@@ -59,6 +61,31 @@ def test_subscribers_outlive_idle_timeout(ctx):
         assert w.metric("weft_connections_closed_total", 'reason="idle"') == 3
         for s in (sub, psub, line, pub):
             s.close()
+
+
+def test_stuck_subscriber_with_output_unsent_is_not_exempt(ctx):
+    """The exemption is for a quiet channel: nothing to send. A subscriber
+    that stopped reading (output unsent, no progress; TCP keepalive cannot
+    see it, its kernel answers the probes) held that output for ever: above
+    --outbox-soft past --outbox-soft-secs it is cut only when another message
+    comes, and none may. --idle-timeout counts for it again."""
+    with Weft(extra_args=CHAT + ["--idle-timeout", "1", "--outbox-soft", "64k", "--outbox-soft-secs", "1"]) as w:
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect((weftest.HOST, w.port))
+        send_all(stuck, resp_cmd("SUBSCRIBE", "firehose"))
+        assert wait_for(lambda: w.metric("weft_chat_subscriptions") == 1, 5 * slow_factor())
+        pub = w.connect()
+        rpub = Reader(pub)
+        # 8 MB for a reader that reads nothing: past what the kernel's socket
+        # buffers take (tcp_wmem's 4 MB), so weft holds the rest
+        for _ in range(16):
+            send_all(pub, resp_cmd("PUBLISH", "firehose", "x" * 500000))
+            assert rpub.value() == 1
+        pub.close()
+        assert wait_for(lambda: w.metric("weft_connections_closed_total", 'reason="idle"') >= 1, 6 * slow_factor()), \
+            "a subscriber with MBs unsent and no progress stayed open past --idle-timeout 1"
+        stuck.close()
 
 
 def keepalive_timers(port):

@@ -15,7 +15,7 @@ import threading
 import time
 
 import weftest
-from weftest import Weft, recv_exact, recv_until_closed, wait_for
+from weftest import Weft, recv_exact, recv_until_closed, send_all, wait_for
 
 SLOW = weftest.SANITIZER != "none"
 
@@ -247,7 +247,7 @@ def test_plain_text_closed(ctx):
         s.sendall(b"hello, is this echo?\n")
         recv_until_closed(s)  # returns only once the server closed
         s.close()
-        assert w.wait_log("tls: handshake failed on connection"), w.log()
+        assert w.wait_log("tls: handshake failed"), w.log()
         assert wait_for(lambda: handshake_failures(w) == before + 1)
         # the server still serves TLS
         s = tls_connect(w, client_ctx())
@@ -271,7 +271,8 @@ def test_plain_http_gets_400_and_close(ctx):
 
 
 def test_garbage_closed(ctx):
-    with Weft() as w:
+    # the line per connection is at debug (at info a client could fill the log)
+    with Weft(extra_args=["--log-level", "debug"]) as w:
         before = handshake_failures(w)
         payloads = [os.urandom(2000),
                     # a handshake record whose body is no ClientHello
@@ -291,9 +292,51 @@ def test_garbage_closed(ctx):
         assert wait_for(lambda: w.log().count("tls: handshake failed on connection") >= len(payloads)), w.tail()
 
 
+def test_handshake_failures_logged_at_most_once_a_second(ctx):
+    """A client that opens connection after connection and sends garbage
+    must not write a log line per connection at info: the line is
+    rate-limited with its count (as refusals are); per connection is debug."""
+    n = 40
+    with Weft() as w:
+        before = handshake_failures(w)
+        start = time.monotonic()
+        for _ in range(n):
+            s = raw_connect(w)
+            try:
+                s.sendall(b"\x16\x03\x01\x00\x08\x01\x00\x00\x04zzzz")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            recv_until_closed(s)
+            s.close()
+        assert wait_for(lambda: handshake_failures(w) == before + n)
+        elapsed = time.monotonic() - start
+        lines = [l for l in w.log().splitlines() if "tls: handshake failed" in l]
+        # one line a second at most, plus the first one
+        assert 1 <= len(lines) <= int(elapsed) + 2, (len(lines), elapsed, w.tail(5))
+
+
+def test_refused_tls_client_gets_no_plaintext(ctx):
+    """A client refused at --max-conns on the TLS port must not be sent the
+    plain-text refusal line: in a TLS stream it is garbage ("wrong version
+    number"). A TLS alert record (0x15), or nothing, then the close."""
+    with Weft(extra_args=["--max-conns", "1"]) as w:
+        held = socket.create_connection((weftest.HOST, w.port), timeout=10)
+        send_all(held, b"x\n")
+        recv_exact(held, 2)  # admitted and served: the one slot is taken
+        s = raw_connect(w)
+        try:
+            s.sendall(client_hello())
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reply = recv_until_closed(s)
+        s.close()
+        held.close()
+        assert reply == b"" or reply[0] == 0x15, "a TLS client was refused in plain text: %r" % reply[:60]
+
+
 def test_stalled_handshake_times_out_others_served(ctx):
     timeout = 2
-    with Weft(extra_args=["--handshake-timeout", str(timeout)]) as w:
+    with Weft(extra_args=["--handshake-timeout", str(timeout), "--log-level", "debug"]) as w:
         before = w.metric("weft_errors_total", 'kind="tls_handshake_timeout"')
         hello = client_hello()
         start = time.monotonic()

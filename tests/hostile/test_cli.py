@@ -333,7 +333,7 @@ def test_units_as_nginx_and_redis_users_write_them(ctx):
     for flag, bad in (("--idle-timeout", "5x"), ("--idle-timeout", "10mb"), ("--max-body", "10xb"),
                       ("--max-body", "5ms"), ("--port", "+5"), ("--port", " 5"), ("--max-conns", "1e3")):
         usage_error([flag, bad], [flag])
-    args = MODEL_ARGS + ["--port", "0", "--idle-timeout", "5m", "--drain-timeout", "500ms",
+    args = MODEL_ARGS + ["--port", "0", "--tls-port", "0", "--idle-timeout", "5m", "--drain-timeout", "500ms",
                          "--header-timeout", "10S", "--handshake-timeout", "1.5s", "--outbox-soft-secs", "1h",
                          "--max-body", "10mb", "--max-head", "16KB", "--read-pause", "1M", "--outbox-hard", "1gb"]
     rc, err = start_then_stop(args)
@@ -374,3 +374,18 @@ def test_flags_the_model_does_not_read_warn(ctx):
     # a default is never warned about
     rc, err = start_then_stop(MODEL_ARGS + ["--port", "0"])
     assert "warning" not in err, err
+
+
+def test_tls_flags_without_tls_port_warn(ctx):
+    """--cert and --key without --tls-port used to be silently ignored (the
+    files not even read): an operator who forgot --tls-port believed TLS was
+    configured. Each TLS flag given without a TLS listener is a warning; with
+    one, none."""
+    missing = ctx.path("never-read.pem")
+    rc, err = start_then_stop(MODEL_ARGS + ["--port", "0", "--cert", missing, "--key", missing,
+                                            "--handshake-timeout", "3"])
+    assert rc == 0, err[-2000:]
+    for flag in ("cert", "key", "handshake-timeout"):
+        assert any("warning: --%s " % flag in ln and "--tls-port" in ln for ln in err.splitlines()), (flag, err)
+    rc, err = start_then_stop(MODEL_ARGS + ["--port", "0", "--tls-port", "0", "--handshake-timeout", "3"])
+    assert rc == 0 and "warning: --handshake-timeout" not in err, err[-2000:]

@@ -242,6 +242,74 @@ def test_systemd_unit_verifies(ctx):
     ours = [ln for ln in out.splitlines() if "weft.service" in ln]
     assert p.returncode == 0 and not ours, "systemd-analyze verify: exit %d\n%s" % (p.returncode, out)
 
+def test_signals_during_start_up_neither_kill_nor_leave_the_pidfile(ctx):
+    """Between the pidfile and the handlers (binding, loading certificates:
+    here a --cert FIFO nobody writes holds it there) a logrotate SIGHUP used
+    to kill weft (exit 129) and a 'weft stop' SIGTERM too (exit 143), each
+    leaving the pidfile behind. HUP must be harmless, TERM an orderly exit
+    that removes the pidfile."""
+    fifo, pidfile, logfile = ctx.path("slow.pem"), ctx.path("s.pid"), ctx.path("s.log")
+    os.mkfifo(fifo)
+    p = subprocess.Popen([BIN] + MODEL_ARGS + ["--port", "0", "--tls-port", "0", "--cert", fifo, "--key", fifo,
+                                               "--pidfile", pidfile, "--log-file", logfile],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert wait_for(lambda: read(pidfile).strip(), 10 * slow_factor()), "no pidfile"
+        p.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert p.poll() is None, "SIGHUP during start-up killed weft (exit %s)" % p.returncode
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(10 * slow_factor())
+        assert rc >= 0, "SIGTERM during start-up killed weft by the signal (exit %s), no orderly exit" % rc
+        assert not os.path.exists(pidfile), "SIGTERM during start-up left the pidfile behind"
+        no_sanitizer_report(read(logfile) + p.stderr.read().decode(errors="replace"))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_daemon_outliving_its_start_command_is_not_killed_by_sigpipe(ctx):
+    """The start command is gone (Ctrl-C, a closed terminal) while the daemon
+    is still starting; the daemon's next error or warning goes to the pipe
+    nobody reads. That write must fail, not kill the daemon with SIGPIPE
+    (which left the pidfile behind): it exits through its error path."""
+    fifo, pidfile, logfile = ctx.path("late.pem"), ctx.path("l.pid"), ctx.path("l.log")
+    os.mkfifo(fifo)
+    p = subprocess.Popen([BIN] + MODEL_ARGS + ["--port", "0", "--tls-port", "0", "--cert", fifo, "--key", fifo,
+                                               "--daemon", "--pidfile", pidfile, "--log-file", logfile],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = None
+    try:
+        assert wait_for(lambda: read(pidfile).strip(), 10 * slow_factor()), "no pidfile from the daemon"
+        pid = int(read(pidfile))
+        p.kill()  # the start command goes; the daemon is blocked opening its certificate
+        p.wait()
+        end = time.monotonic() + 10 * slow_factor()
+        while pid_alive(pid) and time.monotonic() < end:  # feed it a certificate that is not one
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                time.sleep(0.02)
+                continue
+            try:
+                os.write(fd, b"not a certificate\n")
+            except OSError:
+                pass
+            os.close(fd)
+            time.sleep(0.05)
+        assert not pid_alive(pid), "the daemon did not exit on a bad certificate"
+        log = read(logfile)
+        assert "holds no PEM certificate" in log, log
+        assert not os.path.exists(pidfile), "the daemon died (SIGPIPE?) leaving its pidfile:\n" + log
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 
 # ---- signals and log rotation -------------------------------------------------------------
 

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "check.h"
 #include "config.h"
+#include "log.h"
 #include "msg.h"
 #include "outbox.h"
 #include "stats.h"
@@ -650,6 +651,7 @@ int main(void)
 	if (!sctx)
 		return check_done();
 	long msgs = msg_live_count();
+	log_set_level(LOG_DEBUG); /* the lines naming a connection (tls.c) are at debug */
 	test_handshake_and_echo(sctx);
 	test_bulk(sctx, TLS1_2_VERSION, 1 << 20, 0);
 	test_bulk(sctx, TLS1_3_VERSION, 1 << 20, 0);
