@@ -76,6 +76,18 @@ def main():
             if not re.search(r"^\s+%s(\s|$)" % m, page.split("\nMODELS\n", 1)[-1], re.M):
                 bad.append("the man page's MODELS does not list %s" % m)
 
+        # The unit starts the binary this install put in place, wherever the prefix is.
+        unit = os.path.join(prefix, "lib/systemd/system/weft.service")
+        execs = re.findall(r"^ExecStart=(\S+)", open(unit).read(), re.M)
+        if execs != [weft]:
+            bad.append("the unit's ExecStart runs %r, want %r" % (execs, weft))
+        elif shutil.which("systemd-analyze"):
+            # Documentation=man:weft(1): systemd-analyze looks the page up with man.
+            env = dict(os.environ, MANPATH=os.path.join(prefix, "share/man") + ":")
+            r = run(["systemd-analyze", "verify", unit], env=env)
+            if r.returncode != 0 or r.stderr.strip():
+                bad.append("systemd-analyze verify %s: %s%s" % (unit, r.stdout, r.stderr))
+
         comp = os.path.join(prefix, "share/bash-completion/completions/weft")
         got = complete(comp, ["weft", "--mod"])
         if "--model" not in got or "--mode" not in got:
