@@ -607,7 +607,7 @@ static void test_slow(bool bound)
 	/* soft: over the soft limit for longer than outbox_soft_ms */
 	cfg.outbox_hard = 1 << 20;
 	cfg.outbox_soft = 3000;
-	cfg.outbox_soft_ms = 30;
+	cfg.outbox_soft_ms = 300; /* not 30: a loaded machine (a parallel suite) can stall the test that long */
 	o.limits = server_outbox_limits(&srv);
 	chat_unsubscribe(fast, "c", 1, false);
 	slow = conn(&o, EX_RESP);
@@ -616,7 +616,7 @@ static void test_slow(bool bound)
 		exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m));
 	owner_drain(&o, no_ready, NULL);
 	CHECK(!slow->sub.slow); /* over the soft limit, but not for long yet */
-	struct timespec ts = {0, 40 * 1000000};
+	struct timespec ts = {0, 310 * 1000000};
 	nanosleep(&ts, NULL);
 	exchange_publish(srv.ex, "c", 1, "p", m, sizeof(m));
 	owner_drain(&o, no_ready, NULL);
