@@ -464,6 +464,15 @@ bool session_done(const struct session *s)
 	return s->closing && session_pending(s) == 0;
 }
 
+/* A subscriber's output over the limit the mailbox judges it by: the soft
+ * one, or the hard one where there is no soft one (0 and 0: never). */
+static bool session_stuck(const struct session *s)
+{
+	const struct config *cfg = s->srv->cfg;
+	size_t limit = cfg->outbox_soft ? cfg->outbox_soft : cfg->outbox_hard;
+	return limit && session_pending(s) > limit;
+}
+
 int session_idle_limit_ms(const struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
@@ -479,11 +488,15 @@ int session_idle_limit_ms(const struct session *s)
 	 * Redis does for pub/sub clients, no idle limit while it holds a
 	 * subscription (TCP keepalive, --tcp-keepalive, finds dead peers). It is
 	 * asked again at every wait, so an UNSUBSCRIBE of the last one brings the
-	 * limit back, counted from that command. Not while output waits unsent:
-	 * that subscriber is not quiet but stuck (no read from it for this long),
-	 * keepalive cannot see it (its kernel answers the probes), and the
-	 * --outbox-soft verdict needs another message that may never come. */
-	if (s->chat && chat_count(s->chat) && !session_pending(s))
+	 * limit back, counted from that command. Not while more than the soft
+	 * limit (else the hard one) waits unsent: that subscriber is not quiet
+	 * but stuck, keepalive cannot see it (its kernel answers the probes), and
+	 * the --outbox-soft verdict needs another message that may never come.
+	 * Any output at all would be the wrong test: a delivery to a subscriber
+	 * quiet for longer than the limit is pending until its send completes
+	 * (uring: a later completion), and the idle clock, which runs from the
+	 * last read or write, would cut it right then. */
+	if (s->chat && chat_count(s->chat) && !session_stuck(s))
 		return 0;
 	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
 }

@@ -19,7 +19,7 @@ CHAT = ["--mode", "chat"]
 
 
 def test_subscribers_outlive_idle_timeout(ctx):
-    with Weft(extra_args=CHAT + ["--idle-timeout", "1"]) as w:
+    with Weft(extra_args=CHAT + ["--idle-timeout", "1", "--outbox-soft", "64m", "--outbox-hard", "128m"]) as w:
         def client(req):
             s = w.connect()
             send_all(s, req)
@@ -58,7 +58,21 @@ def test_subscribers_outlive_idle_timeout(ctx):
         assert rsub.value() == [b"message", b"quiet", b"still here"]
         assert rpsub.value() == [b"pmessage", b"qu*", b"quiet", b"still here"]
         assert rline.line().endswith(b" still here")
-        assert w.metric("weft_connections_closed_total", 'reason="idle"') == 3
+        # A subscriber that reads slowly is not stuck: 10 MB for it (past the
+        # kernel's socket buffers, under --outbox-soft), then 1.8 s before it
+        # reads on; its output waits unsent in weft for longer than the idle
+        # limit meanwhile, yet it stays.
+        big = b"q" * 65536
+        send_all(pub, resp_cmd("PUBLISH", "quiet", big) * 160)
+        for _ in range(160):
+            assert rpub.value() == 3
+        time.sleep(1.8)
+        for _ in range(160):
+            assert rsub.value() == [b"message", b"quiet", big]
+            assert rpsub.value() == [b"pmessage", b"qu*", b"quiet", big]
+            assert rline.line().endswith(big)
+        # the three above, and the publisher (no subscription) during the 1.8 s
+        assert w.metric("weft_connections_closed_total", 'reason="idle"') == 4
         for s in (sub, psub, line, pub):
             s.close()
 
