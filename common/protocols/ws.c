@@ -287,6 +287,10 @@ static void message_done(struct session *s, struct ws_conn *w)
 			stat_inc(STAT_chat_bad_input);
 		} else {
 			WITH_INNER(s, w, chat_line_one(s, p, n));
+			/* /quit closes after its BYE: as a WebSocket does (RFC 6455
+			 * 7.1.1), or a browser sees an abnormal closure (1006). */
+			if (s->closing && !w->closed && !w->out_broken)
+				send_close(s, w, WS_NORMAL, "");
 		}
 	}
 	w->msg_op = 0;
