@@ -13,9 +13,10 @@
  * length before its payload is kept).
  *
  * Back-pressure as every protocol: no new input is pulled while the output
- * is at --read-pause; what the codec already holds (at most 4 KiB) is still
- * decoded, so a ping flood's pongs are bounded by what was read, and the
- * rest of a flood waits in the session (session.h). */
+ * is at --read-pause, and the codec is handed one frame at a time (recv_cb),
+ * so what it holds is never more than the rest of the current frame: at most
+ * one message or control frame is answered with the output full, and the
+ * rest of a flood or a pipeline waits in the session (session.h). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@ struct ws_conn {
 	const char *rp;       /* the bytes feed() was offered, for recv_cb */
 	size_t rn, rused;
 	bool pull;            /* recv_cb may take more of them */
+	uint64_t wire_left;   /* bytes of the frame being handed over that the codec has not had yet */
 	bool closed;          /* our close frame is queued: nothing more is read */
 	bool out_broken;      /* out of memory while framing: nothing more is written */
 	uint64_t left;        /* payload bytes of the current frame still to come */
@@ -89,17 +91,45 @@ static ssize_t send_cb(const uint8_t *data, size_t len, int flags, void *user)
 	return (ssize_t)len;
 }
 
+/* Bytes of the frame that starts at [p, p+n), head and payload; 0 while its
+ * head is not all there. (The codec judges the head; this only measures.) */
+static uint64_t frame_size(const unsigned char *p, size_t n)
+{
+	if (n < 2)
+		return 0;
+	size_t head = 2 + (p[1] & 0x80 ? 4 : 0);
+	uint64_t len = p[1] & 0x7F;
+	size_t ext = len == 126 ? 2 : len == 127 ? 8 : 0;
+	if (n < head + ext)
+		return 0;
+	if (ext)
+		len = 0;
+	for (size_t i = 0; i < ext; i++)
+		len = len << 8 | p[2 + i];
+	return len > UINT64_MAX - head - ext ? UINT64_MAX : head + ext + len;
+}
+
+/* The codec gets no byte of a frame before the one it is on is all handed
+ * over: otherwise its 4 KiB buffer holds a pipeline of small frames (372
+ * "/list" commands) that ws_feed must answer whole, output full or not. A
+ * head not yet complete waits in the session (at most 14 bytes). */
 static ssize_t recv_cb(uint8_t *buf, size_t len, int flags, void *user)
 {
 	(void)flags;
 	struct ws_conn *w = user;
+	const unsigned char *p = (const unsigned char *)w->rp + w->rused;
 	size_t k = w->rn - w->rused;
 	if (!w->pull || k == 0)
 		return WSLAY_ERR_WOULDBLOCK; /* wslay: "nothing more now" */
+	if (w->wire_left == 0 && (w->wire_left = frame_size(p, k)) == 0)
+		return WSLAY_ERR_WOULDBLOCK;
 	if (k > len)
 		k = len;
-	memcpy(buf, w->rp + w->rused, k);
+	if (k > w->wire_left)
+		k = (size_t)w->wire_left;
+	memcpy(buf, p, k);
 	w->rused += k;
+	w->wire_left -= k;
 	return (ssize_t)k;
 }
 
@@ -257,6 +287,10 @@ static void message_done(struct session *s, struct ws_conn *w)
 			stat_inc(STAT_chat_bad_input);
 		} else {
 			WITH_INNER(s, w, chat_line_one(s, p, n));
+			/* /quit closes after its BYE: as a WebSocket does (RFC 6455
+			 * 7.1.1), or a browser sees an abnormal closure (1006). */
+			if (s->closing && !w->closed && !w->out_broken)
+				send_close(s, w, WS_NORMAL, "");
 		}
 	}
 	w->msg_op = 0;

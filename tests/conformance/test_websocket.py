@@ -112,6 +112,18 @@ def test_tls_and_plain_ports(ctx):
             s.close()
 
 
+def test_chat_quit_sends_close(ctx):
+    """/quit over WebSocket: BYE, then a close 1000 before the TCP close (RFC
+    6455 7.1.1: the endpoint that closes sends a close frame). Found by
+    review: the connection just ended after BYE, which a browser reports as
+    1006, an abnormal closure."""
+    with Weft(["--mode", "chat"]) as w:
+        s = upgrade(w.connect())
+        send(s, TEXT, b"/quit")
+        assert recv_message(s) == (TEXT, b"BYE")
+        expect_close(s, 1000)
+
+
 def test_stop_says_going_away(ctx):
     w = Weft(["--mode", "chat"]).start()
     try:
