@@ -5,7 +5,8 @@ add_executable(weft-load
   ${CMAKE_CURRENT_LIST_DIR}/load/common.c
   ${CMAKE_CURRENT_LIST_DIR}/load/echo.c
   ${CMAKE_CURRENT_LIST_DIR}/load/chat.c
-  ${CMAKE_CURRENT_LIST_DIR}/load/handshake.c)
+  ${CMAKE_CURRENT_LIST_DIR}/load/handshake.c
+  ${CMAKE_CURRENT_LIST_DIR}/load/ws.c)
 target_compile_definitions(weft-load PRIVATE _GNU_SOURCE)
 target_compile_options(weft-load PRIVATE ${WEFT_WARN})
 target_link_libraries(weft-load PRIVATE OpenSSL::SSL OpenSSL::Crypto Threads::Threads)

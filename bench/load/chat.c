@@ -457,6 +457,15 @@ static void on_event(struct cthread *t, struct cconn *c, const struct ev *ev, ui
 
 static int conn_write(struct cthread *t, struct cconn *c)
 {
+	if (c->io.ws) { /* frames taken earlier (pongs too) may still wait */
+		int rc = wl_ws_flush(&c->io);
+		if (rc == -EAGAIN)
+			return 0;
+		if (rc < 0) {
+			conn_dead(t, c, &t->r.errors);
+			return -1;
+		}
+	}
 	while (c->out_off < c->out_len) {
 		ssize_t w = wl_io_write(&c->io, c->out + c->out_off, c->out_len - c->out_off);
 		if (w == -EAGAIN)

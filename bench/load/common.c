@@ -159,6 +159,13 @@ void wl_pattern_init(void)
 	memcpy(wl_pattern + WL_PATTERN_LEN, wl_pattern, WL_PATTERN_TAIL);
 }
 
+void wl_pattern_ascii(void)
+{
+	for (unsigned i = 0; i < WL_PATTERN_LEN; i++)
+		wl_pattern[i] = (unsigned char)(0x21 + wl_pattern[i] % 94);
+	memcpy(wl_pattern + WL_PATTERN_LEN, wl_pattern, WL_PATTERN_TAIL);
+}
+
 /* First bytes weft must not mistake for the start of an HTTP request (or a
  * RESP array in chat mode). */
 static bool bad_first(unsigned char c)
@@ -225,6 +232,7 @@ int wl_io_connect(struct wl_io *io, const struct wl_opts *o, SSL_CTX *tls, SSL_S
 	socklen_t len;
 	io->fd = -1;
 	io->ssl = NULL;
+	io->ws = NULL;
 	io->connected = false;
 	if (resolve(o, &sa, &len) < 0)
 		return -EINVAL;
@@ -250,6 +258,10 @@ int wl_io_connect(struct wl_io *io, const struct wl_opts *o, SSL_CTX *tls, SSL_S
 		if (resume)
 			SSL_set_session(io->ssl, resume);
 		SSL_set_connect_state(io->ssl);
+	}
+	if (o->ws && wl_ws_attach(io, o) < 0) {
+		wl_io_close(io);
+		return -ENOMEM;
 	}
 	return 0;
 }
@@ -294,16 +306,27 @@ static int ssl_fail(SSL *ssl, int rc)
 
 int wl_io_handshake(struct wl_io *io)
 {
-	if (!io->ssl)
-		return 0;
-	int rc = SSL_do_handshake(io->ssl);
-	if (rc == 1)
-		return 0;
-	rc = ssl_fail(io->ssl, rc);
-	return rc == 0 ? -ECONNRESET : rc;
+	if (io->ssl && !SSL_is_init_finished(io->ssl)) {
+		int rc = SSL_do_handshake(io->ssl);
+		if (rc != 1) {
+			rc = ssl_fail(io->ssl, rc);
+			return rc == 0 ? -ECONNRESET : rc;
+		}
+	}
+	return io->ws ? wl_ws_upgrade(io) : 0;
 }
 
 ssize_t wl_io_read(struct wl_io *io, void *p, size_t n)
+{
+	return io->ws ? wl_ws_read(io, p, n) : wl_io_raw_read(io, p, n);
+}
+
+ssize_t wl_io_write(struct wl_io *io, const void *p, size_t n)
+{
+	return io->ws ? wl_ws_write_lines(io, p, n) : wl_io_raw_write(io, p, n);
+}
+
+ssize_t wl_io_raw_read(struct wl_io *io, void *p, size_t n)
 {
 	if (io->ssl) {
 		size_t got = 0;
@@ -316,7 +339,7 @@ ssize_t wl_io_read(struct wl_io *io, void *p, size_t n)
 	return r;
 }
 
-ssize_t wl_io_write(struct wl_io *io, const void *p, size_t n)
+ssize_t wl_io_raw_write(struct wl_io *io, const void *p, size_t n)
 {
 	if (io->ssl) {
 		size_t put = 0;
@@ -334,6 +357,7 @@ ssize_t wl_io_write(struct wl_io *io, const void *p, size_t n)
 
 void wl_io_close(struct wl_io *io)
 {
+	wl_ws_free(io);
 	if (io->ssl) {
 		SSL_free(io->ssl);
 		io->ssl = NULL;

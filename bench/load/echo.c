@@ -179,9 +179,41 @@ static void advance_write(struct ethread *t, struct econn *c, size_t w)
 	}
 }
 
+/* WebSocket: each issued message one masked text frame; its bytes go out
+ * whole, so woff stays 0. 0, or -1 after the connection failed. */
+static int conn_write_ws(struct ethread *t, struct econn *c, uint64_t now)
+{
+	size_t size = t->o->size;
+	for (;;) {
+		int rc = wl_ws_flush(&c->io);
+		if (rc == -EAGAIN)
+			return 0;
+		if (rc < 0 || c->wseq >= c->issued) {
+			if (rc < 0)
+				conn_fail(t, c, now, &t->r.errors);
+			return rc < 0 ? -1 : 0;
+		}
+		while (c->wseq < c->issued && wl_ws_pending(&c->io) < WBUF) {
+			if (wl_ws_frame_begin(&c->io, 1, size) < 0) {
+				conn_fail(t, c, now, &t->r.errors);
+				return -1;
+			}
+			for (size_t at = 0; at < size;) {
+				const unsigned char *p;
+				size_t k = msg_slice(c, c->wseq, at, size, &p);
+				wl_ws_frame_data(&c->io, p, k);
+				at += k;
+			}
+			c->wseq++;
+		}
+	}
+}
+
 /* 0, or -1 after the connection failed. */
 static int conn_write(struct ethread *t, struct econn *c, uint64_t now)
 {
+	if (c->io.ws)
+		return conn_write_ws(t, c, now);
 	struct iovec iov[64];
 	while (c->wseq < c->issued) {
 		size_t total;

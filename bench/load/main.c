@@ -35,6 +35,8 @@ static void usage(FILE *f)
 		"  --warmup SEC         run this long before measuring [0]\n"
 		"  --timeout SEC        no answer this long is a timeout; also bounds setup and drain [5]\n"
 		"  --tls                speak TLS (OpenSSL, no certificate check)\n"
+		"  --ws                 WebSocket (echo, idle, chat): upgrade on GET /, masked text messages,\n"
+		"                       each message one echo (printable payload) or one chat command\n"
 		"  --json FILE          write the JSON result here instead of stdout\n"
 		"  --label TEXT         copied into the JSON result\n"
 		"  -q, --quiet          no summary on stderr\n"
@@ -62,7 +64,7 @@ static void usage(FILE *f)
 enum {
 	O_HOST = 256, O_PORT, O_WARMUP, O_TIMEOUT, O_TLS, O_JSON, O_LABEL, O_DEPTH, O_RATE, O_SUBS, O_CHANS,
 	O_PUBS, O_WINDOW, O_BACKLOG, O_RESP, O_RESUME, O_ECHO, O_HOLD, O_READY, O_PUB_PORT,
-	O_SETTLE,
+	O_SETTLE, O_WS,
 };
 
 static const struct option lopts[] = {
@@ -93,6 +95,7 @@ static const struct option lopts[] = {
 	{"ready-file", required_argument, NULL, O_READY},
 	{"pub-port", required_argument, NULL, O_PUB_PORT},
 	{"settle", required_argument, NULL, O_SETTLE},
+	{"ws", no_argument, NULL, O_WS},
 	{"help", no_argument, NULL, 'h'},
 	{0},
 };
@@ -173,6 +176,7 @@ static int set_opt(struct wl_opts *o, int c, const char *v)
 	case O_READY: o->ready_file = v; return 0;
 	case O_PUB_PORT: return parse_int(v, 1, 65535, &o->pub_port);
 	case O_SETTLE: return parse_secs(v, &o->settle_s);
+	case O_WS: o->ws = true; return 0;
 	}
 	return -EINVAL;
 }
@@ -211,6 +215,10 @@ static int parse(struct wl_opts *o, int argc, char **argv)
 	}
 	if (!o->port) {
 		fprintf(stderr, "weft-load: --port is required\n");
+		return -EINVAL;
+	}
+	if (o->ws && (o->resp || strcmp(o->cmd, "handshake") == 0)) {
+		fprintf(stderr, "weft-load: --ws speaks the line protocol in chat, and not in handshake\n");
 		return -EINVAL;
 	}
 	if (o->timeout_s <= 0)
@@ -266,14 +274,14 @@ static void print_json(FILE *f, const struct wl_opts *o, const struct wl_result 
 	json_str(f, o->label ? o->label : "");
 	fprintf(f, ",\"host\":");
 	json_str(f, o->host);
-	fprintf(f, ",\"port\":%d,\"tls\":%s,\"mode\":\"%s\",\"connections\":%d,\"threads\":%d", o->port,
-		o->tls ? "true" : "false", o->rate > 0 ? "open" : "closed",
+	fprintf(f, ",\"port\":%d,\"tls\":%s,\"ws\":%s,\"mode\":\"%s\",\"connections\":%d,\"threads\":%d", o->port,
+		o->tls ? "true" : "false", o->ws ? "true" : "false", o->rate > 0 ? "open" : "closed",
 		strcmp(o->cmd, "chat") == 0 ? o->subscribers + o->publishers : o->conns, o->threads);
 	fprintf(f, ",\"size\":%zu,\"depth\":%d,\"rate\":%.1f", o->size, o->depth, o->rate);
 	if (strcmp(o->cmd, "chat") == 0)
 		fprintf(f, ",\"protocol\":\"%s\",\"subscribers\":%d,\"channels\":%d,\"publishers\":%d,\"published\":%" PRIu64
 			",\"expected\":%" PRIu64,
-			o->resp ? "resp" : "line", o->subscribers, o->channels, o->publishers, r->published, r->expected);
+			o->resp ? "resp" : o->ws ? "line over websocket" : "line", o->subscribers, o->channels, o->publishers, r->published, r->expected);
 	if (strcmp(o->cmd, "handshake") == 0)
 		fprintf(f, ",\"request\":\"%s\",\"resume\":%s,\"full\":%" PRIu64 ",\"resumed\":%" PRIu64
 			",\"tls_versions\":{\"TLSv1.2\":%" PRIu64 ",\"TLSv1.3\":%" PRIu64 "}",
@@ -341,6 +349,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile(&o);
 	wl_pattern_init();
+	if (o.ws)
+		wl_pattern_ascii(); /* text messages: valid UTF-8 */
 
 	struct wl_result r;
 	wl_result_init(&r);

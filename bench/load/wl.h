@@ -44,6 +44,8 @@ struct wl_opts {
 	/* handshake */
 	bool resume;
 	bool http_request;
+	/* --ws: WebSocket (echo, chat) */
+	bool ws;
 	/* idle */
 	double hold_s;
 	const char *ready_file;
@@ -97,9 +99,12 @@ uint64_t wl_result_bad(const struct wl_result *r);
 
 /* ---- connection I/O: plain socket or TLS over it ---- */
 
+struct wl_ws;
+
 struct wl_io {
 	int fd;
 	SSL *ssl;
+	struct wl_ws *ws; /* --ws: WebSocket framing over this connection (ws.c) */
 	bool connected; /* TCP connect finished */
 };
 
@@ -119,6 +124,29 @@ void wl_io_close(struct wl_io *io);
 int wl_epoll_add(int ep, int fd, void *ptr);
 /* Wait up to timeout_ns (epoll_pwait2 where available). */
 int wl_epoll_wait(int ep, void *events, int max, int64_t timeout_ns);
+
+/* The socket (or TLS) itself, under any WebSocket framing. */
+ssize_t wl_io_raw_read(struct wl_io *io, void *p, size_t n);
+ssize_t wl_io_raw_write(struct wl_io *io, const void *p, size_t n);
+
+/* ---- WebSocket client (ws.c): with --ws, wl_io_connect attaches it,
+ * wl_io_handshake does the upgrade after TLS, wl_io_read returns the
+ * messages' payloads (line mode: each followed by '\n'), and wl_io_write
+ * (line mode, chat) sends each complete line as one masked text message. ---- */
+
+int wl_ws_attach(struct wl_io *io, const struct wl_opts *o);
+void wl_ws_free(struct wl_io *io);
+int wl_ws_upgrade(struct wl_io *io);
+/* A masked frame: begin (header and a fresh mask), then exactly len bytes of data. */
+int wl_ws_frame_begin(struct wl_io *io, int opcode, size_t len);
+void wl_ws_frame_data(struct wl_io *io, const void *p, size_t n);
+/* Write out framed bytes: 0 all sent, -EAGAIN, -errno. */
+int wl_ws_flush(struct wl_io *io);
+size_t wl_ws_pending(const struct wl_io *io);
+ssize_t wl_ws_write_lines(struct wl_io *io, const void *p, size_t n);
+ssize_t wl_ws_read(struct wl_io *io, void *p, size_t n);
+/* Make the pattern printable ASCII (text messages must be UTF-8). */
+void wl_pattern_ascii(void);
 
 /* ---- echo payload pattern ----
  * Message (conn, seq) is a slice of a fixed random block starting at an offset
