@@ -35,7 +35,10 @@
  * not received yet (its echo). session_linger_step(), called by the model
  * whenever nothing is in flight, closes it (session_done) once the peer has
  * acknowledged every byte, and until then half-closes the socket and reads
- * and discards what arrives, until EOF or the drain's end.
+ * and discards what arrives, until EOF or the drain's end. A session its
+ * protocol ends for the drain (chat's BYE, RESP, HTTP's last reply) lingers
+ * the same way once that reply is out: the input still waiting for an answer
+ * is dropped, and so are deliveries from then on.
  *
  * Holds (--publish-hold): a PUBLISH that leaves a subscriber with more than
  * the hold unsent (owner_pressure_here) ends the feed as full output does:
