@@ -48,7 +48,6 @@
 #define BUF_COUNT 256       /* provided buffers per ring, shared by all its connections */
 #define BUF_SIZE (16 * 1024)
 #define BGID 0
-#define SEND_IOV 64         /* a send carries this many messages of 1 KiB or more (or of copied chunks) */
 #define TICK_MS 100         /* deadline scan period */
 #define REAP_MAX 4096       /* CQEs per turn before updating connections */
 /* Input handed to sessions per turn (Redis reads 16 KiB per client per
@@ -56,6 +55,13 @@
  * output was queued, so a publisher's input cannot outrun its subscribers'
  * sends (one per connection per turn, SEND_IOV iovecs). */
 #define TURN_INPUT (128 * 1024)
+/* A send carries this many messages of more than 1 KiB (shared, one iovec
+ * each; smaller ones are copied into chunks): a turn's input, which may end
+ * one buffer past TURN_INPUT, publishes at most one per KiB of it, so one
+ * send per turn writes a subscriber everything that turn gave it, and
+ * output keeps up with input whatever the message size (64 held 1.1 KB
+ * messages to half a turn's input). */
+#define SEND_IOV ((TURN_INPUT + BUF_SIZE) / 1024)
 #define CHUNK 1024          /* connection slots are allocated this many at a time */
 #define GEN_MASK 0xffffffu /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
@@ -89,7 +95,7 @@ struct conn {
 
 struct sendv {
 	struct msghdr mh;
-	struct iovec iov[SEND_IOV];
+	struct iovec iov[]; /* as many as the send has */
 };
 
 /* The ring's side of the runtime's listener of the same index. */
@@ -268,7 +274,7 @@ static void send_next(struct uthread *t, struct conn *c)
 	int n = session_iov(c->s, iov, SEND_IOV);
 	if (n <= 0)
 		return;
-	struct sendv *sv = n > 1 ? malloc(sizeof(*sv)) : NULL;
+	struct sendv *sv = n > 1 ? malloc(sizeof(*sv) + (size_t)n * sizeof(iov[0])) : NULL;
 	struct io_uring_sqe *sqe = sqe_get(t, conn_ud(c, OP_SEND));
 	size_t len = iov[0].iov_len;
 	if (sv) {

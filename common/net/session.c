@@ -106,6 +106,8 @@ int session_write(struct session *s, const void *p, size_t n)
 
 int session_write_msg(struct session *s, struct msg *m)
 {
+	if (s->lingering)
+		return 0; /* its write side is done (or about to be): a late delivery would reset it */
 	if (s->ws) /* framed per subscriber: the bytes are copied */
 		return ws_write_lines(s, m->data, m->len);
 	/* Small messages are copied next to what is already queued, so one
@@ -356,7 +358,7 @@ void session_eof(struct session *s)
  * writes it, as it writes after any session_sent(). */
 static void resume(struct session *s)
 {
-	if (!s->in_paused || s->closing || session_output_full(s))
+	if (!s->in_paused || s->closing || s->lingering || session_output_full(s))
 		return;
 	s->in_paused = 0;
 	feed_plain(s, NULL, 0);
@@ -424,8 +426,26 @@ int session_send(struct session *s, int fd, bool *wrote)
 	return 0;
 }
 
+/* A protocol ended it for the drain (chat's BYE, RESP, HTTP's Connection:
+ * close) and its last reply is out: it lingers as a quiet one does, since
+ * the peer may still be sending (pipelined commands, lines typed during a
+ * pause), and closing with input unread or arriving sends an RST. What
+ * waited for the output is not answered now: it is read and discarded. */
+static void linger_after_drain_close(struct session *s)
+{
+	if (!s->closing || !s->stopping || s->close_why != CLOSE_DRAIN || s->eof || s->tls_failed ||
+	    session_pending(s))
+		return;
+	s->closing = 0;
+	s->lingering = 1;
+	s->in_paused = 0;
+	s->held = 0;
+	in_consume(s, buf_used(&s->in));
+}
+
 void session_linger_step(struct session *s, int fd)
 {
+	linger_after_drain_close(s);
 	if (!s->lingering || s->closing || session_pending(s))
 		return;
 	int unacked = 0;
@@ -588,6 +608,7 @@ void session_stop(struct session *s)
 	s->stopping = 1;
 	if (s->proto && s->proto->stop)
 		s->proto->stop(s);
+	linger_after_drain_close(s); /* nothing left to send: it lingers now (else after the flush) */
 }
 
 void session_reset(struct session *s)

@@ -35,7 +35,10 @@
  * not received yet (its echo). session_linger_step(), called by the model
  * whenever nothing is in flight, closes it (session_done) once the peer has
  * acknowledged every byte, and until then half-closes the socket and reads
- * and discards what arrives, until EOF or the drain's end.
+ * and discards what arrives, until EOF or the drain's end. A session its
+ * protocol ends for the drain (chat's BYE, RESP, HTTP's last reply) lingers
+ * the same way once that reply is out: the input still waiting for an answer
+ * is dropped, and so are deliveries from then on.
  *
  * Holds (--publish-hold): a PUBLISH that leaves a subscriber with more than
  * the hold unsent (owner_pressure_here) ends the feed as full output does:
@@ -78,7 +81,11 @@ struct proto;
 struct tls_conn;
 
 #define SESSION_DRAIN_QUIET_MS 200
-#define SESSION_HOLD_RETRY_MS 2     /* a held publisher's input is offered again this often */
+/* A held publisher's input is offered again this often (uring also after a
+ * turn in which output moved): a poll, but the subscriber that fell below
+ * --publish-hold still has nearly that much queued when the retry finds it,
+ * so a reader starves only above hold / 2 ms (1 GB/s at the default). */
+#define SESSION_HOLD_RETRY_MS 2
 #define SESSION_LINGER_CHECK_MS 20  /* a lingering session looks again whether the peer has everything */
 #define SESSION_SLOW_LINGER_MS 2000 /* a dropped slow consumer gets this long to take its error line */
 

@@ -13,7 +13,7 @@ import signal
 import socket
 import time
 
-from weftest import TLS, Weft, payload, recv_until_closed, send_all, slow_factor
+from weftest import TLS, Weft, payload, recv_until_closed, resp_cmd, send_all, slow_factor
 
 QUIET_S = 0.2  # SESSION_DRAIN_QUIET_MS
 
@@ -69,3 +69,102 @@ def test_linger_does_not_spin(ctx):
         c.close()
         print("measured: lingering for a client that does not read: %.2f s of CPU in %.1f s" % (used, window))
         assert used < 0.3 * window, "the server used %.2f s of CPU in %.1f s while lingering" % (used, window)
+
+
+# The same pause for the protocols that end the connection themselves on
+# stop (chat's BYE, RESP, HTTP's last reply): each closes once its last
+# reply is out, with the rest of the client's pipeline unread and its late
+# bytes still to come; a close there sends an RST, which throws away the
+# replies the client has not received yet. Each case: what arrives must be
+# whole replies, in order, then a clean EOF (no ECONNRESET).
+
+def _pause_during_drain(mode, data, late):
+    """Pipeline data without reading, stop the server, pause past the drain's
+    quiet interval, send late; returns (everything received, reset seen)."""
+    with Weft(mode + ["--drain-timeout", 20 * slow_factor()]) as w:
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(("127.0.0.1", w.port))
+        send_all(c, data)
+        time.sleep(QUIET_S)
+        w.proc.send_signal(signal.SIGTERM)
+        time.sleep(3 * QUIET_S + 0.2 * slow_factor())
+        try:
+            c.sendall(late)
+        except OSError:
+            pass
+        got, reset = bytearray(), False
+        end = time.monotonic() + 20 * slow_factor()
+        while time.monotonic() < end:
+            c.settimeout(max(0.1, end - time.monotonic()))
+            try:
+                chunk = c.recv(1 << 20)
+            except ConnectionResetError:
+                reset = True
+                break
+            if not chunk:
+                break
+            got += chunk
+        else:
+            raise AssertionError("timeout waiting for the close after %d bytes" % len(got))
+        c.close()
+        assert w.stop(timeout=30 * slow_factor()) == 0
+        return bytes(got), reset
+
+
+def test_chat_line_pause_during_drain(ctx):
+    if TLS:
+        ctx.skip("plain TCP: the RST is the kernel's")
+    n = 1000
+    got, reset = _pause_during_drain(["--mode", "chat"], b"/help\n" * n, b"/help\n/help\n")
+    bye = b"BYE server shutting down\n"
+    helps = got.split(b"\n")[0] + b"\n"
+    assert helps.startswith(b"HELP "), got[:200]
+    k = 0
+    while got.startswith(helps, k * len(helps)):
+        k += 1
+    assert not reset, "reset after %d of %d replies (and %d bytes more)" % (k, n, len(got) - k * len(helps))
+    assert got[k * len(helps):] == bye, "after %d HELP replies: %r" % (k, got[k * len(helps):][:200])
+    assert k * len(helps) > 64 << 10, "only %d replies were answered before the stop" % k
+    print("measured: chat line, paused mid-transfer during the drain: %d HELP replies (%d bytes) and the BYE, no reset"
+          % (k, len(got)))
+
+
+def test_resp_pause_during_drain(ctx):
+    if TLS:
+        ctx.skip("plain TCP: the RST is the kernel's")
+    n, arg = 256, payload(1000)
+    got, reset = _pause_during_drain(["--mode", "chat"], resp_cmd(b"PING", arg) * n, resp_cmd(b"PING", arg))
+    reply = b"$%d\r\n%s\r\n" % (len(arg), arg)
+    k = 0
+    while got.startswith(reply, k * len(reply)):
+        k += 1
+    assert not reset, "reset after %d of %d replies (and %d bytes more)" % (k, n, len(got) - k * len(reply))
+    assert k * len(reply) == len(got), "after %d whole replies: %r" % (k, got[k * len(reply):][:100])
+    assert len(got) > 64 << 10, "only %d replies were answered before the stop" % k
+    print("measured: RESP, paused mid-transfer during the drain: %d PING replies (%d bytes), no reset" % (k, len(got)))
+
+
+def test_http_pipelined_pause_during_drain(ctx):
+    if TLS:
+        ctx.skip("plain TCP: the RST is the kernel's")
+    n, body = 64, payload(4096)
+    req = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    got, reset = _pause_during_drain([], req * n, req)
+    k, pos = 0, 0
+    while True:
+        head_end = got.find(b"\r\n\r\n", pos)
+        if head_end < 0:
+            break
+        head = got[pos:head_end].decode("latin-1").lower()
+        assert head.startswith("http/1.1 200"), head[:200]
+        length = next(int(l.split(":", 1)[1]) for l in head.split("\r\n") if l.startswith("content-length:"))
+        if got[head_end + 4:head_end + 4 + length] != body:
+            break
+        pos = head_end + 4 + length
+        k += 1
+    assert not reset, "reset after %d of %d responses (and %d bytes more)" % (k, n, len(got) - pos)
+    assert pos == len(got), "after %d whole responses: %r" % (k, got[pos:pos + 200])
+    assert len(got) > 64 << 10, "only %d responses were sent before the stop" % k
+    print("measured: HTTP keep-alive, pipelined, paused mid-transfer during the drain: %d responses (%d bytes), "
+          "no reset" % (k, len(got)))
