@@ -40,7 +40,7 @@
 #include "options.h"
 #include "hash.h"
 #include "sign.h"
-#include "server.h"
+#include "clock.h"
 #include "stats.h"
 #include "table.h"
 #include "tls.h"
