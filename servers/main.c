@@ -1,15 +1,21 @@
 /* main.c - parse the command line, become a daemon if asked, bind the
- * listeners, and hand the server to the chosen model. */
+ * listeners, compose the layers (the exchange, the cluster bridge hooked into
+ * it, their metrics sources) and hand the server to the chosen model. */
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "bridge.h"
 #include "config.h"
 #include "daemon.h"
+#include "exchange.h"
 #include "log.h"
+#include "metrics_src.h"
 #include "model.h"
+#include "options.h"
 #include "server.h"
 
 /* In models.def's order: --help lists them so, the error names them so. */
@@ -65,6 +71,43 @@ static void tune_malloc(void)
 	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 }
 
+/* Chat mode: the exchange every loop publishes into and, with --cluster, the
+ * bridge hooked into it (it connects in the background: serving starts at
+ * once), and their metrics sources: only here, so a node without --cluster
+ * has no weft_cluster_ series, an echo node no chat gauges. 0 or -errno. */
+static int compose(struct server *srv, struct bridge **bridge)
+{
+	const struct config *cfg = srv->cfg;
+	if (cfg->mode != MODE_CHAT)
+		return 0;
+	srv->ex = exchange_new();
+	if (!srv->ex)
+		return -ENOMEM;
+	if (cfg->cluster && !(*bridge = bridge_start(srv->ex, cfg)))
+		return -EINVAL;
+	int rc = metrics_register("chat", exchange_metrics, srv->ex);
+	if (rc == 0 && *bridge)
+		rc = metrics_register("cluster", bridge_metrics, *bridge);
+	if (rc < 0)
+		log_error("startup: cannot register the chat metrics: %s", strerror(-rc));
+	return rc;
+}
+
+/* After the model returned (no loop can scrape or publish any more). */
+static void decompose(struct server *srv, struct bridge *bridge)
+{
+	metrics_sources_clear();
+	bridge_stop(bridge); /* before the exchange it hooks into */
+	exchange_free(srv->ex);
+	srv->ex = NULL;
+}
+
+/* SIGINT/SIGTERM (daemon_signals): async-signal-safe. */
+static void request_stop(void *srv)
+{
+	server_request_stop(srv);
+}
+
 /* Descriptors are the connection limit; take what the hard limit allows. */
 static void raise_nofile(void)
 {
@@ -84,7 +127,7 @@ int main(int argc, char **argv)
 	int rc = config_parse(&cfg, argc, argv);
 	if (rc > 0)
 		return show(rc);
-	if (rc < 0)
+	if (rc < 0 || cluster_options_check(&cfg) < 0)
 		return 2;
 	const struct model *model = find_model(cfg.model);
 	if (!model) {
@@ -109,9 +152,12 @@ int main(int argc, char **argv)
 	tune_malloc();
 
 	struct server srv;
+	struct bridge *bridge = NULL;
 	rc = server_init(&srv, &cfg);
+	if (rc == 0)
+		rc = compose(&srv, &bridge);
 	if (rc == 0) {
-		daemon_signals(&srv);
+		daemon_signals(request_stop, &srv, cfg.log_file);
 		rc = model->run(&srv);
 		/* A late SIGTERM (a second `weft stop`) must not reach srv, which
 		 * lives in this frame, after it is torn down or main returned. */
@@ -120,6 +166,7 @@ int main(int argc, char **argv)
 	} else {
 		rc = 1;
 	}
+	decompose(&srv, bridge);
 	server_fini(&srv);
 	daemon_pidfile_remove(cfg.pidfile);
 	return rc;

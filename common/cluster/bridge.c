@@ -40,7 +40,7 @@
 #include "options.h"
 #include "hash.h"
 #include "sign.h"
-#include "server.h"
+#include "clock.h"
 #include "stats.h"
 #include "table.h"
 #include "tls.h"
@@ -109,11 +109,11 @@ static int put_cmd(struct buf *out, int argc, const char **argv, const size_t *l
 /* The engine's name for a held entry ('c'|'p' + name): prefix + name. */
 static char *engine_name(const struct bridge *b, const struct tentry *e, size_t *len)
 {
-	*len = b->plen + e->klen - 1;
+	*len = b->plen + e->node.klen - 1;
 	char *s = malloc(*len + 1);
 	if (s) {
 		memcpy(s, b->prefix, b->plen);
-		memcpy(s + b->plen, e->key + 1, e->klen - 1);
+		memcpy(s + b->plen, e->key + 1, e->node.klen - 1);
 		s[*len] = '\0';
 	}
 	return s;
@@ -151,16 +151,16 @@ static void purge_one(struct table *t, struct tentry *e, void *arg)
 {
 	const struct tentry *h = ((struct purge *)arg)->held;
 	const char *k = e->key + 16;
-	size_t kn = e->klen - 16;
-	if (kn < h->klen || memcmp(k, h->key, h->klen) != 0)
+	size_t kn = e->node.klen - 16;
+	if (kn < h->node.klen || memcmp(k, h->key, h->node.klen) != 0)
 		return;
-	if (h->key[0] == 'c' ? kn == h->klen : k[h->klen] == '\0')
+	if (h->key[0] == 'c' ? kn == h->node.klen : k[h->node.klen] == '\0')
 		table_del(t, e);
 }
 
 static void purge_seen(struct bridge *b, const struct tentry *held)
 {
-	if (b->seen.n)
+	if (b->seen.h.n)
 		table_each(&b->seen, purge_one, &(struct purge){held});
 }
 
@@ -183,7 +183,7 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	}
 	memcpy(key + n, ch, cn);
 	n += cn;
-	if ((b->seen.n >= SEEN_MAX || b->seen.bytes + table_entry_bytes(n, sizeof(struct mark)) > SEEN_BYTES) &&
+	if ((b->seen.h.n >= SEEN_MAX || b->seen.bytes + table_entry_bytes(n, sizeof(struct mark)) > SEEN_BYTES) &&
 	    !table_get(&b->seen, key, n)) {
 		stat_inc(STAT_cl_state_full_seen);
 		table_clear(&b->seen);
@@ -251,7 +251,7 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 /* The next sequence number for a publish on ch (under b->lock, link up). */
 static uint64_t next_seq(struct bridge *b, const char *ch, size_t cn, uint64_t *gen)
 {
-	if ((b->sent.n >= SENT_MAX || b->sent.bytes + table_entry_bytes(cn, 0) > SENT_BYTES) &&
+	if ((b->sent.h.n >= SENT_MAX || b->sent.bytes + table_entry_bytes(cn, 0) > SENT_BYTES) &&
 	    !table_get(&b->sent, ch, cn)) {
 		stat_inc(STAT_cl_state_full_sent);
 		table_clear(&b->sent);
@@ -471,19 +471,19 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 	char head[ENVELOPE_HEAD_MAX];
 	unsigned char tag[ENVELOPE_TAG_BYTES];
 	size_t hn = envelope_head(head, &env);
-	bool tagged = b->key && sign_tag(b->key, head, hn, e->key, e->klen, "", 0, tag) == 0;
+	bool tagged = b->key && sign_tag(b->key, head, hn, e->key, e->node.klen, "", 0, tag) == 0;
 	if (b->key && !tagged)
 		return;
 	hn = envelope_finish(head, hn, tagged ? tag : NULL);
-	char *chan = malloc(b->plen + e->klen);
+	char *chan = malloc(b->plen + e->node.klen);
 	if (!chan) {
 		mk->err = -ENOMEM;
 		return;
 	}
 	memcpy(chan, b->prefix, b->plen);
-	memcpy(chan + b->plen, e->key, e->klen);
+	memcpy(chan + b->plen, e->key, e->node.klen);
 	const char *argv[3] = {"PUBLISH", chan, head};
-	size_t lens[3] = {7, b->plen + e->klen, hn};
+	size_t lens[3] = {7, b->plen + e->node.klen, hn};
 	mk->err = put_cmd(&mk->out, 3, argv, lens);
 	free(chan);
 }

@@ -33,7 +33,7 @@
 #include "log.h"
 #include "outbox.h"
 #include "rscan.h"
-#include "server.h"
+#include "clock.h"
 #include "stats.h"
 #include "tls.h"
 

@@ -66,7 +66,7 @@ static int usage(const char *fmt, const char *a, const char *b)
 	return -EINVAL;
 }
 
-int cluster_options_check(const struct config *cfg)
+static int check_files_and_times(const struct config *cfg)
 {
 	if (!cfg->cluster) {
 		if (cfg->cluster_key_file || cfg->cluster_password_file)
@@ -94,4 +94,41 @@ int cluster_options_check(const struct config *cfg)
 	if (cfg->cluster_connect_timeout_ms < 100 || cfg->cluster_connect_timeout_ms > 3600 * 1000)
 		return usage("--cluster-connect-timeout must be 0.1..3600 seconds%s%s", "", "");
 	return 0;
+}
+
+/* --cluster and its companions; every message names the flag. */
+int cluster_options_check(const struct config *cfg)
+{
+	struct cluster_url u;
+	const char *why = NULL, *err = NULL;
+	if (!cfg->cluster) {
+		if (cfg->cluster_ca || cfg->cluster_insecure)
+			err = "--cluster-ca and --cluster-insecure go with --cluster rediss://...";
+	} else if (cluster_url_parse(cfg->cluster, &u, &why) < 0) {
+		char shown[600];
+		cluster_url_redact(cfg->cluster, shown, sizeof(shown));
+		fprintf(stderr, "weft: bad value '%s' for --cluster: %s (e.g. redis://127.0.0.1:6379)\n", shown, why);
+		return -EINVAL;
+	} else if (cfg->mode != MODE_CHAT) {
+		err = "--cluster joins chat channels across nodes: it needs --mode chat (echo mode has nothing to share)";
+	} else if (!u.tls && (cfg->cluster_ca || cfg->cluster_insecure)) {
+		err = "--cluster-ca and --cluster-insecure are for a rediss:// (TLS) --cluster URL";
+	} else if (cfg->cluster_ca && cfg->cluster_insecure) {
+		err = "--cluster-ca and --cluster-insecure contradict each other: pick one";
+	} else if (cfg->cluster_prefix[strcspn(cfg->cluster_prefix, "*?[]\\")] != '\0' ||
+	           strlen(cfg->cluster_prefix) > 64) {
+		err = "--cluster-prefix may not hold * ? [ ] or \\ (it is glued in front of patterns) and is at most 64 bytes";
+	} else if (cfg->cluster_ca) {
+		FILE *f = fopen(cfg->cluster_ca, "r");
+		if (!f) {
+			fprintf(stderr, "weft: cannot read --cluster-ca %s: %s\n", cfg->cluster_ca, strerror(errno));
+			return -EINVAL;
+		}
+		fclose(f);
+	}
+	if (err) {
+		fprintf(stderr, "weft: %s\n", err);
+		return -EINVAL;
+	}
+	return check_files_and_times(cfg);
 }

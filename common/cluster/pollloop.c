@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "server.h"
+#include "clock.h"
 
 struct cl_poll {
 	struct cl_loop base; /* first: a cl_loop * is a cl_poll * */

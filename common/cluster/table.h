@@ -1,28 +1,28 @@
-/* table.h - a small chained hash table of byte-string keys, for the bridge's
- * three bookkeeping sets (names held, sequence numbers sent, sequence numbers
- * seen). Each entry carries the few fields those need. Not thread-safe: the
- * owner of a table provides the locking. */
+/* table.h - the bridge's three bookkeeping sets (names held, sequence numbers
+ * sent, sequence numbers seen) on core's chained hash table (htable.h), with
+ * the entries' memory counted. Each entry carries the few fields those need.
+ * Not thread-safe: the owner of a table provides the locking. A zeroed
+ * struct table is an empty one. */
 #ifndef WEFT_CLUSTER_TABLE_H
 #define WEFT_CLUSTER_TABLE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "htable.h"
+
 struct tentry {
-	struct tentry *next;  /* chain */
+	struct hnode node;    /* chain, hash, klen */
 	struct tentry *dirty; /* the bridge's list of entries to tell the engine about */
-	uint64_t hash;
 	uint64_t a, b;        /* the user's */
 	unsigned flags;       /* the user's */
 	unsigned vsize;       /* bytes of value after the key (table_val) */
-	size_t klen;
 	char key[];
 };
 
 struct table {
-	struct tentry **b;
-	size_t nb, n;
-	size_t bytes; /* entries and buckets allocated: what the owner bounds */
+	struct htable h; /* h.n: the number of entries */
+	size_t bytes;    /* entries and buckets allocated: what the owner bounds */
 };
 
 /* The entry for [k, k+n), or NULL. */

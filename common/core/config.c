@@ -15,8 +15,6 @@
 
 #include "config_table.h"
 #include "log.h"
-#include "options.h"
-#include "url.h"
 
 #define F(field) offsetof(struct config, field)
 
@@ -267,43 +265,6 @@ static bool too_small(const char *flag, size_t v, size_t lo, const char *why)
 	return true;
 }
 
-/* --cluster and its companions; every message names the flag. */
-static int check_cluster(const struct config *cfg)
-{
-	struct cluster_url u;
-	const char *why = NULL, *err = NULL;
-	if (!cfg->cluster) {
-		if (cfg->cluster_ca || cfg->cluster_insecure)
-			err = "--cluster-ca and --cluster-insecure go with --cluster rediss://...";
-	} else if (cluster_url_parse(cfg->cluster, &u, &why) < 0) {
-		char shown[600];
-		cluster_url_redact(cfg->cluster, shown, sizeof(shown));
-		fprintf(stderr, "weft: bad value '%s' for --cluster: %s (e.g. redis://127.0.0.1:6379)\n", shown, why);
-		return -EINVAL;
-	} else if (cfg->mode != MODE_CHAT) {
-		err = "--cluster joins chat channels across nodes: it needs --mode chat (echo mode has nothing to share)";
-	} else if (!u.tls && (cfg->cluster_ca || cfg->cluster_insecure)) {
-		err = "--cluster-ca and --cluster-insecure are for a rediss:// (TLS) --cluster URL";
-	} else if (cfg->cluster_ca && cfg->cluster_insecure) {
-		err = "--cluster-ca and --cluster-insecure contradict each other: pick one";
-	} else if (cfg->cluster_prefix[strcspn(cfg->cluster_prefix, "*?[]\\")] != '\0' ||
-	           strlen(cfg->cluster_prefix) > 64) {
-		err = "--cluster-prefix may not hold * ? [ ] or \\ (it is glued in front of patterns) and is at most 64 bytes";
-	} else if (cfg->cluster_ca) {
-		FILE *f = fopen(cfg->cluster_ca, "r");
-		if (!f) {
-			fprintf(stderr, "weft: cannot read --cluster-ca %s: %s\n", cfg->cluster_ca, strerror(errno));
-			return -EINVAL;
-		}
-		fclose(f);
-	}
-	if (err) {
-		fprintf(stderr, "weft: %s\n", err);
-		return -EINVAL;
-	}
-	return cluster_options_check(cfg);
-}
-
 static const struct opt *find_opt(const char *name, size_t len)
 {
 	for (size_t i = 0; i < NOPTS; i++)
@@ -364,7 +325,7 @@ static int check(const struct config *cfg)
 		fprintf(stderr, "weft: %s\n", err);
 		return -EINVAL;
 	}
-	return check_cluster(cfg);
+	return 0; /* --cluster and its companions: cluster_options_check() at start */
 }
 
 

@@ -20,9 +20,10 @@
 #include "config.h"
 #include "log.h"
 #include "sdnotify.h"
-#include "server.h"
 
-static struct server *sig_srv;
+/* What SIGINT/SIGTERM call (async-signal-safe), set by daemon_signals(). */
+static void (*volatile sig_stop)(void *arg); /* volatile: stored after sig_arg */
+static void *volatile sig_arg;
 static bool detached;         /* we are the daemon; the first process waits for daemon_ready() */
 static atomic_bool is_ready;  /* daemon_ready() ran: RELOADING=1 must be followed by READY=1 */
 
@@ -41,8 +42,8 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	int saved = errno; /* the interrupted code may be about to read errno */
-	if (sig_srv)
-		server_request_stop(sig_srv);
+	if (sig_stop)
+		sig_stop(sig_arg);
 	else
 		atomic_store(&stop_early, true);
 	errno = saved;
@@ -155,18 +156,19 @@ static void reopen_stop(void)
 	}
 }
 
-void daemon_signals(struct server *srv)
+void daemon_signals(void (*stop)(void *arg), void *arg, const char *log_file)
 {
-	sig_srv = srv;
+	sig_arg = arg;
+	sig_stop = stop;
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa = {0};
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	reopen_start(srv->cfg->log_file);
+	reopen_start(log_file);
 	if (atomic_load(&stop_early))
-		server_request_stop(srv); /* the model sees it at once and drains nothing */
+		stop(arg); /* the model sees it at once and drains nothing */
 }
 
 void daemon_signals_off(void)
@@ -175,7 +177,7 @@ void daemon_signals_off(void)
 	 * it runs this: once it returns, no handler can still be running. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
-	sig_srv = NULL;
+	sig_stop = NULL;
 	reopen_stop();
 }
 

@@ -2,17 +2,17 @@
 #ifndef WEFT_DAEMON_H
 #define WEFT_DAEMON_H
 
-struct server;
 struct config;
 
 #include <pthread.h>
 #include <stddef.h>
 #include <sys/types.h>
 
-/* SIGPIPE ignored; SIGINT/SIGTERM -> server_request_stop(srv); SIGHUP and
- * SIGUSR1 reopen --log-file (on a thread of their own: the handler only
- * writes to a pipe), harmless without one; SIGUSR2 ignored. */
-void daemon_signals(struct server *srv);
+/* SIGPIPE ignored; SIGINT/SIGTERM -> stop(arg), from the handler, so stop
+ * must be async-signal-safe (main.c passes server_request_stop); SIGHUP and
+ * SIGUSR1 reopen log_file (--log-file; on a thread of their own: the handler
+ * only writes to a pipe), harmless without one; SIGUSR2 ignored. */
+void daemon_signals(void (*stop)(void *arg), void *arg, const char *log_file);
 /* From before the pidfile until daemon_signals(): SIGINT/SIGTERM only note
  * the stop (daemon_signals() then stops the server at once) and interrupt a
  * blocked start-up, SIGHUP/SIGUSR1/SIGUSR2/SIGPIPE are ignored: start-up is never

@@ -11,21 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bridge.h"
 #include "daemon.h"
-#include "exchange.h"
 #include "log.h"
-#include "metrics_src.h"
 #include "sdnotify.h"
 #include "stats.h"
 #include "tls.h"
-
-long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int parse_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -122,23 +112,6 @@ int server_init(struct server *srv, const struct config *cfg)
 		srv->tls_listen_fd = fd;
 		srv->tls_port = bound_port(fd);
 	}
-	if (cfg->mode == MODE_CHAT) {
-		srv->ex = exchange_new();
-		if (!srv->ex)
-			return -ENOMEM;
-		/* The link connects in the background: serving starts at once. */
-		if (cfg->cluster && !(srv->bridge = bridge_start(srv->ex, cfg)))
-			return -EINVAL;
-		/* Only here: a node without --cluster has no weft_cluster_ series,
-		 * an echo node no chat gauges. */
-		int rc = metrics_register("chat", exchange_metrics, srv->ex);
-		if (rc == 0 && srv->bridge)
-			rc = metrics_register("cluster", bridge_metrics, srv->bridge);
-		if (rc < 0) { /* only a second server_init without server_fini gets here */
-			log_error("startup: cannot register the chat metrics: %s", strerror(-rc));
-			return rc;
-		}
-	}
 	return 0;
 }
 
@@ -151,12 +124,7 @@ void server_fini(struct server *srv)
 	for (int i = 0; i < 2; i++)
 		if (srv->stop_pipe[i] >= 0)
 			close(srv->stop_pipe[i]);
-	metrics_sources_clear(); /* the loops are gone: no scrape reads them any more */
-	bridge_stop(srv->bridge); /* before the exchange it hooks into */
-	srv->bridge = NULL;
-	exchange_free(srv->ex);
 	tls_ctx_free(srv->tls);
-	srv->ex = NULL;
 	srv->tls = NULL;
 }
 

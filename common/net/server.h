@@ -13,11 +13,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "clock.h" /* now_ms(), which every model reads */
 #include "config.h"
 #include "stats.h"
 #include "subscriber.h"
 
-struct bridge;
 struct exchange;
 struct tls_ctx;
 
@@ -25,8 +25,7 @@ enum refuse_reason { REFUSE_MAX_CONNS, REFUSE_QUEUE_FULL, REFUSE_FD_LIMIT };
 
 struct server {
 	const struct config *cfg;
-	struct exchange *ex;  /* chat mode, else NULL */
-	struct bridge *bridge; /* --cluster, else NULL */
+	struct exchange *ex;  /* chat mode (main.c sets it before model->run), else NULL */
 	struct tls_ctx *tls;  /* --tls-port, else NULL */
 	int port, tls_port;   /* the actual bound ports (tls_port -1 = off) */
 	int listen_fd;        /* first plain listener, made by server_init */
@@ -38,7 +37,8 @@ struct server {
 	atomic_bool drain_said; /* server_drain_begins() logged */
 };
 
-/* Bind the listeners and set up exchange and TLS. 0 or -errno (logged). */
+/* Bind the listeners and set up TLS. 0 or -errno (logged). srv->ex is the
+ * composer's (main.c): NULL here. */
 int server_init(struct server *srv, const struct config *cfg);
 void server_fini(struct server *srv);
 
@@ -112,8 +112,5 @@ static inline struct subscriber_limits server_outbox_limits(const struct server 
 	size_t hold = server_half_below(server_half_below(cfg->publish_hold, cfg->outbox_hard), cfg->outbox_soft);
 	return (struct subscriber_limits){cfg->outbox_hard, cfg->outbox_soft, cfg->outbox_soft_ms, hold};
 }
-
-/* Milliseconds on CLOCK_MONOTONIC. */
-long long now_ms(void);
 
 #endif

@@ -1,6 +1,6 @@
 /* exchange.c - channels and patterns -> subscribers, and publishing.
  *
- * Channels live in a chained hash table, patterns in an array (Redis also
+ * Channels live in core's chained hash table (htable.h), patterns in an array (Redis also
  * walks every pattern on each publish; glob_match is linear in the channel
  * name, so a long name cannot hold the lock). Both hold arrays of
  * (subscriber, format). Everything runs under ex->lock; see exchange.h for
@@ -17,6 +17,7 @@
 #include "glob.h"
 #include "metrics_src.h"
 #include "hash.h"
+#include "htable.h"
 #include "msg.h"
 #include "owner.h"
 #include "stats.h"
@@ -32,10 +33,8 @@ struct subs {
 };
 
 struct channel {
-	struct channel *next;
-	uint64_t hash;
+	struct hnode node; /* in exchange.chans: hash, name length */
 	struct subs subs;
-	size_t len;
 	char name[];
 };
 
@@ -47,8 +46,7 @@ struct pattern {
 
 struct exchange {
 	pthread_mutex_t lock;
-	struct channel **buckets;
-	size_t nbuckets, nchannels;
+	struct htable chans; /* struct channel, by name */
 	struct pattern **pats;
 	size_t npats, pats_cap;
 	size_t nsubs; /* members of every channel and pattern: subscriptions */
@@ -62,19 +60,16 @@ static void held(struct exchange *ex, bool pattern, const char *name, size_t n, 
 		ex->hook.held(ex->hook.arg, pattern, name, n, on);
 }
 
-#define INITIAL_BUCKETS 64
-
 struct exchange *exchange_new(void)
 {
 	struct exchange *ex = calloc(1, sizeof(*ex));
 	if (!ex)
 		return NULL;
-	ex->buckets = calloc(INITIAL_BUCKETS, sizeof(*ex->buckets));
-	if (!ex->buckets) {
+	htable_init(&ex->chans, offsetof(struct channel, name));
+	if (htable_reserve(&ex->chans) < 0) { /* buckets from the start: lookups need no check */
 		free(ex);
 		return NULL;
 	}
-	ex->nbuckets = INITIAL_BUCKETS;
 	pthread_mutex_init(&ex->lock, NULL);
 	return ex;
 }
@@ -83,11 +78,11 @@ void exchange_free(struct exchange *ex)
 {
 	if (!ex)
 		return;
-	for (size_t b = 0; b < ex->nbuckets; b++) {
-		for (struct channel *c = ex->buckets[b], *next; c; c = next) {
-			next = c->next;
-			free(c->subs.v);
-			free(c);
+	for (size_t b = 0; b < ex->chans.nb; b++) {
+		for (struct hnode *e = ex->chans.b[b], *next; e; e = next) {
+			next = e->next;
+			free(((struct channel *)e)->subs.v);
+			free(e);
 		}
 	}
 	for (size_t i = 0; i < ex->npats; i++) {
@@ -95,7 +90,7 @@ void exchange_free(struct exchange *ex)
 		free(ex->pats[i]);
 	}
 	free(ex->pats);
-	free(ex->buckets);
+	htable_free(&ex->chans);
 	pthread_mutex_destroy(&ex->lock);
 	free(ex);
 }
@@ -139,34 +134,14 @@ static bool subs_del(struct subs *ss, const struct subscriber *sub)
 
 /* ---- channels ---- */
 
-static struct channel **chan_slot(struct exchange *ex, const char *name, size_t n, uint64_t h)
+static struct hnode **chan_slot(struct exchange *ex, const char *name, size_t n, uint64_t h)
 {
-	struct channel **pp = &ex->buckets[h & (ex->nbuckets - 1)];
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->hash == h && (*pp)->len == n && memcmp((*pp)->name, name, n) == 0)
-			break;
-	return pp;
+	return htable_slot(&ex->chans, name, n, h);
 }
 
-/* Double the table when it gets full; failing to grow only costs speed. */
-static void chan_grow(struct exchange *ex)
+static struct channel *chan_find(struct exchange *ex, const char *name, size_t n)
 {
-	if (ex->nchannels < ex->nbuckets)
-		return;
-	size_t nb = ex->nbuckets * 2;
-	struct channel **b = calloc(nb, sizeof(*b));
-	if (!b)
-		return;
-	for (size_t i = 0; i < ex->nbuckets; i++) {
-		for (struct channel *c = ex->buckets[i], *next; c; c = next) {
-			next = c->next;
-			c->next = b[c->hash & (nb - 1)];
-			b[c->hash & (nb - 1)] = c;
-		}
-	}
-	free(ex->buckets);
-	ex->buckets = b;
-	ex->nbuckets = nb;
+	return (struct channel *)*chan_slot(ex, name, n, hash_bytes(name, n));
 }
 
 int exchange_subscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt fmt, const char *ch, size_t n)
@@ -174,19 +149,19 @@ int exchange_subscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt 
 	uint64_t h = hash_bytes(ch, n);
 	int rc = 1;
 	pthread_mutex_lock(&ex->lock);
-	struct channel **pp = chan_slot(ex, ch, n, h);
-	struct channel *c = *pp;
+	htable_reserve(&ex->chans); /* failing to grow only costs speed */
+	struct hnode **pp = chan_slot(ex, ch, n, h);
+	struct channel *c = (struct channel *)*pp;
 	if (!c) {
 		c = calloc(1, sizeof(*c) + n + 1);
 		if (!c) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		c->hash = h;
-		c->len = n;
+		c->node.hash = h;
+		c->node.klen = n;
 		memcpy(c->name, ch, n);
-		*pp = c;
-		ex->nchannels++;
+		htable_link(&ex->chans, pp, &c->node);
 	} else if (subs_has(&c->subs, sub)) {
 		rc = 0;
 		goto out;
@@ -194,8 +169,7 @@ int exchange_subscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt 
 	if (subs_add(&c->subs, sub, fmt) < 0) {
 		rc = -ENOMEM;
 		if (c->subs.n == 0) { /* just made: do not leave an empty channel */
-			*chan_slot(ex, ch, n, h) = c->next;
-			ex->nchannels--;
+			htable_unlink(&ex->chans, pp);
 			free(c);
 		}
 		goto out;
@@ -203,7 +177,6 @@ int exchange_subscribe(struct exchange *ex, struct subscriber *sub, enum ex_fmt 
 	ex->nsubs++;
 	if (c->subs.n == 1)
 		held(ex, false, ch, n, true);
-	chan_grow(ex);
 out:
 	pthread_mutex_unlock(&ex->lock);
 	return rc;
@@ -214,14 +187,13 @@ int exchange_unsubscribe(struct exchange *ex, struct subscriber *sub, const char
 	uint64_t h = hash_bytes(ch, n);
 	int rc = 0;
 	pthread_mutex_lock(&ex->lock);
-	struct channel **pp = chan_slot(ex, ch, n, h);
-	struct channel *c = *pp;
+	struct hnode **pp = chan_slot(ex, ch, n, h);
+	struct channel *c = (struct channel *)*pp;
 	if (c && subs_del(&c->subs, sub)) {
 		rc = 1;
 		ex->nsubs--;
 		if (c->subs.n == 0) {
-			*pp = c->next;
-			ex->nchannels--;
+			htable_unlink(&ex->chans, pp);
 			free(c->subs.v);
 			free(c);
 			held(ex, false, ch, n, false);
@@ -234,7 +206,7 @@ int exchange_unsubscribe(struct exchange *ex, struct subscriber *sub, const char
 size_t exchange_subscribers(struct exchange *ex, const char *ch, size_t n)
 {
 	pthread_mutex_lock(&ex->lock);
-	struct channel *c = *chan_slot(ex, ch, n, hash_bytes(ch, n));
+	struct channel *c = chan_find(ex, ch, n);
 	size_t k = c ? c->subs.n : 0;
 	pthread_mutex_unlock(&ex->lock);
 	return k;
@@ -244,16 +216,16 @@ void exchange_each_channel(struct exchange *ex, void (*fn)(const char *name, siz
                            void *arg)
 {
 	pthread_mutex_lock(&ex->lock);
-	for (size_t b = 0; b < ex->nbuckets; b++)
-		for (struct channel *c = ex->buckets[b]; c; c = c->next)
-			fn(c->name, c->len, c->subs.n, arg);
+	for (size_t b = 0; b < ex->chans.nb; b++)
+		for (struct hnode *e = ex->chans.b[b]; e; e = e->next)
+			fn(((struct channel *)e)->name, e->klen, ((struct channel *)e)->subs.n, arg);
 	pthread_mutex_unlock(&ex->lock);
 }
 
 struct exchange_counts exchange_counts(struct exchange *ex)
 {
 	pthread_mutex_lock(&ex->lock);
-	struct exchange_counts k = {ex->nchannels, ex->npats, ex->nsubs};
+	struct exchange_counts k = {ex->chans.n, ex->npats, ex->nsubs};
 	pthread_mutex_unlock(&ex->lock);
 	return k;
 }
@@ -475,7 +447,7 @@ static struct msg *form(struct pub *pb, enum ex_fmt fmt)
 
 static void publish_channel(struct exchange *ex, struct pub *pb)
 {
-	struct channel *c = *chan_slot(ex, pb->ch, pb->cn, hash_bytes(pb->ch, pb->cn));
+	struct channel *c = chan_find(ex, pb->ch, pb->cn);
 	if (!c)
 		return;
 	for (size_t i = 0; i < c->subs.n; i++) {

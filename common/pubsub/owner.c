@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "msg.h"
-#include "server.h" /* now_ms */
+#include "clock.h"
 
 enum { SLOW_NO, SLOW_SOFT, SLOW_HARD };
 

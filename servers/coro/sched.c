@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "server.h"
+#include "clock.h"
 
 #define MAX_WAIT_MS (1u << 30) /* deadlines stay within half the clock's range */
 
