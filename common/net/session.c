@@ -95,7 +95,7 @@ void session_free(struct session *s)
 
 int session_write(struct session *s, const void *p, size_t n)
 {
-	if (s->ws) /* WebSocket chat: each line leaves as a text message */
+	if (s->chat && s->chat->ws) /* WebSocket chat: each line leaves as a text message */
 		return ws_write_lines(s, p, n);
 	if (outbox_append(&s->out, p, n) == 0)
 		return 0;
@@ -106,7 +106,7 @@ int session_write(struct session *s, const void *p, size_t n)
 
 int session_write_msg(struct session *s, struct msg *m)
 {
-	if (s->ws) /* framed per subscriber: the bytes are copied */
+	if (s->chat && s->chat->ws) /* framed per subscriber: the bytes are copied */
 		return ws_write_lines(s, m->data, m->len);
 	/* Small messages are copied next to what is already queued, so one
 	 * write carries many deliveries (Redis copies replies into a client's

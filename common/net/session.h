@@ -90,7 +90,6 @@ struct session {
 	struct buf in;             /* plaintext the protocol has not consumed */
 	struct tls_conn *tls;      /* NULL on the plain port */
 	struct chat_conn *chat;    /* chat mode: subscriptions etc. (chat.h) */
-	struct ws_conn *ws;        /* chat over WebSocket: what is written is framed as lines (ws.h) */
 	/* Numbers connections in the log and guest nicks; wraps after 2^32
 	 * (kept small: with the flags below it fills one word). */
 	uint32_t id;

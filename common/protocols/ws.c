@@ -225,7 +225,7 @@ oom:
 
 int ws_write_lines(struct session *s, const void *data, size_t n)
 {
-	struct ws_conn *w = s->ws;
+	struct ws_conn *w = s->chat->ws;
 	const unsigned char *p = data, *end = p + n;
 	/* Not "until closing": a slow consumer is closing already when its
 	 * error line is written, and that line must still go out. */
@@ -433,7 +433,8 @@ static void ws_fini(struct session *s)
 	struct ws_conn *w = s->pstate;
 	if (!w)
 		return;
-	s->ws = NULL;
+	if (s->chat)
+		s->chat->ws = NULL;
 	if (w->inner)
 		WITH_INNER(s, w, proto_chat_line.fini(s));
 	wslay_frame_context_free(w->fr);
@@ -460,7 +461,7 @@ static int ws_init(struct session *s)
 			ws_fini(s);
 			return rc;
 		}
-		s->ws = w; /* from now on the line protocol's lines are framed */
+		s->chat->ws = w; /* from now on the line protocol's lines are framed */
 	}
 	return 0;
 }
