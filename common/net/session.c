@@ -106,14 +106,13 @@ int session_write(struct session *s, const void *p, size_t n)
 
 int session_write_msg(struct session *s, struct msg *m)
 {
-	if (s->chat && s->chat->ws) /* framed per subscriber: the bytes are copied */
-		return ws_write_lines(s, m->data, m->len);
-	/* Small messages are copied next to what is already queued, so one
-	 * write carries many deliveries (Redis copies replies into a client's
-	 * buffer the same way); large ones are shared by reference. */
-	if (m->len <= SESSION_COPY_MAX)
-		return session_write(s, m->data, m->len);
-	if (outbox_append_msg(&s->out, m) == 0)
+	/* m is in this subscriber's wire format already (chat over WebSocket:
+	 * framed, EX_WS), so it goes to the outbox as it is. Small messages are
+	 * copied next to what is already queued, so one write carries many
+	 * deliveries (Redis copies replies into a client's buffer the same way);
+	 * large ones are shared by reference. */
+	int rc = m->len <= SESSION_COPY_MAX ? outbox_append(&s->out, m->data, m->len) : outbox_append_msg(&s->out, m);
+	if (rc == 0)
 		return 0;
 	stat_inc(STAT_oom_errors);
 	session_close_for(s, CLOSE_ERROR);

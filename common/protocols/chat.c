@@ -205,7 +205,7 @@ static void chat_slow_consumer(struct subscriber *sub, bool soft)
 	session_close_for(s, CLOSE_SLOW_CONSUMER); /* first: the error line below may fail */
 	slow_consumer_log(s, soft);
 	outbox_drop_unstarted(&s->out);
-	const char *pre = s->chat && s->chat->fmt == EX_LINE ? "ERR" : "-ERR";
+	const char *pre = s->chat && s->chat->fmt != EX_RESP ? "ERR" : "-ERR";
 	if (soft)
 		snprintf(line, sizeof(line),
 		         "%s slow consumer: more than %zu bytes unsent for %d s (weft --outbox-soft); disconnecting\r\n", pre,

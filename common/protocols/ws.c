@@ -24,6 +24,7 @@
 #include <wslay/wslay.h>
 
 #include "chat.h"
+#include "msg.h"
 #include "proto.h"
 #include "server.h"
 #include "session.h"
@@ -184,43 +185,94 @@ static void fail(struct session *s, struct ws_conn *w, unsigned code, enum stat_
 
 /* ---- chat: lines the line protocol writes become text messages ---- */
 
-/* The bytes of one line as valid UTF-8: each byte that cannot be part of it
- * becomes U+FFFD. */
-static void frame_line(struct session *s, struct ws_conn *w, const unsigned char *p, size_t n)
+/* [p, p+n) as valid UTF-8: 0 when it is so already (fixed untouched), 1 when
+ * fixed holds it with each byte that cannot be part of it replaced by
+ * U+FFFD, -ENOMEM. */
+static int utf8_fix(struct buf *fixed, const unsigned char *p, size_t n)
 {
 	struct ws_utf8 u = {0};
-	if (ws_utf8_feed(&u, p, n) && ws_utf8_complete(&u)) {
-		send_frame(s, w, WSLAY_TEXT_FRAME, p, n);
-		return;
-	}
-	struct buf fixed = {0};
+	if (ws_utf8_feed(&u, p, n) && ws_utf8_complete(&u))
+		return 0;
 	size_t start = 0; /* of the sequence being checked */
 	u = (struct ws_utf8){0};
 	for (size_t i = 0; i < n; i++) {
 		if (ws_utf8_feed(&u, p + i, 1)) {
-			if (ws_utf8_complete(&u) && buf_append(&fixed, p + start, i + 1 - start) < 0)
-				goto oom;
+			if (ws_utf8_complete(&u) && buf_append(fixed, p + start, i + 1 - start) < 0)
+				return -ENOMEM;
 			if (ws_utf8_complete(&u))
 				start = i + 1;
 			continue;
 		}
-		if (buf_append(&fixed, "\xEF\xBF\xBD", 3) < 0)
-			goto oom;
+		if (buf_append(fixed, "\xEF\xBF\xBD", 3) < 0)
+			return -ENOMEM;
 		u = (struct ws_utf8){0};
 		if (i > start) /* the byte that broke a sequence may start the next one */
 			i--;
 		start = i + 1;
 	}
-	if (start < n && buf_append(&fixed, "\xEF\xBF\xBD", 3) < 0)
-		goto oom;
-	send_frame(s, w, WSLAY_TEXT_FRAME, buf_head(&fixed), buf_used(&fixed));
+	if (start < n && buf_append(fixed, "\xEF\xBF\xBD", 3) < 0)
+		return -ENOMEM;
+	return 1;
+}
+
+/* One line as one text message (its bytes made valid UTF-8). */
+static void frame_line(struct session *s, struct ws_conn *w, const unsigned char *p, size_t n)
+{
+	struct buf fixed = {0};
+	int rc = utf8_fix(&fixed, p, n);
+	if (rc == 0)
+		send_frame(s, w, WSLAY_TEXT_FRAME, p, n);
+	else if (rc > 0)
+		send_frame(s, w, WSLAY_TEXT_FRAME, buf_head(&fixed), buf_used(&fixed));
 	buf_free(&fixed);
-	return;
-oom:
+	if (rc < 0) {
+		stat_inc(STAT_oom_errors);
+		session_close_for(s, CLOSE_ERROR);
+		w->out_broken = true; /* this connection sends nothing more */
+	}
+}
+
+/* A server's frame head (RFC 6455 5.2: never masked) is at most 10 bytes and
+ * written here: a wslay context per publish would be a 4 KiB allocation for
+ * these few bytes. */
+struct msg *ws_text_msg(const void *line, size_t n)
+{
+	const unsigned char *p = line;
+	if (n && p[n - 1] == '\n')
+		n--;
+	if (n && p[n - 1] == '\r')
+		n--;
+	struct buf fixed = {0};
+	int rc = utf8_fix(&fixed, p, n);
+	if (rc < 0) {
+		buf_free(&fixed);
+		return NULL;
+	}
+	if (rc > 0) {
+		p = (const unsigned char *)buf_head(&fixed);
+		n = buf_used(&fixed);
+	}
+	struct msg *m = msg_new(10 + n);
+	if (m) {
+		unsigned char *h = (unsigned char *)m->data;
+		size_t k = 0;
+		h[k++] = 0x80 | WSLAY_TEXT_FRAME; /* FIN, text */
+		if (n < 126) {
+			h[k++] = (unsigned char)n;
+		} else if (n <= 0xFFFF) {
+			h[k++] = 126;
+			h[k++] = (unsigned char)(n >> 8);
+			h[k++] = (unsigned char)n;
+		} else {
+			h[k++] = 127;
+			for (int i = 7; i >= 0; i--)
+				h[k++] = (unsigned char)((uint64_t)n >> (8 * i));
+		}
+		memcpy(h + k, p, n);
+		m->len = k + n;
+	}
 	buf_free(&fixed);
-	stat_inc(STAT_oom_errors);
-	session_close_for(s, CLOSE_ERROR);
-	w->out_broken = true; /* this connection sends nothing more */
+	return m;
 }
 
 int ws_write_lines(struct session *s, const void *data, size_t n)
@@ -462,6 +514,7 @@ static int ws_init(struct session *s)
 			return rc;
 		}
 		s->chat->ws = w; /* from now on the line protocol's lines are framed */
+		s->chat->fmt = EX_WS; /* and deliveries come framed (ws_text_msg), shared */
 	}
 	return 0;
 }

@@ -219,3 +219,52 @@ def test_chat_commands_unread_bounded(ctx):
             assert data.startswith(b"LIST 1000 c00000"), "reply %d: %r" % (i, data[:40])
         for s in attackers + [j, by]:
             s.close()
+
+
+def test_stalled_subscribers_share_deliveries(ctx):
+    """A publish is framed for WebSocket once and every WebSocket subscriber
+    references that one frame, as line subscribers share the line form. Found
+    by review (repro/ws_copies.py, now this case): each WebSocket subscriber
+    framed its own copy of every delivery, so 8 subscribers that stop reading
+    held 8 copies of 8 x 1 MB published: +50 MiB over WebSocket where lines
+    cost +7.6 MiB."""
+    from test_amplify import MIB, Rss, attacker, server, settle
+    subs_n, count, size = 8, 8, 1000 * 1000
+
+    def growth(ws):
+        with server(["--mode", "chat", "--max-line", "2m"]) as w:
+            subs = []
+            for _ in range(subs_n):
+                a = attacker(w)  # 4 KiB receive buffer: what it is sent waits in weft
+                if ws:
+                    upgrade(a)
+                    send(a, TEXT, b"/join room")
+                    assert recv_message(a)[1].startswith(b"OK join room")
+                else:
+                    send_all(a, b"/join room\n")
+                    assert a.recv(100).startswith(b"OK join room")
+                subs.append(a)
+            rss = Rss(w)
+            p = w.connect()
+            p.settimeout(30 * slow_factor())
+            for _ in range(count):
+                send_all(p, b"/pub room " + b"x" * size + b"\n")
+            got = b""
+            while got.count(b"\n") < count:
+                more = p.recv(4096)
+                assert more, "the publisher was closed"
+                got += more
+            assert got.count(b"OK pub room %d" % subs_n) == count, got[:200]
+            settle(w)
+            assert not w.metric("weft_slow_consumer_disconnects_total"), "a limit cut in: nothing measured"
+            grown = rss.growth()
+            for s in subs + [p]:
+                s.close()
+            return grown
+
+    line, ws = growth(False), growth(True)
+    print("measured: %d stalled subscribers, %d x %d B published: line +%.1f MiB, WebSocket +%.1f MiB"
+          % (subs_n, count, size, line / MIB, ws / MIB))
+    # one copy of what was published, plus slack; 8 copies is 61 MiB
+    assert ws <= 2 * max(line, size * count), "WebSocket subscribers hold %.1f MiB, lines %.1f MiB" % (
+        ws / MIB, line / MIB)
