@@ -472,6 +472,12 @@ static bool session_stuck(const struct session *s)
 	return limit && session_pending(s) > limit;
 }
 
+/* --idle-timeout, but for a chat subscriber (see below). */
+static int own_idle_limit(const struct session *s)
+{
+	return s->chat && chat_count(s->chat) && !session_stuck(s) ? 0 : s->srv->cfg->idle_timeout_ms;
+}
+
 int session_idle_limit_ms(const struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
@@ -495,9 +501,8 @@ int session_idle_limit_ms(const struct session *s)
 	 * quiet for longer than the limit is pending until its send completes
 	 * (uring: a later completion), and the idle clock, which runs from the
 	 * last read or write, would cut it right then. */
-	if (s->chat && chat_count(s->chat) && !session_stuck(s))
-		return 0;
-	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
+	int limit = own_idle_limit(s); /* a handshake's own bound is its total deadline */
+	return s->proto && s->proto->idle_limit ? s->proto->idle_limit(s, limit) : limit; /* a WebSocket pings */
 }
 
 void session_hold_expired(struct session *s)
@@ -506,17 +511,21 @@ void session_hold_expired(struct session *s)
 	resume(s); /* may hold it again */
 }
 
-void session_idle_expired(struct session *s)
+bool session_idle_expired(struct session *s)
 {
 	if (s->lingering)
-		return; /* only the drain's end bounds it: the model looks at it again */
+		return false; /* only the drain's end bounds it: the model looks at it again */
 	if (s->stopping && !s->closing && !s->eof && session_pending(s) == 0) {
 		s->lingering = 1; /* quiet: session_linger_step closes it, or lingers */
-		return;
+		return false;
 	}
+	if (!s->stopping && !s->sub.slow_closed && !s->closing && s->proto && s->proto->idle &&
+	    s->proto->idle(s, own_idle_limit(s)))
+		return true; /* a WebSocket ping went out */
 	/* Quiet during drain is the normal end of a connection on stop; a
 	 * dropped slow consumer has its reason already. */
 	session_close_for(s, s->sub.slow_closed ? CLOSE_SLOW_CONSUMER : s->stopping ? CLOSE_DRAIN : CLOSE_IDLE);
+	return false;
 }
 
 long long session_deadline_ms(const struct session *s)

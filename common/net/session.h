@@ -158,8 +158,10 @@ bool session_done(const struct session *s);
 /* Current inactivity limit in ms (idle, drain-quiet, slow linger); 0 = none. */
 int session_idle_limit_ms(const struct session *s);
 /* The model saw no traffic for session_idle_limit_ms(): count it, close.
- * Unless session_held(): then session_hold_expired() (deadline.c decides). */
-void session_idle_expired(struct session *s);
+ * Unless session_held(): then session_hold_expired() (deadline.c decides).
+ * True when it stays open instead: the protocol queued a keepalive (a
+ * WebSocket ping), to be sent as any output; the limit is asked again. */
+bool session_idle_expired(struct session *s);
 /* A held publisher's retry came: offer its waiting input again. */
 void session_hold_expired(struct session *s);
 /* When the current phase (handshake, request head) must be over, in now_ms()

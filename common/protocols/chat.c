@@ -14,6 +14,7 @@
 #include "server.h"
 #include "session.h"
 #include "stats.h"
+#include "ws.h"
 
 static struct session *sub_session(const struct subscriber *sub)
 {
@@ -219,5 +220,6 @@ static void chat_slow_consumer(struct subscriber *sub, bool soft)
 		line[l - 1] = '\0';
 	}
 	session_puts(s, line);
+	ws_chat_close(s, 1008, "slow consumer"); /* policy: the --outbox limits */
 	session_close_after_flush(s);
 }

@@ -45,6 +45,10 @@ int ws_write_lines(struct session *s, const void *p, size_t n);
  * share it by reference like the line form. NULL on ENOMEM. */
 struct msg;
 struct msg *ws_text_msg(const void *line, size_t n);
+/* Chat over WebSocket (a no-op otherwise): queue a close frame with code
+ * and reason, after what is queued; the session closes after the flush
+ * (a reason given before stays its reason). */
+void ws_chat_close(struct session *s, unsigned code, const char *why);
 
 /* Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates, at
  * most U+10FFFF), so a text message split anywhere is judged as a whole. */

@@ -10,8 +10,8 @@ import struct
 import time
 
 from weftest import SANITIZER, Weft, recv_exact, recv_until_closed, rss_kib, send_all, slow_factor
-from wsclient import (BINARY, CONT, PING, TEXT, expect_close, frame, handshake_request, read_head, recv_message,
-                      send, upgrade)
+from wsclient import (BINARY, CLOSE, CONT, PING, TEXT, close_code, expect_close, frame, handshake_request, read_head,
+                      recv_message, send, upgrade)
 
 
 def bystander_ok(w, s):
@@ -152,7 +152,7 @@ def test_slow_consumer_frames_stay_whole(ctx):
     """A WebSocket subscriber that stops reading is dropped at --outbox-hard
     like any other; what it then reads is whole frames (none cut between its
     head and its payload by the drop), ending in the error line as a text
-    message."""
+    message and a close frame with 1008 (policy violation)."""
     with Weft(["--mode", "chat", "--outbox-hard", "256k", "--read-pause", "64k"]) as w:
         sub = upgrade(w.connect())
         # (No tiny SO_RCVBUF: reading the backlog would crawl at one delayed
@@ -172,14 +172,19 @@ def test_slow_consumer_frames_stay_whole(ctx):
             if w.metric("weft_slow_consumer_disconnects_total"):
                 break
         assert w.metric("weft_slow_consumer_disconnects_total", 'limit="hard"') == 1, w.metrics()
-        last = None
+        last, closed = None, None
         try:
             while True:
                 op, data = recv_message(sub)
+                if op == CLOSE:
+                    closed = data
+                    break
                 last = data
         except AssertionError as e:
             assert "EOF" in str(e), e  # recv_frame asserts every frame is well formed until then
         assert last and last.startswith(b"ERR slow consumer"), last[:80] if last else last
+        # and then a close frame: 1008, a policy (the --outbox limits) was broken
+        assert closed and close_code(closed) == 1008, closed
         pub.close()
 
 
