@@ -64,6 +64,13 @@ const struct opt config_opts[] = {
 	 "chat: stop reading a publisher while a subscriber it feeds has this much unsent (at most half an outbox limit; 0 = never)"},
 	{"publish-hold-secs", T_SECS, F(publish_hold_ms), "1", "SEC",
 	 "chat: ... for at most this long in a row (0.001..30); then the outbox limits judge the subscriber"},
+	{"ws-ping", T_SECS, F(ws_ping_ms), "30", "SEC",
+	 "WebSocket: ping a connection that sent nothing this long (keeps proxies and NATs open; 0 = never)"},
+	{"ws-pong-timeout", T_SECS, F(ws_pong_timeout_ms), "10", "SEC",
+	 "WebSocket: close (1001) a pinged connection that sent nothing back within this (0.001..3600)"},
+	{"ws-origin", T_STR, F(ws_origin), NULL, "LIST",
+	 "WebSocket: accept an upgrade only with one of these comma-separated Origins (e.g. https://chat.example); "
+	 "none sent is accepted (403 otherwise) [any]"},
 	{"tls-port", T_INT, F(tls_port), "-1", "N", "also serve TLS on this port, not --port's (0 = pick one); -1 = off"},
 	{"cert", T_STR, F(cert), NULL, "FILE", "TLS certificate chain (PEM); without it a self-signed one is made"},
 	{"key", T_STR, F(key), NULL, "FILE", "TLS private key (PEM)"},
@@ -304,6 +311,7 @@ static int check(const struct config *cfg)
 	                  "each HTTP connection reserves room for this many up front") ||
 	           too_small("read-pause", cfg->read_pause, 1, "0 would close every connection unread") ||
 	           bad_hold_secs(cfg->publish_hold_ms) ||
+	           out_of("ws-pong-timeout", cfg->ws_pong_timeout_ms, 1, 3600 * 1000, "in ms: 0.001..3600 s") ||
 	           too_small("max-head", cfg->max_head, 64, "no HTTP request head fits") ||
 	           too_small("max-line", cfg->max_line, 16, "no chat command fits") ||
 	           too_small("max-message", cfg->max_message, 16, "no chat message fits") ||

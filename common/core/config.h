@@ -65,6 +65,10 @@ struct config {
 	const char *cert, *key;
 	int handshake_timeout_ms;
 	int header_timeout_ms;   /* HTTP: a request head in total, from its first byte; 0 = never */
+	/* WebSocket */
+	int ws_ping_ms;          /* ping a WebSocket silent this long; 0 = never */
+	int ws_pong_timeout_ms;  /* ... and close it if nothing comes back within this */
+	const char *ws_origin;   /* comma-separated Origin allow-list; NULL = any */
 	/* cluster (chat mode): join an engine, see docs/CLUSTER.md */
 	const char *cluster;        /* redis://HOST:PORT or rediss://...; NULL = alone */
 	const char *cluster_ca;     /* rediss: CA bundle to verify the engine with */

@@ -38,11 +38,14 @@
 	X(proto_ws, "weft_connections_by_protocol_total", "protocol=\"websocket\"", "")             \
 	X(ws_refused, "weft_websocket_handshakes_refused_total", "", "WebSocket upgrade requests refused (4xx)") \
 	X(ws_messages, "weft_websocket_messages_total", "", "WebSocket messages received whole")     \
+	X(ws_pings, "weft_websocket_pings_total", "", "WebSocket idle pings sent (--ws-ping)")     \
+	X(ws_pong_timeouts, "weft_websocket_ping_timeouts_total", "", "WebSocket connections closed unanswered (--ws-pong-timeout)") \
 	X(header_timeouts, "weft_errors_total", "kind=\"header_timeout\"", "errors by kind: what an operator may be paged for") \
 	X(oom_errors, "weft_errors_total", "kind=\"out_of_memory\"", "")                               \
 	/* every HTTP response once, by status (http.c's count()) */                                 \
 	X(http_200, "weft_http_requests_total", "status=\"200\"", "HTTP responses, by status")       \
 	X(http_400, "weft_http_requests_total", "status=\"400\"", "")                               \
+	X(http_403, "weft_http_requests_total", "status=\"403\"", "")                               \
 	X(http_404, "weft_http_requests_total", "status=\"404\"", "")                               \
 	X(http_405, "weft_http_requests_total", "status=\"405\"", "")                               \
 	X(http_408, "weft_http_requests_total", "status=\"408\"", "")                               \

@@ -43,8 +43,8 @@ bool deadline_expire(struct session *s, long long last_ms, long long now, long l
 	 * closes once what the expiry queued is out. Either way an idle expiry
 	 * is counted once (session_idle_expired, unless it was closing already). */
 	bool stuck = session_pending(s) || s->closing;
-	if (!s->closing)
-		session_idle_expired(s);
+	if (!s->closing && session_idle_expired(s))
+		return false; /* a keepalive (WebSocket ping) queued: it stays */
 	if (stuck && drain_end && session_pending(s))
 		cut_by_drain(s); /* its drain time ran out with output unsent */
 	return stuck;

@@ -95,7 +95,7 @@ void session_free(struct session *s)
 
 int session_write(struct session *s, const void *p, size_t n)
 {
-	if (s->ws) /* WebSocket chat: each line leaves as a text message */
+	if (s->chat && s->chat->ws) /* WebSocket chat: each line leaves as a text message */
 		return ws_write_lines(s, p, n);
 	if (outbox_append(&s->out, p, n) == 0)
 		return 0;
@@ -108,14 +108,13 @@ int session_write_msg(struct session *s, struct msg *m)
 {
 	if (s->lingering)
 		return 0; /* its write side is done (or about to be): a late delivery would reset it */
-	if (s->ws) /* framed per subscriber: the bytes are copied */
-		return ws_write_lines(s, m->data, m->len);
-	/* Small messages are copied next to what is already queued, so one
-	 * write carries many deliveries (Redis copies replies into a client's
-	 * buffer the same way); large ones are shared by reference. */
-	if (m->len <= SESSION_COPY_MAX)
-		return session_write(s, m->data, m->len);
-	if (outbox_append_msg(&s->out, m) == 0)
+	/* m is in this subscriber's wire format already (chat over WebSocket:
+	 * framed, EX_WS), so it goes to the outbox as it is. Small messages are
+	 * copied next to what is already queued, so one write carries many
+	 * deliveries (Redis copies replies into a client's buffer the same way);
+	 * large ones are shared by reference. */
+	int rc = m->len <= SESSION_COPY_MAX ? outbox_append(&s->out, m->data, m->len) : outbox_append_msg(&s->out, m);
+	if (rc == 0)
 		return 0;
 	stat_inc(STAT_oom_errors);
 	session_close_for(s, CLOSE_ERROR);
@@ -493,6 +492,12 @@ static bool session_stuck(const struct session *s)
 	return limit && session_pending(s) > limit;
 }
 
+/* --idle-timeout, but for a chat subscriber (see below). */
+static int own_idle_limit(const struct session *s)
+{
+	return s->chat && chat_count(s->chat) && !session_stuck(s) ? 0 : s->srv->cfg->idle_timeout_ms;
+}
+
 int session_idle_limit_ms(const struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
@@ -516,9 +521,8 @@ int session_idle_limit_ms(const struct session *s)
 	 * quiet for longer than the limit is pending until its send completes
 	 * (uring: a later completion), and the idle clock, which runs from the
 	 * last read or write, would cut it right then. */
-	if (s->chat && chat_count(s->chat) && !session_stuck(s))
-		return 0;
-	return cfg->idle_timeout_ms; /* a handshake's own bound is its total deadline */
+	int limit = own_idle_limit(s); /* a handshake's own bound is its total deadline */
+	return s->proto && s->proto->idle_limit ? s->proto->idle_limit(s, limit) : limit; /* a WebSocket pings */
 }
 
 void session_hold_expired(struct session *s)
@@ -527,17 +531,21 @@ void session_hold_expired(struct session *s)
 	resume(s); /* may hold it again */
 }
 
-void session_idle_expired(struct session *s)
+bool session_idle_expired(struct session *s)
 {
 	if (s->lingering)
-		return; /* only the drain's end bounds it: the model looks at it again */
+		return false; /* only the drain's end bounds it: the model looks at it again */
 	if (s->stopping && !s->closing && !s->eof && session_pending(s) == 0) {
 		s->lingering = 1; /* quiet: session_linger_step closes it, or lingers */
-		return;
+		return false;
 	}
+	if (!s->stopping && !s->sub.slow_closed && !s->closing && s->proto && s->proto->idle &&
+	    s->proto->idle(s, own_idle_limit(s)))
+		return true; /* a WebSocket ping went out */
 	/* Quiet during drain is the normal end of a connection on stop; a
 	 * dropped slow consumer has its reason already. */
 	session_close_for(s, s->sub.slow_closed ? CLOSE_SLOW_CONSUMER : s->stopping ? CLOSE_DRAIN : CLOSE_IDLE);
+	return false;
 }
 
 long long session_deadline_ms(const struct session *s)

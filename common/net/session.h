@@ -97,7 +97,6 @@ struct session {
 	struct buf in;             /* plaintext the protocol has not consumed */
 	struct tls_conn *tls;      /* NULL on the plain port */
 	struct chat_conn *chat;    /* chat mode: subscriptions etc. (chat.h) */
-	struct ws_conn *ws;        /* chat over WebSocket: what is written is framed as lines (ws.h) */
 	/* Numbers connections in the log and guest nicks; wraps after 2^32
 	 * (kept small: with the flags below it fills one word). */
 	uint32_t id;
@@ -166,8 +165,10 @@ bool session_done(const struct session *s);
 /* Current inactivity limit in ms (idle, drain-quiet, slow linger); 0 = none. */
 int session_idle_limit_ms(const struct session *s);
 /* The model saw no traffic for session_idle_limit_ms(): count it, close.
- * Unless session_held(): then session_hold_expired() (deadline.c decides). */
-void session_idle_expired(struct session *s);
+ * Unless session_held(): then session_hold_expired() (deadline.c decides).
+ * True when it stays open instead: the protocol queued a keepalive (a
+ * WebSocket ping), to be sent as any output; the limit is asked again. */
+bool session_idle_expired(struct session *s);
 /* A held publisher's retry came: offer its waiting input again. */
 void session_hold_expired(struct session *s);
 /* When the current phase (handshake, request head) must be over, in now_ms()

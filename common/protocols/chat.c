@@ -14,6 +14,7 @@
 #include "server.h"
 #include "session.h"
 #include "stats.h"
+#include "ws.h"
 
 static struct session *sub_session(const struct subscriber *sub)
 {
@@ -205,7 +206,7 @@ static void chat_slow_consumer(struct subscriber *sub, bool soft)
 	session_close_for(s, CLOSE_SLOW_CONSUMER); /* first: the error line below may fail */
 	slow_consumer_log(s, soft);
 	outbox_drop_unstarted(&s->out);
-	const char *pre = s->chat && s->chat->fmt == EX_LINE ? "ERR" : "-ERR";
+	const char *pre = s->chat && s->chat->fmt != EX_RESP ? "ERR" : "-ERR";
 	if (soft)
 		snprintf(line, sizeof(line),
 		         "%s slow consumer: more than %zu bytes unsent for %d s (weft --outbox-soft); disconnecting\r\n", pre,
@@ -219,5 +220,6 @@ static void chat_slow_consumer(struct subscriber *sub, bool soft)
 		line[l - 1] = '\0';
 	}
 	session_puts(s, line);
+	ws_chat_close(s, 1008, "slow consumer"); /* policy: the --outbox limits */
 	session_close_after_flush(s);
 }

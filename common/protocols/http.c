@@ -143,6 +143,7 @@ static void count(int status)
 	switch (status) {
 	case 200: stat_inc(STAT_http_200); break;
 	case 400: stat_inc(STAT_http_400); break;
+	case 403: stat_inc(STAT_http_403); break;
 	case 404: stat_inc(STAT_http_404); break;
 	case 405: stat_inc(STAT_http_405); break;
 	case 408: stat_inc(STAT_http_408); break;

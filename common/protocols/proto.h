@@ -7,6 +7,7 @@
 #ifndef WEFT_PROTO_H
 #define WEFT_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -31,6 +32,14 @@ struct proto {
 	/* A request head outlived --header-timeout (optional; only a protocol
 	 * that has it calls session_head_begin): answer; the session closes. */
 	void (*head_timeout)(struct session *s);
+	/* Inactivity (both optional; never while stopping, held, lingering or
+	 * dropped as a slow consumer). idle_limit: the limit in ms (0 = none)
+	 * given the session's own, limit. idle: it passed (limit: the
+	 * session's own again); true when the protocol acted and the connection
+	 * stays (a WebSocket ping), false to close it as idle, after what it
+	 * queued (a close frame). */
+	int (*idle_limit)(const struct session *s, int limit);
+	bool (*idle)(struct session *s, int limit);
 	void (*fini)(struct session *s);
 };
 

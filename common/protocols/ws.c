@@ -18,12 +18,14 @@
  * one message or control frame is answered with the output full, and the
  * rest of a flood or a pipeline waits in the session (session.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wslay/wslay.h>
 
 #include "chat.h"
+#include "msg.h"
 #include "proto.h"
 #include "server.h"
 #include "session.h"
@@ -34,7 +36,6 @@ enum { WS_NORMAL = 1000, WS_GOING_AWAY = 1001, WS_PROTOCOL = 1002, WS_UNSUPPORTE
        WS_BAD_DATA = 1007, WS_TOO_BIG = 1009 };
 
 #define WS_CTL_MAX 125 /* control payloads (RFC 6455 5.5) */
-#define WS_MSG_KEEP 4096 /* a reassembly buffer up to this size stays for the next message */
 
 struct gather;
 
@@ -46,6 +47,8 @@ struct ws_conn {
 	uint64_t wire_left;   /* bytes of the frame being handed over that the codec has not had yet */
 	bool closed;          /* our close frame is queued: nothing more is read */
 	bool out_broken;      /* out of memory while framing: nothing more is written */
+	bool ping_out;        /* an idle ping went out and nothing came back since */
+	bool busy;            /* ws_feed runs: the codec stays until it returns */
 	uint64_t left;        /* payload bytes of the current frame still to come */
 	uint8_t op;           /* the current frame's opcode */
 	bool fin;
@@ -59,6 +62,54 @@ struct ws_conn {
 	void *inner;          /* chat: the line protocol's own state */
 	struct gather *gather; /* send_frame's, while it runs */
 };
+
+/* ---- the codec: lent to a connection while it is inside a frame ----
+ *
+ * A wslay frame context is 4.2 KiB (its 4 KiB input buffer), most of what an
+ * idle WebSocket would cost. Between frames it holds nothing (recv_cb hands
+ * it one frame at a time, and every frame sent is whole), so a connection
+ * takes one when it reads or writes and gives it back when it is between
+ * frames again: each thread keeps one spare, an idle connection none. The
+ * callbacks find their connection in codec_user, not in wslay's user
+ * pointer, as the context serves whoever holds it. */
+static _Thread_local struct ws_conn *codec_user;
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_free(void *fr) { wslay_frame_context_free(fr); }
+static void spare_init(void) { (void)pthread_key_create(&spare_key, spare_free); }
+
+static const struct wslay_frame_callbacks ws_callbacks;
+
+/* w->fr, taken from the spare or made; false on ENOMEM. */
+static bool codec_take(struct ws_conn *w)
+{
+	if (w->fr)
+		return true;
+	pthread_once(&spare_once, spare_init);
+	w->fr = pthread_getspecific(spare_key);
+	if (w->fr) {
+		(void)pthread_setspecific(spare_key, NULL);
+		return true;
+	}
+	return wslay_frame_context_init(&w->fr, &ws_callbacks, NULL) == 0 || (w->fr = NULL, false);
+}
+
+/* Give w->fr back if it is between frames (else it stays: its state is the
+ * frame under way). One that failed or was closed on is not lent again. */
+static void codec_give(struct ws_conn *w)
+{
+	if (!w->fr || w->busy || w->left || w->wire_left)
+		return;
+	if (!w->closed && !w->out_broken && !pthread_getspecific(spare_key) &&
+	    pthread_setspecific(spare_key, w->fr) == 0) {
+		w->fr = NULL;
+		return;
+	}
+	if (w->fr)
+		wslay_frame_context_free(w->fr);
+	w->fr = NULL;
+}
 
 /* ---- output: frames go to the outbox as they are (not through the line
  * framing that session_write applies in chat mode) ---- */
@@ -75,7 +126,8 @@ struct gather {
 static ssize_t send_cb(const uint8_t *data, size_t len, int flags, void *user)
 {
 	(void)flags;
-	struct gather *g = ((struct ws_conn *)user)->gather; /* user: the ws_conn, whatever s->pstate is now */
+	(void)user;
+	struct gather *g = codec_user->gather; /* the ws_conn, whatever s->pstate is now */
 	if (g->cap - g->n < len) {
 		size_t cap = g->n + len > 2 * g->cap ? g->n + len : 2 * g->cap;
 		unsigned char *h = realloc(g->heap, cap);
@@ -116,7 +168,8 @@ static uint64_t frame_size(const unsigned char *p, size_t n)
 static ssize_t recv_cb(uint8_t *buf, size_t len, int flags, void *user)
 {
 	(void)flags;
-	struct ws_conn *w = user;
+	(void)user;
+	struct ws_conn *w = codec_user;
 	const unsigned char *p = (const unsigned char *)w->rp + w->rused;
 	size_t k = w->rn - w->rused;
 	if (!w->pull || k == 0)
@@ -149,15 +202,22 @@ static void send_frame(struct session *s, struct ws_conn *w, uint8_t op, const v
 	unsigned char stack[1024];
 	struct gather g = {stack, 0, sizeof(stack), NULL};
 	struct wslay_frame_iocb io = {.fin = 1, .opcode = op, .payload_length = n, .data = p, .data_length = n};
-	w->gather = &g;
-	ssize_t r = wslay_frame_send(w->fr, &io); /* all of it: send_cb never refuses but for memory */
-	w->gather = NULL;
+	ssize_t r = WSLAY_ERR_NOMEM;
+	struct ws_conn *was = codec_user;
+	if (codec_take(w)) {
+		w->gather = &g;
+		codec_user = w;
+		r = wslay_frame_send(w->fr, &io); /* all of it: send_cb never refuses but for memory */
+		codec_user = was;
+		w->gather = NULL;
+	}
 	if (r < 0 || outbox_append(&s->out, g.p, g.n) < 0) {
 		stat_inc(STAT_oom_errors);
 		session_close_for(s, CLOSE_ERROR);
 		w->out_broken = true; /* wslay may be mid-frame: no frame can follow */
 	}
 	free(g.heap);
+	codec_give(w);
 }
 
 static void send_close(struct session *s, struct ws_conn *w, unsigned code, const char *why)
@@ -174,6 +234,13 @@ static void send_close(struct session *s, struct ws_conn *w, unsigned code, cons
 	session_close_after_flush(s);
 }
 
+void ws_chat_close(struct session *s, unsigned code, const char *why)
+{
+	struct ws_conn *w = s->chat ? s->chat->ws : NULL;
+	if (w && !w->closed && !w->out_broken)
+		send_close(s, w, code, why);
+}
+
 /* The peer broke the protocol: tell it why and close. */
 static void fail(struct session *s, struct ws_conn *w, unsigned code, enum stat_id st, const char *why)
 {
@@ -184,48 +251,99 @@ static void fail(struct session *s, struct ws_conn *w, unsigned code, enum stat_
 
 /* ---- chat: lines the line protocol writes become text messages ---- */
 
-/* The bytes of one line as valid UTF-8: each byte that cannot be part of it
- * becomes U+FFFD. */
-static void frame_line(struct session *s, struct ws_conn *w, const unsigned char *p, size_t n)
+/* [p, p+n) as valid UTF-8: 0 when it is so already (fixed untouched), 1 when
+ * fixed holds it with each byte that cannot be part of it replaced by
+ * U+FFFD, -ENOMEM. */
+static int utf8_fix(struct buf *fixed, const unsigned char *p, size_t n)
 {
 	struct ws_utf8 u = {0};
-	if (ws_utf8_feed(&u, p, n) && ws_utf8_complete(&u)) {
-		send_frame(s, w, WSLAY_TEXT_FRAME, p, n);
-		return;
-	}
-	struct buf fixed = {0};
+	if (ws_utf8_feed(&u, p, n) && ws_utf8_complete(&u))
+		return 0;
 	size_t start = 0; /* of the sequence being checked */
 	u = (struct ws_utf8){0};
 	for (size_t i = 0; i < n; i++) {
 		if (ws_utf8_feed(&u, p + i, 1)) {
-			if (ws_utf8_complete(&u) && buf_append(&fixed, p + start, i + 1 - start) < 0)
-				goto oom;
+			if (ws_utf8_complete(&u) && buf_append(fixed, p + start, i + 1 - start) < 0)
+				return -ENOMEM;
 			if (ws_utf8_complete(&u))
 				start = i + 1;
 			continue;
 		}
-		if (buf_append(&fixed, "\xEF\xBF\xBD", 3) < 0)
-			goto oom;
+		if (buf_append(fixed, "\xEF\xBF\xBD", 3) < 0)
+			return -ENOMEM;
 		u = (struct ws_utf8){0};
 		if (i > start) /* the byte that broke a sequence may start the next one */
 			i--;
 		start = i + 1;
 	}
-	if (start < n && buf_append(&fixed, "\xEF\xBF\xBD", 3) < 0)
-		goto oom;
-	send_frame(s, w, WSLAY_TEXT_FRAME, buf_head(&fixed), buf_used(&fixed));
+	if (start < n && buf_append(fixed, "\xEF\xBF\xBD", 3) < 0)
+		return -ENOMEM;
+	return 1;
+}
+
+/* One line as one text message (its bytes made valid UTF-8). */
+static void frame_line(struct session *s, struct ws_conn *w, const unsigned char *p, size_t n)
+{
+	struct buf fixed = {0};
+	int rc = utf8_fix(&fixed, p, n);
+	if (rc == 0)
+		send_frame(s, w, WSLAY_TEXT_FRAME, p, n);
+	else if (rc > 0)
+		send_frame(s, w, WSLAY_TEXT_FRAME, buf_head(&fixed), buf_used(&fixed));
 	buf_free(&fixed);
-	return;
-oom:
+	if (rc < 0) {
+		stat_inc(STAT_oom_errors);
+		session_close_for(s, CLOSE_ERROR);
+		w->out_broken = true; /* this connection sends nothing more */
+	}
+}
+
+/* A server's frame head (RFC 6455 5.2: never masked) is at most 10 bytes and
+ * written here: a wslay context per publish would be a 4 KiB allocation for
+ * these few bytes. */
+struct msg *ws_text_msg(const void *line, size_t n)
+{
+	const unsigned char *p = line;
+	if (n && p[n - 1] == '\n')
+		n--;
+	if (n && p[n - 1] == '\r')
+		n--;
+	struct buf fixed = {0};
+	int rc = utf8_fix(&fixed, p, n);
+	if (rc < 0) {
+		buf_free(&fixed);
+		return NULL;
+	}
+	if (rc > 0) {
+		p = (const unsigned char *)buf_head(&fixed);
+		n = buf_used(&fixed);
+	}
+	struct msg *m = msg_new(10 + n);
+	if (m) {
+		unsigned char *h = (unsigned char *)m->data;
+		size_t k = 0;
+		h[k++] = 0x80 | WSLAY_TEXT_FRAME; /* FIN, text */
+		if (n < 126) {
+			h[k++] = (unsigned char)n;
+		} else if (n <= 0xFFFF) {
+			h[k++] = 126;
+			h[k++] = (unsigned char)(n >> 8);
+			h[k++] = (unsigned char)n;
+		} else {
+			h[k++] = 127;
+			for (int i = 7; i >= 0; i--)
+				h[k++] = (unsigned char)((uint64_t)n >> (8 * i));
+		}
+		memcpy(h + k, p, n);
+		m->len = k + n;
+	}
 	buf_free(&fixed);
-	stat_inc(STAT_oom_errors);
-	session_close_for(s, CLOSE_ERROR);
-	w->out_broken = true; /* this connection sends nothing more */
+	return m;
 }
 
 int ws_write_lines(struct session *s, const void *data, size_t n)
 {
-	struct ws_conn *w = s->ws;
+	struct ws_conn *w = s->chat->ws;
 	const unsigned char *p = data, *end = p + n;
 	/* Not "until closing": a slow consumer is closing already when its
 	 * error line is written, and that line must still go out. */
@@ -270,11 +388,13 @@ oom:
 
 static bool chat_mode(const struct session *s) { return s->srv->cfg->mode == MODE_CHAT; }
 
-static void message_done(struct session *s, struct ws_conn *w)
+/* A whole message: [p, p+n) is w->msg's, or the frame piece itself when the
+ * message came in one (nothing was copied, and no buffer is kept). */
+static void message_done(struct session *s, struct ws_conn *w, const char *p, size_t n)
 {
 	stat_inc(STAT_ws_messages);
-	size_t n = buf_used(&w->msg);
-	const char *p = n ? buf_head(&w->msg) : ""; /* an empty message may have no buffer */
+	if (!n)
+		p = ""; /* an empty message may have no buffer */
 	if (!chat_mode(s)) {
 		send_frame(s, w, w->msg_op, p, n);
 	} else if (w->msg_op != WSLAY_TEXT_FRAME) {
@@ -295,9 +415,7 @@ static void message_done(struct session *s, struct ws_conn *w)
 	}
 	w->msg_op = 0;
 	w->msg_len = 0;
-	buf_consume(&w->msg, buf_used(&w->msg));
-	if (w->msg.cap > WS_MSG_KEEP)
-		buf_free(&w->msg);
+	buf_free(&w->msg); /* only a message in pieces had one: an idle connection keeps none */
 }
 
 /* A close frame from the peer: answer with the same code (RFC 6455 5.5.1). */
@@ -375,7 +493,8 @@ static void frame_piece(struct session *s, struct ws_conn *w, const uint8_t *p, 
 		fail(s, w, WS_BAD_DATA, STAT_ws_bad_utf8, "text message is not UTF-8");
 		return;
 	}
-	if (n && buf_append(&w->msg, p, n) < 0) {
+	bool whole = !w->left && w->fin && !buf_used(&w->msg); /* the message is this piece: no copy */
+	if (n && !whole && buf_append(&w->msg, p, n) < 0) {
 		stat_inc(STAT_oom_errors);
 		session_close_for(s, CLOSE_ERROR);
 		return;
@@ -384,8 +503,10 @@ static void frame_piece(struct session *s, struct ws_conn *w, const uint8_t *p, 
 		return;
 	if (w->msg_op == WSLAY_TEXT_FRAME && !ws_utf8_complete(&w->utf8))
 		fail(s, w, WS_BAD_DATA, STAT_ws_bad_utf8, "text message is not UTF-8");
+	else if (whole)
+		message_done(s, w, (const char *)p, n);
 	else
-		message_done(s, w);
+		message_done(s, w, buf_head(&w->msg), buf_used(&w->msg));
 }
 
 static size_t ws_feed(struct session *s, const char *p, size_t n)
@@ -394,23 +515,35 @@ static size_t ws_feed(struct session *s, const char *p, size_t n)
 	w->rp = p;
 	w->rn = n;
 	w->rused = 0;
+	if (!codec_take(w)) {
+		stat_inc(STAT_oom_errors);
+		session_close_for(s, CLOSE_ERROR);
+		return n;
+	}
+	struct ws_conn *was = codec_user;
+	w->busy = true;
 	while (!s->closing && !w->closed) {
 		/* What the codec holds is always decoded (a reply waits on it);
 		 * new input only while the output has room. */
 		w->pull = !session_output_full(s);
 		struct wslay_frame_iocb io;
+		codec_user = w;
 		ssize_t r = wslay_frame_recv(w->fr, &io);
+		codec_user = was;
 		if (r == WSLAY_ERR_WANT_READ)
 			break;
 		if (r < 0) {
 			fail(s, w, WS_PROTOCOL, STAT_ws_protocol_errors, "malformed frame");
 			break;
 		}
+		w->ping_out = false; /* the peer is there: a pong or anything else */
 		if (w->left == 0 && !frame_begins(s, w, &io))
 			break;
 		frame_piece(s, w, io.data, io.data_length);
 	}
 	w->rp = NULL;
+	w->busy = false;
+	codec_give(w);
 	return s->closing || w->closed ? n : w->rused;
 }
 
@@ -428,15 +561,64 @@ static void ws_stop(struct session *s)
 		send_close(s, w, WS_GOING_AWAY, "server shutting down");
 }
 
+/* ---- inactivity: idle pings (--ws-ping, --ws-pong-timeout) ---- */
+
+/* A WebSocket is pinged after --ws-ping without input, unless the session's
+ * own limit (--idle-timeout; none for a chat subscriber) comes first. */
+static int ws_idle_limit(const struct session *s, int limit)
+{
+	const struct ws_conn *w = s->pstate;
+	const struct config *cfg = s->srv->cfg;
+	if (!cfg->ws_ping_ms || w->closed || w->out_broken)
+		return limit;
+	if (w->ping_out)
+		return cfg->ws_pong_timeout_ms;
+	return limit && limit <= cfg->ws_ping_ms ? limit : cfg->ws_ping_ms;
+}
+
+/* Close for inactivity with a close frame first, where the socket takes it
+ * (deadline.c closes at once a connection whose output is stuck). */
+static void close_idle(struct session *s, struct ws_conn *w, const char *why)
+{
+	session_close_for(s, CLOSE_IDLE);
+	if (!w->closed && !w->out_broken)
+		send_close(s, w, WS_GOING_AWAY, why);
+}
+
+static bool ws_idle(struct session *s, int limit)
+{
+	struct ws_conn *w = s->pstate;
+	if (w->ping_out) {
+		stat_inc(STAT_ws_pong_timeouts);
+		close_idle(s, w, "no pong within --ws-pong-timeout");
+		return false;
+	}
+	if (ws_idle_limit(s, limit) == limit) { /* the session's own limit came first: --idle-timeout */
+		close_idle(s, w, "idle for --idle-timeout");
+		return false;
+	}
+	if (session_pending(s)) { /* it took none of its output for --ws-ping: a ping would wait behind it */
+		stat_inc(STAT_ws_pong_timeouts);
+		close_idle(s, w, "no progress for --ws-ping");
+		return false;
+	}
+	send_frame(s, w, WSLAY_PING, "weft", 4);
+	w->ping_out = true;
+	stat_inc(STAT_ws_pings);
+	return !s->closing;
+}
+
 static void ws_fini(struct session *s)
 {
 	struct ws_conn *w = s->pstate;
 	if (!w)
 		return;
-	s->ws = NULL;
+	if (s->chat)
+		s->chat->ws = NULL;
 	if (w->inner)
 		WITH_INNER(s, w, proto_chat_line.fini(s));
-	wslay_frame_context_free(w->fr);
+	if (w->fr)
+		wslay_frame_context_free(w->fr);
 	buf_free(&w->msg);
 	buf_free(&w->line);
 	free(w);
@@ -448,10 +630,7 @@ static int ws_init(struct session *s)
 	struct ws_conn *w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	if (wslay_frame_context_init(&w->fr, &ws_callbacks, w) != 0) {
-		free(w);
-		return -ENOMEM;
-	}
+	/* w->fr: taken when a frame is read or written (codec_take) */
 	s->pstate = w;
 	if (chat_mode(s)) {
 		int rc = 0;
@@ -460,7 +639,8 @@ static int ws_init(struct session *s)
 			ws_fini(s);
 			return rc;
 		}
-		s->ws = w; /* from now on the line protocol's lines are framed */
+		s->chat->ws = w; /* from now on the line protocol's lines are framed */
+		s->chat->fmt = EX_WS; /* and deliveries come framed (ws_text_msg), shared */
 	}
 	return 0;
 }
@@ -472,6 +652,8 @@ const struct proto proto_ws = {
 	.feed = ws_feed,
 	.eof = ws_eof,
 	.stop = ws_stop,
+	.idle_limit = ws_idle_limit,
+	.idle = ws_idle,
 	.fini = ws_fini,
 };
 

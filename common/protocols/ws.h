@@ -8,7 +8,9 @@
  *   echo: each message comes back as one message with the same opcode;
  *   chat: each text message is one line-protocol command (chat_line.c);
  *         each line the line protocol writes (replies, deliveries, errors)
- *         leaves as one text message (ws_write_lines, via session_write).
+ *         leaves as one text message (ws_write_lines, via session_write);
+ *         a delivery comes framed already, one msg shared by every
+ *         WebSocket subscriber (ws_text_msg; exchange.h's EX_WS).
  *
  * Frames are decoded by libwslay's frame API: a codec with no I/O of its
  * own, fed from what the session offers, like TLS's memory BIOs. The rules
@@ -37,6 +39,16 @@ void ws_begin(struct session *s);
  * framed as one text message (invalid UTF-8 replaced, so a browser never
  * sees it); 0 or -ENOMEM. */
 int ws_write_lines(struct session *s, const void *p, size_t n);
+/* One line (its LF or CRLF dropped) as one server text frame, head and
+ * payload, made valid UTF-8 as ws_write_lines does: the form a publish is
+ * encoded in once for all WebSocket subscribers (exchange.h, EX_WS), who
+ * share it by reference like the line form. NULL on ENOMEM. */
+struct msg;
+struct msg *ws_text_msg(const void *line, size_t n);
+/* Chat over WebSocket (a no-op otherwise): queue a close frame with code
+ * and reason, after what is queued; the session closes after the flush
+ * (a reason given before stays its reason). */
+void ws_chat_close(struct session *s, unsigned code, const char *why);
 
 /* Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates, at
  * most U+10FFFF), so a text message split anywhere is judged as a whole. */

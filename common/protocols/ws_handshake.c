@@ -10,8 +10,10 @@
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http_parse.h"
+#include "server.h"
 #include "session.h"
 #include "stats.h"
 #include "ws.h"
@@ -74,9 +76,43 @@ static bool key_valid(const struct http_header *k)
 	return EVP_DecodeBlock(out, (const unsigned char *)k->value, WS_KEY_LEN) == 18; /* 16 + padding */
 }
 
+/* --ws-origin: a comma-separated list of origins (RFC 6454: scheme://host[:port],
+ * compared case-insensitively, as browsers send them lower-case anyway). No
+ * list accepts any. A request without Origin is accepted: browsers always
+ * send one, and a browser page on another site is what the list keeps out;
+ * any other client can send whatever Origin it likes. A repeated Origin is
+ * refused. */
+static bool origin_allowed(const char *list, const struct http_request *req, const struct http_header *o)
+{
+	if (!list)
+		return true;
+	if (!o) {
+		for (size_t i = 0; i < req->num_headers; i++)
+			if (is_name(&req->headers[i], "origin"))
+				return false; /* repeated */
+		return true;
+	}
+	const char *v = o->value;
+	size_t vn = o->value_len;
+	while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+		vn--;
+	for (const char *p = list; *p;) {
+		p += strspn(p, " ,");
+		size_t n = strcspn(p, ",");
+		size_t e = n;
+		while (e && p[e - 1] == ' ')
+			e--;
+		if (e && e == vn && strncasecmp(p, v, vn) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
 static int refuse(struct session *s, int status, const char *why, const char *extra)
 {
-	static const char *const reasons[] = {[0] = "Bad Request", [5] = "Method Not Allowed", [26] = "Upgrade Required"};
+	static const char *const reasons[] = {[0] = "Bad Request", [3] = "Forbidden", [5] = "Method Not Allowed",
+	                                      [26] = "Upgrade Required"};
 	char b[512];
 	int body = (int)strlen(why) + 1;
 	int n = snprintf(b, sizeof(b),
@@ -125,5 +161,15 @@ int ws_handshake(struct session *s, const struct http_request *req, bool has_bod
 	const struct http_header *k = field_one(req, "sec-websocket-key");
 	if (!key_valid(k))
 		return refuse(s, 400, "WebSocket upgrade needs one Sec-WebSocket-Key: 16 bytes in base64", "");
+	const struct http_header *o = field_one(req, "origin");
+	if (!origin_allowed(s->srv->cfg->ws_origin, req, o)) {
+		char why[300];
+		int n = o ? (int)(o->value_len > 200 ? 200 : o->value_len) : 0;
+		for (int i = 0; i < n; i++) /* it goes into the body: no control bytes */
+			if ((unsigned char)o->value[i] < 0x20 || o->value[i] == 0x7f)
+				n = i;
+		snprintf(why, sizeof(why), "WebSocket origin not allowed: %.*s (weft --ws-origin)", n, o ? o->value : "");
+		return refuse(s, 403, why, "");
+	}
 	return accept_101(s, k);
 }

@@ -21,6 +21,7 @@
 #include "msg.h"
 #include "owner.h"
 #include "stats.h"
+#include "ws.h"
 
 struct member {
 	struct subscriber *sub;
@@ -421,7 +422,7 @@ static struct msg *encode_line(const char *ch, size_t cn, const char *from, cons
 struct pub {
 	const char *ch, *from, *data;
 	size_t cn, n;
-	struct msg *line, *resp; /* made on first need, shared by all */
+	struct msg *line, *resp, *ws; /* made on first need, shared by all */
 	long receivers;
 	int err;
 };
@@ -436,10 +437,15 @@ static void deliver(struct pub *pb, struct subscriber *sub, struct msg *m)
 /* The shared msg for fmt, encoding it on first use; NULL on ENOMEM. */
 static struct msg *form(struct pub *pb, enum ex_fmt fmt)
 {
-	struct msg **m = fmt == EX_LINE ? &pb->line : &pb->resp;
-	if (!*m)
-		*m = fmt == EX_LINE ? encode_line(pb->ch, pb->cn, pb->from, pb->data, pb->n)
-		                    : encode_resp(NULL, 0, pb->ch, pb->cn, pb->data, pb->n);
+	struct msg **m = fmt == EX_LINE ? &pb->line : fmt == EX_RESP ? &pb->resp : &pb->ws;
+	if (!*m) {
+		if (fmt == EX_LINE)
+			*m = encode_line(pb->ch, pb->cn, pb->from, pb->data, pb->n);
+		else if (fmt == EX_RESP)
+			*m = encode_resp(NULL, 0, pb->ch, pb->cn, pb->data, pb->n);
+		else if (form(pb, EX_LINE)) /* the line form, framed */
+			*m = ws_text_msg(pb->line->data, pb->line->len);
+	}
 	if (!*m)
 		pb->err = -ENOMEM;
 	return *m;
@@ -466,8 +472,8 @@ static void publish_patterns(struct exchange *ex, struct pub *pb)
 		struct msg *pm = NULL;
 		for (size_t k = 0; k < p->subs.n; k++) {
 			struct msg *m;
-			if (p->subs.v[k].fmt == EX_LINE) {
-				m = form(pb, EX_LINE);
+			if (p->subs.v[k].fmt != EX_RESP) { /* a pattern changes only the RESP form */
+				m = form(pb, p->subs.v[k].fmt);
 			} else {
 				if (!pm)
 					pm = encode_resp(p->name, p->len, pb->ch, pb->cn, pb->data, pb->n);
@@ -492,6 +498,7 @@ long exchange_publish(struct exchange *ex, const char *ch, size_t chn, const cha
 	pthread_mutex_unlock(&ex->lock);
 	msg_unref(pb.line);
 	msg_unref(pb.resp);
+	msg_unref(pb.ws);
 	stat_inc(STAT_chat_published);
 	if (ex->hook.published)
 		ex->hook.published(ex->hook.arg, ch, chn, pb.from, data, n);
@@ -516,7 +523,7 @@ long exchange_publish_remote(struct exchange *ex, const char *pat, size_t pn, co
 		publish_channel(ex, &pb);
 	} else if (p && glob_match(p->name, p->len, ch, cn)) {
 		for (size_t k = 0; k < p->subs.n; k++) {
-			struct msg *m = p->subs.v[k].fmt == EX_LINE ? form(&pb, EX_LINE) : pm;
+			struct msg *m = p->subs.v[k].fmt != EX_RESP ? form(&pb, p->subs.v[k].fmt) : pm;
 			if (!m && p->subs.v[k].fmt == EX_RESP)
 				m = pm = encode_resp(p->name, p->len, ch, cn, data, n);
 			if (m)
@@ -529,6 +536,7 @@ long exchange_publish_remote(struct exchange *ex, const char *pat, size_t pn, co
 	msg_unref(pm);
 	msg_unref(pb.line);
 	msg_unref(pb.resp);
+	msg_unref(pb.ws);
 	if (pb.err && pb.receivers == 0)
 		return pb.err;
 	return pb.receivers;

@@ -9,8 +9,9 @@
  *
  * and no code holding an owner lock calls into the exchange.
  *
- * A message is encoded once per wire format (the line form, the RESP
- * `message` form, and one RESP `pmessage` per matching pattern) and every
+ * A message is encoded once per wire format (the line form, the line form
+ * as a WebSocket frame, the RESP `message` form, and one RESP `pmessage` per
+ * matching pattern) and every
  * subscriber gets a reference to the same msg.
  *
  * A subscriber is an interface (subscriber.h: its owner loop and how it
@@ -29,8 +30,9 @@
 struct exchange;
 struct subscriber;
 
-/* How a subscriber wants its deliveries encoded. */
-enum ex_fmt { EX_LINE, EX_RESP };
+/* How a subscriber wants its deliveries encoded: the line form, RESP, or
+ * the line form framed as one WebSocket text message (ws_text_msg). */
+enum ex_fmt { EX_LINE, EX_RESP, EX_WS };
 
 struct exchange *exchange_new(void);
 /* All subscribers must be gone. */

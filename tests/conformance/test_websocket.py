@@ -5,7 +5,7 @@ WebSocket sharing a channel with the line protocol, and the counters."""
 import socket
 
 import ws_cases
-from weftest import TLS, Weft, recv_until_closed, send_all
+from weftest import TLS, Weft, recv_until_closed, send_all, wait_for
 from wsclient import BINARY, TEXT, expect_close, handshake_request, read_head, recv_message, send, upgrade
 
 ARGS = ["--max-message", str(ws_cases.MAX_MESSAGE)]
@@ -158,3 +158,77 @@ def test_chat_page_csp(ctx):
         assert "%s 'sha256-%s'" % (directive, h) in csp, (tag, csp)
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp, csp
     assert not re.search(r"(src|href)=", page), "the page loads something"
+
+
+def test_idle_ping_and_pong_timeout(ctx):
+    """A WebSocket silent for --ws-ping is pinged; a pong (or anything) keeps
+    it, also a chat subscriber that --idle-timeout exempts; one that stays
+    silent past --ws-pong-timeout gets a close 1001 and is closed."""
+    from weftest import slow_factor
+    from wsclient import PING, PONG, recv_frame
+    t = 10.0 * slow_factor()
+    with Weft(["--mode", "chat", "--ws-ping", "0.3", "--ws-pong-timeout", "0.5", "--idle-timeout", "60"]) as w:
+        s = upgrade(w.connect())
+        send(s, TEXT, b"/join room")
+        assert recv_message(s)[1].startswith(b"OK join room")
+        for _ in range(3):  # answered pings keep it open
+            fin, op, data = recv_frame(s, t)
+            assert op == PING, "expected a ping, got opcode %d %r" % (op, data[:60])
+            send(s, PONG, data)
+        send(s, TEXT, b"/help")
+        op, data = recv_message(s, t)
+        while op == PING:  # a slow machine: the next ping came first
+            send(s, PONG, data)
+            op, data = recv_message(s, t)
+        assert data.startswith(b"HELP "), data[:60]
+        # now silent: the next ping goes unanswered
+        fin, op, data = recv_frame(s, t)
+        assert op == PING, op
+        expect_close(s, 1001, t)
+        assert w.metric("weft_websocket_pings_total") >= 4
+        assert w.metric("weft_websocket_ping_timeouts_total") == 1
+        # counted as the model frees it, which may come just after our EOF
+        assert wait_for(lambda: w.metric("weft_connections_closed_total", 'reason="idle"') == 1, t)
+
+
+def test_idle_timeout_sends_close(ctx):
+    """--idle-timeout closes a WebSocket with a close 1001 first (pings off,
+    or the idle limit shorter than --ws-ping)."""
+    from weftest import slow_factor
+    t = 10.0 * slow_factor()
+    for args in (["--ws-ping", "0"], ["--ws-ping", "30"]):
+        with Weft(["--idle-timeout", "0.3"] + args) as w:
+            s = upgrade(w.connect())
+            send(s, TEXT, b"hi")
+            assert recv_message(s, t) == (TEXT, b"hi")
+            expect_close(s, 1001, t)
+            assert w.metric("weft_websocket_pings_total") == 0
+            assert wait_for(lambda: w.metric("weft_connections_closed_total", 'reason="idle"') == 1, t)
+
+
+def test_origin_allow_list(ctx):
+    """--ws-origin: an upgrade whose Origin is not in the list gets a 403
+    naming it; one in the list (any case) and one with no Origin (not a
+    browser) are accepted; without the flag any Origin is."""
+    ok = "Origin: https://chat.example\r\n"
+    with Weft(["--ws-origin", "https://chat.example, http://localhost:7000"]) as w:
+        for extra in (ok, "Origin: HTTPS://Chat.Example\r\n", "Origin: http://localhost:7000\r\n", ""):
+            s = upgrade(w.connect(), extra=extra)
+            send(s, TEXT, b"in")
+            assert recv_message(s) == (TEXT, b"in"), extra
+            s.close()
+        for bad in ("Origin: https://evil.example\r\n", "Origin: https://chat.example.evil\r\n",
+                    "Origin: null\r\n", ok + ok):
+            req, _ = handshake_request(extra=bad)
+            head, body = refusal(w, req)
+            assert head.startswith(b"HTTP/1.1 403 "), (bad, head)
+            assert b"WebSocket origin not allowed" in body and b"--ws-origin" in body, body
+            if "evil" in bad:
+                assert bad.split(": ")[1].strip().encode() in body, body
+        assert w.metric("weft_http_requests_total", 'status="403"') == 4
+        assert w.metric("weft_websocket_handshakes_refused_total") == 4
+    with Weft() as w:
+        s = upgrade(w.connect(), extra="Origin: https://anywhere.example\r\n")
+        send(s, TEXT, b"any")
+        assert recv_message(s) == (TEXT, b"any")
+        s.close()

@@ -10,8 +10,8 @@ import struct
 import time
 
 from weftest import SANITIZER, Weft, recv_exact, recv_until_closed, rss_kib, send_all, slow_factor
-from wsclient import (BINARY, CONT, PING, TEXT, expect_close, frame, handshake_request, read_head, recv_message,
-                      send, upgrade)
+from wsclient import (BINARY, CLOSE, CONT, PING, TEXT, close_code, expect_close, frame, handshake_request, read_head,
+                      recv_message, send, upgrade)
 
 
 def bystander_ok(w, s):
@@ -152,7 +152,7 @@ def test_slow_consumer_frames_stay_whole(ctx):
     """A WebSocket subscriber that stops reading is dropped at --outbox-hard
     like any other; what it then reads is whole frames (none cut between its
     head and its payload by the drop), ending in the error line as a text
-    message."""
+    message and a close frame with 1008 (policy violation)."""
     with Weft(["--mode", "chat", "--outbox-hard", "256k", "--read-pause", "64k"]) as w:
         sub = upgrade(w.connect())
         # (No tiny SO_RCVBUF: reading the backlog would crawl at one delayed
@@ -172,14 +172,19 @@ def test_slow_consumer_frames_stay_whole(ctx):
             if w.metric("weft_slow_consumer_disconnects_total"):
                 break
         assert w.metric("weft_slow_consumer_disconnects_total", 'limit="hard"') == 1, w.metrics()
-        last = None
+        last, closed = None, None
         try:
             while True:
                 op, data = recv_message(sub)
+                if op == CLOSE:
+                    closed = data
+                    break
                 last = data
         except AssertionError as e:
             assert "EOF" in str(e), e  # recv_frame asserts every frame is well formed until then
         assert last and last.startswith(b"ERR slow consumer"), last[:80] if last else last
+        # and then a close frame: 1008, a policy (the --outbox limits) was broken
+        assert closed and close_code(closed) == 1008, closed
         pub.close()
 
 
@@ -219,3 +224,52 @@ def test_chat_commands_unread_bounded(ctx):
             assert data.startswith(b"LIST 1000 c00000"), "reply %d: %r" % (i, data[:40])
         for s in attackers + [j, by]:
             s.close()
+
+
+def test_stalled_subscribers_share_deliveries(ctx):
+    """A publish is framed for WebSocket once and every WebSocket subscriber
+    references that one frame, as line subscribers share the line form. Found
+    by review (repro/ws_copies.py, now this case): each WebSocket subscriber
+    framed its own copy of every delivery, so 8 subscribers that stop reading
+    held 8 copies of 8 x 1 MB published: +50 MiB over WebSocket where lines
+    cost +7.6 MiB."""
+    from test_amplify import MIB, Rss, attacker, server, settle
+    subs_n, count, size = 8, 8, 1000 * 1000
+
+    def growth(ws):
+        with server(["--mode", "chat", "--max-line", "2m"]) as w:
+            subs = []
+            for _ in range(subs_n):
+                a = attacker(w)  # 4 KiB receive buffer: what it is sent waits in weft
+                if ws:
+                    upgrade(a)
+                    send(a, TEXT, b"/join room")
+                    assert recv_message(a)[1].startswith(b"OK join room")
+                else:
+                    send_all(a, b"/join room\n")
+                    assert a.recv(100).startswith(b"OK join room")
+                subs.append(a)
+            rss = Rss(w)
+            p = w.connect()
+            p.settimeout(30 * slow_factor())
+            for _ in range(count):
+                send_all(p, b"/pub room " + b"x" * size + b"\n")
+            got = b""
+            while got.count(b"\n") < count:
+                more = p.recv(4096)
+                assert more, "the publisher was closed"
+                got += more
+            assert got.count(b"OK pub room %d" % subs_n) == count, got[:200]
+            settle(w)
+            assert not w.metric("weft_slow_consumer_disconnects_total"), "a limit cut in: nothing measured"
+            grown = rss.growth()
+            for s in subs + [p]:
+                s.close()
+            return grown
+
+    line, ws = growth(False), growth(True)
+    print("measured: %d stalled subscribers, %d x %d B published: line +%.1f MiB, WebSocket +%.1f MiB"
+          % (subs_n, count, size, line / MIB, ws / MIB))
+    # one copy of what was published, plus slack; 8 copies is 61 MiB
+    assert ws <= 2 * max(line, size * count), "WebSocket subscribers hold %.1f MiB, lines %.1f MiB" % (
+        ws / MIB, line / MIB)
