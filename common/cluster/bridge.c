@@ -145,23 +145,29 @@ static int put_subs(struct bridge *b, struct buf *out, const char *verb, struct 
  * SUBSCRIBE must not count what came while we were not subscribed). */
 struct purge {
 	const struct tentry *held;
+	bool keyed; /* keep the marks (fresh): with a key, what came before is a replay (mark.c) */
 };
 
 static void purge_one(struct table *t, struct tentry *e, void *arg)
 {
-	const struct tentry *h = ((struct purge *)arg)->held;
+	const struct purge *pu = arg;
+	const struct tentry *h = pu->held;
 	const char *k = e->key + 16;
 	size_t kn = e->klen - 16;
 	if (kn < h->klen || memcmp(k, h->key, h->klen) != 0)
 		return;
-	if (h->key[0] == 'c' ? kn == h->klen : k[h->klen] == '\0')
+	if (!(h->key[0] == 'c' ? kn == h->klen : k[h->klen] == '\0'))
+		return;
+	if (pu->keyed)
+		((struct mark *)table_val(e))->fresh = true;
+	else
 		table_del(t, e);
 }
 
 static void purge_seen(struct bridge *b, const struct tentry *held)
 {
 	if (b->seen.n)
-		table_each(&b->seen, purge_one, &(struct purge){held});
+		table_each(&b->seen, purge_one, &(struct purge){held, b->key != NULL});
 }
 
 /* false: a duplicate, drop it. Counts gaps. */

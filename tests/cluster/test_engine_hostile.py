@@ -454,3 +454,90 @@ def test_connect_timeout_and_backoff_flags(ctx):
     finally:
         stop_all([w])
         mute.close()
+
+
+def spy_envelopes(spy, texts):
+    """The raw envelopes carrying each of texts (in that order), read off a
+    socket that SUBSCRIBEd on the engine."""
+    buf = b""
+    while texts[-1] not in buf:
+        chunk = spy.recv(65536)
+        assert chunk, "the engine closed the spy"
+        buf += chunk
+    out = []
+    for t in texts:
+        i = buf.index(t)
+        out.append(buf[buf.rindex(b"weft1 ", 0, i):i + len(t)])
+    return out
+
+
+def test_keyed_replays_of_lost_and_before_rejoin(ctx):
+    """With a key every envelope not ahead of the mark is a replay (Redis
+    keeps a publisher's order; nobody without the key can make a new one):
+    - two genuine envelopes a receiver missed (its engine user was killed and
+      disabled while they were published), replayed after it is back and a
+      later one arrived, were delivered late and out of order;
+    - a receiver's client leaves the channel and joins again (a fresh engine
+      SUBSCRIBE forgot the marks): every envelope captured before was
+      delivered again.
+    Both must be dropped as duplicates, every receiving model."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    with Redis(ctx.tmpdir) as r:
+        r.cli("ACL", "SETUSER", "rcv", "on", ">rcv-Pa55-w0rd", "&*", "+@all")
+        host = "127.0.0.1:%d" % r.port
+        models = ("threads", "pool", "coro", "uring")
+        pub = node("coro", "redis://" + host, ["--cluster-key-file", key])
+        nodes = [node(m, "redis://rcv:rcv-Pa55-w0rd@" + host, ["--cluster-key-file", key, "--cluster-backoff-max", "0.2"])
+                 for m in models]
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes + [pub]), 10 * slow_factor())
+            subs = [Sub(w, "resp", "rp") for w in nodes]
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            spy.sendall(resp("SUBSCRIBE", "weft:rp"))
+            wait_engine_subs(r, "weft:rp", 5, 0)
+            p = Pub(pub)
+            p.publish("rp", b"real-0")
+            for s in subs:
+                assert s.read(1, 10) == [b"real-0"], s.got
+            # the receivers miss two: their engine user is killed and kept out
+            r.cli("ACL", "SETUSER", "rcv", "off")
+            r.cli("CLIENT", "KILL", "USER", "rcv")
+            assert wait_for(lambda: not any(link_up(w) for w in nodes), 10 * slow_factor())
+            p.publish("rp", b"lost-1")
+            p.publish("rp", b"lost-2")
+            envs = spy_envelopes(spy, [b"real-0", b"lost-1", b"lost-2"])
+            r.cli("ACL", "SETUSER", "rcv", "on")
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            wait_engine_subs(r, "weft:rp", 5, 0)
+            p.publish("rp", b"real-3")
+            for s in subs:
+                assert s.read(2, 10) == [b"real-0", b"real-3"], s.got
+            for w in nodes:
+                assert wait_for(lambda: w.metric("weft_cluster_gaps_total") == 2, 5), w.metric("weft_cluster_gaps_total")
+            for e in envs[1:]:
+                engine_publish(r, "weft:rp", e)
+            p.publish("rp", b"real-4")
+            for w, s in zip(nodes, subs):
+                assert s.read(3, 10) == [b"real-0", b"real-3", b"real-4"], "%s delivered a replay: %s" % (w.args, s.got)
+                assert w.metric("weft_cluster_duplicates_dropped_total") == 2
+                s.close()
+            # leave and join again: what was captured before is still a replay
+            wait_engine_subs(r, "weft:rp", 1, 0)
+            envs += spy_envelopes(spy, [b"real-3", b"real-4"])
+            subs = [Sub(w, "resp", "rp") for w in nodes]
+            wait_engine_subs(r, "weft:rp", 5, 0)
+            for e in envs:
+                engine_publish(r, "weft:rp", e)
+            p.publish("rp", b"real-5")
+            for w, s in zip(nodes, subs):
+                s.read(1, 10)
+                assert s.read(2, 0.5) == [b"real-5"], "%s delivered a replay after rejoining: %s" % (w.args, s.got)
+                assert w.metric("weft_cluster_duplicates_dropped_total") == 2 + len(envs)
+                assert w.metric("weft_cluster_gaps_total") == 2, "rejoining is not a gap"
+                s.close()
+            p.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes + [pub])
