@@ -8,6 +8,7 @@ Nodes of several models per test, like test_cluster.py; WEFT_BIN picks the
 binary. Every load loop is bounded in count; RSS bounds are derived from the
 configured limits (bridge.c: SENT_BYTES, SEEN_BYTES), not timings."""
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -541,3 +542,135 @@ def test_keyed_replays_of_lost_and_before_rejoin(ctx):
             if spy:
                 spy.close()
             stop_all(nodes + [pub])
+
+
+def test_stalled_engine_is_found(ctx):
+    """An engine that answered PING and the subscribe acknowledgements and
+    then stalls (redis-server stopped with SIGSTOP: the kernel still takes
+    our bytes, nothing answers) read as a link up for ever: link_up 1,
+    publishes counted as sent, nothing logged. The link PINGs the engine
+    on the publisher connection every tick while up; no answer within
+    --cluster-connect-timeout is a link lost (logged, counted), link_up 0,
+    and the link comes back once the engine runs again. Every model."""
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        nodes, idle = [], None
+        try:
+            nodes += [node(m, url, ["--cluster-connect-timeout", "0.5", "--cluster-backoff-max", "0.2"])
+                      for m in ("threads", "pool", "coro", "uring", "coro")]
+            idle = nodes.pop()  # no subscriptions: its subscriber connection answers PING with +PONG
+            assert wait_for(lambda: all(link_up(w) for w in nodes + [idle]), 10 * slow_factor())
+            subs = [Sub(w, "resp", "st") for w in nodes]
+            wait_engine_subs(r, "weft:st", 4, 0)
+            r.proc.send_signal(signal.SIGSTOP)
+            try:
+                assert wait_for(lambda: not any(link_up(w) for w in nodes), 4 * slow_factor()), \
+                    "link_up still 1 with the engine stopped"
+                for w in nodes:
+                    assert w.metric("weft_cluster_connect_failures_total", 'reason="lost"') >= 1
+                    assert "no answer to PING" in w.log(), w.tail()
+            finally:
+                r.proc.send_signal(signal.SIGCONT)
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor()), [w.tail() for w in nodes]
+            wait_engine_subs(r, "weft:st", 4, 0)
+            p = Pub(nodes[0])
+            p.publish("st", b"after")
+            for s in subs[1:]:
+                assert s.read(1, 10) == [b"after"], s.got
+            for w in nodes + [idle]:  # the keepalive's answers (subscribed or not) are not engine messages
+                assert w.metric("weft_cluster_malformed_total") == 0, w.args
+            for s in subs + [p]:
+                s.close()
+        finally:
+            stop_all(nodes + [idle] if idle else nodes)
+
+
+class MuteSubscriberEngine:
+    """A fake engine that answers PING, SUBSCRIBE and PUBLISH like Redis
+    and, once a connection has subscribed, never answers on it again (a
+    connection a middlebox forgot: the other one keeps working)."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        self.ls.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, c):
+        c.settimeout(0.05)
+        buf, mute = b"", False
+        try:
+            while not self.stop.is_set():
+                try:
+                    b = c.recv(65536)
+                    if not b:
+                        return
+                except socket.timeout:
+                    continue
+                if mute:
+                    continue
+                buf += b
+                while b"\r\n" in buf:  # commands one line per token (*N, $L, word): the name is the 3rd line
+                    lines = buf.split(b"\r\n")
+                    n = int(lines[0][1:])
+                    if len(lines) < 2 * n + 2:
+                        break
+                    cmd = lines[2].upper()
+                    buf = b"\r\n".join(lines[2 * n + 1:])
+                    if cmd == b"PING":
+                        c.sendall(b"+PONG\r\n")
+                    elif cmd == b"PUBLISH":
+                        c.sendall(b":0\r\n")
+                    elif cmd == b"SUBSCRIBE":
+                        ch = lines[4]
+                        c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(ch), ch))
+                        mute = True
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(5)
+        self.ls.close()
+
+
+def test_mute_subscriber_connection_is_found(ctx):
+    """Only the subscriber connection goes silent after its SUBSCRIBE was
+    acknowledged (the publisher connection still answers): the node heard
+    nothing more and link_up read 1 for ever. The keepalive PING on each
+    connection finds it within --cluster-connect-timeout: a link lost,
+    logged and counted, made again. Every model."""
+    eng = MuteSubscriberEngine()
+    nodes = []
+    try:
+        nodes += [node(m, "redis://127.0.0.1:%d" % eng.port, ["--cluster-connect-timeout", "0.5"])
+                  for m in ("threads", "pool", "coro", "uring")]
+        assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+        subs = [Sub(w, "resp", "mute") for w in nodes]
+        for w in nodes:
+            assert wait_for(lambda: w.metric("weft_cluster_connect_failures_total", 'reason="lost"') >= 1,
+                            4 * slow_factor()), "a mute subscriber connection went unnoticed"
+            assert "subscriber connection: no answer to PING" in w.log(), w.tail()
+            assert w.metric("weft_cluster_malformed_total") == 0
+        for s in subs:
+            s.close()
+    finally:
+        stop_all(nodes)
+        eng.close()
