@@ -90,6 +90,9 @@ def test_keyed_envelopes(ctx):
             # 20 genuine + 5 forged, and node 0's "last seq" markers (at most 3 after each of its 2 bursts)
             assert wait_for(lambda: nodes[2].metric("weft_cluster_auth_failures_total") >= 25, 5)
             assert nodes[2].metric("weft_cluster_auth_failures_total") <= 31
+            for w in nodes:  # the key is a secret: never in a log line or /metrics
+                text = w.log() + w.http("/metrics")[2].decode()
+                assert "0123456789abcdef0123456789abcdef" not in text and "another secret" not in text
             for s in (sub, sub2, stranger, p):
                 s.close()
         finally:
@@ -674,3 +677,80 @@ def test_mute_subscriber_connection_is_found(ctx):
     finally:
         stop_all(nodes)
         eng.close()
+
+
+class DroppingEngine:
+    """A listener that, per connection, closes at once (pong=False) or
+    answers the first PING with +PONG and closes 50 ms later (pong=True:
+    the link is up for a moment each time)."""
+
+    def __init__(self, pong):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        self.pong = pong
+        self.threads = []
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._accept, daemon=True)
+        self.t.start()
+
+    def _accept(self):
+        self.ls.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            if not self.pong:
+                c.close()
+                continue
+            t = threading.Thread(target=self._pong, args=(c,), daemon=True)  # both connections at once
+            self.threads.append(t)
+            t.start()
+
+    def _pong(self, c):
+        try:
+            c.settimeout(1)
+            if b"PING" in c.recv(4096):
+                c.sendall(b"+PONG\r\n")
+            time.sleep(0.05)
+        except OSError:
+            pass
+        c.close()
+
+    def close(self):
+        self.stop.set()
+        for t in [self.t] + self.threads:
+            t.join(5)
+        self.ls.close()
+
+
+def test_engine_that_drops_at_once_backs_off(ctx):
+    """An engine that closes every connection at once, and one that answers
+    PING and then closes: neither may make the link spin (the back-off grew
+    only if the engine never said PONG; an up-and-lost reset it). Over 4 s
+    at the default cap (2 s) the attempts follow the back-off, 50 ms
+    doubling: at most ~8 of them, not one per 100 ms; with no PONG link_up
+    never reads 1. Every model."""
+    for pong in (False, True):
+        eng = DroppingEngine(pong)
+        nodes = []
+        try:
+            nodes += [node(m, "redis://127.0.0.1:%d" % eng.port) for m in ("threads", "pool", "coro", "uring")]
+            end, ups = time.monotonic() + 4, 0
+            while time.monotonic() < end:
+                ups += sum(link_up(w) for w in nodes)
+                time.sleep(0.05)
+            for w in nodes:
+                tries = w.metric("weft_cluster_connect_failures_total")
+                assert 3 <= tries <= 10 * slow_factor(), "pong=%s: %d attempts in 4 s" % (pong, tries)
+                lines = [l for l in w.log().splitlines() if "cluster: cannot reach" in l or "cluster: link to" in l]
+                assert len(lines) <= 2, lines
+            if pong:
+                assert all(w.metric("weft_cluster_reconnects_total") >= 1 for w in nodes), "never up: not this test"
+            else:
+                assert ups == 0
+        finally:
+            stop_all(nodes)
+            eng.close()
