@@ -754,3 +754,140 @@ def test_engine_that_drops_at_once_backs_off(ctx):
         finally:
             stop_all(nodes)
             eng.close()
+
+
+class CompromisedEngine:
+    """A fake Redis that plays fair (PING, AUTH-less, (P)SUBSCRIBE acks,
+    PUBLISH -> :0, payloads kept) until the test makes it send what it likes
+    to every connection that subscribed (inject)."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.subs, self.published = [], []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        self.ls.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, c):
+        c.settimeout(0.05)
+        buf = b""
+        try:
+            while not self.stop.is_set():
+                try:
+                    b = c.recv(1 << 20)
+                    if not b:
+                        return
+                except socket.timeout:
+                    continue
+                buf += b
+                while True:  # whole commands: *N, then N bulk strings
+                    args, p = [], buf.find(b"\r\n")
+                    if p < 0:
+                        break
+                    n, p = int(buf[1:p]), p + 2
+                    for _ in range(n):
+                        q = buf.find(b"\r\n", p)
+                        if q < 0:
+                            break
+                        ln = int(buf[p + 1:q])
+                        if len(buf) < q + 2 + ln + 2:
+                            break
+                        args.append(buf[q + 2:q + 2 + ln])
+                        p = q + 2 + ln + 2
+                    if len(args) < n:
+                        break
+                    buf = buf[p:]
+                    cmd = args[0].upper()
+                    with self.lock:
+                        if cmd == b"PING":
+                            c.sendall(b"+PONG\r\n")
+                        elif cmd == b"PUBLISH":
+                            self.published.append(args[2])
+                            c.sendall(b":0\r\n")
+                        elif cmd in (b"SUBSCRIBE", b"PSUBSCRIBE"):
+                            for i, name in enumerate(args[1:]):
+                                c.sendall(resp(cmd.lower(), name).replace(b"*2", b"*3", 1) + b":%d\r\n" % (i + 1))
+                            if c not in self.subs:
+                                self.subs.append(c)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def inject(self, data):
+        with self.lock:
+            for c in self.subs:
+                c.settimeout(30)
+                c.sendall(data)
+                c.settimeout(0.05)
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(5)
+        self.ls.close()
+
+
+def test_compromised_engine_cannot_flush_the_marks(ctx):
+    """With a key, a compromised engine cannot forge, but the pattern of a
+    pmessage is not signed (nor is the subscription a message arrives on):
+    one genuine envelope sent as pmessage under thousands of patterns the
+    node never subscribed made a `seen` entry each, filled it (8 MiB) and
+    started it afresh, and then the genuine envelope replayed was delivered
+    again. A message on a subscription this node does not hold on the
+    engine must be dropped before any state is kept. Every model."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    eng = CompromisedEngine()
+    nodes = []
+    try:
+        pub = node("coro", "redis://127.0.0.1:%d" % eng.port, ["--cluster-key-file", key])
+        nodes.append(pub)
+        nodes += [node(m, "redis://127.0.0.1:%d" % eng.port, ["--cluster-key-file", key], env=NO_QUARANTINE)
+                  for m in ("threads", "pool", "coro", "uring")]
+        assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+        subs = [Sub(w, "resp", "k") for w in nodes[1:]]
+        assert wait_for(lambda: len(eng.subs) == 4, 10 * slow_factor())
+        p = Pub(pub)
+        p.publish("k", b"real-0")
+        assert wait_for(lambda: any(e.endswith(b"real-0") for e in eng.published), 10 * slow_factor())
+        env = [e for e in eng.published if e.endswith(b"real-0")][0]
+        genuine = b"*3\r\n$7\r\nmessage\r\n" + resp_bulk(b"weft:k") + resp_bulk(env)
+        eng.inject(genuine)
+        for s in subs:
+            assert s.read(1, 10) == [b"real-0"], s.got
+        before = [rss(w) for w in nodes[1:]]
+        for batch in range(11):  # 2,200 patterns of 4,000 bytes: more than seen's 8 MiB
+            eng.inject(b"".join(b"*4\r\n$8\r\npmessage\r\n" + resp_bulk(b"weft:%05d" % i + b"p" * 3990) +
+                                resp_bulk(b"weft:k") + resp_bulk(env) for i in range(batch * 200, batch * 200 + 200)))
+        eng.inject(genuine)  # the replay
+        for w, s, b in zip(nodes[1:], subs, before):
+            assert wait_for(lambda: w.metric("weft_cluster_duplicates_dropped_total") == 1, 10 * slow_factor()), \
+                "%s: seen started afresh %d times; delivered %s" % (
+                    w.args[1], w.metric("weft_cluster_state_full_total", 'table="seen"'), s.read(2, 1))
+            assert w.metric("weft_cluster_state_full_total", 'table="seen"') == 0
+            assert s.read(2, 0.3) == [b"real-0"], s.got
+            assert rss(w) - b < 8 * MiB
+            s.close()
+        p.close()
+    finally:
+        stop_all(nodes)
+        eng.close()
+
+
+def resp_bulk(b):
+    return b"$%d\r\n%s\r\n" % (len(b), b)
