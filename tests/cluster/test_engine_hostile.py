@@ -891,3 +891,46 @@ def test_compromised_engine_cannot_flush_the_marks(ctx):
 
 def resp_bulk(b):
     return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def test_keyed_replay_after_the_sender_restarts(ctx):
+    """With a key, envelopes of a node that has since restarted (a new
+    origin and boot) replayed on the engine are still replays for every
+    receiver that saw them: dropped and counted, while the restarted node's
+    own messages flow. Every receiving model."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        nodes = [node(m, url, ["--cluster-key-file", key]) for m in ("threads", "pool", "coro", "uring")]
+        pub = node("coro", url, ["--cluster-key-file", key])
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes + [pub]), 10 * slow_factor())
+            subs = [Sub(w, "resp", "rs") for w in nodes]
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            spy.sendall(resp("SUBSCRIBE", "weft:rs"))
+            wait_engine_subs(r, "weft:rs", 5, 0)
+            p = Pub(pub)
+            for j in range(3):
+                p.publish("rs", b"old-%d" % j)
+            envs = spy_envelopes(spy, [b"old-0", b"old-1", b"old-2"])
+            for s in subs:
+                assert s.read(3, 10) == [b"old-0", b"old-1", b"old-2"], s.got
+            p.close()
+            stop_all([pub])
+            pub = node("coro", url, ["--cluster-key-file", key])
+            assert wait_for(lambda: link_up(pub), 10 * slow_factor())
+            for e in envs:
+                engine_publish(r, "weft:rs", e)
+            p = Pub(pub)
+            p.publish("rs", b"new-0")
+            for w, s in zip(nodes, subs):
+                s.read(4, 10)
+                assert s.read(5, 0.5) == [b"old-0", b"old-1", b"old-2", b"new-0"], "%s: %s" % (w.args[1], s.got)
+                assert w.metric("weft_cluster_duplicates_dropped_total") == 3
+                s.close()
+            p.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes + [pub])
