@@ -309,7 +309,10 @@ static void attempt(struct link *l)
 void link_start(struct link *l)
 {
 	log_info("cluster: joining %s", l->what);
-	attempt(l);
+	/* The first attempt on the loop's own thread too: resolving a host name
+	 * may wait for a slow resolver, and the node must serve meanwhile. */
+	l->st = L_BACKOFF;
+	cl_timer(l->loop, now_ms());
 }
 
 /* Both ready: the link is up. */

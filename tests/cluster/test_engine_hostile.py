@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 
+import weftest
 from weftest import slow_factor, wait_for, send_all
 from clusterlib import (Pub, Redis, Sub, engine_publish, free_port, link_up, node, resp, spy_envelope, stop_all,
                         wait_engine_subs)
@@ -934,3 +935,62 @@ def test_keyed_replay_after_the_sender_restarts(ctx):
             if spy:
                 spy.close()
             stop_all(nodes + [pub])
+
+
+def private_resolv_conf(path):
+    """A preexec_fn: the child gets a mount namespace of its own (private,
+    so nothing propagates back) with path bind-mounted on /etc/resolv.conf."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    CLONE_NEWNS, MS_REC, MS_PRIVATE, MS_BIND = 0x20000, 0x4000, 0x40000, 0x1000
+
+    def fn():
+        if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0 or \
+                libc.mount(path.encode(), b"/etc/resolv.conf", None, MS_BIND, None) != 0:
+            os._exit(97)
+    return fn
+
+
+def test_slow_resolver_does_not_hold_the_node(ctx):
+    """The engine named by a host name whose resolver never answers (a mute
+    DNS server on 127.0.0.2:53, given to the node alone through a mount
+    namespace): the first lookup ran on the main thread before the model
+    started, so the node did not serve for the resolver's whole timeout
+    (here timeout:2 attempts:2, 4 s; 10 s by default). It must serve at once (the engine
+    copies counted as dropped, reason="down") while the lookup waits on the
+    link's own thread. Every model. Needs root (port 53, a mount namespace),
+    else skipped."""
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        dns.bind(("127.0.0.2", 53))
+    except OSError as e:
+        dns.close()
+        raise weftest.Skip("cannot bind 127.0.0.2:53: %s" % e)
+    conf = ctx.path("resolv.conf")
+    with open(conf, "w") as f:
+        f.write("nameserver 127.0.0.2\noptions timeout:2 attempts:2\n")
+    nodes = []
+    try:
+        for m in ("threads", "pool", "coro", "uring"):
+            try:
+                w = node(m, "redis://engine.weft-test:6379", ["--cluster-connect-timeout", "0.5"],
+                         preexec_fn=private_resolv_conf(conf))
+            except AssertionError as e:
+                if "exited with 97" in str(e):
+                    raise weftest.Skip("no mount namespace here")
+                raise
+            nodes.append(w)
+            assert "cannot resolve" not in w.log(), "%s: served only after the resolver gave up:\n%s" % (m, w.tail())
+            s = Sub(w, "resp", "d")
+            p = Pub(w)
+            p.publish("d", b"local")
+            assert s.read(1, 10) == [b"local"], s.got
+            assert not link_up(w)
+            assert w.metric("weft_cluster_dropped_total", 'reason="down"') == 1
+            s.close()
+            p.close()
+        dns.settimeout(5)
+        assert dns.recvfrom(4096), "the lookup reached the mute resolver"
+    finally:
+        dns.close()
+        stop_all(nodes)
