@@ -145,23 +145,29 @@ static int put_subs(struct bridge *b, struct buf *out, const char *verb, struct 
  * SUBSCRIBE must not count what came while we were not subscribed). */
 struct purge {
 	const struct tentry *held;
+	bool keyed; /* keep the marks (fresh): with a key, what came before is a replay (mark.c) */
 };
 
 static void purge_one(struct table *t, struct tentry *e, void *arg)
 {
-	const struct tentry *h = ((struct purge *)arg)->held;
+	const struct purge *pu = arg;
+	const struct tentry *h = pu->held;
 	const char *k = e->key + 16;
 	size_t kn = e->node.klen - 16;
 	if (kn < h->node.klen || memcmp(k, h->key, h->node.klen) != 0)
 		return;
-	if (h->key[0] == 'c' ? kn == h->node.klen : k[h->node.klen] == '\0')
+	if (!(h->key[0] == 'c' ? kn == h->node.klen : k[h->node.klen] == '\0'))
+		return;
+	if (pu->keyed)
+		((struct mark *)table_val(e))->fresh = true;
+	else
 		table_del(t, e);
 }
 
 static void purge_seen(struct bridge *b, const struct tentry *held)
 {
 	if (b->seen.h.n)
-		table_each(&b->seen, purge_one, &(struct purge){held});
+		table_each(&b->seen, purge_one, &(struct purge){held, b->key != NULL});
 }
 
 /* false: a duplicate, drop it. Counts gaps. */
@@ -540,6 +546,25 @@ static bool strip(const struct bridge *b, const redisReply *r, const char **p, s
 	return true;
 }
 
+/* Whether this node holds the channel ('c') or pattern ('p') on the engine
+ * (link thread). */
+static bool held_on_engine(struct bridge *b, char kind, const char *name, size_t n)
+{
+	char small[256];
+	char *key = n + 1 <= sizeof(small) ? small : malloc(n + 1);
+	if (!key)
+		return false;
+	key[0] = kind;
+	memcpy(key + 1, name, n);
+	pthread_mutex_lock(&b->lock);
+	const struct tentry *e = table_get(&b->held, key, n + 1);
+	bool on = e && (e->flags & H_ENGINE);
+	pthread_mutex_unlock(&b->lock);
+	if (key != small)
+		free(key);
+	return on;
+}
+
 /* A `message` or `pmessage` from the engine. */
 static void engine_message(struct bridge *b, const redisReply *pat, const redisReply *ch, const redisReply *payload)
 {
@@ -554,6 +579,11 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 		stat_inc(STAT_cl_channel_too_long);
 		return;
 	}
+	/* Not a subscription of ours (in flight after an UNSUBSCRIBE, or an
+	 * engine making it up: the pattern is not signed): nobody here can
+	 * receive it, and no state may be kept for it. */
+	if (!(p ? held_on_engine(b, 'p', p, pn) : held_on_engine(b, 'c', c, cn)))
+		return;
 	if (envelope_decode(payload->str, payload->len, &env) < 0) {
 		stat_inc(STAT_cl_malformed);
 		return;

@@ -4,7 +4,8 @@
  * States of the link: BACKOFF (the timer brings the next attempt),
  * CONNECTING (both sockets connecting, shaking hands or saying hello: AUTH
  * if there is a password, then PING; the timer is the deadline), UP (both
- * connections answered PONG: publishes can flow). Any failure of either
+ * connections answered PONG: publishes can flow; each is PINGed every tick
+ * and one silent for the connect timeout is a loss). Any failure of either
  * connection closes both and backs off: delay = min(BACKOFF_MIN << attempt,
  * backoff max), then a random point in its upper half, so nodes that lost the
  * engine together do not all come back in the same millisecond. The attempt
@@ -75,6 +76,7 @@ struct rconn {
 	struct rscan scan; /* bounds each reply before hiredis keeps any of it */
 	int hello;         /* CS_HELLO: replies still awaited (AUTH, PING) */
 	bool auth;         /* CS_HELLO: the first of them is AUTH's */
+	long long ping_at; /* up: when the keepalive PING went out (0: answered) */
 };
 
 struct link {
@@ -307,7 +309,10 @@ static void attempt(struct link *l)
 void link_start(struct link *l)
 {
 	log_info("cluster: joining %s", l->what);
-	attempt(l);
+	/* The first attempt on the loop's own thread too: resolving a host name
+	 * may wait for a slow resolver, and the node must serve meanwhile. */
+	l->st = L_BACKOFF;
+	cl_timer(l->loop, now_ms());
 }
 
 /* Both ready: the link is up. */
@@ -407,12 +412,36 @@ void link_timer(struct link *l)
 		fail(l, l->tls ? STAT_cl_connect_fail_tls : STAT_cl_connect_fail, "no answer within %.1f s",
 		     l->lim.connect_timeout_ms / 1000.0);
 	else {
-		cl_timer(l->loop, now_ms() + LINK_TICK_MS);
+		/* An engine that stopped answering (stopped, a connection a middlebox
+		 * forgot) reads as up for ever: PING each connection every tick; no
+		 * reply on one within the connect timeout is a loss. */
+		static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+		long long now = now_ms();
+		for (int i = 0; i < LINK_CONNS; i++) {
+			struct rconn *c = &l->c[i];
+			if (c->ping_at && now - c->ping_at >= l->lim.connect_timeout_ms) {
+				fail(l, STAT_cl_link_lost, "%s connection: no answer to PING within %.1f s", conn_name[i],
+				     l->lim.connect_timeout_ms / 1000.0);
+				return;
+			}
+			if (!c->ping_at && link_send(l, (enum link_conn)i, ping, sizeof(ping) - 1) == 0)
+				c->ping_at = now;
+		}
+		cl_timer(l->loop, now + LINK_TICK_MS);
 		l->h.tick(l->h.arg);
 	}
 }
 
 /* ---- reading ---- */
+
+/* +PONG, or a subscribed connection's ["pong", ""]. */
+static bool is_pong(const redisReply *r)
+{
+	if (r->type == REDIS_REPLY_STATUS)
+		return r->len == 4 && memcmp(r->str, "PONG", 4) == 0;
+	return r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_STRING &&
+	       r->element[0]->len == 4 && memcmp(r->element[0]->str, "pong", 4) == 0;
+}
 
 /* Feed plaintext to the reader and hand out every complete reply. */
 static int parse(struct link *l, int i, const char *p, size_t n)
@@ -439,6 +468,11 @@ static int parse(struct link *l, int i, const char *p, size_t n)
 		if (!reply)
 			break;
 		int rc;
+		c->ping_at = 0; /* the engine answers (replies come in order) */
+		if (l->st == L_UP && is_pong(reply)) {
+			freeReplyObject(reply); /* the keepalive's answer: not the handler's */
+			continue;
+		}
 		if (c->st == CS_HELLO) {
 			rc = hello_reply(l, i, reply);
 		} else if (l->st != L_UP) {

@@ -17,7 +17,11 @@
  *     jump taken as real (a link down for a while, or a restart), its gap
  *     counted. A forged far number is thus one delivered forgery.
  * With a key nobody can forge one, only replay: anything not ahead of the
- * mark is a duplicate, anything ahead moves it (gaps counted).
+ * mark is a duplicate (even a number never seen: Redis keeps a publisher's
+ * order, so a genuine one cannot arrive late), anything ahead moves it (gaps
+ * counted). A fresh SUBSCRIBE keeps the mark (fresh): what was published
+ * before it is still a replay, and the first number ahead restarts the
+ * window without counting what came while we were not subscribed.
  *
  * Markers (envelope.h) move the mark without being delivered: within the
  * window (or with a key) at once, counting what was missed up to them;
@@ -83,6 +87,10 @@ static bool mark_take(struct mark *m, const struct envelope *env, bool keyed)
 		mark_advance(m, seq, fp);
 		return true;
 	}
+	if (keyed && seq <= m->last) { /* Redis keeps a publisher's order: behind the mark is a replay */
+		stat_inc(STAT_cl_duplicates);
+		return false;
+	}
 	if (seq <= m->last && m->last - seq < SEQ_WIN) {
 		uint64_t bit = 1ull << (m->last - seq);
 		if ((m->bits & bit) && (keyed || m->fp[seq % SEQ_WIN] == fp)) {
@@ -98,10 +106,6 @@ static bool mark_take(struct mark *m, const struct envelope *env, bool keyed)
 		return true;
 	}
 	if (keyed) {
-		if (seq <= m->last) { /* a replay from before the window */
-			stat_inc(STAT_cl_duplicates);
-			return false;
-		}
 		stat_inc(STAT_cl_resyncs); /* more than 2^32 ahead: a restart, not a gap */
 		mark_reset(m, seq, m->gen, fp);
 		return true;
@@ -119,6 +123,17 @@ static bool mark_take(struct mark *m, const struct envelope *env, bool keyed)
 
 bool mark_arrive(struct mark *m, const struct envelope *env, bool keyed)
 {
+	if (keyed && m->used && m->fresh) { /* kept across a fresh SUBSCRIBE, so what came before is a replay */
+		if (env->gen < m->gen || (env->gen == m->gen && env->seq <= m->last)) {
+			if (!env->marker)
+				stat_inc(STAT_cl_duplicates);
+			return false;
+		}
+		mark_reset(m, env->seq, env->gen, env->marker ? 0 : fingerprint(env)); /* what came while away: no gap */
+		if (env->marker)
+			m->bits = 0;
+		return !env->marker;
+	}
 	if (env->marker) { /* nothing to deliver: only count what the mark has not seen */
 		if (m->used && keyed && env->gen < m->gen) {
 			/* a replay from an older generation: nothing to count */

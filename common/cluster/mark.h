@@ -19,6 +19,7 @@ struct mark {
 	uint64_t cand;         /* no key: a far number not yet confirmed (0: none) */
 	uint16_t cand_fp;
 	bool cand_marker;      /* cand came from a marker (not a delivered message) */
+	bool fresh;            /* keyed: a fresh engine subscription; the next number ahead restarts the window, no gap */
 	uint64_t bits;         /* bit i: last - i was seen */
 	uint16_t fp[SEQ_WIN];  /* fingerprint of the payload seen at seq % SEQ_WIN */
 };

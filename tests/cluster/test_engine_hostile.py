@@ -8,11 +8,13 @@ Nodes of several models per test, like test_cluster.py; WEFT_BIN picks the
 binary. Every load loop is bounded in count; RSS bounds are derived from the
 configured limits (bridge.c: SENT_BYTES, SEEN_BYTES), not timings."""
 import os
+import signal
 import socket
 import subprocess
 import threading
 import time
 
+import weftest
 from weftest import slow_factor, wait_for, send_all
 from clusterlib import (Pub, Redis, Sub, engine_publish, free_port, link_up, node, resp, spy_envelope, stop_all,
                         wait_engine_subs)
@@ -89,6 +91,9 @@ def test_keyed_envelopes(ctx):
             # 20 genuine + 5 forged, and node 0's "last seq" markers (at most 3 after each of its 2 bursts)
             assert wait_for(lambda: nodes[2].metric("weft_cluster_auth_failures_total") >= 25, 5)
             assert nodes[2].metric("weft_cluster_auth_failures_total") <= 31
+            for w in nodes:  # the key is a secret: never in a log line or /metrics
+                text = w.log() + w.http("/metrics")[2].decode()
+                assert "0123456789abcdef0123456789abcdef" not in text and "another secret" not in text
             for s in (sub, sub2, stranger, p):
                 s.close()
         finally:
@@ -454,3 +459,538 @@ def test_connect_timeout_and_backoff_flags(ctx):
     finally:
         stop_all([w])
         mute.close()
+
+
+def spy_envelopes(spy, texts):
+    """The raw envelopes carrying each of texts (in that order), read off a
+    socket that SUBSCRIBEd on the engine."""
+    buf = b""
+    while texts[-1] not in buf:
+        chunk = spy.recv(65536)
+        assert chunk, "the engine closed the spy"
+        buf += chunk
+    out = []
+    for t in texts:
+        i = buf.index(t)
+        out.append(buf[buf.rindex(b"weft1 ", 0, i):i + len(t)])
+    return out
+
+
+def test_keyed_replays_of_lost_and_before_rejoin(ctx):
+    """With a key every envelope not ahead of the mark is a replay (Redis
+    keeps a publisher's order; nobody without the key can make a new one):
+    - two genuine envelopes a receiver missed (its engine user was killed and
+      disabled while they were published), replayed after it is back and a
+      later one arrived, were delivered late and out of order;
+    - a receiver's client leaves the channel and joins again (a fresh engine
+      SUBSCRIBE forgot the marks): every envelope captured before was
+      delivered again.
+    Both must be dropped as duplicates, every receiving model."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    with Redis(ctx.tmpdir) as r:
+        r.cli("ACL", "SETUSER", "rcv", "on", ">rcv-Pa55-w0rd", "&*", "+@all")
+        host = "127.0.0.1:%d" % r.port
+        models = ("threads", "pool", "coro", "uring")
+        pub = node("coro", "redis://" + host, ["--cluster-key-file", key])
+        nodes = [node(m, "redis://rcv:rcv-Pa55-w0rd@" + host, ["--cluster-key-file", key, "--cluster-backoff-max", "0.2"])
+                 for m in models]
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes + [pub]), 10 * slow_factor())
+            subs = [Sub(w, "resp", "rp") for w in nodes]
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            spy.sendall(resp("SUBSCRIBE", "weft:rp"))
+            wait_engine_subs(r, "weft:rp", 5, 0)
+            p = Pub(pub)
+            p.publish("rp", b"real-0")
+            for s in subs:
+                assert s.read(1, 10) == [b"real-0"], s.got
+            # the receivers miss two: their engine user is killed and kept out
+            r.cli("ACL", "SETUSER", "rcv", "off")
+            r.cli("CLIENT", "KILL", "USER", "rcv")
+            assert wait_for(lambda: not any(link_up(w) for w in nodes), 10 * slow_factor())
+            p.publish("rp", b"lost-1")
+            p.publish("rp", b"lost-2")
+            envs = spy_envelopes(spy, [b"real-0", b"lost-1", b"lost-2"])
+            r.cli("ACL", "SETUSER", "rcv", "on")
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            wait_engine_subs(r, "weft:rp", 5, 0)
+            p.publish("rp", b"real-3")
+            for s in subs:
+                assert s.read(2, 10) == [b"real-0", b"real-3"], s.got
+            for w in nodes:
+                assert wait_for(lambda: w.metric("weft_cluster_gaps_total") == 2, 5), w.metric("weft_cluster_gaps_total")
+            for e in envs[1:]:
+                engine_publish(r, "weft:rp", e)
+            p.publish("rp", b"real-4")
+            for w, s in zip(nodes, subs):
+                assert s.read(3, 10) == [b"real-0", b"real-3", b"real-4"], "%s delivered a replay: %s" % (w.args, s.got)
+                assert w.metric("weft_cluster_duplicates_dropped_total") == 2
+                s.close()
+            # leave and join again: what was captured before is still a replay
+            wait_engine_subs(r, "weft:rp", 1, 0)
+            envs += spy_envelopes(spy, [b"real-3", b"real-4"])
+            subs = [Sub(w, "resp", "rp") for w in nodes]
+            wait_engine_subs(r, "weft:rp", 5, 0)
+            for e in envs:
+                engine_publish(r, "weft:rp", e)
+            p.publish("rp", b"real-5")
+            for w, s in zip(nodes, subs):
+                s.read(1, 10)
+                assert s.read(2, 0.5) == [b"real-5"], "%s delivered a replay after rejoining: %s" % (w.args, s.got)
+                assert w.metric("weft_cluster_duplicates_dropped_total") == 2 + len(envs)
+                assert w.metric("weft_cluster_gaps_total") == 2, "rejoining is not a gap"
+                s.close()
+            p.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes + [pub])
+
+
+def test_stalled_engine_is_found(ctx):
+    """An engine that answered PING and the subscribe acknowledgements and
+    then stalls (redis-server stopped with SIGSTOP: the kernel still takes
+    our bytes, nothing answers) read as a link up for ever: link_up 1,
+    publishes counted as sent, nothing logged. The link PINGs the engine
+    on the publisher connection every tick while up; no answer within
+    --cluster-connect-timeout is a link lost (logged, counted), link_up 0,
+    and the link comes back once the engine runs again. Every model."""
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        nodes, idle = [], None
+        try:
+            nodes += [node(m, url, ["--cluster-connect-timeout", "0.5", "--cluster-backoff-max", "0.2"])
+                      for m in ("threads", "pool", "coro", "uring", "coro")]
+            idle = nodes.pop()  # no subscriptions: its subscriber connection answers PING with +PONG
+            assert wait_for(lambda: all(link_up(w) for w in nodes + [idle]), 10 * slow_factor())
+            subs = [Sub(w, "resp", "st") for w in nodes]
+            wait_engine_subs(r, "weft:st", 4, 0)
+            r.proc.send_signal(signal.SIGSTOP)
+            try:
+                assert wait_for(lambda: not any(link_up(w) for w in nodes), 4 * slow_factor()), \
+                    "link_up still 1 with the engine stopped"
+                for w in nodes:
+                    assert w.metric("weft_cluster_connect_failures_total", 'reason="lost"') >= 1
+                    assert "no answer to PING" in w.log(), w.tail()
+            finally:
+                r.proc.send_signal(signal.SIGCONT)
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor()), [w.tail() for w in nodes]
+            wait_engine_subs(r, "weft:st", 4, 0)
+            p = Pub(nodes[0])
+            p.publish("st", b"after")
+            for s in subs[1:]:
+                assert s.read(1, 10) == [b"after"], s.got
+            for w in nodes + [idle]:  # the keepalive's answers (subscribed or not) are not engine messages
+                assert w.metric("weft_cluster_malformed_total") == 0, w.args
+            for s in subs + [p]:
+                s.close()
+        finally:
+            stop_all(nodes + [idle] if idle else nodes)
+
+
+class MuteSubscriberEngine:
+    """A fake engine that answers PING, SUBSCRIBE and PUBLISH like Redis
+    and, once a connection has subscribed, never answers on it again (a
+    connection a middlebox forgot: the other one keeps working)."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        self.ls.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, c):
+        c.settimeout(0.05)
+        buf, mute = b"", False
+        try:
+            while not self.stop.is_set():
+                try:
+                    b = c.recv(65536)
+                    if not b:
+                        return
+                except socket.timeout:
+                    continue
+                if mute:
+                    continue
+                buf += b
+                while b"\r\n" in buf:  # commands one line per token (*N, $L, word): the name is the 3rd line
+                    lines = buf.split(b"\r\n")
+                    n = int(lines[0][1:])
+                    if len(lines) < 2 * n + 2:
+                        break
+                    cmd = lines[2].upper()
+                    buf = b"\r\n".join(lines[2 * n + 1:])
+                    if cmd == b"PING":
+                        c.sendall(b"+PONG\r\n")
+                    elif cmd == b"PUBLISH":
+                        c.sendall(b":0\r\n")
+                    elif cmd == b"SUBSCRIBE":
+                        ch = lines[4]
+                        c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:1\r\n" % (len(ch), ch))
+                        mute = True
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(5)
+        self.ls.close()
+
+
+def test_mute_subscriber_connection_is_found(ctx):
+    """Only the subscriber connection goes silent after its SUBSCRIBE was
+    acknowledged (the publisher connection still answers): the node heard
+    nothing more and link_up read 1 for ever. The keepalive PING on each
+    connection finds it within --cluster-connect-timeout: a link lost,
+    logged and counted, made again. Every model."""
+    eng = MuteSubscriberEngine()
+    nodes = []
+    try:
+        nodes += [node(m, "redis://127.0.0.1:%d" % eng.port, ["--cluster-connect-timeout", "0.5"])
+                  for m in ("threads", "pool", "coro", "uring")]
+        assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+        subs = [Sub(w, "resp", "mute") for w in nodes]
+        for w in nodes:
+            assert wait_for(lambda: w.metric("weft_cluster_connect_failures_total", 'reason="lost"') >= 1,
+                            4 * slow_factor()), "a mute subscriber connection went unnoticed"
+            assert "subscriber connection: no answer to PING" in w.log(), w.tail()
+            assert w.metric("weft_cluster_malformed_total") == 0
+        for s in subs:
+            s.close()
+    finally:
+        stop_all(nodes)
+        eng.close()
+
+
+class DroppingEngine:
+    """A listener that, per connection, closes at once (pong=False) or
+    answers the first PING with +PONG and closes 50 ms later (pong=True:
+    the link is up for a moment each time)."""
+
+    def __init__(self, pong):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        self.pong = pong
+        self.threads = []
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self._accept, daemon=True)
+        self.t.start()
+
+    def _accept(self):
+        self.ls.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            if not self.pong:
+                c.close()
+                continue
+            t = threading.Thread(target=self._pong, args=(c,), daemon=True)  # both connections at once
+            self.threads.append(t)
+            t.start()
+
+    def _pong(self, c):
+        try:
+            c.settimeout(1)
+            if b"PING" in c.recv(4096):
+                c.sendall(b"+PONG\r\n")
+            time.sleep(0.05)
+        except OSError:
+            pass
+        c.close()
+
+    def close(self):
+        self.stop.set()
+        for t in [self.t] + self.threads:
+            t.join(5)
+        self.ls.close()
+
+
+def test_engine_that_drops_at_once_backs_off(ctx):
+    """An engine that closes every connection at once, and one that answers
+    PING and then closes: neither may make the link spin (the back-off grew
+    only if the engine never said PONG; an up-and-lost reset it). Over 4 s
+    at the default cap (2 s) the attempts follow the back-off, 50 ms
+    doubling: at most ~8 of them, not one per 100 ms; with no PONG link_up
+    never reads 1. Every model."""
+    for pong in (False, True):
+        eng = DroppingEngine(pong)
+        nodes = []
+        try:
+            nodes += [node(m, "redis://127.0.0.1:%d" % eng.port) for m in ("threads", "pool", "coro", "uring")]
+            end, ups = time.monotonic() + 4, 0
+            while time.monotonic() < end:
+                ups += sum(link_up(w) for w in nodes)
+                time.sleep(0.05)
+            for w in nodes:
+                tries = w.metric("weft_cluster_connect_failures_total")
+                assert 3 <= tries <= 10 * slow_factor(), "pong=%s: %d attempts in 4 s" % (pong, tries)
+                lines = [l for l in w.log().splitlines() if "cluster: cannot reach" in l or "cluster: link to" in l]
+                assert len(lines) <= 2, lines
+            if pong:
+                assert all(w.metric("weft_cluster_reconnects_total") >= 1 for w in nodes), "never up: not this test"
+            else:
+                assert ups == 0
+        finally:
+            stop_all(nodes)
+            eng.close()
+
+
+class CompromisedEngine:
+    """A fake Redis that plays fair (PING, AUTH-less, (P)SUBSCRIBE acks,
+    PUBLISH -> :0, payloads kept) until the test makes it send what it likes
+    to every connection that subscribed (inject)."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.subs, self.published = [], []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self):
+        self.ls.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _serve(self, c):
+        c.settimeout(0.05)
+        buf = b""
+        try:
+            while not self.stop.is_set():
+                try:
+                    b = c.recv(1 << 20)
+                    if not b:
+                        return
+                except socket.timeout:
+                    continue
+                buf += b
+                while True:  # whole commands: *N, then N bulk strings
+                    args, p = [], buf.find(b"\r\n")
+                    if p < 0:
+                        break
+                    n, p = int(buf[1:p]), p + 2
+                    for _ in range(n):
+                        q = buf.find(b"\r\n", p)
+                        if q < 0:
+                            break
+                        ln = int(buf[p + 1:q])
+                        if len(buf) < q + 2 + ln + 2:
+                            break
+                        args.append(buf[q + 2:q + 2 + ln])
+                        p = q + 2 + ln + 2
+                    if len(args) < n:
+                        break
+                    buf = buf[p:]
+                    cmd = args[0].upper()
+                    with self.lock:
+                        if cmd == b"PING":
+                            c.sendall(b"+PONG\r\n")
+                        elif cmd == b"PUBLISH":
+                            self.published.append(args[2])
+                            c.sendall(b":0\r\n")
+                        elif cmd in (b"SUBSCRIBE", b"PSUBSCRIBE"):
+                            for i, name in enumerate(args[1:]):
+                                c.sendall(resp(cmd.lower(), name).replace(b"*2", b"*3", 1) + b":%d\r\n" % (i + 1))
+                            if c not in self.subs:
+                                self.subs.append(c)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def inject(self, data):
+        with self.lock:
+            for c in self.subs:
+                c.settimeout(30)
+                c.sendall(data)
+                c.settimeout(0.05)
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(5)
+        self.ls.close()
+
+
+def test_compromised_engine_cannot_flush_the_marks(ctx):
+    """With a key, a compromised engine cannot forge, but the pattern of a
+    pmessage is not signed (nor is the subscription a message arrives on):
+    one genuine envelope sent as pmessage under thousands of patterns the
+    node never subscribed made a `seen` entry each, filled it (8 MiB) and
+    started it afresh, and then the genuine envelope replayed was delivered
+    again. A message on a subscription this node does not hold on the
+    engine must be dropped before any state is kept. Every model."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    eng = CompromisedEngine()
+    nodes = []
+    try:
+        pub = node("coro", "redis://127.0.0.1:%d" % eng.port, ["--cluster-key-file", key])
+        nodes.append(pub)
+        nodes += [node(m, "redis://127.0.0.1:%d" % eng.port, ["--cluster-key-file", key], env=NO_QUARANTINE)
+                  for m in ("threads", "pool", "coro", "uring")]
+        assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+        subs = [Sub(w, "resp", "k") for w in nodes[1:]]
+        assert wait_for(lambda: len(eng.subs) == 4, 10 * slow_factor())
+        p = Pub(pub)
+        p.publish("k", b"real-0")
+        assert wait_for(lambda: any(e.endswith(b"real-0") for e in eng.published), 10 * slow_factor())
+        env = [e for e in eng.published if e.endswith(b"real-0")][0]
+        genuine = b"*3\r\n$7\r\nmessage\r\n" + resp_bulk(b"weft:k") + resp_bulk(env)
+        eng.inject(genuine)
+        for s in subs:
+            assert s.read(1, 10) == [b"real-0"], s.got
+        before = [rss(w) for w in nodes[1:]]
+        for batch in range(11):  # 2,200 patterns of 4,000 bytes: more than seen's 8 MiB
+            eng.inject(b"".join(b"*4\r\n$8\r\npmessage\r\n" + resp_bulk(b"weft:%05d" % i + b"p" * 3990) +
+                                resp_bulk(b"weft:k") + resp_bulk(env) for i in range(batch * 200, batch * 200 + 200)))
+        eng.inject(genuine)  # the replay
+        for w, s, b in zip(nodes[1:], subs, before):
+            assert wait_for(lambda: w.metric("weft_cluster_duplicates_dropped_total") == 1, 10 * slow_factor()), \
+                "%s: seen started afresh %d times; delivered %s" % (
+                    w.args[1], w.metric("weft_cluster_state_full_total", 'table="seen"'), s.read(2, 1))
+            assert w.metric("weft_cluster_state_full_total", 'table="seen"') == 0
+            assert s.read(2, 0.3) == [b"real-0"], s.got
+            assert rss(w) - b < 8 * MiB
+            s.close()
+        p.close()
+    finally:
+        stop_all(nodes)
+        eng.close()
+
+
+def resp_bulk(b):
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def test_keyed_replay_after_the_sender_restarts(ctx):
+    """With a key, envelopes of a node that has since restarted (a new
+    origin and boot) replayed on the engine are still replays for every
+    receiver that saw them: dropped and counted, while the restarted node's
+    own messages flow. Every receiving model."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        nodes = [node(m, url, ["--cluster-key-file", key]) for m in ("threads", "pool", "coro", "uring")]
+        pub = node("coro", url, ["--cluster-key-file", key])
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes + [pub]), 10 * slow_factor())
+            subs = [Sub(w, "resp", "rs") for w in nodes]
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            spy.sendall(resp("SUBSCRIBE", "weft:rs"))
+            wait_engine_subs(r, "weft:rs", 5, 0)
+            p = Pub(pub)
+            for j in range(3):
+                p.publish("rs", b"old-%d" % j)
+            envs = spy_envelopes(spy, [b"old-0", b"old-1", b"old-2"])
+            for s in subs:
+                assert s.read(3, 10) == [b"old-0", b"old-1", b"old-2"], s.got
+            p.close()
+            stop_all([pub])
+            pub = node("coro", url, ["--cluster-key-file", key])
+            assert wait_for(lambda: link_up(pub), 10 * slow_factor())
+            for e in envs:
+                engine_publish(r, "weft:rs", e)
+            p = Pub(pub)
+            p.publish("rs", b"new-0")
+            for w, s in zip(nodes, subs):
+                s.read(4, 10)
+                assert s.read(5, 0.5) == [b"old-0", b"old-1", b"old-2", b"new-0"], "%s: %s" % (w.args[1], s.got)
+                assert w.metric("weft_cluster_duplicates_dropped_total") == 3
+                s.close()
+            p.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes + [pub])
+
+
+def private_resolv_conf(path):
+    """A preexec_fn: the child gets a mount namespace of its own (private,
+    so nothing propagates back) with path bind-mounted on /etc/resolv.conf."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    CLONE_NEWNS, MS_REC, MS_PRIVATE, MS_BIND = 0x20000, 0x4000, 0x40000, 0x1000
+
+    def fn():
+        if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0 or \
+                libc.mount(path.encode(), b"/etc/resolv.conf", None, MS_BIND, None) != 0:
+            os._exit(97)
+    return fn
+
+
+def test_slow_resolver_does_not_hold_the_node(ctx):
+    """The engine named by a host name whose resolver never answers (a mute
+    DNS server on 127.0.0.2:53, given to the node alone through a mount
+    namespace): the first lookup ran on the main thread before the model
+    started, so the node did not serve for the resolver's whole timeout
+    (here timeout:2 attempts:2, 4 s; 10 s by default). It must serve at once (the engine
+    copies counted as dropped, reason="down") while the lookup waits on the
+    link's own thread. Every model. Needs root (port 53, a mount namespace),
+    else skipped."""
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        dns.bind(("127.0.0.2", 53))
+    except OSError as e:
+        dns.close()
+        raise weftest.Skip("cannot bind 127.0.0.2:53: %s" % e)
+    conf = ctx.path("resolv.conf")
+    with open(conf, "w") as f:
+        f.write("nameserver 127.0.0.2\noptions timeout:2 attempts:2\n")
+    nodes = []
+    try:
+        for m in ("threads", "pool", "coro", "uring"):
+            try:
+                w = node(m, "redis://engine.weft-test:6379", ["--cluster-connect-timeout", "0.5"],
+                         preexec_fn=private_resolv_conf(conf))
+            except AssertionError as e:
+                if "exited with 97" in str(e):
+                    raise weftest.Skip("no mount namespace here")
+                raise
+            nodes.append(w)
+            assert "cannot resolve" not in w.log(), "%s: served only after the resolver gave up:\n%s" % (m, w.tail())
+            s = Sub(w, "resp", "d")
+            p = Pub(w)
+            p.publish("d", b"local")
+            assert s.read(1, 10) == [b"local"], s.got
+            assert not link_up(w)
+            assert w.metric("weft_cluster_dropped_total", 'reason="down"') == 1
+            s.close()
+            p.close()
+        dns.settimeout(5)
+        assert dns.recvfrom(4096), "the lookup reached the mute resolver"
+    finally:
+        dns.close()
+        stop_all(nodes)
