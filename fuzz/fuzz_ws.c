@@ -37,6 +37,7 @@ static void setup(void)
 	srv_echo.cfg = &cfg_echo;
 	srv_chat.cfg = &cfg_chat;
 	srv_chat.ex = exchange_new();
+	exchange_set_ws_framer(ws_text_msg);
 	owner_init(&own, wake, NULL);
 }
 

@@ -17,6 +17,7 @@
 #include "model.h"
 #include "options.h"
 #include "server.h"
+#include "ws.h"
 
 /* In models.def's order: --help lists them so, the error names them so. */
 static const struct model *const models[] = {
@@ -83,6 +84,7 @@ static int compose(struct server *srv, struct bridge **bridge)
 	srv->ex = exchange_new();
 	if (!srv->ex)
 		return -ENOMEM;
+	exchange_set_ws_framer(ws_text_msg);
 	if (cfg->cluster && !(*bridge = bridge_start(srv->ex, cfg)))
 		return -EINVAL;
 	int rc = metrics_register("chat", exchange_metrics, srv->ex);

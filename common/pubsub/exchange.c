@@ -21,7 +21,6 @@
 #include "msg.h"
 #include "owner.h"
 #include "stats.h"
-#include "ws.h"
 
 struct member {
 	struct subscriber *sub;
@@ -434,6 +433,13 @@ static void deliver(struct pub *pb, struct subscriber *sub, struct msg *m)
 		stat_inc(STAT_chat_delivered);
 }
 
+static ex_framer ws_framer;
+
+void exchange_set_ws_framer(ex_framer f)
+{
+	ws_framer = f;
+}
+
 /* The shared msg for fmt, encoding it on first use; NULL on ENOMEM. */
 static struct msg *form(struct pub *pb, enum ex_fmt fmt)
 {
@@ -443,8 +449,8 @@ static struct msg *form(struct pub *pb, enum ex_fmt fmt)
 			*m = encode_line(pb->ch, pb->cn, pb->from, pb->data, pb->n);
 		else if (fmt == EX_RESP)
 			*m = encode_resp(NULL, 0, pb->ch, pb->cn, pb->data, pb->n);
-		else if (form(pb, EX_LINE)) /* the line form, framed */
-			*m = ws_text_msg(pb->line->data, pb->line->len);
+		else if (ws_framer && form(pb, EX_LINE)) /* the line form, framed */
+			*m = ws_framer(pb->line->data, pb->line->len);
 	}
 	if (!*m)
 		pb->err = -ENOMEM;

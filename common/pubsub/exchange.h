@@ -34,6 +34,13 @@ struct subscriber;
  * the line form framed as one WebSocket text message (ws_text_msg). */
 enum ex_fmt { EX_LINE, EX_RESP, EX_WS };
 
+/* The WebSocket form of a delivery is made from its line form once per
+ * publish, by a framer the WebSocket layer lends: the exchange sits below the
+ * protocols and cannot include them (docs/LAYERS.md). Set once, before any
+ * loop runs (servers/main.c); unset, EX_WS deliveries fail as out of memory. */
+typedef struct msg *(*ex_framer)(const void *line, size_t n);
+void exchange_set_ws_framer(ex_framer f);
+
 struct exchange *exchange_new(void);
 /* All subscribers must be gone. */
 void exchange_free(struct exchange *ex);
