@@ -1,0 +1,159 @@
+"""shardlib.py - a real Redis Cluster for the sharded engine's tests
+(redis-cluster://): six `redis-server --cluster-enabled yes` on free loopback
+ports in a temp dir, made a cluster of three primaries with a replica each by
+`redis-cli --cluster create ... --cluster-replicas 1`. Every process started
+here is stopped by its PID; every wait is bounded."""
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+
+from weftest import Skip, slow_factor, wait_for
+
+
+def _free(port):
+    for p in (port, port + 10000):  # the cluster bus is the port + 10000
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+def free_cluster_ports(n):
+    ports = []
+    for _ in range(2000):
+        p = random.randint(20000, 45000)
+        if p not in ports and _free(p):
+            ports.append(p)
+            if len(ports) == n:
+                return ports
+    raise Skip("no free port pairs for a Redis Cluster")
+
+
+def cli(port, *args, timeout=10):
+    r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + [str(a) for a in args],
+                       capture_output=True, timeout=timeout)
+    return r.stdout.decode(errors="replace").strip()
+
+
+class RedisCluster:
+    def __init__(self, tmp, n=6, node_timeout=1000):
+        self.tmp = tmp
+        self.ports = free_cluster_ports(n)
+        self.node_timeout = node_timeout
+        self.procs = {}
+        self.logs = {}
+
+    def start_node(self, port):
+        d = os.path.join(self.tmp, "rc-%d" % port)
+        os.makedirs(d, exist_ok=True)
+        self.logs[port] = open(os.path.join(d, "redis.log"), "ab")
+        self.procs[port] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-node-timeout", str(self.node_timeout), "--save", "", "--appendonly", "no", "--dir", d],
+            stdin=subprocess.DEVNULL, stdout=self.logs[port], stderr=subprocess.STDOUT)
+
+    def start(self):
+        for p in self.ports:
+            self.start_node(p)
+        try:
+            for p in self.ports:
+                if not wait_for(lambda: cli(p, "PING") == "PONG", 10):
+                    raise AssertionError("redis-server on %d did not answer" % p)
+            r = subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports]
+                               + ["--cluster-replicas", "1", "--cluster-yes"], capture_output=True, timeout=60)
+            if r.returncode != 0:
+                raise AssertionError("redis-cli --cluster create: %s" % r.stdout.decode()[-2000:])
+            self.wait_ok()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ok(self, timeout=20):
+        ok = wait_for(lambda: all("cluster_state:ok" in cli(p, "CLUSTER", "INFO") for p in self.live()),
+                      timeout * slow_factor(), 0.1)
+        if not ok:
+            raise AssertionError("the cluster is not ok")
+
+    def live(self):
+        return [p for p, pr in self.procs.items() if pr.poll() is None]
+
+    def nodes(self, via=None):
+        """[(id, port, flags, master_id, [slot ranges])] as one node sees it."""
+        via = via or self.live()[0]
+        out = []
+        for line in cli(via, "CLUSTER", "NODES").splitlines():
+            f = line.split()
+            port = int(f[1].split("@")[0].rsplit(":", 1)[1])
+            out.append((f[0], port, f[2].split(","), f[3], [s for s in f[8:] if not s.startswith("[")]))
+        return out
+
+    def primaries(self, via=None):
+        """{port: [(lo, hi), ...]} of the primaries owning slots."""
+        out = {}
+        for _, port, flags, _, slots in self.nodes(via):
+            if "master" in flags and slots and "fail" not in flags:
+                out[port] = [(int(s.split("-")[0]), int(s.split("-")[-1])) for s in slots]
+        return out
+
+    def owner(self, slot, via=None):
+        for port, ranges in self.primaries(via).items():
+            if any(lo <= slot <= hi for lo, hi in ranges):
+                return port
+        return None
+
+    def node_id(self, port):
+        return cli(port, "CLUSTER", "MYID")
+
+    def keyslot(self, key):
+        return int(cli(self.live()[0], "CLUSTER", "KEYSLOT", key))
+
+    def kill9(self, port):
+        self.procs[port].send_signal(signal.SIGKILL)
+        self.procs[port].wait(10)
+
+    def url(self, n=1):
+        return "redis-cluster://" + ",".join("127.0.0.1:%d" % p for p in self.ports[:n])
+
+    def stop(self):
+        for p, pr in self.procs.items():
+            if pr.poll() is None:
+                pr.terminate()
+        for p, pr in self.procs.items():
+            try:
+                pr.wait(10)
+            except subprocess.TimeoutExpired:
+                pr.kill()
+                pr.wait(10)
+            self.logs[p].close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def channels_over_every_shard(rc, prefix="weft:", per_shard=3):
+    """Channel names whose engine names (prefix + name) land on each primary,
+    per_shard of each: {name: primary port}."""
+    prim = rc.primaries()
+    got, counts = {}, {p: 0 for p in prim}
+    for i in range(1000):
+        name = "room%d" % i
+        owner = rc.owner(rc.keyslot(prefix + name))
+        if counts.get(owner, per_shard) < per_shard:
+            counts[owner] += 1
+            got[name] = owner
+        if all(c == per_shard for c in counts.values()):
+            return got
+    raise AssertionError("could not spread channels over %s" % counts)
