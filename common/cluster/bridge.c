@@ -761,7 +761,8 @@ static void sh_resub(void *arg, int shard, const uint64_t *slots)
 	size_t total = 0;
 	pthread_mutex_lock(&b->lock);
 	table_each(&b->held, sresub_one, &r);
-	qsort(r.v, r.n, sizeof(*r.v), by_slot);
+	if (r.n)
+		qsort(r.v, r.n, sizeof(*r.v), by_slot);
 	for (size_t i = 0; i < r.n;) {
 		struct tentry *batch[SUBS_PER_COMMAND];
 		size_t k = 0;
@@ -770,8 +771,9 @@ static void sh_resub(void *arg, int shard, const uint64_t *slots)
 			set_engine(b, r.v[i].e, true);
 			batch[k++] = r.v[i++].e;
 		}
+		/* -ENOTCONN: the owner is down; it subscribes its slots when it is up */
 		if (put_subs(b, &out, "SSUBSCRIBE", batch, (int)k) < 0 ||
-		    shards_send(b->shards, slot, LINK_SUB, buf_head(&out), buf_used(&out)) < 0)
+		    shards_send(b->shards, slot, LINK_SUB, buf_head(&out), buf_used(&out)) == -ENOMEM)
 			r.err = -ENOMEM;
 		else
 			total += k;
@@ -796,6 +798,17 @@ static void sh_state(void *arg, bool up)
 	shards_counts(b->shards, &known, &nup);
 	atomic_store(&b->m_shards, known);
 	atomic_store(&b->m_shards_up, nup);
+	/* Called once the map is known: from then on subscription changes go to
+	 * the owners (one that is down subscribes its slots' channels when it
+	 * is up) and publishes to theirs (dropped and counted for one that is
+	 * down). Before, nothing is kept of names let go, and a shard coming up
+	 * subscribes whatever is held then. */
+	pthread_mutex_lock(&b->lock);
+	bool first = !b->up;
+	b->up = true;
+	if (first)
+		sync_engine(b);
+	pthread_mutex_unlock(&b->lock);
 	if (up == atomic_load(&b->m_up))
 		return;
 	if (up) {
@@ -811,12 +824,6 @@ static void sh_state(void *arg, bool up)
 		         "map names a reachable owner", nup, known);
 	}
 	atomic_store(&b->m_up, up);
-	pthread_mutex_lock(&b->lock);
-	bool first = !b->up;
-	b->up = true; /* from the first full map on; shards that are down drop what is theirs, counted */
-	if (first)
-		sync_engine(b);
-	pthread_mutex_unlock(&b->lock);
 }
 
 /* ---- the loop's handler ---- */

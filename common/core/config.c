@@ -71,7 +71,8 @@ const struct opt config_opts[] = {
 	{"key", T_STR, F(key), NULL, "FILE", "TLS private key (PEM)"},
 	{"handshake-timeout", T_SECS, F(handshake_timeout_ms), "10", "SEC", "TLS handshake must finish within this of the start, in total (0 = never)"},
 	{"cluster", T_STR, F(cluster), NULL, "URL",
-	 "chat: join other weft nodes through Redis at redis://HOST:PORT (rediss:// for TLS); see docs/CLUSTER.md"},
+	 "chat: join other weft nodes through Redis at redis://HOST:PORT (rediss:// for TLS), or a Redis Cluster "
+	 "(sharded pub/sub) at redis-cluster://HOST:PORT[,HOST:PORT...] (rediss-cluster:// for TLS); see docs/CLUSTER.md"},
 	{"cluster-ca", T_STR, F(cluster_ca), NULL, "FILE", "rediss: CA certificates (PEM) to verify the engine with [system store]"},
 	{"cluster-insecure", T_BOOL, F(cluster_insecure), NULL, NULL, "rediss: do not verify the engine's certificate"},
 	{"cluster-prefix", T_STR, F(cluster_prefix), "weft:", "P", "prefix of every engine channel (no * ? [ ] \\)"},
@@ -278,7 +279,7 @@ static int check_cluster(const struct config *cfg)
 	} else if (cluster_url_parse(cfg->cluster, &u, &why) < 0) {
 		char shown[600];
 		cluster_url_redact(cfg->cluster, shown, sizeof(shown));
-		fprintf(stderr, "weft: bad value '%s' for --cluster: %s (e.g. redis://127.0.0.1:6379)\n", shown, why);
+		fprintf(stderr, "weft: bad value '%s' for --cluster: %s (e.g. redis://127.0.0.1:6379 or redis-cluster://127.0.0.1:7000,127.0.0.1:7001)\n", shown, why);
 		return -EINVAL;
 	} else if (cfg->mode != MODE_CHAT) {
 		err = "--cluster joins chat channels across nodes: it needs --mode chat (echo mode has nothing to share)";

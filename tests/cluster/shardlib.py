@@ -57,7 +57,8 @@ class RedisCluster:
         self.procs[port] = subprocess.Popen(
             ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-             "--cluster-node-timeout", str(self.node_timeout), "--save", "", "--appendonly", "no", "--dir", d],
+             "--cluster-node-timeout", str(self.node_timeout), "--cluster-replica-validity-factor", "0",
+             "--save", "", "--appendonly", "no", "--dir", d],
             stdin=subprocess.DEVNULL, stdout=self.logs[port], stderr=subprocess.STDOUT)
 
     def start(self):
@@ -72,6 +73,9 @@ class RedisCluster:
             if r.returncode != 0:
                 raise AssertionError("redis-cli --cluster create: %s" % r.stdout.decode()[-2000:])
             self.wait_ok()
+            # A replica can take over only once it has synced with its primary.
+            if not wait_for(self.replicas_synced, 20 * slow_factor(), 0.1):
+                raise AssertionError("the replicas did not sync")
         except BaseException:
             self.stop()
             raise
@@ -82,6 +86,16 @@ class RedisCluster:
                       timeout * slow_factor(), 0.1)
         if not ok:
             raise AssertionError("the cluster is not ok")
+
+    def replicas_synced(self):
+        n = 0
+        for p in self.live():
+            info = cli(p, "INFO", "replication")
+            if "role:slave" in info:
+                if "master_link_status:up" not in info:
+                    return False
+                n += 1
+        return n == len(self.ports) // 2
 
     def live(self):
         return [p for p, pr in self.procs.items() if pr.poll() is None]

@@ -75,6 +75,39 @@ def test_exactly_once_in_order_over_every_shard(ctx):
             stop_all(nodes)
 
 
+def test_patterns_are_served_by_local_publishes(ctx):
+    """Sharded pub/sub has no patterns (docs/CLUSTER.md, Patterns): a
+    pattern subscriber gets its own node's publishes (every one, in order)
+    and none of another node's; nothing is PSUBSCRIBEd on the engine, and
+    the node says so once in its log. Exact channels still cross nodes."""
+    k = 20
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url()) for m in ("coro", "threads")]
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor())
+            pat, exact = Sub(nodes[0], "pat", "ro*"), Sub(nodes[0], "resp", "room")
+            engine_subs(rc, "weft:room", 1)
+            pubs = [Pub(w) for w in nodes]
+            for j in range(k):
+                for i, p in enumerate(pubs):
+                    p.publish("room", b"n%d-%d" % (i, j))
+            for p in pubs:
+                p.drain()
+            check_stream(exact.read(2 * k, 20), ["n0", "n1"], k)
+            got = pat.read(2 * k, 3, idle=1.0)
+            check_stream(got, ["n0", "n1"], k, own="n0", complete=False)
+            assert len(got) == k, "the pattern subscriber got %d, wanted its node's %d only" % (len(got), k)
+            w = nodes[0]
+            assert w.metric("weft_cluster_subscriptions", 'kind="pattern"') == 0
+            assert all(cli(p, "PUBSUB", "NUMPAT") == "0" for p in rc.live())
+            assert "has no patterns" in w.log()
+            for s in (pat, exact):
+                s.close()
+            for p in pubs:
+                p.close()
+        finally:
+            stop_all(nodes)
+
 def stream_with_event(nodes, pub_node, subs, channel, event, before=1.0, after=4.0, tick=0.01):
     """Publish b"p-<i>" on channel from pub_node every tick; event() once
     `before` seconds in; go on for `after` seconds after it returns. Returns
