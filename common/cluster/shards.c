@@ -56,6 +56,7 @@ struct shards {
 	/* the map */
 	struct shard sh[SHARDS_MAX];
 	uint8_t owner[CLUSTER_SLOTS];
+	uint8_t next_owner[CLUSTER_SLOTS]; /* the map being read */
 	uint64_t pending[CLUSTER_SLOTS / 64]; /* slots to subscribe again once the map is read */
 	bool map_known, all_up;
 	bool want_refresh;
@@ -310,8 +311,8 @@ static bool has_flag(const char *flags, size_t n, const char *f)
 /* The CLUSTER NODES text: who owns which slot. */
 static void read_map(struct shards *s, const char *text, size_t len)
 {
-	static uint8_t owner[CLUSTER_SLOTS];
-	memset(owner, NO_OWNER, sizeof(owner));
+	uint8_t *owner = s->next_owner;
+	memset(owner, NO_OWNER, CLUSTER_SLOTS);
 	for (int i = 0; i < SHARDS_MAX; i++)
 		s->sh[i].seen = false;
 	int nknown = 0, nfull = 0;
@@ -368,7 +369,7 @@ static void read_map(struct shards *s, const char *text, size_t len)
 	for (unsigned x = 0; x < CLUSTER_SLOTS; x++)
 		if (owner[x] != s->owner[x] && owner[x] != NO_OWNER && s->map_known)
 			mark_pending(s, x);
-	memcpy(s->owner, owner, sizeof(owner));
+	memcpy(s->owner, owner, CLUSTER_SLOTS);
 	for (int i = 0; i < SHARDS_MAX; i++)
 		if (s->sh[i].link && !s->sh[i].seen) {
 			log_info("cluster: %s owns no slot any more; its link is closed", link_what(s->sh[i].link));

@@ -36,14 +36,18 @@ def free_cluster_ports(n):
     raise Skip("no free port pairs for a Redis Cluster")
 
 
-def cli(port, *args, timeout=10):
-    r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + [str(a) for a in args],
+def cli(port, *args, timeout=10, tls=None):
+    extra = ["--tls", "--cacert", tls["ca"]] if tls else []
+    r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + extra + [str(a) for a in args],
                        capture_output=True, timeout=timeout)
     return r.stdout.decode(errors="replace").strip()
 
 
 class RedisCluster:
-    def __init__(self, tmp, n=6, node_timeout=1000):
+    def __init__(self, tmp, n=6, node_timeout=1000, tls=None):
+        """tls=dict(cert=, key=, ca=): TLS only, for clients, the cluster bus
+        and replication (--tls-cluster, --tls-replication)."""
+        self.tls = tls
         self.tmp = tmp
         self.ports = free_cluster_ports(n)
         self.node_timeout = node_timeout
@@ -54,8 +58,15 @@ class RedisCluster:
         d = os.path.join(self.tmp, "rc-%d" % port)
         os.makedirs(d, exist_ok=True)
         self.logs[port] = open(os.path.join(d, "redis.log"), "ab")
+        if self.tls:
+            t = self.tls
+            ports = ["--port", "0", "--tls-port", str(port), "--tls-cluster", "yes", "--tls-replication", "yes",
+                     "--tls-cert-file", t["cert"], "--tls-key-file", t["key"], "--tls-ca-cert-file", t["ca"],
+                     "--tls-auth-clients", "no"]
+        else:
+            ports = ["--port", str(port)]
         self.procs[port] = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--protected-mode", "no",
+            ["redis-server"] + ports + ["--bind", "127.0.0.1", "--protected-mode", "no",
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", str(self.node_timeout), "--cluster-replica-validity-factor", "0",
              "--save", "", "--appendonly", "no", "--dir", d],
@@ -66,9 +77,10 @@ class RedisCluster:
             self.start_node(p)
         try:
             for p in self.ports:
-                if not wait_for(lambda: cli(p, "PING") == "PONG", 10):
+                if not wait_for(lambda: self.cli(p, "PING") == "PONG", 10):
                     raise AssertionError("redis-server on %d did not answer" % p)
-            r = subprocess.run(["redis-cli", "--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports]
+            tls = ["--tls", "--cacert", self.tls["ca"]] if self.tls else []
+            r = subprocess.run(["redis-cli"] + tls + ["--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports]
                                + ["--cluster-replicas", "1", "--cluster-yes"], capture_output=True, timeout=60)
             if r.returncode != 0:
                 raise AssertionError("redis-cli --cluster create: %s" % r.stdout.decode()[-2000:])
@@ -82,15 +94,18 @@ class RedisCluster:
         return self
 
     def wait_ok(self, timeout=20):
-        ok = wait_for(lambda: all("cluster_state:ok" in cli(p, "CLUSTER", "INFO") for p in self.live()),
+        ok = wait_for(lambda: all("cluster_state:ok" in self.cli(p, "CLUSTER", "INFO") for p in self.live()),
                       timeout * slow_factor(), 0.1)
         if not ok:
             raise AssertionError("the cluster is not ok")
 
+    def cli(self, port, *args):
+        return cli(port, *args, tls=self.tls)
+
     def replicas_synced(self):
         n = 0
         for p in self.live():
-            info = cli(p, "INFO", "replication")
+            info = self.cli(p, "INFO", "replication")
             if "role:slave" in info:
                 if "master_link_status:up" not in info:
                     return False
@@ -104,7 +119,7 @@ class RedisCluster:
         """[(id, port, flags, master_id, [slot ranges])] as one node sees it."""
         via = via or self.live()[0]
         out = []
-        for line in cli(via, "CLUSTER", "NODES").splitlines():
+        for line in self.cli(via, "CLUSTER", "NODES").splitlines():
             f = line.split()
             port = int(f[1].split("@")[0].rsplit(":", 1)[1])
             out.append((f[0], port, f[2].split(","), f[3], [s for s in f[8:] if not s.startswith("[")]))
@@ -125,17 +140,17 @@ class RedisCluster:
         return None
 
     def node_id(self, port):
-        return cli(port, "CLUSTER", "MYID")
+        return self.cli(port, "CLUSTER", "MYID")
 
     def keyslot(self, key):
-        return int(cli(self.live()[0], "CLUSTER", "KEYSLOT", key))
+        return int(self.cli(self.live()[0], "CLUSTER", "KEYSLOT", key))
 
     def kill9(self, port):
         self.procs[port].send_signal(signal.SIGKILL)
         self.procs[port].wait(10)
 
     def url(self, n=1):
-        return "redis-cluster://" + ",".join("127.0.0.1:%d" % p for p in self.ports[:n])
+        return ("rediss-cluster://" if self.tls else "redis-cluster://") + ",".join("127.0.0.1:%d" % p for p in self.ports[:n])
 
     def stop(self):
         for p, pr in self.procs.items():

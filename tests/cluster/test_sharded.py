@@ -10,8 +10,8 @@ import time
 
 from weftest import scale, slow_factor, wait_for
 from clusterlib import Pub, Sub, node, stop_all
-from shardlib import RedisCluster, channels_over_every_shard, cli
-from test_cluster import check_stream
+from shardlib import RedisCluster, channels_over_every_shard
+from test_cluster import check_stream, make_ca, make_server_cert
 
 MODELS3 = ("threads", "coro", "uring")
 
@@ -26,7 +26,7 @@ def engine_subs(rc, channel, n, timeout=10):
     """Until the channel's owner counts n shard subscriptions of it."""
     def ok():
         owner = rc.owner(rc.keyslot(channel))
-        out = cli(owner, "PUBSUB", "SHARDNUMSUB", channel).split()
+        out = rc.cli(owner, "PUBSUB", "SHARDNUMSUB", channel).split()
         return len(out) == 2 and int(out[1]) == n
     if not wait_for(ok, timeout * slow_factor(), 0.05):
         raise AssertionError("the owner of %s does not hold %d subscriptions of it" % (channel, n))
@@ -99,7 +99,7 @@ def test_patterns_are_served_by_local_publishes(ctx):
             assert len(got) == k, "the pattern subscriber got %d, wanted its node's %d only" % (len(got), k)
             w = nodes[0]
             assert w.metric("weft_cluster_subscriptions", 'kind="pattern"') == 0
-            assert all(cli(p, "PUBSUB", "NUMPAT") == "0" for p in rc.live())
+            assert all(rc.cli(p, "PUBSUB", "NUMPAT") == "0" for p in rc.live())
             assert "has no patterns" in w.log()
             for s in (pat, exact):
                 s.close()
@@ -157,13 +157,13 @@ def move_slot(rc, slot, src, dst):
     """CLUSTER SETSLOT steps of a live resharding (the slot has no keys):
     IMPORTING on the target, MIGRATING on the source, then NODE everywhere."""
     sid, did = rc.node_id(src), rc.node_id(dst)
-    assert cli(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", sid) == "OK"
-    assert cli(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", did) == "OK"
-    assert cli(dst, "CLUSTER", "SETSLOT", slot, "NODE", did) == "OK"
-    assert cli(src, "CLUSTER", "SETSLOT", slot, "NODE", did) == "OK"
+    assert rc.cli(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", sid) == "OK"
+    assert rc.cli(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", did) == "OK"
+    assert rc.cli(dst, "CLUSTER", "SETSLOT", slot, "NODE", did) == "OK"
+    assert rc.cli(src, "CLUSTER", "SETSLOT", slot, "NODE", did) == "OK"
     for p in rc.primaries():
         if p not in (src, dst):
-            cli(p, "CLUSTER", "SETSLOT", slot, "NODE", did)
+            rc.cli(p, "CLUSTER", "SETSLOT", slot, "NODE", did)
 
 
 RESHARD_WITHIN = 2.0  # seconds: delivering again this soon after a slot moved
@@ -236,6 +236,39 @@ def test_kill9_primary_replica_promoted(ctx):
                       nodes[0].metric("weft_cluster_dropped_total", 'reason="moved"')))
             for s in subs:
                 s.close()
+        finally:
+            stop_all(nodes)
+
+
+def test_rediss_cluster(ctx):
+    """rediss-cluster://: a Redis Cluster on TLS only (clients, bus and
+    replication), its certificate for 127.0.0.1 signed by a test CA: every
+    shard's link verified with --cluster-ca, messages cross nodes on every
+    shard; a wrong CA is refused on the map link, counted, and never up."""
+    ca_key, ca = make_ca(ctx, "ca")
+    _, wrong = make_ca(ctx, "wrong")
+    key, cert = make_server_cert(ctx, ca_key, ca)
+    with RedisCluster(ctx.tmpdir, tls=dict(cert=cert, key=key, ca=ca)) as rc:
+        nodes = [node(m, rc.url(2), ["--cluster-ca", ca]) for m in ("coro", "threads")]
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), nodes[0].tail()
+            chans = channels_over_every_shard(rc, per_shard=1)
+            subs = [Sub(nodes[1], "line", c) for c in chans]
+            for c in chans:
+                engine_subs(rc, "weft:" + c, 1)
+            p = Pub(nodes[0])
+            for c in chans:
+                p.publish(c, b"tls-0")
+            p.drain()
+            for s in subs:
+                assert s.read(1, 10) == [b"tls-0"], s.name
+                s.close()
+            p.close()
+            bad = node("uring", rc.url(1), ["--cluster-ca", wrong])
+            nodes.append(bad)
+            assert wait_for(lambda: bad.metric("weft_cluster_connect_failures_total", 'reason="tls"') >= 2,
+                            15 * slow_factor()), bad.tail()
+            assert "certificate refused" in bad.log() and not shards_up(bad)
         finally:
             stop_all(nodes)
 
