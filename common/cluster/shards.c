@@ -61,6 +61,8 @@ struct shards {
 	bool map_known, all_up;
 	bool want_refresh;
 	long long refresh_after, last_refresh, tick_at;
+	long long map_warn_at; /* a map refused: logged at most this often */
+	unsigned map_warn_held;
 };
 
 /* ---- the multiplexer ---- */
@@ -437,9 +439,22 @@ static int ctl_reply(void *arg, enum link_conn conn, redisReply *r)
 	if (r->type == REDIS_REPLY_STRING) {
 		read_map(s, r->str, r->len);
 	} else {
-		log_warn("cluster: CLUSTER NODES on %s: %.*s", link_what(s->ctl), (int)(r->len > 200 ? 200 : r->len),
-		         r->str ? r->str : "not a string");
-		return -EPROTO; /* not a cluster node (or refused): try another */
+		/* Not a cluster node (or refused): drop the link, the back-off grows.
+		 * Logged at most once per 10 s, with the count held back. */
+		long long now = now_ms();
+		if (now >= s->map_warn_at) {
+			char more[64] = "";
+			if (s->map_warn_held)
+				snprintf(more, sizeof(more), "; %u similar lines not logged", s->map_warn_held);
+			log_warn("cluster: CLUSTER NODES on %s: %.*s (redis-cluster:// needs a Redis Cluster node; one Redis is "
+			         "redis://)%s",
+			         link_what(s->ctl), (int)(r->len > 200 ? 200 : r->len), r->str ? r->str : "not a string", more);
+			s->map_warn_at = now + 10000;
+			s->map_warn_held = 0;
+		} else {
+			s->map_warn_held++;
+		}
+		return -EPROTO;
 	}
 	if (s->want_refresh)
 		rearm(s);

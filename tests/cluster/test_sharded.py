@@ -9,7 +9,7 @@ Run by tests/conformance/run.py; the nodes' models are fixed per test."""
 import time
 
 from weftest import scale, slow_factor, wait_for
-from clusterlib import Pub, Sub, node, stop_all
+from clusterlib import Pub, Redis, Sub, node, stop_all
 from shardlib import RedisCluster, channels_over_every_shard
 from test_cluster import check_stream, make_ca, make_server_cert
 
@@ -272,6 +272,25 @@ def test_rediss_cluster(ctx):
         finally:
             stop_all(nodes)
 
+
+def test_one_redis_is_not_a_cluster(ctx):
+    """redis-cluster:// at a Redis without cluster mode: CLUSTER NODES is
+    refused; the node says what is wrong (rate-limited), never reports a
+    link, serves its own clients, retries with back-off and exits 0."""
+    with Redis(ctx.tmpdir) as r:
+        w = node("coro", "redis-cluster://127.0.0.1:%d" % r.port)
+        try:
+            assert w.wait_log("needs a Redis Cluster node", 5), w.tail()
+            time.sleep(2)
+            assert w.metric("weft_cluster_link_up") == 0
+            assert w.log().count("needs a Redis Cluster node") == 1, w.tail()
+            s, p = Sub(w, "resp", "local"), Pub(w)
+            p.publish("local", b"x-0")
+            assert p.drain() == [1] and s.read(1, 5) == [b"x-0"]
+            s.close()
+            p.close()
+        finally:
+            stop_all([w])
 
 def test_sigterm_cluster_unreachable_and_up(ctx):
     """SIGTERM exits 0 with the seeds unreachable (the map link backing off)
