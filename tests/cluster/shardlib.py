@@ -36,6 +36,27 @@ def free_cluster_ports(n):
     raise Skip("no free port pairs for a Redis Cluster")
 
 
+def crc16(data):
+    """CRC16/XMODEM, as the cluster spec (to pick channel names in given slots
+    without asking redis-cli for each)."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
+    return crc
+
+
+def keyslot(key):
+    k = key.encode()
+    i = k.find(b"{")
+    if i >= 0:
+        j = k.find(b"}", i + 1)
+        if j > i + 1:
+            k = k[i + 1:j]
+    return crc16(k) % 16384
+
+
 def cli(port, *args, timeout=10, tls=None):
     extra = ["--tls", "--cacert", tls["ca"]] if tls else []
     r = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port)] + extra + [str(a) for a in args],

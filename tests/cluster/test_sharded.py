@@ -10,7 +10,9 @@ import time
 
 from weftest import scale, slow_factor, wait_for
 from clusterlib import Pub, Redis, Sub, node, stop_all
-from shardlib import RedisCluster, channels_over_every_shard
+import subprocess
+
+from shardlib import RedisCluster, channels_over_every_shard, keyslot
 from test_cluster import check_stream, make_ca, make_server_cert
 
 MODELS3 = ("threads", "coro", "uring")
@@ -198,6 +200,77 @@ def test_slot_moved_while_publishing(ctx):
                       nodes[0].metric("weft_cluster_dropped_total", 'reason="down"')))
             for s in subs:
                 s.close()
+        finally:
+            stop_all(nodes)
+
+
+def test_reshard_with_redis_cli_while_publishing(ctx):
+    """redis-cli --cluster reshard moves 100 slots from one primary to another
+    while a node publishes on three channels in those slots and one outside
+    them: no duplicates, in order, each subscriber's node counts what it lost,
+    every message published more than RESHARD_WITHIN seconds after the
+    reshard delivered, and the channel outside the moved slots loses nothing."""
+    with RedisCluster(ctx.tmpdir) as rc:
+        prim = rc.primaries()
+        src = min(prim, key=lambda p: prim[p][0][0])
+        dst = next(p for p in prim if p != src)
+        lo = prim[src][0][0]
+        moving = [n for n in ("r%d" % i for i in range(20000)) if lo <= keyslot("weft:" + n) < lo + 100][:3]
+        assert rc.keyslot("weft:" + moving[0]) == keyslot("weft:" + moving[0])
+        still = next(n for n in ("s%d" % i for i in range(1000)) if rc.owner(keyslot("weft:" + n)) == src
+                     and keyslot("weft:" + n) >= lo + 100)
+        chans = moving + [still]
+        nodes = [node(m, rc.url(2)) for m in ("threads", "uring", "coro")]
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor())
+            subs = {w: [Sub(w, "resp", c) for c in chans] for w in nodes[1:]}
+            for c in chans:
+                engine_subs(rc, "weft:" + c, 2)
+            p = Pub(nodes[0])
+            times, t0, done_at = [], time.monotonic(), None
+            while time.monotonic() < t0 + 50 * slow_factor():
+                for c in chans:
+                    p.publish(c, b"p-%d" % len(times))
+                times.append(time.monotonic())
+                if done_at is None and times[-1] - t0 >= 1.0:
+                    began = time.monotonic()
+                    r = subprocess.run(["redis-cli", "--cluster", "reshard", "127.0.0.1:%d" % src, "--cluster-from",
+                                        rc.node_id(src), "--cluster-to", rc.node_id(dst), "--cluster-slots", "100",
+                                        "--cluster-yes"], capture_output=True, timeout=60)
+                    assert r.returncode == 0, r.stdout.decode()[-2000:]
+                    done_at = time.monotonic()
+                elif done_at is not None and times[-1] - done_at >= 4.0:
+                    break
+                time.sleep(0.01)
+            p.drain()
+            p.close()
+            n = len(times)
+            assert all(rc.owner(keyslot("weft:" + c)) == dst for c in moving) and rc.owner(keyslot("weft:" + still)) == src
+            report = []
+            for w, ss in subs.items():
+                lost_all = 0
+                for c, s in zip(chans, ss):
+                    got = s.read(n, 20, idle=2.0)
+                    seen = set(check_stream(got, ["p"], n, complete=False)["p"])
+                    late = [i for i in range(n) if times[i] >= done_at + RESHARD_WITHIN and i not in seen]
+                    assert not late, "%s %s: %d published after the reshard lost" % (w.args[1], c, len(late))
+                    if c == still:
+                        assert len(seen) == n, "%s: %d lost on a channel whose slot did not move" % (c, n - len(seen))
+                    lost_all += n - len(seen)
+                assert wait_for(lambda: w.metric("weft_cluster_gaps_total") == lost_all, 5 * slow_factor()), (
+                    w.args[1], w.metric("weft_cluster_gaps_total"), lost_all)
+                assert w.metric("weft_cluster_duplicates_dropped_total") == 0
+                assert w.metric("weft_cluster_slot_moves_total") >= len(moving)
+                report.append("%s lost %d" % (w.args[1], lost_all))
+            for c in moving:
+                engine_subs(rc, "weft:" + c, 2)
+            print("  reshard of 100 slots %d -> %d took %.2f s; %d messages per channel; %s; publisher dropped "
+                  "moved=%d down=%d" % (src, dst, done_at - began, n, ", ".join(report),
+                                         nodes[0].metric("weft_cluster_dropped_total", 'reason="moved"'),
+                                         nodes[0].metric("weft_cluster_dropped_total", 'reason="down"')))
+            for ss in subs.values():
+                for s in ss:
+                    s.close()
         finally:
             stop_all(nodes)
 
