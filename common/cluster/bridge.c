@@ -699,13 +699,19 @@ static bool sh_wanted(void *arg, const char *ch, size_t n)
 	struct bridge *b = arg;
 	if (n < b->plen || memcmp(ch, b->prefix, b->plen) != 0 || n - b->plen + 1 > b->cfg->max_channel + 1)
 		return false;
-	char key[n - b->plen + 1];
+	size_t kn = n - b->plen + 1;
+	char small[256];
+	char *key = kn <= sizeof(small) ? small : malloc(kn);
+	if (!key)
+		return true; /* look it up again: costs a map read at most */
 	key[0] = 'c';
 	memcpy(key + 1, ch + b->plen, n - b->plen);
 	pthread_mutex_lock(&b->lock);
-	struct tentry *e = table_get(&b->held, key, sizeof(key));
+	struct tentry *e = table_get(&b->held, key, kn);
 	bool held = e && (e->flags & H_WANT);
 	pthread_mutex_unlock(&b->lock);
+	if (key != small)
+		free(key);
 	return held;
 }
 
