@@ -39,7 +39,9 @@
 #include "metrics_src.h"
 #include "options.h"
 #include "hash.h"
+#include "shards.h"
 #include "sign.h"
+#include "slot.h"
 #include "clock.h"
 #include "stats.h"
 #include "table.h"
@@ -81,8 +83,10 @@ struct bridge {
 	struct sign_key *key; /* --cluster-key-file: tag and check envelopes (read-only once started) */
 	/* link thread only */
 	struct table seen;
-	struct link *link;
+	struct link *link;     /* redis:// (one engine), or */
+	struct shards *shards; /* redis-cluster:// (sharded pub/sub: shards.h) */
 	bool ever_up;
+	bool pat_warned;
 	/* the loop and its thread */
 	struct tls_ctx *tls;
 	struct cl_poll *poll;
@@ -90,7 +94,11 @@ struct bridge {
 	atomic_bool m_up;
 	atomic_llong m_down_since, m_down_ms;
 	atomic_long m_chans, m_pats;
+	atomic_int m_shards, m_shards_up;
 };
+
+/* Sharded: a queued SPUBLISH is a record [slot u16][length u32][command]. */
+#define REC_HEAD 6
 
 /* ---- formatting commands ---- */
 
@@ -302,8 +310,9 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 		bool tagged = b->key && sign_tag(b->key, head, hn, ch, cn, data, n, tag) == 0;
 		hn = envelope_finish(head, hn, tagged ? tag : NULL);
 		char *chan = malloc(b->plen + cn), *payload = malloc(hn + n);
-		const char *argv[3] = {"PUBLISH", chan, payload};
-		size_t lens[3] = {7, b->plen + cn, hn + n};
+		const char *argv[3] = {b->shards ? "SPUBLISH" : "PUBLISH", chan, payload};
+		size_t lens[3] = {b->shards ? 8 : 7, b->plen + cn, hn + n};
+		size_t rec = buf_used(&b->pubq);
 		if (chan && payload) {
 			memcpy(chan, b->prefix, b->plen);
 			memcpy(chan + b->plen, ch, cn);
@@ -315,10 +324,20 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 			stat_inc(STAT_cl_dropped_full);
 			stat_inc(STAT_oom_errors);
 			wake = false;
-		} else if (chan && payload && put_cmd(&b->pubq, 3, argv, lens) == 0) {
+		} else if (chan && payload && (!b->shards || buf_append(&b->pubq, "\0\0\0\0\0\0", REC_HEAD) == 0) &&
+		           put_cmd(&b->pubq, 3, argv, lens) == 0) {
+			if (b->shards) { /* the record's head: the slot and the command's length */
+				char *h = (char *)buf_head(&b->pubq) + rec;
+				uint16_t slot = (uint16_t)cluster_slot(chan, b->plen + cn);
+				uint32_t len = (uint32_t)(buf_used(&b->pubq) - rec - REC_HEAD);
+				memcpy(h, &slot, 2);
+				memcpy(h + 2, &len, 4);
+			}
 			b->pubq_msgs++;
 			stat_inc(STAT_cl_sent);
 		} else {
+			if (buf_used(&b->pubq) > rec) /* a record head without its command */
+				b->pubq.len = b->pubq.off + rec;
 			stat_inc(STAT_cl_dropped_full);
 			stat_inc(STAT_oom_errors);
 			wake = false;
@@ -376,6 +395,64 @@ static void resub_one(struct table *t, struct tentry *e, void *arg)
 		resub_flush(r, kind);
 }
 
+/* The slot of a held channel's engine name. */
+static unsigned held_slot(const struct bridge *b, const struct tentry *e)
+{
+	char small[512];
+	size_t n;
+	if (b->plen + e->node.klen - 1 <= sizeof(small)) {
+		memcpy(small, b->prefix, b->plen);
+		memcpy(small + b->plen, e->key + 1, e->node.klen - 1);
+		return cluster_slot(small, b->plen + e->node.klen - 1);
+	}
+	char *name = engine_name(b, e, &n);
+	unsigned slot = name ? cluster_slot(name, n) : 0;
+	free(name);
+	return slot;
+}
+
+/* Sharded: a subscription change goes to the slot's owner, one channel a
+ * command (no CROSSSLOT); an owner that is down subscribes everything of
+ * its slots when it is back (shards.h). Patterns are not on the engine:
+ * sharded pub/sub has none (docs/CLUSTER.md). */
+static void sync_sharded_sub(struct bridge *b, struct tentry *e, bool want)
+{
+	if (e->key[0] == 'p') {
+		if (want && !b->pat_warned) {
+			b->pat_warned = true;
+			log_warn("cluster: redis-cluster:// has no patterns (sharded pub/sub): a pattern subscriber gets this "
+			         "node's publishes only (docs/CLUSTER.md)");
+		}
+		return;
+	}
+	struct buf out = {0};
+	if (put_subs(b, &out, want ? "SSUBSCRIBE" : "SUNSUBSCRIBE", &e, 1) < 0)
+		log_error("cluster: out of memory changing a subscription on the engine");
+	else
+		(void)shards_send(b->shards, held_slot(b, e), LINK_SUB, buf_head(&out), buf_used(&out));
+	buf_free(&out);
+	set_engine(b, e, want);
+	purge_seen(b, e);
+}
+
+/* Sharded: each queued SPUBLISH to its slot's owner, in order. */
+static void sync_sharded_pub(struct bridge *b)
+{
+	const char *p = buf_head(&b->pubq), *end = p + buf_used(&b->pubq);
+	size_t lost = 0;
+	while (end - p >= REC_HEAD) {
+		uint16_t slot;
+		uint32_t len;
+		memcpy(&slot, p, 2);
+		memcpy(&len, p + 2, 4);
+		p += REC_HEAD;
+		if (shards_send(b->shards, slot, LINK_PUB, p, len) < 0)
+			lost++;
+		p += len;
+	}
+	stat_add(STAT_cl_dropped_down, lost);
+}
+
 /* Send the dirty entries' changes and the queued publishes (under b->lock). */
 static void sync_engine(struct bridge *b)
 {
@@ -385,7 +462,10 @@ static void sync_engine(struct bridge *b)
 		e->dirty = NULL;
 		e->flags &= ~H_DIRTY;
 		bool want = e->flags & H_WANT, pat = e->key[0] == 'p';
-		if (want != !!(e->flags & H_ENGINE)) {
+		if (b->shards) {
+			if (want != !!(e->flags & H_ENGINE))
+				sync_sharded_sub(b, e, want);
+		} else if (want != !!(e->flags & H_ENGINE)) {
 			if (put_subs(b, &out, want ? (pat ? "PSUBSCRIBE" : "SUBSCRIBE") : (pat ? "PUNSUBSCRIBE" : "UNSUBSCRIBE"),
 			             &e, 1) < 0) {
 				log_error("cluster: out of memory changing a subscription on the engine");
@@ -402,13 +482,15 @@ static void sync_engine(struct bridge *b)
 		log_error("cluster: cannot queue subscription changes for the engine");
 	buf_free(&out);
 	if (buf_used(&b->pubq)) {
-		if (link_send(b->link, LINK_PUB, buf_head(&b->pubq), buf_used(&b->pubq)) < 0)
+		if (b->shards)
+			sync_sharded_pub(b);
+		else if (link_send(b->link, LINK_PUB, buf_head(&b->pubq), buf_used(&b->pubq)) < 0)
 			stat_add(STAT_cl_dropped_full, b->pubq_msgs);
 		buf_free(&b->pubq);
 		b->pubq = (struct buf){0};
 		b->pubq_msgs = 0;
 	}
-	b->backlog = link_backlog(b->link, LINK_PUB);
+	b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 }
 
 static void on_up(void *arg)
@@ -488,9 +570,16 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 	}
 	memcpy(chan, b->prefix, b->plen);
 	memcpy(chan + b->plen, e->key, e->node.klen);
-	const char *argv[3] = {"PUBLISH", chan, head};
-	size_t lens[3] = {7, b->plen + e->node.klen, hn};
+	const char *argv[3] = {b->shards ? "SPUBLISH" : "PUBLISH", chan, head};
+	size_t lens[3] = {b->shards ? 8 : 7, b->plen + e->node.klen, hn};
+	size_t at = buf_used(&mk->out);
 	mk->err = put_cmd(&mk->out, 3, argv, lens);
+	if (b->shards && !mk->err) { /* to the channel's owner, at once */
+		(void)shards_send(b->shards, cluster_slot(chan, b->plen + e->node.klen), LINK_PUB, buf_head(&mk->out) + at,
+		                  buf_used(&mk->out) - at);
+		buf_free(&mk->out);
+		mk->out = (struct buf){0};
+	}
 	free(chan);
 }
 
@@ -504,7 +593,7 @@ static void on_tick(void *arg)
 		table_each(&b->sent, marker_one, &mk);
 		if (buf_used(&mk.out) && link_send(b->link, LINK_PUB, buf_head(&mk.out), buf_used(&mk.out)) < 0)
 			mk.err = -ENOMEM;
-		b->backlog = link_backlog(b->link, LINK_PUB);
+		b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 	}
 	pthread_mutex_unlock(&b->lock);
 	buf_free(&mk.out);
@@ -628,11 +717,165 @@ static int on_reply(void *arg, enum link_conn conn, redisReply *r)
 	return 0;
 }
 
+/* ---- the sharded engine's side (link thread) ---- */
+
+static void sh_message(void *arg, const redisReply *ch, const redisReply *payload)
+{
+	engine_message(arg, NULL, ch, payload);
+}
+
+static bool sh_wanted(void *arg, const char *ch, size_t n)
+{
+	struct bridge *b = arg;
+	if (n < b->plen || memcmp(ch, b->prefix, b->plen) != 0 || n - b->plen + 1 > b->cfg->max_channel + 1)
+		return false;
+	size_t kn = n - b->plen + 1;
+	char small[256];
+	char *key = kn <= sizeof(small) ? small : malloc(kn);
+	if (!key)
+		return true; /* look it up again: costs a map read at most */
+	key[0] = 'c';
+	memcpy(key + 1, ch + b->plen, n - b->plen);
+	pthread_mutex_lock(&b->lock);
+	struct tentry *e = table_get(&b->held, key, kn);
+	bool held = e && (e->flags & H_WANT);
+	pthread_mutex_unlock(&b->lock);
+	if (key != small)
+		free(key);
+	return held;
+}
+
+struct sresub {
+	struct bridge *b;
+	int shard;
+	const uint64_t *slots;
+	struct sent_sub {
+		unsigned slot;
+		struct tentry *e;
+	} *v;
+	size_t n, cap;
+	int err;
+};
+
+static void sresub_one(struct table *t, struct tentry *e, void *arg)
+{
+	struct sresub *r = arg;
+	(void)t;
+	if (e->key[0] != 'c' || !(e->flags & H_WANT) || r->err)
+		return;
+	unsigned slot = held_slot(r->b, e);
+	if (shards_owner(r->b->shards, slot) != r->shard || (r->slots && !(r->slots[slot / 64] >> (slot % 64) & 1)))
+		return;
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 64;
+		void *v = realloc(r->v, cap * sizeof(*r->v));
+		if (!v) {
+			r->err = -ENOMEM;
+			return;
+		}
+		r->v = v;
+		r->cap = cap;
+	}
+	r->v[r->n++] = (struct sent_sub){slot, e};
+}
+
+static int by_slot(const void *a, const void *b)
+{
+	unsigned x = ((const struct sent_sub *)a)->slot, y = ((const struct sent_sub *)b)->slot;
+	return x < y ? -1 : x > y;
+}
+
+/* Subscribe on shard every held channel of its slots (or of those set in
+ * slots), SSUBSCRIBE grouped by slot: one command names one slot's channels
+ * only (else CROSSSLOT). A resubscription keeps what was seen, so what was
+ * lost meanwhile counts as gaps. */
+static void sh_resub(void *arg, int shard, const uint64_t *slots)
+{
+	struct bridge *b = arg;
+	struct sresub r = {.b = b, .shard = shard, .slots = slots};
+	struct buf out = {0};
+	size_t total = 0;
+	pthread_mutex_lock(&b->lock);
+	table_each(&b->held, sresub_one, &r);
+	if (r.n)
+		qsort(r.v, r.n, sizeof(*r.v), by_slot);
+	for (size_t i = 0; i < r.n;) {
+		struct tentry *batch[SUBS_PER_COMMAND];
+		size_t k = 0;
+		unsigned slot = r.v[i].slot;
+		while (i < r.n && k < SUBS_PER_COMMAND && r.v[i].slot == slot) {
+			set_engine(b, r.v[i].e, true);
+			batch[k++] = r.v[i++].e;
+		}
+		/* -ENOTCONN: the owner is down; it subscribes its slots when it is up */
+		if (put_subs(b, &out, "SSUBSCRIBE", batch, (int)k) < 0 ||
+		    shards_send(b->shards, slot, LINK_SUB, buf_head(&out), buf_used(&out)) == -ENOMEM)
+			r.err = -ENOMEM;
+		else
+			total += k;
+		buf_free(&out);
+		out = (struct buf){0};
+	}
+	pthread_mutex_unlock(&b->lock);
+	free(r.v);
+	if (r.err)
+		log_error("cluster: some channels could not be subscribed again on a shard (out of memory); they are "
+		          "retried when its link is next made");
+	else if (total && slots)
+		log_info("cluster: %zu channels of moved slots subscribed again", total);
+}
+
+static void sh_tick(void *arg) { on_tick(arg); }
+
+static void sh_state(void *arg, bool up)
+{
+	struct bridge *b = arg;
+	int known, nup;
+	shards_counts(b->shards, &known, &nup);
+	atomic_store(&b->m_shards, known);
+	atomic_store(&b->m_shards_up, nup);
+	/* Called once the map is known: from then on subscription changes go to
+	 * the owners (one that is down subscribes its slots' channels when it
+	 * is up) and publishes to theirs (dropped and counted for one that is
+	 * down). Before, nothing is kept of names let go, and a shard coming up
+	 * subscribes whatever is held then. */
+	pthread_mutex_lock(&b->lock);
+	bool first = !b->up;
+	b->up = true;
+	if (first)
+		sync_engine(b);
+	pthread_mutex_unlock(&b->lock);
+	if (up == atomic_load(&b->m_up))
+		return;
+	if (up) {
+		long long down = now_ms() - atomic_load(&b->m_down_since);
+		atomic_fetch_add(&b->m_down_ms, down);
+		if (b->ever_up)
+			stat_inc(STAT_cl_reconnects);
+		log_info("cluster: every shard up (%d primaries) after %.1f s", known, (double)down / 1000);
+		b->ever_up = true;
+	} else {
+		atomic_store(&b->m_down_since, now_ms());
+		log_warn("cluster: %d of %d shard primaries up; publishes to the others are dropped and counted until the "
+		         "map names a reachable owner", nup, known);
+	}
+	atomic_store(&b->m_up, up);
+}
+
 /* ---- the loop's handler ---- */
 
 static void loop_io(void *arg, int slot, bool rd, bool wr)
 {
 	struct bridge *b = arg;
+	if (b->shards) {
+		shards_io(b->shards, slot, rd, wr);
+		if (slot >= 2 && slot % 2 == LINK_PUB) {
+			pthread_mutex_lock(&b->lock);
+			b->backlog = shards_backlog(b->shards);
+			pthread_mutex_unlock(&b->lock);
+		}
+		return;
+	}
 	link_io(b->link, slot, rd, wr);
 	if (slot == LINK_PUB && link_is_up(b->link)) {
 		pthread_mutex_lock(&b->lock);
@@ -641,12 +884,19 @@ static void loop_io(void *arg, int slot, bool rd, bool wr)
 	}
 }
 
-static void loop_timer(void *arg) { link_timer(((struct bridge *)arg)->link); }
+static void loop_timer(void *arg)
+{
+	struct bridge *b = arg;
+	if (b->shards)
+		shards_timer(b->shards);
+	else
+		link_timer(b->link);
+}
 
 static void loop_wake(void *arg)
 {
 	struct bridge *b = arg;
-	if (!link_is_up(b->link))
+	if (b->shards ? !b->up : !link_is_up(b->link))
 		return;
 	pthread_mutex_lock(&b->lock);
 	sync_engine(b);
@@ -708,7 +958,10 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		.connect_timeout_ms = cfg->cluster_connect_timeout_ms,
 	};
 	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b};
-	if (!b->poll || !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, &lim))) {
+	struct shards_handler sh = {.message = sh_message, .wanted = sh_wanted, .resub = sh_resub, .tick = sh_tick,
+	                            .state = sh_state, .arg = b};
+	if (!b->poll || (b->url.sharded ? !(b->shards = shards_new(&b->url, b->tls, cl_poll_loop(b->poll), &sh, &lim))
+	                                : !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, &lim)))) {
 		log_error("cluster: out of memory");
 		goto fail;
 	}
@@ -717,7 +970,10 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'; envelopes %s%s", (unsigned long long)b->origin,
 	         (unsigned long long)b->boot, b->prefix, b->key ? "authenticated (HMAC-SHA256)" : "not authenticated",
 	         b->url.pass[0] ? "; AUTH with a password" : "");
-	link_start(b->link); /* before the thread: the loop is ours until then */
+	if (b->shards) /* before the thread: the loop is ours until then */
+		shards_start(b->shards);
+	else
+		link_start(b->link);
 	int rc = cl_poll_start(b->poll);
 	if (rc < 0) {
 		log_error("cluster: cannot start the link thread: %s", strerror(-rc));
@@ -736,6 +992,7 @@ void bridge_stop(struct bridge *b)
 		return;
 	cl_poll_stop(b->poll);
 	link_free(b->link);
+	shards_free(b->shards);
 	cl_poll_free(b->poll);
 	tls_ctx_free(b->tls);
 	sign_key_free(b->key);
@@ -772,5 +1029,16 @@ int bridge_metrics(void *bridge, struct buf *out, const char *model)
 	                 atomic_load(&b->m_pats));
 	if (n < 0 || (size_t)n >= sizeof(text))
 		return -EINVAL;
+	if (b->url.sharded) {
+		int k = snprintf(text + n, sizeof(text) - (size_t)n,
+		                 "# HELP weft_cluster_shards redis-cluster://: shard primaries in the slot map, and those linked\n"
+		                 "# TYPE weft_cluster_shards gauge\n"
+		                 "weft_cluster_shards{model=\"%s\",state=\"known\"} %d\n"
+		                 "weft_cluster_shards{model=\"%s\",state=\"up\"} %d\n",
+		                 model, atomic_load(&b->m_shards), model, atomic_load(&b->m_shards_up));
+		if (k < 0 || (size_t)k >= sizeof(text) - (size_t)n)
+			return -EINVAL;
+		n += k;
+	}
 	return buf_append(out, text, (size_t)n);
 }

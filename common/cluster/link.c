@@ -106,6 +106,13 @@ static uint64_t rnd(struct link *l)
 	return l->rng = x;
 }
 
+static void set_what(struct link *l)
+{
+	const struct cluster_url *u = &l->url;
+	snprintf(l->what, sizeof(l->what), "%s://%s%s%s:%d", u->tls ? "rediss" : "redis", strchr(u->host, ':') ? "[" : "",
+	         u->host, strchr(u->host, ':') ? "]" : "", u->port);
+}
+
 struct link *link_new(const struct cluster_url *u, struct tls_ctx *tls, struct cl_loop *loop,
                       const struct link_handler *h, const struct link_limits *lim)
 {
@@ -122,9 +129,15 @@ struct link *link_new(const struct cluster_url *u, struct tls_ctx *tls, struct c
 		l->c[i].fd = -1;
 	if (getrandom(&l->rng, sizeof(l->rng), 0) != sizeof(l->rng) || !l->rng)
 		l->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)now_ms();
-	snprintf(l->what, sizeof(l->what), "%s://%s%s%s:%d", u->tls ? "rediss" : "redis", strchr(u->host, ':') ? "[" : "",
-	         u->host, strchr(u->host, ':') ? "]" : "", u->port);
+	set_what(l);
 	return l;
+}
+
+void link_retarget(struct link *l, const char *host, int port)
+{
+	snprintf(l->url.host, sizeof(l->url.host), "%s", host);
+	l->url.port = port;
+	set_what(l);
 }
 
 static void conn_close(struct link *l, int i)
@@ -154,6 +167,8 @@ void link_free(struct link *l)
 bool link_is_up(const struct link *l) { return l->st == L_UP; }
 
 bool link_log_up(struct link *l, unsigned *held) { return limiter_ok(&l->up_log, held); }
+
+const char *link_what(const struct link *l) { return l->what; }
 
 size_t link_backlog(const struct link *l, enum link_conn conn)
 {
@@ -208,6 +223,8 @@ static void fail(struct link *l, enum stat_id counter, const char *fmt, ...)
 	}
 	if (was_up)
 		l->h.down(l->h.arg);
+	else if (l->h.failed)
+		l->h.failed(l->h.arg);
 }
 
 /* ---- writing ---- */
@@ -278,7 +295,7 @@ static int open_socket(struct link *l, int i, const struct addrinfo *ai)
 	if (i == LINK_SUB) /* message / pmessage / (p)(un)subscribe acks: at most 4 flat elements */
 		rscan_init(&c->scan, 4, l->lim.max_bulk, 4096);
 	else /* :N, +OK, +PONG, -ERR ... */
-		rscan_init(&c->scan, 0, 0, 4096);
+		rscan_init(&c->scan, 0, l->lim.pub_bulk, 4096);
 	if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS)
 		return -errno;
 	c->st = CS_CONNECTING;

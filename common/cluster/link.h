@@ -32,6 +32,9 @@ struct link_handler {
 	 * the link (a protocol error). */
 	int (*reply)(void *arg, enum link_conn conn, struct redisReply *r);
 	void *arg;
+	/* Optional: an attempt failed before the link was up (the sharded
+	 * engine tries another node). */
+	void (*failed)(void *arg);
 };
 
 struct link_limits {
@@ -39,6 +42,8 @@ struct link_limits {
 	size_t max_bulk;        /* bytes of one bulk string (a message, its envelope, its channel) */
 	int backoff_max_ms;     /* reconnect back-off cap */
 	int connect_timeout_ms; /* connect, TLS, AUTH and PING within this */
+	size_t pub_bulk;        /* bytes of one bulk string on the publisher connection (0: none; the
+	                         * sharded engine's CLUSTER NODES text) */
 };
 
 /* tls NULL: plain TCP. Beyond a limit a reply is a protocol error: the link
@@ -59,5 +64,10 @@ bool link_is_up(const struct link *l);
 /* Whether the "link up" line may be logged now (rate-limited like the
  * failures); *held: the ones not logged since the last. */
 bool link_log_up(struct link *l, unsigned *held);
+/* The next attempt goes to host:port (the sharded engine's map link moving
+ * on from a node it cannot reach). */
+void link_retarget(struct link *l, const char *host, int port);
+/* "redis://host:port", for log lines (never the password). */
+const char *link_what(const struct link *l);
 
 #endif

@@ -9,7 +9,9 @@
 
 #include <stdbool.h>
 
-#define CL_LOOP_SLOTS 4
+/* Two per link: the single engine needs 2; the sharded one 2 for its map
+ * link and 2 per shard (shards.h). */
+#define CL_LOOP_SLOTS 66
 
 struct cl_loop;
 

@@ -107,7 +107,7 @@ int cluster_options_check(const struct config *cfg)
 	} else if (cluster_url_parse(cfg->cluster, &u, &why) < 0) {
 		char shown[600];
 		cluster_url_redact(cfg->cluster, shown, sizeof(shown));
-		fprintf(stderr, "weft: bad value '%s' for --cluster: %s (e.g. redis://127.0.0.1:6379)\n", shown, why);
+		fprintf(stderr, "weft: bad value '%s' for --cluster: %s (e.g. redis://127.0.0.1:6379 or redis-cluster://127.0.0.1:7000,127.0.0.1:7001)\n", shown, why);
 		return -EINVAL;
 	} else if (cfg->mode != MODE_CHAT) {
 		err = "--cluster joins chat channels across nodes: it needs --mode chat (echo mode has nothing to share)";

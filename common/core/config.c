@@ -76,7 +76,8 @@ const struct opt config_opts[] = {
 	{"key", T_STR, F(key), NULL, "FILE", "TLS private key (PEM)"},
 	{"handshake-timeout", T_SECS, F(handshake_timeout_ms), "10", "SEC", "TLS handshake must finish within this of the start, in total (0 = never)"},
 	{"cluster", T_STR, F(cluster), NULL, "URL",
-	 "chat: join other weft nodes through Redis at redis://HOST:PORT (rediss:// for TLS); see docs/CLUSTER.md"},
+	 "chat: join other weft nodes through Redis at redis://HOST:PORT (rediss:// for TLS), or a Redis Cluster "
+	 "(sharded pub/sub) at redis-cluster://HOST:PORT[,HOST:PORT...] (rediss-cluster:// for TLS); see docs/CLUSTER.md"},
 	{"cluster-ca", T_STR, F(cluster_ca), NULL, "FILE", "rediss: CA certificates (PEM) to verify the engine with [system store]"},
 	{"cluster-insecure", T_BOOL, F(cluster_insecure), NULL, NULL, "rediss: do not verify the engine's certificate"},
 	{"cluster-prefix", T_STR, F(cluster_prefix), "weft:", "P", "prefix of every engine channel (no * ? [ ] \\)"},

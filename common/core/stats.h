@@ -94,7 +94,11 @@
 	X(cl_resyncs, "weft_cluster_seq_resyncs_total", "", "--cluster: sequence numbers out of the ordinary (a late one in the window, a confirmed jump beyond 2^32): forgeries or restarts") \
 	X(cl_dropped_down, "weft_cluster_dropped_total", "reason=\"down\"", "--cluster: engine copies not sent") \
 	X(cl_dropped_full, "weft_cluster_dropped_total", "reason=\"full\"", "")                      \
-	X(cl_malformed, "weft_cluster_malformed_total", "", "--cluster: engine messages that were not weft envelopes, dropped")
+	X(cl_dropped_moved, "weft_cluster_dropped_total", "reason=\"moved\"", "")                    \
+	X(cl_malformed, "weft_cluster_malformed_total", "", "--cluster: engine messages that were not weft envelopes, dropped") \
+	X(cl_map_refreshes, "weft_cluster_map_refreshes_total", "", "redis-cluster://: slot maps read (CLUSTER NODES)") \
+	X(cl_slot_moves, "weft_cluster_slot_moves_total", "", "redis-cluster://: subscriptions a shard gave up or refused (an unsolicited sunsubscribe, MOVED): subscribed again on the new owner") \
+	X(cl_shard_lost, "weft_cluster_shard_links_lost_total", "", "redis-cluster://: links to a shard primary lost (a failover, a restart)")
 
 enum stat_id {
 #define X(id, name, labels, help) STAT_##id,

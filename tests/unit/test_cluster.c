@@ -13,6 +13,7 @@
 #include "mark.h"
 #include "stats.h"
 #include "rscan.h"
+#include "slot.h"
 #include "url.h"
 
 static bool url_ok(const char *s, bool tls, const char *host, int port)
@@ -45,11 +46,35 @@ static void test_url(void)
 	CHECK(cluster_url_parse("redis://ann:s%40cr:et@h:7", &u, &why) == 0 && strcmp(u.user, "ann") == 0 &&
 	      strcmp(u.pass, "s@cr:et") == 0 && strcmp(u.host, "h") == 0 && u.port == 7);
 	CHECK(cluster_url_parse("rediss://:pw@[::1]", &u, &why) == 0 && !u.user[0] && strcmp(u.pass, "pw") == 0);
+	CHECK(cluster_url_parse("redis-cluster://:pw@h1:7000,[::1]:7001,h3", &u, &why) == 0 && u.sharded && !u.tls &&
+	      u.nseeds == 3 && strcmp(u.host, "h1") == 0 && u.port == 7000 && strcmp(u.seed_host[1], "::1") == 0 &&
+	      u.seed_port[1] == 7001 && u.seed_port[2] == 6379 && strcmp(u.pass, "pw") == 0);
+	CHECK(cluster_url_parse("rediss-cluster://h:1", &u, &why) == 0 && u.sharded && u.tls && u.nseeds == 1);
+	CHECK(url_bad("redis://h1:1,h2:2"));      /* several hosts only for redis-cluster:// */
+	CHECK(url_bad("redis-cluster://h1:1,"));  /* an empty seed */
+	CHECK(url_bad("redis-cluster://h:1/0"));
+	CHECK(url_bad("redis-cluster://a,b,c,d,e,f,g,h,i"));
 	char red[128];
 	cluster_url_redact("redis://ann:secret@h:7", red, sizeof(red));
 	CHECK(strcmp(red, "redis://ann:***@h:7") == 0);
 	cluster_url_redact("redis://h:7", red, sizeof(red));
 	CHECK(strcmp(red, "redis://h:7") == 0);
+}
+
+static bool slot_is(const char *key, unsigned want) { return cluster_slot(key, strlen(key)) == want; }
+
+/* Key slots as a real Redis Cluster (redis-server 7.0.15, CLUSTER KEYSLOT)
+ * gave them, hash tags included. */
+static void test_slot(void)
+{
+	CHECK(crc16_xmodem("123456789", 9) == 0x31C3); /* the CRC16/XMODEM check value */
+	CHECK(slot_is("123456789", 12739));
+	CHECK(slot_is("foo", 12182));
+	CHECK(slot_is("weft:lobby", 1534));
+	CHECK(slot_is("{user1000}.following", 3443));
+	CHECK(slot_is("weft:{a}b", 15495));
+	CHECK(slot_is("a", cluster_slot("weft:{a}b", 9))); /* the tag alone decides */
+	CHECK(slot_is("", 0));
 }
 
 static bool dec(const char *s, size_t n) { struct envelope e; return envelope_decode(s, n, &e) == 0; }
@@ -267,6 +292,7 @@ int main(void)
 	test_rscan();
 	test_mark();
 	test_url();
+	test_slot();
 	test_envelope();
 	test_hook();
 	return check_done();

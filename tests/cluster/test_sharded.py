@@ -1,0 +1,377 @@
+"""test_sharded.py - the sharded engine (--cluster redis-cluster://...) against
+a real Redis Cluster started here (shardlib.py: 6 redis-server, 3 primaries
+with a replica each, cluster-node-timeout 1000 ms): exactly once and in
+per-publisher order across three nodes of different models on channels
+spread over every shard; a slot moved (CLUSTER SETSLOT) while publishing;
+kill -9 of a primary and its replica's promotion; SIGTERM of a node.
+
+Run by tests/conformance/run.py; the nodes' models are fixed per test."""
+import time
+
+from weftest import scale, slow_factor, wait_for
+from clusterlib import Pub, Redis, Sub, node, stop_all
+import subprocess
+
+from shardlib import RedisCluster, channels_over_every_shard, keyslot
+from test_cluster import check_stream, make_ca, make_server_cert
+
+MODELS3 = ("threads", "coro", "uring")
+
+
+def shards_up(w, n=3):
+    m = w.metrics()
+    return (m.get('weft_cluster_shards{model="%s",state="up"}' % w.args[1]) == n
+            and m.get('weft_cluster_link_up{model="%s"}' % w.args[1]) == 1)
+
+
+def engine_subs(rc, channel, n, timeout=10):
+    """Until the channel's owner counts n shard subscriptions of it."""
+    def ok():
+        owner = rc.owner(rc.keyslot(channel))
+        out = rc.cli(owner, "PUBSUB", "SHARDNUMSUB", channel).split()
+        return len(out) == 2 and int(out[1]) == n
+    if not wait_for(ok, timeout * slow_factor(), 0.05):
+        raise AssertionError("the owner of %s does not hold %d subscriptions of it" % (channel, n))
+
+
+def test_exactly_once_in_order_over_every_shard(ctx):
+    """Three nodes (threads, coro, uring), channels over all three primaries,
+    a channel and a line subscriber of every channel on every node and a
+    publisher on every node: each subscriber gets every message exactly once
+    in per-publisher order; sent, received, echoes exact, no gap or duplicate."""
+    k = scale(40, asan=4, tsan=8)
+    with RedisCluster(ctx.tmpdir) as rc:
+        chans = channels_over_every_shard(rc, per_shard=2)
+        assert len(set(chans.values())) == 3
+        nodes = [node(m, rc.url(2 if i else 1)) for i, m in enumerate(MODELS3)]
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), nodes[0].tail()
+            subs = [Sub(w, kind, c) for w in nodes for c in chans for kind in ("resp", "line")]
+            for c in chans:
+                engine_subs(rc, "weft:" + c, 3)
+            pubs = [Pub(w, line=(i == 1)) for i, w in enumerate(nodes)]
+            for j in range(k):
+                for c in chans:
+                    for i, p in enumerate(pubs):
+                        p.publish(c, b"%s-%d" % (MODELS3[i].encode(), j))
+            for p in pubs:
+                assert p.drain() == [2] * (k * len(chans))  # this node's receivers only
+            for s in subs:
+                got = s.read(3 * k, 20)
+                check_stream(got, MODELS3, k)
+                assert len(s.read(3 * k + 1, 0.3)) == 3 * k, "%s got more than once" % s.name
+            for w in nodes:
+                g = w.metric
+                assert g("weft_cluster_sent_total") == k * len(chans)
+                assert g("weft_cluster_received_total") == 2 * k * len(chans), g("weft_cluster_received_total")
+                assert g("weft_cluster_echoes_dropped_total") == k * len(chans)
+                assert g("weft_cluster_gaps_total") == 0 and g("weft_cluster_duplicates_dropped_total") == 0
+                assert g("weft_cluster_dropped_total") == 0 and g("weft_cluster_malformed_total") == 0
+            for s in subs:
+                s.close()
+            for c in chans:
+                engine_subs(rc, "weft:" + c, 0)  # the last local subscriber gone: SUNSUBSCRIBE on the owner
+            for p in pubs:
+                p.close()
+        finally:
+            stop_all(nodes)
+
+
+def test_patterns_are_served_by_local_publishes(ctx):
+    """Sharded pub/sub has no patterns (docs/CLUSTER.md, Patterns): a
+    pattern subscriber gets its own node's publishes (every one, in order)
+    and none of another node's; nothing is PSUBSCRIBEd on the engine, and
+    the node says so once in its log. Exact channels still cross nodes."""
+    k = 20
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url()) for m in ("coro", "threads")]
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor())
+            pat, exact = Sub(nodes[0], "pat", "ro*"), Sub(nodes[0], "resp", "room")
+            engine_subs(rc, "weft:room", 1)
+            pubs = [Pub(w) for w in nodes]
+            for j in range(k):
+                for i, p in enumerate(pubs):
+                    p.publish("room", b"n%d-%d" % (i, j))
+            for p in pubs:
+                p.drain()
+            check_stream(exact.read(2 * k, 20), ["n0", "n1"], k)
+            got = pat.read(2 * k, 3, idle=1.0)
+            check_stream(got, ["n0", "n1"], k, own="n0", complete=False)
+            assert len(got) == k, "the pattern subscriber got %d, wanted its node's %d only" % (len(got), k)
+            w = nodes[0]
+            assert w.metric("weft_cluster_subscriptions", 'kind="pattern"') == 0
+            assert all(rc.cli(p, "PUBSUB", "NUMPAT") == "0" for p in rc.live())
+            assert "has no patterns" in w.log()
+            for s in (pat, exact):
+                s.close()
+            for p in pubs:
+                p.close()
+        finally:
+            stop_all(nodes)
+
+def stream_with_event(nodes, pub_node, subs, channel, event, before=1.0, after=4.0, tick=0.01):
+    """Publish b"p-<i>" on channel from pub_node every tick; event() once
+    `before` seconds in; go on for `after` seconds after it returns. Returns
+    (n published, [publish time of each], time the event ended)."""
+    p = Pub(pub_node)
+    times = []
+    t0 = time.monotonic()
+    done_at = None
+    deadline = t0 + 50 * slow_factor()
+    while time.monotonic() < deadline:
+        p.publish(channel, b"p-%d" % len(times))
+        times.append(time.monotonic())
+        if done_at is None and times[-1] - t0 >= before:
+            event()
+            done_at = time.monotonic()
+        elif done_at is not None and times[-1] - done_at >= after:
+            break
+        time.sleep(tick)
+    p.drain()
+    p.close()
+    return len(times), times, done_at
+
+
+def check_recovery(nodes, subs, n, times, done_at, within):
+    """Each subscriber: no duplicate, in order, everything published from
+    `within` seconds after the event on delivered, its node's gap counter
+    equal to what it lost. Returns [(lost, first index delivered late)]."""
+    out = []
+    for w, s in zip(nodes, subs):
+        got = s.read(n, 20, idle=2.0)
+        seen = check_stream(got, ["p"], n, complete=False)["p"]
+        have = set(seen)
+        late = [i for i in range(n) if times[i] >= done_at + within and i not in have]
+        assert not late, "%s: %d messages published more than %.1f s after the event not delivered (first %d)" % (
+            w.args[1], len(late), within, late[0])
+        lost = n - len(seen)
+        # the markers count a loss at the very end too; give them their ticks
+        assert wait_for(lambda: w.metric("weft_cluster_gaps_total") == lost, 5 * slow_factor()), (
+            "%s: gap counter %d, subscriber lost %d" % (w.args[1], w.metric("weft_cluster_gaps_total"), lost))
+        assert w.metric("weft_cluster_duplicates_dropped_total") == 0
+        back = next((i for i in range(n) if times[i] >= done_at and i in have), None)
+        out.append((lost, None if back is None else times[back] - done_at))
+    return out
+
+
+def move_slot(rc, slot, src, dst):
+    """CLUSTER SETSLOT steps of a live resharding (the slot has no keys):
+    IMPORTING on the target, MIGRATING on the source, then NODE everywhere."""
+    sid, did = rc.node_id(src), rc.node_id(dst)
+    assert rc.cli(dst, "CLUSTER", "SETSLOT", slot, "IMPORTING", sid) == "OK"
+    assert rc.cli(src, "CLUSTER", "SETSLOT", slot, "MIGRATING", did) == "OK"
+    assert rc.cli(dst, "CLUSTER", "SETSLOT", slot, "NODE", did) == "OK"
+    assert rc.cli(src, "CLUSTER", "SETSLOT", slot, "NODE", did) == "OK"
+    for p in rc.primaries():
+        if p not in (src, dst):
+            rc.cli(p, "CLUSTER", "SETSLOT", slot, "NODE", did)
+
+
+RESHARD_WITHIN = 2.0  # seconds: delivering again this soon after a slot moved
+
+
+def test_slot_moved_while_publishing(ctx):
+    """A channel's slot moved to another primary (CLUSTER SETSLOT) while one
+    node publishes 100 messages a second and two others subscribe: the old
+    owner's sunsubscribe (or a MOVED) makes each node find the new owner;
+    no duplicates, in order, what was lost counted as gaps, and every
+    message published more than RESHARD_WITHIN seconds after the move
+    delivered."""
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url(2)) for m in ("coro", "threads", "uring")]
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor())
+            ch = "moving"
+            slot = rc.keyslot("weft:" + ch)
+            src = rc.owner(slot)
+            dst = next(p for p in rc.primaries() if p != src)
+            subs = [Sub(w, "resp", ch) for w in nodes[1:]]
+            engine_subs(rc, "weft:" + ch, 2)
+            n, times, done_at = stream_with_event(nodes, nodes[0], subs, ch, lambda: move_slot(rc, slot, src, dst))
+            assert rc.owner(slot) == dst
+            res = check_recovery(nodes[1:], subs, n, times, done_at, RESHARD_WITHIN)
+            engine_subs(rc, "weft:" + ch, 2)  # on the new owner now
+            for w in nodes[1:]:
+                assert w.metric("weft_cluster_slot_moves_total") >= 1, w.tail()
+            print("  slot %d moved %d -> %d: %d published; per subscriber (lost, first delivery after the move): %s;"
+                  " publisher dropped moved=%d down=%d" % (
+                      slot, src, dst, n, res, nodes[0].metric("weft_cluster_dropped_total", 'reason="moved"'),
+                      nodes[0].metric("weft_cluster_dropped_total", 'reason="down"')))
+            for s in subs:
+                s.close()
+        finally:
+            stop_all(nodes)
+
+
+def test_reshard_with_redis_cli_while_publishing(ctx):
+    """redis-cli --cluster reshard moves 100 slots from one primary to another
+    while a node publishes on three channels in those slots and one outside
+    them: no duplicates, in order, each subscriber's node counts what it lost,
+    every message published more than RESHARD_WITHIN seconds after the
+    reshard delivered, and the channel outside the moved slots loses nothing."""
+    with RedisCluster(ctx.tmpdir) as rc:
+        prim = rc.primaries()
+        src = min(prim, key=lambda p: prim[p][0][0])
+        dst = next(p for p in prim if p != src)
+        lo = prim[src][0][0]
+        moving = [n for n in ("r%d" % i for i in range(20000)) if lo <= keyslot("weft:" + n) < lo + 100][:3]
+        assert rc.keyslot("weft:" + moving[0]) == keyslot("weft:" + moving[0])
+        still = next(n for n in ("s%d" % i for i in range(1000)) if rc.owner(keyslot("weft:" + n)) == src
+                     and keyslot("weft:" + n) >= lo + 100)
+        chans = moving + [still]
+        nodes = [node(m, rc.url(2)) for m in ("threads", "uring", "coro")]
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor())
+            subs = {w: [Sub(w, "resp", c) for c in chans] for w in nodes[1:]}
+            for c in chans:
+                engine_subs(rc, "weft:" + c, 2)
+            p = Pub(nodes[0])
+            times, t0, done_at = [], time.monotonic(), None
+            while time.monotonic() < t0 + 50 * slow_factor():
+                for c in chans:
+                    p.publish(c, b"p-%d" % len(times))
+                times.append(time.monotonic())
+                if done_at is None and times[-1] - t0 >= 1.0:
+                    began = time.monotonic()
+                    r = subprocess.run(["redis-cli", "--cluster", "reshard", "127.0.0.1:%d" % src, "--cluster-from",
+                                        rc.node_id(src), "--cluster-to", rc.node_id(dst), "--cluster-slots", "100",
+                                        "--cluster-yes"], capture_output=True, timeout=60)
+                    assert r.returncode == 0, r.stdout.decode()[-2000:]
+                    done_at = time.monotonic()
+                elif done_at is not None and times[-1] - done_at >= 4.0:
+                    break
+                time.sleep(0.01)
+            p.drain()
+            p.close()
+            n = len(times)
+            assert all(rc.owner(keyslot("weft:" + c)) == dst for c in moving) and rc.owner(keyslot("weft:" + still)) == src
+            report = []
+            for w, ss in subs.items():
+                lost_all = 0
+                for c, s in zip(chans, ss):
+                    got = s.read(n, 20, idle=2.0)
+                    seen = set(check_stream(got, ["p"], n, complete=False)["p"])
+                    late = [i for i in range(n) if times[i] >= done_at + RESHARD_WITHIN and i not in seen]
+                    assert not late, "%s %s: %d published after the reshard lost" % (w.args[1], c, len(late))
+                    if c == still:
+                        assert len(seen) == n, "%s: %d lost on a channel whose slot did not move" % (c, n - len(seen))
+                    lost_all += n - len(seen)
+                assert wait_for(lambda: w.metric("weft_cluster_gaps_total") == lost_all, 5 * slow_factor()), (
+                    w.args[1], w.metric("weft_cluster_gaps_total"), lost_all)
+                assert w.metric("weft_cluster_duplicates_dropped_total") == 0
+                assert w.metric("weft_cluster_slot_moves_total") >= len(moving)
+                report.append("%s lost %d" % (w.args[1], lost_all))
+            for c in moving:
+                engine_subs(rc, "weft:" + c, 2)
+            print("  reshard of 100 slots %d -> %d took %.2f s; %d messages per channel; %s; publisher dropped "
+                  "moved=%d down=%d" % (src, dst, done_at - began, n, ", ".join(report),
+                                         nodes[0].metric("weft_cluster_dropped_total", 'reason="moved"'),
+                                         nodes[0].metric("weft_cluster_dropped_total", 'reason="down"')))
+            for ss in subs.values():
+                for s in ss:
+                    s.close()
+        finally:
+            stop_all(nodes)
+
+
+FAILOVER_WITHIN = 8.0  # seconds after the kill: cluster-node-timeout 1 s, the election, the map refresh
+
+
+def test_kill9_primary_replica_promoted(ctx):
+    """kill -9 of the primary owning the channel: its replica is promoted
+    (cluster-node-timeout 1 s); the nodes find it through the map, subscribe
+    again and publish there: no duplicates, in order, losses counted, every
+    message published more than FAILOVER_WITHIN seconds after the kill
+    delivered."""
+    with RedisCluster(ctx.tmpdir) as rc:
+        ch = "failing"
+        slot = rc.keyslot("weft:" + ch)
+        victim = rc.owner(slot)
+        seeds = [p for p in rc.ports if p != victim][:2]
+        url = "redis-cluster://" + ",".join("127.0.0.1:%d" % p for p in [victim] + seeds)  # the map link's first seed dies too
+        nodes = [node(m, url) for m in ("uring", "coro", "threads")]
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor())
+            subs = [Sub(w, "resp", ch) for w in nodes[1:]]
+            engine_subs(rc, "weft:" + ch, 2)
+            n, times, done_at = stream_with_event(nodes, nodes[0], subs, ch, lambda: rc.kill9(victim),
+                                                  after=FAILOVER_WITHIN + 3)
+            rc.wait_ok()
+            assert rc.owner(slot) not in (None, victim)
+            res = check_recovery(nodes[1:], subs, n, times, done_at, FAILOVER_WITHIN)
+            for w in nodes:
+                assert w.metric("weft_cluster_shard_links_lost_total") >= 1
+                assert wait_for(lambda: shards_up(w), 5 * slow_factor()), w.tail()
+            print("  kill -9 of primary %d: %d published; per subscriber (lost, first delivery after the kill): %s;"
+                  " publisher dropped down=%d moved=%d" % (
+                      victim, n, res, nodes[0].metric("weft_cluster_dropped_total", 'reason="down"'),
+                      nodes[0].metric("weft_cluster_dropped_total", 'reason="moved"')))
+            for s in subs:
+                s.close()
+        finally:
+            stop_all(nodes)
+
+
+def test_rediss_cluster(ctx):
+    """rediss-cluster://: a Redis Cluster on TLS only (clients, bus and
+    replication), its certificate for 127.0.0.1 signed by a test CA: every
+    shard's link verified with --cluster-ca, messages cross nodes on every
+    shard; a wrong CA is refused on the map link, counted, and never up."""
+    ca_key, ca = make_ca(ctx, "ca")
+    _, wrong = make_ca(ctx, "wrong")
+    key, cert = make_server_cert(ctx, ca_key, ca)
+    with RedisCluster(ctx.tmpdir, tls=dict(cert=cert, key=key, ca=ca)) as rc:
+        nodes = [node(m, rc.url(2), ["--cluster-ca", ca]) for m in ("coro", "threads")]
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), nodes[0].tail()
+            chans = channels_over_every_shard(rc, per_shard=1)
+            subs = [Sub(nodes[1], "line", c) for c in chans]
+            for c in chans:
+                engine_subs(rc, "weft:" + c, 1)
+            p = Pub(nodes[0])
+            for c in chans:
+                p.publish(c, b"tls-0")
+            p.drain()
+            for s in subs:
+                assert s.read(1, 10) == [b"tls-0"], s.name
+                s.close()
+            p.close()
+            bad = node("uring", rc.url(1), ["--cluster-ca", wrong])
+            nodes.append(bad)
+            assert wait_for(lambda: bad.metric("weft_cluster_connect_failures_total", 'reason="tls"') >= 2,
+                            15 * slow_factor()), bad.tail()
+            assert "certificate refused" in bad.log() and not shards_up(bad)
+        finally:
+            stop_all(nodes)
+
+
+def test_one_redis_is_not_a_cluster(ctx):
+    """redis-cluster:// at a Redis without cluster mode: CLUSTER NODES is
+    refused; the node says what is wrong (rate-limited), never reports a
+    link, serves its own clients, retries with back-off and exits 0."""
+    with Redis(ctx.tmpdir) as r:
+        w = node("coro", "redis-cluster://127.0.0.1:%d" % r.port)
+        try:
+            assert w.wait_log("needs a Redis Cluster node", 5), w.tail()
+            time.sleep(2)
+            assert w.metric("weft_cluster_link_up") == 0
+            assert w.log().count("needs a Redis Cluster node") == 1, w.tail()
+            s, p = Sub(w, "resp", "local"), Pub(w)
+            p.publish("local", b"x-0")
+            assert p.drain() == [1] and s.read(1, 5) == [b"x-0"]
+            s.close()
+            p.close()
+        finally:
+            stop_all([w])
+
+def test_sigterm_cluster_unreachable_and_up(ctx):
+    """SIGTERM exits 0 with the seeds unreachable (the map link backing off)
+    and with every shard up (stop_all checks the exit and the log)."""
+    from weftest import free_port
+    down = node("coro", "redis-cluster://127.0.0.1:%d" % free_port())
+    stop_all([down])
+    with RedisCluster(ctx.tmpdir) as rc:
+        up = [node(m, rc.url()) for m in ("threads", "pool")]
+        assert wait_for(lambda: all(shards_up(w) for w in up), 10 * slow_factor())
+        stop_all(up)
