@@ -42,6 +42,7 @@
 #include "session.h"
 #include "stats.h"
 #include "uring/ring.h"
+#include "uring/slots.h"
 
 #define SQ_ENTRIES 1024
 #define CQ_ENTRIES 16384    /* room for 10k connections closing at once; beyond, the kernel keeps the overflow (see reap) */
@@ -56,36 +57,8 @@
  * output was queued, so a publisher's input cannot outrun its subscribers'
  * sends (one per connection per turn, SEND_IOV iovecs). */
 #define TURN_INPUT (128 * 1024)
-#define CHUNK 1024          /* connection slots are allocated this many at a time */
-#define GEN_MASK 0xffffffu /* struct conn's gen is 24 bits */
-#define NO_SLOT UINT32_MAX
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_TICK, OP_BACKOFF, OP_HOLD };
-
-enum {
-	F_LIVE = 1 << 0,
-	F_RECV = 1 << 1,        /* a multishot recv is armed */
-	F_RECV_CANCEL = 1 << 2, /* ... and we asked to cancel it (back-pressure) */
-	F_SEND = 1 << 3,        /* a send is in flight */
-	F_CLOSING = 1 << 4,     /* cancelling everything; freed once nothing is in flight */
-	F_DIRTY = 1 << 5,       /* queued for conn_update this turn */
-	F_PUBLISHED = 1 << 6,   /* its input this turn published: update it after the others */
-	F_HELD = 1 << 7,        /* on the held list: its session is held (session_held) */
-};
-
-/* Kept small on purpose (32 bytes): an idle connection costs this plus its session. */
-struct conn {
-	struct session *s;
-	struct sendv *sv; /* the iovecs of a multi-segment send in flight */
-	int fd;
-	uint32_t slot;
-	union {
-		uint32_t last_ms;   /* live: last traffic, ms since the loop started */
-		uint32_t next_free; /* free: next free slot */
-	};
-	uint32_t gen : 24;      /* as in user_data */
-	uint32_t flags : 8;
-};
+/* struct conn, its flags and slots, and the user_data codec: uring/slots.h. */
 
 struct sendv {
 	struct msghdr mh;
@@ -107,8 +80,7 @@ struct uthread {
 	struct uring_bufs bufs;
 	struct listener ls[2]; /* as l.lis */
 	struct __kernel_timespec tick_ts, backoff_ts, hold_ts;
-	struct conn **chunks;
-	uint32_t nchunks, free_head;
+	struct uring_slots slots;
 	uint32_t *dirty, ndirty;
 	bool published;        /* some dirty connection has F_PUBLISHED */
 	size_t turn_in;        /* input bytes handed to sessions this turn */
@@ -123,38 +95,17 @@ struct uthread {
 
 static struct uthread *of(struct loop *l) { return (struct uthread *)l; }
 
-/* ---- user_data, slots ---- */
+/* ---- slots (uring/slots.h) ---- */
 
-static uint64_t ud_make(enum op op, uint32_t gen, uint32_t slot)
-{
-	return (uint64_t)op << 56 | (uint64_t)(gen & GEN_MASK) << 32 | slot;
-}
-
-static enum op ud_op(uint64_t ud) { return (enum op)(ud >> 56); }
-static uint32_t ud_slot(uint64_t ud) { return (uint32_t)ud; }
-static uint64_t conn_ud(const struct conn *c, enum op op) { return ud_make(op, c->gen, c->slot); }
-
-static struct conn *conn_at(struct uthread *t, uint32_t slot) { return &t->chunks[slot / CHUNK][slot % CHUNK]; }
+static struct conn *conn_at(struct uthread *t, uint32_t slot) { return slots_at(&t->slots, slot); }
+static uint32_t nslots(const struct uthread *t) { return slots_count(&t->slots); }
 
 /* The live connection a CQE belongs to, or NULL if it is stale. */
-static struct conn *conn_from(struct uthread *t, uint64_t ud)
-{
-	uint32_t slot = ud_slot(ud);
-	if (slot >= t->nchunks * CHUNK)
-		return NULL;
-	struct conn *c = conn_at(t, slot);
-	if (!(c->flags & F_LIVE) || c->gen != ((ud >> 32) & GEN_MASK))
-		return NULL;
-	return c;
-}
+static struct conn *conn_from(struct uthread *t, uint64_t ud) { return slots_from(&t->slots, ud); }
 
-static int slots_grow(struct uthread *t)
+static int slots_more(struct uthread *t)
 {
-	uint32_t total = (t->nchunks + 1) * CHUNK;
-	struct conn **ch = realloc(t->chunks, (t->nchunks + 1) * sizeof(*ch));
-	if (!ch)
-		return -ENOMEM;
-	t->chunks = ch;
+	uint32_t total = nslots(t) + SLOT_CHUNK;
 	/* Sized with the slots, so mark_dirty() never has to allocate. */
 	uint32_t *d = realloc(t->dirty, total * sizeof(*d));
 	if (!d)
@@ -164,43 +115,19 @@ static int slots_grow(struct uthread *t)
 	if (!h)
 		return -ENOMEM;
 	t->held = h;
-	struct conn *c = calloc(CHUNK, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	uint32_t base = t->nchunks * CHUNK;
-	for (uint32_t i = 0; i < CHUNK; i++) {
-		c[i].slot = base + i;
-		c[i].fd = -1;
-		c[i].next_free = i + 1 < CHUNK ? base + i + 1 : t->free_head;
-	}
-	t->chunks[t->nchunks++] = c;
-	t->free_head = base;
-	return 0;
+	return slots_grow(&t->slots);
 }
 
 static struct conn *slot_alloc(struct uthread *t)
 {
-	if (t->free_head == NO_SLOT && slots_grow(t) < 0)
+	if (t->slots.free_head == NO_SLOT && slots_more(t) < 0)
 		return NULL;
-	struct conn *c = conn_at(t, t->free_head);
-	t->free_head = c->next_free;
-	c->flags = F_LIVE;
-	c->s = NULL;
-	c->sv = NULL;
-	c->fd = -1;
+	struct conn *c = slots_take(&t->slots);
 	c->last_ms = t->now;
 	return c;
 }
 
-static void slot_free(struct uthread *t, struct conn *c)
-{
-	c->gen = (c->gen + 1) & GEN_MASK; /* every CQE naming the old generation is now stale */
-	c->flags = 0;
-	c->s = NULL;
-	c->fd = -1;
-	c->next_free = t->free_head;
-	t->free_head = c->slot;
-}
+static void slot_free(struct uthread *t, struct conn *c) { slots_put(&t->slots, c); }
 
 static void mark_dirty(struct uthread *t, struct conn *c)
 {
@@ -343,7 +270,7 @@ static void conn_update(struct uthread *t, struct conn *c)
 	 * SESSION_HOLD_RETRY_MS. A slot freed while listed stays listed (not
 	 * F_HELD), so the list can fill up with churn: then the tick's scan
 	 * finds it (its inactivity limit is the retry). */
-	if (session_held(c->s) && !(c->flags & F_HELD) && t->nheld < t->nchunks * CHUNK) {
+	if (session_held(c->s) && !(c->flags & F_HELD) && t->nheld < nslots(t)) {
 		c->flags |= F_HELD;
 		t->held[t->nheld++] = c->slot;
 	}
@@ -501,7 +428,7 @@ static void uring_stop(struct loop *l)
 		}
 		loop_listener_close(l, li); /* the socket goes once the accept lets go of it */
 	}
-	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
+	for (uint32_t i = 0; i < nslots(t); i++) {
 		struct conn *c = conn_at(t, i);
 		if ((c->flags & F_LIVE) && !(c->flags & F_CLOSING)) {
 			session_stop(c->s);
@@ -515,7 +442,7 @@ static void uring_stop(struct loop *l)
 static void scan_deadlines(struct uthread *t)
 {
 	long long now = now_ms();
-	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
+	for (uint32_t i = 0; i < nslots(t); i++) {
 		struct conn *c = conn_at(t, i);
 		if (!(c->flags & F_LIVE) || (c->flags & F_CLOSING))
 			continue;
@@ -690,7 +617,7 @@ static void uring_ready(struct loop *l, void *conn) { mark_dirty(of(l), conn); }
 static int uring_setup(struct loop *l)
 {
 	struct uthread *t = of(l);
-	t->free_head = NO_SLOT;
+	slots_init(&t->slots);
 	t->epoch = now_ms();
 	t->tick_ts.tv_nsec = TICK_MS * 1000000LL;
 	t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
@@ -725,14 +652,12 @@ static void uring_teardown(struct loop *l)
 		io_uring_queue_exit(&t->ring); /* the kernel is done with our memory after this */
 	if (!clean)
 		uring_bufs_fini(&t->bufs, NULL);
-	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
+	for (uint32_t i = 0; i < nslots(t); i++) {
 		struct conn *c = conn_at(t, i);
 		if (c->flags & F_LIVE)
 			conn_finish(t, c); /* only after a fatal ring error */
 	}
-	for (uint32_t i = 0; i < t->nchunks; i++)
-		free(t->chunks[i]);
-	free(t->chunks);
+	slots_fini(&t->slots);
 	free(t->dirty);
 	free(t->held);
 }
