@@ -3,8 +3,9 @@
  * loop of the runtime (common/loop/; --threads N, SO_REUSEPORT). Recipe:
  * liburing's examples/echo-server.c, grown up: short sends, back-pressure,
  * ENOBUFS, stale completions. The runtime brings the rest: listeners, the
- * mailbox, admission, the deadline policy (applied here every TICK_MS) and
- * the stop; its watched fds (stop signal, mailbox wake-up) are poll requests.
+ * mailbox, admission, the deadline policy (each connection's timer on the
+ * runtime's heap, timer.h, bounds the ring's wait) and the stop; its watched
+ * fds (stop signal, mailbox wake-up) are poll requests.
  *
  * One loop turn: io_uring_submit_and_wait(1) submits everything queued in
  * the previous turn and waits; every CQE is then handled, which only records
@@ -28,6 +29,7 @@
  * environment makes the start-up probe fail exactly like a blocked
  * io_uring_setup (ENOSYS): one error line, exit code 69 (EXIT_UNAVAILABLE). */
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,7 +52,8 @@
 #define BUF_SIZE (16 * 1024)
 #define BGID 0
 #define SEND_IOV 64         /* a send carries this many messages of 1 KiB or more (or of copied chunks) */
-#define TICK_MS 100         /* deadline scan period */
+#define OVERDUE_MS 100      /* a deadline that passed and left the connection open: look again this much later */
+#define MAX_SLEEP_MS 1000   /* the ring's wait is bounded even with no timer (see coro's SCHED_MAX_SLEEP_MS) */
 #define REAP_MAX 4096       /* CQEs per turn before updating connections */
 /* Input handed to sessions per turn (Redis reads 16 KiB per client per
  * event): the rest of the CQ waits for the next turn, after this turn's
@@ -79,7 +82,8 @@ struct uthread {
 	bool ring_ok;
 	struct uring_bufs bufs;
 	struct listener ls[2]; /* as l.lis */
-	struct __kernel_timespec tick_ts, backoff_ts, hold_ts;
+	struct __kernel_timespec backoff_ts, hold_ts;
+	struct loop_timers timers; /* the connections' deadlines (struct conn's timer) */
 	struct uring_slots slots;
 	uint32_t *dirty, ndirty;
 	bool published;        /* some dirty connection has F_PUBLISHED */
@@ -115,6 +119,9 @@ static int slots_more(struct uthread *t)
 	if (!h)
 		return -ENOMEM;
 	t->held = h;
+	/* ... and the timer heap, so arming a connection's timer never fails */
+	if (loop_timers_reserve(&t->timers, (int)total) < 0)
+		return -ENOMEM;
 	return slots_grow(&t->slots);
 }
 
@@ -221,6 +228,7 @@ static void conn_close(struct uthread *t, struct conn *c)
 	if (c->flags & F_CLOSING)
 		return;
 	c->flags |= F_CLOSING;
+	loop_timers_cancel(&t->timers, &c->timer); /* no deadline: it ends as its requests do */
 	/* close() alone would not end requests that hold the file, and a send
 	 * in flight still reads the session's outbox: cancel, then free. By
 	 * user_data, a hash lookup; cancelling by fd scans every poll request,
@@ -243,9 +251,29 @@ static void conn_fail(struct uthread *t, struct conn *c)
 
 static void conn_finish(struct uthread *t, struct conn *c)
 {
+	loop_timers_cancel(&t->timers, &c->timer);
 	loop_close(&t->l, c->s, c->fd);
 	free(c->sv);
 	slot_free(t, c);
+}
+
+/* Arm c's timer by the runtime's deadline policy if that is sooner than
+ * it is armed for. A later deadline (traffic since) moves it lazily: the
+ * timer fires, expire_timers finds nothing due yet and re-arms it. */
+static void conn_deadline(struct uthread *t, struct conn *c)
+{
+	long long due = loop_due(&t->l, c->s, t->epoch + c->last_ms);
+	if (!due)
+		return; /* none now; an armed timer finds that out when it fires */
+	long long now = t->epoch + t->now;
+	if (due <= now || ((c->flags & F_HELD) && due < now + OVERDUE_MS))
+		due = now + OVERDUE_MS; /* it expired and stays (a last reply goes out), or the
+		                         * held list retries it (retry_held): not every turn */
+	else if (due - now > LOOP_TIMER_MAX_MS)
+		due = now + LOOP_TIMER_MAX_MS;
+	uint32_t at = (uint32_t)(due - t->epoch);
+	if (!loop_timer_armed(&c->timer) || loop_time_before(at, c->timer.at))
+		loop_timers_arm(&t->timers, &c->timer, at); /* cannot fail: reserved with the slots */
 }
 
 static void conn_update(struct uthread *t, struct conn *c)
@@ -268,8 +296,8 @@ static void conn_update(struct uthread *t, struct conn *c)
 	bool want = session_want_read(c->s);
 	/* Listed to be looked at again when output moves, or in
 	 * SESSION_HOLD_RETRY_MS. A slot freed while listed stays listed (not
-	 * F_HELD), so the list can fill up with churn: then the tick's scan
-	 * finds it (its inactivity limit is the retry). */
+	 * F_HELD), so the list can fill up with churn: then its timer finds
+	 * it (its inactivity limit is the retry). */
 	if (session_held(c->s) && !(c->flags & F_HELD) && t->nheld < nslots(t)) {
 		c->flags |= F_HELD;
 		t->held[t->nheld++] = c->slot;
@@ -280,6 +308,7 @@ static void conn_update(struct uthread *t, struct conn *c)
 		cancel_ud(t, conn_ud(c, OP_RECV));
 		c->flags |= F_RECV_CANCEL;
 	}
+	conn_deadline(t, c);
 }
 
 /* Update every connection touched this turn. One whose input published goes
@@ -437,30 +466,26 @@ static void uring_stop(struct loop *l)
 	}
 }
 
-/* The runtime's deadline policy for every connection: every TICK_MS, and
- * SESSION_HOLD_RETRY_MS after a turn that left a publisher held. */
-static void scan_deadlines(struct uthread *t)
+/* The runtime's deadline policy for the connections whose timer came due
+ * (armed by conn_deadline). */
+static void expire_timers(struct uthread *t)
 {
 	long long now = now_ms();
-	for (uint32_t i = 0; i < nslots(t); i++) {
-		struct conn *c = conn_at(t, i);
-		if (!(c->flags & F_LIVE) || (c->flags & F_CLOSING))
-			continue;
+	struct loop_timer *tm;
+	while ((tm = loop_timers_pop_due(&t->timers, (uint32_t)(now - t->epoch)))) {
+		struct conn *c = (struct conn *)((char *)tm - offsetof(struct conn, timer));
 		long long last = t->epoch + c->last_ms, due = loop_due(&t->l, c->s, last);
-		if (!due || now < due)
+		if (!due)
+			continue; /* no deadline any more: conn_update arms one when there is */
+		if (now < due) {
+			/* traffic moved it later: look then (no allocation: it was just popped) */
+			loop_timers_arm(&t->timers, tm, (uint32_t)(due - t->epoch));
 			continue;
+		}
 		if (loop_expire(&t->l, c->s, last, now))
 			conn_close(t, c);
-		mark_dirty(t, c); /* close it, or send what its expiry queued */
+		mark_dirty(t, c); /* close it, or send what its expiry queued; conn_update re-arms */
 	}
-}
-
-static void on_tick(struct uthread *t)
-{
-	if (t->exiting)
-		return;
-	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
-	scan_deadlines(t);
 }
 
 /* Offer the held publishers their input again (the deadline policy's hold
@@ -524,9 +549,6 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 	case OP_WATCH:
 		on_watch(t, cqe);
 		break;
-	case OP_TICK:
-		on_tick(t);
-		break;
 	case OP_HOLD:
 		on_hold(t);
 		break;
@@ -556,7 +578,7 @@ static void reap(struct uthread *t)
 	}
 }
 
-/* Last act: cancel the ring's own requests (tick, watches, backoffs) and let
+/* Last act: cancel the ring's own requests (watches, backoffs, hold) and let
  * the loop run until every request has reported. */
 static void begin_exit(struct uthread *t)
 {
@@ -580,7 +602,11 @@ static int uring_serve(struct loop *l)
 				break;
 			}
 		} else {
-			rc = io_uring_submit_and_wait(&t->ring, 1);
+			/* Until a completion or the earliest connection deadline. */
+			int ms = loop_timers_timeout(&t->timers, (uint32_t)(now_ms() - t->epoch), MAX_SLEEP_MS);
+			struct __kernel_timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000LL};
+			struct io_uring_cqe *cqe;
+			rc = io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
 		}
 		if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
 			log_error("uring: io_uring_enter: %s", strerror(-rc));
@@ -588,6 +614,8 @@ static int uring_serve(struct loop *l)
 			break;
 		}
 		reap(t);
+		if (!t->exiting)
+			expire_timers(t);
 		if (t->sent && t->nheld)
 			retry_held(t);
 		t->sent = false;
@@ -619,7 +647,6 @@ static int uring_setup(struct loop *l)
 	struct uthread *t = of(l);
 	slots_init(&t->slots);
 	t->epoch = now_ms();
-	t->tick_ts.tv_nsec = TICK_MS * 1000000LL;
 	t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
 	t->hold_ts.tv_nsec = SESSION_HOLD_RETRY_MS * 1000000LL;
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
@@ -635,7 +662,6 @@ static int uring_setup(struct loop *l)
 	}
 	for (int li = 0; li < l->nlis; li++)
 		arm_accept(t, li);
-	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
 	rc = io_uring_submit(&t->ring); /* accepting before the group says ready */
 	if (rc < 0)
 		log_error("uring: ring %d: io_uring_submit: %s", l->index, strerror(-rc));
@@ -658,6 +684,7 @@ static void uring_teardown(struct loop *l)
 			conn_finish(t, c); /* only after a fatal ring error */
 	}
 	slots_fini(&t->slots);
+	loop_timers_fini(&t->timers);
 	free(t->dirty);
 	free(t->held);
 }

@@ -40,6 +40,18 @@ static void sift_down(struct loop_timers *ts, int i)
 	put(ts, i, t);
 }
 
+int loop_timers_reserve(struct loop_timers *ts, int n)
+{
+	if (n <= ts->cap)
+		return 0;
+	struct loop_timer **h = realloc(ts->h, (size_t)n * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	ts->h = h;
+	ts->cap = n;
+	return 0;
+}
+
 int loop_timers_arm(struct loop_timers *ts, struct loop_timer *t, uint32_t at)
 {
 	if (t->idx >= 0) {
@@ -51,14 +63,8 @@ int loop_timers_arm(struct loop_timers *ts, struct loop_timer *t, uint32_t at)
 			sift_down(ts, t->idx);
 		return 0;
 	}
-	if (ts->len == ts->cap) {
-		int cap = ts->cap ? ts->cap * 2 : 64;
-		struct loop_timer **h = realloc(ts->h, (size_t)cap * sizeof(*h));
-		if (!h)
-			return -ENOMEM;
-		ts->h = h;
-		ts->cap = cap;
-	}
+	if (ts->len == ts->cap && loop_timers_reserve(ts, ts->cap ? ts->cap * 2 : 64) < 0)
+		return -ENOMEM;
 	t->at = at;
 	put(ts, ts->len++, t);
 	sift_up(ts, t->idx);

@@ -39,6 +39,8 @@ static inline bool loop_timer_armed(const struct loop_timer *t) { return t->idx 
 /* Arm t to be due at `at`, or move it there if it is armed. 0 or -ENOMEM
  * (only when it was not armed: it then stays unarmed). */
 int loop_timers_arm(struct loop_timers *ts, struct loop_timer *t, uint32_t at);
+/* Room for n armed timers, so that arming never fails below that. 0 or -ENOMEM. */
+int loop_timers_reserve(struct loop_timers *ts, int n);
 /* Disarm t (nothing if it is not armed). */
 void loop_timers_cancel(struct loop_timers *ts, struct loop_timer *t);
 /* The earliest timer, or NULL; it stays armed. */

@@ -24,6 +24,7 @@ int slots_grow(struct uring_slots *sl)
 	for (uint32_t i = 0; i < SLOT_CHUNK; i++) {
 		c[i].slot = base + i;
 		c[i].fd = -1;
+		loop_timer_init(&c[i].timer);
 		c[i].next_free = i + 1 < SLOT_CHUNK ? base + i + 1 : sl->free_head;
 	}
 	sl->chunks[sl->nchunks++] = c;
@@ -41,6 +42,7 @@ struct conn *slots_take(struct uring_slots *sl)
 	c->s = NULL;
 	c->sv = NULL;
 	c->fd = -1;
+	loop_timer_init(&c->timer);
 	return c;
 }
 

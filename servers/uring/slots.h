@@ -12,11 +12,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "timer.h"
+
 #define SLOT_CHUNK 1024     /* connection slots are allocated this many at a time */
 #define GEN_MASK 0xffffffu  /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_TICK, OP_BACKOFF, OP_HOLD };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_BACKOFF, OP_HOLD };
 
 enum {
 	F_LIVE = 1 << 0,
@@ -32,7 +34,8 @@ enum {
 struct session;
 struct sendv;
 
-/* Kept small on purpose (32 bytes): an idle connection costs this plus its session. */
+/* Kept small on purpose (40 bytes): an idle connection costs this plus its
+ * session (and its entry in the timer heap). */
 struct conn {
 	struct session *s;
 	struct sendv *sv; /* the iovecs of a multi-segment send in flight */
@@ -44,6 +47,7 @@ struct conn {
 	};
 	uint32_t gen : 24;      /* as in user_data */
 	uint32_t flags : 8;
+	struct loop_timer timer; /* when the deadline policy looks at it next (ms since the loop started) */
 };
 
 struct uring_slots {
@@ -70,11 +74,11 @@ static inline struct conn *slots_at(const struct uring_slots *sl, uint32_t slot)
 void slots_init(struct uring_slots *sl);
 /* SLOT_CHUNK more free slots. 0 or -ENOMEM. */
 int slots_grow(struct uring_slots *sl);
-/* A free slot, now F_LIVE with no session and fd -1; NULL when there is no
+/* A free slot, now F_LIVE with no session, fd -1, its timer unarmed; NULL when there is no
  * free one (slots_grow first). */
 struct conn *slots_take(struct uring_slots *sl);
-/* Give c's slot back: its generation moves on, so completions naming the
- * old one are stale. */
+/* Give c's slot back (its timer disarmed by the caller): its generation
+ * moves on, so completions naming the old one are stale. */
 void slots_put(struct uring_slots *sl, struct conn *c);
 /* The live connection a completion's user_data names, or NULL if it is
  * stale (freed since, or reused by a later generation) or out of range. */
