@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 
 #include "coro/coro.h"
-#include "coro/poller.h"
+#include "poller.h"
 #include "coro/sched.h"
 #include "log.h"
 #include "loop.h"
@@ -248,7 +248,7 @@ static void coro_before_sleep(struct sched *sch) { loop_before_sleep(&sched_loop
 static int coro_setup(struct loop *l)
 {
 	struct coro_loop *c = of(l);
-	const struct poller_ops *ops = poller_find(l->srv->cfg->poller);
+	const struct loop_poller_ops *ops = loop_poller_find(l->srv->cfg->poller);
 	int rc = sched_init(&c->sch, ops, kinds, c);
 	if (rc < 0)
 		return rc;
@@ -327,7 +327,7 @@ static const struct loop_model coro_loop = {
 static int run(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
-	const struct poller_ops *ops = poller_find(cfg->poller);
+	const struct loop_poller_ops *ops = loop_poller_find(cfg->poller);
 	if (!ops) {
 		log_error("coro: unknown --poller '%s'", cfg->poller);
 		return 2;

@@ -3,8 +3,9 @@
  * loop of the runtime (common/loop/; --threads N, SO_REUSEPORT). Recipe:
  * liburing's examples/echo-server.c, grown up: short sends, back-pressure,
  * ENOBUFS, stale completions. The runtime brings the rest: listeners, the
- * mailbox, admission, the deadline policy (applied here every TICK_MS) and
- * the stop; its watched fds (stop signal, mailbox wake-up) are poll requests.
+ * mailbox, admission, the deadline policy (each connection's timer on the
+ * runtime's heap, timer.h, bounds the ring's wait) and the stop; its watched
+ * fds (stop signal, mailbox wake-up) are poll requests.
  *
  * One loop turn: io_uring_submit_and_wait(1) submits everything queued in
  * the previous turn and waits; every CQE is then handled, which only records
@@ -28,6 +29,7 @@
  * environment makes the start-up probe fail exactly like a blocked
  * io_uring_setup (ENOSYS): one error line, exit code 69 (EXIT_UNAVAILABLE). */
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,13 +44,15 @@
 #include "session.h"
 #include "stats.h"
 #include "uring/ring.h"
+#include "uring/slots.h"
 
 #define SQ_ENTRIES 1024
 #define CQ_ENTRIES 16384    /* room for 10k connections closing at once; beyond, the kernel keeps the overflow (see reap) */
 #define BUF_COUNT 256       /* provided buffers per ring, shared by all its connections */
 #define BUF_SIZE (16 * 1024)
 #define BGID 0
-#define TICK_MS 100         /* deadline scan period */
+#define OVERDUE_MS 100      /* a deadline that passed and left the connection open: look again this much later */
+#define MAX_SLEEP_MS 1000   /* the ring's wait is bounded even with no timer (see coro's SCHED_MAX_SLEEP_MS) */
 #define REAP_MAX 4096       /* CQEs per turn before updating connections */
 /* Input handed to sessions per turn (Redis reads 16 KiB per client per
  * event): the rest of the CQ waits for the next turn, after this turn's
@@ -62,36 +66,8 @@
  * output keeps up with input whatever the message size (64 held 1.1 KB
  * messages to half a turn's input). */
 #define SEND_IOV ((TURN_INPUT + BUF_SIZE) / 1024)
-#define CHUNK 1024          /* connection slots are allocated this many at a time */
-#define GEN_MASK 0xffffffu /* struct conn's gen is 24 bits */
-#define NO_SLOT UINT32_MAX
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_TICK, OP_BACKOFF, OP_HOLD };
-
-enum {
-	F_LIVE = 1 << 0,
-	F_RECV = 1 << 1,        /* a multishot recv is armed */
-	F_RECV_CANCEL = 1 << 2, /* ... and we asked to cancel it (back-pressure) */
-	F_SEND = 1 << 3,        /* a send is in flight */
-	F_CLOSING = 1 << 4,     /* cancelling everything; freed once nothing is in flight */
-	F_DIRTY = 1 << 5,       /* queued for conn_update this turn */
-	F_PUBLISHED = 1 << 6,   /* its input this turn published: update it after the others */
-	F_HELD = 1 << 7,        /* on the held list: its session is held (session_held) */
-};
-
-/* Kept small on purpose (32 bytes): an idle connection costs this plus its session. */
-struct conn {
-	struct session *s;
-	struct sendv *sv; /* the iovecs of a multi-segment send in flight */
-	int fd;
-	uint32_t slot;
-	union {
-		uint32_t last_ms;   /* live: last traffic, ms since the loop started */
-		uint32_t next_free; /* free: next free slot */
-	};
-	uint32_t gen : 24;      /* as in user_data */
-	uint32_t flags : 8;
-};
+/* struct conn, its flags and slots, and the user_data codec: uring/slots.h. */
 
 struct sendv {
 	struct msghdr mh;
@@ -112,9 +88,9 @@ struct uthread {
 	bool ring_ok;
 	struct uring_bufs bufs;
 	struct listener ls[2]; /* as l.lis */
-	struct __kernel_timespec tick_ts, backoff_ts, hold_ts;
-	struct conn **chunks;
-	uint32_t nchunks, free_head;
+	struct __kernel_timespec backoff_ts, hold_ts;
+	struct loop_timers timers; /* the connections' deadlines (struct conn's timer) */
+	struct uring_slots slots;
 	uint32_t *dirty, ndirty;
 	bool published;        /* some dirty connection has F_PUBLISHED */
 	size_t turn_in;        /* input bytes handed to sessions this turn */
@@ -129,38 +105,17 @@ struct uthread {
 
 static struct uthread *of(struct loop *l) { return (struct uthread *)l; }
 
-/* ---- user_data, slots ---- */
+/* ---- slots (uring/slots.h) ---- */
 
-static uint64_t ud_make(enum op op, uint32_t gen, uint32_t slot)
-{
-	return (uint64_t)op << 56 | (uint64_t)(gen & GEN_MASK) << 32 | slot;
-}
-
-static enum op ud_op(uint64_t ud) { return (enum op)(ud >> 56); }
-static uint32_t ud_slot(uint64_t ud) { return (uint32_t)ud; }
-static uint64_t conn_ud(const struct conn *c, enum op op) { return ud_make(op, c->gen, c->slot); }
-
-static struct conn *conn_at(struct uthread *t, uint32_t slot) { return &t->chunks[slot / CHUNK][slot % CHUNK]; }
+static struct conn *conn_at(struct uthread *t, uint32_t slot) { return slots_at(&t->slots, slot); }
+static uint32_t nslots(const struct uthread *t) { return slots_count(&t->slots); }
 
 /* The live connection a CQE belongs to, or NULL if it is stale. */
-static struct conn *conn_from(struct uthread *t, uint64_t ud)
-{
-	uint32_t slot = ud_slot(ud);
-	if (slot >= t->nchunks * CHUNK)
-		return NULL;
-	struct conn *c = conn_at(t, slot);
-	if (!(c->flags & F_LIVE) || c->gen != ((ud >> 32) & GEN_MASK))
-		return NULL;
-	return c;
-}
+static struct conn *conn_from(struct uthread *t, uint64_t ud) { return slots_from(&t->slots, ud); }
 
-static int slots_grow(struct uthread *t)
+static int slots_more(struct uthread *t)
 {
-	uint32_t total = (t->nchunks + 1) * CHUNK;
-	struct conn **ch = realloc(t->chunks, (t->nchunks + 1) * sizeof(*ch));
-	if (!ch)
-		return -ENOMEM;
-	t->chunks = ch;
+	uint32_t total = nslots(t) + SLOT_CHUNK;
 	/* Sized with the slots, so mark_dirty() never has to allocate. */
 	uint32_t *d = realloc(t->dirty, total * sizeof(*d));
 	if (!d)
@@ -170,43 +125,22 @@ static int slots_grow(struct uthread *t)
 	if (!h)
 		return -ENOMEM;
 	t->held = h;
-	struct conn *c = calloc(CHUNK, sizeof(*c));
-	if (!c)
+	/* ... and the timer heap, so arming a connection's timer never fails */
+	if (loop_timers_reserve(&t->timers, (int)total) < 0)
 		return -ENOMEM;
-	uint32_t base = t->nchunks * CHUNK;
-	for (uint32_t i = 0; i < CHUNK; i++) {
-		c[i].slot = base + i;
-		c[i].fd = -1;
-		c[i].next_free = i + 1 < CHUNK ? base + i + 1 : t->free_head;
-	}
-	t->chunks[t->nchunks++] = c;
-	t->free_head = base;
-	return 0;
+	return slots_grow(&t->slots);
 }
 
 static struct conn *slot_alloc(struct uthread *t)
 {
-	if (t->free_head == NO_SLOT && slots_grow(t) < 0)
+	if (t->slots.free_head == NO_SLOT && slots_more(t) < 0)
 		return NULL;
-	struct conn *c = conn_at(t, t->free_head);
-	t->free_head = c->next_free;
-	c->flags = F_LIVE;
-	c->s = NULL;
-	c->sv = NULL;
-	c->fd = -1;
+	struct conn *c = slots_take(&t->slots);
 	c->last_ms = t->now;
 	return c;
 }
 
-static void slot_free(struct uthread *t, struct conn *c)
-{
-	c->gen = (c->gen + 1) & GEN_MASK; /* every CQE naming the old generation is now stale */
-	c->flags = 0;
-	c->s = NULL;
-	c->fd = -1;
-	c->next_free = t->free_head;
-	t->free_head = c->slot;
-}
+static void slot_free(struct uthread *t, struct conn *c) { slots_put(&t->slots, c); }
 
 static void mark_dirty(struct uthread *t, struct conn *c)
 {
@@ -300,6 +234,7 @@ static void conn_close(struct uthread *t, struct conn *c)
 	if (c->flags & F_CLOSING)
 		return;
 	c->flags |= F_CLOSING;
+	loop_timers_cancel(&t->timers, &c->timer); /* no deadline: it ends as its requests do */
 	/* close() alone would not end requests that hold the file, and a send
 	 * in flight still reads the session's outbox: cancel, then free. By
 	 * user_data, a hash lookup; cancelling by fd scans every poll request,
@@ -322,9 +257,29 @@ static void conn_fail(struct uthread *t, struct conn *c)
 
 static void conn_finish(struct uthread *t, struct conn *c)
 {
+	loop_timers_cancel(&t->timers, &c->timer);
 	loop_close(&t->l, c->s, c->fd);
 	free(c->sv);
 	slot_free(t, c);
+}
+
+/* Arm c's timer by the runtime's deadline policy if that is sooner than
+ * it is armed for. A later deadline (traffic since) moves it lazily: the
+ * timer fires, expire_timers finds nothing due yet and re-arms it. */
+static void conn_deadline(struct uthread *t, struct conn *c)
+{
+	long long due = loop_due(&t->l, c->s, t->epoch + c->last_ms);
+	if (!due)
+		return; /* none now; an armed timer finds that out when it fires */
+	long long now = t->epoch + t->now;
+	if (due <= now || ((c->flags & F_HELD) && due < now + OVERDUE_MS))
+		due = now + OVERDUE_MS; /* it expired and stays (a last reply goes out), or the
+		                         * held list retries it (retry_held): not every turn */
+	else if (due - now > LOOP_TIMER_MAX_MS)
+		due = now + LOOP_TIMER_MAX_MS;
+	uint32_t at = (uint32_t)(due - t->epoch);
+	if (!loop_timer_armed(&c->timer) || loop_time_before(at, c->timer.at))
+		loop_timers_arm(&t->timers, &c->timer, at); /* cannot fail: reserved with the slots */
 }
 
 static void conn_update(struct uthread *t, struct conn *c)
@@ -347,9 +302,9 @@ static void conn_update(struct uthread *t, struct conn *c)
 	bool want = session_want_read(c->s);
 	/* Listed to be looked at again when output moves, or in
 	 * SESSION_HOLD_RETRY_MS. A slot freed while listed stays listed (not
-	 * F_HELD), so the list can fill up with churn: then the tick's scan
-	 * finds it (its inactivity limit is the retry). */
-	if (session_held(c->s) && !(c->flags & F_HELD) && t->nheld < t->nchunks * CHUNK) {
+	 * F_HELD), so the list can fill up with churn: then its timer finds
+	 * it (its inactivity limit is the retry). */
+	if (session_held(c->s) && !(c->flags & F_HELD) && t->nheld < nslots(t)) {
 		c->flags |= F_HELD;
 		t->held[t->nheld++] = c->slot;
 	}
@@ -359,6 +314,7 @@ static void conn_update(struct uthread *t, struct conn *c)
 		cancel_ud(t, conn_ud(c, OP_RECV));
 		c->flags |= F_RECV_CANCEL;
 	}
+	conn_deadline(t, c);
 }
 
 /* Update every connection touched this turn. One whose input published goes
@@ -507,7 +463,7 @@ static void uring_stop(struct loop *l)
 		}
 		loop_listener_close(l, li); /* the socket goes once the accept lets go of it */
 	}
-	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
+	for (uint32_t i = 0; i < nslots(t); i++) {
 		struct conn *c = conn_at(t, i);
 		if ((c->flags & F_LIVE) && !(c->flags & F_CLOSING)) {
 			session_stop(c->s);
@@ -516,30 +472,26 @@ static void uring_stop(struct loop *l)
 	}
 }
 
-/* The runtime's deadline policy for every connection: every TICK_MS, and
- * SESSION_HOLD_RETRY_MS after a turn that left a publisher held. */
-static void scan_deadlines(struct uthread *t)
+/* The runtime's deadline policy for the connections whose timer came due
+ * (armed by conn_deadline). */
+static void expire_timers(struct uthread *t)
 {
 	long long now = now_ms();
-	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
-		struct conn *c = conn_at(t, i);
-		if (!(c->flags & F_LIVE) || (c->flags & F_CLOSING))
-			continue;
+	struct loop_timer *tm;
+	while ((tm = loop_timers_pop_due(&t->timers, (uint32_t)(now - t->epoch)))) {
+		struct conn *c = (struct conn *)((char *)tm - offsetof(struct conn, timer));
 		long long last = t->epoch + c->last_ms, due = loop_due(&t->l, c->s, last);
-		if (!due || now < due)
+		if (!due)
+			continue; /* no deadline any more: conn_update arms one when there is */
+		if (now < due) {
+			/* traffic moved it later: look then (no allocation: it was just popped) */
+			loop_timers_arm(&t->timers, tm, (uint32_t)(due - t->epoch));
 			continue;
+		}
 		if (loop_expire(&t->l, c->s, last, now))
 			conn_close(t, c);
-		mark_dirty(t, c); /* close it, or send what its expiry queued */
+		mark_dirty(t, c); /* close it, or send what its expiry queued; conn_update re-arms */
 	}
-}
-
-static void on_tick(struct uthread *t)
-{
-	if (t->exiting)
-		return;
-	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
-	scan_deadlines(t);
 }
 
 /* Offer the held publishers their input again (the deadline policy's hold
@@ -603,9 +555,6 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 	case OP_WATCH:
 		on_watch(t, cqe);
 		break;
-	case OP_TICK:
-		on_tick(t);
-		break;
 	case OP_HOLD:
 		on_hold(t);
 		break;
@@ -635,7 +584,7 @@ static void reap(struct uthread *t)
 	}
 }
 
-/* Last act: cancel the ring's own requests (tick, watches, backoffs) and let
+/* Last act: cancel the ring's own requests (watches, backoffs, hold) and let
  * the loop run until every request has reported. */
 static void begin_exit(struct uthread *t)
 {
@@ -659,7 +608,11 @@ static int uring_serve(struct loop *l)
 				break;
 			}
 		} else {
-			rc = io_uring_submit_and_wait(&t->ring, 1);
+			/* Until a completion or the earliest connection deadline. */
+			int ms = loop_timers_timeout(&t->timers, (uint32_t)(now_ms() - t->epoch), MAX_SLEEP_MS);
+			struct __kernel_timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000LL};
+			struct io_uring_cqe *cqe;
+			rc = io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
 		}
 		if (rc < 0 && rc != -EINTR && rc != -ETIME && rc != -EAGAIN && rc != -EBUSY) {
 			log_error("uring: io_uring_enter: %s", strerror(-rc));
@@ -667,6 +620,8 @@ static int uring_serve(struct loop *l)
 			break;
 		}
 		reap(t);
+		if (!t->exiting)
+			expire_timers(t);
 		if (t->sent && t->nheld)
 			retry_held(t);
 		t->sent = false;
@@ -696,9 +651,8 @@ static void uring_ready(struct loop *l, void *conn) { mark_dirty(of(l), conn); }
 static int uring_setup(struct loop *l)
 {
 	struct uthread *t = of(l);
-	t->free_head = NO_SLOT;
+	slots_init(&t->slots);
 	t->epoch = now_ms();
-	t->tick_ts.tv_nsec = TICK_MS * 1000000LL;
 	t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
 	t->hold_ts.tv_nsec = SESSION_HOLD_RETRY_MS * 1000000LL;
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
@@ -714,7 +668,6 @@ static int uring_setup(struct loop *l)
 	}
 	for (int li = 0; li < l->nlis; li++)
 		arm_accept(t, li);
-	arm_timeout(t, &t->tick_ts, OP_TICK, 0);
 	rc = io_uring_submit(&t->ring); /* accepting before the group says ready */
 	if (rc < 0)
 		log_error("uring: ring %d: io_uring_submit: %s", l->index, strerror(-rc));
@@ -731,14 +684,13 @@ static void uring_teardown(struct loop *l)
 		io_uring_queue_exit(&t->ring); /* the kernel is done with our memory after this */
 	if (!clean)
 		uring_bufs_fini(&t->bufs, NULL);
-	for (uint32_t i = 0; i < t->nchunks * CHUNK; i++) {
+	for (uint32_t i = 0; i < nslots(t); i++) {
 		struct conn *c = conn_at(t, i);
 		if (c->flags & F_LIVE)
 			conn_finish(t, c); /* only after a fatal ring error */
 	}
-	for (uint32_t i = 0; i < t->nchunks; i++)
-		free(t->chunks[i]);
-	free(t->chunks);
+	slots_fini(&t->slots);
+	loop_timers_fini(&t->timers);
 	free(t->dirty);
 	free(t->held);
 }

@@ -17,6 +17,11 @@
  *   deadline.c  the one deadline policy (handshake and request deadlines,
  *               idle, drain quietness, the drain's end), also used by the
  *               threads and pool models.
+ *   poller*.c   the readiness backends (poller.h: select, poll, epoll):
+ *               read and write interest per fd, a wait with a timeout.
+ *   timer.c     one timer heap (timer.h) of loop_timer records embedded in
+ *               their owners: coro's tasks, uring's connections. When a
+ *               connection's timer fires is the deadline policy's answer.
  *   attach      a non-session fd on a loop (struct loop_watch): the model
  *               calls fn whenever it is readable. The runtime's own stop
  *               signal and mailbox wake-up are watches; so can be any other

@@ -4,20 +4,21 @@
 #include "sched.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "clock.h"
 
-#define MAX_WAIT_MS (1u << 30) /* deadlines stay within half the clock's range */
+#define MAX_WAIT_MS LOOP_TIMER_MAX_MS /* deadlines stay within half the clock's range */
 
 /* Times are uint32 ms since the epoch; compare them wrap-safe. */
-static bool before(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static bool before(uint32_t a, uint32_t b) { return loop_time_before(a, b); }
 
 static uint32_t clock_now(const struct sched *sch) { return (uint32_t)(now_ms() - sch->epoch) + 1; }
 
-int sched_init(struct sched *sch, const struct poller_ops *ops, const struct task_kind *kinds, void *data)
+int sched_init(struct sched *sch, const struct loop_poller_ops *ops, const struct task_kind *kinds, void *data)
 {
 	memset(sch, 0, sizeof(*sch));
 	sch->ops = ops;
@@ -28,70 +29,9 @@ int sched_init(struct sched *sch, const struct poller_ops *ops, const struct tas
 	return ops->create(&sch->poller);
 }
 
-/* ---- timers: a min-heap of tasks on timer_at ---- */
+/* ---- timers: the runtime's heap (timer.h), one record per task ---- */
 
-static void heap_put(struct sched *sch, int i, struct task *t)
-{
-	sch->heap[i] = t;
-	t->heap_idx = i;
-}
-
-static void sift_up(struct sched *sch, int i)
-{
-	struct task *t = sch->heap[i];
-	while (i > 0) {
-		int up = (i - 1) / 2;
-		if (!before(t->timer_at, sch->heap[up]->timer_at))
-			break;
-		heap_put(sch, i, sch->heap[up]);
-		i = up;
-	}
-	heap_put(sch, i, t);
-}
-
-static void sift_down(struct sched *sch, int i)
-{
-	struct task *t = sch->heap[i];
-	for (;;) {
-		int c = 2 * i + 1;
-		if (c >= sch->heap_len)
-			break;
-		if (c + 1 < sch->heap_len && before(sch->heap[c + 1]->timer_at, sch->heap[c]->timer_at))
-			c++;
-		if (!before(sch->heap[c]->timer_at, t->timer_at))
-			break;
-		heap_put(sch, i, sch->heap[c]);
-		i = c;
-	}
-	heap_put(sch, i, t);
-}
-
-static int heap_push(struct sched *sch, struct task *t)
-{
-	if (sch->heap_len == sch->heap_cap) {
-		int cap = sch->heap_cap ? sch->heap_cap * 2 : 64;
-		struct task **h = realloc(sch->heap, (size_t)cap * sizeof(*h));
-		if (!h)
-			return -ENOMEM;
-		sch->heap = h;
-		sch->heap_cap = cap;
-	}
-	heap_put(sch, sch->heap_len++, t);
-	sift_up(sch, t->heap_idx);
-	return 0;
-}
-
-static void heap_remove(struct sched *sch, struct task *t)
-{
-	int i = t->heap_idx;
-	t->heap_idx = -1;
-	struct task *last = sch->heap[--sch->heap_len];
-	if (last == t)
-		return;
-	heap_put(sch, i, last);
-	sift_up(sch, i);
-	sift_down(sch, last->heap_idx);
-}
+static struct task *task_of(struct loop_timer *tm) { return (struct task *)((char *)tm - offsetof(struct task, timer)); }
 
 static void set_deadline(struct sched *sch, struct task *t, uint32_t d)
 {
@@ -99,13 +39,11 @@ static void set_deadline(struct sched *sch, struct task *t, uint32_t d)
 	if (t->deadline && !before(d, t->deadline))
 		return; /* this wait is already bounded sooner */
 	t->deadline = d;
-	if (t->heap_idx < 0) {
-		t->timer_at = t->deadline;
-		if (heap_push(sch, t) < 0)
+	if (!loop_timer_armed(&t->timer)) {
+		if (loop_timers_arm(&sch->timers, &t->timer, d) < 0)
 			log_warn("coro: no memory for a timer; a deadline is lost");
-	} else if (before(t->deadline, t->timer_at)) {
-		t->timer_at = t->deadline;
-		sift_up(sch, t->heap_idx);
+	} else if (before(d, t->timer.at)) {
+		loop_timers_arm(&sch->timers, &t->timer, d);
 	} /* else: later than the key; re-keyed when the key comes due */
 }
 
@@ -130,13 +68,7 @@ void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms)
  * (seen once: a coro --threads 2 TSan daemon ignored SIGTERM for 90 s). */
 #define SCHED_MAX_SLEEP_MS 1000
 
-static int next_timeout(const struct sched *sch)
-{
-	if (!sch->heap_len)
-		return SCHED_MAX_SLEEP_MS;
-	int32_t d = (int32_t)(sch->heap[0]->timer_at - sch->now);
-	return d <= 0 ? 0 : d < SCHED_MAX_SLEEP_MS ? d : SCHED_MAX_SLEEP_MS;
-}
+static int next_timeout(const struct sched *sch) { return loop_timers_timeout(&sch->timers, sch->now, SCHED_MAX_SLEEP_MS); }
 
 /* ---- the ready queue ---- */
 
@@ -161,14 +93,14 @@ void sched_poke(struct sched *sch, struct task *t, uint8_t bits)
 
 static void expire_timers(struct sched *sch)
 {
-	while (sch->heap_len && !before(sch->now, sch->heap[0]->timer_at)) {
-		struct task *t = sch->heap[0];
+	struct loop_timer *tm;
+	while ((tm = loop_timers_first(&sch->timers)) && !before(sch->now, tm->at)) {
+		struct task *t = task_of(tm);
 		if (t->deadline && before(sch->now, t->deadline)) {
-			t->timer_at = t->deadline; /* the deadline moved later since */
-			sift_down(sch, 0);
+			loop_timers_arm(&sch->timers, tm, t->deadline); /* the deadline moved later since */
 			continue;
 		}
-		heap_remove(sch, t);
+		loop_timers_cancel(&sch->timers, tm);
 		if (t->deadline && t->wait)
 			sched_poke(sch, t, CR_TIMEOUT);
 		t->deadline = 0;
@@ -196,7 +128,7 @@ struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data)
 	t->fd = fd;
 	t->data = data;
 	t->kind = (uint8_t)kind;
-	t->heap_idx = -1;
+	loop_timer_init(&t->timer);
 	sch->fds[fd] = t;
 	enqueue(sch, t);
 	return t;
@@ -205,17 +137,16 @@ struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data)
 static void finish(struct sched *sch, struct task *t)
 {
 	if (t->reg)
-		sch->ops->set(sch->poller, t->fd, t->reg, 0);
+		loop_poller_del(sch->ops, sch->poller, t->fd, t->reg);
 	sch->fds[t->fd] = NULL;
-	if (t->heap_idx >= 0)
-		heap_remove(sch, t);
+	loop_timers_cancel(&sch->timers, &t->timer);
 	sch->kinds[t->kind].fini(sch, t);
 	free(t);
 }
 
 static int interest(int req)
 {
-	return ((req & (CR_READ | CR_ACCEPT)) ? POLLER_IN : 0) | ((req & CR_WRITE) ? POLLER_OUT : 0);
+	return ((req & (CR_READ | CR_ACCEPT)) ? LOOP_POLL_IN : 0) | ((req & CR_WRITE) ? LOOP_POLL_OUT : 0);
 }
 
 /* Resume t once and file it where its request says. */
@@ -258,12 +189,12 @@ static void run_ready(struct sched *sch)
 	}
 }
 
-static void dispatch(struct sched *sch, const struct poller_event *e)
+static void dispatch(struct sched *sch, const struct loop_poller_event *e)
 {
 	struct task *t = e->fd < sch->fds_cap ? sch->fds[e->fd] : NULL;
 	if (!t)
 		return;
-	int got = ((e->mask & POLLER_IN) ? CR_READ | CR_ACCEPT : 0) | ((e->mask & POLLER_OUT) ? CR_WRITE : 0);
+	int got = ((e->mask & LOOP_POLL_IN) ? CR_READ | CR_ACCEPT : 0) | ((e->mask & LOOP_POLL_OUT) ? CR_WRITE : 0);
 	if (t->wait & got)
 		sched_poke(sch, t, (uint8_t)(t->wait & got));
 }
@@ -308,7 +239,7 @@ void sched_fini(struct sched *sch)
 		if (sch->fds[fd])
 			finish(sch, sch->fds[fd]);
 	free(sch->fds);
-	free(sch->heap);
+	loop_timers_fini(&sch->timers);
 	if (sch->poller)
 		sch->ops->destroy(sch->poller);
 	memset(sch, 0, sizeof(*sch));

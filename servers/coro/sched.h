@@ -7,8 +7,8 @@
  * waiting sets, which the poller watches; ready ones sit in a FIFO ready
  * queue. The scheduler runs what is ready and sleeps in the poller only when
  * nothing is (like libdill's cr.c). A deadline set during a run bounds the
- * next wait (timers are a min-heap, re-keyed lazily when a deadline moves
- * later); the task then resumes with CR_TIMEOUT in ev.
+ * next wait (timers are the runtime's heap, timer.h, re-keyed lazily when
+ * a deadline moves later); the task then resumes with CR_TIMEOUT in ev.
  *
  * Everything here belongs to the scheduler's thread. */
 #ifndef WEFT_SCHED_H
@@ -19,6 +19,7 @@
 
 #include "coro.h"
 #include "poller.h"
+#include "timer.h"
 
 struct sched;
 
@@ -27,9 +28,8 @@ struct task {
 	struct task *next;   /* ready queue link */
 	void *data;          /* the kind's object (a session, a listener) */
 	int fd;
-	int heap_idx;        /* index in the timer heap, -1 if not in it */
+	struct loop_timer timer; /* in the timer heap; its key <= deadline (moved lazily) */
 	uint32_t deadline;   /* wake by then (scheduler ms), 0 = no deadline */
-	uint32_t timer_at;   /* its heap key; <= deadline (moved lazily) */
 	cr_line line, sub;   /* resume points: the task body, an awaited sub-coroutine */
 	uint8_t kind;        /* index into the scheduler's kinds */
 	uint8_t wait;        /* the request it is waiting on; 0 = ready or running */
@@ -45,25 +45,24 @@ struct task_kind {
 };
 
 struct sched {
-	const struct poller_ops *ops;
-	struct poller *poller;
+	const struct loop_poller_ops *ops;
+	struct loop_poller *poller;
 	const struct task_kind *kinds;
 	void *data;                 /* the owner of this scheduler */
 	struct task **fds;          /* fd -> its task */
 	int fds_cap;
 	struct task *ready, *ready_tail;
-	struct task **heap;         /* timers: min-heap on timer_at */
-	int heap_len, heap_cap;
+	struct loop_timers timers;  /* the tasks' timers */
 	long long epoch;            /* now_ms() at start */
 	uint32_t now;               /* ms since epoch, refreshed after each poll */
 	int live;                   /* run() returns once this is 0 (kept by the user) */
 	/* Called when nothing is ready, before the poller may sleep (may poke
 	 * tasks: the scheduler then runs them first). NULL = none. */
 	void (*before_sleep)(struct sched *sch);
-	struct poller_event fired[1024];
+	struct loop_poller_event fired[1024];
 };
 
-int sched_init(struct sched *sch, const struct poller_ops *ops, const struct task_kind *kinds, void *data);
+int sched_init(struct sched *sch, const struct loop_poller_ops *ops, const struct task_kind *kinds, void *data);
 /* Free every task left (calling its fini) and the scheduler's own memory. */
 void sched_fini(struct sched *sch);
 

@@ -10,16 +10,16 @@
 #include <stdlib.h>
 #include <sys/select.h>
 
-struct poller {
+struct loop_poller {
 	fd_set rd, wr;         /* what is watched */
 	fd_set rd_out, wr_out; /* what select() reported */
 	int maxfd;             /* highest watched fd, -1 if none */
 	int next;              /* where the next scan starts (fairness) */
 };
 
-static int sel_create(struct poller **pp)
+static int sel_create(struct loop_poller **pp)
 {
-	struct poller *p = calloc(1, sizeof(*p));
+	struct loop_poller *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	FD_ZERO(&p->rd);
@@ -29,18 +29,18 @@ static int sel_create(struct poller **pp)
 	return 0;
 }
 
-static void sel_destroy(struct poller *p) { free(p); }
+static void sel_destroy(struct loop_poller *p) { free(p); }
 
-static int sel_set(struct poller *p, int fd, int old, int mask)
+static int sel_set(struct loop_poller *p, int fd, int old, int mask)
 {
 	(void)old;
 	if (fd < 0 || fd >= FD_SETSIZE)
 		return -EINVAL;
-	if (mask & POLLER_IN)
+	if (mask & LOOP_POLL_IN)
 		FD_SET(fd, &p->rd);
 	else
 		FD_CLR(fd, &p->rd);
-	if (mask & POLLER_OUT)
+	if (mask & LOOP_POLL_OUT)
 		FD_SET(fd, &p->wr);
 	else
 		FD_CLR(fd, &p->wr);
@@ -51,7 +51,7 @@ static int sel_set(struct poller *p, int fd, int old, int mask)
 	return 0;
 }
 
-static int sel_wait(struct poller *p, int timeout_ms, struct poller_event *ev, int max)
+static int sel_wait(struct loop_poller *p, int timeout_ms, struct loop_poller_event *ev, int max)
 {
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
 	p->rd_out = p->rd;
@@ -62,9 +62,9 @@ static int sel_wait(struct poller *p, int timeout_ms, struct poller_event *ev, i
 	int count = 0, span = p->maxfd + 1;
 	for (int i = 0; i < span && count < max && n > 0; i++) {
 		int fd = (p->next + i) % span;
-		int mask = (FD_ISSET(fd, &p->rd_out) ? POLLER_IN : 0) | (FD_ISSET(fd, &p->wr_out) ? POLLER_OUT : 0);
+		int mask = (FD_ISSET(fd, &p->rd_out) ? LOOP_POLL_IN : 0) | (FD_ISSET(fd, &p->wr_out) ? LOOP_POLL_OUT : 0);
 		if (mask) {
-			ev[count++] = (struct poller_event){fd, mask};
+			ev[count++] = (struct loop_poller_event){fd, mask};
 			p->next = fd + 1;
 			n--;
 		}
@@ -72,7 +72,7 @@ static int sel_wait(struct poller *p, int timeout_ms, struct poller_event *ev, i
 	return count;
 }
 
-const struct poller_ops poller_select = {
+const struct loop_poller_ops loop_poller_select = {
 	.name = "select",
 	.fd_limit = FD_SETSIZE,
 	.create = sel_create,

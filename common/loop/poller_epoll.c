@@ -10,14 +10,14 @@
 
 #define EPOLL_BATCH 1024
 
-struct poller {
+struct loop_poller {
 	int epfd;
 	struct epoll_event out[EPOLL_BATCH];
 };
 
-static int ep_create(struct poller **pp)
+static int ep_create(struct loop_poller **pp)
 {
-	struct poller *p = malloc(sizeof(*p));
+	struct loop_poller *p = malloc(sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -30,7 +30,7 @@ static int ep_create(struct poller **pp)
 	return 0;
 }
 
-static void ep_destroy(struct poller *p)
+static void ep_destroy(struct loop_poller *p)
 {
 	if (!p)
 		return;
@@ -38,32 +38,32 @@ static void ep_destroy(struct poller *p)
 	free(p);
 }
 
-static int ep_set(struct poller *p, int fd, int old, int mask)
+static int ep_set(struct loop_poller *p, int fd, int old, int mask)
 {
 	struct epoll_event e = {
-		.events = ((mask & POLLER_IN) ? EPOLLIN : 0) | ((mask & POLLER_OUT) ? EPOLLOUT : 0),
+		.events = ((mask & LOOP_POLL_IN) ? EPOLLIN : 0) | ((mask & LOOP_POLL_OUT) ? EPOLLOUT : 0),
 		.data.fd = fd,
 	};
 	int op = !old ? EPOLL_CTL_ADD : !mask ? EPOLL_CTL_DEL : EPOLL_CTL_MOD;
 	return epoll_ctl(p->epfd, op, fd, &e) < 0 ? -errno : 0;
 }
 
-static int ep_wait(struct poller *p, int timeout_ms, struct poller_event *ev, int max)
+static int ep_wait(struct loop_poller *p, int timeout_ms, struct loop_poller_event *ev, int max)
 {
 	int n = epoll_wait(p->epfd, p->out, max < EPOLL_BATCH ? max : EPOLL_BATCH, timeout_ms);
 	if (n < 0)
 		return -errno;
 	for (int i = 0; i < n; i++) {
 		uint32_t re = p->out[i].events;
-		int mask = ((re & EPOLLIN) ? POLLER_IN : 0) | ((re & EPOLLOUT) ? POLLER_OUT : 0);
+		int mask = ((re & EPOLLIN) ? LOOP_POLL_IN : 0) | ((re & EPOLLOUT) ? LOOP_POLL_OUT : 0);
 		if (re & (EPOLLERR | EPOLLHUP))
-			mask = POLLER_IN | POLLER_OUT;
-		ev[i] = (struct poller_event){p->out[i].data.fd, mask};
+			mask = LOOP_POLL_IN | LOOP_POLL_OUT;
+		ev[i] = (struct loop_poller_event){p->out[i].data.fd, mask};
 	}
 	return n;
 }
 
-const struct poller_ops poller_epoll = {
+const struct loop_poller_ops loop_poller_epoll = {
 	.name = "epoll",
 	.fd_limit = INT_MAX,
 	.create = ep_create,

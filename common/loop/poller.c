@@ -4,9 +4,9 @@
 #include <stddef.h>
 #include <string.h>
 
-const struct poller_ops *poller_find(const char *name)
+const struct loop_poller_ops *loop_poller_find(const char *name)
 {
-	static const struct poller_ops *const all[] = {&poller_select, &poller_poll, &poller_epoll};
+	static const struct loop_poller_ops *const all[] = {&loop_poller_select, &loop_poller_poll, &loop_poller_epoll};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (strcmp(all[i]->name, name) == 0)
 			return all[i];

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct poller {
+struct loop_poller {
 	struct pollfd *pfd;
 	int n, cap;
 	int *slot;    /* fd -> index in pfd, or -1 */
@@ -16,16 +16,16 @@ struct poller {
 	int next;     /* where the next scan starts (fairness) */
 };
 
-static int pl_create(struct poller **pp)
+static int pl_create(struct loop_poller **pp)
 {
-	struct poller *p = calloc(1, sizeof(*p));
+	struct loop_poller *p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	*pp = p;
 	return 0;
 }
 
-static void pl_destroy(struct poller *p)
+static void pl_destroy(struct loop_poller *p)
 {
 	if (!p)
 		return;
@@ -34,9 +34,9 @@ static void pl_destroy(struct poller *p)
 	free(p);
 }
 
-static short events_of(int mask) { return (short)(((mask & POLLER_IN) ? POLLIN : 0) | ((mask & POLLER_OUT) ? POLLOUT : 0)); }
+static short events_of(int mask) { return (short)(((mask & LOOP_POLL_IN) ? POLLIN : 0) | ((mask & LOOP_POLL_OUT) ? POLLOUT : 0)); }
 
-static int grow(struct poller *p, int fd)
+static int grow(struct loop_poller *p, int fd)
 {
 	if (fd >= p->slot_cap) {
 		int cap = p->slot_cap ? p->slot_cap : 64;
@@ -61,7 +61,7 @@ static int grow(struct poller *p, int fd)
 	return 0;
 }
 
-static int pl_set(struct poller *p, int fd, int old, int mask)
+static int pl_set(struct loop_poller *p, int fd, int old, int mask)
 {
 	(void)old;
 	if (fd < 0)
@@ -82,7 +82,7 @@ static int pl_set(struct poller *p, int fd, int old, int mask)
 	return 0;
 }
 
-static int pl_wait(struct poller *p, int timeout_ms, struct poller_event *ev, int max)
+static int pl_wait(struct loop_poller *p, int timeout_ms, struct loop_poller_event *ev, int max)
 {
 	int n = poll(p->pfd, (nfds_t)p->n, timeout_ms);
 	if (n < 0)
@@ -94,16 +94,16 @@ static int pl_wait(struct poller *p, int timeout_ms, struct poller_event *ev, in
 		if (!re)
 			continue;
 		n--;
-		int mask = ((re & POLLIN) ? POLLER_IN : 0) | ((re & POLLOUT) ? POLLER_OUT : 0);
+		int mask = ((re & POLLIN) ? LOOP_POLL_IN : 0) | ((re & POLLOUT) ? LOOP_POLL_OUT : 0);
 		if (re & (POLLERR | POLLHUP | POLLNVAL))
-			mask = POLLER_IN | POLLER_OUT; /* let the owner find the error by reading */
-		ev[count++] = (struct poller_event){p->pfd[i].fd, mask};
+			mask = LOOP_POLL_IN | LOOP_POLL_OUT; /* let the owner find the error by reading */
+		ev[count++] = (struct loop_poller_event){p->pfd[i].fd, mask};
 		p->next = i + 1;
 	}
 	return count;
 }
 
-const struct poller_ops poller_poll = {
+const struct loop_poller_ops loop_poller_poll = {
 	.name = "poll",
 	.fd_limit = INT_MAX,
 	.create = pl_create,

@@ -1,0 +1,76 @@
+/* slots.c - the uring model's connection slots. See slots.h. */
+#include "slots.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+void slots_init(struct uring_slots *sl)
+{
+	sl->chunks = NULL;
+	sl->nchunks = 0;
+	sl->free_head = NO_SLOT;
+}
+
+int slots_grow(struct uring_slots *sl)
+{
+	struct conn **ch = realloc(sl->chunks, (sl->nchunks + 1) * sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	sl->chunks = ch;
+	struct conn *c = calloc(SLOT_CHUNK, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	uint32_t base = sl->nchunks * SLOT_CHUNK;
+	for (uint32_t i = 0; i < SLOT_CHUNK; i++) {
+		c[i].slot = base + i;
+		c[i].fd = -1;
+		loop_timer_init(&c[i].timer);
+		c[i].next_free = i + 1 < SLOT_CHUNK ? base + i + 1 : sl->free_head;
+	}
+	sl->chunks[sl->nchunks++] = c;
+	sl->free_head = base;
+	return 0;
+}
+
+struct conn *slots_take(struct uring_slots *sl)
+{
+	if (sl->free_head == NO_SLOT)
+		return NULL;
+	struct conn *c = slots_at(sl, sl->free_head);
+	sl->free_head = c->next_free;
+	c->flags = F_LIVE;
+	c->s = NULL;
+	c->sv = NULL;
+	c->fd = -1;
+	loop_timer_init(&c->timer);
+	return c;
+}
+
+void slots_put(struct uring_slots *sl, struct conn *c)
+{
+	c->gen = (c->gen + 1) & GEN_MASK; /* every CQE naming the old generation is now stale */
+	c->flags = 0;
+	c->s = NULL;
+	c->fd = -1;
+	c->next_free = sl->free_head;
+	sl->free_head = c->slot;
+}
+
+struct conn *slots_from(const struct uring_slots *sl, uint64_t ud)
+{
+	uint32_t slot = ud_slot(ud);
+	if (slot >= slots_count(sl))
+		return NULL;
+	struct conn *c = slots_at(sl, slot);
+	if (!(c->flags & F_LIVE) || c->gen != ud_gen(ud))
+		return NULL;
+	return c;
+}
+
+void slots_fini(struct uring_slots *sl)
+{
+	for (uint32_t i = 0; i < sl->nchunks; i++)
+		free(sl->chunks[i]);
+	free(sl->chunks);
+	slots_init(sl);
+}
