@@ -101,7 +101,11 @@ static void expire_timers(struct sched *sch)
 			continue;
 		}
 		loop_timers_cancel(&sch->timers, tm);
-		if (t->deadline && t->wait)
+		/* Also when its fd made it ready this round (then it is queued and
+		 * just sees the bit): a socket readable at every look would otherwise
+		 * never time out, and a peer sending without end would outlive the
+		 * drain's end. */
+		if (t->deadline)
 			sched_poke(sch, t, CR_TIMEOUT);
 		t->deadline = 0;
 	}

@@ -10,6 +10,7 @@ echo the client has not received yet; one that half-closes and reads until
 the client's EOF (or its kernel has acknowledged everything) delivers all of
 it (issue 17 item 6). Plain TCP, every model; about a second each."""
 import signal
+import threading
 import socket
 import time
 
@@ -168,3 +169,69 @@ def test_http_pipelined_pause_during_drain(ctx):
     assert len(got) > 64 << 10, "only %d responses were sent before the stop" % k
     print("measured: HTTP keep-alive, pipelined, paused mid-transfer during the drain: %d responses (%d bytes), "
           "no reset" % (k, len(got)))
+
+
+def _endless_sender(sock, stop, sent):
+    """Send junk without pause and never read or half-close, until stop."""
+    sock.setblocking(False)
+    junk = b"z" * 65536
+    while not stop.is_set():
+        try:
+            sent[0] += sock.send(junk)
+        except (BlockingIOError, InterruptedError):
+            time.sleep(0.001)
+        except OSError:
+            sent.append(time.monotonic())  # when it was cut
+            return  # the server closed it at the drain's end
+
+
+def test_endless_sender_does_not_hold_the_drain(ctx):
+    """Clients of each protocol that ends a connection for the drain (chat's
+    BYE, RESP, HTTP's Connection: close) have their replies in the socket,
+    unread (the smallest receive buffer), when the server is told to stop:
+    each lingers. Then each sends without end and never sends EOF, and a
+    second SIGTERM comes. The server reads and discards what they send (far
+    more than the socket buffers hold) and still cuts them at the drain's end and
+    exits with 0: no lingering session holds the process. Plain TCP, every model."""
+    if TLS:
+        ctx.skip("plain TCP")
+    drain = 1.5 + 0.3 * slow_factor()
+    reqs = [b"/help\n" * 100, resp_cmd(b"PING", payload(200)) * 100,
+            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n" * 200]  # replies: more than the receive buffer
+    with Weft(["--mode", "chat", "--drain-timeout", drain]) as w:
+        socks = []
+        for req in reqs:
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.connect(("127.0.0.1", w.port))
+            send_all(c, req)
+            socks.append(c)
+        time.sleep(QUIET_S)  # answered: the replies wait in the sockets
+        stop, sents, threads = threading.Event(), [], []
+        t0 = time.monotonic()
+        w.proc.send_signal(signal.SIGTERM)
+        # Bytes that arrive before a loop saw the stop are commands (these would
+        # be a protocol error): start once every loop drains.
+        assert w.wait_log("drain: stopping"), w.tail()
+        time.sleep(0.1 * slow_factor())
+        for c in socks:
+            sents.append([0])
+            threads.append(threading.Thread(target=_endless_sender, args=(c, stop, sents[-1])))
+            threads[-1].start()
+        time.sleep(0.3)
+        w.proc.send_signal(signal.SIGTERM)  # a second stop changes nothing
+        try:
+            w.proc.wait(drain + 10 * slow_factor())
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+            for c in socks:
+                c.close()
+        took = time.monotonic() - t0
+        assert w.stop() == 0
+        # a server that stopped reading them would have taken only what the socket buffers hold
+        assert all(s[0] > 16 << 20 for s in sents), "bytes taken during the drain (SIGTERM at %.2f s): %s" % (t0, sents)
+        cut = max((s[1] for s in sents if len(s) > 1), default=t0) - t0
+        print("measured: 3 lingering clients sending without end (%s MiB taken): cut %.2f s after SIGTERM, exit "
+              "seen %.2f s after it (--drain-timeout %.1f)" % ([s[0] >> 20 for s in sents], cut, took, drain))
