@@ -171,9 +171,10 @@ static bool hold_allowed(const struct session *s)
 	if (!s->hold_run)
 		return true;
 	if (s->hold_spent)
-		return false; /* and stays so: the 16-bit clock comes round again after 65 s */
-	uint16_t elapsed = (uint16_t)((uint16_t)now_ms() - s->hold_at);
-	return elapsed < s->srv->cfg->publish_hold_ms;
+		return false; /* and stays so: the 15-bit clock comes round again after 32.7 s */
+	unsigned mask = (1u << SESSION_HOLD_CLOCK_BITS) - 1;
+	unsigned elapsed = ((unsigned)now_ms() - s->hold_at) & mask;
+	return elapsed < (unsigned)s->srv->cfg->publish_hold_ms; /* 1..CONFIG_HOLD_MS_MAX */
 }
 
 /* After a feed: did a PUBLISH in it leave a subscriber far behind? Then the
@@ -191,7 +192,7 @@ static void note_hold(struct session *s)
 	bool allowed = hold_allowed(s);
 	if (!s->hold_run) {
 		s->hold_run = 1;
-		s->hold_at = (uint16_t)now_ms();
+		s->hold_at = (unsigned)now_ms() & ((1u << SESSION_HOLD_CLOCK_BITS) - 1);
 	}
 	if (!allowed)
 		s->hold_spent = 1;

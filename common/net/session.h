@@ -92,6 +92,7 @@ struct tls_conn;
  * --publish-hold still has nearly that much queued when the retry finds it,
  * so a reader starves only above hold / 2 ms (1 GB/s at the default). */
 #define SESSION_HOLD_RETRY_MS 2
+#define SESSION_HOLD_CLOCK_BITS 15 /* a hold's start, in ms mod 2^15: 32.7 s > CONFIG_HOLD_MS_MAX */
 #define SESSION_LINGER_CHECK_MS 20  /* a lingering session looks again whether the peer has everything */
 #define SESSION_SLOW_LINGER_MS 2000 /* a dropped slow consumer gets this long to take its error line */
 
@@ -120,7 +121,9 @@ struct session {
 	bool shut_wr : 1;          /* ... half-closed meanwhile */
 	bool hold_spent : 1;       /* this run of holds lasted --publish-hold-secs: no more holds in it */
 	bool drain_busy : 1;       /* stopping: input came after the stop (or waited at it): not judged quiet */
-	uint16_t hold_at;          /* now_ms() when hold_run began, mod 2^16 (holds last <= 30 s) */
+	/* now_ms() when hold_run began, mod 2^15 (holds last <= 30 s); 15 bits,
+	 * so that it and the flags above fill the word with id */
+	unsigned hold_at : SESSION_HOLD_CLOCK_BITS;
 	/* What the exchange and mailbox see of a chat session (subscriber.h;
 	 * chat.c fills its ops). sub.loop_data is the model's own
 	 * per-connection object (the task owner_drain's ready() must wake);
