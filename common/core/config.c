@@ -240,7 +240,7 @@ static int set(struct config *cfg, const struct opt *o, const char *v)
 }
 
 /* An int flag outside [lo, hi]: say which and what it may be. */
-/* A hold is timed on a 16-bit ms clock (session.h), and 0 would be no hold:
+/* A hold is timed on a 15-bit ms clock (session.h), and 0 would be no hold:
  * --publish-hold 0 says that. */
 static bool bad_hold_secs(int ms)
 {

@@ -15,7 +15,7 @@ enum weft_mode { MODE_ECHO, MODE_CHAT };
  * uring's uint32 ms clock, coro's 2^30 ms wait cap; see config.c). */
 #define CONFIG_SECS_MAX 604800LL
 #define CONFIG_MS_MAX (CONFIG_SECS_MAX * 1000)
-#define CONFIG_HOLD_MS_MAX 30000 /* --publish-hold-secs: session.h keeps a hold's start in 16 bits */
+#define CONFIG_HOLD_MS_MAX 30000 /* --publish-hold-secs: session.h keeps a hold's start in 15 bits */
 /* Sizes (BYTES flags) are at most 1024g, so sums of a few never wrap. */
 #define CONFIG_SIZE_MAX (1ULL << 40)
 #define CONFIG_SIZE_MAX_TEXT "1024g"

@@ -171,9 +171,10 @@ static bool hold_allowed(const struct session *s)
 	if (!s->hold_run)
 		return true;
 	if (s->hold_spent)
-		return false; /* and stays so: the 16-bit clock comes round again after 65 s */
-	uint16_t elapsed = (uint16_t)((uint16_t)now_ms() - s->hold_at);
-	return elapsed < s->srv->cfg->publish_hold_ms;
+		return false; /* and stays so: the 15-bit clock comes round again after 32.7 s */
+	unsigned mask = (1u << SESSION_HOLD_CLOCK_BITS) - 1;
+	unsigned elapsed = ((unsigned)now_ms() - s->hold_at) & mask;
+	return elapsed < (unsigned)s->srv->cfg->publish_hold_ms; /* 1..CONFIG_HOLD_MS_MAX */
 }
 
 /* After a feed: did a PUBLISH in it leave a subscriber far behind? Then the
@@ -191,7 +192,7 @@ static void note_hold(struct session *s)
 	bool allowed = hold_allowed(s);
 	if (!s->hold_run) {
 		s->hold_run = 1;
-		s->hold_at = (uint16_t)now_ms();
+		s->hold_at = (unsigned)now_ms() & ((1u << SESSION_HOLD_CLOCK_BITS) - 1);
 	}
 	if (!allowed)
 		s->hold_spent = 1;
@@ -301,6 +302,8 @@ void session_input(struct session *s, const char *p, size_t n)
 	stat_add(STAT_bytes_in, n);
 	if (s->lingering)
 		return; /* read only so that closing sends no RST */
+	if (s->stopping)
+		s->drain_busy = 1; /* a transfer in flight: see drain_quiet_allowed */
 	if (!s->tls) {
 		feed_detect(s, p, n);
 		return;
@@ -498,6 +501,17 @@ static int own_idle_limit(const struct session *s)
 	return s->chat && chat_count(s->chat) && !session_stuck(s) ? 0 : s->srv->cfg->idle_timeout_ms;
 }
 
+/* May the drain judge s quiet (and so end it) after SESSION_DRAIN_QUIET_MS?
+ * Not an echo stream in flight: its client may be descheduled (or stopped)
+ * mid-transfer for longer than that and then send more, and echo has no
+ * boundary at which a close would lose nothing; it ends at its own EOF or at
+ * --drain-timeout. Other protocols end their sessions for the drain
+ * themselves (chat's BYE, RESP, HTTP's last reply). */
+static bool drain_quiet_allowed(const struct session *s)
+{
+	return !(s->drain_busy && s->proto == &proto_echo);
+}
+
 int session_idle_limit_ms(const struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
@@ -508,7 +522,7 @@ int session_idle_limit_ms(const struct session *s)
 	if (s->lingering)
 		return SESSION_LINGER_CHECK_MS; /* then the model's session_linger_step */
 	if (s->stopping)
-		return session_pending(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
+		return session_pending(s) || !drain_quiet_allowed(s) ? cfg->drain_timeout_ms : SESSION_DRAIN_QUIET_MS;
 	/* A subscriber waits for messages, and a quiet channel is normal: as
 	 * Redis does for pub/sub clients, no idle limit while it holds a
 	 * subscription (TCP keepalive, --tcp-keepalive, finds dead peers). It is
@@ -535,7 +549,7 @@ bool session_idle_expired(struct session *s)
 {
 	if (s->lingering)
 		return false; /* only the drain's end bounds it: the model looks at it again */
-	if (s->stopping && !s->closing && !s->eof && session_pending(s) == 0) {
+	if (s->stopping && !s->closing && !s->eof && session_pending(s) == 0 && drain_quiet_allowed(s)) {
 		s->lingering = 1; /* quiet: session_linger_step closes it, or lingers */
 		return false;
 	}
@@ -614,6 +628,7 @@ void session_stop(struct session *s)
 	if (s->stopping)
 		return;
 	s->stopping = 1;
+	s->drain_busy = buf_used(&s->in) > 0; /* input waits for an answer: mid-transfer */
 	if (s->proto && s->proto->stop)
 		s->proto->stop(s);
 	linger_after_drain_close(s); /* nothing left to send: it lingers now (else after the flush) */

@@ -29,7 +29,13 @@
  * Drain on stop: after session_stop(), data already received is still
  * answered; the session counts as quiet once its output is flushed and no
  * input arrived for SESSION_DRAIN_QUIET_MS, and session_idle_limit_ms() then
- * says so; the model closes it at --drain-timeout at the latest. Quiet, it
+ * says so; the model closes it at --drain-timeout at the latest. An echo
+ * session with a transfer in flight (input waited unanswered at the stop, or
+ * arrived after it: drain_busy) is never judged quiet: echo has no message
+ * boundary at which the server could end it, and a client merely descheduled
+ * for longer than the quiet interval would otherwise find its connection
+ * closed and the rest of its echo lost. It is served until its EOF or the
+ * drain's end, whichever comes first. Quiet, a session
  * lingers rather than closing at once: closing a socket that then receives
  * input makes the kernel answer with an RST and throw away what the peer has
  * not received yet (its echo). session_linger_step(), called by the model
@@ -86,6 +92,7 @@ struct tls_conn;
  * --publish-hold still has nearly that much queued when the retry finds it,
  * so a reader starves only above hold / 2 ms (1 GB/s at the default). */
 #define SESSION_HOLD_RETRY_MS 2
+#define SESSION_HOLD_CLOCK_BITS 15 /* a hold's start, in ms mod 2^15: 32.7 s > CONFIG_HOLD_MS_MAX */
 #define SESSION_LINGER_CHECK_MS 20  /* a lingering session looks again whether the peer has everything */
 #define SESSION_SLOW_LINGER_MS 2000 /* a dropped slow consumer gets this long to take its error line */
 
@@ -113,7 +120,10 @@ struct session {
 	bool lingering : 1;        /* stopping and quiet: closes once the peer has all (see drain) */
 	bool shut_wr : 1;          /* ... half-closed meanwhile */
 	bool hold_spent : 1;       /* this run of holds lasted --publish-hold-secs: no more holds in it */
-	uint16_t hold_at;          /* now_ms() when hold_run began, mod 2^16 (holds last <= 30 s) */
+	bool drain_busy : 1;       /* stopping: input came after the stop (or waited at it): not judged quiet */
+	/* now_ms() when hold_run began, mod 2^15 (holds last <= 30 s); 15 bits,
+	 * so that it and the flags above fill the word with id */
+	unsigned hold_at : SESSION_HOLD_CLOCK_BITS;
 	/* What the exchange and mailbox see of a chat session (subscriber.h;
 	 * chat.c fills its ops). sub.loop_data is the model's own
 	 * per-connection object (the task owner_drain's ready() must wake);
