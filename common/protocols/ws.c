@@ -197,7 +197,7 @@ static const struct wslay_frame_callbacks ws_callbacks = {send_cb, recv_cb, genm
 
 static void send_frame(struct session *s, struct ws_conn *w, uint8_t op, const void *p, size_t n)
 {
-	if (w->out_broken)
+	if (w->out_broken || w->closed) /* nothing follows our close frame (RFC 6455 5.5.1) */
 		return;
 	unsigned char stack[1024];
 	struct gather g = {stack, 0, sizeof(stack), NULL};
@@ -229,9 +229,14 @@ static void send_close(struct session *s, struct ws_conn *w, unsigned code, cons
 	b[0] = (unsigned char)(code >> 8);
 	b[1] = (unsigned char)code;
 	memcpy(b + 2, why, n);
-	w->closed = true;
 	send_frame(s, w, WSLAY_CONNECTION_CLOSE, b, n + 2);
+	w->closed = true; /* from now on nothing is framed: lines and deliveries are dropped */
 	session_close_after_flush(s);
+}
+
+bool ws_chat_closed(const struct session *s)
+{
+	return s->chat && s->chat->ws && s->chat->ws->closed;
 }
 
 void ws_chat_close(struct session *s, unsigned code, const char *why)
@@ -344,6 +349,8 @@ struct msg *ws_text_msg(const void *line, size_t n)
 int ws_write_lines(struct session *s, const void *data, size_t n)
 {
 	struct ws_conn *w = s->chat->ws;
+	if (w->closed)
+		return 0; /* after our close frame: dropped */
 	const unsigned char *p = data, *end = p + n;
 	/* Not "until closing": a slow consumer is closing already when its
 	 * error line is written, and that line must still go out. */

@@ -232,3 +232,60 @@ def test_origin_allow_list(ctx):
         send(s, TEXT, b"any")
         assert recv_message(s) == (TEXT, b"any")
         s.close()
+
+
+def test_shared_frames_lengths_and_utf8(ctx):
+    """A delivery is framed once for every WebSocket subscriber (ws_text_msg):
+    its head must carry each length form (7-bit, 16-bit from 126, 64-bit past
+    65535) and its payload must be valid UTF-8 whatever bytes a RESP client
+    published (each byte that cannot be UTF-8 becomes U+FFFD, as Python's
+    decoder replaces them; control bytes come escaped by the line form). Two
+    WebSocket subscribers get the same frames."""
+    import random
+    from weftest import resp_cmd, slow_factor
+    from wsclient import PING, PONG, recv_frame
+
+    def escape(d):
+        out = bytearray()
+        for c in d:
+            if c == 0x5C:
+                out += b"\\\\"
+            elif c in (10, 13):
+                out += b"\\n" if c == 10 else b"\\r"
+            elif (c < 0x20 and c != 9) or c == 0x7F:
+                out += b"\\x%02x" % c
+            else:
+                out.append(c)
+        return bytes(out)
+
+    rnd = random.Random(6455)
+    pieces = [b"\xff", b"\xc0\xaf", b"\xe2\x82", b"\xf0\x9f\x98", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80",
+              b"\xe2\x82\xac", b"a", b"\r\n", b"\x00"]
+    with Weft(["--mode", "chat", "--max-message", "1m"]) as w:
+        subs = [upgrade(w.connect()) for _ in range(2)]
+        for s in subs:
+            send(s, TEXT, b"/join room")
+            assert recv_message(s)[1].startswith(b"OK join room")
+        pub = w.connect()
+        pub.settimeout(10 * slow_factor())
+        send_all(pub, resp_cmd("PUBLISH", "room", b""))
+        assert pub.recv(100) == b":2\r\n"
+        head = [recv_message(s)[1] for s in subs][0]  # "MSG room <nick> ": the frame's length beyond the text
+        cases = [b"a" * (total - len(head)) for total in (125, 126, 127, 65535, 65536)]  # each length form's edges
+        cases += [bytes(rnd.getrandbits(8) for _ in range(n)) for n in (1, 100, 118, 200, 65500, 65527)]
+        cases += [b"".join(rnd.choice(pieces) for _ in range(n)) for n in (60, 35000, 150000)]
+        for d in cases:
+            n = len(d)
+            send_all(pub, resp_cmd("PUBLISH", "room", d))
+            assert pub.recv(100) == b":2\r\n"
+            want = escape(d).decode("utf-8", "replace").encode()
+            for s in subs:
+                fin, op, data = recv_frame(s, 10 * slow_factor())
+                while op == PING:
+                    send(s, PONG, data)
+                    fin, op, data = recv_frame(s, 10 * slow_factor())
+                assert fin and op == TEXT, (n, fin, op)
+                data.decode("utf-8")  # strictly valid
+                assert data.startswith(b"MSG room ") and data.split(b" ", 3)[3] == want, (n, data[:80], want[:80])
+        for s in subs + [pub]:
+            s.close()

@@ -11,7 +11,7 @@ import time
 
 from weftest import SANITIZER, Weft, recv_exact, recv_until_closed, rss_kib, send_all, slow_factor
 from wsclient import (BINARY, CLOSE, CONT, PING, TEXT, close_code, expect_close, frame, handshake_request, read_head,
-                      recv_message, send, upgrade)
+                      recv_frame, recv_message, send, upgrade)
 
 
 def bystander_ok(w, s):
@@ -273,3 +273,50 @@ def test_stalled_subscribers_share_deliveries(ctx):
     # one copy of what was published, plus slack; 8 copies is 61 MiB
     assert ws <= 2 * max(line, size * count), "WebSocket subscribers hold %.1f MiB, lines %.1f MiB" % (
         ws / MIB, line / MIB)
+
+
+def test_no_data_after_close_frame(ctx):
+    """RFC 6455 5.5.1: after sending a Close frame an endpoint sends no more
+    data frames. A WebSocket chat subscriber whose output waits in weft
+    answers the client's close while publishes keep coming; what it reads
+    after weft's close frame must be the end of the stream. Found by review:
+    deliveries (one shared frame, EX_WS) went to the outbox after the close
+    frame until the flush ended, so the client read data frames after Close."""
+    from test_amplify import attacker
+    with Weft(["--mode", "chat", "--read-pause", "16m"]) as w:
+        sub = upgrade(attacker(w))  # 4 KiB receive buffer: its deliveries wait in weft
+        send(sub, TEXT, b"/join room")
+        assert recv_message(sub)[1].startswith(b"OK join room")
+        pub = w.connect()
+        pub.settimeout(10 * slow_factor())
+        rd = pub.makefile("rb")
+        before = b"/pub room " + b"b" * 1000 + b"\n"
+        send_all(pub, before * 6000)  # 6 MB: under --read-pause, over the socket buffers (4 MB)
+        for _ in range(6000):
+            assert rd.readline().startswith(b"OK pub room 1")
+        send(sub, CLOSE, struct.pack("!H", 1000))
+        deadline = time.monotonic() + 2.0 * slow_factor()
+        sent = 0
+        while time.monotonic() < deadline:  # publishes while weft answers the close and flushes
+            send_all(pub, b"/pub room after%d\n" % sent)
+            if not rd.readline().startswith(b"OK pub room 1"):
+                break  # the subscriber is gone: nothing more can follow
+            sent += 1
+            time.sleep(0.005)
+        sub.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # read the backlog at speed
+        sub.settimeout(30 * slow_factor())
+        closed = None
+        while closed is None:
+            fin, op, data = recv_frame(sub, 30 * slow_factor())
+            if op == CLOSE:
+                closed = data
+        assert close_code(closed) == 1000, closed
+        rest = b""
+        while True:
+            more = sub.recv(1 << 16)
+            if not more:
+                break
+            rest += more
+        assert rest == b"", "%d bytes after weft's close frame (%d published after ours): %r" % (
+            len(rest), sent, rest[:60])
+        pub.close()
