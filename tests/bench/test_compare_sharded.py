@@ -7,7 +7,8 @@ without it their channels collide and every subscriber counts errors). Checks
 what docs/CLUSTER.md's capacity table is built from: a row per shard with the
 messages it carried and its CPU per message, every shard carrying a share
 (the channels are spread over every shard), node rows with CPU per publish or
-per delivery and no delivery error. Skips (77) without redis-server/redis-cli.
+per delivery and no delivery error; the -fanout3 cell's shard rows with each
+message going to three nodes. Skips (77) without redis-server/redis-cli.
 
 usage: test_compare_sharded.py BIN_DIR   (where weft and weft-load are)
 """
@@ -57,6 +58,12 @@ try:
               "node %s: %s deliveries/s, %s us CPU each, errors %s" %
               ((n,) + ((r["ops_per_s"], r["cpu_us_per_op"], r["errors"]) if r else ("-",) * 3)))
     check(all(r["bound_by"] for r in rows), "every row says what bound it")
+    f3 = [r for r in csv.DictReader(open(os.path.join(out, "results.csv")))
+          if r["scenario"] == "cluster-sharded-fanout3" and r["target"].startswith("shard ")]
+    check(len(f3) == 3 and all(r["errors"] in ("", "0") and "each to 3 nodes" in r["note"] and
+                               float(r["cpu_us_per_op"] or 0) > 0 for r in f3),
+          "cluster-sharded-fanout3: three shard rows, each message to 3 nodes, no listener lost (%s)" %
+          [(r["ops_per_s"], r["cpu_us_per_op"], r["errors"]) for r in f3])
     report = open(os.path.join(out, "report.md")).read()
     check("## cluster-sharded" in report and "| shard 1 (slots 0-5460)" in report, "report.md has the shard table")
 finally:
