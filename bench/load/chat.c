@@ -73,9 +73,11 @@ static atomic_uint threads_publishing;
 
 /* ---- wire formats ---- */
 
+static const char *chan_prefix = "wl"; /* --channel-prefix, set once by wl_chat_run */
+
 static int channel_str(unsigned k, char *buf, size_t n)
 {
-	return snprintf(buf, n, "wl%u", k);
+	return snprintf(buf, n, "%s%u", chan_prefix, k);
 }
 
 static int out_reserve(struct cconn *c, size_t more)
@@ -793,6 +795,8 @@ static void conn_free(struct cconn *c)
 
 int wl_chat_run(const struct wl_opts *o, struct wl_result *r)
 {
+	if (o->chan_prefix)
+		chan_prefix = o->chan_prefix;
 	unsigned total = (unsigned)(o->subscribers + o->publishers);
 	unsigned nt = (unsigned)o->threads < total ? (unsigned)o->threads : total;
 	struct cthread *ts = calloc(nt, sizeof(*ts));

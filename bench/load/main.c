@@ -53,6 +53,7 @@ static void usage(FILE *f)
 		"  --resp               speak RESP (works against redis-server) instead of the line protocol\n"
 		"  --pub-port N         publishers connect to this port (another weft --cluster node) [--port]\n"
 		"  --settle SEC         after the subscriptions, wait this long before publishing [0]\n"
+		"  --channel-prefix P   channel k is named P<k>, P 1-8 of [A-Za-z0-9_-] [wl]\n"
 		"handshake:\n"
 		"  --resume             offer the previous connection's session (counts what resumed)\n"
 		"  --echo               send a 64-byte echo message instead of GET / HTTP/1.1\n"
@@ -64,7 +65,7 @@ static void usage(FILE *f)
 enum {
 	O_HOST = 256, O_PORT, O_WARMUP, O_TIMEOUT, O_TLS, O_JSON, O_LABEL, O_DEPTH, O_RATE, O_SUBS, O_CHANS,
 	O_PUBS, O_WINDOW, O_BACKLOG, O_RESP, O_RESUME, O_ECHO, O_HOLD, O_READY, O_PUB_PORT,
-	O_SETTLE, O_WS,
+	O_SETTLE, O_WS, O_CHAN_PREFIX,
 };
 
 static const struct option lopts[] = {
@@ -96,6 +97,7 @@ static const struct option lopts[] = {
 	{"pub-port", required_argument, NULL, O_PUB_PORT},
 	{"settle", required_argument, NULL, O_SETTLE},
 	{"ws", no_argument, NULL, O_WS},
+	{"channel-prefix", required_argument, NULL, O_CHAN_PREFIX},
 	{"help", no_argument, NULL, 'h'},
 	{0},
 };
@@ -177,6 +179,13 @@ static int set_opt(struct wl_opts *o, int c, const char *v)
 	case O_PUB_PORT: return parse_int(v, 1, 65535, &o->pub_port);
 	case O_SETTLE: return parse_secs(v, &o->settle_s);
 	case O_WS: o->ws = true; return 0;
+	case O_CHAN_PREFIX: {
+		size_t n = strlen(v);
+		if (n < 1 || n > 8 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != n)
+			return -EINVAL;
+		o->chan_prefix = v;
+		return 0;
+	}
 	}
 	return -EINVAL;
 }

@@ -41,6 +41,7 @@ struct wl_opts {
 	uint64_t backlog;
 	int pub_port;     /* publishers connect here instead of --port (another cluster node) */
 	double settle_s;  /* wait this long after every subscriber is confirmed, before publishing */
+	const char *chan_prefix; /* channel k is <prefix><k> [wl]: two runs on one cluster stay apart */
 	/* handshake */
 	bool resume;
 	bool http_request;
