@@ -102,24 +102,24 @@ def test_keyed_envelopes(ctx):
             stop_all(nodes)
 
 
-class FakeEngine:
-    """A listener that answers PING with +PONG on every connection and, once
-    armed, sends `*100000000` and then `:1` lines (up to limit bytes) to
-    every connection: hiredis 0.14 keeps each parsed element until the array
-    completes."""
+class FakeListener:
+    """A listener on a free loopback port whose accept thread hands each
+    connection to on_accept (by default: _serve on a thread of its own);
+    close() stops and joins every thread. The fake engines below differ only
+    in what they serve."""
 
-    def __init__(self, limit):
+    def __init__(self, backlog=16):
         self.ls = socket.socket()
         self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(16)
+        self.ls.listen(backlog)
         self.port = self.ls.getsockname()[1]
-        self.limit = limit
-        self.armed = threading.Event()
         self.stop = threading.Event()
         self.accepted = 0
-        self.sent = 0
         self.threads = [threading.Thread(target=self._accept, daemon=True)]
+
+    def start(self):
         self.threads[0].start()
+        return self
 
     def _accept(self):
         self.ls.settimeout(0.1)
@@ -129,9 +129,35 @@ class FakeEngine:
             except socket.timeout:
                 continue
             self.accepted += 1
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            self.threads.append(t)
-            t.start()
+            self.on_accept(c)
+
+    def on_accept(self, c):
+        self.spawn(self._serve, c)
+
+    def spawn(self, fn, c):
+        t = threading.Thread(target=fn, args=(c,), daemon=True)
+        self.threads.append(t)
+        t.start()
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(5)
+        self.ls.close()
+
+
+class FakeEngine(FakeListener):
+    """A listener that answers PING with +PONG on every connection and, once
+    armed, sends `*100000000` and then `:1` lines (up to limit bytes) to
+    every connection: hiredis 0.14 keeps each parsed element until the array
+    completes."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit = limit
+        self.armed = threading.Event()
+        self.sent = 0
+        self.start()
 
     def _serve(self, c):
         c.settimeout(0.05)
@@ -156,12 +182,6 @@ class FakeEngine:
             pass
         finally:
             c.close()
-
-    def close(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(5)
-        self.ls.close()
 
 
 def test_reply_bounded_by_the_link(ctx):
@@ -589,30 +609,14 @@ def test_stalled_engine_is_found(ctx):
             stop_all(nodes + [idle] if idle else nodes)
 
 
-class MuteSubscriberEngine:
+class MuteSubscriberEngine(FakeListener):
     """A fake engine that answers PING, SUBSCRIBE and PUBLISH like Redis
     and, once a connection has subscribed, never answers on it again (a
     connection a middlebox forgot: the other one keeps working)."""
 
     def __init__(self):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(16)
-        self.port = self.ls.getsockname()[1]
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def _accept(self):
-        self.ls.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except socket.timeout:
-                continue
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            self.threads.append(t)
-            t.start()
+        super().__init__()
+        self.start()
 
     def _serve(self, c):
         c.settimeout(0.05)
@@ -648,12 +652,6 @@ class MuteSubscriberEngine:
         finally:
             c.close()
 
-    def close(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(5)
-        self.ls.close()
-
 
 def test_mute_subscriber_connection_is_found(ctx):
     """Only the subscriber connection goes silent after its SUBSCRIBE was
@@ -680,35 +678,21 @@ def test_mute_subscriber_connection_is_found(ctx):
         eng.close()
 
 
-class DroppingEngine:
+class DroppingEngine(FakeListener):
     """A listener that, per connection, closes at once (pong=False) or
     answers the first PING with +PONG and closes 50 ms later (pong=True:
     the link is up for a moment each time)."""
 
     def __init__(self, pong):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
+        super().__init__(backlog=64)
         self.pong = pong
-        self.threads = []
-        self.stop = threading.Event()
-        self.t = threading.Thread(target=self._accept, daemon=True)
-        self.t.start()
+        self.start()
 
-    def _accept(self):
-        self.ls.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except socket.timeout:
-                continue
-            if not self.pong:
-                c.close()
-                continue
-            t = threading.Thread(target=self._pong, args=(c,), daemon=True)  # both connections at once
-            self.threads.append(t)
-            t.start()
+    def on_accept(self, c):
+        if not self.pong:
+            c.close()
+        else:
+            self.spawn(self._pong, c)  # both connections at once
 
     def _pong(self, c):
         try:
@@ -719,12 +703,6 @@ class DroppingEngine:
         except OSError:
             pass
         c.close()
-
-    def close(self):
-        self.stop.set()
-        for t in [self.t] + self.threads:
-            t.join(5)
-        self.ls.close()
 
 
 def test_engine_that_drops_at_once_backs_off(ctx):
@@ -757,32 +735,16 @@ def test_engine_that_drops_at_once_backs_off(ctx):
             eng.close()
 
 
-class CompromisedEngine:
+class CompromisedEngine(FakeListener):
     """A fake Redis that plays fair (PING, AUTH-less, (P)SUBSCRIBE acks,
     PUBLISH -> :0, payloads kept) until the test makes it send what it likes
     to every connection that subscribed (inject)."""
 
     def __init__(self):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(16)
-        self.port = self.ls.getsockname()[1]
-        self.stop = threading.Event()
+        super().__init__()
         self.lock = threading.Lock()
         self.subs, self.published = [], []
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def _accept(self):
-        self.ls.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except socket.timeout:
-                continue
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            self.threads.append(t)
-            t.start()
+        self.start()
 
     def _serve(self, c):
         c.settimeout(0.05)
@@ -836,12 +798,6 @@ class CompromisedEngine:
                 c.settimeout(30)
                 c.sendall(data)
                 c.settimeout(0.05)
-
-    def close(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(5)
-        self.ls.close()
 
 
 def test_compromised_engine_cannot_flush_the_marks(ctx):
