@@ -33,6 +33,7 @@ struct shard {
 	struct cluster_url url;
 	bool up;
 	bool seen; /* in the map being read */
+	bool pending_all; /* its slots are marked in pending already (until the map is read) */
 	struct shards *s;
 };
 
@@ -201,10 +202,11 @@ static int sh_reply(void *arg, enum link_conn conn, redisReply *r)
 			stat_inc(STAT_cl_slot_moves);
 			if (slot >= 0)
 				mark_pending(s, (unsigned)slot);
-			else
+			else if (!sh->pending_all) /* once per map read, not per error: a flood of them costs nothing */
 				for (unsigned i = 0; i < CLUSTER_SLOTS; i++)
 					if (s->owner[i] == shard_index(sh))
 						mark_pending(s, i);
+			sh->pending_all |= slot < 0;
 		}
 		refresh(s);
 		return 0;
@@ -421,6 +423,8 @@ static void read_map(struct shards *s, const char *text, size_t len)
 		if (s->sh[i].link && s->sh[i].up)
 			s->h.resub(s->h.arg, i, s->pending);
 	memset(s->pending, 0, sizeof(s->pending));
+	for (int i = 0; i < SHARDS_MAX; i++)
+		s->sh[i].pending_all = false;
 	set_state(s);
 	rearm(s);
 }
@@ -444,19 +448,21 @@ static void ctl_down(void *arg)
 }
 
 /* The map link's node cannot be reached: try the next one the last map
- * named (or the next seed). */
+ * named, then the seeds (the named ones may all be gone: a cluster moved to
+ * new addresses behind the same seed names). */
 static void ctl_failed(void *arg)
 {
 	struct shards *s = arg;
-	int n = s->nknown ? s->nknown : s->url.nseeds;
+	int n = s->nknown + s->url.nseeds;
 	if (n <= 1)
 		return;
 	s->next_try = (s->next_try + 1) % n;
-	if (s->nknown)
+	if (s->next_try < s->nknown)
 		s->ctl_at = s->known[s->next_try];
 	else {
-		snprintf(s->ctl_at.host, sizeof(s->ctl_at.host), "%s", s->url.seed_host[s->next_try]);
-		s->ctl_at.port = s->url.seed_port[s->next_try];
+		int i = s->next_try - s->nknown;
+		snprintf(s->ctl_at.host, sizeof(s->ctl_at.host), "%s", s->url.seed_host[i]);
+		s->ctl_at.port = s->url.seed_port[i];
 	}
 	link_retarget(s->ctl, s->ctl_at.host, s->ctl_at.port);
 }
