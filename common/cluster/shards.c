@@ -33,6 +33,7 @@ struct shard {
 	struct cluster_url url;
 	bool up;
 	bool seen; /* in the map being read */
+	bool pending_all; /* its slots are marked in pending already (until the map is read) */
 	struct shards *s;
 };
 
@@ -53,6 +54,7 @@ struct shards {
 	bool ctl_up, asked; /* a CLUSTER NODES is on its way */
 	struct addr known[KNOWN_MAX];
 	int nknown, next_try;
+	struct addr ctl_at; /* the node the map link is made to */
 	/* the map */
 	struct shard sh[SHARDS_MAX];
 	uint8_t owner[CLUSTER_SLOTS];
@@ -63,6 +65,7 @@ struct shards {
 	long long refresh_after, last_refresh, tick_at;
 	long long map_warn_at; /* a map refused: logged at most this often */
 	unsigned map_warn_held;
+	int nfull_warned; /* primaries past SHARDS_MAX in the last map (logged) */
 };
 
 /* ---- the multiplexer ---- */
@@ -199,10 +202,11 @@ static int sh_reply(void *arg, enum link_conn conn, redisReply *r)
 			stat_inc(STAT_cl_slot_moves);
 			if (slot >= 0)
 				mark_pending(s, (unsigned)slot);
-			else
+			else if (!sh->pending_all) /* once per map read, not per error: a flood of them costs nothing */
 				for (unsigned i = 0; i < CLUSTER_SLOTS; i++)
 					if (s->owner[i] == shard_index(sh))
 						mark_pending(s, i);
+			sh->pending_all |= slot < 0;
 		}
 		refresh(s);
 		return 0;
@@ -272,7 +276,8 @@ static int shard_add(struct shards *s, const char *host, int port)
 }
 
 /* One "host:port@cport[,hostname]" (IPv6 hosts have colons: the port is
- * after the last one before '@'). */
+ * after the last one before '@'). The host may be empty (":7000@17000": a
+ * node that has met no other does not know its address). */
 static bool parse_addr(const char *p, size_t n, struct addr *a)
 {
 	const char *at = memchr(p, '@', n);
@@ -281,7 +286,7 @@ static bool parse_addr(const char *p, size_t n, struct addr *a)
 	for (size_t i = 0; i < hn; i++)
 		if (p[i] == ':')
 			colon = p + i;
-	if (!colon || colon == p || (size_t)(colon - p) > CLUSTER_HOST_MAX)
+	if (!colon || (size_t)(colon - p) > CLUSTER_HOST_MAX)
 		return false;
 	long port = 0;
 	for (const char *q = colon + 1; q < p + hn; q++) {
@@ -310,6 +315,31 @@ static bool has_flag(const char *flags, size_t n, const char *f)
 	return false;
 }
 
+/* Up to 5 decimal digits, nothing else (not strtol: it skips white space,
+ * past the line's end too, and reads "junk" as 0). */
+static bool parse_num(const char *p, size_t n, long *v)
+{
+	if (n < 1 || n > 5)
+		return false;
+	*v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		*v = *v * 10 + (p[i] - '0');
+	}
+	return true;
+}
+
+/* One slot token: "N" or "A-B" ("[N->-id]" / "[N-<-id]", migrations in
+ * flight, and anything else: false). */
+static bool parse_slots(const char *p, size_t n, long *lo, long *hi)
+{
+	const char *dash = memchr(p, '-', n);
+	if (!dash)
+		return parse_num(p, n, lo) && (*hi = *lo, true);
+	return parse_num(p, (size_t)(dash - p), lo) && parse_num(dash + 1, n - (size_t)(dash - p) - 1, hi);
+}
+
 /* The CLUSTER NODES text: who owns which slot. */
 static void read_map(struct shards *s, const char *text, size_t len)
 {
@@ -333,8 +363,13 @@ static void read_map(struct shards *s, const char *text, size_t len)
 			p = fe + 1;
 		}
 		struct addr a;
-		if (k == 8 && parse_addr(f[1], fn[1], &a) && !has_flag(f[2], fn[2], "noaddr") &&
-		    !has_flag(f[2], fn[2], "handshake")) {
+		bool ok = k == 8 && parse_addr(f[1], fn[1], &a) && !has_flag(f[2], fn[2], "noaddr") &&
+		          !has_flag(f[2], fn[2], "handshake");
+		/* No host: only the node answering can mean itself so (a cluster of
+		 * one primary); it is the one the map link is made to. */
+		if (ok && !a.host[0])
+			ok = has_flag(f[2], fn[2], "myself") && (memcpy(a.host, s->ctl_at.host, sizeof(a.host)), true);
+		if (ok) {
 			if (nknown < KNOWN_MAX)
 				s->known[nknown++] = a;
 			if (has_flag(f[2], fn[2], "master") && p < le) {
@@ -347,14 +382,10 @@ static void read_map(struct shards *s, const char *text, size_t len)
 					while (p < le) {
 						const char *sp = memchr(p, ' ', (size_t)(le - p));
 						const char *fe = sp ? sp : le;
-						if (*p != '[') {
-							char *e1, *e2;
-							long lo = strtol(p, &e1, 10), hi = lo;
-							if (e1 < fe && *e1 == '-')
-								hi = strtol(e1 + 1, &e2, 10);
-							for (long x = lo; x >= 0 && x <= hi && x < CLUSTER_SLOTS; x++)
+						long lo, hi;
+						if (parse_slots(p, (size_t)(fe - p), &lo, &hi))
+							for (long x = lo; x <= hi && x < CLUSTER_SLOTS; x++)
 								owner[x] = (uint8_t)i;
-						}
 						p = fe + 1;
 					}
 				}
@@ -364,9 +395,10 @@ static void read_map(struct shards *s, const char *text, size_t len)
 	}
 	if (nknown)
 		s->nknown = nknown;
-	if (nfull)
+	if (nfull && nfull != s->nfull_warned)
 		log_warn("cluster: the map names more than %d primaries: %d not used (their slots are not served)",
 		         SHARDS_MAX, nfull);
+	s->nfull_warned = nfull; /* said again when that changes, not at every read of the same map */
 	/* Slots whose owner changed: subscribe their channels on the new owner. */
 	for (unsigned x = 0; x < CLUSTER_SLOTS; x++)
 		if (owner[x] != s->owner[x] && owner[x] != NO_OWNER && s->map_known)
@@ -391,6 +423,8 @@ static void read_map(struct shards *s, const char *text, size_t len)
 		if (s->sh[i].link && s->sh[i].up)
 			s->h.resub(s->h.arg, i, s->pending);
 	memset(s->pending, 0, sizeof(s->pending));
+	for (int i = 0; i < SHARDS_MAX; i++)
+		s->sh[i].pending_all = false;
 	set_state(s);
 	rearm(s);
 }
@@ -414,18 +448,23 @@ static void ctl_down(void *arg)
 }
 
 /* The map link's node cannot be reached: try the next one the last map
- * named (or the next seed). */
+ * named, then the seeds (the named ones may all be gone: a cluster moved to
+ * new addresses behind the same seed names). */
 static void ctl_failed(void *arg)
 {
 	struct shards *s = arg;
-	int n = s->nknown ? s->nknown : s->url.nseeds;
+	int n = s->nknown + s->url.nseeds;
 	if (n <= 1)
 		return;
 	s->next_try = (s->next_try + 1) % n;
-	if (s->nknown)
-		link_retarget(s->ctl, s->known[s->next_try].host, s->known[s->next_try].port);
-	else
-		link_retarget(s->ctl, s->url.seed_host[s->next_try], s->url.seed_port[s->next_try]);
+	if (s->next_try < s->nknown)
+		s->ctl_at = s->known[s->next_try];
+	else {
+		int i = s->next_try - s->nknown;
+		snprintf(s->ctl_at.host, sizeof(s->ctl_at.host), "%s", s->url.seed_host[i]);
+		s->ctl_at.port = s->url.seed_port[i];
+	}
+	link_retarget(s->ctl, s->ctl_at.host, s->ctl_at.port);
 }
 
 static void ctl_tick(void *arg) { (void)arg; }
@@ -475,6 +514,8 @@ struct shards *shards_new(const struct cluster_url *u, struct tls_ctx *tls, stru
 	s->lim = *lim;
 	s->h = *h;
 	memset(s->owner, NO_OWNER, sizeof(s->owner));
+	snprintf(s->ctl_at.host, sizeof(s->ctl_at.host), "%s", u->host);
+	s->ctl_at.port = u->port;
 	s->cv = (struct vloop){.base = {&v_ops}, .s = s, .slot0 = 0};
 	struct link_limits cl = *lim;
 	cl.pub_bulk = MAP_BYTES;

@@ -375,3 +375,35 @@ def test_sigterm_cluster_unreachable_and_up(ctx):
         up = [node(m, rc.url()) for m in ("threads", "pool")]
         assert wait_for(lambda: all(shards_up(w) for w in up), 10 * slow_factor())
         stop_all(up)
+
+
+def test_one_primary_cluster_names_itself_without_a_host(ctx):
+    """A Redis Cluster of one primary (all 16384 slots on one node, valid and
+    cluster_state:ok) that never met another node lists itself in CLUSTER NODES
+    as ':PORT@CPORT myself,master' (no host: it learns its address from its
+    peers). The map link's own node is meant: the shard is linked and a
+    publish on one weft node reaches a subscriber on another."""
+    rc = RedisCluster(ctx.tmpdir, n=1)
+    port = rc.ports[0]
+    rc.start_node(port)
+    nodes = []
+    try:
+        assert wait_for(lambda: rc.cli(port, "PING") == "PONG", 10)
+        assert rc.cli(port, "CLUSTER", "ADDSLOTSRANGE", "0", "16383") == "OK"
+        rc.wait_ok()
+        assert rc.cli(port, "CLUSTER", "NODES").split()[1].startswith(":%d@" % port)  # what is being tested
+        nodes = [node(m, rc.url()) for m in ("threads", "coro")]
+        assert wait_for(lambda: all(shards_up(w, 1) for w in nodes), 10 * slow_factor()), nodes[0].tail()
+        s = Sub(nodes[1], "resp", "solo")
+        engine_subs(rc, "weft:solo", 1)
+        p = Pub(nodes[0])
+        p.publish("solo", b"x-0")
+        assert p.drain() == [0]
+        assert s.read(1, 5) == [b"x-0"]
+        s.close()
+        p.close()
+    finally:
+        try:
+            stop_all(nodes)
+        finally:
+            rc.stop()

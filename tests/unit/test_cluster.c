@@ -75,6 +75,20 @@ static void test_slot(void)
 	CHECK(slot_is("weft:{a}b", 15495));
 	CHECK(slot_is("a", cluster_slot("weft:{a}b", 9))); /* the tag alone decides */
 	CHECK(slot_is("", 0));
+	/* Hash tags at their edges (the same redis-server's CLUSTER KEYSLOT):
+	 * an empty tag or no '}' after the first '{' is no tag; the first '}'
+	 * after the first '{' closes it, even when that makes "{a" the tag. */
+	CHECK(slot_is("{}", 15257));
+	CHECK(slot_is("{", 4092));
+	CHECK(slot_is("}", 12090));
+	CHECK(slot_is("{}{a}", 13650));
+	CHECK(slot_is("{{a}}", 10276));
+	CHECK(slot_is("{a", 10276)); /* the whole key "{a": what "{{a}}" hashes */
+	CHECK(slot_is("a{b}{c}", 3300));
+	CHECK(slot_is("a}{b}", 3300));
+	CHECK(slot_is("x{}y", 16116));
+	CHECK(slot_is("weft:{", 10359));
+	CHECK(slot_is("weft:{}", 9244));
 }
 
 static bool dec(const char *s, size_t n) { struct envelope e; return envelope_decode(s, n, &e) == 0; }
