@@ -43,7 +43,7 @@ class Redis:
             args += ["--port", str(self.port)]
         self.log = open(os.path.join(self.tmp, "redis-%d.log" % self.port), "ab")
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-        if not wait_for(self.answers, 10):
+        if not wait_for(self.answers, 10 * slow_factor()):
             self.stop()
             raise AssertionError("redis-server did not answer on port %d" % self.port)
         return self

@@ -98,7 +98,7 @@ class RedisCluster:
             self.start_node(p)
         try:
             for p in self.ports:
-                if not wait_for(lambda: self.cli(p, "PING") == "PONG", 10):
+                if not wait_for(lambda: self.cli(p, "PING") == "PONG", 10 * slow_factor()):
                     raise AssertionError("redis-server on %d did not answer" % p)
             tls = ["--tls", "--cacert", self.tls["ca"]] if self.tls else []
             r = subprocess.run(["redis-cli"] + tls + ["--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports]

@@ -108,9 +108,10 @@ class FakeListener:
     close() stops and joins every thread. The fake engines below differ only
     in what they serve."""
 
-    def __init__(self, backlog=16):
+    def __init__(self, backlog=16, port=0):
         self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", port))
         self.ls.listen(backlog)
         self.port = self.ls.getsockname()[1]
         self.stop = threading.Event()
@@ -952,7 +953,7 @@ def test_slow_resolver_does_not_hold_the_node(ctx):
         stop_all(nodes)
 
 
-class FakeClusterNode:
+class FakeClusterNode(FakeListener):
     """A fake Redis Cluster node (redis-cluster://): PING, CLUSTER NODES
     answered with nodes_text() (a callable, so a test can change the map),
     SSUBSCRIBE / SUNSUBSCRIBE acked, SPUBLISH answered with spublish_reply
@@ -960,33 +961,16 @@ class FakeClusterNode:
     anything to each connection that subscribed."""
 
     def __init__(self, nodes_text=None, port=0):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", port))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
+        super().__init__(backlog=64, port=port)
         self.nodes_text = nodes_text or (lambda: b"")
         self.spublish_reply = b":0\r\n"
-        self.stop = threading.Event()
         self.lock = threading.Lock()
         self.subs, self.counts, self.subscribed = [], {}, []
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
+        self.start()
 
     def count(self, cmd):
         with self.lock:
             return self.counts.get(cmd, 0)
-
-    def _accept(self):
-        self.ls.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except socket.timeout:
-                continue
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            self.threads.append(t)
-            t.start()
 
     def _serve(self, c):
         c.settimeout(0.05)
@@ -1052,12 +1036,6 @@ class FakeClusterNode:
                     c.settimeout(0.05)
                 except OSError:
                     pass
-
-    def close(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(5)
-        self.ls.close()
 
 
 def cluster_line(i, port, slots, flags="master", host="127.0.0.1"):
