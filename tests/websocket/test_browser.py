@@ -1,5 +1,5 @@
 """test_browser.py - the chat page in a real browser, once: headless Chromium
-(Debian's `chromium`, driven by playwright-core pinned from npm) opens
+(Debian's `chromium`, driven by playwright-core, pinned in tests/node) opens
 GET /chat twice beside an nc client; each sees the others' messages, a page
 whose socket drops says so and reconnects; the CSP blocks nothing. Keeps a
 screenshot at $WEFT_SCREENSHOT (build/chat-page.png)."""
@@ -9,7 +9,6 @@ import subprocess
 
 from weftest import Weft
 
-PLAYWRIGHT = "1.49.1"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -17,10 +16,7 @@ def test_two_pages_and_nc(ctx):
     if not shutil.which("chromium") and not os.path.exists("/usr/bin/chromium"):
         raise AssertionError("chromium is missing: scripts/deps.sh installs it")
     d = os.environ.get("WEFT_NODE_DIR") or os.path.join(HERE, "..", "..", "build", "node")
-    pkg = os.path.join(d, "node_modules", "playwright-core", "package.json")
-    if not os.path.exists(pkg) or ('"version": "%s"' % PLAYWRIGHT) not in open(pkg).read():
-        subprocess.run(["npm", "install", "--prefix", d, "--no-audit", "--no-fund", "playwright-core@" + PLAYWRIGHT],
-                       check=True, timeout=300, stdout=subprocess.DEVNULL)
+    subprocess.run([os.path.join(HERE, "..", "..", "scripts", "node-deps.sh"), d], check=True, timeout=900)
     shot = os.environ.get("WEFT_SCREENSHOT") or ctx.path("chat-page.png")
     with Weft(["--mode", "chat", "--model", "coro", "--poller", "epoll"]) as w:
         env = dict(os.environ, NODE_PATH=os.path.join(d, "node_modules"))

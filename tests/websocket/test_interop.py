@@ -4,8 +4,9 @@ once (not per model): the conformance cases of ws_cases.py against Node's ws
 as clients of weft over ws:// and wss://, and chat shared between a
 WebSocket client, nc-style line clients and redis-cli.
 
-Node's ws is installed pinned into $WEFT_NODE_DIR (a build folder) by npm on
-first use and reused after."""
+Node's ws (pinned in tests/node/package-lock.json) is installed into
+$WEFT_NODE_DIR (a build folder) by scripts/node-deps.sh: the ctest fixture
+node.deps does it once before this test; run alone, the test calls it too."""
 import asyncio
 import os
 import ssl
@@ -16,18 +17,13 @@ import wsclient
 from weftest import HOST, Weft, send_all
 from wsclient import upgrade
 
-WS_VERSION = "8.18.0"
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = ["--model", "coro", "--poller", "epoll"]
 
 
 def node_dir():
     d = os.environ.get("WEFT_NODE_DIR") or os.path.join(HERE, "..", "..", "build", "node")
-    pkg = os.path.join(d, "node_modules", "ws", "package.json")
-    if not os.path.exists(pkg) or ('"version": "%s"' % WS_VERSION) not in open(pkg).read():
-        os.makedirs(d, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", d, "--no-audit", "--no-fund", "ws@" + WS_VERSION],
-                       check=True, timeout=120, stdout=subprocess.DEVNULL)
+    subprocess.run([os.path.join(HERE, "..", "..", "scripts", "node-deps.sh"), d], check=True, timeout=900)
     return d
 
 
