@@ -8,7 +8,8 @@
 # suite, the variant and the sanitizer. A new suite file joins automatically.
 # An optional sixth argument ASAN_VARIANTS, entries "SUITE:v1,v2,...": that suite
 # runs under ASan only on the variants listed (the caller lists at least one per
-# model); plain, TSan and every other suite are unchanged.
+# model, checked here); "SUITE.tls:v1,..." the same for its ASan runs over TLS
+# only. Plain, TSan and every other suite are unchanged.
 # COST (ctest starts costlier tests first; a fresh clone has no timing data):
 # sanitizer runs before plain ones, so the long ones are not left for the tail.
 set(WEFT_RUN ${CMAKE_CURRENT_LIST_DIR}/conformance/run.py)
@@ -40,10 +41,10 @@ endfunction()
 function(weft_py_suites dir prefix label tls_suites tsan)
   # ASAN_VARIANTS: every variant named exists, and every model keeps one.
   foreach(entry ${ARGN})
-    if(NOT entry MATCHES "^([a-z_]+):(.+)$")
-      message(FATAL_ERROR "ASAN_VARIANTS: '${entry}' is not SUITE:variant,...")
+    if(NOT entry MATCHES "^([a-z_]+)(\\.tls)?:(.+)$")
+      message(FATAL_ERROR "ASAN_VARIANTS: '${entry}' is not SUITE[.tls]:variant,...")
     endif()
-    string(REPLACE "," ";" listed "${CMAKE_MATCH_2}")
+    string(REPLACE "," ";" listed "${CMAKE_MATCH_3}")
     if(NOT EXISTS ${dir}/test_${CMAKE_MATCH_1}.py)
       message(FATAL_ERROR "ASAN_VARIANTS '${entry}': no ${dir}/test_${CMAKE_MATCH_1}.py")
     endif()
@@ -75,9 +76,12 @@ function(weft_py_suites dir prefix label tls_suites tsan)
     list(FIND tls_suites ${suite} tls_idx)
     list(FIND tls_suites ${suite}:plain tls_plain_idx) # over TLS with the plain binary only
     set(asan_only "")  # empty: under ASan on every variant
+    set(asan_tls_only "")  # the same, for the ASan runs over TLS
     foreach(entry ${ARGN})
       if(entry MATCHES "^${suite}:(.+)$")
         string(REPLACE "," ";" asan_only "${CMAKE_MATCH_1}")
+      elseif(entry MATCHES "^${suite}\\.tls:(.+)$")
+        string(REPLACE "," ";" asan_tls_only "${CMAKE_MATCH_1}")
       endif()
     endforeach()
     foreach(v ${WEFT_VARIANTS})
@@ -99,6 +103,9 @@ function(weft_py_suites dir prefix label tls_suites tsan)
         list(GET bparts 0 bin)
         list(GET bparts 1 san)
         weft_py_test(${prefix} ${label} ${suite_file} ${suite} ${variant} "${args}" ${bin} ${san} 0)
+        if(san STREQUAL "asan" AND asan_tls_only AND NOT variant IN_LIST asan_tls_only)
+          continue()
+        endif()
         if(tls_idx GREATER -1 OR (tls_plain_idx GREATER -1 AND san STREQUAL "none"))
           weft_py_test(${prefix} ${label} ${suite_file} ${suite} ${variant} "${args}" ${bin} ${san} 1)
         endif()
