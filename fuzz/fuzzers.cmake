@@ -17,4 +17,6 @@ foreach(src ${WEFT_FUZZERS})
   string(REGEX REPLACE "^fuzz_" "" corpus ${name})
   add_test(NAME fuzz.${name}
     COMMAND sh -c "rm -rf '${CMAKE_CURRENT_BINARY_DIR}/${name}.work' && cp -r '${CMAKE_CURRENT_SOURCE_DIR}/corpus/${corpus}' '${CMAKE_CURRENT_BINARY_DIR}/${name}.work' && '${bin}' -max_total_time=${WEFT_FUZZ_SECONDS} -timeout=5 -rss_limit_mb=2048 -artifact_prefix='${CMAKE_CURRENT_BINARY_DIR}/${name}-' '${CMAKE_CURRENT_BINARY_DIR}/${name}.work'")
+  # Started early (ctest runs costlier tests first), not left for a -j3 run's tail.
+  set_tests_properties(fuzz.${name} PROPERTIES COST ${WEFT_FUZZ_SECONDS})
 endforeach()
