@@ -140,16 +140,44 @@ static int alpha_init(size_t size)
 	return 0;
 }
 
-/* A decimal number ending in ':' at *p (advanced past the ':'); false if malformed. */
+/* The number that the digits in t's low bytes make, first digit in the
+ * lowest byte (t: eight bytes of 0..9, little-endian; SWAR as in simdjson). */
+static uint64_t digits_value(uint64_t t)
+{
+	t = (t * 10) + (t >> 8); /* pairs of digits */
+	return (((t & 0x000000FF000000FFull) * (100 + (1000000ull << 32))) +
+	        (((t >> 16) & 0x000000FF000000FFull) * (1 + (10000ull << 32)))) >> 32;
+}
+
+/* A decimal number (1-20 digits) ending in ':' at *p (advanced past the ':');
+ * false if malformed. Every delivery carries three (the send time alone has 19
+ * digits), and a byte loop over them, with a mispredicted exit per number, was
+ * the load generator's hottest code: eight bytes at a time, the digits' end
+ * found by a mask, not a loop. */
 static bool take_num(const char **p, const char *end, uint64_t *v)
 {
+	static const uint64_t pow10[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
 	const char *q = *p;
 	uint64_t x = 0;
-	if (q == end || *q < '0' || *q > '9')
-		return false;
+	while (end - q >= 8 && q - *p <= 12) { /* 20 digits at most, as below */
+		uint64_t t;
+		memcpy(&t, q, 8);
+		t ^= 0x3030303030303030ull; /* a digit byte is now 0..9 */
+		uint64_t nd = (((t & 0x7F7F7F7F7F7F7F7Full) + 0x7676767676767676ull) | t) & 0x8080808080808080ull;
+		unsigned l = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8; /* digits before the first other byte */
+		if (l == 0)
+			break;
+		if (l < 8)
+			t <<= 8 * (8 - l); /* drop the rest; the low bytes become leading zeros */
+		x = x * pow10[l] + digits_value(t);
+		q += l;
+		if (l < 8)
+			goto digits_end;
+	}
 	while (q < end && *q >= '0' && *q <= '9' && q - *p < 20)
 		x = x * 10 + (uint64_t)(*q++ - '0');
-	if (q == end || *q != ':')
+digits_end:
+	if (q == *p || q == end || *q != ':')
 		return false;
 	*v = x;
 	*p = q + 1;
@@ -529,6 +557,10 @@ static int conn_read(struct cthread *t, struct cconn *c, uint64_t now)
 			free(c->in);
 			c->in = NULL;
 			c->in_cap = 0;
+		}
+		if (!c->io.ws && c->io.short_read) { /* drained: skip the read that would say EAGAIN */
+			c->io.short_read = false;
+			break;
 		}
 	}
 	flush_delivered(t);

@@ -336,6 +336,7 @@ ssize_t wl_io_raw_read(struct wl_io *io, void *p, size_t n)
 	ssize_t r = read(io->fd, p, n);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	io->short_read = r > 0 && (size_t)r < n;
 	return r;
 }
 

@@ -107,6 +107,11 @@ struct wl_io {
 	SSL *ssl;
 	struct wl_ws *ws; /* --ws: WebSocket framing over this connection (ws.c) */
 	bool connected; /* TCP connect finished */
+	/* The last plain read returned less than it asked for: the socket's
+	 * receive queue was empty then, and edge-triggered epoll reports the
+	 * next bytes that arrive, so the read that would only say EAGAIN can be
+	 * skipped (as nginx does). Never set under TLS, which reads by record. */
+	bool short_read;
 };
 
 /* TLS client context (verification off: weft makes a self-signed cert). */

@@ -346,6 +346,10 @@ ssize_t wl_ws_read(struct wl_io *io, void *buf, size_t n)
 			w->in_len -= w->in_off;
 			w->in_off = 0;
 		}
+		if (io->short_read) { /* the last read drained the socket: wait for epoll's next edge */
+			io->short_read = false;
+			return -EAGAIN;
+		}
 		ssize_t r = wl_io_raw_read(io, w->in + w->in_len, WS_IN_CAP - w->in_len);
 		if (r <= 0)
 			return r;

@@ -108,7 +108,7 @@ int session_write_msg(struct session *s, struct msg *m)
 {
 	if (s->lingering)
 		return 0; /* its write side is done (or about to be): a late delivery would reset it */
-	if (ws_chat_closed(s))
+	if (chat_ws_closed(s->chat))
 		return 0; /* a WebSocket that sent its close frame: no data frame may follow it */
 	/* m is in this subscriber's wire format already (chat over WebSocket:
 	 * framed, EX_WS), so it goes to the outbox as it is. Small messages are

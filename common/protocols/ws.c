@@ -231,12 +231,9 @@ static void send_close(struct session *s, struct ws_conn *w, unsigned code, cons
 	memcpy(b + 2, why, n);
 	send_frame(s, w, WSLAY_CONNECTION_CLOSE, b, n + 2);
 	w->closed = true; /* from now on nothing is framed: lines and deliveries are dropped */
+	if (s->chat)
+		s->chat->ws_closed = true; /* session_write_msg's check */
 	session_close_after_flush(s);
-}
-
-bool ws_chat_closed(const struct session *s)
-{
-	return s->chat && s->chat->ws && s->chat->ws->closed;
 }
 
 void ws_chat_close(struct session *s, unsigned code, const char *why)
@@ -680,6 +677,18 @@ void ws_begin(struct session *s)
 bool ws_utf8_feed(struct ws_utf8 *u, const unsigned char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		/* ASCII, eight bytes at a time: chat text mostly is, and every publish
+		 * is validated three times (its message in, its delivery frame, its
+		 * reply). */
+		while (!u->need && n - i >= 8) {
+			uint64_t x;
+			memcpy(&x, p + i, 8);
+			if (x & 0x8080808080808080ull)
+				break;
+			i += 8;
+		}
+		if (i == n)
+			break;
 		unsigned char c = p[i];
 		if (u->need) {
 			if (c < u->lo || c > u->hi)

@@ -49,9 +49,8 @@ struct msg *ws_text_msg(const void *line, size_t n);
  * and reason, after what is queued; the session closes after the flush
  * (a reason given before stays its reason). */
 void ws_chat_close(struct session *s, unsigned code, const char *why);
-/* Chat over WebSocket: our close frame is queued, so no data frame may follow
- * it (RFC 6455 5.5.1): a delivery then is dropped. */
-bool ws_chat_closed(const struct session *s);
+/* (Whether our close frame is queued, so that no delivery may follow it
+ * (RFC 6455 5.5.1), is chat.h's chat_ws_closed.) */
 
 /* Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates, at
  * most U+10FFFF), so a text message split anywhere is judged as a whole. */
