@@ -14,6 +14,8 @@ import subprocess
 
 from shardlib import RedisCluster, channels_over_every_shard, keyslot
 from test_cluster import check_stream, make_ca, make_server_cert
+from weftest import send_all
+from clusterlib import resp
 
 MODELS3 = ("threads", "coro", "uring")
 
@@ -77,38 +79,87 @@ def test_exactly_once_in_order_over_every_shard(ctx):
             stop_all(nodes)
 
 
-def test_patterns_are_served_by_local_publishes(ctx):
-    """Sharded pub/sub has no patterns (docs/CLUSTER.md, Patterns): a
-    pattern subscriber gets its own node's publishes (every one, in order)
-    and none of another node's; nothing is PSUBSCRIBEd on the engine, and
-    the node says so once in its log. Exact channels still cross nodes."""
-    k = 20
+def ann_taken(w, n=1):
+    return w.metric("weft_cluster_pattern_announcements_total", 'result="taken"') >= n
+
+
+def own_pattern_stream(got, pubs, chans, k):
+    """got: pmessage texts b"<pub>.<channel>-<i>": every (publisher, channel)
+    stream complete, exactly once, in order."""
+    check_stream(got, ["%s.%s" % (p, c) for p in pubs for c in chans], k)
+
+
+def test_patterns_across_nodes_over_every_shard(ctx):
+    """Sharded pub/sub has no patterns; weft's nodes announce theirs
+    (docs/CLUSTER.md, Patterns): a PSUBSCRIBE on node B gets the publishes
+    of nodes A and C (and B) on channels over every shard, exactly once and
+    in per-publisher order, as pmessages; B's exact subscriber still gets
+    its channel's copies once. Each publish of A and C makes exactly one
+    inbox copy; after PUNSUBSCRIBE B gets nothing more, and (no key: the
+    announced pattern expires) A and C stop sending copies."""
+    k = scale(20, asan=4, tsan=4)
     with RedisCluster(ctx.tmpdir) as rc:
-        nodes = [node(m, rc.url()) for m in ("coro", "threads")]
+        chans = channels_over_every_shard(rc, per_shard=2)
+        nodes = [node(m, rc.url()) for m in ("threads", "coro", "uring")]
+        a, b, c = nodes
         try:
-            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor())
-            pat, exact = Sub(nodes[0], "pat", "ro*"), Sub(nodes[0], "resp", "room")
-            engine_subs(rc, "weft:room", 1)
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            pat, exact = Sub(b, "pat", "room*"), Sub(b, "resp", "room0x")
+            first = next(iter(chans))
+            exact2 = Sub(b, "resp", first)
+            assert wait_for(lambda: ann_taken(a) and ann_taken(c), 10 * slow_factor()), a.tail()
+            assert b.metric("weft_cluster_subscriptions", 'kind="pattern"') == 1
+            engine_subs(rc, "weft:" + first, 1)
+            names = ("A", "B", "C")
             pubs = [Pub(w) for w in nodes]
             for j in range(k):
-                for i, p in enumerate(pubs):
-                    p.publish("room", b"n%d-%d" % (i, j))
+                for ch in chans:
+                    for i, p in enumerate(pubs):
+                        p.publish(ch, b"%s.%s-%d" % (names[i].encode(), ch.encode(), j))
             for p in pubs:
                 p.drain()
-            check_stream(exact.read(2 * k, 20), ["n0", "n1"], k)
-            got = pat.read(2 * k, 3, idle=1.0)
-            check_stream(got, ["n0", "n1"], k, own="n0", complete=False)
-            assert len(got) == k, "the pattern subscriber got %d, wanted its node's %d only" % (len(got), k)
-            w = nodes[0]
-            assert w.metric("weft_cluster_subscriptions", 'kind="pattern"') == 0
-            assert all(rc.cli(p, "PUBSUB", "NUMPAT") == "0" for p in rc.live())
-            assert "has no patterns" in w.log()
-            for s in (pat, exact):
+            n = 3 * k * len(chans)
+            got = pat.read(n, 30)
+            own_pattern_stream(got, names, chans, k)
+            assert len(pat.read(n + 1, 0.5)) == n, "the pattern subscriber got a message twice"
+            check_stream([t.split(b".", 1)[0] + b"-" + t.rsplit(b"-", 1)[1] for t in exact2.read(3 * k, 20)],
+                         names, k)
+            assert exact.read(1, 0.3) == []
+            for w in (a, c):
+                assert w.metric("weft_cluster_pattern_copies_sent_total") == k * len(chans), w.tail()
+            assert b.metric("weft_cluster_pattern_copies_sent_total") == 0
+            # B: 2 remote publishers x every channel to the pattern, 2 x one channel to the exact subscriber
+            assert b.metric("weft_cluster_received_total") == 2 * k * len(chans) + 2 * k
+            for w in nodes:
+                assert w.metric("weft_cluster_gaps_total") == 0 and w.metric("weft_cluster_duplicates_dropped_total") == 0
+                assert w.metric("weft_cluster_dropped_total") == 0 and w.metric("weft_cluster_malformed_total") == 0
+                assert w.metric("weft_cluster_pattern_announcements_total", 'result="refused"') == 0
+            assert all(rc.cli(p, "PUBSUB", "NUMPAT") == "0" for p in rc.live())  # nothing classic on the engine
+
+            # PUNSUBSCRIBE: B delivers nothing more at once; A and C stop sending when the pattern expires
+            send_all(pat.s, resp("PUNSUBSCRIBE", "room*"))
+            assert pat._value()[0] == b"punsubscribe"
+            assert wait_for(lambda: b.metric("weft_cluster_subscriptions", 'kind="pattern"') == 0, 5 * slow_factor())
+            pa = Pub(a)
+            pa.publish(first, b"after-0")
+            pa.drain()
+            assert exact2.read(3 * k + 1, 10)[-1] == b"after-0"
+            assert pat.read(n + 1, 0.5) == got, "a message after PUNSUBSCRIBE"
+
+            def copies_stopped():
+                before = a.metric("weft_cluster_pattern_copies_sent_total")
+                pa.publish(first, b"probe")
+                pa.drain()
+                return a.metric("weft_cluster_pattern_copies_sent_total") == before
+            assert wait_for(copies_stopped, 12 * slow_factor(), 0.5), "A still sends copies to B's inbox"
+            assert pat.read(n + 1, 0.3) == got
+            for s in (pat, exact, exact2):
                 s.close()
-            for p in pubs:
+            for p in pubs + [pa]:
                 p.close()
         finally:
             stop_all(nodes)
+
 
 def stream_with_event(nodes, pub_node, subs, channel, event, before=1.0, after=4.0, tick=0.01):
     """Publish b"p-<i>" on channel from pub_node every tick; event() once
