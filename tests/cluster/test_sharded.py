@@ -6,6 +6,9 @@ spread over every shard; a slot moved (CLUSTER SETSLOT) while publishing;
 kill -9 of a primary and its replica's promotion; SIGTERM of a node.
 
 Run by tests/conformance/run.py; the nodes' models are fixed per test."""
+import os
+import re
+import socket
 import time
 
 from weftest import scale, slow_factor, wait_for
@@ -16,6 +19,9 @@ from shardlib import RedisCluster, channels_over_every_shard, keyslot
 from test_cluster import check_stream, make_ca, make_server_cert
 from weftest import send_all
 from clusterlib import resp
+from test_engine_hostile import NO_QUARANTINE, rss
+
+MiB = 1 << 20
 
 MODELS3 = ("threads", "coro", "uring")
 
@@ -158,6 +164,148 @@ def test_patterns_across_nodes_over_every_shard(ctx):
             for p in pubs + [pa]:
                 p.close()
         finally:
+            stop_all(nodes)
+
+
+def engine_spublish(rc, channel, payloads):
+    """SPUBLISH each payload (bytes, as is) on channel at its slot's owner,
+    pipelined from a raw socket, as anyone with access to the engine could."""
+    owner = rc.owner(rc.keyslot(channel))
+    s = socket.create_connection(("127.0.0.1", owner), timeout=30 * slow_factor())
+    try:
+        send_all(s, b"".join(resp("SPUBLISH", channel, p) for p in payloads), 60 * slow_factor())
+        buf = b""
+        while buf.count(b"\r\n") < len(payloads):
+            chunk = s.recv(1 << 16)
+            assert chunk, "the engine closed"
+            buf += chunk
+        assert all(l[:1] == b":" for l in buf.split(b"\r\n")[:-1]), buf[:200]
+    finally:
+        s.close()
+
+
+def announcement(origin, boot, version, patterns):
+    """An unsigned announcement (docs/CLUSTER.md, Patterns): an envelope of
+    nick "-" whose data is the patterns."""
+    return b"weft1 %016x %d 0 %d -\n" % (origin, boot, version) + patterns
+
+
+def node_id(w):
+    m = re.search(r"node ([0-9a-f]{16}) boot (\d+)", w.log())
+    assert m, w.tail()
+    return int(m.group(1), 16), int(m.group(2))
+
+
+def test_forged_announcements_stay_bounded(ctx):
+    """Anyone on the engine can SPUBLISH on the control channel. Without a
+    key, a flood of 2000 made-up nodes with 60 long patterns each (120,000
+    entries, ~30 MiB if kept), an empty set in the genuine subscriber's name,
+    a list over 16 KiB, a malformed list and garbage: the remote pattern
+    table stays within its bounds (RSS), what did not fit makes whole inbox
+    buckets match every channel (more copies, counted), the bad ones are
+    refused, and every genuine message still reaches the pattern subscriber
+    exactly once, in order."""
+    k = scale(20, asan=6, tsan=6)
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url(), env=NO_QUARANTINE) for m in ("coro", "threads")]
+        a, b = nodes
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            chans = list(channels_over_every_shard(rc, per_shard=1))
+            borigin, bboot = node_id(b)
+            before = rss(a)
+            ctl = "weft: ctl"
+            for batch in range(10):
+                flood = [announcement(0x100000 + batch * 200 + i, 1, 1,
+                                      b" ".join(b"f%d-%d-%s" % (i, j, b"x" * 180) for j in range(60)))
+                         for i in range(200)]
+                engine_spublish(rc, ctl, flood)
+            engine_spublish(rc, ctl, [announcement(borigin, bboot, 1 << 40, b""),  # B let go of everything: no
+                                      announcement(1, 1, 1, b"a" * 17000),        # over 16 KiB
+                                      announcement(2, 1, 1, b"a  b"),             # an empty pattern
+                                      b"weft1 garbage"])
+            refused = 'result="refused"'
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", refused) >= 3,
+                            20 * slow_factor()), a.tail()
+            grew = rss(a) - before
+            assert grew < 12 * MiB, "RSS grew %.1f MiB under forged announcements" % (grew / MiB)
+            assert a.metric("weft_cluster_pattern_announcements_total", 'result="full"') > 0
+            copies = a.metric("weft_cluster_pattern_copies_sent_total")
+            p = Pub(a)
+            for j in range(k):
+                for ch in chans:
+                    p.publish(ch, b"A.%s-%d" % (ch.encode(), j))
+            p.drain()
+            own_pattern_stream(pat.read(k * len(chans), 20), ["A"], chans, k)
+            assert len(pat.read(k * len(chans) + 1, 0.5)) == k * len(chans)
+            sent = a.metric("weft_cluster_pattern_copies_sent_total") - copies
+            assert sent > k * len(chans), "the full buckets should take every channel (%d copies)" % sent
+            assert sent <= 64 * k * len(chans)
+            assert b.metric("weft_cluster_gaps_total") == 0 and b.metric("weft_cluster_duplicates_dropped_total") == 0
+            pat.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
+
+def test_keyed_announcements(ctx):
+    """With --cluster-key-file an announcement is authenticated: an unsigned
+    one and a replay of a genuine one are refused; a set replaces the last
+    whole, so after PUNSUBSCRIBE the publisher stops sending copies at once
+    (the change is announced), not after the pattern expires."""
+    key = ctx.path("key")
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"k" * 40 + b"\n")
+    os.close(fd)
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url(), ["--cluster-key-file", key]) for m in ("uring", "coro")]
+        a, b = nodes
+        ctl = "weft: ctl"
+        spy = socket.create_connection(("127.0.0.1", rc.owner(rc.keyslot(ctl))), timeout=10 * slow_factor())
+        try:
+            send_all(spy, resp("SSUBSCRIBE", ctl))
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            buf = b""
+            while b"room*" not in buf:
+                chunk = spy.recv(65536)
+                assert chunk
+                buf += chunk
+            i = buf.index(b"room*")
+            genuine = buf[buf.rindex(b"weft1 ", 0, i):i + 5]
+            refused = 'result="refused"'
+            r0 = a.metric("weft_cluster_pattern_announcements_total", refused)
+            borigin, bboot = node_id(b)
+            engine_spublish(rc, ctl, [genuine, announcement(borigin, bboot, 1 << 40, b"")])
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", refused) == r0 + 2,
+                            10 * slow_factor()), a.tail()
+            assert a.metric("weft_cluster_auth_failures_total") >= 1
+            ch = next(iter(channels_over_every_shard(rc, per_shard=1)))
+            p = Pub(a)
+            for j in range(5):
+                p.publish(ch, b"A-%d" % j)
+            p.drain()
+            check_stream(pat.read(5, 10), ["A"], 5)
+            assert a.metric("weft_cluster_pattern_copies_sent_total") == 5
+            send_all(pat.s, resp("PUNSUBSCRIBE", "room*"))
+            assert pat._value()[0] == b"punsubscribe"
+            t0 = time.monotonic()
+
+            def stopped():
+                before = a.metric("weft_cluster_pattern_copies_sent_total")
+                p.publish(ch, b"probe")
+                p.drain()
+                return a.metric("weft_cluster_pattern_copies_sent_total") == before
+            assert wait_for(stopped, 10 * slow_factor(), 0.05)
+            took = time.monotonic() - t0
+            assert took < 1.5 * slow_factor(), "copies stopped after %.1f s: not at once" % took
+            pat.close()
+            p.close()
+        finally:
+            spy.close()
             stop_all(nodes)
 
 
