@@ -64,7 +64,7 @@
 #define CTL_NAME " ctl"
 #define CTL_LEN 4
 #define INBOX_NAME " pin%u"
-#define ANNOUNCE_MIN_MS 100 /* a change is announced at once, but at most this often */
+#define ANNOUNCE_BURST 10   /* changes announced at once per tick (1 s); more wait for the next tick */
 #define ANNOUNCE_EMPTY 3     /* empty announcements after the last pattern went (keyed: they clear it) */
 
 /* held entry flags */
@@ -101,9 +101,10 @@ struct bridge {
 	struct rpats rp;          /* other nodes' */
 	struct table lpat;        /* this node's (key: the pattern), announced */
 	bool pat_changed;         /* announce at the next turn */
-	unsigned ann_ticks, ann_left;
-	uint64_t ann_ver, ann_last;
+	unsigned ann_ticks, ann_left, ann_burst;
+	uint64_t ann_ver;
 	size_t ann_max;           /* bytes of pattern list in one announcement */
+	uint64_t rp_frozen;       /* a shard down since (ms): the remote patterns do not expire meanwhile */
 	unsigned bucket;          /* our inbox: origin % PAT_BUCKETS */
 	uint16_t inbox_slot[PAT_BUCKETS];
 	/* the loop and its thread */
@@ -316,7 +317,7 @@ static uint64_t next_seq(struct bridge *b, const char *ch, size_t cn, uint64_t *
 static void queue_copies(struct bridge *b, const char *ch, size_t cn, const char *head, size_t hn, const char *data,
                          size_t n)
 {
-	uint64_t mask = rpats_match(&b->rp, ch, cn, (uint64_t)now_ms());
+	uint64_t mask = rpats_match(&b->rp, ch, cn, b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms());
 	if (!mask)
 		return;
 	char *payload = malloc(cn + 1 + hn + n);
@@ -677,7 +678,7 @@ static void lpat_one(struct table *t, struct tentry *e, void *arg)
 		lp->over = true;
 }
 
-static void announce(struct bridge *b, uint64_t now)
+static void announce(struct bridge *b)
 {
 	if (!b->lpat.h.n && !b->ann_left)
 		return;
@@ -720,7 +721,6 @@ static void announce(struct bridge *b, uint64_t now)
 	buf_free(&list);
 	b->pat_changed = false;
 	b->ann_ticks = 0;
-	b->ann_last = now;
 }
 
 static void on_tick(void *arg)
@@ -730,9 +730,11 @@ static void on_tick(void *arg)
 	pthread_mutex_lock(&b->lock);
 	if (b->up && b->shards) {
 		uint64_t now = (uint64_t)now_ms();
-		rpats_sweep(&b->rp, now);
+		if (!b->rp_frozen)
+			rpats_sweep(&b->rp, now);
+		b->ann_burst = 0;
 		if (++b->ann_ticks >= PAT_ANNOUNCE_TICKS || b->pat_changed)
-			announce(b, now);
+			announce(b);
 	}
 	if (b->up) {
 		sync_engine(b); /* the publishes first: a marker follows what it counts */
@@ -1090,6 +1092,15 @@ static void sh_state(void *arg, bool up)
 	pthread_mutex_lock(&b->lock);
 	bool first = !b->up;
 	b->up = true;
+	/* A shard down (the control channel's, perhaps): announcements may not
+	 * flow, so nothing announced expires until every shard is back, and then
+	 * everything gets the time it was down. */
+	if (!up && !b->rp_frozen)
+		b->rp_frozen = (uint64_t)now_ms();
+	else if (up && b->rp_frozen) {
+		rpats_extend(&b->rp, (uint64_t)now_ms() - b->rp_frozen);
+		b->rp_frozen = 0;
+	}
 	if (first)
 		sync_engine(b);
 	pthread_mutex_unlock(&b->lock);
@@ -1148,8 +1159,10 @@ static void loop_wake(void *arg)
 		return;
 	pthread_mutex_lock(&b->lock);
 	sync_engine(b);
-	if (b->shards && b->pat_changed && (uint64_t)now_ms() >= b->ann_last + ANNOUNCE_MIN_MS)
-		announce(b, (uint64_t)now_ms()); /* at most every ANNOUNCE_MIN_MS; else the next tick */
+	if (b->shards && b->pat_changed && b->ann_burst < ANNOUNCE_BURST) {
+		b->ann_burst++; /* a client flapping a pattern costs the others at most this many a second */
+		announce(b);
+	}
 	pthread_mutex_unlock(&b->lock);
 }
 

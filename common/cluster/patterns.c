@@ -124,6 +124,22 @@ uint64_t rpats_match(struct rpats *r, const char *ch, size_t cn, uint64_t now)
 	return m.mask;
 }
 
+static void extend_one(struct table *t, struct tentry *e, void *arg)
+{
+	(void)t;
+	e->b += *(const uint64_t *)arg;
+}
+
+void rpats_extend(struct rpats *r, uint64_t ms)
+{
+	table_each(&r->t, extend_one, &ms);
+	for (unsigned k = 0; k < PAT_BUCKETS; k++)
+		if (r->all_until[k])
+			r->all_until[k] += ms;
+	if (r->all_max)
+		r->all_max += ms;
+}
+
 struct sweep {
 	struct rpats *r;
 	uint64_t now;

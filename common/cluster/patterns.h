@@ -60,6 +60,8 @@ enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uin
                             bool keyed, uint64_t now);
 /* The buckets (bit k: inbox k) with a live remote pattern matching [ch, ch+cn). */
 uint64_t rpats_match(struct rpats *r, const char *ch, size_t cn, uint64_t now);
+/* Push every expiry ms later (the time announcements could not flow). */
+void rpats_extend(struct rpats *r, uint64_t ms);
 /* Forget what expired. */
 void rpats_sweep(struct rpats *r, uint64_t now);
 void rpats_clear(struct rpats *r);

@@ -344,6 +344,8 @@ static void test_rpats(void)
 	CHECK(rpats_announce(&r, o1, 2, 1, "room*", 5, false, 5000) == PAT_ANN_FULL); /* a genuine one: not lost */
 	CHECK(rpats_match(&r, "room1", 5, 5000) >> 3 & 1);
 	CHECK(rpats_match(&r, "room1", 5, 5000 + PAT_TTL_MS + 1) == 0);
+	rpats_extend(&r, 10000); /* announcements could not flow for 10 s */
+	CHECK(rpats_match(&r, "room1", 5, 15000 + PAT_TTL_MS) >> 3 & 1);
 	rpats_clear(&r);
 }
 
