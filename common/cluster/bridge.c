@@ -1176,6 +1176,11 @@ static int pattern_channels(struct bridge *b)
 	size_t big = b->cfg->max_message > b->cfg->max_channel ? b->cfg->max_message : b->cfg->max_channel;
 	b->ann_max = big < PAT_ANN_BYTES ? big : PAT_ANN_BYTES; /* within every node's max_bulk */
 	b->bucket = (unsigned)(b->origin % PAT_BUCKETS);
+	/* Longer than an announcement period plus the time the link takes to
+	 * find a hung shard (a PING each tick, answered within the connect
+	 * timeout): a control channel's shard that hangs freezes the expiry
+	 * (sh_state) before an announcement made just before it expires. */
+	b->rp.ttl = 2 * PAT_ANNOUNCE_TICKS * LINK_TICK_MS + (uint64_t)b->cfg->cluster_connect_timeout_ms + 2 * LINK_TICK_MS;
 	for (unsigned k = 0; k < PAT_BUCKETS; k++) {
 		char chan[128];
 		int n = snprintf(chan, sizeof(chan), "%s" INBOX_NAME, b->prefix, k);

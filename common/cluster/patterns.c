@@ -57,7 +57,7 @@ enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uin
 	if (n > PAT_ANN_BYTES || !rpats_list_ok(list, n))
 		return PAT_ANN_BAD;
 	unsigned bucket = (unsigned)(origin % PAT_BUCKETS);
-	uint64_t until = now + PAT_TTL_MS;
+	uint64_t until = now + (r->ttl ? r->ttl : PAT_TTL_MS);
 	char key[IDN + PAT_NAME_MAX];
 	id_key(key, 'o', origin, boot);
 	struct tentry *o = table_get(&r->t, key, IDN);

@@ -11,7 +11,7 @@
  * to its exact subscribers, as before).
  *
  * This file keeps the remote side: the table of other nodes' patterns.
- * Every entry expires PAT_TTL_MS after the last announcement naming it. The
+ * Every entry expires ttl ms after the last announcement naming it. The
  * table is bounded in entries and bytes; what does not fit makes the
  * announcer's whole bucket match every channel until it expires: a flood of
  * made-up announcements costs copies, never a genuine pattern's messages.
@@ -34,7 +34,7 @@
 
 #define PAT_BUCKETS 64            /* inboxes: at most this many copies of one publish */
 #define PAT_ANNOUNCE_TICKS 2      /* LINK_TICK_MS each: every 2 s */
-#define PAT_TTL_MS 5000           /* two announcements missed, and a second */
+#define PAT_TTL_MS 5000           /* the default of rpats.ttl (the bridge's is longer: bridge.c) */
 #define PAT_ANN_BYTES 16384       /* one announcement's pattern list; a larger set is announced as "*" */
 #define PAT_NAME_MAX 256          /* one pattern (a chat name is at most 200) */
 #define PAT_TABLE_MAX 4096        /* remote (node, pattern) entries and nodes */
@@ -45,6 +45,7 @@ struct rpats {
 	                                     b = expiry (ms) of both; flags: the bucket */
 	uint64_t all_until[PAT_BUCKETS];  /* a bucket that did not fit: every channel until then (ms) */
 	uint64_t all_max;                 /* the latest of all_until */
+	uint64_t ttl;                     /* ms an announcement lasts (0: PAT_TTL_MS) */
 	size_t npats;                     /* 'p' entries */
 };
 
