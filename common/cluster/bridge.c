@@ -14,6 +14,10 @@
  *   seen  (origin + boot + stream): the sequence mark and window received
  *         per sending node and engine subscription (struct mark); link
  *         thread only. When full it starts afresh.
+ * and, over redis-cluster://, for patterns across nodes (patterns.h):
+ *   lpat  this node's patterns, announced (one per 'p' entry of held).
+ *   rp    the other nodes' announced patterns, bounded in entries and
+ *         bytes (patterns.c); guarded by b->lock.
  */
 #include "bridge.h"
 
