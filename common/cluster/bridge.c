@@ -14,6 +14,10 @@
  *   seen  (origin + boot + stream): the sequence mark and window received
  *         per sending node and engine subscription (struct mark); link
  *         thread only. When full it starts afresh.
+ * and, over redis-cluster://, for patterns across nodes (patterns.h):
+ *   lpat  this node's patterns, announced (one per 'p' entry of held).
+ *   rp    the other nodes' announced patterns, bounded in entries and
+ *         bytes (patterns.c); guarded by b->lock.
  */
 #include "bridge.h"
 
@@ -32,12 +36,14 @@
 #include "config.h"
 #include "envelope.h"
 #include "exchange.h"
+#include "glob.h"
 #include "link.h"
 #include "log.h"
 #include "mark.h"
 #include "link_loop.h"
 #include "metrics_src.h"
 #include "options.h"
+#include "patterns.h"
 #include "hash.h"
 #include "shards.h"
 #include "sign.h"
@@ -55,6 +61,15 @@
 #define HELD_BYTES (64u << 20) /* names subscribed on the engine, with their keys */
 #define SUBS_PER_COMMAND 64 /* names in one (P)SUBSCRIBE on resubscribing */
 #define QUEUE_MIN (8u << 20)
+
+/* redis-cluster:// patterns (patterns.h): the control channel and the
+ * inboxes, after the prefix. A chat name has no space, so no client can
+ * hold or publish on these. */
+#define CTL_NAME " ctl"
+#define CTL_LEN 4
+#define INBOX_NAME " pin%u"
+#define ANNOUNCE_BURST 10   /* changes announced at once per tick (1 s); more wait for the next tick */
+#define ANNOUNCE_EMPTY 3     /* empty announcements after the last pattern went (keyed: they clear it) */
 
 /* held entry flags */
 #define H_WANT 1u   /* a local client holds it */
@@ -86,7 +101,16 @@ struct bridge {
 	struct link *link;     /* redis:// (one engine), or */
 	struct shards *shards; /* redis-cluster:// (sharded pub/sub: shards.h) */
 	bool ever_up;
-	bool pat_warned;
+	/* redis-cluster:// patterns (patterns.h), under lock */
+	struct rpats rp;          /* other nodes' */
+	struct table lpat;        /* this node's (key: the pattern), announced */
+	bool pat_changed;         /* announce at the next turn */
+	unsigned ann_ticks, ann_left, ann_burst;
+	uint64_t ann_ver;
+	size_t ann_max;           /* bytes of pattern list in one announcement */
+	uint64_t rp_frozen;       /* a shard down since (ms): the remote patterns do not expire meanwhile */
+	unsigned bucket;          /* our inbox: origin % PAT_BUCKETS */
+	uint16_t inbox_slot[PAT_BUCKETS];
 	/* the loop and its thread */
 	struct tls_ctx *tls;
 	struct cl_poll *poll;
@@ -247,6 +271,16 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 			wake = true;
 		}
 	}
+	if (b->shards && pattern) { /* the set this node announces (patterns.h) */
+		struct tentry *l = table_get(&b->lpat, name, n);
+		if (on && e && !l && !table_put(&b->lpat, name, n))
+			stat_inc(STAT_oom_errors); /* not announced: its remote messages do not come */
+		else if (!on && l)
+			table_del(&b->lpat, l);
+		b->pat_changed = true;
+		b->ann_left = ANNOUNCE_EMPTY;
+		wake = wake || b->up;
+	}
 	pthread_mutex_unlock(&b->lock);
 	if (full) {
 		stat_inc(STAT_cl_state_full);
@@ -279,6 +313,50 @@ static uint64_t next_seq(struct bridge *b, const char *ch, size_t cn, uint64_t *
 	}
 	e->b = MARKERS;
 	return ++e->a;
+}
+
+/* Sharded, under b->lock: one copy of a publish on ch (the envelope head hn
+ * bytes, the data n) to each inbox with a remote pattern matching ch
+ * (patterns.h): "<ch> <envelope>", SPUBLISHed after the channel's copy. */
+static void queue_copies(struct bridge *b, const char *ch, size_t cn, const char *head, size_t hn, const char *data,
+                         size_t n)
+{
+	uint64_t mask = rpats_match(&b->rp, ch, cn, b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms());
+	if (!mask)
+		return;
+	char *payload = malloc(cn + 1 + hn + n);
+	if (!payload) {
+		stat_inc(STAT_oom_errors);
+		return;
+	}
+	memcpy(payload, ch, cn);
+	payload[cn] = ' ';
+	memcpy(payload + cn + 1, head, hn);
+	memcpy(payload + cn + 1 + hn, data, n);
+	char chan[128];
+	for (unsigned k = 0; k < PAT_BUCKETS; k++) {
+		if (!(mask >> k & 1))
+			continue;
+		if (buf_used(&b->pubq) + b->backlog + cn + n > b->limit || b->plen + 16 > sizeof(chan)) {
+			stat_inc(STAT_cl_dropped_full);
+			continue;
+		}
+		int cl = snprintf(chan, sizeof(chan), "%s" INBOX_NAME, b->prefix, k);
+		const char *argv[3] = {"SPUBLISH", chan, payload};
+		size_t lens[3] = {8, (size_t)cl, cn + 1 + hn + n};
+		size_t rec = buf_used(&b->pubq);
+		if (buf_append(&b->pubq, "\0\0\0\0\0\0", REC_HEAD) == 0 && put_cmd(&b->pubq, 3, argv, lens) == 0) {
+			char *h = (char *)buf_head(&b->pubq) + rec;
+			uint32_t len = (uint32_t)(buf_used(&b->pubq) - rec - REC_HEAD);
+			memcpy(h, &b->inbox_slot[k], 2);
+			memcpy(h + 2, &len, 4);
+			stat_inc(STAT_cl_pat_copies);
+		} else {
+			b->pubq.len = b->pubq.off + rec;
+			stat_inc(STAT_oom_errors);
+		}
+	}
+	free(payload);
 }
 
 static void hook_published(void *arg, const char *ch, size_t cn, const char *from, const char *data, size_t n)
@@ -332,6 +410,7 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 				uint32_t len = (uint32_t)(buf_used(&b->pubq) - rec - REC_HEAD);
 				memcpy(h, &slot, 2);
 				memcpy(h + 2, &len, 4);
+				queue_copies(b, ch, cn, head, hn, data, n);
 			}
 			b->pubq_msgs++;
 			stat_inc(STAT_cl_sent);
@@ -357,6 +436,8 @@ static void set_engine(struct bridge *b, struct tentry *e, bool on)
 	if (on == !!(e->flags & H_ENGINE))
 		return;
 	e->flags = on ? e->flags | H_ENGINE : e->flags & ~H_ENGINE;
+	if (e->key[1] == ' ') /* the control channel or our inbox (patterns.h): not a client's */
+		return;
 	atomic_fetch_add(e->key[0] == 'p' ? &b->m_pats : &b->m_chans, on ? 1 : -1);
 }
 
@@ -413,16 +494,14 @@ static unsigned held_slot(const struct bridge *b, const struct tentry *e)
 
 /* Sharded: a subscription change goes to the slot's owner, one channel a
  * command (no CROSSSLOT); an owner that is down subscribes everything of
- * its slots when it is back (shards.h). Patterns are not on the engine:
- * sharded pub/sub has none (docs/CLUSTER.md). */
+ * its slots when it is back (shards.h). Patterns are not on the engine
+ * (sharded pub/sub has none): they are announced (patterns.h), and what was
+ * seen on them is forgotten as for a fresh subscription. */
 static void sync_sharded_sub(struct bridge *b, struct tentry *e, bool want)
 {
 	if (e->key[0] == 'p') {
-		if (want && !b->pat_warned) {
-			b->pat_warned = true;
-			log_warn("cluster: redis-cluster:// has no patterns (sharded pub/sub): a pattern subscriber gets this "
-			         "node's publishes only (docs/CLUSTER.md)");
-		}
+		set_engine(b, e, want);
+		purge_seen(b, e);
 		return;
 	}
 	struct buf out = {0};
@@ -583,11 +662,84 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 	free(chan);
 }
 
+/* Sharded, under b->lock: SPUBLISH this node's pattern set on the control
+ * channel, an envelope (nick "-", seq: the version) whose data is the
+ * patterns separated by spaces; "*" when they do not fit in one. */
+struct lp {
+	struct buf *out;
+	size_t max;
+	bool over;
+};
+
+static void lpat_one(struct table *t, struct tentry *e, void *arg)
+{
+	struct lp *lp = arg;
+	(void)t;
+	if (lp->over)
+		return;
+	if (buf_used(lp->out) + 1 + e->node.klen > lp->max ||
+	    (buf_used(lp->out) && buf_append(lp->out, " ", 1) < 0) || buf_append(lp->out, e->key, e->node.klen) < 0)
+		lp->over = true;
+}
+
+static void announce(struct bridge *b)
+{
+	if (!b->lpat.h.n && !b->ann_left)
+		return;
+	if (!b->lpat.h.n)
+		b->ann_left--;
+	struct buf list = {0};
+	struct lp lp = {&list, b->ann_max, false};
+	table_each(&b->lpat, lpat_one, &lp);
+	if (lp.over) {
+		buf_free(&list);
+		list = (struct buf){0};
+		if (buf_append(&list, "*", 1) < 0) {
+			stat_inc(STAT_oom_errors);
+			return;
+		}
+	}
+	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = ++b->ann_ver};
+	char head[ENVELOPE_HEAD_MAX];
+	unsigned char tag[ENVELOPE_TAG_BYTES];
+	size_t hn = envelope_head(head, &env);
+	const char *data = buf_used(&list) ? buf_head(&list) : "";
+	bool tagged = b->key && sign_tag(b->key, head, hn, CTL_NAME, CTL_LEN, data, buf_used(&list), tag) == 0;
+	char chan[128], *payload = malloc(ENVELOPE_HEAD_MAX + buf_used(&list));
+	int cl = snprintf(chan, sizeof(chan), "%s" CTL_NAME, b->prefix);
+	if ((b->key && !tagged) || !payload || cl < 0 || (size_t)cl >= sizeof(chan)) {
+		stat_inc(STAT_oom_errors);
+	} else {
+		hn = envelope_finish(head, hn, tagged ? tag : NULL);
+		memcpy(payload, head, hn);
+		memcpy(payload + hn, data, buf_used(&list));
+		const char *argv[3] = {"SPUBLISH", chan, payload};
+		size_t lens[3] = {8, (size_t)cl, hn + buf_used(&list)};
+		struct buf out = {0};
+		if (put_cmd(&out, 3, argv, lens) == 0 &&
+		    shards_send(b->shards, cluster_slot(chan, (size_t)cl), LINK_PUB, buf_head(&out), buf_used(&out)) == 0)
+			stat_inc(STAT_cl_pat_ann_sent);
+		buf_free(&out);
+	}
+	free(payload);
+	buf_free(&list);
+	b->pat_changed = false;
+	b->ann_ticks = 0;
+}
+
 static void on_tick(void *arg)
 {
 	struct bridge *b = arg;
 	struct markers mk = {.b = b};
 	pthread_mutex_lock(&b->lock);
+	if (b->up && b->shards) {
+		uint64_t now = (uint64_t)now_ms();
+		if (!b->rp_frozen)
+			rpats_sweep(&b->rp, now);
+		b->ann_burst = 0;
+		if (++b->ann_ticks >= PAT_ANNOUNCE_TICKS || b->pat_changed)
+			announce(b);
+	}
 	if (b->up) {
 		sync_engine(b); /* the publishes first: a marker follows what it counts */
 		table_each(&b->sent, marker_one, &mk);
@@ -719,8 +871,110 @@ static int on_reply(void *arg, enum link_conn conn, redisReply *r)
 
 /* ---- the sharded engine's side (link thread) ---- */
 
+/* Another node's pattern set on the control channel (patterns.h). */
+static void on_announce(struct bridge *b, const char *p, size_t n)
+{
+	struct envelope env;
+	if (envelope_decode(p, n, &env) < 0 || env.marker) {
+		stat_inc(STAT_cl_pat_ann_refused);
+		return;
+	}
+	if (b->key && (!env.tagged || !sign_check(b->key, p, env.signed_n, CTL_NAME, CTL_LEN, env.data, env.n, env.tag))) {
+		stat_inc(STAT_cl_auth_failures);
+		stat_inc(STAT_cl_pat_ann_refused);
+		return;
+	}
+	if (env.origin == b->origin && env.boot == b->boot)
+		return; /* our own */
+	pthread_mutex_lock(&b->lock);
+	enum pat_ann r = rpats_announce(&b->rp, env.origin, env.boot, env.seq, env.data, env.n, b->key != NULL,
+	                                (uint64_t)now_ms());
+	pthread_mutex_unlock(&b->lock);
+	stat_inc(r == PAT_ANN_OK ? STAT_cl_pat_ann_taken : r == PAT_ANN_FULL ? STAT_cl_pat_ann_full : STAT_cl_pat_ann_refused);
+}
+
+/* The local patterns matching ch, as [u32 length][pattern]... in out (under b->lock). */
+struct lmatch {
+	const char *ch;
+	size_t cn;
+	struct buf *out;
+	int err;
+};
+
+static void lmatch_one(struct table *t, struct tentry *e, void *arg)
+{
+	struct lmatch *m = arg;
+	(void)t;
+	uint32_t len = (uint32_t)e->node.klen;
+	if (!m->err && glob_match(e->key, e->node.klen, m->ch, m->cn) &&
+	    (buf_append(m->out, &len, 4) < 0 || buf_append(m->out, e->key, len) < 0))
+		m->err = -ENOMEM;
+}
+
+/* A copy in our inbox, "<channel> <envelope>": to the local subscribers of
+ * each pattern of ours matching the channel, as a pmessage of each (its
+ * sequence tracked per pattern and channel, like one Redis's pmessages). */
+static void on_inbox(struct bridge *b, const char *p, size_t n)
+{
+	const char *sp = memchr(p, ' ', n < b->cfg->max_channel + 1 ? n : b->cfg->max_channel + 1);
+	struct envelope env;
+	if (!sp) {
+		stat_inc(n > b->cfg->max_channel ? STAT_cl_channel_too_long : STAT_cl_malformed);
+		return;
+	}
+	const char *c = p;
+	size_t cn = (size_t)(sp - p);
+	if (!cn || envelope_decode(sp + 1, n - cn - 1, &env) < 0 || env.marker) {
+		stat_inc(STAT_cl_malformed);
+		return;
+	}
+	if (b->key && (!env.tagged || !sign_check(b->key, sp + 1, env.signed_n, c, cn, env.data, env.n, env.tag))) {
+		stat_inc(STAT_cl_auth_failures);
+		return;
+	}
+	if (env.origin == b->origin && env.boot == b->boot)
+		return; /* a copy for another node of our inbox: delivered here when published */
+	struct buf pats = {0};
+	struct lmatch m = {c, cn, &pats, 0};
+	pthread_mutex_lock(&b->lock);
+	table_each(&b->lpat, lmatch_one, &m);
+	pthread_mutex_unlock(&b->lock);
+	if (m.err)
+		stat_inc(STAT_oom_errors);
+	if (!buf_used(&pats))
+		stat_inc(STAT_cl_pat_unmatched);
+	const char *q = buf_head(&pats), *end = q + buf_used(&pats);
+	while (end - q >= 4) {
+		uint32_t pn;
+		memcpy(&pn, q, 4);
+		q += 4;
+		if (track(b, &env, q, pn, c, cn)) {
+			stat_inc(STAT_cl_received);
+			exchange_publish_remote(b->ex, q, pn, c, cn, env.nick, env.data, env.n);
+		}
+		q += pn;
+	}
+	buf_free(&pats);
+}
+
 static void sh_message(void *arg, const redisReply *ch, const redisReply *payload)
 {
+	struct bridge *b = arg;
+	if (is_str(ch) && ch->len > b->plen && ch->str[b->plen] == ' ' && memcmp(ch->str, b->prefix, b->plen) == 0) {
+		char inbox[128];
+		int in = snprintf(inbox, sizeof(inbox), INBOX_NAME, b->bucket);
+		const char *name = ch->str + b->plen;
+		size_t nn = ch->len - b->plen;
+		if (!is_str(payload))
+			stat_inc(STAT_cl_malformed);
+		else if (nn == CTL_LEN && memcmp(name, CTL_NAME, CTL_LEN) == 0)
+			on_announce(b, payload->str, payload->len);
+		else if (nn == (size_t)in && memcmp(name, inbox, nn) == 0)
+			on_inbox(b, payload->str, payload->len);
+		else
+			stat_inc(STAT_cl_malformed);
+		return;
+	}
 	engine_message(arg, NULL, ch, payload);
 }
 
@@ -842,6 +1096,15 @@ static void sh_state(void *arg, bool up)
 	pthread_mutex_lock(&b->lock);
 	bool first = !b->up;
 	b->up = true;
+	/* A shard down (the control channel's, perhaps): announcements may not
+	 * flow, so nothing announced expires until every shard is back, and then
+	 * everything gets the time it was down. */
+	if (!up && !b->rp_frozen)
+		b->rp_frozen = (uint64_t)now_ms();
+	else if (up && b->rp_frozen) {
+		rpats_extend(&b->rp, (uint64_t)now_ms() - b->rp_frozen);
+		b->rp_frozen = 0;
+	}
 	if (first)
 		sync_engine(b);
 	pthread_mutex_unlock(&b->lock);
@@ -900,10 +1163,44 @@ static void loop_wake(void *arg)
 		return;
 	pthread_mutex_lock(&b->lock);
 	sync_engine(b);
+	if (b->shards && b->pat_changed && b->ann_burst < ANNOUNCE_BURST) {
+		b->ann_burst++; /* a client flapping a pattern costs the others at most this many a second */
+		announce(b);
+	}
 	pthread_mutex_unlock(&b->lock);
 }
 
 /* ---- start, stop, metrics ---- */
+
+/* Sharded: the control channel and our inbox, held for good (patterns.h):
+ * subscribed like a client's channel on their slots' owners. */
+static int pattern_channels(struct bridge *b)
+{
+	char name[64];
+	size_t big = b->cfg->max_message > b->cfg->max_channel ? b->cfg->max_message : b->cfg->max_channel;
+	b->ann_max = big < PAT_ANN_BYTES ? big : PAT_ANN_BYTES; /* within every node's max_bulk */
+	b->bucket = (unsigned)(b->origin % PAT_BUCKETS);
+	/* Longer than an announcement period plus the time the link takes to
+	 * find a hung shard (a PING each tick, answered within the connect
+	 * timeout): a control channel's shard that hangs freezes the expiry
+	 * (sh_state) before an announcement made just before it expires. */
+	b->rp.ttl = 2 * PAT_ANNOUNCE_TICKS * LINK_TICK_MS + (uint64_t)b->cfg->cluster_connect_timeout_ms + 2 * LINK_TICK_MS;
+	for (unsigned k = 0; k < PAT_BUCKETS; k++) {
+		char chan[128];
+		int n = snprintf(chan, sizeof(chan), "%s" INBOX_NAME, b->prefix, k);
+		if (n < 0 || (size_t)n >= sizeof(chan))
+			return -EINVAL;
+		b->inbox_slot[k] = (uint16_t)cluster_slot(chan, (size_t)n);
+	}
+	for (int i = 0; i < 2; i++) {
+		int n = i ? snprintf(name, sizeof(name), "c" INBOX_NAME, b->bucket) : snprintf(name, sizeof(name), "c" CTL_NAME);
+		struct tentry *e = table_put(&b->held, name, (size_t)n);
+		if (!e)
+			return -ENOMEM;
+		e->flags = H_WANT;
+	}
+	return 0;
+}
 
 static uint64_t boot_ms(void)
 {
@@ -953,7 +1250,7 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	struct link_limits lim = {
 		.max_reply = cfg->max_message + 2 * cfg->max_channel + ENVELOPE_HEAD_MAX + 1024 + b->plen * 2,
 		.max_bulk = (cfg->max_message > cfg->max_channel ? cfg->max_message : cfg->max_channel) + ENVELOPE_HEAD_MAX +
-		            b->plen + 1024,
+		            b->plen + 1024 + cfg->max_channel + 1, /* an inbox copy: "<channel> <envelope>" */
 		.backoff_max_ms = cfg->cluster_backoff_max_ms,
 		.connect_timeout_ms = cfg->cluster_connect_timeout_ms,
 	};
@@ -970,6 +1267,11 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'; envelopes %s%s", (unsigned long long)b->origin,
 	         (unsigned long long)b->boot, b->prefix, b->key ? "authenticated (HMAC-SHA256)" : "not authenticated",
 	         b->url.pass[0] ? "; AUTH with a password" : "");
+	if (b->shards && pattern_channels(b) < 0) {
+		log_error("cluster: out of memory");
+		exchange_set_hook(ex, &(struct exchange_hook){0});
+		goto fail;
+	}
 	if (b->shards) /* before the thread: the loop is ours until then */
 		shards_start(b->shards);
 	else
@@ -1000,6 +1302,8 @@ void bridge_stop(struct bridge *b)
 	table_clear(&b->held);
 	table_clear(&b->sent);
 	table_clear(&b->seen);
+	table_clear(&b->lpat);
+	rpats_clear(&b->rp);
 	buf_free(&b->pubq);
 	pthread_mutex_destroy(&b->lock);
 	free(b);

@@ -98,7 +98,13 @@
 	X(cl_malformed, "weft_cluster_malformed_total", "", "--cluster: engine messages that were not weft envelopes, dropped") \
 	X(cl_map_refreshes, "weft_cluster_map_refreshes_total", "", "redis-cluster://: slot maps read (CLUSTER NODES)") \
 	X(cl_slot_moves, "weft_cluster_slot_moves_total", "", "redis-cluster://: subscriptions a shard gave up or refused (an unsolicited sunsubscribe, MOVED): subscribed again on the new owner") \
-	X(cl_shard_lost, "weft_cluster_shard_links_lost_total", "", "redis-cluster://: links to a shard primary lost (a failover, a restart)")
+	X(cl_shard_lost, "weft_cluster_shard_links_lost_total", "", "redis-cluster://: links to a shard primary lost (a failover, a restart)") \
+	X(cl_pat_ann_taken, "weft_cluster_pattern_announcements_total", "result=\"taken\"", "redis-cluster://: other nodes' pattern announcements received") \
+	X(cl_pat_ann_full, "weft_cluster_pattern_announcements_total", "result=\"full\"", "") \
+	X(cl_pat_ann_refused, "weft_cluster_pattern_announcements_total", "result=\"refused\"", "") \
+	X(cl_pat_ann_sent, "weft_cluster_pattern_announcements_sent_total", "", "redis-cluster://: this node's pattern announcements sent") \
+	X(cl_pat_copies, "weft_cluster_pattern_copies_sent_total", "", "redis-cluster://: copies of a publish sent to an inbox with a matching remote pattern") \
+	X(cl_pat_unmatched, "weft_cluster_pattern_copies_unmatched_total", "", "redis-cluster://: inbox copies no local pattern matched (a shared inbox, a pattern let go), dropped")
 
 enum stat_id {
 #define X(id, name, labels, help) STAT_##id,

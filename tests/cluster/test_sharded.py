@@ -6,6 +6,10 @@ spread over every shard; a slot moved (CLUSTER SETSLOT) while publishing;
 kill -9 of a primary and its replica's promotion; SIGTERM of a node.
 
 Run by tests/conformance/run.py; the nodes' models are fixed per test."""
+import os
+import re
+import signal
+import socket
 import time
 
 from weftest import scale, slow_factor, wait_for
@@ -14,6 +18,11 @@ import subprocess
 
 from shardlib import RedisCluster, channels_over_every_shard, keyslot
 from test_cluster import check_stream, make_ca, make_server_cert
+from weftest import send_all
+from clusterlib import resp
+from test_engine_hostile import NO_QUARANTINE, rss
+
+MiB = 1 << 20
 
 MODELS3 = ("threads", "coro", "uring")
 
@@ -78,38 +87,277 @@ def test_exactly_once_in_order_over_every_shard(ctx):
             stop_all(nodes)
 
 
-def test_patterns_are_served_by_local_publishes(ctx):
-    """Sharded pub/sub has no patterns (docs/CLUSTER.md, Patterns): a
-    pattern subscriber gets its own node's publishes (every one, in order)
-    and none of another node's; nothing is PSUBSCRIBEd on the engine, and
-    the node says so once in its log. Exact channels still cross nodes."""
-    k = 20
+def ann_taken(w, n=1):
+    return w.metric("weft_cluster_pattern_announcements_total", 'result="taken"') >= n
+
+
+def own_pattern_stream(got, pubs, chans, k):
+    """got: pmessage texts b"<pub>.<channel>-<i>": every (publisher, channel)
+    stream complete, exactly once, in order."""
+    check_stream(got, ["%s.%s" % (p, c) for p in pubs for c in chans], k)
+
+
+def test_patterns_across_nodes_over_every_shard(ctx):
+    """Sharded pub/sub has no patterns; weft's nodes announce theirs
+    (docs/CLUSTER.md, Patterns): a PSUBSCRIBE on node B gets the publishes
+    of nodes A and C (and B) on channels over every shard, exactly once and
+    in per-publisher order, as pmessages; B's exact subscriber still gets
+    its channel's copies once. Each publish of A and C makes exactly one
+    inbox copy; after PUNSUBSCRIBE B gets nothing more, and (no key: the
+    announced pattern expires) A and C stop sending copies."""
+    k = scale(20, asan=4, tsan=4)
     with RedisCluster(ctx.tmpdir) as rc:
-        nodes = [node(m, rc.url()) for m in ("coro", "threads")]
+        chans = channels_over_every_shard(rc, per_shard=2)
+        nodes = [node(m, rc.url()) for m in ("threads", "coro", "uring")]
+        a, b, c = nodes
         try:
-            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor())
-            pat, exact = Sub(nodes[0], "pat", "ro*"), Sub(nodes[0], "resp", "room")
-            engine_subs(rc, "weft:room", 1)
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            pat, exact = Sub(b, "pat", "room*"), Sub(b, "resp", "room0x")
+            first = next(iter(chans))
+            exact2 = Sub(b, "resp", first)
+            assert wait_for(lambda: ann_taken(a) and ann_taken(c), 10 * slow_factor()), a.tail()
+            assert b.metric("weft_cluster_subscriptions", 'kind="pattern"') == 1
+            engine_subs(rc, "weft:" + first, 1)
+            names = ("A", "B", "C")
             pubs = [Pub(w) for w in nodes]
             for j in range(k):
-                for i, p in enumerate(pubs):
-                    p.publish("room", b"n%d-%d" % (i, j))
+                for ch in chans:
+                    for i, p in enumerate(pubs):
+                        p.publish(ch, b"%s.%s-%d" % (names[i].encode(), ch.encode(), j))
             for p in pubs:
                 p.drain()
-            check_stream(exact.read(2 * k, 20), ["n0", "n1"], k)
-            got = pat.read(2 * k, 3, idle=1.0)
-            check_stream(got, ["n0", "n1"], k, own="n0", complete=False)
-            assert len(got) == k, "the pattern subscriber got %d, wanted its node's %d only" % (len(got), k)
-            w = nodes[0]
-            assert w.metric("weft_cluster_subscriptions", 'kind="pattern"') == 0
-            assert all(rc.cli(p, "PUBSUB", "NUMPAT") == "0" for p in rc.live())
-            assert "has no patterns" in w.log()
-            for s in (pat, exact):
+            n = 3 * k * len(chans)
+            got = pat.read(n, 30)
+            own_pattern_stream(got, names, chans, k)
+            assert len(pat.read(n + 1, 0.5)) == n, "the pattern subscriber got a message twice"
+            check_stream([t.split(b".", 1)[0] + b"-" + t.rsplit(b"-", 1)[1] for t in exact2.read(3 * k, 20)],
+                         names, k)
+            assert exact.read(1, 0.3) == []
+            for w in (a, c):
+                assert w.metric("weft_cluster_pattern_copies_sent_total") == k * len(chans), w.tail()
+            assert b.metric("weft_cluster_pattern_copies_sent_total") == 0
+            # B: 2 remote publishers x every channel to the pattern, 2 x one channel to the exact subscriber
+            assert b.metric("weft_cluster_received_total") == 2 * k * len(chans) + 2 * k
+            for w in nodes:
+                assert w.metric("weft_cluster_gaps_total") == 0 and w.metric("weft_cluster_duplicates_dropped_total") == 0
+                assert w.metric("weft_cluster_dropped_total") == 0 and w.metric("weft_cluster_malformed_total") == 0
+                assert w.metric("weft_cluster_pattern_announcements_total", 'result="refused"') == 0
+            assert all(rc.cli(p, "PUBSUB", "NUMPAT") == "0" for p in rc.live())  # nothing classic on the engine
+
+            # PUNSUBSCRIBE: B delivers nothing more at once; A and C stop sending when the pattern expires
+            send_all(pat.s, resp("PUNSUBSCRIBE", "room*"))
+            assert pat._value()[0] == b"punsubscribe"
+            assert wait_for(lambda: b.metric("weft_cluster_subscriptions", 'kind="pattern"') == 0, 5 * slow_factor())
+            pa = Pub(a)
+            pa.publish(first, b"after-0")
+            pa.drain()
+            assert exact2.read(3 * k + 1, 10)[-1] == b"after-0"
+            assert pat.read(n + 1, 0.5) == got, "a message after PUNSUBSCRIBE"
+
+            def copies_stopped():
+                before = a.metric("weft_cluster_pattern_copies_sent_total")
+                pa.publish(first, b"probe")
+                pa.drain()
+                return a.metric("weft_cluster_pattern_copies_sent_total") == before
+            assert wait_for(copies_stopped, 20 * slow_factor(), 0.5), "A still sends copies to B's inbox"
+            assert pat.read(n + 1, 0.3) == got
+            for s in (pat, exact, exact2):
                 s.close()
-            for p in pubs:
+            for p in pubs + [pa]:
                 p.close()
         finally:
             stop_all(nodes)
+
+
+def engine_spublish(rc, channel, payloads):
+    """SPUBLISH each payload (bytes, as is) on channel at its slot's owner,
+    pipelined from a raw socket, as anyone with access to the engine could."""
+    owner = rc.owner(rc.keyslot(channel))
+    s = socket.create_connection(("127.0.0.1", owner), timeout=30 * slow_factor())
+    try:
+        send_all(s, b"".join(resp("SPUBLISH", channel, p) for p in payloads), 60 * slow_factor())
+        buf = b""
+        while buf.count(b"\r\n") < len(payloads):
+            chunk = s.recv(1 << 16)
+            assert chunk, "the engine closed"
+            buf += chunk
+        assert all(l[:1] == b":" for l in buf.split(b"\r\n")[:-1]), buf[:200]
+    finally:
+        s.close()
+
+
+def announcement(origin, boot, version, patterns):
+    """An unsigned announcement (docs/CLUSTER.md, Patterns): an envelope of
+    nick "-" whose data is the patterns."""
+    return b"weft1 %016x %d 0 %d -\n" % (origin, boot, version) + patterns
+
+
+def node_id(w):
+    m = re.search(r"node ([0-9a-f]{16}) boot (\d+)", w.log())
+    assert m, w.tail()
+    return int(m.group(1), 16), int(m.group(2))
+
+
+def test_forged_announcements_stay_bounded(ctx):
+    """Anyone on the engine can SPUBLISH on the control channel. Without a
+    key, a flood of 2000 made-up nodes with 60 long patterns each (120,000
+    entries, ~30 MiB if kept), an empty set in the genuine subscriber's name,
+    a list over 16 KiB, a malformed list and garbage: the remote pattern
+    table stays within its bounds (RSS), what did not fit makes whole inbox
+    buckets match every channel (more copies, counted), the bad ones are
+    refused, and every genuine message still reaches the pattern subscriber
+    exactly once, in order."""
+    k = scale(20, asan=6, tsan=6)
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url(), env=NO_QUARANTINE) for m in ("coro", "threads")]
+        a, b = nodes
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            chans = list(channels_over_every_shard(rc, per_shard=1))
+            borigin, bboot = node_id(b)
+            before = rss(a)
+            ctl = "weft: ctl"
+            for batch in range(10):
+                flood = [announcement(0x100000 + batch * 200 + i, 1, 1,
+                                      b" ".join(b"f%d-%d-%s" % (i, j, b"x" * 180) for j in range(60)))
+                         for i in range(200)]
+                engine_spublish(rc, ctl, flood)
+            engine_spublish(rc, ctl, [announcement(borigin, bboot, 1 << 40, b""),  # B let go of everything: no
+                                      announcement(1, 1, 1, b"a" * 17000),        # over 16 KiB
+                                      announcement(2, 1, 1, b"a  b"),             # an empty pattern
+                                      b"weft1 garbage"])
+            refused = 'result="refused"'
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", refused) >= 3,
+                            20 * slow_factor()), a.tail()
+            grew = rss(a) - before
+            assert grew < 12 * MiB, "RSS grew %.1f MiB under forged announcements" % (grew / MiB)
+            assert a.metric("weft_cluster_pattern_announcements_total", 'result="full"') > 0
+            copies = a.metric("weft_cluster_pattern_copies_sent_total")
+            p = Pub(a)
+            for j in range(k):
+                for ch in chans:
+                    p.publish(ch, b"A.%s-%d" % (ch.encode(), j))
+            p.drain()
+            own_pattern_stream(pat.read(k * len(chans), 20), ["A"], chans, k)
+            assert len(pat.read(k * len(chans) + 1, 0.5)) == k * len(chans)
+            sent = a.metric("weft_cluster_pattern_copies_sent_total") - copies
+            assert sent > k * len(chans), "the full buckets should take every channel (%d copies)" % sent
+            assert sent <= 64 * k * len(chans)
+            assert b.metric("weft_cluster_gaps_total") == 0 and b.metric("weft_cluster_duplicates_dropped_total") == 0
+            pat.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
+
+def test_keyed_announcements(ctx):
+    """With --cluster-key-file an announcement is authenticated: an unsigned
+    one and a replay of a genuine one are refused; a set replaces the last
+    whole, so after PUNSUBSCRIBE the publisher stops sending copies at once
+    (the change is announced), not after the pattern expires."""
+    key = ctx.path("key")
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"k" * 40 + b"\n")
+    os.close(fd)
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url(), ["--cluster-key-file", key]) for m in ("uring", "coro")]
+        a, b = nodes
+        ctl = "weft: ctl"
+        spy = socket.create_connection(("127.0.0.1", rc.owner(rc.keyslot(ctl))), timeout=10 * slow_factor())
+        try:
+            send_all(spy, resp("SSUBSCRIBE", ctl))
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            buf = b""
+            while b"room*" not in buf:
+                chunk = spy.recv(65536)
+                assert chunk
+                buf += chunk
+            i = buf.index(b"room*")
+            genuine = buf[buf.rindex(b"weft1 ", 0, i):i + 5]
+            refused = 'result="refused"'
+            r0 = a.metric("weft_cluster_pattern_announcements_total", refused)
+            borigin, bboot = node_id(b)
+            engine_spublish(rc, ctl, [genuine, announcement(borigin, bboot, 1 << 40, b"")])
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", refused) == r0 + 2,
+                            10 * slow_factor()), a.tail()
+            assert a.metric("weft_cluster_auth_failures_total") >= 1
+            ch = next(iter(channels_over_every_shard(rc, per_shard=1)))
+            p = Pub(a)
+            for j in range(5):
+                p.publish(ch, b"A-%d" % j)
+            p.drain()
+            check_stream(pat.read(5, 10), ["A"], 5)
+            assert a.metric("weft_cluster_pattern_copies_sent_total") == 5
+            send_all(pat.s, resp("PUNSUBSCRIBE", "room*"))
+            assert pat._value()[0] == b"punsubscribe"
+            t0 = time.monotonic()
+
+            def stopped():
+                before = a.metric("weft_cluster_pattern_copies_sent_total")
+                p.publish(ch, b"probe")
+                p.drain()
+                return a.metric("weft_cluster_pattern_copies_sent_total") == before
+            assert wait_for(stopped, 10 * slow_factor(), 0.05)
+            took = time.monotonic() - t0
+            assert took < 1.5 * slow_factor(), "copies stopped after %.1f s: not at once" % took
+            pat.close()
+            p.close()
+        finally:
+            spy.close()
+            stop_all(nodes)
+
+
+def test_patterns_survive_a_hung_control_shard(ctx):
+    """The control channel's primary hangs (SIGSTOP, no failover) for 9 s,
+    longer than the 5 s an announcement first lasted: announcements cannot
+    flow, but the remote patterns do not expire meanwhile (the link finds
+    the hung shard within ~6 s and freezes their expiry; they last longer
+    than that), so every publish on another shard still reaches the
+    pattern subscriber, whose inbox is on another shard too."""
+    with RedisCluster(ctx.tmpdir) as rc:
+        for p in rc.live():  # the hung shard stays down; the others serve
+            rc.cli(p, "CONFIG", "SET", "cluster-replica-no-failover", "yes")
+            rc.cli(p, "CONFIG", "SET", "cluster-require-full-coverage", "no")
+        ctl = rc.owner(rc.keyslot("weft: ctl"))
+        a = node("coro", rc.url())
+        nodes = [a]
+        try:
+            b = None
+            for _ in range(8):  # a node whose inbox (random) is not on the control channel's shard
+                w = node("threads", rc.url())
+                nodes.append(w)
+                origin, _ = node_id(w)
+                if rc.owner(rc.keyslot("weft: pin%d" % (origin % 64))) != ctl:
+                    b = w
+                    break
+            assert b, "every node's inbox landed on the control channel's shard"
+            assert wait_for(lambda: shards_up(a) and shards_up(b), 10 * slow_factor()), b.tail()
+            ch = next(c for c in ("room%d" % i for i in range(200)) if rc.owner(rc.keyslot("weft:" + c)) != ctl)
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            p = Pub(a)
+            rc.procs[ctl].send_signal(signal.SIGSTOP)
+            try:
+                t0, n = time.monotonic(), 0
+                while time.monotonic() - t0 < 9:
+                    p.publish(ch, b"A-%d" % n)
+                    n += 1
+                    time.sleep(0.1)
+                p.drain()
+                assert a.metric("weft_cluster_link_up") == 0, "the hung shard was not noticed"
+                check_stream(pat.read(n, 10), ["A"], n)
+                assert a.metric("weft_cluster_pattern_copies_sent_total") == n
+            finally:
+                rc.procs[ctl].send_signal(signal.SIGCONT)
+            pat.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
 
 def stream_with_event(nodes, pub_node, subs, channel, event, before=1.0, after=4.0, tick=0.01):
     """Publish b"p-<i>" on channel from pub_node every tick; event() once

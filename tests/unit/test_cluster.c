@@ -11,6 +11,7 @@
 #include "envelope.h"
 #include "exchange.h"
 #include "mark.h"
+#include "patterns.h"
 #include "stats.h"
 #include "rscan.h"
 #include "slot.h"
@@ -301,8 +302,56 @@ static void test_mark(void)
 	CHECK(arrive(&m, 2001, "f", true) && !arrive(&m, 1999, "x", true) && GAPS() - g == 1003);
 }
 
+/* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
+ * keyed replacement and replays, and the bounds under a flood. */
+static void test_rpats(void)
+{
+	struct rpats r = {0};
+	uint64_t o1 = 64 * 5 + 3, o2 = 64 * 9 + 3, o3 = 7; /* o1, o2 share bucket 3 */
+	CHECK(rpats_list_ok("", 0) && rpats_list_ok("a b", 3) && !rpats_list_ok(" a", 2) && !rpats_list_ok("a ", 2) &&
+	      !rpats_list_ok("a  b", 4) && !rpats_list_ok("a\nb", 3));
+	CHECK(rpats_announce(&r, o1, 1, 1, "news.* room?", 12, false, 1000) == PAT_ANN_OK);
+	CHECK(rpats_announce(&r, o3, 1, 1, "*", 1, false, 1000) == PAT_ANN_OK);
+	CHECK(rpats_match(&r, "news.x", 6, 1000) == (1ull << 3 | 1ull << 7));
+	CHECK(rpats_match(&r, "lobby", 5, 1000) == 1ull << 7);
+	CHECK(rpats_announce(&r, o1, 1, 1, "a\x01", 2, false, 1000) == PAT_ANN_BAD);
+	/* No key: an announcement only adds; an empty one (a forgery as o1) removes nothing. */
+	CHECK(rpats_announce(&r, o1, 1, 2, "", 0, false, 2000) == PAT_ANN_OK);
+	CHECK(rpats_match(&r, "room1", 5, 2000) == (1ull << 3 | 1ull << 7));
+	/* Expiry: PAT_TTL_MS after the last announcement naming it. */
+	CHECK(rpats_announce(&r, o3, 1, 2, "*", 1, false, 3000) == PAT_ANN_OK);
+	CHECK(rpats_match(&r, "room1", 5, 1000 + PAT_TTL_MS + 1) == 1ull << 7);
+	rpats_sweep(&r, 3000 + PAT_TTL_MS + 1);
+	CHECK(r.t.h.n == 0 && r.npats == 0 && rpats_match(&r, "room1", 5, 3000 + PAT_TTL_MS + 1) == 0);
+	/* Keyed: replaced whole; a version not newer is a replay. */
+	CHECK(rpats_announce(&r, o2, 1, 5, "x* y*", 5, true, 1000) == PAT_ANN_OK);
+	CHECK(rpats_announce(&r, o2, 1, 6, "y*", 2, true, 1000) == PAT_ANN_OK);
+	CHECK(rpats_match(&r, "x1", 2, 1000) == 0 && rpats_match(&r, "y1", 2, 1000) == 1ull << 3);
+	CHECK(rpats_announce(&r, o2, 1, 6, "", 0, true, 1000) == PAT_ANN_STALE);
+	CHECK(rpats_announce(&r, o2, 1, 5, "x* y*", 5, true, 1000) == PAT_ANN_STALE);
+	CHECK(rpats_announce(&r, o2, 1, 7, "", 0, true, 1000) == PAT_ANN_OK && r.npats == 0);
+	/* A flood of made-up nodes and patterns: bounded; what does not fit makes its bucket match all. */
+	char list[PAT_ANN_BYTES];
+	int full = 0;
+	for (uint64_t o = 100; o < 100 + 2 * PAT_BUCKETS * 4; o++) {
+		size_t n = 0;
+		for (int i = 0; i < 50; i++)
+			n += (size_t)snprintf(list + n, sizeof(list) - n, "%sf%llu-%d-%0150d", i ? " " : "", (unsigned long long)o, i, 0);
+		full += rpats_announce(&r, o, 1, 1, list, n, false, 5000) == PAT_ANN_FULL;
+		CHECK(r.t.h.n <= PAT_TABLE_MAX && r.t.bytes <= PAT_TABLE_BYTES);
+	}
+	CHECK(full > 0 && rpats_match(&r, "nothing", 7, 5000) == ~0ull);
+	CHECK(rpats_announce(&r, o1, 2, 1, "room*", 5, false, 5000) == PAT_ANN_FULL); /* a genuine one: not lost */
+	CHECK(rpats_match(&r, "room1", 5, 5000) >> 3 & 1);
+	CHECK(rpats_match(&r, "room1", 5, 5000 + PAT_TTL_MS + 1) == 0);
+	rpats_extend(&r, 10000); /* announcements could not flow for 10 s */
+	CHECK(rpats_match(&r, "room1", 5, 15000 + PAT_TTL_MS) >> 3 & 1);
+	rpats_clear(&r);
+}
+
 int main(void)
 {
+	test_rpats();
 	test_rscan();
 	test_mark();
 	test_url();
