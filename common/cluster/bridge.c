@@ -35,7 +35,7 @@
 #include "link.h"
 #include "log.h"
 #include "mark.h"
-#include "link_loop.h"
+#include "link_host.h"
 #include "metrics_src.h"
 #include "options.h"
 #include "hash.h"
@@ -87,9 +87,9 @@ struct bridge {
 	struct shards *shards; /* redis-cluster:// (sharded pub/sub: shards.h) */
 	bool ever_up;
 	bool pat_warned;
-	/* the loop and its thread */
+	/* the host loop (link_host.h: loop 0 of the runtime) */
 	struct tls_ctx *tls;
-	struct cl_poll *poll;
+	struct cl_host *host;
 	/* for /metrics (any thread) */
 	atomic_bool m_up;
 	atomic_llong m_down_since, m_down_ms;
@@ -259,7 +259,7 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 	if (key != small)
 		free(key);
 	if (wake)
-		cl_wake(cl_poll_loop(b->poll));
+		cl_wake(cl_host_loop(b->host));
 }
 
 /* The next sequence number for a publish on ch (under b->lock, link up). */
@@ -347,7 +347,7 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (wake)
-		cl_wake(cl_poll_loop(b->poll));
+		cl_wake(cl_host_loop(b->host));
 }
 
 /* ---- the link's side (link thread) ---- */
@@ -905,6 +905,8 @@ static void loop_wake(void *arg)
 
 /* ---- start, stop, metrics ---- */
 
+const struct loop_guest *bridge_guest(struct bridge *b) { return cl_host_guest(b->host); }
+
 static uint64_t boot_ms(void)
 {
 	struct timespec ts;
@@ -946,7 +948,7 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		log_error("cluster: --cluster-key-file %s: %s", cfg->cluster_key_file, why);
 		goto fail;
 	}
-	b->poll = cl_poll_new();
+	b->host = cl_host_new();
 	/* One reply holds a message (at most --max-message, more is not ours),
 	 * its channel and pattern, an envelope and RESP framing; one bulk string
 	 * of it at most the message and its envelope. */
@@ -960,26 +962,21 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b};
 	struct shards_handler sh = {.message = sh_message, .wanted = sh_wanted, .resub = sh_resub, .tick = sh_tick,
 	                            .state = sh_state, .arg = b};
-	if (!b->poll || (b->url.sharded ? !(b->shards = shards_new(&b->url, b->tls, cl_poll_loop(b->poll), &sh, &lim))
-	                                : !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, &lim)))) {
+	if (!b->host || (b->url.sharded ? !(b->shards = shards_new(&b->url, b->tls, cl_host_loop(b->host), &sh, &lim))
+	                                : !(b->link = link_new(&b->url, b->tls, cl_host_loop(b->host), &lh, &lim)))) {
 		log_error("cluster: out of memory");
 		goto fail;
 	}
-	cl_poll_set_handler(b->poll, &(struct cl_handler){loop_io, loop_timer, loop_wake, b});
+	cl_host_set_handler(b->host, &(struct cl_handler){loop_io, loop_timer, loop_wake, b});
 	exchange_set_hook(ex, &(struct exchange_hook){hook_held, hook_published, b});
 	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'; envelopes %s%s", (unsigned long long)b->origin,
 	         (unsigned long long)b->boot, b->prefix, b->key ? "authenticated (HMAC-SHA256)" : "not authenticated",
 	         b->url.pass[0] ? "; AUTH with a password" : "");
-	if (b->shards) /* before the thread: the loop is ours until then */
+	/* Recorded by the host until a loop attaches it (bridge_guest). */
+	if (b->shards)
 		shards_start(b->shards);
 	else
 		link_start(b->link);
-	int rc = cl_poll_start(b->poll);
-	if (rc < 0) {
-		log_error("cluster: cannot start the link thread: %s", strerror(-rc));
-		exchange_set_hook(ex, &(struct exchange_hook){0});
-		goto fail;
-	}
 	return b;
 fail:
 	bridge_stop(b);
@@ -990,10 +987,9 @@ void bridge_stop(struct bridge *b)
 {
 	if (!b)
 		return;
-	cl_poll_stop(b->poll);
 	link_free(b->link);
 	shards_free(b->shards);
-	cl_poll_free(b->poll);
+	cl_host_free(b->host);
 	tls_ctx_free(b->tls);
 	sign_key_free(b->key);
 	memset(b->url.pass, 0, sizeof(b->url.pass));

@@ -5,8 +5,9 @@
  *
  * Non-blocking connect, TLS through weft's byte transform (tls.c) for
  * rediss://, replies parsed by hiredis's redisReader; reconnect with
- * exponential backoff and jitter. Runs on a loop (link_loop.h) and is only ever
- * touched on that loop's thread. */
+ * exponential backoff and jitter; host names resolved without blocking
+ * (getaddrinfo_a). Runs on a loop (link_loop.h) and is only ever touched on
+ * that loop's thread. */
 #ifndef WEFT_CLUSTER_LINK_H
 #define WEFT_CLUSTER_LINK_H
 
