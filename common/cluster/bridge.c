@@ -75,13 +75,13 @@ struct bridge {
 	struct table held, sent;
 	struct tentry *dirty;
 	uint64_t gen;
-	struct buf pubq;    /* formatted PUBLISH commands for the link thread */
+	struct buf pubq;    /* formatted PUBLISH commands for the link's loop */
 	size_t pubq_msgs;
 	size_t backlog;     /* the link's unwritten PUBLISH bytes, as of its last turn */
 	size_t limit;       /* pubq + backlog at most this */
 	bool up;
 	struct sign_key *key; /* --cluster-key-file: tag and check envelopes (read-only once started) */
-	/* link thread only */
+	/* link's loop only */
 	struct table seen;
 	struct link *link;     /* redis:// (one engine), or */
 	struct shards *shards; /* redis-cluster:// (sharded pub/sub: shards.h) */
@@ -350,7 +350,7 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 		cl_wake(cl_host_loop(b->host));
 }
 
-/* ---- the link's side (link thread) ---- */
+/* ---- the link's side (the link's loop) ---- */
 
 static void set_engine(struct bridge *b, struct tentry *e, bool on)
 {
@@ -901,6 +901,14 @@ static void loop_wake(void *arg)
 	pthread_mutex_lock(&b->lock);
 	sync_engine(b);
 	pthread_mutex_unlock(&b->lock);
+	if (b->link) { /* the batch goes out now, not a loop turn later */
+		link_flush(b->link);
+		if (link_is_up(b->link)) {
+			pthread_mutex_lock(&b->lock);
+			b->backlog = link_backlog(b->link, LINK_PUB);
+			pthread_mutex_unlock(&b->lock);
+		}
+	}
 }
 
 /* ---- start, stop, metrics ---- */

@@ -337,10 +337,23 @@ int link_send(struct link *l, enum link_conn conn, const char *p, size_t n)
 		return -ENOTCONN;
 	if (outbox_append(&c->out, p, n) < 0)
 		return -ENOMEM;
-	/* Written when the loop reports the socket writable; asking now costs
-	 * one poll() round and lets one wake's commands go out together. */
+	/* Written by link_flush() (the host's wake, after it queued all it
+	 * had), or when the loop reports the socket writable. */
 	want(l, conn);
 	return 0;
+}
+
+void link_flush(struct link *l)
+{
+	for (int i = 0; i < LINK_CONNS && l->st == L_UP; i++) {
+		if (link_backlog(l, (enum link_conn)i) == 0)
+			continue;
+		int rc = flush(l, i);
+		if (rc < 0) {
+			fail(l, STAT_cl_link_lost, "%s connection: write: %s", conn_name[i], strerror(-rc));
+			return;
+		}
+	}
 }
 
 /* ---- connecting ---- */
