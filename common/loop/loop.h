@@ -38,13 +38,15 @@
  *               watches and alarms: a one-loop group for models that have
  *               no loop of their own (threads, pool) to host the guest on.
  *
- * What a model does: set up its poller or ring, watch fds, turn readiness or
- * completions into session_input / session_iov / session_sent, and call
+ * What a model does: set up its poller or ring, watch fds (for the mask each
+ * watch asks, changed by rewatch at any time), turn readiness or completions
+ * into session_input / session_iov / session_sent, bound its wait by
+ * loop_alarms_timeout() and call loop_alarms_run() after it, and call
  * loop_before_sleep() once per turn, after all of that turn's input and
  * before it writes and waits (Redis' beforeSleep).
  *
  * A loop belongs to its thread; nothing here is thread-safe except the
- * mailbox's wake-up (owner.h). */
+ * mailbox's wake-up (owner.h) and loop_guest_wake(). */
 #ifndef WEFT_LOOP_H
 #define WEFT_LOOP_H
 
