@@ -24,6 +24,20 @@ struct loop_group {
 };
 
 static const struct loop_guest *next_guest;
+
+/* The host group's loop, for loop_host_stop() to wake (under host_lock). */
+static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct loop *host_loop;
+static atomic_bool host_done;
+
+bool loop_host_done(void) { return atomic_load(&host_done); }
+
+static void host_publish(struct loop *l)
+{
+	pthread_mutex_lock(&host_lock);
+	host_loop = l;
+	pthread_mutex_unlock(&host_lock);
+}
 static _Thread_local struct loop *loop_here; /* the loop this thread runs */
 
 void loop_guest_set(const struct loop_guest *g) { next_guest = g; }
@@ -158,6 +172,8 @@ static int group_run(struct server *srv, const struct loop_model *m, int n, bool
 			break;
 		}
 	}
+	if (rc == 0 && aux)
+		host_publish(nth(loops, m, 0));
 	if (rc == 0) {
 		for (int i = 1; i < n; i++) {
 			struct loop *l = nth(loops, m, i);
@@ -179,6 +195,8 @@ static int group_run(struct server *srv, const struct loop_model *m, int n, bool
 		if (l->rc < 0)
 			code = 1;
 	}
+	if (aux)
+		host_publish(NULL);
 	for (int i = 0; i < made; i++) /* only now: until every loop is gone, another may post */
 		loop_mailbox_close(nth(loops, m, i));
 	free(loops);
@@ -207,6 +225,7 @@ int loop_host_start(struct server *srv)
 {
 	if (!next_guest)
 		return 0;
+	atomic_store(&host_done, false);
 	int err = daemon_thread_create(&host_thr, NULL, host_main, srv);
 	if (err) {
 		log_error("loop: cannot start the host loop's thread: %s", strerror(err));
@@ -220,7 +239,16 @@ int loop_host_stop(struct server *srv)
 {
 	if (!host_started)
 		return 0;
-	server_request_stop(srv); /* it ends at the stop signal; a failed model may not have sent one */
+	(void)srv;
+	/* Only now: the model's threads are gone, nothing can wake it any more. */
+	atomic_store(&host_done, true);
+	pthread_mutex_lock(&host_lock);
+	if (host_loop) {
+		uint64_t one = 1;
+		ssize_t w = write(host_loop->wake_fd, &one, sizeof(one));
+		(void)w;
+	}
+	pthread_mutex_unlock(&host_lock);
 	pthread_join(host_thr, NULL);
 	host_started = false;
 	return host_rc;

@@ -2,7 +2,7 @@
  * watches and alarms, over the epoll backend (poller.h). A one-loop group of
  * it hosts the guest (the cluster link) for the models that have no loop of
  * their own (threads, pool): loop_host_start() runs it on a thread of its
- * own until the stop signal. */
+ * own until loop_host_stop(), after the model's drain. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +70,7 @@ static int host_rewatch(struct loop *l, struct loop_watch *w)
 static int host_serve(struct loop *l)
 {
 	struct host_loop *h = of(l);
-	while (!l->stopping) {
+	while (!loop_host_done()) { /* not at the stop signal: the model's drain may still publish */
 		int ms = loop_alarms_timeout(l, HOST_MAX_SLEEP_MS);
 		int n = h->ops->wait(h->p, ms, h->ev, (int)(sizeof(h->ev) / sizeof(h->ev[0])));
 		if (n < 0 && n != -EINTR) {
@@ -101,7 +101,7 @@ static void host_teardown(struct loop *l)
 }
 
 static void host_ready(struct loop *l, void *conn) { (void)l, (void)conn; }
-static void host_stop(struct loop *l) { (void)l; /* serve sees l->stopping */ }
+static void host_stop(struct loop *l) { (void)l; /* serve runs until loop_host_stop() */ }
 
 const struct loop_model loop_host_model = {
 	.name = "host",

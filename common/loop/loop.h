@@ -176,10 +176,12 @@ void loop_guest_mail(struct loop *l);
 
 /* For a model with no loop of its own (threads, pool): if a guest is set,
  * start a one-loop group of the host model (host.c: watches and alarms,
- * no listeners) on a thread of its own to host it. It ends at the stop
- * signal; loop_host_stop() asks for the stop and joins it. 0 or -errno. */
+ * no listeners) on a thread of its own to host it. It serves through the
+ * model's drain until loop_host_stop(), which the model calls once none of
+ * its threads can publish any more, and which joins it. 0 or -errno. */
 int loop_host_start(struct server *srv);
 int loop_host_stop(struct server *srv); /* the host group's exit code: 0 or 1 */
+bool loop_host_done(void);              /* internal: host.c's serve ends */
 
 /* ---- alarms ---- */
 
