@@ -221,16 +221,31 @@ static void listen_fini(struct sched *sch, struct task *t)
 	sch->live--;
 }
 
-/* ---- watch task: a non-session fd of the runtime's ---- */
+/* ---- watch task: a non-session fd of the runtime's (struct loop_watch) ---- */
 
+static int watch_req(const struct loop_watch *w)
+{
+	return ((w->mask & LOOP_POLL_IN) ? CR_READ : 0) | ((w->mask & LOOP_POLL_OUT) ? CR_WRITE : 0);
+}
+
+/* Stateless: each resume with readiness calls fn, then waits for what the
+ * watch asks now (fn may have changed it, or moved the watch to another
+ * task: coro_rewatch). */
 static int watch_run(struct sched *sch, struct task *t)
 {
 	struct loop_watch *w = t->data;
-	CR_BEGIN(&t->line);
-	do
-		CR_YIELD(&t->line, CR_READ);
-	while (w->fn(&sched_loop(sch)->l, w));
-	CR_END(&t->line);
+	int got = ((t->ev & CR_READ) ? LOOP_POLL_IN : 0) | ((t->ev & CR_WRITE) ? LOOP_POLL_OUT : 0);
+	if (got) {
+		w->got = got;
+		if (!w->fn(&sched_loop(sch)->l, w)) {
+			if (w->model == t)
+				w->model = NULL;
+			return CR_DONE;
+		}
+		if (w->model != t)
+			return CR_DONE; /* dropped by a rewatch inside fn (sched_drop: freed by step) */
+	}
+	return watch_req(w);
 }
 
 static void nothing_fini(struct sched *sch, struct task *t) { (void)sch, (void)t; }
@@ -244,6 +259,8 @@ static const struct task_kind kinds[] = {
 /* ---- the runtime's hooks ---- */
 
 static void coro_before_sleep(struct sched *sch) { loop_before_sleep(&sched_loop(sch)->l); }
+static int coro_sleep_cap(struct sched *sch, int ms) { return loop_alarms_timeout(&sched_loop(sch)->l, ms); }
+static void coro_after_wait(struct sched *sch) { loop_alarms_run(&sched_loop(sch)->l); }
 
 static int coro_setup(struct loop *l)
 {
@@ -254,6 +271,8 @@ static int coro_setup(struct loop *l)
 		return rc;
 	c->sch_ok = true;
 	c->sch.before_sleep = coro_before_sleep;
+	c->sch.sleep_cap = coro_sleep_cap;
+	c->sch.after_wait = coro_after_wait;
 	c->sch.live = 1; /* held until the stop */
 	c->rbuf = malloc(RBUF_SIZE);
 	if (!c->rbuf)
@@ -268,12 +287,26 @@ static int coro_setup(struct loop *l)
 	return 0;
 }
 
-static int coro_watch(struct loop *l, struct loop_watch *w)
+/* One task per watched fd; a new fd (or none) drops the old task at once. */
+static int coro_rewatch(struct loop *l, struct loop_watch *w)
 {
 	struct coro_loop *c = of(l);
+	struct task *t = w->model;
+	if (t && (t->fd != w->fd || !w->mask || w->fd < 0)) {
+		sched_drop(&c->sch, t);
+		w->model = t = NULL;
+	}
+	if (w->fd < 0 || !w->mask)
+		return 0;
+	if (t)
+		return sched_rewait(&c->sch, t, watch_req(w));
 	if (w->fd >= c->sch.ops->fd_limit)
 		return -EMFILE;
-	return sched_spawn(&c->sch, KIND_WATCH, w->fd, w) ? 0 : -ENOMEM;
+	t = sched_spawn(&c->sch, KIND_WATCH, w->fd, w);
+	if (!t)
+		return -ENOMEM;
+	w->model = t;
+	return 0;
 }
 
 static int coro_serve(struct loop *l) { return sched_run(&of(l)->sch); }
@@ -317,7 +350,8 @@ static const struct loop_model coro_loop = {
 	.name = "coro",
 	.size = sizeof(struct coro_loop),
 	.setup = coro_setup,
-	.watch = coro_watch,
+	.watch = coro_rewatch,
+	.rewatch = coro_rewatch,
 	.serve = coro_serve,
 	.teardown = coro_teardown,
 	.ready = coro_ready,

@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "exchange.h"
 #include "log.h"
+#include "loop.h"
 #include "metrics_src.h"
 #include "model.h"
 #include "options.h"
@@ -87,6 +88,8 @@ static int compose(struct server *srv, struct bridge **bridge)
 	exchange_set_ws_framer(ws_text_msg);
 	if (cfg->cluster && !(*bridge = bridge_start(srv->ex, cfg)))
 		return -EINVAL;
+	if (*bridge) /* the link runs on loop 0 of the model's loops (or the host loop: threads, pool) */
+		loop_guest_set(bridge_guest(*bridge));
 	int rc = metrics_register("chat", exchange_metrics, srv->ex);
 	if (rc == 0 && *bridge)
 		rc = metrics_register("cluster", bridge_metrics, *bridge);

@@ -22,6 +22,7 @@
 #include "blocking.h"
 #include "daemon.h"
 #include "log.h"
+#include "loop.h"
 #include "model.h"
 #include "server.h"
 
@@ -241,13 +242,16 @@ static int run(struct server *srv)
 		return 1;
 	}
 	rc = start_workers(&p, srv->cfg);
+	if (rc == 0)
+		rc = loop_host_start(srv); /* the cluster link's loop, if any */
 	if (rc == 0) {
 		log_info("pool: %d workers, queue %d", p.nthr, srv->cfg->queue);
 		rc = blocking_accept_loop(&p.b, "pool", enqueue, &p);
 	}
 	stop_workers(&p);
 	pool_teardown(&p);
-	return rc < 0 ? 1 : 0;
+	int host = loop_host_stop(srv);
+	return rc < 0 || host ? 1 : 0;
 }
 
 const struct model model_pool = {

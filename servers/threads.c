@@ -23,6 +23,7 @@
 #include "blocking.h"
 #include "daemon.h"
 #include "log.h"
+#include "loop.h"
 #include "model.h"
 #include "server.h"
 
@@ -156,13 +157,16 @@ static int run(struct server *srv)
 		log_error("threads: cannot set up: %s", strerror(-rc));
 		return 1;
 	}
-	rc = blocking_accept_loop(&t.b, "threads", spawn, &t);
+	rc = loop_host_start(srv); /* the cluster link's loop, if any */
+	if (rc == 0)
+		rc = blocking_accept_loop(&t.b, "threads", spawn, &t);
 	pthread_mutex_lock(&t.lock);
 	blocking_wait_zero(&t.b, &t.lock, &t.gone, &t.live, "threads: connection threads");
 	pthread_mutex_unlock(&t.lock);
 	reap(&t);
 	threads_teardown(&t);
-	return rc < 0 ? 1 : 0;
+	int host = loop_host_stop(srv);
+	return rc < 0 || host ? 1 : 0;
 }
 
 const struct model model_threads = {

@@ -189,10 +189,23 @@ static void arm_accept(struct uthread *t, int li)
 	t->ls[li].armed = true;
 }
 
-/* A watch's user_data is its address: user-space pointers fit in 56 bits. */
+/* A watch's user_data: its address (user-space pointers fit in 48 bits) and
+ * the generation of its poll request in bits 48-55, so a completion of a
+ * poll that was removed (its fd changed) is known stale. */
+#define WATCH_PTR ((1ull << 48) - 1)
+
+static uint64_t watch_ud(const struct loop_watch *w)
+{
+	return (uint64_t)OP_WATCH << 56 | (uint64_t)w->gen << 48 | ((uintptr_t)w & WATCH_PTR);
+}
+
+static unsigned poll_events(int mask) { return ((mask & LOOP_POLL_IN) ? POLLIN : 0) | ((mask & LOOP_POLL_OUT) ? POLLOUT : 0); }
+
 static void arm_watch(struct uthread *t, struct loop_watch *w)
 {
-	io_uring_prep_poll_add(sqe_get(t, (uint64_t)OP_WATCH << 56 | (uintptr_t)w), w->fd, POLLIN);
+	io_uring_prep_poll_add(sqe_get(t, watch_ud(w)), w->fd, poll_events(w->mask));
+	w->reg = w->mask;
+	w->reg_fd = w->fd;
 }
 
 static void arm_timeout(struct uthread *t, struct __kernel_timespec *ts, enum op op, uint32_t arg)
@@ -533,10 +546,22 @@ static void arm_hold(struct uthread *t)
 
 static void on_watch(struct uthread *t, const struct io_uring_cqe *cqe)
 {
-	struct loop_watch *w = (struct loop_watch *)(uintptr_t)(cqe->user_data & ((1ull << 56) - 1));
-	if (cqe->res < 0)
-		return; /* cancelled on the way out */
-	if (w->fn(&t->l, w) && !t->exiting)
+	struct loop_watch *w = (struct loop_watch *)(uintptr_t)(cqe->user_data & WATCH_PTR);
+	if ((uint8_t)(cqe->user_data >> 48) != w->gen || !w->reg)
+		return; /* a poll removed since (rewatch) */
+	w->reg = 0; /* one-shot: it is over */
+	if (cqe->res < 0) {
+		if (t->exiting || cqe->res == -ECANCELED)
+			return; /* cancelled on the way out */
+		w->got = LOOP_POLL_IN | LOOP_POLL_OUT; /* let fn find the error */
+	} else {
+		unsigned re = (unsigned)cqe->res;
+		w->got = ((re & POLLIN) ? LOOP_POLL_IN : 0) | ((re & POLLOUT) ? LOOP_POLL_OUT : 0);
+		if (re & (POLLERR | POLLHUP | POLLNVAL))
+			w->got = LOOP_POLL_IN | LOOP_POLL_OUT;
+	}
+	/* fn may rewatch (then a poll may be out already: w->reg) */
+	if (w->fn(&t->l, w) && !t->exiting && !w->reg && w->mask && w->fd >= 0)
 		arm_watch(t, w);
 }
 
@@ -608,8 +633,9 @@ static int uring_serve(struct loop *l)
 				break;
 			}
 		} else {
-			/* Until a completion or the earliest connection deadline. */
+			/* Until a completion or the earliest connection deadline or alarm. */
 			int ms = loop_timers_timeout(&t->timers, (uint32_t)(now_ms() - t->epoch), MAX_SLEEP_MS);
+			ms = loop_alarms_timeout(l, ms);
 			struct __kernel_timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000LL};
 			struct io_uring_cqe *cqe;
 			rc = io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
@@ -620,8 +646,10 @@ static int uring_serve(struct loop *l)
 			break;
 		}
 		reap(t);
-		if (!t->exiting)
+		if (!t->exiting) {
 			expire_timers(t);
+			loop_alarms_run(l);
+		}
 		if (t->sent && t->nheld)
 			retry_held(t);
 		t->sent = false;
@@ -643,6 +671,25 @@ static int uring_serve(struct loop *l)
 static int uring_watch(struct loop *l, struct loop_watch *w)
 {
 	arm_watch(of(l), w);
+	return 0;
+}
+
+/* A new fd, none, or more interest: remove the outstanding poll (for an old
+ * fd the kernel holds the socket until then) and arm one under a new
+ * generation, so the old one's completion is known stale. Less interest
+ * leaves it: its completion re-arms with the mask of then. */
+static int uring_rewatch(struct loop *l, struct loop_watch *w)
+{
+	struct uthread *t = of(l);
+	if (w->reg && (w->reg_fd != w->fd || (w->mask & ~w->reg) || w->fd < 0)) {
+		if (!t->exiting) /* exiting: everything was cancelled already */
+			io_uring_prep_poll_remove(sqe_get(t, ud_make(OP_CANCEL, 0, 0)), watch_ud(w));
+		w->reg = 0;
+		w->gen++;
+	}
+	if (w->fd < 0 || !w->mask || t->exiting || w->reg)
+		return 0;
+	arm_watch(t, w);
 	return 0;
 }
 
@@ -700,6 +747,7 @@ static const struct loop_model uring_loop = {
 	.size = sizeof(struct uthread),
 	.setup = uring_setup,
 	.watch = uring_watch,
+	.rewatch = uring_rewatch,
 	.serve = uring_serve,
 	.teardown = uring_teardown,
 	.ready = uring_ready,

@@ -40,7 +40,7 @@
 #include "link.h"
 #include "log.h"
 #include "mark.h"
-#include "link_loop.h"
+#include "link_host.h"
 #include "metrics_src.h"
 #include "options.h"
 #include "patterns.h"
@@ -90,13 +90,13 @@ struct bridge {
 	struct table held, sent;
 	struct tentry *dirty;
 	uint64_t gen;
-	struct buf pubq;    /* formatted PUBLISH commands for the link thread */
+	struct buf pubq;    /* formatted PUBLISH commands for the link's loop */
 	size_t pubq_msgs;
 	size_t backlog;     /* the link's unwritten PUBLISH bytes, as of its last turn */
 	size_t limit;       /* pubq + backlog at most this */
 	bool up;
 	struct sign_key *key; /* --cluster-key-file: tag and check envelopes (read-only once started) */
-	/* link thread only */
+	/* link's loop only */
 	struct table seen;
 	struct link *link;     /* redis:// (one engine), or */
 	struct shards *shards; /* redis-cluster:// (sharded pub/sub: shards.h) */
@@ -111,9 +111,9 @@ struct bridge {
 	uint64_t rp_frozen;       /* a shard down since (ms): the remote patterns do not expire meanwhile */
 	unsigned bucket;          /* our inbox: origin % PAT_BUCKETS */
 	uint16_t inbox_slot[PAT_BUCKETS];
-	/* the loop and its thread */
+	/* the host loop (link_host.h: loop 0 of the runtime) */
 	struct tls_ctx *tls;
-	struct cl_poll *poll;
+	struct cl_host *host;
 	/* for /metrics (any thread) */
 	atomic_bool m_up;
 	atomic_llong m_down_since, m_down_ms;
@@ -293,7 +293,7 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 	if (key != small)
 		free(key);
 	if (wake)
-		cl_wake(cl_poll_loop(b->poll));
+		cl_wake(cl_host_loop(b->host));
 }
 
 /* The next sequence number for a publish on ch (under b->lock, link up). */
@@ -426,10 +426,10 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (wake)
-		cl_wake(cl_poll_loop(b->poll));
+		cl_wake(cl_host_loop(b->host));
 }
 
-/* ---- the link's side (link thread) ---- */
+/* ---- the link's side (the link's loop) ---- */
 
 static void set_engine(struct bridge *b, struct tentry *e, bool on)
 {
@@ -441,7 +441,7 @@ static void set_engine(struct bridge *b, struct tentry *e, bool on)
 	atomic_fetch_add(e->key[0] == 'p' ? &b->m_pats : &b->m_chans, on ? 1 : -1);
 }
 
-/* Everything held, (P)SUBSCRIBEd in batches (link thread, under b->lock). */
+/* Everything held, (P)SUBSCRIBEd in batches (the link's loop, under b->lock). */
 struct resub {
 	struct bridge *b;
 	struct tentry *v[2][SUBS_PER_COMMAND];
@@ -788,7 +788,7 @@ static bool strip(const struct bridge *b, const redisReply *r, const char **p, s
 }
 
 /* Whether this node holds the channel ('c') or pattern ('p') on the engine
- * (link thread). */
+ * (the link's loop). */
 static bool held_on_engine(struct bridge *b, char kind, const char *name, size_t n)
 {
 	char small[256];
@@ -869,7 +869,7 @@ static int on_reply(void *arg, enum link_conn conn, redisReply *r)
 	return 0;
 }
 
-/* ---- the sharded engine's side (link thread) ---- */
+/* ---- the sharded engine's side (the link's loop) ---- */
 
 /* Another node's pattern set on the control channel (patterns.h). */
 static void on_announce(struct bridge *b, const char *p, size_t n)
@@ -1168,6 +1168,14 @@ static void loop_wake(void *arg)
 		announce(b);
 	}
 	pthread_mutex_unlock(&b->lock);
+	if (b->link) { /* the batch goes out now, not a loop turn later */
+		link_flush(b->link);
+		if (link_is_up(b->link)) {
+			pthread_mutex_lock(&b->lock);
+			b->backlog = link_backlog(b->link, LINK_PUB);
+			pthread_mutex_unlock(&b->lock);
+		}
+	}
 }
 
 /* ---- start, stop, metrics ---- */
@@ -1201,6 +1209,8 @@ static int pattern_channels(struct bridge *b)
 	}
 	return 0;
 }
+
+const struct loop_guest *bridge_guest(struct bridge *b) { return cl_host_guest(b->host); }
 
 static uint64_t boot_ms(void)
 {
@@ -1243,7 +1253,7 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		log_error("cluster: --cluster-key-file %s: %s", cfg->cluster_key_file, why);
 		goto fail;
 	}
-	b->poll = cl_poll_new();
+	b->host = cl_host_new();
 	/* One reply holds a message (at most --max-message, more is not ours),
 	 * its channel and pattern, an envelope and RESP framing; one bulk string
 	 * of it at most the message and its envelope. */
@@ -1257,12 +1267,12 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b};
 	struct shards_handler sh = {.message = sh_message, .wanted = sh_wanted, .resub = sh_resub, .tick = sh_tick,
 	                            .state = sh_state, .arg = b};
-	if (!b->poll || (b->url.sharded ? !(b->shards = shards_new(&b->url, b->tls, cl_poll_loop(b->poll), &sh, &lim))
-	                                : !(b->link = link_new(&b->url, b->tls, cl_poll_loop(b->poll), &lh, &lim)))) {
+	if (!b->host || (b->url.sharded ? !(b->shards = shards_new(&b->url, b->tls, cl_host_loop(b->host), &sh, &lim))
+	                                : !(b->link = link_new(&b->url, b->tls, cl_host_loop(b->host), &lh, &lim)))) {
 		log_error("cluster: out of memory");
 		goto fail;
 	}
-	cl_poll_set_handler(b->poll, &(struct cl_handler){loop_io, loop_timer, loop_wake, b});
+	cl_host_set_handler(b->host, &(struct cl_handler){loop_io, loop_timer, loop_wake, b});
 	exchange_set_hook(ex, &(struct exchange_hook){hook_held, hook_published, b});
 	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'; envelopes %s%s", (unsigned long long)b->origin,
 	         (unsigned long long)b->boot, b->prefix, b->key ? "authenticated (HMAC-SHA256)" : "not authenticated",
@@ -1272,16 +1282,11 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		exchange_set_hook(ex, &(struct exchange_hook){0});
 		goto fail;
 	}
-	if (b->shards) /* before the thread: the loop is ours until then */
+	/* Recorded by the host until a loop attaches it (bridge_guest). */
+	if (b->shards)
 		shards_start(b->shards);
 	else
 		link_start(b->link);
-	int rc = cl_poll_start(b->poll);
-	if (rc < 0) {
-		log_error("cluster: cannot start the link thread: %s", strerror(-rc));
-		exchange_set_hook(ex, &(struct exchange_hook){0});
-		goto fail;
-	}
 	return b;
 fail:
 	bridge_stop(b);
@@ -1292,10 +1297,9 @@ void bridge_stop(struct bridge *b)
 {
 	if (!b)
 		return;
-	cl_poll_stop(b->poll);
 	link_free(b->link);
 	shards_free(b->shards);
-	cl_poll_free(b->poll);
+	cl_host_free(b->host);
 	tls_ctx_free(b->tls);
 	sign_key_free(b->key);
 	memset(b->url.pass, 0, sizeof(b->url.pass));

@@ -2,7 +2,8 @@
  * commands, and come back after a failure.
  *
  * States of the link: BACKOFF (the timer brings the next attempt),
- * CONNECTING (both sockets connecting, shaking hands or saying hello: AUTH
+ * RESOLVING (a host name in glibc's resolver threads, getaddrinfo_a; the
+ * timer looks at it, so the loop never waits for a resolver), CONNECTING (both sockets connecting, shaking hands or saying hello: AUTH
  * if there is a password, then PING; the timer is the deadline), UP (both
  * connections answered PONG: publishes can flow; each is PINGed every tick
  * and one silent for the connect timeout is a loss). Any failure of either
@@ -19,6 +20,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +66,20 @@ static bool limiter_ok(struct limiter *m, unsigned *held)
 }
 
 enum cstate { CS_CLOSED, CS_CONNECTING, CS_HANDSHAKE, CS_HELLO, CS_READY };
-enum lstate { L_BACKOFF, L_CONNECTING, L_UP };
+enum lstate { L_BACKOFF, L_RESOLVING, L_CONNECTING, L_UP };
+
+#define RESOLVE_POLL_MAX_MS 50 /* a pending host name lookup is looked at this often, at most */
+
+/* One host name lookup in glibc's resolver threads (getaddrinfo_a): the
+ * loop never waits for a resolver. Its memory is the resolver's until the
+ * lookup is over or cancelled. */
+struct resolve {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char host[CLUSTER_HOST_MAX + 1];
+	char port[8];
+	struct resolve *next; /* orphans */
+};
 
 struct rconn {
 	int fd;
@@ -87,6 +102,8 @@ struct link {
 	struct link_limits lim;
 	enum lstate st;
 	struct rconn c[LINK_CONNS];
+	struct resolve *rq; /* L_RESOLVING: the lookup */
+	int resolve_wait;   /* ms until the next look at it */
 	unsigned attempt;   /* failures since the last time up */
 	unsigned epoch;     /* failures ever: a parse loop sees the link dropped under it */
 	uint64_t rng;
@@ -155,10 +172,58 @@ static void conn_close(struct link *l, int i)
 	*c = (struct rconn){.fd = -1};
 }
 
+/* Lookups that could not be cancelled (a resolver thread is waiting on the
+ * network): the resolver still writes to them, so they are kept until they
+ * are over (freed by the next lookup) or the process ends. */
+static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct resolve *orphans;
+
+static void resolve_free(struct resolve *rq)
+{
+	if (gai_error(&rq->cb) == 0 && rq->cb.ar_result)
+		freeaddrinfo(rq->cb.ar_result);
+	free(rq);
+}
+
+static void orphans_reap(void)
+{
+	pthread_mutex_lock(&orphans_lock);
+	for (struct resolve **p = &orphans; *p;) {
+		struct resolve *rq = *p;
+		if (gai_error(&rq->cb) == EAI_INPROGRESS) {
+			p = &rq->next;
+			continue;
+		}
+		*p = rq->next;
+		resolve_free(rq);
+	}
+	pthread_mutex_unlock(&orphans_lock);
+}
+
+/* Stop waiting for the lookup: never blocks (a stop does not wait for a
+ * slow resolver). */
+static void resolve_cancel(struct link *l)
+{
+	struct resolve *rq = l->rq;
+	if (!rq)
+		return;
+	l->rq = NULL;
+	int g = gai_cancel(&rq->cb);
+	if (g == EAI_CANCELED || g == EAI_ALLDONE) {
+		resolve_free(rq);
+		return;
+	}
+	pthread_mutex_lock(&orphans_lock);
+	rq->next = orphans;
+	orphans = rq;
+	pthread_mutex_unlock(&orphans_lock);
+}
+
 void link_free(struct link *l)
 {
 	if (!l)
 		return;
+	resolve_cancel(l);
 	for (int i = 0; i < LINK_CONNS; i++)
 		conn_close(l, i);
 	free(l);
@@ -272,10 +337,23 @@ int link_send(struct link *l, enum link_conn conn, const char *p, size_t n)
 		return -ENOTCONN;
 	if (outbox_append(&c->out, p, n) < 0)
 		return -ENOMEM;
-	/* Written when the loop reports the socket writable; asking now costs
-	 * one poll() round and lets one wake's commands go out together. */
+	/* Written by link_flush() (the host's wake, after it queued all it
+	 * had), or when the loop reports the socket writable. */
 	want(l, conn);
 	return 0;
+}
+
+void link_flush(struct link *l)
+{
+	for (int i = 0; i < LINK_CONNS && l->st == L_UP; i++) {
+		if (link_backlog(l, (enum link_conn)i) == 0)
+			continue;
+		int rc = flush(l, i);
+		if (rc < 0) {
+			fail(l, STAT_cl_link_lost, "%s connection: write: %s", conn_name[i], strerror(-rc));
+			return;
+		}
+	}
 }
 
 /* ---- connecting ---- */
@@ -303,31 +381,83 @@ static int open_socket(struct link *l, int i, const struct addrinfo *ai)
 	return 0;
 }
 
-static void attempt(struct link *l)
+/* Both connections to the address ai (the first of the list). */
+static void connect_to(struct link *l, const struct addrinfo *ai)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
-	char port[8];
-	snprintf(port, sizeof(port), "%d", l->url.port);
-	int g = getaddrinfo(l->url.host, port, &hints, &ai);
-	if (g != 0) {
-		fail(l, STAT_cl_connect_fail, "cannot resolve %s: %s", l->url.host, gai_strerror(g));
-		return;
-	}
 	l->st = L_CONNECTING;
 	cl_timer(l->loop, now_ms() + l->lim.connect_timeout_ms);
 	int rc = 0;
 	for (int i = 0; i < LINK_CONNS && rc == 0; i++)
 		rc = open_socket(l, i, ai);
-	freeaddrinfo(ai);
 	if (rc < 0)
 		fail(l, STAT_cl_connect_fail, "connect: %s", strerror(-rc));
+}
+
+/* A host name: ask glibc's resolver threads and look at the answer from the
+ * timer (resolve_poll); the loop goes on serving meanwhile. */
+static void resolve_start(struct link *l, const char *port)
+{
+	orphans_reap();
+	struct resolve *rq = calloc(1, sizeof(*rq));
+	if (!rq) {
+		fail(l, STAT_cl_connect_fail, "cannot resolve %s: out of memory", l->url.host);
+		return;
+	}
+	snprintf(rq->host, sizeof(rq->host), "%s", l->url.host);
+	snprintf(rq->port, sizeof(rq->port), "%s", port);
+	rq->hints = (struct addrinfo){.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	rq->cb = (struct gaicb){.ar_name = rq->host, .ar_service = rq->port, .ar_request = &rq->hints};
+	struct gaicb *list[1] = {&rq->cb};
+	int g = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (g != 0) {
+		free(rq);
+		fail(l, STAT_cl_connect_fail, "cannot resolve %s: %s", l->url.host, gai_strerror(g));
+		return;
+	}
+	l->rq = rq;
+	l->st = L_RESOLVING;
+	l->resolve_wait = 1;
+	cl_timer(l->loop, now_ms() + l->resolve_wait);
+}
+
+static void resolve_poll(struct link *l)
+{
+	struct resolve *rq = l->rq;
+	int g = gai_error(&rq->cb);
+	if (g == EAI_INPROGRESS) {
+		l->resolve_wait = l->resolve_wait * 2 < RESOLVE_POLL_MAX_MS ? l->resolve_wait * 2 : RESOLVE_POLL_MAX_MS;
+		cl_timer(l->loop, now_ms() + l->resolve_wait);
+		return;
+	}
+	l->rq = NULL;
+	struct addrinfo *ai = g == 0 ? rq->cb.ar_result : NULL;
+	free(rq);
+	if (!ai) {
+		fail(l, STAT_cl_connect_fail, "cannot resolve %s: %s", l->url.host, g ? gai_strerror(g) : "no address");
+		return;
+	}
+	connect_to(l, ai);
+	freeaddrinfo(ai);
+}
+
+static void attempt(struct link *l)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV | AI_NUMERICHOST}, *ai = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%d", l->url.port);
+	/* An address needs no resolver (AI_NUMERICHOST never waits). */
+	if (getaddrinfo(l->url.host, port, &hints, &ai) != 0) {
+		resolve_start(l, port);
+		return;
+	}
+	connect_to(l, ai);
+	freeaddrinfo(ai);
 }
 
 void link_start(struct link *l)
 {
 	log_info("cluster: joining %s", l->what);
-	/* The first attempt on the loop's own thread too: resolving a host name
-	 * may wait for a slow resolver, and the node must serve meanwhile. */
+	/* The first attempt on the loop's thread too, from the timer. */
 	l->st = L_BACKOFF;
 	cl_timer(l->loop, now_ms());
 }
@@ -425,6 +555,8 @@ void link_timer(struct link *l)
 {
 	if (l->st == L_BACKOFF)
 		attempt(l);
+	else if (l->st == L_RESOLVING)
+		resolve_poll(l);
 	else if (l->st == L_CONNECTING)
 		fail(l, l->tls ? STAT_cl_connect_fail_tls : STAT_cl_connect_fail, "no answer within %.1f s",
 		     l->lim.connect_timeout_ms / 1000.0);

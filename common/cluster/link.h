@@ -5,8 +5,9 @@
  *
  * Non-blocking connect, TLS through weft's byte transform (tls.c) for
  * rediss://, replies parsed by hiredis's redisReader; reconnect with
- * exponential backoff and jitter. Runs on a loop (link_loop.h) and is only ever
- * touched on that loop's thread. */
+ * exponential backoff and jitter; host names resolved without blocking
+ * (getaddrinfo_a). Runs on a loop (link_loop.h) and is only ever touched on
+ * that loop's thread. */
 #ifndef WEFT_CLUSTER_LINK_H
 #define WEFT_CLUSTER_LINK_H
 
@@ -58,6 +59,10 @@ void link_io(struct link *l, int slot, bool rd, bool wr);
 void link_timer(struct link *l);
 /* Queue a formatted command on conn (only while up). 0 or -ENOMEM / -ENOTCONN. */
 int link_send(struct link *l, enum link_conn conn, const char *p, size_t n);
+/* Write what is queued now, without waiting for the loop to report the
+ * sockets writable (the caller queued a batch; a failure drops the link,
+ * so not with a lock the handler takes). */
+void link_flush(struct link *l);
 /* Bytes queued on conn and not yet written. */
 size_t link_backlog(const struct link *l, enum link_conn conn);
 bool link_is_up(const struct link *l);

@@ -1,9 +1,8 @@
 /* link_loop.h - the little a loop must do to host the engine link: watch a few
  * fds for readable / writable, keep one timer, and be woken from another
  * thread. The link (link.c) is written against this and nothing else, so it
- * is one non-session connection on whatever loop hosts it: today a poll()
- * loop on a thread of its own (pollloop.c), because the threads and pool
- * models have no loop to lend; later possibly a slot on the loop runtime. */
+ * is one non-session connection on whatever loop hosts it: loop 0 of the
+ * loop runtime (link_host.c, a loop_guest), or a fake loop in a unit test. */
 #ifndef WEFT_CLUSTER_LOOP_H
 #define WEFT_CLUSTER_LOOP_H
 
@@ -41,16 +40,5 @@ struct cl_loop {
 static inline void cl_watch(struct cl_loop *l, int slot, int fd, bool rd, bool wr) { l->ops->watch(l, slot, fd, rd, wr); }
 static inline void cl_timer(struct cl_loop *l, long long at_ms) { l->ops->timer(l, at_ms); }
 static inline void cl_wake(struct cl_loop *l) { l->ops->wake(l); }
-
-/* The poll() loop on its own thread (pollloop.c). */
-struct cl_poll;
-struct cl_poll *cl_poll_new(void);
-void cl_poll_set_handler(struct cl_poll *p, const struct cl_handler *h);
-struct cl_loop *cl_poll_loop(struct cl_poll *p);
-/* Run on a new thread until cl_poll_stop(). 0 or -errno. */
-int cl_poll_start(struct cl_poll *p);
-/* From any thread: stop the loop and join its thread. */
-void cl_poll_stop(struct cl_poll *p);
-void cl_poll_free(struct cl_poll *p);
 
 #endif

@@ -38,6 +38,7 @@ static bool woken(struct loop *l, struct loop_watch *w)
 	uint64_t v;
 	ssize_t r = read(w->fd, &v, sizeof(v)); /* reset the counter before draining */
 	(void)r;
+	loop_guest_mail(l);
 	loop_drain(l);
 	return true;
 }
@@ -49,7 +50,7 @@ int loop_mailbox_open(struct loop *l)
 		return -errno;
 	owner_init(&l->owner, wake, l);
 	l->owner.limits = server_outbox_limits(l->srv);
-	l->wake_w = (struct loop_watch){l->wake_fd, woken};
+	l->wake_w = (struct loop_watch){.fd = l->wake_fd, .fn = woken, .mask = LOOP_POLL_IN};
 	return 0;
 }
 

@@ -68,7 +68,11 @@ void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms)
  * (seen once: a coro --threads 2 TSan daemon ignored SIGTERM for 90 s). */
 #define SCHED_MAX_SLEEP_MS 1000
 
-static int next_timeout(const struct sched *sch) { return loop_timers_timeout(&sch->timers, sch->now, SCHED_MAX_SLEEP_MS); }
+static int next_timeout(struct sched *sch)
+{
+	int ms = loop_timers_timeout(&sch->timers, sch->now, SCHED_MAX_SLEEP_MS);
+	return sch->sleep_cap ? sch->sleep_cap(sch, ms) : ms;
+}
 
 /* ---- the ready queue ---- */
 
@@ -153,12 +157,52 @@ static int interest(int req)
 	return ((req & (CR_READ | CR_ACCEPT)) ? LOOP_POLL_IN : 0) | ((req & CR_WRITE) ? LOOP_POLL_OUT : 0);
 }
 
+int sched_rewait(struct sched *sch, struct task *t, int req)
+{
+	if (!t->wait)
+		return 0; /* queued or running: it yields again by itself */
+	int mask = interest(req);
+	if (mask != t->reg) {
+		int rc = sch->ops->set(sch->poller, t->fd, t->reg, mask);
+		if (rc < 0)
+			return rc;
+		t->reg = (uint8_t)mask;
+	}
+	t->wait = (uint8_t)req;
+	return 0;
+}
+
+void sched_drop(struct sched *sch, struct task *t)
+{
+	if (t->reg)
+		loop_poller_del(sch->ops, sch->poller, t->fd, t->reg);
+	t->reg = 0;
+	if (t->fd >= 0 && t->fd < sch->fds_cap && sch->fds[t->fd] == t)
+		sch->fds[t->fd] = NULL;
+	loop_timers_cancel(&sch->timers, &t->timer);
+	if (t->wait && sch->running != t) {
+		free(t); /* parked: on no queue */
+		return;
+	}
+	t->dead = 1;
+}
+
 /* Resume t once and file it where its request says. */
 static void step(struct sched *sch, struct task *t)
 {
+	if (t->dead) {
+		free(t);
+		return;
+	}
 	t->deadline = 0; /* a deadline bounds one wait; the run sets the next */
+	sch->running = t;
 	int req = sch->kinds[t->kind].run(sch, t);
+	sch->running = NULL;
 	t->ev = 0;
+	if (t->dead) {
+		free(t);
+		return;
+	}
 	if (req <= 0) {
 		finish(sch, t);
 		return;
@@ -224,6 +268,8 @@ int sched_run(struct sched *sch)
 		for (int i = 0; i < n; i++)
 			dispatch(sch, &sch->fired[i]);
 		expire_timers(sch);
+		if (sch->after_wait)
+			sch->after_wait(sch);
 	}
 	return 0;
 }
@@ -239,6 +285,11 @@ void sched_each(struct sched *sch, int kind, void (*fn)(struct sched *sch, struc
 
 void sched_fini(struct sched *sch)
 {
+	for (struct task *t = sch->ready, *next; t; t = next) {
+		next = t->next;
+		if (t->dead)
+			free(t); /* dropped: mapped to no fd any more */
+	}
 	for (int fd = 0; fd < sch->fds_cap; fd++)
 		if (sch->fds[fd])
 			finish(sch, sch->fds[fd]);

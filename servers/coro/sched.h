@@ -35,6 +35,7 @@ struct task {
 	uint8_t wait;        /* the request it is waiting on; 0 = ready or running */
 	uint8_t reg;         /* interest registered with the poller */
 	uint8_t ev;          /* why it was resumed (cr_req I/O bits, cr_ev) */
+	uint8_t dead;        /* sched_drop()ped while queued or running: freed when next stepped */
 };
 
 struct task_kind {
@@ -59,6 +60,11 @@ struct sched {
 	/* Called when nothing is ready, before the poller may sleep (may poke
 	 * tasks: the scheduler then runs them first). NULL = none. */
 	void (*before_sleep)(struct sched *sch);
+	/* Timers that are not tasks' (the runtime's alarms): may lower the
+	 * wait's timeout in ms, and run after every wait. NULL = none. */
+	int (*sleep_cap)(struct sched *sch, int timeout_ms);
+	void (*after_wait)(struct sched *sch);
+	struct task *running;       /* the task being resumed, if any */
 	struct loop_poller_event fired[1024];
 };
 
@@ -76,6 +82,14 @@ void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms);
 /* Resume t soon with bits added to t->ev (mail arrived, stop, kill); a task
  * already ready just sees the bits when it runs. */
 void sched_poke(struct sched *sch, struct task *t, uint8_t bits);
+/* Change what a waiting task waits for to req (its poller interest now);
+ * a task that is queued or running yields its next request itself. 0 or
+ * -errno from the poller. */
+int sched_rewait(struct sched *sch, struct task *t, int req);
+/* End t now, whatever it is doing, without its fini: its fd is no longer
+ * watched or mapped to it (it may be closed right after, the number reused).
+ * A queued or running task is freed when the scheduler next reaches it. */
+void sched_drop(struct sched *sch, struct task *t);
 /* Call fn on every task of kind (fn may poke, must not free). */
 void sched_each(struct sched *sch, int kind, void (*fn)(struct sched *sch, struct task *t, void *arg), void *arg);
 /* Run until live drops to 0. 0, or -errno if the poller failed. */

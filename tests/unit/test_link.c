@@ -1,0 +1,342 @@
+/* test_link.c - the engine link's state machine (cluster/link.c) against a
+ * fake host loop (a cl_loop that only records what the link asks: which fds
+ * for read / write, when its timer is due, wakes). The test is the loop: it
+ * polls the watched fds and calls link_io, and fires the timer by calling
+ * link_timer whenever one is armed (no waiting for it). The engine is the
+ * test too: a real listening socket on 127.0.0.1 that answers each
+ * connection's PING as the scenario says. Rounds are bounded; nothing here
+ * asserts a duration. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "clock.h"
+#include "link.h"
+#include "stats.h"
+#include "url.h"
+
+/* ---- the fake host loop ---- */
+
+struct fake {
+	struct cl_loop base; /* first */
+	struct {
+		int fd;
+		bool rd, wr;
+	} s[CL_LOOP_SLOTS];
+	long long at;     /* the timer, 0 = none */
+	long long set_ms; /* now_ms() when it was set */
+	int wakes;
+};
+
+static void f_watch(struct cl_loop *l, int slot, int fd, bool rd, bool wr)
+{
+	struct fake *f = (struct fake *)l;
+	f->s[slot].fd = fd;
+	f->s[slot].rd = rd;
+	f->s[slot].wr = wr;
+}
+static void f_timer(struct cl_loop *l, long long at)
+{
+	struct fake *f = (struct fake *)l;
+	f->at = at;
+	f->set_ms = now_ms();
+}
+static void f_wake(struct cl_loop *l) { ((struct fake *)l)->wakes++; }
+static const struct cl_loop_ops fake_ops = {f_watch, f_timer, f_wake};
+
+static void fake_init(struct fake *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->base.ops = &fake_ops;
+	for (int i = 0; i < CL_LOOP_SLOTS; i++)
+		f->s[i].fd = -1;
+}
+
+static int watched(const struct fake *f)
+{
+	int n = 0;
+	for (int i = 0; i < LINK_CONNS; i++)
+		n += f->s[i].fd >= 0;
+	return n;
+}
+
+/* ---- the handler ---- */
+
+static int ups, downs, fails, replies;
+static void on_up(void *arg) { (void)arg, ups++; }
+static void on_down(void *arg) { (void)arg, downs++; }
+static void on_tick(void *arg) { (void)arg; }
+static void on_failed(void *arg) { (void)arg, fails++; }
+static int on_reply(void *arg, enum link_conn c, struct redisReply *r) { (void)arg, (void)c, (void)r, replies++; return 0; }
+
+/* ---- the engine ---- */
+
+enum answer { PONG, REFUSE, SILENT };
+
+struct engine {
+	int lfd, port;
+	int c[8];
+	int nc;
+	enum answer answer;
+};
+
+static void engine_open(struct engine *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	CHECK(bind(e->lfd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(listen(e->lfd, 16) == 0);
+	CHECK(getsockname(e->lfd, (struct sockaddr *)&a, &len) == 0);
+	e->port = ntohs(a.sin_port);
+}
+
+static void engine_drop(struct engine *e)
+{
+	for (int i = 0; i < e->nc; i++)
+		close(e->c[i]);
+	e->nc = 0;
+}
+
+static void engine_close(struct engine *e)
+{
+	engine_drop(e);
+	if (e->lfd >= 0)
+		close(e->lfd);
+	e->lfd = -1;
+}
+
+/* Accept what is waiting; answer each PING that arrived. */
+static void engine_serve(struct engine *e)
+{
+	int fd;
+	while (e->lfd >= 0 && e->nc < 8 && (fd = accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+		e->c[e->nc++] = fd;
+	for (int i = 0; i < e->nc; i++) {
+		char b[256];
+		ssize_t r = read(e->c[i], b, sizeof(b));
+		if (r <= 0)
+			continue;
+		const char *ans = e->answer == PONG ? "+PONG\r\n" : e->answer == REFUSE ? "-ERR max number of clients reached\r\n" : "";
+		for (const char *p = b; (p = memmem(p, (size_t)(b + r - p), "PING", 4)); p += 4)
+			if (*ans && write(e->c[i], ans, strlen(ans)) < 0)
+				CHECK(!"engine write");
+	}
+}
+
+/* ---- the loop ---- */
+
+/* One turn: poll the watched fds (10 ms at most), hand what is ready to the
+ * link, serve the engine. */
+static void turn(struct fake *f, struct link *l, struct engine *e)
+{
+	struct pollfd p[LINK_CONNS];
+	int map[LINK_CONNS], n = 0;
+	for (int i = 0; i < LINK_CONNS; i++) {
+		if (f->s[i].fd < 0 || !(f->s[i].rd || f->s[i].wr))
+			continue;
+		p[n] = (struct pollfd){f->s[i].fd, (short)((f->s[i].rd ? POLLIN : 0) | (f->s[i].wr ? POLLOUT : 0)), 0};
+		map[n++] = i;
+	}
+	if (poll(p, (nfds_t)n, 10) > 0) {
+		for (int k = 0; k < n; k++) {
+			short re = p[k].revents;
+			if (!re || f->s[map[k]].fd != p[k].fd)
+				continue;
+			bool err = re & (POLLERR | POLLHUP);
+			link_io(l, map[k], err || (re & POLLIN), err || (re & POLLOUT));
+		}
+	}
+	engine_serve(e);
+}
+
+/* Fire the timer now (the fake loop is the clock). */
+static bool fire(struct fake *f, struct link *l)
+{
+	if (!f->at)
+		return false;
+	f->at = 0;
+	link_timer(l);
+	return true;
+}
+
+/* Turns until cond, at most 500 (about 5 s when nothing happens). */
+#define RUN_UNTIL(f, l, e, cond)                                                                   \
+	do {                                                                                       \
+		for (int round_ = 0; round_ < 500 && !(cond); round_++)                            \
+			turn(f, l, e);                                                             \
+	} while (0)
+
+static struct link *new_link(struct fake *f, const char *url_text)
+{
+	struct cluster_url u;
+	const char *why = NULL;
+	CHECK(cluster_url_parse(url_text, &u, &why) == 0);
+	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .failed = on_failed};
+	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = 2000};
+	return link_new(&u, NULL, &f->base, &h, &lim);
+}
+
+static void reset_counts(void) { ups = downs = fails = replies = 0; }
+
+/* connect -> PING/PONG on both connections -> up; a lost connection -> down
+ * and a back-off timer; firing it reconnects. */
+static void test_up_down_reconnect(void)
+{
+	struct fake f;
+	struct engine e;
+	char url[64];
+	fake_init(&f);
+	engine_open(&e);
+	reset_counts();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	struct link *l = new_link(&f, url);
+	link_start(l);
+	CHECK(f.at != 0 && watched(&f) == 0); /* the first attempt comes from the timer */
+	CHECK(fire(&f, l));
+	CHECK(watched(&f) == 2);
+	CHECK(f.s[LINK_SUB].wr && !f.s[LINK_SUB].rd); /* connecting: writable means connected */
+	CHECK(f.at != 0);                              /* the connect deadline */
+	RUN_UNTIL(&f, l, &e, link_is_up(l));
+	CHECK(link_is_up(l) && ups == 1 && downs == 0 && fails == 0);
+	CHECK(e.nc == 2);
+	CHECK(f.s[LINK_SUB].rd && f.s[LINK_PUB].rd);
+	CHECK(!f.s[LINK_SUB].wr && !f.s[LINK_PUB].wr); /* nothing queued: no write interest */
+	long long now = now_ms();
+	CHECK(f.at >= now && f.at <= now + LINK_TICK_MS); /* the tick */
+
+	/* A command queued: write interest until it is out. */
+	static const char cmd[] = "*2\r\n$9\r\nSUBSCRIBE\r\n$1\r\nx\r\n";
+	CHECK(link_send(l, LINK_SUB, cmd, sizeof(cmd) - 1) == 0);
+	CHECK(f.s[LINK_SUB].wr);
+	RUN_UNTIL(&f, l, &e, !f.s[LINK_SUB].wr);
+	CHECK(!f.s[LINK_SUB].wr && link_backlog(l, LINK_SUB) == 0);
+
+	/* The engine drops us: down, both closed, back-off armed. */
+	uint64_t lost = stat_sum(STAT_cl_link_lost);
+	engine_drop(&e);
+	RUN_UNTIL(&f, l, &e, !link_is_up(l));
+	CHECK(!link_is_up(l) && downs == 1 && fails == 0);
+	CHECK(stat_sum(STAT_cl_link_lost) == lost + 1);
+	CHECK(watched(&f) == 0 && f.at != 0);
+	CHECK(link_send(l, LINK_PUB, cmd, sizeof(cmd) - 1) == -ENOTCONN);
+
+	/* The timer brings the next attempt, and the link is up again. */
+	CHECK(fire(&f, l));
+	RUN_UNTIL(&f, l, &e, link_is_up(l));
+	CHECK(link_is_up(l) && ups == 2);
+	link_free(l);
+	CHECK(watched(&f) == 0); /* free stops watching before it closes */
+	engine_close(&e);
+}
+
+/* An engine that accepts and refuses at once is a failed connect (not up and
+ * lost), and the back-off grows with each. */
+static void test_refused_is_a_failed_connect(void)
+{
+	struct fake f;
+	struct engine e;
+	char url[64];
+	fake_init(&f);
+	engine_open(&e);
+	e.answer = REFUSE;
+	reset_counts();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	struct link *l = new_link(&f, url);
+	link_start(l);
+	uint64_t failed = stat_sum(STAT_cl_connect_fail);
+	long long delay[3];
+	for (int k = 0; k < 3; k++) {
+		CHECK(fire(&f, l));
+		RUN_UNTIL(&f, l, &e, fails == k + 1);
+		CHECK(fails == k + 1 && ups == 0 && downs == 0);
+		CHECK(watched(&f) == 0);
+		delay[k] = f.at - f.set_ms;
+		engine_drop(&e);
+	}
+	CHECK(stat_sum(STAT_cl_connect_fail) == failed + 3);
+	/* 50 << attempt, jittered in its upper half: [25, 50], [50, 100], [100, 200] ms
+	 * (the link and the fake read the clock apart: a few ms of slack below) */
+	CHECK(delay[0] >= 20 && delay[0] <= 50);
+	CHECK(delay[1] >= 45 && delay[1] <= 100);
+	CHECK(delay[2] >= 95 && delay[2] <= 200);
+	link_free(l);
+	engine_close(&e);
+}
+
+/* Nobody listening: the connect fails, is counted, and backs off. */
+static void test_connect_refused(void)
+{
+	struct fake f;
+	struct engine e;
+	char url[64];
+	fake_init(&f);
+	engine_open(&e);
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	engine_close(&e); /* the port is free again: nobody listens */
+	reset_counts();
+	struct link *l = new_link(&f, url);
+	link_start(l);
+	CHECK(fire(&f, l));
+	RUN_UNTIL(&f, l, &e, fails > 0);
+	CHECK(fails == 1 && ups == 0 && watched(&f) == 0 && f.at != 0);
+	link_free(l);
+}
+
+/* A host name: looked up in the background (the timer polls it), then
+ * connected like an address. */
+static void test_host_name(void)
+{
+	struct fake f;
+	struct engine e;
+	char url[64];
+	fake_init(&f);
+	engine_open(&e);
+	reset_counts();
+	snprintf(url, sizeof(url), "redis://localhost:%d", e.port);
+	struct link *l = new_link(&f, url);
+	link_start(l);
+	CHECK(fire(&f, l));
+	/* Resolving: no socket yet, the timer looks again. */
+	int rounds = 0;
+	while (watched(&f) == 0 && f.at && fails == 0 && rounds++ < 500) {
+		usleep(1000);
+		fire(&f, l);
+	}
+	RUN_UNTIL(&f, l, &e, link_is_up(l) || fails);
+	/* localhost may be ::1 first on some hosts, where nobody listens: that is a
+	 * failed connect, which proves the lookup finished too. */
+	CHECK(link_is_up(l) || fails == 1);
+	link_free(l);
+	engine_close(&e);
+}
+
+/* A stop while a lookup is pending does not wait for it. */
+static void test_free_while_resolving(void)
+{
+	struct fake f;
+	fake_init(&f);
+	reset_counts();
+	struct link *l = new_link(&f, "redis://engine.invalid:6379");
+	link_start(l);
+	CHECK(fire(&f, l));
+	link_free(l); /* cancelled or left to the resolver; never waited for */
+	CHECK(watched(&f) == 0);
+}
+
+int main(void)
+{
+	test_up_down_reconnect();
+	test_refused_is_a_failed_connect();
+	test_connect_refused();
+	test_host_name();
+	test_free_while_resolving();
+	return check_done();
+}
