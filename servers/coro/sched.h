@@ -63,8 +63,9 @@ struct sched {
 	uint32_t now;               /* ms since epoch, refreshed after each poll */
 	int live;                   /* run() returns once this is 0 (kept by the user) */
 	/* Called once a round, after the ready tasks ran and before the poller
-	 * may sleep (may poke tasks: when nothing else was ready, the scheduler
-	 * then runs them first). NULL = none. */
+	 * may sleep, and after every SCHED_PASS_EVERY tasks of a long round
+	 * (may poke tasks: when nothing else was ready, the scheduler then runs
+	 * them first). NULL = none. */
 	void (*before_sleep)(struct sched *sch);
 	struct loop_poller_event fired[1024];
 };
