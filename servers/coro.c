@@ -34,8 +34,6 @@ struct coro_loop {
 	struct sched sch;
 	bool sch_ok;
 	char *rbuf;
-	bool published;        /* the input read_once() just handed over published */
-	unsigned long drained; /* connections the mailbox made ready, ever */
 };
 
 static struct coro_loop *of(struct loop *l) { return (struct coro_loop *)l; }
@@ -46,18 +44,17 @@ static long long sched_now(const struct sched *sch) { return sch->epoch + sch->n
 
 /* Write what the session has until it is all out or the socket is full:
  * 1 = blocked with more to write, 0 = all out, -1 = socket error (counted). */
-static int flush(struct task *t) { return session_send(t->data, t->fd, NULL); }
+static int flush(struct task *t) { return session_send(t->data, task_fd(t), NULL); }
 
-/* One read into the loop's buffer, handed to the session at once.
+/* One read into the loop's buffer, handed to the session at once; what it
+ * produced is written by the loop's write pass (the connection is listed).
  * 0, or -1 on a socket error (counted). */
 static int read_once(struct coro_loop *c, struct task *t)
 {
 	struct session *s = t->data;
-	ssize_t r = recv(t->fd, c->rbuf, RBUF_SIZE, 0);
+	ssize_t r = recv(task_fd(t), c->rbuf, RBUF_SIZE, 0);
 	if (r > 0) {
-		unsigned long posts = owner_posts_here();
-		session_input(s, c->rbuf, (size_t)r);
-		c->published = owner_posts_here() != posts;
+		loop_input(&c->l, &t->lc, s, c->rbuf, (size_t)r);
 	} else if (r == 0) {
 		session_eof(s);
 	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -94,7 +91,6 @@ static int recv_some(struct sched *sch, struct task *t, int blocked)
 	CR_YIELD(&t->sub, conn_wait(sch, t, CR_READ | (blocked ? CR_WRITE : 0)));
 	if (conn_ended(sch, t))
 		CR_RETURN(&t->sub, -1);
-	c->published = false; /* read_once() sets it; conn_run() reads it in this same resume */
 	if ((t->ev & CR_READ) && read_once(c, t) < 0)
 		CR_RETURN(&t->sub, -1);
 	CR_END(&t->sub);
@@ -118,32 +114,27 @@ static int send_all(struct sched *sch, struct task *t)
 	CR_END(&t->sub);
 }
 
-/* It published: deliver to this loop's subscribers now. True when any got
- * output: they then write before the publisher's own reply goes out (the
- * order Redis writes its clients in), so the publisher's next batch is
- * larger and each subscriber's write carries more messages. */
-static bool deliver_first(struct coro_loop *c)
-{
-	unsigned long before = c->drained;
-	loop_drain(&c->l);
-	return c->drained != before;
-}
-
 /* The connection task: answer what arrives until the session is done. */
 static int conn_run(struct sched *sch, struct task *t)
 {
-	struct coro_loop *c = sched_loop(sch);
 	struct session *s = t->data;
 	int rc = 0, blocked = 0;
+	bool listed;
 	CR_BEGIN(&t->line);
 	for (;;) {
-		blocked = flush(t); /* input or mail may have produced output */
+		/* Input or mail may have produced output. While the connection is
+		 * listed, writing it is the loop's write pass's (coro_write), in
+		 * the runtime's order; meanwhile it waits as it did (for room too,
+		 * if it was blocked), and the pass pokes it unless that wait is
+		 * still the one it wants. */
+		listed = loop_listed(&t->lc);
+		blocked = listed ? (t->reg & LOOP_POLL_OUT) != 0 : flush(t);
 		if (blocked < 0 || session_done(s))
 			break;
 		if (session_want_read(s)) {
 			CR_AWAIT(&t->line, rc, recv_some(sch, t, blocked));
-			if (rc >= 0 && c->published && deliver_first(c))
-				CR_YIELD(&t->line, CR_AGAIN);
+		} else if (listed) {
+			CR_YIELD(&t->line, CR_SLEEP); /* until the write pass pokes it */
 		} else if (blocked) {
 			CR_AWAIT(&t->line, rc, send_all(sch, t));
 		} else if (session_held(s)) {
@@ -160,20 +151,22 @@ static int conn_run(struct sched *sch, struct task *t)
 
 static void conn_fini(struct sched *sch, struct task *t)
 {
-	loop_close(&sched_loop(sch)->l, t->data, t->fd);
+	loop_unlist(&sched_loop(sch)->l, &t->lc);
+	loop_close(&sched_loop(sch)->l, t->data, task_fd(t));
 	sch->live--;
 }
 
 static void conn_start(struct coro_loop *c, int fd, bool tls)
 {
-	if (fd >= c->sch.ops->fd_limit) {
-		server_refuse(c->l.srv, fd, REFUSE_FD_LIMIT); /* select() cannot watch it */
+	if (fd >= c->sch.ops->fd_limit || (unsigned)fd > LOOP_CONN_ID_MAX) {
+		server_refuse(c->l.srv, fd, REFUSE_FD_LIMIT); /* select() cannot watch it, or lc.id cannot hold it */
 		return;
 	}
 	struct session *s = loop_admit(&c->l, fd, tls);
 	if (!s)
 		return;
-	struct task *t = sched_spawn(&c->sch, KIND_CONN, fd, s);
+	/* Its id on the write pass's list is its fd: room for it first. */
+	struct task *t = loop_conns_reserve(&c->l, (uint32_t)fd + 1) < 0 ? NULL : sched_spawn(&c->sch, KIND_CONN, fd, s);
 	if (!t) {
 		stat_inc(STAT_oom_errors);
 		loop_close(&c->l, s, fd);
@@ -292,7 +285,7 @@ static int coro_rewatch(struct loop *l, struct loop_watch *w)
 {
 	struct coro_loop *c = of(l);
 	struct task *t = w->model;
-	if (t && (t->fd != w->fd || !w->mask || w->fd < 0)) {
+	if (t && (task_fd(t) != w->fd || !w->mask || w->fd < 0)) {
 		sched_drop(&c->sch, t);
 		w->model = t = NULL;
 	}
@@ -319,11 +312,30 @@ static void coro_teardown(struct loop *l)
 	free(c->rbuf);
 }
 
-static void coro_ready(struct loop *l, void *conn)
+static struct loop_conn *coro_conn(struct loop *l, uint32_t id)
+{
+	struct sched *sch = &of(l)->sch;
+	struct task *t = id < (uint32_t)sch->fds_cap ? sch->fds[id] : NULL;
+	return t && t->kind == KIND_CONN ? &t->lc : NULL;
+}
+
+/* The write pass reached this connection (in the runtime's order): write
+ * now. Its task runs only when it must decide something: it closes, stops
+ * reading, or waits for the wrong thing (room it no longer needs, or not
+ * for the room it now does). */
+static void coro_write(struct loop *l, struct loop_conn *lc)
 {
 	struct coro_loop *c = of(l);
-	c->drained++;
-	sched_poke(&c->sch, conn, CR_POKE); /* it has output now */
+	struct task *t = (struct task *)lc;
+	struct session *s = t->data;
+	bool wrote = false;
+	int blocked = session_send(s, task_fd(t), &wrote);
+	if (blocked >= 0 && t->wait == (CR_READ | (blocked ? CR_WRITE : 0)) && session_want_read(s) && !session_done(s)) {
+		if (wrote) /* output is activity: its wait's deadline counts from now */
+			sched_deadline_move(&c->sch, t, loop_due(l, s, sched_now(&c->sch)));
+		return;
+	}
+	sched_poke(&c->sch, t, CR_POKE);
 }
 
 static void poke(struct sched *sch, struct task *t, void *arg)
@@ -354,7 +366,8 @@ static const struct loop_model coro_loop = {
 	.rewatch = coro_rewatch,
 	.serve = coro_serve,
 	.teardown = coro_teardown,
-	.ready = coro_ready,
+	.conn = coro_conn,
+	.write = coro_write,
 	.stop = coro_stop,
 };
 

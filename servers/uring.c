@@ -10,9 +10,10 @@
  * One loop turn: io_uring_submit_and_wait(1) submits everything queued in
  * the previous turn and waits; every CQE is then handled, which only records
  * what happened (input goes to the session, the buffer goes straight back to
- * the ring, flags change) and marks the connection dirty; last, each dirty
- * connection is brought up to date once - send what session_iov() returns,
- * arm or cancel its recv, close it - queuing SQEs for the next turn. A turn
+ * the ring, flags change) and lists the connection (loop_pending); last, the
+ * runtime's write pass (loop.h, in its write order) brings each listed
+ * connection up to date once - send what session_iov() returns, arm or
+ * cancel its recv, close it - queuing SQEs for the next turn. A turn
  * hands at most TURN_INPUT bytes of input to sessions (the rest of the CQ
  * waits), so a publisher's input cannot outrun its subscribers' sends; a
  * publisher held for its subscribers (session.h, holds) is offered its input
@@ -91,8 +92,6 @@ struct uthread {
 	struct __kernel_timespec backoff_ts, hold_ts;
 	struct loop_timers timers; /* the connections' deadlines (struct conn's timer) */
 	struct uring_slots slots;
-	uint32_t *dirty, ndirty;
-	bool published;        /* some dirty connection has F_PUBLISHED */
 	size_t turn_in;        /* input bytes handed to sessions this turn */
 	uint32_t *held, nheld; /* slots of held publishers (F_HELD), sized with the slots */
 	bool sent;             /* a send of a connection not held completed with bytes this turn */
@@ -116,11 +115,10 @@ static struct conn *conn_from(struct uthread *t, uint64_t ud) { return slots_fro
 static int slots_more(struct uthread *t)
 {
 	uint32_t total = nslots(t) + SLOT_CHUNK;
-	/* Sized with the slots, so mark_dirty() never has to allocate. */
-	uint32_t *d = realloc(t->dirty, total * sizeof(*d));
-	if (!d)
+	/* Sized with the slots, so listing a connection (mark_dirty) never has
+	 * to allocate. */
+	if (loop_conns_reserve(&t->l, total) < 0)
 		return -ENOMEM;
-	t->dirty = d;
 	uint32_t *h = realloc(t->held, total * sizeof(*h));
 	if (!h)
 		return -ENOMEM;
@@ -142,13 +140,9 @@ static struct conn *slot_alloc(struct uthread *t)
 
 static void slot_free(struct uthread *t, struct conn *c) { slots_put(&t->slots, c); }
 
-static void mark_dirty(struct uthread *t, struct conn *c)
-{
-	if (c->flags & F_DIRTY)
-		return;
-	c->flags |= F_DIRTY;
-	t->dirty[t->ndirty++] = c->slot;
-}
+/* c must be brought up to date this turn: the runtime's write pass calls
+ * uring_write for it (loop.h: the write order). */
+static void mark_dirty(struct uthread *t, struct conn *c) { loop_pending(&t->l, &c->lc); }
 
 /* ---- SQEs ---- */
 
@@ -270,6 +264,7 @@ static void conn_fail(struct uthread *t, struct conn *c)
 
 static void conn_finish(struct uthread *t, struct conn *c)
 {
+	loop_unlist(&t->l, &c->lc);
 	loop_timers_cancel(&t->timers, &c->timer);
 	loop_close(&t->l, c->s, c->fd);
 	free(c->sv);
@@ -319,7 +314,7 @@ static void conn_update(struct uthread *t, struct conn *c)
 	 * it (its inactivity limit is the retry). */
 	if (session_held(c->s) && !(c->flags & F_HELD) && t->nheld < nslots(t)) {
 		c->flags |= F_HELD;
-		t->held[t->nheld++] = c->slot;
+		t->held[t->nheld++] = c->lc.id;
 	}
 	if (want && !(c->flags & F_RECV)) {
 		arm_recv(t, c);
@@ -328,28 +323,6 @@ static void conn_update(struct uthread *t, struct conn *c)
 		c->flags |= F_RECV_CANCEL;
 	}
 	conn_deadline(t, c);
-}
-
-/* Update every connection touched this turn. One whose input published goes
- * in the second pass, so the deliveries to this ring's subscribers are
- * submitted before its own reply (the order Redis writes its clients in):
- * the publisher then sends its next batch only after they left, a larger
- * one, and each subscriber's send carries more messages. */
-static void flush_dirty(struct uthread *t)
-{
-	int passes = t->published ? 2 : 1; /* no publisher this turn: one plain pass */
-	t->published = false;
-	for (int pass = 2 - passes; pass < 2; pass++) {
-		for (uint32_t i = 0; i < t->ndirty; i++) {
-			struct conn *c = conn_at(t, t->dirty[i]);
-			if (!(c->flags & F_DIRTY) || (pass == 0 && (c->flags & F_PUBLISHED)))
-				continue;
-			c->flags &= ~(F_DIRTY | F_PUBLISHED);
-			if (c->flags & F_LIVE)
-				conn_update(t, c);
-		}
-	}
-	t->ndirty = 0;
 }
 
 static void conn_accept(struct uthread *t, int fd, bool tls)
@@ -379,13 +352,8 @@ static void on_recv(struct uthread *t, const struct io_uring_cqe *cqe)
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		if (c && cqe->res > 0 && !(c->flags & F_CLOSING)) {
-			unsigned long posts = owner_posts_here();
-			session_input(c->s, uring_bufs_at(&t->bufs, bid), (size_t)cqe->res);
+			loop_input(&t->l, &c->lc, c->s, uring_bufs_at(&t->bufs, bid), (size_t)cqe->res);
 			t->turn_in += (size_t)cqe->res;
-			if (owner_posts_here() != posts) {
-				c->flags |= F_PUBLISHED;
-				t->published = true;
-			}
 			c->last_ms = t->now;
 		}
 		uring_bufs_recycle(&t->bufs, bid); /* the session copied what it keeps */
@@ -653,8 +621,7 @@ static int uring_serve(struct loop *l)
 		if (t->sent && t->nheld)
 			retry_held(t);
 		t->sent = false;
-		loop_before_sleep(l); /* the connections this turn's input published to */
-		flush_dirty(t);
+		loop_before_sleep(l); /* the mailbox, then every connection touched this turn (uring_write) */
 		arm_hold(t);
 		if (l->stopping && l->live == 0 && !t->exiting)
 			begin_exit(t);
@@ -693,7 +660,20 @@ static int uring_rewatch(struct loop *l, struct loop_watch *w)
 	return 0;
 }
 
-static void uring_ready(struct loop *l, void *conn) { mark_dirty(of(l), conn); }
+
+static struct loop_conn *uring_conn(struct loop *l, uint32_t id)
+{
+	return id < nslots(of(l)) ? &conn_at(of(l), id)->lc : NULL;
+}
+
+/* The write pass reached c (in the runtime's order): send, re-arm or cancel
+ * its recv, close it. */
+static void uring_write(struct loop *l, struct loop_conn *lc)
+{
+	struct conn *c = (struct conn *)lc;
+	if (c->flags & F_LIVE)
+		conn_update(of(l), c);
+}
 
 static int uring_setup(struct loop *l)
 {
@@ -738,7 +718,6 @@ static void uring_teardown(struct loop *l)
 	}
 	slots_fini(&t->slots);
 	loop_timers_fini(&t->timers);
-	free(t->dirty);
 	free(t->held);
 }
 
@@ -750,7 +729,8 @@ static const struct loop_model uring_loop = {
 	.rewatch = uring_rewatch,
 	.serve = uring_serve,
 	.teardown = uring_teardown,
-	.ready = uring_ready,
+	.conn = uring_conn,
+	.write = uring_write,
 	.stop = uring_stop,
 };
 

@@ -100,7 +100,9 @@ static void host_teardown(struct loop *l)
 	free(h->fds);
 }
 
-static void host_ready(struct loop *l, void *conn) { (void)l, (void)conn; }
+/* No connections: nothing is ever listed for the write pass. */
+static struct loop_conn *host_conn(struct loop *l, uint32_t id) { return (void)l, (void)id, NULL; }
+static void host_write(struct loop *l, struct loop_conn *lc) { (void)l, (void)lc; }
 static void host_stop(struct loop *l) { (void)l; /* serve runs until loop_host_stop() */ }
 
 const struct loop_model loop_host_model = {
@@ -111,6 +113,7 @@ const struct loop_model loop_host_model = {
 	.rewatch = host_rewatch,
 	.serve = host_serve,
 	.teardown = host_teardown,
-	.ready = host_ready,
+	.conn = host_conn,
+	.write = host_write,
 	.stop = host_stop,
 };

@@ -10,8 +10,9 @@
  *   listen.c    each loop's listeners: loop 0 serves the ones server_init
  *               bound, every other loop its own SO_REUSEPORT socket.
  *   mailbox.c   the loop's mailbox (owner.h): an eventfd wake-up from other
- *               threads, the drain, and the before-sleep phase that hands the
- *               model the connections this turn's input gave output to.
+ *               threads, the drain, and the before-sleep phase.
+ *   write.c     the write order (see "connections and the write order"
+ *               below): the pending list and the before-sleep write pass.
  *   conn.c      admitting a connection (limits, refusal, session) and
  *               closing it.
  *   deadline.c  the one deadline policy (handshake and request deadlines,
@@ -39,11 +40,12 @@
  *               no loop of their own (threads, pool) to host the guest on.
  *
  * What a model does: set up its poller or ring, watch fds (for the mask each
- * watch asks, changed by rewatch at any time), turn readiness or completions
- * into session_input / session_iov / session_sent, bound its wait by
- * loop_alarms_timeout() and call loop_alarms_run() after it, and call
- * loop_before_sleep() once per turn, after all of that turn's input and
- * before it writes and waits (Redis' beforeSleep).
+ * watch asks, changed by rewatch at any time), embed a struct loop_conn
+ * first in its connection, hand input over with loop_input(), list a
+ * connection with loop_pending() when it may have output, write in its write
+ * hook, bound its wait by loop_alarms_timeout() and call loop_alarms_run()
+ * after it, and call loop_before_sleep() once per turn, after all of that
+ * turn's input and before it waits (Redis' beforeSleep).
  *
  * A loop belongs to its thread; nothing here is thread-safe except the
  * mailbox's wake-up (owner.h) and loop_guest_wake(). */
@@ -99,6 +101,47 @@ struct loop_guest {
 	void *arg;
 };
 
+/* ---- connections and the write order ----
+ *
+ * Where a write's order is decided: here, not in a model. A model writes a
+ * connection only from its write hook, which the runtime calls in
+ * loop_before_sleep() for each connection listed this turn (loop_pending,
+ * loop_input, and the mailbox for a subscriber that got mail), in this
+ * order:
+ *
+ *   1. connections whose input did not publish this turn (subscribers, and
+ *      every connection that only echoes or answers), in listing order;
+ *   2. then the connections whose input published (loop_input saw
+ *      owner_posts_here() move), in listing order.
+ *
+ * So a publisher's own reply goes out after the deliveries its publish made
+ * on this loop (the order Redis writes its clients in): the publisher sends
+ * its next batch only after they left, a larger one, and each subscriber's
+ * write carries more messages. With no publisher listed it is one plain
+ * pass. The posts made on this loop are handed over (loop_drain) just
+ * before the pass, so every subscriber this turn's input published to is
+ * listed by then; mail from other loops is listed when their wake-up is
+ * read, and written in the pass that follows.
+ *
+ * The record is 4 bytes, embedded first in the model's connection (h2o's
+ * `super`): id is the model's own index for the connection (uring: its
+ * slot; coro: its fd), and the pending list holds ids (4 bytes per id the
+ * model reserved), so a model's connection grows by nothing for it
+ * (uring's struct conn: lc.id is its slot, 40 bytes as before; coro's
+ * task: lc.id is its fd, 40 bytes as before). */
+
+#define LOOP_CONN_ID_MAX ((1u << 24) - 1)
+
+struct loop_conn {
+	uint32_t id : 24;   /* the model's index for it, <= LOOP_CONN_ID_MAX */
+	uint32_t flags : 8; /* LOOP_CONN_*: the runtime's */
+};
+
+enum {
+	LOOP_CONN_PENDING = 1 << 0,   /* on the pending list */
+	LOOP_CONN_PUBLISHED = 1 << 1, /* its input published this turn: written in the second pass */
+};
+
 /* A concurrency model built on the runtime: its I/O style. */
 struct loop_model {
 	const char *name;
@@ -118,8 +161,13 @@ struct loop_model {
 	int (*serve)(struct loop *l);
 	/* Free what setup made; also after a failed setup. */
 	void (*teardown)(struct loop *l);
-	/* The connection whose session's sub.loop_data is conn has output now. */
-	void (*ready)(struct loop *l, void *conn);
+	/* The live connection whose loop_conn.id is id (its record first), or
+	 * NULL when there is none. */
+	struct loop_conn *(*conn)(struct loop *l, uint32_t id);
+	/* The write pass reached lc (listed, now off the list): write what its
+	 * session has (or queue the write), and bring the connection up to date
+	 * (close it when done, wait for room, read again). */
+	void (*write)(struct loop *l, struct loop_conn *lc);
 	/* The stop signal: stop accepting (loop_listener_close), session_stop()
 	 * every connection and let it run (its deadlines are now the drain's). */
 	void (*stop)(struct loop *l);
@@ -144,6 +192,10 @@ struct loop {
 	struct owner owner;
 	int wake_fd;          /* eventfd */
 	unsigned long posts;  /* owner_posts_here() at the last drain */
+	/* the write pass (write.c) */
+	uint32_t *pending;    /* ids listed this turn, in listing order */
+	uint32_t npending, pending_cap;
+	bool published;       /* a listed connection has LOOP_CONN_PUBLISHED */
 	struct loop_watch wake_w, stop_w;
 	/* alarms (loop_alarm_at) on the loop's clock: ms since epoch */
 	struct loop_timers alarms;
@@ -212,19 +264,51 @@ long long loop_due(const struct loop *l, const struct session *s, long long last
 bool loop_expire(struct loop *l, struct session *s, long long last_ms, long long now);
 #define LOOP_WAITED_OUT DEADLINE_WAITED_OUT
 
+/* ---- the write order (write.c; see "connections and the write order") ---- */
+
+/* Room on the pending list for every id below n, so that listing never
+ * fails: a model calls it before it hands out such an id. 0 or -ENOMEM. */
+int loop_conns_reserve(struct loop *l, uint32_t n);
+
+/* lc's session may have output: list it for this turn's write pass (once;
+ * listing it again changes nothing). */
+static inline void loop_pending(struct loop *l, struct loop_conn *lc)
+{
+	if (lc->flags & LOOP_CONN_PENDING)
+		return;
+	lc->flags |= LOOP_CONN_PENDING;
+	l->pending[l->npending++] = lc->id;
+}
+
+static inline bool loop_listed(const struct loop_conn *lc) { return lc->flags & LOOP_CONN_PENDING; }
+
+/* Bytes read on lc: hand them to its session s and list lc; when the input
+ * published, lc is written after the connections it published to. */
+void loop_input(struct loop *l, struct loop_conn *lc, struct session *s, const char *p, size_t n);
+
+/* lc is going away: off the list (the model calls it before freeing a
+ * connection that may be listed). */
+void loop_unlist(struct loop *l, struct loop_conn *lc);
+
+/* Call m->write() for every listed connection, in the order above. */
+void loop_write_pending(struct loop *l);
+
 /* ---- mailbox ---- */
 
-/* Deliver queued mail now: m->ready() for each connection that got any. */
+/* Deliver queued mail now: list each connection that got any. */
 void loop_drain(struct loop *l);
 
-/* Once per turn, after the turn's input, before writing and sleeping:
- * hand the model the connections this loop published to. */
+/* Once per turn, after the turn's input and before sleeping: hand over what
+ * this loop published to itself (the drain lists its subscribers), then the
+ * write pass. */
 static inline void loop_before_sleep(struct loop *l)
 {
 	if (atomic_load_explicit(&l->guest_mail, memory_order_relaxed))
 		loop_guest_mail(l);
 	if (owner_posts_here() != l->posts)
 		loop_drain(l);
+	if (l->npending)
+		loop_write_pending(l);
 }
 
 /* ---- listeners ---- */

@@ -1,9 +1,11 @@
 /* mailbox.c - a loop's mailbox (owner.h): other threads post and wake it
  * through an eventfd, which the loop watches like any other fd; the loop
  * drains when woken and, for what it published to itself, once per turn
- * before it sleeps (loop_before_sleep). */
+ * before it sleeps (loop_before_sleep). A drain lists the connections that
+ * got mail for the write pass (write.c). */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -21,10 +23,11 @@ static void wake(struct owner *o)
 	(void)w;
 }
 
+/* sub got mail: its connection (sub->loop_data, which begins with its
+ * struct loop_conn) has output for the write pass. */
 static void ready(struct subscriber *sub, void *arg)
 {
-	struct loop *l = arg;
-	l->m->ready(l, sub->loop_data);
+	loop_pending(arg, sub->loop_data);
 }
 
 void loop_drain(struct loop *l)
@@ -57,6 +60,9 @@ int loop_mailbox_open(struct loop *l)
 /* Only once every loop of the group is gone: until then another may post. */
 void loop_mailbox_close(struct loop *l)
 {
+	free(l->pending); /* the write pass's list (write.c): no turn is left */
+	l->pending = NULL;
+	l->pending_cap = l->npending = 0;
 	if (l->wake_fd < 0)
 		return;
 	owner_destroy(&l->owner);

@@ -52,13 +52,32 @@ void sched_deadline(struct sched *sch, struct task *t, uint32_t ms)
 	set_deadline(sch, t, sch->now + (ms < MAX_WAIT_MS ? ms : MAX_WAIT_MS));
 }
 
-void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms)
+/* An absolute now_ms() time on clock_now()'s scale (its uint32 wraps the
+ * same way), at most MAX_WAIT_MS ahead. */
+static uint32_t sched_time(const struct sched *sch, long long at_ms)
 {
-	/* On clock_now()'s scale (its uint32 wraps the same way). */
 	long long d = at_ms - sch->epoch + 1, now = now_ms() - sch->epoch + 1;
 	if (d - now > MAX_WAIT_MS)
 		d = now + MAX_WAIT_MS;
-	set_deadline(sch, t, (uint32_t)d);
+	return (uint32_t)d;
+}
+
+void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms) { set_deadline(sch, t, sched_time(sch, at_ms)); }
+
+void sched_deadline_move(struct sched *sch, struct task *t, long long at_ms)
+{
+	if (!at_ms) {
+		t->deadline = 0; /* an armed timer finds nothing to do when it fires */
+		return;
+	}
+	uint32_t d = sched_time(sch, at_ms);
+	t->deadline = d ? d : 1;
+	if (!loop_timer_armed(&t->timer)) {
+		if (loop_timers_arm(&sch->timers, &t->timer, t->deadline) < 0)
+			log_warn("coro: no memory for a timer; a deadline is lost");
+	} else if (before(t->deadline, t->timer.at)) {
+		loop_timers_arm(&sch->timers, &t->timer, t->deadline);
+	} /* else: later than the key; re-keyed when the key comes due */
 }
 
 /* ms until the earliest timer, -1 if none. */
@@ -119,6 +138,8 @@ static void expire_timers(struct sched *sch)
 
 struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data)
 {
+	if (fd < 0 || (unsigned)fd > LOOP_CONN_ID_MAX)
+		return NULL; /* lc.id holds it */
 	if (fd >= sch->fds_cap) {
 		int cap = sch->fds_cap ? sch->fds_cap : 256;
 		while (cap <= fd)
@@ -133,7 +154,7 @@ struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data)
 	struct task *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->fd = fd;
+	t->lc.id = (uint32_t)fd;
 	t->data = data;
 	t->kind = (uint8_t)kind;
 	loop_timer_init(&t->timer);
@@ -145,8 +166,8 @@ struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data)
 static void finish(struct sched *sch, struct task *t)
 {
 	if (t->reg)
-		loop_poller_del(sch->ops, sch->poller, t->fd, t->reg);
-	sch->fds[t->fd] = NULL;
+		loop_poller_del(sch->ops, sch->poller, task_fd(t), t->reg);
+	sch->fds[task_fd(t)] = NULL;
 	loop_timers_cancel(&sch->timers, &t->timer);
 	sch->kinds[t->kind].fini(sch, t);
 	free(t);
@@ -163,7 +184,7 @@ int sched_rewait(struct sched *sch, struct task *t, int req)
 		return 0; /* queued or running: it yields again by itself */
 	int mask = interest(req);
 	if (mask != t->reg) {
-		int rc = sch->ops->set(sch->poller, t->fd, t->reg, mask);
+		int rc = sch->ops->set(sch->poller, task_fd(t), t->reg, mask);
 		if (rc < 0)
 			return rc;
 		t->reg = (uint8_t)mask;
@@ -175,10 +196,10 @@ int sched_rewait(struct sched *sch, struct task *t, int req)
 void sched_drop(struct sched *sch, struct task *t)
 {
 	if (t->reg)
-		loop_poller_del(sch->ops, sch->poller, t->fd, t->reg);
+		loop_poller_del(sch->ops, sch->poller, task_fd(t), t->reg);
 	t->reg = 0;
-	if (t->fd >= 0 && t->fd < sch->fds_cap && sch->fds[t->fd] == t)
-		sch->fds[t->fd] = NULL;
+	if (task_fd(t) >= 0 && task_fd(t) < sch->fds_cap && sch->fds[task_fd(t)] == t)
+		sch->fds[task_fd(t)] = NULL;
 	loop_timers_cancel(&sch->timers, &t->timer);
 	if (t->wait && sch->running != t) {
 		free(t); /* parked: on no queue */
@@ -213,9 +234,9 @@ static void step(struct sched *sch, struct task *t)
 	}
 	int mask = interest(req);
 	if (mask != t->reg) {
-		int rc = sch->ops->set(sch->poller, t->fd, t->reg, mask);
+		int rc = sch->ops->set(sch->poller, task_fd(t), t->reg, mask);
 		if (rc < 0) {
-			log_warn("coro: %s cannot watch fd %d: %s", sch->ops->name, t->fd, strerror(-rc));
+			log_warn("coro: %s cannot watch fd %d: %s", sch->ops->name, task_fd(t), strerror(-rc));
 			finish(sch, t);
 			return;
 		}
@@ -224,16 +245,25 @@ static void step(struct sched *sch, struct task *t)
 	t->wait = (uint8_t)req;
 }
 
+/* before_sleep also runs after every this many tasks of a round: a round
+ * of a thousand readable connections then holds at most this many outputs
+ * at once (the loop's write pass writes them), as few output chunks as
+ * when each task wrote its own (idle memory per connection stays flat). */
+#define SCHED_PASS_EVERY 4
+
 static void run_ready(struct sched *sch)
 {
 	/* Run only what is ready now: what these runs make ready waits for the
 	 * next round, after a look at the poller. */
 	struct task *t = sch->ready;
 	sch->ready = sch->ready_tail = NULL;
+	unsigned ran = 0;
 	while (t) {
 		struct task *next = t->next;
 		step(sch, t);
 		t = next;
+		if (t && sch->before_sleep && ++ran % SCHED_PASS_EVERY == 0)
+			sch->before_sleep(sch);
 	}
 }
 
@@ -253,9 +283,10 @@ int sched_run(struct sched *sch)
 		run_ready(sch);
 		if (sch->live <= 0)
 			break;
-		if (!sch->ready && sch->before_sleep) {
-			sch->before_sleep(sch); /* about to sleep: it may make tasks ready */
-			if (sch->ready)
+		if (sch->before_sleep) {
+			bool idle = !sch->ready;
+			sch->before_sleep(sch); /* the loop's write pass: it may make tasks ready */
+			if (idle && sch->ready)
 				continue;
 		}
 		int timeout = sch->ready ? 0 : next_timeout(sch);

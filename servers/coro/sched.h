@@ -18,25 +18,31 @@
 #include <stdint.h>
 
 #include "coro.h"
+#include "loop.h"
 #include "poller.h"
 #include "timer.h"
 
 struct sched;
 
-/* Kept small: an idle connection is one of these plus its session. */
+/* Kept small: an idle connection is one of these (40 bytes) plus its
+ * session. */
 struct task {
+	struct loop_conn lc; /* first: a connection's runtime record (loop.h); lc.id is the fd, for every task */
+	uint32_t deadline;   /* wake by then (scheduler ms), 0 = no deadline */
 	struct task *next;   /* ready queue link */
 	void *data;          /* the kind's object (a session, a listener) */
-	int fd;
 	struct loop_timer timer; /* in the timer heap; its key <= deadline (moved lazily) */
-	uint32_t deadline;   /* wake by then (scheduler ms), 0 = no deadline */
 	cr_line line, sub;   /* resume points: the task body, an awaited sub-coroutine */
-	uint8_t kind;        /* index into the scheduler's kinds */
+	uint8_t kind : 7;    /* index into the scheduler's kinds */
+	uint8_t dead : 1;    /* sched_drop()ped while queued or running: freed when next stepped */
 	uint8_t wait;        /* the request it is waiting on; 0 = ready or running */
 	uint8_t reg;         /* interest registered with the poller */
 	uint8_t ev;          /* why it was resumed (cr_req I/O bits, cr_ev) */
-	uint8_t dead;        /* sched_drop()ped while queued or running: freed when next stepped */
 };
+
+_Static_assert(sizeof(struct task) <= 40, "an idle coro connection's task stays 40 bytes");
+
+static inline int task_fd(const struct task *t) { return (int)t->lc.id; }
 
 struct task_kind {
 	/* The coroutine: resume and return the next request. */
@@ -57,8 +63,10 @@ struct sched {
 	long long epoch;            /* now_ms() at start */
 	uint32_t now;               /* ms since epoch, refreshed after each poll */
 	int live;                   /* run() returns once this is 0 (kept by the user) */
-	/* Called when nothing is ready, before the poller may sleep (may poke
-	 * tasks: the scheduler then runs them first). NULL = none. */
+	/* Called once a round, after the ready tasks ran and before the poller
+	 * may sleep, and after every SCHED_PASS_EVERY tasks of a long round
+	 * (may poke tasks: when nothing else was ready, the scheduler then runs
+	 * them first). NULL = none. */
 	void (*before_sleep)(struct sched *sch);
 	/* Timers that are not tasks' (the runtime's alarms): may lower the
 	 * wait's timeout in ms, and run after every wait. NULL = none. */
@@ -72,13 +80,17 @@ int sched_init(struct sched *sch, const struct loop_poller_ops *ops, const struc
 /* Free every task left (calling its fini) and the scheduler's own memory. */
 void sched_fini(struct sched *sch);
 
-/* A new task of kind on fd, queued to run first; NULL on ENOMEM. */
+/* A new task of kind on fd, queued to run first; NULL on ENOMEM (or an fd
+ * past LOOP_CONN_ID_MAX). */
 struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data);
 /* Bound the wait the running task is about to yield: wake it within ms.
  * Called more than once for one wait, the earliest bound wins. */
 void sched_deadline(struct sched *sch, struct task *t, uint32_t ms);
 /* The same, by an absolute now_ms() time (a total deadline). */
 void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms);
+/* t's wait (yielded already) is bounded by at_ms from now on, later or
+ * sooner than before; 0 = no deadline. */
+void sched_deadline_move(struct sched *sch, struct task *t, long long at_ms);
 /* Resume t soon with bits added to t->ev (mail arrived, stop, kill); a task
  * already ready just sees the bits when it runs. */
 void sched_poke(struct sched *sch, struct task *t, uint8_t bits);

@@ -13,6 +13,8 @@ void slots_init(struct uring_slots *sl)
 
 int slots_grow(struct uring_slots *sl)
 {
+	if (slots_count(sl) + SLOT_CHUNK > LOOP_CONN_ID_MAX + 1u)
+		return -ENOMEM; /* a slot is a loop_conn id */
 	struct conn **ch = realloc(sl->chunks, (sl->nchunks + 1) * sizeof(*ch));
 	if (!ch)
 		return -ENOMEM;
@@ -22,7 +24,7 @@ int slots_grow(struct uring_slots *sl)
 		return -ENOMEM;
 	uint32_t base = sl->nchunks * SLOT_CHUNK;
 	for (uint32_t i = 0; i < SLOT_CHUNK; i++) {
-		c[i].slot = base + i;
+		c[i].lc.id = base + i;
 		c[i].fd = -1;
 		loop_timer_init(&c[i].timer);
 		c[i].next_free = i + 1 < SLOT_CHUNK ? base + i + 1 : sl->free_head;
@@ -39,6 +41,7 @@ struct conn *slots_take(struct uring_slots *sl)
 	struct conn *c = slots_at(sl, sl->free_head);
 	sl->free_head = c->next_free;
 	c->flags = F_LIVE;
+	c->lc.flags = 0;
 	c->s = NULL;
 	c->sv = NULL;
 	c->fd = -1;
@@ -50,10 +53,11 @@ void slots_put(struct uring_slots *sl, struct conn *c)
 {
 	c->gen = (c->gen + 1) & GEN_MASK; /* every CQE naming the old generation is now stale */
 	c->flags = 0;
+	c->lc.flags = 0;
 	c->s = NULL;
 	c->fd = -1;
 	c->next_free = sl->free_head;
-	sl->free_head = c->slot;
+	sl->free_head = c->lc.id;
 }
 
 struct conn *slots_from(const struct uring_slots *sl, uint64_t ud)

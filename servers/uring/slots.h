@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "loop.h"
 #include "timer.h"
 
 #define SLOT_CHUNK 1024     /* connection slots are allocated this many at a time */
@@ -26,29 +27,30 @@ enum {
 	F_RECV_CANCEL = 1 << 2, /* ... and we asked to cancel it (back-pressure) */
 	F_SEND = 1 << 3,        /* a send is in flight */
 	F_CLOSING = 1 << 4,     /* cancelling everything; freed once nothing is in flight */
-	F_DIRTY = 1 << 5,       /* queued for conn_update this turn */
-	F_PUBLISHED = 1 << 6,   /* its input this turn published: update it after the others */
-	F_HELD = 1 << 7,        /* on the held list: its session is held (session_held) */
+	F_HELD = 1 << 5,        /* on the held list: its session is held (session_held) */
 };
 
 struct session;
 struct sendv;
 
 /* Kept small on purpose (40 bytes): an idle connection costs this plus its
- * session (and its entry in the timer heap). */
+ * session (and its entry in the timer heap). lc.id is its slot (24 bits:
+ * the table stops growing at LOOP_CONN_ID_MAX + 1 slots). */
 struct conn {
+	struct loop_conn lc;    /* first: the runtime's record (loop.h); lc.id = the slot */
+	uint32_t gen : 24;      /* as in user_data */
+	uint32_t flags : 8;
 	struct session *s;
 	struct sendv *sv; /* the iovecs of a multi-segment send in flight */
 	int fd;
-	uint32_t slot;
 	union {
 		uint32_t last_ms;   /* live: last traffic, ms since the loop started */
 		uint32_t next_free; /* free: next free slot */
 	};
-	uint32_t gen : 24;      /* as in user_data */
-	uint32_t flags : 8;
 	struct loop_timer timer; /* when the deadline policy looks at it next (ms since the loop started) */
 };
+
+_Static_assert(sizeof(struct conn) <= 40, "an idle uring connection stays 40 bytes");
 
 struct uring_slots {
 	struct conn **chunks;
@@ -62,7 +64,7 @@ static inline uint64_t ud_make(enum op op, uint32_t gen, uint32_t slot)
 static inline enum op ud_op(uint64_t ud) { return (enum op)(ud >> 56); }
 static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)(ud >> 32) & GEN_MASK; }
 static inline uint32_t ud_slot(uint64_t ud) { return (uint32_t)ud; }
-static inline uint64_t conn_ud(const struct conn *c, enum op op) { return ud_make(op, c->gen, c->slot); }
+static inline uint64_t conn_ud(const struct conn *c, enum op op) { return ud_make(op, c->gen, c->lc.id); }
 
 static inline uint32_t slots_count(const struct uring_slots *sl) { return sl->nchunks * SLOT_CHUNK; }
 static inline struct conn *slots_at(const struct uring_slots *sl, uint32_t slot)
@@ -72,7 +74,7 @@ static inline struct conn *slots_at(const struct uring_slots *sl, uint32_t slot)
 
 /* An empty table (no slots yet). */
 void slots_init(struct uring_slots *sl);
-/* SLOT_CHUNK more free slots. 0 or -ENOMEM. */
+/* SLOT_CHUNK more free slots. 0, or -ENOMEM (also past LOOP_CONN_ID_MAX). */
 int slots_grow(struct uring_slots *sl);
 /* A free slot, now F_LIVE with no session, fd -1, its timer unarmed; NULL when there is no
  * free one (slots_grow first). */

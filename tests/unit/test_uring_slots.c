@@ -40,16 +40,16 @@ static void generations(void)
 	CHECK(a && (a->flags & F_LIVE) && a->fd == -1 && !a->s && !a->sv);
 	uint64_t recv_a = conn_ud(a, OP_RECV), send_a = conn_ud(a, OP_SEND);
 	CHECK(slots_from(&sl, recv_a) == a && slots_from(&sl, send_a) == a);
-	CHECK(slots_from(&sl, ud_make(OP_RECV, a->gen + 1, a->slot)) == NULL); /* a generation not yet lived */
+	CHECK(slots_from(&sl, ud_make(OP_RECV, a->gen + 1, a->lc.id)) == NULL); /* a generation not yet lived */
 	CHECK(slots_from(&sl, ud_make(OP_RECV, 0, slots_count(&sl))) == NULL); /* past the end */
 
 	/* Freed: its old completions are stale, and stay stale once the slot is
 	 * reused (the free list hands the same slot back first). */
-	uint32_t slot = a->slot, gen = a->gen;
+	uint32_t slot = a->lc.id, gen = a->gen;
 	slots_put(&sl, a);
 	CHECK(slots_from(&sl, recv_a) == NULL);
 	struct conn *b = slots_take(&sl);
-	CHECK(b == a && b->slot == slot && b->gen == ((gen + 1) & GEN_MASK));
+	CHECK(b == a && b->lc.id == slot && b->gen == ((gen + 1) & GEN_MASK));
 	CHECK(slots_from(&sl, recv_a) == NULL && slots_from(&sl, conn_ud(b, OP_RECV)) == b);
 	slots_put(&sl, b);
 
@@ -68,7 +68,7 @@ static void generations(void)
 	int dup = 0;
 	for (int i = 0; i < SLOT_CHUNK; i++) {
 		taken[i] = slots_take(&sl);
-		if (!taken[i] || taken[i] != slots_at(&sl, taken[i]->slot))
+		if (!taken[i] || taken[i] != slots_at(&sl, taken[i]->lc.id))
 			dup++;
 		for (int j = 0; j < i && taken[i]; j++)
 			if (taken[j] == taken[i])
@@ -78,7 +78,7 @@ static void generations(void)
 	uint64_t first = conn_ud(taken[0], OP_SEND);
 	CHECK(slots_grow(&sl) == 0 && slots_count(&sl) == 2 * SLOT_CHUNK);
 	struct conn *d = slots_take(&sl);
-	CHECK(d && d->slot >= SLOT_CHUNK && slots_from(&sl, conn_ud(d, OP_RECV)) == d);
+	CHECK(d && d->lc.id >= SLOT_CHUNK && slots_from(&sl, conn_ud(d, OP_RECV)) == d);
 	CHECK(slots_from(&sl, first) == taken[0]); /* the first chunk did not move */
 	free(taken);
 	slots_fini(&sl);
