@@ -654,8 +654,11 @@ static void poll_once(struct cthread *t, int64_t timeout_ns)
 	struct epoll_event ev[256];
 	int n = wl_epoll_wait(t->ep, ev, 256, timeout_ns);
 	uint64_t now = wl_now_ns();
-	for (int i = 0; i < n; i++)
-		conn_event(t, ev[i].data.ptr, now);
+	for (int i = 0; i < n; i++) {
+		struct cconn *c = ev[i].data.ptr;
+		wl_io_events(&c->io, ev[i].events);
+		conn_event(t, c, now);
+	}
 }
 
 static bool my_subs_ready(struct cthread *t)

@@ -336,8 +336,16 @@ ssize_t wl_io_raw_read(struct wl_io *io, void *p, size_t n)
 	ssize_t r = read(io->fd, p, n);
 	if (r < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
-	io->short_read = r > 0 && (size_t)r < n;
+	io->short_read = !io->peer_closed && r > 0 && (size_t)r < n;
 	return r;
+}
+
+void wl_io_events(struct wl_io *io, uint32_t events)
+{
+	if (io->fd >= 0 && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+		io->peer_closed = true;
+		io->short_read = false;
+	}
 }
 
 ssize_t wl_io_raw_write(struct wl_io *io, const void *p, size_t n)
@@ -368,6 +376,7 @@ void wl_io_close(struct wl_io *io)
 		io->fd = -1;
 	}
 	io->connected = false;
+	io->short_read = io->peer_closed = false;
 }
 
 int wl_epoll_add(int ep, int fd, void *ptr)

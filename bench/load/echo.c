@@ -343,8 +343,11 @@ static void poll_once(struct ethread *t, int64_t timeout_ns)
 	struct epoll_event ev[256];
 	int n = wl_epoll_wait(t->ep, ev, 256, timeout_ns);
 	uint64_t now = wl_now_ns();
-	for (int i = 0; i < n; i++)
-		conn_event(t, ev[i].data.ptr, now);
+	for (int i = 0; i < n; i++) {
+		struct econn *c = ev[i].data.ptr;
+		wl_io_events(&c->io, ev[i].events);
+		conn_event(t, c, now);
+	}
 }
 
 /* Connect every connection of this thread, a bounded number at a time. */
@@ -470,6 +473,7 @@ static void hold(struct ethread *t)
 			struct econn *c = ev[i].data.ptr;
 			if (c->io.fd < 0)
 				continue;
+			wl_io_events(&c->io, ev[i].events);
 			ssize_t r = wl_io_read(&c->io, t->rbuf, RBUF);
 			if (r == 0 || (r < 0 && r != -EAGAIN)) {
 				t->r.errors++;

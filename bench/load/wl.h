@@ -112,7 +112,14 @@ struct wl_io {
 	 * next bytes that arrive, so the read that would only say EAGAIN can be
 	 * skipped (as nginx does). Never set under TLS, which reads by record. */
 	bool short_read;
+	/* epoll said the peer closed (EPOLLRDHUP, HUP, ERR): a FIN that came
+	 * with the last bytes brings no later edge, so reads go on until one
+	 * says 0 and short_read is never set (nginx's pending_eof). */
+	bool peer_closed;
 };
+
+/* What epoll reported for io (before its reads). */
+void wl_io_events(struct wl_io *io, uint32_t events);
 
 /* TLS client context (verification off: weft makes a self-signed cert). */
 SSL_CTX *wl_tls_ctx(void);

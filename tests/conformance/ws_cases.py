@@ -185,6 +185,25 @@ def case_6_truncated_utf8_at_end(connect):
     expect_close(s, 1007)
 
 
+def case_6_utf8_in_long_text(connect):
+    """Past the first eight bytes: a server may check ASCII a word at a time,
+    so the multi-byte and the invalid sequences sit at each offset of the
+    second word, whole and split into two fragments mid-sequence."""
+    s = connect()
+    for pre in range(7, 18):
+        m = b"a" * pre + "€𝄞".encode() + b"b" * (pre % 5)
+        echo(s, TEXT, m)
+        send(s, TEXT, m[:pre + 1], fin=False)
+        send(s, CONT, m[pre + 1:])
+        assert recv_message(s) == (TEXT, m)
+    s.close()
+    for pre, bad in ((7, b"\xed\xa0\x80"), (8, b"\xc0\xaf"), (13, b"\xf4\x90\x80\x80"), (15, b"\x80"),
+                     (16, b"\xe0\x80\xaf"), (9, b"\xf0\x9d")):
+        s = connect()
+        send(s, TEXT, b"a" * pre + bad[:1], fin=False)
+        send(s, CONT, bad[1:] + (b"" if bad == b"\xf0\x9d" else b"b" * 9))
+        expect_close(s, 1007)
+
 def case_6_binary_is_not_checked(connect):
     s = connect()
     echo(s, BINARY, b"\xff\xfe\xc0\x80")
