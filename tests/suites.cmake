@@ -10,21 +10,14 @@
 # runs under ASan only on the variants listed (the caller lists at least one per
 # model, checked here); "SUITE.tls:v1,..." the same for its ASan runs over TLS
 # only. Plain, TSan and every other suite are unchanged.
-# COST (ctest starts costlier tests first; a fresh clone has no timing data):
-# sanitizer runs before plain ones, so the long ones are not left for the tail.
 set(WEFT_RUN ${CMAKE_CURRENT_LIST_DIR}/conformance/run.py)
 
 function(weft_py_test prefix label suite_file suite variant args bin san tls)
   set(name ${prefix}.${suite}.${variant})
   set(timeout 300)
-  set(cost 2)
   if(NOT san STREQUAL "none")
     set(name ${name}.${san})
     set(timeout 600)
-    set(cost 4)
-  endif()
-  if(san STREQUAL "tsan")
-    set(cost 6)
   endif()
   if(tls)
     set(name ${name}.tls)
@@ -32,7 +25,6 @@ function(weft_py_test prefix label suite_file suite variant args bin san tls)
   add_test(NAME ${name} COMMAND ${WEFT_PYTHON} ${WEFT_RUN} ${suite_file})
   set_tests_properties(${name} PROPERTIES
     TIMEOUT ${timeout}
-    COST ${cost}
     SKIP_RETURN_CODE 77
     LABELS "${label};${suite};${variant};${san}"
     ENVIRONMENT "WEFT_BIN=$<TARGET_FILE:${bin}>;WEFT_MODEL_ARGS=${args};WEFT_SANITIZER=${san};WEFT_TLS=${tls};WEFT_SUITE_TIMEOUT=${timeout};PYTHONDONTWRITEBYTECODE=1;ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1")

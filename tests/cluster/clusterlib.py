@@ -196,9 +196,9 @@ class Sub:
     @staticmethod
     def more_than(subs, want=None, quiet=0.3):
         """Once every sub holds its want messages (None: what it holds now): one
-        quiet window for all of them (scaled like read's), then the subs that got
-        more than that (a duplicate). One window, not one after another: cluster.sharded.asan's
-        36 subscribers waited 0.9 s each (32 s), cluster.cluster.tsan's 12 1.8 s."""
+        quiet window for all of them (scaled like read's), then the subs that
+        got more than that (a duplicate). One window, not one after another:
+        cluster.sharded.asan's 36 subscribers waited 0.9 s each (32 s)."""
         wants = [len(s.got) if want is None else want for s in subs]
         time.sleep(quiet * slow_factor())
         return [s for s, n in zip(subs, wants) if len(s.read(n + 1, 0.005)) > n]
