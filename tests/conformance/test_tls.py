@@ -109,7 +109,10 @@ def test_curl_https(ctx):
 def test_wrk_https_no_errors(ctx):
     if not shutil.which("wrk"):
         raise AssertionError("wrk is not installed")
-    conns, secs = (str(ctx.scale(100, asan=5, tsan=5)), "1s")
+    # 30, not 100: each connection first costs the server an RSA handshake, and
+    # 100 of them on the loaded 2-core machine (the suite at -j3) sometimes took
+    # wrk's whole second (0 requests). 30 still interleave on every model.
+    conns, secs = (str(ctx.scale(30, asan=5, tsan=5)), "1s")
     with Weft() as w:
         r = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{secs}", f"https://127.0.0.1:{w.tls_port}/"],
                            capture_output=True, text=True, timeout=60)
