@@ -887,8 +887,10 @@ static void on_announce(struct bridge *b, const char *p, size_t n)
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* our own */
 	pthread_mutex_lock(&b->lock);
+	/* While frozen, at the frozen time: the thaw gives every entry the time
+	 * since the freeze, which one announced meanwhile never lost. */
 	enum pat_ann r = rpats_announce(&b->rp, env.origin, env.boot, env.seq, env.data, env.n, b->key != NULL,
-	                                (uint64_t)now_ms());
+	                                b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms());
 	pthread_mutex_unlock(&b->lock);
 	stat_inc(r == PAT_ANN_OK ? STAT_cl_pat_ann_taken : r == PAT_ANN_FULL ? STAT_cl_pat_ann_full : STAT_cl_pat_ann_refused);
 }

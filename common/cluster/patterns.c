@@ -47,6 +47,7 @@ static void drop_older(struct table *t, struct tentry *e, void *arg)
 	struct older *o = arg;
 	if (e->key[0] != 'p' || e->a == o->ver || memcmp(e->key + 1, o->id, IDN - 1) != 0)
 		return;
+	o->r->nb[e->flags]--;
 	table_del(t, e);
 	o->r->npats--;
 }
@@ -79,6 +80,7 @@ enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uin
 			if (!fits(r, IDN + pn) || !(e = table_put(&r->t, key, IDN + pn)))
 				goto full;
 			r->npats++;
+			r->nb[bucket]++;
 		}
 		e->a = ver;
 		e->b = until;
@@ -99,21 +101,23 @@ struct match {
 	const char *ch;
 	size_t cn;
 	uint64_t now, mask;
+	size_t work;
 };
 
 static void match_one(struct table *t, struct tentry *e, void *arg)
 {
 	struct match *m = arg;
 	(void)t;
-	if (e->key[0] != 'p' || e->b < m->now || (m->mask >> e->flags & 1))
+	if (e->key[0] != 'p' || e->b < m->now || (m->mask >> e->flags & 1) || m->work > PAT_MATCH_WORK)
 		return;
+	m->work += e->node.klen - IDN + m->cn;
 	if (glob_match(e->key + IDN, e->node.klen - IDN, m->ch, m->cn))
 		m->mask |= 1ull << e->flags;
 }
 
 uint64_t rpats_match(struct rpats *r, const char *ch, size_t cn, uint64_t now)
 {
-	struct match m = {ch, cn, now, 0};
+	struct match m = {ch, cn, now, 0, 0};
 	if (!r->npats && r->all_max < now)
 		return 0;
 	for (unsigned k = 0; k < PAT_BUCKETS; k++)
@@ -121,6 +125,10 @@ uint64_t rpats_match(struct rpats *r, const char *ch, size_t cn, uint64_t now)
 			m.mask |= 1ull << k;
 	if (r->npats && m.mask != ~0ull)
 		table_each(&r->t, match_one, &m);
+	if (m.work > PAT_MATCH_WORK) /* not all looked at: every bucket holding a pattern (expired ones too: a copy more) */
+		for (unsigned k = 0; k < PAT_BUCKETS; k++)
+			if (r->nb[k])
+				m.mask |= 1ull << k;
 	return m.mask;
 }
 
@@ -150,8 +158,10 @@ static void expire_one(struct table *t, struct tentry *e, void *arg)
 	struct sweep *s = arg;
 	if (e->b >= s->now)
 		return;
-	if (e->key[0] == 'p')
+	if (e->key[0] == 'p') {
 		s->r->npats--;
+		s->r->nb[e->flags]--;
+	}
 	table_del(t, e);
 }
 

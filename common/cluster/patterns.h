@@ -39,6 +39,7 @@
 #define PAT_NAME_MAX 256          /* one pattern (a chat name is at most 200) */
 #define PAT_TABLE_MAX 4096        /* remote (node, pattern) entries and nodes */
 #define PAT_TABLE_BYTES (1u << 20)
+#define PAT_MATCH_WORK (64u << 10) /* bytes of pattern + name globbed per publish; past it, undecided buckets take a copy */
 
 struct rpats {
 	struct table t;                   /* 'o'+origin+boot: a = last version; 'p'+origin+boot+pattern: a = version;
@@ -47,6 +48,7 @@ struct rpats {
 	uint64_t all_max;                 /* the latest of all_until */
 	uint64_t ttl;                     /* ms an announcement lasts (0: PAT_TTL_MS) */
 	size_t npats;                     /* 'p' entries */
+	uint32_t nb[PAT_BUCKETS];         /* 'p' entries per bucket */
 };
 
 /* The outcome of one announcement. */
@@ -59,7 +61,10 @@ enum pat_ann { PAT_ANN_OK, PAT_ANN_BAD, PAT_ANN_STALE, PAT_ANN_FULL };
  * bucket matches everything until it expires. */
 enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uint64_t ver, const char *list, size_t n,
                             bool keyed, uint64_t now);
-/* The buckets (bit k: inbox k) with a live remote pattern matching [ch, ch+cn). */
+/* The buckets (bit k: inbox k) with a live remote pattern matching [ch, ch+cn).
+ * At most PAT_MATCH_WORK bytes of patterns and name are globbed: a table
+ * that would take more (a flood of slow patterns) answers the buckets not
+ * decided by then as matching (copies, not CPU, on every publish). */
 uint64_t rpats_match(struct rpats *r, const char *ch, size_t cn, uint64_t now);
 /* Push every expiry ms later (the time announcements could not flow). */
 void rpats_extend(struct rpats *r, uint64_t ms);

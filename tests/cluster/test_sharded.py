@@ -359,6 +359,51 @@ def test_patterns_survive_a_hung_control_shard(ctx):
             stop_all(nodes)
 
 
+def test_patterns_announced_while_frozen_expire_after_the_thaw(ctx):
+    """While a shard is down nothing expires, and after it the entries get
+    that time back (docs/CLUSTER.md). An entry announced during the outage
+    lost none of it: it must still expire 11 s after the thaw at the latest,
+    not 11 s plus however far into the outage it was last announced. Another
+    shard than the control channel's hangs for ~8 s after it is noticed; the
+    pattern, announced all along, is let go (no key: it stops its copies when
+    it expires) just before the shard comes back; 14 s after the link is up
+    again the publisher must have stopped copying."""
+    with RedisCluster(ctx.tmpdir) as rc:
+        for p in rc.live():
+            rc.cli(p, "CONFIG", "SET", "cluster-replica-no-failover", "yes")
+            rc.cli(p, "CONFIG", "SET", "cluster-require-full-coverage", "no")
+        ctl = rc.owner(rc.keyslot("weft: ctl"))
+        hung = next(p for p in rc.primaries() if p != ctl)
+        nodes = [node(m, rc.url()) for m in ("coro", "threads")]
+        a, b = nodes
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            ch = next(c for c in ("room%d" % i for i in range(200)) if rc.owner(rc.keyslot("weft:" + c)) != hung)
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            p = Pub(a)
+            rc.procs[hung].send_signal(signal.SIGSTOP)
+            try:
+                assert wait_for(lambda: a.metric("weft_cluster_link_up") == 0, 15 * slow_factor()), a.tail()
+                time.sleep(8)  # announcements of room* keep flowing (the control shard is up)
+                send_all(pat.s, resp("PUNSUBSCRIBE", "room*"))
+                assert pat._value()[0] == b"punsubscribe"
+                time.sleep(0.5)
+            finally:
+                rc.procs[hung].send_signal(signal.SIGCONT)
+            assert wait_for(lambda: a.metric("weft_cluster_link_up") == 1, 15 * slow_factor()), a.tail()
+            time.sleep(14)
+            before = a.metric("weft_cluster_pattern_copies_sent_total")
+            p.publish(ch, b"probe")
+            p.drain()
+            sent = a.metric("weft_cluster_pattern_copies_sent_total") - before
+            assert sent == 0, "a pattern let go during the outage still copied 14 s after it"
+            pat.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
+
 def stream_with_event(nodes, pub_node, subs, channel, event, before=1.0, after=4.0, tick=0.01):
     """Publish b"p-<i>" on channel from pub_node every tick; event() once
     `before` seconds in; go on for `after` seconds after it returns. Returns

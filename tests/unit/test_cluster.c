@@ -349,9 +349,43 @@ static void test_rpats(void)
 	rpats_clear(&r);
 }
 
+/* Remote patterns cost every publisher a glob match each: a flood of
+ * patterns that match nothing, each slow to rule out against a long channel
+ * (a run of 'a' that never meets its 'b'), must not make each publish match
+ * them all (CPU under the bridge lock, on every node). Past a budget the
+ * buckets not yet decided take a copy instead: copies, never CPU without
+ * bound. */
+static void test_rpats_cost(void)
+{
+	struct rpats r = {0};
+	static char list[PAT_ANN_BYTES], ch[4096];
+	uint64_t held = 0;
+	for (uint64_t o = 1; o < PAT_BUCKETS; o++) {
+		size_t n = 0;
+		for (int i = 0; i < 40; i++) {
+			if (i)
+				list[n++] = ' ';
+			list[n] = '*';
+			memset(list + n + 1, 'a', 240);
+			n += 241 + (size_t)snprintf(list + n + 241, sizeof(list) - n - 241, "%02d-%02llub*", i, (unsigned long long)o);
+		}
+		CHECK(rpats_announce(&r, o, 1, 1, list, n, false, 1000) == PAT_ANN_OK);
+		held |= 1ull << o;
+	}
+	memset(ch, 'a', sizeof(ch));
+	CHECK(r.npats == 40 * (PAT_BUCKETS - 1));
+	CHECK(rpats_match(&r, ch, sizeof(ch), 1000) == held);
+	CHECK(rpats_match(&r, ch, sizeof(ch), 1000 + PAT_TTL_MS + 1) == 0); /* expired: nothing to copy */
+	rpats_clear(&r);
+	CHECK(rpats_announce(&r, 5, 1, 1, "a*b", 3, false, 1000) == PAT_ANN_OK); /* small: matched exactly */
+	CHECK(rpats_match(&r, ch, sizeof(ch), 1000) == 0 && rpats_match(&r, "a1b", 3, 1000) == 1ull << 5);
+	rpats_clear(&r);
+}
+
 int main(void)
 {
 	test_rpats();
+	test_rpats_cost();
 	test_rscan();
 	test_mark();
 	test_url();
