@@ -403,6 +403,18 @@ static void flush_delivered(struct cthread *t)
 	}
 }
 
+/* The first bad delivery or reply of a run, on stderr (once: a broken server
+ * would print millions), so a failure says which check failed and on what. */
+static atomic_bool told_bad;
+
+static void tell_bad(const char *what, const char *chan, size_t chan_len, const char *p, size_t n)
+{
+	if (atomic_exchange(&told_bad, true))
+		return;
+	fprintf(stderr, "weft-load: first %s: channel '%.*s', %zu bytes: '%.*s'%s\n", what, (int)(chan_len < 40 ? chan_len : 40),
+		chan, n, (int)(n < 80 ? n : 80), p, n > 80 ? "..." : "");
+}
+
 /* Check one delivery: channel, payload, order per publisher, latency. Lean on
  * purpose (no formatting or scanning per message): the load generator must
  * outrun the servers it drives, or a cell measures weft-load. */
@@ -416,12 +428,14 @@ static void on_message(struct cthread *t, struct cconn *c, const char *chan, siz
 	    !take_num(&q, end, &seq) || !take_num(&q, end, &ts) || pub >= (uint64_t)o->publishers ||
 	    pub % (uint64_t)o->channels != c->channel) {
 		t->r.mismatches++;
+		tell_bad("delivery with a wrong channel or header", chan, chan_len, pl, n);
 		return;
 	}
 	size_t used = (size_t)(q - pl);
 	size_t want = o->size > used ? o->size : used;
 	if (n != want || (n > used && memcmp(q, alpha + (pub * 7 + seq * 13 + used) % 26, n - used) != 0)) {
 		t->r.mismatches++;
+		tell_bad("delivery with a wrong length or fill", chan, chan_len, pl, n);
 		return;
 	}
 	if (seq < c->next[pub]) {
@@ -473,9 +487,15 @@ static void on_event(struct cthread *t, struct cconn *c, const struct ev *ev, ui
 			break;
 		}
 		c->replies++;
-		/* Through a weft cluster (--pub-port) the count is the publishing node's own receivers (none). */
-		if (ev->n >= 0 && (unsigned long long)ev->n != (t->o->pub_port ? 0 : subs_per_channel[c->channel]))
-			t->r.mismatches++; /* the server says it reached a different number of subscribers */
+		/* Through a weft cluster (--pub-port) the count is the publishing node's own receivers (none).
+		 * Anyone else listening on the run's channels counts too: a subscriber of an earlier run that
+		 * the server has not yet seen close is one more (--channel-prefix keeps runs apart). */
+		if (ev->n >= 0 && (unsigned long long)ev->n != (t->o->pub_port ? 0 : subs_per_channel[c->channel])) {
+			t->r.count_mismatches++; /* the server says it reached a different number of subscribers */
+			if (!atomic_exchange(&told_bad, true))
+				fprintf(stderr, "weft-load: first wrong receiver count: publisher %u on '%s' reached %lld, not %u\n",
+					c->num, c->chan, ev->n, t->o->pub_port ? 0 : subs_per_channel[c->channel]);
+		}
 		break;
 	case EV_ERROR:
 		t->r.errors++;
@@ -842,6 +862,7 @@ int wl_chat_run(const struct wl_opts *o, struct wl_result *r)
 	for (unsigned i = 0; ts && i < nt; i++)
 		ts[i].ep = -1;
 	atomic_store(&subscribed, 0);
+	atomic_store(&told_bad, false);
 	atomic_store(&delivered_all, 0);
 	atomic_store(&expected_all, 0);
 	atomic_store(&all_stopped_publishing, false);

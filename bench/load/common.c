@@ -109,6 +109,7 @@ void wl_result_merge(struct wl_result *into, const struct wl_result *from)
 	into->published += from->published;
 	into->expected += from->expected;
 	into->mismatches += from->mismatches;
+	into->count_mismatches += from->count_mismatches;
 	into->lost += from->lost;
 	into->duplicates += from->duplicates;
 	into->reordered += from->reordered;
@@ -131,7 +132,7 @@ void wl_result_merge(struct wl_result *into, const struct wl_result *from)
 
 uint64_t wl_result_bad(const struct wl_result *r)
 {
-	return r->mismatches + r->lost + r->duplicates + r->reordered + r->errors + r->timeouts + r->connect_failures;
+	return r->mismatches + r->count_mismatches + r->lost + r->duplicates + r->reordered + r->errors + r->timeouts + r->connect_failures;
 }
 
 /* ---- payload pattern ---- */

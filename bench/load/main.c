@@ -54,6 +54,8 @@ static void usage(FILE *f)
 		"  --pub-port N         publishers connect to this port (another weft --cluster node) [--port]\n"
 		"  --settle SEC         after the subscriptions, wait this long before publishing [0]\n"
 		"  --channel-prefix P   channel k is named P<k>, P 1-8 of [A-Za-z0-9_-] [wl]\n"
+		"                       (runs one after another on one server: each its own, as a PUBLISH reply\n"
+		"                       counts an earlier run's subscribers until the server sees them close)\n"
 		"handshake:\n"
 		"  --resume             offer the previous connection's session (counts what resumed)\n"
 		"  --echo               send a 64-byte echo message instead of GET / HTTP/1.1\n"
@@ -307,9 +309,10 @@ static void print_json(FILE *f, const struct wl_opts *o, const struct wl_result 
 		h->count, h->count ? us(h->sum) / (double)h->count : 0, us(wl_hist_quantile(h, 0.5)),
 		us(wl_hist_quantile(h, 0.9)), us(wl_hist_quantile(h, 0.99)), us(wl_hist_quantile(h, 0.999)), us(h->max));
 	fprintf(f,
-		",\"errors\":{\"mismatches\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"reordered\":%" PRIu64
+		",\"errors\":{\"mismatches\":%" PRIu64 ",\"count_mismatches\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"reordered\":%" PRIu64
 		",\"errors\":%" PRIu64 ",\"timeouts\":%" PRIu64 ",\"reconnects\":%" PRIu64 ",\"connect_failures\":%" PRIu64 "}",
-		r->mismatches, r->lost, r->duplicates, r->reordered, r->errors, r->timeouts, r->reconnects, r->connect_failures);
+		r->mismatches, r->count_mismatches, r->lost, r->duplicates, r->reordered, r->errors, r->timeouts, r->reconnects,
+		r->connect_failures);
 	fprintf(f, ",\"ok\":%s}\n", ok ? "true" : "false");
 }
 
@@ -334,10 +337,10 @@ static void print_summary(const struct wl_opts *o, const struct wl_result *r, bo
 	if (strcmp(o->cmd, "chat") == 0)
 		fprintf(stderr, "  published %" PRIu64 ", deliveries expected %" PRIu64 "\n", r->published, r->expected);
 	fprintf(stderr,
-		"  mismatches %" PRIu64 "  lost %" PRIu64 "  dup %" PRIu64 "  reordered %" PRIu64 "  errors %" PRIu64
+		"  mismatches %" PRIu64 "  count mismatches %" PRIu64 "  lost %" PRIu64 "  dup %" PRIu64 "  reordered %" PRIu64 "  errors %" PRIu64
 		"  timeouts %" PRIu64 "  reconnects %" PRIu64 "  connect failures %" PRIu64 "  => %s\n",
-		r->mismatches, r->lost, r->duplicates, r->reordered, r->errors, r->timeouts, r->reconnects, r->connect_failures,
-		ok ? "OK" : "FAILED");
+		r->mismatches, r->count_mismatches, r->lost, r->duplicates, r->reordered, r->errors, r->timeouts, r->reconnects,
+		r->connect_failures, ok ? "OK" : "FAILED");
 }
 
 static void on_signal(int sig)

@@ -80,6 +80,7 @@ struct wl_result {
 	uint64_t published;  /* chat */
 	uint64_t expected;   /* chat: deliveries that should have arrived */
 	uint64_t mismatches; /* wrong bytes (echo), corrupt payloads (chat) */
+	uint64_t count_mismatches; /* chat: a PUBLISH reply naming another receiver count than the run's subscribers */
 	uint64_t lost, duplicates, reordered; /* chat, per publisher */
 	uint64_t errors;     /* resets, unexpected EOF, error replies, protocol errors */
 	uint64_t timeouts;   /* no answer within --timeout */
