@@ -1161,6 +1161,10 @@ static void loop_timer(void *arg)
 static void loop_wake(void *arg)
 {
 	struct bridge *b = arg;
+	if (b->shards)
+		shards_read_more(b->shards);
+	else
+		link_read_more(b->link, true);
 	if (b->shards ? !b->up : !link_is_up(b->link))
 		return;
 	pthread_mutex_lock(&b->lock);

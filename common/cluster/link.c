@@ -92,6 +92,7 @@ struct rconn {
 	int hello;         /* CS_HELLO: replies still awaited (AUTH, PING) */
 	bool auth;         /* CS_HELLO: the first of them is AUTH's */
 	long long ping_at; /* up: when the keepalive PING went out (0: answered) */
+	bool more;         /* its last read stopped at READS_PER_EVENT: read on at the wake */
 };
 
 struct link {
@@ -160,6 +161,7 @@ void link_retarget(struct link *l, const char *host, int port)
 static void conn_close(struct link *l, int i)
 {
 	struct rconn *c = &l->c[i];
+	c->more = false;
 	if (c->fd >= 0) {
 		cl_watch(l->loop, i, -1, false, false);
 		close(c->fd);
@@ -691,6 +693,27 @@ static void readable(struct link *l, int i)
 		}
 		if (input(l, i, chunk, (size_t)r) < 0)
 			return;
+	}
+	/* Bytes may be left. A host loop's next readiness report can be many
+	 * turns away (uring: the poll completion queues behind a flood's
+	 * receives), while the engine's copies of this node's own publishes keep
+	 * coming: at one budget per report the engine's output buffer for us
+	 * grew past its limit and it dropped the link. Read on at the wake, which
+	 * the loop runs before it sleeps, every turn. */
+	if (l->c[i].fd >= 0) {
+		l->c[i].more = true;
+		cl_wake(l->loop);
+	}
+}
+
+void link_read_more(struct link *l, bool up)
+{
+	for (int i = 0; i < LINK_CONNS; i++) {
+		if (l->c[i].more || (up && l->st == L_UP)) {
+			l->c[i].more = false;
+			if (l->c[i].fd >= 0 && l->c[i].st != CS_CONNECTING)
+				readable(l, i);
+		}
 	}
 }
 

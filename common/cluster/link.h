@@ -57,6 +57,11 @@ void link_start(struct link *l);
 /* Called by the loop (cl_handler). */
 void link_io(struct link *l, int slot, bool rd, bool wr);
 void link_timer(struct link *l);
+/* The wake: read on where the last read stopped at its budget; up: also
+ * read every connection of a link that is up (the wake follows publishes,
+ * whose copies the engine sends back; the loop's next readiness report for
+ * them may be turns away). */
+void link_read_more(struct link *l, bool up);
 /* Queue a formatted command on conn (only while up). 0 or -ENOMEM / -ENOTCONN. */
 int link_send(struct link *l, enum link_conn conn, const char *p, size_t n);
 /* Write what is queued now, without waiting for the loop to report the

@@ -553,6 +553,14 @@ void shards_io(struct shards *s, int slot, bool rd, bool wr)
 		link_io(s->sh[i].link, slot % 2, rd, wr);
 }
 
+void shards_read_more(struct shards *s)
+{
+	link_read_more(s->ctl, false);
+	for (int i = 0; i < SHARDS_MAX; i++)
+		if (s->sh[i].link)
+			link_read_more(s->sh[i].link, false);
+}
+
 void shards_timer(struct shards *s)
 {
 	long long now = now_ms();

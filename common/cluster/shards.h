@@ -52,6 +52,7 @@ void shards_start(struct shards *s);
 /* The host loop's callbacks. */
 void shards_io(struct shards *s, int slot, bool rd, bool wr);
 void shards_timer(struct shards *s);
+void shards_read_more(struct shards *s); /* the wake: link_read_more on each link */
 /* Queue a formatted command for the owner of slot on conn. 0, -ENOTCONN (the
  * owner unknown or its link down), -ENOMEM. */
 int shards_send(struct shards *s, unsigned slot, enum link_conn conn, const char *p, size_t n);
