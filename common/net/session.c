@@ -631,7 +631,12 @@ void session_stop(struct session *s)
 		return;
 	s->stopping = 1;
 	s->drain_busy = buf_used(&s->in) > 0; /* input waits for an answer: mid-transfer */
-	if (s->proto && s->proto->stop)
+	/* Closing already (the peer's EOF, QUIT, a fault): it has said its last,
+	 * and with TLS its close_notify may be out, after which a protocol's
+	 * goodbye (a close frame, BYE) could never be sent: pending for good,
+	 * it held the drain to its end where the model sends asynchronously
+	 * (uring: the stop arrived while close_notify was in flight). */
+	if (s->proto && s->proto->stop && !s->closing)
 		s->proto->stop(s);
 	linger_after_drain_close(s); /* nothing left to send: it lingers now (else after the flush) */
 }

@@ -8,6 +8,7 @@
  * is set on the session the way the session layer sets it (stopping, held,
  * head clock, queued output from real input). */
 #include <stdlib.h>
+#include <sys/uio.h>
 #include <string.h>
 
 #include "check.h"
@@ -120,6 +121,44 @@ static void table(void)
 	}
 }
 
+/* Flush what s has queued, as a model's sends would. */
+static void flush(struct session *s)
+{
+	struct iovec iov[8];
+	int n;
+	while ((n = session_iov(s, iov, 8)) > 0)
+		for (int i = 0; i < n; i++)
+			session_sent(s, iov[i].iov_len);
+}
+
+/* The stop reaching a session its peer ended already (EOF, still closing):
+ * nothing more is queued (the WebSocket's close frame, chat's BYE). With TLS
+ * its close_notify may be out by then (uring: its send in flight), and
+ * output queued after it could never be sent: pending for good, it held the
+ * drain to --drain-timeout. */
+static void stop_after_peer_close(void)
+{
+	cfg.idle_timeout_ms = IDLE;
+	struct session *s = session_new(&srv, &own, false);
+	if (!s)
+		abort();
+	static const char up[] = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+	session_input(s, up, sizeof(up) - 1);
+	CHECK(session_pending(s) > 0); /* the 101 */
+	flush(s);
+	CHECK(!s->closing);
+	session_eof(s);
+	CHECK(s->closing && s->close_why == CLOSE_PEER);
+	size_t before = session_pending(s);
+	session_stop(s);
+	CHECK(session_pending(s) == before);
+	CHECK(s->close_why == CLOSE_PEER);
+	flush(s);
+	CHECK(session_done(s));
+	session_free(s);
+}
+
 int main(void)
 {
 	char *argv[] = {"weft", "--model", "test", NULL};
@@ -130,6 +169,7 @@ int main(void)
 	srv.cfg = &cfg;
 	owner_init(&own, wake, NULL);
 	table();
+	stop_after_peer_close();
 	owner_destroy(&own);
 	return check_done();
 }
