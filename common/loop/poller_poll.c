@@ -87,9 +87,9 @@ static int pl_wait(struct loop_poller *p, int timeout_ms, struct loop_poller_eve
 	int n = poll(p->pfd, (nfds_t)p->n, timeout_ms);
 	if (n < 0)
 		return -errno;
-	int count = 0;
+	int count = 0, start = p->next; /* fixed for the scan: see poller_select.c */
 	for (int k = 0; k < p->n && count < max && n > 0; k++) {
-		int i = (p->next + k) % p->n;
+		int i = (start + k) % p->n;
 		short re = p->pfd[i].revents;
 		if (!re)
 			continue;

@@ -59,9 +59,12 @@ static int sel_wait(struct loop_poller *p, int timeout_ms, struct loop_poller_ev
 	int n = select(p->maxfd + 1, &p->rd_out, &p->wr_out, NULL, timeout_ms < 0 ? NULL : &tv);
 	if (n < 0)
 		return -errno;
-	int count = 0, span = p->maxfd + 1;
+	/* The scan's start is fixed for the scan: moving it as fds are reported
+	 * would report one twice and skip others (the highest, often), starving
+	 * them while the lower ones stay ready. */
+	int count = 0, span = p->maxfd + 1, start = p->next;
 	for (int i = 0; i < span && count < max && n > 0; i++) {
-		int fd = (p->next + i) % span;
+		int fd = (start + i) % span;
 		int mask = (FD_ISSET(fd, &p->rd_out) ? LOOP_POLL_IN : 0) | (FD_ISSET(fd, &p->wr_out) ? LOOP_POLL_OUT : 0);
 		if (mask) {
 			ev[count++] = (struct loop_poller_event){fd, mask};
