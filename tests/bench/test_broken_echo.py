@@ -13,16 +13,10 @@ import subprocess
 import sys
 import time
 
+from checks import check, done
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LOAD = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("WEFT_LOAD_BIN", "weft-load")
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    print("%s: %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    if not cond:
-        failed += 1
 
 
 class EchoServer:
@@ -78,5 +72,4 @@ with EchoServer("--stall-after", "100") as s:
     rc, j = load(s.port, "-c", "2", "-d", "1", "-s", "64", "--timeout", "0.5")
     check(rc == 1 and j["errors"]["timeouts"] >= 1, "a stalled server is caught (timeouts=%d)" % j["errors"]["timeouts"])
 
-print("%d passed, %d failed" % (7 - failed, failed))
-sys.exit(1 if failed else 0)
+done()

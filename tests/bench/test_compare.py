@@ -16,15 +16,10 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, done
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = sys.argv[1]
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    print("%s: %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    passed, failed = passed + bool(cond), failed + (not cond)
 
 
 out = tempfile.mkdtemp(prefix="weft-compare-test-")
@@ -102,5 +97,4 @@ for png in ("throughput.png", "p99.png", "memory.png", "knee-echo-64B.png"):
     check(os.path.exists(path) and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n", "%s is a PNG" % png)
 check(os.path.isdir(os.path.join(out, "raw")) and len(os.listdir(os.path.join(out, "raw"))) >= len(rows),
       "raw results are kept")
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+done()

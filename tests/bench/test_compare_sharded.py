@@ -19,15 +19,10 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, done
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = sys.argv[1]
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    print("%s: %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    passed, failed = passed + bool(cond), failed + (not cond)
 
 
 if not shutil.which("redis-server") or not shutil.which("redis-cli"):
@@ -65,8 +60,8 @@ try:
           "cluster-sharded-fanout3: three shard rows, each message to 3 nodes, no listener lost (%s)" %
           [(r["ops_per_s"], r["cpu_us_per_op"], r["errors"]) for r in f3])
     report = open(os.path.join(out, "report.md")).read()
-    check("## cluster-sharded" in report and "| shard 1 (slots 0-5460)" in report, "report.md has the shard table")
+    check("## cluster-sharded" in report and "| shard 1 (slots 0-5460)" in report, "report.md has the shard table:\n%s" %
+          "\n".join(l for l in report.splitlines() if "shard" in l)[:3000])
 finally:
     shutil.rmtree(out, ignore_errors=True)
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+done()

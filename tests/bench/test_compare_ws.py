@@ -16,14 +16,9 @@ import subprocess
 import sys
 import tempfile
 
+from checks import check, done
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    print("%s: %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    passed, failed = passed + bool(cond), failed + (not cond)
 
 
 out = tempfile.mkdtemp(prefix="weft-compare-ws-test-")
@@ -59,5 +54,4 @@ if ws and resp and ws["cpu_us_per_op"] and resp["cpu_us_per_op"]:
     want = float(ws["cpu_us_per_op"]) / float(resp["cpu_us_per_op"])
     check("| %.2fx (target <= 1.25x) |" % want in line,
           "the ws pub/sub target divides by coro's own RESP row (want %.2fx): %s" % (want, line[:200]))
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+done()

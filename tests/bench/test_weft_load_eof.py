@@ -19,16 +19,10 @@ import subprocess
 import sys
 import threading
 
+from checks import check, done
+
 LOAD = sys.argv[1]
 SUBS = 3
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    print("%s: %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    if not cond:
-        failed += 1
 
 
 def ws_frame(text):
@@ -127,5 +121,4 @@ def run(ws):
 
 run(False)
 run(True)
-print("%d failed" % failed)
-sys.exit(1 if failed else 0)
+done()

@@ -27,19 +27,13 @@ import sys
 import tempfile
 import time
 
+from checks import check, done
+
 WEFT, LOAD = sys.argv[1], sys.argv[2]
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 import weft_models  # noqa: E402
 
 MODELS = {m.name: m.bench_args for m in weft_models.models()}
-failed = 0
-
-
-def check(cond, what):
-    global failed
-    print("%s: %s" % ("ok  " if cond else "FAIL", what), flush=True)
-    if not cond:
-        failed += 1
 
 
 def built_models():
@@ -115,5 +109,4 @@ for m in models:
         w.wait(15)
 
 check(bool(models), "some model is built: %s" % models)
-print("%d failed" % failed)
-sys.exit(1 if failed else 0)
+done()
