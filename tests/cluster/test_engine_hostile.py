@@ -135,6 +135,45 @@ class FakeListener:
     def on_accept(self, c):
         self.spawn(self._serve, c)
 
+    def serve_commands(self, c, handle):
+        """Read RESP commands (*N, then N bulk strings) from c until it closes
+        or the listener stops; handle(c, CMD, args) each whole one under
+        self.lock (CMD upper-cased)."""
+        c.settimeout(0.05)
+        buf = b""
+        try:
+            while not self.stop.is_set():
+                try:
+                    b = c.recv(1 << 20)
+                    if not b:
+                        return
+                except socket.timeout:
+                    continue
+                buf += b
+                while True:
+                    args, p = [], buf.find(b"\r\n")
+                    if p < 0:
+                        break
+                    n, p = int(buf[1:p]), p + 2
+                    for _ in range(n):
+                        q = buf.find(b"\r\n", p)
+                        if q < 0:
+                            break
+                        ln = int(buf[p + 1:q])
+                        if len(buf) < q + 2 + ln + 2:
+                            break
+                        args.append(buf[q + 2:q + 2 + ln])
+                        p = q + 2 + ln + 2
+                    if len(args) < n:
+                        break
+                    buf = buf[p:]
+                    with self.lock:
+                        handle(c, args[0].upper(), args)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
     def spawn(self, fn, c):
         t = threading.Thread(target=fn, args=(c,), daemon=True)
         self.threads.append(t)
@@ -838,50 +877,19 @@ class CompromisedEngine(FakeListener):
         self.start()
 
     def _serve(self, c):
-        c.settimeout(0.05)
-        buf = b""
-        try:
-            while not self.stop.is_set():
-                try:
-                    b = c.recv(1 << 20)
-                    if not b:
-                        return
-                except socket.timeout:
-                    continue
-                buf += b
-                while True:  # whole commands: *N, then N bulk strings
-                    args, p = [], buf.find(b"\r\n")
-                    if p < 0:
-                        break
-                    n, p = int(buf[1:p]), p + 2
-                    for _ in range(n):
-                        q = buf.find(b"\r\n", p)
-                        if q < 0:
-                            break
-                        ln = int(buf[p + 1:q])
-                        if len(buf) < q + 2 + ln + 2:
-                            break
-                        args.append(buf[q + 2:q + 2 + ln])
-                        p = q + 2 + ln + 2
-                    if len(args) < n:
-                        break
-                    buf = buf[p:]
-                    cmd = args[0].upper()
-                    with self.lock:
-                        if cmd == b"PING":
-                            c.sendall(b"+PONG\r\n")
-                        elif cmd == b"PUBLISH":
-                            self.published.append(args[2])
-                            c.sendall(b":0\r\n")
-                        elif cmd in (b"SUBSCRIBE", b"PSUBSCRIBE"):
-                            for i, name in enumerate(args[1:]):
-                                c.sendall(resp(cmd.lower(), name).replace(b"*2", b"*3", 1) + b":%d\r\n" % (i + 1))
-                            if c not in self.subs:
-                                self.subs.append(c)
-        except OSError:
-            pass
-        finally:
-            c.close()
+        self.serve_commands(c, self._command)
+
+    def _command(self, c, cmd, args):
+        if cmd == b"PING":
+            c.sendall(b"+PONG\r\n")
+        elif cmd == b"PUBLISH":
+            self.published.append(args[2])
+            c.sendall(b":0\r\n")
+        elif cmd in (b"SUBSCRIBE", b"PSUBSCRIBE"):
+            for i, name in enumerate(args[1:]):
+                c.sendall(resp(cmd.lower(), name).replace(b"*2", b"*3", 1) + b":%d\r\n" % (i + 1))
+            if c not in self.subs:
+                self.subs.append(c)
 
     def inject(self, data):
         with self.lock:
@@ -1070,59 +1078,28 @@ class FakeClusterNode(FakeListener):
             return self.counts.get(cmd, 0)
 
     def _serve(self, c):
+        self.serve_commands(c, self._command)
+
+    def _command(self, c, cmd, args):
+        self.counts[cmd] = self.counts.get(cmd, 0) + 1
+        c.settimeout(30)
+        if cmd == b"PING":
+            c.sendall(b"+PONG\r\n")
+        elif cmd == b"AUTH":
+            c.sendall(b"+OK\r\n")
+        elif cmd == b"CLUSTER" and self.nodes_text:  # None: never answered
+            t = self.nodes_text()
+            c.sendall(b"$%d\r\n%s\r\n" % (len(t), t))
+        elif cmd == b"SPUBLISH":
+            c.sendall(self.spublish_reply)
+        elif cmd in (b"SSUBSCRIBE", b"SUNSUBSCRIBE"):
+            for i, name in enumerate(args[1:]):
+                c.sendall(b"*3\r\n" + resp_bulk(cmd.lower()) + resp_bulk(name) + b":%d\r\n" % (i + 1))
+                if cmd == b"SSUBSCRIBE":
+                    self.subscribed.append(name)
+            if c not in self.subs:
+                self.subs.append(c)
         c.settimeout(0.05)
-        buf = b""
-        try:
-            while not self.stop.is_set():
-                try:
-                    b = c.recv(1 << 20)
-                    if not b:
-                        return
-                except socket.timeout:
-                    continue
-                buf += b
-                while True:
-                    args, p = [], buf.find(b"\r\n")
-                    if p < 0:
-                        break
-                    n, p = int(buf[1:p]), p + 2
-                    for _ in range(n):
-                        q = buf.find(b"\r\n", p)
-                        if q < 0:
-                            break
-                        ln = int(buf[p + 1:q])
-                        if len(buf) < q + 2 + ln + 2:
-                            break
-                        args.append(buf[q + 2:q + 2 + ln])
-                        p = q + 2 + ln + 2
-                    if len(args) < n:
-                        break
-                    buf = buf[p:]
-                    cmd = args[0].upper()
-                    with self.lock:
-                        self.counts[cmd] = self.counts.get(cmd, 0) + 1
-                        c.settimeout(30)
-                        if cmd == b"PING":
-                            c.sendall(b"+PONG\r\n")
-                        elif cmd == b"AUTH":
-                            c.sendall(b"+OK\r\n")
-                        elif cmd == b"CLUSTER" and self.nodes_text:  # None: never answered
-                            t = self.nodes_text()
-                            c.sendall(b"$%d\r\n%s\r\n" % (len(t), t))
-                        elif cmd == b"SPUBLISH":
-                            c.sendall(self.spublish_reply)
-                        elif cmd in (b"SSUBSCRIBE", b"SUNSUBSCRIBE"):
-                            for i, name in enumerate(args[1:]):
-                                c.sendall(b"*3\r\n" + resp_bulk(cmd.lower()) + resp_bulk(name) + b":%d\r\n" % (i + 1))
-                                if cmd == b"SSUBSCRIBE":
-                                    self.subscribed.append(name)
-                            if c not in self.subs:
-                                self.subs.append(c)
-                        c.settimeout(0.05)
-        except OSError:
-            pass
-        finally:
-            c.close()
 
     def inject(self, data):
         with self.lock:
