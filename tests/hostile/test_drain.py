@@ -315,9 +315,11 @@ def test_endless_sender_does_not_hold_the_drain(ctx):
         # a server that stopped reading them would have taken only what the socket buffers hold
         assert all(s[0] > 16 << 20 for s in sents), "bytes taken during the drain (SIGTERM at %.2f s): %s" % (t0, sents)
         # and each at full speed: one read a fraction as often as its neighbours is not (coro's select/poll
-        # scan once skipped the highest ready fd, so the third client got a tenth of the others' share)
+        # scan once skipped the highest ready fd, so the third client got a tenth of the others' share).
+        # With two loops the three clients split 2 + 1, and the lone one is read twice as often as the
+        # pair on the other loop (CI saw 2.25x): a quarter still catches the starved one.
         most = max(s[0] for s in sents)
-        assert all(s[0] * 2 >= most for s in sents), "unequal shares read during the drain: %s" % sents
+        assert all(s[0] * 4 >= most for s in sents), "unequal shares read during the drain: %s" % sents
         cut = max((s[1] for s in sents if len(s) > 1), default=t0) - t0
         print("measured: 3 lingering clients sending without end (%s MiB taken): cut %.2f s after SIGTERM, exit "
               "seen %.2f s after it (--drain-timeout %.1f)" % ([s[0] >> 20 for s in sents], cut, took, drain))
