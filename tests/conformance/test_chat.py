@@ -1,4 +1,5 @@
-"""test_chat.py - chat mode on every model: netcat line users, redis-cli and
+"""test_chat.py - chat mode on every model: netcat line users (their /psub
+patterns matched against line, RESP and WebSocket publishers), redis-cli and
 python3-redis through weft unchanged, fan-out exactly once and in order
 (1 -> 100, 10 channels x 10), a subscriber that stops reading dropped at its
 limit while the others keep receiving and RSS stays bounded, RESP replies
