@@ -25,8 +25,9 @@ struct line {
 };
 
 #define HELP_LINE                                                                                            \
-	"HELP commands: /nick NAME | /join CHANNEL | /leave [CHANNEL] | /pub CHANNEL TEXT | /list | /who CHANNEL | /numpat | /help | " \
-	"/quit; any other line goes to the channel joined last; start it with // to send a line beginning with /\n"
+	"HELP commands: /nick NAME | /join CHANNEL | /leave [CHANNEL] | /pub CHANNEL TEXT | /psub PATTERN | "               \
+	"/punsub [PATTERN] | /list | /who CHANNEL | /numpat | /help | /quit; any other line goes to the channel joined last; " \
+	"start it with // to send a line beginning with /\n"
 
 static void reply(struct session *s, const char *fmt, ...)
 {
@@ -154,6 +155,63 @@ static void cmd_leave(struct session *s, struct line *l, const char *a, size_t n
 			memcpy(l->current, cs->v[cs->n - 1].p, cs->v[cs->n - 1].n + 1);
 	}
 	reply(s, "OK leave %s", name);
+}
+
+static bool check_pattern(struct session *s, const char *p, size_t n)
+{
+	char sn[80];
+	if (chat_valid_name(p, n))
+		return true;
+	bad(s, "invalid pattern '%s': 1-%d bytes, no spaces or control characters", snip(sn, p, n), CHAT_NAME_MAX);
+	return false;
+}
+
+/* OK psub <pattern> <n>: n = this connection's channels and patterns now
+ * (what --max-subs bounds; Redis' psubscribe reply counts the same). The
+ * exchange's pattern machinery does the rest: PSUBSCRIBE's, cluster bridge
+ * included. */
+static void cmd_psub(struct session *s, const char *a, size_t n)
+{
+	if (!check_pattern(s, a, n))
+		return;
+	int rc = chat_subscribe(s, a, n, true);
+	if (rc == -ENOSPC) {
+		reply(s, "ERR too many subscriptions: %d channels and patterns at most (weft --max-subs)",
+		      s->srv->cfg->max_subs);
+		return;
+	}
+	if (rc < 0) {
+		reply(s, "ERR out of memory");
+		return;
+	}
+	reply(s, "OK psub %.*s %zu", (int)n, a, chat_count(s->chat));
+}
+
+/* OK punsub <pattern> <n> for the pattern named, or (none named) for each
+ * pattern held, in subscription order, as PUNSUBSCRIBE replies: at most
+ * --max-subs lines. */
+static void cmd_punsub(struct session *s, const char *a, size_t n)
+{
+	char sn[80];
+	if (n) {
+		if (n > CHAT_NAME_MAX || !chat_unsubscribe(s, a, n, true))
+			bad(s, "not subscribed to pattern '%s'", snip(sn, a, n));
+		else
+			reply(s, "OK punsub %.*s %zu", (int)n, a, chat_count(s->chat));
+		return;
+	}
+	struct chat_names *ps = &s->chat->pats;
+	if (ps->n == 0) {
+		bad(s, "not subscribed to any pattern");
+		return;
+	}
+	while (ps->n) {
+		char name[CHAT_NAME_MAX + 1]; /* the unsubscribe frees the held copy */
+		size_t k = ps->v[0].n;
+		memcpy(name, ps->v[0].p, k);
+		chat_unsubscribe(s, name, k, true);
+		reply(s, "OK punsub %.*s %zu", (int)k, name, chat_count(s->chat));
+	}
 }
 
 /* /list names at most this many channels, the first by name, and says how
@@ -343,6 +401,10 @@ static void command(struct session *s, struct line *l, const char *p, size_t n)
 		split(a, al, &cl, &text, &tl);
 		if (check_channel(s, a, cl))
 			publish(s, a, cl, text, tl, true);
+	} else if (word_is(w, wl, "psub") && al) {
+		cmd_psub(s, a, al);
+	} else if (word_is(w, wl, "punsub")) {
+		cmd_punsub(s, a, al);
 	} else if (word_is(w, wl, "list")) {
 		cmd_list(s);
 	} else if (word_is(w, wl, "who") && al) {
@@ -354,6 +416,8 @@ static void command(struct session *s, struct line *l, const char *p, size_t n)
 	} else if (word_is(w, wl, "quit")) {
 		reply(s, "BYE");
 		session_close_after_flush(s);
+	} else if (word_is(w, wl, "psub")) {
+		bad(s, "usage: /psub PATTERN");
 	} else if (word_is(w, wl, "nick") || word_is(w, wl, "join") || word_is(w, wl, "pub") ||
 	           word_is(w, wl, "publish") || word_is(w, wl, "msg") || word_is(w, wl, "who")) {
 		bool chan = word_is(w, wl, "join") || word_is(w, wl, "who");

@@ -498,28 +498,64 @@ static void publish_channel(struct exchange *ex, struct pub *pb)
 	}
 }
 
+/* The line form of a delivery through pattern pat, made from the channel's:
+ * "PMSG <pattern> " and the MSG line without its "MSG " (nothing escaped
+ * again). */
+static struct msg *encode_pline(const char *pat, size_t pn, const struct msg *line)
+{
+	struct msg *m = msg_new(6 + pn + line->len);
+	if (!m)
+		return NULL;
+	char *w = m->data;
+	memcpy(w, "PMSG ", 5);
+	w += 5;
+	memcpy(w, pat, pn);
+	w += pn;
+	*w++ = ' ';
+	memcpy(w, line->data + 4, line->len - 4);
+	m->len = 6 + pn + line->len - 4;
+	return m;
+}
+
+/* The shared msg for fmt through pattern p (f: its forms, indexed by
+ * ex_fmt), encoding it on first use; NULL on ENOMEM. Every format names the
+ * pattern: RESP's pmessage, the line's PMSG, and PMSG framed. */
+static struct msg *pat_form(struct pub *pb, const struct pattern *p, struct msg *f[3], enum ex_fmt fmt)
+{
+	if (!f[fmt]) {
+		if (fmt == EX_RESP) {
+			f[fmt] = encode_resp(p->name, p->len, pb->ch, pb->cn, pb->data, pb->n);
+		} else if (fmt == EX_LINE) {
+			struct msg *line = form(pb, EX_LINE);
+			f[fmt] = line ? encode_pline(p->name, p->len, line) : NULL;
+		} else if (ws_framer && pat_form(pb, p, f, EX_LINE)) {
+			f[fmt] = ws_framer(f[EX_LINE]->data, f[EX_LINE]->len);
+		}
+		if (!f[fmt])
+			pb->err = -ENOMEM;
+	}
+	return f[fmt];
+}
+
+/* Every subscriber of pattern p (which matches the channel). */
+static void publish_pattern(struct pub *pb, const struct pattern *p)
+{
+	struct msg *f[3] = {NULL, NULL, NULL};
+	for (size_t k = 0; k < p->subs.n; k++) {
+		struct msg *m = pat_form(pb, p, f, p->subs.v[k].fmt);
+		if (m)
+			deliver(pb, p->subs.v[k].sub, m);
+	}
+	for (int i = 0; i < 3; i++)
+		msg_unref(f[i]);
+}
+
 static void publish_patterns(struct exchange *ex, struct pub *pb)
 {
 	for (size_t i = 0; i < ex->npats; i++) {
 		struct pattern *p = ex->pats[i];
-		if (!glob_match(p->name, p->len, pb->ch, pb->cn))
-			continue;
-		struct msg *pm = NULL;
-		for (size_t k = 0; k < p->subs.n; k++) {
-			struct msg *m;
-			if (p->subs.v[k].fmt != EX_RESP) { /* a pattern changes only the RESP form */
-				m = form(pb, p->subs.v[k].fmt);
-			} else {
-				if (!pm)
-					pm = encode_resp(p->name, p->len, pb->ch, pb->cn, pb->data, pb->n);
-				m = pm;
-				if (!m)
-					pb->err = -ENOMEM;
-			}
-			if (m)
-				deliver(pb, p->subs.v[k].sub, m);
-		}
-		msg_unref(pm);
+		if (glob_match(p->name, p->len, pb->ch, pb->cn))
+			publish_pattern(pb, p);
 	}
 }
 
@@ -550,25 +586,14 @@ long exchange_publish_remote(struct exchange *ex, const char *pat, size_t pn, co
                              const char *from, const char *data, size_t n)
 {
 	struct pub pb = {.ch = ch, .from = from ? from : "-", .data = data, .cn = cn, .n = n};
-	struct msg *pm = NULL;
 	size_t idx;
 	pthread_mutex_lock(&ex->lock);
 	struct pattern *p = pat ? pat_find(ex, pat, pn, &idx) : NULL;
-	if (!pat) {
+	if (!pat)
 		publish_channel(ex, &pb);
-	} else if (p && glob_match(p->name, p->len, ch, cn)) {
-		for (size_t k = 0; k < p->subs.n; k++) {
-			struct msg *m = p->subs.v[k].fmt != EX_RESP ? form(&pb, p->subs.v[k].fmt) : pm;
-			if (!m && p->subs.v[k].fmt == EX_RESP)
-				m = pm = encode_resp(p->name, p->len, ch, cn, data, n);
-			if (m)
-				deliver(&pb, p->subs.v[k].sub, m);
-			else
-				pb.err = -ENOMEM;
-		}
-	}
+	else if (p && glob_match(p->name, p->len, ch, cn))
+		publish_pattern(&pb, p);
 	pthread_mutex_unlock(&ex->lock);
-	msg_unref(pm);
 	msg_unref(pb.line);
 	msg_unref(pb.resp);
 	msg_unref(pb.ws);

@@ -10,9 +10,9 @@
  * and no code holding an owner lock calls into the exchange.
  *
  * A message is encoded once per wire format (the line form, the line form
- * as a WebSocket frame, the RESP `message` form, and one RESP `pmessage` per
- * matching pattern) and every
- * subscriber gets a reference to the same msg.
+ * as a WebSocket frame, the RESP `message` form; per matching pattern with a
+ * subscriber of that format, the RESP `pmessage`, the line `PMSG` and that
+ * framed) and every subscriber gets a reference to the same msg.
  *
  * A subscriber is an interface (subscriber.h: its owner loop and how it
  * takes a delivery), not a session; subscriptions are keyed by its address.

@@ -119,8 +119,9 @@ resp = weftest.resp_cmd
 
 
 class Sub:
-    """A subscriber: kind 'resp' (SUBSCRIBE ch), 'pat' (PSUBSCRIBE pat) or
-    'line' (/join ch). Collects message texts in arrival order."""
+    """A subscriber: kind 'resp' (SUBSCRIBE ch), 'pat' (PSUBSCRIBE pat),
+    'line' (/join ch) or 'lpat' (the line protocol's /psub pat). Collects
+    message texts in arrival order."""
 
     def __init__(self, w, kind, name):
         self.kind, self.name, self.w = kind, name, w
@@ -130,6 +131,10 @@ class Sub:
         if kind == "line":
             send_all(self.s, b"/join " + name.encode() + b"\n")
             self._line()  # OK join
+        elif kind == "lpat":
+            send_all(self.s, b"/psub " + name.encode() + b"\n")
+            ok = self._line()
+            assert ok == b"OK psub %s 1" % name.encode(), ok
         else:
             send_all(self.s, resp("PSUBSCRIBE" if kind == "pat" else "SUBSCRIBE", name))
             self._value()  # the confirmation
@@ -180,6 +185,13 @@ class Sub:
                         raise AssertionError("unexpected line %r" % line)
                     _, ch, nick, text = line.split(b" ", 3)
                     assert ch == self.name.encode(), line
+                    self.got.append(text)
+                elif self.kind == "lpat":
+                    line = self._line(end)
+                    if not line.startswith(b"PMSG "):
+                        raise AssertionError("unexpected line %r" % line)
+                    _, pat, ch, nick, text = line.split(b" ", 4)
+                    assert pat == self.name.encode(), line
                     self.got.append(text)
                 else:
                     v = self._value(end)

@@ -142,9 +142,11 @@ def test_forged_sequence_cannot_silence_a_node(ctx):
 
 def test_fanout_every_model(ctx):
     """Four nodes (threads, pool, coro, uring): channel, pattern and line
-    subscribers and a publisher on every node; every message reaches every
-    subscriber exactly once, in per-publisher order; PUBLISH counts this
-    node's receivers only; nothing from the engine is republished."""
+    subscribers (a line client's /psub of a pattern of its own among them:
+    that pattern reaches the engine only through it) and a publisher on
+    every node; every message reaches every subscriber exactly once, in
+    per-publisher order; PUBLISH counts this node's receivers only; nothing
+    from the engine is republished."""
     k = scale(200, asan=2, tsan=4)
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
@@ -153,8 +155,8 @@ def test_fanout_every_model(ctx):
             assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
             subs = []
             for w in nodes:
-                subs += [Sub(w, "resp", "news"), Sub(w, "pat", "ne*"), Sub(w, "line", "news")]
-            wait_engine_subs(r, "weft:news", len(nodes), len(nodes))
+                subs += [Sub(w, "resp", "news"), Sub(w, "pat", "ne*"), Sub(w, "line", "news"), Sub(w, "lpat", "n?ws")]
+            wait_engine_subs(r, "weft:news", len(nodes), 2 * len(nodes))
             pubs = [Pub(w, line=(i % 2 == 1)) for i, w in enumerate(nodes)]
             names = ["n%d" % i for i in range(len(nodes))]
             for j in range(k):
@@ -162,7 +164,7 @@ def test_fanout_every_model(ctx):
                     p.publish("news", b"%s-%d" % (names[i].encode(), j))
             for p in pubs:
                 counts = p.drain()
-                assert counts == [3] * k, "PUBLISH must count this node's 3 receivers: %s" % counts[:20]
+                assert counts == [4] * k, "PUBLISH must count this node's 4 receivers: %s" % counts[:20]
             for s in subs:
                 got = s.read(len(nodes) * k, 20)
                 check_stream(got, names, k)
@@ -180,13 +182,13 @@ def test_fanout_every_model(ctx):
                     assert any(key.split("{")[0] == fam for key in m), "%s missing on %s" % (fam, w.args)
                 g = lambda name: sum(v for key, v in m.items() if key.split("{")[0] == name)
                 assert g("weft_cluster_sent_total") == k, (w.args, g("weft_cluster_sent_total"))
-                # from 3 other nodes, on the channel and the pattern subscription
-                assert g("weft_cluster_received_total") == 2 * (len(nodes) - 1) * k, g("weft_cluster_received_total")
-                assert g("weft_cluster_echoes_dropped_total") == 2 * k
+                # from 3 other nodes, on the channel and the two pattern subscriptions
+                assert g("weft_cluster_received_total") == 3 * (len(nodes) - 1) * k, g("weft_cluster_received_total")
+                assert g("weft_cluster_echoes_dropped_total") == 3 * k
                 assert g("weft_cluster_gaps_total") == 0 and g("weft_cluster_duplicates_dropped_total") == 0
                 assert g("weft_cluster_malformed_total") == 0
                 assert m['weft_cluster_subscriptions{model="%s",kind="channel"}' % w.args[1]] == 1
-                assert m['weft_cluster_subscriptions{model="%s",kind="pattern"}' % w.args[1]] == 1
+                assert m['weft_cluster_subscriptions{model="%s",kind="pattern"}' % w.args[1]] == 2
             # The last local subscriber leaving unsubscribes on the engine.
             for s in subs:
                 s.close()

@@ -101,7 +101,8 @@ def test_patterns_across_nodes_over_every_shard(ctx):
     """Sharded pub/sub has no patterns; weft's nodes announce theirs
     (docs/CLUSTER.md, Patterns): a PSUBSCRIBE on node B gets the publishes
     of nodes A and C (and B) on channels over every shard, exactly once and
-    in per-publisher order, as pmessages; B's exact subscriber still gets
+    in per-publisher order, as pmessages, and so does a line client's /psub
+    of another pattern on B, as PMSG lines; B's exact subscriber still gets
     its channel's copies once. Each publish of A and C makes exactly one
     inbox copy; after PUNSUBSCRIBE B gets nothing more, and (no key: the
     announced pattern expires) A and C stop sending copies."""
@@ -113,10 +114,11 @@ def test_patterns_across_nodes_over_every_shard(ctx):
         try:
             assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
             pat, exact = Sub(b, "pat", "room*"), Sub(b, "resp", "room0x")
+            lpat = Sub(b, "lpat", "room[0-9]*")
             first = next(iter(chans))
             exact2 = Sub(b, "resp", first)
             assert wait_for(lambda: ann_taken(a) and ann_taken(c), 10 * slow_factor()), a.tail()
-            assert b.metric("weft_cluster_subscriptions", 'kind="pattern"') == 1
+            assert b.metric("weft_cluster_subscriptions", 'kind="pattern"') == 2
             engine_subs(rc, "weft:" + first, 1)
             names = ("A", "B", "C")
             pubs = [Pub(w) for w in nodes]
@@ -130,29 +132,37 @@ def test_patterns_across_nodes_over_every_shard(ctx):
             got = pat.read(n, 30)
             own_pattern_stream(got, names, chans, k)
             assert len(pat.read(n + 1, 0.5)) == n, "the pattern subscriber got a message twice"
+            lgot = lpat.read(n, 30)
+            own_pattern_stream(lgot, names, chans, k)
+            assert len(lpat.read(n + 1, 0.3)) == n, "the /psub subscriber got a message twice"
             check_stream([t.split(b".", 1)[0] + b"-" + t.rsplit(b"-", 1)[1] for t in exact2.read(3 * k, 20)],
                          names, k)
             assert exact.read(1, 0.3) == []
             for w in (a, c):
                 assert w.metric("weft_cluster_pattern_copies_sent_total") == k * len(chans), w.tail()
             assert b.metric("weft_cluster_pattern_copies_sent_total") == 0
-            # B: 2 remote publishers x every channel to the pattern, 2 x one channel to the exact subscriber
-            assert b.metric("weft_cluster_received_total") == 2 * k * len(chans) + 2 * k
+            # B: 2 remote publishers x every channel to each of the 2 patterns (one inbox copy for both),
+            # 2 x one channel to the exact subscriber
+            assert b.metric("weft_cluster_received_total") == 2 * 2 * k * len(chans) + 2 * k
             for w in nodes:
                 assert w.metric("weft_cluster_gaps_total") == 0 and w.metric("weft_cluster_duplicates_dropped_total") == 0
                 assert w.metric("weft_cluster_dropped_total") == 0 and w.metric("weft_cluster_malformed_total") == 0
                 assert w.metric("weft_cluster_pattern_announcements_total", 'result="refused"') == 0
             assert all(rc.cli(p, "PUBSUB", "NUMPAT") == "0" for p in rc.live())  # nothing classic on the engine
 
-            # PUNSUBSCRIBE: B delivers nothing more at once; A and C stop sending when the pattern expires
+            # PUNSUBSCRIBE and /punsub: B delivers nothing more at once; A and C stop sending when the
+            # patterns expire
             send_all(pat.s, resp("PUNSUBSCRIBE", "room*"))
             assert pat._value()[0] == b"punsubscribe"
+            send_all(lpat.s, b"/punsub\n")
+            assert lpat._line() == b"OK punsub room[0-9]* 0"
             assert wait_for(lambda: b.metric("weft_cluster_subscriptions", 'kind="pattern"') == 0, 5 * slow_factor())
             pa = Pub(a)
             pa.publish(first, b"after-0")
             pa.drain()
             assert exact2.read(3 * k + 1, 10)[-1] == b"after-0"
             assert pat.read(n + 1, 0.5) == got, "a message after PUNSUBSCRIBE"
+            assert lpat.read(n + 1, 0.3) == lgot, "a message after /punsub"
 
             def copies_stopped():
                 before = a.metric("weft_cluster_pattern_copies_sent_total")
@@ -161,7 +171,7 @@ def test_patterns_across_nodes_over_every_shard(ctx):
                 return a.metric("weft_cluster_pattern_copies_sent_total") == before
             assert wait_for(copies_stopped, 20 * slow_factor(), 0.5), "A still sends copies to B's inbox"
             assert pat.read(n + 1, 0.3) == got
-            for s in (pat, exact, exact2):
+            for s in (pat, lpat, exact, exact2):
                 s.close()
             for p in pubs + [pa]:
                 p.close()

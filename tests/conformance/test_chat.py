@@ -1,4 +1,5 @@
-"""test_chat.py - chat mode on every model: netcat line users, redis-cli and
+"""test_chat.py - chat mode on every model: netcat line users (their /psub
+patterns matched against line, RESP and WebSocket publishers), redis-cli and
 python3-redis through weft unchanged, fan-out exactly once and in order
 (1 -> 100, 10 channels x 10), a subscriber that stops reading dropped at its
 limit while the others keep receiving and RSS stays bounded, RESP replies
@@ -129,6 +130,134 @@ def test_two_line_clients_see_each_other(ctx):
         assert ra.line() == b"BYE"
         assert recv_until_closed(a, 5 * slow_factor()) == bytes(ra.buf)
         assert rb.line() == b"MSG room alice /slash"
+        close_all([a, b])
+
+
+def test_line_psub_from_line_resp_and_websocket(ctx):
+    """/psub PATTERN: a line subscriber (and a WebSocket one) gets PMSG
+    <pattern> <channel> <nick> <text> for each publish matching its pattern,
+    whoever published it (a line, RESP or WebSocket client), once per
+    matching pattern, and nothing for a channel that matches none;
+    /punsub PATTERN and /punsub stop it; /help and /numpat know them."""
+    from wsclient import TEXT, recv_message, send, upgrade
+    with Weft(extra_args=CHAT) as w:
+        sub, rs = line_client(w, b"/nick sub", b"/help", b"/join mark", b"/psub n*", b"/psub n?ws", b"/PSUB n*",
+                              b"/numpat")
+        assert rs.line() == b"OK nick sub"
+        help_line = rs.line()
+        assert b"/psub PATTERN" in help_line and b"/punsub [PATTERN]" in help_line, help_line
+        assert rs.line() == b"OK join mark 1"
+        assert rs.line() == b"OK psub n* 2"
+        assert rs.line() == b"OK psub n?ws 3"
+        assert rs.line() == b"OK psub n* 3"  # again: nothing changes
+        assert rs.line() == b"NUMPAT 2"
+        ws = upgrade(w.connect())
+        for cmd, want in ((b"/nick wsub", b"OK nick wsub"), (b"/psub *s", b"OK psub *s 1")):
+            send(ws, TEXT, cmd)
+            assert recv_message(ws) == (TEXT, want)
+
+        # a line publisher
+        lp, rl = line_client(w, b"/nick lp", b"/pub news from line", b"/pub xnews not\x01sub's", b"/pub nab ab")
+        assert rl.line() == b"OK nick lp"
+        assert rl.line() == b"OK pub news 3"  # n*, n?ws, *s
+        assert rl.line() == b"OK pub xnews 1"  # *s only
+        assert rl.line() == b"OK pub nab 1"
+        assert rs.line() == b"PMSG n* news lp from line"
+        assert rs.line() == b"PMSG n?ws news lp from line"
+        assert rs.line() == b"PMSG n* nab lp ab"  # not xnews
+        assert recv_message(ws) == (TEXT, b"PMSG *s news lp from line")
+        assert recv_message(ws) == (TEXT, b"PMSG *s xnews lp not\\x01sub's")
+
+        # a RESP publisher
+        rp, rr = resp_client(w)
+        send_all(rp, resp_cmd("PUBLISH", "nest", "from resp") + resp_cmd("PUBLISH", "zz", "no"))
+        assert rr.value() == 1
+        assert rr.value() == 0
+        line = rs.line()
+        assert line.startswith(b"PMSG n* nest guest") and line.endswith(b" from resp"), line
+
+        # a WebSocket publisher
+        send(ws, TEXT, b"/pub nn from ws")
+        assert recv_message(ws) == (TEXT, b"OK pub nn 1")
+        send(ws, TEXT, b"/pub zz no")
+        assert recv_message(ws) == (TEXT, b"OK pub zz 0")
+        assert rs.line() == b"PMSG n* nn wsub from ws"
+
+        # /punsub PATTERN, then /punsub (every pattern)
+        send_all(sub, b"/punsub n?ws\n/punsub n?ws\n")
+        assert rs.line() == b"OK punsub n?ws 2"
+        assert rs.line() == b"ERR not subscribed to pattern 'n?ws'"
+        send_all(lp, b"/pub news two\n")
+        assert rl.line() == b"OK pub news 2"
+        assert rs.line() == b"PMSG n* news lp two"
+        send_all(sub, b"/psub a*\n/punsub\n/punsub\n/numpat\n")
+        assert rs.line() == b"OK psub a* 3"
+        assert rs.line() == b"OK punsub n* 2"
+        assert rs.line() == b"OK punsub a* 1"
+        assert rs.line() == b"ERR not subscribed to any pattern"
+        assert rs.line() == b"NUMPAT 1"  # the WebSocket's *s
+        send_all(lp, b"/pub news three\n/pub mark end\n")
+        assert rl.line() == b"OK pub news 1"
+        assert rl.line() == b"OK pub mark 1"
+        assert rs.line() == b"MSG mark lp end"  # nothing for news came before it
+        assert recv_message(ws) == (TEXT, b"PMSG *s news lp two")
+        assert recv_message(ws) == (TEXT, b"PMSG *s news lp three")
+        for cmd, want in ((b"/punsub *s", b"OK punsub *s 0"), (b"/join m2", b"OK join m2 1")):
+            send(ws, TEXT, cmd)
+            assert recv_message(ws) == (TEXT, want)
+        send_all(lp, b"/pub news four\n/pub m2 end\n")
+        assert rl.line() == b"OK pub news 0"
+        assert rl.line() == b"OK pub m2 1"
+        assert recv_message(ws) == (TEXT, b"MSG m2 lp end")
+        send_all(sub, b"/quit\n")
+        assert rs.line() == b"BYE"
+        close_all([sub, lp, rp, ws])
+
+
+def test_line_psub_bad_input_and_limits(ctx):
+    """/psub refuses an empty, overlong or unprintable pattern and one past
+    --max-subs (channels and patterns together) with one ERR line each; the
+    client stays usable and its neighbours are unaffected."""
+    with Weft(extra_args=CHAT + ["--max-subs", "3"]) as w:
+        p200 = b"p" * 200
+        a, ra = line_client(w, b"/psub", b"/psub ", b"/psub " + b"p" * 201, b"/psub a\x01b", b"/psub a b",
+                            b"/punsub a b", b"/punsub " + b"p" * 201, b"/psub " + p200, b"/join c1", b"/psub q*",
+                            b"/psub r*", b"/numpat")
+        rule = b": 1-200 bytes, no spaces or control characters"
+        assert ra.line() == b"ERR usage: /psub PATTERN"
+        assert ra.line() == b"ERR usage: /psub PATTERN"
+        assert ra.line() == b"ERR invalid pattern '" + b"p" * 16 + b"...'" + rule
+        assert ra.line() == b"ERR invalid pattern 'a\\x01b'" + rule
+        assert ra.line() == b"ERR invalid pattern 'a b'" + rule
+        assert ra.line() == b"ERR not subscribed to pattern 'a b'"
+        assert ra.line() == b"ERR not subscribed to pattern '" + b"p" * 16 + b"...'"
+        assert ra.line() == b"OK psub " + p200 + b" 1"
+        assert ra.line() == b"OK join c1 1"
+        assert ra.line() == b"OK psub q* 3"
+        assert ra.line() == b"ERR too many subscriptions: 3 channels and patterns at most (weft --max-subs)"
+        assert ra.line() == b"NUMPAT 2"
+        assert w.metric("weft_client_errors_total", 'kind="chat_max_subs"') == 1
+        assert w.metric("weft_client_errors_total", 'kind="chat_bad_input"') == 7
+        # a neighbour has its own limit and gets what matches
+        b, rb = line_client(w, b"/nick bee", b"/psub r*", b"/psub q*", b"/psub " + p200)
+        assert rb.line() == b"OK nick bee"
+        assert rb.line() == b"OK psub r* 1"
+        assert rb.line() == b"OK psub q* 2"
+        assert rb.line() == b"OK psub " + p200 + b" 3"
+        # the refused client still works: make room, then r* fits
+        send_all(a, b"/punsub " + p200 + b"\n/psub r*\n/pub qq hi\n")
+        assert ra.line() == b"OK punsub " + p200 + b" 2"
+        assert ra.line() == b"OK psub r* 3"
+        got = [ra.line(), ra.line()]
+        assert got[0].startswith(b"PMSG q* qq guest") and got[0].endswith(b" hi"), got
+        assert got[1] == b"OK pub qq 2", got
+        line = rb.line()
+        assert line == got[0], line
+        send_all(b, b"/pub rr x\n/pub " + b"pp" + b" y\n")
+        assert rb.line() == b"PMSG r* rr bee x"
+        assert rb.line() == b"OK pub rr 2"
+        assert rb.line() == b"OK pub pp 0"  # p200 is a literal 200-byte pattern
+        assert ra.line() == b"PMSG r* rr bee x"
         close_all([a, b])
 
 

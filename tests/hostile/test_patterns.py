@@ -10,10 +10,13 @@ PING (is the loop free?) and a fourth PUBLISHes on a short channel (is the
 exchange lock free? on threads and pool a PING never waits for it). Both
 must be answered well under 100 ms after the PUBLISH (x slow_factor under
 sanitizers; the best of up to three tries), and the subscriber must get the
-one pmessage whole, and only that one, each time."""
+one pmessage whole, and only that one, each time.
+
+And a netcat client flooding /psub (the line protocol's patterns, the same
+table): bounded by --max-subs, an ERR line each past it, all freed on close."""
 import time
 
-from weftest import Weft, resp_cmd, send_all, slow_factor
+from weftest import Weft, resp_cmd, rss_kib, send_all, slow_factor, wait_for
 
 CHANNEL_LEN = 1 << 20
 PATTERN_LEN = 200
@@ -165,3 +168,60 @@ def test_long_channel_against_patterns(ctx):
         assert best[1] < limit, "PUBLISH answered %.0f ms after a 1 MB PUBLISH (limit %d)" % (best[1], limit)
         for s in (sub, pub, pinger, prober):
             s.close()
+
+
+def line_pattern(i):
+    """Pattern i of a line client's flood: 200 bytes, distinct for each i,
+    and every one matches any channel holding an 'x'."""
+    head = b"*[x%d" % i
+    return head + b"y" * (PATTERN_LEN - len(head) - 2) + b"]*"
+
+
+def test_line_psub_flood_is_bounded(ctx):
+    """The line protocol's /psub is the exchange's pattern table too: one
+    netcat client sends 3 x --max-subs /psub lines of distinct 200-byte
+    patterns. It holds exactly --max-subs (1024) of them, each command past
+    that gets one ERR line and the connection stays; a PUBLISH matching them
+    all reaches it once per pattern (1024 PMSG lines) and other clients are
+    still served; when it goes, every pattern goes with it."""
+    n, cap = 3 * 1024, 1024
+    err = b"ERR too many subscriptions: 1024 channels and patterns at most (weft --max-subs)"
+    with Weft(["--mode", "chat"]) as w:
+        sub, pub = w.connect(), w.connect()
+        rpub = Resp(pub)
+        send_all(pub, resp_cmd(b"PING"))
+        assert rpub.value() == b"PONG"
+        rss0 = rss_kib(w.pid)
+        f = sub.makefile("rb")
+        sub.settimeout(30 * slow_factor())
+        oks = errs = 0
+        for start in range(0, n, 256):  # read as we go: the replies stay under --read-pause
+            send_all(sub, b"".join(b"/psub " + line_pattern(i) + b"\n" for i in range(start, start + 256)))
+            for i in range(start, start + 256):
+                line = f.readline().rstrip(b"\n")
+                if i < cap:
+                    assert line == b"OK psub " + line_pattern(i) + b" %d" % (i + 1), line[:80]
+                    oks += 1
+                else:
+                    assert line == err, line[:120]
+                    errs += 1
+        assert (oks, errs) == (cap, n - cap)
+        grown = rss_kib(w.pid) - rss0
+        assert w.metric("weft_chat_patterns") == cap
+        assert w.metric("weft_client_errors_total", 'kind="chat_max_subs"') == n - cap
+        send_all(pub, resp_cmd(b"PUBLISH", b"xx", b"boom") + resp_cmd(b"PING"))
+        assert rpub.value() == cap, "one receiver per pattern"
+        assert rpub.value() == b"PONG"
+        for i in range(cap):
+            line = f.readline().rstrip(b"\n")
+            assert line.startswith(b"PMSG " + line_pattern(i) + b" xx guest") and line.endswith(b" boom"), line[:80]
+        send_all(sub, b"/numpat\n")
+        assert f.readline() == b"NUMPAT %d\n" % cap, "the connection stays usable"
+        print("measured: %d /psub of 200 B from one line client: %d held, RSS +%d KiB" % (n, cap, grown))
+        assert grown < 32 * 1024, "RSS grew %d KiB for %d patterns" % (grown, cap)
+        f.close()
+        sub.close()
+        assert wait_for(lambda: w.metric("weft_chat_patterns") == 0, 10 * slow_factor()), "patterns left behind"
+        send_all(pub, resp_cmd(b"PUBLISH", b"xx", b"gone"))
+        assert rpub.value() == 0
+        pub.close()

@@ -153,6 +153,74 @@ static void test_forms(void)
 	CHECK(msg_live_count() == live0);
 }
 
+/* A stand-in for ws_text_msg (the WebSocket layer is not linked here):
+ * "WS[" + the line without its LF + "]". */
+static struct msg *fake_frame(const void *line, size_t n)
+{
+	struct msg *m = msg_new(n + 3);
+	if (m) {
+		memcpy(m->data, "WS[", 3);
+		memcpy(m->data + 3, line, n - 1);
+		m->data[n + 2] = ']';
+		m->len = n + 3;
+	}
+	return m;
+}
+
+/* The line protocol's /psub: a line or WebSocket subscriber of a pattern
+ * gets PMSG <pattern> <channel> <from> <text>, one msg per pattern shared by
+ * its subscribers of that format, beside the channel's MSG; from the engine
+ * (exchange_publish_remote) the same. */
+static void test_pattern_lines(void)
+{
+	long live0 = msg_live_count();
+	struct owner o;
+	mailbox(&o, no_wake);
+	exchange_set_ws_framer(fake_frame);
+	struct session *l = conn(&o, EX_LINE), *l2 = conn(&o, EX_LINE), *w = conn(&o, EX_WS);
+	CHECK(chat_subscribe(l, "news", 4, false) == 1);
+	CHECK(chat_subscribe(l, "n*", 2, true) == 1);
+	CHECK(chat_subscribe(l, "*s", 2, true) == 1);
+	CHECK(chat_subscribe(l2, "n*", 2, true) == 1);
+	CHECK(chat_subscribe(w, "n*", 2, true) == 1);
+	CHECK(chat_subscribe(w, "zz*", 3, true) == 1);
+	CHECK(exchange_publish(srv.ex, "news", 4, "bob", "a\\b\n", 4) == 5);
+	CHECK(l->sub.mail_count == 3 && l2->sub.mail_count == 1 && w->sub.mail_count == 1);
+	CHECK(l->sub.mail[1] == l2->sub.mail[0]); /* n*'s line form, shared */
+	CHECK(exchange_publish_remote(srv.ex, "n*", 2, "news", 4, "eve", "r", 1) == 3);
+	CHECK(exchange_publish_remote(srv.ex, "zz*", 3, "news", 4, "eve", "r", 1) == 0); /* does not match */
+	owner_drain(&o, no_ready, NULL);
+	char *out = NULL;
+	size_t len = 0;
+	take(l, &out, &len);
+	CHECK(len && strcmp(out, "MSG news bob a\\\\b\\n\n"
+	                         "PMSG n* news bob a\\\\b\\n\n"
+	                         "PMSG *s news bob a\\\\b\\n\n"
+	                         "PMSG n* news eve r\n") == 0);
+	len = 0;
+	take(l2, &out, &len);
+	CHECK(len && strcmp(out, "PMSG n* news bob a\\\\b\\n\nPMSG n* news eve r\n") == 0);
+	len = 0;
+	take(w, &out, &len);
+	CHECK(len && strcmp(out, "WS[PMSG n* news bob a\\\\b\\n]WS[PMSG n* news eve r]") == 0);
+	free(out);
+	CHECK(chat_unsubscribe(l, "n*", 2, true) == 1);
+	CHECK(exchange_publish(srv.ex, "news", 4, "bob", "x", 1) == 4);
+	owner_drain(&o, no_ready, NULL);
+	out = NULL;
+	len = 0;
+	take(l, &out, &len);
+	CHECK(len && strcmp(out, "MSG news bob x\nPMSG *s news bob x\n") == 0);
+	free(out);
+	conn_free(l);
+	conn_free(l2);
+	conn_free(w);
+	CHECK(exchange_counts(srv.ex).patterns == 0);
+	exchange_set_ws_framer(NULL);
+	owner_destroy(&o);
+	CHECK(msg_live_count() == live0);
+}
+
 /* ---- many threads ---- */
 
 #define PUBLISHERS 3
@@ -552,7 +620,7 @@ static void test_not_a_session(void)
 	bufsub_init(&b, &o, 0);
 	CHECK(exchange_psubscribe(srv.ex, &b.sub, EX_LINE, "*", 1) == 1);
 	CHECK(exchange_publish(srv.ex, "c", 1, "x", "m1", 2) == 1);
-	CHECK(b.sub.mail_count == 0 && b.data && strcmp(b.data, "MSG c x m1\n") == 0 && wakes == 0);
+	CHECK(b.sub.mail_count == 0 && b.data && strcmp(b.data, "PMSG * c x m1\n") == 0 && wakes == 0);
 	owner_drain(&o, bufsub_ready, NULL);
 	CHECK(b.readied == 1);
 	CHECK(exchange_punsubscribe(srv.ex, &b.sub, "*", 1) == 1);
@@ -730,6 +798,7 @@ int main(void)
 {
 	setup();
 	test_forms();
+	test_pattern_lines();
 	test_threads();
 	test_local();
 	test_not_a_session();
