@@ -97,4 +97,4 @@ for png in ("throughput.png", "p99.png", "memory.png", "knee-echo-64B.png"):
     check(os.path.exists(path) and open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n", "%s is a PNG" % png)
 check(os.path.isdir(os.path.join(out, "raw")) and len(os.listdir(os.path.join(out, "raw"))) >= len(rows),
       "raw results are kept")
-done()
+done(lambda: "bench/compare stderr (tail):\n" + p.stderr[-3000:])

@@ -54,4 +54,4 @@ if ws and resp and ws["cpu_us_per_op"] and resp["cpu_us_per_op"]:
     want = float(ws["cpu_us_per_op"]) / float(resp["cpu_us_per_op"])
     check("| %.2fx (target <= 1.25x) |" % want in line,
           "the ws pub/sub target divides by coro's own RESP row (want %.2fx): %s" % (want, line[:200]))
-done()
+done(lambda: "bench/compare stderr (tail):\n" + p.stderr[-2500:])
