@@ -311,6 +311,94 @@ def test_keyed_announcements(ctx):
             stop_all(nodes)
 
 
+def engine_spublishes(rc, port):
+    """SPUBLISH calls one Redis Cluster node has executed (INFO commandstats)."""
+    for line in rc.cli(port, "INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_spublish:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def subscriber_conn_id(rc, port, pid):
+    """The id, on Redis node port, of process pid's connection there that
+    holds shard subscriptions (CLIENT LIST's ssub), found through pid's
+    sockets (/proc/<pid>/fd and /proc/<pid>/net/tcp)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    mine = set()
+    with open("/proc/%d/net/tcp" % pid) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) == port and fields[9] in inodes:
+                mine.add(int(fields[1].split(":")[1], 16))
+    for line in rc.cli(port, "CLIENT", "LIST").splitlines():
+        kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if int(kv["addr"].rsplit(":", 1)[1]) in mine and int(kv.get("ssub", "0")) > 0:
+            return kv["id"]
+    raise AssertionError("no shard subscriber connection of pid %d on %d" % (pid, port))
+
+
+def test_patterns_gap_at_the_end_of_a_copy_stream(ctx):
+    """Pattern copies (docs/CLUSTER.md, Patterns) carried no end-of-stream
+    markers: a copy lost last was never counted (the markers went to the
+    channel, which the pattern subscriber's node does not hold). The
+    publisher's markers now go to each inbox its copies go to as well: node
+    B (pattern room*) is SIGSTOPped, its subscriber connection on its
+    inbox's shard killed, node A publishes two more (Redis delivers their
+    inbox copies to nobody) and stops; B goes on, subscribes its inbox again
+    and counts 2 gaps, once (the later markers change nothing)."""
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url()) for m in ("coro", "threads")]
+        a, b = nodes
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            origin, _ = node_id(b)
+            inbox = rc.owner(rc.keyslot("weft: pin%d" % (origin % 64)))
+            ch = "room7"
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            p = Pub(a)
+            for j in range(10):
+                p.publish(ch, b"A-%d" % j)
+            p.drain()
+            check_stream(pat.read(10, 10), ["A"], 10)
+            before = engine_spublishes(rc, inbox)
+            conn = subscriber_conn_id(rc, inbox, b.pid)
+            os.kill(b.pid, signal.SIGSTOP)
+            try:
+                assert rc.cli(inbox, "CLIENT", "KILL", "ID", conn) == "1"
+                for j in (10, 11):
+                    p.publish(ch, b"lost-%d" % j)
+                p.drain()
+                assert wait_for(lambda: engine_spublishes(rc, inbox) >= before + 2, 10 * slow_factor())
+                last = -1
+                while last != engine_spublishes(rc, inbox):  # nothing else in flight
+                    last = engine_spublishes(rc, inbox)
+                    time.sleep(0.1)
+            finally:
+                os.kill(b.pid, signal.SIGCONT)
+            assert a.metric("weft_cluster_pattern_copies_sent_total") == 12
+            assert wait_for(lambda: b.metric("weft_cluster_shard_links_lost_total") >= 1, 10 * slow_factor()), b.tail()
+            assert wait_for(lambda: b.metric("weft_cluster_gaps_total") == 2, 8 * slow_factor()), \
+                "B counted %d gaps; it lost the last 2 copies" % b.metric("weft_cluster_gaps_total")
+            time.sleep(3.5)  # the other markers change nothing
+            assert b.metric("weft_cluster_gaps_total") == 2
+            assert b.metric("weft_cluster_received_total") == 10
+            assert pat.read(11, 0.3) == pat.got[:10]
+            assert b.metric("weft_cluster_malformed_total") == 0
+            assert b.metric("weft_cluster_pattern_copies_unmatched_total") == 0  # a marker is not a copy
+            pat.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
+
 def test_patterns_survive_a_hung_control_shard(ctx):
     """The control channel's primary hangs (SIGSTOP, no failover) for 9 s,
     longer than the 5 s an announcement first lasted: announcements cannot
