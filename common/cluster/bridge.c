@@ -738,7 +738,9 @@ static void announce(struct bridge *b)
 			return;
 		}
 	}
-	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = ++b->ann_ver};
+	uint64_t t = rpats_clock(); /* the version is our clock: with a key an old one is refused as a replay */
+	b->ann_ver = t > b->ann_ver ? t : b->ann_ver + 1;
+	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = b->ann_ver};
 	char head[ENVELOPE_HEAD_MAX];
 	unsigned char tag[ENVELOPE_TAG_BYTES];
 	size_t hn = envelope_head(head, &env);
@@ -929,12 +931,20 @@ static void on_announce(struct bridge *b, const char *p, size_t n)
 	}
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* our own */
+	uint64_t wall = rpats_clock();
 	pthread_mutex_lock(&b->lock);
 	/* While frozen, at the frozen time: the thaw gives every entry the time
 	 * since the freeze, which one announced meanwhile never lost. */
 	enum pat_ann r = rpats_announce(&b->rp, env.origin, env.boot, env.seq, env.data, env.n, b->key != NULL,
-	                                b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms());
+	                                b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms(), wall);
 	pthread_mutex_unlock(&b->lock);
+	if (r == PAT_ANN_CLOCK) {
+		static struct log_rate lr = LOG_RATE_INIT;
+		log_rated(&lr, LOG_WARN,
+		          "cluster: a pattern announcement of node %016llx is %.1f s off this node's clock: refused (a replay, "
+		          "or the clocks disagree: with --cluster-key-file they must agree within %d s)",
+		          (unsigned long long)env.origin, ((double)env.seq - (double)wall) / 1000, PAT_FRESH_MS / 1000);
+	}
 	stat_inc(r == PAT_ANN_OK ? STAT_cl_pat_ann_taken : r == PAT_ANN_FULL ? STAT_cl_pat_ann_full : STAT_cl_pat_ann_refused);
 }
 

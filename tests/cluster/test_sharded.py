@@ -6,6 +6,8 @@ spread over every shard; a slot moved (CLUSTER SETSLOT) while publishing;
 kill -9 of a primary and its replica's promotion; SIGTERM of a node.
 
 Run by tests/conformance/run.py; the nodes' models are fixed per test."""
+import hashlib
+import hmac
 import os
 import re
 import signal
@@ -396,6 +398,97 @@ def test_patterns_gap_at_the_end_of_a_copy_stream(ctx):
             pat.close()
             p.close()
         finally:
+            stop_all(nodes)
+
+
+def signed_announcement(key, origin, boot, version, patterns):
+    """An announcement signed with key, as node (origin, boot) would have
+    sent it with that version (sign.c: HMAC-SHA256 of the head, the length
+    of the channel (" ctl", after the prefix) as 8 bytes little-endian, the
+    channel and the data)."""
+    head = b"weft1 %016x %d 0 %d -" % (origin, boot, version)
+    ch = b" ctl"
+    tag = hmac.new(key, head + len(ch).to_bytes(8, "little") + ch + patterns, hashlib.sha256).hexdigest()
+    return head + b" " + tag.encode() + b"\n" + patterns
+
+
+def test_keyed_announcements_replayed_after_expiry(ctx):
+    """With a key an announcement older than the last taken was refused only
+    while the announcer's version entry lived (it expired with its
+    patterns, 8 s here): a compromised Redis could replay an old signed
+    announcement after that and bring back a set the node had dropped. Node
+    B announces room*, drops it (its empty sets clear it on A), and 8 s
+    later B's own genuine room* announcement, as a spy on the control
+    channel saw it, is replayed: refused and counted, no copy sent. A set
+    40 s old (signed here with the key: what B would have sent then) is
+    refused for its age and logged; a fresh one signed the same way is
+    taken (so the refusals are not about the tag)."""
+    key = ctx.path("key")
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"k" * 40 + b"\n")
+    os.close(fd)
+    flags = ["--cluster-key-file", key, "--cluster-connect-timeout", "2"]  # patterns last 8 s
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url(), flags) for m in ("uring", "coro")]
+        a, b = nodes
+        ctl = "weft: ctl"
+        spy = socket.create_connection(("127.0.0.1", rc.owner(rc.keyslot(ctl))), timeout=10 * slow_factor())
+        try:
+            send_all(spy, resp("SSUBSCRIBE", ctl))
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            borigin, bboot = node_id(b)
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            buf = b""
+            mine = b"weft1 %016x " % borigin
+            while mine not in buf or b"room*" not in buf[buf.index(mine):]:
+                chunk = spy.recv(65536)
+                assert chunk
+                buf += chunk
+            i = buf.index(b"room*", buf.index(mine))
+            genuine = buf[buf.rindex(b"weft1 ", 0, i):i + 5]
+            assert genuine.startswith(mine), genuine
+            p = Pub(a)
+            p.publish("room1", b"A-0")
+            p.drain()
+            assert pat.read(1, 10) == [b"A-0"]
+            send_all(pat.s, resp("PUNSUBSCRIBE", "room*"))
+            assert pat._value()[0] == b"punsubscribe"
+
+            def copies():
+                before = a.metric("weft_cluster_pattern_copies_sent_total")
+                p.publish("room1", b"probe")
+                p.drain()
+                return a.metric("weft_cluster_pattern_copies_sent_total") - before
+            assert wait_for(lambda: copies() == 0, 10 * slow_factor(), 0.1), "B's empty set did not clear room*"
+            # B's last empty set (of three, 2 s apart) plus 8 s: its entries expired on A (and swept)
+            time.sleep(4 + 8 + 3)
+            refused, taken = 'result="refused"', 'result="taken"'
+            r0 = a.metric("weft_cluster_pattern_announcements_total", refused)
+            t0 = a.metric("weft_cluster_pattern_announcements_total", taken)
+            auth0 = a.metric("weft_cluster_auth_failures_total")
+            engine_spublish(rc, ctl, [genuine])
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", refused) == r0 + 1,
+                            10 * slow_factor()), "the replay was not refused"
+            assert copies() == 0, "the replayed set brought room* back"
+            secret = b"k" * 40
+            old = int(time.time() * 1000) - 40000
+            engine_spublish(rc, ctl, [signed_announcement(secret, borigin, bboot, old, b"room*")])
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", refused) == r0 + 2,
+                            10 * slow_factor()), "a 40 s old announcement was not refused"
+            assert a.wait_log("s off this node's clock: refused"), a.tail()
+            assert copies() == 0
+            assert a.metric("weft_cluster_auth_failures_total") == auth0  # genuine tags, refused for their age
+            assert a.metric("weft_cluster_pattern_announcements_total", taken) == t0
+            fresh = signed_announcement(secret, borigin, bboot, int(time.time() * 1000) + 5000, b"room*")
+            engine_spublish(rc, ctl, [fresh])
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", taken) == t0 + 1,
+                            10 * slow_factor()), a.tail()
+            assert copies() == 1
+            pat.close()
+            p.close()
+        finally:
+            spy.close()
             stop_all(nodes)
 
 
