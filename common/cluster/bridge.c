@@ -624,7 +624,45 @@ struct markers {
 	struct bridge *b;
 	struct buf out;
 	int err;
+	size_t room; /* sharded: bytes of inbox markers the queue bound leaves this tick */
 };
+
+/* Sharded: the marker (head hn bytes) of channel ch to each inbox a copy
+ * of ch would go to now, "<ch> <marker>" like a copy, so that a pattern's
+ * stream counts a loss at its very end too (patterns.h). Not a copy: not
+ * counted as one. An inbox whose copies stopped meanwhile (the pattern let
+ * go) gets none, as it wants none. Within the queue's bound (a flood of
+ * announcements can make every inbox match every channel: 64 markers
+ * each); past it they wait for the next tick's. */
+static int marker_copies(struct markers *mk, const char *ch, size_t cn, const char *head, size_t hn)
+{
+	struct bridge *b = mk->b;
+	uint64_t mask = rpats_match(&b->rp, ch, cn, b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms());
+	if (!mask)
+		return 0;
+	char chan[128], *payload = malloc(cn + 1 + hn);
+	int err = payload ? 0 : -ENOMEM;
+	if (payload) {
+		memcpy(payload, ch, cn);
+		payload[cn] = ' ';
+		memcpy(payload + cn + 1, head, hn);
+	}
+	for (unsigned k = 0; k < PAT_BUCKETS && !err; k++) {
+		int cl = snprintf(chan, sizeof(chan), "%s" INBOX_NAME, b->prefix, k);
+		if (!(mask >> k & 1) || cl < 0 || (size_t)cl >= sizeof(chan))
+			continue;
+		const char *argv[3] = {"SPUBLISH", chan, payload};
+		size_t lens[3] = {8, (size_t)cl, cn + 1 + hn};
+		struct buf out = {0};
+		if (!(err = put_cmd(&out, 3, argv, lens)) && buf_used(&out) <= mk->room) {
+			mk->room -= buf_used(&out);
+			(void)shards_send(b->shards, b->inbox_slot[k], LINK_PUB, buf_head(&out), buf_used(&out));
+		}
+		buf_free(&out);
+	}
+	free(payload);
+	return err;
+}
 
 static void marker_one(struct table *t, struct tentry *e, void *arg)
 {
@@ -658,6 +696,7 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 		                  buf_used(&mk->out) - at);
 		buf_free(&mk->out);
 		mk->out = (struct buf){0};
+		mk->err = marker_copies(mk, e->key, e->node.klen, head, hn);
 	}
 	free(chan);
 }
@@ -699,7 +738,9 @@ static void announce(struct bridge *b)
 			return;
 		}
 	}
-	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = ++b->ann_ver};
+	uint64_t t = rpats_clock(); /* the version is our clock: with a key an old one is refused as a replay */
+	b->ann_ver = t > b->ann_ver ? t : b->ann_ver + 1;
+	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = b->ann_ver};
 	char head[ENVELOPE_HEAD_MAX];
 	unsigned char tag[ENVELOPE_TAG_BYTES];
 	size_t hn = envelope_head(head, &env);
@@ -742,6 +783,10 @@ static void on_tick(void *arg)
 	}
 	if (b->up) {
 		sync_engine(b); /* the publishes first: a marker follows what it counts */
+		if (b->shards) {
+			size_t backlog = shards_backlog(b->shards);
+			mk.room = b->limit > backlog ? b->limit - backlog : 0;
+		}
 		table_each(&b->sent, marker_one, &mk);
 		if (buf_used(&mk.out) && link_send(b->link, LINK_PUB, buf_head(&mk.out), buf_used(&mk.out)) < 0)
 			mk.err = -ENOMEM;
@@ -886,12 +931,20 @@ static void on_announce(struct bridge *b, const char *p, size_t n)
 	}
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* our own */
+	uint64_t wall = rpats_clock();
 	pthread_mutex_lock(&b->lock);
 	/* While frozen, at the frozen time: the thaw gives every entry the time
 	 * since the freeze, which one announced meanwhile never lost. */
 	enum pat_ann r = rpats_announce(&b->rp, env.origin, env.boot, env.seq, env.data, env.n, b->key != NULL,
-	                                b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms());
+	                                b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms(), wall);
 	pthread_mutex_unlock(&b->lock);
+	if (r == PAT_ANN_CLOCK) {
+		static struct log_rate lr = LOG_RATE_INIT;
+		log_rated(&lr, LOG_WARN,
+		          "cluster: a pattern announcement of node %016llx is %.1f s off this node's clock: refused (a replay, "
+		          "or the clocks disagree: with --cluster-key-file they must agree within %d s)",
+		          (unsigned long long)env.origin, ((double)env.seq - (double)wall) / 1000, PAT_FRESH_MS / 1000);
+	}
 	stat_inc(r == PAT_ANN_OK ? STAT_cl_pat_ann_taken : r == PAT_ANN_FULL ? STAT_cl_pat_ann_full : STAT_cl_pat_ann_refused);
 }
 
@@ -926,10 +979,12 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	}
 	const char *c = p;
 	size_t cn = (size_t)(sp - p);
-	if (!cn || envelope_decode(sp + 1, n - cn - 1, &env) < 0 || env.marker) {
+	if (!cn || envelope_decode(sp + 1, n - cn - 1, &env) < 0) {
 		stat_inc(STAT_cl_malformed);
 		return;
 	}
+	/* A marker (the channel's last sequence number) is tracked like a copy
+	 * and never delivered (track() is false for it). */
 	if (b->key && (!env.tagged || !sign_check(b->key, sp + 1, env.signed_n, c, cn, env.data, env.n, env.tag))) {
 		stat_inc(STAT_cl_auth_failures);
 		return;
@@ -943,7 +998,7 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	pthread_mutex_unlock(&b->lock);
 	if (m.err)
 		stat_inc(STAT_oom_errors);
-	if (!buf_used(&pats))
+	if (!buf_used(&pats) && !env.marker)
 		stat_inc(STAT_cl_pat_unmatched);
 	const char *q = buf_head(&pats), *end = q + buf_used(&pats);
 	while (end - q >= 4) {

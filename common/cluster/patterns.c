@@ -2,6 +2,7 @@
 #include "patterns.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "glob.h"
 
@@ -52,13 +53,25 @@ static void drop_older(struct table *t, struct tentry *e, void *arg)
 	o->r->npats--;
 }
 
+uint64_t rpats_clock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uint64_t ver, const char *list, size_t n,
-                            bool keyed, uint64_t now)
+                            bool keyed, uint64_t now, uint64_t wall)
 {
 	if (n > PAT_ANN_BYTES || !rpats_list_ok(list, n))
 		return PAT_ANN_BAD;
+	/* Keyed: a replay older than the window is refused here whatever the
+	 * table still holds; one within it by the floor, which outlives it
+	 * (PAT_FLOOR_MS: the window on both sides of the last version taken). */
+	if (keyed && (ver > wall ? ver - wall : wall - ver) > PAT_FRESH_MS)
+		return PAT_ANN_CLOCK;
 	unsigned bucket = (unsigned)(origin % PAT_BUCKETS);
-	uint64_t until = now + (r->ttl ? r->ttl : PAT_TTL_MS);
+	uint64_t ttl = r->ttl ? r->ttl : PAT_TTL_MS, until = now + ttl;
 	char key[IDN + PAT_NAME_MAX];
 	id_key(key, 'o', origin, boot);
 	struct tentry *o = table_get(&r->t, key, IDN);
@@ -67,7 +80,7 @@ enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uin
 	if (!o && (!fits(r, IDN) || !(o = table_put(&r->t, key, IDN))))
 		goto full;
 	o->a = ver;
-	o->b = until;
+	o->b = keyed && PAT_FLOOR_MS > ttl ? now + PAT_FLOOR_MS : until;
 	o->flags = bucket;
 	key[0] = 'p';
 	for (size_t i = 0; i < n;) {

@@ -19,6 +19,12 @@
  *   keyed (--cluster-key-file, announcements authenticated): an
  *     announcement replaces the announcer's set whole (a pattern let go
  *     stops its copies at once); an older version than the last is refused.
+ *     The version is the announcer's clock (unix ms, rpats_clock; one more
+ *     if the clock did not move on), so a replay is refused either way:
+ *     further than PAT_FRESH_MS from the receiver's clock, or not newer
+ *     than the announcer's floor (its last version), which is kept
+ *     PAT_FLOOR_MS after its last announcement, past the time any older
+ *     one could still pass as fresh (its patterns expire as before).
  *   not keyed: anyone can announce as anyone, so an announcement only adds
  *     and refreshes; a pattern let go stops its copies when it expires.
  *
@@ -40,10 +46,12 @@
 #define PAT_TABLE_MAX 4096        /* remote (node, pattern) entries and nodes */
 #define PAT_TABLE_BYTES (1u << 20)
 #define PAT_MATCH_WORK (64u << 10) /* bytes of pattern + name globbed per publish; past it, undecided buckets take a copy */
+#define PAT_FRESH_MS 30000        /* keyed: a version further than this from the receiver's clock is refused */
+#define PAT_FLOOR_MS (2 * PAT_FRESH_MS + 1000) /* keyed: the announcer's last version is kept this long */
 
 struct rpats {
-	struct table t;                   /* 'o'+origin+boot: a = last version; 'p'+origin+boot+pattern: a = version;
-	                                     b = expiry (ms) of both; flags: the bucket */
+	struct table t;                   /* 'o'+origin+boot: a = last version (keyed: the floor); 'p'+origin+boot+pattern:
+	                                     a = version; b = expiry (ms) of both; flags: the bucket */
 	uint64_t all_until[PAT_BUCKETS];  /* a bucket that did not fit: every channel until then (ms) */
 	uint64_t all_max;                 /* the latest of all_until */
 	uint64_t ttl;                     /* ms an announcement lasts (0: PAT_TTL_MS) */
@@ -52,15 +60,20 @@ struct rpats {
 };
 
 /* The outcome of one announcement. */
-enum pat_ann { PAT_ANN_OK, PAT_ANN_BAD, PAT_ANN_STALE, PAT_ANN_FULL };
+enum pat_ann { PAT_ANN_OK, PAT_ANN_BAD, PAT_ANN_STALE, PAT_ANN_CLOCK, PAT_ANN_FULL };
 
 /* Take the announcement of (origin, boot), version ver, whose pattern list
- * (patterns separated by one space) is [list, list+n), at now (ms).
+ * (patterns separated by one space) is [list, list+n), at now (ms, the
+ * expiries' clock) and wall (ms, rpats_clock: keyed only).
  * PAT_ANN_BAD: not a list of patterns (nothing taken); PAT_ANN_STALE (keyed):
- * not newer than the last; PAT_ANN_FULL: taken as far as it fit, and the
- * bucket matches everything until it expires. */
+ * not newer than the announcer's floor; PAT_ANN_CLOCK (keyed): ver further
+ * than PAT_FRESH_MS from wall (an old replay, or the clocks disagree);
+ * PAT_ANN_FULL: taken as far as it fit, and the bucket matches everything
+ * until it expires. */
 enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uint64_t ver, const char *list, size_t n,
-                            bool keyed, uint64_t now);
+                            bool keyed, uint64_t now, uint64_t wall);
+/* The clock an announcement's version is read on: unix time, ms. */
+uint64_t rpats_clock(void);
 /* The buckets (bit k: inbox k) with a live remote pattern matching [ch, ch+cn).
  * At most PAT_MATCH_WORK bytes of patterns and name are globbed: a table
  * that would take more (a flood of slow patterns) answers the buckets not

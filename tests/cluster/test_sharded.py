@@ -6,6 +6,8 @@ spread over every shard; a slot moved (CLUSTER SETSLOT) while publishing;
 kill -9 of a primary and its replica's promotion; SIGTERM of a node.
 
 Run by tests/conformance/run.py; the nodes' models are fixed per test."""
+import hashlib
+import hmac
 import os
 import re
 import signal
@@ -314,6 +316,185 @@ def test_keyed_announcements(ctx):
             assert wait_for(stopped, 10 * slow_factor(), 0.05)
             took = time.monotonic() - t0
             assert took < 1.5 * slow_factor(), "copies stopped after %.1f s: not at once" % took
+            pat.close()
+            p.close()
+        finally:
+            spy.close()
+            stop_all(nodes)
+
+
+def engine_spublishes(rc, port):
+    """SPUBLISH calls one Redis Cluster node has executed (INFO commandstats)."""
+    for line in rc.cli(port, "INFO", "commandstats").splitlines():
+        if line.startswith("cmdstat_spublish:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def subscriber_conn_id(rc, port, pid):
+    """The id, on Redis node port, of process pid's connection there that
+    holds shard subscriptions (CLIENT LIST's ssub), found through pid's
+    sockets (/proc/<pid>/fd and /proc/<pid>/net/tcp)."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    mine = set()
+    with open("/proc/%d/net/tcp" % pid) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if int(fields[2].split(":")[1], 16) == port and fields[9] in inodes:
+                mine.add(int(fields[1].split(":")[1], 16))
+    for line in rc.cli(port, "CLIENT", "LIST").splitlines():
+        kv = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if int(kv["addr"].rsplit(":", 1)[1]) in mine and int(kv.get("ssub", "0")) > 0:
+            return kv["id"]
+    raise AssertionError("no shard subscriber connection of pid %d on %d" % (pid, port))
+
+
+def test_patterns_gap_at_the_end_of_a_copy_stream(ctx):
+    """Pattern copies (docs/CLUSTER.md, Patterns) carried no end-of-stream
+    markers: a copy lost last was never counted (the markers went to the
+    channel, which the pattern subscriber's node does not hold). The
+    publisher's markers now go to each inbox its copies go to as well: node
+    B (pattern room*) is SIGSTOPped, its subscriber connection on its
+    inbox's shard killed, node A publishes two more (Redis delivers their
+    inbox copies to nobody) and stops; B goes on, subscribes its inbox again
+    and counts 2 gaps, once (the later markers change nothing)."""
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url()) for m in ("coro", "threads")]
+        a, b = nodes
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            origin, _ = node_id(b)
+            inbox = rc.owner(rc.keyslot("weft: pin%d" % (origin % 64)))
+            ch = "room7"
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            p = Pub(a)
+            for j in range(10):
+                p.publish(ch, b"A-%d" % j)
+            p.drain()
+            check_stream(pat.read(10, 10), ["A"], 10)
+            before = engine_spublishes(rc, inbox)
+            conn = subscriber_conn_id(rc, inbox, b.pid)
+            os.kill(b.pid, signal.SIGSTOP)
+            try:
+                assert rc.cli(inbox, "CLIENT", "KILL", "ID", conn) == "1"
+                for j in (10, 11):
+                    p.publish(ch, b"lost-%d" % j)
+                p.drain()
+                assert wait_for(lambda: engine_spublishes(rc, inbox) >= before + 2, 10 * slow_factor())
+                last = -1
+                while last != engine_spublishes(rc, inbox):  # nothing else in flight
+                    last = engine_spublishes(rc, inbox)
+                    time.sleep(0.1)
+            finally:
+                os.kill(b.pid, signal.SIGCONT)
+            assert a.metric("weft_cluster_pattern_copies_sent_total") == 12
+            assert wait_for(lambda: b.metric("weft_cluster_shard_links_lost_total") >= 1, 10 * slow_factor()), b.tail()
+            assert wait_for(lambda: b.metric("weft_cluster_gaps_total") == 2, 8 * slow_factor()), \
+                "B counted %d gaps; it lost the last 2 copies" % b.metric("weft_cluster_gaps_total")
+            time.sleep(3.5)  # the other markers change nothing
+            assert b.metric("weft_cluster_gaps_total") == 2
+            assert b.metric("weft_cluster_received_total") == 10
+            assert pat.read(11, 0.3) == pat.got[:10]
+            assert b.metric("weft_cluster_malformed_total") == 0
+            assert b.metric("weft_cluster_pattern_copies_unmatched_total") == 0  # a marker is not a copy
+            pat.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
+
+def signed_announcement(key, origin, boot, version, patterns):
+    """An announcement signed with key, as node (origin, boot) would have
+    sent it with that version (sign.c: HMAC-SHA256 of the head, the length
+    of the channel (" ctl", after the prefix) as 8 bytes little-endian, the
+    channel and the data)."""
+    head = b"weft1 %016x %d 0 %d -" % (origin, boot, version)
+    ch = b" ctl"
+    tag = hmac.new(key, head + len(ch).to_bytes(8, "little") + ch + patterns, hashlib.sha256).hexdigest()
+    return head + b" " + tag.encode() + b"\n" + patterns
+
+
+def test_keyed_announcements_replayed_after_expiry(ctx):
+    """With a key an announcement older than the last taken was refused only
+    while the announcer's version entry lived (it expired with its
+    patterns, 8 s here): a compromised Redis could replay an old signed
+    announcement after that and bring back a set the node had dropped. Node
+    B announces room*, drops it (its empty sets clear it on A), and 8 s
+    later B's own genuine room* announcement, as a spy on the control
+    channel saw it, is replayed: refused and counted, no copy sent. A set
+    40 s old (signed here with the key: what B would have sent then) is
+    refused for its age and logged; a fresh one signed the same way is
+    taken (so the refusals are not about the tag)."""
+    key = ctx.path("key")
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"k" * 40 + b"\n")
+    os.close(fd)
+    flags = ["--cluster-key-file", key, "--cluster-connect-timeout", "2"]  # patterns last 8 s
+    with RedisCluster(ctx.tmpdir) as rc:
+        nodes = [node(m, rc.url(), flags) for m in ("uring", "coro")]
+        a, b = nodes
+        ctl = "weft: ctl"
+        spy = socket.create_connection(("127.0.0.1", rc.owner(rc.keyslot(ctl))), timeout=10 * slow_factor())
+        try:
+            send_all(spy, resp("SSUBSCRIBE", ctl))
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            borigin, bboot = node_id(b)
+            pat = Sub(b, "pat", "room*")
+            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
+            buf = b""
+            mine = b"weft1 %016x " % borigin
+            while mine not in buf or b"room*" not in buf[buf.index(mine):]:
+                chunk = spy.recv(65536)
+                assert chunk
+                buf += chunk
+            i = buf.index(b"room*", buf.index(mine))
+            genuine = buf[buf.rindex(b"weft1 ", 0, i):i + 5]
+            assert genuine.startswith(mine), genuine
+            p = Pub(a)
+            p.publish("room1", b"A-0")
+            p.drain()
+            assert pat.read(1, 10) == [b"A-0"]
+            send_all(pat.s, resp("PUNSUBSCRIBE", "room*"))
+            assert pat._value()[0] == b"punsubscribe"
+
+            def copies():
+                before = a.metric("weft_cluster_pattern_copies_sent_total")
+                p.publish("room1", b"probe")
+                p.drain()
+                return a.metric("weft_cluster_pattern_copies_sent_total") - before
+            assert wait_for(lambda: copies() == 0, 10 * slow_factor(), 0.1), "B's empty set did not clear room*"
+            # B's last empty set (of three, 2 s apart) plus 8 s: its entries expired on A (and swept)
+            time.sleep(4 + 8 + 3)
+            refused, taken = 'result="refused"', 'result="taken"'
+            r0 = a.metric("weft_cluster_pattern_announcements_total", refused)
+            t0 = a.metric("weft_cluster_pattern_announcements_total", taken)
+            auth0 = a.metric("weft_cluster_auth_failures_total")
+            engine_spublish(rc, ctl, [genuine])
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", refused) == r0 + 1,
+                            10 * slow_factor()), "the replay was not refused"
+            assert copies() == 0, "the replayed set brought room* back"
+            secret = b"k" * 40
+            old = int(time.time() * 1000) - 40000
+            engine_spublish(rc, ctl, [signed_announcement(secret, borigin, bboot, old, b"room*")])
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", refused) == r0 + 2,
+                            10 * slow_factor()), "a 40 s old announcement was not refused"
+            assert a.wait_log("s off this node's clock: refused"), a.tail()
+            assert copies() == 0
+            assert a.metric("weft_cluster_auth_failures_total") == auth0  # genuine tags, refused for their age
+            assert a.metric("weft_cluster_pattern_announcements_total", taken) == t0
+            fresh = signed_announcement(secret, borigin, bboot, int(time.time() * 1000) + 5000, b"room*")
+            engine_spublish(rc, ctl, [fresh])
+            assert wait_for(lambda: a.metric("weft_cluster_pattern_announcements_total", taken) == t0 + 1,
+                            10 * slow_factor()), a.tail()
+            assert copies() == 1
             pat.close()
             p.close()
         finally:

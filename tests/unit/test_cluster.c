@@ -310,26 +310,43 @@ static void test_rpats(void)
 	uint64_t o1 = 64 * 5 + 3, o2 = 64 * 9 + 3, o3 = 7; /* o1, o2 share bucket 3 */
 	CHECK(rpats_list_ok("", 0) && rpats_list_ok("a b", 3) && !rpats_list_ok(" a", 2) && !rpats_list_ok("a ", 2) &&
 	      !rpats_list_ok("a  b", 4) && !rpats_list_ok("a\nb", 3));
-	CHECK(rpats_announce(&r, o1, 1, 1, "news.* room?", 12, false, 1000) == PAT_ANN_OK);
-	CHECK(rpats_announce(&r, o3, 1, 1, "*", 1, false, 1000) == PAT_ANN_OK);
+	CHECK(rpats_announce(&r, o1, 1, 1, "news.* room?", 12, false, 1000, 0) == PAT_ANN_OK);
+	CHECK(rpats_announce(&r, o3, 1, 1, "*", 1, false, 1000, 0) == PAT_ANN_OK);
 	CHECK(rpats_match(&r, "news.x", 6, 1000) == (1ull << 3 | 1ull << 7));
 	CHECK(rpats_match(&r, "lobby", 5, 1000) == 1ull << 7);
-	CHECK(rpats_announce(&r, o1, 1, 1, "a\x01", 2, false, 1000) == PAT_ANN_BAD);
+	CHECK(rpats_announce(&r, o1, 1, 1, "a\x01", 2, false, 1000, 0) == PAT_ANN_BAD);
 	/* No key: an announcement only adds; an empty one (a forgery as o1) removes nothing. */
-	CHECK(rpats_announce(&r, o1, 1, 2, "", 0, false, 2000) == PAT_ANN_OK);
+	CHECK(rpats_announce(&r, o1, 1, 2, "", 0, false, 2000, 0) == PAT_ANN_OK);
 	CHECK(rpats_match(&r, "room1", 5, 2000) == (1ull << 3 | 1ull << 7));
 	/* Expiry: PAT_TTL_MS after the last announcement naming it. */
-	CHECK(rpats_announce(&r, o3, 1, 2, "*", 1, false, 3000) == PAT_ANN_OK);
+	CHECK(rpats_announce(&r, o3, 1, 2, "*", 1, false, 3000, 0) == PAT_ANN_OK);
 	CHECK(rpats_match(&r, "room1", 5, 1000 + PAT_TTL_MS + 1) == 1ull << 7);
 	rpats_sweep(&r, 3000 + PAT_TTL_MS + 1);
 	CHECK(r.t.h.n == 0 && r.npats == 0 && rpats_match(&r, "room1", 5, 3000 + PAT_TTL_MS + 1) == 0);
-	/* Keyed: replaced whole; a version not newer is a replay. */
-	CHECK(rpats_announce(&r, o2, 1, 5, "x* y*", 5, true, 1000) == PAT_ANN_OK);
-	CHECK(rpats_announce(&r, o2, 1, 6, "y*", 2, true, 1000) == PAT_ANN_OK);
+	/* Keyed: replaced whole; a version not newer is a replay. Versions are
+	 * the announcer's clock (W: the receiver's, here near them). */
+	const uint64_t W = 1000000;
+	CHECK(rpats_announce(&r, o2, 1, W + 5, "x* y*", 5, true, 1000, W) == PAT_ANN_OK);
+	CHECK(rpats_announce(&r, o2, 1, W + 6, "y*", 2, true, 1000, W) == PAT_ANN_OK);
 	CHECK(rpats_match(&r, "x1", 2, 1000) == 0 && rpats_match(&r, "y1", 2, 1000) == 1ull << 3);
-	CHECK(rpats_announce(&r, o2, 1, 6, "", 0, true, 1000) == PAT_ANN_STALE);
-	CHECK(rpats_announce(&r, o2, 1, 5, "x* y*", 5, true, 1000) == PAT_ANN_STALE);
-	CHECK(rpats_announce(&r, o2, 1, 7, "", 0, true, 1000) == PAT_ANN_OK && r.npats == 0);
+	CHECK(rpats_announce(&r, o2, 1, W + 6, "", 0, true, 1000, W) == PAT_ANN_STALE);
+	CHECK(rpats_announce(&r, o2, 1, W + 5, "x* y*", 5, true, 1000, W) == PAT_ANN_STALE);
+	CHECK(rpats_announce(&r, o2, 1, W + 7, "", 0, true, 1000, W) == PAT_ANN_OK && r.npats == 0);
+	/* The floor outlives the patterns' expiry: once o2's set would have
+	 * expired (nothing left to compare with, before), a replay of an older
+	 * signed set is still refused; and once the floor is gone, any set old
+	 * enough to have been taken before it is outside the freshness window. */
+	rpats_sweep(&r, 1000 + PAT_TTL_MS + 1);
+	CHECK(rpats_announce(&r, o2, 1, W + 5, "x* y*", 5, true, 1000 + PAT_TTL_MS + 1, W + PAT_TTL_MS + 1) ==
+	      PAT_ANN_STALE);
+	CHECK(rpats_match(&r, "x1", 2, 1000 + PAT_TTL_MS + 1) == 0);
+	rpats_sweep(&r, 1000 + PAT_FLOOR_MS + 1);
+	CHECK(r.t.h.n == 0); /* bounded in time too */
+	CHECK(rpats_announce(&r, o2, 1, W + 5, "x* y*", 5, true, 1000 + PAT_FLOOR_MS + 1, W + PAT_FLOOR_MS + 1) ==
+	      PAT_ANN_CLOCK);
+	CHECK(rpats_announce(&r, o2, 1, W + 2 * PAT_FRESH_MS, "x*", 2, true, 1000, W) == PAT_ANN_CLOCK); /* ahead */
+	CHECK(r.t.h.n == 0 && rpats_announce(&r, o2, 1, W - PAT_FRESH_MS, "x*", 2, true, 1000, W) == PAT_ANN_OK);
+	rpats_clear(&r);
 	/* A flood of made-up nodes and patterns: bounded; what does not fit makes its bucket match all. */
 	char list[PAT_ANN_BYTES];
 	int full = 0;
@@ -337,11 +354,11 @@ static void test_rpats(void)
 		size_t n = 0;
 		for (int i = 0; i < 50; i++)
 			n += (size_t)snprintf(list + n, sizeof(list) - n, "%sf%llu-%d-%0150d", i ? " " : "", (unsigned long long)o, i, 0);
-		full += rpats_announce(&r, o, 1, 1, list, n, false, 5000) == PAT_ANN_FULL;
+		full += rpats_announce(&r, o, 1, 1, list, n, false, 5000, 0) == PAT_ANN_FULL;
 		CHECK(r.t.h.n <= PAT_TABLE_MAX && r.t.bytes <= PAT_TABLE_BYTES);
 	}
 	CHECK(full > 0 && rpats_match(&r, "nothing", 7, 5000) == ~0ull);
-	CHECK(rpats_announce(&r, o1, 2, 1, "room*", 5, false, 5000) == PAT_ANN_FULL); /* a genuine one: not lost */
+	CHECK(rpats_announce(&r, o1, 2, 1, "room*", 5, false, 5000, 0) == PAT_ANN_FULL); /* a genuine one: not lost */
 	CHECK(rpats_match(&r, "room1", 5, 5000) >> 3 & 1);
 	CHECK(rpats_match(&r, "room1", 5, 5000 + PAT_TTL_MS + 1) == 0);
 	rpats_extend(&r, 10000); /* announcements could not flow for 10 s */
@@ -369,7 +386,7 @@ static void test_rpats_cost(void)
 			memset(list + n + 1, 'a', 240);
 			n += 241 + (size_t)snprintf(list + n + 241, sizeof(list) - n - 241, "%02d-%02llub*", i, (unsigned long long)o);
 		}
-		CHECK(rpats_announce(&r, o, 1, 1, list, n, false, 1000) == PAT_ANN_OK);
+		CHECK(rpats_announce(&r, o, 1, 1, list, n, false, 1000, 0) == PAT_ANN_OK);
 		held |= 1ull << o;
 	}
 	memset(ch, 'a', sizeof(ch));
@@ -377,7 +394,7 @@ static void test_rpats_cost(void)
 	CHECK(rpats_match(&r, ch, sizeof(ch), 1000) == held);
 	CHECK(rpats_match(&r, ch, sizeof(ch), 1000 + PAT_TTL_MS + 1) == 0); /* expired: nothing to copy */
 	rpats_clear(&r);
-	CHECK(rpats_announce(&r, 5, 1, 1, "a*b", 3, false, 1000) == PAT_ANN_OK); /* small: matched exactly */
+	CHECK(rpats_announce(&r, 5, 1, 1, "a*b", 3, false, 1000, 0) == PAT_ANN_OK); /* small: matched exactly */
 	CHECK(rpats_match(&r, ch, sizeof(ch), 1000) == 0 && rpats_match(&r, "a1b", 3, 1000) == 1ull << 5);
 	rpats_clear(&r);
 }
