@@ -25,10 +25,27 @@ def _free(port):
     return True
 
 
+def _below_ephemeral():
+    """The highest port + 1 that no outgoing connection is given (the
+    kernel's ephemeral range starts there; 32768 by default)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_cluster_ports(n):
+    # Both a node's port and its bus port (+ 10000) stay below the ephemeral
+    # range: a free port in it can be handed to any test's outgoing connection
+    # between this check and redis-server's bind (seen: "redis-server on 43462
+    # did not answer" while the rest of the suite ran).
+    top = _below_ephemeral() - 10000 - 1
+    if top < 11000:
+        raise Skip("the ephemeral port range leaves no room for a Redis Cluster's port pairs")
     ports = []
     for _ in range(2000):
-        p = random.randint(20000, 45000)
+        p = random.randint(10000, top)
         if p not in ports and _free(p):
             ports.append(p)
             if len(ports) == n:
@@ -98,8 +115,12 @@ class RedisCluster:
             self.start_node(p)
         try:
             for p in self.ports:
-                if not wait_for(lambda: self.cli(p, "PING") == "PONG", 10 * slow_factor()):
-                    raise AssertionError("redis-server on %d did not answer" % p)
+                if not wait_for(lambda: self.cli(p, "PING") == "PONG" or self.procs[p].poll() is not None,
+                                10 * slow_factor()) or self.procs[p].poll() is not None:
+                    self.logs[p].flush()
+                    log = open(os.path.join(self.tmp, "rc-%d" % p, "redis.log"), "rb").read()[-600:]
+                    raise AssertionError("redis-server on %d did not answer (exit %s): %s" %
+                                         (p, self.procs[p].poll(), log.decode(errors="replace")))
             tls = ["--tls", "--cacert", self.tls["ca"]] if self.tls else []
             r = subprocess.run(["redis-cli"] + tls + ["--cluster", "create"] + ["127.0.0.1:%d" % p for p in self.ports]
                                + ["--cluster-replicas", "1", "--cluster-yes"], capture_output=True, timeout=60)
