@@ -162,3 +162,15 @@ int rscan_flat(const struct rscan *s, const char *p, size_t n, struct rscan_str 
 	*used = (size_t)(q - p);
 	return k;
 }
+
+size_t rscan_int(const struct rscan *s, const char *p, size_t n, long long *v)
+{
+	const char *q = p + 1;
+	if (n < 4 || p[0] != ':')
+		return 0;
+	int64_t x = flat_len(&q, p + n, s->max_line);
+	if (x < 0)
+		return 0;
+	*v = x;
+	return (size_t)(q - p);
+}

@@ -57,5 +57,9 @@ struct rscan_str {
 	size_t n;
 };
 int rscan_flat(const struct rscan *s, const char *p, size_t n, struct rscan_str *el, size_t *used);
+/* The same for the publisher connection's reply to each PUBLISH: a whole
+ * ":<digits>\r\n" within max_line. Its bytes, with *v the number; 0 for
+ * anything else. */
+size_t rscan_int(const struct rscan *s, const char *p, size_t n, long long *v);
 
 #endif

@@ -101,6 +101,8 @@ static void test_envelope(void)
 	strcpy(e.nick, "ann");
 	char buf[ENVELOPE_HEAD_MAX + 8];
 	size_t hn = envelope_finish(buf, envelope_head(buf, &e), NULL);
+	static const char head[] = "weft1 fedcba9876543210 1796073855653 3 42 ann\n"; /* the wire form, byte for byte */
+	CHECK(hn == sizeof(head) - 1 && memcmp(buf, head, hn) == 0);
 	memcpy(buf + hn, "hi\n\0x", 5);
 	struct envelope d;
 	CHECK(envelope_decode(buf, hn + 5, &d) == 0);
@@ -115,6 +117,7 @@ static void test_envelope(void)
 	memset(tag, 0xa5, sizeof(tag));
 	size_t signed_n = envelope_head(buf, &e);
 	hn = envelope_finish(buf, signed_n, tag);
+	CHECK(memcmp(buf, "weft1 ffffffffffffffff 18446744073709551615 18446744073709551615 18446744073709551615 abc", 89) == 0);
 	CHECK(hn + 1 <= ENVELOPE_HEAD_MAX && envelope_decode(buf, hn, &d) == 0 && d.seq == UINT64_MAX);
 	CHECK(d.tagged && d.signed_n == signed_n && memcmp(d.tag, tag, sizeof(tag)) == 0 && d.n == 0);
 	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 0123\nx")); /* a short tag */
@@ -272,6 +275,14 @@ static void test_rscan_flat(void)
 	struct rscan pub;
 	rscan_init(&pub, 0, 16, 64); /* the publisher connection: no arrays at all */
 	CHECK(rscan_flat(&pub, msg, strlen(msg), el, &used) == 0);
+	long long v = -1;
+	CHECK(rscan_int(&pub, ":0\r\n:17\r\n", 9, &v) == 4 && v == 0);
+	CHECK(rscan_int(&pub, ":17\r\n", 5, &v) == 5 && v == 17);
+	CHECK(rscan_int(&pub, ":17\r", 4, &v) == 0);  /* incomplete */
+	CHECK(rscan_int(&pub, ":-1\r\n", 5, &v) == 0); /* not a count: hiredis reads it */
+	CHECK(rscan_int(&pub, "+OK\r\n", 5, &v) == 0);
+	rscan_init(&pub, 0, 16, 2);
+	CHECK(rscan_int(&pub, ":123\r\n", 6, &v) == 0); /* over max_line: rscan_feed refuses it */
 }
 
 /* One envelope of a stream through m: whether it is delivered. */
