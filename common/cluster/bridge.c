@@ -126,16 +126,30 @@ struct bridge {
 
 /* ---- formatting commands ---- */
 
-/* Append the command argv[0..argc) to out. 0 or -ENOMEM. */
+/* "<c><v>\r\n" (an array or bulk header) to out. */
+static int put_head(struct buf *out, char c, uint64_t v)
+{
+	char h[24];
+	h[0] = c;
+	size_t n = 1 + envelope_dec(h + 1, v);
+	h[n++] = '\r';
+	h[n++] = '\n';
+	return buf_append(out, h, n);
+}
+
+/* Append the command argv[0..argc) to out, in RESP as hiredis's
+ * redisFormatCommandArgv writes it (without its snprintf and its copy). 0 or
+ * -ENOMEM, and then out is as it was. */
 static int put_cmd(struct buf *out, int argc, const char **argv, const size_t *lens)
 {
-	char *cmd = NULL;
-	int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
-	if (n < 0)
-		return -ENOMEM;
-	int rc = buf_append(out, cmd, (size_t)n);
-	redisFreeCommand(cmd);
-	return rc;
+	size_t at = buf_used(out);
+	int rc = put_head(out, '*', (uint64_t)argc);
+	for (int i = 0; i < argc && rc == 0; i++)
+		if ((rc = put_head(out, '$', lens[i])) == 0 && (rc = buf_append(out, argv[i], lens[i])) == 0)
+			rc = buf_append(out, "\r\n", 2);
+	if (rc < 0)
+		out->len = out->off + at;
+	return rc < 0 ? -ENOMEM : 0;
 }
 
 /* The engine's name for a held entry ('c'|'p' + name): prefix + name. */
@@ -363,7 +377,7 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 {
 	struct bridge *b = arg;
 	struct envelope env = {.origin = b->origin, .boot = b->boot};
-	snprintf(env.nick, sizeof(env.nick), "%s", from);
+	memcpy(env.nick, from, strnlen(from, sizeof(env.nick) - 1)); /* as snprintf "%s" would, without its cost */
 	bool wake = false;
 	pthread_mutex_lock(&b->lock);
 	if (!b->up) {

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "chat.h"
@@ -12,15 +11,41 @@ _Static_assert(ENVELOPE_NICK_MAX == CHAT_NICK_MAX, "a nick travels as chat_valid
 
 static const char magic[] = "weft1 ";
 
-size_t envelope_head(char *out, const struct envelope *e)
+static const char hexd[] = "0123456789abcdef";
+
+size_t envelope_dec(char *out, uint64_t v)
 {
-	const char *nick = e->marker ? "!" : chat_valid_nick(e->nick, strnlen(e->nick, sizeof(e->nick))) ? e->nick : "-";
-	int k = snprintf(out, ENVELOPE_HEAD_MAX, "%s%016llx %llu %llu %llu %s", magic, (unsigned long long)e->origin,
-	                 (unsigned long long)e->boot, (unsigned long long)e->gen, (unsigned long long)e->seq, nick);
-	return k < 0 ? 0 : (size_t)k;
+	char t[20];
+	size_t k = 0;
+	do {
+		t[k++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < k; i++)
+		out[i] = t[k - 1 - i];
+	return k;
 }
 
-static const char hexd[] = "0123456789abcdef";
+size_t envelope_head(char *out, const struct envelope *e)
+{
+	size_t nl = strnlen(e->nick, sizeof(e->nick));
+	const char *nick = e->marker ? "!" : chat_valid_nick(e->nick, nl) ? e->nick : "-";
+	if (nick != e->nick)
+		nl = 1;
+	size_t n = sizeof(magic) - 1;
+	memcpy(out, magic, n);
+	for (int i = 15; i >= 0; i--)
+		out[n++] = hexd[e->origin >> (4 * i) & 15];
+	out[n++] = ' ';
+	n += envelope_dec(out + n, e->boot);
+	out[n++] = ' ';
+	n += envelope_dec(out + n, e->gen);
+	out[n++] = ' ';
+	n += envelope_dec(out + n, e->seq);
+	out[n++] = ' ';
+	memcpy(out + n, nick, nl);
+	return n + nl;
+}
 
 size_t envelope_finish(char *out, size_t n, const unsigned char *tag)
 {

@@ -56,9 +56,9 @@ static int header(struct rscan *s, const char **why)
 	return 0;
 }
 
-int rscan_feed(struct rscan *s, const char *p, size_t n, const char **why)
+static int scan(struct rscan *s, const char *p, size_t n, size_t *used, const char **why)
 {
-	const char *end = p + n;
+	const char *start = p, *end = p + n;
 	while (p < end) {
 		char c = *p;
 		switch (s->st) {
@@ -105,6 +105,72 @@ int rscan_feed(struct rscan *s, const char *p, size_t n, const char **why)
 			break;
 		}
 		}
+		if (used && s->st == S_TYPE && s->elems == 0) { /* only done() gets here: a reply ended */
+			*used = (size_t)(p - start);
+			return 0;
+		}
 	}
+	if (used)
+		*used = n;
 	return 0;
+}
+
+int rscan_feed(struct rscan *s, const char *p, size_t n, const char **why) { return scan(s, p, n, NULL, why); }
+
+int rscan_feed_one(struct rscan *s, const char *p, size_t n, size_t *used, const char **why)
+{
+	return scan(s, p, n, used, why);
+}
+
+/* "<digits>\r\n" at *p (before end), at most max_line digits: the number, and
+ * *p past the CRLF; -1 if it is not that (or would not fit in 19 digits). */
+static int64_t flat_len(const char **p, const char *end, size_t max_line)
+{
+	const char *q = *p;
+	int64_t v = 0;
+	size_t k = 0;
+	for (; q < end && *q >= '0' && *q <= '9'; q++, k++) {
+		if (k == 18 || k == max_line)
+			return -1;
+		v = v * 10 + (*q - '0');
+	}
+	if (k == 0 || end - q < 2 || q[0] != '\r' || q[1] != '\n')
+		return -1;
+	*p = q + 2;
+	return v;
+}
+
+int rscan_flat(const struct rscan *s, const char *p, size_t n, struct rscan_str *el, size_t *used)
+{
+	const char *q = p, *end = p + n;
+	if (n < 4 || q[0] != '*' || q[2] != '\r' || q[3] != '\n')
+		return 0;
+	int k = q[1] - '0';
+	if (k < RSCAN_FLAT_MIN || k > RSCAN_FLAT_MAX || (uint64_t)k > s->max_elems)
+		return 0;
+	q += 4;
+	for (int i = 0; i < k; i++) {
+		if (q == end || *q != '$')
+			return 0;
+		q++;
+		int64_t len = flat_len(&q, end, s->max_line);
+		if (len < 0 || (uint64_t)len > s->max_bulk || end - q < len + 2 || q[len] != '\r' || q[len + 1] != '\n')
+			return 0;
+		el[i] = (struct rscan_str){q, (size_t)len};
+		q += len + 2;
+	}
+	*used = (size_t)(q - p);
+	return k;
+}
+
+size_t rscan_int(const struct rscan *s, const char *p, size_t n, long long *v)
+{
+	const char *q = p + 1;
+	if (n < 4 || p[0] != ':')
+		return 0;
+	int64_t x = flat_len(&q, p + n, s->max_line);
+	if (x < 0)
+		return 0;
+	*v = x;
+	return (size_t)(q - p);
 }

@@ -35,4 +35,31 @@ void rscan_init(struct rscan *s, uint64_t max_elems, uint64_t max_bulk, size_t m
 /* Scan [p, p+n). 0, or -EPROTO with why (static) for a reply beyond the limits. */
 int rscan_feed(struct rscan *s, const char *p, size_t n, const char **why);
 
+/* As rscan_feed, but stop right after the first top-level reply that ends in
+ * [p, p+n): *used is the bytes scanned (n when none ends there). */
+int rscan_feed_one(struct rscan *s, const char *p, size_t n, size_t *used, const char **why);
+
+/* Between two top-level replies (nothing of one scanned yet). */
+static inline int rscan_at_start(const struct rscan *s) { return s->st == 0 && s->elems == 0; }
+
+/* The fast path for the engine's pushes (message, pmessage, smessage): a
+ * whole array of RSCAN_FLAT_MIN..RSCAN_FLAT_MAX non-null bulk strings at the
+ * start of [p, p+n), within s's limits, each bulk followed by CRLF. Returns
+ * the element count, with el[] pointing into [p, p+n) and *used the array's
+ * bytes; 0 for anything else (incomplete, another shape, a header it does not
+ * read the way rscan_feed does): the caller then scans it with rscan_feed_one
+ * and lets hiredis parse it. s is only read: the array is whole, so the
+ * scanner stays at the start of a reply. */
+#define RSCAN_FLAT_MIN 3
+#define RSCAN_FLAT_MAX 4
+struct rscan_str {
+	const char *p;
+	size_t n;
+};
+int rscan_flat(const struct rscan *s, const char *p, size_t n, struct rscan_str *el, size_t *used);
+/* The same for the publisher connection's reply to each PUBLISH: a whole
+ * ":<digits>\r\n" within max_line. Its bytes, with *v the number; 0 for
+ * anything else. */
+size_t rscan_int(const struct rscan *s, const char *p, size_t n, long long *v);
+
 #endif

@@ -101,6 +101,8 @@ static void test_envelope(void)
 	strcpy(e.nick, "ann");
 	char buf[ENVELOPE_HEAD_MAX + 8];
 	size_t hn = envelope_finish(buf, envelope_head(buf, &e), NULL);
+	static const char head[] = "weft1 fedcba9876543210 1796073855653 3 42 ann\n"; /* the wire form, byte for byte */
+	CHECK(hn == sizeof(head) - 1 && memcmp(buf, head, hn) == 0);
 	memcpy(buf + hn, "hi\n\0x", 5);
 	struct envelope d;
 	CHECK(envelope_decode(buf, hn + 5, &d) == 0);
@@ -115,6 +117,7 @@ static void test_envelope(void)
 	memset(tag, 0xa5, sizeof(tag));
 	size_t signed_n = envelope_head(buf, &e);
 	hn = envelope_finish(buf, signed_n, tag);
+	CHECK(memcmp(buf, "weft1 ffffffffffffffff 18446744073709551615 18446744073709551615 18446744073709551615 abc", 89) == 0);
 	CHECK(hn + 1 <= ENVELOPE_HEAD_MAX && envelope_decode(buf, hn, &d) == 0 && d.seq == UINT64_MAX);
 	CHECK(d.tagged && d.signed_n == signed_n && memcmp(d.tag, tag, sizeof(tag)) == 0 && d.n == 0);
 	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 0123\nx")); /* a short tag */
@@ -227,6 +230,59 @@ static void test_rscan(void)
 	line[0] = '+';
 	line[sizeof(line) - 1] = '\0';
 	CHECK(scan(0, 0, line, false) == -EPROTO); /* a status line longer than max_line */
+}
+
+/* rscan_feed_one stops right after each top-level reply; rscan_flat reads
+ * only whole flat arrays of 3..4 bulk strings within the limits, and says 0
+ * (the slow path) for everything else. */
+static void test_rscan_flat(void)
+{
+	struct rscan r;
+	const char *why = NULL;
+	size_t used = 0;
+	rscan_init(&r, 4, 16, 64);
+	const char *two = "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n+PONG\r\n$-1\r\n*0\r\n*2\r\n";
+	size_t n = strlen(two), at = 0;
+	size_t ends[] = {30, 37, 42, 46, 50};
+	for (int i = 0; i < 5; i++) {
+		CHECK(rscan_feed_one(&r, two + at, n - at, &used, &why) == 0);
+		at += used;
+		CHECK(at == ends[i]);
+		CHECK(rscan_at_start(&r) == (i < 4)); /* "*2" opens an array that has not ended */
+	}
+	rscan_init(&r, 4, 16, 64);
+	struct rscan_str el[RSCAN_FLAT_MAX];
+	const char *msg = "*3\r\n$7\r\nmessage\r\n$6\r\nweft:a\r\n$5\r\nhello\r\n*3";
+	CHECK(rscan_flat(&r, msg, strlen(msg), el, &used) == 3);
+	CHECK(used == strlen(msg) - 2 && el[2].n == 5 && memcmp(el[2].p, "hello", 5) == 0 && el[1].n == 6);
+	const char *pm = "*4\r\n$8\r\npmessage\r\n$2\r\nw*\r\n$3\r\nw:a\r\n$0\r\n\r\n";
+	CHECK(rscan_flat(&r, pm, strlen(pm), el, &used) == 4 && used == strlen(pm) && el[3].n == 0);
+	for (size_t cut = 0; cut < strlen(msg) - 2; cut++) /* incomplete: the slow path */
+		CHECK(rscan_flat(&r, msg, cut, el, &used) == 0);
+	const char *no[] = {
+	    "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n", /* an integer element */
+	    "*2\r\n$4\r\npong\r\n$0\r\n\r\n",             /* 2 elements */
+	    "*5\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n$1\r\na\r\n",
+	    "*3\r\n$-1\r\n$1\r\na\r\n$1\r\na\r\n",           /* a null bulk */
+	    "*3\r\n$1\r\na\r\n$1\r\na\r\n$17\r\n0123456789abcdefg\r\n", /* over max_bulk */
+	    "*3\r\n$1\r\na\r\n$1\r\na\r\n$1\r\naXY",           /* no CRLF after the bulk */
+	    "*3\r\n$1\r\na\r\n$1\r\na\r\n$\r\n\r\n",         /* no digits */
+	    "*3\r\n$1\r\na\r\n$1\r\na\r\n$0000000000000000001\r\na\r\n", /* 19 digits */
+	    "+OK\r\n",
+	};
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		CHECK(rscan_flat(&r, no[i], strlen(no[i]), el, &used) == 0);
+	struct rscan pub;
+	rscan_init(&pub, 0, 16, 64); /* the publisher connection: no arrays at all */
+	CHECK(rscan_flat(&pub, msg, strlen(msg), el, &used) == 0);
+	long long v = -1;
+	CHECK(rscan_int(&pub, ":0\r\n:17\r\n", 9, &v) == 4 && v == 0);
+	CHECK(rscan_int(&pub, ":17\r\n", 5, &v) == 5 && v == 17);
+	CHECK(rscan_int(&pub, ":17\r", 4, &v) == 0);  /* incomplete */
+	CHECK(rscan_int(&pub, ":-1\r\n", 5, &v) == 0); /* not a count: hiredis reads it */
+	CHECK(rscan_int(&pub, "+OK\r\n", 5, &v) == 0);
+	rscan_init(&pub, 0, 16, 2);
+	CHECK(rscan_int(&pub, ":123\r\n", 6, &v) == 0); /* over max_line: rscan_feed refuses it */
 }
 
 /* One envelope of a stream through m: whether it is delivered. */
@@ -404,6 +460,7 @@ int main(void)
 	test_rpats();
 	test_rpats_cost();
 	test_rscan();
+	test_rscan_flat();
 	test_mark();
 	test_url();
 	test_slot();
