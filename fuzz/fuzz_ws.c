@@ -1,9 +1,11 @@
 /* fuzz_ws.c - libFuzzer target for the WebSocket frame path (common/protocols/ws.c
  * over libwslay's frame codec), in echo and chat mode. The input is what a
  * client sends after the 101. Oracles beside the sanitizers:
- *  - echo mode answers the same bytes whether the input arrives at once or
- *    cut at a split point taken from the input, with a tiny --read-pause so
- *    the back-pressure path (input waiting in the session) runs too;
+ *  - echo mode answers the same bytes whether the input arrives at once,
+ *    cut at a split point taken from the input, or byte by byte (whole
+ *    small frames are decoded by ws.c, cut ones by the codec), with a tiny
+ *    --read-pause so the back-pressure path (input waiting in the session)
+ *    runs too;
  *  - every server frame is well formed: unmasked, no reserved bits, a known
  *    opcode, control frames whole and <= 125 bytes, text valid UTF-8 (chat
  *    lines from any input included), nothing after a close frame;
@@ -58,6 +60,9 @@ static char *drain(struct session *s, size_t *len, char *out)
 	return out;
 }
 
+/* The input in two pieces cut at split, or (split == SIZE_MAX) one byte at
+ * a time: then every frame with a payload reaches ws.c cut, and goes through
+ * the codec rather than fast_frame's decoding of whole frames. */
 static char *run(struct server *srv, const uint8_t *data, size_t size, size_t split, size_t *len)
 {
 	struct session *s = session_new(srv, &own, false);
@@ -65,7 +70,11 @@ static char *run(struct server *srv, const uint8_t *data, size_t size, size_t sp
 	char *out = NULL;
 	*len = 0;
 	size_t cuts[3] = {0, split, size};
-	for (int i = 0; i < 2; i++) {
+	for (size_t i = 0; split == SIZE_MAX && i < size; i++) {
+		session_input(s, (const char *)data + i, 1);
+		out = drain(s, len, out);
+	}
+	for (int i = 0; split != SIZE_MAX && i < 2; i++) {
 		if (cuts[i + 1] > cuts[i])
 			session_input(s, (const char *)data + cuts[i], cuts[i + 1] - cuts[i]);
 		out = drain(s, len, out);
@@ -125,6 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t a_len, b_len, c_len;
 	char *a = run(&srv_echo, data, size, 0, &a_len);
 	char *b = run(&srv_echo, data, size, split, &b_len);
+	if (a_len != b_len || (a_len && memcmp(a, b, a_len) != 0))
+		abort();
+	free(b);
+	b = run(&srv_echo, data, size, SIZE_MAX, &b_len);
 	if (a_len != b_len || (a_len && memcmp(a, b, a_len) != 0))
 		abort();
 	check_frames((const unsigned char *)a, a_len);

@@ -16,7 +16,12 @@
 /* Times are uint32 ms since the epoch; compare them wrap-safe. */
 static bool before(uint32_t a, uint32_t b) { return loop_time_before(a, b); }
 
-static uint32_t clock_now(const struct sched *sch) { return (uint32_t)(now_ms() - sch->epoch) + 1; }
+/* The turn's clock: read once after each poll. */
+static void clock_read(struct sched *sch)
+{
+	sch->now_at = now_ms();
+	sch->now = (uint32_t)(sch->now_at - sch->epoch) + 1;
+}
 
 int sched_init(struct sched *sch, const struct loop_poller_ops *ops, const struct task_kind *kinds, void *data)
 {
@@ -25,7 +30,7 @@ int sched_init(struct sched *sch, const struct loop_poller_ops *ops, const struc
 	sch->kinds = kinds;
 	sch->data = data;
 	sch->epoch = now_ms();
-	sch->now = clock_now(sch);
+	clock_read(sch);
 	return ops->create(&sch->poller);
 }
 
@@ -52,11 +57,14 @@ void sched_deadline(struct sched *sch, struct task *t, uint32_t ms)
 	set_deadline(sch, t, sch->now + (ms < MAX_WAIT_MS ? ms : MAX_WAIT_MS));
 }
 
-/* An absolute now_ms() time on clock_now()'s scale (its uint32 wraps the
- * same way), at most MAX_WAIT_MS ahead. */
+/* An absolute now_ms() time on the scheduler's scale (its uint32 wraps the
+ * same way), at most MAX_WAIT_MS ahead of the turn's clock: read once per
+ * wake-up, not at each wait (two clock reads per echoed message); the bound
+ * only keeps deadlines inside half the clock's range, and the turn's clock
+ * is never ahead of now. */
 static uint32_t sched_time(const struct sched *sch, long long at_ms)
 {
-	long long d = at_ms - sch->epoch + 1, now = now_ms() - sch->epoch + 1;
+	long long d = at_ms - sch->epoch + 1, now = sch->now_at - sch->epoch + 1;
 	if (d - now > MAX_WAIT_MS)
 		d = now + MAX_WAIT_MS;
 	return (uint32_t)d;
@@ -291,7 +299,7 @@ int sched_run(struct sched *sch)
 		}
 		int timeout = sch->ready ? 0 : next_timeout(sch);
 		int n = sch->ops->wait(sch->poller, timeout, sch->fired, (int)(sizeof(sch->fired) / sizeof(sch->fired[0])));
-		sch->now = clock_now(sch);
+		clock_read(sch);
 		if (n < 0 && n != -EINTR) {
 			log_error("coro: %s failed: %s", sch->ops->name, strerror(-n));
 			return n;

@@ -62,6 +62,7 @@ struct sched {
 	struct loop_timers timers;  /* the tasks' timers */
 	long long epoch;            /* now_ms() at start */
 	uint32_t now;               /* ms since epoch, refreshed after each poll */
+	long long now_at;           /* now_ms() then (now is this on the scheduler's wrapping scale) */
 	int live;                   /* run() returns once this is 0 (kept by the user) */
 	/* Called once a round, after the ready tasks ran and before the poller
 	 * may sleep, and after every SCHED_PASS_EVERY tasks of a long round

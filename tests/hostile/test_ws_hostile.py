@@ -52,6 +52,8 @@ def test_rule_breakers(ctx):
     cases = [
         ("unmasked", [frame(TEXT, b"plain", mask=False)], 1002),
         ("fragmented ping", [frame(PING, b"a", fin=False), frame(CONT, b"b")], 1002),
+        # an even control opcode too: wslay_is_ctrl_frame(op & 0x0f) once tested bit 0, not bit 3
+        ("fragmented close", [frame(CLOSE, b"\x03\xe8", fin=False)], 1002),
         ("ping of 126 bytes", [frame(PING, b"p" * 126)], 1002),
         ("interleaved messages", [frame(TEXT, b"one", fin=False), frame(BINARY, b"two", fin=False)], 1002),
         ("continuation first", [frame(CONT, b"orphan")], 1002),
