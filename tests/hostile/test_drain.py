@@ -9,6 +9,7 @@ socket there answers those bytes with an RST, and the kernel throws away the
 echo the client has not received yet; one that half-closes and reads until
 the client's EOF (or its kernel has acknowledged everything) delivers all of
 it (issue 17 item 6). Plain TCP, every model; about a second each."""
+import select
 import signal
 import threading
 import socket
@@ -252,18 +253,25 @@ def test_http_pipelined_pause_during_drain(ctx):
           "no reset" % (k, len(got)))
 
 
-def _endless_sender(sock, stop, sent):
-    """Send junk without pause and never read or half-close, until stop."""
-    sock.setblocking(False)
+def _endless_senders(socks, stop, sents):
+    """Send junk to every socket without pause and never read or half-close,
+    until stop. One thread serves all of them in turn (send to each one that is
+    writable), so each gets the same chance and its share is what the server
+    reads of it: one Python thread per socket shared the GIL unevenly on a busy
+    machine (one client sent 4-14x the others' bytes against the same server)."""
     junk = b"z" * 65536
-    while not stop.is_set():
-        try:
-            sent[0] += sock.send(junk)
-        except (BlockingIOError, InterruptedError):
-            time.sleep(0.001)
-        except OSError:
-            sent.append(time.monotonic())  # when it was cut
-            return  # the server closed it at the drain's end
+    live = dict(zip(socks, sents))
+    for c in socks:
+        c.setblocking(False)
+    while live and not stop.is_set():
+        _, writable, _ = select.select([], list(live), [], 0.05)
+        for c in writable:
+            try:
+                live[c][0] += c.send(junk)
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:
+                live.pop(c).append(time.monotonic())  # when it was cut: the server closed it at the drain's end
 
 
 def test_endless_sender_does_not_hold_the_drain(ctx):
@@ -296,10 +304,9 @@ def test_endless_sender_does_not_hold_the_drain(ctx):
         # be a protocol error): start once every loop drains.
         assert w.wait_log("drain: stopping"), w.tail()
         time.sleep(0.1 * slow_factor())
-        for c in socks:
-            sents.append([0])
-            threads.append(threading.Thread(target=_endless_sender, args=(c, stop, sents[-1])))
-            threads[-1].start()
+        sents = [[0] for _ in socks]
+        threads.append(threading.Thread(target=_endless_senders, args=(socks, stop, sents)))
+        threads[-1].start()
         time.sleep(0.3)
         w.proc.send_signal(signal.SIGTERM)  # a second stop changes nothing
         try:
