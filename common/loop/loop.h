@@ -26,7 +26,8 @@
  *   attach      a non-session fd on a loop (struct loop_watch): the model
  *               calls fn whenever it is readable and/or writable, as its
  *               mask asks. The runtime's own stop signal and mailbox
- *               wake-up are watches; so are the cluster link's sockets.
+ *               wake-up are watches, and on loop 0 the log reopen's
+ *               signal pipe (daemon.h); so are the cluster link's sockets.
  *   alarms      one-shot timers of non-session code (struct loop_alarm) on
  *               the loop's own timer heap (timer.h); the model bounds its
  *               wait by the earliest and runs them when due.
@@ -197,6 +198,7 @@ struct loop {
 	uint32_t npending, pending_cap;
 	bool published;       /* a listed connection has LOOP_CONN_PUBLISHED */
 	struct loop_watch wake_w, stop_w;
+	struct loop_watch reopen_w; /* loop 0: SIGHUP/SIGUSR1's pipe (daemon_reopen_fd), else fd -1 */
 	/* alarms (loop_alarm_at) on the loop's clock: ms since epoch */
 	struct loop_timers alarms;
 	long long epoch;
