@@ -47,6 +47,22 @@ void loop_close(struct loop *l, struct session *s, int fd)
 	l->live--;
 }
 
+void loop_unadmit(struct loop *l, struct session *s, int fd)
+{
+	stat_inc(STAT_oom_errors);
+	loop_close(l, s, fd);
+}
+
+void loop_conns_each(struct loop *l, void (*fn)(struct loop *l, struct loop_conn *lc))
+{
+	/* Every id a model hands out is below pending_cap (loop_conns_reserve). */
+	for (uint32_t id = 0; id < l->pending_cap; id++) {
+		struct loop_conn *lc = l->m->conn(l, id);
+		if (lc)
+			fn(l, lc);
+	}
+}
+
 static long long drain_end(const struct loop *l)
 {
 	return l->stopping ? l->stop_ms + l->srv->cfg->drain_timeout_ms : 0;

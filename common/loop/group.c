@@ -91,6 +91,8 @@ static bool stop_signalled(struct loop *l, struct loop_watch *w)
 	l->stop_ms = now_ms();
 	server_drain_begins(l->srv);
 	l->m->stop(l);
+	if (l->m->stop_conn)
+		loop_conns_each(l, l->m->stop_conn);
 	return false; /* the stop fd stays readable forever */
 }
 

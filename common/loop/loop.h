@@ -41,8 +41,9 @@
  *               no loop of their own (threads, pool) to host the guest on.
  *
  * What a model does: set up its poller or ring, watch fds (for the mask each
- * watch asks, changed by rewatch at any time), embed a struct loop_conn
- * first in its connection, hand input over with loop_input(), list a
+ * watch asks, changed by rewatch at any time), serve while loop_serving(),
+ * embed a struct loop_conn first in its connection (the runtime finds it by
+ * id, m->conn, to walk the connections on the stop: m->stop_conn), hand input over with loop_input(), list a
  * connection with loop_pending() when it may have output, write in its write
  * hook, bound its wait by loop_alarms_timeout() and call loop_alarms_run()
  * after it, and call loop_before_sleep() once per turn, after all of that
@@ -169,9 +170,13 @@ struct loop_model {
 	 * session has (or queue the write), and bring the connection up to date
 	 * (close it when done, wait for room, read again). */
 	void (*write)(struct loop *l, struct loop_conn *lc);
-	/* The stop signal: stop accepting (loop_listener_close), session_stop()
-	 * every connection and let it run (its deadlines are now the drain's). */
+	/* The stop signal: stop accepting (loop_listener_close). The runtime
+	 * then walks the connections (stop_conn). */
 	void (*stop)(struct loop *l);
+	/* The stop walk reached lc (a live connection, conn()'s): session_stop()
+	 * it, unless it is closing already, and let it run (its deadlines are
+	 * now the drain's). NULL for a model with no connections. */
+	void (*stop_conn)(struct loop *l, struct loop_conn *lc);
 };
 
 struct loop_listener {
@@ -186,7 +191,7 @@ struct loop {
 	int index;
 	struct loop_listener lis[2];
 	int nlis;
-	unsigned live;        /* connections admitted and not closed */
+	unsigned live;        /* connections admitted and not closed (loop_admit, loop_close) */
 	bool stopping;
 	long long stop_ms;    /* when the stop signal arrived */
 	/* the mailbox */
@@ -256,6 +261,19 @@ struct session *loop_admit(struct loop *l, int fd, bool tls);
 
 /* The connection is over: free its session, close fd. */
 void loop_close(struct loop *l, struct session *s, int fd);
+
+/* No memory for the model's connection after loop_admit gave it s: counted
+ * (oom_errors) and closed. */
+void loop_unadmit(struct loop *l, struct session *s, int fd);
+
+/* Liveness, written once: a model serves while this is true - until the
+ * stop signal, then until the last connection admitted on l is closed. */
+static inline bool loop_serving(const struct loop *l) { return !l->stopping || l->live > 0; }
+
+/* Call fn on every live connection of l (m->conn() for each id the model
+ * reserved, loop_conns_reserve): the stop walk, and any other. fn may list
+ * or wake a connection, not free it. */
+void loop_conns_each(struct loop *l, void (*fn)(struct loop *l, struct loop_conn *lc));
 
 /* The deadline policy (deadline.h) with the loop's drain clock: when the
  * connection, last active at last_ms, must next be looked at (0 = never)... */
