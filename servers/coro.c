@@ -154,44 +154,26 @@ static void conn_fini(struct sched *sch, struct task *t)
 	loop_close(&sched_loop(sch)->l, t->data, task_fd(t));
 }
 
-static void conn_start(struct coro_loop *c, int fd, bool tls)
+/* The runtime admitted a connection (loop_accepted): its task. */
+static bool coro_open(struct loop *l, struct session *s, int fd)
 {
-	if (fd >= c->sch.ops->fd_limit || (unsigned)fd > LOOP_CONN_ID_MAX) {
-		server_refuse(c->l.srv, fd, REFUSE_FD_LIMIT); /* select() cannot watch it, or lc.id cannot hold it */
-		return;
-	}
-	struct session *s = loop_admit(&c->l, fd, tls);
-	if (!s)
-		return;
 	/* Its id on the write pass's list is its fd: room for it first. */
-	struct task *t = loop_conns_reserve(&c->l, (uint32_t)fd + 1) < 0 ? NULL : sched_spawn(&c->sch, KIND_CONN, fd, s);
-	if (!t) {
-		loop_unadmit(&c->l, s, fd);
-		return;
-	}
+	struct task *t = loop_conns_reserve(l, (uint32_t)fd + 1) < 0 ? NULL : sched_spawn(&of(l)->sch, KIND_CONN, fd, s);
+	if (!t)
+		return false;
 	s->sub.loop_data = t;
+	return true;
 }
 
 /* ---- listener task (data: the runtime's struct loop_listener) ---- */
 
-struct accepting {
-	struct coro_loop *c;
-	bool tls;
-};
-
-static void take_accepted(void *arg, int fd)
-{
-	struct accepting *a = arg;
-	conn_start(a->c, fd, a->tls);
-}
-
 static int listen_run(struct sched *sch, struct task *t)
 {
 	struct coro_loop *c = sched_loop(sch);
-	struct loop_listener *li = t->data;
+	int li = (int)((struct loop_listener *)t->data - c->l.lis);
 	CR_BEGIN(&t->line);
 	while (!c->l.stopping) {
-		if (server_accept_some(li->fd, true, ACCEPT_BATCH, take_accepted, &(struct accepting){c, li->tls}) < 0) {
+		if (loop_accept_some(&c->l, li, ACCEPT_BATCH) < 0) {
 			/* Out of descriptors: the listener stays readable, so stop
 			 * watching it for a while instead of spinning. */
 			sched_deadline(sch, t, SERVER_ACCEPT_BACKOFF_MS);
@@ -263,6 +245,9 @@ static int coro_setup(struct loop *l)
 	c->sch.sleep_cap = coro_sleep_cap;
 	c->sch.after_wait = coro_after_wait;
 	c->sch.serving = coro_serving;
+	/* select() cannot watch an fd past FD_SETSIZE, nor lc.id hold one past
+	 * LOOP_CONN_ID_MAX: the runtime refuses those (loop_accepted). */
+	l->fd_limit = ops->fd_limit <= (int)LOOP_CONN_ID_MAX ? ops->fd_limit : (int)LOOP_CONN_ID_MAX + 1;
 	c->rbuf = malloc(RBUF_SIZE);
 	if (!c->rbuf)
 		return -ENOMEM;
@@ -360,6 +345,7 @@ static const struct loop_model coro_loop = {
 	.rewatch = coro_rewatch,
 	.serve = coro_serve,
 	.teardown = coro_teardown,
+	.open = coro_open,
 	.conn = coro_conn,
 	.write = coro_write,
 	.stop = coro_stop,

@@ -324,20 +324,18 @@ static void conn_update(struct uthread *t, struct conn *c)
 	conn_deadline(t, c);
 }
 
-static void conn_accept(struct uthread *t, int fd, bool tls)
+/* The runtime admitted a connection (loop_accepted): its slot. */
+static bool uring_open(struct loop *l, struct session *s, int fd)
 {
-	struct session *s = loop_admit(&t->l, fd, tls);
-	if (!s)
-		return;
+	struct uthread *t = of(l);
 	struct conn *c = slot_alloc(t);
-	if (!c) {
-		loop_unadmit(&t->l, s, fd);
-		return;
-	}
+	if (!c)
+		return false;
 	s->sub.loop_data = c;
 	c->s = s;
 	c->fd = fd;
 	mark_dirty(t, c); /* arms its recv */
+	return true;
 }
 
 /* ---- completions ---- */
@@ -424,7 +422,7 @@ static void on_accept(struct uthread *t, const struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		t->ls[li].armed = t->ls[li].cancel_sent = false;
 	if (cqe->res >= 0)
-		conn_accept(t, cqe->res, t->l.lis[li].tls);
+		loop_accepted(&t->l, cqe->res, t->l.lis[li].tls);
 	else if (cqe->res != -ECANCELED)
 		accept_failed(t, li, cqe->res);
 	listener_rearm(t, li);
@@ -730,6 +728,7 @@ static const struct loop_model uring_loop = {
 	.rewatch = uring_rewatch,
 	.serve = uring_serve,
 	.teardown = uring_teardown,
+	.open = uring_open,
 	.conn = uring_conn,
 	.write = uring_write,
 	.stop = uring_stop,

@@ -13,8 +13,10 @@
  *               threads, the drain, and the before-sleep phase.
  *   write.c     the write order (see "connections and the write order"
  *               below): the pending list and the before-sleep write pass.
- *   conn.c      admitting a connection (limits, refusal, session) and
- *               closing it.
+ *   conn.c      accepting and admitting a connection (limits, refusal,
+ *               session; the model's object through m->open, its OOM
+ *               path), the walk over the connections (the stop), and
+ *               closing one; liveness (loop_serving).
  *   deadline.c  the one deadline policy (handshake and request deadlines,
  *               idle, drain quietness, the drain's end), also used by the
  *               threads and pool models.
@@ -163,6 +165,10 @@ struct loop_model {
 	int (*serve)(struct loop *l);
 	/* Free what setup made; also after a failed setup. */
 	void (*teardown)(struct loop *l);
+	/* loop_accepted admitted a connection: make the model's connection for
+	 * session s on fd (its record first; s->sub.loop_data is the model's)
+	 * and start or list it. false: no memory (the runtime closes it). */
+	bool (*open)(struct loop *l, struct session *s, int fd);
 	/* The live connection whose loop_conn.id is id (its record first), or
 	 * NULL when there is none. */
 	struct loop_conn *(*conn)(struct loop *l, uint32_t id);
@@ -191,7 +197,8 @@ struct loop {
 	int index;
 	struct loop_listener lis[2];
 	int nlis;
-	unsigned live;        /* connections admitted and not closed (loop_admit, loop_close) */
+	unsigned live;        /* connections admitted and not closed (loop_accepted, loop_close) */
+	int fd_limit;         /* the model's (setup): accepted fds >= it are refused; 0 = none */
 	bool stopping;
 	long long stop_ms;    /* when the stop signal arrived */
 	/* the mailbox */
@@ -254,17 +261,21 @@ void loop_alarms_run(struct loop *l);
 
 /* ---- connections ---- */
 
-/* A socket just accepted on l: admit it (--max-conns; refused with a reason
- * otherwise) and make its session, owned by l's mailbox. NULL when it was
- * refused or out of memory: fd is closed and the refusal counted. */
-struct session *loop_admit(struct loop *l, int fd, bool tls);
+/* A socket just accepted on l (a TLS listener's or not): refused past
+ * l->fd_limit; else admitted (--max-conns; refused with a reason
+ * otherwise), its session made, owned by l's mailbox, and handed to
+ * m->open. Refused or out of memory (the session, or m->open): fd is
+ * closed and counted. The one way a model takes a connection. */
+void loop_accepted(struct loop *l, int fd, bool tls);
+
+/* A readiness model's listener li is readable: accept at most max (then let
+ * other work run), each through loop_accepted. 0, or -errno when accepting
+ * must pause (EMFILE, ...: the listener stays readable; back off for
+ * SERVER_ACCEPT_BACKOFF_MS instead of spinning). */
+int loop_accept_some(struct loop *l, int li, int max);
 
 /* The connection is over: free its session, close fd. */
 void loop_close(struct loop *l, struct session *s, int fd);
-
-/* No memory for the model's connection after loop_admit gave it s: counted
- * (oom_errors) and closed. */
-void loop_unadmit(struct loop *l, struct session *s, int fd);
 
 /* Liveness, written once: a model serves while this is true - until the
  * stop signal, then until the last connection admitted on l is closed. */
