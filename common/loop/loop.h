@@ -44,9 +44,12 @@
  *
  * What a model does: set up its poller or ring, watch fds (for the mask each
  * watch asks, changed by rewatch at any time), serve while loop_serving(),
- * embed a struct loop_conn first in its connection (the runtime finds it by
- * id, m->conn, to walk the connections on the stop: m->stop_conn), hand input over with loop_input(), list a
- * connection with loop_pending() when it may have output, write in its write
+ * hand each accepted socket to loop_accepted() (a readiness model:
+ * loop_accept_some) and make its connection in m->open, embed a struct
+ * loop_conn first in it (the runtime finds it by id, m->conn, to walk the
+ * connections on the stop: m->stop_conn), hand input over with
+ * loop_input(), list a connection with loop_pending() when it may have
+ * output, write in its write
  * hook, bound its wait by loop_alarms_timeout() and call loop_alarms_run()
  * after it, and call loop_before_sleep() once per turn, after all of that
  * turn's input and before it waits (Redis' beforeSleep).
