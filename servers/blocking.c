@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "deadline.h"
 #include "log.h"
 #include "server.h"
@@ -273,12 +274,13 @@ int blocking_accept_loop(struct blocking *b, const char *model, blocking_handoff
 	for (;;) {
 		long long now = now_ms();
 		bool paused = now < resume;
-		struct pollfd pfd[3] = {
+		struct pollfd pfd[4] = {
 			{paused ? -1 : lfd[0], POLLIN, 0},
 			{paused ? -1 : lfd[1], POLLIN, 0},
 			{server_stop_fd(srv), POLLIN, 0},
+			{daemon_reopen_fd(), POLLIN, 0}, /* SIGHUP/SIGUSR1: reopen --log-file here */
 		};
-		if (poll(pfd, 3, paused ? poll_timeout(resume, now) : -1) < 0) {
+		if (poll(pfd, 4, paused ? poll_timeout(resume, now) : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
@@ -288,6 +290,8 @@ int blocking_accept_loop(struct blocking *b, const char *model, blocking_handoff
 		}
 		if (pfd[2].revents)
 			break;
+		if (pfd[3].revents)
+			daemon_reopen_run();
 		for (int i = 0; i < 2; i++)
 			if ((pfd[i].revents & POLLIN) &&
 			    server_accept_some(lfd[i], false, ACCEPT_BATCH, take_accepted,

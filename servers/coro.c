@@ -22,7 +22,6 @@
 #include "model.h"
 #include "server.h"
 #include "session.h"
-#include "stats.h"
 
 #define RBUF_SIZE (64 * 1024) /* one read buffer per loop, none per connection */
 #define ACCEPT_BATCH 64       /* then let the others run */
@@ -153,49 +152,28 @@ static void conn_fini(struct sched *sch, struct task *t)
 {
 	loop_unlist(&sched_loop(sch)->l, &t->lc);
 	loop_close(&sched_loop(sch)->l, t->data, task_fd(t));
-	sch->live--;
 }
 
-static void conn_start(struct coro_loop *c, int fd, bool tls)
+/* The runtime admitted a connection (loop_accepted): its task. */
+static bool coro_open(struct loop *l, struct session *s, int fd)
 {
-	if (fd >= c->sch.ops->fd_limit || (unsigned)fd > LOOP_CONN_ID_MAX) {
-		server_refuse(c->l.srv, fd, REFUSE_FD_LIMIT); /* select() cannot watch it, or lc.id cannot hold it */
-		return;
-	}
-	struct session *s = loop_admit(&c->l, fd, tls);
-	if (!s)
-		return;
 	/* Its id on the write pass's list is its fd: room for it first. */
-	struct task *t = loop_conns_reserve(&c->l, (uint32_t)fd + 1) < 0 ? NULL : sched_spawn(&c->sch, KIND_CONN, fd, s);
-	if (!t) {
-		stat_inc(STAT_oom_errors);
-		loop_close(&c->l, s, fd);
-		return;
-	}
+	struct task *t = loop_conns_reserve(l, (uint32_t)fd + 1) < 0 ? NULL : sched_spawn(&of(l)->sch, KIND_CONN, fd, s);
+	if (!t)
+		return false;
 	s->sub.loop_data = t;
-	c->sch.live++;
+	return true;
 }
 
 /* ---- listener task (data: the runtime's struct loop_listener) ---- */
 
-struct accepting {
-	struct coro_loop *c;
-	bool tls;
-};
-
-static void take_accepted(void *arg, int fd)
-{
-	struct accepting *a = arg;
-	conn_start(a->c, fd, a->tls);
-}
-
 static int listen_run(struct sched *sch, struct task *t)
 {
 	struct coro_loop *c = sched_loop(sch);
-	struct loop_listener *li = t->data;
+	int li = (int)((struct loop_listener *)t->data - c->l.lis);
 	CR_BEGIN(&t->line);
 	while (!c->l.stopping) {
-		if (server_accept_some(li->fd, true, ACCEPT_BATCH, take_accepted, &(struct accepting){c, li->tls}) < 0) {
+		if (loop_accept_some(&c->l, li, ACCEPT_BATCH) < 0) {
 			/* Out of descriptors: the listener stays readable, so stop
 			 * watching it for a while instead of spinning. */
 			sched_deadline(sch, t, SERVER_ACCEPT_BACKOFF_MS);
@@ -211,7 +189,6 @@ static void listen_fini(struct sched *sch, struct task *t)
 {
 	struct coro_loop *c = sched_loop(sch);
 	loop_listener_close(&c->l, (int)((struct loop_listener *)t->data - c->l.lis));
-	sch->live--;
 }
 
 /* ---- watch task: a non-session fd of the runtime's (struct loop_watch) ---- */
@@ -254,6 +231,7 @@ static const struct task_kind kinds[] = {
 static void coro_before_sleep(struct sched *sch) { loop_before_sleep(&sched_loop(sch)->l); }
 static int coro_sleep_cap(struct sched *sch, int ms) { return loop_alarms_timeout(&sched_loop(sch)->l, ms); }
 static void coro_after_wait(struct sched *sch) { loop_alarms_run(&sched_loop(sch)->l); }
+static bool coro_serving(struct sched *sch) { return loop_serving(&sched_loop(sch)->l); }
 
 static int coro_setup(struct loop *l)
 {
@@ -266,7 +244,10 @@ static int coro_setup(struct loop *l)
 	c->sch.before_sleep = coro_before_sleep;
 	c->sch.sleep_cap = coro_sleep_cap;
 	c->sch.after_wait = coro_after_wait;
-	c->sch.live = 1; /* held until the stop */
+	c->sch.serving = coro_serving;
+	/* select() cannot watch an fd past FD_SETSIZE, nor lc.id hold one past
+	 * LOOP_CONN_ID_MAX: the runtime refuses those (loop_accepted). */
+	l->fd_limit = ops->fd_limit <= (int)LOOP_CONN_ID_MAX ? ops->fd_limit : (int)LOOP_CONN_ID_MAX + 1;
 	c->rbuf = malloc(RBUF_SIZE);
 	if (!c->rbuf)
 		return -ENOMEM;
@@ -275,7 +256,6 @@ static int coro_setup(struct loop *l)
 			return -EMFILE;
 		if (!sched_spawn(&c->sch, KIND_LISTEN, l->lis[i].fd, &l->lis[i]))
 			return -ENOMEM;
-		c->sch.live++;
 	}
 	return 0;
 }
@@ -344,18 +324,17 @@ static void poke(struct sched *sch, struct task *t, void *arg)
 	sched_poke(sch, t, CR_POKE);
 }
 
-static void stop_conn(struct sched *sch, struct task *t, void *arg)
-{
-	session_stop(t->data);
-	poke(sch, t, arg); /* flush what stop queued; wait again under the drain's deadlines */
-}
-
 static void coro_stop(struct loop *l)
 {
-	struct coro_loop *c = of(l);
-	sched_each(&c->sch, KIND_LISTEN, poke, NULL); /* they see l->stopping and end */
-	sched_each(&c->sch, KIND_CONN, stop_conn, NULL);
-	c->sch.live--; /* from now on only connections keep the loop running */
+	sched_each(&of(l)->sch, KIND_LISTEN, poke, NULL); /* they see l->stopping and end */
+}
+
+/* The runtime's stop walk (coro_conn's connections). */
+static void coro_stop_conn(struct loop *l, struct loop_conn *lc)
+{
+	struct task *t = (struct task *)lc;
+	session_stop(t->data);
+	sched_poke(&of(l)->sch, t, CR_POKE); /* flush what stop queued; wait again under the drain's deadlines */
 }
 
 static const struct loop_model coro_loop = {
@@ -366,9 +345,11 @@ static const struct loop_model coro_loop = {
 	.rewatch = coro_rewatch,
 	.serve = coro_serve,
 	.teardown = coro_teardown,
+	.open = coro_open,
 	.conn = coro_conn,
 	.write = coro_write,
 	.stop = coro_stop,
+	.stop_conn = coro_stop_conn,
 };
 
 static int run(struct server *srv)

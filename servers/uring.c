@@ -43,7 +43,6 @@
 #include "model.h"
 #include "server.h"
 #include "session.h"
-#include "stats.h"
 #include "uring/ring.h"
 #include "uring/slots.h"
 
@@ -325,21 +324,18 @@ static void conn_update(struct uthread *t, struct conn *c)
 	conn_deadline(t, c);
 }
 
-static void conn_accept(struct uthread *t, int fd, bool tls)
+/* The runtime admitted a connection (loop_accepted): its slot. */
+static bool uring_open(struct loop *l, struct session *s, int fd)
 {
-	struct session *s = loop_admit(&t->l, fd, tls);
-	if (!s)
-		return;
+	struct uthread *t = of(l);
 	struct conn *c = slot_alloc(t);
-	if (!c) {
-		stat_inc(STAT_oom_errors);
-		loop_close(&t->l, s, fd);
-		return;
-	}
+	if (!c)
+		return false;
 	s->sub.loop_data = c;
 	c->s = s;
 	c->fd = fd;
 	mark_dirty(t, c); /* arms its recv */
+	return true;
 }
 
 /* ---- completions ---- */
@@ -426,13 +422,13 @@ static void on_accept(struct uthread *t, const struct io_uring_cqe *cqe)
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		t->ls[li].armed = t->ls[li].cancel_sent = false;
 	if (cqe->res >= 0)
-		conn_accept(t, cqe->res, t->l.lis[li].tls);
+		loop_accepted(&t->l, cqe->res, t->l.lis[li].tls);
 	else if (cqe->res != -ECANCELED)
 		accept_failed(t, li, cqe->res);
 	listener_rearm(t, li);
 }
 
-/* The runtime's stop: no more accepts; every session is told and drains. */
+/* The runtime's stop: no more accepts (the connections: uring_stop_conn). */
 static void uring_stop(struct loop *l)
 {
 	struct uthread *t = of(l);
@@ -444,12 +440,16 @@ static void uring_stop(struct loop *l)
 		}
 		loop_listener_close(l, li); /* the socket goes once the accept lets go of it */
 	}
-	for (uint32_t i = 0; i < nslots(t); i++) {
-		struct conn *c = conn_at(t, i);
-		if ((c->flags & F_LIVE) && !(c->flags & F_CLOSING)) {
-			session_stop(c->s);
-			mark_dirty(t, c);
-		}
+}
+
+/* The runtime's stop walk (uring_conn's connections): every session is told
+ * and drains; conn_update (the write pass) brings each up to date. */
+static void uring_stop_conn(struct loop *l, struct loop_conn *lc)
+{
+	struct conn *c = (struct conn *)lc;
+	if (!(c->flags & F_CLOSING)) {
+		session_stop(c->s);
+		mark_dirty(of(l), c);
 	}
 }
 
@@ -623,7 +623,7 @@ static int uring_serve(struct loop *l)
 		t->sent = false;
 		loop_before_sleep(l); /* the mailbox, then every connection touched this turn (uring_write) */
 		arm_hold(t);
-		if (l->stopping && l->live == 0 && !t->exiting)
+		if (!loop_serving(l) && !t->exiting)
 			begin_exit(t);
 	}
 	return ret;
@@ -663,16 +663,15 @@ static int uring_rewatch(struct loop *l, struct loop_watch *w)
 
 static struct loop_conn *uring_conn(struct loop *l, uint32_t id)
 {
-	return id < nslots(of(l)) ? &conn_at(of(l), id)->lc : NULL;
+	struct conn *c = id < nslots(of(l)) ? conn_at(of(l), id) : NULL;
+	return c && (c->flags & F_LIVE) ? &c->lc : NULL;
 }
 
 /* The write pass reached c (in the runtime's order): send, re-arm or cancel
  * its recv, close it. */
 static void uring_write(struct loop *l, struct loop_conn *lc)
 {
-	struct conn *c = (struct conn *)lc;
-	if (c->flags & F_LIVE)
-		conn_update(of(l), c);
+	conn_update(of(l), (struct conn *)lc); /* live: uring_conn's */
 }
 
 static int uring_setup(struct loop *l)
@@ -729,9 +728,11 @@ static const struct loop_model uring_loop = {
 	.rewatch = uring_rewatch,
 	.serve = uring_serve,
 	.teardown = uring_teardown,
+	.open = uring_open,
 	.conn = uring_conn,
 	.write = uring_write,
 	.stop = uring_stop,
+	.stop_conn = uring_stop_conn,
 };
 
 static int run(struct server *srv)

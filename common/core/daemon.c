@@ -29,11 +29,10 @@ static atomic_bool is_ready;  /* daemon_ready() ran: RELOADING=1 must be followe
 
 /* SIGHUP and SIGUSR1 reopen --log-file (logrotate renames the file, then
  * signals). A handler may only do what is async-signal-safe, so it writes
- * the signal number to reopen_pipe, and reopen_thread, a normal thread, does
- * the work; 0 on the pipe tells that thread to end. */
+ * the signal number to reopen_pipe; whoever serves watches its read end
+ * (daemon_reopen_fd: loop 0 of the loop group, the blocking models'
+ * acceptor) and does the work in daemon_reopen_run. No thread of its own. */
 static int reopen_pipe[2] = {-1, -1};
-static pthread_t reopen_thr;
-static bool reopen_started;
 static const char *reopen_path; /* --log-file or NULL */
 
 static atomic_bool stop_early; /* SIGTERM/SIGINT came before there was a server to stop */
@@ -100,55 +99,48 @@ static void reopen_log(int sig)
 		sdnotify_send("READY=1");
 }
 
-static void *reopen_thread(void *arg)
+int daemon_reopen_fd(void) { return reopen_pipe[0]; }
+
+void daemon_reopen_run(void)
 {
-	(void)arg;
-	for (;;) {
-		unsigned char c;
-		ssize_t n = read(reopen_pipe[0], &c, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 || c == 0)
-			return NULL;
-		reopen_log(c);
-	}
+	unsigned char b[64];
+	ssize_t n;
+	/* Non-blocking: what is there now, one reopen per signal (a full pipe
+	 * dropped the ones past it: a reopen was pending anyway). */
+	while ((n = read(reopen_pipe[0], b, sizeof(b))) > 0 || (n < 0 && errno == EINTR))
+		for (ssize_t i = 0; i < n; i++)
+			reopen_log(b[i]);
 }
 
-/* The reopen thread and the SIGHUP/SIGUSR1 handlers; SIGUSR2 ignored (nginx
- * uses it for a binary upgrade weft does not do: a stray one must not kill). */
+/* The pipe and the SIGHUP/SIGUSR1 handlers; SIGUSR2 ignored (nginx uses it
+ * for a binary upgrade weft does not do: a stray one must not kill). */
 static void reopen_start(const char *log_file)
 {
 	reopen_path = log_file;
 	signal(SIGUSR2, SIG_IGN);
-	if (pipe2(reopen_pipe, O_CLOEXEC) < 0 || fcntl(reopen_pipe[1], F_SETFL, O_NONBLOCK) < 0) {
+	if (pipe2(reopen_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		log_warn("signal: pipe: %s; SIGHUP and SIGUSR1 are ignored", strerror(errno));
 		signal(SIGHUP, SIG_IGN);
 		signal(SIGUSR1, SIG_IGN);
 		return;
 	}
-	int err = daemon_thread_create(&reopen_thr, NULL, reopen_thread, NULL);
-	reopen_started = err == 0;
 	struct sigaction sa = {0};
-	sa.sa_handler = err ? SIG_IGN : on_reopen_signal;
+	sa.sa_handler = on_reopen_signal;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
-	if (err)
-		log_warn("signal: cannot start the log reopen thread: %s; SIGHUP and SIGUSR1 are ignored", strerror(err));
 }
 
+/* After the model: the signals are ignored from now on; a reopen asked for
+ * while the server was draining (a loop no longer watching) is done now,
+ * before the last lines. */
 static void reopen_stop(void)
 {
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGUSR1, SIG_IGN);
-	if (reopen_started) {
-		unsigned char c = 0;
-		while (write(reopen_pipe[1], &c, 1) < 0 && (errno == EINTR || errno == EAGAIN))
-			usleep(1000); /* a full pipe: the thread is reading it */
-		pthread_join(reopen_thr, NULL);
-		reopen_started = false;
-	}
+	if (reopen_pipe[0] >= 0)
+		daemon_reopen_run();
 	for (int i = 0; i < 2; i++) {
 		if (reopen_pipe[i] >= 0)
 			close(reopen_pipe[i]);

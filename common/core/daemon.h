@@ -10,9 +10,16 @@ struct config;
 
 /* SIGPIPE ignored; SIGINT/SIGTERM -> stop(arg), from the handler, so stop
  * must be async-signal-safe (main.c passes server_request_stop); SIGHUP and
- * SIGUSR1 reopen log_file (--log-file; on a thread of their own: the handler
- * only writes to a pipe), harmless without one; SIGUSR2 ignored. */
+ * SIGUSR1 reopen log_file (--log-file: the handler only writes to a pipe,
+ * whoever serves watches daemon_reopen_fd and calls daemon_reopen_run),
+ * harmless without one; SIGUSR2 ignored. */
 void daemon_signals(void (*stop)(void *arg), void *arg, const char *log_file);
+/* Readable when a SIGHUP or SIGUSR1 came (non-blocking; -1 before
+ * daemon_signals or without the pipe): loop 0 of the loop group watches it,
+ * the blocking models' acceptor polls it. */
+int daemon_reopen_fd(void);
+/* Do the reopens asked for (one per signal), on the caller's thread. */
+void daemon_reopen_run(void);
 /* From before the pidfile until daemon_signals(): SIGINT/SIGTERM only note
  * the stop (daemon_signals() then stops the server at once) and interrupt a
  * blocked start-up, SIGHUP/SIGUSR1/SIGUSR2/SIGPIPE are ignored: start-up is never
@@ -21,7 +28,7 @@ void daemon_signals(void (*stop)(void *arg), void *arg, const char *log_file);
 void daemon_signals_early(void);
 /* After the model stopped: SIGINT/SIGTERM/SIGHUP/SIGUSR1 are ignored from now
  * on, so a late one cannot touch the server being torn down (or main's
- * returned frame); the reopen thread is joined. */
+ * returned frame); a reopen still pending is done first. */
 void daemon_signals_off(void);
 /* pthread_create() for every thread a model starts: the new thread blocks
  * SIGINT, SIGTERM, SIGHUP and SIGUSR1, so they always reach the main thread and

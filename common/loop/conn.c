@@ -1,5 +1,6 @@
-/* conn.c - admitting and closing a loop's connections, and the deadline
- * policy (deadline.c) applied with the loop's drain clock. */
+/* conn.c - a loop's connections: accepting and admitting them (the model's
+ * connection made through m->open), walking them, closing them, and the
+ * deadline policy (deadline.c) applied with the loop's drain clock. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -12,7 +13,9 @@
 #include "session.h"
 #include "stats.h"
 
-struct session *loop_admit(struct loop *l, int fd, bool tls)
+/* Admit fd (--max-conns) and make its session; NULL when refused or out
+ * of memory (fd closed and counted). */
+static struct session *loop_admit(struct loop *l, int fd, bool tls)
 {
 	if (l->stopping) {
 		close(fd); /* accepted between the stop and closing the listener: not ours to serve */
@@ -45,6 +48,50 @@ void loop_close(struct loop *l, struct session *s, int fd)
 	close(fd);
 	server_conn_closed(l->srv, why);
 	l->live--;
+}
+
+/* No memory for the model's connection after loop_admit: counted, closed. */
+static void loop_unadmit(struct loop *l, struct session *s, int fd)
+{
+	stat_inc(STAT_oom_errors);
+	loop_close(l, s, fd);
+}
+
+void loop_accepted(struct loop *l, int fd, bool tls)
+{
+	if (l->fd_limit && fd >= l->fd_limit) {
+		server_refuse(l->srv, fd, REFUSE_FD_LIMIT); /* the model's poller cannot watch it (select) */
+		return;
+	}
+	struct session *s = loop_admit(l, fd, tls);
+	if (s && !l->m->open(l, s, fd))
+		loop_unadmit(l, s, fd);
+}
+
+struct accepting {
+	struct loop *l;
+	bool tls;
+};
+
+static void take_accepted(void *arg, int fd)
+{
+	struct accepting *a = arg;
+	loop_accepted(a->l, fd, a->tls);
+}
+
+int loop_accept_some(struct loop *l, int li, int max)
+{
+	return server_accept_some(l->lis[li].fd, true, max, take_accepted, &(struct accepting){l, l->lis[li].tls});
+}
+
+void loop_conns_each(struct loop *l, void (*fn)(struct loop *l, struct loop_conn *lc))
+{
+	/* Every id a model hands out is below pending_cap (loop_conns_reserve). */
+	for (uint32_t id = 0; id < l->pending_cap; id++) {
+		struct loop_conn *lc = l->m->conn(l, id);
+		if (lc)
+			fn(l, lc);
+	}
 }
 
 static long long drain_end(const struct loop *l)

@@ -91,7 +91,18 @@ static bool stop_signalled(struct loop *l, struct loop_watch *w)
 	l->stop_ms = now_ms();
 	server_drain_begins(l->srv);
 	l->m->stop(l);
+	if (l->m->stop_conn)
+		loop_conns_each(l, l->m->stop_conn);
 	return false; /* the stop fd stays readable forever */
+}
+
+/* SIGHUP/SIGUSR1 (daemon.c): reopen --log-file here, on loop 0, between
+ * turns; the handler only wrote the pipe. */
+static bool reopen_signalled(struct loop *l, struct loop_watch *w)
+{
+	(void)l, (void)w;
+	daemon_reopen_run();
+	return true;
 }
 
 static int open_loop(struct loop *l)
@@ -106,6 +117,8 @@ static int open_loop(struct loop *l)
 		rc = l->m->watch(l, &l->stop_w);
 	if (rc == 0)
 		rc = l->m->watch(l, &l->wake_w);
+	if (rc == 0 && l->reopen_w.fd >= 0)
+		rc = l->m->watch(l, &l->reopen_w);
 	if (rc == 0 && l->index == 0 && l->group->guest) {
 		l->guest = l->group->guest;
 		rc = l->guest->attach(l, l->guest->arg);
@@ -166,6 +179,9 @@ static int group_run(struct server *srv, const struct loop_model *m, int n, bool
 		struct loop *l = nth(loops, m, made);
 		*l = (struct loop){.m = m, .srv = srv, .index = made, .group = &g, .wake_fd = -1, .epoch = now_ms()};
 		l->stop_w = (struct loop_watch){.fd = server_stop_fd(srv), .fn = stop_signalled, .mask = LOOP_POLL_IN};
+		/* the server's loop 0 takes the log reopens (not the host group's) */
+		int reopen_fd = made == 0 && !aux ? daemon_reopen_fd() : -1;
+		l->reopen_w = (struct loop_watch){.fd = reopen_fd, .fn = reopen_signalled, .mask = LOOP_POLL_IN};
 		rc = loop_mailbox_open(l);
 		if (rc < 0) {
 			log_error("%s: loop %d: eventfd: %s", m->name, made, strerror(-rc));

@@ -13,8 +13,10 @@
  *               threads, the drain, and the before-sleep phase.
  *   write.c     the write order (see "connections and the write order"
  *               below): the pending list and the before-sleep write pass.
- *   conn.c      admitting a connection (limits, refusal, session) and
- *               closing it.
+ *   conn.c      accepting and admitting a connection (limits, refusal,
+ *               session; the model's object through m->open, its OOM
+ *               path), the walk over the connections (the stop), and
+ *               closing one; liveness (loop_serving).
  *   deadline.c  the one deadline policy (handshake and request deadlines,
  *               idle, drain quietness, the drain's end), also used by the
  *               threads and pool models.
@@ -26,7 +28,8 @@
  *   attach      a non-session fd on a loop (struct loop_watch): the model
  *               calls fn whenever it is readable and/or writable, as its
  *               mask asks. The runtime's own stop signal and mailbox
- *               wake-up are watches; so are the cluster link's sockets.
+ *               wake-up are watches, and on loop 0 the log reopen's
+ *               signal pipe (daemon.h); so are the cluster link's sockets.
  *   alarms      one-shot timers of non-session code (struct loop_alarm) on
  *               the loop's own timer heap (timer.h); the model bounds its
  *               wait by the earliest and runs them when due.
@@ -40,9 +43,13 @@
  *               no loop of their own (threads, pool) to host the guest on.
  *
  * What a model does: set up its poller or ring, watch fds (for the mask each
- * watch asks, changed by rewatch at any time), embed a struct loop_conn
- * first in its connection, hand input over with loop_input(), list a
- * connection with loop_pending() when it may have output, write in its write
+ * watch asks, changed by rewatch at any time), serve while loop_serving(),
+ * hand each accepted socket to loop_accepted() (a readiness model:
+ * loop_accept_some) and make its connection in m->open, embed a struct
+ * loop_conn first in it (the runtime finds it by id, m->conn, to walk the
+ * connections on the stop: m->stop_conn), hand input over with
+ * loop_input(), list a connection with loop_pending() when it may have
+ * output, write in its write
  * hook, bound its wait by loop_alarms_timeout() and call loop_alarms_run()
  * after it, and call loop_before_sleep() once per turn, after all of that
  * turn's input and before it waits (Redis' beforeSleep).
@@ -161,6 +168,10 @@ struct loop_model {
 	int (*serve)(struct loop *l);
 	/* Free what setup made; also after a failed setup. */
 	void (*teardown)(struct loop *l);
+	/* loop_accepted admitted a connection: make the model's connection for
+	 * session s on fd (its record first; s->sub.loop_data is the model's)
+	 * and start or list it. false: no memory (the runtime closes it). */
+	bool (*open)(struct loop *l, struct session *s, int fd);
 	/* The live connection whose loop_conn.id is id (its record first), or
 	 * NULL when there is none. */
 	struct loop_conn *(*conn)(struct loop *l, uint32_t id);
@@ -168,9 +179,13 @@ struct loop_model {
 	 * session has (or queue the write), and bring the connection up to date
 	 * (close it when done, wait for room, read again). */
 	void (*write)(struct loop *l, struct loop_conn *lc);
-	/* The stop signal: stop accepting (loop_listener_close), session_stop()
-	 * every connection and let it run (its deadlines are now the drain's). */
+	/* The stop signal: stop accepting (loop_listener_close). The runtime
+	 * then walks the connections (stop_conn). */
 	void (*stop)(struct loop *l);
+	/* The stop walk reached lc (a live connection, conn()'s): session_stop()
+	 * it, unless it is closing already, and let it run (its deadlines are
+	 * now the drain's). NULL for a model with no connections. */
+	void (*stop_conn)(struct loop *l, struct loop_conn *lc);
 };
 
 struct loop_listener {
@@ -185,7 +200,8 @@ struct loop {
 	int index;
 	struct loop_listener lis[2];
 	int nlis;
-	unsigned live;        /* connections admitted and not closed */
+	unsigned live;        /* connections admitted and not closed (loop_accepted, loop_close) */
+	int fd_limit;         /* the model's (setup): accepted fds >= it are refused; 0 = none */
 	bool stopping;
 	long long stop_ms;    /* when the stop signal arrived */
 	/* the mailbox */
@@ -197,6 +213,7 @@ struct loop {
 	uint32_t npending, pending_cap;
 	bool published;       /* a listed connection has LOOP_CONN_PUBLISHED */
 	struct loop_watch wake_w, stop_w;
+	struct loop_watch reopen_w; /* loop 0: SIGHUP/SIGUSR1's pipe (daemon_reopen_fd), else fd -1 */
 	/* alarms (loop_alarm_at) on the loop's clock: ms since epoch */
 	struct loop_timers alarms;
 	long long epoch;
@@ -247,13 +264,30 @@ void loop_alarms_run(struct loop *l);
 
 /* ---- connections ---- */
 
-/* A socket just accepted on l: admit it (--max-conns; refused with a reason
- * otherwise) and make its session, owned by l's mailbox. NULL when it was
- * refused or out of memory: fd is closed and the refusal counted. */
-struct session *loop_admit(struct loop *l, int fd, bool tls);
+/* A socket just accepted on l (a TLS listener's or not): refused past
+ * l->fd_limit; else admitted (--max-conns; refused with a reason
+ * otherwise), its session made, owned by l's mailbox, and handed to
+ * m->open. Refused or out of memory (the session, or m->open): fd is
+ * closed and counted. The one way a model takes a connection. */
+void loop_accepted(struct loop *l, int fd, bool tls);
+
+/* A readiness model's listener li is readable: accept at most max (then let
+ * other work run), each through loop_accepted. 0, or -errno when accepting
+ * must pause (EMFILE, ...: the listener stays readable; back off for
+ * SERVER_ACCEPT_BACKOFF_MS instead of spinning). */
+int loop_accept_some(struct loop *l, int li, int max);
 
 /* The connection is over: free its session, close fd. */
 void loop_close(struct loop *l, struct session *s, int fd);
+
+/* Liveness, written once: a model serves while this is true - until the
+ * stop signal, then until the last connection admitted on l is closed. */
+static inline bool loop_serving(const struct loop *l) { return !l->stopping || l->live > 0; }
+
+/* Call fn on every live connection of l (m->conn() for each id the model
+ * reserved, loop_conns_reserve): the stop walk, and any other. fn may list
+ * or wake a connection, not free it. */
+void loop_conns_each(struct loop *l, void (*fn)(struct loop *l, struct loop_conn *lc));
 
 /* The deadline policy (deadline.h) with the loop's drain clock: when the
  * connection, last active at last_ms, must next be looked at (0 = never)... */

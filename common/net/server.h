@@ -75,7 +75,7 @@ void server_conn_closed(struct server *srv, enum close_reason why);
 void server_refuse(struct server *srv, int fd, enum refuse_reason why);
 
 /* --tcp-keepalive on an accepted socket (every model calls it once per
- * connection: loop_admit, and the blocking models' acceptor). Best effort: a
+ * connection: loop_accepted, and the blocking models' acceptor). Best effort: a
  * failure is logged at debug and the connection is served anyway. */
 void server_keepalive(const struct server *srv, int fd);
 

@@ -287,9 +287,9 @@ static void dispatch(struct sched *sch, const struct loop_poller_event *e)
 
 int sched_run(struct sched *sch)
 {
-	while (sch->live > 0) {
+	while (sch->serving(sch)) {
 		run_ready(sch);
-		if (sch->live <= 0)
+		if (!sch->serving(sch))
 			break;
 		if (sch->before_sleep) {
 			bool idle = !sch->ready;

@@ -63,7 +63,8 @@ struct sched {
 	long long epoch;            /* now_ms() at start */
 	uint32_t now;               /* ms since epoch, refreshed after each poll */
 	long long now_at;           /* now_ms() then (now is this on the scheduler's wrapping scale) */
-	int live;                   /* run() returns once this is 0 (kept by the user) */
+	/* run() returns once this is false (coro: loop_serving). */
+	bool (*serving)(struct sched *sch);
 	/* Called once a round, after the ready tasks ran and before the poller
 	 * may sleep, and after every SCHED_PASS_EVERY tasks of a long round
 	 * (may poke tasks: when nothing else was ready, the scheduler then runs
@@ -105,7 +106,7 @@ int sched_rewait(struct sched *sch, struct task *t, int req);
 void sched_drop(struct sched *sch, struct task *t);
 /* Call fn on every task of kind (fn may poke, must not free). */
 void sched_each(struct sched *sch, int kind, void (*fn)(struct sched *sch, struct task *t, void *arg), void *arg);
-/* Run until live drops to 0. 0, or -errno if the poller failed. */
+/* Run until serving() says no. 0, or -errno if the poller failed. */
 int sched_run(struct sched *sch);
 
 #endif

@@ -14,6 +14,7 @@
 
 struct probe {
 	int runs;
+	bool done;
 	uint8_t ev; /* what the second run saw */
 };
 
@@ -32,8 +33,10 @@ static int probe_run(struct sched *sch, struct task *t)
 static void probe_fini(struct sched *sch, struct task *t)
 {
 	(void)t;
-	sch->live--;
+	((struct probe *)sch->data)->done = true;
 }
+
+static bool probe_serving(struct sched *sch) { return !((struct probe *)sch->data)->done; }
 
 static const struct task_kind kinds[] = {{probe_run, probe_fini}};
 
@@ -46,7 +49,7 @@ static void readable_and_due(const struct loop_poller_ops *ops)
 	struct sched sch;
 	CHECK(sched_init(&sch, ops, kinds, &p) == 0);
 	CHECK(sched_spawn(&sch, 0, sv[0], NULL) != NULL);
-	sch.live = 1;
+	sch.serving = probe_serving;
 	CHECK(sched_run(&sch) == 0);
 	CHECK(p.runs == 2);
 	CHECK(p.ev & CR_READ);
