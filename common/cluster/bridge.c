@@ -43,6 +43,7 @@
 #include "link_host.h"
 #include "metrics_src.h"
 #include "options.h"
+#include "owner.h"
 #include "patterns.h"
 #include "hash.h"
 #include "shards.h"
@@ -95,6 +96,13 @@ struct bridge {
 	size_t backlog;     /* the link's unwritten PUBLISH bytes, as of its last turn */
 	size_t limit;       /* pubq + backlog at most this */
 	bool up;
+	/* The link reads slower than the engine queues for it (link_behind):
+	 * publishers here are held (owner_pressure_hold; hook_published), on
+	 * every model and loop, so that this node's own publishes, which the
+	 * engine sends back to it, do not outrun the link's reads until the
+	 * engine drops it at its output-buffer limit. Set on the link's loop,
+	 * read by publishers. */
+	atomic_bool behind;
 	struct sign_key *key; /* --cluster-key-file: tag and check envelopes (read-only once started) */
 	/* link's loop only */
 	struct table seen;
@@ -392,6 +400,14 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 		pthread_mutex_unlock(&b->lock);
 		return;
 	}
+	/* This one goes; the publisher's next input waits (session.h, holds)
+	 * while the link reads behind the engine, or while its queue is a
+	 * quarter full: the link's loop is not keeping up (a loop busy with its
+	 * own clients, or not scheduled), so a publisher on another loop or
+	 * thread is paused before its engine copies are dropped and before the
+	 * engine's copies of them back to us pile up unread. */
+	if (atomic_load_explicit(&b->behind, memory_order_relaxed) || buf_used(&b->pubq) + b->backlog > b->limit / 4)
+		owner_pressure_hold();
 	env.seq = next_seq(b, ch, cn, &env.gen);
 	if (buf_used(&b->pubq) + b->backlog + n > b->limit) {
 		stat_inc(STAT_cl_dropped_full);
@@ -1198,11 +1214,18 @@ static void sh_state(void *arg, bool up)
 
 /* ---- the loop's handler ---- */
 
+static void note_behind(struct bridge *b)
+{
+	bool behind = b->shards ? shards_behind(b->shards) : link_behind(b->link);
+	atomic_store_explicit(&b->behind, behind, memory_order_relaxed);
+}
+
 static void loop_io(void *arg, int slot, bool rd, bool wr)
 {
 	struct bridge *b = arg;
 	if (b->shards) {
 		shards_io(b->shards, slot, rd, wr);
+		note_behind(b);
 		if (slot >= 2 && slot % 2 == LINK_PUB) {
 			pthread_mutex_lock(&b->lock);
 			b->backlog = shards_backlog(b->shards);
@@ -1211,6 +1234,7 @@ static void loop_io(void *arg, int slot, bool rd, bool wr)
 		return;
 	}
 	link_io(b->link, slot, rd, wr);
+	note_behind(b);
 	if (slot == LINK_PUB && link_is_up(b->link)) {
 		pthread_mutex_lock(&b->lock);
 		b->backlog = link_backlog(b->link, LINK_PUB);
@@ -1225,6 +1249,7 @@ static void loop_timer(void *arg)
 		shards_timer(b->shards);
 	else
 		link_timer(b->link);
+	note_behind(b);
 }
 
 static void loop_wake(void *arg)
@@ -1234,6 +1259,7 @@ static void loop_wake(void *arg)
 		shards_read_more(b->shards);
 	else
 		link_read_more(b->link, true);
+	note_behind(b);
 	if (b->shards ? !b->up : !link_is_up(b->link))
 		return;
 	pthread_mutex_lock(&b->lock);

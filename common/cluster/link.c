@@ -91,8 +91,11 @@ struct rconn {
 	struct rscan scan; /* bounds each reply before hiredis keeps any of it */
 	int hello;         /* CS_HELLO: replies still awaited (AUTH, PING) */
 	bool auth;         /* CS_HELLO: the first of them is AUTH's */
-	long long ping_at; /* up: when the keepalive PING went out (0: answered) */
+	long long ping_at; /* up: when the keepalive PING was queued or owed (0: answered) */
+	bool ping_owed;    /* up: the PING could not be queued (no memory): queue it at the next tick */
+	long long rx_ms;   /* when bytes were last read from the engine */
 	bool more;         /* its last read stopped at READS_PER_EVENT: read on at the wake */
+	bool behind;       /* bytes were left at the end of its last read (cleared at EAGAIN) */
 };
 
 struct link {
@@ -232,6 +235,16 @@ void link_free(struct link *l)
 }
 
 bool link_is_up(const struct link *l) { return l->st == L_UP; }
+
+bool link_behind(const struct link *l)
+{
+	if (l->st != L_UP)
+		return false;
+	for (int i = 0; i < LINK_CONNS; i++)
+		if (l->c[i].behind)
+			return true;
+	return false;
+}
 
 bool link_log_up(struct link *l, unsigned *held) { return limiter_ok(&l->up_log, held); }
 
@@ -553,6 +566,8 @@ static int connected(struct link *l, int i)
 	return flush(l, i);
 }
 
+static void readable(struct link *l, int i);
+
 void link_timer(struct link *l)
 {
 	if (l->st == L_BACKOFF)
@@ -564,19 +579,38 @@ void link_timer(struct link *l)
 		     l->lim.connect_timeout_ms / 1000.0);
 	else {
 		/* An engine that stopped answering (stopped, a connection a middlebox
-		 * forgot) reads as up for ever: PING each connection every tick; no
-		 * reply on one within the connect timeout is a loss. */
+		 * forgot) reads as up for ever: PING each connection every tick; a
+		 * connection that has not answered it and from which nothing at all
+		 * was read for the connect timeout is a loss. Any bytes count: under
+		 * a flood the PONG waits behind the engine's backlog for us (and the
+		 * PING behind ours), and the link reading that backlog is the engine
+		 * answering. A PING that cannot be queued (no memory) is owed: the
+		 * connection is watched all the same and the PING tried each tick. */
 		static const char ping[] = "*1\r\n$4\r\nPING\r\n";
 		long long now = now_ms();
 		for (int i = 0; i < LINK_CONNS; i++) {
 			struct rconn *c = &l->c[i];
-			if (c->ping_at && now - c->ping_at >= l->lim.connect_timeout_ms) {
+			long long quiet = now - (c->rx_ms > c->ping_at ? c->rx_ms : c->ping_at);
+			if (c->ping_at && quiet >= l->lim.connect_timeout_ms) {
+				/* What the engine sent may be waiting unread (a loop busy
+				 * with clients): read it before judging. */
+				unsigned epoch = l->epoch;
+				readable(l, i);
+				if (l->epoch != epoch)
+					return; /* dropped (and counted) by the read */
+				quiet = now_ms() - (c->rx_ms > c->ping_at ? c->rx_ms : c->ping_at);
+			}
+			if (c->ping_at && quiet >= l->lim.connect_timeout_ms) {
 				fail(l, STAT_cl_link_lost, "%s connection: no answer to PING within %.1f s", conn_name[i],
 				     l->lim.connect_timeout_ms / 1000.0);
 				return;
 			}
-			if (!c->ping_at && link_send(l, (enum link_conn)i, ping, sizeof(ping) - 1) == 0)
-				c->ping_at = now;
+			if (!c->ping_at || c->ping_owed) {
+				bool queued = link_send(l, (enum link_conn)i, ping, sizeof(ping) - 1) == 0;
+				if (!c->ping_at || queued)
+					c->ping_at = now;
+				c->ping_owed = !queued;
+			}
 		}
 		cl_timer(l->loop, now + LINK_TICK_MS);
 		l->h.tick(l->h.arg);
@@ -610,7 +644,8 @@ static int replies(struct link *l, int i, unsigned epoch)
 		if (!reply)
 			break;
 		int rc;
-		c->ping_at = 0; /* the engine answers (replies come in order) */
+		if (!c->ping_owed)
+			c->ping_at = 0; /* the engine answers (replies come in order) */
 		if (l->st == L_UP && is_pong(reply)) {
 			freeReplyObject(reply); /* the keepalive's answer: not the handler's */
 			continue;
@@ -752,13 +787,16 @@ static void readable(struct link *l, int i)
 	static _Thread_local char chunk[READ_CHUNK];
 	for (int k = 0; k < READS_PER_EVENT && l->c[i].fd >= 0; k++) {
 		ssize_t r = read(l->c[i].fd, chunk, sizeof(chunk));
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+			l->c[i].behind = false;
 			return;
+		}
 		if (r <= 0) {
 			fail(l, l->st == L_UP ? STAT_cl_link_lost : STAT_cl_connect_fail, "%s connection: %s", conn_name[i],
 			     r == 0 ? "closed by the engine" : strerror(errno));
 			return;
 		}
+		l->c[i].rx_ms = now_ms();
 		if (input(l, i, chunk, (size_t)r) < 0)
 			return;
 	}
@@ -770,6 +808,7 @@ static void readable(struct link *l, int i)
 	 * the loop runs before it sleeps, every turn. */
 	if (l->c[i].fd >= 0) {
 		l->c[i].more = true;
+		l->c[i].behind = true;
 		cl_wake(l->loop);
 	}
 }

@@ -71,6 +71,10 @@ void link_flush(struct link *l);
 /* Bytes queued on conn and not yet written. */
 size_t link_backlog(const struct link *l, enum link_conn conn);
 bool link_is_up(const struct link *l);
+/* Up, and the last read of a connection stopped at its budget with bytes
+ * left (until a read finds none): the engine queues faster than the link
+ * reads, and publishes that would come back on it should wait. */
+bool link_behind(const struct link *l);
 /* Whether the "link up" line may be logged now (rate-limited like the
  * failures); *held: the ones not logged since the last. */
 bool link_log_up(struct link *l, unsigned *held);

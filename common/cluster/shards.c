@@ -611,6 +611,14 @@ size_t shards_backlog(const struct shards *s)
 	return n;
 }
 
+bool shards_behind(const struct shards *s)
+{
+	for (int i = 0; i < SHARDS_MAX; i++)
+		if (s->sh[i].link && link_behind(s->sh[i].link))
+			return true;
+	return false;
+}
+
 void shards_counts(const struct shards *s, int *known, int *up)
 {
 	*known = *up = 0;

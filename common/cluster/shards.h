@@ -60,6 +60,8 @@ int shards_send(struct shards *s, unsigned slot, enum link_conn conn, const char
 int shards_owner(const struct shards *s, unsigned slot);
 /* Publisher bytes queued and unwritten on every shard. */
 size_t shards_backlog(const struct shards *s);
+/* A shard's link reads slower than its engine queues (link_behind). */
+bool shards_behind(const struct shards *s);
 /* Primaries in the map, and how many of their links are up. */
 void shards_counts(const struct shards *s, int *known, int *up);
 

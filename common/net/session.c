@@ -217,8 +217,8 @@ static size_t feed(struct session *s, const char *p, size_t n)
 	 * subscribers. Either way no news, and the run goes on; ending it there
 	 * restarted it every few messages, holding a pipelining publisher for as
 	 * long as a subscriber that does not read stayed under the limits. */
-	if (!s->held && owner_posts_here() != posts)
-		note_hold(s);
+	if (!s->held && (owner_posts_here() != posts || (owner_pressure_here() & OWNER_PRESSURE_HOLD)))
+		note_hold(s); /* a publish the cluster link is behind on holds even when nobody here got it */
 	return used;
 }
 

@@ -77,6 +77,7 @@ static _Thread_local unsigned char pressure_here; /* OWNER_PRESSURE_* */
 unsigned long owner_posts_here(void) { return posts_here; }
 unsigned owner_pressure_here(void) { return pressure_here; }
 void owner_pressure_clear(void) { pressure_here = 0; }
+void owner_pressure_hold(void) { pressure_here |= OWNER_PRESSURE_HOLD; }
 
 /* A message of len bytes is accepted for sub, which then has unsent bytes
  * waiting (its queued mail included). */

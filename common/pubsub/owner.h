@@ -82,6 +82,10 @@ unsigned long owner_posts_here(void);
 #define OWNER_PRESSURE_DROP 2u
 unsigned owner_pressure_here(void);
 void owner_pressure_clear(void);
+/* Not a subscriber but the way out of this node is behind (the cluster
+ * link reads slower than the engine queues): HOLD the input being handled,
+ * as a subscriber over its hold would. */
+void owner_pressure_hold(void);
 
 /* On the owner thread: deliver sub's queued mail now, so a reply written
  * next comes after everything published before it (Redis order: messages

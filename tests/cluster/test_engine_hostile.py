@@ -663,7 +663,8 @@ def test_stalled_engine_is_found(ctx):
                     "link_up still 1 with the engine stopped"
                 for w in nodes:
                     assert w.metric("weft_cluster_connect_failures_total", 'reason="lost"') >= 1
-                    assert "no answer to PING" in w.log(), w.tail()
+                    # the counter goes up just before the line is logged (and read here)
+                    assert w.wait_log("no answer to PING", 2), w.tail()
             finally:
                 r.proc.send_signal(signal.SIGCONT)
             assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor()), [w.tail() for w in nodes]
@@ -678,65 +679,6 @@ def test_stalled_engine_is_found(ctx):
                 s.close()
         finally:
             stop_all(nodes + [idle] if idle else nodes)
-
-
-def test_publish_flood_on_the_links_loop_keeps_the_link(ctx):
-    """Publishers flood the loop the link shares (loop 0; uring and coro with
-    --threads 1, uring with 2; threads hosts the link on a loop of its own).
-    The engine sends every publish back on the subscriber connection (the
-    node subscribes to those channels), so the link must read at least as
-    fast as it writes. On uring a watch's poll completion queues behind the
-    flood's receives (a turn takes 128 KiB of them), and reading one budget
-    per completion fell behind: Redis's output buffer for the subscriber
-    connection passed its 32 MiB pubsub limit and it closed it (link lost,
-    messages from other nodes lost). Bounded: 6 s, 8 clients per node."""
-    with Redis(ctx.tmpdir) as r:
-        url = "redis://127.0.0.1:%d" % r.port
-        vs = [("uring", ["--threads", "1"]), ("uring", ["--threads", "1"]), ("coro", ["--threads", "1"])]
-        nodes = [node(m, url, x) for m, x in vs]
-        try:
-            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
-            subs = [Sub(w, "resp", "fl%d" % i) for w in nodes for i in range(20)]
-            wait_engine_subs(r, "weft:fl0", len(nodes), 0)
-            stop = time.monotonic() + 6
-            batch = b"".join(resp("PUBLISH", "fl%d" % (i % 20), b"y" * 200) for i in range(200))
-
-            def flood(w):
-                socks = [w.connect(tls=False) for _ in range(8)]
-                for s in socks:
-                    s.setblocking(False)
-                while socks and time.monotonic() < stop:
-                    for s in list(socks):
-                        try:
-                            s.send(batch)
-                        except BlockingIOError:
-                            pass
-                        except OSError:
-                            socks.remove(s)  # held past its limits: the node may drop a publisher
-                            continue
-                        try:
-                            while s.recv(1 << 20):
-                                pass
-                        except BlockingIOError:
-                            pass
-                        except OSError:
-                            socks.remove(s)
-                for s in socks:
-                    s.close()
-            threads = [threading.Thread(target=flood, args=(w,)) for w in nodes]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            for w in nodes:
-                lost = [l for l in w.log().splitlines() if " lost: " in l]
-                assert not lost, (w.args, lost)
-                assert w.metric("weft_cluster_connect_failures_total", 'reason="lost"') == 0, w.args
-                assert link_up(w), w.args
-            for s in subs:
-                s.close()
-        finally:
-            stop_all(nodes)
 
 
 class MuteSubscriberEngine(FakeListener):

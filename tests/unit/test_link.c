@@ -77,7 +77,7 @@ static int on_reply(void *arg, enum link_conn c, struct redisReply *r) { (void)a
 
 /* ---- the engine ---- */
 
-enum answer { PONG, REFUSE, SILENT };
+enum answer { PONG, REFUSE, SILENT, DRIBBLE };
 
 struct engine {
 	int lfd, port;
@@ -123,6 +123,8 @@ static void engine_serve(struct engine *e)
 		char b[256];
 		ssize_t r = read(e->c[i], b, sizeof(b));
 		if (r <= 0)
+			continue;
+		if (e->answer == DRIBBLE) /* a reply still coming, no PONG yet */
 			continue;
 		const char *ans = e->answer == PONG ? "+PONG\r\n" : e->answer == REFUSE ? "-ERR max number of clients reached\r\n" : "";
 		for (const char *p = b; (p = memmem(p, (size_t)(b + r - p), "PING", 4)); p += 4)
@@ -174,15 +176,17 @@ static bool fire(struct fake *f, struct link *l)
 			turn(f, l, e);                                                             \
 	} while (0)
 
-static struct link *new_link(struct fake *f, const char *url_text)
+static struct link *new_link_timeout(struct fake *f, const char *url_text, int timeout_ms)
 {
 	struct cluster_url u;
 	const char *why = NULL;
 	CHECK(cluster_url_parse(url_text, &u, &why) == 0);
 	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .failed = on_failed};
-	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = 2000};
+	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = timeout_ms};
 	return link_new(&u, NULL, &f->base, &h, &lim);
 }
+
+static struct link *new_link(struct fake *f, const char *url_text) { return new_link_timeout(f, url_text, 2000); }
 
 static void reset_counts(void) { ups = downs = fails = replies = 0; }
 
@@ -331,6 +335,69 @@ static void test_free_while_resolving(void)
 	CHECK(watched(&f) == 0);
 }
 
+/* Turns until the connect timeout (ms) has passed since start (bounded by
+ * RUN_UNTIL's rounds). */
+#define RUN_PAST(f, l, e, start, ms) RUN_UNTIL(f, l, e, now_ms() - (start) > (ms))
+
+/* The keepalive: a PING each tick; a connection from which nothing was read
+ * for the connect timeout since is lost. Bytes count even when no whole reply
+ * came (a large message arriving under a flood, with the PONG behind it), and
+ * an answer waiting unread when the tick comes is read before judging. */
+static void test_keepalive(void)
+{
+	struct fake f;
+	struct engine e;
+	char url[64];
+	fake_init(&f);
+	engine_open(&e);
+	reset_counts();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	struct link *l = new_link_timeout(&f, url, 100);
+	link_start(l);
+	CHECK(fire(&f, l));
+	RUN_UNTIL(&f, l, &e, link_is_up(l));
+	CHECK(link_is_up(l));
+
+	/* A reply the engine dribbles byte by byte, never whole: alive. */
+	e.answer = DRIBBLE;
+	CHECK(fire(&f, l)); /* the tick: PINGs queued */
+	for (int i = 0; i < e.nc; i++)
+		CHECK(write(e.c[i], "+", 1) == 1);
+	long long start = now_ms();
+	for (int k = 0; k < 3; k++) {
+		RUN_PAST(&f, l, &e, start, 60);
+		for (int i = 0; i < e.nc; i++)
+			CHECK(write(e.c[i], "y", 1) == 1);
+		start = now_ms();
+	}
+	RUN_PAST(&f, l, &e, start, 20);
+	CHECK(fire(&f, l)); /* > the timeout since the PING, < since the last byte */
+	CHECK(link_is_up(l) && downs == 0 && replies == 0);
+
+	/* The reply ends and the PONG follows, unread when the tick comes: read,
+	 * not lost. */
+	for (int i = 0; i < e.nc; i++)
+		CHECK(write(e.c[i], "\r\n+PONG\r\n", 9) == 9);
+	start = now_ms();
+	while (now_ms() - start <= 150) /* no turns: the loop is busy elsewhere */
+		usleep(10000);
+	CHECK(fire(&f, l));
+	CHECK(link_is_up(l) && downs == 0);
+	CHECK(replies == 2); /* "+yyy" on each */
+
+	/* Silent: the next PING goes unanswered and nothing comes: lost. */
+	e.answer = SILENT;
+	uint64_t lost = stat_sum(STAT_cl_link_lost);
+	RUN_UNTIL(&f, l, &e, f.s[LINK_SUB].wr == false && f.s[LINK_PUB].wr == false); /* the PINGs out */
+	start = now_ms();
+	RUN_PAST(&f, l, &e, start, 150);
+	CHECK(fire(&f, l));
+	CHECK(!link_is_up(l) && downs == 1);
+	CHECK(stat_sum(STAT_cl_link_lost) == lost + 1);
+	link_free(l);
+	engine_close(&e);
+}
+
 int main(void)
 {
 	test_up_down_reconnect();
@@ -338,5 +405,6 @@ int main(void)
 	test_connect_refused();
 	test_host_name();
 	test_free_while_resolving();
+	test_keepalive();
 	return check_done();
 }
