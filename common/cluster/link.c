@@ -706,6 +706,15 @@ static long fast_reply(struct link *l, int i, const char *p, size_t n, unsigned 
 	return 0;
 }
 
+/* hiredis holds nothing: no bytes unparsed, no reply begun. Its last
+ * redisReaderGetReply that found no reply (each replies() ends with one)
+ * leaves it at ridx 0 with an empty first task, not at -1: ridx == -1 alone
+ * held only until the hello's first reply, and kept the path below off. */
+static bool reader_idle(const redisReader *rd)
+{
+	return rd->pos == rd->len && (rd->ridx == -1 || (rd->ridx == 0 && rd->rstack[0].type < 0));
+}
+
 /* Feed plaintext to the reader and hand out every complete reply: an engine
  * push or a count whole in [p, p+n) straight from the bytes (fast_reply), anything else
  * one reply at a time through the scanner's bounds and hiredis. */
@@ -717,8 +726,8 @@ static int parse(struct link *l, int i, const char *p, size_t n)
 	while (n) {
 		size_t k;
 		long got;
-		if (l->st == L_UP && c->st == CS_READY && rscan_at_start(&c->scan) && c->rd->ridx == -1 &&
-		    c->rd->pos == c->rd->len && (got = fast_reply(l, i, p, n, epoch)) != 0) {
+		if (l->st == L_UP && c->st == CS_READY && rscan_at_start(&c->scan) && reader_idle(c->rd) &&
+		    (got = fast_reply(l, i, p, n, epoch)) != 0) {
 			if (got < 0)
 				return -EPROTO;
 			p += got;

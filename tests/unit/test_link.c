@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include "check.h"
 #include "clock.h"
 #include "link.h"
@@ -74,6 +76,28 @@ static void on_down(void *arg) { (void)arg, downs++; }
 static void on_tick(void *arg) { (void)arg; }
 static void on_failed(void *arg) { (void)arg, fails++; }
 static int on_reply(void *arg, enum link_conn c, struct redisReply *r) { (void)arg, (void)c, (void)r, replies++; return 0; }
+
+/* The engine's pushes the handler saw on the subscriber connection: each
+ * "message" whose channel and payload are as sent, and how many of them came
+ * straight from the bytes read (the byte after a string is the wire's CR;
+ * hiredis ends its copy with a NUL). */
+static int pushes, pushes_direct, pushes_bad;
+static int on_push(void *arg, enum link_conn c, struct redisReply *r)
+{
+	(void)arg;
+	replies++;
+	if (c != LINK_SUB || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+		return 0;
+	redisReply **e = r->element;
+	if (e[0]->type != REDIS_REPLY_STRING || e[0]->len != 7 || memcmp(e[0]->str, "message", 7) != 0)
+		return 0; /* an acknowledgement */
+	bool ok = e[1]->type == REDIS_REPLY_STRING && e[1]->len == 3 && memcmp(e[1]->str, "w:a", 3) == 0 &&
+	          e[2]->type == REDIS_REPLY_STRING && e[2]->len == 5 && memcmp(e[2]->str, "hello", 5) == 0;
+	pushes++;
+	pushes_bad += !ok;
+	pushes_direct += ok && e[2]->str[e[2]->len] == '\r';
+	return 0;
+}
 
 /* ---- the engine ---- */
 
@@ -188,7 +212,77 @@ static struct link *new_link_timeout(struct fake *f, const char *url_text, int t
 
 static struct link *new_link(struct fake *f, const char *url_text) { return new_link_timeout(f, url_text, 2000); }
 
-static void reset_counts(void) { ups = downs = fails = replies = 0; }
+static void reset_counts(void) { ups = downs = fails = replies = pushes = pushes_direct = pushes_bad = 0; }
+
+/* The engine's end of the link's subscriber connection. */
+static int engine_sub(const struct fake *f, const struct engine *e)
+{
+	struct sockaddr_in a, b;
+	socklen_t la = sizeof(a), lb = sizeof(b);
+	CHECK(getsockname(f->s[LINK_SUB].fd, (struct sockaddr *)&a, &la) == 0);
+	for (int i = 0; i < e->nc; i++)
+		if (getpeername(e->c[i], (struct sockaddr *)&b, &lb) == 0 && a.sin_port == b.sin_port)
+			return e->c[i];
+	CHECK(!"the subscriber connection at the engine");
+	return -1;
+}
+
+static void put(int fd, const char *p, size_t n) { CHECK(write(fd, p, n) == (ssize_t)n); }
+
+/* Pushes on a link that is up: read straight from the bytes after the hello
+ * (whose +PONG went through hiredis) and after a reply hiredis read (a
+ * subscribe acknowledgement, an integer element), and the same pushes split
+ * at every byte across two reads, with a whole one before the cut: each
+ * handed out once, intact, the link up all along. */
+static void test_pushes(void)
+{
+	struct fake f;
+	struct engine e;
+	char url[64];
+	fake_init(&f);
+	engine_open(&e);
+	reset_counts();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_push, .failed = on_failed};
+	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = 2000};
+	struct cluster_url u;
+	const char *why = NULL;
+	CHECK(cluster_url_parse(url, &u, &why) == 0);
+	struct link *l = link_new(&u, NULL, &f.base, &h, &lim);
+	link_start(l);
+	CHECK(fire(&f, l));
+	RUN_UNTIL(&f, l, &e, link_is_up(l));
+	CHECK(link_is_up(l));
+	int fd = engine_sub(&f, &e);
+	static const char msg[] = "*3\r\n$7\r\nmessage\r\n$3\r\nw:a\r\n$5\r\nhello\r\n";
+	static const char ack[] = "*3\r\n$9\r\nsubscribe\r\n$3\r\nw:a\r\n:1\r\n";
+	const size_t mn = sizeof(msg) - 1;
+	put(fd, msg, mn);
+	RUN_UNTIL(&f, l, &e, pushes == 1);
+	CHECK(pushes == 1 && pushes_direct == 1 && pushes_bad == 0);
+	put(fd, ack, sizeof(ack) - 1);
+	put(fd, msg, mn);
+	RUN_UNTIL(&f, l, &e, pushes == 2);
+	CHECK(pushes == 2 && pushes_direct == 2 && pushes_bad == 0); /* the ack (an integer in it) went through hiredis */
+	for (size_t cut = 1; cut < mn; cut++) {
+		char two[2 * sizeof(msg)];
+		memcpy(two, msg, mn);
+		memcpy(two + mn, msg, mn);
+		int want = pushes + 2;
+		put(fd, two, mn + cut);
+		for (int k = 0; k < 3; k++)
+			turn(&f, l, &e);
+		put(fd, two + mn + cut, mn - cut);
+		RUN_UNTIL(&f, l, &e, pushes == want);
+		CHECK(pushes == want && pushes_bad == 0 && link_is_up(l));
+	}
+	int direct = pushes_direct;
+	put(fd, msg, mn); /* after the last split: straight from the bytes again */
+	RUN_UNTIL(&f, l, &e, pushes == 2 * (int)mn + 1);
+	CHECK(pushes_direct == direct + 1 && pushes_bad == 0 && link_is_up(l) && downs == 0);
+	link_free(l);
+	engine_close(&e);
+}
 
 /* connect -> PING/PONG on both connections -> up; a lost connection -> down
  * and a back-off timer; firing it reconnects. */
@@ -406,5 +500,6 @@ int main(void)
 	test_host_name();
 	test_free_while_resolving();
 	test_keepalive();
+	test_pushes();
 	return check_done();
 }
