@@ -225,3 +225,51 @@ def test_line_psub_flood_is_bounded(ctx):
         send_all(pub, resp_cmd(b"PUBLISH", b"xx", b"gone"))
         assert rpub.value() == 0
         pub.close()
+
+
+def test_crafted_channel_cannot_forge_a_pmsg_line(ctx):
+    """A RESP PUBLISH may name any channel (up to --max-channel bytes), but a
+    line client joins and publishes only names without spaces or control
+    bytes, so before /psub no line or WebSocket subscriber ever got one. A
+    /psub * subscriber gets them all: a channel holding a newline must not
+    end its PMSG line early and forge a second one (a fake MSG from a nick
+    of the attacker's choosing), and one holding a space must not shift the
+    nick and text words. Such a name arrives with the text's escapes (a
+    space as \\x20), one line of exactly five words; a name a line client
+    could use (a backslash included) arrives as it is."""
+    from wsclient import TEXT, recv_message, send, upgrade
+    crafted = (  # channel published -> as the PMSG line names it
+        (b"x\nMSG admin root pwned", b"x\\nMSG\\x20admin\\x20root\\x20pwned"),
+        (b"a b", b"a\\x20b"),
+        (b"c\r\n", b"c\\r\\n"),
+        (b"\x7f\x00\t\\", b"\\x7f\\x00\\x09\\\\"),
+        (b"d\\e", b"d\\e"),  # a valid name: verbatim, as MSG has it
+    )
+    with Weft(["--mode", "chat"]) as w:
+        sub, pub = w.connect(), w.connect()
+        f = sub.makefile("rb")
+        sub.settimeout(10 * slow_factor())
+        send_all(sub, b"/nick sub\n/psub *\n")
+        assert f.readline() == b"OK nick sub\n"
+        assert f.readline() == b"OK psub * 1\n"
+        ws = upgrade(w.connect())
+        send(ws, TEXT, b"/psub *")
+        assert recv_message(ws) == (TEXT, b"OK psub * 1")
+        rpub = Resp(pub)
+        for ch, _ in crafted:
+            send_all(pub, resp_cmd(b"PUBLISH", ch, b"hi"))
+            assert rpub.value() == 2, "the line and the WebSocket subscriber"
+        send_all(pub, resp_cmd(b"PUBLISH", b"end", b"bye"))
+        assert rpub.value() == 2
+        for ch, shown in crafted:
+            line = f.readline()
+            words = line.rstrip(b"\n").split(b" ")
+            assert len(words) == 5 and words[:3] == [b"PMSG", b"*", shown], line
+            assert words[3].startswith(b"guest") and words[4] == b"hi", line
+            assert recv_message(ws) == (TEXT, line.rstrip(b"\n"))
+        line = f.readline()
+        assert line.startswith(b"PMSG * end guest") and line.endswith(b" bye\n"), "no forged line before it: %r" % line
+        assert recv_message(ws)[1].startswith(b"PMSG * end guest")
+        f.close()
+        for s in (sub, pub, ws):
+            s.close()
