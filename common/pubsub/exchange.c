@@ -576,11 +576,19 @@ static struct msg *pat_form(struct pub *pb, const struct pattern *p, struct msg 
 	return f[fmt];
 }
 
-/* Every subscriber of pattern p (which matches the channel). */
+/* Every subscriber of pattern p (which matches the channel). Each pattern
+ * has its own forms, so one client holding --max-subs patterns that match
+ * would have one PUBLISH encode --max-subs copies of it: none is made for
+ * a subscriber already refusing (over a slow-consumer limit, often from
+ * this very PUBLISH), which still counts as a receiver, as in Redis. */
 static void publish_pattern(struct pub *pb, const struct pattern *p)
 {
 	struct msg *f[3] = {NULL, NULL, NULL};
 	for (size_t k = 0; k < p->subs.n; k++) {
+		if (!f[p->subs.v[k].fmt] && owner_refuses(p->subs.v[k].sub)) {
+			pb->receivers++;
+			continue;
+		}
 		struct msg *m = pat_form(pb, p, f, p->subs.v[k].fmt);
 		if (m)
 			deliver(pb, p->subs.v[k].sub, m);
