@@ -423,18 +423,57 @@ size_t exchange_line_escape(char *out, const char *data, size_t n)
 	return k;
 }
 
+/* The channel as a line names it (written to out unless NULL; returns its
+ * length). A name a line client can join (no space, control byte or DEL) is
+ * written as it is. Any other (only a RESP PUBLISH or another node makes
+ * one, and only a pattern subscriber gets it) with the text's escapes, and
+ * \xHH for a space or TAB too: else a newline in it would end the line and
+ * forge the next one, and a space would shift the nick and text words. */
+static size_t line_channel(char *out, const char *ch, size_t cn)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i = 0;
+	while (i < cn && (unsigned char)ch[i] > ' ' && ch[i] != 0x7f)
+		i++;
+	if (i == cn) {
+		if (out)
+			memcpy(out, ch, cn);
+		return cn;
+	}
+	size_t k = 0;
+	for (i = 0; i < cn; i++) {
+		unsigned char c = (unsigned char)ch[i];
+		char esc[4] = {(char)c};
+		size_t l = 1;
+		if (c == '\\' || c == '\n' || c == '\r') {
+			esc[0] = '\\';
+			esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
+			l = 2;
+		} else if (c <= ' ' || c == 0x7f) {
+			esc[0] = '\\';
+			esc[1] = 'x';
+			esc[2] = hex[c >> 4];
+			esc[3] = hex[c & 15];
+			l = 4;
+		}
+		if (out)
+			memcpy(out + k, esc, l);
+		k += l;
+	}
+	return k;
+}
+
 /* MSG <channel> <from> <text>\n */
 static struct msg *encode_line(const char *ch, size_t cn, const char *from, const char *d, size_t n)
 {
 	size_t fl = strlen(from);
-	struct msg *m = msg_new(8 + cn + fl + exchange_line_escape(NULL, d, n));
+	struct msg *m = msg_new(8 + line_channel(NULL, ch, cn) + fl + exchange_line_escape(NULL, d, n));
 	if (!m)
 		return NULL;
 	char *w = m->data;
 	memcpy(w, "MSG ", 4);
 	w += 4;
-	memcpy(w, ch, cn);
-	w += cn;
+	w += line_channel(w, ch, cn);
 	*w++ = ' ';
 	memcpy(w, from, fl);
 	w += fl;
@@ -537,11 +576,19 @@ static struct msg *pat_form(struct pub *pb, const struct pattern *p, struct msg 
 	return f[fmt];
 }
 
-/* Every subscriber of pattern p (which matches the channel). */
+/* Every subscriber of pattern p (which matches the channel). Each pattern
+ * has its own forms, so one client holding --max-subs patterns that match
+ * would have one PUBLISH encode --max-subs copies of it: none is made for
+ * a subscriber already refusing (over a slow-consumer limit, often from
+ * this very PUBLISH), which still counts as a receiver, as in Redis. */
 static void publish_pattern(struct pub *pb, const struct pattern *p)
 {
 	struct msg *f[3] = {NULL, NULL, NULL};
 	for (size_t k = 0; k < p->subs.n; k++) {
+		if (!f[p->subs.v[k].fmt] && owner_refuses(p->subs.v[k].sub)) {
+			pb->receivers++;
+			continue;
+		}
 		struct msg *m = pat_form(pb, p, f, p->subs.v[k].fmt);
 		if (m)
 			deliver(pb, p->subs.v[k].sub, m);

@@ -147,6 +147,15 @@ static bool post_local(struct subscriber *sub, struct msg *m, int *rc)
 	return true;
 }
 
+bool owner_refuses(struct subscriber *sub)
+{
+	struct owner *o = sub->owner;
+	pthread_mutex_lock(&o->lock);
+	bool slow = sub->slow;
+	pthread_mutex_unlock(&o->lock);
+	return slow;
+}
+
 int owner_post(struct subscriber *sub, struct msg *m)
 {
 	posts_here++;

@@ -64,6 +64,11 @@ void owner_bind(struct owner *o);
  * its owner will call sub's slow()), or -ENOMEM. */
 int owner_post(struct subscriber *sub, struct msg *m);
 
+/* From any thread, with the exchange lock held: does sub hold a
+ * slow-consumer verdict (owner_post would refuse anything)? A publisher
+ * need not encode a form only refused subscribers would get. */
+bool owner_refuses(struct subscriber *sub);
+
 /* On the owner thread: deliver queued mail (and slow-consumer verdicts) and
  * call ready(sub, arg) for each subscriber that received any. ready() may
  * free the subscriber it is given, and no other. */

@@ -449,3 +449,38 @@ def test_hostile_engine_messages(ctx):
                 s.close()
         finally:
             stop_all(nodes)
+
+
+def test_crafted_channel_from_another_node_stays_one_pmsg_line(ctx):
+    """A RESP client on node A PUBLISHes on a channel holding a newline and
+    spaces (any bytes up to --max-channel); a line client's /psub * on node
+    B gets it through the engine as one PMSG line of five words, the name
+    escaped, not a forged MSG line after it."""
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        nodes = [node("coro", url), node("threads", url)]
+        sub = pub = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            sub = nodes[1].connect()
+            sub.settimeout(10 * slow_factor())
+            f = sub.makefile("rb")
+            weftest.send_all(sub, b"/psub *\n")
+            assert f.readline() == b"OK psub * 1\n"
+            wait_engine_subs(r, "weft:x", 0, 1)
+            pub = nodes[0].connect()
+            pub.settimeout(10 * slow_factor())
+            weftest.send_all(pub, resp("PUBLISH", "x\nMSG admin root pwned", "hi") + resp("PUBLISH", "end", "bye"))
+            assert weftest.recv_exact(pub, 8, 10 * slow_factor()) == b":0\r\n:0\r\n", "no receiver on node A"
+            line = f.readline()
+            words = line.rstrip(b"\n").split(b" ")
+            assert len(words) == 5 and words[:3] == [b"PMSG", b"*", b"x\\nMSG\\x20admin\\x20root\\x20pwned"], line
+            assert words[3].startswith(b"guest") and words[4] == b"hi", line
+            line = f.readline()
+            assert line.startswith(b"PMSG * end guest") and line.endswith(b" bye\n"), "forged line? %r" % line
+            f.close()
+        finally:
+            for s in (sub, pub):
+                if s:
+                    s.close()
+            stop_all(nodes)

@@ -225,3 +225,103 @@ def test_line_psub_flood_is_bounded(ctx):
         send_all(pub, resp_cmd(b"PUBLISH", b"xx", b"gone"))
         assert rpub.value() == 0
         pub.close()
+
+
+def test_crafted_channel_cannot_forge_a_pmsg_line(ctx):
+    """A RESP PUBLISH may name any channel (up to --max-channel bytes), but a
+    line client joins and publishes only names without spaces or control
+    bytes, so before /psub no line or WebSocket subscriber ever got one. A
+    /psub * subscriber gets them all: a channel holding a newline must not
+    end its PMSG line early and forge a second one (a fake MSG from a nick
+    of the attacker's choosing), and one holding a space must not shift the
+    nick and text words. Such a name arrives with the text's escapes (a
+    space as \\x20), one line of exactly five words; a name a line client
+    could use (a backslash included) arrives as it is."""
+    from wsclient import TEXT, recv_message, send, upgrade
+    crafted = (  # channel published -> as the PMSG line names it
+        (b"x\nMSG admin root pwned", b"x\\nMSG\\x20admin\\x20root\\x20pwned"),
+        (b"a b", b"a\\x20b"),
+        (b"c\r\n", b"c\\r\\n"),
+        (b"\x7f\x00\t\\", b"\\x7f\\x00\\x09\\\\"),
+        (b"d\\e", b"d\\e"),  # a valid name: verbatim, as MSG has it
+    )
+    with Weft(["--mode", "chat"]) as w:
+        sub, pub = w.connect(), w.connect()
+        f = sub.makefile("rb")
+        sub.settimeout(10 * slow_factor())
+        send_all(sub, b"/nick sub\n/psub *\n")
+        assert f.readline() == b"OK nick sub\n"
+        assert f.readline() == b"OK psub * 1\n"
+        ws = upgrade(w.connect())
+        send(ws, TEXT, b"/psub *")
+        assert recv_message(ws) == (TEXT, b"OK psub * 1")
+        rpub = Resp(pub)
+        for ch, _ in crafted:
+            send_all(pub, resp_cmd(b"PUBLISH", ch, b"hi"))
+            assert rpub.value() == 2, "the line and the WebSocket subscriber"
+        send_all(pub, resp_cmd(b"PUBLISH", b"end", b"bye"))
+        assert rpub.value() == 2
+        for ch, shown in crafted:
+            line = f.readline()
+            words = line.rstrip(b"\n").split(b" ")
+            assert len(words) == 5 and words[:3] == [b"PMSG", b"*", shown], line
+            assert words[3].startswith(b"guest") and words[4] == b"hi", line
+            assert recv_message(ws) == (TEXT, line.rstrip(b"\n"))
+        line = f.readline()
+        assert line.startswith(b"PMSG * end guest") and line.endswith(b" bye\n"), "no forged line before it: %r" % line
+        assert recv_message(ws)[1].startswith(b"PMSG * end guest")
+        f.close()
+        for s in (sub, pub, ws):
+            s.close()
+
+
+def test_condemned_psub_subscriber_costs_no_encoding(ctx):
+    """Each matching pattern has its own delivery form (PMSG names the
+    pattern, as pmessage does), so a PUBLISH of 8 MB (--max-message 8m) to
+    a client holding --max-subs (1024) matching patterns would encode 8 GB
+    under the exchange lock. A client that does not read is refused at
+    --outbox-hard (4 MB here) by the first of them; the rest of that PUBLISH
+    must not encode forms nobody can take. The PUBLISH and another client's PUBLISH
+    are answered well under 100 ms (x slow_factor; the best of three
+    subscribers), its reply still counts every pattern (Redis' count), and
+    the subscriber is cut with all its patterns freed."""
+    n = 1024
+    limit = 100 * slow_factor()
+    with Weft(["--mode", "chat", "--outbox-hard", "4m", "--max-message", "8m"]) as w:
+        pub, prober = w.connect(), w.connect()
+        rpub, rprobe = Resp(pub), Resp(prober)
+        for s, r in ((pub, rpub), (prober, rprobe)):
+            send_all(s, resp_cmd(b"PING"))
+            assert r.value() == b"PONG"
+        publish = resp_cmd(b"PUBLISH", b"xx", b"y" * 8000000)
+        best = None
+        for _ in range(3):
+            sub = w.connect()
+            f = sub.makefile("rb")
+            sub.settimeout(30 * slow_factor())
+            for start in range(0, n, 256):
+                send_all(sub, b"".join(b"/psub " + line_pattern(i) + b"\n" for i in range(start, start + 256)))
+                for i in range(start, start + 256):
+                    assert f.readline().startswith(b"OK psub "), "pattern %d" % i
+            # from here on the subscriber reads nothing
+            send_all(pub, publish[:-4])
+            time.sleep(0.3 * slow_factor())
+            t0 = time.monotonic()
+            send_all(pub, publish[-4:])
+            time.sleep(0.01)
+            send_all(prober, resp_cmd(b"PUBLISH", b"probe", b"x"))
+            assert rprobe.value() == 0
+            probe_ms = (time.monotonic() - t0) * 1000
+            assert rpub.value() == n, "one receiver per pattern"
+            pub_ms = (time.monotonic() - t0) * 1000
+            assert wait_for(lambda: w.metric("weft_chat_patterns") == 0, 10 * slow_factor()), "not cut"
+            f.close()
+            sub.close()
+            if best is None or max(pub_ms, probe_ms) < max(best):
+                best = (pub_ms, probe_ms)
+            if max(best) < limit:
+                break
+        print("measured: 8 MB PUBLISH to 1024 /psub of a non-reader: answered in %.0f ms, other PUBLISH %.0f ms" % best)
+        assert max(best) < limit, "answers %.0f / %.0f ms after the PUBLISH (limit %d)" % (best + (limit,))
+        for s in (pub, prober):
+            s.close()

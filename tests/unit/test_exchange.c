@@ -211,6 +211,15 @@ static void test_pattern_lines(void)
 	len = 0;
 	take(l, &out, &len);
 	CHECK(len && strcmp(out, "MSG news bob x\nPMSG *s news bob x\n") == 0);
+	/* A channel only a RESP PUBLISH or another node can name: escaped, so
+	 * its newline cannot end the line and forge a MSG, nor its space shift
+	 * the words; a name a line client could use stays verbatim. */
+	CHECK(exchange_publish_remote(srv.ex, "*s", 2, "n\nMSG a b\ts", 11, "eve", "r", 1) == 1);
+	CHECK(exchange_publish(srv.ex, "a\\s", 3, "bob", "y", 1) == 1);
+	owner_drain(&o, no_ready, NULL);
+	len = 0;
+	take(l, &out, &len);
+	CHECK(len && strcmp(out, "PMSG *s n\\nMSG\\x20a\\x20b\\x09s eve r\nPMSG *s a\\s bob y\n") == 0);
 	free(out);
 	conn_free(l);
 	conn_free(l2);
