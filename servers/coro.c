@@ -37,7 +37,11 @@ struct coro_loop {
 
 static struct coro_loop *of(struct loop *l) { return (struct coro_loop *)l; }
 static struct coro_loop *sched_loop(struct sched *sch) { return sch->data; }
-static long long sched_now(const struct sched *sch) { return sch->epoch + sch->now; }
+/* The turn's clock as a now_ms() time: now_at, not epoch + now, whose uint32
+ * wraps 49.7 days after the start (then every activity looked 49.7 days old,
+ * the idle deadline was always the earliest, and the TLS handshake and drain
+ * deadlines waited for it: a slowloris held for --idle-timeout). */
+static long long sched_now(const struct sched *sch) { return sch->now_at; }
 
 /* ---- connection task ---- */
 

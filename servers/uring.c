@@ -98,10 +98,20 @@ struct uthread {
 	unsigned inflight;     /* requests whose last CQE has not arrived */
 	bool exiting;
 	long long epoch;
-	uint32_t now;
+	uint32_t now;          /* ms since epoch at this turn (wraps after 49.7 days) */
+	long long now_at;      /* now_ms() at this turn: now, unwrapped */
 };
 
 static struct uthread *of(struct loop *l) { return (struct uthread *)l; }
+
+/* c's last activity as a now_ms() time. Not epoch + last_ms: that uint32
+ * wraps 49.7 days after the start, and every connection then looked idle
+ * for 49.7 days (closed as idle at its first timer, its handshake deadline
+ * never the earliest). last_ms is the turn's now or earlier. */
+static long long last_at(const struct uthread *t, const struct conn *c)
+{
+	return t->now_at - (uint32_t)(t->now - c->last_ms);
+}
 
 /* ---- slots (uring/slots.h) ---- */
 
@@ -275,10 +285,10 @@ static void conn_finish(struct uthread *t, struct conn *c)
  * timer fires, expire_timers finds nothing due yet and re-arms it. */
 static void conn_deadline(struct uthread *t, struct conn *c)
 {
-	long long due = loop_due(&t->l, c->s, t->epoch + c->last_ms);
+	long long due = loop_due(&t->l, c->s, last_at(t, c));
 	if (!due)
 		return; /* none now; an armed timer finds that out when it fires */
-	long long now = t->epoch + t->now;
+	long long now = t->now_at;
 	if (due <= now || ((c->flags & F_HELD) && due < now + OVERDUE_MS))
 		due = now + OVERDUE_MS; /* it expired and stays (a last reply goes out), or the
 		                         * held list retries it (retry_held): not every turn */
@@ -461,7 +471,7 @@ static void expire_timers(struct uthread *t)
 	struct loop_timer *tm;
 	while ((tm = loop_timers_pop_due(&t->timers, (uint32_t)(now - t->epoch)))) {
 		struct conn *c = (struct conn *)((char *)tm - offsetof(struct conn, timer));
-		long long last = t->epoch + c->last_ms, due = loop_due(&t->l, c->s, last);
+		long long last = last_at(t, c), due = loop_due(&t->l, c->s, last);
 		if (!due)
 			continue; /* no deadline any more: conn_update arms one when there is */
 		if (now < due) {
@@ -566,7 +576,8 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 static void reap(struct uthread *t)
 {
 	struct io_uring_cqe *cqe;
-	t->now = (uint32_t)(now_ms() - t->epoch);
+	t->now_at = now_ms();
+	t->now = (uint32_t)(t->now_at - t->epoch);
 	t->turn_in = 0;
 	for (unsigned n = 0; n < REAP_MAX && t->turn_in < TURN_INPUT && io_uring_peek_cqe(&t->ring, &cqe) == 0; n++) {
 		struct io_uring_cqe c = *cqe;
@@ -678,7 +689,7 @@ static int uring_setup(struct loop *l)
 {
 	struct uthread *t = of(l);
 	slots_init(&t->slots);
-	t->epoch = now_ms();
+	t->epoch = t->now_at = now_ms();
 	t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
 	t->hold_ts.tv_nsec = SESSION_HOLD_RETRY_MS * 1000000LL;
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);

@@ -350,3 +350,46 @@ def test_never_reader_closed_at_idle_and_counted(ctx):
         idle = w.metric("weft_connections_closed_total", 'reason="idle"')
         assert idle == 1, "closed for idleness, but weft_connections_closed_total{reason=\"idle\"} is %d" % idle
         s.close()
+
+
+# ---- (e) the same deadline 49.7 days after the start ------------------------------
+
+def test_handshake_deadline_after_clock_wrap(ctx):
+    """A silent TLS client is closed at --handshake-timeout, not at
+    --idle-timeout, also once the server's ms clock since its start has passed
+    2^32 (49.7 days up): coro and uring kept the last activity as a uint32 and
+    added it back to their start time, so every connection then looked 49.7
+    days idle (the idle deadline always the earliest: coro waited for it,
+    uring never closed). clock_shift.c (LD_PRELOAD) moves CLOCK_MONOTONIC
+    2^32 ms ahead once the server runs."""
+    if weftest.SANITIZER != "none":
+        ctx.skip("LD_PRELOAD shim: the sanitizer runtimes must come first")
+    import os
+    import subprocess
+    import tempfile
+    here = os.path.dirname(os.path.abspath(__file__))
+    tmp = tempfile.mkdtemp(prefix="weft-shift-")
+    shim, flag = os.path.join(tmp, "clock_shift.so"), os.path.join(tmp, "shifted")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(here, "clock_shift.c"), "-ldl"],
+                   check=True)
+    env = {"LD_PRELOAD": shim, "SHIFT_FILE": flag, "SHIFT_MS": str((1 << 32) + 1000)}
+    with Weft(["--handshake-timeout", DEADLINE, "--idle-timeout", 30], env=env) as w:
+        open(flag, "w").close()
+        time.sleep(2.5)  # every loop wakes (at most 1 s asleep) and reads the moved clock
+        s = raw_tls(w)
+        t0 = time.monotonic()
+        s.settimeout(DEADLINE + SLACK * slow_factor() + 5)
+        try:
+            while s.recv(4096):
+                pass
+            took = time.monotonic() - t0
+        except socket.timeout:
+            took = None
+        except OSError:
+            took = time.monotonic() - t0
+        finally:
+            s.close()
+        assert took is not None and took < DEADLINE + SLACK * slow_factor(), \
+            "silent TLS client after the clock wrap: closed after %s s, deadline %d s (idle 30 s)" % (
+                took and round(took, 2), DEADLINE)
+        print("measured: silent TLS client 2^32 ms after the start: closed after %.1f s" % took)
