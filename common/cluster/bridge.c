@@ -768,8 +768,7 @@ static void announce(struct bridge *b)
 			return;
 		}
 	}
-	uint64_t t = rpats_clock(); /* the version is our clock: with a key an old one is refused as a replay */
-	b->ann_ver = t > b->ann_ver ? t : b->ann_ver + 1;
+	b->ann_ver = rpats_next_version(b->ann_ver, rpats_clock()); /* with a key an old one is refused as a replay */
 	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = b->ann_ver};
 	char head[ENVELOPE_HEAD_MAX];
 	unsigned char tag[ENVELOPE_TAG_BYTES];

@@ -60,6 +60,20 @@ uint64_t rpats_clock(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t rpats_next_version(uint64_t last, uint64_t clock)
+{
+	/* One more than the last while the clock has not moved on (monotonic),
+	 * but never further ahead of the clock than a receiver takes: after a
+	 * step back of more than the window (a clock set right after running
+	 * ahead) every version would otherwise be refused for as long as the
+	 * step. Restarting at the clock is refused as stale only until it
+	 * passes the receivers' floors, which a taken version put at most the
+	 * window past their clocks: at most PAT_FRESH_MS. */
+	if (clock > last || last - clock >= PAT_FRESH_MS)
+		return clock;
+	return last + 1;
+}
+
 enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uint64_t ver, const char *list, size_t n,
                             bool keyed, uint64_t now, uint64_t wall)
 {

@@ -74,6 +74,11 @@ enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uin
                             bool keyed, uint64_t now, uint64_t wall);
 /* The clock an announcement's version is read on: unix time, ms. */
 uint64_t rpats_clock(void);
+/* The version of this node's next announcement, its last being last and
+ * its clock (rpats_clock) now clock: the clock, or one more than the last
+ * if the clock did not move on, unless that is PAT_FRESH_MS or more ahead
+ * of the clock (it stepped back that far): then the clock again. */
+uint64_t rpats_next_version(uint64_t last, uint64_t clock);
 /* The buckets (bit k: inbox k) with a live remote pattern matching [ch, ch+cn).
  * At most PAT_MATCH_WORK bytes of patterns and name are globbed: a table
  * that would take more (a flood of slow patterns) answers the buckets not

@@ -403,6 +403,20 @@ static void test_rpats(void)
 	CHECK(rpats_announce(&r, o2, 1, W + 2 * PAT_FRESH_MS, "x*", 2, true, 1000, W) == PAT_ANN_CLOCK); /* ahead */
 	CHECK(r.t.h.n == 0 && rpats_announce(&r, o2, 1, W - PAT_FRESH_MS, "x*", 2, true, 1000, W) == PAT_ANN_OK);
 	rpats_clear(&r);
+	/* The announcer's clock was an hour ahead (refused: the clocks disagree)
+	 * and is then set right (NTP): once it agrees with the receiver's, its
+	 * announcements are taken again within the window, not an hour later. */
+	uint64_t v = rpats_next_version(0, W + 3600000), taken_at = 0;
+	CHECK(rpats_announce(&r, o2, 1, v, "x*", 2, true, 1000, W) == PAT_ANN_CLOCK);
+	for (uint64_t s = 1; s <= 2 * PAT_FRESH_MS / 1000 && !taken_at; s++) {
+		v = rpats_next_version(v, W + s * 1000);
+		if (rpats_announce(&r, o2, 1, v, "x*", 2, true, 1000 + s * 1000, W + s * 1000) == PAT_ANN_OK)
+			taken_at = s;
+	}
+	CHECK(taken_at && taken_at <= PAT_FRESH_MS / 1000 + 1);
+	/* A smaller step back (within the window) goes on one more, taken at once. */
+	CHECK(rpats_next_version(W + PAT_FRESH_MS / 2, W) == W + PAT_FRESH_MS / 2 + 1);
+	rpats_clear(&r);
 	/* A flood of made-up nodes and patterns: bounded; what does not fit makes its bucket match all. */
 	char list[PAT_ANN_BYTES];
 	int full = 0;
