@@ -103,13 +103,29 @@ int daemon_reopen_fd(void) { return reopen_pipe[0]; }
 
 void daemon_reopen_run(void)
 {
-	unsigned char b[64];
-	ssize_t n;
-	/* Non-blocking: what is there now, one reopen per signal (a full pipe
-	 * dropped the ones past it: a reopen was pending anyway). */
-	while ((n = read(reopen_pipe[0], b, sizeof(b))) > 0 || (n < 0 && errno == EINTR))
+	/* Non-blocking: what is there now, then one reopen per kind of signal
+	 * in it, not one per signal: a reopen covers every signal written
+	 * before it, and a burst (a full pipe: 64 KiB of them, which a drain on
+	 * threads/pool leaves for exit) cost one reopen and two log lines each,
+	 * seconds of them. The reads are bounded too; bytes left behind came
+	 * before the reopen below, so it covers them (the next call finds them
+	 * and reopens once more, harmlessly). */
+	unsigned char b[4096];
+	bool seen[2] = {false, false}; /* SIGHUP, SIGUSR1 */
+	for (int reads = 0; reads < 32;) {
+		ssize_t n = read(reopen_pipe[0], b, sizeof(b));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		reads++;
 		for (ssize_t i = 0; i < n; i++)
-			reopen_log(b[i]);
+			seen[b[i] != SIGHUP] = true;
+	}
+	if (seen[0])
+		reopen_log(SIGHUP);
+	if (seen[1])
+		reopen_log(SIGUSR1);
 }
 
 /* The pipe and the SIGHUP/SIGUSR1 handlers; SIGUSR2 ignored (nginx uses it

@@ -18,7 +18,8 @@ void daemon_signals(void (*stop)(void *arg), void *arg, const char *log_file);
  * daemon_signals or without the pipe): loop 0 of the loop group watches it,
  * the blocking models' acceptor polls it. */
 int daemon_reopen_fd(void);
-/* Do the reopens asked for (one per signal), on the caller's thread. */
+/* Do the reopens asked for, on the caller's thread: one per kind of signal
+ * that came since the last call, however many came (a reopen covers them). */
 void daemon_reopen_run(void);
 /* From before the pidfile until daemon_signals(): SIGINT/SIGTERM only note
  * the stop (daemon_signals() then stops the server at once) and interrupt a

@@ -13,7 +13,8 @@ theirs (issue 20 items 1 and 2), on every model:
   - SIGHUP (logrotate: rename, then HUP) reopens --log-file: the renamed file
     gets nothing after the reopen, the new one the next lines, the server
     keeps serving. Without --log-file SIGHUP, SIGUSR1 and SIGUSR2 are harmless
-    (SIGHUP used to kill weft with exit 129).
+    (SIGHUP used to kill weft with exit 129). A SIGHUP flood neither stops
+    serving nor costs a reopen per signal.
   - Operator lines: a drain begins (with the open connections), a refused
     client (--max-conns 1), a slow consumer cut (--outbox-hard), each at most
     once a second per kind with a count; per connection at debug level.
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 from weftest import (MODEL, MODEL_ARGS, SANITIZER_MARKS, TLS, Weft, become_subreaper, pid_alive, reap_later,
@@ -357,6 +359,123 @@ def test_hup_reopens_a_renamed_log(ctx):
         assert "ready:" not in new, "the new log repeats start-up lines:\n" + new
         no_sanitizer_report(old + new + p.stderr.read().decode(errors="replace"))
     finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+# Sends SIGHUP to argv[1] as fast as it can until its stdin closes (bounded:
+# 30 s, 5M signals; it says go once flooding), then prints how many it sent.
+FLOOD = """
+import os, select, signal, sys, time
+pid, n, end = int(sys.argv[1]), 0, time.monotonic() + 30
+while n < 5000000 and time.monotonic() < end:
+    try:
+        for _ in range(200):
+            os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        break
+    if n == 0:
+        print("go", flush=True)  # flooding now
+    n += 200
+    if select.select([sys.stdin], [], [], 0)[0]:
+        break
+print(n)
+"""
+
+
+def test_hup_flood_does_not_stop_serving(ctx):
+    """A flood of SIGHUP (a loop of 'kill -HUP', a logrotate run amok): the
+    reopens are done where the server serves (loop 0, the acceptor), so they
+    must not take its every turn: new clients are served during the flood
+    (a guard: since the reopen thread is gone, a reopen runs on the serving
+    path)."""
+    p, logfile, port = start_logging(ctx, "flood.log")
+    flood = subprocess.Popen(["python3", "-c", FLOOD, str(p.pid)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE)
+    try:
+        assert flood.stdout.readline() == b"go\n", "the flood did not start"
+        time.sleep(0.5)
+        assert flood.poll() is None, "the flood ended early"
+        for i in range(3):
+            c = socket.create_connection(("127.0.0.1", port), timeout=5 * slow_factor())
+            send_all(c, b"during %d\n" % i)
+            got = recv_exact(c, 9, timeout=5 * slow_factor())  # AssertionError: no echo during the flood
+            c.close()
+            assert got == b"during %d\n" % i, got
+            assert flood.poll() is None, "the flood ended before the echo"
+        flood.stdin.close()
+        sent = int(flood.stdout.read() or 0)
+        assert flood.wait(10) == 0
+        assert sent > 0
+        assert p.poll() is None, "the flood killed weft (exit %s)" % p.returncode
+        assert stop(p) == 0
+        log = read(logfile)
+        assert "reopened" in log and "stopped:" in log, log[-4000:]
+        no_sanitizer_report(log + p.stderr.read().decode(errors="replace"))
+    finally:
+        if flood.poll() is None:
+            flood.kill()
+            flood.wait()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_hup_flood_costs_a_bounded_number_of_reopens(ctx):
+    """A SIGHUP flood while draining (a client that keeps echoing holds the
+    drain open to --drain-timeout): threads/pool take the reopens only at
+    exit, loop 0 as it turns. Once the flood stopped, what it left in the
+    signal pipe costs a reopen or two, not one per signal: a full pipe used
+    to mean 65,536 reopens at exit (131,072 log lines, a second past
+    --drain-timeout)."""
+    p, logfile, port = start_logging(ctx, "dflood.log", ["--drain-timeout", "4"])
+    flood = None
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    done = threading.Event()
+
+    def busy():  # echoes until the drain's end closes it (bounded: 60 s)
+        end = time.monotonic() + 60
+        c.settimeout(1)
+        try:
+            while not done.is_set() and time.monotonic() < end:
+                c.sendall(b"y" * 512)
+                if not c.recv(4096):
+                    return
+        except OSError:
+            return
+
+    t = threading.Thread(target=busy)
+    t.start()
+    try:
+        time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        assert wait_for(lambda: "drain: " in read(logfile), 5 * slow_factor()), read(logfile)
+        flood = subprocess.Popen(["python3", "-c", FLOOD, str(p.pid)], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE)
+        assert flood.stdout.readline() == b"go\n", "the flood did not start"
+        time.sleep(1)
+        flood.stdin.close()
+        sent = int(flood.stdout.read() or 0)
+        assert flood.wait(10) == 0
+        after = len(read(logfile))
+        assert p.poll() is None and "stopped:" not in read(logfile), \
+            "the drain ended before the flood did:\n" + read(logfile)[-2000:]
+        assert sent >= 1000, sent
+        rc = p.wait(30 * slow_factor())
+        assert rc == 0, "exit %s" % rc
+        log = read(logfile)
+        late = log[after:].count("reopened")
+        assert late <= 4, "%d reopens after the flood of %d stopped:\n%s" % (late, sent, log[-2000:])
+        assert "stopped:" in log, log[-2000:]
+        no_sanitizer_report(log[-20000:] + p.stderr.read().decode(errors="replace"))
+    finally:
+        done.set()
+        t.join()
+        c.close()
+        if flood and flood.poll() is None:
+            flood.kill()
+            flood.wait()
         if p.poll() is None:
             p.kill()
             p.wait()
