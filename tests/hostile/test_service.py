@@ -429,7 +429,8 @@ def test_hup_flood_costs_a_bounded_number_of_reopens(ctx):
     signal pipe costs a reopen or two, not one per signal: a full pipe used
     to mean 65,536 reopens at exit (131,072 log lines, a second past
     --drain-timeout)."""
-    p, logfile, port = start_logging(ctx, "dflood.log", ["--drain-timeout", "4"])
+    # 6 s: the flood (a python3 started after the drain began) must start, run 1 s and stop inside it
+    p, logfile, port = start_logging(ctx, "dflood.log", ["--drain-timeout", "6"])
     flood = None
     c = socket.create_connection(("127.0.0.1", port), timeout=5)
     done = threading.Event()
