@@ -381,9 +381,24 @@ static bool maybe_escape8(const char *p)
 	return (((x - ones * 0x20) & ~x) | ((bs - ones) & ~bs) | ((del - ones) & ~del)) & high;
 }
 
-size_t exchange_line_escape(char *out, const char *data, size_t n)
+/* One byte as the line protocol escapes it (\n, \r, \\, else \xHH) into esc;
+ * returns its length. */
+static size_t escape_byte(unsigned char c, char esc[4])
 {
 	static const char hex[] = "0123456789abcdef";
+	esc[0] = '\\';
+	if (c == '\n' || c == '\r' || c == '\\') {
+		esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
+		return 2;
+	}
+	esc[1] = 'x';
+	esc[2] = hex[c >> 4];
+	esc[3] = hex[c & 15];
+	return 4;
+}
+
+size_t exchange_line_escape(char *out, const char *data, size_t n)
+{
 	size_t k = 0, i = 0;
 	while (i < n) {
 		/* The run that needs no escape (all of it, for most text), copied
@@ -402,19 +417,8 @@ size_t exchange_line_escape(char *out, const char *data, size_t n)
 		k += j - i;
 		if (j == n)
 			break;
-		unsigned char c = (unsigned char)data[j];
-		char esc[4] = {'\\', (char)c, 0, 0};
-		size_t l = 2;
-		if (c == '\n') {
-			esc[1] = 'n';
-		} else if (c == '\r') {
-			esc[1] = 'r';
-		} else if (c != '\\') {
-			esc[1] = 'x';
-			esc[2] = hex[c >> 4];
-			esc[3] = hex[c & 15];
-			l = 4;
-		}
+		char esc[4];
+		size_t l = escape_byte((unsigned char)data[j], esc);
 		if (out)
 			memcpy(out + k, esc, l);
 		k += l;
@@ -431,7 +435,6 @@ size_t exchange_line_escape(char *out, const char *data, size_t n)
  * forge the next one, and a space would shift the nick and text words. */
 static size_t line_channel(char *out, const char *ch, size_t cn)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t i = 0;
 	while (i < cn && (unsigned char)ch[i] > ' ' && ch[i] != 0x7f)
 		i++;
@@ -444,18 +447,7 @@ static size_t line_channel(char *out, const char *ch, size_t cn)
 	for (i = 0; i < cn; i++) {
 		unsigned char c = (unsigned char)ch[i];
 		char esc[4] = {(char)c};
-		size_t l = 1;
-		if (c == '\\' || c == '\n' || c == '\r') {
-			esc[0] = '\\';
-			esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
-			l = 2;
-		} else if (c <= ' ' || c == 0x7f) {
-			esc[0] = '\\';
-			esc[1] = 'x';
-			esc[2] = hex[c >> 4];
-			esc[3] = hex[c & 15];
-			l = 4;
-		}
+		size_t l = c == '\\' || c <= ' ' || c == 0x7f ? escape_byte(c, esc) : 1;
 		if (out)
 			memcpy(out + k, esc, l);
 		k += l;

@@ -238,7 +238,7 @@ static void test_pattern_lines(void)
 #define MESSAGES 3000
 
 static atomic_bool publishing_done, owners_stop_publishing;
-static atomic_int owners_quiet;
+static atomic_int owners_quiet, owners_published; /* owners done; owners that published once */
 
 struct owner_thread {
 	struct owner o;
@@ -269,6 +269,8 @@ static void owner_step(struct owner_thread *t, bool churn)
 		char m[32];
 		int n = snprintf(m, sizeof(m), "p%d:%d", PUBLISHERS + t->id, t->published++);
 		exchange_publish(srv.ex, "c", 1, "pub", m, (size_t)n);
+		if (t->published == 1)
+			atomic_fetch_add(&owners_published, 1);
 	} else if (churn && !t->quiet) {
 		t->quiet = true; /* after its last publish, in program order */
 		atomic_fetch_add(&owners_quiet, 1);
@@ -367,6 +369,7 @@ static void test_threads(void)
 	atomic_store(&publishing_done, false);
 	atomic_store(&owners_stop_publishing, false);
 	atomic_store(&owners_quiet, 0);
+	atomic_store(&owners_published, 0);
 	for (int t = 0; t < OWNERS; t++) {
 		mailbox(&ot[t].o, no_wake);
 		ot[t].id = t;
@@ -383,6 +386,13 @@ static void test_threads(void)
 		pthread_create(&pub[p], NULL, publisher, (void *)p);
 	for (int p = 0; p < PUBLISHERS; p++)
 		pthread_join(pub[p], NULL);
+	/* Every owner publishes while the others deliver (on a busy machine the
+	 * publishers can finish before an owner thread ran once: wait, at most
+	 * 10 s, and the check below says so if one never did). */
+	for (int w = 0; w < 100000 && atomic_load(&owners_published) < OWNERS; w++) {
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
 	/* The owners stop publishing first, so each one's last drain sees
 	 * everything any of them published. */
 	atomic_store(&owners_stop_publishing, true);
