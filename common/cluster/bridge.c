@@ -381,6 +381,28 @@ static void queue_copies(struct bridge *b, const char *ch, size_t cn, const char
 	free(payload);
 }
 
+/* Would the engine send a publish on ch back to this node (under b->lock)?
+ * Only then does holding its publisher while the link reads behind help the
+ * link: anyone who can publish on the engine can put the link behind by
+ * flooding a channel held here, and that must not hold the publishers of
+ * every other channel on the node. Any pattern held counts (not matched
+ * here); no memory for the key counts too. */
+static bool comes_back(struct bridge *b, const char *ch, size_t cn)
+{
+	if (atomic_load_explicit(&b->m_pats, memory_order_relaxed) > 0)
+		return true;
+	char small[256];
+	char *key = cn + 1 <= sizeof(small) ? small : malloc(cn + 1);
+	if (!key)
+		return true;
+	key[0] = 'c';
+	memcpy(key + 1, ch, cn);
+	const struct tentry *e = table_get(&b->held, key, cn + 1);
+	if (key != small)
+		free(key);
+	return e && (e->flags & (H_WANT | H_ENGINE));
+}
+
 static void hook_published(void *arg, const char *ch, size_t cn, const char *from, const char *data, size_t n)
 {
 	struct bridge *b = arg;
@@ -406,7 +428,8 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 	 * own clients, or not scheduled), so a publisher on another loop or
 	 * thread is paused before its engine copies are dropped and before the
 	 * engine's copies of them back to us pile up unread. */
-	if (atomic_load_explicit(&b->behind, memory_order_relaxed) || buf_used(&b->pubq) + b->backlog > b->limit / 4)
+	if ((atomic_load_explicit(&b->behind, memory_order_relaxed) && comes_back(b, ch, cn)) ||
+	    buf_used(&b->pubq) + b->backlog > b->limit / 4)
 		owner_pressure_hold();
 	env.seq = next_seq(b, ch, cn, &env.gen);
 	if (buf_used(&b->pubq) + b->backlog + n > b->limit) {

@@ -193,3 +193,87 @@ def _variant(model, threads):
 for _m, _t in (("uring", 1), ("coro", 1), ("coro", 2), ("threads", 1), ("pool", 1)):
     _fn = _variant(_m, _t)
     globals()[_fn.__name__] = _fn
+
+
+def engine_flood(port, channel, stop):
+    """An outsider publishing straight to the engine: PUBLISHes of 64 KiB of
+    junk on channel, pipelined in bursts of 1 MiB until stop, replies drained."""
+    import socket
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setblocking(False)
+    batch = resp("PUBLISH", channel, b"j" * 65536) * 16
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    left = b""
+    try:
+        while time.monotonic() < stop:
+            for _, ev in sel.select(0.1):
+                try:
+                    if ev & selectors.EVENT_READ:
+                        s.recv(1 << 20)
+                    if ev & selectors.EVENT_WRITE:
+                        if not left:
+                            time.sleep(0.01)  # bursts of 1 MiB: behind at times, not past Redis's limit
+                            left = batch
+                        left = left[s.send(left):]
+                except BlockingIOError:
+                    pass
+    finally:
+        sel.close()
+        s.close()
+
+
+def publish_n(w, channel, n, stop):
+    """Up to n PUBLISHes on channel, one at a time, each reply read; stops at stop."""
+    s = w.connect(tls=False)
+    s.settimeout(10 * slow_factor())
+    try:
+        for i in range(n):
+            if time.monotonic() >= stop:
+                break
+            send_all(s, resp("PUBLISH", channel, b"q-%d" % i))
+            got = b""
+            while not got.endswith(b"\r\n"):
+                got += s.recv(64)
+    finally:
+        s.close()
+
+
+def test_remote_flood_holds_only_publishers_it_concerns(ctx):
+    """An outsider floods, on the engine, a channel this node subscribes to:
+    the link reads behind (link_behind). Publishes to a channel no one here
+    subscribes to never come back on the link, so holding them protects
+    nothing: before the fix every publisher on the node was held (a node-wide
+    publish stall caused from outside). Asserted: a publisher on such a channel
+    is never held during the flood, while one on the flooded channel is (the
+    flood did make the link behind)."""
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        w = node("threads", url)
+        drainer = None
+        try:
+            assert wait_for(lambda: link_up(w), 10 * slow_factor())
+            cmd = resp("SUBSCRIBE", "vic").decode()
+            drainer = subprocess.Popen([sys.executable, "-c", DRAIN, "127.0.0.1", str(w.port), cmd],
+                                       stdout=subprocess.PIPE)
+            assert drainer.stdout.readline() == b"subscribed\n"
+            wait_engine_subs(r, "weft:vic", 1, 0)
+            held = {}
+            for ch in ("vic", "quiet"):
+                before = w.metric("weft_publisher_holds_total")
+                stop = time.monotonic() + 3
+                t = threading.Thread(target=engine_flood, args=(r.port, "weft:vic", stop))
+                t.start()
+                try:
+                    time.sleep(0.3)
+                    publish_n(w, ch, 100000, stop)
+                finally:
+                    t.join()
+                held[ch] = w.metric("weft_publisher_holds_total") - before
+                assert link_up(w), w.tail()
+            assert held["vic"] > 0, "the flood never put the link behind: %r" % held
+            assert held["quiet"] == 0, "publishers to an unwatched channel held by a remote flood: %r" % held
+        finally:
+            if drainer:
+                stop_drain(drainer)
+            stop_all([w])
