@@ -29,7 +29,11 @@ assert set(rows) == {"exact", "pattern", "none"}, rows
 for v, want_spub, want_copies, want_dlv in (("exact", 1, 0, 3000), ("pattern", 2, 1, 3000), ("none", 1, 0, 0)):
     r = rows[v]
     assert int(r["delivered"]) == want_dlv, (v, r)
-    assert float(r["spublish"]) == want_spub and float(r["copies"]) == want_copies, (v, r)
+    # SPUBLISH is counted on the shards over the whole window, so it also holds the end markers
+    # (three per published channel, docs/CLUSTER.md) and announcements that land in it: 12
+    # channels x 3 markers in 3000 publishes is 0.012 more per publish, which a loaded run shows
+    # (2.01). A second copy per publish would show as a whole one more.
+    assert want_spub <= float(r["spublish"]) <= want_spub + 0.05 and float(r["copies"]) == want_copies, (v, r)
     assert int(r["dropped"]) == 0, (v, r)
 m = re.search(r"PSUBSCRIBE to the first remote pmessage: (.*) ms", p.stdout)
 assert m and len(m.group(1).split(",")) == 5, p.stdout
