@@ -78,8 +78,6 @@ struct sendv {
 struct listener {
 	bool armed;         /* a multishot accept is outstanding */
 	bool cancel_sent;
-	bool backoff;       /* a backoff timeout is outstanding */
-	bool backoff_due;   /* the last accept failed: wait before re-arming */
 };
 
 struct uthread {
@@ -88,7 +86,7 @@ struct uthread {
 	bool ring_ok;
 	struct uring_bufs bufs;
 	struct listener ls[2]; /* as l.lis */
-	struct __kernel_timespec backoff_ts, hold_ts;
+	struct __kernel_timespec hold_ts;
 	struct loop_timers timers; /* the connections' deadlines (struct conn's timer) */
 	struct uring_slots slots;
 	size_t turn_in;        /* input bytes handed to sessions this turn */
@@ -271,14 +269,9 @@ static void conn_fail(struct uthread *t, struct conn *c)
 	conn_close(t, c);
 }
 
-static void conn_finish(struct uthread *t, struct conn *c)
-{
-	loop_unlist(&t->l, &c->lc);
-	loop_timers_cancel(&t->timers, &c->timer);
-	loop_close(&t->l, c->s, c->fd);
-	free(c->sv);
-	slot_free(t, c);
-}
+/* Nothing of c's is in flight any more: the runtime closes it (its
+ * session, its fd), and uring_release frees the slot. */
+static void conn_finish(struct uthread *t, struct conn *c) { loop_conn_close(&t->l, &c->lc); }
 
 /* Arm c's timer by the runtime's deadline policy if that is sooner than
  * it is armed for. A later deadline (traffic since) moves it lazily: the
@@ -399,31 +392,23 @@ static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
 	mark_dirty(t, c);
 }
 
-static void listener_rearm(struct uthread *t, int li)
+static void cancel_accept(struct uthread *t, int li)
 {
-	struct listener *l = &t->ls[li];
-	if (l->armed || l->backoff || t->l.lis[li].fd < 0 || t->l.stopping)
-		return;
-	if (l->backoff_due) {
-		/* EMFILE and friends: a level-triggered accept would spin. */
-		l->backoff_due = false;
-		l->backoff = true;
-		arm_timeout(t, &t->backoff_ts, OP_BACKOFF, (uint32_t)li);
-	} else {
-		arm_accept(t, li);
+	if (t->ls[li].armed && !t->ls[li].cancel_sent) {
+		cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
+		t->ls[li].cancel_sent = true;
 	}
 }
 
-static void accept_failed(struct uthread *t, int li, int err)
+/* The runtime's EMFILE back-off: arm the multishot accept again, or cancel
+ * it (one being cancelled is re-armed by on_accept, if accepting by then). */
+static void uring_accept(struct loop *l, int li, bool on)
 {
-	struct listener *l = &t->ls[li];
-	if (!server_accept_failed(err))
-		return;
-	l->backoff_due = true;
-	if (l->armed && !l->cancel_sent) {
-		cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
-		l->cancel_sent = true;
-	}
+	struct uthread *t = of(l);
+	if (!on)
+		cancel_accept(t, li);
+	else if (!t->ls[li].armed)
+		arm_accept(t, li);
 }
 
 static void on_accept(struct uthread *t, const struct io_uring_cqe *cqe)
@@ -434,20 +419,16 @@ static void on_accept(struct uthread *t, const struct io_uring_cqe *cqe)
 	if (cqe->res >= 0)
 		loop_accepted(&t->l, cqe->res, t->l.lis[li].tls);
 	else if (cqe->res != -ECANCELED)
-		accept_failed(t, li, cqe->res);
-	listener_rearm(t, li);
+		loop_accept_failed(&t->l, li, cqe->res); /* EMFILE, ...: the runtime pauses li */
+	if (!t->ls[li].armed && loop_accepting(&t->l, li))
+		arm_accept(t, li);
 }
 
 /* The runtime's stop: no more accepts (the connections: uring_stop_conn). */
 static void uring_stop(struct loop *l)
 {
-	struct uthread *t = of(l);
 	for (int li = 0; li < l->nlis; li++) {
-		struct listener *ls = &t->ls[li];
-		if (ls->armed && !ls->cancel_sent) {
-			cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
-			ls->cancel_sent = true;
-		}
+		cancel_accept(of(l), li);
 		loop_listener_close(l, li); /* the socket goes once the accept lets go of it */
 	}
 }
@@ -561,10 +542,6 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 	case OP_HOLD:
 		on_hold(t);
 		break;
-	case OP_BACKOFF:
-		t->ls[ud_slot(cqe->user_data)].backoff = false;
-		listener_rearm(t, (int)ud_slot(cqe->user_data));
-		break;
 	case OP_CANCEL:
 		break; /* the cancelled request reports for itself */
 	}
@@ -588,7 +565,7 @@ static void reap(struct uthread *t)
 	}
 }
 
-/* Last act: cancel the ring's own requests (watches, backoffs, hold) and let
+/* Last act: cancel the ring's own requests (watches, the hold) and let
  * the loop run until every request has reported. */
 static void begin_exit(struct uthread *t)
 {
@@ -690,7 +667,6 @@ static int uring_setup(struct loop *l)
 	struct uthread *t = of(l);
 	slots_init(&t->slots);
 	t->epoch = t->now_at = now_ms();
-	t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
 	t->hold_ts.tv_nsec = SESSION_HOLD_RETRY_MS * 1000000LL;
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
 	if (rc < 0) {
@@ -711,21 +687,38 @@ static int uring_setup(struct loop *l)
 	return rc < 0 ? rc : 0;
 }
 
-static void uring_teardown(struct loop *l)
+/* Teardown, first: after this the kernel reads none of our memory (a send
+ * still in flight, after a fatal ring error, read its session's outbox until
+ * now); the runtime then closes what is left (uring_release). */
+static void uring_halt(struct loop *l)
 {
 	struct uthread *t = of(l);
 	bool clean = t->inflight == 0;
 	if (t->ring_ok && clean)
 		uring_bufs_fini(&t->bufs, &t->ring);
 	if (t->ring_ok)
-		io_uring_queue_exit(&t->ring); /* the kernel is done with our memory after this */
+		io_uring_queue_exit(&t->ring);
 	if (!clean)
 		uring_bufs_fini(&t->bufs, NULL);
-	for (uint32_t i = 0; i < nslots(t); i++) {
-		struct conn *c = conn_at(t, i);
-		if (c->flags & F_LIVE)
-			conn_finish(t, c); /* only after a fatal ring error */
-	}
+	t->ring_ok = false;
+}
+
+/* The runtime closes c (conn_finish, or the teardown walk): free its slot. */
+static struct session *uring_release(struct loop *l, struct loop_conn *lc, int *fd)
+{
+	struct uthread *t = of(l);
+	struct conn *c = (struct conn *)lc;
+	struct session *s = c->s;
+	*fd = c->fd;
+	loop_timers_cancel(&t->timers, &c->timer);
+	free(c->sv);
+	slot_free(t, c);
+	return s;
+}
+
+static void uring_teardown(struct loop *l)
+{
+	struct uthread *t = of(l);
 	slots_fini(&t->slots);
 	loop_timers_fini(&t->timers);
 	free(t->held);
@@ -738,10 +731,13 @@ static const struct loop_model uring_loop = {
 	.watch = uring_watch,
 	.rewatch = uring_rewatch,
 	.serve = uring_serve,
+	.halt = uring_halt,
+	.release = uring_release,
 	.teardown = uring_teardown,
 	.open = uring_open,
 	.conn = uring_conn,
 	.write = uring_write,
+	.accept = uring_accept,
 	.stop = uring_stop,
 	.stop_conn = uring_stop_conn,
 };

@@ -19,7 +19,7 @@
 #define GEN_MASK 0xffffffu  /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_BACKOFF, OP_HOLD };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_HOLD };
 
 enum {
 	F_LIVE = 1 << 0,
