@@ -31,7 +31,6 @@
  * io_uring_setup (ENOSYS): one error line, exit code 69 (EXIT_UNAVAILABLE). */
 #include <errno.h>
 #include <stddef.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -190,21 +189,9 @@ static void arm_accept(struct uthread *t, int li)
 	t->ls[li].armed = true;
 }
 
-/* A watch's user_data: its address (user-space pointers fit in 48 bits) and
- * the generation of its poll request in bits 48-55, so a completion of a
- * poll that was removed (its fd changed) is known stale. */
-#define WATCH_PTR ((1ull << 48) - 1)
-
-static uint64_t watch_ud(const struct loop_watch *w)
-{
-	return (uint64_t)OP_WATCH << 56 | (uint64_t)w->gen << 48 | ((uintptr_t)w & WATCH_PTR);
-}
-
-static unsigned poll_events(int mask) { return ((mask & LOOP_POLL_IN) ? POLLIN : 0) | ((mask & LOOP_POLL_OUT) ? POLLOUT : 0); }
-
 static void arm_watch(struct uthread *t, struct loop_watch *w)
 {
-	io_uring_prep_poll_add(sqe_get(t, watch_ud(w)), w->fd, poll_events(w->mask));
+	io_uring_prep_poll_add(sqe_get(t, watch_ud(w)), w->fd, loop_poll_events(w->mask));
 	w->reg = w->mask;
 	w->reg_fd = w->fd;
 }
@@ -505,20 +492,14 @@ static void arm_hold(struct uthread *t)
 
 static void on_watch(struct uthread *t, const struct io_uring_cqe *cqe)
 {
-	struct loop_watch *w = (struct loop_watch *)(uintptr_t)(cqe->user_data & WATCH_PTR);
-	if ((uint8_t)(cqe->user_data >> 48) != w->gen || !w->reg)
+	struct loop_watch *w = ud_watch(cqe->user_data);
+	if (ud_watch_gen(cqe->user_data) != w->gen || !w->reg)
 		return; /* a poll removed since (rewatch) */
 	w->reg = 0; /* one-shot: it is over */
-	if (cqe->res < 0) {
-		if (t->exiting || cqe->res == -ECANCELED)
-			return; /* cancelled on the way out */
-		w->got = LOOP_POLL_IN | LOOP_POLL_OUT; /* let fn find the error */
-	} else {
-		unsigned re = (unsigned)cqe->res;
-		w->got = ((re & POLLIN) ? LOOP_POLL_IN : 0) | ((re & POLLOUT) ? LOOP_POLL_OUT : 0);
-		if (re & (POLLERR | POLLHUP | POLLNVAL))
-			w->got = LOOP_POLL_IN | LOOP_POLL_OUT;
-	}
+	if (cqe->res < 0 && (t->exiting || cqe->res == -ECANCELED))
+		return; /* cancelled on the way out */
+	/* an error: both, to let fn find it */
+	w->got = cqe->res < 0 ? LOOP_POLL_IN | LOOP_POLL_OUT : loop_poll_got((unsigned)cqe->res);
 	/* fn may rewatch (then a poll may be out already: w->reg) */
 	if (w->fn(&t->l, w) && !t->exiting && !w->reg && w->mask && w->fd >= 0)
 		arm_watch(t, w);

@@ -8,15 +8,18 @@
  *               "ready" is logged once every loop is accepting; any loop
  *               failing stops them all.
  *   listen.c    each loop's listeners: loop 0 serves the ones server_init
- *               bound, every other loop its own SO_REUSEPORT socket.
+ *               bound, every other loop its own SO_REUSEPORT socket;
+ *               accepting on them and the EMFILE back-off (a loop alarm
+ *               pauses and resumes a listener through m->accept).
  *   mailbox.c   the loop's mailbox (owner.h): an eventfd wake-up from other
  *               threads, the drain, and the before-sleep phase.
  *   write.c     the write order (see "connections and the write order"
  *               below): the pending list and the before-sleep write pass.
- *   conn.c      accepting and admitting a connection (limits, refusal,
+ *   conn.c      admitting an accepted connection (limits, refusal,
  *               session; the model's object through m->open, its OOM
- *               path), the walk over the connections (the stop), and
- *               closing one; liveness (loop_serving).
+ *               path), the walk over the connections (the stop walk, and
+ *               the teardown's: m->halt, then m->release for each one
+ *               left), and closing one; liveness (loop_serving).
  *   deadline.c  the one deadline policy (handshake and request deadlines,
  *               idle, drain quietness, the drain's end), also used by the
  *               threads and pool models.
@@ -42,17 +45,25 @@
  *               watches and alarms: a one-loop group for models that have
  *               no loop of their own (threads, pool) to host the guest on.
  *
- * What a model does: set up its poller or ring, watch fds (for the mask each
- * watch asks, changed by rewatch at any time), serve while loop_serving(),
- * hand each accepted socket to loop_accepted() (a readiness model:
- * loop_accept_some) and make its connection in m->open, embed a struct
- * loop_conn first in it (the runtime finds it by id, m->conn, to walk the
- * connections on the stop: m->stop_conn), hand input over with
- * loop_input(), list a connection with loop_pending() when it may have
- * output, write in its write
- * hook, bound its wait by loop_alarms_timeout() and call loop_alarms_run()
- * after it, and call loop_before_sleep() once per turn, after all of that
- * turn's input and before it waits (Redis' beforeSleep).
+ * What a model does (the hooks of struct loop_model): set up its poller or
+ * ring, watch fds (for the mask each watch asks, changed by rewatch at any
+ * time), serve while loop_serving(), accept while loop_accepting() -
+ * loop_accept_some() when a listener is readable, or hand a completion to
+ * loop_accepted() / loop_accept_failed() - and arm or disarm its accept when
+ * the runtime's back-off says (m->accept), make its connection in m->open
+ * with a struct loop_conn embedded first (the runtime finds it by id, m->conn,
+ * for the stop walk, m->stop_conn, and the teardown walk, m->release), hand
+ * input over with loop_input(), list a connection with loop_pending() when
+ * it may have output, write it in its write hook, bound its wait by the
+ * connections' deadlines (loop_due; loop_expire when one came) and by
+ * loop_alarms_timeout(), call loop_alarms_run() after it, and call
+ * loop_before_sleep() once per turn, after all of that turn's input and
+ * before it waits (Redis' beforeSleep).
+ *
+ * Where things are decided (not in a model): a timeout - deadline.h, through
+ * loop_due/loop_expire below; a write and a publish's order - "connections
+ * and the write order" below; when a listener is retried after EMFILE -
+ * "accepting, and the EMFILE back-off" below.
  *
  * A loop belongs to its thread; nothing here is thread-safe except the
  * mailbox's wake-up (owner.h) and loop_guest_wake(). */
