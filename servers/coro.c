@@ -325,12 +325,6 @@ static void coro_write(struct loop *l, struct loop_conn *lc)
 	sched_poke(&c->sch, t, CR_POKE);
 }
 
-static void poke(struct sched *sch, struct task *t, void *arg)
-{
-	(void)arg;
-	sched_poke(sch, t, CR_POKE);
-}
-
 /* The runtime's back-off: the listener's task sleeps (it yields CR_SLEEP
  * itself when it is running) or accepts again. */
 static void coro_accept(struct loop *l, int li, bool on)
@@ -348,7 +342,8 @@ static void coro_accept(struct loop *l, int li, bool on)
 
 static void coro_stop(struct loop *l)
 {
-	sched_each(&of(l)->sch, KIND_LISTEN, poke, NULL); /* they see l->stopping and end */
+	for (int li = 0; li < l->nlis; li++)
+		coro_accept(l, li, true); /* the listener tasks see l->stopping and end */
 }
 
 /* The runtime's stop walk (coro_conn's connections). */
