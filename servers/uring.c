@@ -2,10 +2,12 @@
  * recv into a provided buffer ring, and batched submission; one ring per
  * loop of the runtime (common/loop/; --threads N, SO_REUSEPORT). Recipe:
  * liburing's examples/echo-server.c, grown up: short sends, back-pressure,
- * ENOBUFS, stale completions. The runtime brings the rest: listeners, the
- * mailbox, admission, the deadline policy (each connection's timer on the
- * runtime's heap, timer.h, bounds the ring's wait) and the stop; its watched
- * fds (stop signal, mailbox wake-up) are poll requests.
+ * ENOBUFS, stale completions. The runtime brings the rest: listeners and
+ * the EMFILE back-off (uring_accept arms or cancels the multishot accept),
+ * the mailbox, admission, the deadline policy (each connection's timer on
+ * the runtime's heap, timer.h, bounds the ring's wait), the stop, and the
+ * teardown walk (after uring_halt exits the ring); its watched fds (stop
+ * signal, mailbox wake-up) are poll requests.
  *
  * One loop turn: io_uring_submit_and_wait(1) submits everything queued in
  * the previous turn and waits; every CQE is then handled, which only records
