@@ -331,7 +331,7 @@ static void coro_accept(struct loop *l, int li, bool on)
 {
 	struct sched *sch = &of(l)->sch;
 	int fd = l->lis[li].fd;
-	struct task *t = fd < sch->fds_cap ? sch->fds[fd] : NULL;
+	struct task *t = fd >= 0 && fd < sch->fds_cap ? sch->fds[fd] : NULL; /* -1: closed, its task gone */
 	if (!t || t->kind != KIND_LISTEN)
 		return;
 	if (on)
