@@ -188,7 +188,8 @@ struct loop_model {
 	/* The teardown walk reached lc (conn()'s, already off the pending list):
 	 * free the model's connection, and say which session and fd it had
 	 * (the runtime frees and closes those: loop_close). Other connections
-	 * must stay findable by conn(). */
+	 * must stay findable by conn(). NULL for a model with no connections
+	 * (host.c). */
 	struct session *(*release)(struct loop *l, struct loop_conn *lc, int *fd);
 	void (*teardown)(struct loop *l);
 	/* loop_accepted admitted a connection: make the model's connection for
