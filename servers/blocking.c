@@ -296,7 +296,7 @@ int blocking_accept_loop(struct blocking *b, const char *model, blocking_handoff
 			if ((pfd[i].revents & POLLIN) &&
 			    server_accept_some(lfd[i], false, ACCEPT_BATCH, take_accepted,
 			                       &(struct handoff_to){srv, handoff, arg, i == 1}) < 0)
-				resume = now_ms() + SERVER_ACCEPT_BACKOFF_MS; /* the listener stays readable: no spin */
+				resume = deadline_accept_retry(now_ms()); /* the runtime's back-off: no spin */
 	}
 	server_drain_begins(srv);
 	blocking_drain_end(b);

@@ -171,29 +171,21 @@ static bool coro_open(struct loop *l, struct session *s, int fd)
 
 /* ---- listener task (data: the runtime's struct loop_listener) ---- */
 
+static int listener_index(struct coro_loop *c, struct task *t) { return (int)((struct loop_listener *)t->data - c->l.lis); }
+
+/* Stateless: accept a batch, then wait for the next connection; while the
+ * runtime's back-off pauses the listener, sleep until it pokes (coro_accept). */
 static int listen_run(struct sched *sch, struct task *t)
 {
 	struct coro_loop *c = sched_loop(sch);
-	int li = (int)((struct loop_listener *)t->data - c->l.lis);
-	CR_BEGIN(&t->line);
-	while (!c->l.stopping) {
-		if (loop_accept_some(&c->l, li, ACCEPT_BATCH) < 0) {
-			/* Out of descriptors: the listener stays readable, so stop
-			 * watching it for a while instead of spinning. */
-			sched_deadline(sch, t, SERVER_ACCEPT_BACKOFF_MS);
-			CR_YIELD(&t->line, CR_SLEEP);
-		} else {
-			CR_YIELD(&t->line, CR_ACCEPT);
-		}
-	}
-	CR_END(&t->line);
+	int li = listener_index(c, t);
+	if (c->l.stopping)
+		return CR_DONE;
+	loop_accept_some(&c->l, li, ACCEPT_BATCH);
+	return loop_accepting(&c->l, li) ? CR_ACCEPT : CR_SLEEP;
 }
 
-static void listen_fini(struct sched *sch, struct task *t)
-{
-	struct coro_loop *c = sched_loop(sch);
-	loop_listener_close(&c->l, (int)((struct loop_listener *)t->data - c->l.lis));
-}
+static void listen_fini(struct sched *sch, struct task *t) { loop_listener_close(&sched_loop(sch)->l, listener_index(sched_loop(sch), t)); }
 
 /* ---- watch task: a non-session fd of the runtime's (struct loop_watch) ---- */
 
@@ -288,11 +280,22 @@ static int coro_rewatch(struct loop *l, struct loop_watch *w)
 
 static int coro_serve(struct loop *l) { return sched_run(&of(l)->sch); }
 
+/* The teardown walk reached a connection whose task outlived the scheduler's
+ * run: drop the task (not its fini: the runtime closes the connection). */
+static struct session *coro_release(struct loop *l, struct loop_conn *lc, int *fd)
+{
+	struct task *t = (struct task *)lc;
+	struct session *s = t->data;
+	*fd = task_fd(t);
+	sched_drop(&of(l)->sch, t);
+	return s;
+}
+
 static void coro_teardown(struct loop *l)
 {
 	struct coro_loop *c = of(l);
 	if (c->sch_ok)
-		sched_fini(&c->sch); /* closes what is left: listeners, connections */
+		sched_fini(&c->sch); /* closes what is left: listeners */
 	free(c->rbuf);
 }
 
@@ -322,15 +325,25 @@ static void coro_write(struct loop *l, struct loop_conn *lc)
 	sched_poke(&c->sch, t, CR_POKE);
 }
 
-static void poke(struct sched *sch, struct task *t, void *arg)
+/* The runtime's back-off: the listener's task sleeps (it yields CR_SLEEP
+ * itself when it is running) or accepts again. */
+static void coro_accept(struct loop *l, int li, bool on)
 {
-	(void)arg;
-	sched_poke(sch, t, CR_POKE);
+	struct sched *sch = &of(l)->sch;
+	int fd = l->lis[li].fd;
+	struct task *t = fd >= 0 && fd < sch->fds_cap ? sch->fds[fd] : NULL; /* -1: closed, its task gone */
+	if (!t || t->kind != KIND_LISTEN)
+		return;
+	if (on)
+		sched_poke(sch, t, CR_POKE);
+	else
+		sched_rewait(sch, t, CR_SLEEP);
 }
 
 static void coro_stop(struct loop *l)
 {
-	sched_each(&of(l)->sch, KIND_LISTEN, poke, NULL); /* they see l->stopping and end */
+	for (int li = 0; li < l->nlis; li++)
+		coro_accept(l, li, true); /* the listener tasks see l->stopping and end */
 }
 
 /* The runtime's stop walk (coro_conn's connections). */
@@ -348,10 +361,12 @@ static const struct loop_model coro_loop = {
 	.watch = coro_rewatch,
 	.rewatch = coro_rewatch,
 	.serve = coro_serve,
+	.release = coro_release,
 	.teardown = coro_teardown,
 	.open = coro_open,
 	.conn = coro_conn,
 	.write = coro_write,
+	.accept = coro_accept,
 	.stop = coro_stop,
 	.stop_conn = coro_stop_conn,
 };

@@ -2,10 +2,12 @@
  * recv into a provided buffer ring, and batched submission; one ring per
  * loop of the runtime (common/loop/; --threads N, SO_REUSEPORT). Recipe:
  * liburing's examples/echo-server.c, grown up: short sends, back-pressure,
- * ENOBUFS, stale completions. The runtime brings the rest: listeners, the
- * mailbox, admission, the deadline policy (each connection's timer on the
- * runtime's heap, timer.h, bounds the ring's wait) and the stop; its watched
- * fds (stop signal, mailbox wake-up) are poll requests.
+ * ENOBUFS, stale completions. The runtime brings the rest: listeners and
+ * the EMFILE back-off (uring_accept arms or cancels the multishot accept),
+ * the mailbox, admission, the deadline policy (each connection's timer on
+ * the runtime's heap, timer.h, bounds the ring's wait), the stop, and the
+ * teardown walk (after uring_halt exits the ring); its watched fds (stop
+ * signal, mailbox wake-up) are poll requests.
  *
  * One loop turn: io_uring_submit_and_wait(1) submits everything queued in
  * the previous turn and waits; every CQE is then handled, which only records
@@ -31,7 +33,6 @@
  * io_uring_setup (ENOSYS): one error line, exit code 69 (EXIT_UNAVAILABLE). */
 #include <errno.h>
 #include <stddef.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,8 +79,6 @@ struct sendv {
 struct listener {
 	bool armed;         /* a multishot accept is outstanding */
 	bool cancel_sent;
-	bool backoff;       /* a backoff timeout is outstanding */
-	bool backoff_due;   /* the last accept failed: wait before re-arming */
 };
 
 struct uthread {
@@ -88,7 +87,7 @@ struct uthread {
 	bool ring_ok;
 	struct uring_bufs bufs;
 	struct listener ls[2]; /* as l.lis */
-	struct __kernel_timespec backoff_ts, hold_ts;
+	struct __kernel_timespec hold_ts;
 	struct loop_timers timers; /* the connections' deadlines (struct conn's timer) */
 	struct uring_slots slots;
 	size_t turn_in;        /* input bytes handed to sessions this turn */
@@ -192,21 +191,9 @@ static void arm_accept(struct uthread *t, int li)
 	t->ls[li].armed = true;
 }
 
-/* A watch's user_data: its address (user-space pointers fit in 48 bits) and
- * the generation of its poll request in bits 48-55, so a completion of a
- * poll that was removed (its fd changed) is known stale. */
-#define WATCH_PTR ((1ull << 48) - 1)
-
-static uint64_t watch_ud(const struct loop_watch *w)
-{
-	return (uint64_t)OP_WATCH << 56 | (uint64_t)w->gen << 48 | ((uintptr_t)w & WATCH_PTR);
-}
-
-static unsigned poll_events(int mask) { return ((mask & LOOP_POLL_IN) ? POLLIN : 0) | ((mask & LOOP_POLL_OUT) ? POLLOUT : 0); }
-
 static void arm_watch(struct uthread *t, struct loop_watch *w)
 {
-	io_uring_prep_poll_add(sqe_get(t, watch_ud(w)), w->fd, poll_events(w->mask));
+	io_uring_prep_poll_add(sqe_get(t, watch_ud(w)), w->fd, loop_poll_events(w->mask));
 	w->reg = w->mask;
 	w->reg_fd = w->fd;
 }
@@ -271,14 +258,9 @@ static void conn_fail(struct uthread *t, struct conn *c)
 	conn_close(t, c);
 }
 
-static void conn_finish(struct uthread *t, struct conn *c)
-{
-	loop_unlist(&t->l, &c->lc);
-	loop_timers_cancel(&t->timers, &c->timer);
-	loop_close(&t->l, c->s, c->fd);
-	free(c->sv);
-	slot_free(t, c);
-}
+/* Nothing of c's is in flight any more: the runtime closes it (its
+ * session, its fd), and uring_release frees the slot. */
+static void conn_finish(struct uthread *t, struct conn *c) { loop_conn_close(&t->l, &c->lc); }
 
 /* Arm c's timer by the runtime's deadline policy if that is sooner than
  * it is armed for. A later deadline (traffic since) moves it lazily: the
@@ -399,31 +381,23 @@ static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
 	mark_dirty(t, c);
 }
 
-static void listener_rearm(struct uthread *t, int li)
+static void cancel_accept(struct uthread *t, int li)
 {
-	struct listener *l = &t->ls[li];
-	if (l->armed || l->backoff || t->l.lis[li].fd < 0 || t->l.stopping)
-		return;
-	if (l->backoff_due) {
-		/* EMFILE and friends: a level-triggered accept would spin. */
-		l->backoff_due = false;
-		l->backoff = true;
-		arm_timeout(t, &t->backoff_ts, OP_BACKOFF, (uint32_t)li);
-	} else {
-		arm_accept(t, li);
+	if (t->ls[li].armed && !t->ls[li].cancel_sent) {
+		cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
+		t->ls[li].cancel_sent = true;
 	}
 }
 
-static void accept_failed(struct uthread *t, int li, int err)
+/* The runtime's EMFILE back-off: arm the multishot accept again, or cancel
+ * it (one being cancelled is re-armed by on_accept, if accepting by then). */
+static void uring_accept(struct loop *l, int li, bool on)
 {
-	struct listener *l = &t->ls[li];
-	if (!server_accept_failed(err))
-		return;
-	l->backoff_due = true;
-	if (l->armed && !l->cancel_sent) {
-		cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
-		l->cancel_sent = true;
-	}
+	struct uthread *t = of(l);
+	if (!on)
+		cancel_accept(t, li);
+	else if (!t->ls[li].armed)
+		arm_accept(t, li);
 }
 
 static void on_accept(struct uthread *t, const struct io_uring_cqe *cqe)
@@ -434,20 +408,16 @@ static void on_accept(struct uthread *t, const struct io_uring_cqe *cqe)
 	if (cqe->res >= 0)
 		loop_accepted(&t->l, cqe->res, t->l.lis[li].tls);
 	else if (cqe->res != -ECANCELED)
-		accept_failed(t, li, cqe->res);
-	listener_rearm(t, li);
+		loop_accept_failed(&t->l, li, cqe->res); /* EMFILE, ...: the runtime pauses li */
+	if (!t->ls[li].armed && loop_accepting(&t->l, li))
+		arm_accept(t, li);
 }
 
 /* The runtime's stop: no more accepts (the connections: uring_stop_conn). */
 static void uring_stop(struct loop *l)
 {
-	struct uthread *t = of(l);
 	for (int li = 0; li < l->nlis; li++) {
-		struct listener *ls = &t->ls[li];
-		if (ls->armed && !ls->cancel_sent) {
-			cancel_ud(t, ud_make(OP_ACCEPT, 0, (uint32_t)li));
-			ls->cancel_sent = true;
-		}
+		cancel_accept(of(l), li);
 		loop_listener_close(l, li); /* the socket goes once the accept lets go of it */
 	}
 }
@@ -524,20 +494,14 @@ static void arm_hold(struct uthread *t)
 
 static void on_watch(struct uthread *t, const struct io_uring_cqe *cqe)
 {
-	struct loop_watch *w = (struct loop_watch *)(uintptr_t)(cqe->user_data & WATCH_PTR);
-	if ((uint8_t)(cqe->user_data >> 48) != w->gen || !w->reg)
+	struct loop_watch *w = ud_watch(cqe->user_data);
+	if (ud_watch_gen(cqe->user_data) != w->gen || !w->reg)
 		return; /* a poll removed since (rewatch) */
 	w->reg = 0; /* one-shot: it is over */
-	if (cqe->res < 0) {
-		if (t->exiting || cqe->res == -ECANCELED)
-			return; /* cancelled on the way out */
-		w->got = LOOP_POLL_IN | LOOP_POLL_OUT; /* let fn find the error */
-	} else {
-		unsigned re = (unsigned)cqe->res;
-		w->got = ((re & POLLIN) ? LOOP_POLL_IN : 0) | ((re & POLLOUT) ? LOOP_POLL_OUT : 0);
-		if (re & (POLLERR | POLLHUP | POLLNVAL))
-			w->got = LOOP_POLL_IN | LOOP_POLL_OUT;
-	}
+	if (cqe->res < 0 && (t->exiting || cqe->res == -ECANCELED))
+		return; /* cancelled on the way out */
+	/* an error: both, to let fn find it */
+	w->got = cqe->res < 0 ? LOOP_POLL_IN | LOOP_POLL_OUT : loop_poll_got((unsigned)cqe->res);
 	/* fn may rewatch (then a poll may be out already: w->reg) */
 	if (w->fn(&t->l, w) && !t->exiting && !w->reg && w->mask && w->fd >= 0)
 		arm_watch(t, w);
@@ -560,10 +524,6 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 		break;
 	case OP_HOLD:
 		on_hold(t);
-		break;
-	case OP_BACKOFF:
-		t->ls[ud_slot(cqe->user_data)].backoff = false;
-		listener_rearm(t, (int)ud_slot(cqe->user_data));
 		break;
 	case OP_CANCEL:
 		break; /* the cancelled request reports for itself */
@@ -588,7 +548,7 @@ static void reap(struct uthread *t)
 	}
 }
 
-/* Last act: cancel the ring's own requests (watches, backoffs, hold) and let
+/* Last act: cancel the ring's own requests (watches, the hold) and let
  * the loop run until every request has reported. */
 static void begin_exit(struct uthread *t)
 {
@@ -690,7 +650,6 @@ static int uring_setup(struct loop *l)
 	struct uthread *t = of(l);
 	slots_init(&t->slots);
 	t->epoch = t->now_at = now_ms();
-	t->backoff_ts.tv_nsec = SERVER_ACCEPT_BACKOFF_MS * 1000000LL;
 	t->hold_ts.tv_nsec = SESSION_HOLD_RETRY_MS * 1000000LL;
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
 	if (rc < 0) {
@@ -711,21 +670,38 @@ static int uring_setup(struct loop *l)
 	return rc < 0 ? rc : 0;
 }
 
-static void uring_teardown(struct loop *l)
+/* Teardown, first: after this the kernel reads none of our memory (a send
+ * still in flight, after a fatal ring error, read its session's outbox until
+ * now); the runtime then closes what is left (uring_release). */
+static void uring_halt(struct loop *l)
 {
 	struct uthread *t = of(l);
 	bool clean = t->inflight == 0;
 	if (t->ring_ok && clean)
 		uring_bufs_fini(&t->bufs, &t->ring);
 	if (t->ring_ok)
-		io_uring_queue_exit(&t->ring); /* the kernel is done with our memory after this */
+		io_uring_queue_exit(&t->ring);
 	if (!clean)
 		uring_bufs_fini(&t->bufs, NULL);
-	for (uint32_t i = 0; i < nslots(t); i++) {
-		struct conn *c = conn_at(t, i);
-		if (c->flags & F_LIVE)
-			conn_finish(t, c); /* only after a fatal ring error */
-	}
+	t->ring_ok = false;
+}
+
+/* The runtime closes c (conn_finish, or the teardown walk): free its slot. */
+static struct session *uring_release(struct loop *l, struct loop_conn *lc, int *fd)
+{
+	struct uthread *t = of(l);
+	struct conn *c = (struct conn *)lc;
+	struct session *s = c->s;
+	*fd = c->fd;
+	loop_timers_cancel(&t->timers, &c->timer);
+	free(c->sv);
+	slot_free(t, c);
+	return s;
+}
+
+static void uring_teardown(struct loop *l)
+{
+	struct uthread *t = of(l);
 	slots_fini(&t->slots);
 	loop_timers_fini(&t->timers);
 	free(t->held);
@@ -738,10 +714,13 @@ static const struct loop_model uring_loop = {
 	.watch = uring_watch,
 	.rewatch = uring_rewatch,
 	.serve = uring_serve,
+	.halt = uring_halt,
+	.release = uring_release,
 	.teardown = uring_teardown,
 	.open = uring_open,
 	.conn = uring_conn,
 	.write = uring_write,
+	.accept = uring_accept,
 	.stop = uring_stop,
 	.stop_conn = uring_stop_conn,
 };

@@ -1,6 +1,7 @@
-/* conn.c - a loop's connections: accepting and admitting them (the model's
- * connection made through m->open), walking them, closing them, and the
- * deadline policy (deadline.c) applied with the loop's drain clock. */
+/* conn.c - a loop's connections: admitting them (the model's connection
+ * made through m->open), walking them, closing them (also what is left at
+ * teardown: loop_teardown), and the deadline policy (deadline.c) applied
+ * with the loop's drain clock. */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -68,22 +69,6 @@ void loop_accepted(struct loop *l, int fd, bool tls)
 		loop_unadmit(l, s, fd);
 }
 
-struct accepting {
-	struct loop *l;
-	bool tls;
-};
-
-static void take_accepted(void *arg, int fd)
-{
-	struct accepting *a = arg;
-	loop_accepted(a->l, fd, a->tls);
-}
-
-int loop_accept_some(struct loop *l, int li, int max)
-{
-	return server_accept_some(l->lis[li].fd, true, max, take_accepted, &(struct accepting){l, l->lis[li].tls});
-}
-
 void loop_conns_each(struct loop *l, void (*fn)(struct loop *l, struct loop_conn *lc))
 {
 	/* Every id a model hands out is below pending_cap (loop_conns_reserve). */
@@ -92,6 +77,29 @@ void loop_conns_each(struct loop *l, void (*fn)(struct loop *l, struct loop_conn
 		if (lc)
 			fn(l, lc);
 	}
+}
+
+void loop_conn_close(struct loop *l, struct loop_conn *lc)
+{
+	loop_unlist(l, lc);
+	int fd = -1;
+	struct session *s = l->m->release(l, lc, &fd);
+	loop_close(l, s, fd);
+}
+
+void loop_teardown(struct loop *l)
+{
+	if (l->m->halt)
+		l->m->halt(l); /* the kernel reads nothing of the model's any more */
+	if (l->live)
+		loop_conns_each(l, loop_conn_close); /* only after a fatal error */
+	if (l->live)
+		log_error("%s: loop %d: %u connection(s) not found at teardown", l->m->name, l->index, l->live);
+	l->m->teardown(l);
+	for (int i = 0; i < l->nlis; i++)
+		if (l->lis[i].owned)
+			loop_listener_close(l, i);
+	loop_timers_fini(&l->alarms); /* after the listeners: their back-off alarms */
 }
 
 static long long drain_end(const struct loop *l)

@@ -26,4 +26,12 @@ long long deadline_due(const struct session *s, long long last_ms, long long dra
 bool deadline_expire(struct session *s, long long last_ms, long long now, long long drain_end);
 #define DEADLINE_WAITED_OUT LLONG_MIN
 
+/* Accepting failed for want of descriptors or memory (EMFILE, ENFILE,
+ * ENOBUFS, ...: server_accept_failed() said so) at failed_at: the listener
+ * stays readable, so a model that watched it at once would spin. It is not
+ * watched again before the time this returns (the event loops: a loop alarm,
+ * loop_accept_failed; threads and pool: their acceptor's poll timeout). */
+#define DEADLINE_ACCEPT_BACKOFF_MS 100
+static inline long long deadline_accept_retry(long long failed_at) { return failed_at + DEADLINE_ACCEPT_BACKOFF_MS; }
+
 #endif

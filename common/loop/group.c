@@ -148,12 +148,8 @@ static void *loop_main(void *arg)
 		loop_guest_mail(l); /* nothing to do any more: only clears it */
 		l->guest = NULL;
 	}
-	l->m->teardown(l);
-	loop_timers_fini(&l->alarms);
+	loop_teardown(l);
 	loop_here = NULL;
-	for (int i = 0; i < l->nlis; i++)
-		if (l->lis[i].owned)
-			loop_listener_close(l, i);
 	l->rc = rc;
 	if (rc < 0)
 		server_request_stop(l->srv); /* the others stop too */

@@ -8,15 +8,18 @@
  *               "ready" is logged once every loop is accepting; any loop
  *               failing stops them all.
  *   listen.c    each loop's listeners: loop 0 serves the ones server_init
- *               bound, every other loop its own SO_REUSEPORT socket.
+ *               bound, every other loop its own SO_REUSEPORT socket;
+ *               accepting on them and the EMFILE back-off (a loop alarm
+ *               pauses and resumes a listener through m->accept).
  *   mailbox.c   the loop's mailbox (owner.h): an eventfd wake-up from other
  *               threads, the drain, and the before-sleep phase.
  *   write.c     the write order (see "connections and the write order"
  *               below): the pending list and the before-sleep write pass.
- *   conn.c      accepting and admitting a connection (limits, refusal,
+ *   conn.c      admitting an accepted connection (limits, refusal,
  *               session; the model's object through m->open, its OOM
- *               path), the walk over the connections (the stop), and
- *               closing one; liveness (loop_serving).
+ *               path), the walk over the connections (the stop walk, and
+ *               the teardown's: m->halt, then m->release for each one
+ *               left), and closing one; liveness (loop_serving).
  *   deadline.c  the one deadline policy (handshake and request deadlines,
  *               idle, drain quietness, the drain's end), also used by the
  *               threads and pool models.
@@ -42,17 +45,25 @@
  *               watches and alarms: a one-loop group for models that have
  *               no loop of their own (threads, pool) to host the guest on.
  *
- * What a model does: set up its poller or ring, watch fds (for the mask each
- * watch asks, changed by rewatch at any time), serve while loop_serving(),
- * hand each accepted socket to loop_accepted() (a readiness model:
- * loop_accept_some) and make its connection in m->open, embed a struct
- * loop_conn first in it (the runtime finds it by id, m->conn, to walk the
- * connections on the stop: m->stop_conn), hand input over with
- * loop_input(), list a connection with loop_pending() when it may have
- * output, write in its write
- * hook, bound its wait by loop_alarms_timeout() and call loop_alarms_run()
- * after it, and call loop_before_sleep() once per turn, after all of that
- * turn's input and before it waits (Redis' beforeSleep).
+ * What a model does (the hooks of struct loop_model): set up its poller or
+ * ring, watch fds (for the mask each watch asks, changed by rewatch at any
+ * time), serve while loop_serving(), accept while loop_accepting() -
+ * loop_accept_some() when a listener is readable, or hand a completion to
+ * loop_accepted() / loop_accept_failed() - and arm or disarm its accept when
+ * the runtime's back-off says (m->accept), make its connection in m->open
+ * with a struct loop_conn embedded first (the runtime finds it by id, m->conn,
+ * for the stop walk, m->stop_conn, and the teardown walk, m->release), hand
+ * input over with loop_input(), list a connection with loop_pending() when
+ * it may have output, write it in its write hook, bound its wait by the
+ * connections' deadlines (loop_due; loop_expire when one came) and by
+ * loop_alarms_timeout(), call loop_alarms_run() after it, and call
+ * loop_before_sleep() once per turn, after all of that turn's input and
+ * before it waits (Redis' beforeSleep).
+ *
+ * Where things are decided (not in a model): a timeout - deadline.h, through
+ * loop_due/loop_expire below; a write and a publish's order - "connections
+ * and the write order" below; when a listener is retried after EMFILE -
+ * "accepting, and the EMFILE back-off" below.
  *
  * A loop belongs to its thread; nothing here is thread-safe except the
  * mailbox's wake-up (owner.h) and loop_guest_wake(). */
@@ -166,7 +177,20 @@ struct loop_model {
 	/* Serve until the loop is stopped and every connection is gone.
 	 * 0 or -errno (the group then stops). */
 	int (*serve)(struct loop *l);
-	/* Free what setup made; also after a failed setup. */
+	/* Teardown, after serve (or a failed setup), in three steps. First
+	 * halt: the kernel lets go of the model's memory (exit the ring: a send
+	 * in flight reads its session's bytes until it completes). NULL for a
+	 * readiness model: its poller reads nothing of ours. Then the runtime
+	 * walks the connections still live (only after a fatal error: a loop
+	 * that served to the end has none) and closes each, through release.
+	 * Last, teardown frees what setup made. */
+	void (*halt)(struct loop *l);
+	/* The teardown walk reached lc (conn()'s, already off the pending list):
+	 * free the model's connection, and say which session and fd it had
+	 * (the runtime frees and closes those: loop_close). Other connections
+	 * must stay findable by conn(). NULL for a model with no connections
+	 * (host.c). */
+	struct session *(*release)(struct loop *l, struct loop_conn *lc, int *fd);
 	void (*teardown)(struct loop *l);
 	/* loop_accepted admitted a connection: make the model's connection for
 	 * session s on fd (its record first; s->sub.loop_data is the model's)
@@ -179,6 +203,11 @@ struct loop_model {
 	 * session has (or queue the write), and bring the connection up to date
 	 * (close it when done, wait for room, read again). */
 	void (*write)(struct loop *l, struct loop_conn *lc);
+	/* Accept on listener li again (on), or stop watching it for now (off,
+	 * the listener stays open): the runtime's EMFILE back-off decides when
+	 * (loop_accept_failed, a loop alarm); the model only arms or disarms its
+	 * accept. Called only while not stopping, on an open listener. */
+	void (*accept)(struct loop *l, int li, bool on);
 	/* The stop signal: stop accepting (loop_listener_close). The runtime
 	 * then walks the connections (stop_conn). */
 	void (*stop)(struct loop *l);
@@ -189,9 +218,11 @@ struct loop_model {
 };
 
 struct loop_listener {
-	int fd;     /* -1 once closed */
+	int fd;      /* -1 once closed */
 	bool tls;
-	bool owned; /* ours (SO_REUSEPORT); else srv's, borrowed by loop 0 */
+	bool owned;  /* ours (SO_REUSEPORT); else srv's, borrowed by loop 0 */
+	bool paused; /* the EMFILE back-off: not accepting until retry fires */
+	struct loop_alarm retry;
 };
 
 struct loop {
@@ -271,14 +302,37 @@ void loop_alarms_run(struct loop *l);
  * closed and counted. The one way a model takes a connection. */
 void loop_accepted(struct loop *l, int fd, bool tls);
 
+/* ---- accepting, and the EMFILE back-off (listen.c) ----
+ *
+ * Where the back-off is decided: here, not in a model. An accept that fails
+ * for want of descriptors (EMFILE, ENFILE, ENOBUFS, ...) leaves the listener
+ * readable, so watching it again at once spins. The runtime then pauses the
+ * listener (m->accept off), arms a loop alarm at deadline_accept_retry()
+ * (deadline.h: 100 ms later) and, when it fires, resumes it (m->accept on).
+ * A model only asks loop_accepting() before it accepts or re-arms. */
+
 /* A readiness model's listener li is readable: accept at most max (then let
- * other work run), each through loop_accepted. 0, or -errno when accepting
- * must pause (EMFILE, ...: the listener stays readable; back off for
- * SERVER_ACCEPT_BACKOFF_MS instead of spinning). */
-int loop_accept_some(struct loop *l, int li, int max);
+ * other work run), each through loop_accepted; on a failure that must wait,
+ * the back-off above. Nothing while li is not accepting. */
+void loop_accept_some(struct loop *l, int li, int max);
+
+/* A completion model's accept on li failed with err (either sign): counted
+ * and logged (server_accept_failed); the back-off when it must wait. */
+void loop_accept_failed(struct loop *l, int li, int err);
+
+/* May the model accept on (or re-arm) listener li now? */
+static inline bool loop_accepting(const struct loop *l, int li)
+{
+	return !l->stopping && l->lis[li].fd >= 0 && !l->lis[li].paused;
+}
 
 /* The connection is over: free its session, close fd. */
 void loop_close(struct loop *l, struct session *s, int fd);
+
+/* lc is over and nothing of it is in flight: off the pending list, the
+ * model's object freed (m->release), then loop_close. The teardown walk's
+ * way, and a model's own if it likes (uring's). */
+void loop_conn_close(struct loop *l, struct loop_conn *lc);
 
 /* Liveness, written once: a model serves while this is true - until the
  * stop signal, then until the last connection admitted on l is closed. */
@@ -286,8 +340,12 @@ static inline bool loop_serving(const struct loop *l) { return !l->stopping || l
 
 /* Call fn on every live connection of l (m->conn() for each id the model
  * reserved, loop_conns_reserve): the stop walk, and any other. fn may list
- * or wake a connection, not free it. */
+ * or wake a connection; free only the one it was handed (the teardown's). */
 void loop_conns_each(struct loop *l, void (*fn)(struct loop *l, struct loop_conn *lc));
+
+/* internal (group.c): after serve, m->halt, then close every connection
+ * left (m->release), m->teardown, and the loop's own listeners and alarms. */
+void loop_teardown(struct loop *l);
 
 /* The deadline policy (deadline.h) with the loop's drain clock: when the
  * connection, last active at last_ms, must next be looked at (0 = never)... */

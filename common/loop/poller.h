@@ -11,7 +11,19 @@
 #ifndef WEFT_LOOP_POLLER_H
 #define WEFT_LOOP_POLLER_H
 
+#include <poll.h>
+
 enum { LOOP_POLL_IN = 1, LOOP_POLL_OUT = 2 };
+
+/* poll(2)'s bits (also io_uring's poll requests'): the events for a mask,
+ * and the mask for what came back (an error or hang-up: both). */
+static inline unsigned loop_poll_events(int mask) { return ((mask & LOOP_POLL_IN) ? POLLIN : 0) | ((mask & LOOP_POLL_OUT) ? POLLOUT : 0); }
+static inline int loop_poll_got(unsigned re)
+{
+	if (re & (POLLERR | POLLHUP | POLLNVAL))
+		return LOOP_POLL_IN | LOOP_POLL_OUT;
+	return ((re & POLLIN) ? LOOP_POLL_IN : 0) | ((re & POLLOUT) ? LOOP_POLL_OUT : 0);
+}
 
 struct loop_poller;
 

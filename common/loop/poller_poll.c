@@ -34,7 +34,7 @@ static void pl_destroy(struct loop_poller *p)
 	free(p);
 }
 
-static short events_of(int mask) { return (short)(((mask & LOOP_POLL_IN) ? POLLIN : 0) | ((mask & LOOP_POLL_OUT) ? POLLOUT : 0)); }
+static short events_of(int mask) { return (short)loop_poll_events(mask); }
 
 static int grow(struct loop_poller *p, int fd)
 {
@@ -94,10 +94,8 @@ static int pl_wait(struct loop_poller *p, int timeout_ms, struct loop_poller_eve
 		if (!re)
 			continue;
 		n--;
-		int mask = ((re & POLLIN) ? LOOP_POLL_IN : 0) | ((re & POLLOUT) ? LOOP_POLL_OUT : 0);
-		if (re & (POLLERR | POLLHUP | POLLNVAL))
-			mask = LOOP_POLL_IN | LOOP_POLL_OUT; /* let the owner find the error by reading */
-		ev[count++] = (struct loop_poller_event){p->pfd[i].fd, mask};
+		/* an error or hang-up reports both: the owner finds it by reading */
+		ev[count++] = (struct loop_poller_event){p->pfd[i].fd, loop_poll_got((unsigned short)re)};
 		p->next = i + 1;
 	}
 	return count;

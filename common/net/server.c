@@ -259,7 +259,7 @@ void server_refuse(struct server *srv, int fd, enum refuse_reason why)
 
 /* Accept errors repeat as long as their cause lasts (EMFILE: until a client
  * leaves), on every listener of every loop, about ten times a second each
- * (SERVER_ACCEPT_BACKOFF_MS): one limiter for the whole process (log_rated);
+ * (the back-off: common/loop/deadline.h): one limiter for the whole process (log_rated);
  * weft_accept_errors_total counts every one. */
 static struct log_rate accept_log = LOG_RATE_INIT;
 

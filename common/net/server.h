@@ -81,9 +81,9 @@ void server_keepalive(const struct server *srv, int fd);
 
 /* accept4(SOCK_NONBLOCK|SOCK_CLOEXEC) with counting; returns fd or -errno.
  * On EMFILE/ENFILE the caller must stop accepting for a while (a level-
- * triggered poller would spin otherwise): see SERVER_ACCEPT_BACKOFF_MS. */
+ * triggered poller would spin otherwise): the loop runtime's back-off,
+ * deadline_accept_retry() in common/loop/deadline.h. */
 int server_accept(int lfd, bool nonblock);
-#define SERVER_ACCEPT_BACKOFF_MS 100
 
 /* An accept failure that did not come through server_accept() (io_uring's
  * completions): err is an errno, either sign. The transient ones (EAGAIN,

@@ -313,15 +313,6 @@ int sched_run(struct sched *sch)
 	return 0;
 }
 
-void sched_each(struct sched *sch, int kind, void (*fn)(struct sched *sch, struct task *t, void *arg), void *arg)
-{
-	for (int fd = 0; fd < sch->fds_cap; fd++) {
-		struct task *t = sch->fds[fd];
-		if (t && t->kind == kind)
-			fn(sch, t, arg);
-	}
-}
-
 void sched_fini(struct sched *sch)
 {
 	for (struct task *t = sch->ready, *next; t; t = next) {

@@ -104,8 +104,6 @@ int sched_rewait(struct sched *sch, struct task *t, int req);
  * watched or mapped to it (it may be closed right after, the number reused).
  * A queued or running task is freed when the scheduler next reaches it. */
 void sched_drop(struct sched *sch, struct task *t);
-/* Call fn on every task of kind (fn may poke, must not free). */
-void sched_each(struct sched *sch, int kind, void (*fn)(struct sched *sch, struct task *t, void *arg), void *arg);
 /* Run until serving() says no. 0, or -errno if the poller failed. */
 int sched_run(struct sched *sch);
 

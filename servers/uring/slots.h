@@ -1,6 +1,7 @@
 /* slots.h - the uring model's connection slots and its user_data codec.
  *
- * user_data = op (8 bits) | generation (24) | slot (32). A connection lives
+ * user_data = op (8 bits) | generation (24) | slot (32); a watch's (loop.h)
+ * is op | its poll's generation (8) | its address (48). A connection lives
  * in a slot of a chunked table (slots never move, so a pointer to one stays
  * good); a slot is reused only after its generation was bumped, so a
  * completion naming the old generation is stale: slots_from() returns NULL
@@ -19,7 +20,7 @@
 #define GEN_MASK 0xffffffu  /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_BACKOFF, OP_HOLD };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_HOLD };
 
 enum {
 	F_LIVE = 1 << 0,
@@ -65,6 +66,18 @@ static inline enum op ud_op(uint64_t ud) { return (enum op)(ud >> 56); }
 static inline uint32_t ud_gen(uint64_t ud) { return (uint32_t)(ud >> 32) & GEN_MASK; }
 static inline uint32_t ud_slot(uint64_t ud) { return (uint32_t)ud; }
 static inline uint64_t conn_ud(const struct conn *c, enum op op) { return ud_make(op, c->gen, c->lc.id); }
+
+/* A watch's poll request (OP_WATCH): its address (user-space pointers fit
+ * in 48 bits) and the generation of its poll request (w->gen) in bits
+ * 48-55, so a completion of a poll that was removed (its fd changed) is
+ * known stale. */
+#define WATCH_PTR ((1ull << 48) - 1)
+static inline uint64_t watch_ud(const struct loop_watch *w)
+{
+	return (uint64_t)OP_WATCH << 56 | (uint64_t)w->gen << 48 | ((uintptr_t)w & WATCH_PTR);
+}
+static inline struct loop_watch *ud_watch(uint64_t ud) { return (struct loop_watch *)(uintptr_t)(ud & WATCH_PTR); }
+static inline uint8_t ud_watch_gen(uint64_t ud) { return (uint8_t)(ud >> 48); }
 
 static inline uint32_t slots_count(const struct uring_slots *sl) { return sl->nchunks * SLOT_CHUNK; }
 static inline struct conn *slots_at(const struct uring_slots *sl, uint32_t slot)

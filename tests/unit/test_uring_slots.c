@@ -9,7 +9,7 @@
 
 static void codec(void)
 {
-	static const enum op ops[] = {OP_ACCEPT, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_BACKOFF, OP_HOLD};
+	static const enum op ops[] = {OP_ACCEPT, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_HOLD};
 	static const uint32_t gens[] = {0, 1, 0x123456, GEN_MASK};
 	static const uint32_t slots[] = {0, 1, SLOT_CHUNK, 0xfffffffeu, UINT32_MAX};
 	int bad = 0;
@@ -26,6 +26,12 @@ static void codec(void)
 	CHECK(ud_op(ud) == OP_SEND && ud_gen(ud) == 1 && ud_slot(ud) == 7);
 	/* op 0 is no op: a zeroed user_data is never a connection's */
 	CHECK(ud_op(0) == 0 && OP_ACCEPT != 0);
+	/* a watch's: its address and its poll's generation, under OP_WATCH */
+	static struct loop_watch w = {.gen = 0xa5};
+	uint64_t wu = watch_ud(&w);
+	CHECK(ud_op(wu) == OP_WATCH && ud_watch(wu) == &w && ud_watch_gen(wu) == 0xa5);
+	w.gen++;
+	CHECK(ud_watch_gen(wu) != w.gen); /* the old poll's completion is stale */
 }
 
 static void generations(void)
