@@ -1386,6 +1386,10 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		            b->plen + 1024 + cfg->max_channel + 1, /* an inbox copy: "<channel> <envelope>" */
 		.backoff_max_ms = cfg->cluster_backoff_max_ms,
 		.connect_timeout_ms = cfg->cluster_connect_timeout_ms,
+		/* The subscriber connection: subscription changes beyond the whole
+		 * resubscription at link up (its grace, bounded by HELD_BYTES); the
+		 * publisher connection: the publish queue and a tick's markers. */
+		.max_out = {[LINK_SUB] = QUEUE_MIN, [LINK_PUB] = b->limit + SENT_BYTES + QUEUE_MIN},
 	};
 	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b};
 	struct shards_handler sh = {.message = sh_message, .wanted = sh_wanted, .resub = sh_resub, .tick = sh_tick,

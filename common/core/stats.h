@@ -80,6 +80,7 @@
 	X(cl_connect_fail_tls, "weft_cluster_connect_failures_total", "reason=\"tls\"", "")          \
 	X(cl_link_lost, "weft_cluster_connect_failures_total", "reason=\"lost\"", "")                \
 	X(cl_connect_fail_auth, "weft_cluster_connect_failures_total", "reason=\"auth\"", "")        \
+	X(cl_link_unread, "weft_cluster_connect_failures_total", "reason=\"unread\"", "")          \
 	X(cl_protocol, "weft_cluster_protocol_errors_total", "", "--cluster: engine replies refused (not RESP, too large, too many elements); the link was dropped") \
 	X(cl_auth_failures, "weft_cluster_auth_failures_total", "", "--cluster-key-file: engine messages with a missing or wrong tag, dropped") \
 	X(cl_channel_too_long, "weft_cluster_channel_too_long_total", "", "--cluster: engine messages on a channel longer than --max-channel, dropped") \
