@@ -44,7 +44,8 @@
 #define LOG_EVERY_MS 10000 /* link log lines at most this often; the rest are counted */
 #define READ_CHUNK 65536
 #define READS_PER_EVENT 16 /* then let the other connection and the wake run */
-#define PONG_SLACK 4       /* connect timeouts a PONG may take while bytes flow (behind a backlog) */
+#define PONG_SLACK 4       /* connect timeouts a PONG may take while bytes flow (behind a backlog), */
+#define PONG_SLACK_MIN_MS 2000 /* and at least this */
 
 /* At most one log line per LOG_EVERY_MS; the ones held back are counted
  * and the next line says how many. */
@@ -619,7 +620,8 @@ void link_timer(struct link *l)
 		 * connection that has not answered it and from which nothing at all
 		 * was read for the connect timeout is a loss. Under a flood the PONG
 		 * waits behind the engine's backlog for us (and the PING behind ours),
-		 * so bytes read meanwhile give it longer: PONG_SLACK connect timeouts.
+		 * so bytes read meanwhile give it longer: PONG_SLACK connect timeouts
+		 * (at least PONG_SLACK_MIN_MS).
 		 * Not for ever: pushes prove the engine writes, not that it reads (an
 		 * engine that never reads the connection and keeps pushing on it);
 		 * only the PONG proves that. A PING that cannot be queued (no memory)
@@ -627,6 +629,8 @@ void link_timer(struct link *l)
 		 * each tick. */
 		static const char ping[] = "*1\r\n$4\r\nPING\r\n";
 		long long now = now_ms(), late = (long long)PONG_SLACK * l->lim.connect_timeout_ms;
+		if (late < PONG_SLACK_MIN_MS)
+			late = PONG_SLACK_MIN_MS;
 		for (int i = 0; i < LINK_CONNS; i++) {
 			struct rconn *c = &l->c[i];
 			long long quiet = now - (c->rx_ms > c->ping_at ? c->rx_ms : c->ping_at);

@@ -87,6 +87,7 @@
 	X(cl_state_full, "weft_cluster_state_full_total", "table=\"held\"", "--cluster: bookkeeping refused or started afresh at its byte or entry bound") \
 	X(cl_state_full_sent, "weft_cluster_state_full_total", "table=\"sent\"", "")             \
 	X(cl_state_full_seen, "weft_cluster_state_full_total", "table=\"seen\"", "")             \
+	X(cl_seen_evicted, "weft_cluster_seen_evicted_total", "", "--cluster: streams forgotten at the seen table's bound, least recently seen first (a replay of one is first sight again)") \
 	X(cl_sent, "weft_cluster_sent_total", "", "--cluster: messages sent to the engine")            \
 	X(cl_received, "weft_cluster_received_total", "", "--cluster: messages from the engine delivered here") \
 	X(cl_echoes, "weft_cluster_echoes_dropped_total", "", "--cluster: our own messages back from the engine, dropped") \

@@ -1496,3 +1496,62 @@ def test_unread_subscriber_queue_is_bounded(ctx):
             stop_all([w])
         finally:
             eng.close()
+
+
+def test_keyed_seen_full_keeps_active_streams(ctx):
+    """With a key, `seen` was cleared whole at its bound (32768 streams or
+    8 MiB): a local client publishing on distinct channels through a node
+    (4,000-byte names here: ~1,950 fill the 8 MiB) made the receiver forget
+    every stream, and a replay of an old genuine envelope of an active
+    stream was first sight, delivered again. Now the streams seen least
+    recently are forgotten, as few as make room (counted): the replay of
+    the active stream just after the bound is crossed (before its next
+    message) is a duplicate. 2,200 channels, coro to threads."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-seen")
+
+    def publish(w, lo, hi):  # one PUBLISH per distinct channel, each reply read
+        s = w.connect(tls=False)
+        s.settimeout(30 * slow_factor())
+        for i in range(lo, hi, 200):
+            send_all(s, b"".join(resp("PUBLISH", ("f%05d" % j).ljust(4000, "f"), "x") for j in range(i, min(hi, i + 200))))
+            data = b""
+            while data.count(b"\r\n") < min(hi, i + 200) - i:
+                chunk = s.recv(65536)
+                assert chunk, "weft closed the connection"
+                data += chunk
+            assert data.count(b":0\r\n") == min(hi, i + 200) - i, data[:200]
+        s.close()
+
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        a, b = node("coro", url, ["--cluster-key-file", key]), node("threads", url, ["--cluster-key-file", key])
+        spy, got = None, []
+        try:
+            assert wait_for(lambda: link_up(a) and link_up(b), 10 * slow_factor())
+            sub = Sub(b, "pat", "*")
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            spy.sendall(resp("SUBSCRIBE", "weft:live"))
+            wait_engine_subs(r, "weft:live", 1, 1)
+            p = Pub(a)
+            p.publish("live", b"live-0")
+            env0 = spy_envelope(spy, b"live-0")
+            total = 2202
+            reader = threading.Thread(target=lambda: got.append(sub.read(total, 60)), daemon=True)
+            reader.start()
+            publish(a, 0, 1200)
+            p.publish("live", b"live-1")
+            publish(a, 1200, 2200)  # past the bound: the replay comes before the stream's next message
+            reader.join(30 * slow_factor())
+            assert got and len(got[0]) == total, (len(sub.got), b.tail())
+            dup = b.metric("weft_cluster_duplicates_dropped_total")
+            engine_publish(r, "weft:live", env0)  # an old genuine envelope of the active stream
+            assert wait_for(lambda: b.metric("weft_cluster_duplicates_dropped_total") == dup + 1, 5 * slow_factor()), \
+                "the replay was taken as first sight"
+            assert sub.read(total + 1, 0.5) == sub.got[:total], "a replay was delivered"
+            assert b.metric("weft_cluster_seen_evicted_total") >= 1, b.tail()
+            sub.close()
+            p.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all([a, b])
