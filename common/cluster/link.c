@@ -98,7 +98,8 @@ struct rconn {
 	long long rx_ms;   /* when bytes were last read from the engine */
 	bool more;         /* its last read stopped at READS_PER_EVENT: read on at the wake */
 	bool behind;       /* bytes were left at the end of its last read (cleared at EAGAIN) */
-	size_t grace;      /* bytes the up handler queued (a whole resubscription): beyond the bound */
+	size_t grace;      /* the largest whole resubscription queued (link_burst): beyond the bound */
+	size_t burst;      /* bytes queued in the current link_burst */
 	bool over;         /* a send found the queue at its bound: fail the link at the next turn */
 };
 
@@ -114,7 +115,7 @@ struct link {
 	int resolve_wait;   /* ms until the next look at it */
 	unsigned attempt;   /* failures since the last time up */
 	unsigned epoch;     /* failures ever: a parse loop sees the link dropped under it */
-	bool in_up;         /* in the up handler: what it queues is the connection's grace */
+	bool in_up;         /* in a link_burst: what is queued is a whole resubscription */
 	uint64_t rng;
 	struct limiter fail_log, up_log;
 	long long up_since; /* when it was last up */
@@ -359,7 +360,12 @@ int link_send(struct link *l, enum link_conn conn, const char *p, size_t n)
 	 * keep pushing on it) must not make the queue grow for ever: past its
 	 * bound the link is failed, at the next turn (the caller may hold a lock
 	 * the down handler takes). */
-	if (!l->in_up && link_backlog(l, conn) + n > l->lim.max_out[conn] + c->grace) {
+	size_t bound = l->lim.max_out[conn] + c->grace;
+	/* A burst queued in one turn (before the loop flushes it) may pass the
+	 * bound while the engine reads well: write what the kernel takes first. */
+	if (!l->in_up && !c->over && link_backlog(l, conn) + n > bound && flush(l, conn) < 0)
+		c->over = true; /* a write error: failed at the next turn too */
+	if (!l->in_up && (c->over || link_backlog(l, conn) + n > bound)) {
 		if (!c->over) {
 			c->over = true;
 			cl_wake(l->loop);
@@ -369,11 +375,22 @@ int link_send(struct link *l, enum link_conn conn, const char *p, size_t n)
 	if (outbox_append(&c->out, p, n) < 0)
 		return -ENOMEM;
 	if (l->in_up)
-		c->grace += n;
+		c->burst += n;
 	/* Written by link_flush() (the host's wake, after it queued all it
 	 * had), or when the loop reports the socket writable. */
 	want(l, conn);
 	return 0;
+}
+
+void link_burst(struct link *l, bool on)
+{
+	l->in_up = on;
+	for (int i = 0; i < LINK_CONNS; i++) {
+		struct rconn *c = &l->c[i];
+		if (!on && c->burst > c->grace)
+			c->grace = c->burst;
+		c->burst = 0;
+	}
 }
 
 /* A connection's queue went past its bound (link_send): the link fails
@@ -521,9 +538,9 @@ static void check_up(struct link *l)
 	l->st = L_UP;
 	l->up_since = now_ms();
 	cl_timer(l->loop, now_ms() + LINK_TICK_MS);
-	l->in_up = true;
+	link_burst(l, true);
 	l->h.up(l->h.arg);
-	l->in_up = false;
+	link_burst(l, false);
 }
 
 /* The transport is ready: say hello (AUTH if we have a password, then PING);

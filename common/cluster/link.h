@@ -68,6 +68,10 @@ void link_read_more(struct link *l, bool up);
  * or -ENOBUFS: the queue is at its bound (max_out); the link fails at its
  * next turn. */
 int link_send(struct link *l, enum link_conn conn, const char *p, size_t n);
+/* on: what is queued until link_burst(l, false) is a whole resubscription
+ * (the up handler's, a slot move's): bounded by the held table, so it is
+ * not held to max_out and raises the connection's bound by its size. */
+void link_burst(struct link *l, bool on);
 /* Write what is queued now, without waiting for the loop to report the
  * sockets writable (the caller queued a batch; a failure drops the link,
  * so not with a lock the handler takes). */
