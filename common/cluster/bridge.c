@@ -13,7 +13,8 @@
  *         counting afresh).
  *   seen  (origin + boot + stream): the sequence mark and window received
  *         per sending node and engine subscription (struct mark); link
- *         thread only. When full it starts afresh.
+ *         thread only. When full the streams seen least recently are
+ *         forgotten (counted), as few as make room.
  * and, over redis-cluster://, for patterns across nodes (patterns.h):
  *   lpat  this node's patterns, announced (one per 'p' entry of held).
  *   rp    the other nodes' announced patterns, bounded in entries and
@@ -243,12 +244,26 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	}
 	memcpy(key + n, ch, cn);
 	n += cn;
-	if ((b->seen.h.n >= SEEN_MAX || b->seen.bytes + table_entry_bytes(n, sizeof(struct mark)) > SEEN_BYTES) &&
-	    !table_get(&b->seen, key, n)) {
-		stat_inc(STAT_cl_state_full_seen);
-		table_clear(&b->seen);
+	/* At its bound the streams seen least recently are forgotten, as few as
+	 * make room (each at most once: O(1) a stream, amortized), not the
+	 * whole table: with a key, a cleared table took every replay of an
+	 * active stream as first sight. */
+	struct tentry *e = table_get(&b->seen, key, n);
+	if (e) {
+		table_touch(&b->seen, e);
+	} else {
+		size_t need = table_entry_bytes(n, sizeof(struct mark)), gone = 0;
+		struct tentry *o;
+		while ((b->seen.h.n >= SEEN_MAX || b->seen.bytes + need > SEEN_BYTES) && (o = table_oldest(&b->seen))) {
+			table_del(&b->seen, o);
+			gone++;
+		}
+		if (gone) {
+			stat_inc(STAT_cl_state_full_seen);
+			stat_add(STAT_cl_seen_evicted, gone);
+		}
+		e = table_put_v(&b->seen, key, n, sizeof(struct mark));
 	}
-	struct tentry *e = table_put_v(&b->seen, key, n, sizeof(struct mark));
 	if (key != small)
 		free(key);
 	if (!e)
@@ -1354,6 +1369,7 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	b->prefix = cfg->cluster_prefix;
 	b->plen = strlen(b->prefix);
 	b->boot = boot_ms();
+	b->seen.lru = true;
 	b->limit = QUEUE_MIN > 4 * cfg->max_message ? QUEUE_MIN : 4 * cfg->max_message;
 	atomic_store(&b->m_down_since, now_ms());
 	if (cluster_url_parse(cfg->cluster, &b->url, &why) < 0) { /* config.c checked it */
@@ -1386,6 +1402,10 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		            b->plen + 1024 + cfg->max_channel + 1, /* an inbox copy: "<channel> <envelope>" */
 		.backoff_max_ms = cfg->cluster_backoff_max_ms,
 		.connect_timeout_ms = cfg->cluster_connect_timeout_ms,
+		/* The subscriber connection: subscription changes beyond the whole
+		 * resubscription at link up (its grace, bounded by HELD_BYTES); the
+		 * publisher connection: the publish queue and a tick's markers. */
+		.max_out = {[LINK_SUB] = QUEUE_MIN, [LINK_PUB] = b->limit + SENT_BYTES + QUEUE_MIN},
 	};
 	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b};
 	struct shards_handler sh = {.message = sh_message, .wanted = sh_wanted, .resub = sh_resub, .tick = sh_tick,

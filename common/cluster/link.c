@@ -44,6 +44,8 @@
 #define LOG_EVERY_MS 10000 /* link log lines at most this often; the rest are counted */
 #define READ_CHUNK 65536
 #define READS_PER_EVENT 16 /* then let the other connection and the wake run */
+#define PONG_SLACK 4       /* connect timeouts a PONG may take while bytes flow (behind a backlog), */
+#define PONG_SLACK_MIN_MS 2000 /* and at least this */
 
 /* At most one log line per LOG_EVERY_MS; the ones held back are counted
  * and the next line says how many. */
@@ -91,11 +93,14 @@ struct rconn {
 	struct rscan scan; /* bounds each reply before hiredis keeps any of it */
 	int hello;         /* CS_HELLO: replies still awaited (AUTH, PING) */
 	bool auth;         /* CS_HELLO: the first of them is AUTH's */
-	long long ping_at; /* up: when the keepalive PING was queued or owed (0: answered) */
+	long long ping_at; /* up: when the keepalive PING was queued or owed (0: its PONG came) */
 	bool ping_owed;    /* up: the PING could not be queued (no memory): queue it at the next tick */
 	long long rx_ms;   /* when bytes were last read from the engine */
 	bool more;         /* its last read stopped at READS_PER_EVENT: read on at the wake */
 	bool behind;       /* bytes were left at the end of its last read (cleared at EAGAIN) */
+	size_t grace;      /* the largest whole resubscription queued (link_burst): beyond the bound */
+	size_t burst;      /* bytes queued in the current link_burst */
+	bool over;         /* a send found the queue at its bound: fail the link at the next turn */
 };
 
 struct link {
@@ -110,6 +115,7 @@ struct link {
 	int resolve_wait;   /* ms until the next look at it */
 	unsigned attempt;   /* failures since the last time up */
 	unsigned epoch;     /* failures ever: a parse loop sees the link dropped under it */
+	bool in_up;         /* in a link_burst: what is queued is a whole resubscription */
 	uint64_t rng;
 	struct limiter fail_log, up_log;
 	long long up_since; /* when it was last up */
@@ -350,16 +356,62 @@ int link_send(struct link *l, enum link_conn conn, const char *p, size_t n)
 	struct rconn *c = &l->c[conn];
 	if (l->st != L_UP)
 		return -ENOTCONN;
+	/* An engine that does not read a connection (hung, or hostile: it may
+	 * keep pushing on it) must not make the queue grow for ever: past its
+	 * bound the link is failed, at the next turn (the caller may hold a lock
+	 * the down handler takes). */
+	size_t bound = l->lim.max_out[conn] + c->grace;
+	/* A burst queued in one turn (before the loop flushes it) may pass the
+	 * bound while the engine reads well: write what the kernel takes first. */
+	if (!l->in_up && !c->over && link_backlog(l, conn) + n > bound && flush(l, conn) < 0)
+		c->over = true; /* a write error: failed at the next turn too */
+	if (!l->in_up && (c->over || link_backlog(l, conn) + n > bound)) {
+		if (!c->over) {
+			c->over = true;
+			cl_wake(l->loop);
+		}
+		return -ENOBUFS;
+	}
 	if (outbox_append(&c->out, p, n) < 0)
 		return -ENOMEM;
+	if (l->in_up)
+		c->burst += n;
 	/* Written by link_flush() (the host's wake, after it queued all it
 	 * had), or when the loop reports the socket writable. */
 	want(l, conn);
 	return 0;
 }
 
+void link_burst(struct link *l, bool on)
+{
+	l->in_up = on;
+	for (int i = 0; i < LINK_CONNS; i++) {
+		struct rconn *c = &l->c[i];
+		if (!on && c->burst > c->grace)
+			c->grace = c->burst;
+		c->burst = 0;
+	}
+}
+
+/* A connection's queue went past its bound (link_send): the link fails
+ * (counted, logged, made again). true: it did. */
+static bool over_bound(struct link *l)
+{
+	for (int i = 0; i < LINK_CONNS && l->st == L_UP; i++) {
+		if (l->c[i].over) {
+			fail(l, STAT_cl_link_unread,
+			     "%s connection: more than %zu bytes queued for the engine, which does not read them",
+			     conn_name[i], l->lim.max_out[i] + l->c[i].grace);
+			return true;
+		}
+	}
+	return false;
+}
+
 void link_flush(struct link *l)
 {
+	if (over_bound(l))
+		return;
 	for (int i = 0; i < LINK_CONNS && l->st == L_UP; i++) {
 		if (link_backlog(l, (enum link_conn)i) == 0)
 			continue;
@@ -486,7 +538,9 @@ static void check_up(struct link *l)
 	l->st = L_UP;
 	l->up_since = now_ms();
 	cl_timer(l->loop, now_ms() + LINK_TICK_MS);
+	link_burst(l, true);
 	l->h.up(l->h.arg);
+	link_burst(l, false);
 }
 
 /* The transport is ready: say hello (AUTH if we have a password, then PING);
@@ -577,21 +631,28 @@ void link_timer(struct link *l)
 	else if (l->st == L_CONNECTING)
 		fail(l, l->tls ? STAT_cl_connect_fail_tls : STAT_cl_connect_fail, "no answer within %.1f s",
 		     l->lim.connect_timeout_ms / 1000.0);
-	else {
+	else if (!over_bound(l)) {
 		/* An engine that stopped answering (stopped, a connection a middlebox
 		 * forgot) reads as up for ever: PING each connection every tick; a
 		 * connection that has not answered it and from which nothing at all
-		 * was read for the connect timeout is a loss. Any bytes count: under
-		 * a flood the PONG waits behind the engine's backlog for us (and the
-		 * PING behind ours), and the link reading that backlog is the engine
-		 * answering. A PING that cannot be queued (no memory) is owed: the
-		 * connection is watched all the same and the PING tried each tick. */
+		 * was read for the connect timeout is a loss. Under a flood the PONG
+		 * waits behind the engine's backlog for us (and the PING behind ours),
+		 * so bytes read meanwhile give it longer: PONG_SLACK connect timeouts
+		 * (at least PONG_SLACK_MIN_MS).
+		 * Not for ever: pushes prove the engine writes, not that it reads (an
+		 * engine that never reads the connection and keeps pushing on it);
+		 * only the PONG proves that. A PING that cannot be queued (no memory)
+		 * is owed: the connection is watched all the same and the PING tried
+		 * each tick. */
 		static const char ping[] = "*1\r\n$4\r\nPING\r\n";
-		long long now = now_ms();
+		long long now = now_ms(), late = (long long)PONG_SLACK * l->lim.connect_timeout_ms;
+		if (late < PONG_SLACK_MIN_MS)
+			late = PONG_SLACK_MIN_MS;
 		for (int i = 0; i < LINK_CONNS; i++) {
 			struct rconn *c = &l->c[i];
 			long long quiet = now - (c->rx_ms > c->ping_at ? c->rx_ms : c->ping_at);
-			if (c->ping_at && quiet >= l->lim.connect_timeout_ms) {
+			bool unanswered = c->ping_at && !c->ping_owed && now - c->ping_at >= late;
+			if (c->ping_at && (quiet >= l->lim.connect_timeout_ms || unanswered)) {
 				/* What the engine sent may be waiting unread (a loop busy
 				 * with clients): read it before judging. */
 				unsigned epoch = l->epoch;
@@ -603,6 +664,12 @@ void link_timer(struct link *l)
 			if (c->ping_at && quiet >= l->lim.connect_timeout_ms) {
 				fail(l, STAT_cl_link_lost, "%s connection: no answer to PING within %.1f s", conn_name[i],
 				     l->lim.connect_timeout_ms / 1000.0);
+				return;
+			}
+			if (c->ping_at && !c->ping_owed && now_ms() - c->ping_at >= late) {
+				fail(l, STAT_cl_link_unread,
+				     "%s connection: PING unanswered for %.1f s while the engine sends (it does not read us)",
+				     conn_name[i], late / 1000.0);
 				return;
 			}
 			if (!c->ping_at || c->ping_owed) {
@@ -644,10 +711,10 @@ static int replies(struct link *l, int i, unsigned epoch)
 		if (!reply)
 			break;
 		int rc;
-		if (!c->ping_owed)
-			c->ping_at = 0; /* the engine answers (replies come in order) */
 		if (l->st == L_UP && is_pong(reply)) {
-			freeReplyObject(reply); /* the keepalive's answer: not the handler's */
+			if (!c->ping_owed)
+				c->ping_at = 0; /* the keepalive's answer: the engine read it */
+			freeReplyObject(reply); /* not the handler's */
 			continue;
 		}
 		if (c->st == CS_HELLO) {
@@ -669,7 +736,6 @@ static int replies(struct link *l, int i, unsigned epoch)
  * 0, or -EPROTO: the link was dropped. */
 static int direct_reply(struct link *l, int i, redisReply *r, unsigned epoch)
 {
-	l->c[i].ping_at = 0; /* the engine answers */
 	if (l->h.reply(l->h.arg, (enum link_conn)i, r) < 0) {
 		fail(l, STAT_cl_link_lost, "%s connection: unexpected reply from the engine", conn_name[i]);
 		return -EPROTO;
@@ -824,6 +890,8 @@ static void readable(struct link *l, int i)
 
 void link_read_more(struct link *l, bool up)
 {
+	if (over_bound(l))
+		return;
 	for (int i = 0; i < LINK_CONNS; i++) {
 		if (l->c[i].more || (up && l->st == L_UP)) {
 			l->c[i].more = false;

@@ -45,6 +45,8 @@ struct link_limits {
 	int connect_timeout_ms; /* connect, TLS, AUTH and PING within this */
 	size_t pub_bulk;        /* bytes of one bulk string on the publisher connection (0: none; the
 	                         * sharded engine's CLUSTER NODES text) */
+	size_t max_out[LINK_CONNS]; /* bytes queued for the engine per connection, beyond what the up
+	                             * handler queued; past it the link fails (the engine does not read) */
 };
 
 /* tls NULL: plain TCP. Beyond a limit a reply is a protocol error: the link
@@ -62,8 +64,14 @@ void link_timer(struct link *l);
  * whose copies the engine sends back; the loop's next readiness report for
  * them may be turns away). */
 void link_read_more(struct link *l, bool up);
-/* Queue a formatted command on conn (only while up). 0 or -ENOMEM / -ENOTCONN. */
+/* Queue a formatted command on conn (only while up). 0 or -ENOMEM / -ENOTCONN,
+ * or -ENOBUFS: the queue is at its bound (max_out); the link fails at its
+ * next turn. */
 int link_send(struct link *l, enum link_conn conn, const char *p, size_t n);
+/* on: what is queued until link_burst(l, false) is a whole resubscription
+ * (the up handler's, a slot move's): bounded by the held table, so it is
+ * not held to max_out and raises the connection's bound by its size. */
+void link_burst(struct link *l, bool on);
 /* Write what is queued now, without waiting for the loop to report the
  * sockets writable (the caller queued a batch; a failure drops the link,
  * so not with a lock the handler takes). */

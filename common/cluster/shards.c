@@ -420,8 +420,11 @@ static void read_map(struct shards *s, const char *text, size_t len)
 	/* An owner that is up subscribes its pending slots now; one that is not
 	 * subscribes all of its slots when its link comes up. */
 	for (int i = 0; i < SHARDS_MAX; i++)
-		if (s->sh[i].link && s->sh[i].up)
+		if (s->sh[i].link && s->sh[i].up) {
+			link_burst(s->sh[i].link, true); /* a resubscription: not held to the queue's bound */
 			s->h.resub(s->h.arg, i, s->pending);
+			link_burst(s->sh[i].link, false);
+		}
 	memset(s->pending, 0, sizeof(s->pending));
 	for (int i = 0; i < SHARDS_MAX; i++)
 		s->sh[i].pending_all = false;

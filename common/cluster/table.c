@@ -48,12 +48,50 @@ struct tentry *table_put_v(struct table *t, const void *k, size_t n, size_t vsiz
 	e->node.klen = n;
 	memcpy(e->key, k, n);
 	htable_link(&t->h, pp, &e->node);
+	if (t->lru) {
+		e->older = t->newest;
+		if (t->newest)
+			t->newest->newer = e;
+		else
+			t->oldest = e;
+		t->newest = e;
+	}
 	return e;
 }
+
+static void lru_unlink(struct table *t, struct tentry *e)
+{
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		t->oldest = e->newer;
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		t->newest = e->older;
+	e->older = e->newer = NULL;
+}
+
+void table_touch(struct table *t, struct tentry *e)
+{
+	if (!t->lru || t->newest == e)
+		return;
+	lru_unlink(t, e);
+	e->older = t->newest;
+	if (t->newest)
+		t->newest->newer = e;
+	else
+		t->oldest = e;
+	t->newest = e;
+}
+
+struct tentry *table_oldest(const struct table *t) { return t->oldest; }
 
 void table_del(struct table *t, struct tentry *e)
 {
 	htable_remove(&t->h, &e->node);
+	if (t->lru)
+		lru_unlink(t, e);
 	t->bytes -= table_entry_bytes(e->node.klen, e->vsize);
 	free(e);
 }
@@ -77,5 +115,6 @@ void table_clear(struct table *t)
 		}
 	}
 	htable_free(&t->h);
-	*t = (struct table){0};
+	bool lru = t->lru;
+	*t = (struct table){.lru = lru};
 }

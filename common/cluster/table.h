@@ -6,6 +6,7 @@
 #ifndef WEFT_CLUSTER_TABLE_H
 #define WEFT_CLUSTER_TABLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@
 struct tentry {
 	struct hnode node;    /* chain, hash, klen */
 	struct tentry *dirty; /* the bridge's list of entries to tell the engine about */
+	struct tentry *older, *newer; /* a table with lru: the use order */
 	uint64_t a, b;        /* the user's */
 	unsigned flags;       /* the user's */
 	unsigned vsize;       /* bytes of value after the key (table_val) */
@@ -23,6 +25,8 @@ struct tentry {
 struct table {
 	struct htable h; /* h.n: the number of entries */
 	size_t bytes;    /* entries and buckets allocated: what the owner bounds */
+	bool lru;        /* keep the use order (table_touch, table_oldest); set before the first put */
+	struct tentry *oldest, *newest;
 };
 
 /* The entry for [k, k+n), or NULL. */
@@ -37,6 +41,10 @@ void *table_val(struct tentry *e);
 /* What an entry with an n-byte key and vsize bytes of value costs (the
  * owner's bound is checked before it adds one). */
 size_t table_entry_bytes(size_t n, size_t vsize);
+/* lru: e was used now (a new entry is the newest already). */
+void table_touch(struct table *t, struct tentry *e);
+/* lru: the entry used least recently, or NULL. */
+struct tentry *table_oldest(const struct table *t);
 /* Unlink and free e. */
 void table_del(struct table *t, struct tentry *e);
 /* Call fn for each entry; fn may table_del the entry it is given. */

@@ -80,12 +80,14 @@
 	X(cl_connect_fail_tls, "weft_cluster_connect_failures_total", "reason=\"tls\"", "")          \
 	X(cl_link_lost, "weft_cluster_connect_failures_total", "reason=\"lost\"", "")                \
 	X(cl_connect_fail_auth, "weft_cluster_connect_failures_total", "reason=\"auth\"", "")        \
+	X(cl_link_unread, "weft_cluster_connect_failures_total", "reason=\"unread\"", "")          \
 	X(cl_protocol, "weft_cluster_protocol_errors_total", "", "--cluster: engine replies refused (not RESP, too large, too many elements); the link was dropped") \
 	X(cl_auth_failures, "weft_cluster_auth_failures_total", "", "--cluster-key-file: engine messages with a missing or wrong tag, dropped") \
 	X(cl_channel_too_long, "weft_cluster_channel_too_long_total", "", "--cluster: engine messages on a channel longer than --max-channel, dropped") \
 	X(cl_state_full, "weft_cluster_state_full_total", "table=\"held\"", "--cluster: bookkeeping refused or started afresh at its byte or entry bound") \
 	X(cl_state_full_sent, "weft_cluster_state_full_total", "table=\"sent\"", "")             \
 	X(cl_state_full_seen, "weft_cluster_state_full_total", "table=\"seen\"", "")             \
+	X(cl_seen_evicted, "weft_cluster_seen_evicted_total", "", "--cluster: streams forgotten at the seen table's bound, least recently seen first (a replay of one is first sight again)") \
 	X(cl_sent, "weft_cluster_sent_total", "", "--cluster: messages sent to the engine")            \
 	X(cl_received, "weft_cluster_received_total", "", "--cluster: messages from the engine delivered here") \
 	X(cl_echoes, "weft_cluster_echoes_dropped_total", "", "--cluster: our own messages back from the engine, dropped") \

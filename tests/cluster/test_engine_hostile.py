@@ -1330,3 +1330,228 @@ def test_sharded_seeds_tried_again_when_every_named_node_is_gone(ctx):
             for f in (seed, b, c, d):
                 if f:
                     f.close()
+
+
+class DeafSubscriberEngine(FakeListener):
+    """A fake engine that plays fair (PING, (UN)SUBSCRIBE acks, PUBLISH)
+    until a connection SUBSCRIBEs a `weft:deaf...` channel; from then on it
+    never reads that connection again and pushes a message on it every 20 ms
+    (on a channel nobody holds): it writes, but does not read. Other
+    connections (another node's) are served fairly throughout."""
+
+    PUSH = b"*3\r\n$7\r\nmessage\r\n$10\r\nweft:noise\r\n$1\r\nx\r\n"
+
+    def __init__(self):
+        super().__init__(backlog=64)
+        self.deafened = 0
+        self.start()
+
+    def _serve(self, c):
+        c.settimeout(0.05)
+        buf, subscribed, deaf = b"", False, False
+        try:
+            while not self.stop.is_set() and not deaf:
+                try:
+                    b = c.recv(1 << 20)
+                    if not b:
+                        return
+                except socket.timeout:
+                    continue
+                buf += b
+                while not deaf:
+                    args, p = [], buf.find(b"\r\n")
+                    if p < 0:
+                        break
+                    n, p = int(buf[1:p]), p + 2
+                    for _ in range(n):
+                        q = buf.find(b"\r\n", p)
+                        if q < 0 or len(buf) < q + 2 + int(buf[p + 1:q]) + 2:
+                            break
+                        ln = int(buf[p + 1:q])
+                        args.append(buf[q + 2:q + 2 + ln])
+                        p = q + 2 + ln + 2
+                    if len(args) < n:
+                        break
+                    buf = buf[p:]
+                    cmd = args[0].upper()
+                    if cmd == b"PING":
+                        c.sendall(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n" if subscribed else b"+PONG\r\n")
+                    elif cmd == b"PUBLISH":
+                        c.sendall(b":0\r\n")
+                    elif cmd in (b"SUBSCRIBE", b"UNSUBSCRIBE", b"PSUBSCRIBE", b"PUNSUBSCRIBE"):
+                        subscribed = True
+                        word = cmd.lower()
+                        c.sendall(b"".join(b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n:1\r\n" % (len(word), word, len(a), a)
+                                           for a in args[1:]))
+                        deaf = cmd == b"SUBSCRIBE" and any(a.startswith(b"weft:deaf") for a in args[1:])
+            if deaf:
+                self.deafened += 1
+            c.settimeout(2)  # the node reads what is pushed; a stalled node ends it
+            while not self.stop.is_set():
+                c.sendall(self.PUSH)
+                time.sleep(0.02)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+def churn(w, names, rounds, done, pause=0.02):
+    """SUBSCRIBE names on one RESP connection of w, then UNSUBSCRIBE them,
+    up to rounds times or until done(); waits a little in between so each
+    change reaches the link (a subscribe and unsubscribe in one turn cancel
+    out). The rounds made."""
+    s = w.connect(tls=False)
+    s.settimeout(30 * slow_factor())
+    try:
+        for i in range(rounds):
+            if done():
+                return i
+            for verb in ("SUBSCRIBE", "UNSUBSCRIBE"):
+                send_all(s, resp(verb, *names))
+                want, got, tail = len(names), 0, b""
+                mark = b"$%d\r\n%s\r\n" % (len(verb), verb.lower().encode())
+                while got < want:
+                    chunk = s.recv(1 << 20)
+                    assert chunk, "weft closed the connection"
+                    data = tail + chunk
+                    got += data.count(mark)
+                    tail = data[-len(mark):]
+                    got -= tail.count(mark)
+                time.sleep(pause)
+        return rounds
+    finally:
+        s.close()
+
+
+def test_engine_that_never_reads_the_subscriber_connection(ctx):
+    """An engine that accepts, answers the hello and the SUBSCRIBE, then
+    never reads the subscriber connection again while it keeps pushing on
+    it: every push read as the keepalive's answer, so the link stayed up
+    for ever and queued a PING a second and every subscription change of
+    its clients, unbounded. Only the PONG proves the engine read the PING:
+    unanswered for 4 connect timeouts (2 s here) while pushes flow is a
+    link failed (reason="unread", logged), made again; a node on the same
+    engine whose connections are read is not affected. threads and uring."""
+    eng = DeafSubscriberEngine()
+    url = "redis://127.0.0.1:%d" % eng.port
+    flags = ["--cluster-connect-timeout", "0.5", "--cluster-backoff-max", "0.2"]
+    nodes, calm = [], None
+    try:
+        calm = node("coro", url, flags)
+        nodes += [node(m, url, flags) for m in ("threads", "uring")]
+        assert wait_for(lambda: all(link_up(w) for w in nodes + [calm]), 10 * slow_factor())
+        held = Sub(calm, "resp", "calm")
+        subs = [Sub(w, "resp", "deaf0") for w in nodes]
+        assert wait_for(lambda: eng.deafened >= len(nodes), 5 * slow_factor())
+        names = ["churn%03d" % i for i in range(100)]
+        for w in nodes:
+            unread = lambda: w.metric("weft_cluster_connect_failures_total", 'reason="unread"') >= 1
+            churn(w, names, int(200 * slow_factor()), unread)
+            assert wait_for(unread, 6 * slow_factor()), "an engine that never reads went unnoticed: " + w.tail()
+            assert wait_for(lambda: "subscriber connection: PING unanswered" in w.log(), 2 * slow_factor()), w.tail()
+            assert w.metric("weft_cluster_malformed_total") == 0
+        for w in nodes:  # made again (and deafened again by the held deaf0)
+            assert wait_for(lambda: w.metric("weft_cluster_reconnects_total") >= 1, 5 * slow_factor()), w.tail()
+        assert link_up(calm)
+        for reason in ("unread", "lost", "connect"):
+            assert calm.metric("weft_cluster_connect_failures_total", 'reason="%s"' % reason) == 0, calm.tail()
+        assert calm.metric("weft_cluster_reconnects_total") == 0
+        for s in subs + [held]:
+            s.close()
+    finally:
+        try:
+            stop_all(nodes + ([calm] if calm else []))
+        finally:
+            eng.close()
+
+
+def test_unread_subscriber_queue_is_bounded(ctx):
+    """The same deaf engine, with the default connect timeout (the PONG may
+    take 20 s): a client churning subscriptions on 1,000 names of 200 bytes
+    (~0.45 MB of engine commands a round) made the queue to the engine grow
+    without bound (RSS with it). The subscriber connection's queue is
+    bounded (8 MiB beyond the resubscription): past it the link fails
+    (reason="unread", logged), is made again, and RSS stays within the bound
+    and the kernel's buffers. coro, 100 rounds at most (~45 MB)."""
+    eng = DeafSubscriberEngine()
+    w = node("coro", "redis://127.0.0.1:%d" % eng.port, ["--cluster-backoff-max", "0.2"], env=NO_QUARANTINE)
+    try:
+        assert wait_for(lambda: link_up(w), 10 * slow_factor())
+        names = [("q%04d" % i).ljust(200, "q") for i in range(1000)]
+        churn(w, names, 1, lambda: False)  # warm the allocator before the engine goes deaf
+        sub = Sub(w, "resp", "deaf0")
+        assert wait_for(lambda: eng.deafened >= 1, 5 * slow_factor())
+        before = rss(w)
+        unread = lambda: w.metric("weft_cluster_connect_failures_total", 'reason="unread"') >= 1
+        rounds = churn(w, names, 100, unread)
+        assert wait_for(unread, 2 * slow_factor()), "%d rounds queued without a bound: %s" % (rounds, w.tail())
+        assert "bytes queued for the engine, which does not read them" in w.log(), w.tail()
+        grew = rss(w) - before
+        assert grew < 24 * MiB, "RSS grew %.1f MiB in %d rounds" % (grew / MiB, rounds)
+        assert wait_for(lambda: link_up(w), 5 * slow_factor()), w.tail()
+        sub.close()
+    finally:
+        try:
+            stop_all([w])
+        finally:
+            eng.close()
+
+
+def test_keyed_seen_full_keeps_active_streams(ctx):
+    """With a key, `seen` was cleared whole at its bound (32768 streams or
+    8 MiB): a local client publishing on distinct channels through a node
+    (4,000-byte names here: ~1,950 fill the 8 MiB) made the receiver forget
+    every stream, and a replay of an old genuine envelope of an active
+    stream was first sight, delivered again. Now the streams seen least
+    recently are forgotten, as few as make room (counted): the replay of
+    the active stream just after the bound is crossed (before its next
+    message) is a duplicate. 2,200 channels, coro to threads."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-seen")
+
+    def publish(w, lo, hi):  # one PUBLISH per distinct channel, each reply read
+        s = w.connect(tls=False)
+        s.settimeout(30 * slow_factor())
+        for i in range(lo, hi, 200):
+            send_all(s, b"".join(resp("PUBLISH", ("f%05d" % j).ljust(4000, "f"), "x") for j in range(i, min(hi, i + 200))))
+            data = b""
+            while data.count(b"\r\n") < min(hi, i + 200) - i:
+                chunk = s.recv(65536)
+                assert chunk, "weft closed the connection"
+                data += chunk
+            assert data.count(b":0\r\n") == min(hi, i + 200) - i, data[:200]
+        s.close()
+
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        a, b = node("coro", url, ["--cluster-key-file", key]), node("threads", url, ["--cluster-key-file", key])
+        spy, got = None, []
+        try:
+            assert wait_for(lambda: link_up(a) and link_up(b), 10 * slow_factor())
+            sub = Sub(b, "pat", "*")
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+            spy.sendall(resp("SUBSCRIBE", "weft:live"))
+            wait_engine_subs(r, "weft:live", 1, 1)
+            p = Pub(a)
+            p.publish("live", b"live-0")
+            env0 = spy_envelope(spy, b"live-0")
+            total = 2202
+            reader = threading.Thread(target=lambda: got.append(sub.read(total, 60)), daemon=True)
+            reader.start()
+            publish(a, 0, 1200)
+            p.publish("live", b"live-1")
+            publish(a, 1200, 2200)  # past the bound: the replay comes before the stream's next message
+            reader.join(30 * slow_factor())
+            assert got and len(got[0]) == total, (len(sub.got), b.tail())
+            dup = b.metric("weft_cluster_duplicates_dropped_total")
+            engine_publish(r, "weft:live", env0)  # an old genuine envelope of the active stream
+            assert wait_for(lambda: b.metric("weft_cluster_duplicates_dropped_total") == dup + 1, 5 * slow_factor()), \
+                "the replay was taken as first sight"
+            assert sub.read(total + 1, 0.5) == sub.got[:total], "a replay was delivered"
+            assert b.metric("weft_cluster_seen_evicted_total") >= 1, b.tail()
+            sub.close()
+            p.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all([a, b])

@@ -15,6 +15,7 @@
 #include "stats.h"
 #include "rscan.h"
 #include "slot.h"
+#include "table.h"
 #include "url.h"
 
 static bool url_ok(const char *s, bool tls, const char *host, int port)
@@ -469,8 +470,32 @@ static void test_rpats_cost(void)
 	rpats_clear(&r);
 }
 
+/* A table with lru: the use order, kept across puts, touches and deletes
+ * (bridge.c's seen forgets its oldest at the bound). */
+static void test_table_lru(void)
+{
+	struct table t = {.lru = true};
+	CHECK(table_oldest(&t) == NULL);
+	struct tentry *a = table_put(&t, "a", 1), *b = table_put(&t, "b", 1), *c = table_put(&t, "c", 1);
+	CHECK(a && b && c && table_oldest(&t) == a);
+	CHECK(table_put(&t, "a", 1) == a && table_oldest(&t) == a); /* a put of one there is not a use */
+	table_touch(&t, a);
+	CHECK(table_oldest(&t) == b);
+	table_touch(&t, a); /* the newest already */
+	table_del(&t, b);
+	CHECK(table_oldest(&t) == c);
+	table_del(&t, c);
+	CHECK(table_oldest(&t) == a);
+	table_del(&t, a);
+	CHECK(table_oldest(&t) == NULL && t.h.n == 0);
+	CHECK(table_put(&t, "d", 1) && table_oldest(&t) && t.oldest == t.newest);
+	table_clear(&t);
+	CHECK(t.lru && table_oldest(&t) == NULL);
+}
+
 int main(void)
 {
+	test_table_lru();
 	test_rpats();
 	test_rpats_cost();
 	test_rscan();

@@ -206,7 +206,8 @@ static struct link *new_link_timeout(struct fake *f, const char *url_text, int t
 	const char *why = NULL;
 	CHECK(cluster_url_parse(url_text, &u, &why) == 0);
 	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .failed = on_failed};
-	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = timeout_ms};
+	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = timeout_ms,
+	                          .max_out = {1 << 20, 1 << 20}};
 	return link_new(&u, NULL, &f->base, &h, &lim);
 }
 
@@ -244,7 +245,8 @@ static void test_pushes(void)
 	reset_counts();
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
 	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_push, .failed = on_failed};
-	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = 2000};
+	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = 2000,
+	                          .max_out = {1 << 20, 1 << 20}};
 	struct cluster_url u;
 	const char *why = NULL;
 	CHECK(cluster_url_parse(url, &u, &why) == 0);
