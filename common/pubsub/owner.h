@@ -85,11 +85,16 @@ unsigned long owner_posts_here(void);
  * slow-consumer limits judge it); DROP, a subscriber over a limit. */
 #define OWNER_PRESSURE_HOLD 1u
 #define OWNER_PRESSURE_DROP 2u
+/* With HOLD: what must catch up is moved by another thread (a subscriber
+ * of another owner, the cluster link), so nothing this thread writes can
+ * end the hold: a model retries such a hold by time only (session.h). */
+#define OWNER_PRESSURE_FAR 4u
 unsigned owner_pressure_here(void);
 void owner_pressure_clear(void);
 /* Not a subscriber but the way out of this node is behind (the cluster
  * link reads slower than the engine queues): HOLD the input being handled,
- * as a subscriber over its hold would. */
+ * as a subscriber over its hold would (and FAR: the link runs on a loop of
+ * its own choosing). */
 void owner_pressure_hold(void);
 
 /* On the owner thread: deliver sub's queued mail now, so a reply written

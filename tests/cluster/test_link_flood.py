@@ -190,7 +190,7 @@ def _variant(model, threads):
 # (another process, reading at full speed) is still cut at --outbox-hard and
 # the link lost in about one run in three under a loaded ctest -j2 (the
 # publishers' holds run out after --publish-hold-secs).
-for _m, _t in (("uring", 1), ("coro", 1), ("coro", 2), ("threads", 1), ("pool", 1)):
+for _m, _t in (("uring", 1), ("uring", 2), ("coro", 1), ("coro", 2), ("threads", 1), ("pool", 1)):
     _fn = _variant(_m, _t)
     globals()[_fn.__name__] = _fn
 
