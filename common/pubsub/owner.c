@@ -78,6 +78,7 @@ unsigned long owner_posts_here(void) { return posts_here; }
 unsigned owner_pressure_here(void) { return pressure_here; }
 void owner_pressure_clear(void) { pressure_here = 0; }
 void owner_pressure_hold(void) { pressure_here |= OWNER_PRESSURE_HOLD | OWNER_PRESSURE_FAR; }
+void owner_pressure_dropped(void) { pressure_here |= OWNER_PRESSURE_DROP; }
 
 /* A message of len bytes is accepted for sub, which then has unsent bytes
  * waiting (its queued mail included). */

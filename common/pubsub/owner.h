@@ -96,6 +96,13 @@ void owner_pressure_clear(void);
  * as a subscriber over its hold would (and FAR: the link runs on a loop of
  * its own choosing). */
 void owner_pressure_hold(void);
+/* The way out dropped what the input just published (the cluster link's
+ * queue was full): DROP, as a subscriber cut at a limit does, so the run of
+ * holds starts over. A publisher whose holds ran out (--publish-hold-secs)
+ * refills the queue it waits for as fast as it drains: without this it was
+ * never held again while the flood lasted, and every further copy beyond the
+ * queue was dropped. */
+void owner_pressure_dropped(void);
 
 /* On the owner thread: deliver sub's queued mail now, so a reply written
  * next comes after everything published before it (Redis order: messages
