@@ -457,10 +457,14 @@ static void expire_timers(struct uthread *t)
 
 /* Offer the held publishers their input again (the deadline policy's hold
  * expiry): after a turn in which some send made progress, so input follows
- * output, and SESSION_HOLD_RETRY_MS after the last look when none did (a
- * subscriber on another ring). One still held is listed again by
- * conn_update. */
-static void retry_held(struct uthread *t)
+ * output, and SESSION_HOLD_RETRY_MS after the last look when none did.
+ * A publisher held for what another thread moves (session_held_far: a
+ * subscriber on another ring, the cluster link) waits for the time: this
+ * ring's sends say nothing about it, and retried at every turn of a busy
+ * ring it published one message a turn past the hold, outran a subscriber
+ * on the other ring to --outbox-hard and the link's loop until its queue
+ * dropped copies. One still held is listed again by conn_update. */
+static void retry_held(struct uthread *t, bool timer)
 {
 	uint32_t n = t->nheld;
 	t->nheld = 0;
@@ -469,6 +473,10 @@ static void retry_held(struct uthread *t)
 		struct conn *c = conn_at(t, t->held[i]);
 		if (!(c->flags & F_HELD))
 			continue; /* freed since (slot_free cleared it) */
+		if (!timer && session_held_far(c->s)) {
+			t->held[t->nheld++] = t->held[i]; /* stays listed (i >= nheld: in place) */
+			continue;
+		}
 		c->flags &= ~F_HELD;
 		if (!(c->flags & F_CLOSING) && session_held(c->s) && loop_expire(&t->l, c->s, LOOP_WAITED_OUT, now))
 			conn_close(t, c);
@@ -480,7 +488,7 @@ static void on_hold(struct uthread *t)
 {
 	t->hold_timer = false;
 	if (!t->exiting)
-		retry_held(t);
+		retry_held(t, true);
 }
 
 /* After the turn's updates: the held publishers' next look. */
@@ -590,7 +598,7 @@ static int uring_serve(struct loop *l)
 			loop_alarms_run(l);
 		}
 		if (t->sent && t->nheld)
-			retry_held(t);
+			retry_held(t, false);
 		t->sent = false;
 		loop_before_sleep(l); /* the mailbox, then every connection touched this turn (uring_write) */
 		arm_hold(t);

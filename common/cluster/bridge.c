@@ -449,6 +449,7 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 	env.seq = next_seq(b, ch, cn, &env.gen);
 	if (buf_used(&b->pubq) + b->backlog + n > b->limit) {
 		stat_inc(STAT_cl_dropped_full);
+		owner_pressure_dropped(); /* its holds start over (owner.h) */
 	} else {
 		char head[ENVELOPE_HEAD_MAX];
 		unsigned char tag[ENVELOPE_TAG_BYTES];

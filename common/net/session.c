@@ -65,7 +65,7 @@ struct session *session_new(struct server *srv, struct owner *owner, bool tls)
 		return NULL;
 	s->srv = srv;
 	s->sub.owner = owner;
-	s->id = (uint32_t)atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+	s->id = (uint32_t)atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) & 0x7fffffffu;
 	s->start_ms = now_ms();
 	if (tls) {
 		s->tls = srv->tls ? tls_conn_new(srv->tls) : NULL;
@@ -200,6 +200,7 @@ static void note_hold(struct session *s)
 		s->hold_spent = 1;
 	if (allowed && !s->closing) {
 		s->held = 1;
+		s->held_far = (p & OWNER_PRESSURE_FAR) != 0;
 		stat_inc(STAT_publisher_holds);
 	}
 }

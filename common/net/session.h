@@ -104,9 +104,9 @@ struct session {
 	struct buf in;             /* plaintext the protocol has not consumed */
 	struct tls_conn *tls;      /* NULL on the plain port */
 	struct chat_conn *chat;    /* chat mode: subscriptions etc. (chat.h) */
-	/* Numbers connections in the log and guest nicks; wraps after 2^32
+	/* Numbers connections in the log and guest nicks; wraps after 2^31
 	 * (kept small: with the flags below it fills one word). */
-	uint32_t id;
+	uint32_t id : 31;
 	bool closing : 1;          /* close once out is flushed */
 	bool eof : 1;              /* peer half-closed */
 	bool stopping : 1;         /* server is draining */
@@ -121,6 +121,7 @@ struct session {
 	bool shut_wr : 1;          /* ... half-closed meanwhile */
 	bool hold_spent : 1;       /* this run of holds lasted --publish-hold-secs: no more holds in it */
 	bool drain_busy : 1;       /* stopping: input came after the stop (or waited at it): not judged quiet */
+	bool held_far : 1;         /* held for what another thread must move (see holds) */
 	/* now_ms() when hold_run began, mod 2^15 (holds last <= 30 s); 15 bits,
 	 * so that it and the flags above fill the word with id */
 	unsigned hold_at : SESSION_HOLD_CLOCK_BITS;
@@ -166,6 +167,13 @@ size_t session_pending(const struct session *s);
 bool session_want_read(const struct session *s);
 /* Input waits for subscribers (see holds): not readable, not finished. */
 static inline bool session_held(const struct session *s) { return s->held; }
+/* Held for what another thread must move: a subscriber on another loop or
+ * thread, or the cluster link (OWNER_PRESSURE_FAR). Nothing this loop
+ * writes can end such a hold, so a model that retries a hold early when
+ * its own output moved (uring) retries this one only by time
+ * (SESSION_HOLD_RETRY_MS): else a publisher on one loop outruns a link or
+ * subscriber on another by one message per turn of its own loop. */
+static inline bool session_held_far(const struct session *s) { return s->held && s->held_far; }
 /* Quiet while stopping, waiting for the peer to have everything (see drain). */
 static inline bool session_lingering(const struct session *s) { return s->lingering && !s->closing; }
 /* For protocols: unsent output reached --read-pause; stop answering (return

@@ -77,7 +77,8 @@ static _Thread_local unsigned char pressure_here; /* OWNER_PRESSURE_* */
 unsigned long owner_posts_here(void) { return posts_here; }
 unsigned owner_pressure_here(void) { return pressure_here; }
 void owner_pressure_clear(void) { pressure_here = 0; }
-void owner_pressure_hold(void) { pressure_here |= OWNER_PRESSURE_HOLD; }
+void owner_pressure_hold(void) { pressure_here |= OWNER_PRESSURE_HOLD | OWNER_PRESSURE_FAR; }
+void owner_pressure_dropped(void) { pressure_here |= OWNER_PRESSURE_DROP; }
 
 /* A message of len bytes is accepted for sub, which then has unsent bytes
  * waiting (its queued mail included). */
@@ -85,7 +86,7 @@ static void note_pressure(const struct subscriber *sub, size_t unsent, size_t le
 {
 	size_t hold = sub->owner->limits.hold;
 	if (hold && unsent + len > hold)
-		pressure_here |= OWNER_PRESSURE_HOLD;
+		pressure_here |= OWNER_PRESSURE_HOLD | (sub->owner != bound_here ? OWNER_PRESSURE_FAR : 0);
 }
 
 /* Note sub for the owner's next owner_drain(); false on ENOMEM. */

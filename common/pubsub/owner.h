@@ -85,12 +85,24 @@ unsigned long owner_posts_here(void);
  * slow-consumer limits judge it); DROP, a subscriber over a limit. */
 #define OWNER_PRESSURE_HOLD 1u
 #define OWNER_PRESSURE_DROP 2u
+/* With HOLD: what must catch up is moved by another thread (a subscriber
+ * of another owner, the cluster link), so nothing this thread writes can
+ * end the hold: a model retries such a hold by time only (session.h). */
+#define OWNER_PRESSURE_FAR 4u
 unsigned owner_pressure_here(void);
 void owner_pressure_clear(void);
 /* Not a subscriber but the way out of this node is behind (the cluster
  * link reads slower than the engine queues): HOLD the input being handled,
- * as a subscriber over its hold would. */
+ * as a subscriber over its hold would (and FAR: the link runs on a loop of
+ * its own choosing). */
 void owner_pressure_hold(void);
+/* The way out dropped what the input just published (the cluster link's
+ * queue was full): DROP, as a subscriber cut at a limit does, so the run of
+ * holds starts over. A publisher whose holds ran out (--publish-hold-secs)
+ * refills the queue it waits for as fast as it drains: without this it was
+ * never held again while the flood lasted, and every further copy beyond the
+ * queue was dropped. */
+void owner_pressure_dropped(void);
 
 /* On the owner thread: deliver sub's queued mail now, so a reply written
  * next comes after everything published before it (Redis order: messages

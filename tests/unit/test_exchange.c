@@ -758,7 +758,8 @@ static void test_counts(void)
 /* Holds: a post that leaves a subscriber with more than the hold unsent
  * (--publish-hold, at most half of each outbox limit) puts the posting
  * thread under pressure, before the limit refuses anything; a refusal says
- * DROP. */
+ * DROP. A thread not bound to the subscriber's owner is told FAR too: its
+ * own writes cannot end that hold (session_held_far). */
 static void test_pressure(bool bound)
 {
 	long live0 = msg_live_count();
@@ -782,6 +783,7 @@ static void test_pressure(bool bound)
 		unsigned p = owner_pressure_here();
 		if (held < 0 && (p & OWNER_PRESSURE_HOLD))
 			held = i;
+		CHECK(!(p & OWNER_PRESSURE_FAR) == (bound || !(p & OWNER_PRESSURE_HOLD)));
 		if (dropped < 0 && (p & OWNER_PRESSURE_DROP))
 			dropped = i;
 		CHECK(!(p & OWNER_PRESSURE_DROP) || dropped == i); /* said once: then it is condemned */
@@ -807,6 +809,14 @@ static void test_pressure(bool bound)
 	owner_drain(&o, no_ready, NULL);
 	conn_free(s);
 	owner_destroy(&o);
+	/* the cluster link's: behind holds from afar; a copy dropped at its full
+	 * queue starts the holds over as a refused subscriber does */
+	owner_pressure_clear();
+	owner_pressure_hold();
+	CHECK(owner_pressure_here() == (OWNER_PRESSURE_HOLD | OWNER_PRESSURE_FAR));
+	owner_pressure_dropped();
+	CHECK(owner_pressure_here() & OWNER_PRESSURE_DROP);
+	owner_pressure_clear();
 	cfg.outbox_hard = 32 << 20;
 	cfg.outbox_soft = 8 << 20;
 	owner_bind(NULL);
