@@ -3,7 +3,7 @@
 tests/conformance/test_<area>.py file, in file order, each with a fresh temp
 dir and a timeout, the whole suite within a wall clock.
 
-usage: run.py SUITE.py [SUBSTRING ...]   (only tests whose name contains one)
+usage: run.py SUITE.py [SUBSTRING ...]   (only tests whose name contains one; SUFFIX$: ends with it)
 
 Prints PASS/FAIL/SKIP per test, then exactly "N passed, N failed". Exit code:
 0 all ran tests passed, 1 any failed, 77 nothing ran because every test
@@ -46,7 +46,8 @@ def tests_of(mod, filters):
     fns = [(name, fn) for name, fn in vars(mod).items() if name.startswith("test_") and callable(fn)]
     fns.sort(key=lambda t: t[1].__code__.co_firstlineno)
     if filters:
-        fns = [t for t in fns if any(f in t[0] for f in filters)]
+        # "name$": only a test whose name ends so (a plain filter is a substring)
+        fns = [t for t in fns if any(t[0].endswith(f[:-1]) if f.endswith("$") else f in t[0] for f in filters)]
     return fns
 
 
