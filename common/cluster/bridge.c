@@ -938,6 +938,12 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 	 * receive it, and no state may be kept for it. */
 	if (!(p ? held_on_engine(b, 'p', p, pn) : held_on_engine(b, 'c', c, cn)))
 		return;
+	/* Nor is a pmessage on a channel its pattern does not match (the
+	 * exchange would not deliver it): a compromised engine has every genuine
+	 * envelope of the cluster, and each under a held pattern made a `seen`
+	 * entry, evicting the streams of real subscriptions. */
+	if (p && !glob_match(p, pn, c, cn))
+		return;
 	if (envelope_decode(payload->str, payload->len, &env) < 0) {
 		stat_inc(STAT_cl_malformed);
 		return;

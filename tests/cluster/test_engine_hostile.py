@@ -816,7 +816,7 @@ class CompromisedEngine(FakeListener):
     def __init__(self):
         super().__init__()
         self.lock = threading.Lock()
-        self.subs, self.published = [], []
+        self.subs, self.published, self.channels = [], [], []
         self.start()
 
     def _serve(self, c):
@@ -827,6 +827,7 @@ class CompromisedEngine(FakeListener):
             c.sendall(b"+PONG\r\n")
         elif cmd == b"PUBLISH":
             self.published.append(args[2])
+            self.channels.append(args[1])
             c.sendall(b":0\r\n")
         elif cmd in (b"SUBSCRIBE", b"PSUBSCRIBE"):
             for i, name in enumerate(args[1:]):
@@ -883,6 +884,57 @@ def test_compromised_engine_cannot_flush_the_marks(ctx):
             assert rss(w) - b < 8 * MiB
             s.close()
         p.close()
+    finally:
+        stop_all(nodes)
+        eng.close()
+
+
+def test_compromised_engine_pmessage_off_its_pattern(ctx):
+    """With a key, a compromised engine has every genuine envelope of the
+    cluster: sent as pmessage under a pattern the node does hold but on a
+    channel that pattern does not match (nobody here can receive it), each
+    made a `seen` entry all the same: 2,200 channels of 4,000 bytes (a
+    client publishing on another node) evicted the streams of the node's
+    real subscriptions, and then a genuine envelope of one replayed was
+    first sight, delivered again. The channel must match the pattern before
+    any state is kept. coro to threads."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-offpat")
+    eng = CompromisedEngine()
+    nodes = []
+    try:
+        pub = node("coro", "redis://127.0.0.1:%d" % eng.port, ["--cluster-key-file", key])
+        rx = node("threads", "redis://127.0.0.1:%d" % eng.port, ["--cluster-key-file", key])
+        nodes = [pub, rx]
+        assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+        sub, psub = Sub(rx, "resp", "k"), Sub(rx, "pat", "z*")
+        assert wait_for(lambda: rx.metric("weft_cluster_subscriptions", 'kind="pattern"') == 1 and
+                        rx.metric("weft_cluster_subscriptions", 'kind="channel"') == 1, 10 * slow_factor())
+        p = Pub(pub)
+        p.publish("k", b"real-0")
+        assert wait_for(lambda: any(e.endswith(b"real-0") for e in eng.published), 10 * slow_factor())
+        env = [e for e in eng.published if e.endswith(b"real-0")][0]
+        genuine = b"*3\r\n$7\r\nmessage\r\n" + resp_bulk(b"weft:k") + resp_bulk(env)
+        eng.inject(genuine)
+        assert sub.read(1, 10) == [b"real-0"], sub.got
+        for lo in range(0, 2200, 200):  # genuine envelopes on channels nobody on rx holds
+            for i in range(lo, lo + 200):
+                p.publish(("f%05d" % i).ljust(4000, "f"), b"x")
+            p.drain()
+        assert wait_for(lambda: len(eng.channels) >= 2201, 10 * slow_factor()), len(eng.channels)
+        n = len(eng.channels)
+        off = [(c, e) for c, e in zip(eng.channels[:n], eng.published[:n]) if c.startswith(b"weft:f")]
+        assert len(off) == 2200, len(off)
+        for lo in range(0, len(off), 200):
+            eng.inject(b"".join(b"*4\r\n$8\r\npmessage\r\n" + resp_bulk(b"weft:z*") + resp_bulk(c) + resp_bulk(e)
+                                for c, e in off[lo:lo + 200]))
+        eng.inject(genuine)  # the replay
+        assert wait_for(lambda: rx.metric("weft_cluster_duplicates_dropped_total") == 1, 10 * slow_factor()), \
+            "evicted %d streams; delivered %s" % (rx.metric("weft_cluster_seen_evicted_total"), sub.read(2, 1))
+        assert rx.metric("weft_cluster_seen_evicted_total") == 0
+        assert sub.read(2, 0.3) == [b"real-0"], sub.got
+        assert psub.read(1, 0.3) == [], psub.got
+        for s in (sub, psub, p):
+            s.close()
     finally:
         stop_all(nodes)
         eng.close()
