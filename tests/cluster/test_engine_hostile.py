@@ -108,10 +108,10 @@ class FakeListener:
     close() stops and joins every thread. The fake engines below differ only
     in what they serve."""
 
-    def __init__(self, backlog=16, port=0):
+    def __init__(self, backlog=16, port=0, host="127.0.0.1"):
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", port))
+        self.ls.bind((host, port))
         self.ls.listen(backlog)
         self.port = self.ls.getsockname()[1]
         self.stop = threading.Event()
@@ -1008,8 +1008,8 @@ class FakeClusterNode(FakeListener):
     (':0' by default). Counts every command by name, and inject() sends
     anything to each connection that subscribed."""
 
-    def __init__(self, nodes_text=None, port=0):
-        super().__init__(backlog=64, port=port)
+    def __init__(self, nodes_text=None, port=0, host="127.0.0.1"):
+        super().__init__(backlog=64, port=port, host=host)
         self.nodes_text = nodes_text or (lambda: b"")
         self.spublish_reply = b":0\r\n"
         self.lock = threading.Lock()
@@ -1093,6 +1093,49 @@ def test_sharded_map_garbage_and_bounds(ctx):
             stop_all([w])
         finally:
             fake.close()
+
+
+def test_sharded_map_cannot_send_the_password_elsewhere(ctx):
+    """A compromised seed's CLUSTER NODES names a primary (and a replica)
+    on 127.0.0.2, a host that is no seed's: no connection is made there, so
+    the password goes nowhere (the listener there records nothing), the
+    refusal is counted and logged once, and its slots have no owner (link
+    not up). Another port on the seed's host is a shard as usual (a Redis
+    Cluster on one machine). With --cluster-hosts naming it, the same map
+    is served in full, AUTH included (the listener does hear)."""
+    seed, other, rogue = FakeClusterNode(), FakeClusterNode(), FakeClusterNode(host="127.0.0.2")
+    text = b"\n".join([cluster_line(1, seed.port, "0-5000", flags="myself,master"),
+                       cluster_line(2, other.port, "5001-10000"),
+                       cluster_line(3, rogue.port, "10001-16383", host="127.0.0.2"),
+                       cluster_line(4, rogue.port + 1, "", flags="slave", host="127.0.0.2")])
+    for f in (seed, other, rogue):
+        f.nodes_text = lambda: text
+    url = "redis-cluster://:sekret@127.0.0.1:%d" % seed.port
+    nodes = []
+    try:
+        w = node("coro", url)
+        nodes.append(w)
+        refused = lambda: w.metric("weft_cluster_hosts_refused_total") >= 2
+        assert wait_for(lambda: refused() and other.count(b"AUTH") >= 1,
+                        10 * slow_factor()), w.tail()
+        assert wait_for(lambda: w.metric("weft_cluster_map_refreshes_total") >= 3, 10 * slow_factor()), w.tail()
+        m = w.metrics()
+        assert m.get('weft_cluster_shards{model="coro",state="known"}') == 2, m
+        assert m.get('weft_cluster_shards{model="coro",state="up"}') == 2, m
+        assert m.get('weft_cluster_link_up{model="coro"}') == 0, "slots owned by a refused node count as served"
+        assert rogue.accepted == 0 and rogue.count(b"AUTH") == 0, "a host the map named got a connection"
+        assert w.log().count("not a seed's host nor in --cluster-hosts") == 1, w.tail()
+        stop_all(nodes)
+        w = node("coro", url, ["--cluster-hosts", "127.0.0.2/32"])
+        nodes.append(w)
+        assert wait_for(lambda: sharded_up(w, 3), 10 * slow_factor()), w.tail()
+        assert rogue.count(b"AUTH") >= 1 and w.metric("weft_cluster_hosts_refused_total") == 0
+    finally:
+        try:
+            stop_all(nodes)
+        finally:
+            for f in (seed, other, rogue):
+                f.close()
 
 
 def test_sharded_refresh_storms_bounded(ctx):
