@@ -108,9 +108,12 @@ class FakeListener:
     close() stops and joins every thread. The fake engines below differ only
     in what they serve."""
 
-    def __init__(self, backlog=16, port=0, host="127.0.0.1"):
+    def __init__(self, backlog=16, port=0, host="127.0.0.1", rcvbuf=None):
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:  # inherited by accepted connections: the kernel holds little unread
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.paused = False  # serve_commands reads nothing meanwhile
         self.ls.bind((host, port))
         self.ls.listen(backlog)
         self.port = self.ls.getsockname()[1]
@@ -143,6 +146,9 @@ class FakeListener:
         buf = b""
         try:
             while not self.stop.is_set():
+                if self.paused:
+                    time.sleep(0.01)
+                    continue
                 try:
                     b = c.recv(1 << 20)
                     if not b:
@@ -1008,8 +1014,8 @@ class FakeClusterNode(FakeListener):
     (':0' by default). Counts every command by name, and inject() sends
     anything to each connection that subscribed."""
 
-    def __init__(self, nodes_text=None, port=0, host="127.0.0.1"):
-        super().__init__(backlog=64, port=port, host=host)
+    def __init__(self, nodes_text=None, port=0, host="127.0.0.1", rcvbuf=None):
+        super().__init__(backlog=64, port=port, host=host, rcvbuf=rcvbuf)
         self.nodes_text = nodes_text or (lambda: b"")
         self.spublish_reply = b":0\r\n"
         self.lock = threading.Lock()
@@ -1136,6 +1142,50 @@ def test_sharded_map_cannot_send_the_password_elsewhere(ctx):
         finally:
             for f in (seed, other, rogue):
                 f.close()
+
+
+def test_sharded_markers_leave_genuine_publishes_room(ctx):
+    """Without a key, '*' announced in the names of 64 made-up nodes (one
+    per inbox bucket) makes every inbox match every channel: each active
+    channel's end-of-stream markers go to 64 inboxes, per tick. 60 channels
+    of 3,000 bytes published once, then the engine stops reading: their
+    markers (~12 MB a tick) take at most an eighth of the publish queue, the
+    rest wait (counted), so a genuine publish after them is still queued,
+    not dropped at the full queue (before: the markers filled it to its
+    bound, reason="full")."""
+    fake = FakeClusterNode(rcvbuf=1 << 16)
+    fake.nodes_text = lambda: cluster_line(1, fake.port, "0-16383", flags="myself,master")
+    w = node("coro", "redis-cluster://127.0.0.1:%d" % fake.port)
+    try:
+        assert wait_for(lambda: sharded_up(w), 10 * slow_factor()), w.tail()
+        fake.inject(b"".join(b"*3\r\n" + resp_bulk(b"smessage") + resp_bulk(b"weft: ctl") +
+                             resp_bulk(b"weft1 %016x 1 0 1 -\n*" % (0x300000 + i)) for i in range(64)))
+        assert wait_for(lambda: w.metric("weft_cluster_pattern_announcements_total", 'result="taken"') >= 64,
+                        10 * slow_factor()), w.tail()
+        p = Pub(w)
+        n = 60
+        for i in range(n):
+            p.publish("m%d-%s" % (i, "x" * 3000), b"m")
+        p.drain()
+        assert wait_for(lambda: fake.count(b"SPUBLISH") >= 65 * n, 10 * slow_factor()), "the engine read %d" % (
+            fake.count(b"SPUBLISH"))
+        fake.paused = True  # from here every marker stays queued
+        full = lambda: w.metric("weft_cluster_dropped_total", 'reason="full"')
+        before = full()
+        # A tick (1 s) after the pause (there are three after a publish):
+        # its markers, ~12 MB, put off or (before) queued to the bound.
+        wait_for(lambda: w.metric("weft_cluster_markers_deferred_total") > 0, 2.5 * slow_factor())
+        p.publish("genuine", b"g" * 3000)
+        p.drain()
+        assert full() == before, "genuine publishes dropped at a queue the markers filled: %d" % (full() - before)
+        assert w.metric("weft_cluster_markers_deferred_total") > 0, {k: v for k, v in w.metrics().items() if "cluster" in k}
+        fake.paused = False
+        p.close()
+    finally:
+        try:
+            stop_all([w])
+        finally:
+            fake.close()
 
 
 def test_sharded_refresh_storms_bounded(ctx):
