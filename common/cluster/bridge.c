@@ -751,7 +751,8 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 	uint64_t mask = 0;
 	if (b->shards)
 		mask = rpats_match(&b->rp, e->key, e->node.klen, b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms());
-	size_t need = (size_t)(1 + __builtin_popcountll(mask)) * (INBOX_CMD_MAX + b->plen + e->node.klen + 1 + ENVELOPE_HEAD_MAX);
+	size_t need = (size_t)(1 + __builtin_popcountll(mask)) *
+	              (INBOX_CMD_MAX + b->plen + e->node.klen + 1 + ENVELOPE_HEAD_MAX);
 	if (mk->any && need > mk->room) {
 		mk->room = 0;
 		stat_inc(STAT_cl_markers_deferred); /* e->b unspent: the next tick sends it */
