@@ -693,29 +693,34 @@ struct markers {
 	struct bridge *b;
 	struct buf out;
 	int err;
-	size_t room; /* sharded: bytes of inbox markers the queue bound leaves this tick */
+	size_t room; /* bytes of markers (both kinds) this tick may still queue */
+	bool any;    /* a channel's markers went this tick */
 };
 
-/* Sharded: the marker (head hn bytes) of channel ch to each inbox a copy
- * of ch would go to now, "<ch> <marker>" like a copy, so that a pattern's
- * stream counts a loss at its very end too (patterns.h). Not a copy: not
- * counted as one. An inbox whose copies stopped meanwhile (the pattern let
- * go) gets none, as it wants none. Within the queue's bound (a flood of
- * announcements can make every inbox match every channel: 64 markers
- * each); past it they wait for the next tick's. */
-static int marker_copies(struct markers *mk, const char *ch, size_t cn, const char *head, size_t hn)
+/* Markers may fill the publisher queue to an eighth of its bound, no more:
+ * a flood of announcements makes 64 inbox markers per active channel and
+ * tick, and they must not take genuine publishes' room (those are dropped
+ * at the bound, and their publishers held from a quarter). A channel whose
+ * markers do not fit waits for the next tick, its count unspent (counted);
+ * the first of a tick always fits, so that none waits for ever. */
+#define MARKER_SHARE 8
+#define INBOX_CMD_MAX 64 /* an inbox marker's SPUBLISH besides its payload and the prefix */
+
+/* Sharded: the marker (head hn bytes) of channel ch to each inbox of mask
+ * (those a copy of ch would go to now), "<ch> <marker>" like a copy, so
+ * that a pattern's stream counts a loss at its very end too (patterns.h).
+ * Not a copy: not counted as one. An inbox whose copies stopped meanwhile
+ * (the pattern let go) gets none, as it wants none. */
+static int marker_copies(struct markers *mk, uint64_t mask, const char *ch, size_t cn, const char *head, size_t hn)
 {
 	struct bridge *b = mk->b;
-	uint64_t mask = rpats_match(&b->rp, ch, cn, b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms());
-	if (!mask)
-		return 0;
 	char chan[128], *payload = malloc(cn + 1 + hn);
-	int err = payload ? 0 : -ENOMEM;
-	if (payload) {
-		memcpy(payload, ch, cn);
-		payload[cn] = ' ';
-		memcpy(payload + cn + 1, head, hn);
-	}
+	if (!payload)
+		return -ENOMEM;
+	memcpy(payload, ch, cn);
+	payload[cn] = ' ';
+	memcpy(payload + cn + 1, head, hn);
+	int err = 0;
 	for (unsigned k = 0; k < PAT_BUCKETS && !err; k++) {
 		int cl = snprintf(chan, sizeof(chan), "%s" INBOX_NAME, b->prefix, k);
 		if (!(mask >> k & 1) || cl < 0 || (size_t)cl >= sizeof(chan))
@@ -723,10 +728,8 @@ static int marker_copies(struct markers *mk, const char *ch, size_t cn, const ch
 		const char *argv[3] = {"SPUBLISH", chan, payload};
 		size_t lens[3] = {8, (size_t)cl, cn + 1 + hn};
 		struct buf out = {0};
-		if (!(err = put_cmd(&out, 3, argv, lens)) && buf_used(&out) <= mk->room) {
-			mk->room -= buf_used(&out);
+		if (!(err = put_cmd(&out, 3, argv, lens)))
 			(void)shards_send(b->shards, b->inbox_slot[k], LINK_PUB, buf_head(&out), buf_used(&out));
-		}
 		buf_free(&out);
 	}
 	free(payload);
@@ -740,11 +743,24 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 	(void)t;
 	if (!e->b || mk->err)
 		return;
-	e->b--;
 	struct envelope env = {.origin = b->origin, .boot = b->boot, .gen = b->gen, .seq = e->a, .marker = true};
 	char head[ENVELOPE_HEAD_MAX];
 	unsigned char tag[ENVELOPE_TAG_BYTES];
 	size_t hn = envelope_head(head, &env);
+	/* What this channel's markers take of the queue, at most. */
+	uint64_t mask = 0;
+	if (b->shards)
+		mask = rpats_match(&b->rp, e->key, e->node.klen, b->rp_frozen ? b->rp_frozen : (uint64_t)now_ms());
+	size_t need = (size_t)(1 + __builtin_popcountll(mask)) *
+	              (INBOX_CMD_MAX + b->plen + e->node.klen + 1 + ENVELOPE_HEAD_MAX);
+	if (mk->any && need > mk->room) {
+		mk->room = 0;
+		stat_inc(STAT_cl_markers_deferred); /* e->b unspent: the next tick sends it */
+		return;
+	}
+	mk->any = true;
+	mk->room = need < mk->room ? mk->room - need : 0;
+	e->b--;
 	bool tagged = b->key && sign_tag(b->key, head, hn, e->key, e->node.klen, "", 0, tag) == 0;
 	if (b->key && !tagged)
 		return;
@@ -765,7 +781,8 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 		                  buf_used(&mk->out) - at);
 		buf_free(&mk->out);
 		mk->out = (struct buf){0};
-		mk->err = marker_copies(mk, e->key, e->node.klen, head, hn);
+		if (mask)
+			mk->err = marker_copies(mk, mask, e->key, e->node.klen, head, hn);
 	}
 	free(chan);
 }
@@ -851,10 +868,9 @@ static void on_tick(void *arg)
 	}
 	if (b->up) {
 		sync_engine(b); /* the publishes first: a marker follows what it counts */
-		if (b->shards) {
-			size_t backlog = shards_backlog(b->shards);
-			mk.room = b->limit > backlog ? b->limit - backlog : 0;
-		}
+		size_t backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
+		mk.room = b->limit / MARKER_SHARE > backlog ? b->limit / MARKER_SHARE - backlog : 0;
+		mk.any = !mk.room; /* no room: even the first waits */
 		table_each(&b->sent, marker_one, &mk);
 		if (buf_used(&mk.out) && link_send(b->link, LINK_PUB, buf_head(&mk.out), buf_used(&mk.out)) < 0)
 			mk.err = -ENOMEM;
@@ -1417,8 +1433,9 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b};
 	struct shards_handler sh = {.message = sh_message, .wanted = sh_wanted, .resub = sh_resub, .tick = sh_tick,
 	                            .state = sh_state, .arg = b};
-	if (!b->host || (b->url.sharded ? !(b->shards = shards_new(&b->url, b->tls, cl_host_loop(b->host), &sh, &lim))
-	                                : !(b->link = link_new(&b->url, b->tls, cl_host_loop(b->host), &lh, &lim)))) {
+	if (!b->host ||
+	    (b->url.sharded ? !(b->shards = shards_new(&b->url, cfg->cluster_hosts, b->tls, cl_host_loop(b->host), &sh, &lim))
+	                    : !(b->link = link_new(&b->url, b->tls, cl_host_loop(b->host), &lh, &lim)))) {
 		log_error("cluster: out of memory");
 		goto fail;
 	}

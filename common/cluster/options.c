@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "sign.h"
+#include "hosts.h"
 #include "url.h"
 
 /* The first line of path into out (at most CLUSTER_PASS_MAX bytes). */
@@ -104,6 +105,8 @@ int cluster_options_check(const struct config *cfg)
 	if (!cfg->cluster) {
 		if (cfg->cluster_ca || cfg->cluster_insecure)
 			err = "--cluster-ca and --cluster-insecure go with --cluster rediss://...";
+		else if (cfg->cluster_hosts)
+			err = "--cluster-hosts goes with --cluster redis-cluster://...";
 	} else if (cluster_url_parse(cfg->cluster, &u, &why) < 0) {
 		char shown[600];
 		cluster_url_redact(cfg->cluster, shown, sizeof(shown));
@@ -118,6 +121,11 @@ int cluster_options_check(const struct config *cfg)
 	} else if (cfg->cluster_prefix[strcspn(cfg->cluster_prefix, "*?[]\\")] != '\0' ||
 	           strlen(cfg->cluster_prefix) > 64) {
 		err = "--cluster-prefix may not hold * ? [ ] or \\ (it is glued in front of patterns) and is at most 64 bytes";
+	} else if (cfg->cluster_hosts && !u.sharded) {
+		err = "--cluster-hosts is for a redis-cluster:// (sharded) --cluster URL: one Redis names no other host";
+	} else if (cfg->cluster_hosts && cluster_hosts_check(cfg->cluster_hosts, &why) < 0) {
+		fprintf(stderr, "weft: bad value '%s' for --cluster-hosts: %s\n", cfg->cluster_hosts, why);
+		return -EINVAL;
 	} else if (cfg->cluster_ca) {
 		FILE *f = fopen(cfg->cluster_ca, "r");
 		if (!f) {

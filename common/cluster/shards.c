@@ -9,6 +9,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "hosts.h"
 #include "log.h"
 #include "server.h"
 #include "stats.h"
@@ -48,6 +49,9 @@ struct shards {
 	struct tls_ctx *tls;
 	struct link_limits lim;
 	struct shards_handler h;
+	const char *hosts; /* --cluster-hosts (hosts.h); NULL: the seeds' hosts only */
+	long long host_warn_at; /* an address refused: logged at most this often */
+	unsigned host_warn_held;
 	/* the map link */
 	struct vloop cv;
 	struct link *ctl;
@@ -340,6 +344,26 @@ static bool parse_slots(const char *p, size_t n, long *lo, long *hi)
 	return parse_num(p, (size_t)(dash - p), lo) && parse_num(dash + 1, n - (size_t)(dash - p) - 1, hi);
 }
 
+/* A node of the map on a host not allowed (hosts.h): not connected to, so
+ * its slots have no owner. Counted; logged at most once per 10 s. */
+static void refuse_host(struct shards *s, const struct addr *a)
+{
+	stat_inc(STAT_cl_hosts_refused);
+	long long now = now_ms();
+	if (now < s->host_warn_at) {
+		s->host_warn_held++;
+		return;
+	}
+	char more[64] = "";
+	if (s->host_warn_held)
+		snprintf(more, sizeof(more), "; %u similar lines not logged", s->host_warn_held);
+	log_warn("cluster: the slot map names %s:%d, not a seed's host nor in --cluster-hosts: not connected to "
+	         "(it would get the password)%s",
+	         a->host, a->port, more);
+	s->host_warn_at = now + 10000;
+	s->host_warn_held = 0;
+}
+
 /* The CLUSTER NODES text: who owns which slot. */
 static void read_map(struct shards *s, const char *text, size_t len)
 {
@@ -369,6 +393,10 @@ static void read_map(struct shards *s, const char *text, size_t len)
 		 * one primary); it is the one the map link is made to. */
 		if (ok && !a.host[0])
 			ok = has_flag(f[2], fn[2], "myself") && (memcpy(a.host, s->ctl_at.host, sizeof(a.host)), true);
+		if (ok && shard_find(s, a.host, a.port) < 0 && !cluster_hosts_allow(&s->url, s->hosts, a.host)) {
+			refuse_host(s, &a); /* no connection there: it would get our AUTH */
+			ok = false;
+		}
 		if (ok) {
 			if (nknown < KNOWN_MAX)
 				s->known[nknown++] = a;
@@ -505,7 +533,7 @@ static int ctl_reply(void *arg, enum link_conn conn, redisReply *r)
 
 /* ---- the rest ---- */
 
-struct shards *shards_new(const struct cluster_url *u, struct tls_ctx *tls, struct cl_loop *loop,
+struct shards *shards_new(const struct cluster_url *u, const char *hosts, struct tls_ctx *tls, struct cl_loop *loop,
                           const struct shards_handler *h, const struct link_limits *lim)
 {
 	struct shards *s = calloc(1, sizeof(*s));
@@ -516,6 +544,7 @@ struct shards *shards_new(const struct cluster_url *u, struct tls_ctx *tls, stru
 	s->tls = tls;
 	s->lim = *lim;
 	s->h = *h;
+	s->hosts = hosts;
 	memset(s->owner, NO_OWNER, sizeof(s->owner));
 	snprintf(s->ctl_at.host, sizeof(s->ctl_at.host), "%s", u->host);
 	s->ctl_at.port = u->port;

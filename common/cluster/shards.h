@@ -44,8 +44,10 @@ struct shards_handler {
 	void *arg;
 };
 
-/* u->sharded, with its seeds. tls NULL: plain. */
-struct shards *shards_new(const struct cluster_url *u, struct tls_ctx *tls, struct cl_loop *loop,
+/* u->sharded, with its seeds; hosts: --cluster-hosts (hosts.h: the map's
+ * nodes elsewhere are not connected to), NULL = the seeds' hosts only, kept
+ * (not copied). tls NULL: plain. */
+struct shards *shards_new(const struct cluster_url *u, const char *hosts, struct tls_ctx *tls, struct cl_loop *loop,
                           const struct shards_handler *h, const struct link_limits *lim);
 void shards_free(struct shards *s);
 void shards_start(struct shards *s);

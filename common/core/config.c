@@ -85,6 +85,9 @@ const struct opt config_opts[] = {
 	 "shared secret (>= 32 bytes, mode 600): envelopes are HMAC-SHA256 tagged, untagged ones dropped"},
 	{"cluster-password-file", T_STR, F(cluster_password_file), NULL, "FILE",
 	 "the engine's AUTH password (or in the URL, or $WEFT_CLUSTER_PASSWORD)"},
+	{"cluster-hosts", T_STR, F(cluster_hosts), NULL, "LIST",
+	 "redis-cluster: hosts the slot map may send the link (and its AUTH) to besides the seeds': names, addresses, "
+	 "ADDR/BITS ranges, or * for any [the seeds' hosts]"},
 	{"cluster-backoff-max", T_SECS, F(cluster_backoff_max_ms), "2", "SEC", "reconnect back-off cap (0.05..3600)"},
 	{"cluster-connect-timeout", T_SECS, F(cluster_connect_timeout_ms), "5", "SEC",
 	 "connect, TLS, AUTH and PING to the engine within this (0.1..3600)"},

@@ -76,6 +76,7 @@ struct config {
 	const char *cluster_prefix; /* engine channel prefix, no glob specials */
 	const char *cluster_key_file;      /* shared secret: envelopes are HMAC-tagged */
 	const char *cluster_password_file; /* the engine's AUTH password (else the URL's, else $WEFT_CLUSTER_PASSWORD) */
+	const char *cluster_hosts;         /* redis-cluster: hosts the map may name besides the seeds'; NULL = none */
 	int cluster_backoff_max_ms;        /* reconnect back-off cap */
 	int cluster_connect_timeout_ms;    /* connect + TLS + AUTH + PING within this */
 	/* process */

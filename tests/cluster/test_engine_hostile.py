@@ -108,10 +108,13 @@ class FakeListener:
     close() stops and joins every thread. The fake engines below differ only
     in what they serve."""
 
-    def __init__(self, backlog=16, port=0):
+    def __init__(self, backlog=16, port=0, host="127.0.0.1", rcvbuf=None):
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", port))
+        if rcvbuf:  # inherited by accepted connections: the kernel holds little unread
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.paused = False  # serve_commands reads nothing meanwhile
+        self.ls.bind((host, port))
         self.ls.listen(backlog)
         self.port = self.ls.getsockname()[1]
         self.stop = threading.Event()
@@ -143,6 +146,9 @@ class FakeListener:
         buf = b""
         try:
             while not self.stop.is_set():
+                if self.paused:
+                    time.sleep(0.01)
+                    continue
                 try:
                     b = c.recv(1 << 20)
                     if not b:
@@ -1060,8 +1066,8 @@ class FakeClusterNode(FakeListener):
     (':0' by default). Counts every command by name, and inject() sends
     anything to each connection that subscribed."""
 
-    def __init__(self, nodes_text=None, port=0):
-        super().__init__(backlog=64, port=port)
+    def __init__(self, nodes_text=None, port=0, host="127.0.0.1", rcvbuf=None):
+        super().__init__(backlog=64, port=port, host=host, rcvbuf=rcvbuf)
         self.nodes_text = nodes_text or (lambda: b"")
         self.spublish_reply = b":0\r\n"
         self.lock = threading.Lock()
@@ -1140,6 +1146,93 @@ def test_sharded_map_garbage_and_bounds(ctx):
         m = w.metrics()
         assert m.get('weft_cluster_shards{model="coro",state="known"}') == 1, m
         assert m.get('weft_cluster_link_up{model="coro"}') == 0, "a token that is no number claimed slot 0"
+    finally:
+        try:
+            stop_all([w])
+        finally:
+            fake.close()
+
+
+def test_sharded_map_cannot_send_the_password_elsewhere(ctx):
+    """A compromised seed's CLUSTER NODES names a primary (and a replica)
+    on 127.0.0.2, a host that is no seed's: no connection is made there, so
+    the password goes nowhere (the listener there records nothing), the
+    refusal is counted and logged once, and its slots have no owner (link
+    not up). Another port on the seed's host is a shard as usual (a Redis
+    Cluster on one machine). With --cluster-hosts naming it, the same map
+    is served in full, AUTH included (the listener does hear)."""
+    seed, other, rogue = FakeClusterNode(), FakeClusterNode(), FakeClusterNode(host="127.0.0.2")
+    text = b"\n".join([cluster_line(1, seed.port, "0-5000", flags="myself,master"),
+                       cluster_line(2, other.port, "5001-10000"),
+                       cluster_line(3, rogue.port, "10001-16383", host="127.0.0.2"),
+                       cluster_line(4, rogue.port + 1, "", flags="slave", host="127.0.0.2")])
+    for f in (seed, other, rogue):
+        f.nodes_text = lambda: text
+    url = "redis-cluster://:sekret@127.0.0.1:%d" % seed.port
+    nodes = []
+    try:
+        w = node("coro", url)
+        nodes.append(w)
+        refused = lambda: w.metric("weft_cluster_hosts_refused_total") >= 2
+        assert wait_for(lambda: refused() and other.count(b"AUTH") >= 1,
+                        10 * slow_factor()), w.tail()
+        assert wait_for(lambda: w.metric("weft_cluster_map_refreshes_total") >= 2, 10 * slow_factor()), w.tail()
+        m = w.metrics()
+        assert m.get('weft_cluster_shards{model="coro",state="known"}') == 2, m
+        assert m.get('weft_cluster_shards{model="coro",state="up"}') == 2, m
+        assert m.get('weft_cluster_link_up{model="coro"}') == 0, "slots owned by a refused node count as served"
+        assert rogue.accepted == 0 and rogue.count(b"AUTH") == 0, "a host the map named got a connection"
+        assert w.log().count("not a seed's host nor in --cluster-hosts") == 1, w.tail()
+        stop_all(nodes)
+        w = node("coro", url, ["--cluster-hosts", "127.0.0.2/32"])
+        nodes.append(w)
+        assert wait_for(lambda: sharded_up(w, 3), 10 * slow_factor()), w.tail()
+        assert rogue.count(b"AUTH") >= 1 and w.metric("weft_cluster_hosts_refused_total") == 0
+    finally:
+        try:
+            stop_all(nodes)
+        finally:
+            for f in (seed, other, rogue):
+                f.close()
+
+
+def test_sharded_markers_leave_genuine_publishes_room(ctx):
+    """Without a key, '*' announced in the names of 64 made-up nodes (one
+    per inbox bucket) makes every inbox match every channel: each active
+    channel's end-of-stream markers go to 64 inboxes, per tick. 60 channels
+    of 3,000 bytes published once, then the engine stops reading: their
+    markers (~12 MB a tick) take at most an eighth of the publish queue, the
+    rest wait (counted), so a genuine publish after them is still queued,
+    not dropped at the full queue (before: the markers filled it to its
+    bound, reason="full")."""
+    fake = FakeClusterNode(rcvbuf=1 << 16)
+    fake.nodes_text = lambda: cluster_line(1, fake.port, "0-16383", flags="myself,master")
+    w = node("coro", "redis-cluster://127.0.0.1:%d" % fake.port)
+    try:
+        assert wait_for(lambda: sharded_up(w), 10 * slow_factor()), w.tail()
+        fake.inject(b"".join(b"*3\r\n" + resp_bulk(b"smessage") + resp_bulk(b"weft: ctl") +
+                             resp_bulk(b"weft1 %016x 1 0 1 -\n*" % (0x300000 + i)) for i in range(64)))
+        assert wait_for(lambda: w.metric("weft_cluster_pattern_announcements_total", 'result="taken"') >= 64,
+                        10 * slow_factor()), w.tail()
+        p = Pub(w)
+        n = 60
+        for i in range(n):
+            p.publish("m%d-%s" % (i, "x" * 3000), b"m")
+        p.drain()
+        assert wait_for(lambda: fake.count(b"SPUBLISH") >= 65 * n, 10 * slow_factor()), "the engine read %d" % (
+            fake.count(b"SPUBLISH"))
+        fake.paused = True  # from here every marker stays queued
+        full = lambda: w.metric("weft_cluster_dropped_total", 'reason="full"')
+        before = full()
+        # A tick (1 s) after the pause (there are three after a publish):
+        # its markers, ~12 MB, put off or (before) queued to the bound.
+        wait_for(lambda: w.metric("weft_cluster_markers_deferred_total") > 0, 2.5 * slow_factor())
+        p.publish("genuine", b"g" * 3000)
+        p.drain()
+        assert full() == before, "genuine publishes dropped at a queue the markers filled: %d" % (full() - before)
+        assert w.metric("weft_cluster_markers_deferred_total") > 0, {k: v for k, v in w.metrics().items() if "cluster" in k}
+        fake.paused = False
+        p.close()
     finally:
         try:
             stop_all([w])

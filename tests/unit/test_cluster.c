@@ -10,6 +10,7 @@
 #include "check.h"
 #include "envelope.h"
 #include "exchange.h"
+#include "hosts.h"
 #include "mark.h"
 #include "patterns.h"
 #include "stats.h"
@@ -493,8 +494,31 @@ static void test_table_lru(void)
 	CHECK(t.lru && table_oldest(&t) == NULL);
 }
 
+/* Which hosts the slot map may send the link (and its AUTH) to. */
+static void test_hosts(void)
+{
+	struct cluster_url u;
+	const char *why = NULL;
+	CHECK(cluster_url_parse("redis-cluster://:pw@127.0.0.1:7000,Redis-A:7001", &u, &why) == 0);
+	CHECK(cluster_hosts_allow(&u, NULL, "127.0.0.1"));  /* a seed's host, any port */
+	CHECK(cluster_hosts_allow(&u, NULL, "redis-a"));    /* names: case does not matter */
+	CHECK(!cluster_hosts_allow(&u, NULL, "127.0.0.2")); /* not a seed's */
+	CHECK(!cluster_hosts_allow(&u, NULL, "127.0.0.10"));
+	CHECK(!cluster_hosts_allow(&u, "10.0.0.0/8,b", "127.0.0.2"));
+	CHECK(cluster_hosts_allow(&u, "10.0.0.0/8,b", "10.200.1.2") && cluster_hosts_allow(&u, "10.0.0.0/8,b", "B"));
+	CHECK(!cluster_hosts_allow(&u, "10.0.0.0/8", "11.0.0.1") && !cluster_hosts_allow(&u, "10.0.0.0/8", "::1"));
+	CHECK(cluster_hosts_allow(&u, "fd00::/8", "fd12::1") && !cluster_hosts_allow(&u, "fd00::/8", "fe12::1"));
+	CHECK(cluster_hosts_allow(&u, "127.0.1.0/31", "127.0.1.1") && !cluster_hosts_allow(&u, "127.0.1.2/31", "127.0.1.1"));
+	CHECK(cluster_hosts_allow(&u, "x,*", "anything.example"));
+	CHECK(cluster_hosts_check("a,10.0.0.0/8,*,::1", &why) == 0);
+	const char *bad[] = {"", ",", "a,", "a,,b", "10.0.0.0/33", "10.0.0.0/", "x/8", "::/129", "10.0.0.0/8a"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK(cluster_hosts_check(bad[i], &why) == -EINVAL && why && *why);
+}
+
 int main(void)
 {
+	test_hosts();
 	test_table_lru();
 	test_rpats();
 	test_rpats_cost();

@@ -1,0 +1,86 @@
+/* hosts.c - the hosts the slot map may send the link to. See hosts.h. */
+#include "hosts.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* [p, p + n) as an address (IPv4 or IPv6, brackets not taken): its family
+ * and 4 or 16 bytes, or 0. */
+static int addr_of(const char *p, size_t n, unsigned char out[16])
+{
+	char s[64];
+	if (n == 0 || n >= sizeof(s))
+		return 0;
+	memcpy(s, p, n);
+	s[n] = '\0';
+	if (inet_pton(AF_INET, s, out) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, s, out) == 1)
+		return AF_INET6;
+	return 0;
+}
+
+/* One entry [p, p + n): "*", ADDR/BITS or a host. -1: malformed. */
+static int entry_allows(const char *p, size_t n, const char *host)
+{
+	if (n == 0 || n > CLUSTER_HOST_MAX)
+		return -1;
+	if (n == 1 && *p == '*')
+		return 1;
+	const char *slash = memchr(p, '/', n);
+	if (!slash)
+		return strlen(host) == n && strncasecmp(host, p, n) == 0;
+	unsigned char net[16], a[16];
+	int fam = addr_of(p, (size_t)(slash - p), net);
+	size_t bn = n - (size_t)(slash - p) - 1;
+	long bits = 0;
+	for (size_t i = 0; i < bn; i++) {
+		if (slash[1 + i] < '0' || slash[1 + i] > '9' || bits > 128)
+			return -1;
+		bits = bits * 10 + (slash[1 + i] - '0');
+	}
+	if (!fam || bn == 0 || bn > 3 || bits > (fam == AF_INET ? 32 : 128))
+		return -1;
+	if (addr_of(host, strlen(host), a) != fam)
+		return 0;
+	for (long i = 0; i < bits; i++)
+		if ((net[i / 8] ^ a[i / 8]) & (0x80 >> (i % 8)))
+			return 0;
+	return 1;
+}
+
+static int each(const char *list, const char *host)
+{
+	int any = 0;
+	for (const char *p = list; *p;) {
+		size_t n = strcspn(p, ",");
+		int r = entry_allows(p, n, host);
+		if (r < 0)
+			return -1;
+		any |= r;
+		p += n + (p[n] == ',');
+		if (p[-1] == ',' && !*p)
+			return -1; /* a trailing comma: an empty entry */
+	}
+	return any;
+}
+
+int cluster_hosts_check(const char *list, const char **why)
+{
+	if (!*list || each(list, "") < 0) {
+		*why = "a comma-separated list of hosts, ADDR/BITS ranges or * (no empty entry, each at most 255 bytes)";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+bool cluster_hosts_allow(const struct cluster_url *u, const char *list, const char *host)
+{
+	for (int i = 0; i < u->nseeds; i++)
+		if (strcasecmp(host, u->seed_host[i]) == 0)
+			return true;
+	return list && each(list, host) > 0;
+}
