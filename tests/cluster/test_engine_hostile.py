@@ -109,7 +109,7 @@ class FakeListener:
     in what they serve."""
 
     def __init__(self, backlog=16, port=0, host="127.0.0.1", rcvbuf=None):
-        self.ls = socket.socket()
+        self.ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if rcvbuf:  # inherited by accepted connections: the kernel holds little unread
             self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -1155,17 +1155,17 @@ def test_sharded_map_garbage_and_bounds(ctx):
 
 def test_sharded_map_cannot_send_the_password_elsewhere(ctx):
     """A compromised seed's CLUSTER NODES names a primary (and a replica)
-    on 127.0.0.2, a host that is no seed's: no connection is made there, so
+    on ::1, a host that is no seed's (the seed is 127.0.0.1): no connection is made there, so
     the password goes nowhere (the listener there records nothing), the
     refusal is counted and logged once, and its slots have no owner (link
     not up). Another port on the seed's host is a shard as usual (a Redis
     Cluster on one machine). With --cluster-hosts naming it, the same map
     is served in full, AUTH included (the listener does hear)."""
-    seed, other, rogue = FakeClusterNode(), FakeClusterNode(), FakeClusterNode(host="127.0.0.2")
+    seed, other, rogue = FakeClusterNode(), FakeClusterNode(), FakeClusterNode(host="::1")
     text = b"\n".join([cluster_line(1, seed.port, "0-5000", flags="myself,master"),
                        cluster_line(2, other.port, "5001-10000"),
-                       cluster_line(3, rogue.port, "10001-16383", host="127.0.0.2"),
-                       cluster_line(4, rogue.port + 1, "", flags="slave", host="127.0.0.2")])
+                       cluster_line(3, rogue.port, "10001-16383", host="::1"),
+                       cluster_line(4, rogue.port + 1, "", flags="slave", host="::1")])
     for f in (seed, other, rogue):
         f.nodes_text = lambda: text
     url = "redis-cluster://:sekret@127.0.0.1:%d" % seed.port
@@ -1184,7 +1184,7 @@ def test_sharded_map_cannot_send_the_password_elsewhere(ctx):
         assert rogue.accepted == 0 and rogue.count(b"AUTH") == 0, "a host the map named got a connection"
         assert w.log().count("not a seed's host nor in --cluster-hosts") == 1, w.tail()
         stop_all(nodes)
-        w = node("coro", url, ["--cluster-hosts", "127.0.0.2/32"])
+        w = node("coro", url, ["--cluster-hosts", "::1/128"])
         nodes.append(w)
         assert wait_for(lambda: sharded_up(w, 3), 10 * slow_factor()), w.tail()
         assert rogue.count(b"AUTH") >= 1 and w.metric("weft_cluster_hosts_refused_total") == 0
