@@ -27,6 +27,17 @@ size_t table_entry_bytes(size_t n, size_t vsize) { return sizeof(struct tentry) 
 
 struct tentry *table_put(struct table *t, const void *k, size_t n) { return table_put_v(t, k, n, 0); }
 
+/* e becomes the most recently used (the use order's newest end). */
+static void lru_push(struct table *t, struct tentry *e)
+{
+	e->older = t->newest;
+	if (t->newest)
+		t->newest->newer = e;
+	else
+		t->oldest = e;
+	t->newest = e;
+}
+
 struct tentry *table_put_v(struct table *t, const void *k, size_t n, size_t vsize)
 {
 	ready(t);
@@ -48,14 +59,8 @@ struct tentry *table_put_v(struct table *t, const void *k, size_t n, size_t vsiz
 	e->node.klen = n;
 	memcpy(e->key, k, n);
 	htable_link(&t->h, pp, &e->node);
-	if (t->lru) {
-		e->older = t->newest;
-		if (t->newest)
-			t->newest->newer = e;
-		else
-			t->oldest = e;
-		t->newest = e;
-	}
+	if (t->lru)
+		lru_push(t, e);
 	return e;
 }
 
@@ -77,12 +82,7 @@ void table_touch(struct table *t, struct tentry *e)
 	if (!t->lru || t->newest == e)
 		return;
 	lru_unlink(t, e);
-	e->older = t->newest;
-	if (t->newest)
-		t->newest->newer = e;
-	else
-		t->oldest = e;
-	t->newest = e;
+	lru_push(t, e);
 }
 
 struct tentry *table_oldest(const struct table *t) { return t->oldest; }
