@@ -96,6 +96,7 @@ struct bridge {
 	size_t pubq_msgs;
 	size_t backlog;     /* the link's unwritten PUBLISH bytes, as of its last turn */
 	size_t limit;       /* pubq + backlog at most this */
+	uint64_t markers_from; /* the sent table's walk for markers starts at this hash's bucket */
 	bool up;
 	/* The link reads slower than the engine queues for it (link_behind):
 	 * publishers here are held (owner_pressure_hold; hook_published), on
@@ -695,6 +696,8 @@ struct markers {
 	int err;
 	size_t room; /* bytes of markers (both kinds) this tick may still queue */
 	bool any;    /* a channel's markers went this tick */
+	bool put_off; /* one was put off: from is its hash */
+	uint64_t from;
 };
 
 /* Markers may fill the publisher queue to an eighth of its bound, no more:
@@ -755,6 +758,10 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 	              (INBOX_CMD_MAX + b->plen + e->node.klen + 1 + ENVELOPE_HEAD_MAX);
 	if (mk->any && need > mk->room) {
 		mk->room = 0;
+		if (!mk->put_off) { /* the next tick starts here: channels behind busy ones get their turn */
+			mk->put_off = true;
+			mk->from = e->node.hash;
+		}
 		stat_inc(STAT_cl_markers_deferred); /* e->b unspent: the next tick sends it */
 		return;
 	}
@@ -871,7 +878,9 @@ static void on_tick(void *arg)
 		size_t backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 		mk.room = b->limit / MARKER_SHARE > backlog ? b->limit / MARKER_SHARE - backlog : 0;
 		mk.any = !mk.room; /* no room: even the first waits */
-		table_each(&b->sent, marker_one, &mk);
+		table_each_from(&b->sent, b->markers_from, marker_one, &mk);
+		if (mk.put_off)
+			b->markers_from = mk.from;
 		if (buf_used(&mk.out) && link_send(b->link, LINK_PUB, buf_head(&mk.out), buf_used(&mk.out)) < 0)
 			mk.err = -ENOMEM;
 		b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);

@@ -23,6 +23,31 @@ static int addr_of(const char *p, size_t n, unsigned char out[16])
 	return 0;
 }
 
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d, *bits past 96 if given) as
+ * the IPv4 one it connects to: ranges of either family judge it as IPv4, so
+ * "::/0" (any IPv6) lets no IPv4 host in and "10.0.0.0/8" covers
+ * ::ffff:10.1.2.3. */
+static int unmap(int fam, unsigned char a[16], long *bits)
+{
+	static const unsigned char pre[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (fam != AF_INET6 || memcmp(a, pre, 12) != 0 || (bits && *bits < 96))
+		return fam;
+	memmove(a, a + 12, 4);
+	if (bits)
+		*bits -= 96;
+	return AF_INET;
+}
+
+/* A name as the URL takes one: letters, digits, '-', '.', '_'. */
+static bool is_name(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= '0' && p[i] <= '9') ||
+		      p[i] == '-' || p[i] == '.' || p[i] == '_'))
+			return false;
+	return true;
+}
+
 /* One entry [p, p + n): "*", ADDR/BITS or a host. -1: malformed. */
 static int entry_allows(const char *p, size_t n, const char *host)
 {
@@ -31,9 +56,18 @@ static int entry_allows(const char *p, size_t n, const char *host)
 	if (n == 1 && *p == '*')
 		return 1;
 	const char *slash = memchr(p, '/', n);
-	if (!slash)
-		return strlen(host) == n && strncasecmp(host, p, n) == 0;
 	unsigned char net[16], a[16];
+	if (!slash) { /* a name, or an address: "[::1]", "a b", "h:7000" would never match */
+		int fam = addr_of(p, n, net);
+		if (!fam && !is_name(p, n))
+			return -1;
+		if (fam) {
+			fam = unmap(fam, net, NULL);
+			return unmap(addr_of(host, strlen(host), a), a, NULL) == fam &&
+			       memcmp(net, a, fam == AF_INET ? 4 : 16) == 0;
+		}
+		return strlen(host) == n && strncasecmp(host, p, n) == 0;
+	}
 	int fam = addr_of(p, (size_t)(slash - p), net);
 	size_t bn = n - (size_t)(slash - p) - 1;
 	long bits = 0;
@@ -44,7 +78,8 @@ static int entry_allows(const char *p, size_t n, const char *host)
 	}
 	if (!fam || bn == 0 || bn > 3 || bits > (fam == AF_INET ? 32 : 128))
 		return -1;
-	if (addr_of(host, strlen(host), a) != fam)
+	fam = unmap(fam, net, &bits);
+	if (unmap(addr_of(host, strlen(host), a), a, NULL) != fam)
 		return 0;
 	for (long i = 0; i < bits; i++)
 		if ((net[i / 8] ^ a[i / 8]) & (0x80 >> (i % 8)))

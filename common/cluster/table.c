@@ -106,6 +106,18 @@ void table_each(struct table *t, void (*fn)(struct table *t, struct tentry *e, v
 	}
 }
 
+void table_each_from(struct table *t, uint64_t from, void (*fn)(struct table *t, struct tentry *e, void *arg),
+                     void *arg)
+{
+	for (size_t k = 0; k < t->h.nb; k++) {
+		size_t i = (size_t)((from + k) & (t->h.nb - 1));
+		for (struct hnode *e = t->h.b[i], *next; e; e = next) {
+			next = e->next;
+			fn(t, (struct tentry *)e, arg);
+		}
+	}
+}
+
 void table_clear(struct table *t)
 {
 	for (size_t i = 0; i < t->h.nb; i++) {

@@ -49,6 +49,10 @@ struct tentry *table_oldest(const struct table *t);
 void table_del(struct table *t, struct tentry *e);
 /* Call fn for each entry; fn may table_del the entry it is given. */
 void table_each(struct table *t, void (*fn)(struct table *t, struct tentry *e, void *arg), void *arg);
+/* The same, from the bucket of hash from on (wrapping round): a walk that
+ * may stop early (a budget) resumes where the last one stopped. */
+void table_each_from(struct table *t, uint64_t from, void (*fn)(struct table *t, struct tentry *e, void *arg),
+                     void *arg);
 /* Free every entry (and the bucket array). */
 void table_clear(struct table *t);
 

@@ -1240,6 +1240,52 @@ def test_sharded_markers_leave_genuine_publishes_room(ctx):
             fake.close()
 
 
+def test_sharded_markers_deferred_not_for_ever(ctx):
+    """As above ('*' in 64 inboxes, 3,000-byte channel names): a tick's
+    marker room (an eighth of the queue) holds about five channels'
+    markers. Twelve channels published on every half second keep theirs
+    due at every tick; six channels published on once must still get their
+    end-of-stream marker while those go on (before: the sent table was
+    walked in the same order at every tick, and a channel behind five busy
+    ones was put off for ever: its end-of-stream loss never counted)."""
+    fake = FakeClusterNode()
+    fake.nodes_text = lambda: cluster_line(1, fake.port, "0-16383", flags="myself,master")
+    per = {}
+    plain = fake._command
+
+    def command(c, cmd, args):
+        if cmd == b"SPUBLISH" and len(args) > 1 and args[1][-3:-2] in (b"s", b"b"):
+            per[args[1][-3:]] = per.get(args[1][-3:], 0) + 1  # (serve_commands holds fake.lock)
+        plain(c, cmd, args)
+    fake._command = command
+    w = node("coro", "redis-cluster://127.0.0.1:%d" % fake.port)
+    try:
+        assert wait_for(lambda: sharded_up(w), 10 * slow_factor()), w.tail()
+        fake.inject(b"".join(b"*3\r\n" + resp_bulk(b"smessage") + resp_bulk(b"weft: ctl") +
+                             resp_bulk(b"weft1 %016x 1 0 1 -\n*" % (0x300000 + i)) for i in range(64)))
+        assert wait_for(lambda: w.metric("weft_cluster_pattern_announcements_total", 'result="taken"') >= 64,
+                        10 * slow_factor()), w.tail()
+        name = lambda kind, i: "%s-%s%s%02d" % (kind, "x" * 3000, kind, i)
+        p = Pub(w)
+        for i in range(6):
+            p.publish(name("s", i), b"m")
+        got = lambda: [per.get(b"s%02d" % i, 0) for i in range(6)]
+        end = time.monotonic() + 6 * slow_factor()
+        while time.monotonic() < end and min(got()) < 2:  # each: its publish, then a marker
+            for i in range(12):
+                p.publish(name("b", i), b"m")
+            p.drain()
+            time.sleep(0.5)
+        assert min(got()) >= 2, ("channels whose end-of-stream marker never went", got(),
+                                 w.metric("weft_cluster_markers_deferred_total"))
+        p.close()
+    finally:
+        try:
+            stop_all([w])
+        finally:
+            fake.close()
+
+
 def test_sharded_refresh_storms_bounded(ctx):
     """MOVED to a node the map does not name on every SPUBLISH and every
     SSUBSCRIBE, and a flood of unsolicited sunsubscribes of a held channel:

@@ -511,7 +511,14 @@ static void test_hosts(void)
 	CHECK(cluster_hosts_allow(&u, "127.0.1.0/31", "127.0.1.1") && !cluster_hosts_allow(&u, "127.0.1.2/31", "127.0.1.1"));
 	CHECK(cluster_hosts_allow(&u, "x,*", "anything.example"));
 	CHECK(cluster_hosts_check("a,10.0.0.0/8,*,::1", &why) == 0);
-	const char *bad[] = {"", ",", "a,", "a,,b", "10.0.0.0/33", "10.0.0.0/", "x/8", "::/129", "10.0.0.0/8a"};
+	/* IPv4-mapped IPv6 is the IPv4 host it connects to: "::/0" (any IPv6)
+	 * lets in no IPv4 one, IPv4 ranges and addresses cover it. */
+	CHECK(!cluster_hosts_allow(&u, "::/0", "::ffff:10.1.2.3") && cluster_hosts_allow(&u, "::/0", "fd00::1"));
+	CHECK(cluster_hosts_allow(&u, "10.0.0.0/8", "::ffff:10.1.2.3") && cluster_hosts_allow(&u, "10.1.2.3", "::ffff:10.1.2.3"));
+	CHECK(cluster_hosts_allow(&u, "::ffff:10.0.0.0/104", "10.9.9.9") && !cluster_hosts_allow(&u, "::ffff:10.0.0.0/104", "11.0.0.1"));
+	CHECK(cluster_hosts_allow(&u, "::1", "0:0:0:0:0:0:0:1")); /* addresses compare as addresses */
+	const char *bad[] = {"", ",", "a,", "a,,b", "10.0.0.0/33", "10.0.0.0/", "x/8", "::/129", "10.0.0.0/8a",
+	                     "[::1]", "10.0.0.1:7000", "a b", " 10.0.0.1", "*x"}; /* names that could never match */
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(cluster_hosts_check(bad[i], &why) == -EINVAL && why && *why);
 }
