@@ -141,9 +141,10 @@ class FakeListener:
     def serve_commands(self, c, handle):
         """Read RESP commands (*N, then N bulk strings) from c until it closes
         or the listener stops; handle(c, CMD, args) each whole one under
-        self.lock (CMD upper-cased)."""
+        self.lock (CMD upper-cased). A handler that returns True stops the
+        reading: c is left open and serve_commands returns True."""
         c.settimeout(0.05)
-        buf = b""
+        buf, kept = b"", False
         try:
             while not self.stop.is_set():
                 if self.paused:
@@ -174,11 +175,15 @@ class FakeListener:
                         break
                     buf = buf[p:]
                     with self.lock:
-                        handle(c, args[0].upper(), args)
+                        kept = bool(handle(c, args[0].upper(), args))
+                    if kept:
+                        return True
         except OSError:
             pass
         finally:
-            c.close()
+            if not kept:
+                c.close()
+        return False
 
     def spawn(self, fn, c):
         t = threading.Thread(target=fn, args=(c,), daemon=True)
@@ -849,6 +854,15 @@ class CompromisedEngine(FakeListener):
                 c.settimeout(0.05)
 
 
+def publish_and_capture(eng, p, chan, text):
+    """Publish text on chan through p; returns the genuine envelope the
+    (compromised) engine eng received, and the push that delivers it."""
+    p.publish(chan, text)
+    assert wait_for(lambda: any(e.endswith(text) for e in eng.published), 10 * slow_factor())
+    env = [e for e in eng.published if e.endswith(text)][0]
+    return env, b"*3\r\n$7\r\nmessage\r\n" + resp_bulk(b"weft:" + chan.encode()) + resp_bulk(env)
+
+
 def test_compromised_engine_cannot_flush_the_marks(ctx):
     """With a key, a compromised engine cannot forge, but the pattern of a
     pmessage is not signed (nor is the subscription a message arrives on):
@@ -869,10 +883,7 @@ def test_compromised_engine_cannot_flush_the_marks(ctx):
         subs = [Sub(w, "resp", "k") for w in nodes[1:]]
         assert wait_for(lambda: len(eng.subs) == 4, 10 * slow_factor())
         p = Pub(pub)
-        p.publish("k", b"real-0")
-        assert wait_for(lambda: any(e.endswith(b"real-0") for e in eng.published), 10 * slow_factor())
-        env = [e for e in eng.published if e.endswith(b"real-0")][0]
-        genuine = b"*3\r\n$7\r\nmessage\r\n" + resp_bulk(b"weft:k") + resp_bulk(env)
+        env, genuine = publish_and_capture(eng, p, "k", b"real-0")
         eng.inject(genuine)
         for s in subs:
             assert s.read(1, 10) == [b"real-0"], s.got
@@ -916,10 +927,7 @@ def test_compromised_engine_pmessage_off_its_pattern(ctx):
         assert wait_for(lambda: rx.metric("weft_cluster_subscriptions", 'kind="pattern"') == 1 and
                         rx.metric("weft_cluster_subscriptions", 'kind="channel"') == 1, 10 * slow_factor())
         p = Pub(pub)
-        p.publish("k", b"real-0")
-        assert wait_for(lambda: any(e.endswith(b"real-0") for e in eng.published), 10 * slow_factor())
-        env = [e for e in eng.published if e.endswith(b"real-0")][0]
-        genuine = b"*3\r\n$7\r\nmessage\r\n" + resp_bulk(b"weft:k") + resp_bulk(env)
+        env, genuine = publish_and_capture(eng, p, "k", b"real-0")
         eng.inject(genuine)
         assert sub.read(1, 10) == [b"real-0"], sub.got
         for lo in range(0, 2200, 200):  # genuine envelopes on channels nobody on rx holds
@@ -1196,6 +1204,28 @@ def test_sharded_map_cannot_send_the_password_elsewhere(ctx):
                 f.close()
 
 
+def star_in_every_inbox(fake):
+    """A coro node over fake (made the one shard of every slot) once '*'
+    from 64 made-up nodes, one per inbox bucket, was taken: every inbox
+    then matches every channel. Returns the node (the caller stops it and
+    closes fake; on a failure here both are done before it raises)."""
+    fake.nodes_text = lambda: cluster_line(1, fake.port, "0-16383", flags="myself,master")
+    w = node("coro", "redis-cluster://127.0.0.1:%d" % fake.port)
+    try:
+        assert wait_for(lambda: sharded_up(w), 10 * slow_factor()), w.tail()
+        fake.inject(b"".join(b"*3\r\n" + resp_bulk(b"smessage") + resp_bulk(b"weft: ctl") +
+                             resp_bulk(b"weft1 %016x 1 0 1 -\n*" % (0x300000 + i)) for i in range(64)))
+        assert wait_for(lambda: w.metric("weft_cluster_pattern_announcements_total", 'result="taken"') >= 64,
+                        10 * slow_factor()), w.tail()
+    except BaseException:
+        try:
+            stop_all([w])
+        finally:
+            fake.close()
+        raise
+    return w
+
+
 def test_sharded_markers_leave_genuine_publishes_room(ctx):
     """Without a key, '*' announced in the names of 64 made-up nodes (one
     per inbox bucket) makes every inbox match every channel: each active
@@ -1206,14 +1236,8 @@ def test_sharded_markers_leave_genuine_publishes_room(ctx):
     not dropped at the full queue (before: the markers filled it to its
     bound, reason="full")."""
     fake = FakeClusterNode(rcvbuf=1 << 16)
-    fake.nodes_text = lambda: cluster_line(1, fake.port, "0-16383", flags="myself,master")
-    w = node("coro", "redis-cluster://127.0.0.1:%d" % fake.port)
+    w = star_in_every_inbox(fake)
     try:
-        assert wait_for(lambda: sharded_up(w), 10 * slow_factor()), w.tail()
-        fake.inject(b"".join(b"*3\r\n" + resp_bulk(b"smessage") + resp_bulk(b"weft: ctl") +
-                             resp_bulk(b"weft1 %016x 1 0 1 -\n*" % (0x300000 + i)) for i in range(64)))
-        assert wait_for(lambda: w.metric("weft_cluster_pattern_announcements_total", 'result="taken"') >= 64,
-                        10 * slow_factor()), w.tail()
         p = Pub(w)
         n = 60
         for i in range(n):
@@ -1249,7 +1273,6 @@ def test_sharded_markers_deferred_not_for_ever(ctx):
     walked in the same order at every tick, and a channel behind five busy
     ones was put off for ever: its end-of-stream loss never counted)."""
     fake = FakeClusterNode()
-    fake.nodes_text = lambda: cluster_line(1, fake.port, "0-16383", flags="myself,master")
     per = {}
     plain = fake._command
 
@@ -1258,13 +1281,8 @@ def test_sharded_markers_deferred_not_for_ever(ctx):
             per[args[1][-3:]] = per.get(args[1][-3:], 0) + 1  # (serve_commands holds fake.lock)
         plain(c, cmd, args)
     fake._command = command
-    w = node("coro", "redis-cluster://127.0.0.1:%d" % fake.port)
+    w = star_in_every_inbox(fake)
     try:
-        assert wait_for(lambda: sharded_up(w), 10 * slow_factor()), w.tail()
-        fake.inject(b"".join(b"*3\r\n" + resp_bulk(b"smessage") + resp_bulk(b"weft: ctl") +
-                             resp_bulk(b"weft1 %016x 1 0 1 -\n*" % (0x300000 + i)) for i in range(64)))
-        assert wait_for(lambda: w.metric("weft_cluster_pattern_announcements_total", 'result="taken"') >= 64,
-                        10 * slow_factor()), w.tail()
         name = lambda kind, i: "%s-%s%s%02d" % (kind, "x" * 3000, kind, i)
         p = Pub(w)
         for i in range(6):
@@ -1534,49 +1552,30 @@ class DeafSubscriberEngine(FakeListener):
 
     def __init__(self):
         super().__init__(backlog=64)
+        self.lock = threading.Lock()  # serve_commands' (one connection's handler at a time)
         self.deafened = 0
         self.start()
 
     def _serve(self, c):
-        c.settimeout(0.05)
-        buf, subscribed, deaf = b"", False, False
+        subscribed = []  # (a flag the handler sets)
+
+        def handle(c, cmd, args):
+            if cmd == b"PING":
+                c.sendall(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n" if subscribed else b"+PONG\r\n")
+            elif cmd == b"PUBLISH":
+                c.sendall(b":0\r\n")
+            elif cmd in (b"SUBSCRIBE", b"UNSUBSCRIBE", b"PSUBSCRIBE", b"PUNSUBSCRIBE"):
+                subscribed.append(True)
+                word = cmd.lower()
+                c.sendall(b"".join(b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n:1\r\n" % (len(word), word, len(a), a)
+                                   for a in args[1:]))
+                return cmd == b"SUBSCRIBE" and any(a.startswith(b"weft:deaf") for a in args[1:])
+            return False
+
+        if not self.serve_commands(c, handle):
+            return
+        self.deafened += 1
         try:
-            while not self.stop.is_set() and not deaf:
-                try:
-                    b = c.recv(1 << 20)
-                    if not b:
-                        return
-                except socket.timeout:
-                    continue
-                buf += b
-                while not deaf:
-                    args, p = [], buf.find(b"\r\n")
-                    if p < 0:
-                        break
-                    n, p = int(buf[1:p]), p + 2
-                    for _ in range(n):
-                        q = buf.find(b"\r\n", p)
-                        if q < 0 or len(buf) < q + 2 + int(buf[p + 1:q]) + 2:
-                            break
-                        ln = int(buf[p + 1:q])
-                        args.append(buf[q + 2:q + 2 + ln])
-                        p = q + 2 + ln + 2
-                    if len(args) < n:
-                        break
-                    buf = buf[p:]
-                    cmd = args[0].upper()
-                    if cmd == b"PING":
-                        c.sendall(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n" if subscribed else b"+PONG\r\n")
-                    elif cmd == b"PUBLISH":
-                        c.sendall(b":0\r\n")
-                    elif cmd in (b"SUBSCRIBE", b"UNSUBSCRIBE", b"PSUBSCRIBE", b"PUNSUBSCRIBE"):
-                        subscribed = True
-                        word = cmd.lower()
-                        c.sendall(b"".join(b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n:1\r\n" % (len(word), word, len(a), a)
-                                           for a in args[1:]))
-                        deaf = cmd == b"SUBSCRIBE" and any(a.startswith(b"weft:deaf") for a in args[1:])
-            if deaf:
-                self.deafened += 1
             c.settimeout(2)  # the node reads what is pushed; a stalled node ends it
             while not self.stop.is_set():
                 c.sendall(self.PUSH)
