@@ -99,17 +99,18 @@ def test_forged_sequence_cannot_silence_a_node(ctx):
     a number far behind. Without a key the forgeries themselves are
     delivered (anyone on the engine can speak as anyone), but no genuine
     message may be lost; an exact replay of a genuine envelope is a
-    duplicate. Every model receives (the publisher is coro)."""
+    duplicate. Every model receives (the publisher is coro, and so is the
+    last receiver)."""
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
-        nodes = [node(m, url) for m in ("coro", "threads", "pool", "uring")]
+        nodes = [node(m, url) for m in ("coro", "threads", "pool", "uring", "coro")]
         spy = None
         try:
             assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
             subs = [Sub(w, "resp", "f") for w in nodes[1:]]
             spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
             spy.sendall(resp("SUBSCRIBE", "weft:f"))
-            wait_engine_subs(r, "weft:f", 4, 0)
+            wait_engine_subs(r, "weft:f", len(nodes), 0)
             p = Pub(nodes[0])
             p.publish("f", b"real-0")
             for sub in subs:

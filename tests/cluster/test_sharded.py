@@ -858,14 +858,31 @@ def test_one_redis_is_not_a_cluster(ctx):
 
 def test_sigterm_cluster_unreachable_and_up(ctx):
     """SIGTERM exits 0 with the seeds unreachable (the map link backing off)
-    and with every shard up (stop_all checks the exit and the log)."""
+    and with every shard up (stop_all checks the exit and the log). The two
+    nodes up are threads and pool (pool's only sharded test): before the
+    SIGTERM each gets the other's publish on a channel of every shard, once."""
     from weftest import free_port
     down = node("coro", "redis-cluster://127.0.0.1:%d" % free_port())
     stop_all([down])
     with RedisCluster(ctx.tmpdir) as rc:
         up = [node(m, rc.url()) for m in ("threads", "pool")]
-        assert wait_for(lambda: all(shards_up(w) for w in up), 10 * slow_factor())
-        stop_all(up)
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in up), 10 * slow_factor())
+            chans = channels_over_every_shard(rc, per_shard=1)
+            subs = [Sub(w, "resp", c) for w in up for c in chans]
+            for c in chans:
+                engine_subs(rc, "weft:" + c, 2)
+            pubs = [Pub(w) for w in up]
+            for i, p in enumerate(pubs):
+                for c in chans:
+                    p.publish(c, b"from-%d" % i)
+            for s in subs:
+                assert sorted(s.read(2, 10)) == [b"from-0", b"from-1"], (s.name, s.got)
+            assert not Sub.more_than(subs, 2), "a publish delivered twice"
+            for s in subs + pubs:
+                s.close()
+        finally:
+            stop_all(up)
 
 
 def test_one_primary_cluster_names_itself_without_a_host(ctx):
