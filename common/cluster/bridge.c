@@ -593,18 +593,17 @@ static void held_done(void *arg, struct tentry *e, bool want)
 static void sync_sharded_pub(struct bridge *b)
 {
 	const char *p = buf_head(&b->pubq), *end = p + buf_used(&b->pubq);
-	size_t lost = 0;
 	while (end - p >= REC_HEAD) {
 		uint16_t slot;
 		uint32_t len;
 		memcpy(&slot, p, 2);
 		memcpy(&len, p + 2, 4);
 		p += REC_HEAD;
-		if (shards_send(b->shards, slot, LINK_PUB, p, len) < 0)
-			lost++;
+		int rc = shards_send(b->shards, slot, LINK_PUB, p, len);
+		if (rc < 0) /* the owner down: "down"; its queue at the bound, no memory: "full" (it was all "down") */
+			stat_inc(link_drop_stat(rc));
 		p += len;
 	}
-	stat_add(STAT_cl_dropped_down, lost);
 }
 
 /* Send the dirty entries' changes and the queued publishes (under b->lock). */
@@ -619,11 +618,12 @@ static void sync_engine(struct bridge *b)
 		stat_add(STAT_oom_errors, kept);
 		log_error("cluster: out of memory: %zu subscription changes for the engine wait for the next tick", kept);
 	}
+	int rc;
 	if (buf_used(&b->pubq)) {
 		if (b->shards)
 			sync_sharded_pub(b);
-		else if (link_send(b->link, LINK_PUB, buf_head(&b->pubq), buf_used(&b->pubq)) < 0)
-			stat_add(STAT_cl_dropped_full, b->pubq_msgs);
+		else if ((rc = link_send(b->link, LINK_PUB, buf_head(&b->pubq), buf_used(&b->pubq))) < 0)
+			stat_add(link_drop_stat(rc), b->pubq_msgs);
 		buf_free(&b->pubq);
 		b->pubq = (struct buf){0};
 		b->pubq_msgs = 0;
