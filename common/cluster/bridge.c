@@ -754,12 +754,15 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 		stat_inc(STAT_cl_markers_deferred); /* e->b unspent: the next tick sends it */
 		return;
 	}
+	bool tagged = b->key && sign_tag(b->key, head, hn, e->key, e->node.klen, "", 0, tag) == 0;
+	if (b->key && !tagged) { /* no tag (no memory): put off, unspent (it used to be spent, uncounted) */
+		stat_inc(STAT_cl_markers_deferred);
+		stat_inc(STAT_oom_errors);
+		return;
+	}
 	mk->any = true;
 	mk->room = need < mk->room ? mk->room - need : 0;
 	e->b--;
-	bool tagged = b->key && sign_tag(b->key, head, hn, e->key, e->node.klen, "", 0, tag) == 0;
-	if (b->key && !tagged)
-		return;
 	hn = envelope_finish(head, hn, tagged ? tag : NULL);
 	char *chan = malloc(b->plen + e->node.klen);
 	if (!chan) {
