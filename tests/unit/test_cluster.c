@@ -524,6 +524,21 @@ static void test_hosts(void)
 	                     "[::1]", "10.0.0.1:7000", "a b", " 10.0.0.1", "*x"}; /* names that could never match */
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(cluster_hosts_check(bad[i], &why) == -EINVAL && why && *why);
+	/* Bounded: every map read judges each node against every entry. */
+	static char list[CLUSTER_HOSTS_BYTES + 300];
+	size_t n = 0;
+	for (int i = 0; i < CLUSTER_HOSTS_ENTRIES; i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s10.%d.%d.%d", i ? "," : "", i / 256, i % 256, 1);
+	CHECK(n <= CLUSTER_HOSTS_BYTES && cluster_hosts_check(list, &why) == 0);
+	snprintf(list + n, sizeof(list) - n, ",h"); /* one entry more */
+	CHECK(cluster_hosts_check(list, &why) == -EINVAL && why && strstr(why, "256") && strstr(why, "8192"));
+	memset(list, 'a', sizeof(list) - 1); /* 33 names of 255 bytes: too many bytes */
+	list[sizeof(list) - 1] = '\0';
+	for (size_t i = 255; i < sizeof(list) - 1; i += 256)
+		list[i] = ',';
+	CHECK(strlen(list) > CLUSTER_HOSTS_BYTES && cluster_hosts_check(list, &why) == -EINVAL && strstr(why, "8192"));
+	list[CLUSTER_HOSTS_BYTES - 1] = '\0'; /* 32 of them, the last 255 bytes too: within */
+	CHECK(cluster_hosts_check(list, &why) == 0);
 }
 
 /* The held table's changes (held.h): a change the engine link could not
