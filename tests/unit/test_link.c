@@ -538,6 +538,7 @@ static void test_write_error(void)
 	CHECK(link_send(l, LINK_PUB, big, 100) == 0); /* queued, not written yet */
 	int rc = link_send(l, LINK_PUB, big, sizeof(big)); /* past the bound: the queue is written first, and fails */
 	CHECK(rc == -ENOTCONN);
+	CHECK(link_drop_stat(rc) == STAT_cl_dropped_down); /* a publish refused now: "down" */
 	link_read_more(l, true); /* the wake it asked for */
 	CHECK(!link_is_up(l) && downs == 1);
 	CHECK(stat_sum(STAT_cl_link_lost) == lost + 1);
@@ -551,6 +552,7 @@ static void test_write_error(void)
 	for (int k = 0; k < 4096 && rc == 0; k++) /* bounded: the kernel's buffers, then the bound */
 		rc = link_send(l, LINK_PUB, big, sizeof(big));
 	CHECK(rc == -ENOBUFS);
+	CHECK(link_drop_stat(rc) == STAT_cl_dropped_full && link_drop_stat(-ENOMEM) == STAT_cl_dropped_full);
 	link_read_more(l, true);
 	CHECK(!link_is_up(l) && downs == 2);
 	CHECK(stat_sum(STAT_cl_link_unread) == unread + 1 && stat_sum(STAT_cl_link_lost) == lost + 1);
