@@ -614,9 +614,11 @@ static void sync_engine(struct bridge *b)
 	 * and stayed missing until the link was made again. */
 	const struct held_ops ops = {held_put, held_send, held_done, b->shards != NULL};
 	size_t kept = held_sync(&b->held, &b->dirty, &ops, b);
-	if (kept) {
+	if (kept) { /* every turn while memory lacks: one line a second at most */
+		static struct log_rate oom_log = LOG_RATE_INIT;
 		stat_add(STAT_oom_errors, kept);
-		log_error("cluster: out of memory: %zu subscription changes for the engine wait for the next tick", kept);
+		log_rated(&oom_log, LOG_ERROR, "cluster: out of memory: %zu subscription changes for the engine wait for the next tick",
+		          kept);
 	}
 	int rc;
 	if (buf_used(&b->pubq)) {
