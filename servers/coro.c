@@ -334,10 +334,12 @@ static void coro_accept(struct loop *l, int li, bool on)
 	struct task *t = fd >= 0 && fd < sch->fds_cap ? sch->fds[fd] : NULL; /* -1: closed, its task gone */
 	if (!t || t->kind != KIND_LISTEN)
 		return;
-	if (on)
+	/* A rewait the poller refused (ENOMEM) leaves the task waiting to accept:
+	 * run it now instead, so that it yields CR_SLEEP itself and the
+	 * scheduler's own change of interest judges it (logged, and the listener
+	 * closed if the poller refuses again) rather than at its next readiness. */
+	if (on || sched_rewait(sch, t, CR_SLEEP) < 0)
 		sched_poke(sch, t, CR_POKE);
-	else
-		sched_rewait(sch, t, CR_SLEEP);
 }
 
 static void coro_stop(struct loop *l)

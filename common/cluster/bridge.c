@@ -38,6 +38,7 @@
 #include "envelope.h"
 #include "exchange.h"
 #include "glob.h"
+#include "held.h"
 #include "link.h"
 #include "log.h"
 #include "mark.h"
@@ -73,10 +74,7 @@
 #define ANNOUNCE_BURST 10   /* changes announced at once per tick (1 s); more wait for the next tick */
 #define ANNOUNCE_EMPTY 3     /* empty announcements after the last pattern went (keyed: they clear it) */
 
-/* held entry flags */
-#define H_WANT 1u   /* a local client holds it */
-#define H_ENGINE 2u /* subscribed on the engine (as far as we sent) */
-#define H_DIRTY 4u  /* on the dirty list */
+/* held entry flags (H_WANT, H_ENGINE, H_DIRTY): held.h */
 /* sent entries: b = markers still to send for this channel */
 #define MARKERS 3 /* one to three ticks after the last publish: without a key a far one needs two to count */
 
@@ -567,19 +565,26 @@ static unsigned held_slot(const struct bridge *b, const struct tentry *e)
  * its slots when it is back (shards.h). Patterns are not on the engine
  * (sharded pub/sub has none): they are announced (patterns.h), and what was
  * seen on them is forgotten as for a fresh subscription. */
-static void sync_sharded_sub(struct bridge *b, struct tentry *e, bool want)
+static int held_put(void *arg, struct buf *out, struct tentry *e, bool want)
 {
-	if (e->key[0] == 'p') {
-		set_engine(b, e, want);
-		purge_seen(b, e);
-		return;
-	}
-	struct buf out = {0};
-	if (put_subs(b, &out, want ? "SSUBSCRIBE" : "SUNSUBSCRIBE", &e, 1) < 0)
-		log_error("cluster: out of memory changing a subscription on the engine");
-	else
-		(void)shards_send(b->shards, held_slot(b, e), LINK_SUB, buf_head(&out), buf_used(&out));
-	buf_free(&out);
+	struct bridge *b = arg;
+	bool pat = e->key[0] == 'p';
+	if (b->shards)
+		return pat ? 1 : put_subs(b, out, want ? "SSUBSCRIBE" : "SUNSUBSCRIBE", &e, 1);
+	return put_subs(b, out, want ? (pat ? "PSUBSCRIBE" : "SUBSCRIBE") : (pat ? "PUNSUBSCRIBE" : "UNSUBSCRIBE"), &e, 1);
+}
+
+static int held_send(void *arg, struct tentry *e, struct buf *out)
+{
+	struct bridge *b = arg;
+	if (b->shards)
+		return shards_send(b->shards, held_slot(b, e), LINK_SUB, buf_head(out), buf_used(out));
+	return link_send(b->link, LINK_SUB, buf_head(out), buf_used(out));
+}
+
+static void held_done(void *arg, struct tentry *e, bool want)
+{
+	struct bridge *b = arg;
 	set_engine(b, e, want);
 	purge_seen(b, e);
 }
@@ -588,53 +593,39 @@ static void sync_sharded_sub(struct bridge *b, struct tentry *e, bool want)
 static void sync_sharded_pub(struct bridge *b)
 {
 	const char *p = buf_head(&b->pubq), *end = p + buf_used(&b->pubq);
-	size_t lost = 0;
 	while (end - p >= REC_HEAD) {
 		uint16_t slot;
 		uint32_t len;
 		memcpy(&slot, p, 2);
 		memcpy(&len, p + 2, 4);
 		p += REC_HEAD;
-		if (shards_send(b->shards, slot, LINK_PUB, p, len) < 0)
-			lost++;
+		int rc = shards_send(b->shards, slot, LINK_PUB, p, len);
+		if (rc < 0) /* the owner down: "down"; its queue at the bound, no memory: "full" (it was all "down") */
+			stat_inc(link_drop_stat(rc));
 		p += len;
 	}
-	stat_add(STAT_cl_dropped_down, lost);
 }
 
 /* Send the dirty entries' changes and the queued publishes (under b->lock). */
 static void sync_engine(struct bridge *b)
 {
-	struct buf out = {0};
-	for (struct tentry *e = b->dirty, *next; e; e = next) {
-		next = e->dirty;
-		e->dirty = NULL;
-		e->flags &= ~H_DIRTY;
-		bool want = e->flags & H_WANT, pat = e->key[0] == 'p';
-		if (b->shards) {
-			if (want != !!(e->flags & H_ENGINE))
-				sync_sharded_sub(b, e, want);
-		} else if (want != !!(e->flags & H_ENGINE)) {
-			if (put_subs(b, &out, want ? (pat ? "PSUBSCRIBE" : "SUBSCRIBE") : (pat ? "PUNSUBSCRIBE" : "UNSUBSCRIBE"),
-			             &e, 1) < 0) {
-				log_error("cluster: out of memory changing a subscription on the engine");
-				continue;
-			}
-			set_engine(b, e, want);
-			purge_seen(b, e);
-		}
-		if (!want)
-			table_del(&b->held, e);
+	/* A change that could not be queued (no memory) stays dirty: the next
+	 * turn or tick sends it. It used to be marked as on the engine unsent,
+	 * and stayed missing until the link was made again. */
+	const struct held_ops ops = {held_put, held_send, held_done, b->shards != NULL};
+	size_t kept = held_sync(&b->held, &b->dirty, &ops, b);
+	if (kept) { /* every turn while memory lacks: one line a second at most */
+		static struct log_rate oom_log = LOG_RATE_INIT;
+		stat_add(STAT_oom_errors, kept);
+		log_rated(&oom_log, LOG_ERROR, "cluster: out of memory: %zu subscription changes for the engine wait for the next tick",
+		          kept);
 	}
-	b->dirty = NULL;
-	if (buf_used(&out) && link_send(b->link, LINK_SUB, buf_head(&out), buf_used(&out)) < 0)
-		log_error("cluster: cannot queue subscription changes for the engine");
-	buf_free(&out);
+	int rc;
 	if (buf_used(&b->pubq)) {
 		if (b->shards)
 			sync_sharded_pub(b);
-		else if (link_send(b->link, LINK_PUB, buf_head(&b->pubq), buf_used(&b->pubq)) < 0)
-			stat_add(STAT_cl_dropped_full, b->pubq_msgs);
+		else if ((rc = link_send(b->link, LINK_PUB, buf_head(&b->pubq), buf_used(&b->pubq))) < 0)
+			stat_add(link_drop_stat(rc), b->pubq_msgs);
 		buf_free(&b->pubq);
 		b->pubq = (struct buf){0};
 		b->pubq_msgs = 0;
@@ -765,12 +756,15 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 		stat_inc(STAT_cl_markers_deferred); /* e->b unspent: the next tick sends it */
 		return;
 	}
+	bool tagged = b->key && sign_tag(b->key, head, hn, e->key, e->node.klen, "", 0, tag) == 0;
+	if (b->key && !tagged) { /* no tag (no memory): put off, unspent (it used to be spent, uncounted) */
+		stat_inc(STAT_cl_markers_deferred);
+		stat_inc(STAT_oom_errors);
+		return;
+	}
 	mk->any = true;
 	mk->room = need < mk->room ? mk->room - need : 0;
 	e->b--;
-	bool tagged = b->key && sign_tag(b->key, head, hn, e->key, e->node.klen, "", 0, tag) == 0;
-	if (b->key && !tagged)
-		return;
 	hn = envelope_finish(head, hn, tagged ? tag : NULL);
 	char *chan = malloc(b->plen + e->node.klen);
 	if (!chan) {

@@ -103,8 +103,19 @@ static int each(const char *list, const char *host)
 	return any;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 int cluster_hosts_check(const char *list, const char **why)
 {
+	size_t entries = 1;
+	for (const char *p = list; (p = strchr(p, ',')); p++)
+		entries++;
+	if (strlen(list) > CLUSTER_HOSTS_BYTES || entries > CLUSTER_HOSTS_ENTRIES) {
+		*why = "too long: at most " STR(CLUSTER_HOSTS_ENTRIES) " entries and " STR(CLUSTER_HOSTS_BYTES)
+		       " bytes (list a range, ADDR/BITS, rather than its addresses)";
+		return -EINVAL;
+	}
 	if (!*list || each(list, "") < 0) {
 		*why = "a comma-separated list of hosts, ADDR/BITS ranges or * (no empty entry, each at most 255 bytes)";
 		return -EINVAL;

@@ -13,8 +13,13 @@
 
 #include "url.h"
 
+/* Every map read judges each node against every entry: the list is bounded. */
+#define CLUSTER_HOSTS_ENTRIES 256
+#define CLUSTER_HOSTS_BYTES 8192
+
 /* 0, or -EINVAL with *why (a static string): list is comma-separated hosts,
- * ADDR/BITS ranges (IPv4 or IPv6) or "*". */
+ * ADDR/BITS ranges (IPv4 or IPv6) or "*", at most CLUSTER_HOSTS_ENTRIES of
+ * them and CLUSTER_HOSTS_BYTES in all. */
 int cluster_hosts_check(const char *list, const char **why);
 /* Whether the link may go to host: a seed's host, or one list (NULL: none)
  * allows. */

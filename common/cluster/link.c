@@ -101,6 +101,7 @@ struct rconn {
 	size_t grace;      /* the largest whole resubscription queued (link_burst): beyond the bound */
 	size_t burst;      /* bytes queued in the current link_burst */
 	bool over;         /* a send found the queue at its bound: fail the link at the next turn */
+	int werr;          /* a send's write failed (errno): the link is lost at the next turn */
 };
 
 struct link {
@@ -363,8 +364,14 @@ int link_send(struct link *l, enum link_conn conn, const char *p, size_t n)
 	size_t bound = l->lim.max_out[conn] + c->grace;
 	/* A burst queued in one turn (before the loop flushes it) may pass the
 	 * bound while the engine reads well: write what the kernel takes first. */
-	if (!l->in_up && !c->over && link_backlog(l, conn) + n > bound && flush(l, conn) < 0)
-		c->over = true; /* a write error: failed at the next turn too */
+	if (c->werr)
+		return -ENOTCONN;
+	int rc = !l->in_up && !c->over && link_backlog(l, conn) + n > bound ? flush(l, conn) : 0;
+	if (rc < 0) { /* a write error (EPIPE, ECONNRESET...): the link is lost, not unread */
+		c->werr = -rc;
+		cl_wake(l->loop);
+		return -ENOTCONN;
+	}
 	if (!l->in_up && (c->over || link_backlog(l, conn) + n > bound)) {
 		if (!c->over) {
 			c->over = true;
@@ -382,6 +389,8 @@ int link_send(struct link *l, enum link_conn conn, const char *p, size_t n)
 	return 0;
 }
 
+enum stat_id link_drop_stat(int rc) { return rc == -ENOTCONN ? STAT_cl_dropped_down : STAT_cl_dropped_full; }
+
 void link_burst(struct link *l, bool on)
 {
 	l->in_up = on;
@@ -398,6 +407,10 @@ void link_burst(struct link *l, bool on)
 static bool over_bound(struct link *l)
 {
 	for (int i = 0; i < LINK_CONNS && l->st == L_UP; i++) {
+		if (l->c[i].werr) {
+			fail(l, STAT_cl_link_lost, "%s connection: write: %s", conn_name[i], strerror(l->c[i].werr));
+			return true;
+		}
 		if (l->c[i].over) {
 			fail(l, STAT_cl_link_unread,
 			     "%s connection: more than %zu bytes queued for the engine, which does not read them",

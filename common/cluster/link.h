@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "link_loop.h"
+#include "stats.h"
 #include "url.h"
 
 struct tls_ctx;
@@ -64,10 +65,14 @@ void link_timer(struct link *l);
  * whose copies the engine sends back; the loop's next readiness report for
  * them may be turns away). */
 void link_read_more(struct link *l, bool up);
-/* Queue a formatted command on conn (only while up). 0 or -ENOMEM / -ENOTCONN,
- * or -ENOBUFS: the queue is at its bound (max_out); the link fails at its
- * next turn. */
+/* Queue a formatted command on conn (only while up). 0 or -ENOMEM, or
+ * -ENOTCONN (not up, or a write to conn failed: the link is lost at its next
+ * turn), or -ENOBUFS: the queue is at its bound (max_out); the link fails at
+ * its next turn. */
 int link_send(struct link *l, enum link_conn conn, const char *p, size_t n);
+/* The counter of a publish link_send (or shards_send) refused with rc:
+ * weft_cluster_dropped_total reason="down" (-ENOTCONN) or "full". */
+enum stat_id link_drop_stat(int rc);
 /* on: what is queued until link_burst(l, false) is a whole resubscription
  * (the up handler's, a slot move's): bounded by the held table, so it is
  * not held to max_out and raises the connection's bound by its size. */

@@ -124,7 +124,9 @@ int cluster_options_check(const struct config *cfg)
 	} else if (cfg->cluster_hosts && !u.sharded) {
 		err = "--cluster-hosts is for a redis-cluster:// (sharded) --cluster URL: one Redis names no other host";
 	} else if (cfg->cluster_hosts && cluster_hosts_check(cfg->cluster_hosts, &why) < 0) {
-		fprintf(stderr, "weft: bad value '%s' for --cluster-hosts: %s\n", cfg->cluster_hosts, why);
+		size_t n = strlen(cfg->cluster_hosts); /* a list too long is not echoed whole */
+		fprintf(stderr, "weft: bad value '%.200s%s' for --cluster-hosts: %s\n", cfg->cluster_hosts, n > 200 ? "..." : "",
+		        why);
 		return -EINVAL;
 	} else if (cfg->cluster_ca) {
 		FILE *f = fopen(cfg->cluster_ca, "r");

@@ -270,6 +270,28 @@ static void accept_log_error(int err)
 	          fds ? "; out of descriptors: raise ulimit -n or lower --max-conns" : "");
 }
 
+/* accept(2): Linux passes a new connection's pending network error on as
+ * accept's, and the next connection may be fine: "treat them like EAGAIN by
+ * retrying" (ENETDOWN, EPROTO, ENOPROTOOPT, EHOSTDOWN, ENONET, EHOSTUNREACH,
+ * EOPNOTSUPP, ENETUNREACH; and ECONNABORTED): the connection is gone from
+ * the queue. They paused the listener 100 ms, as for EMFILE. */
+static bool one_connection(int err)
+{
+	switch (err) {
+	case ECONNABORTED: case ENETDOWN: case EPROTO: case ENOPROTOOPT: case EHOSTDOWN: case ENONET:
+	case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool server_accept_transient(int err)
+{
+	err = err < 0 ? -err : err;
+	return err == EAGAIN || err == EWOULDBLOCK || err == EINTR || one_connection(err);
+}
+
 bool server_accept_failed(int err)
 {
 	err = err < 0 ? -err : err;
@@ -277,7 +299,7 @@ bool server_accept_failed(int err)
 		return false;
 	stat_inc(STAT_accept_errors);
 	accept_log_error(err);
-	return true;
+	return !one_connection(err);
 }
 
 /* Redis' anetKeepAlive: the first probe after `secs` of silence, then one
@@ -320,7 +342,7 @@ int server_accept_some(int lfd, bool nonblock, int max, void (*take)(void *arg, 
 		int fd = server_accept(lfd, nonblock);
 		if (fd == -EAGAIN || fd == -EWOULDBLOCK)
 			return 0;
-		if (fd == -EINTR || fd == -ECONNABORTED)
+		if (fd < 0 && server_accept_transient(fd)) /* that connection's error: the next may be fine */
 			continue;
 		if (fd < 0)
 			return fd;

@@ -86,11 +86,18 @@ void server_keepalive(const struct server *srv, int fd);
 int server_accept(int lfd, bool nonblock);
 
 /* An accept failure that did not come through server_accept() (io_uring's
- * completions): err is an errno, either sign. The transient ones (EAGAIN,
- * EINTR, ECONNABORTED) return false and are ignored; any other is counted in
- * weft_accept_errors_total and logged, at most one line a second for the whole
- * process (log_rated: "accept: Too many open files; ... (x37 in the last 1.0 s)"). */
+ * completions): err is an errno, either sign. true: accepting must pause
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM, and what is not known to be one
+ * connection's). The transient ones (EAGAIN, EINTR, ECONNABORTED) are
+ * ignored; any other is counted in weft_accept_errors_total and logged, at
+ * most one line a second for the whole process (log_rated: "accept: Too many
+ * open files; ... (x37 in the last 1.0 s)"); a new connection's network
+ * error (EPROTO, ENETUNREACH, ... accept(2)) is counted and logged but does
+ * not pause: accept again at once. */
 bool server_accept_failed(int err);
+/* err (either sign) ends one accept, not accepting: EAGAIN, EINTR, or that
+ * connection's own error (accept(2)'s network errors, ECONNABORTED). */
+bool server_accept_transient(int err);
 
 /* Accept what lfd has queued, max at most (then let other work run), and
  * hand each socket to take(arg, fd), which owns it. 0 when the queue is

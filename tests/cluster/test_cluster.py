@@ -72,6 +72,11 @@ def test_flags_usage_errors(ctx):
         assert rc == 2 and flag in err, err
     rc, err = usage(["--mode", "chat", "--port", "0", "--cluster-key-file", key])
     assert rc == 2 and "go with --cluster" in err, err
+    # --cluster-hosts is bounded (each map read judges every node against every entry)
+    hosts = ",".join("10.0.%d.%d" % (i // 256, i % 256) for i in range(257))
+    rc, err = usage(["--mode", "chat", "--port", "0", "--cluster", "redis-cluster://127.0.0.1:1", "--cluster-hosts", hosts])
+    assert rc == 2 and "--cluster-hosts" in err and "at most 256 entries and 8192 bytes" in err, err
+    assert len(err) < 600, err  # the list is not echoed whole
 
 
 def check_stream(got, pubs, n, own=None, complete=True):

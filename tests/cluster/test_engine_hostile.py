@@ -26,6 +26,9 @@ NO_QUARANTINE = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
                  ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"}
 
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def rss(w):
     with open("/proc/%d/status" % w.pid) as f:
         for line in f:
@@ -1749,3 +1752,54 @@ def test_keyed_seen_full_keeps_active_streams(ctx):
             if spy:
                 spy.close()
             stop_all([a, b])
+
+
+def test_keyed_marker_not_signed(ctx):
+    """With a key, a marker whose tag cannot be made (sign_tag failing: no
+    memory) was spent and counted nowhere: the receivers never got it, and
+    the loss it was to show stayed hidden. Now it is put off, unspent
+    (weft_cluster_markers_deferred_total, weft_errors_total{kind="out_of_memory"}),
+    and goes out once the tag can be made. EVP_MD_CTX_new fails through an
+    LD_PRELOAD shim (sign_fail.c) while a flag file exists."""
+    shim = ctx.path("sign_fail.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "sign_fail.c"), "-ldl"],
+                   check=True, timeout=60)
+    flag = ctx.path("fail")
+    key = write_key(ctx, "key", b"s" * 40)
+    env = {"LD_PRELOAD": shim, "FAIL_FILE": flag,
+           # the shim comes before the sanitizer runtime in the library list
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    with Redis(ctx.tmpdir) as r:
+        w = node("coro", "redis://127.0.0.1:%d" % r.port, ["--cluster-key-file", key], env=env)
+        spy = None
+        try:
+            assert wait_for(lambda: link_up(w), 10 * slow_factor())
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            send_all(spy, resp("SUBSCRIBE", "weft:m"))
+            ack = b""
+            while b"weft:m" not in ack:
+                ack += spy.recv(4096)
+            p = Pub(w)
+            p.publish("m", b"one")
+            assert p.drain() == [0]
+            assert spy_envelope(spy, b"one")
+            open(flag, "w").close()  # the markers' tags fail from now on (one tick after the publish at the soonest)
+            assert wait_for(lambda: w.metric("weft_cluster_markers_deferred_total") >= 1, 5 * slow_factor()), \
+                "a marker that could not be signed was not counted"
+            assert w.metric("weft_errors_total", 'kind="out_of_memory"') >= 1
+            os.unlink(flag)
+            # unspent: all three markers (seq 1, nick "!") reach the engine, one a tick
+            buf = b""
+            end = time.monotonic() + 6 * slow_factor()
+            while buf.count(b" 1 ! ") < 3 and time.monotonic() < end:
+                spy.settimeout(max(0.01, end - time.monotonic()))
+                try:
+                    buf += spy.recv(65536)
+                except socket.timeout:
+                    break
+            assert buf.count(b" 1 ! ") == 3, buf
+            p.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all([w])

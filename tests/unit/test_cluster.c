@@ -5,11 +5,14 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "check.h"
 #include "envelope.h"
 #include "exchange.h"
+#include "held.h"
 #include "hosts.h"
 #include "mark.h"
 #include "patterns.h"
@@ -521,10 +524,123 @@ static void test_hosts(void)
 	                     "[::1]", "10.0.0.1:7000", "a b", " 10.0.0.1", "*x"}; /* names that could never match */
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(cluster_hosts_check(bad[i], &why) == -EINVAL && why && *why);
+	/* Bounded: every map read judges each node against every entry. */
+	static char list[CLUSTER_HOSTS_BYTES + 300];
+	size_t n = 0;
+	for (int i = 0; i < CLUSTER_HOSTS_ENTRIES; i++)
+		n += (size_t)snprintf(list + n, sizeof(list) - n, "%s10.%d.%d.%d", i ? "," : "", i / 256, i % 256, 1);
+	CHECK(n <= CLUSTER_HOSTS_BYTES && cluster_hosts_check(list, &why) == 0);
+	snprintf(list + n, sizeof(list) - n, ",h"); /* one entry more */
+	CHECK(cluster_hosts_check(list, &why) == -EINVAL && why && strstr(why, "256") && strstr(why, "8192"));
+	memset(list, 'a', sizeof(list) - 1); /* 33 names of 255 bytes: too many bytes */
+	list[sizeof(list) - 1] = '\0';
+	for (size_t i = 255; i < sizeof(list) - 1; i += 256)
+		list[i] = ',';
+	CHECK(strlen(list) > CLUSTER_HOSTS_BYTES && cluster_hosts_check(list, &why) == -EINVAL && strstr(why, "8192"));
+	list[CLUSTER_HOSTS_BYTES - 1] = '\0'; /* 32 of them, the last 255 bytes too: within */
+	CHECK(cluster_hosts_check(list, &why) == 0);
+}
+
+/* The held table's changes (held.h): a change the engine link could not
+ * queue for want of memory stays dirty, the entry not marked as on the
+ * engine (bridge.c used to mark it so unsent: missing until a reconnect). */
+struct fake_engine {
+	int send_rc, put_rc, fail_key; /* fail_key: only that entry's send fails (each) */
+	int puts, sends, dones;
+};
+
+static int f_put(void *arg, struct buf *out, struct tentry *e, bool want)
+{
+	struct fake_engine *f = arg;
+	f->puts++;
+	if (f->put_rc)
+		return f->put_rc;
+	return buf_append(out, want ? "+" : "-", 1) < 0 || buf_append(out, e->key, e->node.klen) < 0 ? -ENOMEM : 0;
+}
+
+static int f_send(void *arg, struct tentry *e, struct buf *out)
+{
+	struct fake_engine *f = arg;
+	(void)out;
+	f->sends++;
+	return !e || !f->fail_key || e->key[1] == f->fail_key ? f->send_rc : 0;
+}
+
+static void f_done(void *arg, struct tentry *e, bool want)
+{
+	struct fake_engine *f = arg;
+	f->dones++;
+	e->flags = want ? e->flags | H_ENGINE : e->flags & ~H_ENGINE;
+}
+
+static struct tentry *dirty_put(struct table *t, struct tentry **dirty, const char *k, unsigned flags)
+{
+	struct tentry *e = table_put(t, k, strlen(k));
+	CHECK(e != NULL);
+	if (e) {
+		e->flags = flags | H_DIRTY;
+		e->dirty = *dirty;
+		*dirty = e;
+	}
+	return e;
+}
+
+static bool on_list(const struct tentry *list, const struct tentry *e)
+{
+	for (; list; list = list->dirty)
+		if (list == e)
+			return true;
+	return false;
+}
+
+static void test_held(void)
+{
+	for (int each = 0; each < 2; each++) {
+		struct table t = {0};
+		struct tentry *dirty = NULL;
+		struct fake_engine f = {.send_rc = -ENOMEM};
+		const struct held_ops ops = {f_put, f_send, f_done, each};
+		struct tentry *sub = dirty_put(&t, &dirty, "cnews", H_WANT);  /* to subscribe */
+		struct tentry *uns = dirty_put(&t, &dirty, "cold", H_ENGINE); /* to unsubscribe */
+		dirty_put(&t, &dirty, "cgone", 0);                           /* let go before it was sent */
+		/* No memory to queue them: both stay dirty, as they were. */
+		CHECK(held_sync(&t, &dirty, &ops, &f) == 2);
+		CHECK(f.puts == 2 && f.sends == (each ? 2 : 1) && f.dones == 0);
+		CHECK(t.h.n == 2 && on_list(dirty, sub) && on_list(dirty, uns) && !dirty->dirty->dirty);
+		CHECK(sub->flags == (H_WANT | H_DIRTY) && uns->flags == (H_ENGINE | H_DIRTY));
+		/* The next tick has memory: sent, done, the one let go deleted. */
+		f.send_rc = 0;
+		CHECK(held_sync(&t, &dirty, &ops, &f) == 0);
+		CHECK(dirty == NULL && f.dones == 2 && t.h.n == 1);
+		CHECK(table_get(&t, "cnews", 5) == sub && sub->flags == (H_WANT | H_ENGINE));
+		/* The link is failing (its queue at its bound) or down: counted as
+		 * sent, the resubscription when it is up sends what is held. */
+		uns = dirty_put(&t, &dirty, "cother", H_ENGINE);
+		f.send_rc = -ENOBUFS;
+		CHECK(held_sync(&t, &dirty, &ops, &f) == 0 && dirty == NULL && t.h.n == 1);
+		/* No memory to format one: it stays too. */
+		dirty_put(&t, &dirty, "cnews", H_ENGINE); /* let go */
+		f.put_rc = -ENOMEM;
+		CHECK(held_sync(&t, &dirty, &ops, &f) == 1 && dirty == sub && sub->flags == (H_ENGINE | H_DIRTY));
+		f.put_rc = 0;
+		f.send_rc = 0;
+		CHECK(held_sync(&t, &dirty, &ops, &f) == 0 && dirty == NULL && t.h.n == 0);
+		/* Each on its own (sharded): only the one that failed stays. */
+		if (each) {
+			sub = dirty_put(&t, &dirty, "ca", H_WANT);
+			struct tentry *b = dirty_put(&t, &dirty, "cb", H_WANT);
+			f.send_rc = -ENOMEM;
+			f.fail_key = 'a';
+			CHECK(held_sync(&t, &dirty, &ops, &f) == 1 && dirty == sub && !sub->dirty);
+			CHECK(sub->flags == (H_WANT | H_DIRTY) && b->flags == (H_WANT | H_ENGINE));
+		}
+		table_clear(&t);
+	}
 }
 
 int main(void)
 {
+	test_held();
 	test_hosts();
 	test_table_lru();
 	test_rpats();

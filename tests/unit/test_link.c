@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -200,6 +201,8 @@ static bool fire(struct fake *f, struct link *l)
 			turn(f, l, e);                                                             \
 	} while (0)
 
+static size_t max_out = 1 << 20; /* the links' bound of queued bytes per connection */
+
 static struct link *new_link_timeout(struct fake *f, const char *url_text, int timeout_ms)
 {
 	struct cluster_url u;
@@ -207,7 +210,7 @@ static struct link *new_link_timeout(struct fake *f, const char *url_text, int t
 	CHECK(cluster_url_parse(url_text, &u, &why) == 0);
 	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .failed = on_failed};
 	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = timeout_ms,
-	                          .max_out = {1 << 20, 1 << 20}};
+	                          .max_out = {max_out, max_out}};
 	return link_new(&u, NULL, &f->base, &h, &lim);
 }
 
@@ -494,8 +497,73 @@ static void test_keepalive(void)
 	engine_close(&e);
 }
 
+/* A write that fails (the engine reset the connection) while a send flushes
+ * a queue that would pass the bound is a link lost, not an engine that does
+ * not read us (reason="unread" is for a queue at its bound): it was counted
+ * as unread and logged "more than N bytes queued...". */
+static void test_write_error(void)
+{
+	struct fake f;
+	struct engine e;
+	char url[64];
+	fake_init(&f);
+	engine_open(&e);
+	reset_counts();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	max_out = 4096;
+	struct link *l = new_link(&f, url);
+	max_out = 1 << 20;
+	link_start(l);
+	CHECK(fire(&f, l));
+	RUN_UNTIL(&f, l, &e, link_is_up(l));
+	CHECK(link_is_up(l) && e.nc == 2);
+	/* The engine resets the publisher connection (no turn of the loop sees it). */
+	struct sockaddr_in a, b;
+	socklen_t la = sizeof(a), lb = sizeof(b);
+	CHECK(getsockname(f.s[LINK_PUB].fd, (struct sockaddr *)&a, &la) == 0);
+	for (int i = 0; i < e.nc; i++) {
+		if (getpeername(e.c[i], (struct sockaddr *)&b, &lb) == 0 && a.sin_port == b.sin_port) {
+			struct linger lg = {1, 0};
+			CHECK(setsockopt(e.c[i], SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0);
+			close(e.c[i]);
+			e.c[i] = e.c[--e.nc];
+			break;
+		}
+	}
+	CHECK(e.nc == 1);
+	usleep(20000); /* the reset arrives */
+	static char big[8192];
+	memset(big, 'x', sizeof(big));
+	uint64_t lost = stat_sum(STAT_cl_link_lost), unread = stat_sum(STAT_cl_link_unread);
+	CHECK(link_send(l, LINK_PUB, big, 100) == 0); /* queued, not written yet */
+	int rc = link_send(l, LINK_PUB, big, sizeof(big)); /* past the bound: the queue is written first, and fails */
+	CHECK(rc == -ENOTCONN);
+	CHECK(link_drop_stat(rc) == STAT_cl_dropped_down); /* a publish refused now: "down" */
+	link_read_more(l, true); /* the wake it asked for */
+	CHECK(!link_is_up(l) && downs == 1);
+	CHECK(stat_sum(STAT_cl_link_lost) == lost + 1);
+	CHECK(stat_sum(STAT_cl_link_unread) == unread);
+	/* A queue at its bound with an engine that reads nothing is still unread. */
+	CHECK(fire(&f, l));
+	RUN_UNTIL(&f, l, &e, link_is_up(l));
+	CHECK(link_is_up(l));
+	e.answer = SILENT;
+	rc = 0;
+	for (int k = 0; k < 4096 && rc == 0; k++) /* bounded: the kernel's buffers, then the bound */
+		rc = link_send(l, LINK_PUB, big, sizeof(big));
+	CHECK(rc == -ENOBUFS);
+	CHECK(link_drop_stat(rc) == STAT_cl_dropped_full && link_drop_stat(-ENOMEM) == STAT_cl_dropped_full);
+	link_read_more(l, true);
+	CHECK(!link_is_up(l) && downs == 2);
+	CHECK(stat_sum(STAT_cl_link_unread) == unread + 1 && stat_sum(STAT_cl_link_lost) == lost + 1);
+	link_free(l);
+	engine_close(&e);
+}
+
 int main(void)
 {
+	signal(SIGPIPE, SIG_IGN); /* as weft does: a write to a reset socket is EPIPE */
+	test_write_error();
 	test_up_down_reconnect();
 	test_refused_is_a_failed_connect();
 	test_connect_refused();
