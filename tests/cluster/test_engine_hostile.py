@@ -51,13 +51,16 @@ def test_keyed_envelopes(ctx):
     its stamp, other data) and one tagged with another key are dropped and
     counted in weft_cluster_auth_failures_total; a tag without its stamp is
     not an envelope (malformed); an exact replay is a duplicate. No genuine
-    message is lost."""
+    message is lost. A node without a key takes the stamped, tagged
+    envelopes (it does not check them) and refuses the tag without a stamp
+    as well."""
     key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
     other = write_key(ctx, "other", b"another secret of at least thirty-two bytes")
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
         nodes = [node("threads", url, ["--cluster-key-file", key]), node("uring", url, ["--cluster-key-file", key]),
-                 node("coro", url, ["--cluster-key-file", other]), node("pool", url, ["--cluster-key-file", key])]
+                 node("coro", url, ["--cluster-key-file", other]), node("pool", url, ["--cluster-key-file", key]),
+                 node("coro", url)]
         spy = None
         try:
             assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
@@ -65,9 +68,10 @@ def test_keyed_envelopes(ctx):
             sub = Sub(nodes[1], "line", "k")
             stranger = Sub(nodes[2], "resp", "k")
             sub2 = Sub(nodes[3], "pat", "k*")
+            keyless = Sub(nodes[4], "resp", "k")
             spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
             spy.sendall(resp("SUBSCRIBE", "weft:k"))
-            wait_engine_subs(r, "weft:k", 3, 1)
+            wait_engine_subs(r, "weft:k", 4, 1)
             p = Pub(nodes[0])
             p.publish("k", b"real-0")
             assert sub.read(1, 10) == [b"real-0"], sub.got
@@ -95,13 +99,18 @@ def test_keyed_envelopes(ctx):
                 assert w.metric("weft_cluster_gaps_total") == 0
             # another key: nothing of ours gets through, and each is counted
             assert stranger.read(1, 0.5) == []
+            # no key: every genuine one (and forgeries it cannot tell), not the tag without its stamp
+            keyless.read(40, 10, until=lambda got: b"real-19" in got)
+            assert all(b"real-%d" % j in keyless.got for j in range(20)), keyless.got
+            assert nodes[4].metric("weft_cluster_malformed_total") == 1
+            assert nodes[4].metric("weft_cluster_auth_failures_total") == 0
             # 20 genuine + 5 forged + the replay, and node 0's "last seq" markers (at most 3 after each of its 2 bursts)
             assert wait_for(lambda: nodes[2].metric("weft_cluster_auth_failures_total") >= 26, 5)
             assert nodes[2].metric("weft_cluster_auth_failures_total") <= 32
             for w in nodes:  # the key is a secret: never in a log line or /metrics
                 text = w.log() + w.http("/metrics")[2].decode()
                 assert "0123456789abcdef0123456789abcdef" not in text and "another secret" not in text
-            for s in (sub, sub2, stranger, p):
+            for s in (sub, sub2, stranger, keyless, p):
                 s.close()
         finally:
             if spy:
