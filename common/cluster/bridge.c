@@ -12,9 +12,13 @@
  *         full it starts again with a new generation (receivers then start
  *         counting afresh).
  *   seen  (origin + boot + stream): the sequence mark and window received
- *         per sending node and engine subscription (struct mark); link
+ *         per sending node and engine subscription (struct mark), and in
+ *         the entry's a (keyed) the latest stamp the stream took; link
  *         thread only. When full the streams seen least recently are
- *         forgotten (counted), as few as make room.
+ *         forgotten (counted), as few as make room; keyed, what they had
+ *         taken raises their sender's floor (replay.h).
+ *   floors (origin + boot, keyed): the floors of replay.h, bounded in entries
+ *         and bytes (FLOOR_MAX, FLOOR_BYTES); link thread only.
  * and, over redis-cluster://, for patterns across nodes (patterns.h):
  *   lpat  this node's patterns, announced (one per 'p' entry of held).
  *   rp    the other nodes' announced patterns, bounded in entries and
@@ -48,6 +52,7 @@
 #include "owner.h"
 #include "patterns.h"
 #include "hash.h"
+#include "replay.h"
 #include "shards.h"
 #include "sign.h"
 #include "slot.h"
@@ -95,6 +100,7 @@ struct bridge {
 	size_t backlog;     /* the link's unwritten PUBLISH bytes, as of its last turn */
 	size_t limit;       /* pubq + backlog at most this */
 	uint64_t markers_from; /* the sent table's walk for markers starts at this hash's bucket */
+	uint64_t stamp;     /* keyed: the last envelope's stamp (replay.h: stamp_next) */
 	bool up;
 	/* The link reads slower than the engine queues for it (link_behind):
 	 * publishers here are held (owner_pressure_hold; hook_published), on
@@ -106,6 +112,7 @@ struct bridge {
 	struct sign_key *key; /* --cluster-key-file: tag and check envelopes (read-only once started) */
 	/* link's loop only */
 	struct table seen;
+	struct floors floors;
 	struct link *link;     /* redis:// (one engine), or */
 	struct shards *shards; /* redis-cluster:// (sharded pub/sub: shards.h) */
 	bool ever_up;
@@ -224,7 +231,23 @@ static void purge_seen(struct bridge *b, const struct tentry *held)
 		table_each(&b->seen, purge_one, &(struct purge){held, b->key != NULL});
 }
 
-/* false: a duplicate, drop it. Counts gaps. */
+/* A stream's first envelope refused as a replay (keyed): counted (messages;
+ * markers are not counted as messages anywhere), and one off the clock
+ * logged, since that is also what clocks that disagree look like. */
+static void refused(const struct envelope *env, enum first_sight fs, uint64_t now)
+{
+	if (!env->marker)
+		stat_inc(fs == FIRST_OLD ? STAT_cl_replays_old : STAT_cl_replays_evicted);
+	if (fs == FIRST_OLD) {
+		static struct log_rate lr = LOG_RATE_INIT;
+		log_rated(&lr, LOG_WARN,
+		          "cluster: an envelope of node %016llx is %.1f s off this node's clock: refused (a replay, or the "
+		          "clocks disagree: with --cluster-key-file they must agree within %d s)",
+		          (unsigned long long)env->origin, ((double)env->stamp - (double)now) / 1e6, PAT_FRESH_MS / 1000);
+	}
+}
+
+/* false: a duplicate or a replay, drop it. Counts gaps. */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn)
 {
 	char small[512];
@@ -246,14 +269,30 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	/* At its bound the streams seen least recently are forgotten, as few as
 	 * make room (each at most once: O(1) a stream, amortized), not the
 	 * whole table: with a key, a cleared table took every replay of an
-	 * active stream as first sight. */
+	 * active stream as first sight. With a key a stream seen first is
+	 * judged by its stamp (replay.h), and a forgotten one leaves its
+	 * sender's floor. */
 	struct tentry *e = table_get(&b->seen, key, n);
 	if (e) {
 		table_touch(&b->seen, e);
 	} else {
+		uint64_t now = b->key ? stamp_clock() : 0;
+		enum first_sight fs = b->key ? first_sight(&b->floors, env->origin, env->boot, env->stamp, now) : FIRST_OK;
+		if (fs != FIRST_OK) {
+			if (key != small)
+				free(key);
+			refused(env, fs, now);
+			return false;
+		}
 		size_t need = table_entry_bytes(n, sizeof(struct mark)), gone = 0;
 		struct tentry *o;
 		while ((b->seen.h.n >= SEEN_MAX || b->seen.bytes + need > SEEN_BYTES) && (o = table_oldest(&b->seen))) {
+			if (b->key) {
+				uint64_t origin, boot;
+				memcpy(&origin, o->key, 8);
+				memcpy(&boot, o->key + 8, 8);
+				floors_raise(&b->floors, origin, boot, o->a, now);
+			}
 			table_del(&b->seen, o);
 			gone++;
 		}
@@ -267,6 +306,8 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		free(key);
 	if (!e)
 		return true;
+	if (env->stamp > e->a)
+		e->a = env->stamp; /* the latest stamp taken, for a floor (an older one is a replay the mark drops) */
 	return mark_arrive(table_val(e), env, b->key != NULL);
 }
 
@@ -330,6 +371,16 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 		free(key);
 	if (wake)
 		cl_wake(cl_host_loop(b->host));
+}
+
+/* The stamp of the next envelope sent (under b->lock: every envelope is
+ * made under it, on any thread, so one counter serves them all and the
+ * stamps follow the order they are queued in): 0 (none) without a key. */
+static uint64_t next_stamp(struct bridge *b)
+{
+	if (!b->key)
+		return 0;
+	return b->stamp = stamp_next(b->stamp, stamp_clock());
 }
 
 /* The next sequence number for a publish on ch (under b->lock, link up). */
@@ -452,6 +503,7 @@ static void hook_published(void *arg, const char *ch, size_t cn, const char *fro
 	} else {
 		char head[ENVELOPE_HEAD_MAX];
 		unsigned char tag[ENVELOPE_TAG_BYTES];
+		env.stamp = next_stamp(b);
 		size_t hn = envelope_head(head, &env);
 		bool tagged = b->key && sign_tag(b->key, head, hn, ch, cn, data, n, tag) == 0;
 		hn = envelope_finish(head, hn, tagged ? tag : NULL);
@@ -737,7 +789,8 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 	(void)t;
 	if (!e->b || mk->err)
 		return;
-	struct envelope env = {.origin = b->origin, .boot = b->boot, .gen = b->gen, .seq = e->a, .marker = true};
+	struct envelope env = {.origin = b->origin, .boot = b->boot, .gen = b->gen, .seq = e->a, .marker = true,
+	                       .stamp = next_stamp(b)};
 	char head[ENVELOPE_HEAD_MAX];
 	unsigned char tag[ENVELOPE_TAG_BYTES];
 	size_t hn = envelope_head(head, &env);
@@ -826,7 +879,7 @@ static void announce(struct bridge *b)
 		}
 	}
 	b->ann_ver = rpats_next_version(b->ann_ver, rpats_clock()); /* with a key an old one is refused as a replay */
-	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = b->ann_ver};
+	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = b->ann_ver, .stamp = next_stamp(b)};
 	char head[ENVELOPE_HEAD_MAX];
 	unsigned char tag[ENVELOPE_TAG_BYTES];
 	size_t hn = envelope_head(head, &env);
@@ -1476,6 +1529,7 @@ void bridge_stop(struct bridge *b)
 	table_clear(&b->held);
 	table_clear(&b->sent);
 	table_clear(&b->seen);
+	floors_clear(&b->floors);
 	table_clear(&b->lpat);
 	rpats_clear(&b->rp);
 	buf_free(&b->pubq);

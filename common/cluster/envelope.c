@@ -44,7 +44,12 @@ size_t envelope_head(char *out, const struct envelope *e)
 	n += envelope_dec(out + n, e->seq);
 	out[n++] = ' ';
 	memcpy(out + n, nick, nl);
-	return n + nl;
+	n += nl;
+	if (e->stamp) {
+		out[n++] = ' ';
+		n += envelope_dec(out + n, e->stamp);
+	}
+	return n;
 }
 
 size_t envelope_finish(char *out, size_t n, const unsigned char *tag)
@@ -104,7 +109,7 @@ int envelope_decode(const char *p, size_t n, struct envelope *e)
 	if (!(p = num(p, end, true, &e->origin)) || !(p = num(p, end, false, &e->boot)) ||
 	    !(p = num(p, end, false, &e->gen)) || !(p = num(p, end, false, &e->seq)))
 		return -EBADMSG;
-	/* The nick ends at a space (a tag follows) or the newline. */
+	/* The nick ends at a space (a stamp and a tag follow) or the newline. */
 	const char *q = p;
 	while (q < end && q - p <= ENVELOPE_NICK_MAX && *q != ' ' && *q != '\n')
 		q++;
@@ -113,8 +118,10 @@ int envelope_decode(const char *p, size_t n, struct envelope *e)
 		return -EBADMSG;
 	memcpy(e->nick, p, (size_t)(q - p));
 	e->signed_n = (size_t)(q - start);
-	if (*q == ' ') {
-		q++;
+	if (*q == ' ') { /* a stamp (decimal, no leading zero) and a tag: both or neither */
+		if (end - q < 2 || q[1] == '0' || !(q = num(q + 1, end, false, &e->stamp)))
+			return -EBADMSG;
+		e->signed_n = (size_t)(q - 1 - start);
 		if (end - q < 2 * ENVELOPE_TAG_BYTES + 1 || q[2 * ENVELOPE_TAG_BYTES] != '\n')
 			return -EBADMSG;
 		for (int i = 0; i < ENVELOPE_TAG_BYTES; i++) {

@@ -1,11 +1,12 @@
 /* sign.h - envelope authentication with a shared secret (--cluster-key-file).
  *
  * Every node of a cluster given the same key tags each envelope with
- * HMAC-SHA256(key, head up to the nick || channel length (8 bytes, LE) ||
- * channel || data): origin, boot, generation, sequence, nick, channel and
- * payload are all covered, so nobody without the key can forge or alter one.
- * A replay of a genuine envelope still verifies: the bridge's sequence marks
- * drop it as a duplicate (see bridge.c: track). */
+ * HMAC-SHA256(key, head up to the stamp || channel length (8 bytes, LE) ||
+ * channel || data): origin, boot, generation, sequence, nick, stamp, channel
+ * and payload are all covered, so nobody without the key can forge or alter
+ * one. A replay of a genuine envelope still verifies: the bridge's sequence
+ * marks drop it as a duplicate, or at a stream's first sight its stamp
+ * (replay.h; see bridge.c: track). */
 #ifndef WEFT_CLUSTER_SIGN_H
 #define WEFT_CLUSTER_SIGN_H
 

@@ -7,7 +7,10 @@ wrong password).
 Nodes of several models per test, like test_cluster.py; WEFT_BIN picks the
 binary. Every load loop is bounded in count; RSS bounds are derived from the
 configured limits (bridge.c: SENT_BYTES, SEEN_BYTES), not timings."""
+import hashlib
+import hmac
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -49,16 +52,19 @@ def test_keyed_envelopes(ctx):
     """With --cluster-key-file on both nodes: genuine messages flow; an
     untagged envelope, a wrong tag, a genuine envelope altered (seq + 1000,
     other data) and one tagged with another key are dropped and counted in
-    weft_cluster_auth_failures_total; an exact replay is a duplicate. No
-    genuine message is lost. Every model receives with the key (the
-    publisher is threads, and so is the last receiver)."""
+    weft_cluster_auth_failures_total (a changed stamp too); a tag without
+    its stamp is not an envelope (malformed); an exact replay is a
+    duplicate. No genuine message is lost. Every model receives with the key
+    (the publisher is threads, and so is a fifth receiver). A node without
+    a key takes the stamped, tagged envelopes (it does not check them) and
+    refuses the tag without a stamp as well."""
     key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
     other = write_key(ctx, "other", b"another secret of at least thirty-two bytes")
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
         nodes = [node("threads", url, ["--cluster-key-file", key]), node("uring", url, ["--cluster-key-file", key]),
                  node("coro", url, ["--cluster-key-file", other]), node("pool", url, ["--cluster-key-file", key]),
-                 node("threads", url, ["--cluster-key-file", key])]
+                 node("threads", url, ["--cluster-key-file", key]), node("coro", url)]
         spy = None
         try:
             assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
@@ -67,41 +73,50 @@ def test_keyed_envelopes(ctx):
             stranger = Sub(nodes[2], "resp", "k")
             sub2 = Sub(nodes[3], "pat", "k*")
             sub3 = Sub(nodes[4], "resp", "k")
+            keyless = Sub(nodes[5], "resp", "k")
             spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
             spy.sendall(resp("SUBSCRIBE", "weft:k"))
-            wait_engine_subs(r, "weft:k", 4, 1)
+            wait_engine_subs(r, "weft:k", 5, 1)
             p = Pub(nodes[0])
             p.publish("k", b"real-0")
             assert sub.read(1, 10) == [b"real-0"], sub.got
             env = spy_envelope(spy, b"real-0")
             head, data = env.split(b"\n", 1)
             f = head.split(b" ")
-            assert len(f) == 7 and len(f[6]) == 64, f
+            assert len(f) == 8 and abs(int(f[6]) - time.time() * 1e6) < 60e6 and len(f[7]) == 64, f
             untagged = b" ".join(f[:6]) + b"\n" + data
-            bad_tag = b" ".join(f[:6] + [b"0" * 64]) + b"\n" + data
+            bad_tag = b" ".join(f[:7] + [b"0" * 64]) + b"\n" + data
             far = b" ".join(f[:4] + [b"1001"] + f[5:]) + b"\n" + data
+            restamped = b" ".join(f[:6] + [b"%d" % (int(f[6]) + 1), f[7]]) + b"\n" + data
             altered = head + b"\nforged"
-            for forged in [untagged, bad_tag, far, altered]:
+            for forged in [untagged, bad_tag, far, restamped, altered]:
                 engine_publish(r, "weft:k", forged)
+            engine_publish(r, "weft:k", b" ".join(f[:6] + [f[7]]) + b"\n" + data)  # the tag without its stamp
             engine_publish(r, "weft:k", env)  # an exact replay
             for j in range(1, 20):
                 p.publish("k", b"real-%d" % j)
             for w, s in ((nodes[1], sub), (nodes[3], sub2), (nodes[4], sub3)):
                 assert s.read(20, 10) == [b"real-%d" % j for j in range(20)], s.got
-                assert wait_for(lambda: w.metric("weft_cluster_auth_failures_total") == 4, 5)
+                assert wait_for(lambda: w.metric("weft_cluster_auth_failures_total") == 5, 5)
+                assert w.metric("weft_cluster_malformed_total") == 1
                 assert w.metric("weft_cluster_duplicates_dropped_total") == 1
                 assert w.metric("weft_cluster_gaps_total") == 0
             extra = Sub.more_than([sub, sub2, sub3], 20)  # one quiet window for the three
             assert not extra, "a forgery was delivered: %s" % [s.got for s in extra]
             # another key: nothing of ours gets through, and each is counted
             assert stranger.read(1, 0.5) == []
-            # 20 genuine + 5 forged, and node 0's "last seq" markers (at most 3 after each of its 2 bursts)
-            assert wait_for(lambda: nodes[2].metric("weft_cluster_auth_failures_total") >= 25, 5)
-            assert nodes[2].metric("weft_cluster_auth_failures_total") <= 31
+            # no key: every genuine one (and forgeries it cannot tell), not the tag without its stamp
+            keyless.read(40, 10, until=lambda got: b"real-19" in got)
+            assert all(b"real-%d" % j in keyless.got for j in range(20)), keyless.got
+            assert nodes[5].metric("weft_cluster_malformed_total") == 1
+            assert nodes[5].metric("weft_cluster_auth_failures_total") == 0
+            # 20 genuine + 5 forged + the replay, and node 0's "last seq" markers (at most 3 after each of its 2 bursts)
+            assert wait_for(lambda: nodes[2].metric("weft_cluster_auth_failures_total") >= 26, 5)
+            assert nodes[2].metric("weft_cluster_auth_failures_total") <= 32
             for w in nodes:  # the key is a secret: never in a log line or /metrics
                 text = w.log() + w.http("/metrics")[2].decode()
                 assert "0123456789abcdef0123456789abcdef" not in text and "another secret" not in text
-            for s in (sub, sub2, sub3, stranger, p):
+            for s in (sub, sub2, sub3, stranger, keyless, p):
                 s.close()
         finally:
             if spy:
@@ -1695,7 +1710,17 @@ def test_unread_subscriber_queue_is_bounded(ctx):
             eng.close()
 
 
-def test_keyed_seen_full_keeps_active_streams(ctx):
+def signed_envelope(secret, origin, stamp, ch, data):
+    """A first envelope (seq 1, nick ghost) of a made-up node, signed with
+    secret as a node with the key would sign it (sign.h: HMAC-SHA256 of the
+    head through the stamp, the channel's length as 8 bytes little-endian,
+    the channel after the prefix, the data)."""
+    head = b"weft1 %016x 1 0 1 ghost %d" % (origin, stamp)
+    tag = hmac.new(secret, head + len(ch).to_bytes(8, "little") + ch + data, hashlib.sha256).hexdigest()
+    return head + b" " + tag.encode() + b"\n" + data
+
+
+def test_keyed_seen_full_and_first_sight_replays(ctx):
     """With a key, `seen` was cleared whole at its bound (32768 streams or
     8 MiB): a local client publishing on distinct channels through a node
     (4,000-byte names here: ~1,950 fill the 8 MiB) made the receiver forget
@@ -1703,8 +1728,20 @@ def test_keyed_seen_full_keeps_active_streams(ctx):
     stream was first sight, delivered again. Now the streams seen least
     recently are forgotten, as few as make room (counted): the replay of
     the active stream just after the bound is crossed (before its next
-    message) is a duplicate. 2,200 channels, coro to threads."""
-    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-seen")
+    message) is a duplicate. A stream that was forgotten (`gone`, of a third
+    node, stopped before the flood so that no end marker of it touches its
+    mark) had no mark, so a replay of its envelope was first sight and
+    delivered once more: now its sender's floor refuses it
+    (weft_cluster_replays_refused_total{reason="evicted"}), while every
+    genuine new stream of a sender whose streams were forgotten (the flood's,
+    whose first ones go) passes. And an envelope stamped 40 s
+    before or after the receiver's clock (signed here with the key, as a
+    node would have: a capture from before the receiver restarted) is
+    refused at first sight ({reason="old"}); one stamped now, signed the
+    same way, is delivered (so the refusals are not about the tag).
+    2,200 channels, coro (and uring) to threads."""
+    secret = b"0123456789abcdef0123456789abcdef-seen"
+    key = write_key(ctx, "key", secret)
 
     def publish(w, lo, hi):  # one PUBLISH per distinct channel, each reply read
         s = w.connect(tls=False)
@@ -1721,18 +1758,30 @@ def test_keyed_seen_full_keeps_active_streams(ctx):
 
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
-        a, b = node("coro", url, ["--cluster-key-file", key]), node("threads", url, ["--cluster-key-file", key])
+        a, b, c = [node(m, url, ["--cluster-key-file", key]) for m in ("coro", "threads", "uring")]
         spy, got = None, []
         try:
-            assert wait_for(lambda: link_up(a) and link_up(b), 10 * slow_factor())
+            assert wait_for(lambda: link_up(a) and link_up(b) and link_up(c), 10 * slow_factor())
             sub = Sub(b, "pat", "*")
             spy = socket.create_connection(("127.0.0.1", r.port), timeout=10)
-            spy.sendall(resp("SUBSCRIBE", "weft:live"))
+            spy.sendall(resp("SUBSCRIBE", "weft:live", "weft:gone"))
             wait_engine_subs(r, "weft:live", 1, 1)
             p = Pub(a)
             p.publish("live", b"live-0")
-            env0 = spy_envelope(spy, b"live-0")
-            total = 2202
+            assert sub.read(1, 10) == [b"live-0"], sub.got
+            pc = Pub(c)
+            pc.publish("gone", b"gone-0")
+            assert sub.read(2, 10) == [b"live-0", b"gone-0"], sub.got
+            pc.close()
+            stop_all([c])
+            now = int(time.time() * 1e6)
+            for i, stamp in enumerate([now - 40 * 10**6, now + 40 * 10**6, now]):
+                engine_publish(r, "weft:crafted", signed_envelope(secret, 0x600d0000 + i, stamp, b"crafted", b"crafted-%d" % i))
+            assert sub.read(3, 5) == [b"live-0", b"gone-0", b"crafted-2"], sub.got
+            assert wait_for(lambda: b.metric("weft_cluster_replays_refused_total", 'reason="old"') == 2, 5), b.tail()
+            assert re.search(r"node 00000000600d0000 is -4\d\.\d s off this node's clock: refused", b.log()), b.tail()
+            env0, gone = spy_envelopes(spy, [b"live-0", b"gone-0"])
+            total = 2204
             reader = threading.Thread(target=lambda: got.append(sub.read(total, 60)), daemon=True)
             reader.start()
             publish(a, 0, 1200)
@@ -1744,14 +1793,19 @@ def test_keyed_seen_full_keeps_active_streams(ctx):
             engine_publish(r, "weft:live", env0)  # an old genuine envelope of the active stream
             assert wait_for(lambda: b.metric("weft_cluster_duplicates_dropped_total") == dup + 1, 5 * slow_factor()), \
                 "the replay was taken as first sight"
-            assert sub.read(total + 1, 0.5) == sub.got[:total], "a replay was delivered"
             assert b.metric("weft_cluster_seen_evicted_total") >= 1, b.tail()
+            engine_publish(r, "weft:gone", gone)  # a genuine envelope of a forgotten stream
+            assert wait_for(lambda: b.metric("weft_cluster_replays_refused_total", 'reason="evicted"') == 1, 5), \
+                "the replay of a forgotten stream was first sight: %s" % sub.read(total + 1, 0.5)[total:]
+            assert sub.read(total + 1, 0.5) == sub.got[:total], "a replay was delivered"
+            assert b.metric("weft_cluster_replays_refused_total", 'reason="old"') == 2
+            assert b.metric("weft_cluster_duplicates_dropped_total") == dup + 1
             sub.close()
             p.close()
         finally:
             if spy:
                 spy.close()
-            stop_all([a, b])
+            stop_all([a, b, c])
 
 
 def test_keyed_marker_not_signed(ctx):

@@ -413,10 +413,11 @@ def test_patterns_gap_at_the_end_of_a_copy_stream(ctx):
 
 def signed_announcement(key, origin, boot, version, patterns):
     """An announcement signed with key, as node (origin, boot) would have
-    sent it with that version (sign.c: HMAC-SHA256 of the head, the length
-    of the channel (" ctl", after the prefix) as 8 bytes little-endian, the
-    channel and the data)."""
-    head = b"weft1 %016x %d 0 %d -" % (origin, boot, version)
+    sent it with that version (unix ms) and a stamp of that time (sign.c:
+    HMAC-SHA256 of the head through the stamp, the length of the channel
+    (" ctl", after the prefix) as 8 bytes little-endian, the channel and the
+    data)."""
+    head = b"weft1 %016x %d 0 %d - %d" % (origin, boot, version, version * 1000)
     ch = b" ctl"
     tag = hmac.new(key, head + len(ch).to_bytes(8, "little") + ch + patterns, hashlib.sha256).hexdigest()
     return head + b" " + tag.encode() + b"\n" + patterns

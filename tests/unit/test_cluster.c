@@ -16,6 +16,7 @@
 #include "hosts.h"
 #include "mark.h"
 #include "patterns.h"
+#include "replay.h"
 #include "stats.h"
 #include "rscan.h"
 #include "slot.h"
@@ -116,18 +117,45 @@ static void test_envelope(void)
 	strcpy(e.nick, "bad nick");
 	hn = envelope_finish(buf, envelope_head(buf, &e), NULL);
 	CHECK(envelope_decode(buf, hn, &d) == 0 && strcmp(d.nick, "-") == 0 && d.n == 0);
-	e.origin = e.boot = e.gen = e.seq = UINT64_MAX;
+	e.origin = e.boot = e.gen = e.seq = e.stamp = UINT64_MAX;
 	strcpy(e.nick, "abcdefghijklmnopqrstuvwxyz012345"); /* 32: the longest */
 	unsigned char tag[ENVELOPE_TAG_BYTES];
 	memset(tag, 0xa5, sizeof(tag));
-	size_t signed_n = envelope_head(buf, &e);
+	size_t signed_n = envelope_head(buf, &e); /* the tag covers the stamp */
 	hn = envelope_finish(buf, signed_n, tag);
 	CHECK(memcmp(buf, "weft1 ffffffffffffffff 18446744073709551615 18446744073709551615 18446744073709551615 abc", 89) == 0);
+	CHECK(signed_n == 89 + 29 + 21 && memcmp(buf + 89 + 29, " 18446744073709551615 a5a5", 26) == 0);
 	CHECK(hn + 1 <= ENVELOPE_HEAD_MAX && envelope_decode(buf, hn, &d) == 0 && d.seq == UINT64_MAX);
 	CHECK(d.tagged && d.signed_n == signed_n && memcmp(d.tag, tag, sizeof(tag)) == 0 && d.n == 0);
-	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 0123\nx")); /* a short tag */
-	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg\nx"));
-	CHECK(DEC("weft1 0123456789abcdef 1 0 1 nick 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\nx"));
+	CHECK(d.stamp == UINT64_MAX);
+	/* The wire form of a keyed one: " <stamp> <tag>" after the nick, 17 bytes of stamp today. */
+	e = (struct envelope){.origin = 1, .boot = 2, .gen = 0, .seq = 3, .stamp = 1796073855653123ULL};
+	strcpy(e.nick, "ann");
+	signed_n = envelope_head(buf, &e);
+	hn = envelope_finish(buf, signed_n, tag);
+	static const char keyed[] = "weft1 0000000000000001 2 0 3 ann 1796073855653123 a5a5";
+	CHECK(signed_n == sizeof(keyed) - 1 - 5 && memcmp(buf, keyed, sizeof(keyed) - 1) == 0 && buf[hn - 1] == '\n');
+	CHECK(envelope_decode(buf, hn, &d) == 0 && d.stamp == e.stamp && d.tagged && d.signed_n == signed_n);
+#define TAG64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	CHECK(DEC("weft1 0123456789abcdef 1 0 1 nick 1 " TAG64 "\nx"));
+	CHECK(DEC("weft1 0123456789abcdef 1 0 1 nick 18446744073709551615 " TAG64 "\nx"));
+	CHECK(DEC("weft1 0123456789abcdef 1 0 1 ! 1796073855653123 " TAG64 "\n")); /* a marker */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 0123\nx"));                  /* a short tag, no stamp */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick " TAG64 "\nx"));              /* a tag without a stamp */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 1796073855653123\nx"));      /* a stamp without a tag */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 1796073855653123 \nx"));
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 0 " TAG64 "\nx"));            /* stamp 0: none */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 01796073855653123 " TAG64 "\nx")); /* a leading zero */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 18446744073709551616 " TAG64 "\nx")); /* 2^64 */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 100000000000000000000 " TAG64 "\nx")); /* 21 digits */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick -1 " TAG64 "\nx"));
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 17x6 " TAG64 "\nx"));
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 1796073855653123  " TAG64 "\nx")); /* two spaces */
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 1796073855653123 " TAG64 " 5\nx"));
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg\nx"));
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\nx"));
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick 1 "));
+	CHECK(!DEC("weft1 0123456789abcdef 1 0 1 nick "));
 
 	CHECK(DEC("weft1 0123456789abcdef 1 0 1 nick\nx"));
 	CHECK(!DEC(""));
@@ -361,6 +389,78 @@ static void test_mark(void)
 	CHECK(!arrive(&m, 1, "a", true) && !arrive(&m, 1007, "d", true) && !marker(&m, 1007, true) && DUPS() - d == 6);
 	CHECK(arrive(&m, 2000, "e", true) && !m.fresh && GAPS() - g == 1003);
 	CHECK(arrive(&m, 2001, "f", true) && !arrive(&m, 1999, "x", true) && GAPS() - g == 1003);
+}
+
+/* Keyed first sight (replay.h): the age rule, the stamps a node sends, and
+ * the floors a forgotten stream leaves (expiry, bounds). */
+static void test_replay(void)
+{
+	const uint64_t W = STAMP_FRESH_US, now = 1796073855653123ULL;
+	static const struct {
+		uint64_t stamp, now;
+		enum first_sight want;
+	} age[] = {
+		{now, now, FIRST_OK},
+		{now - W, now, FIRST_OK},     /* the window's edges are in it */
+		{now + W, now, FIRST_OK},
+		{now - W - 1, now, FIRST_OLD}, /* captured before the receiver restarted */
+		{now + W + 1, now, FIRST_OLD}, /* ahead: the clocks disagree (or a sender's clock ran ahead) */
+		{1, now, FIRST_OLD},
+		{UINT64_MAX, now, FIRST_OLD},
+		{W, 0, FIRST_OK}, /* no wrap-round either way */
+		{W + 1, 0, FIRST_OLD},
+		{UINT64_MAX - W, UINT64_MAX, FIRST_OK},
+		{0, UINT64_MAX, FIRST_OLD},
+	};
+	for (size_t i = 0; i < sizeof(age) / sizeof(age[0]); i++)
+		CHECK(first_sight_age(age[i].stamp, age[i].now) == age[i].want);
+
+	/* A node's stamps: its clock, one more while the clock does not move (or steps back a little),
+	 * the clock again after a step back of the window or more. */
+	CHECK(stamp_next(0, now) == now && stamp_next(now, now) == now + 1 && stamp_next(now + 5, now) == now + 6);
+	CHECK(stamp_next(now, now + 7) == now + 7 && stamp_next(now + W - 1, now) == now + W);
+	CHECK(stamp_next(now + W, now) == now);
+	uint64_t c = stamp_clock();
+	CHECK(c > 1700000000000000ULL && stamp_next(c, stamp_clock()) > c);
+
+	/* Floors: a stream forgotten leaves its sender's last stamp; a first sight not after it is a replay. */
+	struct floors f = {0};
+	uint64_t full = stat_sum(STAT_cl_state_full_floors);
+	floors_raise(&f, 7, 8, now - 10, now);
+	floors_raise(&f, 7, 8, now - 20, now); /* a floor only goes up */
+	CHECK(f.t.h.n == 1);
+	CHECK(first_sight(&f, 7, 8, now - 10, now) == FIRST_EVICTED && first_sight(&f, 7, 8, now - 500, now) == FIRST_EVICTED);
+	CHECK(first_sight(&f, 7, 8, now - 9, now) == FIRST_OK);   /* a new stream of the sender: stamped later */
+	CHECK(first_sight(&f, 7, 9, now - 10, now) == FIRST_OK);  /* another boot of it: no floor */
+	CHECK(first_sight(&f, 6, 8, now - 10, now) == FIRST_OK);
+	CHECK(first_sight(&f, 7, 8, now - W - 11, now) == FIRST_OLD); /* the age rule first */
+	CHECK(first_sight(&f, 7, 8, now - 10, now + W - 10) == FIRST_EVICTED); /* the floor lives as long as that */
+	/* Expiry: a floor more than the window behind the clock refuses nothing the age rule takes. */
+	CHECK(first_sight(&f, 7, 8, now + W - 9, now + W + 10) == FIRST_OK && f.t.h.n == 0);
+	floors_raise(&f, 7, 8, now - W - 1, now); /* a stream idle that long leaves none */
+	CHECK(f.t.h.n == 0);
+	floors_raise(&f, 1, 1, now - 5, now);
+	floors_raise(&f, 2, 2, now + 5, now);
+	floors_expire(&f, now + W - 5);
+	CHECK(f.t.h.n == 2);
+	floors_expire(&f, now + W); /* the oldest raised, expired; the next one not yet */
+	CHECK(f.t.h.n == 1 && first_sight(&f, 2, 2, now + 5, now + W) == FIRST_EVICTED);
+	floors_raise(&f, 3, 3, now + W, now + W);
+	floors_expire(&f, now + W + 6); /* walks from the oldest while they expired */
+	CHECK(f.t.h.n == 1 && first_sight(&f, 3, 3, now + W, now + W + 6) == FIRST_EVICTED);
+	floors_clear(&f);
+	/* Bounds: FLOOR_MAX senders, FLOOR_BYTES; past them the oldest raised goes, counted. */
+	for (uint64_t o = 1; o <= FLOOR_MAX + 10; o++)
+		floors_raise(&f, o, 1, now + o, now);
+	CHECK(f.t.h.n == FLOOR_MAX && f.t.bytes <= FLOOR_BYTES);
+	CHECK(stat_sum(STAT_cl_state_full_floors) - full == 10);
+	CHECK(first_sight(&f, 10, 1, now, now) == FIRST_OK && first_sight(&f, 11, 1, now, now) == FIRST_EVICTED);
+	floors_raise(&f, 11, 1, now + 20, now); /* a raise is a use: 11 is now the newest */
+	floors_raise(&f, FLOOR_MAX + 11, 1, now, now);
+	CHECK(first_sight(&f, 11, 1, now, now) == FIRST_EVICTED && first_sight(&f, 12, 1, now, now) == FIRST_OK);
+	CHECK(stat_sum(STAT_cl_state_full_floors) - full == 11);
+	floors_clear(&f);
+	CHECK(f.t.h.n == 0 && f.t.bytes == 0);
 }
 
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
@@ -648,6 +748,7 @@ int main(void)
 	test_rscan();
 	test_rscan_flat();
 	test_mark();
+	test_replay();
 	test_url();
 	test_slot();
 	test_envelope();

@@ -1,0 +1,92 @@
+/* replay.c - stamps, the first-sight age rule and the eviction floors. */
+#include "replay.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "stats.h"
+
+uint64_t stamp_clock(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t stamp_next(uint64_t last, uint64_t clock)
+{
+	if (clock > last || last - clock >= STAMP_FRESH_US)
+		return clock;
+	return last + 1;
+}
+
+enum first_sight first_sight_age(uint64_t stamp, uint64_t now)
+{
+	return (stamp > now ? stamp - now : now - stamp) > STAMP_FRESH_US ? FIRST_OLD : FIRST_OK;
+}
+
+#define FKEY 16
+
+static void fkey(char *k, uint64_t origin, uint64_t boot)
+{
+	memcpy(k, &origin, 8);
+	memcpy(k + 8, &boot, 8);
+}
+
+/* A floor this far behind refuses nothing first_sight_age lets through. */
+static bool expired(uint64_t floor, uint64_t now) { return floor < now && now - floor > STAMP_FRESH_US; }
+
+void floors_expire(struct floors *f, uint64_t now)
+{
+	struct tentry *o;
+	while ((o = table_oldest(&f->t)) && expired(o->a, now))
+		table_del(&f->t, o);
+}
+
+void floors_raise(struct floors *f, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now)
+{
+	if (expired(stamp, now))
+		return;
+	if (!f->t.h.n)
+		f->t.lru = true; /* a zeroed struct floors is an empty one */
+	floors_expire(f, now);
+	char k[FKEY];
+	fkey(k, origin, boot);
+	struct tentry *e = table_get(&f->t, k, FKEY);
+	if (e) {
+		if (stamp > e->a)
+			e->a = stamp;
+		table_touch(&f->t, e);
+		return;
+	}
+	size_t need = table_entry_bytes(FKEY, 0);
+	struct tentry *o;
+	while ((f->t.h.n >= FLOOR_MAX || f->t.bytes + need > FLOOR_BYTES) && (o = table_oldest(&f->t))) {
+		table_del(&f->t, o);
+		stat_inc(STAT_cl_state_full_floors); /* its sender's forgotten streams are first sight again */
+	}
+	if ((e = table_put(&f->t, k, FKEY)))
+		e->a = stamp;
+	else
+		stat_inc(STAT_oom_errors);
+}
+
+enum first_sight first_sight(struct floors *f, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now)
+{
+	if (first_sight_age(stamp, now) != FIRST_OK)
+		return FIRST_OLD;
+	if (!f->t.h.n)
+		return FIRST_OK;
+	char k[FKEY];
+	fkey(k, origin, boot);
+	struct tentry *e = table_get(&f->t, k, FKEY);
+	if (!e)
+		return FIRST_OK;
+	if (expired(e->a, now)) {
+		table_del(&f->t, e);
+		return FIRST_OK;
+	}
+	return stamp <= e->a ? FIRST_EVICTED : FIRST_OK;
+}
+
+void floors_clear(struct floors *f) { table_clear(&f->t); }

@@ -1,0 +1,68 @@
+/* replay.h - with --cluster-key-file, telling a replay of a stream the
+ * receiver has no mark for (first sight; mark.c drops every other replay).
+ *
+ * Nobody without the key can make an envelope, but anyone on the engine can
+ * send a captured one again. Every keyed envelope carries a signed stamp
+ * (envelope.h): the sender's clock, unix microseconds, increasing per node
+ * (stamp_next). At first sight of a stream:
+ *   - old: a stamp further than STAMP_FRESH_US from the receiver's clock,
+ *     either way, is refused and makes no mark (captured before the
+ *     receiver restarted, or before its mark was forgotten; or the two
+ *     clocks disagree: with a key they must agree within the window);
+ *   - evicted: the bridge's `seen` forgets the streams seen least recently
+ *     at its bound. What it forgets of a sender (origin, boot) is kept as a
+ *     floor, the highest stamp any of its forgotten streams had taken: a
+ *     stamp not above it is a replay of a forgotten stream, refused (the
+ *     sender's new streams are stamped later).
+ * A floor more than the window behind the clock refuses nothing the age
+ * rule lets through: it expires (and one is not made at all for a stream
+ * idle that long, the usual one to be forgotten). The floors are bounded in
+ * entries and bytes; past either the oldest goes (counted), and the replays
+ * of that sender's forgotten streams stamped within the window are first
+ * sight again.
+ *
+ * Not thread-safe: the bridge keeps the floors on the link's loop, beside
+ * `seen`. */
+#ifndef WEFT_CLUSTER_REPLAY_H
+#define WEFT_CLUSTER_REPLAY_H
+
+#include <stdint.h>
+
+#include "patterns.h"
+#include "table.h"
+
+#define STAMP_FRESH_US ((uint64_t)PAT_FRESH_MS * 1000) /* the pattern announcements' window, 30 s */
+#define FLOOR_MAX 4096           /* senders with a floor */
+#define FLOOR_BYTES (512u << 10) /* their entries and buckets */
+
+/* The clock a stamp is read on: unix time, microseconds. */
+uint64_t stamp_clock(void);
+/* The stamp of this node's next envelope, its last being last and its clock
+ * (stamp_clock) now clock: the clock, or one more than the last if the clock
+ * did not move on (two in the same microsecond), unless that is the window
+ * or more ahead of the clock (it stepped back that far): then the clock
+ * again (else every new stream of this node would be refused as old for as
+ * long as the step; so only then may a stamp be lower than the one before). */
+uint64_t stamp_next(uint64_t last, uint64_t clock);
+
+enum first_sight { FIRST_OK, FIRST_OLD, FIRST_EVICTED };
+
+/* FIRST_OLD if stamp is further than STAMP_FRESH_US from now, else FIRST_OK. */
+enum first_sight first_sight_age(uint64_t stamp, uint64_t now);
+
+struct floors {
+	struct table t; /* origin + boot: a = the floor (a stamp); the use order is the raise order */
+};
+
+/* A stream of (origin, boot) that had taken stamps up to stamp was
+ * forgotten at now (stamp_clock): raise that sender's floor to it. A stamp
+ * behind the window makes none. Counts a floor dropped at the bound. */
+void floors_raise(struct floors *f, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now);
+/* The first envelope of a stream of (origin, boot), stamped stamp, at now:
+ * FIRST_OK, or why it is a replay (nothing is kept of it). */
+enum first_sight first_sight(struct floors *f, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now);
+/* Forget the floors behind the window, oldest raised first. */
+void floors_expire(struct floors *f, uint64_t now);
+void floors_clear(struct floors *f);
+
+#endif
