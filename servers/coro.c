@@ -52,7 +52,7 @@ static int flush(struct sched *sch, struct task *t)
 	bool wrote = false;
 	int rc = session_send(t->data, task_fd(t), &wrote);
 	if (wrote)
-		loop_wrote(&sched_loop(sch)->l, &t->lc); /* output moved: the runtime's cue for near holds */
+		loop_wrote(&sched_loop(sch)->l, &t->lc, t->data); /* output moved: the runtime's cue for near holds */
 	return rc;
 }
 
@@ -348,7 +348,7 @@ static void coro_write(struct loop *l, struct loop_conn *lc)
 	bool wrote = false;
 	int blocked = session_send(s, task_fd(t), &wrote);
 	if (wrote)
-		loop_wrote(l, lc);
+		loop_wrote(l, lc, s);
 	if (blocked >= 0 && t->wait == (CR_READ | (blocked ? CR_WRITE : 0)) && session_want_read(s) && !session_done(s)) {
 		if (wrote) /* output is activity: its wait's deadline counts from now */
 			sched_deadline_move(&c->sch, t, loop_due(l, s, sched_now(&c->sch)));

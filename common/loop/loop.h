@@ -85,6 +85,7 @@
 #include "deadline.h"
 #include "owner.h"
 #include "poller.h"
+#include "session.h" /* session_held, for loop_wrote */
 #include "timer.h"
 
 struct loop;
@@ -445,11 +446,14 @@ void loop_hold(struct loop *l, struct loop_conn *lc);
 
 static inline bool loop_held(const struct loop_conn *lc) { return lc->flags & LOOP_CONN_HELD; }
 
-/* A send of lc's made progress (bytes went out). */
-static inline void loop_wrote(struct loop *l, const struct loop_conn *lc)
+/* A send of lc's (its session s) made progress: bytes went out. A held
+ * publisher's own replies do not pace its retries: not while it is on the
+ * list, nor while its session is held again by the retry that listed it
+ * (its write hook may run before it is handed to loop_hold). */
+static inline void loop_wrote(struct loop *l, const struct loop_conn *lc, const struct session *s)
 {
-	if (!(lc->flags & LOOP_CONN_HELD))
-		l->wrote = true; /* a held publisher's own replies do not pace its retries */
+	if (!(lc->flags & LOOP_CONN_HELD) && !session_held(s))
+		l->wrote = true;
 }
 
 /* internal: the turn's retry (loop_before_sleep, when any is held). */

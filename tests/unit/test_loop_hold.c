@@ -66,7 +66,7 @@ static void t_write(struct loop *lp, struct loop_conn *lc)
 	size_t n = session_pending(c->s);
 	if (c->reads && n) {
 		session_sent(c->s, n);
-		loop_wrote(lp, lc);
+		loop_wrote(lp, lc, c->s);
 	}
 	if (session_held(c->s))
 		loop_hold(lp, lc);
