@@ -47,7 +47,14 @@ static long long sched_now(const struct sched *sch) { return sch->now_at; }
 
 /* Write what the session has until it is all out or the socket is full:
  * 1 = blocked with more to write, 0 = all out, -1 = socket error (counted). */
-static int flush(struct task *t) { return session_send(t->data, task_fd(t), NULL); }
+static int flush(struct sched *sch, struct task *t)
+{
+	bool wrote = false;
+	int rc = session_send(t->data, task_fd(t), &wrote);
+	if (wrote)
+		loop_wrote(&sched_loop(sch)->l, &t->lc, t->data); /* output moved: the runtime's cue for near holds */
+	return rc;
+}
 
 /* One read into the loop's buffer, handed to the session at once; what it
  * produced is written by the loop's write pass (the connection is listed).
@@ -77,9 +84,12 @@ static int conn_wait(struct sched *sch, struct task *t, int req)
 }
 
 /* Did the wait end the connection (its deadline came and the runtime says
- * close)? An expiry may leave it open to send a last reply. */
+ * close, or the runtime's retry of its hold found it expired: CR_KILL,
+ * coro_expired)? An expiry may leave it open to send a last reply. */
 static bool conn_ended(struct sched *sch, struct task *t)
 {
+	if (t->ev & CR_KILL)
+		return true;
 	if (!(t->ev & CR_TIMEOUT))
 		return false;
 	return loop_expire(&sched_loop(sch)->l, t->data, LOOP_WAITED_OUT, now_ms());
@@ -110,14 +120,17 @@ static int send_all(struct sched *sch, struct task *t)
 		CR_YIELD(&t->sub, conn_wait(sch, t, CR_WRITE));
 		if (conn_ended(sch, t))
 			CR_RETURN(&t->sub, -1);
-		blocked = flush(t);
+		blocked = flush(sch, t);
 		if (blocked < 0)
 			CR_RETURN(&t->sub, -1);
 	} while (blocked && !session_want_read(t->data));
 	CR_END(&t->sub);
 }
 
-/* The connection task: answer what arrives until the session is done. */
+/* The connection task: answer what arrives until the session is done. A
+ * held publisher (session.h, holds) is the runtime's to retry (loop.h,
+ * holds): it waits, for nothing or for room, without a timer of its own -
+ * the retry is its deadline - until the write pass pokes it. */
 static int conn_run(struct sched *sch, struct task *t)
 {
 	struct session *s = t->data;
@@ -131,18 +144,20 @@ static int conn_run(struct sched *sch, struct task *t)
 		 * if it was blocked), and the pass pokes it unless that wait is
 		 * still the one it wants. */
 		listed = loop_listed(&t->lc);
-		blocked = listed ? (t->reg & LOOP_POLL_OUT) != 0 : flush(t);
+		blocked = listed ? (t->reg & LOOP_POLL_OUT) != 0 : flush(sch, t);
 		if (blocked < 0 || session_done(s))
 			break;
 		if (session_want_read(s)) {
 			CR_AWAIT(&t->line, rc, recv_some(sch, t, blocked));
 		} else if (listed) {
 			CR_YIELD(&t->line, CR_SLEEP); /* until the write pass pokes it */
+			rc = conn_ended(sch, t) ? -1 : 0;
+		} else if (session_held(s)) {
+			loop_hold(&sched_loop(sch)->l, &t->lc);
+			CR_YIELD(&t->line, blocked ? CR_WRITE : CR_SLEEP); /* room, or the retry (or mail) */
+			rc = conn_ended(sch, t) ? -1 : 0;
 		} else if (blocked) {
 			CR_AWAIT(&t->line, rc, send_all(sch, t));
-		} else if (session_held(s)) {
-			CR_YIELD(&t->line, conn_wait(sch, t, CR_SLEEP)); /* until its retry (or mail) */
-			rc = conn_ended(sch, t) ? -1 : 0;
 		} else {
 			break; /* nothing to read and nothing that can be sent: it cannot finish */
 		}
@@ -306,6 +321,19 @@ static struct loop_conn *coro_conn(struct loop *l, uint32_t id)
 	return t && t->kind == KIND_CONN ? &t->lc : NULL;
 }
 
+static struct session *coro_session(struct loop *l, struct loop_conn *lc)
+{
+	(void)l;
+	return ((struct task *)lc)->data;
+}
+
+/* The runtime's retry of a hold found the connection expired: its task ends
+ * (conn_ended) when it next runs; the write pass, which follows, pokes it. */
+static void coro_expired(struct loop *l, struct loop_conn *lc)
+{
+	sched_poke(&of(l)->sch, (struct task *)lc, CR_KILL);
+}
+
 /* The write pass reached this connection (in the runtime's order): write
  * now. Its task runs only when it must decide something: it closes, stops
  * reading, or waits for the wrong thing (room it no longer needs, or not
@@ -315,8 +343,12 @@ static void coro_write(struct loop *l, struct loop_conn *lc)
 	struct coro_loop *c = of(l);
 	struct task *t = (struct task *)lc;
 	struct session *s = t->data;
+	if (t->ev & CR_KILL)
+		return; /* coro_expired: it ends, nothing more is sent */
 	bool wrote = false;
 	int blocked = session_send(s, task_fd(t), &wrote);
+	if (wrote)
+		loop_wrote(l, lc, s);
 	if (blocked >= 0 && t->wait == (CR_READ | (blocked ? CR_WRITE : 0)) && session_want_read(s) && !session_done(s)) {
 		if (wrote) /* output is activity: its wait's deadline counts from now */
 			sched_deadline_move(&c->sch, t, loop_due(l, s, sched_now(&c->sch)));
@@ -367,6 +399,8 @@ static const struct loop_model coro_loop = {
 	.teardown = coro_teardown,
 	.open = coro_open,
 	.conn = coro_conn,
+	.session = coro_session,
+	.expired = coro_expired,
 	.write = coro_write,
 	.accept = coro_accept,
 	.stop = coro_stop,

@@ -18,8 +18,9 @@
  * cancel its recv, close it - queuing SQEs for the next turn. A turn
  * hands at most TURN_INPUT bytes of input to sessions (the rest of the CQ
  * waits), so a publisher's input cannot outrun its subscribers' sends; a
- * publisher held for its subscribers (session.h, holds) is offered its input
- * again after a turn in which output moved.
+ * publisher held for its subscribers (session.h, holds) is the runtime's to
+ * retry (loop.h, holds: conn_update hands it over, on_send says when output
+ * moved).
  *
  * Per connection: at most one multishot recv and one send in flight (one
  * send keeps the byte order; a short send just leaves the rest in the
@@ -87,13 +88,9 @@ struct uthread {
 	bool ring_ok;
 	struct uring_bufs bufs;
 	struct listener ls[2]; /* as l.lis */
-	struct __kernel_timespec hold_ts;
 	struct loop_timers timers; /* the connections' deadlines (struct conn's timer) */
 	struct uring_slots slots;
 	size_t turn_in;        /* input bytes handed to sessions this turn */
-	uint32_t *held, nheld; /* slots of held publishers (F_HELD), sized with the slots */
-	bool sent;             /* a send of a connection not held completed with bytes this turn */
-	bool hold_timer;       /* an OP_HOLD timeout is outstanding */
 	unsigned inflight;     /* requests whose last CQE has not arrived */
 	bool exiting;
 	long long epoch;
@@ -123,14 +120,10 @@ static struct conn *conn_from(struct uthread *t, uint64_t ud) { return slots_fro
 static int slots_more(struct uthread *t)
 {
 	uint32_t total = nslots(t) + SLOT_CHUNK;
-	/* Sized with the slots, so listing a connection (mark_dirty) never has
-	 * to allocate. */
+	/* Sized with the slots, so listing or holding a connection (mark_dirty,
+	 * loop_hold) never has to allocate. */
 	if (loop_conns_reserve(&t->l, total) < 0)
 		return -ENOMEM;
-	uint32_t *h = realloc(t->held, total * sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	t->held = h;
 	/* ... and the timer heap, so arming a connection's timer never fails */
 	if (loop_timers_reserve(&t->timers, (int)total) < 0)
 		return -ENOMEM;
@@ -196,11 +189,6 @@ static void arm_watch(struct uthread *t, struct loop_watch *w)
 	io_uring_prep_poll_add(sqe_get(t, watch_ud(w)), w->fd, loop_poll_events(w->mask));
 	w->reg = w->mask;
 	w->reg_fd = w->fd;
-}
-
-static void arm_timeout(struct uthread *t, struct __kernel_timespec *ts, enum op op, uint32_t arg)
-{
-	io_uring_prep_timeout(sqe_get(t, ud_make(op, 0, arg)), ts, 0, 0);
 }
 
 /* ---- connections ---- */
@@ -271,9 +259,9 @@ static void conn_deadline(struct uthread *t, struct conn *c)
 	if (!due)
 		return; /* none now; an armed timer finds that out when it fires */
 	long long now = t->now_at;
-	if (due <= now || ((c->flags & F_HELD) && due < now + OVERDUE_MS))
+	if (due <= now || (loop_held(&c->lc) && due < now + OVERDUE_MS))
 		due = now + OVERDUE_MS; /* it expired and stays (a last reply goes out), or the
-		                         * held list retries it (retry_held): not every turn */
+		                         * runtime's held list retries it: not every turn */
 	else if (due - now > LOOP_TIMER_MAX_MS)
 		due = now + LOOP_TIMER_MAX_MS;
 	uint32_t at = (uint32_t)(due - t->epoch);
@@ -299,14 +287,8 @@ static void conn_update(struct uthread *t, struct conn *c)
 	/* Back-pressure: read only while the session wants input. A recv being
 	 * cancelled is re-armed when its last CQE arrives, not before. */
 	bool want = session_want_read(c->s);
-	/* Listed to be looked at again when output moves, or in
-	 * SESSION_HOLD_RETRY_MS. A slot freed while listed stays listed (not
-	 * F_HELD), so the list can fill up with churn: then its timer finds
-	 * it (its inactivity limit is the retry). */
-	if (session_held(c->s) && !(c->flags & F_HELD) && t->nheld < nslots(t)) {
-		c->flags |= F_HELD;
-		t->held[t->nheld++] = c->lc.id;
-	}
+	if (session_held(c->s))
+		loop_hold(&t->l, &c->lc); /* the runtime retries it (loop.h, holds) */
 	if (want && !(c->flags & F_RECV)) {
 		arm_recv(t, c);
 	} else if (!want && (c->flags & F_RECV) && !(c->flags & F_RECV_CANCEL)) {
@@ -372,8 +354,7 @@ static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
 		if (cqe->res > 0) {
 			session_sent(c->s, (size_t)cqe->res); /* short or not: the rest stays queued */
 			c->last_ms = t->now;
-			if (!(c->flags & F_HELD))
-				t->sent = true; /* a held publisher's own replies do not pace its retries */
+			loop_wrote(&t->l, &c->lc, c->s); /* output moved: the runtime's cue for near holds */
 		} else {
 			conn_fail(t, c); /* EPIPE, ECONNRESET, ... */
 		}
@@ -455,51 +436,6 @@ static void expire_timers(struct uthread *t)
 	}
 }
 
-/* Offer the held publishers their input again (the deadline policy's hold
- * expiry): after a turn in which some send made progress, so input follows
- * output, and SESSION_HOLD_RETRY_MS after the last look when none did.
- * A publisher held for what another thread moves (session_held_far: a
- * subscriber on another ring, the cluster link) waits for the time: this
- * ring's sends say nothing about it, and retried at every turn of a busy
- * ring it published one message a turn past the hold, outran a subscriber
- * on the other ring to --outbox-hard and the link's loop until its queue
- * dropped copies. One still held is listed again by conn_update. */
-static void retry_held(struct uthread *t, bool timer)
-{
-	uint32_t n = t->nheld;
-	t->nheld = 0;
-	long long now = now_ms();
-	for (uint32_t i = 0; i < n; i++) {
-		struct conn *c = conn_at(t, t->held[i]);
-		if (!(c->flags & F_HELD))
-			continue; /* freed since (slot_free cleared it) */
-		if (!timer && session_held_far(c->s)) {
-			t->held[t->nheld++] = t->held[i]; /* stays listed (i >= nheld: in place) */
-			continue;
-		}
-		c->flags &= ~F_HELD;
-		if (!(c->flags & F_CLOSING) && session_held(c->s) && loop_expire(&t->l, c->s, LOOP_WAITED_OUT, now))
-			conn_close(t, c);
-		mark_dirty(t, c);
-	}
-}
-
-static void on_hold(struct uthread *t)
-{
-	t->hold_timer = false;
-	if (!t->exiting)
-		retry_held(t, true);
-}
-
-/* After the turn's updates: the held publishers' next look. */
-static void arm_hold(struct uthread *t)
-{
-	if (t->nheld && !t->hold_timer && !t->exiting) {
-		arm_timeout(t, &t->hold_ts, OP_HOLD, 0);
-		t->hold_timer = true;
-	}
-}
-
 static void on_watch(struct uthread *t, const struct io_uring_cqe *cqe)
 {
 	struct loop_watch *w = ud_watch(cqe->user_data);
@@ -530,9 +466,6 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 	case OP_WATCH:
 		on_watch(t, cqe);
 		break;
-	case OP_HOLD:
-		on_hold(t);
-		break;
 	case OP_CANCEL:
 		break; /* the cancelled request reports for itself */
 	}
@@ -556,7 +489,7 @@ static void reap(struct uthread *t)
 	}
 }
 
-/* Last act: cancel the ring's own requests (watches, the hold) and let
+/* Last act: cancel the ring's own requests (watches) and let
  * the loop run until every request has reported. */
 static void begin_exit(struct uthread *t)
 {
@@ -597,11 +530,7 @@ static int uring_serve(struct loop *l)
 			expire_timers(t);
 			loop_alarms_run(l);
 		}
-		if (t->sent && t->nheld)
-			retry_held(t, false);
-		t->sent = false;
-		loop_before_sleep(l); /* the mailbox, then every connection touched this turn (uring_write) */
-		arm_hold(t);
+		loop_before_sleep(l); /* the holds, the mailbox, then every connection touched this turn (uring_write) */
 		if (!loop_serving(l) && !t->exiting)
 			begin_exit(t);
 	}
@@ -653,12 +582,21 @@ static void uring_write(struct loop *l, struct loop_conn *lc)
 	conn_update(of(l), (struct conn *)lc); /* live: uring_conn's */
 }
 
+static struct session *uring_session(struct loop *l, struct loop_conn *lc)
+{
+	(void)l;
+	return ((struct conn *)lc)->s;
+}
+
+/* The runtime's retry of a hold found c expired: close it (uring_write,
+ * which follows, frees it once nothing is in flight). */
+static void uring_expired(struct loop *l, struct loop_conn *lc) { conn_close(of(l), (struct conn *)lc); }
+
 static int uring_setup(struct loop *l)
 {
 	struct uthread *t = of(l);
 	slots_init(&t->slots);
 	t->epoch = t->now_at = now_ms();
-	t->hold_ts.tv_nsec = SESSION_HOLD_RETRY_MS * 1000000LL;
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
 	if (rc < 0) {
 		log_error("uring: ring %d: io_uring_setup: %s", l->index, strerror(-rc));
@@ -712,7 +650,6 @@ static void uring_teardown(struct loop *l)
 	struct uthread *t = of(l);
 	slots_fini(&t->slots);
 	loop_timers_fini(&t->timers);
-	free(t->held);
 }
 
 static const struct loop_model uring_loop = {
@@ -727,6 +664,8 @@ static const struct loop_model uring_loop = {
 	.teardown = uring_teardown,
 	.open = uring_open,
 	.conn = uring_conn,
+	.session = uring_session,
+	.expired = uring_expired,
 	.write = uring_write,
 	.accept = uring_accept,
 	.stop = uring_stop,

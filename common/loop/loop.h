@@ -15,6 +15,9 @@
  *               threads, the drain, and the before-sleep phase.
  *   write.c     the write order (see "connections and the write order"
  *               below): the pending list and the before-sleep write pass.
+ *   hold.c      the held publishers (see "holds" below): the list of the
+ *               connections whose input waits for their subscribers, and
+ *               when each is offered its input again.
  *   conn.c      admitting an accepted connection (limits, refusal,
  *               session; the model's object through m->open, its OOM
  *               path), the walk over the connections (the stop walk, and
@@ -54,7 +57,9 @@
  * with a struct loop_conn embedded first (the runtime finds it by id, m->conn,
  * for the stop walk, m->stop_conn, and the teardown walk, m->release), hand
  * input over with loop_input(), list a connection with loop_pending() when
- * it may have output, write it in its write hook, bound its wait by the
+ * it may have output, write it in its write hook, hand a connection it finds
+ * held to loop_hold() and say when a send made progress (loop_wrote),
+ * close one the runtime's retry found expired (m->expired), bound its wait by the
  * connections' deadlines (loop_due; loop_expire when one came) and by
  * loop_alarms_timeout(), call loop_alarms_run() after it, and call
  * loop_before_sleep() once per turn, after all of that turn's input and
@@ -62,7 +67,8 @@
  *
  * Where things are decided (not in a model): a timeout - deadline.h, through
  * loop_due/loop_expire below; a write and a publish's order - "connections
- * and the write order" below; when a listener is retried after EMFILE -
+ * and the write order" below; when a held publisher is offered its input
+ * again - "holds" below; when a listener is retried after EMFILE -
  * "accepting, and the EMFILE back-off" below.
  *
  * A loop belongs to its thread; nothing here is thread-safe except the
@@ -79,6 +85,7 @@
 #include "deadline.h"
 #include "owner.h"
 #include "poller.h"
+#include "session.h" /* session_held, for loop_wrote */
 #include "timer.h"
 
 struct loop;
@@ -158,6 +165,7 @@ struct loop_conn {
 enum {
 	LOOP_CONN_PENDING = 1 << 0,   /* on the pending list */
 	LOOP_CONN_PUBLISHED = 1 << 1, /* its input published this turn: written in the second pass */
+	LOOP_CONN_HELD = 1 << 2,      /* on the held list (loop_hold) */
 };
 
 /* A concurrency model built on the runtime: its I/O style. */
@@ -199,6 +207,13 @@ struct loop_model {
 	/* The live connection whose loop_conn.id is id (its record first), or
 	 * NULL when there is none. */
 	struct loop_conn *(*conn)(struct loop *l, uint32_t id);
+	/* lc's session (lc: a live connection, conn()'s). */
+	struct session *(*session)(struct loop *l, struct loop_conn *lc);
+	/* The runtime's retry of a held connection (see holds) asked the
+	 * deadline policy, which said lc must close now (loop_expire true):
+	 * close it as the model's own deadline would (nothing of its session
+	 * runs any more). lc is listed right after (its write hook follows). */
+	void (*expired)(struct loop *l, struct loop_conn *lc);
 	/* The write pass reached lc (listed, now off the list): write what its
 	 * session has (or queue the write), and bring the connection up to date
 	 * (close it when done, wait for room, read again). */
@@ -243,6 +258,11 @@ struct loop {
 	uint32_t *pending;    /* ids listed this turn, in listing order */
 	uint32_t npending, pending_cap;
 	bool published;       /* a listed connection has LOOP_CONN_PUBLISHED */
+	/* the held publishers (hold.c) */
+	uint32_t *held;       /* ids with LOOP_CONN_HELD, each once; room for every id (pending_cap) */
+	uint32_t nheld;
+	bool wrote;           /* a send of a connection not held made progress this turn (loop_wrote) */
+	struct loop_alarm hold_retry; /* SESSION_HOLD_RETRY_MS after a hold: retry them all */
 	struct loop_watch wake_w, stop_w;
 	struct loop_watch reopen_w; /* loop 0: SIGHUP/SIGUSR1's pipe (daemon_reopen_fd), else fd -1 */
 	/* alarms (loop_alarm_at) on the loop's clock: ms since epoch */
@@ -378,25 +398,83 @@ static inline bool loop_listed(const struct loop_conn *lc) { return lc->flags & 
  * published, lc is written after the connections it published to. */
 void loop_input(struct loop *l, struct loop_conn *lc, struct session *s, const char *p, size_t n);
 
-/* lc is going away: off the list (the model calls it before freeing a
- * connection that may be listed). */
+/* lc is going away: off the pending list, and off the held list (the model
+ * calls it before freeing a connection that may be listed or held). */
 void loop_unlist(struct loop *l, struct loop_conn *lc);
 
 /* Call m->write() for every listed connection, in the order above. */
 void loop_write_pending(struct loop *l);
+
+/* ---- holds (hold.c) ----
+ *
+ * Where a held publisher's retry is decided: here, not in a model. A
+ * session is held (session.h, "holds") when its PUBLISH left a subscriber
+ * too far behind: the rest of its input waits and it reads nothing until
+ * it is offered that input again (the deadline policy's hold expiry,
+ * loop_expire). The model only tells the runtime what it sees: a
+ * connection whose session is held after its update (loop_hold), and a
+ * send that made progress (loop_wrote). The runtime keeps the held
+ * connections' ids (l->held, room for every id: loop_conns_reserve) and
+ * retries them:
+ *
+ *   - near holds after a turn in which a send of a connection not held made
+ *     progress (loop_before_sleep, before the drain and the write pass), so
+ *     input follows output (a held publisher's own replies do not count);
+ *   - every hold, near or far, by a loop alarm SESSION_HOLD_RETRY_MS after
+ *     the list stopped being empty (re-armed while any is held).
+ *
+ * A publisher held for what another thread moves (session_held_far: a
+ * subscriber on another loop, the cluster link) is retried by time only:
+ * this loop's sends say nothing about it, and retried at every busy turn
+ * it would publish a message a turn past its hold and outrun the other
+ * loop's subscriber (or the link) to its limits.
+ *
+ * A retry takes the connection off the list, asks the deadline policy
+ * (loop_expire with LOOP_WAITED_OUT: the hold's expiry, or the drain's end
+ * or a phase's deadline if one came; true calls m->expired), and lists it
+ * (loop_pending; written after its deliveries if its input published), so
+ * the model's write hook carries on - and hands it to loop_hold again if
+ * it is still held. While it is held, the retry is its deadline too: a
+ * model need not wake it for the hold (coro waits without a timer).
+ *
+ * A connection leaves the list when it ends (loop_unlist), so an id freed
+ * and reused is never retried as the old connection. */
+
+/* lc's session is held (session_held): retried as above. Once: holding it
+ * again changes nothing. */
+void loop_hold(struct loop *l, struct loop_conn *lc);
+
+static inline bool loop_held(const struct loop_conn *lc) { return lc->flags & LOOP_CONN_HELD; }
+
+/* A send of lc's (its session s) made progress: bytes went out. A held
+ * publisher's own replies do not pace its retries: not while it is on the
+ * list, nor while its session is held again by the retry that listed it
+ * (its write hook may run before it is handed to loop_hold). */
+static inline void loop_wrote(struct loop *l, const struct loop_conn *lc, const struct session *s)
+{
+	if (!(lc->flags & LOOP_CONN_HELD) && !session_held(s))
+		l->wrote = true;
+}
+
+/* internal: the turn's retry (loop_before_sleep, when any is held). */
+void loop_holds_turn(struct loop *l);
 
 /* ---- mailbox ---- */
 
 /* Deliver queued mail now: list each connection that got any. */
 void loop_drain(struct loop *l);
 
-/* Once per turn, after the turn's input and before sleeping: hand over what
- * this loop published to itself (the drain lists its subscribers), then the
- * write pass. */
+/* Once per turn, after the turn's input and before sleeping: retry the
+ * near holds if output moved (see holds), hand over what this loop
+ * published to itself (the drain lists its subscribers), then the write
+ * pass. */
 static inline void loop_before_sleep(struct loop *l)
 {
 	if (atomic_load_explicit(&l->guest_mail, memory_order_relaxed))
 		loop_guest_mail(l);
+	if (l->nheld)
+		loop_holds_turn(l);
+	l->wrote = false;
 	if (owner_posts_here() != l->posts)
 		loop_drain(l);
 	if (l->npending)

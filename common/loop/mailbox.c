@@ -62,6 +62,9 @@ void loop_mailbox_close(struct loop *l)
 {
 	free(l->pending); /* the write pass's list (write.c): no turn is left */
 	l->pending = NULL;
+	free(l->held); /* and the held list (hold.c) */
+	l->held = NULL;
+	l->nheld = 0;
 	l->pending_cap = l->npending = 0;
 	if (l->wake_fd < 0)
 		return;

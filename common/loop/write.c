@@ -1,7 +1,8 @@
 /* write.c - the loop's write order (loop.h, "connections and the write
  * order"): the pending list of connection ids and the before-sleep pass
  * that hands each listed connection to the model's write hook, the ones
- * whose input published last. */
+ * whose input published last. Also the room for every id on the held list
+ * (hold.c), reserved with the pending list's. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,10 @@ int loop_conns_reserve(struct loop *l, uint32_t n)
 	if (!p)
 		return -ENOMEM;
 	l->pending = p;
+	uint32_t *h = realloc(l->held, (size_t)cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM; /* pending_cap unchanged: both hold at least that */
+	l->held = h;
 	l->pending_cap = cap;
 	return 0;
 }
@@ -37,21 +42,29 @@ void loop_input(struct loop *l, struct loop_conn *lc, struct session *s, const c
 	loop_pending(l, lc);
 }
 
+/* Take id off a list of n ids (it is there once), keeping the others' order. */
+static void take_off(uint32_t *list, uint32_t *n, uint32_t id)
+{
+	for (uint32_t i = 0; i < *n; i++) {
+		if (list[i] == id) {
+			memmove(&list[i], &list[i + 1], (*n - i - 1) * sizeof(list[0]));
+			(*n)--;
+			return;
+		}
+	}
+}
+
 void loop_unlist(struct loop *l, struct loop_conn *lc)
 {
+	if (lc->flags & LOOP_CONN_HELD)
+		take_off(l->held, &l->nheld, lc->id); /* rare too: a held publisher ending */
 	if (lc->flags & LOOP_CONN_PENDING) {
 		/* Rare (a connection ending in the turn it was listed): keep the
 		 * others' order and every entry naming a listed connection, so
 		 * the list never holds more entries than ids. */
-		for (uint32_t i = 0; i < l->npending; i++) {
-			if (l->pending[i] == lc->id) {
-				memmove(&l->pending[i], &l->pending[i + 1], (l->npending - i - 1) * sizeof(l->pending[0]));
-				l->npending--;
-				break;
-			}
-		}
+		take_off(l->pending, &l->npending, lc->id);
 	}
-	lc->flags &= (uint8_t)~(LOOP_CONN_PENDING | LOOP_CONN_PUBLISHED);
+	lc->flags &= (uint8_t)~(LOOP_CONN_PENDING | LOOP_CONN_PUBLISHED | LOOP_CONN_HELD);
 }
 
 /* One pass over the list: every listed connection, or (first pass of two)

@@ -20,7 +20,7 @@
 #define GEN_MASK 0xffffffu  /* struct conn's gen is 24 bits */
 #define NO_SLOT UINT32_MAX
 
-enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_HOLD };
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH };
 
 enum {
 	F_LIVE = 1 << 0,
@@ -28,7 +28,6 @@ enum {
 	F_RECV_CANCEL = 1 << 2, /* ... and we asked to cancel it (back-pressure) */
 	F_SEND = 1 << 3,        /* a send is in flight */
 	F_CLOSING = 1 << 4,     /* cancelling everything; freed once nothing is in flight */
-	F_HELD = 1 << 5,        /* on the held list: its session is held (session_held) */
 };
 
 struct session;

@@ -193,8 +193,9 @@ def test_hold_run_is_bounded(ctx):
     command a read leaves at the end of the buffer - so it restarted every few
     messages and such a publisher was held, one message per retry, for as
     long as the subscriber stayed under the limits. (How many holds a run
-    takes depends on the model: uring retries at every turn in which output
-    moved, the others every 2 ms; so the test counts holds after the run.)"""
+    takes depends on the model: the loop runtime (coro, uring) retries at
+    every turn in which output moved, threads and pool every 2 ms; so the
+    test counts holds after the run.)"""
     if TLS:
         ctx.skip("plain RESP: the holds are the protocol's, not the cipher's")
     with Weft(["--mode", "chat", "--outbox-hard", "64m", "--outbox-soft", "0", "--publish-hold", "256k",

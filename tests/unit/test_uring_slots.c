@@ -9,7 +9,7 @@
 
 static void codec(void)
 {
-	static const enum op ops[] = {OP_ACCEPT, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH, OP_HOLD};
+	static const enum op ops[] = {OP_ACCEPT, OP_RECV, OP_SEND, OP_CANCEL, OP_WATCH};
 	static const uint32_t gens[] = {0, 1, 0x123456, GEN_MASK};
 	static const uint32_t slots[] = {0, 1, SLOT_CHUNK, 0xfffffffeu, UINT32_MAX};
 	int bad = 0;
