@@ -69,6 +69,11 @@
 #define HELD_BYTES (64u << 20) /* names subscribed on the engine, with their keys */
 #define SUBS_PER_COMMAND 64 /* names in one (P)SUBSCRIBE on resubscribing */
 #define QUEUE_MIN (8u << 20)
+/* Local deliveries one read pass of the link makes before the loop writes
+ * them (link_limits.pass_work): fewer than one 64 KiB read of publishes
+ * makes on a fan-out of 100, so that such a fan-out is written after each
+ * read (bench/RESULTS.md, cluster-1x100). */
+#define LINK_PASS_DELIVERIES 32768ul
 
 /* redis-cluster:// patterns (patterns.h): the control channel and the
  * inboxes, after the prefix. A chat name has no space, so no client can
@@ -91,6 +96,7 @@ struct bridge {
 	const char *prefix;
 	size_t plen;
 	uint64_t origin, boot;
+	unsigned long delivered; /* local deliveries of the engine's messages (the link's loop only) */
 	/* under lock */
 	struct table held, sent;
 	struct tentry *dirty;
@@ -1032,7 +1038,9 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 	if (!track(b, &env, p, pn, c, cn))
 		return;
 	stat_inc(STAT_cl_received);
-	exchange_publish_remote(b->ex, p, pn, c, cn, env.nick, env.data, env.n);
+	long got = exchange_publish_remote(b->ex, p, pn, c, cn, env.nick, env.data, env.n);
+	if (got > 0)
+		b->delivered += (unsigned long)got;
 }
 
 static int on_reply(void *arg, enum link_conn conn, redisReply *r)
@@ -1429,6 +1437,8 @@ static int pattern_channels(struct bridge *b)
 
 const struct loop_guest *bridge_guest(struct bridge *b) { return cl_host_guest(b->host); }
 
+static unsigned long delivered(void *arg) { return ((struct bridge *)arg)->delivered; }
+
 static uint64_t boot_ms(void)
 {
 	struct timespec ts;
@@ -1485,8 +1495,10 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 		 * resubscription at link up (its grace, bounded by HELD_BYTES); the
 		 * publisher connection: the publish queue and a tick's markers. */
 		.max_out = {[LINK_SUB] = QUEUE_MIN, [LINK_PUB] = b->limit + SENT_BYTES + QUEUE_MIN},
+		.pass_work = LINK_PASS_DELIVERIES,
 	};
-	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b};
+	struct link_handler lh = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .arg = b,
+	                          .work = delivered};
 	struct shards_handler sh = {.message = sh_message, .wanted = sh_wanted, .resub = sh_resub, .tick = sh_tick,
 	                            .state = sh_state, .arg = b};
 	if (!b->host ||

@@ -96,7 +96,7 @@ struct rconn {
 	long long ping_at; /* up: when the keepalive PING was queued or owed (0: its PONG came) */
 	bool ping_owed;    /* up: the PING could not be queued (no memory): queue it at the next tick */
 	long long rx_ms;   /* when bytes were last read from the engine */
-	bool more;         /* its last read stopped at READS_PER_EVENT: read on at the wake */
+	bool more;         /* its last read stopped at READS_PER_EVENT or pass_work: read on at the wake */
 	bool behind;       /* bytes were left at the end of its last read (cleared at EAGAIN) */
 	size_t grace;      /* the largest whole resubscription queued (link_burst): beyond the bound */
 	size_t burst;      /* bytes queued in the current link_burst */
@@ -870,9 +870,16 @@ static int input(struct link *l, int i, const char *p, size_t n)
 	return parse(l, i, p, n);
 }
 
+/* The work a read pass left for the loop reached its bound. */
+static bool sated(const struct link *l, unsigned long work0)
+{
+	return l->h.work && l->lim.pass_work && l->h.work(l->h.arg) - work0 >= l->lim.pass_work;
+}
+
 static void readable(struct link *l, int i)
 {
 	static _Thread_local char chunk[READ_CHUNK];
+	unsigned long work0 = l->h.work ? l->h.work(l->h.arg) : 0;
 	for (int k = 0; k < READS_PER_EVENT && l->c[i].fd >= 0; k++) {
 		ssize_t r = read(l->c[i].fd, chunk, sizeof(chunk));
 		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
@@ -887,6 +894,21 @@ static void readable(struct link *l, int i)
 		l->c[i].rx_ms = now_ms();
 		if (input(l, i, chunk, (size_t)r) < 0)
 			return;
+		/* What this pass delivered waits in the loop's output until its
+		 * write pass, which runs only after the wake. Reading on to
+		 * EAGAIN first (a fan-out of 100 took in ~2,300 messages a turn:
+		 * ~23 MB of output copied before any of it was written, far past
+		 * the caches) cost more per delivery than a local publisher's
+		 * one 64 KiB read a turn: stop here, bytes left (behind), and
+		 * let the loop write (bench/RESULTS.md, cluster-1x100).
+		 * No wake asked: the socket is still readable, so the loop's next
+		 * turn reports it (a poll, one-shot or level-triggered, sees the
+		 * bytes left), after the write pass; any wake meanwhile reads on. */
+		if (sated(l, work0)) {
+			l->c[i].more = true;
+			l->c[i].behind = true;
+			return;
+		}
 	}
 	/* Bytes may be left. A host loop's next readiness report can be many
 	 * turns away (uring: the poll completion queues behind a flood's

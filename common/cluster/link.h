@@ -37,6 +37,10 @@ struct link_handler {
 	/* Optional: an attempt failed before the link was up (the sharded
 	 * engine tries another node). */
 	void (*failed)(void *arg);
+	/* Optional: a count that grows with the work the replies left for the
+	 * loop's write pass (the bridge: local deliveries). A read pass stops
+	 * once it grew by link_limits.pass_work. */
+	unsigned long (*work)(void *arg);
 };
 
 struct link_limits {
@@ -48,6 +52,7 @@ struct link_limits {
 	                         * sharded engine's CLUSTER NODES text) */
 	size_t max_out[LINK_CONNS]; /* bytes queued for the engine per connection, beyond what the up
 	                             * handler queued; past it the link fails (the engine does not read) */
+	unsigned long pass_work;    /* a read pass stops once handler.work grew this much (0: no bound) */
 };
 
 /* tls NULL: plain TCP. Beyond a limit a reply is a protocol error: the link

@@ -560,6 +560,59 @@ static void test_write_error(void)
 	engine_close(&e);
 }
 
+/* A read pass stops once the handler's work count grew by pass_work: the
+ * deliveries one pass makes wait in the loop's output until its write pass,
+ * so the link reads on at the next readiness report, not to EAGAIN first.
+ * Three 64 KiB reads' worth of pushes is waiting; one readiness report hands
+ * out at least pass_work of them and not all, asks for no wake (the socket
+ * still reads as ready), and says the link is behind; the turns after hand
+ * out the rest, the link up all along. */
+static unsigned long pass_count(void *arg) { (void)arg; return (unsigned long)pushes; }
+
+static void test_pass_bound(void)
+{
+	struct fake f;
+	struct engine e;
+	char url[64];
+	fake_init(&f);
+	engine_open(&e);
+	reset_counts();
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_push, .failed = on_failed,
+	                         .work = pass_count};
+	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = 2000,
+	                          .max_out = {1 << 20, 1 << 20}, .pass_work = 100};
+	struct cluster_url u;
+	const char *why = NULL;
+	CHECK(cluster_url_parse(url, &u, &why) == 0);
+	struct link *l = link_new(&u, NULL, &f.base, &h, &lim);
+	link_start(l);
+	CHECK(fire(&f, l));
+	RUN_UNTIL(&f, l, &e, link_is_up(l));
+	CHECK(link_is_up(l));
+	int fd = engine_sub(&f, &e);
+	static const char msg[] = "*3\r\n$7\r\nmessage\r\n$3\r\nw:a\r\n$5\r\nhello\r\n";
+	const size_t mn = sizeof(msg) - 1;
+	enum { N = 3 * 65536 / (sizeof(msg) - 1) };
+	static char all[N * (sizeof(msg) - 1)];
+	for (size_t i = 0; i < N; i++)
+		memcpy(all + i * mn, msg, mn);
+	int big = 1 << 20;
+	CHECK(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big)) == 0);
+	CHECK(setsockopt(f.s[LINK_SUB].fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big)) == 0);
+	put(fd, all, sizeof(all));
+	struct pollfd p = {f.s[LINK_SUB].fd, POLLIN, 0};
+	CHECK(poll(&p, 1, 2000) == 1);
+	int wakes = f.wakes;
+	link_io(l, LINK_SUB, true, false);
+	CHECK(pushes >= 100 && pushes < N);
+	CHECK(f.wakes == wakes && link_behind(l));
+	RUN_UNTIL(&f, l, &e, pushes == N);
+	CHECK(pushes == N && pushes_bad == 0 && link_is_up(l) && downs == 0);
+	link_free(l);
+	engine_close(&e);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN); /* as weft does: a write to a reset socket is EPIPE */
@@ -571,5 +624,6 @@ int main(void)
 	test_free_while_resolving();
 	test_keepalive();
 	test_pushes();
+	test_pass_bound();
 	return check_done();
 }
