@@ -1023,6 +1023,72 @@ def test_keyed_replay_after_the_sender_restarts(ctx):
             stop_all(nodes + [pub])
 
 
+def test_keyed_replay_from_before_the_subscription(ctx):
+    """With a key, a node with no subscriber on a channel gets nothing of
+    it; an envelope captured on the engine there, replayed once a client of
+    the node subscribed (within 30 s: the age rule takes it), had no mark
+    and was first sight: delivered to a client that joined after it was
+    sent (Redis gives a message only to the subscriptions there when it is
+    published). Now each receiver learns its senders' clock offsets from
+    what it delivers (their messages on another channel it holds here) and
+    refuses a first envelope stamped more than 2 s before its subscription
+    (weft_cluster_replays_refused_total{reason="before_subscribe"}), while
+    the genuine messages published after it are delivered. One publisher's
+    clock is 20 s behind everyone's (clock_shift.c): the offset is learned,
+    not assumed. Every receiving model."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    shim = ctx.path("clock_shift.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "..", "hostile", "clock_shift.c"),
+                    "-ldl"], check=True, timeout=60)
+    behind = {"LD_PRELOAD": shim, "SHIFT_REALTIME_MS": "-20000",
+              "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        pubs = [node("coro", url, ["--cluster-key-file", key]), node("threads", url, ["--cluster-key-file", key], env=behind)]
+        nodes = [node(m, url, ["--cluster-key-file", key]) for m in ("threads", "pool", "coro", "uring")]
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes + pubs), 10 * slow_factor())
+            learn = [Sub(w, "resp", "learn") for w in nodes]
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            spy.sendall(resp("SUBSCRIBE", "weft:x"))
+            wait_engine_subs(r, "weft:x", 1, 0)
+            wait_engine_subs(r, "weft:learn", 4, 0)
+            ps = [Pub(w) for w in pubs]
+            start = time.monotonic()
+            caps = []
+            for i, p in enumerate(ps):  # the receivers are up and hold learn, not x
+                p.publish("x", b"cap-%d" % i)
+                caps.append(spy_envelope(spy, b"cap-%d" % i))
+            assert int(caps[1].split(b" ")[6]) < int(caps[0].split(b" ")[6]) - 19 * 10**6, caps  # 20 s behind
+            for j in range(3):  # what the receivers learn the offsets from
+                for i, p in enumerate(ps):
+                    p.publish("learn", b"learn-%d-%d" % (i, j))
+            for s in learn:
+                assert len(s.read(6, 10)) == 6, s.got
+            time.sleep(max(0, start + 2.3 - time.monotonic()))  # the captures: 2.3 s old, more than the 2 s slack
+            xs = [Sub(w, "resp", "x") for w in nodes]
+            wait_engine_subs(r, "weft:x", 5, 0)
+            for e in caps:
+                engine_publish(r, "weft:x", e)
+            for i, p in enumerate(ps):
+                p.publish("x", b"new-%d" % i)
+            for s in xs:
+                s.read(2, 10)
+            extra = Sub.more_than(xs)  # one quiet window for all
+            for w, s in zip(nodes, xs):
+                assert sorted(s.got) == [b"new-0", b"new-1"], "a replay was delivered: %s: %s" % (w.args, s.got)
+                assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 2, w.args
+                assert w.metric("weft_cluster_replays_refused_total") == 2
+            assert not extra
+            for s in learn + xs + ps:
+                s.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes + pubs)
+
+
 def private_resolv_conf(path):
     """A preexec_fn: the child gets a mount namespace of its own (private,
     so nothing propagates back) with path bind-mounted on /etc/resolv.conf."""
