@@ -287,6 +287,22 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	uint64_t now = b->key ? stamp_clock() : 0;
 	if (e) {
 		table_touch(&b->seen, e);
+		/* Ahead of the mark (a replay behind it is the mark's): published
+		 * before the subscription it came on is a replay too, e.g. one sent
+		 * while the link was down or the channel was left (fresh: kept from an
+		 * earlier subscription, so judged like a first sight but for floors). */
+		const struct mark *m = table_val(e);
+		if (b->key && mark_ahead(m, env)) {
+			enum first_sight fs = m->fresh ? first_sight_age(env->stamp, now) : FIRST_OK;
+			if (fs == FIRST_OK)
+				fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
+			if (fs != FIRST_OK) {
+				if (key != small)
+					free(key);
+				refused(env, fs, now);
+				return false;
+			}
+		}
 	} else {
 		enum first_sight fs = b->key ? first_sight(&b->floors, env->origin, env->boot, env->stamp, now) : FIRST_OK;
 		if (fs == FIRST_OK && b->key)

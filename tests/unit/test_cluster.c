@@ -505,6 +505,13 @@ static void test_replay_before_subscribe(void)
 		CHECK(first_sight_sub(&o, 7, 9, st, sub, now) == FIRST_OK); /* a sender not heard from: the age rule only */
 		CHECK(first_sight_sub(&o, 7, 8, st, 0, now) == FIRST_OK);   /* no subscription time */
 	}
+	/* The rule is for what the mark would take: none yet, or ahead of it (behind it is the mark's). */
+	struct mark mk = {0};
+	CHECK(mark_ahead(&mk, &(struct envelope){.gen = 0, .seq = 5}));
+	mk = (struct mark){.used = true, .last = 5, .gen = 1};
+	CHECK(!mark_ahead(&mk, &(struct envelope){.gen = 1, .seq = 5}) && !mark_ahead(&mk, &(struct envelope){.gen = 1, .seq = 1}));
+	CHECK(mark_ahead(&mk, &(struct envelope){.gen = 1, .seq = 6}) && mark_ahead(&mk, &(struct envelope){.gen = 2, .seq = 1}));
+	CHECK(!mark_ahead(&mk, &(struct envelope){.gen = 0, .seq = 99}));
 	/* Clocks off either way work: a sender 20 s behind us. */
 	offsets_learn(&o, 5, 5, t0 - 20 * SEC - MS, t0);
 	CHECK(first_sight_sub(&o, 5, 5, sub - 20 * SEC, sub, now) == FIRST_OK);
