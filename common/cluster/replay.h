@@ -17,7 +17,8 @@
  *   - before_subscribe: Redis sends a message only to the subscriptions
  *     there when it is published, so a genuine first envelope on a
  *     subscription (made at sub, the receiver's clock when its SUBSCRIBE
- *     was queued) was published after it. Per sender the receiver learns
+ *     was queued) was published after it (the bridge applies this rule to
+ *     every envelope ahead of its stream's mark too: mark.h mark_ahead). Per sender the receiver learns
  *     off_lb, the highest stamp - arrival (both unix us) of the envelopes
  *     it delivered from it: a lower bound of the sender's clock minus its
  *     own, since nothing arrives before it is stamped (a replay arrives
