@@ -19,6 +19,12 @@
  *         taken raises their sender's floor (replay.h).
  *   floors (origin + boot, keyed): the floors of replay.h, bounded in entries
  *         and bytes (FLOOR_MAX, FLOOR_BYTES); link thread only.
+ *   offsets (origin + boot, keyed): each sender's off_lb (replay.h), learned
+ *         from what is delivered, bounded likewise (OFFSET_MAX,
+ *         OFFSET_BYTES); link thread only. A held entry's a is the clock
+ *         (stamp_clock) when its engine subscription was last queued, an
+ *         lpat entry's when the pattern was added: a first envelope on it
+ *         stamped before that is a replay (replay.h: before_subscribe).
  * and, over redis-cluster://, for patterns across nodes (patterns.h):
  *   lpat  this node's patterns, announced (one per 'p' entry of held).
  *   rp    the other nodes' announced patterns, bounded in entries and
@@ -119,6 +125,8 @@ struct bridge {
 	/* link's loop only */
 	struct table seen;
 	struct floors floors;
+	struct offsets offsets;
+	uint64_t sub_now;      /* under lock: the clock when the subscription changes being sent were queued */
 	struct link *link;     /* redis:// (one engine), or */
 	struct shards *shards; /* redis-cluster:// (sharded pub/sub: shards.h) */
 	bool ever_up;
@@ -243,7 +251,8 @@ static void purge_seen(struct bridge *b, const struct tentry *held)
 static void refused(const struct envelope *env, enum first_sight fs, uint64_t now)
 {
 	if (!env->marker)
-		stat_inc(fs == FIRST_OLD ? STAT_cl_replays_old : STAT_cl_replays_evicted);
+		stat_inc(fs == FIRST_OLD ? STAT_cl_replays_old
+		         : fs == FIRST_EVICTED ? STAT_cl_replays_evicted : STAT_cl_replays_before_sub);
 	if (fs == FIRST_OLD) {
 		static struct log_rate lr = LOG_RATE_INIT;
 		log_rated(&lr, LOG_WARN,
@@ -253,8 +262,10 @@ static void refused(const struct envelope *env, enum first_sight fs, uint64_t no
 	}
 }
 
-/* false: a duplicate or a replay, drop it. Counts gaps. */
-static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn)
+/* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
+ * subscription it came on was made (0: not known). */
+static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
+                  uint64_t sub)
 {
 	char small[512];
 	size_t n = 18 + pn + cn;
@@ -279,11 +290,29 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	 * judged by its stamp (replay.h), and a forgotten one leaves its
 	 * sender's floor. */
 	struct tentry *e = table_get(&b->seen, key, n);
+	uint64_t now = b->key ? stamp_clock() : 0;
 	if (e) {
 		table_touch(&b->seen, e);
+		/* Ahead of the mark (a replay behind it is the mark's): published
+		 * before the subscription it came on is a replay too, e.g. one sent
+		 * while the link was down or the channel was left (fresh: kept from an
+		 * earlier subscription, so judged like a first sight but for floors). */
+		const struct mark *m = table_val(e);
+		if (b->key && mark_ahead(m, env)) {
+			enum first_sight fs = m->fresh ? first_sight_age(env->stamp, now) : FIRST_OK;
+			if (fs == FIRST_OK)
+				fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
+			if (fs != FIRST_OK) {
+				if (key != small)
+					free(key);
+				refused(env, fs, now);
+				return false;
+			}
+		}
 	} else {
-		uint64_t now = b->key ? stamp_clock() : 0;
 		enum first_sight fs = b->key ? first_sight(&b->floors, env->origin, env->boot, env->stamp, now) : FIRST_OK;
+		if (fs == FIRST_OK && b->key)
+			fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
 		if (fs != FIRST_OK) {
 			if (key != small)
 				free(key);
@@ -314,7 +343,11 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		return true;
 	if (env->stamp > e->a)
 		e->a = env->stamp; /* the latest stamp taken, for a floor (an older one is a replay the mark drops) */
-	return mark_arrive(table_val(e), env, b->key != NULL);
+	if (!mark_arrive(table_val(e), env, b->key != NULL))
+		return false;
+	if (b->key) /* delivered: what it says of its sender's clock */
+		offsets_learn(&b->offsets, env->origin, env->boot, env->stamp, now);
+	return true;
 }
 
 /* ---- the exchange's hooks (any thread) ---- */
@@ -356,10 +389,14 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 	}
 	if (b->shards && pattern) { /* the set this node announces (patterns.h) */
 		struct tentry *l = table_get(&b->lpat, name, n);
-		if (on && e && !l && !table_put(&b->lpat, name, n))
-			stat_inc(STAT_oom_errors); /* not announced: its remote messages do not come */
-		else if (!on && l)
+		if (on && e && !l) {
+			if ((l = table_put(&b->lpat, name, n)))
+				l->a = stamp_clock(); /* before it is announced: no copy for it was sent before that */
+			else
+				stat_inc(STAT_oom_errors); /* not announced: its remote messages do not come */
+		} else if (!on && l) {
 			table_del(&b->lpat, l);
+		}
 		b->pat_changed = true;
 		b->ann_left = ANNOUNCE_EMPTY;
 		wake = wake || b->up;
@@ -570,6 +607,7 @@ static void set_engine(struct bridge *b, struct tentry *e, bool on)
 /* Everything held, (P)SUBSCRIBEd in batches (the link's loop, under b->lock). */
 struct resub {
 	struct bridge *b;
+	uint64_t now; /* the subscriptions' time: nothing published while the link was down comes */
 	struct tentry *v[2][SUBS_PER_COMMAND];
 	int n[2];
 	size_t total[2];
@@ -595,6 +633,7 @@ static void resub_one(struct table *t, struct tentry *e, void *arg)
 		return;
 	}
 	int kind = e->key[0] == 'p';
+	e->a = r->now;
 	r->v[kind][r->n[kind]++] = e;
 	r->total[kind]++;
 	set_engine(r->b, e, true);
@@ -643,6 +682,8 @@ static int held_send(void *arg, struct tentry *e, struct buf *out)
 static void held_done(void *arg, struct tentry *e, bool want)
 {
 	struct bridge *b = arg;
+	if (want)
+		e->a = b->sub_now;
 	set_engine(b, e, want);
 	purge_seen(b, e);
 }
@@ -671,6 +712,8 @@ static void sync_engine(struct bridge *b)
 	 * turn or tick sends it. It used to be marked as on the engine unsent,
 	 * and stayed missing until the link was made again. */
 	const struct held_ops ops = {held_put, held_send, held_done, b->shards != NULL};
+	if (b->dirty)
+		b->sub_now = stamp_clock(); /* before any is queued */
 	size_t kept = held_sync(&b->held, &b->dirty, &ops, b);
 	if (kept) { /* every turn while memory lacks: one line a second at most */
 		static struct log_rate oom_log = LOG_RATE_INIT;
@@ -694,7 +737,7 @@ static void sync_engine(struct bridge *b)
 static void on_up(void *arg)
 {
 	struct bridge *b = arg;
-	struct resub r = {.b = b};
+	struct resub r = {.b = b, .now = stamp_clock()};
 	pthread_mutex_lock(&b->lock);
 	b->up = true;
 	table_each(&b->held, resub_one, &r);
@@ -979,8 +1022,8 @@ static bool strip(const struct bridge *b, const redisReply *r, const char **p, s
 }
 
 /* Whether this node holds the channel ('c') or pattern ('p') on the engine
- * (the link's loop). */
-static bool held_on_engine(struct bridge *b, char kind, const char *name, size_t n)
+ * (the link's loop), and since when in *sub. */
+static bool held_on_engine(struct bridge *b, char kind, const char *name, size_t n, uint64_t *sub)
 {
 	char small[256];
 	char *key = n + 1 <= sizeof(small) ? small : malloc(n + 1);
@@ -991,6 +1034,7 @@ static bool held_on_engine(struct bridge *b, char kind, const char *name, size_t
 	pthread_mutex_lock(&b->lock);
 	const struct tentry *e = table_get(&b->held, key, n + 1);
 	bool on = e && (e->flags & H_ENGINE);
+	*sub = on ? e->a : 0;
 	pthread_mutex_unlock(&b->lock);
 	if (key != small)
 		free(key);
@@ -1014,7 +1058,8 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 	/* Not a subscription of ours (in flight after an UNSUBSCRIBE, or an
 	 * engine making it up: the pattern is not signed): nobody here can
 	 * receive it, and no state may be kept for it. */
-	if (!(p ? held_on_engine(b, 'p', p, pn) : held_on_engine(b, 'c', c, cn)))
+	uint64_t sub;
+	if (!(p ? held_on_engine(b, 'p', p, pn, &sub) : held_on_engine(b, 'c', c, cn, &sub)))
 		return;
 	/* Nor is a pmessage on a channel its pattern does not match (the
 	 * exchange would not deliver it): a compromised engine has every genuine
@@ -1035,7 +1080,7 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 			stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
 		return;
 	}
-	if (!track(b, &env, p, pn, c, cn))
+	if (!track(b, &env, p, pn, c, cn, sub))
 		return;
 	stat_inc(STAT_cl_received);
 	long got = exchange_publish_remote(b->ex, p, pn, c, cn, env.nick, env.data, env.n);
@@ -1102,7 +1147,7 @@ static void on_announce(struct bridge *b, const char *p, size_t n)
 	stat_inc(r == PAT_ANN_OK ? STAT_cl_pat_ann_taken : r == PAT_ANN_FULL ? STAT_cl_pat_ann_full : STAT_cl_pat_ann_refused);
 }
 
-/* The local patterns matching ch, as [u32 length][pattern]... in out (under b->lock). */
+/* The local patterns matching ch, as [u32 length][u64 time added][pattern]... in out (under b->lock). */
 struct lmatch {
 	const char *ch;
 	size_t cn;
@@ -1116,7 +1161,7 @@ static void lmatch_one(struct table *t, struct tentry *e, void *arg)
 	(void)t;
 	uint32_t len = (uint32_t)e->node.klen;
 	if (!m->err && glob_match(e->key, e->node.klen, m->ch, m->cn) &&
-	    (buf_append(m->out, &len, 4) < 0 || buf_append(m->out, e->key, len) < 0))
+	    (buf_append(m->out, &len, 4) < 0 || buf_append(m->out, &e->a, 8) < 0 || buf_append(m->out, e->key, len) < 0))
 		m->err = -ENOMEM;
 }
 
@@ -1155,11 +1200,13 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	if (!buf_used(&pats) && !env.marker)
 		stat_inc(STAT_cl_pat_unmatched);
 	const char *q = buf_head(&pats), *end = q + buf_used(&pats);
-	while (end - q >= 4) {
+	while (end - q >= 12) {
 		uint32_t pn;
+		uint64_t sub;
 		memcpy(&pn, q, 4);
-		q += 4;
-		if (track(b, &env, q, pn, c, cn)) {
+		memcpy(&sub, q + 4, 8);
+		q += 12;
+		if (track(b, &env, q, pn, c, cn, sub)) {
 			stat_inc(STAT_cl_received);
 			exchange_publish_remote(b->ex, q, pn, c, cn, env.nick, env.data, env.n);
 		}
@@ -1212,6 +1259,7 @@ static bool sh_wanted(void *arg, const char *ch, size_t n)
 
 struct sresub {
 	struct bridge *b;
+	uint64_t now; /* slots NULL: the shard's link was made again; nothing published on it meanwhile comes */
 	int shard;
 	const uint64_t *slots;
 	struct sent_sub {
@@ -1257,7 +1305,7 @@ static int by_slot(const void *a, const void *b)
 static void sh_resub(void *arg, int shard, const uint64_t *slots)
 {
 	struct bridge *b = arg;
-	struct sresub r = {.b = b, .shard = shard, .slots = slots};
+	struct sresub r = {.b = b, .now = stamp_clock(), .shard = shard, .slots = slots};
 	struct buf out = {0};
 	size_t total = 0;
 	pthread_mutex_lock(&b->lock);
@@ -1269,6 +1317,8 @@ static void sh_resub(void *arg, int shard, const uint64_t *slots)
 		size_t k = 0;
 		unsigned slot = r.v[i].slot;
 		while (i < r.n && k < SUBS_PER_COMMAND && r.v[i].slot == slot) {
+			if (!slots) /* moved slots: the old owner's subscription went on meanwhile, keep its time */
+				r.v[i].e->a = r.now;
 			set_engine(b, r.v[i].e, true);
 			batch[k++] = r.v[i++].e;
 		}
@@ -1542,6 +1592,7 @@ void bridge_stop(struct bridge *b)
 	table_clear(&b->sent);
 	table_clear(&b->seen);
 	floors_clear(&b->floors);
+	offsets_clear(&b->offsets);
 	table_clear(&b->lpat);
 	rpats_clear(&b->rp);
 	buf_free(&b->pubq);

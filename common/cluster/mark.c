@@ -168,3 +168,8 @@ bool mark_arrive(struct mark *m, const struct envelope *env, bool keyed)
 	}
 	return mark_take(m, env, keyed);
 }
+
+bool mark_ahead(const struct mark *m, const struct envelope *env)
+{
+	return !m->used || env->gen > m->gen || (env->gen == m->gen && env->seq > m->last);
+}

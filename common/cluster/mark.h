@@ -29,5 +29,8 @@ struct mark {
  * gaps, duplicates and resyncs (stats.h). keyed: envelopes are
  * authenticated (--cluster-key-file), so the strict rules apply. */
 bool mark_arrive(struct mark *m, const struct envelope *env, bool keyed);
+/* Keyed: env is ahead of the mark m (zeroed: none yet), which mark_arrive
+ * would take (a marker: move the mark to), not drop as a replay. */
+bool mark_ahead(const struct mark *m, const struct envelope *env);
 
 #endif

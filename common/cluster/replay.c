@@ -90,3 +90,90 @@ enum first_sight first_sight(struct floors *f, uint64_t origin, uint64_t boot, u
 }
 
 void floors_clear(struct floors *f) { table_clear(&f->t); }
+
+/* ---- off_lb: the learned lower bound of a sender's clock offset ---- */
+
+struct off_lb {
+	int64_t cur, prev; /* the highest sample of the entry's period (a), of the one before it (none: INT64_MIN) */
+};
+
+static uint64_t period(uint64_t now) { return now / STAMP_FRESH_US; }
+
+/* Learned from in this period or the one before (a clock that stepped
+ * back behind the entry's period too: start it afresh). */
+static bool current(const struct tentry *e, uint64_t p) { return e->a == p || e->a + 1 == p; }
+
+static void offsets_expire(struct offsets *o, uint64_t now)
+{
+	struct tentry *e;
+	while ((e = table_oldest(&o->t)) && !current(e, period(now)))
+		table_del(&o->t, e);
+}
+
+void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now)
+{
+	if (first_sight_age(stamp, now) != FIRST_OK)
+		return; /* also keeps the difference small */
+	if (!o->t.h.n)
+		o->t.lru = true;
+	int64_t v = stamp >= now ? (int64_t)(stamp - now) : -(int64_t)(now - stamp);
+	uint64_t p = period(now);
+	char k[FKEY];
+	fkey(k, origin, boot);
+	struct tentry *e = table_get(&o->t, k, FKEY);
+	if (e) {
+		struct off_lb *l = table_val(e);
+		if (e->a == p) {
+			if (v > l->cur)
+				l->cur = v;
+		} else {
+			l->prev = e->a + 1 == p ? l->cur : INT64_MIN;
+			l->cur = v;
+			e->a = p;
+		}
+		table_touch(&o->t, e);
+		return;
+	}
+	offsets_expire(o, now);
+	size_t need = table_entry_bytes(FKEY, sizeof(struct off_lb));
+	struct tentry *x;
+	while ((o->t.h.n >= OFFSET_MAX || o->t.bytes + need > OFFSET_BYTES) && (x = table_oldest(&o->t))) {
+		table_del(&o->t, x);
+		stat_inc(STAT_cl_state_full_offsets); /* that sender is unknown again: the age rule only */
+	}
+	if (!(e = table_put_v(&o->t, k, FKEY, sizeof(struct off_lb)))) {
+		stat_inc(STAT_oom_errors);
+		return;
+	}
+	e->a = p;
+	*(struct off_lb *)table_val(e) = (struct off_lb){v, INT64_MIN};
+}
+
+bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, int64_t *lb)
+{
+	if (!o->t.h.n)
+		return false;
+	char k[FKEY];
+	fkey(k, origin, boot);
+	struct tentry *e = table_get(&o->t, k, FKEY);
+	uint64_t p = period(now);
+	if (!e || !current(e, p))
+		return false;
+	const struct off_lb *l = table_val(e);
+	*lb = e->a == p && l->prev > l->cur ? l->prev : l->cur;
+	return true;
+}
+
+enum first_sight first_sight_sub(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t sub,
+                                 uint64_t now)
+{
+	int64_t lb;
+	if (!sub || !offsets_get(o, origin, boot, now, &lb))
+		return FIRST_OK;
+	/* All three within a few windows of each other (the age rule, and sub
+	 * is a recent clock reading): no overflow in signed arithmetic. */
+	int64_t least = (int64_t)sub + lb - (int64_t)STAMP_SLACK_US;
+	return (int64_t)stamp < least ? FIRST_BEFORE_SUB : FIRST_OK;
+}
+
+void offsets_clear(struct offsets *o) { table_clear(&o->t); }

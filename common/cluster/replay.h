@@ -14,12 +14,38 @@
  *     floor, the highest stamp any of its forgotten streams had taken: a
  *     stamp not above it is a replay of a forgotten stream, refused (the
  *     sender's new streams are stamped later).
+ *   - before_subscribe: Redis sends a message only to the subscriptions
+ *     there when it is published, so a genuine first envelope on a
+ *     subscription (made at sub, the receiver's clock when its SUBSCRIBE
+ *     was queued) was published after it (the bridge applies this rule to
+ *     every envelope ahead of its stream's mark too: mark.h mark_ahead). Per sender the receiver learns
+ *     off_lb, the highest stamp - arrival (both unix us) of the envelopes
+ *     it delivered from it: a lower bound of the sender's clock minus its
+ *     own, since nothing arrives before it is stamped (a replay arrives
+ *     later still: it cannot raise it, and nobody without the key can make
+ *     a stamp). A stamp below sub + off_lb - STAMP_SLACK_US was made
+ *     before the subscription, by more than the sender's own queueing
+ *     between stamping and Redis taking the PUBLISH: refused. The residual
+ *     window is STAMP_SLACK_US plus the smallest stamp-to-arrival delay of
+ *     the samples; a sender not heard from lately has no off_lb, and only
+ *     the age rule applies.
  * A floor more than the window behind the clock refuses nothing the age
  * rule lets through: it expires (and one is not made at all for a stream
  * idle that long, the usual one to be forgotten). The floors are bounded in
  * entries and bytes; past either the oldest goes (counted), and the replays
  * of that sender's forgotten streams stamped within the window are first
  * sight again.
+ * off_lb is the highest sample of the current and the previous period of
+ * STAMP_FRESH_US (the receiver's clock, counted from the epoch), so a
+ * sender not heard from in that time is unknown again. That also bounds
+ * what a clock step does: a sender's stamps run ahead of its clock while
+ * it catches up after a step back (stamp_next), its clock after a reset
+ * (a step back of the window or more) is lower, and a receiver's own step
+ * moves its arrivals; a sample from before such a step may be too high, so
+ * that the first envelopes of a subscription made within the step's size
+ * are refused (counted), for two periods at most. Senders with an off_lb
+ * are bounded like the floors (OFFSET_MAX, OFFSET_BYTES), the one learned
+ * from least recently going first (counted).
  *
  * Not thread-safe: the bridge keeps the floors on the link's loop, beside
  * `seen`. */
@@ -34,6 +60,13 @@
 #define STAMP_FRESH_US ((uint64_t)PAT_FRESH_MS * 1000) /* the pattern announcements' window, 30 s */
 #define FLOOR_MAX 4096           /* senders with a floor */
 #define FLOOR_BYTES (512u << 10) /* their entries and buckets */
+/* A sender's queueing between stamping an envelope and Redis taking its
+ * PUBLISH (bridge.c: a queue of 8 MiB, or 4 --max-message, at most: a link
+ * of 4 MiB/s or more drains it in that). A first message queued longer than
+ * this plus the fastest delivery seen from its sender is refused. */
+#define STAMP_SLACK_US 2000000ull
+#define OFFSET_MAX FLOOR_MAX   /* senders with an off_lb */
+#define OFFSET_BYTES FLOOR_BYTES
 
 /* The clock a stamp is read on: unix time, microseconds. */
 uint64_t stamp_clock(void);
@@ -45,7 +78,7 @@ uint64_t stamp_clock(void);
  * long as the step; so only then may a stamp be lower than the one before). */
 uint64_t stamp_next(uint64_t last, uint64_t clock);
 
-enum first_sight { FIRST_OK, FIRST_OLD, FIRST_EVICTED };
+enum first_sight { FIRST_OK, FIRST_OLD, FIRST_EVICTED, FIRST_BEFORE_SUB };
 
 /* FIRST_OLD if stamp is further than STAMP_FRESH_US from now, else FIRST_OK. */
 enum first_sight first_sight_age(uint64_t stamp, uint64_t now);
@@ -64,5 +97,24 @@ enum first_sight first_sight(struct floors *f, uint64_t origin, uint64_t boot, u
 /* Forget the floors behind the window, oldest raised first. */
 void floors_expire(struct floors *f, uint64_t now);
 void floors_clear(struct floors *f);
+
+struct offsets {
+	struct table t; /* origin + boot: a = the period (now / STAMP_FRESH_US) of the last sample; value: struct off_lb */
+};
+
+/* An envelope of (origin, boot) stamped stamp was delivered at now: learn
+ * from it (one more than the window off the clock teaches nothing). Counts
+ * a sender dropped at the bound. */
+void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now);
+/* The sender's off_lb at now into *lb: false if it has none (not heard from
+ * in this period or the one before). */
+bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, int64_t *lb);
+/* The first envelope of a stream on a subscription made at sub (0: not
+ * known), after the age and floor rules: FIRST_BEFORE_SUB if its sender
+ * has an off_lb and the stamp is below sub + off_lb - STAMP_SLACK_US, else
+ * FIRST_OK. */
+enum first_sight first_sight_sub(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t sub,
+                                 uint64_t now);
+void offsets_clear(struct offsets *o);
 
 #endif

@@ -585,11 +585,12 @@ def test_connect_timeout_and_backoff_flags(ctx):
         mute.close()
 
 
-def spy_envelopes(spy, texts):
+def spy_envelopes(spy, texts, until=None):
     """The raw envelopes carrying each of texts (in that order), read off a
-    socket that SUBSCRIBEd on the engine."""
+    socket that SUBSCRIBEd on the engine (and on until(what was read) is
+    true, if given)."""
     buf = b""
-    while texts[-1] not in buf:
+    while not all(t in buf for t in texts) or (until and not until(buf)):
         chunk = spy.recv(65536)
         assert chunk, "the engine closed the spy"
         buf += chunk
@@ -1021,6 +1022,95 @@ def test_keyed_replay_after_the_sender_restarts(ctx):
             if spy:
                 spy.close()
             stop_all(nodes + [pub])
+
+
+def test_keyed_replay_from_before_the_subscription(ctx):
+    """With a key, a node with no subscriber on a channel gets nothing of
+    it; an envelope captured on the engine there, replayed once a client of
+    the node subscribed (within 30 s: the age rule takes it), had no mark
+    and was first sight: delivered to a client that joined after it was
+    sent (Redis gives a message only to the subscriptions there when it is
+    published). Likewise one sent on a channel the node's clients had left
+    (its mark kept), replayed after they joined again: ahead of the mark,
+    delivered, however old. Now each receiver learns its senders' clock
+    offsets from what it delivers (their messages on another channel it
+    holds) and refuses an envelope ahead of its mark stamped more than 2 s
+    before its subscription (weft_cluster_replays_refused_total{reason=
+    "before_subscribe"}), while the genuine messages published after it are
+    delivered. One publisher's clock is 20 s behind everyone's
+    (clock_shift.c): the offset is learned, not assumed. Every receiving
+    model."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    shim = ctx.path("clock_shift.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "..", "hostile", "clock_shift.c"),
+                    "-ldl"], check=True, timeout=60)
+    behind = {"LD_PRELOAD": shim, "SHIFT_REALTIME_MS": "-20000",
+              "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        pubs = [node("coro", url, ["--cluster-key-file", key]), node("threads", url, ["--cluster-key-file", key], env=behind)]
+        nodes = [node(m, url, ["--cluster-key-file", key]) for m in ("threads", "pool", "coro", "uring")]
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes + pubs), 10 * slow_factor())
+            learn = [Sub(w, "resp", "learn") for w in nodes]
+            ys = [Sub(w, "resp", "y") for w in nodes]
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            spy.sendall(resp("SUBSCRIBE", "weft:x"))
+            wait_engine_subs(r, "weft:x", 1, 0)
+            wait_engine_subs(r, "weft:learn", 4, 0)
+            wait_engine_subs(r, "weft:y", 4, 0)
+            ps = [Pub(w) for w in pubs]
+            for i, p in enumerate(ps):
+                p.publish("y", b"y-%d" % i)
+            for s in ys:  # a mark for y of each publisher; then the clients leave y
+                assert sorted(s.read(2, 10)) == [b"y-0", b"y-1"], s.got
+                s.close()
+            wait_engine_subs(r, "weft:y", 0, 0)
+            spy.sendall(resp("SUBSCRIBE", "weft:y"))
+            wait_engine_subs(r, "weft:y", 1, 0)
+            start = time.monotonic()
+            for i, p in enumerate(ps):  # the receivers are up; they hold learn, not x, not y any more
+                p.publish("x", b"cap-%d" % i)
+                p.publish("y", b"ycap-%d" % i)
+            for j in range(3):  # what the receivers learn the offsets from
+                for i, p in enumerate(ps):
+                    p.publish("learn", b"learn-%d-%d" % (i, j))
+            for s in learn:
+                assert len(s.read(6, 10)) == 6, s.got
+            # and each publisher's three end markers of x (seq 1) and y (seq 2), one a second: a marker
+            # after the subscription would make the mark, and the replay a duplicate
+            def markers(buf, ch, seq):
+                return len(re.findall(rb"\r\n%s\r\n\$\d+\r\nweft1 \S+ \S+ \S+ %d ! " % (ch, seq), buf))
+            caps = spy_envelopes(spy, [b"cap-0", b"cap-1", b"ycap-0", b"ycap-1"],
+                                 until=lambda buf: markers(buf, b"weft:x", 1) >= 6 and markers(buf, b"weft:y", 2) >= 6)
+            assert int(caps[1].split(b" ")[6]) < int(caps[0].split(b" ")[6]) - 19 * 10**6, caps  # 20 s behind
+            time.sleep(max(0, start + 2.3 - time.monotonic()))  # the captures: 2.3 s old at least, past the 2 s slack
+            xs = [Sub(w, "resp", "x") for w in nodes]
+            ys = [Sub(w, "resp", "y") for w in nodes]
+            wait_engine_subs(r, "weft:x", 5, 0)
+            wait_engine_subs(r, "weft:y", 5, 0)
+            for ch, e in zip(["weft:x", "weft:x", "weft:y", "weft:y"], caps):
+                engine_publish(r, ch, e)
+            for i, p in enumerate(ps):
+                p.publish("x", b"new-%d" % i)
+                p.publish("y", b"ynew-%d" % i)
+            for s in xs + ys:
+                s.read(2, 10)
+            extra = Sub.more_than(xs + ys)  # one quiet window for all
+            for w, x, y in zip(nodes, xs, ys):
+                assert sorted(x.got) == [b"new-0", b"new-1"], "a replay was delivered: %s: %s" % (w.args, x.got)
+                assert sorted(y.got) == [b"ynew-0", b"ynew-1"], "a replay was delivered: %s: %s" % (w.args, y.got)
+                assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 4, w.args
+                assert w.metric("weft_cluster_replays_refused_total") == 4
+                assert w.metric("weft_cluster_duplicates_dropped_total") == 0
+            assert not extra
+            for s in learn + xs + ys + ps:
+                s.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes + pubs)
 
 
 def private_resolv_conf(path):

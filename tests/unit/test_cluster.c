@@ -463,6 +463,93 @@ static void test_replay(void)
 	CHECK(f.t.h.n == 0 && f.t.bytes == 0);
 }
 
+/* before_subscribe (replay.h): a sender's off_lb, learned from what was
+ * delivered (a replay cannot raise it, a later genuine one does), the rule
+ * at its slack's edges, the two periods it lives, the bound. */
+static void test_replay_before_subscribe(void)
+{
+	const uint64_t W = STAMP_FRESH_US, S = STAMP_SLACK_US, MS = 1000, SEC = 1000000;
+	const uint64_t t0 = 1796073855653123ULL / W * W + 1000; /* just after a period starts */
+	struct offsets o = {0};
+	int64_t lb;
+	CHECK(!offsets_get(&o, 7, 8, t0, &lb)); /* not heard from: no off_lb */
+	/* The sender's clock is 5 s ahead of ours; an envelope stamped at t it arrives 20 ms later. */
+	offsets_learn(&o, 7, 8, t0 - 20 * MS + 5 * SEC, t0);
+	CHECK(offsets_get(&o, 7, 8, t0, &lb) && lb == (int64_t)(5 * SEC - 20 * MS));
+	offsets_learn(&o, 7, 8, t0 - 20 * MS + 5 * SEC, t0 + SEC); /* the same envelope replayed a second later */
+	CHECK(offsets_get(&o, 7, 8, t0 + SEC, &lb) && lb == (int64_t)(5 * SEC - 20 * MS));
+	offsets_learn(&o, 7, 8, t0 + 2 * SEC - 5 * MS + 5 * SEC, t0 + 2 * SEC); /* a genuine later one, 5 ms on its way */
+	CHECK(offsets_get(&o, 7, 8, t0 + 2 * SEC, &lb) && lb == (int64_t)(5 * SEC - 5 * MS));
+	offsets_learn(&o, 7, 8, t0 + 3 * SEC + W + 1, t0 + 3 * SEC); /* more than the window off: teaches nothing */
+	CHECK(offsets_get(&o, 7, 8, t0 + 3 * SEC, &lb) && lb == (int64_t)(5 * SEC - 5 * MS));
+	CHECK(!offsets_get(&o, 7, 9, t0, &lb) && !offsets_get(&o, 6, 8, t0, &lb)); /* per origin and boot */
+
+	/* The rule: a subscription made at sub on our clock; its first envelope is refused if stamped
+	 * below sub + off_lb - SLACK (5 ms + the slack before the subscription, on the sender's clock). */
+	const uint64_t sub = t0 + 3 * SEC, now = t0 + 4 * SEC, least = sub + 5 * SEC - 5 * MS - S;
+	static const struct {
+		int64_t stamp; /* relative to least */
+		bool before;
+	} rule[] = {
+		{0, false},                   /* the edge is in */
+		{-1, true},                   /* a microsecond before it */
+		{(int64_t)(S / 20), false},   /* stamped 1.9 s before the subscription on its clock (queued that long) */
+		{-(int64_t)(S / 20), true},   /* 2.1 s before: published before it, a replay */
+		{(int64_t)(S + 5 * MS), false}, /* stamped at the subscription itself */
+		{(int64_t)(3 * SEC), false},  /* after it */
+		{-(int64_t)(10 * SEC), true}, /* 12 s before, within the age window */
+	};
+	for (size_t i = 0; i < sizeof(rule) / sizeof(rule[0]); i++) {
+		uint64_t st = least + (uint64_t)rule[i].stamp;
+		CHECK(first_sight_sub(&o, 7, 8, st, sub, now) == (rule[i].before ? FIRST_BEFORE_SUB : FIRST_OK));
+		CHECK(first_sight_sub(&o, 7, 9, st, sub, now) == FIRST_OK); /* a sender not heard from: the age rule only */
+		CHECK(first_sight_sub(&o, 7, 8, st, 0, now) == FIRST_OK);   /* no subscription time */
+	}
+	/* The rule is for what the mark would take: none yet, or ahead of it (behind it is the mark's). */
+	struct mark mk = {0};
+	CHECK(mark_ahead(&mk, &(struct envelope){.gen = 0, .seq = 5}));
+	mk = (struct mark){.used = true, .last = 5, .gen = 1};
+	CHECK(!mark_ahead(&mk, &(struct envelope){.gen = 1, .seq = 5}) && !mark_ahead(&mk, &(struct envelope){.gen = 1, .seq = 1}));
+	CHECK(mark_ahead(&mk, &(struct envelope){.gen = 1, .seq = 6}) && mark_ahead(&mk, &(struct envelope){.gen = 2, .seq = 1}));
+	CHECK(!mark_ahead(&mk, &(struct envelope){.gen = 0, .seq = 99}));
+	/* Clocks off either way work: a sender 20 s behind us. */
+	offsets_learn(&o, 5, 5, t0 - 20 * SEC - MS, t0);
+	CHECK(first_sight_sub(&o, 5, 5, sub - 20 * SEC, sub, now) == FIRST_OK);
+	CHECK(first_sight_sub(&o, 5, 5, sub - 20 * SEC - S - MS, sub, now) == FIRST_OK); /* the edge: MS late */
+	CHECK(first_sight_sub(&o, 5, 5, sub - 20 * SEC - S - MS - 1, sub, now) == FIRST_BEFORE_SUB);
+
+	/* Expiry: the highest sample of this period and the one before. */
+	CHECK(offsets_get(&o, 7, 8, t0 + W, &lb) && lb == (int64_t)(5 * SEC - 5 * MS)); /* the next period */
+	CHECK(!offsets_get(&o, 7, 8, t0 + 2 * W, &lb)); /* the one after: not heard from in two, unknown */
+	CHECK(first_sight_sub(&o, 7, 8, least - 1 + 2 * W, sub + 2 * W, t0 + 2 * W) == FIRST_OK);
+	/* A sample too high (the sender's clock stepped back 3 s since) is forgotten within two periods. */
+	offsets_learn(&o, 9, 9, t0 + 3 * SEC, t0);       /* lb 3 s */
+	offsets_learn(&o, 9, 9, t0 + W, t0 + W);         /* the next period: 0 */
+	CHECK(offsets_get(&o, 9, 9, t0 + W, &lb) && lb == (int64_t)(3 * SEC));
+	offsets_learn(&o, 9, 9, t0 + 2 * W, t0 + 2 * W); /* and the one after */
+	CHECK(offsets_get(&o, 9, 9, t0 + 2 * W, &lb) && lb == 0);
+	offsets_learn(&o, 9, 9, t0 + W - 5 * SEC, t0 + W); /* our clock stepped back a period: started afresh */
+	CHECK(offsets_get(&o, 9, 9, t0 + W, &lb) && lb == -(int64_t)(5 * SEC) && !offsets_get(&o, 9, 9, t0 + 3 * W, &lb));
+	/* A new sender drops the ones not heard from in two periods, least recently first. */
+	offsets_learn(&o, 1, 1, t0 + 3 * W, t0 + 3 * W);
+	CHECK(o.t.h.n == 1 && offsets_get(&o, 1, 1, t0 + 3 * W, &lb));
+	offsets_clear(&o);
+
+	/* Bounds: OFFSET_MAX senders, OFFSET_BYTES; past them the one learned from least recently goes, counted. */
+	uint64_t full = stat_sum(STAT_cl_state_full_offsets);
+	for (uint64_t s = 1; s <= OFFSET_MAX + 10; s++)
+		offsets_learn(&o, s, 1, t0, t0);
+	CHECK(o.t.h.n == OFFSET_MAX && o.t.bytes <= OFFSET_BYTES);
+	CHECK(stat_sum(STAT_cl_state_full_offsets) - full == 10);
+	CHECK(!offsets_get(&o, 10, 1, t0, &lb) && offsets_get(&o, 11, 1, t0, &lb));
+	offsets_learn(&o, 11, 1, t0, t0); /* learning is a use: 11 is now the newest */
+	offsets_learn(&o, OFFSET_MAX + 11, 1, t0, t0);
+	CHECK(offsets_get(&o, 11, 1, t0, &lb) && !offsets_get(&o, 12, 1, t0, &lb));
+	CHECK(stat_sum(STAT_cl_state_full_offsets) - full == 11);
+	offsets_clear(&o);
+	CHECK(o.t.h.n == 0 && o.t.bytes == 0);
+}
+
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
  * keyed replacement and replays, and the bounds under a flood. */
 static void test_rpats(void)
@@ -749,6 +836,7 @@ int main(void)
 	test_rscan_flat();
 	test_mark();
 	test_replay();
+	test_replay_before_subscribe();
 	test_url();
 	test_slot();
 	test_envelope();
