@@ -17,8 +17,9 @@
  *         thread only. When full the streams seen least recently are
  *         forgotten (counted), as few as make room; keyed, what they had
  *         taken raises their sender's floor (replay.h).
- *   floors (origin + boot, keyed): the floors of replay.h, bounded in entries
- *         and bytes (FLOOR_MAX, FLOOR_BYTES); link thread only.
+ *   floors (origin + boot + subscription, keyed): the floors of replay.h,
+ *         bounded in entries and bytes (FLOOR_MAX, FLOOR_BYTES); link thread
+ *         only.
  * and, over redis-cluster://, for patterns across nodes (patterns.h):
  *   lpat  this node's patterns, announced (one per 'p' entry of held).
  *   rp    the other nodes' announced patterns, bounded in entries and
@@ -277,7 +278,8 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		table_touch(&b->seen, e);
 	} else {
 		uint64_t now = b->key ? stamp_clock() : 0;
-		enum first_sight fs = b->key ? first_sight(&b->floors, env->origin, env->boot, env->stamp, now) : FIRST_OK;
+		enum first_sight fs =
+		    b->key ? first_sight(&b->floors, env->origin, env->boot, floor_sub(pat, pn), env->stamp, now) : FIRST_OK;
 		if (fs != FIRST_OK) {
 			if (key != small)
 				free(key);
@@ -287,11 +289,12 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		size_t need = table_entry_bytes(n, sizeof(struct mark)), gone = 0;
 		struct tentry *o;
 		while ((b->seen.h.n >= SEEN_MAX || b->seen.bytes + need > SEEN_BYTES) && (o = table_oldest(&b->seen))) {
-			if (b->key) {
+			if (b->key) { /* the key: origin, boot, 'c' channel | 'p' pattern '\0' channel */
 				uint64_t origin, boot;
 				memcpy(&origin, o->key, 8);
 				memcpy(&boot, o->key + 8, 8);
-				floors_raise(&b->floors, origin, boot, o->a, now);
+				const char *op = o->key + 17, *z = o->key[16] == 'p' ? memchr(op, '\0', o->node.klen - 17) : NULL;
+				floors_raise(&b->floors, origin, boot, z ? floor_sub(op, (size_t)(z - op)) : 0, o->a, now);
 			}
 			table_del(&b->seen, o);
 			gone++;

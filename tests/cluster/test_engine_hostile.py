@@ -1857,3 +1857,60 @@ def test_keyed_marker_not_signed(ctx):
             if spy:
                 spy.close()
             stop_all([w])
+
+
+def test_keyed_fanout_past_seen_is_not_refused(ctx):
+    """With a key, a sender's floor (replay.h) was one per sender: Redis sends
+    one pmessage per matching pattern of a PUBLISH, all carrying the same
+    envelope, hence the same stamp, each a stream of its own here. When those
+    streams alone passed `seen`'s bound (8 MiB: ~139 streams of a 60,000-byte
+    channel with --max-channel 65536; ~1,900 patterns at the default 4k),
+    the first ones were forgotten while the envelope was being taken, their
+    stamp -- this envelope's -- became the sender's floor, and every later
+    pattern's genuine first sight (stamp == floor) was refused as a replay
+    (here 139 of 200 copies delivered, 61 counted as
+    weft_cluster_replays_refused_total{reason="evicted"}; 1e7aa60, before
+    the floors, delivered all 200). Now a floor is per sender and engine
+    subscription. 200 patterns of one subscriber, coro to threads."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-fan")
+    N, CH = 200, 60000
+    ch = "c" * CH
+    pats = ["c" * k + "*" for k in range(N)]  # distinct (patterns: 200 bytes at most), each matches ch
+    extra = ["--cluster-key-file", key, "--max-channel", "65536"]
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        a, b = node("coro", url, extra), node("threads", url, extra)
+        s = None
+        try:
+            assert wait_for(lambda: link_up(a) and link_up(b), 10 * slow_factor())
+            s = b.connect(tls=False)
+            s.settimeout(30 * slow_factor())
+            for pat in pats:  # one a command: a request is bounded
+                send_all(s, resp("PSUBSCRIBE", pat))
+                buf = b""
+                while not buf.endswith(b":%d\r\n" % (pats.index(pat) + 1)):
+                    chunk = s.recv(1 << 20)
+                    assert chunk, b.tail()
+                    buf += chunk
+            assert wait_for(lambda: r.cli("PUBSUB", "NUMPAT") == str(N), 10 * slow_factor())
+            p = Pub(a)
+            p.publish(ch, b"one")
+            buf = b""
+            end = time.monotonic() + 10 * slow_factor()
+            while buf.count(b"\r\none\r\n") < N and time.monotonic() < end:
+                s.settimeout(max(0.01, end - time.monotonic()))
+                try:
+                    chunk = s.recv(1 << 20)
+                except socket.timeout:
+                    break
+                assert chunk
+                buf += chunk
+            got = buf.count(b"\r\none\r\n")
+            refused = b.metric("weft_cluster_replays_refused_total", 'reason="evicted"')
+            assert b.metric("weft_cluster_seen_evicted_total") >= 1, b.tail()  # the fan-out passed the bound
+            assert got == N and refused == 0, "%d of %d pattern copies delivered, %s refused as evicted" % (got, N, refused)
+            p.close()
+        finally:
+            if s:
+                s.close()
+            stop_all([a, b])
