@@ -1914,3 +1914,48 @@ def test_keyed_fanout_past_seen_is_not_refused(ctx):
             if s:
                 s.close()
             stop_all([a, b])
+
+
+def test_resubscription_out_of_memory(ctx):
+    """A resubscription (the link back up) that could not be formatted or
+    queued for want of memory left its channels marked as on the engine,
+    unsent: they stayed missing until the link was made again (logged 'some
+    are missing'). Now they stay dirty and the next tick sends them. A
+    realloc of 64 KiB or more fails (LD_PRELOAD shim realloc_fail.c) while a
+    flag file exists: 1,000 channels of 200 bytes make a resubscription of
+    ~210 KB, whose buffer cannot grow past 32 KiB."""
+    shim = ctx.path("realloc_fail.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "realloc_fail.c"), "-ldl"],
+                   check=True, timeout=60)
+    flag = ctx.path("fail")
+    env = {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_MIN": str(64 << 10),
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    names = [("r%04d" % i).ljust(200, "r") for i in range(1000)]
+    with Redis(ctx.tmpdir) as r:
+        w = node("threads", "redis://127.0.0.1:%d" % r.port, env=env)
+        s = None
+        try:
+            assert wait_for(lambda: link_up(w), 10 * slow_factor())
+            s = w.connect(tls=False)
+            s.settimeout(10 * slow_factor())
+            send_all(s, b"".join(resp("SUBSCRIBE", n) for n in names))
+            buf = b""
+            while not buf.endswith(b":1000\r\n"):
+                chunk = s.recv(1 << 20)
+                assert chunk, w.tail()
+                buf += chunk
+            def on_engine():
+                return len([ln for ln in r.cli("PUBSUB", "CHANNELS", "weft:r*").splitlines() if ln])
+
+            assert wait_for(lambda: on_engine() == 1000, 10 * slow_factor())
+            open(flag, "w").close()
+            assert r.cli("CLIENT", "KILL", "TYPE", "pubsub") == "1"
+            assert wait_for(lambda: on_engine() > 0, 10 * slow_factor()), w.tail()  # back, in part
+            time.sleep(0.2)
+            os.unlink(flag)
+            assert wait_for(lambda: on_engine() == 1000, 5 * slow_factor()), \
+                "%d of 1000 channels on the engine: %s" % (on_engine(), w.tail())
+        finally:
+            if s:
+                s.close()
+            stop_all([w])
