@@ -276,6 +276,18 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	struct tentry *e = table_get(&b->seen, key, n);
 	if (e) {
 		table_touch(&b->seen, e);
+		/* A mark kept across a fresh SUBSCRIBE takes the first number ahead
+		 * of it: what was published while this node was not subscribed.
+		 * That envelope is judged by the age rule as a first sight is: a
+		 * capture of any age was delivered after a leave and rejoin. */
+		uint64_t now;
+		const struct mark *m = table_val(e);
+		if (b->key && m->used && m->fresh && first_sight_age(env->stamp, now = stamp_clock()) != FIRST_OK) {
+			if (key != small)
+				free(key);
+			refused(env, FIRST_OLD, now);
+			return false;
+		}
 	} else {
 		uint64_t now = b->key ? stamp_clock() : 0;
 		enum first_sight fs =
