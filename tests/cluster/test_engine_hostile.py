@@ -1969,8 +1969,8 @@ def test_keyed_published_while_away_replayed_after_rejoin(ctx):
     is judged by the age rule, as a first sight is
     (weft_cluster_replays_refused_total{reason="old"}); the next genuine one
     is delivered. The sender here is made up (signed with the key): seq 1
-    and 2 stamped 28 s before, seq 1 taken at once, seq 2 replayed once it
-    is more than 30 s old (~3 s), then a fresh seq 3."""
+    and 2 stamped 29 s before, seq 1 taken at once, seq 2 replayed once it
+    is more than 30 s old (~2 s), then a fresh seq 3."""
     secret = b"0123456789abcdef0123456789abcdef-away"
     key = write_key(ctx, "key", secret)
     with Redis(ctx.tmpdir) as r:
@@ -1979,7 +1979,7 @@ def test_keyed_published_while_away_replayed_after_rejoin(ctx):
             assert wait_for(lambda: link_up(b), 10 * slow_factor())
             sub = Sub(b, "resp", "away")
             wait_engine_subs(r, "weft:away", 1, 0)
-            t0 = int(time.time() * 1e6) - 28 * 10**6
+            t0 = int(time.time() * 1e6) - 29 * 10**6
             engine_publish(r, "weft:away", signed_envelope(secret, 0xa0a0, t0, b"away", b"one"))
             assert sub.read(1, 10) == [b"one"], sub.got
             sub.close()  # the node leaves the channel on the engine; the mark stays (fresh)
