@@ -17,8 +17,9 @@
  *         thread only. When full the streams seen least recently are
  *         forgotten (counted), as few as make room; keyed, what they had
  *         taken raises their sender's floor (replay.h).
- *   floors (origin + boot, keyed): the floors of replay.h, bounded in entries
- *         and bytes (FLOOR_MAX, FLOOR_BYTES); link thread only.
+ *   floors (origin + boot + subscription, keyed): the floors of replay.h,
+ *         bounded in entries and bytes (FLOOR_MAX, FLOOR_BYTES); link thread
+ *         only.
  *   offsets (origin + boot, keyed): each sender's off_lb (replay.h), learned
  *         from what is delivered, bounded likewise (OFFSET_MAX,
  *         OFFSET_BYTES); link thread only. A held entry's a is the clock
@@ -310,7 +311,8 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 			}
 		}
 	} else {
-		enum first_sight fs = b->key ? first_sight(&b->floors, env->origin, env->boot, env->stamp, now) : FIRST_OK;
+		enum first_sight fs =
+		    b->key ? first_sight(&b->floors, env->origin, env->boot, floor_sub(pat, pn), env->stamp, now) : FIRST_OK;
 		if (fs == FIRST_OK && b->key)
 			fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
 		if (fs != FIRST_OK) {
@@ -322,11 +324,12 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		size_t need = table_entry_bytes(n, sizeof(struct mark)), gone = 0;
 		struct tentry *o;
 		while ((b->seen.h.n >= SEEN_MAX || b->seen.bytes + need > SEEN_BYTES) && (o = table_oldest(&b->seen))) {
-			if (b->key) {
+			if (b->key) { /* the key: origin, boot, 'c' channel | 'p' pattern '\0' channel */
 				uint64_t origin, boot;
 				memcpy(&origin, o->key, 8);
 				memcpy(&boot, o->key + 8, 8);
-				floors_raise(&b->floors, origin, boot, o->a, now);
+				const char *op = o->key + 17, *z = o->key[16] == 'p' ? memchr(op, '\0', o->node.klen - 17) : NULL;
+				floors_raise(&b->floors, origin, boot, z ? floor_sub(op, (size_t)(z - op)) : 0, o->a, now);
 			}
 			table_del(&b->seen, o);
 			gone++;
@@ -613,13 +616,35 @@ struct resub {
 	size_t total[2];
 	struct buf out;
 	int err;
+	struct tentry *retry; /* not sent (no memory): dirty, for the next turn or tick (held_sync) */
 };
+
+/* e's SUBSCRIBE could not be queued: not on the engine, dirty. It used to
+ * stay marked as on the engine unsent, missing until the next reconnect. */
+static void resub_retry(struct resub *r, struct tentry *e)
+{
+	set_engine(r->b, e, false);
+	e->flags |= H_DIRTY;
+	e->dirty = r->retry;
+	r->retry = e;
+}
 
 static void resub_flush(struct resub *r, int kind)
 {
-	if (r->n[kind] && put_subs(r->b, &r->out, kind ? "PSUBSCRIBE" : "SUBSCRIBE", r->v[kind], r->n[kind]) < 0)
+	if (r->n[kind] && put_subs(r->b, &r->out, kind ? "PSUBSCRIBE" : "SUBSCRIBE", r->v[kind], r->n[kind]) < 0) {
 		r->err = -ENOMEM;
+		for (int i = 0; i < r->n[kind]; i++)
+			resub_retry(r, r->v[kind][i]);
+	}
 	r->n[kind] = 0;
+}
+
+/* The resubscription was not queued: every entry it held goes back. */
+static void resub_unsent(struct table *t, struct tentry *e, void *arg)
+{
+	(void)t;
+	if ((e->flags & (H_WANT | H_ENGINE | H_DIRTY)) == (H_WANT | H_ENGINE))
+		resub_retry(arg, e);
 }
 
 static void resub_one(struct table *t, struct tentry *e, void *arg)
@@ -743,10 +768,12 @@ static void on_up(void *arg)
 	table_each(&b->held, resub_one, &r);
 	resub_flush(&r, 0);
 	resub_flush(&r, 1);
-	b->dirty = NULL;
-	if (buf_used(&r.out) && link_send(b->link, LINK_SUB, buf_head(&r.out), buf_used(&r.out)) < 0)
+	if (buf_used(&r.out) && link_send(b->link, LINK_SUB, buf_head(&r.out), buf_used(&r.out)) < 0) {
 		r.err = -ENOMEM;
-	sync_engine(b); /* publishes queued since (nothing dirty is left) */
+		table_each(&b->held, resub_unsent, &r);
+	}
+	b->dirty = r.retry;
+	sync_engine(b); /* publishes queued since, and what was not queued above (no memory) */
 	pthread_mutex_unlock(&b->lock);
 	buf_free(&r.out);
 	long long down = now_ms() - atomic_load(&b->m_down_since);
@@ -762,7 +789,7 @@ static void on_up(void *arg)
 		log_info("cluster: link up to %s://%s:%d after %.1f s down; %s %zu channels and %zu patterns%s%s",
 		         b->url.tls ? "rediss" : "redis", b->url.host, b->url.port, (double)down / 1000,
 		         b->ever_up ? "resubscribed" : "subscribed", r.total[0], r.total[1],
-		         r.err ? " (out of memory: some are missing)" : "", more);
+		         r.err ? " (out of memory: some wait for the next tick)" : "", more);
 	}
 	b->ever_up = true;
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hash.h"
 #include "stats.h"
 
 uint64_t stamp_clock(void)
@@ -25,13 +26,16 @@ enum first_sight first_sight_age(uint64_t stamp, uint64_t now)
 	return (stamp > now ? stamp - now : now - stamp) > STAMP_FRESH_US ? FIRST_OLD : FIRST_OK;
 }
 
-#define FKEY 16
+#define FKEY 24
 
-static void fkey(char *k, uint64_t origin, uint64_t boot)
+static void fkey(char *k, uint64_t origin, uint64_t boot, uint64_t sub)
 {
 	memcpy(k, &origin, 8);
 	memcpy(k + 8, &boot, 8);
+	memcpy(k + 16, &sub, 8);
 }
+
+uint64_t floor_sub(const char *pat, size_t pn) { return pat ? hash_bytes(pat, pn) | 1 : 0; }
 
 /* A floor this far behind refuses nothing first_sight_age lets through. */
 static bool expired(uint64_t floor, uint64_t now) { return floor < now && now - floor > STAMP_FRESH_US; }
@@ -43,7 +47,7 @@ void floors_expire(struct floors *f, uint64_t now)
 		table_del(&f->t, o);
 }
 
-void floors_raise(struct floors *f, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now)
+void floors_raise(struct floors *f, uint64_t origin, uint64_t boot, uint64_t sub, uint64_t stamp, uint64_t now)
 {
 	if (expired(stamp, now))
 		return;
@@ -51,7 +55,7 @@ void floors_raise(struct floors *f, uint64_t origin, uint64_t boot, uint64_t sta
 		f->t.lru = true; /* a zeroed struct floors is an empty one */
 	floors_expire(f, now);
 	char k[FKEY];
-	fkey(k, origin, boot);
+	fkey(k, origin, boot, sub);
 	struct tentry *e = table_get(&f->t, k, FKEY);
 	if (e) {
 		if (stamp > e->a)
@@ -71,14 +75,15 @@ void floors_raise(struct floors *f, uint64_t origin, uint64_t boot, uint64_t sta
 		stat_inc(STAT_oom_errors);
 }
 
-enum first_sight first_sight(struct floors *f, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now)
+enum first_sight first_sight(struct floors *f, uint64_t origin, uint64_t boot, uint64_t sub, uint64_t stamp,
+                             uint64_t now)
 {
 	if (first_sight_age(stamp, now) != FIRST_OK)
 		return FIRST_OLD;
 	if (!f->t.h.n)
 		return FIRST_OK;
 	char k[FKEY];
-	fkey(k, origin, boot);
+	fkey(k, origin, boot, sub);
 	struct tentry *e = table_get(&f->t, k, FKEY);
 	if (!e)
 		return FIRST_OK;

@@ -10,10 +10,15 @@
  *     receiver restarted, or before its mark was forgotten; or the two
  *     clocks disagree: with a key they must agree within the window);
  *   - evicted: the bridge's `seen` forgets the streams seen least recently
- *     at its bound. What it forgets of a sender (origin, boot) is kept as a
- *     floor, the highest stamp any of its forgotten streams had taken: a
- *     stamp not above it is a replay of a forgotten stream, refused (the
- *     sender's new streams are stamped later).
+ *     at its bound. What it forgets of a sender (origin, boot) on one engine
+ *     subscription is kept as a floor, the highest stamp any of its
+ *     forgotten streams there had taken: a stamp not above it is a replay of
+ *     a forgotten stream, refused (the sender's new streams there are
+ *     stamped later: one subscription's envelopes come in their sender's
+ *     order). Per subscription, not per sender: one PUBLISH is a pmessage
+ *     on each matching pattern, all with the same stamp, so a floor of the
+ *     sender raised by one of them (its fan-out alone past `seen`'s bound)
+ *     refused the genuine first sight of every later one.
  *   - before_subscribe: Redis sends a message only to the subscriptions
  *     there when it is published, so a genuine first envelope on a
  *     subscription (made at sub, the receiver's clock when its SUBSCRIBE
@@ -52,13 +57,14 @@
 #ifndef WEFT_CLUSTER_REPLAY_H
 #define WEFT_CLUSTER_REPLAY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "patterns.h"
 #include "table.h"
 
 #define STAMP_FRESH_US ((uint64_t)PAT_FRESH_MS * 1000) /* the pattern announcements' window, 30 s */
-#define FLOOR_MAX 4096           /* senders with a floor */
+#define FLOOR_MAX 4096           /* floors (sender and subscription) */
 #define FLOOR_BYTES (512u << 10) /* their entries and buckets */
 /* A sender's queueing between stamping an envelope and Redis taking its
  * PUBLISH (bridge.c: a queue of 8 MiB, or 4 --max-message, at most: a link
@@ -84,16 +90,22 @@ enum first_sight { FIRST_OK, FIRST_OLD, FIRST_EVICTED, FIRST_BEFORE_SUB };
 enum first_sight first_sight_age(uint64_t stamp, uint64_t now);
 
 struct floors {
-	struct table t; /* origin + boot: a = the floor (a stamp); the use order is the raise order */
+	struct table t; /* origin + boot + subscription (floor_sub): a = the floor (a stamp); the use order is the raise order */
 };
 
-/* A stream of (origin, boot) that had taken stamps up to stamp was
- * forgotten at now (stamp_clock): raise that sender's floor to it. A stamp
- * behind the window makes none. Counts a floor dropped at the bound. */
-void floors_raise(struct floors *f, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now);
-/* The first envelope of a stream of (origin, boot), stamped stamp, at now:
- * FIRST_OK, or why it is a replay (nothing is kept of it). */
-enum first_sight first_sight(struct floors *f, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now);
+/* The floor's engine subscription for a stream: 0 for a channel's (one
+ * connection carries them all, in order), the pattern's hash (odd) for a
+ * pattern's. Two patterns of one hash share a floor: a genuine first sight
+ * of one may then be refused as above, nothing else. */
+uint64_t floor_sub(const char *pat, size_t pn);
+/* A stream of (origin, boot) on subscription sub that had taken stamps up
+ * to stamp was forgotten at now (stamp_clock): raise that floor to it. A
+ * stamp behind the window makes none. Counts a floor dropped at the bound. */
+void floors_raise(struct floors *f, uint64_t origin, uint64_t boot, uint64_t sub, uint64_t stamp, uint64_t now);
+/* The first envelope of a stream of (origin, boot) on sub, stamped stamp, at
+ * now: FIRST_OK, or why it is a replay (nothing is kept of it). */
+enum first_sight first_sight(struct floors *f, uint64_t origin, uint64_t boot, uint64_t sub, uint64_t stamp,
+                             uint64_t now);
 /* Forget the floors behind the window, oldest raised first. */
 void floors_expire(struct floors *f, uint64_t now);
 void floors_clear(struct floors *f);

@@ -426,41 +426,50 @@ static void test_replay(void)
 	/* Floors: a stream forgotten leaves its sender's last stamp; a first sight not after it is a replay. */
 	struct floors f = {0};
 	uint64_t full = stat_sum(STAT_cl_state_full_floors);
-	floors_raise(&f, 7, 8, now - 10, now);
-	floors_raise(&f, 7, 8, now - 20, now); /* a floor only goes up */
+	floors_raise(&f, 7, 8, 0, now - 10, now);
+	floors_raise(&f, 7, 8, 0, now - 20, now); /* a floor only goes up */
 	CHECK(f.t.h.n == 1);
-	CHECK(first_sight(&f, 7, 8, now - 10, now) == FIRST_EVICTED && first_sight(&f, 7, 8, now - 500, now) == FIRST_EVICTED);
-	CHECK(first_sight(&f, 7, 8, now - 9, now) == FIRST_OK);   /* a new stream of the sender: stamped later */
-	CHECK(first_sight(&f, 7, 9, now - 10, now) == FIRST_OK);  /* another boot of it: no floor */
-	CHECK(first_sight(&f, 6, 8, now - 10, now) == FIRST_OK);
-	CHECK(first_sight(&f, 7, 8, now - W - 11, now) == FIRST_OLD); /* the age rule first */
-	CHECK(first_sight(&f, 7, 8, now - 10, now + W - 10) == FIRST_EVICTED); /* the floor lives as long as that */
+	CHECK(first_sight(&f, 7, 8, 0, now - 10, now) == FIRST_EVICTED && first_sight(&f, 7, 8, 0, now - 500, now) == FIRST_EVICTED);
+	CHECK(first_sight(&f, 7, 8, 0, now - 9, now) == FIRST_OK);   /* a new stream of the sender: stamped later */
+	CHECK(first_sight(&f, 7, 9, 0, now - 10, now) == FIRST_OK);  /* another boot of it: no floor */
+	CHECK(first_sight(&f, 6, 8, 0, now - 10, now) == FIRST_OK);
+	CHECK(first_sight(&f, 7, 8, 0, now - W - 11, now) == FIRST_OLD); /* the age rule first */
+	CHECK(first_sight(&f, 7, 8, 0, now - 10, now + W - 10) == FIRST_EVICTED); /* the floor lives as long as that */
 	/* Expiry: a floor more than the window behind the clock refuses nothing the age rule takes. */
-	CHECK(first_sight(&f, 7, 8, now + W - 9, now + W + 10) == FIRST_OK && f.t.h.n == 0);
-	floors_raise(&f, 7, 8, now - W - 1, now); /* a stream idle that long leaves none */
+	CHECK(first_sight(&f, 7, 8, 0, now + W - 9, now + W + 10) == FIRST_OK && f.t.h.n == 0);
+	floors_raise(&f, 7, 8, 0, now - W - 1, now); /* a stream idle that long leaves none */
 	CHECK(f.t.h.n == 0);
-	floors_raise(&f, 1, 1, now - 5, now);
-	floors_raise(&f, 2, 2, now + 5, now);
+	floors_raise(&f, 1, 1, 0, now - 5, now);
+	floors_raise(&f, 2, 2, 0, now + 5, now);
 	floors_expire(&f, now + W - 5);
 	CHECK(f.t.h.n == 2);
 	floors_expire(&f, now + W); /* the oldest raised, expired; the next one not yet */
-	CHECK(f.t.h.n == 1 && first_sight(&f, 2, 2, now + 5, now + W) == FIRST_EVICTED);
-	floors_raise(&f, 3, 3, now + W, now + W);
+	CHECK(f.t.h.n == 1 && first_sight(&f, 2, 2, 0, now + 5, now + W) == FIRST_EVICTED);
+	floors_raise(&f, 3, 3, 0, now + W, now + W);
 	floors_expire(&f, now + W + 6); /* walks from the oldest while they expired */
-	CHECK(f.t.h.n == 1 && first_sight(&f, 3, 3, now + W, now + W + 6) == FIRST_EVICTED);
+	CHECK(f.t.h.n == 1 && first_sight(&f, 3, 3, 0, now + W, now + W + 6) == FIRST_EVICTED);
 	floors_clear(&f);
 	/* Bounds: FLOOR_MAX senders, FLOOR_BYTES; past them the oldest raised goes, counted. */
 	for (uint64_t o = 1; o <= FLOOR_MAX + 10; o++)
-		floors_raise(&f, o, 1, now + o, now);
+		floors_raise(&f, o, 1, 0, now + o, now);
 	CHECK(f.t.h.n == FLOOR_MAX && f.t.bytes <= FLOOR_BYTES);
 	CHECK(stat_sum(STAT_cl_state_full_floors) - full == 10);
-	CHECK(first_sight(&f, 10, 1, now, now) == FIRST_OK && first_sight(&f, 11, 1, now, now) == FIRST_EVICTED);
-	floors_raise(&f, 11, 1, now + 20, now); /* a raise is a use: 11 is now the newest */
-	floors_raise(&f, FLOOR_MAX + 11, 1, now, now);
-	CHECK(first_sight(&f, 11, 1, now, now) == FIRST_EVICTED && first_sight(&f, 12, 1, now, now) == FIRST_OK);
+	CHECK(first_sight(&f, 10, 1, 0, now, now) == FIRST_OK && first_sight(&f, 11, 1, 0, now, now) == FIRST_EVICTED);
+	floors_raise(&f, 11, 1, 0, now + 20, now); /* a raise is a use: 11 is now the newest */
+	floors_raise(&f, FLOOR_MAX + 11, 1, 0, now, now);
+	CHECK(first_sight(&f, 11, 1, 0, now, now) == FIRST_EVICTED && first_sight(&f, 12, 1, 0, now, now) == FIRST_OK);
 	CHECK(stat_sum(STAT_cl_state_full_floors) - full == 11);
 	floors_clear(&f);
 	CHECK(f.t.h.n == 0 && f.t.bytes == 0);
+	/* A floor per engine subscription: one PUBLISH is a pmessage on each matching pattern, all with
+	 * the same stamp; the streams of one pattern forgotten do not refuse another's first sight. */
+	uint64_t pa = floor_sub("a*", 2), pb = floor_sub("b*", 2);
+	CHECK(floor_sub(NULL, 0) == 0 && pa && pb && pa != pb && floor_sub("a*", 2) == pa);
+	floors_raise(&f, 7, 8, pa, now, now);
+	CHECK(first_sight(&f, 7, 8, pa, now, now) == FIRST_EVICTED); /* a replay of the forgotten one */
+	CHECK(first_sight(&f, 7, 8, pb, now, now) == FIRST_OK && first_sight(&f, 7, 8, 0, now, now) == FIRST_OK);
+	CHECK(first_sight(&f, 7, 8, pa, now + 1, now) == FIRST_OK);
+	floors_clear(&f);
 }
 
 /* before_subscribe (replay.h): a sender's off_lb, learned from what was
