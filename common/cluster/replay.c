@@ -124,7 +124,7 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 	int64_t v = stamp >= now ? (int64_t)(stamp - now) : -(int64_t)(now - stamp);
 	uint64_t p = period(now);
 	char k[FKEY];
-	fkey(k, origin, boot);
+	fkey(k, origin, boot, 0); /* per sender: no subscription */
 	struct tentry *e = table_get(&o->t, k, FKEY);
 	if (e) {
 		struct off_lb *l = table_val(e);
@@ -159,7 +159,7 @@ bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now
 	if (!o->t.h.n)
 		return false;
 	char k[FKEY];
-	fkey(k, origin, boot);
+	fkey(k, origin, boot, 0); /* per sender: no subscription */
 	struct tentry *e = table_get(&o->t, k, FKEY);
 	uint64_t p = period(now);
 	if (!e || !current(e, p))
