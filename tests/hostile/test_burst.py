@@ -266,9 +266,10 @@ def test_hold_not_paced_by_unrelated_output(ctx):
     published one more message, at every turn (thousands a second), instead
     of once per SESSION_HOLD_RETRY_MS (2 ms), so its non-reader went to the
     outbox limits long before --publish-hold-secs. (coro since the runtime's
-    holds, uring before them.) Counted, not timed: the holds a second while
-    held are bounded by the retry alarm, 500/s, on any machine; the
-    assertion allows 750."""
+    holds, uring before them.) Counted, not timed: while the subscriber does
+    not read, only the retry alarm re-holds it - one every 1-2 ms on the
+    loop's ms clock (about 500/s measured), at most 1,000/s on any machine;
+    the assertion allows 1,100 (uring's own look at an overdue deadline)."""
     if TLS:
         ctx.skip("plain RESP: the holds are the protocol's, not the cipher's")
     if MODEL not in ("coro", "uring") or THREADS != 1 or SANITIZER == "tsan":
@@ -324,8 +325,8 @@ def test_hold_not_paced_by_unrelated_output(ctx):
             print("measured: held for a non-reader beside a PING pipeliner: %.0f holds/s, %d messages published "
                   "in %.1f s (%d of %d in all)" % (rate, r1 - r0, t1 - t0, r1, n))
             assert r1 < n, "the publisher published all %d messages to a subscriber that does not read" % n
-            assert rate < 750, ("%.0f holds/s: the held publisher was retried at every turn in which the PINGs' "
-                                "replies moved, not every %d ms" % (rate, 2))
+            assert rate < 1100, ("%.0f holds/s: the held publisher was retried at every turn in which the PINGs' "
+                                "replies moved, not by its alarm" % rate)
             assert w.metric("weft_slow_consumer_disconnects_total") == 0
         finally:
             stop.set()
