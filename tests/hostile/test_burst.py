@@ -194,8 +194,8 @@ def test_hold_run_is_bounded(ctx):
     messages and such a publisher was held, one message per retry, for as
     long as the subscriber stayed under the limits. (How many holds a run
     takes depends on the model: the loop runtime (coro, uring) retries at
-    every turn in which output moved, threads and pool every 2 ms; so the
-    test counts holds after the run.)"""
+    every turn in which a subscriber more than the hold behind moved output,
+    threads and pool every 2 ms; so the test counts holds after the run.)"""
     if TLS:
         ctx.skip("plain RESP: the holds are the protocol's, not the cipher's")
     with Weft(["--mode", "chat", "--outbox-hard", "64m", "--outbox-soft", "0", "--publish-hold", "256k",
