@@ -50,9 +50,10 @@ static long long sched_now(const struct sched *sch) { return sch->now_at; }
 static int flush(struct sched *sch, struct task *t)
 {
 	bool wrote = false;
+	size_t before = session_pending(t->data);
 	int rc = session_send(t->data, task_fd(t), &wrote);
 	if (wrote)
-		loop_wrote(&sched_loop(sch)->l, &t->lc, t->data); /* output moved: the runtime's cue for near holds */
+		loop_wrote(&sched_loop(sch)->l, &t->lc, t->data, before); /* output moved: the runtime's cue for near holds */
 	return rc;
 }
 
@@ -346,9 +347,10 @@ static void coro_write(struct loop *l, struct loop_conn *lc)
 	if (t->ev & CR_KILL)
 		return; /* coro_expired: it ends, nothing more is sent */
 	bool wrote = false;
+	size_t before = session_pending(s);
 	int blocked = session_send(s, task_fd(t), &wrote);
 	if (wrote)
-		loop_wrote(l, lc, s);
+		loop_wrote(l, lc, s, before);
 	if (blocked >= 0 && t->wait == (CR_READ | (blocked ? CR_WRITE : 0)) && session_want_read(s) && !session_done(s)) {
 		if (wrote) /* output is activity: its wait's deadline counts from now */
 			sched_deadline_move(&c->sch, t, loop_due(l, s, sched_now(&c->sch)));

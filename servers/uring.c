@@ -352,9 +352,10 @@ static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
 	session_unpin(c->s);
 	if (!(c->flags & F_CLOSING)) {
 		if (cqe->res > 0) {
+			size_t before = session_pending(c->s);
 			session_sent(c->s, (size_t)cqe->res); /* short or not: the rest stays queued */
 			c->last_ms = t->now;
-			loop_wrote(&t->l, &c->lc, c->s); /* output moved: the runtime's cue for near holds */
+			loop_wrote(&t->l, &c->lc, c->s, before); /* output moved: the runtime's cue for near holds */
 		} else {
 			conn_fail(t, c); /* EPIPE, ECONNRESET, ... */
 		}

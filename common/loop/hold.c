@@ -4,6 +4,7 @@
  * SESSION_HOLD_RETRY_MS (all). */
 #include "clock.h"
 #include "loop.h"
+#include "server.h"
 #include "session.h"
 
 /* Offer the listed connections their input again: all of them (by_time),
@@ -70,4 +71,13 @@ void loop_holds_turn(struct loop *l)
 		retry(l, true); /* no alarm (no memory for it, logged): every turn rather than never */
 	else if (l->wrote)
 		retry(l, false);
+}
+
+void loop_wrote(struct loop *l, const struct loop_conn *lc, const struct session *s, size_t before)
+{
+	if (l->wrote || (lc->flags & LOOP_CONN_HELD) || session_held(s))
+		return;
+	size_t hold = server_outbox_limits(l->srv).hold;
+	if (hold && before > hold)
+		l->wrote = true;
 }

@@ -85,7 +85,7 @@
 #include "deadline.h"
 #include "owner.h"
 #include "poller.h"
-#include "session.h" /* session_held, for loop_wrote */
+#include "session.h" /* the sessions the holds are about */
 #include "timer.h"
 
 struct loop;
@@ -261,7 +261,7 @@ struct loop {
 	/* the held publishers (hold.c) */
 	uint32_t *held;       /* ids with LOOP_CONN_HELD, each once; room for every id (pending_cap) */
 	uint32_t nheld;
-	bool wrote;           /* a send of a connection not held made progress this turn (loop_wrote) */
+	bool wrote;           /* a subscriber's send that can end a hold made progress this turn (loop_wrote) */
 	struct loop_alarm hold_retry; /* SESSION_HOLD_RETRY_MS after a hold: retry them all */
 	struct loop_watch wake_w, stop_w;
 	struct loop_watch reopen_w; /* loop 0: SIGHUP/SIGUSR1's pipe (daemon_reopen_fd), else fd -1 */
@@ -417,7 +417,8 @@ void loop_write_pending(struct loop *l);
  * connections' ids (l->held, room for every id: loop_conns_reserve) and
  * retries them:
  *
- *   - near holds after a turn in which a send of a connection not held made
+ *   - near holds after a turn in which a send of a connection not held,
+ *     with more than the hold unsent (a subscriber that can hold one), made
  *     progress (loop_before_sleep, before the drain and the write pass), so
  *     input follows output (a held publisher's own replies do not count);
  *   - every hold, near or far, by a loop alarm SESSION_HOLD_RETRY_MS after
@@ -446,15 +447,17 @@ void loop_hold(struct loop *l, struct loop_conn *lc);
 
 static inline bool loop_held(const struct loop_conn *lc) { return lc->flags & LOOP_CONN_HELD; }
 
-/* A send of lc's (its session s) made progress: bytes went out. A held
- * publisher's own replies do not pace its retries: not while it is on the
- * list, nor while its session is held again by the retry that listed it
- * (its write hook may run before it is handed to loop_hold). */
-static inline void loop_wrote(struct loop *l, const struct loop_conn *lc, const struct session *s)
-{
-	if (!(lc->flags & LOOP_CONN_HELD) && !session_held(s))
-		l->wrote = true;
-}
+/* A send of lc's (its session s, which had before bytes unsent) made
+ * progress: bytes went out. Only a send that can be a held publisher's
+ * subscriber catching up paces the near retries: one by a session that had
+ * more than the hold unsent (a subscriber holds a publisher only then,
+ * owner.c's note_pressure). Any other output - a PING's reply on the same
+ * loop - says nothing about the holds: counted, it retried a publisher held
+ * for a subscriber that does not read at every busy turn, a message a turn.
+ * Nor do a held publisher's own replies: not while it is on the list, nor
+ * while its session is held again by the retry that listed it (its write
+ * hook may run before it is handed to loop_hold). */
+void loop_wrote(struct loop *l, const struct loop_conn *lc, const struct session *s, size_t before);
 
 /* internal: the turn's retry (loop_before_sleep, when any is held). */
 void loop_holds_turn(struct loop *l);

@@ -194,8 +194,8 @@ def test_hold_run_is_bounded(ctx):
     messages and such a publisher was held, one message per retry, for as
     long as the subscriber stayed under the limits. (How many holds a run
     takes depends on the model: the loop runtime (coro, uring) retries at
-    every turn in which output moved, threads and pool every 2 ms; so the
-    test counts holds after the run.)"""
+    every turn in which a subscriber more than the hold behind moved output,
+    threads and pool every 2 ms; so the test counts holds after the run.)"""
     if TLS:
         ctx.skip("plain RESP: the holds are the protocol's, not the cipher's")
     with Weft(["--mode", "chat", "--outbox-hard", "64m", "--outbox-soft", "0", "--publish-hold", "256k",
@@ -255,3 +255,82 @@ def test_burst_redis(ctx):
             reader.close()
             return
     raise AssertionError("redis-server failed the burst three times: %s" % failures)
+
+
+def test_hold_not_paced_by_unrelated_output(ctx):
+    """A near hold is retried after a turn in which output moved - but only
+    output that can be the held publisher's subscriber catching up (a send
+    by a connection with more than the hold unsent). A client that just
+    pipelines PINGs on the same loop made every turn "output moved": the
+    publisher held for a subscriber that does not read was retried, and
+    published one more message, at every turn (thousands a second), instead
+    of once per SESSION_HOLD_RETRY_MS (2 ms), so its non-reader went to the
+    outbox limits long before --publish-hold-secs. (coro since the runtime's
+    holds, uring before them.) Counted, not timed: while the subscriber does
+    not read, only the retry alarm re-holds it - one every 1-2 ms on the
+    loop's ms clock (about 500/s measured), at most 1,000/s on any machine;
+    the assertion allows 1,100 (uring's own look at an overdue deadline)."""
+    if TLS:
+        ctx.skip("plain RESP: the holds are the protocol's, not the cipher's")
+    if MODEL not in ("coro", "uring") or THREADS != 1 or SANITIZER == "tsan":
+        ctx.skip("the loop runtime's near holds: one loop (coro, uring)")
+    n = 4000  # 12 MB: held long before the end, far below --outbox-hard
+    with Weft(["--mode", "chat", "--outbox-hard", "64m", "--outbox-soft", "0", "--publish-hold", "64k",
+               "--publish-hold-secs", "20"]) as w:
+        idle = subscriber(w.port, rcvbuf=4096)
+        stop = threading.Event()
+        pinger = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+
+        def ping():
+            batch = resp_cmd(b"PING") * 16
+            try:
+                while not stop.is_set():
+                    pinger.sendall(batch)
+                    got = 0
+                    while got < 16:
+                        r = pinger.recv(1 << 16)
+                        if not r:
+                            return
+                        got += r.count(b"PONG")
+            except OSError:
+                pass
+
+        pt = threading.Thread(target=ping, daemon=True)
+        pt.start()
+        pub = socket.create_connection(("127.0.0.1", w.port), timeout=10)
+        out = b"".join(resp_cmd(b"PUBLISH", CHAN, payload(i)) for i in range(n))
+        replies = [0]
+
+        def count():
+            try:
+                while replies[0] < n:
+                    r = pub.recv(1 << 16)
+                    if not r:
+                        return
+                    replies[0] += r.count(b"\r\n")
+            except OSError:
+                pass
+
+        sender = threading.Thread(target=lambda: send_all(pub, out, timeout=60), daemon=True)
+        counter = threading.Thread(target=count, daemon=True)
+        sender.start()
+        counter.start()
+        try:
+            assert wait_for(lambda: w.metric("weft_publisher_holds_total") >= 1, 10 * slow_factor()), \
+                "the publisher was never held"
+            h0, t0, r0 = w.metric("weft_publisher_holds_total"), time.monotonic(), replies[0]
+            time.sleep(1.0)
+            h1, t1, r1 = w.metric("weft_publisher_holds_total"), time.monotonic(), replies[0]
+            rate = (h1 - h0) / (t1 - t0)
+            print("measured: held for a non-reader beside a PING pipeliner: %.0f holds/s, %d messages published "
+                  "in %.1f s (%d of %d in all)" % (rate, r1 - r0, t1 - t0, r1, n))
+            assert r1 < n, "the publisher published all %d messages to a subscriber that does not read" % n
+            assert rate < 1100, ("%.0f holds/s: the held publisher was retried at every turn in which the PINGs' "
+                                "replies moved, not by its alarm" % rate)
+            assert w.metric("weft_slow_consumer_disconnects_total") == 0
+        finally:
+            stop.set()
+            pinger.close()
+            pub.close()
+            idle.close()
+            pt.join(5)

@@ -66,7 +66,7 @@ static void t_write(struct loop *lp, struct loop_conn *lc)
 	size_t n = session_pending(c->s);
 	if (c->reads && n) {
 		session_sent(c->s, n);
-		loop_wrote(lp, lc, c->s);
+		loop_wrote(lp, lc, c->s, n);
 	}
 	if (session_held(c->s))
 		loop_hold(lp, lc);
@@ -186,6 +186,17 @@ int main(void)
 	conns[1].reads = true;
 	loop_pending(&l, &conns[1].lc);
 	loop_before_sleep(&l); /* 1 writes its replies (loop_wrote on a held one) */
+	reset_counts();
+	loop_before_sleep(&l);
+	CHECK(conns[1].written == 0 && loop_held(&conns[1].lc) && l.nheld == 1);
+
+	/* Nor is output that cannot be a subscriber catching up: 3's reply to
+	 * a PING (far below the hold) going out. Counted, a client pipelining
+	 * PINGs on the loop retried 1 at every turn, a message a turn. */
+	conns[3].reads = true;
+	loop_input(&l, &conns[3].lc, conns[3].s, "*1\r\n$4\r\nPING\r\n", 14);
+	loop_before_sleep(&l); /* 3 writes its reply */
+	CHECK(conns[3].written == 1 && session_pending(conns[3].s) == 0);
 	reset_counts();
 	loop_before_sleep(&l);
 	CHECK(conns[1].written == 0 && loop_held(&conns[1].lc) && l.nheld == 1);
