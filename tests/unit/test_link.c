@@ -203,15 +203,25 @@ static bool fire(struct fake *f, struct link *l)
 
 static size_t max_out = 1 << 20; /* the links' bound of queued bytes per connection */
 
-static struct link *new_link_timeout(struct fake *f, const char *url_text, int timeout_ms)
+/* A link to url_text with the test's handler: replies to reply (on_reply
+ * counts them, on_push checks pushes), a read pass bounded by pass_work of
+ * work (0: no bound). */
+static struct link *new_link_with(struct fake *f, const char *url_text, int timeout_ms,
+                                  int (*reply)(void *, enum link_conn, struct redisReply *),
+                                  unsigned long (*work)(void *), unsigned long pass_work)
 {
 	struct cluster_url u;
 	const char *why = NULL;
 	CHECK(cluster_url_parse(url_text, &u, &why) == 0);
-	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_reply, .failed = on_failed};
+	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = reply, .failed = on_failed, .work = work};
 	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = timeout_ms,
-	                          .max_out = {max_out, max_out}};
+	                          .max_out = {max_out, max_out}, .pass_work = pass_work};
 	return link_new(&u, NULL, &f->base, &h, &lim);
+}
+
+static struct link *new_link_timeout(struct fake *f, const char *url_text, int timeout_ms)
+{
+	return new_link_with(f, url_text, timeout_ms, on_reply, NULL, 0);
 }
 
 static struct link *new_link(struct fake *f, const char *url_text) { return new_link_timeout(f, url_text, 2000); }
@@ -247,13 +257,7 @@ static void test_pushes(void)
 	engine_open(&e);
 	reset_counts();
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
-	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_push, .failed = on_failed};
-	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = 2000,
-	                          .max_out = {1 << 20, 1 << 20}};
-	struct cluster_url u;
-	const char *why = NULL;
-	CHECK(cluster_url_parse(url, &u, &why) == 0);
-	struct link *l = link_new(&u, NULL, &f.base, &h, &lim);
+	struct link *l = new_link_with(&f, url, 2000, on_push, NULL, 0);
 	link_start(l);
 	CHECK(fire(&f, l));
 	RUN_UNTIL(&f, l, &e, link_is_up(l));
@@ -578,14 +582,7 @@ static void test_pass_bound(void)
 	engine_open(&e);
 	reset_counts();
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
-	struct link_handler h = {.up = on_up, .down = on_down, .tick = on_tick, .reply = on_push, .failed = on_failed,
-	                         .work = pass_count};
-	struct link_limits lim = {.max_reply = 1 << 20, .max_bulk = 1 << 20, .backoff_max_ms = 5000, .connect_timeout_ms = 2000,
-	                          .max_out = {1 << 20, 1 << 20}, .pass_work = 100};
-	struct cluster_url u;
-	const char *why = NULL;
-	CHECK(cluster_url_parse(url, &u, &why) == 0);
-	struct link *l = link_new(&u, NULL, &f.base, &h, &lim);
+	struct link *l = new_link_with(&f, url, 2000, on_push, pass_count, 100);
 	link_start(l);
 	CHECK(fire(&f, l));
 	RUN_UNTIL(&f, l, &e, link_is_up(l));
