@@ -2,8 +2,8 @@
 #include "patterns.h"
 
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "glob.h"
 
 #define IDN 17 /* kind, origin, boot */
@@ -53,12 +53,7 @@ static void drop_older(struct table *t, struct tentry *e, void *arg)
 	o->r->npats--;
 }
 
-uint64_t rpats_clock(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+uint64_t rpats_clock(void) { return wall_us() / 1000; }
 
 uint64_t rpats_next_version(uint64_t last, uint64_t clock)
 {
@@ -69,9 +64,7 @@ uint64_t rpats_next_version(uint64_t last, uint64_t clock)
 	 * step. Restarting at the clock is refused as stale only until it
 	 * passes the receivers' floors, which a taken version put at most the
 	 * window past their clocks: at most PAT_FRESH_MS. */
-	if (clock > last || last - clock >= PAT_FRESH_MS)
-		return clock;
-	return last + 1;
+	return wall_next(last, clock, PAT_FRESH_MS);
 }
 
 enum pat_ann rpats_announce(struct rpats *r, uint64_t origin, uint64_t boot, uint64_t ver, const char *list, size_t n,

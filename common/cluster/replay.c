@@ -2,24 +2,14 @@
 #include "replay.h"
 
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "hash.h"
 #include "stats.h"
 
-uint64_t stamp_clock(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
+uint64_t stamp_clock(void) { return wall_us(); }
 
-uint64_t stamp_next(uint64_t last, uint64_t clock)
-{
-	if (clock > last || last - clock >= STAMP_FRESH_US)
-		return clock;
-	return last + 1;
-}
+uint64_t stamp_next(uint64_t last, uint64_t clock) { return wall_next(last, clock, STAMP_FRESH_US); }
 
 enum first_sight first_sight_age(uint64_t stamp, uint64_t now)
 {
