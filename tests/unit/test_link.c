@@ -228,6 +228,24 @@ static struct link *new_link(struct fake *f, const char *url_text) { return new_
 
 static void reset_counts(void) { ups = downs = fails = replies = pushes = pushes_direct = pushes_bad = 0; }
 
+/* A fresh fake loop and engine, and the engine's URL in url. */
+static void open_engine(struct fake *f, struct engine *e, char *url, size_t un)
+{
+	fake_init(f);
+	engine_open(e);
+	reset_counts();
+	snprintf(url, un, "redis://127.0.0.1:%d", e->port);
+}
+
+/* Start l and run the loop until it is up. */
+static void bring_up(struct fake *f, struct link *l, struct engine *e)
+{
+	link_start(l);
+	CHECK(fire(f, l));
+	RUN_UNTIL(f, l, e, link_is_up(l));
+	CHECK(link_is_up(l));
+}
+
 /* The engine's end of the link's subscriber connection. */
 static int engine_sub(const struct fake *f, const struct engine *e)
 {
@@ -253,15 +271,9 @@ static void test_pushes(void)
 	struct fake f;
 	struct engine e;
 	char url[64];
-	fake_init(&f);
-	engine_open(&e);
-	reset_counts();
-	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	open_engine(&f, &e, url, sizeof(url));
 	struct link *l = new_link_with(&f, url, 2000, on_push, NULL, 0);
-	link_start(l);
-	CHECK(fire(&f, l));
-	RUN_UNTIL(&f, l, &e, link_is_up(l));
-	CHECK(link_is_up(l));
+	bring_up(&f, l, &e);
 	int fd = engine_sub(&f, &e);
 	static const char msg[] = "*3\r\n$7\r\nmessage\r\n$3\r\nw:a\r\n$5\r\nhello\r\n";
 	static const char ack[] = "*3\r\n$9\r\nsubscribe\r\n$3\r\nw:a\r\n:1\r\n";
@@ -300,10 +312,7 @@ static void test_up_down_reconnect(void)
 	struct fake f;
 	struct engine e;
 	char url[64];
-	fake_init(&f);
-	engine_open(&e);
-	reset_counts();
-	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	open_engine(&f, &e, url, sizeof(url));
 	struct link *l = new_link(&f, url);
 	link_start(l);
 	CHECK(f.at != 0 && watched(&f) == 0); /* the first attempt comes from the timer */
@@ -451,15 +460,9 @@ static void test_keepalive(void)
 	struct fake f;
 	struct engine e;
 	char url[64];
-	fake_init(&f);
-	engine_open(&e);
-	reset_counts();
-	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	open_engine(&f, &e, url, sizeof(url));
 	struct link *l = new_link_timeout(&f, url, 100);
-	link_start(l);
-	CHECK(fire(&f, l));
-	RUN_UNTIL(&f, l, &e, link_is_up(l));
-	CHECK(link_is_up(l));
+	bring_up(&f, l, &e);
 
 	/* A reply the engine dribbles byte by byte, never whole: alive. */
 	e.answer = DRIBBLE;
@@ -510,10 +513,7 @@ static void test_write_error(void)
 	struct fake f;
 	struct engine e;
 	char url[64];
-	fake_init(&f);
-	engine_open(&e);
-	reset_counts();
-	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	open_engine(&f, &e, url, sizeof(url));
 	max_out = 4096;
 	struct link *l = new_link(&f, url);
 	max_out = 1 << 20;
@@ -578,15 +578,9 @@ static void test_pass_bound(void)
 	struct fake f;
 	struct engine e;
 	char url[64];
-	fake_init(&f);
-	engine_open(&e);
-	reset_counts();
-	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", e.port);
+	open_engine(&f, &e, url, sizeof(url));
 	struct link *l = new_link_with(&f, url, 2000, on_push, pass_count, 100);
-	link_start(l);
-	CHECK(fire(&f, l));
-	RUN_UNTIL(&f, l, &e, link_is_up(l));
-	CHECK(link_is_up(l));
+	bring_up(&f, l, &e);
 	int fd = engine_sub(&f, &e);
 	static const char msg[] = "*3\r\n$7\r\nmessage\r\n$3\r\nw:a\r\n$5\r\nhello\r\n";
 	const size_t mn = sizeof(msg) - 1;
