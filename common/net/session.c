@@ -65,7 +65,7 @@ struct session *session_new(struct server *srv, struct owner *owner, bool tls)
 		return NULL;
 	s->srv = srv;
 	s->sub.owner = owner;
-	s->id = (uint32_t)atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) & 0x7fffffffu;
+	s->id = (uint32_t)atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) & 0x3fffffffu;
 	s->start_ms = now_ms();
 	if (tls) {
 		s->tls = srv->tls ? tls_conn_new(srv->tls) : NULL;
@@ -303,8 +303,10 @@ static void adopt_mode_proto(struct session *s)
 void session_input(struct session *s, const char *p, size_t n)
 {
 	stat_add(STAT_bytes_in, n);
-	if (s->lingering)
-		return; /* read only so that closing sends no RST */
+	if (s->lingering) {
+		s->linger_in = 1; /* still sending: it lingers to its EOF or the drain's end */
+		return;           /* read only so that closing sends no RST */
+	}
 	if (s->stopping)
 		s->drain_busy = 1; /* a transfer in flight: see drain_quiet_allowed */
 	if (!s->tls) {
@@ -453,8 +455,14 @@ void session_linger_step(struct session *s, int fd)
 	linger_after_drain_close(s);
 	if (!s->lingering || s->closing || session_pending(s))
 		return;
-	int unacked = 0;
-	if (ioctl(fd, SIOCOUTQ, &unacked) < 0 || unacked == 0) {
+	int unacked = 0, unread = 0;
+	if (ioctl(fd, SIOCOUTQ, &unacked) < 0 || ioctl(fd, SIOCINQ, &unread) < 0) {
+		session_close_for(s, CLOSE_DRAIN);
+		return;
+	}
+	if (unread > 0)
+		s->linger_in = 1; /* close() now would send an RST, not the FIN (see drain) */
+	if (unacked == 0 && !s->linger_in) {
 		session_close_for(s, CLOSE_DRAIN); /* the peer has every byte: closing now loses nothing */
 		return;
 	}

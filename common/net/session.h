@@ -41,7 +41,12 @@
  * not received yet (its echo). session_linger_step(), called by the model
  * whenever nothing is in flight, closes it (session_done) once the peer has
  * acknowledged every byte, and until then half-closes the socket and reads
- * and discards what arrives, until EOF or the drain's end. A session its
+ * and discards what arrives, until EOF or the drain's end. Not while input
+ * waits unread in the kernel, or once any came during the linger (a held
+ * publisher's pipeline, a client still sending): close() with input unread
+ * sends an RST instead of the FIN, and the peer's read ends in ECONNRESET
+ * even when it has every reply. Such a session is half-closed too, and its
+ * input read and discarded until its EOF or the drain's end. A session its
  * protocol ends for the drain (chat's BYE, RESP, HTTP's last reply) lingers
  * the same way once that reply is out: the input still waiting for an answer
  * is dropped, and so are deliveries from then on.
@@ -104,9 +109,9 @@ struct session {
 	struct buf in;             /* plaintext the protocol has not consumed */
 	struct tls_conn *tls;      /* NULL on the plain port */
 	struct chat_conn *chat;    /* chat mode: subscriptions etc. (chat.h) */
-	/* Numbers connections in the log and guest nicks; wraps after 2^31
+	/* Numbers connections in the log and guest nicks; wraps after 2^30
 	 * (kept small: with the flags below it fills one word). */
-	uint32_t id : 31;
+	uint32_t id : 30;
 	bool closing : 1;          /* close once out is flushed */
 	bool eof : 1;              /* peer half-closed */
 	bool stopping : 1;         /* server is draining */
@@ -119,6 +124,7 @@ struct session {
 	bool feeding : 1;          /* the protocol is consuming input now */
 	bool lingering : 1;        /* stopping and quiet: closes once the peer has all (see drain) */
 	bool shut_wr : 1;          /* ... half-closed meanwhile */
+	bool linger_in : 1;        /* ... input waited unread or came: lingers to its EOF (see drain) */
 	bool hold_spent : 1;       /* this run of holds lasted --publish-hold-secs: no more holds in it */
 	bool drain_busy : 1;       /* stopping: input came after the stop (or waited at it): not judged quiet */
 	bool held_far : 1;         /* held for what another thread must move (see holds) */

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from weftest import TLS, Weft, payload, recv_until_closed, resp_cmd, send_all, slow_factor
+from weftest import TLS, Weft, payload, recv_exact, recv_until_closed, resp_cmd, send_all, slow_factor, wait_for
 
 QUIET_S = 0.2  # SESSION_DRAIN_QUIET_MS
 
@@ -330,3 +330,84 @@ def test_endless_sender_does_not_hold_the_drain(ctx):
         cut = max((s[1] for s in sents if len(s) > 1), default=t0) - t0
         print("measured: 3 lingering clients sending without end (%s MiB taken): cut %.2f s after SIGTERM, exit "
               "seen %.2f s after it (--drain-timeout %.1f)" % ([s[0] >> 20 for s in sents], cut, took, drain))
+
+
+def test_held_publisher_drained_without_reset(ctx):
+    """A RESP publisher pipelines PUBLISHes to a channel whose only subscriber
+    does not read (the smallest receive buffer), so it is held (--publish-hold):
+    the rest of its pipeline waits unread in the server's kernel receive queue,
+    and its sender blocks there. It reads every reply as it comes, so at the
+    SIGTERM the peer has acknowledged all the server sent it: a server that
+    close()s then, with input unread, sends an RST instead of a FIN and the
+    publisher's read ends in ECONNRESET (coro did so every time). It must read
+    whole replies, then a clean EOF; the server reads and discards the rest of
+    the pipeline, so the sender finishes too. Plain TCP, every model."""
+    if TLS:
+        ctx.skip("plain TCP: the RST is the kernel's")
+    chan, size, count = b"held", 3000, 1500  # 4.5 MB: far past the hold and the socket buffers
+    msg = payload(size)
+    with Weft(["--mode", "chat", "--outbox-hard", "64m", "--outbox-soft", "0", "--publish-hold", "64k",
+               "--publish-hold-secs", "30", "--drain-timeout", 20 * slow_factor()]) as w:
+        idle = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        idle.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        idle.connect(("127.0.0.1", w.port))
+        send_all(idle, resp_cmd(b"SUBSCRIBE", chan))
+        pub = socket.create_connection(("127.0.0.1", w.port), timeout=30 * slow_factor())
+        # the subscription is in place once a PUBLISH counts one receiver (threads: another thread's)
+        assert wait_for(lambda: send_all(pub, resp_cmd(b"PUBLISH", chan, b"x")) or recv_exact(pub, 4) == b":1\r\n",
+                        10 * slow_factor()), "the subscription never counted"
+        got, errors, stop_now, held_at = bytearray(), {}, threading.Event(), []
+
+        def send():
+            try:
+                pub.sendall(resp_cmd(b"PUBLISH", chan, msg) * count)
+            except OSError as e:
+                errors["send"] = e
+
+        def read():
+            try:
+                while True:
+                    r = pub.recv(1 << 16)
+                    if not r:
+                        return
+                    got.extend(r)
+                    # ACK it now, not delayed: the server sees every byte acknowledged (SIOCOUTQ 0)
+                    pub.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+                    if stop_now.is_set() and not held_at:
+                        # Stop right after a reply, acknowledged: the held publisher gets its next one at the
+                        # next hold retry (SESSION_HOLD_RETRY_MS, 2 ms). One still unacknowledged at the stop
+                        # made the old server half-close first, so its RST came after the FIN and did no harm.
+                        held_at.append(len(got))
+                        w.proc.send_signal(signal.SIGTERM)
+            except OSError as e:
+                errors["recv"] = e
+
+        sender = threading.Thread(target=send, daemon=True)
+        reader = threading.Thread(target=read, daemon=True)
+        sender.start()
+        reader.start()
+        try:
+            assert wait_for(lambda: w.metric("weft_publisher_holds_total") >= 1, 10 * slow_factor()), \
+                "the publisher was never held"
+            time.sleep(0.2)  # its sender blocks on the full socket; its reader takes every reply
+            stop_now.set()
+            assert wait_for(lambda: held_at, 5 * slow_factor()), "no reply came to send the SIGTERM after"
+            reader.join(20 * slow_factor())
+            assert not reader.is_alive(), "no EOF after %d bytes of replies" % len(got)
+            sender.join(20 * slow_factor())
+            assert not sender.is_alive(), "the rest of the pipeline was not taken"
+        finally:
+            try:
+                pub.shutdown(socket.SHUT_WR)  # the server's linger ends at our EOF
+            except OSError:
+                pass
+            pub.close()
+            idle.close()
+        k = got.count(b"\r\n")
+        assert not errors, "after %d replies (%d before the SIGTERM): %s" % (k, held_at[0] // 4, errors)
+        assert got == b":1\r\n" * k, "not whole replies: %r" % bytes(got[-100:])
+        assert 0 < k < count, "%d replies of %d PUBLISHes" % (k, count)
+        assert w.stop(timeout=30 * slow_factor()) == 0
+        print("measured: held publisher stopped with %d of %d PUBLISHes answered (%d before the SIGTERM): every "
+              "reply, then a clean EOF; the rest of its %d bytes taken" % (k, count, held_at[0] // 4,
+                                                                         count * (size + 30)))
