@@ -264,17 +264,72 @@ def test_forged_announcements_stay_bounded(ctx):
             stop_all(nodes)
 
 
+def keyed_floor_across_shards(rc, a, b):
+    """A keyed channel floor was one per sender for all its channels
+    (replay.h floor_sub: subscription 0, "one connection carries them all,
+    in order"). Over redis-cluster:// each shard is a connection of its
+    own: a's envelope on a channel of a slow shard (its primary stopped
+    ~1 s here, no failover) comes after its later one on another shard.
+    When that later stream was forgotten at b's `seen` bound meanwhile
+    (8 MiB: ~139 pattern copies on channels of 60,000 bytes pass it; a and b
+    run with --max-channel 65536), its stamp raised the floor above the slow
+    envelope's, and that genuine first message was refused as a replay
+    (weft_cluster_replays_refused_total{reason="evicted"}). Now the floor
+    is per slot there. ~1.5 s."""
+    N, CH = 150, 60000
+    for p in rc.live():  # the stopped primary is not replaced
+        rc.cli(p, "CONFIG", "SET", "cluster-replica-no-failover", "yes")
+    origin, _ = node_id(b)
+    inbox = rc.owner(rc.keyslot("weft: pin%d" % (origin % 64)))
+    names = ["slow%d" % i for i in range(400)]
+    cx = next(c for c in names if rc.owner(rc.keyslot("weft:" + c)) != inbox)
+    p1 = rc.owner(rc.keyslot("weft:" + cx))  # neither b's inbox's nor the others' below
+    cy = next(c for c in names if rc.owner(rc.keyslot("weft:" + c)) != p1)
+    tag = next(t for t in ("f%d" % i for i in range(400)) if rc.owner(rc.keyslot(t)) != p1)
+    fill = ["{%s}%05d" % (tag, i) + "c" * (CH - 10) for i in range(N)]
+    slow, fast, pat = Sub(b, "resp", cx), Sub(b, "resp", cy), Sub(b, "pat", "{%s}*" % tag)
+    engine_subs(rc, "weft:" + cx, 1)
+    engine_subs(rc, "weft:" + cy, 1)
+    p = Pub(a)
+
+    def announced():  # a sends b copies for the pattern
+        p.publish("{%s}probe" % tag, b"probe")
+        p.drain()
+        return pat.read(1, 0.1) == [b"probe"]
+    assert wait_for(announced, 10 * slow_factor(), 0.05), a.tail()
+    pat.got.clear()
+    rc.procs[p1].send_signal(signal.SIGSTOP)
+    try:
+        p.publish(cx, b"genuine")  # stamped first, held up on its shard
+        p.publish(cy, b"later")
+        assert fast.read(1, 10) == [b"later"], b.tail()
+        for ch in fill:  # streams past seen's bound: the oldest (cy's among them) forgotten
+            p.publish(ch, b"F")
+        assert len(pat.read(N, 20)) == N, b.tail()
+        assert b.metric("weft_cluster_seen_evicted_total") >= 1, b.tail()
+    finally:
+        rc.procs[p1].send_signal(signal.SIGCONT)
+    p.drain()
+    texts = slow.read(1, 5)
+    refused = b.metric("weft_cluster_replays_refused_total", 'reason="evicted"')
+    assert texts == [b"genuine"] and refused == 0, \
+        "the slow shard's genuine message: %r, %s refused as evicted" % (texts, refused)
+    for x in (p, slow, fast, pat):
+        x.close()
+
+
 def test_keyed_announcements(ctx):
     """With --cluster-key-file an announcement is authenticated: an unsigned
     one and a replay of a genuine one are refused; a set replaces the last
     whole, so after PUNSUBSCRIBE the publisher stops sending copies at once
-    (the change is announced), not after the pattern expires."""
+    (the change is announced), not after the pattern expires. Then
+    keyed_floor_across_shards (sharing this cluster)."""
     key = ctx.path("key")
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(fd, b"k" * 40 + b"\n")
     os.close(fd)
     with RedisCluster(ctx.tmpdir) as rc:
-        nodes = [node(m, rc.url(), ["--cluster-key-file", key]) for m in ("uring", "coro")]
+        nodes = [node(m, rc.url(), ["--cluster-key-file", key, "--max-channel", "65536"]) for m in ("uring", "coro")]
         a, b = nodes
         ctl = "weft: ctl"
         spy = socket.create_connection(("127.0.0.1", rc.owner(rc.keyslot(ctl))), timeout=10 * slow_factor())
@@ -318,6 +373,7 @@ def test_keyed_announcements(ctx):
             assert took < 1.5 * slow_factor(), "copies stopped after %.1f s: not at once" % took
             pat.close()
             p.close()
+            keyed_floor_across_shards(rc, a, b)
         finally:
             spy.close()
             stop_all(nodes)
@@ -918,68 +974,3 @@ def test_one_primary_cluster_names_itself_without_a_host(ctx):
             rc.stop()
 
 
-
-def test_keyed_floor_across_shards_refuses_no_genuine(ctx):
-    """With a key, the eviction floor of a sender's channel streams was one
-    for all its channels (replay.h floor_sub: subscription 0, "one
-    connection carries them all, in order"). Over redis-cluster:// each
-    shard is a connection of its own: a sender's envelope on a channel of
-    a slow shard (here its primary stopped ~1 s, no failover) comes after
-    its later one on another shard. When that later stream was forgotten
-    at `seen`'s bound meanwhile (8 MiB: ~139 pattern copies on channels of
-    60,000 bytes pass it), its stamp raised the floor above the slow
-    envelope's, and that genuine first message was refused as a replay
-    (weft_cluster_replays_refused_total{reason="evicted"}; without a key
-    it is delivered)."""
-    key = ctx.path("key")
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.write(fd, b"0123456789abcdef0123456789abcdef-shardfloor")
-    os.close(fd)
-    flags = ["--cluster-key-file", key, "--max-channel", "65536"]
-    N, CH = 150, 60000
-    with RedisCluster(ctx.tmpdir) as rc:
-        for p in rc.live():  # the stopped primary is not replaced
-            rc.cli(p, "CONFIG", "SET", "cluster-replica-no-failover", "yes")
-        cx = "slow0"
-        p1 = rc.owner(rc.keyslot("weft:" + cx))
-        a = node("coro", rc.url(), flags)
-        nodes = [a]
-        try:
-            b = None
-            for _ in range(8):  # a receiver whose inbox (random) is not on the slow shard
-                w = node("threads", rc.url(), flags)
-                nodes.append(w)
-                origin, _ = node_id(w)
-                if rc.owner(rc.keyslot("weft: pin%d" % (origin % 64))) != p1:
-                    b = w
-                    break
-            assert b, "every node's inbox landed on the slow shard"
-            assert wait_for(lambda: shards_up(a) and shards_up(b), 10 * slow_factor()), b.tail()
-            cy = next(c for c in ("fast%d" % i for i in range(200)) if rc.owner(rc.keyslot("weft:" + c)) != p1)
-            tag = next(t for t in ("f%d" % i for i in range(200)) if rc.owner(rc.keyslot(t)) != p1)
-            fill = ["{%s}%05d" % (tag, i) + "c" * (CH - 10) for i in range(N)]
-            slow, fast, pat = Sub(b, "resp", cx), Sub(b, "resp", cy), Sub(b, "pat", "{%s}*" % tag)
-            engine_subs(rc, "weft:" + cx, 1)
-            engine_subs(rc, "weft:" + cy, 1)
-            assert wait_for(lambda: ann_taken(a), 10 * slow_factor()), a.tail()
-            p = Pub(a)
-            rc.procs[p1].send_signal(signal.SIGSTOP)
-            try:
-                p.publish(cx, b"genuine")  # stamped first, held up on its shard
-                p.publish(cy, b"later")
-                assert fast.read(1, 10) == [b"later"], b.tail()
-                for ch in fill:  # streams past seen's bound: the oldest (cy's among them) forgotten
-                    p.publish(ch, b"F")
-                assert len(pat.read(N, 20)) == N, b.tail()
-                assert b.metric("weft_cluster_seen_evicted_total") >= 1, b.tail()
-            finally:
-                rc.procs[p1].send_signal(signal.SIGCONT)
-            p.drain()
-            texts = slow.read(1, 5)
-            refused = b.metric("weft_cluster_replays_refused_total", 'reason="evicted"')
-            assert texts == [b"genuine"] and refused == 0, \
-                "the slow shard's genuine message: %r, %s refused as evicted" % (texts, refused)
-            for x in (p, slow, fast, pat):
-                x.close()
-        finally:
-            stop_all(nodes)
