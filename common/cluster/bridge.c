@@ -1242,6 +1242,15 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	}
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* a copy for another node of our inbox: delivered here when published */
+	/* A copy came on the inbox's subscription too: one sent while it was
+	 * lost (the inbox shard's link down, resubscribed when back) never came
+	 * then, and a capture of it replayed after is before that subscription
+	 * (the pattern's time alone let it through, ahead of its mark). */
+	char inbox[128];
+	int in = snprintf(inbox, sizeof(inbox), INBOX_NAME, b->bucket);
+	uint64_t isub = 0;
+	if (in <= 0 || (size_t)in >= sizeof(inbox) || !held_on_engine(b, 'c', inbox, (size_t)in, &isub))
+		isub = 0;
 	struct buf pats = {0};
 	struct lmatch m = {c, cn, &pats, 0};
 	pthread_mutex_lock(&b->lock);
@@ -1257,6 +1266,8 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 		uint64_t sub;
 		memcpy(&pn, q, 4);
 		memcpy(&sub, q + 4, 8);
+		if (isub > sub)
+			sub = isub;
 		q += 12;
 		if (track(b, &env, q, pn, c, cn, sub)) {
 			stat_inc(STAT_cl_received);

@@ -318,6 +318,72 @@ def keyed_floor_across_shards(rc, a, b):
         x.close()
 
 
+def spy_copy(spy, ch, text, timeout=10):
+    """The payload ("<ch> <envelope>") of the inbox copy carrying text that
+    spy (SSUBSCRIBEd to an inbox) sees."""
+    buf, end = b"", time.monotonic() + timeout * slow_factor()
+    while True:
+        for m in re.finditer(rb"\$(\d+)\r\n" + re.escape(ch.encode()) + rb" weft1 ", buf):
+            start = m.end() - len(ch) - 7
+            body = buf[start:start + int(m.group(1))]
+            if len(body) == int(m.group(1)) and body.endswith(b"\n" + text):
+                return body
+        spy.settimeout(max(0.01, end - time.monotonic()))
+        chunk = spy.recv(1 << 16)
+        assert chunk and time.monotonic() < end, "no copy of %r seen" % text
+        buf += chunk
+
+
+def keyed_inbox_lost_replay(rc, a, b):
+    """A pattern copy sent to b's inbox while b's link to the inbox's shard
+    was down (b never got it), captured there and replayed after b
+    resubscribed, was delivered: the rule before_subscribe judged copies by
+    the pattern's time alone (when it was added), which a lost inbox
+    subscription does not move (over redis://, a PSUBSCRIBE made again when
+    the link is back does). Now a copy is judged by the later of the
+    pattern's and the inbox subscription's times. b's reconnect is held off
+    ~2.5 s by the shard's maxclients. ~3 s."""
+    origin, _ = node_id(b)
+    inbox = "weft: pin%d" % (origin % 64)
+    port = rc.owner(rc.keyslot(inbox))
+    spy = socket.create_connection(("127.0.0.1", port), timeout=10 * slow_factor())
+    admin = socket.create_connection(("127.0.0.1", port), timeout=10 * slow_factor())
+    pat = Sub(b, "pat", "zz*")
+    p = Pub(a)
+    try:
+        send_all(spy, resp("SSUBSCRIBE", inbox))
+
+        def announced():
+            p.publish("zz1", b"probe")
+            p.drain()
+            return pat.read(1, 0.1) == [b"probe"]
+        assert wait_for(announced, 10 * slow_factor(), 0.05), a.tail()
+        conn = subscriber_conn_id(rc, port, b.proc.pid)
+        send_all(admin, resp("CONFIG", "SET", "maxclients", "1") + resp("CLIENT", "KILL", "ID", conn))
+        try:
+            assert wait_for(lambda: b.metric("weft_cluster_link_up") == 0, 10 * slow_factor()), b.tail()
+            p.publish("zz1", b"lost")  # sent while b's inbox is lost
+            p.drain()
+            copy = spy_copy(spy, "zz1", b"lost")
+            time.sleep(2.5)  # the copy is stamped more than 2 s before b's resubscription
+        finally:
+            send_all(admin, resp("CONFIG", "SET", "maxclients", "10000"))
+        assert wait_for(lambda: shards_up(b), 20 * slow_factor()), b.tail()
+        assert wait_for(lambda: rc.cli(port, "PUBSUB", "SHARDNUMSUB", inbox).split()[-1] == "2",
+                        10 * slow_factor(), 0.05), b.tail()  # b's and the spy's
+        engine_spublish(rc, inbox, [copy])
+        p.publish("zz1", b"after")
+        p.drain()
+        got = pat.read(3, 5, until=lambda g: b"after" in g)
+        assert b"lost" not in got, "the lost copy's replay was delivered: %r" % got
+        assert b.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') >= 1, b.tail()
+    finally:
+        for x in (spy, admin):
+            x.close()
+        pat.close()
+        p.close()
+
+
 def test_keyed_announcements(ctx):
     """With --cluster-key-file an announcement is authenticated: an unsigned
     one and a replay of a genuine one are refused; a set replaces the last
@@ -374,6 +440,7 @@ def test_keyed_announcements(ctx):
             pat.close()
             p.close()
             keyed_floor_across_shards(rc, a, b)
+            keyed_inbox_lost_replay(rc, a, b)
         finally:
             spy.close()
             stop_all(nodes)
