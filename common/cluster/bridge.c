@@ -263,6 +263,28 @@ static void refused(const struct envelope *env, enum first_sight fs, uint64_t no
 	}
 }
 
+/* The floor's subscription (replay.h floor_sub) of a stream: over
+ * redis-cluster:// a channel's is its slot's (even, not 0), not 0: each
+ * shard is a connection of its own, so a sender's envelopes on channels of
+ * two shards come in no order, and a floor raised by its later streams on
+ * a fast shard refused its genuine earlier first message on a slow one.
+ * One slot's come from one owner at a time, in order. */
+static uint64_t stream_sub(const struct bridge *b, const char *pat, size_t pn, const char *ch, size_t cn)
+{
+	if (pat || !b->shards)
+		return floor_sub(pat, pn);
+	char small[512];
+	char *name = b->plen + cn <= sizeof(small) ? small : malloc(b->plen + cn);
+	if (!name)
+		return 0; /* no memory: the one floor of every channel (a genuine first sight may be refused, counted) */
+	memcpy(name, b->prefix, b->plen);
+	memcpy(name + b->plen, ch, cn);
+	uint64_t sub = ((uint64_t)cluster_slot(name, b->plen + cn) + 1) << 1;
+	if (name != small)
+		free(name);
+	return sub;
+}
+
 /* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
  * subscription it came on was made (0: not known). */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
@@ -312,7 +334,8 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		}
 	} else {
 		enum first_sight fs =
-		    b->key ? first_sight(&b->floors, env->origin, env->boot, floor_sub(pat, pn), env->stamp, now) : FIRST_OK;
+		    b->key ? first_sight(&b->floors, env->origin, env->boot, stream_sub(b, pat, pn, ch, cn), env->stamp, now)
+	           : FIRST_OK;
 		if (fs == FIRST_OK && b->key)
 			fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
 		if (fs != FIRST_OK) {
@@ -329,7 +352,9 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 				memcpy(&origin, o->key, 8);
 				memcpy(&boot, o->key + 8, 8);
 				const char *op = o->key + 17, *z = o->key[16] == 'p' ? memchr(op, '\0', o->node.klen - 17) : NULL;
-				floors_raise(&b->floors, origin, boot, z ? floor_sub(op, (size_t)(z - op)) : 0, o->a, now);
+				uint64_t osub = z ? floor_sub(op, (size_t)(z - op))
+				                  : stream_sub(b, NULL, 0, op, o->node.klen - 17);
+				floors_raise(&b->floors, origin, boot, osub, o->a, now);
 			}
 			table_del(&b->seen, o);
 			gone++;
@@ -1217,6 +1242,15 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	}
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* a copy for another node of our inbox: delivered here when published */
+	/* A copy came on the inbox's subscription too: one sent while it was
+	 * lost (the inbox shard's link down, resubscribed when back) never came
+	 * then, and a capture of it replayed after is before that subscription
+	 * (the pattern's time alone let it through, ahead of its mark). */
+	char inbox[128];
+	int in = snprintf(inbox, sizeof(inbox), INBOX_NAME, b->bucket);
+	uint64_t isub = 0;
+	if (in <= 0 || (size_t)in >= sizeof(inbox) || !held_on_engine(b, 'c', inbox, (size_t)in, &isub))
+		isub = 0;
 	struct buf pats = {0};
 	struct lmatch m = {c, cn, &pats, 0};
 	pthread_mutex_lock(&b->lock);
@@ -1232,6 +1266,8 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 		uint64_t sub;
 		memcpy(&pn, q, 4);
 		memcpy(&sub, q + 4, 8);
+		if (isub > sub)
+			sub = isub;
 		q += 12;
 		if (track(b, &env, q, pn, c, cn, sub)) {
 			stat_inc(STAT_cl_received);

@@ -94,7 +94,8 @@ struct floors {
 };
 
 /* The floor's engine subscription for a stream: 0 for a channel's (one
- * connection carries them all, in order), the pattern's hash (odd) for a
+ * connection carries them all, in order; over redis-cluster:// the bridge
+ * uses the channel's slot instead, bridge.c stream_sub), the pattern's hash (odd) for a
  * pattern's. Two patterns of one hash share a floor: a genuine first sight
  * of one may then be refused as above, nothing else. */
 uint64_t floor_sub(const char *pat, size_t pn);

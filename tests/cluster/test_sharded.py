@@ -264,17 +264,138 @@ def test_forged_announcements_stay_bounded(ctx):
             stop_all(nodes)
 
 
+def keyed_floor_across_shards(rc, a, b):
+    """A keyed channel floor was one per sender for all its channels
+    (replay.h floor_sub: subscription 0, "one connection carries them all,
+    in order"). Over redis-cluster:// each shard is a connection of its
+    own: a's envelope on a channel of a slow shard (its primary stopped
+    ~1 s here, no failover) comes after its later one on another shard.
+    When that later stream was forgotten at b's `seen` bound meanwhile
+    (8 MiB: ~139 pattern copies on channels of 60,000 bytes pass it; a and b
+    run with --max-channel 65536), its stamp raised the floor above the slow
+    envelope's, and that genuine first message was refused as a replay
+    (weft_cluster_replays_refused_total{reason="evicted"}). Now the floor
+    is per slot there. ~1.5 s."""
+    N, CH = 150, 60000
+    for p in rc.live():  # the stopped primary is not replaced
+        rc.cli(p, "CONFIG", "SET", "cluster-replica-no-failover", "yes")
+    origin, _ = node_id(b)
+    inbox = rc.owner(rc.keyslot("weft: pin%d" % (origin % 64)))
+    names = ["slow%d" % i for i in range(400)]
+    cx = next(c for c in names if rc.owner(rc.keyslot("weft:" + c)) != inbox)
+    p1 = rc.owner(rc.keyslot("weft:" + cx))  # neither b's inbox's nor the others' below
+    cy = next(c for c in names if rc.owner(rc.keyslot("weft:" + c)) != p1)
+    tag = next(t for t in ("f%d" % i for i in range(400)) if rc.owner(rc.keyslot(t)) != p1)
+    fill = ["{%s}%05d" % (tag, i) + "c" * (CH - 10) for i in range(N)]
+    slow, fast, pat = Sub(b, "resp", cx), Sub(b, "resp", cy), Sub(b, "pat", "{%s}*" % tag)
+    engine_subs(rc, "weft:" + cx, 1)
+    engine_subs(rc, "weft:" + cy, 1)
+    p = Pub(a)
+
+    def announced():  # a sends b copies for the pattern
+        p.publish("{%s}probe" % tag, b"probe")
+        p.drain()
+        return pat.read(1, 0.1) == [b"probe"]
+    assert wait_for(announced, 10 * slow_factor(), 0.05), a.tail()
+    pat.got.clear()
+    rc.procs[p1].send_signal(signal.SIGSTOP)
+    try:
+        p.publish(cx, b"genuine")  # stamped first, held up on its shard
+        p.publish(cy, b"later")
+        assert fast.read(1, 10) == [b"later"], b.tail()
+        for ch in fill:  # streams past seen's bound: the oldest (cy's among them) forgotten
+            p.publish(ch, b"F")
+        assert len(pat.read(N, 20)) == N, b.tail()
+        assert b.metric("weft_cluster_seen_evicted_total") >= 1, b.tail()
+    finally:
+        rc.procs[p1].send_signal(signal.SIGCONT)
+    p.drain()
+    texts = slow.read(1, 5)
+    refused = b.metric("weft_cluster_replays_refused_total", 'reason="evicted"')
+    assert texts == [b"genuine"] and refused == 0, \
+        "the slow shard's genuine message: %r, %s refused as evicted" % (texts, refused)
+    for x in (p, slow, fast, pat):
+        x.close()
+
+
+def spy_copy(spy, ch, text, timeout=10):
+    """The payload ("<ch> <envelope>") of the inbox copy carrying text that
+    spy (SSUBSCRIBEd to an inbox) sees."""
+    buf, end = b"", time.monotonic() + timeout * slow_factor()
+    while True:
+        for m in re.finditer(rb"\$(\d+)\r\n" + re.escape(ch.encode()) + rb" weft1 ", buf):
+            start = m.end() - len(ch) - 7
+            body = buf[start:start + int(m.group(1))]
+            if len(body) == int(m.group(1)) and body.endswith(b"\n" + text):
+                return body
+        spy.settimeout(max(0.01, end - time.monotonic()))
+        chunk = spy.recv(1 << 16)
+        assert chunk and time.monotonic() < end, "no copy of %r seen" % text
+        buf += chunk
+
+
+def keyed_inbox_lost_replay(rc, a, b):
+    """A pattern copy sent to b's inbox while b's link to the inbox's shard
+    was down (b never got it), captured there and replayed after b
+    resubscribed, was delivered: the rule before_subscribe judged copies by
+    the pattern's time alone (when it was added), which a lost inbox
+    subscription does not move (over redis://, a PSUBSCRIBE made again when
+    the link is back does). Now a copy is judged by the later of the
+    pattern's and the inbox subscription's times. b's reconnect is held off
+    ~2.5 s by the shard's maxclients. ~3 s."""
+    origin, _ = node_id(b)
+    inbox = "weft: pin%d" % (origin % 64)
+    port = rc.owner(rc.keyslot(inbox))
+    spy = socket.create_connection(("127.0.0.1", port), timeout=10 * slow_factor())
+    admin = socket.create_connection(("127.0.0.1", port), timeout=10 * slow_factor())
+    pat = Sub(b, "pat", "zz*")
+    p = Pub(a)
+    try:
+        send_all(spy, resp("SSUBSCRIBE", inbox))
+
+        def announced():
+            p.publish("zz1", b"probe")
+            p.drain()
+            return pat.read(1, 0.1) == [b"probe"]
+        assert wait_for(announced, 10 * slow_factor(), 0.05), a.tail()
+        conn = subscriber_conn_id(rc, port, b.proc.pid)
+        send_all(admin, resp("CONFIG", "SET", "maxclients", "1") + resp("CLIENT", "KILL", "ID", conn))
+        try:
+            assert wait_for(lambda: b.metric("weft_cluster_link_up") == 0, 10 * slow_factor()), b.tail()
+            p.publish("zz1", b"lost")  # sent while b's inbox is lost
+            p.drain()
+            copy = spy_copy(spy, "zz1", b"lost")
+            time.sleep(2.5)  # the copy is stamped more than 2 s before b's resubscription
+        finally:
+            send_all(admin, resp("CONFIG", "SET", "maxclients", "10000"))
+        assert wait_for(lambda: shards_up(b), 20 * slow_factor()), b.tail()
+        assert wait_for(lambda: rc.cli(port, "PUBSUB", "SHARDNUMSUB", inbox).split()[-1] == "2",
+                        10 * slow_factor(), 0.05), b.tail()  # b's and the spy's
+        engine_spublish(rc, inbox, [copy])
+        p.publish("zz1", b"after")
+        p.drain()
+        got = pat.read(3, 5, until=lambda g: b"after" in g)
+        assert b"lost" not in got, "the lost copy's replay was delivered: %r" % got
+        assert b.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') >= 1, b.tail()
+    finally:
+        for x in (spy, admin):
+            x.close()
+        pat.close()
+        p.close()
+
+
 def test_keyed_announcements(ctx):
     """With --cluster-key-file an announcement is authenticated: an unsigned
     one and a replay of a genuine one are refused; a set replaces the last
     whole, so after PUNSUBSCRIBE the publisher stops sending copies at once
-    (the change is announced), not after the pattern expires."""
+    (the change is announced), not after the pattern expires. Then
+    keyed_floor_across_shards (sharing this cluster)."""
     key = ctx.path("key")
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(fd, b"k" * 40 + b"\n")
     os.close(fd)
     with RedisCluster(ctx.tmpdir) as rc:
-        nodes = [node(m, rc.url(), ["--cluster-key-file", key]) for m in ("uring", "coro")]
+        nodes = [node(m, rc.url(), ["--cluster-key-file", key, "--max-channel", "65536"]) for m in ("uring", "coro")]
         a, b = nodes
         ctl = "weft: ctl"
         spy = socket.create_connection(("127.0.0.1", rc.owner(rc.keyslot(ctl))), timeout=10 * slow_factor())
@@ -318,6 +439,8 @@ def test_keyed_announcements(ctx):
             assert took < 1.5 * slow_factor(), "copies stopped after %.1f s: not at once" % took
             pat.close()
             p.close()
+            keyed_floor_across_shards(rc, a, b)
+            keyed_inbox_lost_replay(rc, a, b)
         finally:
             spy.close()
             stop_all(nodes)
@@ -916,3 +1039,5 @@ def test_one_primary_cluster_names_itself_without_a_host(ctx):
             stop_all(nodes)
         finally:
             rc.stop()
+
+
