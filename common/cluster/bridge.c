@@ -314,6 +314,7 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	 * sender's floor. */
 	struct tentry *e = table_get(&b->seen, key, n);
 	uint64_t now = b->key ? stamp_clock() : 0;
+	enum first_sight fs = FIRST_OK;
 	if (e) {
 		table_touch(&b->seen, e);
 		/* Ahead of the mark (a replay behind it is the mark's): published
@@ -322,28 +323,22 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		 * earlier subscription, so judged like a first sight but for floors). */
 		const struct mark *m = table_val(e);
 		if (b->key && mark_ahead(m, env)) {
-			enum first_sight fs = m->fresh ? first_sight_age(env->stamp, now) : FIRST_OK;
+			fs = m->fresh ? first_sight_age(env->stamp, now) : FIRST_OK;
 			if (fs == FIRST_OK)
 				fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
-			if (fs != FIRST_OK) {
-				if (key != small)
-					free(key);
-				refused(env, fs, now);
-				return false;
-			}
 		}
-	} else {
-		enum first_sight fs =
-		    b->key ? first_sight(&b->floors, env->origin, env->boot, stream_sub(b, pat, pn, ch, cn), env->stamp, now)
-	           : FIRST_OK;
-		if (fs == FIRST_OK && b->key)
+	} else if (b->key) {
+		fs = first_sight(&b->floors, env->origin, env->boot, stream_sub(b, pat, pn, ch, cn), env->stamp, now);
+		if (fs == FIRST_OK)
 			fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
-		if (fs != FIRST_OK) {
-			if (key != small)
-				free(key);
-			refused(env, fs, now);
-			return false;
-		}
+	}
+	if (fs != FIRST_OK) {
+		if (key != small)
+			free(key);
+		refused(env, fs, now);
+		return false;
+	}
+	if (!e) {
 		size_t need = table_entry_bytes(n, sizeof(struct mark)), gone = 0;
 		struct tentry *o;
 		while ((b->seen.h.n >= SEEN_MAX || b->seen.bytes + need > SEEN_BYTES) && (o = table_oldest(&b->seen))) {
