@@ -23,9 +23,14 @@ int loop_conns_reserve(struct loop *l, uint32_t n)
 	if (!p)
 		return -ENOMEM;
 	l->pending = p;
-	uint32_t *h = realloc(l->held, (size_t)cap * sizeof(*h));
+	/* The held list is nearly always empty: a fresh block, not realloc's
+	 * copy of the old one, so its pages are not touched until a hold uses
+	 * them (idle memory per connection). */
+	uint32_t *h = l->nheld ? realloc(l->held, (size_t)cap * sizeof(*h)) : malloc((size_t)cap * sizeof(*h));
 	if (!h)
 		return -ENOMEM; /* pending_cap unchanged: both hold at least that */
+	if (!l->nheld)
+		free(l->held);
 	l->held = h;
 	l->pending_cap = cap;
 	return 0;
