@@ -127,4 +127,8 @@ def expect_close(s, codes, timeout=10.0):
     except OSError:
         rest = b""
     assert rest == b"", "bytes after the close frame: %r" % rest[:60]
+    try:
+        s.shutdown(socket.SHUT_WR)  # our FIN after the server's, as a browser closes at EOF (a drain lingers to it)
+    except OSError:
+        pass
     return code
