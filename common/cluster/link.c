@@ -121,6 +121,11 @@ struct link {
 	struct limiter fail_log, up_log;
 	long long up_since; /* when it was last up */
 	char what[300];     /* "redis://host:port", for the log (never the password) */
+	/* A read's bytes, parsed before the next read. The link's, not a
+	 * _Thread_local: static TLS is carved out of every thread's stack, and
+	 * 64 KiB of it in each of the threads model's threads made
+	 * --stack-size 64k fail every pthread_create (EINVAL). */
+	char chunk[READ_CHUNK];
 };
 
 static const char *const conn_name[LINK_CONNS] = {"subscriber", "publisher"};
@@ -878,10 +883,9 @@ static bool sated(const struct link *l, unsigned long work0)
 
 static void readable(struct link *l, int i)
 {
-	static _Thread_local char chunk[READ_CHUNK];
 	unsigned long work0 = l->h.work ? l->h.work(l->h.arg) : 0;
 	for (int k = 0; k < READS_PER_EVENT && l->c[i].fd >= 0; k++) {
-		ssize_t r = read(l->c[i].fd, chunk, sizeof(chunk));
+		ssize_t r = read(l->c[i].fd, l->chunk, sizeof(l->chunk));
 		if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
 			l->c[i].behind = false;
 			return;
@@ -892,7 +896,7 @@ static void readable(struct link *l, int i)
 			return;
 		}
 		l->c[i].rx_ms = now_ms();
-		if (input(l, i, chunk, (size_t)r) < 0)
+		if (input(l, i, l->chunk, (size_t)r) < 0)
 			return;
 		/* What this pass delivered waits in the loop's output until its
 		 * write pass, which runs only after the wake. Reading on to

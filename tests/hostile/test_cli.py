@@ -101,6 +101,33 @@ def test_longest_duration_serves_and_stops(ctx):
     assert took < 5 * slow_factor(), "stop took %.1f s with a %s s drain timeout" % (took, SECS_MAX)
 
 
+def test_smallest_stack_serves(ctx):
+    # --stack-size 64k is the smallest allowed: each connection thread (threads) or
+    # worker (pool) must start with it and serve every protocol, TLS too (OpenSSL's
+    # handshake is the deepest stack). It used to fail every pthread_create with
+    # EINVAL: a 64 KiB _Thread_local buffer of the cluster link took static TLS,
+    # which glibc carves out of every thread's stack.
+    if MODEL not in ("threads", "pool"):
+        ctx.skip("--stack-size is read by threads and pool only")
+    with Weft(["--mode", "chat", "--stack-size", "64k"]) as w:
+        for tls in (False, True):
+            sub, pub = w.connect(tls=tls), w.connect(tls=tls)
+            send_all(sub, b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nst\r\n")
+            want = b"*3\r\n$9\r\nsubscribe\r\n$2\r\nst\r\n:1\r\n"
+            assert recv_exact(sub, len(want)) == want
+            send_all(pub, b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nst\r\n$2\r\nhi\r\n")
+            assert recv_exact(pub, 4) == b":1\r\n", "tls=%s: PUBLISH reached no subscriber" % tls
+            want = b"*3\r\n$7\r\nmessage\r\n$2\r\nst\r\n$2\r\nhi\r\n"
+            assert recv_exact(sub, len(want)) == want
+            sub.close()
+            pub.close()
+        status, _, _ = w.http("/")
+        assert status == 200, status
+        rc = w.stop()
+    assert rc == 0, "exit %d" % rc
+    assert "cannot start a thread" not in w.log(), w.log()[-2000:]
+
+
 # ---- settings that cannot work -------------------------------------------------------------
 
 def test_settings_that_cannot_work_are_usage_errors(ctx):
