@@ -413,8 +413,11 @@ int session_send(struct session *s, int fd, bool *wrote)
 		size_t want = 0;
 		for (int i = 0; i < n; i++)
 			want += iov[i].iov_len;
+		/* One segment (an echo, a reply) is a send(): sendmsg would copy a
+		 * msghdr and an iovec array in from user space for it. */
 		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t w = n == 1 ? send(fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+		                   : sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
