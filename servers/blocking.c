@@ -30,6 +30,7 @@
 #define RBUF_SIZE (64 * 1024)
 #define ACCEPT_BATCH 64
 #define JOIN_SLACK_MS 2000 /* past the drain end, before a late thread is reported */
+#define REOPEN_SLICE_MS 100 /* the drain's wait looks at the log reopen this often */
 
 void blocking_init(struct blocking *b, struct server *srv)
 {
@@ -319,16 +320,31 @@ int blocking_cond_init(pthread_cond_t *cond)
 	return -err;
 }
 
+/* A logrotate's SIGHUP during the drain: the reopen pipe has a byte (poll,
+ * no wait), so reopen here, where the drain waits (the accept loop that
+ * watched it has ended). */
+static void reopen_if_asked(void)
+{
+	struct pollfd p = {daemon_reopen_fd(), POLLIN, 0};
+	if (p.fd >= 0 && poll(&p, 1, 0) > 0)
+		daemon_reopen_run();
+}
+
 void blocking_wait_zero(struct blocking *b, pthread_mutex_t *lock, pthread_cond_t *cond, const int *count,
                         const char *what)
 {
 	long long limit = blocking_drain_end(b) + JOIN_SLACK_MS;
-	struct timespec ts = {.tv_sec = limit / 1000, .tv_nsec = (limit % 1000) * 1000000};
 	bool late = false;
 	while (*count > 0) {
-		if (late) {
-			pthread_cond_wait(cond, lock);
-		} else if (pthread_cond_timedwait(cond, lock, &ts) == ETIMEDOUT && *count > 0) {
+		/* In slices of REOPEN_SLICE_MS, so that a reopen asked for meanwhile
+		 * is done within one (else every drain line went to the renamed file). */
+		long long until = now_ms() + REOPEN_SLICE_MS;
+		if (!late && until > limit)
+			until = limit;
+		struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000};
+		int err = pthread_cond_timedwait(cond, lock, &ts);
+		reopen_if_asked();
+		if (err == ETIMEDOUT && !late && *count > 0 && now_ms() >= limit) {
 			log_error("%s: %d still running %d ms after the drain's end; waiting for them", what, *count,
 			          JOIN_SLACK_MS);
 			late = true;

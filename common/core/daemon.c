@@ -1,6 +1,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
@@ -30,8 +31,8 @@ static atomic_bool is_ready;  /* daemon_ready() ran: RELOADING=1 must be followe
 /* SIGHUP and SIGUSR1 reopen --log-file (logrotate renames the file, then
  * signals). A handler may only do what is async-signal-safe, so it writes
  * the signal number to reopen_pipe; whoever serves watches its read end
- * (daemon_reopen_fd: loop 0 of the loop group, the blocking models'
- * acceptor) and does the work in daemon_reopen_run. No thread of its own. */
+ * (daemon_reopen_fd: every loop of the loop group, the blocking models'
+ * acceptor and drain) and does the work in daemon_reopen_run. No thread of its own. */
 static int reopen_pipe[2] = {-1, -1};
 static const char *reopen_path; /* --log-file or NULL */
 
@@ -110,6 +111,10 @@ void daemon_reopen_run(void)
 	 * seconds of them. The reads are bounded too; bytes left behind came
 	 * before the reopen below, so it covers them (the next call finds them
 	 * and reopens once more, harmlessly). */
+	/* Every loop watches the pipe: one reads it and reopens at a time, and a
+	 * loop that waited finds what that reopen covered already read. */
+	static pthread_mutex_t one = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&one);
 	unsigned char b[4096];
 	bool seen[2] = {false, false}; /* SIGHUP, SIGUSR1 */
 	for (int reads = 0; reads < 32;) {
@@ -126,6 +131,7 @@ void daemon_reopen_run(void)
 		reopen_log(SIGHUP);
 	if (seen[1])
 		reopen_log(SIGUSR1);
+	pthread_mutex_unlock(&one);
 }
 
 /* The pipe and the SIGHUP/SIGUSR1 handlers; SIGUSR2 ignored (nginx uses it

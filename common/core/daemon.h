@@ -15,11 +15,13 @@ struct config;
  * harmless without one; SIGUSR2 ignored. */
 void daemon_signals(void (*stop)(void *arg), void *arg, const char *log_file);
 /* Readable when a SIGHUP or SIGUSR1 came (non-blocking; -1 before
- * daemon_signals or without the pipe): loop 0 of the loop group watches it,
- * the blocking models' acceptor polls it. */
+ * daemon_signals or without the pipe): every loop of the loop group watches
+ * it, the blocking models' acceptor polls it, and their drain's wait looks
+ * at it. */
 int daemon_reopen_fd(void);
 /* Do the reopens asked for, on the caller's thread: one per kind of signal
- * that came since the last call, however many came (a reopen covers them). */
+ * that came since the last call, however many came (a reopen covers them).
+ * Thread-safe: one caller at a time reads the pipe and reopens. */
 void daemon_reopen_run(void);
 /* From before the pidfile until daemon_signals(): SIGINT/SIGTERM only note
  * the stop (daemon_signals() then stops the server at once) and interrupt a

@@ -175,8 +175,13 @@ static int group_run(struct server *srv, const struct loop_model *m, int n, bool
 		struct loop *l = nth(loops, m, made);
 		*l = (struct loop){.m = m, .srv = srv, .index = made, .group = &g, .wake_fd = -1, .epoch = now_ms()};
 		l->stop_w = (struct loop_watch){.fd = server_stop_fd(srv), .fn = stop_signalled, .mask = LOOP_POLL_IN};
-		/* the server's loop 0 takes the log reopens (not the host group's) */
-		int reopen_fd = made == 0 && !aux ? daemon_reopen_fd() : -1;
+		/* Every loop of the server's group takes the log reopens (not the
+		 * host group's): a loop ends as soon as its own connections are
+		 * gone, so with loop 0 alone a logrotate during the drain, while
+		 * another loop still drained, sent the rest of the log to the
+		 * renamed file. daemon_reopen_run serialises them: the first reads
+		 * the pipe, the others find it empty. */
+		int reopen_fd = !aux ? daemon_reopen_fd() : -1;
 		l->reopen_w = (struct loop_watch){.fd = reopen_fd, .fn = reopen_signalled, .mask = LOOP_POLL_IN};
 		rc = loop_mailbox_open(l);
 		if (rc < 0) {

@@ -34,8 +34,8 @@
  *   attach      a non-session fd on a loop (struct loop_watch): the model
  *               calls fn whenever it is readable and/or writable, as its
  *               mask asks. The runtime's own stop signal and mailbox
- *               wake-up are watches, and on loop 0 the log reopen's
- *               signal pipe (daemon.h); so are the cluster link's sockets.
+ *               wake-up are watches, and on every loop the log
+ *               reopen's signal pipe (daemon.h); so are the cluster link's sockets.
  *   alarms      one-shot timers of non-session code (struct loop_alarm) on
  *               the loop's own timer heap (timer.h); the model bounds its
  *               wait by the earliest and runs them when due.
@@ -264,7 +264,7 @@ struct loop {
 	bool wrote;           /* a subscriber's send that can end a hold made progress this turn (loop_wrote) */
 	struct loop_alarm hold_retry; /* SESSION_HOLD_RETRY_MS after a hold: retry them all */
 	struct loop_watch wake_w, stop_w;
-	struct loop_watch reopen_w; /* loop 0: SIGHUP/SIGUSR1's pipe (daemon_reopen_fd), else fd -1 */
+	struct loop_watch reopen_w; /* SIGHUP/SIGUSR1's pipe (daemon_reopen_fd; every loop of the server's group), else fd -1 */
 	/* alarms (loop_alarm_at) on the loop's clock: ms since epoch */
 	struct loop_timers alarms;
 	long long epoch;

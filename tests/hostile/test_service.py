@@ -364,6 +364,54 @@ def test_hup_reopens_a_renamed_log(ctx):
             p.wait()
 
 
+def test_hup_during_the_drain_reopens(ctx):
+    """A logrotate that lands while the server drains: the drain's own lines
+    (and "stopped:") go to the new file. threads and pool used to wait for
+    their connection threads in a condition wait that never looked at the
+    reopen signal, so everything after SIGTERM went to the renamed file."""
+    drain_s = 8 * slow_factor()
+    p, logfile, port = start_logging(ctx, "drainrot.log", ["--drain-timeout", "%d" % drain_s])
+    c = None
+    try:
+        # A client that sends and never reads: its echo cannot all go out, so
+        # the drain waits for it (up to --drain-timeout).
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.setblocking(False)
+        chunk, sent = b"x" * 65536, 0
+        deadline = time.monotonic() + 10 * slow_factor()
+        while sent < (64 << 20) and time.monotonic() < deadline:
+            try:
+                sent += c.send(chunk)
+            except BlockingIOError:
+                if sent >= (1 << 20):
+                    break
+                time.sleep(0.01)
+        assert sent >= (1 << 20), "sent only %d bytes" % sent
+        p.send_signal(signal.SIGTERM)
+        assert wait_for(lambda: "drain: stopping" in read(logfile) or p.poll() is not None, 5 * slow_factor()), \
+            "no drain line:\n" + read(logfile)
+        assert p.poll() is None, "weft exited before the drain could hold (exit %s):\n%s" % (p.returncode, read(logfile))
+        os.rename(logfile, logfile + ".1")
+        p.send_signal(signal.SIGHUP)
+        reopened = wait_for(lambda: "reopened" in read(logfile) or p.poll() is not None, 5 * slow_factor())
+        draining = p.poll() is None
+        c.close()
+        c = None
+        assert p.wait(drain_s + 10 * slow_factor()) == 0
+        old, new = read(logfile + ".1"), read(logfile)
+        assert draining, "the drain ended before the reopen could be checked:\n" + old
+        assert reopened and "reopened" in new, "no new log file after SIGHUP during the drain:\n" + old
+        assert old.rstrip("\n").endswith("reopening " + logfile), "the renamed log got lines after the reopen:\n" + old
+        assert "stopped:" in new, "the new log lacks the end of the drain:\n" + new
+        no_sanitizer_report(old + new + p.stderr.read().decode(errors="replace"))
+    finally:
+        if c is not None:
+            c.close()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 # Sends SIGHUP to argv[1] as fast as it can until its stdin closes (bounded:
 # 30 s, 5M signals; it says go once flooding), then prints how many it sent.
 FLOOD = """
@@ -424,8 +472,8 @@ def test_hup_flood_does_not_stop_serving(ctx):
 
 def test_hup_flood_costs_a_bounded_number_of_reopens(ctx):
     """A SIGHUP flood while draining (a client that keeps echoing holds the
-    drain open to --drain-timeout): threads/pool take the reopens only at
-    exit, loop 0 as it turns. Once the flood stopped, what it left in the
+    drain open to --drain-timeout): threads/pool take the reopens as their
+    drain waits (every 100 ms), the event loops as they turn. Once the flood stopped, what it left in the
     signal pipe costs a reopen or two, not one per signal: a full pipe used
     to mean 65,536 reopens at exit (131,072 log lines, a second past
     --drain-timeout)."""
