@@ -414,12 +414,60 @@ def keyed_inbox_lost_replay(rc, a, b):
         p.close()
 
 
+def keyed_pattern_flap_keeps_time(rc, a, b):
+    """A pattern let go and held again within one turn of b's loop (a
+    client's PUNSUBSCRIBE and PSUBSCRIBE read at once) is never announced
+    as gone, so the other nodes never stop sending b its copies; but its
+    time (the one before_subscribe judges its copies by) was reset to the
+    PSUBSCRIBE, and a copy sent before that and delayed more than 2 s (b's
+    inbox's shard stopped ~2.5 s here, within the link's PING deadline)
+    was refused as a replay: a genuine message lost (over redis:// nothing
+    is sent to the engine then, and the subscription's time stays). Now the
+    pattern keeps its time. ~3 s."""
+    origin, _ = node_id(b)
+    port = rc.owner(rc.keyslot("weft: pin%d" % (origin % 64)))
+    for x in rc.live():  # the stopped primary is not replaced
+        rc.cli(x, "CONFIG", "SET", "cluster-replica-no-failover", "yes")
+    pat = Sub(b, "pat", "yy*")
+    p = Pub(a)
+    try:
+        def announced():
+            p.publish("yy1", b"probe")
+            p.drain()
+            return pat.read(1, 0.1) == [b"probe"]
+        assert wait_for(announced, 10 * slow_factor(), 0.05), a.tail()
+        refused = b.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"')
+        rc.procs[port].send_signal(signal.SIGSTOP)
+        try:
+            p.publish("yy1", b"held up")  # its copy waits on b's inbox's shard
+            p.drain()
+            time.sleep(2.5)  # stamped more than 2 s (STAMP_SLACK_US) before the pattern is held again
+            send_all(pat.s, resp("PUNSUBSCRIBE", "yy*") + resp("PSUBSCRIBE", "yy*"))
+            replies = []
+            while len(replies) < 2:  # a probe's pmessage may come first
+                v = pat._value()
+                if v[0] in (b"punsubscribe", b"psubscribe"):
+                    replies.append(v[0])
+        finally:
+            rc.procs[port].send_signal(signal.SIGCONT)
+        p.publish("yy1", b"after")
+        p.drain()
+        got = pat.read(3, 10, until=lambda g: b"after" in g)
+        now = b.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"')
+        assert b"held up" in got and now == refused, \
+            "the copy sent before the flap: %r, %d refused as before_subscribe\n%s" % (got, now - refused, b.tail())
+    finally:
+        pat.close()
+        p.close()
+
+
 def test_keyed_announcements(ctx):
     """With --cluster-key-file an announcement is authenticated: an unsigned
     one and a replay of a genuine one are refused; a set replaces the last
     whole, so after PUNSUBSCRIBE the publisher stops sending copies at once
     (the change is announced), not after the pattern expires. Then
-    keyed_floor_across_shards (sharing this cluster)."""
+    keyed_floor_across_shards, keyed_inbox_lost_replay and
+    keyed_pattern_flap_keeps_time (sharing this cluster)."""
     key = ctx.path("key")
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(fd, b"k" * 40 + b"\n")
@@ -471,6 +519,7 @@ def test_keyed_announcements(ctx):
             p.close()
             keyed_floor_across_shards(rc, a, b)
             keyed_inbox_lost_replay(rc, a, b)
+            keyed_pattern_flap_keeps_time(rc, a, b)
         finally:
             spy.close()
             stop_all(nodes)
