@@ -24,10 +24,13 @@
  *         from what is delivered, bounded likewise (OFFSET_MAX,
  *         OFFSET_BYTES); link thread only. A held entry's a is the clock
  *         (stamp_clock) when its engine subscription was last queued, an
- *         lpat entry's when the pattern was added: a first envelope on it
- *         stamped before that is a replay (replay.h: before_subscribe).
+ *         lpat entry's when the pattern was added (not when it was let
+ *         go and added again before an announcement said it was gone): a
+ *         first envelope on it stamped before that is a replay (replay.h:
+ *         before_subscribe).
  * and, over redis-cluster://, for patterns across nodes (patterns.h):
- *   lpat  this node's patterns, announced (one per 'p' entry of held).
+ *   lpat  this node's patterns, announced (one per 'p' entry of held),
+ *         and those let go since the last announcement (LP_GONE).
  *   rp    the other nodes' announced patterns, bounded in entries and
  *         bytes (patterns.c); guarded by b->lock.
  */
@@ -94,6 +97,8 @@
 /* held entry flags (H_WANT, H_ENGINE, H_DIRTY): held.h */
 /* sent entries: b = markers still to send for this channel */
 #define MARKERS 3 /* one to three ticks after the last publish: without a key a far one needs two to count */
+/* lpat entry flags */
+#define LP_GONE 1u /* let go here, not yet announced as gone (hook_held) */
 
 struct bridge {
 	pthread_mutex_t lock;
@@ -412,13 +417,26 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 	}
 	if (b->shards && pattern) { /* the set this node announces (patterns.h) */
 		struct tentry *l = table_get(&b->lpat, name, n);
-		if (on && e && !l) {
+		if (on && e && l && (l->flags & LP_GONE)) {
+			l->flags &= ~LP_GONE; /* back before its going was announced: its copies never stopped */
+		} else if (on && e && !l) {
 			if ((l = table_put(&b->lpat, name, n)))
 				l->a = stamp_clock(); /* before it is announced: no copy for it was sent before that */
 			else
 				stat_inc(STAT_oom_errors); /* not announced: its remote messages do not come */
-		} else if (!on && l) {
-			table_del(&b->lpat, l);
+		} else if (!on && l && !(l->flags & LP_GONE)) {
+			/* Kept, with its time, until the next announcement says it is
+			 * gone (bounded: past that, one let go goes at once): held
+			 * again before that (a PUNSUBSCRIBE and PSUBSCRIBE read at
+			 * once), the other nodes never stopped sending its copies, and
+			 * one sent before the PSUBSCRIBE and delayed on its shard was
+			 * refused as before_subscribe against a new time (over redis://
+			 * nothing is sent to the engine then, and the subscription's
+			 * time stays too). */
+			if (b->up && b->lpat.bytes <= HELD_BYTES)
+				l->flags |= LP_GONE;
+			else
+				table_del(&b->lpat, l);
 		}
 		b->pat_changed = true;
 		b->ann_left = ANNOUNCE_EMPTY;
@@ -957,8 +975,16 @@ static void lpat_one(struct table *t, struct tentry *e, void *arg)
 		lp->over = true;
 }
 
+static void lpat_gone(struct table *t, struct tentry *e, void *arg)
+{
+	(void)arg;
+	if (e->flags & LP_GONE)
+		table_del(t, e);
+}
+
 static void announce(struct bridge *b)
 {
+	table_each(&b->lpat, lpat_gone, NULL); /* announced as gone now: held again, a pattern gets a new time */
 	if (!b->lpat.h.n && !b->ann_left)
 		return;
 	if (!b->lpat.h.n)
@@ -1207,6 +1233,9 @@ static void lmatch_one(struct table *t, struct tentry *e, void *arg)
 	struct lmatch *m = arg;
 	(void)t;
 	uint32_t len = (uint32_t)e->node.klen;
+	/* One LP_GONE too: its copies still come, and are tracked (delivered
+	 * to nobody here), as a pmessage is over one Redis while the
+	 * PUNSUBSCRIBE is not sent: a replay of one is then a duplicate. */
 	if (!m->err && glob_match(e->key, e->node.klen, m->ch, m->cn) &&
 	    (buf_append(m->out, &len, 4) < 0 || buf_append(m->out, &e->a, 8) < 0 || buf_append(m->out, e->key, len) < 0))
 		m->err = -ENOMEM;
