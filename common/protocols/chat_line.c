@@ -118,7 +118,9 @@ static void cmd_join(struct session *s, struct line *l, const char *a, size_t n)
 		return;
 	int rc = chat_subscribe(s, a, n, false);
 	if (rc == -ENOSPC) {
-		reply(s, "ERR too many channels: %d at most (weft --max-subs)", s->srv->cfg->max_subs);
+		/* the limit counts patterns too: say so, as /psub does */
+		reply(s, "ERR too many subscriptions: %d channels and patterns at most (weft --max-subs)",
+		      s->srv->cfg->max_subs);
 		return;
 	}
 	if (rc < 0) {
