@@ -27,7 +27,7 @@
 	"state('connecting','off');"                                                                             \
 	"ws.onopen=()=>{state('connected','on');backoff=500;const n=$('nick').value.trim();"                     \
 	"if(n)ws.send('/nick '+n);for(const c of chans)ws.send('/join '+c)};"                                     \
-	"ws.onmessage=e=>show(e.data,e.data.startsWith('MSG ')?'msg':'sys');"                                     \
+	"ws.onmessage=e=>show(e.data,/^P?MSG /.test(e.data)?'msg':'sys');"                                       \
 	"ws.onclose=()=>{state('disconnected, reconnecting','off');show('disconnected','off');setTimeout(connect,backoff);"                  \
 	"backoff=Math.min(backoff*2,8000)}}"                                                                      \
 	"$('nickf').addEventListener('submit',e=>{e.preventDefault();send('/nick '+$('nick').value.trim())});"   \

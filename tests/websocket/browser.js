@@ -62,6 +62,14 @@ async function main() {
       await new Promise((r) => setTimeout(r, 100));
     if (!ncOut.includes('MSG room alice hello from alice') || !ncOut.includes('MSG room bob hi from bob'))
       fail('nc did not get both pages\' messages: ' + ncOut);
+    // A pattern's delivery (PMSG) is a message, shown as one, not as a system line.
+    await pages[1].fill('#text', '/psub ro*'); await pages[1].click('#sendf button');
+    await has(pages[1], 'OK psub ro*');
+    nc.stdin.write('pattern hello\n');
+    await has(pages[1], 'PMSG ro* room carol pattern hello');
+    const cls = await pages[1].evaluate(() => [...document.querySelectorAll('#log div')]
+      .filter((d) => d.textContent.startsWith('PMSG ')).map((d) => d.className));
+    if (!cls.length || cls.some((c) => c !== 'msg')) fail('PMSG lines shown as ' + JSON.stringify(cls) + ', not msg');
     // Disconnection: the page shows it, reconnects, rejoins, and hears carol again.
     await pages[0].evaluate(() => ws.close());
     await waitFor(pages[0], () => document.getElementById('status').textContent.startsWith('disconnected'), null,
