@@ -285,6 +285,24 @@ static uint64_t stream_sub(const struct bridge *b, const char *pat, size_t pn, c
 	return sub;
 }
 
+/* No memory for a stream's key or its mark in `seen` (counted): whether to
+ * deliver its envelope all the same. Without a key, yes: nothing here may
+ * let a single forged envelope cost a genuine message (mark.c), and a mark
+ * that cannot be read or made says nothing either way (a duplicate may then
+ * pass, as past the window). With a key, no: without the mark a replay
+ * cannot be told from the genuine envelope, and one who can push this node
+ * short of memory (or a node under memory pressure) would see every replay
+ * of the moment delivered (refused and counted as reason="no_memory"). */
+static bool track_no_memory(const struct bridge *b, const struct envelope *env)
+{
+	stat_inc(STAT_oom_errors);
+	if (!b->key)
+		return true;
+	if (!env->marker)
+		stat_inc(STAT_cl_replays_no_memory);
+	return false;
+}
+
 /* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
  * subscription it came on was made (0: not known). */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
@@ -294,7 +312,7 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	size_t n = 18 + pn + cn;
 	char *key = n <= sizeof(small) ? small : malloc(n);
 	if (!key)
-		return true;
+		return track_no_memory(b, env);
 	memcpy(key, &env->origin, 8);
 	memcpy(key + 8, &env->boot, 8);
 	n = 16;
@@ -363,7 +381,7 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	if (key != small)
 		free(key);
 	if (!e)
-		return true;
+		return track_no_memory(b, env);
 	if (env->stamp > e->a)
 		e->a = env->stamp; /* the latest stamp taken, for a floor (an older one is a replay the mark drops) */
 	if (!mark_arrive(table_val(e), env, b->key != NULL))
