@@ -1903,7 +1903,7 @@ def test_keyed_marker_not_signed(ctx):
     memory) was spent and counted nowhere: the receivers never got it, and
     the loss it was to show stayed hidden. Now it is put off, unspent
     (weft_cluster_markers_deferred_total, weft_errors_total{kind="out_of_memory"}),
-    and goes out once the tag can be made. EVP_MD_CTX_new fails through an
+    and goes out once the tag can be made. EVP_MAC_final fails through an
     LD_PRELOAD shim (sign_fail.c) while a flag file exists."""
     shim = ctx.path("sign_fail.so")
     subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "sign_fail.c"), "-ldl"],
