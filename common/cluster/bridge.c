@@ -290,6 +290,24 @@ static uint64_t stream_sub(const struct bridge *b, const char *pat, size_t pn, c
 	return sub;
 }
 
+/* No memory for a stream's key or its mark in `seen` (counted): whether to
+ * deliver its envelope all the same. Without a key, yes: nothing here may
+ * let a single forged envelope cost a genuine message (mark.c), and a mark
+ * that cannot be read or made says nothing either way (a duplicate may then
+ * pass, as past the window). With a key, no: without the mark a replay
+ * cannot be told from the genuine envelope, and one who can push this node
+ * short of memory (or a node under memory pressure) would see every replay
+ * of the moment delivered (refused and counted as reason="no_memory"). */
+static bool track_no_memory(const struct bridge *b, const struct envelope *env)
+{
+	stat_inc(STAT_oom_errors);
+	if (!b->key)
+		return true;
+	if (!env->marker)
+		stat_inc(STAT_cl_replays_no_memory);
+	return false;
+}
+
 /* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
  * subscription it came on was made (0: not known). */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
@@ -299,7 +317,7 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	size_t n = 18 + pn + cn;
 	char *key = n <= sizeof(small) ? small : malloc(n);
 	if (!key)
-		return true;
+		return track_no_memory(b, env);
 	memcpy(key, &env->origin, 8);
 	memcpy(key + 8, &env->boot, 8);
 	n = 16;
@@ -368,7 +386,7 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	if (key != small)
 		free(key);
 	if (!e)
-		return true;
+		return track_no_memory(b, env);
 	if (env->stamp > e->a)
 		e->a = env->stamp; /* the latest stamp taken, for a floor (an older one is a replay the mark drops) */
 	if (!mark_arrive(table_val(e), env, b->key != NULL))
@@ -845,8 +863,9 @@ static void engine_forget(struct table *t, struct tentry *e, void *arg)
 /* Markers: one, two and three ticks (LINK_TICK_MS) after a channel's last publish
  * (or after the link is back, for one published on while it was down), tell
  * the receivers the last sequence number, so that a loss at the very end of
- * a stream is counted too. Only for channels that were active: the table is
- * bounded, so is this. */
+ * a stream is counted too (over redis-cluster://, a marker the channel's
+ * shard refuses stays due until one takes it). Only for channels that were
+ * active: the table is bounded, so is this. */
 struct markers {
 	struct bridge *b;
 	struct buf out;
@@ -870,8 +889,10 @@ struct markers {
  * (those a copy of ch would go to now), "<ch> <marker>" like a copy, so
  * that a pattern's stream counts a loss at its very end too (patterns.h).
  * Not a copy: not counted as one. An inbox whose copies stopped meanwhile
- * (the pattern let go) gets none, as it wants none. */
-static int marker_copies(struct markers *mk, uint64_t mask, const char *ch, size_t cn, const char *head, size_t hn)
+ * (the pattern let go) gets none, as it wants none. *refused: an inbox's
+ * shard refused it (down, or its queue full). */
+static int marker_copies(struct markers *mk, uint64_t mask, const char *ch, size_t cn, const char *head, size_t hn,
+                         bool *refused)
 {
 	struct bridge *b = mk->b;
 	char chan[128], *payload = malloc(cn + 1 + hn);
@@ -888,8 +909,9 @@ static int marker_copies(struct markers *mk, uint64_t mask, const char *ch, size
 		const char *argv[3] = {"SPUBLISH", chan, payload};
 		size_t lens[3] = {8, (size_t)cl, cn + 1 + hn};
 		struct buf out = {0};
-		if (!(err = put_cmd(&out, 3, argv, lens)))
-			(void)shards_send(b->shards, b->inbox_slot[k], LINK_PUB, buf_head(&out), buf_used(&out));
+		if (!(err = put_cmd(&out, 3, argv, lens)) &&
+		    shards_send(b->shards, b->inbox_slot[k], LINK_PUB, buf_head(&out), buf_used(&out)) < 0)
+			*refused = true;
 		buf_free(&out);
 	}
 	free(payload);
@@ -945,12 +967,25 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 	size_t at = buf_used(&mk->out);
 	mk->err = put_cmd(&mk->out, 3, argv, lens);
 	if (b->shards && !mk->err) { /* to the channel's owner, at once */
-		(void)shards_send(b->shards, cluster_slot(chan, b->plen + e->node.klen), LINK_PUB, buf_head(&mk->out) + at,
-		                  buf_used(&mk->out) - at);
+		/* A shard that refuses it (its link down, its queue full) would
+		 * have it lost, uncounted: a marker spent while the channel's shard
+		 * was down for its three ticks never told that the messages
+		 * published meanwhile (dropped, "down") were the stream's last. It
+		 * stays due instead (unspent, counted as put off) and goes at a
+		 * later tick, once the shard takes it; the room it took bounds the
+		 * retries of a tick. An inbox's refusal keeps it due too: sent
+		 * again, it is a duplicate to those that took it (a marker not
+		 * ahead of the mark changes nothing: mark.c). */
+		bool refused = shards_send(b->shards, cluster_slot(chan, b->plen + e->node.klen), LINK_PUB,
+		                           buf_head(&mk->out) + at, buf_used(&mk->out) - at) < 0;
 		buf_free(&mk->out);
 		mk->out = (struct buf){0};
 		if (mask)
-			mk->err = marker_copies(mk, mask, e->key, e->node.klen, head, hn);
+			mk->err = marker_copies(mk, mask, e->key, e->node.klen, head, hn, &refused);
+		if (refused) {
+			e->b++;
+			stat_inc(STAT_cl_markers_deferred);
+		}
 	}
 	free(chan);
 }

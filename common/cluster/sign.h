@@ -6,7 +6,10 @@
  * and payload are all covered, so nobody without the key can forge or alter
  * one. A replay of a genuine envelope still verifies: the bridge's sequence
  * marks drop it as a duplicate, or at a stream's first sight its stamp
- * (replay.h; see bridge.c: track). */
+ * (replay.h; see bridge.c: track).
+ *
+ * The key's HMAC is prepared once, at load; tags may be made and checked on
+ * any number of threads at once (sign.c). */
 #ifndef WEFT_CLUSTER_SIGN_H
 #define WEFT_CLUSTER_SIGN_H
 

@@ -1903,7 +1903,7 @@ def test_keyed_marker_not_signed(ctx):
     memory) was spent and counted nowhere: the receivers never got it, and
     the loss it was to show stayed hidden. Now it is put off, unspent
     (weft_cluster_markers_deferred_total, weft_errors_total{kind="out_of_memory"}),
-    and goes out once the tag can be made. EVP_MD_CTX_new fails through an
+    and goes out once the tag can be made. EVP_MAC_final fails through an
     LD_PRELOAD shim (sign_fail.c) while a flag file exists."""
     shim = ctx.path("sign_fail.so")
     subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "sign_fail.c"), "-ldl"],
@@ -2049,6 +2049,91 @@ def test_resubscription_out_of_memory(ctx):
             if s:
                 s.close()
             stop_all([w])
+
+
+def test_keyed_no_memory_for_a_mark(ctx):
+    """With a key, an envelope whose stream key or mark could not be made
+    (malloc or calloc failing: bridge.c track) was delivered unchecked, so
+    that whoever could push a node short of memory had every replay of the
+    moment delivered. Now it is refused and counted
+    (weft_cluster_replays_refused_total{reason="no_memory"},
+    weft_errors_total{kind="out_of_memory"}); without a key it is still
+    delivered, as before (no single forged envelope may cost a genuine one).
+    An LD_PRELOAD shim (alloc_fail.c) fails, while a flag file exists, the
+    allocations of a stream's key (malloc, node b1 with the key, node c
+    without) or of its entry in `seen` (calloc, node b2 with the key) for a
+    pattern subscriber (m*) of a 1,000-byte channel: a key past 512 bytes
+    is malloc'd (subscribed channels are 200 bytes at most, so a pattern's
+    long channel it is). Made-up senders signed with the key: seq 1 of
+    stream X is taken by all three first; then, short of memory, X's seq 1
+    again (a replay), seq 1 of a new stream Y (genuine: its mark cannot be
+    made) and Y's seq 1 again (a replay); then, with memory back, X's seq 2."""
+    shim = ctx.path("alloc_fail.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "alloc_fail.c"), "-ldl"],
+                   check=True, timeout=60)
+    flag = ctx.path("fail")
+    secret = b"0123456789abcdef0123456789abcdef-oom"
+    key = write_key(ctx, "key", secret)
+    pat, ch = "m*", b"m" * 1000
+    chan = "weft:" + ch.decode()
+    kn = 16 + 1 + len(pat) + 1 + len(ch)  # track's key: origin, boot, 'p', the pattern, NUL, the channel
+
+    def env(fn, lo, hi):
+        return {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_FN": fn, "FAIL_MIN": str(lo), "FAIL_MAX": str(hi),
+                "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+
+    def signed(origin, seq, data):
+        return signed_envelope(secret, origin, int(time.time() * 1e6), ch, data, seq=seq)
+
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        b1 = node("threads", url, ["--cluster-key-file", key], env=env("malloc", kn, kn))
+        # the entry: its head, the key, the mark; nothing else here calloc's more than the key
+        b2 = node("coro", url, ["--cluster-key-file", key], env=env("calloc", kn + 1, kn + 1024))
+        c = node("uring", url, env=env("malloc", kn, kn))
+        nodes = [b1, b2, c]
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            subs = [Sub(w, "pat", pat) for w in nodes]
+            syncs = [Sub(w, "resp", "sync") for w in nodes]
+            wait_engine_subs(r, chan, 0, 3)
+            wait_engine_subs(r, "weft:sync", 3, 3)
+            x1 = signed(0x00de0001, 1, b"x1")
+            engine_publish(r, chan, x1)
+            for s in subs:
+                assert s.read(1, 10) == [b"x1"], s.got
+            open(flag, "w").close()
+            y1 = signed(0x00de0002, 1, b"y1")
+            for e in (x1, y1, y1):
+                engine_publish(r, chan, e)
+            # each node takes the engine's messages in order: once this one is here, the three were judged
+            engine_publish(r, "weft:sync", signed_envelope(secret, 0x00de0003, int(time.time() * 1e6), b"sync", b"s"))
+            for s in syncs:
+                assert s.read(1, 10) == [b"s"], s.got
+            os.unlink(flag)
+            engine_publish(r, chan, signed(0x00de0001, 2, b"x2"))
+            for s in subs:  # in the engine's order: x2 comes after the three
+                s.read(10, 10, until=lambda got: b"x2" in got)
+            b1s, b2s, cs = subs
+            assert b1s.got == [b"x1", b"x2"], "the key's malloc failed: %s delivered" % b1s.got
+            assert b2s.got == [b"x1", b"x2"], "the mark's calloc failed: %s delivered" % b2s.got
+            assert b1.metric("weft_cluster_replays_refused_total", 'reason="no_memory"') == 3
+            assert b2.metric("weft_cluster_replays_refused_total", 'reason="no_memory"') == 2
+            assert b2.metric("weft_cluster_duplicates_dropped_total") == 1  # x1 again: its mark was there
+            for w in (b1, b2):
+                assert w.metric("weft_errors_total", 'kind="out_of_memory"') >= 2
+            # without a key: everything, as before (y1 twice: no mark to tell)
+            assert cs.got == [b"x1", b"x1", b"y1", b"y1", b"x2"], cs.got
+            assert c.metric("weft_cluster_replays_refused_total", 'reason="no_memory"') == 0
+            assert c.metric("weft_errors_total", 'kind="out_of_memory"') >= 3
+            for w in nodes:
+                assert w.metric("weft_cluster_gaps_total") == 0
+            extra = Sub.more_than(subs)
+            assert not extra, "more came after x2: %s" % [s.got for s in extra]
+            for s in subs + syncs:
+                s.close()
+        finally:
+            stop_all(nodes)
 
 
 def test_keyed_published_while_away_replayed_after_rejoin(ctx):

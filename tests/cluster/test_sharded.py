@@ -613,6 +613,55 @@ def test_patterns_gap_at_the_end_of_a_copy_stream(ctx):
             stop_all(nodes)
 
 
+def test_gap_at_the_end_while_the_shard_is_down(ctx):
+    """A marker that its channel's shard refused (the owner's link down, or
+    its queue full) was spent all the same and lost: when a publish was
+    dropped while the shard was down (weft_cluster_dropped_total{reason="down"})
+    and the shard was back only after the markers' three ticks, the receiver
+    never learnt that the stream had gone one further, and the loss at its
+    end was not counted. Now a refused marker stays due
+    (weft_cluster_markers_deferred_total) and goes once the shard takes it.
+    The channel's primary is killed (-9; its replica does not take over:
+    cluster-replica-no-failover), node A publishes once while it is down,
+    the primary is started again after the three ticks: node B counts 1 gap
+    and delivers nothing more."""
+    with RedisCluster(ctx.tmpdir) as rc:
+        for port in rc.live():  # the killed primary comes back as the owner of its slots
+            rc.cli(port, "CONFIG", "SET", "cluster-replica-no-failover", "yes")
+            rc.cli(port, "CONFIG", "SET", "cluster-require-full-coverage", "no")
+        ch, victim = next(iter(channels_over_every_shard(rc, per_shard=1).items()))
+        url = rc.url(len(rc.ports))  # every node a seed: the victim may be one
+        nodes = [node(m, url) for m in ("coro", "threads")]
+        a, b = nodes
+        try:
+            assert wait_for(lambda: all(shards_up(w) for w in nodes), 10 * slow_factor()), b.tail()
+            sub = Sub(b, "resp", ch)
+            engine_subs(rc, "weft:" + ch, 1)
+            p = Pub(a)
+            for j in range(3):
+                p.publish(ch, b"A-%d" % j)
+            p.drain()
+            assert sub.read(3, 10) == [b"A-0", b"A-1", b"A-2"], sub.got
+            rc.kill9(victim)
+            assert wait_for(lambda: a.metric("weft_cluster_shards", 'state="up"') == 2, 10 * slow_factor()), a.tail()
+            p.publish(ch, b"lost")
+            p.drain()
+            assert wait_for(lambda: a.metric("weft_cluster_dropped_total", 'reason="down"') == 1, 5 * slow_factor())
+            time.sleep(4)  # past the three ticks (LINK_TICK_MS, 1 s) the markers had, all refused
+            assert a.metric("weft_cluster_shards", 'state="up"') == 2, "the killed shard came back by itself"
+            rc.start_node(victim)
+            assert wait_for(lambda: shards_up(a) and shards_up(b), 30 * slow_factor()), a.tail() + b.tail()
+            assert wait_for(lambda: b.metric("weft_cluster_gaps_total") == 1, 10 * slow_factor()), \
+                "B counted %d gaps; it lost the stream's last message" % b.metric("weft_cluster_gaps_total")
+            assert a.metric("weft_cluster_markers_deferred_total") >= 3
+            assert sub.read(4, 0.5) == [b"A-0", b"A-1", b"A-2"], sub.got
+            assert b.metric("weft_cluster_received_total") == 3
+            sub.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
+
 def signed_announcement(key, origin, boot, version, patterns):
     """An announcement signed with key, as node (origin, boot) would have
     sent it with that version (unix ms) and a stamp of that time (sign.c:
