@@ -6,7 +6,10 @@
  *         guarded by b->lock. An entry lives only while a client holds the
  *         name or the engine has it: while the link is down, a name let go
  *         is forgotten at once. Beyond its bound a new name is not
- *         subscribed on the engine (logged, counted).
+ *         subscribed on the engine (logged, counted). The node's own names
+ *         (a space in them: no client's) are held for good: with a key the
+ *         beacon channel (beacon.h), over redis-cluster:// the control
+ *         channel and its inbox (patterns.h).
  *   sent  (channel): the next sequence number per channel we publish on;
  *         guarded by b->lock. No entry is made while the link is down. When
  *         full it starts again with a new generation (receivers then start
@@ -21,8 +24,9 @@
  *         bounded in entries and bytes (FLOOR_MAX, FLOOR_BYTES); link thread
  *         only.
  *   offsets (origin + boot, keyed): each sender's off_lb (replay.h), learned
- *         from what is delivered, bounded likewise (OFFSET_MAX,
- *         OFFSET_BYTES); link thread only. A held entry's a is the clock
+ *         from every envelope whose tag checks (delivered or refused) and
+ *         from the senders' clock beacons (beacon.h), bounded likewise
+ *         (OFFSET_MAX, OFFSET_BYTES); link thread only. A held entry's a is the clock
  *         (stamp_clock) when its engine subscription was last queued, an
  *         lpat entry's when the pattern was added (not when it was let
  *         go and added again before an announcement said it was gone): a
@@ -47,6 +51,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "beacon.h"
 #include "buf.h"
 #include "config.h"
 #include "envelope.h"
@@ -119,6 +124,7 @@ struct bridge {
 	size_t limit;       /* pubq + backlog at most this */
 	uint64_t markers_from; /* the sent table's walk for markers starts at this hash's bucket */
 	uint64_t stamp;     /* keyed: the last envelope's stamp (replay.h: stamp_next) */
+	struct beacon beacon; /* keyed: when this node's clock beacon is due (beacon.h) */
 	bool up;
 	/* The link reads slower than the engine queues for it (link_behind):
 	 * publishers here are held (owner_pressure_hold; hook_published), on
@@ -389,11 +395,7 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		return track_no_memory(b, env);
 	if (env->stamp > e->a)
 		e->a = env->stamp; /* the latest stamp taken, for a floor (an older one is a replay the mark drops) */
-	if (!mark_arrive(table_val(e), env, b->key != NULL))
-		return false;
-	if (b->key) /* delivered: what it says of its sender's clock */
-		offsets_learn(&b->offsets, env->origin, env->boot, env->stamp, now);
-	return true;
+	return mark_arrive(table_val(e), env, b->key != NULL);
 }
 
 /* ---- the exchange's hooks (any thread) ---- */
@@ -478,12 +480,16 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 /* The stamp of the next envelope sent (under b->lock: every envelope is
  * made under it, on any thread, so one counter serves them all and the
  * stamps follow the order they are queued in): 0 (none) without a key. */
-static uint64_t next_stamp(struct bridge *b)
+static uint64_t ctl_stamp(struct bridge *b)
 {
 	if (!b->key)
 		return 0;
 	return b->stamp = stamp_next(b->stamp, stamp_clock());
 }
+
+/* A message's or a marker's: one a client could be given, so this node's
+ * clock beacons go on for a while (beacon.h). */
+static uint64_t next_stamp(struct bridge *b) { return b->beacon.active = ctl_stamp(b); }
 
 /* The next sequence number for a publish on ch (under b->lock, link up). */
 static uint64_t next_seq(struct bridge *b, const char *ch, size_t cn, uint64_t *gen)
@@ -658,7 +664,7 @@ static void set_engine(struct bridge *b, struct tentry *e, bool on)
 	if (on == !!(e->flags & H_ENGINE))
 		return;
 	e->flags = on ? e->flags | H_ENGINE : e->flags & ~H_ENGINE;
-	if (e->key[1] == ' ') /* the control channel or our inbox (patterns.h): not a client's */
+	if (e->key[1] == ' ') /* the control channel, our inbox (patterns.h), the beacon channel (beacon.h): not a client's */
 		return;
 	atomic_fetch_add(e->key[0] == 'p' ? &b->m_pats : &b->m_chans, on ? 1 : -1);
 }
@@ -716,7 +722,7 @@ static void resub_one(struct table *t, struct tentry *e, void *arg)
 	int kind = e->key[0] == 'p';
 	e->a = r->now;
 	r->v[kind][r->n[kind]++] = e;
-	r->total[kind]++;
+	r->total[kind] += e->key[1] != ' '; /* the beacon channel is not a client's */
 	set_engine(r->b, e, true);
 	if (r->n[kind] == SUBS_PER_COMMAND)
 		resub_flush(r, kind);
@@ -1036,7 +1042,7 @@ static void announce(struct bridge *b)
 		}
 	}
 	b->ann_ver = rpats_next_version(b->ann_ver, rpats_clock()); /* with a key an old one is refused as a replay */
-	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = b->ann_ver, .stamp = next_stamp(b)};
+	struct envelope env = {.origin = b->origin, .boot = b->boot, .seq = b->ann_ver, .stamp = ctl_stamp(b)};
 	char head[ENVELOPE_HEAD_MAX];
 	unsigned char tag[ENVELOPE_TAG_BYTES];
 	size_t hn = envelope_head(head, &env);
@@ -1064,6 +1070,76 @@ static void announce(struct bridge *b)
 	b->ann_ticks = 0;
 }
 
+/* ---- clock beacons (beacon.h), keyed only ---- */
+
+/* An envelope whose tag checked (the link's loop): what it says of its
+ * sender's clock (replay.h: off_lb), whether it is then delivered or
+ * refused. Only after the tag check: nobody without the key can make a
+ * stamp, so every sample is a genuine stamp minus an arrival after it was
+ * made; a replay arrives later than its original and lowers the sample,
+ * which cannot raise the highest. Before the envelope is judged: its own
+ * sample never refuses it (that would take stamp < sub + stamp - now -
+ * STAMP_SLACK_US, an arrival before its subscription was made). */
+static void learn(struct bridge *b, const struct envelope *env)
+{
+	if (b->key)
+		offsets_learn(&b->offsets, env->origin, env->boot, env->stamp, stamp_clock());
+}
+
+/* A message on the beacon channel (the link's loop): another node's clock.
+ * Nothing of it is delivered. */
+static void on_beacon(struct bridge *b, const char *p, size_t n)
+{
+	struct envelope env;
+	enum beacon_check r = beacon_check(b->key, p, n, &env);
+	if (r != BEACON_OK) { /* counted here only: a node with another key sends a steady stream */
+		stat_inc(STAT_cl_beacons_bad);
+		return;
+	}
+	if (env.origin == b->origin && env.boot == b->boot)
+		return; /* our own */
+	if (first_sight_age(env.stamp, stamp_clock()) != FIRST_OK) {
+		stat_inc(STAT_cl_beacons_old); /* teaches nothing (offsets_learn would ignore it) */
+		return;
+	}
+	learn(b, &env);
+	stat_inc(STAT_cl_beacons_ok);
+}
+
+/* The beacon channel, held for good (keyed): subscribed with the held
+ * names whenever the link (or its shard's link) is made. */
+static int beacon_channel(struct bridge *b)
+{
+	pthread_mutex_lock(&b->lock);
+	struct tentry *e = table_put(&b->held, "c" BEACON_NAME, BEACON_LEN + 1);
+	if (e)
+		e->flags = H_WANT;
+	pthread_mutex_unlock(&b->lock);
+	return e ? 0 : -ENOMEM;
+}
+
+/* At a tick, under b->lock, the link up: this node's beacon if it is due. */
+static void beacon_tick(struct bridge *b)
+{
+	if (!b->key || !beacon_due(&b->beacon, stamp_clock()))
+		return;
+	char head[ENVELOPE_HEAD_MAX], chan[128];
+	size_t hn = beacon_make(&b->beacon, head, b->key, b->origin, b->boot, ctl_stamp(b));
+	int cl = snprintf(chan, sizeof(chan), "%s" BEACON_NAME, b->prefix);
+	struct buf out = {0};
+	const char *argv[3] = {b->shards ? "SPUBLISH" : "PUBLISH", chan, head};
+	size_t lens[3] = {b->shards ? 8 : 7, (size_t)cl, hn};
+	if (!hn || cl < 0 || (size_t)cl >= sizeof(chan) || put_cmd(&out, 3, argv, lens) < 0) {
+		stat_inc(STAT_oom_errors); /* the next one is due in BEACON_TICKS */
+	} else {
+		int rc = b->shards ? shards_send(b->shards, cluster_slot(chan, (size_t)cl), LINK_PUB, buf_head(&out), buf_used(&out))
+		                   : link_send(b->link, LINK_PUB, buf_head(&out), buf_used(&out));
+		if (rc == 0)
+			stat_inc(STAT_cl_beacons_sent);
+	}
+	buf_free(&out);
+}
+
 static void on_tick(void *arg)
 {
 	struct bridge *b = arg;
@@ -1087,6 +1163,7 @@ static void on_tick(void *arg)
 			b->markers_from = mk.from;
 		if (buf_used(&mk.out) && link_send(b->link, LINK_PUB, buf_head(&mk.out), buf_used(&mk.out)) < 0)
 			mk.err = -ENOMEM;
+		beacon_tick(b);
 		b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -1163,6 +1240,14 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 		stat_inc(STAT_cl_channel_too_long);
 		return;
 	}
+	/* A reserved name (a space: no client's): the beacon channel's message,
+	 * or a pmessage of it under a client's pattern ("*" matches it), which
+	 * no client may get. */
+	if (cn && c[0] == ' ') {
+		if (!p && b->key && cn == BEACON_LEN && memcmp(c, BEACON_NAME, BEACON_LEN) == 0)
+			on_beacon(b, payload->str, payload->len);
+		return;
+	}
 	/* Not a subscription of ours (in flight after an UNSUBSCRIBE, or an
 	 * engine making it up: the pattern is not signed): nobody here can
 	 * receive it, and no state may be kept for it. */
@@ -1188,6 +1273,7 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 			stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
 		return;
 	}
+	learn(b, &env);
 	if (!track(b, &env, p, pn, c, cn, sub))
 		return;
 	stat_inc(STAT_cl_received);
@@ -1238,6 +1324,7 @@ static void on_announce(struct bridge *b, const char *p, size_t n)
 	}
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* our own */
+	learn(b, &env);
 	uint64_t wall = rpats_clock();
 	pthread_mutex_lock(&b->lock);
 	/* While frozen, at the frozen time: the thaw gives every entry the time
@@ -1301,6 +1388,7 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	}
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* a copy for another node of our inbox: delivered here when published */
+	learn(b, &env);
 	/* A copy came on the inbox's subscription too: one sent while it was
 	 * lost (the inbox shard's link down, resubscribed when back) never came
 	 * then, and a capture of it replayed after is before that subscription
@@ -1351,6 +1439,8 @@ static void sh_message(void *arg, const redisReply *ch, const redisReply *payloa
 			on_announce(b, payload->str, payload->len);
 		else if (nn == (size_t)in && memcmp(name, inbox, nn) == 0)
 			on_inbox(b, payload->str, payload->len);
+		else if (b->key && nn == BEACON_LEN && memcmp(name, BEACON_NAME, BEACON_LEN) == 0)
+			on_beacon(b, payload->str, payload->len);
 		else
 			stat_inc(STAT_cl_malformed);
 		return;
@@ -1684,7 +1774,7 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'; envelopes %s%s", (unsigned long long)b->origin,
 	         (unsigned long long)b->boot, b->prefix, b->key ? "authenticated (HMAC-SHA256)" : "not authenticated",
 	         b->url.pass[0] ? "; AUTH with a password" : "");
-	if (b->shards && pattern_channels(b) < 0) {
+	if ((b->shards && pattern_channels(b) < 0) || (b->key && beacon_channel(b) < 0)) {
 		log_error("cluster: out of memory");
 		exchange_set_hook(ex, &(struct exchange_hook){0});
 		goto fail;

@@ -25,15 +25,20 @@
  *     was queued) was published after it (the bridge applies this rule to
  *     every envelope ahead of its stream's mark too: mark.h mark_ahead). Per sender the receiver learns
  *     off_lb, the highest stamp - arrival (both unix us) of the envelopes
- *     it delivered from it: a lower bound of the sender's clock minus its
- *     own, since nothing arrives before it is stamped (a replay arrives
+ *     from it whose tag checked (delivered or refused, and the sender's
+ *     clock beacons: beacon.h): a lower bound of the sender's clock minus
+ *     its own, since nothing arrives before it is stamped (a replay arrives
  *     later still: it cannot raise it, and nobody without the key can make
  *     a stamp). A stamp below sub + off_lb - STAMP_SLACK_US was made
  *     before the subscription, by more than the sender's own queueing
  *     between stamping and Redis taking the PUBLISH: refused. The residual
  *     window is STAMP_SLACK_US plus the smallest stamp-to-arrival delay of
- *     the samples; a sender not heard from lately has no off_lb, and only
- *     the age rule applies.
+ *     the samples. A sender that sent a message or marker within 2 x
+ *     STAMP_FRESH_US beacons every STAMP_SLACK_US, so a receiver has its
+ *     off_lb by the time a replay this rule could refuse is judged; one
+ *     with none (the receiver's first beacon period after its link comes
+ *     up knowing no sender, a beacon held up on the engine, the offsets'
+ *     bound passed) is judged by the age rule only.
  * A floor more than the window behind the clock refuses nothing the age
  * rule lets through: it expires (and one is not made at all for a stream
  * idle that long, the usual one to be forgotten). The floors are bounded in
@@ -115,9 +120,9 @@ struct offsets {
 	struct table t; /* origin + boot: a = the period (now / STAMP_FRESH_US) of the last sample; value: struct off_lb */
 };
 
-/* An envelope of (origin, boot) stamped stamp was delivered at now: learn
- * from it (one more than the window off the clock teaches nothing). Counts
- * a sender dropped at the bound. */
+/* An envelope of (origin, boot) stamped stamp, its tag checked, arrived at
+ * now: learn from it (one more than the window off the clock teaches
+ * nothing). Counts a sender dropped at the bound. */
 void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now);
 /* The sender's off_lb at now into *lb: false if it has none (not heard from
  * in this period or the one before). */

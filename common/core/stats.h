@@ -114,7 +114,11 @@
 	X(cl_pat_ann_refused, "weft_cluster_pattern_announcements_total", "result=\"refused\"", "") \
 	X(cl_pat_ann_sent, "weft_cluster_pattern_announcements_sent_total", "", "redis-cluster://: this node's pattern announcements sent") \
 	X(cl_pat_copies, "weft_cluster_pattern_copies_sent_total", "", "redis-cluster://: copies of a publish sent to an inbox with a matching remote pattern") \
-	X(cl_pat_unmatched, "weft_cluster_pattern_copies_unmatched_total", "", "redis-cluster://: inbox copies no local pattern matched (a shared inbox, a pattern let go), dropped")
+	X(cl_pat_unmatched, "weft_cluster_pattern_copies_unmatched_total", "", "redis-cluster://: inbox copies no local pattern matched (a shared inbox, a pattern let go), dropped") \
+	X(cl_beacons_sent, "weft_cluster_beacons_sent_total", "", "--cluster-key-file: clock beacons this node sent (every 2 s while it sent an envelope within 60 s)") \
+	X(cl_beacons_ok, "weft_cluster_beacons_total", "result=\"ok\"", "--cluster-key-file: other nodes' clock beacons received: ok (their clock offset learned), old (more than 30 s off this node's clock: a replay, or the clocks disagree), bad (not a beacon, or a missing or wrong tag: a forger, or a node with another key)") \
+	X(cl_beacons_old, "weft_cluster_beacons_total", "result=\"old\"", "") \
+	X(cl_beacons_bad, "weft_cluster_beacons_total", "result=\"bad\"", "")
 
 enum stat_id {
 #define X(id, name, labels, help) STAT_##id,

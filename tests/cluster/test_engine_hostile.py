@@ -850,7 +850,7 @@ class CompromisedEngine(FakeListener):
     def __init__(self):
         super().__init__()
         self.lock = threading.Lock()
-        self.subs, self.published, self.channels = [], [], []
+        self.subs, self.published, self.channels, self.names = [], [], [], []
         self.start()
 
     def _serve(self, c):
@@ -866,6 +866,7 @@ class CompromisedEngine(FakeListener):
         elif cmd in (b"SUBSCRIBE", b"PSUBSCRIBE"):
             for i, name in enumerate(args[1:]):
                 c.sendall(resp(cmd.lower(), name).replace(b"*2", b"*3", 1) + b":%d\r\n" % (i + 1))
+            self.names += args[1:]
             if c not in self.subs:
                 self.subs.append(c)
 
@@ -904,7 +905,7 @@ def test_compromised_engine_cannot_flush_the_marks(ctx):
                   for m in ("threads", "pool", "coro", "uring")]
         assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
         subs = [Sub(w, "resp", "k") for w in nodes[1:]]
-        assert wait_for(lambda: len(eng.subs) == 4, 10 * slow_factor())
+        assert wait_for(lambda: eng.names.count(b"weft:k") == 4, 10 * slow_factor())
         p = Pub(pub)
         env, genuine = publish_and_capture(eng, p, "k", b"real-0")
         eng.inject(genuine)
@@ -957,7 +958,9 @@ def test_compromised_engine_pmessage_off_its_pattern(ctx):
             for i in range(lo, lo + 200):
                 p.publish(("f%05d" % i).ljust(4000, "f"), b"x")
             p.drain()
-        assert wait_for(lambda: len(eng.channels) >= 2201, 10 * slow_factor()), len(eng.channels)
+        # (besides the clock beacons on "weft: clk")
+        assert wait_for(lambda: sum(c.startswith(b"weft:f") for c in eng.channels[:]) >= 2200, 10 * slow_factor()), \
+            len(eng.channels)
         n = len(eng.channels)
         off = [(c, e) for c, e in zip(eng.channels[:n], eng.published[:n]) if c.startswith(b"weft:f")]
         assert len(off) == 2200, len(off)
@@ -1111,6 +1114,97 @@ def test_keyed_replay_from_before_the_subscription(ctx):
             if spy:
                 spy.close()
             stop_all(nodes + pubs)
+
+
+def end_markers(buf, ch, seq):
+    """End markers of seq on engine channel ch in what a spy read."""
+    return len(re.findall(rb"\r\n%s\r\n\$\d+\r\nweft1 \S+ \S+ \S+ %d ! " % (ch, seq), buf))
+
+
+def test_keyed_replay_from_a_sender_never_heard_from(ctx):
+    """With a key, the rule before_subscribe needs the sender's clock offset,
+    which a receiver learned only from that sender's messages it delivered:
+    a sender publishing on channels the receiver does not hold (or one just
+    restarted, a new origin and boot) was unknown, and its envelope captured
+    on the engine, replayed once a client of the receiver subscribed (within
+    30 s: the age rule takes it), was delivered to a client that joined
+    after it was sent. Now a keyed node that sent anything within 60 s
+    publishes a clock beacon every 2 s on a channel every keyed node holds
+    (beacon.h), and the receivers refuse the replay
+    (weft_cluster_replays_refused_total{reason="before_subscribe"}) while the
+    genuine message published after the subscription is delivered; the same
+    after the sender restarts. A forged beacon and garbage on the beacon
+    channel are counted (result="bad"); idle receivers send no beacon, and a
+    node without a key neither sends nor subscribes any. Every receiving
+    model."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        flags = ["--cluster-key-file", key]
+        nodes = [node(m, url, flags) for m in ("threads", "pool", "coro", "uring")]
+        pub = node("coro", url, flags)
+        plain = node("threads", url)
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes + [pub, plain]), 10 * slow_factor())
+            def beacon_subs():  # the keyed nodes' beacon channel, not the plain node's
+                return int(r.cli("PUBSUB", "NUMSUB", "weft: clk").split()[-1])
+            assert wait_for(lambda: beacon_subs() == 5, 10 * slow_factor()), beacon_subs()
+            pp = Pub(plain)
+            pp.publish("z", b"unkeyed")  # no key: no beacon however active
+            pp.drain()
+            # a forged beacon (a wrong tag) and garbage on the beacon channel: counted, nothing learned
+            now = int(time.time() * 1e6)
+            engine_publish(r, "weft: clk", b"weft1 %016x 1 0 1 - %d %s\n" % (0xbad, now, b"0" * 64))
+            engine_publish(r, "weft: clk", b"garbage")
+            for w in nodes:
+                assert wait_for(lambda: w.metric("weft_cluster_beacons_total", 'result="bad"') == 2, 5 * slow_factor())
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            for k, ch in enumerate(["x", "y"]):
+                if k:  # the sender restarts: a new origin and boot, unknown to every receiver
+                    stop_all([pub])
+                    pub = node("coro", url, flags)
+                    assert wait_for(lambda: link_up(pub), 10 * slow_factor())
+                spy.sendall(resp("SUBSCRIBE", "weft:" + ch))
+                wait_engine_subs(r, "weft:" + ch, 1, 0)
+                p = Pub(pub)
+                p.publish(ch, b"cap-%d" % k)
+                p.drain()
+                start = time.monotonic()
+                # the publisher's three end markers of ch (seq 1), one a second: one after the
+                # subscription would make the mark, and the replay a duplicate
+                eng = "weft:" + ch
+                cap, = spy_envelopes(spy, [b"cap-%d" % k], until=lambda buf: end_markers(buf, eng.encode(), 1) >= 3)
+                time.sleep(max(0, start + 2.3 - time.monotonic()))  # the capture: past the 2 s slack
+                subs = [Sub(w, "resp", ch) for w in nodes]
+                wait_engine_subs(r, eng, 5, 0)
+                engine_publish(r, eng, cap)
+                p.publish(ch, b"new-%d" % k)
+                for s in subs:
+                    s.read(1, 10)
+                extra = Sub.more_than(subs)
+                for w, s in zip(nodes, subs):
+                    assert s.got == [b"new-%d" % k], "%s delivered a replay: %s (beacons: %d)" % (
+                        w.args[1], s.got, w.metric("weft_cluster_beacons_total", 'result="ok"'))
+                    assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == k + 1, w.args
+                    assert w.metric("weft_cluster_replays_refused_total") == k + 1
+                    assert w.metric("weft_cluster_duplicates_dropped_total") == 0
+                assert not extra
+                for s in subs + [p]:
+                    s.close()
+            for w in nodes:
+                assert w.metric("weft_cluster_beacons_total", 'result="ok"') >= 2, w.args
+                assert w.metric("weft_cluster_beacons_total", 'result="bad"') == 2
+                assert w.metric("weft_cluster_auth_failures_total") == 0 and w.metric("weft_cluster_malformed_total") == 0
+                assert w.metric("weft_cluster_beacons_sent_total") == 0, "an idle node sent beacons: %s" % (w.args,)
+            assert pub.metric("weft_cluster_beacons_sent_total") >= 1
+            assert plain.metric("weft_cluster_beacons_sent_total") == 0
+            assert beacon_subs() == 5
+            pp.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes + [pub, plain])
 
 
 def private_resolv_conf(path):

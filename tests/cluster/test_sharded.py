@@ -461,13 +461,64 @@ def keyed_pattern_flap_keeps_time(rc, a, b):
         p.close()
 
 
+def keyed_replay_from_a_sender_never_heard_from(rc, b, flags):
+    """The rule before_subscribe needs the sender's clock offset, which b
+    learned only from that sender's messages it delivered: a fresh node c
+    publishing on a channel b does not hold was unknown to b, and c's
+    envelope captured on the channel's owner, SPUBLISHed again once a client
+    of b subscribed, was delivered to it. Now c's clock beacons (on their
+    own channel, another shard than ch's here) tell b c's offset: the
+    replay is refused, c's next message delivered. ~5 s."""
+    beacons = rc.owner(rc.keyslot("weft: clk"))
+    ch = next(n for n in ("nh%d" % i for i in range(400)) if rc.owner(rc.keyslot("weft:" + n)) != beacons)
+    eng = "weft:" + ch
+    c = node("threads", rc.url(), flags)
+    spy = p = sub = None
+    try:
+        assert wait_for(lambda: shards_up(c) and shards_up(b), 20 * slow_factor()), c.tail()
+        spy = socket.create_connection(("127.0.0.1", rc.owner(rc.keyslot(eng))), timeout=10 * slow_factor())
+        send_all(spy, resp("SSUBSCRIBE", eng))
+        engine_subs(rc, eng, 1)
+        p = Pub(c)
+        p.publish(ch, b"cap")
+        p.drain()
+        start = time.monotonic()
+        buf = b""
+        # c's three end markers of ch (seq 1), one a second: one after b's subscription would
+        # make the mark, and the replay a duplicate
+        while b"\ncap" not in buf or len(re.findall(rb"\r\n%s\r\n\$\d+\r\nweft1 \S+ \S+ \S+ 1 ! " % eng.encode(), buf)) < 3:
+            chunk = spy.recv(1 << 16)
+            assert chunk, "the engine closed the spy"
+            buf += chunk
+        i = buf.index(b"\ncap")
+        cap = buf[buf.rindex(b"weft1 ", 0, i):i + 4]
+        time.sleep(max(0, start + 2.3 - time.monotonic()))  # the capture: past the 2 s slack
+        before = b.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"')
+        sub = Sub(b, "resp", ch)
+        engine_subs(rc, eng, 2)  # b's and the spy's
+        engine_spublish(rc, eng, [cap])
+        p.publish(ch, b"new")
+        p.drain()
+        got = sub.read(2, 5, until=lambda g: b"new" in g)
+        assert got == [b"new"], "a replay was delivered: %r (beacons from c: %d)" % (
+            got, b.metric("weft_cluster_beacons_total", 'result="ok"'))
+        assert b.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == before + 1, b.tail()
+        assert c.metric("weft_cluster_beacons_sent_total") >= 1
+    finally:
+        for x in (spy, p, sub):
+            if x:
+                x.close()
+        stop_all([c])
+
+
 def test_keyed_announcements(ctx):
     """With --cluster-key-file an announcement is authenticated: an unsigned
     one and a replay of a genuine one are refused; a set replaces the last
     whole, so after PUNSUBSCRIBE the publisher stops sending copies at once
     (the change is announced), not after the pattern expires. Then
-    keyed_floor_across_shards, keyed_inbox_lost_replay and
-    keyed_pattern_flap_keeps_time (sharing this cluster)."""
+    keyed_floor_across_shards, keyed_replay_from_a_sender_never_heard_from,
+    keyed_inbox_lost_replay and keyed_pattern_flap_keeps_time (sharing this
+    cluster)."""
     key = ctx.path("key")
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(fd, b"k" * 40 + b"\n")
@@ -518,6 +569,7 @@ def test_keyed_announcements(ctx):
             pat.close()
             p.close()
             keyed_floor_across_shards(rc, a, b)
+            keyed_replay_from_a_sender_never_heard_from(rc, b, ["--cluster-key-file", key, "--max-channel", "65536"])
             keyed_inbox_lost_replay(rc, a, b)
             keyed_pattern_flap_keeps_time(rc, a, b)
         finally:

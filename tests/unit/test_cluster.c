@@ -7,7 +7,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#include <stdlib.h>
 
+#include "beacon.h"
 #include "buf.h"
 #include "check.h"
 #include "envelope.h"
@@ -17,6 +20,7 @@
 #include "mark.h"
 #include "patterns.h"
 #include "replay.h"
+#include "sign.h"
 #include "stats.h"
 #include "rscan.h"
 #include "slot.h"
@@ -561,6 +565,88 @@ static void test_replay_before_subscribe(void)
 
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
  * keyed replacement and replays, and the bounds under a flood. */
+/* A key file of 40 bytes (mode 0600, as sign_key_load wants) loaded. */
+static struct sign_key *unit_key(char fill)
+{
+	char path[] = "/tmp/weft-unit-key-XXXXXX", secret[40];
+	int fd = mkstemp(path);
+	struct sign_key *k = NULL;
+	const char *why = NULL;
+	memset(secret, fill, sizeof(secret));
+	if (fd >= 0 && write(fd, secret, sizeof(secret)) == (ssize_t)sizeof(secret) && sign_key_load(path, &k, &why) < 0)
+		k = NULL;
+	if (fd >= 0) {
+		close(fd);
+		unlink(path);
+	}
+	return k;
+}
+
+static void test_beacon(void)
+{
+	const uint64_t SEC = 1000000, t0 = 1700000000ull * SEC;
+	struct beacon bc = {0};
+	int due = 0;
+	for (int i = 0; i < 10; i++) /* nothing sent: never */
+		due += beacon_due(&bc, t0 + (uint64_t)i * SEC);
+	CHECK(due == 0);
+	struct sign_key *k = unit_key('k'), *other = unit_key('o');
+	CHECK(k && other);
+	if (!k || !other)
+		goto out;
+	/* A message stamped at t0: every BEACON_TICKS ticks from then, for 60 s
+	 * after it (the beacons' own stamps do not keep it going). */
+	bc = (struct beacon){.active = t0};
+	char head[ENVELOPE_HEAD_MAX];
+	int sent = 0;
+	uint64_t now = t0;
+	for (int i = 1; i <= 100; i++) {
+		now = t0 + (uint64_t)i * SEC;
+		if (beacon_due(&bc, now)) {
+			CHECK(i % BEACON_TICKS == 0);
+			size_t n = beacon_make(&bc, head, k, 7, 8, now);
+			CHECK(n > 0 && n < ENVELOPE_HEAD_MAX);
+			sent++;
+		}
+	}
+	CHECK(sent == (int)(BEACON_ACTIVE_US / SEC) / BEACON_TICKS && bc.n == (uint64_t)sent);
+	/* Active again (a marker, say): at most BEACON_TICKS ticks later. */
+	bc.active = now + 1;
+	CHECK(beacon_due(&bc, now + SEC) || beacon_due(&bc, now + 2 * SEC));
+	/* A stamp ahead of the clock (catching up after a step back) is recent. */
+	struct beacon ahead = {.active = t0 + 20 * SEC, .ticks = BEACON_TICKS - 1};
+	CHECK(beacon_due(&ahead, t0));
+
+	/* What one looks like, and what its receiver refuses. */
+	struct beacon b2 = {0};
+	size_t n = beacon_make(&b2, head, k, 0x1234, 99, t0);
+	struct envelope env;
+	CHECK(beacon_check(k, head, n, &env) == BEACON_OK && env.origin == 0x1234 && env.boot == 99 && env.stamp == t0 &&
+	      env.seq == 1 && !env.n);
+	size_t n2 = beacon_make(&b2, head, k, 0x1234, 99, t0 + 1);
+	CHECK(beacon_check(k, head, n2, &env) == BEACON_OK && env.seq == 2 && env.stamp == t0 + 1);
+	CHECK(beacon_check(other, head, n2, &env) == BEACON_BAD_TAG); /* another key */
+	char bad[ENVELOPE_HEAD_MAX + 8];
+	memcpy(bad, head, n2);
+	bad[n2] = '\0';
+	char *st = strstr(bad, " - ") + 3;
+	*st = *st == '1' ? '2' : '1'; /* the stamp changed */
+	CHECK(beacon_check(k, bad, n2, &env) == BEACON_BAD_TAG);
+	memcpy(bad, head, n2);
+	memcpy(bad + n2, "data", 4); /* a beacon has none */
+	CHECK(beacon_check(k, bad, n2 + 4, &env) == BEACON_MALFORMED);
+	CHECK(beacon_check(k, "weft1 nonsense\n", 15, &env) == BEACON_MALFORMED);
+	struct envelope m = {.origin = 1, .boot = 2, .seq = 3, .marker = true};
+	size_t mn = envelope_finish(head, envelope_head(head, &m), NULL);
+	CHECK(beacon_check(k, head, mn, &env) == BEACON_MALFORMED); /* a marker is not one */
+	struct envelope u = {.origin = 1, .boot = 2, .seq = 3};
+	size_t un = envelope_finish(head, envelope_head(head, &u), NULL);
+	CHECK(beacon_check(k, head, un, &env) == BEACON_BAD_TAG); /* untagged */
+out:
+	sign_key_free(k);
+	sign_key_free(other);
+}
+
 static void test_rpats(void)
 {
 	struct rpats r = {0};
@@ -846,6 +932,7 @@ int main(void)
 	test_mark();
 	test_replay();
 	test_replay_before_subscribe();
+	test_beacon();
 	test_url();
 	test_slot();
 	test_envelope();
