@@ -19,6 +19,9 @@ int loop_conns_reserve(struct loop *l, uint32_t n)
 	uint32_t cap = l->pending_cap ? l->pending_cap : 256;
 	while (cap < n)
 		cap *= 2;
+	/* The deadlines' heap too (due.c), so that arming never fails. */
+	if (l->m->deadline_off && loop_timers_reserve(&l->deadlines, (int)cap) < 0)
+		return -ENOMEM;
 	uint32_t *p = realloc(l->pending, (size_t)cap * sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -70,6 +73,7 @@ void loop_unlist(struct loop *l, struct loop_conn *lc)
 		take_off(l->pending, &l->npending, lc->id);
 	}
 	lc->flags &= (uint8_t)~(LOOP_CONN_PENDING | LOOP_CONN_PUBLISHED | LOOP_CONN_HELD);
+	loop_conn_deadline_cancel(l, lc);
 }
 
 /* One pass over the list: every listed connection, or (first pass of two)
