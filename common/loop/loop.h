@@ -403,11 +403,14 @@ void loop_teardown(struct loop *l);
  * as a uint32 and wraps 49.7 days after the loop started, so a connection's
  * last activity (a uint32 of l->now) is turned back into a now_ms() time
  * only as an age - now_at minus how far it is behind now, modulo 2^32
- * (loop_conn_last) - never as epoch + last: after the wrap that made every
+ * (loop_conn_last) - never as epoch + last, which after the wrap made every
  * connection look 49.7 days idle (closed as idle at its first look, its
  * handshake and drain deadlines never the earliest, a slowloris held to
- * --idle-timeout). Due times on the heap are at most LOOP_TIMER_MAX_MS (12
- * days) ahead and compared wrap-safe (timer.h).
+ * --idle-timeout). An age is exact up to 49.7 days (an older one reads
+ * modulo that: only a connection with no idle limit gets so old, and then
+ * the drain's quietness could misjudge it, as younger: it then waits at
+ * most to the drain's end). Due times on the heap are at most
+ * LOOP_TIMER_MAX_MS (12 days) ahead and compared wrap-safe (timer.h).
  *
  * What a model does:
  *   - loop_conn_start() when it makes a connection (no deadline, active now);
