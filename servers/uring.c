@@ -107,10 +107,12 @@ static struct conn *conn_from(struct uthread *t, uint64_t ud) { return slots_fro
 static int slots_more(struct uthread *t)
 {
 	uint32_t total = nslots(t) + SLOT_CHUNK;
-	/* Sized with the slots, so listing, holding or arming a connection's
-	 * deadline (mark_dirty, loop_hold, loop_conn_deadline) never has to
-	 * allocate. */
+	/* Sized with the slots, so listing or holding a connection (mark_dirty,
+	 * loop_hold) never has to allocate. */
 	if (loop_conns_reserve(&t->l, total) < 0)
+		return -ENOMEM;
+	/* ... and the runtime's deadline heap, so arming a connection's deadline never fails */
+	if (loop_deadlines_reserve(&t->l, (int)total) < 0)
 		return -ENOMEM;
 	return slots_grow(&t->slots);
 }

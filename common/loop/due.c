@@ -2,6 +2,7 @@
  * the connections' deadlines on the loop's heap, the wait bound, and the run
  * of what is due - the deadlines, then the alarms. */
 #include "clock.h"
+#include "log.h"
 #include "loop.h"
 #include "session.h"
 
@@ -40,8 +41,11 @@ void loop_conn_deadline(struct loop *l, struct loop_conn *lc, const struct sessi
 		                              * the held list's retry offers it its input: not every turn */
 	uint32_t at = heap_at(l, due);
 	if (!loop_timer_armed(&d->timer) || loop_time_before(at, d->timer.at))
-		loop_timers_arm(&l->deadlines, &d->timer, at); /* cannot fail: reserved with the ids */
+		if (loop_timers_arm(&l->deadlines, &d->timer, at) < 0) /* only unarmed, and not reserved */
+			log_warn("%s: loop %d: no memory for a connection's deadline; it is lost", l->m->name, l->index);
 }
+
+int loop_deadlines_reserve(struct loop *l, int n) { return loop_timers_reserve(&l->deadlines, n); }
 
 void loop_conn_deadline_cancel(struct loop *l, struct loop_conn *lc)
 {

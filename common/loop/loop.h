@@ -393,8 +393,11 @@ void loop_teardown(struct loop *l);
  * loop (l->deadlines, timer.h) of the connections' struct loop_deadline,
  * each embedded in the model's connection, m->deadline_off bytes from its
  * struct loop_conn (12 bytes the models kept already for their own timers:
- * coro's task and uring's struct conn stay 40 bytes). Its room is reserved
- * with the ids (loop_conns_reserve), so arming never fails.
+ * coro's task and uring's struct conn stay 40 bytes). The heap's array
+ * grows as deadlines are armed (arming one that is not armed may then fail
+ * for want of memory: logged, that deadline is lost), unless the model
+ * reserved room for every connection it can have (loop_deadlines_reserve:
+ * uring, with its slots).
  *
  * The turn's clock. A model calls loop_turn() once per turn, right after
  * its wait and before it handles what the wait returned: the one clock read
@@ -490,6 +493,8 @@ static inline long long loop_conn_last(const struct loop *l, struct loop_conn *l
 void loop_conn_deadline(struct loop *l, struct loop_conn *lc, const struct session *s);
 /* lc has no deadline any more (it is closing). */
 void loop_conn_deadline_cancel(struct loop *l, struct loop_conn *lc);
+/* Room for n armed deadlines, so that arming never fails below that. 0 or -ENOMEM. */
+int loop_deadlines_reserve(struct loop *l, int n);
 
 /* The deadline policy (deadline.h) with the loop's drain clock: when the
  * connection, last active at last_ms, must next be looked at (0 = never)... */

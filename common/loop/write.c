@@ -19,9 +19,6 @@ int loop_conns_reserve(struct loop *l, uint32_t n)
 	uint32_t cap = l->pending_cap ? l->pending_cap : 256;
 	while (cap < n)
 		cap *= 2;
-	/* The deadlines' heap too (due.c), so that arming never fails. */
-	if (l->m->deadline_off && loop_timers_reserve(&l->deadlines, (int)cap) < 0)
-		return -ENOMEM;
 	uint32_t *p = realloc(l->pending, (size_t)cap * sizeof(*p));
 	if (!p)
 		return -ENOMEM;

@@ -119,7 +119,7 @@ static void fresh_loop(long long epoch, long long now_at)
 	owner_init(&l.owner, wake, &l);
 	l.owner.limits = server_outbox_limits(&srv);
 	clock_at(now_at);
-	if (loop_conns_reserve(&l, NCONN) < 0)
+	if (loop_conns_reserve(&l, NCONN) < 0 || loop_deadlines_reserve(&l, NCONN) < 0)
 		exit(2);
 }
 
@@ -143,7 +143,7 @@ static void scheduling(void)
 {
 	long long t0 = now_ms();
 	fresh_loop(t0, t0);
-	CHECK(l.pending_cap >= NCONN && l.deadlines.cap >= NCONN); /* reserved with the ids */
+	CHECK(l.pending_cap >= NCONN && l.deadlines.cap >= NCONN); /* reserved */
 
 	/* Arm: a new connection's idle deadline is last activity + IDLE. */
 	open_conn(0);
