@@ -6,11 +6,14 @@
  * connection, and one per fd the runtime watches (the stop signal, the
  * mailbox wake-up). A connection task awaits two sub-coroutines, recv_some()
  * and send_all(), the way a Python task does `yield from`; each yields "wait
- * readable / writable" (bounded by the runtime's deadline for it) up to the
- * scheduler, which keeps the ready queue and the read/write waiting sets and
+ * readable / writable" up to the scheduler (each wait is activity, and
+ * re-arms the connection's deadline on the runtime's heap: loop.h,
+ * deadlines; an expiry comes back as coro_expired's CR_KILL, or through
+ * coro_write), which keeps the ready queue and the read/write waiting sets and
  * sleeps in select() (or poll/epoll, --poller) only when nothing is ready.
  * --threads N runs N such loops, each on its own SO_REUSEPORT listener. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 
@@ -37,11 +40,6 @@ struct coro_loop {
 
 static struct coro_loop *of(struct loop *l) { return (struct coro_loop *)l; }
 static struct coro_loop *sched_loop(struct sched *sch) { return sch->data; }
-/* The turn's clock as a now_ms() time: now_at, not epoch + now, whose uint32
- * wraps 49.7 days after the start (then every activity looked 49.7 days old,
- * the idle deadline was always the earliest, and the TLS handshake and drain
- * deadlines waited for it: a slowloris held for --idle-timeout). */
-static long long sched_now(const struct sched *sch) { return sch->now_at; }
 
 /* ---- connection task ---- */
 
@@ -75,25 +73,24 @@ static int read_once(struct coro_loop *c, struct task *t)
 	return 0;
 }
 
-/* Yield req, bounded by the runtime's deadline for the connection. */
+/* Yield req: the connection is active now (a wait counts from its start,
+ * as it always did here), and the runtime re-arms its deadline by the
+ * policy (loop.h, deadlines: a later one moves lazily). */
 static int conn_wait(struct sched *sch, struct task *t, int req)
 {
-	long long due = loop_due(&sched_loop(sch)->l, t->data, sched_now(sch));
-	if (due)
-		sched_deadline_at(sch, t, due);
+	struct loop *l = &sched_loop(sch)->l;
+	loop_conn_active(l, &t->lc);
+	loop_conn_deadline(l, &t->lc, t->data);
 	return req;
 }
 
-/* Did the wait end the connection (its deadline came and the runtime says
- * close, or the runtime's retry of its hold found it expired: CR_KILL,
- * coro_expired)? An expiry may leave it open to send a last reply. */
+/* Did the wait end the connection (the runtime's deadline or its retry of a
+ * hold found it expired and said close: CR_KILL, coro_expired)? An expiry
+ * that leaves it open to send a last reply comes through coro_write. */
 static bool conn_ended(struct sched *sch, struct task *t)
 {
-	if (t->ev & CR_KILL)
-		return true;
-	if (!(t->ev & CR_TIMEOUT))
-		return false;
-	return loop_expire(&sched_loop(sch)->l, t->data, LOOP_WAITED_OUT, now_ms());
+	(void)sch;
+	return t->ev & CR_KILL;
 }
 
 /* Sub-coroutine: wait until the socket has bytes (or, while output is
@@ -130,8 +127,9 @@ static int send_all(struct sched *sch, struct task *t)
 
 /* The connection task: answer what arrives until the session is done. A
  * held publisher (session.h, holds) is the runtime's to retry (loop.h,
- * holds): it waits, for nothing or for room, without a timer of its own -
- * the retry is its deadline - until the write pass pokes it. */
+ * holds): it waits, for nothing or for room, until the write pass pokes it;
+ * its deadline stays as its last wait armed it (the retry and the runtime's
+ * deadline run judge it: loop.h, deadlines). */
 static int conn_run(struct sched *sch, struct task *t)
 {
 	struct session *s = t->data;
@@ -181,6 +179,7 @@ static bool coro_open(struct loop *l, struct session *s, int fd)
 	struct task *t = loop_conns_reserve(l, (uint32_t)fd + 1) < 0 ? NULL : sched_spawn(&of(l)->sch, KIND_CONN, fd, s);
 	if (!t)
 		return false;
+	loop_conn_start(l, &t->lc);
 	s->sub.loop_data = t;
 	return true;
 }
@@ -241,8 +240,16 @@ static const struct task_kind kinds[] = {
 /* ---- the runtime's hooks ---- */
 
 static void coro_before_sleep(struct sched *sch) { loop_before_sleep(&sched_loop(sch)->l); }
-static int coro_sleep_cap(struct sched *sch, int ms) { return loop_alarms_timeout(&sched_loop(sch)->l, ms); }
-static void coro_after_wait(struct sched *sch) { loop_alarms_run(&sched_loop(sch)->l); }
+static int coro_sleep_cap(struct sched *sch, int ms) { return loop_timeout(&sched_loop(sch)->l, ms); }
+
+/* After each wait (its readiness handed to the tasks, none run yet): the
+ * turn's clock, then the deadlines and alarms due. */
+static void coro_after_wait(struct sched *sch)
+{
+	struct loop *l = &sched_loop(sch)->l;
+	loop_turn(l);
+	loop_run_due(l);
+}
 static bool coro_serving(struct sched *sch) { return loop_serving(&sched_loop(sch)->l); }
 
 static int coro_setup(struct loop *l)
@@ -328,8 +335,9 @@ static struct session *coro_session(struct loop *l, struct loop_conn *lc)
 	return ((struct task *)lc)->data;
 }
 
-/* The runtime's retry of a hold found the connection expired: its task ends
- * (conn_ended) when it next runs; the write pass, which follows, pokes it. */
+/* The runtime's deadline, or its retry of a hold, found the connection
+ * expired: its task ends (conn_ended) when it next runs; the write pass,
+ * which follows, pokes it. */
 static void coro_expired(struct loop *l, struct loop_conn *lc)
 {
 	sched_poke(&of(l)->sch, (struct task *)lc, CR_KILL);
@@ -352,8 +360,10 @@ static void coro_write(struct loop *l, struct loop_conn *lc)
 	if (wrote)
 		loop_wrote(l, lc, s, before);
 	if (blocked >= 0 && t->wait == (CR_READ | (blocked ? CR_WRITE : 0)) && session_want_read(s) && !session_done(s)) {
-		if (wrote) /* output is activity: its wait's deadline counts from now */
-			sched_deadline_move(&c->sch, t, loop_due(l, s, sched_now(&c->sch)));
+		if (wrote) { /* output is activity: its wait's deadline counts from now */
+			loop_conn_active(l, lc);
+			loop_conn_deadline(l, lc, s);
+		}
 		return;
 	}
 	sched_poke(&c->sch, t, CR_POKE);
@@ -393,6 +403,7 @@ static void coro_stop_conn(struct loop *l, struct loop_conn *lc)
 static const struct loop_model coro_loop = {
 	.name = "coro",
 	.size = sizeof(struct coro_loop),
+	.deadline_off = offsetof(struct task, dl),
 	.setup = coro_setup,
 	.watch = coro_rewatch,
 	.rewatch = coro_rewatch,

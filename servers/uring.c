@@ -4,9 +4,10 @@
  * liburing's examples/echo-server.c, grown up: short sends, back-pressure,
  * ENOBUFS, stale completions. The runtime brings the rest: listeners and
  * the EMFILE back-off (uring_accept arms or cancels the multishot accept),
- * the mailbox, admission, the deadline policy (each connection's timer on
- * the runtime's heap, timer.h, bounds the ring's wait), the stop, and the
- * teardown walk (after uring_halt exits the ring); its watched fds (stop
+ * the mailbox, admission, the deadlines (loop.h "deadlines": each
+ * connection's struct loop_deadline is on the runtime's heap, which bounds
+ * the ring's wait; an expiry comes back as uring_expired or uring_write),
+ * the turn's clock, the stop, and the teardown walk (after uring_halt exits the ring); its watched fds (stop
  * signal, mailbox wake-up) are poll requests.
  *
  * One loop turn: io_uring_submit_and_wait(1) submits everything queued in
@@ -53,7 +54,6 @@
 #define BUF_COUNT 256       /* provided buffers per ring, shared by all its connections */
 #define BUF_SIZE (16 * 1024)
 #define BGID 0
-#define OVERDUE_MS 100      /* a deadline that passed and left the connection open: look again this much later */
 #define MAX_SLEEP_MS 1000   /* the ring's wait is bounded even with no timer (see coro's SCHED_MAX_SLEEP_MS) */
 #define REAP_MAX 4096       /* CQEs per turn before updating connections */
 /* Input handed to sessions per turn (Redis reads 16 KiB per client per
@@ -88,26 +88,13 @@ struct uthread {
 	bool ring_ok;
 	struct uring_bufs bufs;
 	struct listener ls[2]; /* as l.lis */
-	struct loop_timers timers; /* the connections' deadlines (struct conn's timer) */
 	struct uring_slots slots;
 	size_t turn_in;        /* input bytes handed to sessions this turn */
 	unsigned inflight;     /* requests whose last CQE has not arrived */
 	bool exiting;
-	long long epoch;
-	uint32_t now;          /* ms since epoch at this turn (wraps after 49.7 days) */
-	long long now_at;      /* now_ms() at this turn: now, unwrapped */
 };
 
 static struct uthread *of(struct loop *l) { return (struct uthread *)l; }
-
-/* c's last activity as a now_ms() time. Not epoch + last_ms: that uint32
- * wraps 49.7 days after the start, and every connection then looked idle
- * for 49.7 days (closed as idle at its first timer, its handshake deadline
- * never the earliest). last_ms is the turn's now or earlier. */
-static long long last_at(const struct uthread *t, const struct conn *c)
-{
-	return t->now_at - (uint32_t)(t->now - c->last_ms);
-}
 
 /* ---- slots (uring/slots.h) ---- */
 
@@ -124,8 +111,8 @@ static int slots_more(struct uthread *t)
 	 * loop_hold) never has to allocate. */
 	if (loop_conns_reserve(&t->l, total) < 0)
 		return -ENOMEM;
-	/* ... and the timer heap, so arming a connection's timer never fails */
-	if (loop_timers_reserve(&t->timers, (int)total) < 0)
+	/* ... and the runtime's deadline heap, so arming a connection's deadline never fails */
+	if (loop_deadlines_reserve(&t->l, (int)total) < 0)
 		return -ENOMEM;
 	return slots_grow(&t->slots);
 }
@@ -135,7 +122,7 @@ static struct conn *slot_alloc(struct uthread *t)
 	if (t->slots.free_head == NO_SLOT && slots_more(t) < 0)
 		return NULL;
 	struct conn *c = slots_take(&t->slots);
-	c->last_ms = t->now;
+	loop_conn_start(&t->l, &c->lc);
 	return c;
 }
 
@@ -225,7 +212,7 @@ static void conn_close(struct uthread *t, struct conn *c)
 	if (c->flags & F_CLOSING)
 		return;
 	c->flags |= F_CLOSING;
-	loop_timers_cancel(&t->timers, &c->timer); /* no deadline: it ends as its requests do */
+	loop_conn_deadline_cancel(&t->l, &c->lc); /* no deadline: it ends as its requests do */
 	/* close() alone would not end requests that hold the file, and a send
 	 * in flight still reads the session's outbox: cancel, then free. By
 	 * user_data, a hash lookup; cancelling by fd scans every poll request,
@@ -249,25 +236,6 @@ static void conn_fail(struct uthread *t, struct conn *c)
 /* Nothing of c's is in flight any more: the runtime closes it (its
  * session, its fd), and uring_release frees the slot. */
 static void conn_finish(struct uthread *t, struct conn *c) { loop_conn_close(&t->l, &c->lc); }
-
-/* Arm c's timer by the runtime's deadline policy if that is sooner than
- * it is armed for. A later deadline (traffic since) moves it lazily: the
- * timer fires, expire_timers finds nothing due yet and re-arms it. */
-static void conn_deadline(struct uthread *t, struct conn *c)
-{
-	long long due = loop_due(&t->l, c->s, last_at(t, c));
-	if (!due)
-		return; /* none now; an armed timer finds that out when it fires */
-	long long now = t->now_at;
-	if (due <= now || (loop_held(&c->lc) && due < now + OVERDUE_MS))
-		due = now + OVERDUE_MS; /* it expired and stays (a last reply goes out), or the
-		                         * runtime's held list retries it: not every turn */
-	else if (due - now > LOOP_TIMER_MAX_MS)
-		due = now + LOOP_TIMER_MAX_MS;
-	uint32_t at = (uint32_t)(due - t->epoch);
-	if (!loop_timer_armed(&c->timer) || loop_time_before(at, c->timer.at))
-		loop_timers_arm(&t->timers, &c->timer, at); /* cannot fail: reserved with the slots */
-}
 
 static void conn_update(struct uthread *t, struct conn *c)
 {
@@ -295,7 +263,7 @@ static void conn_update(struct uthread *t, struct conn *c)
 		cancel_ud(t, conn_ud(c, OP_RECV));
 		c->flags |= F_RECV_CANCEL;
 	}
-	conn_deadline(t, c);
+	loop_conn_deadline(&t->l, &c->lc, c->s); /* the runtime's: loop.h, deadlines */
 }
 
 /* The runtime admitted a connection (loop_accepted): its slot. */
@@ -324,7 +292,7 @@ static void on_recv(struct uthread *t, const struct io_uring_cqe *cqe)
 		if (c && cqe->res > 0 && !(c->flags & F_CLOSING)) {
 			loop_input(&t->l, &c->lc, c->s, uring_bufs_at(&t->bufs, bid), (size_t)cqe->res);
 			t->turn_in += (size_t)cqe->res;
-			c->last_ms = t->now;
+			loop_conn_active(&t->l, &c->lc);
 		}
 		uring_bufs_recycle(&t->bufs, bid); /* the session copied what it keeps */
 	}
@@ -354,7 +322,7 @@ static void on_send(struct uthread *t, const struct io_uring_cqe *cqe)
 		if (cqe->res > 0) {
 			size_t before = session_pending(c->s);
 			session_sent(c->s, (size_t)cqe->res); /* short or not: the rest stays queued */
-			c->last_ms = t->now;
+			loop_conn_active(&t->l, &c->lc);
 			loop_wrote(&t->l, &c->lc, c->s, before); /* output moved: the runtime's cue for near holds */
 		} else {
 			conn_fail(t, c); /* EPIPE, ECONNRESET, ... */
@@ -415,28 +383,6 @@ static void uring_stop_conn(struct loop *l, struct loop_conn *lc)
 	}
 }
 
-/* The runtime's deadline policy for the connections whose timer came due
- * (armed by conn_deadline). */
-static void expire_timers(struct uthread *t)
-{
-	long long now = now_ms();
-	struct loop_timer *tm;
-	while ((tm = loop_timers_pop_due(&t->timers, (uint32_t)(now - t->epoch)))) {
-		struct conn *c = (struct conn *)((char *)tm - offsetof(struct conn, timer));
-		long long last = last_at(t, c), due = loop_due(&t->l, c->s, last);
-		if (!due)
-			continue; /* no deadline any more: conn_update arms one when there is */
-		if (now < due) {
-			/* traffic moved it later: look then (no allocation: it was just popped) */
-			loop_timers_arm(&t->timers, tm, (uint32_t)(due - t->epoch));
-			continue;
-		}
-		if (loop_expire(&t->l, c->s, last, now))
-			conn_close(t, c);
-		mark_dirty(t, c); /* close it, or send what its expiry queued; conn_update re-arms */
-	}
-}
-
 static void on_watch(struct uthread *t, const struct io_uring_cqe *cqe)
 {
 	struct loop_watch *w = ud_watch(cqe->user_data);
@@ -478,8 +424,6 @@ static void handle(struct uthread *t, const struct io_uring_cqe *cqe)
 static void reap(struct uthread *t)
 {
 	struct io_uring_cqe *cqe;
-	t->now_at = now_ms();
-	t->now = (uint32_t)(t->now_at - t->epoch);
 	t->turn_in = 0;
 	for (unsigned n = 0; n < REAP_MAX && t->turn_in < TURN_INPUT && io_uring_peek_cqe(&t->ring, &cqe) == 0; n++) {
 		struct io_uring_cqe c = *cqe;
@@ -515,8 +459,7 @@ static int uring_serve(struct loop *l)
 			}
 		} else {
 			/* Until a completion or the earliest connection deadline or alarm. */
-			int ms = loop_timers_timeout(&t->timers, (uint32_t)(now_ms() - t->epoch), MAX_SLEEP_MS);
-			ms = loop_alarms_timeout(l, ms);
+			int ms = loop_timeout(l, MAX_SLEEP_MS);
 			struct __kernel_timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000LL};
 			struct io_uring_cqe *cqe;
 			rc = io_uring_submit_and_wait_timeout(&t->ring, &cqe, 1, &ts, NULL);
@@ -526,11 +469,10 @@ static int uring_serve(struct loop *l)
 			ret = rc;
 			break;
 		}
+		loop_turn(l); /* the turn's clock: activity and deadlines */
 		reap(t);
-		if (!t->exiting) {
-			expire_timers(t);
-			loop_alarms_run(l);
-		}
+		if (!t->exiting)
+			loop_run_due(l); /* the deadlines due (uring_expired, uring_write), the alarms */
 		loop_before_sleep(l); /* the holds, the mailbox, then every connection touched this turn (uring_write) */
 		if (!loop_serving(l) && !t->exiting)
 			begin_exit(t);
@@ -597,7 +539,6 @@ static int uring_setup(struct loop *l)
 {
 	struct uthread *t = of(l);
 	slots_init(&t->slots);
-	t->epoch = t->now_at = now_ms();
 	int rc = uring_ring_init(&t->ring, SQ_ENTRIES, CQ_ENTRIES);
 	if (rc < 0) {
 		log_error("uring: ring %d: io_uring_setup: %s", l->index, strerror(-rc));
@@ -640,7 +581,6 @@ static struct session *uring_release(struct loop *l, struct loop_conn *lc, int *
 	struct conn *c = (struct conn *)lc;
 	struct session *s = c->s;
 	*fd = c->fd;
-	loop_timers_cancel(&t->timers, &c->timer);
 	free(c->sv);
 	slot_free(t, c);
 	return s;
@@ -650,12 +590,12 @@ static void uring_teardown(struct loop *l)
 {
 	struct uthread *t = of(l);
 	slots_fini(&t->slots);
-	loop_timers_fini(&t->timers);
 }
 
 static const struct loop_model uring_loop = {
 	.name = "uring",
 	.size = sizeof(struct uthread),
+	.deadline_off = offsetof(struct conn, dl),
 	.setup = uring_setup,
 	.watch = uring_watch,
 	.rewatch = uring_rewatch,

@@ -100,6 +100,7 @@ void loop_teardown(struct loop *l)
 		if (l->lis[i].owned)
 			loop_listener_close(l, i);
 	loop_timers_fini(&l->alarms); /* after the listeners: their back-off alarms */
+	loop_timers_fini(&l->deadlines); /* the connections' records are gone */
 }
 
 static long long drain_end(const struct loop *l)

@@ -174,6 +174,7 @@ static int group_run(struct server *srv, const struct loop_model *m, int n, bool
 	for (; made < n; made++) {
 		struct loop *l = nth(loops, m, made);
 		*l = (struct loop){.m = m, .srv = srv, .index = made, .group = &g, .wake_fd = -1, .epoch = now_ms()};
+		loop_turn(l); /* the turn's clock, before the first turn */
 		l->stop_w = (struct loop_watch){.fd = server_stop_fd(srv), .fn = stop_signalled, .mask = LOOP_POLL_IN};
 		/* Every loop of the server's group takes the log reopens (not the
 		 * host group's): a loop ends as soon as its own connections are

@@ -71,8 +71,9 @@ static int host_serve(struct loop *l)
 {
 	struct host_loop *h = of(l);
 	while (!loop_host_done()) { /* not at the stop signal: the model's drain may still publish */
-		int ms = loop_alarms_timeout(l, HOST_MAX_SLEEP_MS);
+		int ms = loop_timeout(l, HOST_MAX_SLEEP_MS);
 		int n = h->ops->wait(h->p, ms, h->ev, (int)(sizeof(h->ev) / sizeof(h->ev[0])));
+		loop_turn(l);
 		if (n < 0 && n != -EINTR) {
 			log_error("loop: host: %s: %s", h->ops->name, strerror(-n));
 			return n;
@@ -86,7 +87,7 @@ static int host_serve(struct loop *l)
 			if (!w->fn(l, w))
 				unregister(h, w);
 		}
-		loop_alarms_run(l);
+		loop_run_due(l);
 		loop_before_sleep(l);
 	}
 	return 0;

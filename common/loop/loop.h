@@ -28,17 +28,22 @@
  *               threads and pool models.
  *   poller*.c   the readiness backends (poller.h: select, poll, epoll):
  *               read and write interest per fd, a wait with a timeout.
- *   timer.c     one timer heap (timer.h) of loop_timer records embedded in
- *               their owners: coro's tasks, uring's connections. When a
- *               connection's timer fires is the deadline policy's answer.
+ *   timer.c     the timer heap (timer.h) of loop_timer records embedded in
+ *               their owners; a loop has two: its alarms and its
+ *               connections' deadlines.
+ *   due.c       the deadlines (see "deadlines" below): the turn's clock,
+ *               each connection's deadline scheduled on the loop's heap by
+ *               the policy, the wait bound, and the run of what came due
+ *               (expiring connections through m->expired and the write
+ *               hook, then the alarms).
  *   attach      a non-session fd on a loop (struct loop_watch): the model
  *               calls fn whenever it is readable and/or writable, as its
  *               mask asks. The runtime's own stop signal and mailbox
  *               wake-up are watches, and on every loop the log
  *               reopen's signal pipe (daemon.h); so are the cluster link's sockets.
- *   alarms      one-shot timers of non-session code (struct loop_alarm) on
- *               the loop's own timer heap (timer.h); the model bounds its
- *               wait by the earliest and runs them when due.
+ *   alarm.c     one-shot timers of non-session code (struct loop_alarm) on
+ *               the loop's alarm heap, bounding the wait and run with the
+ *               deadlines (due.c).
  *   guest       non-session code hosted on loop 0 of a group (struct
  *               loop_guest: the cluster link, through cluster/link_host.c):
  *               attached after setup, woken from any thread through the
@@ -59,14 +64,16 @@
  * input over with loop_input(), list a connection with loop_pending() when
  * it may have output, write it in its write hook, hand a connection it finds
  * held to loop_hold() and say when a send made progress (loop_wrote),
- * close one the runtime's retry found expired (m->expired), bound its wait by the
- * connections' deadlines (loop_due; loop_expire when one came) and by
- * loop_alarms_timeout(), call loop_alarms_run() after it, and call
- * loop_before_sleep() once per turn, after all of that turn's input and
- * before it waits (Redis' beforeSleep).
+ * close one the runtime's retry or deadline found expired (m->expired), keep a
+ * struct loop_deadline in its connection (m->deadline_off) and say when the
+ * connection was active (loop_conn_active) and when its deadline may have
+ * moved (loop_conn_deadline), read the turn's clock after its wait
+ * (loop_turn), bound the wait by loop_timeout() and call loop_run_due()
+ * after the turn's events, and call loop_before_sleep() once per turn,
+ * after all of that turn's input and before it waits (Redis' beforeSleep).
  *
- * Where things are decided (not in a model): a timeout - deadline.h, through
- * loop_due/loop_expire below; a write and a publish's order - "connections
+ * Where things are decided (not in a model): a timeout - when it is
+ * scheduled and what it does, "deadlines" below (the policy: deadline.h); a write and a publish's order - "connections
  * and the write order" below; when a held publisher is offered its input
  * again - "holds" below; when a listener is retried after EMFILE -
  * "accepting, and the EMFILE back-off" below.
@@ -218,6 +225,10 @@ struct loop_model {
 	 * session has (or queue the write), and bring the connection up to date
 	 * (close it when done, wait for room, read again). */
 	void (*write)(struct loop *l, struct loop_conn *lc);
+	/* Where the model's connection keeps its struct loop_deadline: bytes
+	 * from its struct loop_conn (see "deadlines"). 0: the model keeps no
+	 * connection deadlines (host.c, a test's model). */
+	size_t deadline_off;
 	/* Accept on listener li again (on), or stop watching it for now (off,
 	 * the listener stays open): the runtime's EMFILE back-off decides when
 	 * (loop_accept_failed, a loop alarm); the model only arms or disarms its
@@ -265,9 +276,14 @@ struct loop {
 	struct loop_alarm hold_retry; /* SESSION_HOLD_RETRY_MS after a hold: retry them all */
 	struct loop_watch wake_w, stop_w;
 	struct loop_watch reopen_w; /* SIGHUP/SIGUSR1's pipe (daemon_reopen_fd; every loop of the server's group), else fd -1 */
-	/* alarms (loop_alarm_at) on the loop's clock: ms since epoch */
-	struct loop_timers alarms;
+	/* the turn's clock (loop_turn): ms since epoch, and as a now_ms() time */
 	long long epoch;
+	uint32_t now;         /* wraps 49.7 days after the start: see "deadlines" */
+	long long now_at;
+	/* alarms (loop_alarm_at) on the loop's clock */
+	struct loop_timers alarms;
+	/* the connections' deadlines (struct loop_deadline, loop_conn_deadline) */
+	struct loop_timers deadlines;
 	/* the guest (loop 0 only) */
 	const struct loop_guest *guest;
 	atomic_bool guest_mail; /* loop_guest_wake() since its last wake() */
@@ -308,10 +324,9 @@ bool loop_host_done(void);              /* internal: host.c's serve ends */
 /* Call a->fn at at_ms (now_ms() clock) on l's thread; 0 disarms. Moving an
  * armed alarm never fails; arming one may (-ENOMEM, logged). */
 int loop_alarm_at(struct loop *l, struct loop_alarm *a, long long at_ms);
-/* The model: ms until the earliest alarm (0 if one is due), at most max... */
-int loop_alarms_timeout(struct loop *l, int max);
-/* ... and, after each wait, run the ones due. */
-void loop_alarms_run(struct loop *l);
+/* (The model bounds its wait by them and runs them when due through
+ * loop_timeout() and loop_run_due(), with the connections' deadlines: see
+ * "deadlines".) */
 
 /* ---- connections ---- */
 
@@ -367,6 +382,120 @@ void loop_conns_each(struct loop *l, void (*fn)(struct loop *l, struct loop_conn
  * left (m->release), m->teardown, and the loop's own listeners and alarms. */
 void loop_teardown(struct loop *l);
 
+/* ---- deadlines (due.c) ----
+ *
+ * Where a timeout is scheduled and decided: here, not in a model. When a
+ * connection must be looked at, and what happens then, is the deadline
+ * policy's (deadline.h: the TLS handshake's and the request head's
+ * deadlines, a last reply's linger, idle, a hold's expiry, the drain's
+ * quietness and its end), applied with the loop's drain clock (loop_due,
+ * loop_expire below). The runtime schedules it and runs it: one heap per
+ * loop (l->deadlines, timer.h) of the connections' struct loop_deadline,
+ * each embedded in the model's connection, m->deadline_off bytes from its
+ * struct loop_conn (12 bytes the models kept already for their own timers:
+ * coro's task and uring's struct conn stay 40 bytes). The heap's array
+ * grows as deadlines are armed (arming one that is not armed may then fail
+ * for want of memory: logged, that deadline is lost), unless the model
+ * reserved room for every connection it can have (loop_deadlines_reserve:
+ * uring, with its slots).
+ *
+ * The turn's clock. A model calls loop_turn() once per turn, right after
+ * its wait and before it handles what the wait returned: the one clock read
+ * a turn makes for its events. Activity, due times and the expiry run of
+ * that turn are all on it (l->now, l->now_at). l->now is ms since l->epoch
+ * as a uint32 and wraps 49.7 days after the loop started, so a connection's
+ * last activity (a uint32 of l->now) is turned back into a now_ms() time
+ * only as an age - now_at minus how far it is behind now, modulo 2^32
+ * (loop_conn_last) - never as epoch + last, which after the wrap made every
+ * connection look 49.7 days idle (closed as idle at its first look, its
+ * handshake and drain deadlines never the earliest, a slowloris held to
+ * --idle-timeout). An age is exact up to 49.7 days (an older one reads
+ * modulo that: only a connection with no idle limit gets so old, and then
+ * the drain's quietness could misjudge it, as younger: it then waits at
+ * most to the drain's end). Due times on the heap are at most
+ * LOOP_TIMER_MAX_MS (12 days) ahead and compared wrap-safe (timer.h).
+ *
+ * What a model does:
+ *   - loop_conn_start() when it makes a connection (no deadline, active now);
+ *   - loop_conn_active() when the connection is active as the model counts
+ *     activity (uring: a recv or a send completed; coro: its task waits
+ *     again, or the write pass wrote it);
+ *   - loop_conn_deadline() after it brought the connection up to date (its
+ *     session's phase may have moved a deadline);
+ *   - loop_conn_deadline_cancel() when it begins to close the connection
+ *     (uring: cancels in flight); loop_unlist() cancels it too;
+ *   - bounds its wait by loop_timeout() (the earliest deadline or alarm),
+ *     and after loop_turn() and the turn's events calls loop_run_due().
+ *
+ * How a deadline is armed (loop_conn_deadline), at loop_due() for the
+ * connection's last activity, unless:
+ *   - the timer is armed sooner: a later due time (traffic since) moves it
+ *     lazily - it fires at the earlier time, finds nothing due yet and is
+ *     re-armed then: a heap operation per deadline, not one per event;
+ *   - the due time passed already (an expiry left the connection open to
+ *     send its last reply), or the connection is held and due within
+ *     LOOP_OVERDUE_MS (the hold retry offers it its input meanwhile: see
+ *     holds): looked at again LOOP_OVERDUE_MS later, not at every turn;
+ *   - it is further than LOOP_TIMER_MAX_MS ahead: looked at again then.
+ *
+ * What runs when one comes (loop_run_due, after the turn's events): for each
+ * connection due by the turn's clock, in due order, loop_due() again - none
+ * any more: nothing (the model's next loop_conn_deadline arms one); later
+ * (moved): re-armed; due: loop_expire(). True calls m->expired (the model
+ * closes it: nothing of its session runs any more); false (it stays to send
+ * what the expiry queued, or nothing was due after all) re-arms it by the
+ * rules above. Either way it is listed (loop_pending), so its write hook
+ * sends what the expiry queued, or closes it. Then the alarms due run.
+ *
+ * So a connection readable at every turn still meets its absolute deadlines
+ * (handshake, head, the drain's end): the heap does not care what the
+ * model's connection waits for. */
+
+#define LOOP_OVERDUE_MS 100 /* an expired connection left open, or a held one: looked at again this much later */
+
+struct loop_deadline {
+	struct loop_timer timer; /* on l->deadlines: when the policy looks at it next */
+	uint32_t last;           /* its last activity on the turn's clock (l->now) */
+};
+
+/* After the wait, before the turn's events: read the clock (once a turn). */
+void loop_turn(struct loop *l);
+/* ms until the earliest deadline or alarm (0 if one is due), at most max:
+ * the model's wait bound. */
+int loop_timeout(struct loop *l, int max);
+/* After the turn's events: the deadlines due (as above), then the alarms due. */
+void loop_run_due(struct loop *l);
+
+static inline struct loop_deadline *loop_conn_dl(const struct loop *l, struct loop_conn *lc)
+{
+	return (struct loop_deadline *)((char *)lc + l->m->deadline_off);
+}
+
+/* A new connection: no deadline armed, active now. */
+static inline void loop_conn_start(struct loop *l, struct loop_conn *lc)
+{
+	struct loop_deadline *d = loop_conn_dl(l, lc);
+	loop_timer_init(&d->timer);
+	d->last = l->now;
+}
+
+/* lc is active now (the turn's clock). */
+static inline void loop_conn_active(struct loop *l, struct loop_conn *lc) { loop_conn_dl(l, lc)->last = l->now; }
+
+/* lc's last activity as a now_ms() time (an age on the turn's clock: no
+ * wrap, see above). */
+static inline long long loop_conn_last(const struct loop *l, struct loop_conn *lc)
+{
+	return l->now_at - (uint32_t)(l->now - loop_conn_dl(l, lc)->last);
+}
+
+/* Arm lc's deadline for its session s by the policy, as above. */
+void loop_conn_deadline(struct loop *l, struct loop_conn *lc, const struct session *s);
+/* lc has no deadline any more (it is closing). */
+void loop_conn_deadline_cancel(struct loop *l, struct loop_conn *lc);
+/* Room for n armed deadlines, so that arming never fails below that. 0 or -ENOMEM. */
+int loop_deadlines_reserve(struct loop *l, int n);
+
 /* The deadline policy (deadline.h) with the loop's drain clock: when the
  * connection, last active at last_ms, must next be looked at (0 = never)... */
 long long loop_due(const struct loop *l, const struct session *s, long long last_ms);
@@ -398,8 +527,9 @@ static inline bool loop_listed(const struct loop_conn *lc) { return lc->flags & 
  * published, lc is written after the connections it published to. */
 void loop_input(struct loop *l, struct loop_conn *lc, struct session *s, const char *p, size_t n);
 
-/* lc is going away: off the pending list, and off the held list (the model
- * calls it before freeing a connection that may be listed or held). */
+/* lc is going away: off the pending list, off the held list, and its
+ * deadline cancelled (the model calls it before freeing a connection that
+ * may be listed, held or armed). */
 void loop_unlist(struct loop *l, struct loop_conn *lc);
 
 /* Call m->write() for every listed connection, in the order above. */
@@ -436,7 +566,8 @@ void loop_write_pending(struct loop *l);
  * (loop_pending; written after its deliveries if its input published), so
  * the model's write hook carries on - and hands it to loop_hold again if
  * it is still held. While it is held, the retry is its deadline too: a
- * model need not wake it for the hold (coro waits without a timer).
+ * model need not wake it for the hold (coro's task waits without re-arming
+ * its deadline; the deadline run may look at it too: see deadlines).
  *
  * A connection leaves the list when it ends (loop_unlist), so an id freed
  * and reused is never retried as the old connection. */

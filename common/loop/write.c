@@ -70,6 +70,7 @@ void loop_unlist(struct loop *l, struct loop_conn *lc)
 		take_off(l->pending, &l->npending, lc->id);
 	}
 	lc->flags &= (uint8_t)~(LOOP_CONN_PENDING | LOOP_CONN_PUBLISHED | LOOP_CONN_HELD);
+	loop_conn_deadline_cancel(l, lc);
 }
 
 /* One pass over the list: every listed connection, or (first pass of two)

@@ -24,15 +24,14 @@ enum cr_req {
 	CR_READ = 1 << 0,   /* wake me when the fd is readable */
 	CR_WRITE = 1 << 1,  /* ... writable */
 	CR_ACCEPT = 1 << 2, /* ... a listener has a connection (readable) */
-	CR_SLEEP = 1 << 3,  /* no I/O: only the deadline (or a poke) wakes me */
+	CR_SLEEP = 1 << 3,  /* no I/O: only a poke wakes me */
 	CR_AGAIN = 1 << 4,  /* I can go on: queue me behind the others */
 };
 
 /* Why a task was resumed (task->ev): the I/O bits above, or these. */
 enum cr_ev {
-	CR_TIMEOUT = 1 << 5, /* its deadline passed */
 	CR_POKE = 1 << 6,    /* someone has news for it (mail, stop) */
-	CR_KILL = 1 << 7,    /* end now */
+	CR_KILL = 1 << 7,    /* end now (coro: the runtime's deadline or hold retry said close) */
 };
 
 #define CR_BEGIN(lp) switch (*(lp)) { case 0:

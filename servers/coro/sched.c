@@ -1,6 +1,6 @@
 /* sched.c - the coroutine scheduler: ready queue, waiting sets (kept by the
- * poller), timers, and the loop that sleeps in the poller only when nothing
- * is ready. See sched.h. */
+ * poller), and the loop that sleeps in the poller only when nothing is
+ * ready. See sched.h. */
 #include "sched.h"
 
 #include <errno.h>
@@ -9,19 +9,12 @@
 #include <string.h>
 
 #include "log.h"
-#include "clock.h"
 
-#define MAX_WAIT_MS LOOP_TIMER_MAX_MS /* deadlines stay within half the clock's range */
-
-/* Times are uint32 ms since the epoch; compare them wrap-safe. */
-static bool before(uint32_t a, uint32_t b) { return loop_time_before(a, b); }
-
-/* The turn's clock: read once after each poll. */
-static void clock_read(struct sched *sch)
-{
-	sch->now_at = now_ms();
-	sch->now = (uint32_t)(sch->now_at - sch->epoch) + 1;
-}
+/* The poller never sleeps longer than this, even with no timer: a signal that
+ * a sanitizer (TSan) deferred because it arrived just before the wait is run
+ * when the wait returns, so a SIGTERM is acted on within a second, not never
+ * (seen once: a coro --threads 2 TSan daemon ignored SIGTERM for 90 s). */
+#define SCHED_MAX_SLEEP_MS 1000
 
 int sched_init(struct sched *sch, const struct loop_poller_ops *ops, const struct task_kind *kinds, void *data)
 {
@@ -29,76 +22,12 @@ int sched_init(struct sched *sch, const struct loop_poller_ops *ops, const struc
 	sch->ops = ops;
 	sch->kinds = kinds;
 	sch->data = data;
-	sch->epoch = now_ms();
-	clock_read(sch);
 	return ops->create(&sch->poller);
 }
 
-/* ---- timers: the runtime's heap (timer.h), one record per task ---- */
-
-static struct task *task_of(struct loop_timer *tm) { return (struct task *)((char *)tm - offsetof(struct task, timer)); }
-
-static void set_deadline(struct sched *sch, struct task *t, uint32_t d)
-{
-	d = d ? d : 1;
-	if (t->deadline && !before(d, t->deadline))
-		return; /* this wait is already bounded sooner */
-	t->deadline = d;
-	if (!loop_timer_armed(&t->timer)) {
-		if (loop_timers_arm(&sch->timers, &t->timer, d) < 0)
-			log_warn("coro: no memory for a timer; a deadline is lost");
-	} else if (before(d, t->timer.at)) {
-		loop_timers_arm(&sch->timers, &t->timer, d);
-	} /* else: later than the key; re-keyed when the key comes due */
-}
-
-void sched_deadline(struct sched *sch, struct task *t, uint32_t ms)
-{
-	set_deadline(sch, t, sch->now + (ms < MAX_WAIT_MS ? ms : MAX_WAIT_MS));
-}
-
-/* An absolute now_ms() time on the scheduler's scale (its uint32 wraps the
- * same way), at most MAX_WAIT_MS ahead of the turn's clock: read once per
- * wake-up, not at each wait (two clock reads per echoed message); the bound
- * only keeps deadlines inside half the clock's range, and the turn's clock
- * is never ahead of now. */
-static uint32_t sched_time(const struct sched *sch, long long at_ms)
-{
-	long long d = at_ms - sch->epoch + 1, now = sch->now_at - sch->epoch + 1;
-	if (d - now > MAX_WAIT_MS)
-		d = now + MAX_WAIT_MS;
-	return (uint32_t)d;
-}
-
-void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms) { set_deadline(sch, t, sched_time(sch, at_ms)); }
-
-void sched_deadline_move(struct sched *sch, struct task *t, long long at_ms)
-{
-	if (!at_ms) {
-		t->deadline = 0; /* an armed timer finds nothing to do when it fires */
-		return;
-	}
-	uint32_t d = sched_time(sch, at_ms);
-	t->deadline = d ? d : 1;
-	if (!loop_timer_armed(&t->timer)) {
-		if (loop_timers_arm(&sch->timers, &t->timer, t->deadline) < 0)
-			log_warn("coro: no memory for a timer; a deadline is lost");
-	} else if (before(t->deadline, t->timer.at)) {
-		loop_timers_arm(&sch->timers, &t->timer, t->deadline);
-	} /* else: later than the key; re-keyed when the key comes due */
-}
-
-/* ms until the earliest timer, -1 if none. */
-/* The poller never sleeps longer than this, even with no timer: a signal that
- * a sanitizer (TSan) deferred because it arrived just before the wait is run
- * when the wait returns, so a SIGTERM is acted on within a second, not never
- * (seen once: a coro --threads 2 TSan daemon ignored SIGTERM for 90 s). */
-#define SCHED_MAX_SLEEP_MS 1000
-
 static int next_timeout(struct sched *sch)
 {
-	int ms = loop_timers_timeout(&sch->timers, sch->now, SCHED_MAX_SLEEP_MS);
-	return sch->sleep_cap ? sch->sleep_cap(sch, ms) : ms;
+	return sch->sleep_cap ? sch->sleep_cap(sch, SCHED_MAX_SLEEP_MS) : SCHED_MAX_SLEEP_MS;
 }
 
 /* ---- the ready queue ---- */
@@ -119,26 +48,6 @@ void sched_poke(struct sched *sch, struct task *t, uint8_t bits)
 	if (t->wait) {
 		t->wait = 0;
 		enqueue(sch, t);
-	}
-}
-
-static void expire_timers(struct sched *sch)
-{
-	struct loop_timer *tm;
-	while ((tm = loop_timers_first(&sch->timers)) && !before(sch->now, tm->at)) {
-		struct task *t = task_of(tm);
-		if (t->deadline && before(sch->now, t->deadline)) {
-			loop_timers_arm(&sch->timers, tm, t->deadline); /* the deadline moved later since */
-			continue;
-		}
-		loop_timers_cancel(&sch->timers, tm);
-		/* Also when its fd made it ready this round (then it is queued and
-		 * just sees the bit): a socket readable at every look would otherwise
-		 * never time out, and a peer sending without end would outlive the
-		 * drain's end. */
-		if (t->deadline)
-			sched_poke(sch, t, CR_TIMEOUT);
-		t->deadline = 0;
 	}
 }
 
@@ -165,7 +74,7 @@ struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data)
 	t->lc.id = (uint32_t)fd;
 	t->data = data;
 	t->kind = (uint8_t)kind;
-	loop_timer_init(&t->timer);
+	loop_timer_init(&t->dl.timer); /* a connection's is the runtime's (loop_conn_start) */
 	sch->fds[fd] = t;
 	enqueue(sch, t);
 	return t;
@@ -176,7 +85,6 @@ static void finish(struct sched *sch, struct task *t)
 	if (t->reg)
 		loop_poller_del(sch->ops, sch->poller, task_fd(t), t->reg);
 	sch->fds[task_fd(t)] = NULL;
-	loop_timers_cancel(&sch->timers, &t->timer);
 	sch->kinds[t->kind].fini(sch, t);
 	free(t);
 }
@@ -208,7 +116,6 @@ void sched_drop(struct sched *sch, struct task *t)
 	t->reg = 0;
 	if (task_fd(t) >= 0 && task_fd(t) < sch->fds_cap && sch->fds[task_fd(t)] == t)
 		sch->fds[task_fd(t)] = NULL;
-	loop_timers_cancel(&sch->timers, &t->timer);
 	if (t->wait && sch->running != t) {
 		free(t); /* parked: on no queue */
 		return;
@@ -223,7 +130,6 @@ static void step(struct sched *sch, struct task *t)
 		free(t);
 		return;
 	}
-	t->deadline = 0; /* a deadline bounds one wait; the run sets the next */
 	sch->running = t;
 	int req = sch->kinds[t->kind].run(sch, t);
 	sch->running = NULL;
@@ -299,14 +205,12 @@ int sched_run(struct sched *sch)
 		}
 		int timeout = sch->ready ? 0 : next_timeout(sch);
 		int n = sch->ops->wait(sch->poller, timeout, sch->fired, (int)(sizeof(sch->fired) / sizeof(sch->fired[0])));
-		clock_read(sch);
 		if (n < 0 && n != -EINTR) {
 			log_error("coro: %s failed: %s", sch->ops->name, strerror(-n));
 			return n;
 		}
 		for (int i = 0; i < n; i++)
 			dispatch(sch, &sch->fired[i]);
-		expire_timers(sch);
 		if (sch->after_wait)
 			sch->after_wait(sch);
 	}
@@ -324,7 +228,6 @@ void sched_fini(struct sched *sch)
 		if (sch->fds[fd])
 			finish(sch, sch->fds[fd]);
 	free(sch->fds);
-	loop_timers_fini(&sch->timers);
 	if (sch->poller)
 		sch->ops->destroy(sch->poller);
 	memset(sch, 0, sizeof(*sch));

@@ -6,9 +6,10 @@
  * CR_DONE (<= 0) when it has ended. Waiting tasks sit in the read/write
  * waiting sets, which the poller watches; ready ones sit in a FIFO ready
  * queue. The scheduler runs what is ready and sleeps in the poller only when
- * nothing is (like libdill's cr.c). A deadline set during a run bounds the
- * next wait (timers are the runtime's heap, timer.h, re-keyed lazily when
- * a deadline moves later); the task then resumes with CR_TIMEOUT in ev.
+ * nothing is (like libdill's cr.c), for at most what its owner says
+ * (sleep_cap: coro, the runtime's earliest deadline or alarm). It keeps no
+ * timers and no clock: a connection's deadline is the runtime's (loop.h,
+ * deadlines), which ends a task by poking it (coro: CR_KILL).
  *
  * Everything here belongs to the scheduler's thread. */
 #ifndef WEFT_SCHED_H
@@ -28,10 +29,9 @@ struct sched;
  * session. */
 struct task {
 	struct loop_conn lc; /* first: a connection's runtime record (loop.h); lc.id is the fd, for every task */
-	uint32_t deadline;   /* wake by then (scheduler ms), 0 = no deadline */
+	struct loop_deadline dl; /* a connection's deadline, the runtime's (loop.h, deadlines); unarmed for others */
 	struct task *next;   /* ready queue link */
 	void *data;          /* the kind's object (a session, a listener) */
-	struct loop_timer timer; /* in the timer heap; its key <= deadline (moved lazily) */
 	cr_line line, sub;   /* resume points: the task body, an awaited sub-coroutine */
 	uint8_t kind : 7;    /* index into the scheduler's kinds */
 	uint8_t dead : 1;    /* sched_drop()ped while queued or running: freed when next stepped */
@@ -59,10 +59,6 @@ struct sched {
 	struct task **fds;          /* fd -> its task */
 	int fds_cap;
 	struct task *ready, *ready_tail;
-	struct loop_timers timers;  /* the tasks' timers */
-	long long epoch;            /* now_ms() at start */
-	uint32_t now;               /* ms since epoch, refreshed after each poll */
-	long long now_at;           /* now_ms() then (now is this on the scheduler's wrapping scale) */
 	/* run() returns once this is false (coro: loop_serving). */
 	bool (*serving)(struct sched *sch);
 	/* Called once a round, after the ready tasks ran and before the poller
@@ -70,8 +66,10 @@ struct sched {
 	 * (may poke tasks: when nothing else was ready, the scheduler then runs
 	 * them first). NULL = none. */
 	void (*before_sleep)(struct sched *sch);
-	/* Timers that are not tasks' (the runtime's alarms): may lower the
-	 * wait's timeout in ms, and run after every wait. NULL = none. */
+	/* The owner's timers (the runtime's deadlines and alarms): may lower
+	 * the wait's timeout in ms; after_wait runs after every wait, once the
+	 * readiness it returned was handed to the tasks (woken, not run yet).
+	 * NULL = none. */
 	int (*sleep_cap)(struct sched *sch, int timeout_ms);
 	void (*after_wait)(struct sched *sch);
 	struct task *running;       /* the task being resumed, if any */
@@ -85,14 +83,6 @@ void sched_fini(struct sched *sch);
 /* A new task of kind on fd, queued to run first; NULL on ENOMEM (or an fd
  * past LOOP_CONN_ID_MAX). */
 struct task *sched_spawn(struct sched *sch, int kind, int fd, void *data);
-/* Bound the wait the running task is about to yield: wake it within ms.
- * Called more than once for one wait, the earliest bound wins. */
-void sched_deadline(struct sched *sch, struct task *t, uint32_t ms);
-/* The same, by an absolute now_ms() time (a total deadline). */
-void sched_deadline_at(struct sched *sch, struct task *t, long long at_ms);
-/* t's wait (yielded already) is bounded by at_ms from now on, later or
- * sooner than before; 0 = no deadline. */
-void sched_deadline_move(struct sched *sch, struct task *t, long long at_ms);
 /* Resume t soon with bits added to t->ev (mail arrived, stop, kill); a task
  * already ready just sees the bits when it runs. */
 void sched_poke(struct sched *sch, struct task *t, uint8_t bits);

@@ -25,8 +25,7 @@ int slots_grow(struct uring_slots *sl)
 	uint32_t base = sl->nchunks * SLOT_CHUNK;
 	for (uint32_t i = 0; i < SLOT_CHUNK; i++) {
 		c[i].lc.id = base + i;
-		c[i].fd = -1;
-		loop_timer_init(&c[i].timer);
+		loop_timer_init(&c[i].dl.timer); /* unarmed until the runtime arms it */
 		c[i].next_free = i + 1 < SLOT_CHUNK ? base + i + 1 : sl->free_head;
 	}
 	sl->chunks[sl->nchunks++] = c;
@@ -44,8 +43,8 @@ struct conn *slots_take(struct uring_slots *sl)
 	c->lc.flags = 0;
 	c->s = NULL;
 	c->sv = NULL;
-	c->fd = -1;
-	loop_timer_init(&c->timer);
+	c->fd = -1; /* was next_free */
+	loop_timer_init(&c->dl.timer);
 	return c;
 }
 
@@ -55,8 +54,7 @@ void slots_put(struct uring_slots *sl, struct conn *c)
 	c->flags = 0;
 	c->lc.flags = 0;
 	c->s = NULL;
-	c->fd = -1;
-	c->next_free = sl->free_head;
+	c->next_free = sl->free_head; /* in place of fd */
 	sl->free_head = c->lc.id;
 }
 

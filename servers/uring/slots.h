@@ -14,7 +14,6 @@
 #include <stdint.h>
 
 #include "loop.h"
-#include "timer.h"
 
 #define SLOT_CHUNK 1024     /* connection slots are allocated this many at a time */
 #define GEN_MASK 0xffffffu  /* struct conn's gen is 24 bits */
@@ -34,7 +33,7 @@ struct session;
 struct sendv;
 
 /* Kept small on purpose (40 bytes): an idle connection costs this plus its
- * session (and its entry in the timer heap). lc.id is its slot (24 bits:
+ * session (and its entry in the runtime's deadline heap). lc.id is its slot (24 bits:
  * the table stops growing at LOOP_CONN_ID_MAX + 1 slots). */
 struct conn {
 	struct loop_conn lc;    /* first: the runtime's record (loop.h); lc.id = the slot */
@@ -42,12 +41,11 @@ struct conn {
 	uint32_t flags : 8;
 	struct session *s;
 	struct sendv *sv; /* the iovecs of a multi-segment send in flight */
-	int fd;
 	union {
-		uint32_t last_ms;   /* live: last traffic, ms since the loop started */
+		int fd;             /* live */
 		uint32_t next_free; /* free: next free slot */
 	};
-	struct loop_timer timer; /* when the deadline policy looks at it next (ms since the loop started) */
+	struct loop_deadline dl; /* the runtime's (loop.h, deadlines): last traffic, when the policy looks next */
 };
 
 _Static_assert(sizeof(struct conn) <= 40, "an idle uring connection stays 40 bytes");
@@ -88,10 +86,11 @@ static inline struct conn *slots_at(const struct uring_slots *sl, uint32_t slot)
 void slots_init(struct uring_slots *sl);
 /* SLOT_CHUNK more free slots. 0, or -ENOMEM (also past LOOP_CONN_ID_MAX). */
 int slots_grow(struct uring_slots *sl);
-/* A free slot, now F_LIVE with no session, fd -1, its timer unarmed; NULL when there is no
- * free one (slots_grow first). */
+/* A free slot, now F_LIVE with no session and fd -1; NULL when there is no
+ * free one (slots_grow first). Its deadline record is the runtime's
+ * (loop_conn_start). */
 struct conn *slots_take(struct uring_slots *sl);
-/* Give c's slot back (its timer disarmed by the caller): its generation
+/* Give c's slot back (its deadline cancelled by the runtime: loop_unlist): its generation
  * moves on, so completions naming the old one are stale. */
 void slots_put(struct uring_slots *sl, struct conn *c);
 /* The live connection a completion's user_data names, or NULL if it is

@@ -126,11 +126,12 @@ static void reset_counts(void)
  * the retry by time. Not a timing assertion: the test only waits for it. */
 static bool alarm_retry(void)
 {
-	for (int k = 0; k < 2000 && loop_alarms_timeout(&l, 1000) > 0; k++)
+	for (int k = 0; k < 2000 && loop_timeout(&l, 1000) > 0; k++)
 		nanosleep(&(struct timespec){0, 1000000}, NULL);
-	if (loop_alarms_timeout(&l, 1000) > 0)
+	if (loop_timeout(&l, 1000) > 0)
 		return false;
-	loop_alarms_run(&l);
+	loop_turn(&l);
+	loop_run_due(&l);
 	return true;
 }
 
@@ -143,6 +144,7 @@ int main(void)
 	srv.cfg = &cfg;
 	srv.ex = exchange_new();
 	l = (struct loop){.m = &model, .srv = &srv, .wake_fd = -1, .epoch = now_ms()};
+	loop_turn(&l);
 	owner_init(&l.owner, wake, &l);
 	l.owner.limits = server_outbox_limits(&srv);
 	owner_init(&far, wake, NULL);
