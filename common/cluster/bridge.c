@@ -34,7 +34,7 @@
  *         before_subscribe).
  * and, over redis-cluster://, for patterns across nodes (patterns.h):
  *   lpat  this node's patterns, announced (one per 'p' entry of held),
- *         and those let go since the last announcement (LP_GONE).
+ *         and those let go since the last announcement sent (LP_GONE).
  *   rp    the other nodes' announced patterns, bounded in entries and
  *         bytes (patterns.c); guarded by b->lock.
  */
@@ -103,7 +103,7 @@
 /* sent entries: b = markers still to send for this channel */
 #define MARKERS 3 /* one to three ticks after the last publish: without a key a far one needs two to count */
 /* lpat entry flags */
-#define LP_GONE 1u /* let go here, not yet announced as gone (hook_held) */
+#define LP_GONE 1u /* let go here, no announcement without it sent yet (hook_held) */
 
 struct bridge {
 	pthread_mutex_t lock;
@@ -445,8 +445,8 @@ static void hook_held(void *arg, bool pattern, const char *name, size_t n, bool 
 			else
 				stat_inc(STAT_oom_errors); /* not announced: its remote messages do not come */
 		} else if (!on && l && !(l->flags & LP_GONE)) {
-			/* Kept, with its time, until the next announcement says it is
-			 * gone (bounded: past that, one let go goes at once): held
+			/* Kept, with its time, until an announcement that says it is
+			 * gone is sent (bounded: past that, one let go goes at once): held
 			 * again before that (a PUNSUBSCRIBE and PSUBSCRIBE read at
 			 * once), the other nodes never stopped sending its copies, and
 			 * one sent before the PSUBSCRIBE and delayed on its shard was
@@ -1003,12 +1003,16 @@ struct lp {
 	struct buf *out;
 	size_t max;
 	bool over;
+	size_t held; /* patterns listed (not LP_GONE) */
 };
 
 static void lpat_one(struct table *t, struct tentry *e, void *arg)
 {
 	struct lp *lp = arg;
 	(void)t;
+	if (e->flags & LP_GONE)
+		return; /* let go: this announcement says it is gone */
+	lp->held++;
 	if (lp->over)
 		return;
 	if (buf_used(lp->out) + 1 + e->node.klen > lp->max ||
@@ -1025,14 +1029,16 @@ static void lpat_gone(struct table *t, struct tentry *e, void *arg)
 
 static void announce(struct bridge *b)
 {
-	table_each(&b->lpat, lpat_gone, NULL); /* announced as gone now: held again, a pattern gets a new time */
-	if (!b->lpat.h.n && !b->ann_left)
-		return;
-	if (!b->lpat.h.n)
-		b->ann_left--;
 	struct buf list = {0};
-	struct lp lp = {&list, b->ann_max, false};
+	struct lp lp = {&list, b->ann_max, false, 0};
 	table_each(&b->lpat, lpat_one, &lp);
+	bool gone = lp.held < b->lpat.h.n; /* let go, not yet announced as gone */
+	if (!lp.held && !gone && !b->ann_left) {
+		buf_free(&list);
+		return;
+	}
+	if (!lp.held && b->ann_left)
+		b->ann_left--;
 	if (lp.over) {
 		buf_free(&list);
 		list = (struct buf){0};
@@ -1060,8 +1066,16 @@ static void announce(struct bridge *b)
 		size_t lens[3] = {8, (size_t)cl, hn + buf_used(&list)};
 		struct buf out = {0};
 		if (put_cmd(&out, 3, argv, lens) == 0 &&
-		    shards_send(b->shards, cluster_slot(chan, (size_t)cl), LINK_PUB, buf_head(&out), buf_used(&out)) == 0)
+		    shards_send(b->shards, cluster_slot(chan, (size_t)cl), LINK_PUB, buf_head(&out), buf_used(&out)) == 0) {
 			stat_inc(STAT_cl_pat_ann_sent);
+			/* Announced as gone now: held again, a pattern gets a new
+			 * time. Only once sent: while the control channel's shard
+			 * is down (-ENOTCONN) the other nodes go on sending its
+			 * copies, and one held again keeps its time, as within a
+			 * turn. */
+			if (gone)
+				table_each(&b->lpat, lpat_gone, NULL);
+		}
 		buf_free(&out);
 	}
 	free(payload);

@@ -96,8 +96,8 @@ static bool stop_signalled(struct loop *l, struct loop_watch *w)
 	return false; /* the stop fd stays readable forever */
 }
 
-/* SIGHUP/SIGUSR1 (daemon.c): reopen --log-file here, on loop 0, between
- * turns; the handler only wrote the pipe. */
+/* SIGHUP/SIGUSR1 (daemon.c): reopen --log-file here, on any loop of the
+ * server's group, between turns; the handler only wrote the pipe. */
 static bool reopen_signalled(struct loop *l, struct loop_watch *w)
 {
 	(void)l, (void)w;
