@@ -343,7 +343,9 @@ void blocking_wait_zero(struct blocking *b, pthread_mutex_t *lock, pthread_cond_
 			until = limit;
 		struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000};
 		int err = pthread_cond_timedwait(cond, lock, &ts);
+		pthread_mutex_unlock(lock); /* the threads going away need it: not held over a file open */
 		reopen_if_asked();
+		pthread_mutex_lock(lock);
 		if (err == ETIMEDOUT && !late && *count > 0 && now_ms() >= limit) {
 			log_error("%s: %d still running %d ms after the drain's end; waiting for them", what, *count,
 			          JOIN_SLACK_MS);
