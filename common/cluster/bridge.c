@@ -579,6 +579,15 @@ static bool comes_back(struct bridge *b, const char *ch, size_t cn)
 static void hook_published(void *arg, const char *ch, size_t cn, const char *from, const char *data, size_t n)
 {
 	struct bridge *b = arg;
+	/* A name starting with a space is the node's own (the beacon channel,
+	 * over redis-cluster:// the control channel and the inboxes): no client
+	 * can subscribe to one, but a RESP PUBLISH takes any bulk string, and
+	 * the node would sign the client's message there as its own (every
+	 * keyed node counting a bad beacon, a refused announcement). It reaches
+	 * this node's clients only, as no remote client could have it anyway
+	 * (engine_message drops such names). */
+	if (cn && ch[0] == ' ')
+		return;
 	struct envelope env = {.origin = b->origin, .boot = b->boot};
 	memcpy(env.nick, from, strnlen(from, sizeof(env.nick) - 1)); /* as snprintf "%s" would, without its cost */
 	bool wake = false;

@@ -1207,6 +1207,44 @@ def test_keyed_replay_from_a_sender_never_heard_from(ctx):
             stop_all(nodes + [pub, plain])
 
 
+def test_client_cannot_publish_on_the_beacon_channel(ctx):
+    """The beacon channel's name (the prefix and " clk") has a space, so no
+    client can SUBSCRIBE to it; but a RESP PUBLISH takes any bulk string as
+    its channel, and the node signed and published a client's message on
+    "weft: clk" like any other: every keyed node then counted a bad beacon
+    (weft_cluster_beacons_total{result="bad"}: a forger, or a node with
+    another key, the docs say), and its end markers after it too, for as
+    long as the client kept publishing (over redis-cluster:// the control
+    channel and the inboxes likewise). A name starting with a space is the
+    node's own (beacon.h, patterns.h): a client's publish on one goes to
+    this node's clients only, never to the engine."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        flags = ["--cluster-key-file", key]
+        a, b = node("threads", url, flags), node("coro", url, flags)
+        try:
+            assert wait_for(lambda: link_up(a) and link_up(b), 10 * slow_factor())
+            s = Sub(b, "resp", "k")
+            wait_engine_subs(r, "weft:k", 1, 0)
+            p = Pub(a)
+            for i in range(3):
+                p.publish(" clk", b"forged-%d" % i)
+                p.publish(" clk", b"")  # no data: a beacon's shape
+            p.publish("k", b"sync")  # the same connection to the engine after them: in order
+            p.drain()
+            s.read(1, 10)
+            assert s.got == [b"sync"]
+            for w in (a, b):
+                assert w.metric("weft_cluster_beacons_total", 'result="bad"') == 0, \
+                    "%s counted a client's publish as a bad beacon" % (w.args[1],)
+                assert w.metric("weft_cluster_auth_failures_total") == 0
+            s.close()
+            p.close()
+        finally:
+            stop_all([a, b])
+
+
 def private_resolv_conf(path):
     """A preexec_fn: the child gets a mount namespace of its own (private,
     so nothing propagates back) with path bind-mounted on /etc/resolv.conf."""
