@@ -291,20 +291,24 @@ static uint64_t stream_sub(const struct bridge *b, const char *pat, size_t pn, c
 }
 
 /* No memory for a stream's key or its mark in `seen` (counted): whether to
- * deliver its envelope all the same. Without a key, yes: nothing here may
- * let a single forged envelope cost a genuine message (mark.c), and a mark
- * that cannot be read or made says nothing either way (a duplicate may then
- * pass, as past the window). With a key, no: without the mark a replay
- * cannot be told from the genuine envelope, and one who can push this node
- * short of memory (or a node under memory pressure) would see every replay
- * of the moment delivered (refused and counted as reason="no_memory"). */
+ * deliver its envelope all the same. A marker, never: it is not a message
+ * (it reached the subscribers as an empty one, counted as received), and
+ * what it would have counted is counted by the stream's next number.
+ * Without a key, a message yes: nothing here may let a single forged
+ * envelope cost a genuine message (mark.c), and a mark that cannot be read
+ * or made says nothing either way (a duplicate may then pass, as past the
+ * window). With a key, no: without the mark a replay cannot be told from
+ * the genuine envelope, and one who can push this node short of memory (or
+ * a node under memory pressure) would see every replay of the moment
+ * delivered (refused and counted as reason="no_memory"). */
 static bool track_no_memory(const struct bridge *b, const struct envelope *env)
 {
 	stat_inc(STAT_oom_errors);
+	if (env->marker)
+		return false;
 	if (!b->key)
 		return true;
-	if (!env->marker)
-		stat_inc(STAT_cl_replays_no_memory);
+	stat_inc(STAT_cl_replays_no_memory);
 	return false;
 }
 

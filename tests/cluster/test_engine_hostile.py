@@ -2187,6 +2187,55 @@ def test_keyed_no_memory_for_a_mark(ctx):
             stop_all(nodes)
 
 
+def test_marker_no_memory_for_a_mark_not_delivered(ctx):
+    """Without a key, an envelope whose stream key or mark cannot be made for
+    want of memory is delivered all the same (bridge.c track_no_memory: no
+    single forgery may cost a genuine message), and a marker was too: a
+    marker (nick "!", no data) that came while malloc failed reached the
+    subscribers as an empty message and was counted as received. A marker
+    is never a message (mark.c). The same LD_PRELOAD shim (alloc_fail.c) as
+    test_keyed_no_memory_for_a_mark fails the malloc of the stream's key for
+    a pattern subscriber (m*) of a 1,000-byte channel, no key: x1, then,
+    short of memory, the stream's marker for seq 2 (x2 lost), then, with
+    memory back, x3."""
+    shim = ctx.path("alloc_fail.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "alloc_fail.c"), "-ldl"],
+                   check=True, timeout=60)
+    flag = ctx.path("fail")
+    pat, ch = "m*", b"m" * 1000
+    chan = "weft:" + ch.decode()
+    kn = 16 + 1 + len(pat) + 1 + len(ch)  # track's key: origin, boot, 'p', the pattern, NUL, the channel
+    env = {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_FN": "malloc", "FAIL_MIN": str(kn), "FAIL_MAX": str(kn),
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+
+    def envelope(seq, nick, data):
+        return b"weft1 %016x 1 0 %d %s\n%s" % (0x00de0005, seq, nick, data)
+
+    with Redis(ctx.tmpdir) as r:
+        w = node("threads", "redis://127.0.0.1:%d" % r.port, env=env)
+        try:
+            assert wait_for(lambda: link_up(w), 10 * slow_factor())
+            sub, sync = Sub(w, "pat", pat), Sub(w, "resp", "sync")
+            wait_engine_subs(r, "weft:sync", 1, 1)
+            engine_publish(r, chan, envelope(1, b"ghost", b"x1"))
+            assert sub.read(1, 10) == [b"x1"], sub.got
+            open(flag, "w").close()
+            engine_publish(r, chan, envelope(2, b"!", b""))
+            # the node takes the engine's messages in order: once this one is here, the marker was judged
+            engine_publish(r, "weft:sync", envelope(1, b"ghost", b"s"))
+            assert sync.read(1, 10) == [b"s"], sync.got
+            assert w.metric("weft_errors_total", 'kind="out_of_memory"') >= 1
+            os.unlink(flag)
+            engine_publish(r, chan, envelope(3, b"ghost", b"x3"))
+            sub.read(10, 10, until=lambda got: b"x3" in got)
+            assert sub.got == [b"x1", b"x3"], "a marker was delivered as a message: %s" % sub.got
+            assert w.metric("weft_cluster_received_total") == 3  # x1, s, x3
+            sub.close()
+            sync.close()
+        finally:
+            stop_all([w])
+
+
 def test_keyed_published_while_away_replayed_after_rejoin(ctx):
     """With a key a fresh SUBSCRIBE keeps the marks, and the first number
     ahead of one is taken (mark.c): an envelope published while this node was
