@@ -297,20 +297,24 @@ static uint64_t stream_sub(const struct bridge *b, const char *pat, size_t pn, c
 }
 
 /* No memory for a stream's key or its mark in `seen` (counted): whether to
- * deliver its envelope all the same. Without a key, yes: nothing here may
- * let a single forged envelope cost a genuine message (mark.c), and a mark
- * that cannot be read or made says nothing either way (a duplicate may then
- * pass, as past the window). With a key, no: without the mark a replay
- * cannot be told from the genuine envelope, and one who can push this node
- * short of memory (or a node under memory pressure) would see every replay
- * of the moment delivered (refused and counted as reason="no_memory"). */
+ * deliver its envelope all the same. A marker, never: it is not a message
+ * (it reached the subscribers as an empty one, counted as received), and
+ * what it would have counted is counted by the stream's next number.
+ * Without a key, a message yes: nothing here may let a single forged
+ * envelope cost a genuine message (mark.c), and a mark that cannot be read
+ * or made says nothing either way (a duplicate may then pass, as past the
+ * window). With a key, no: without the mark a replay cannot be told from
+ * the genuine envelope, and one who can push this node short of memory (or
+ * a node under memory pressure) would see every replay of the moment
+ * delivered (refused and counted as reason="no_memory"). */
 static bool track_no_memory(const struct bridge *b, const struct envelope *env)
 {
 	stat_inc(STAT_oom_errors);
+	if (env->marker)
+		return false;
 	if (!b->key)
 		return true;
-	if (!env->marker)
-		stat_inc(STAT_cl_replays_no_memory);
+	stat_inc(STAT_cl_replays_no_memory);
 	return false;
 }
 
@@ -966,22 +970,30 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 		stat_inc(STAT_oom_errors);
 		return;
 	}
+	hn = envelope_finish(head, hn, tagged ? tag : NULL);
+	char *chan = malloc(b->plen + e->node.klen);
+	size_t at = buf_used(&mk->out);
+	if (chan) {
+		memcpy(chan, b->prefix, b->plen);
+		memcpy(chan + b->plen, e->key, e->node.klen);
+		const char *argv[3] = {b->shards ? "SPUBLISH" : "PUBLISH", chan, head};
+		size_t lens[3] = {b->shards ? 8 : 7, b->plen + e->node.klen, hn};
+		mk->err = put_cmd(&mk->out, 3, argv, lens);
+	}
+	if (!chan || mk->err) {
+		/* No memory to make it: put off, unspent, like one without its tag
+		 * (it was spent unmade, so that the loss of a publish dropped for
+		 * the same want of memory, the stream's last, was never counted).
+		 * The rest of the tick waits too (mk->err, counted once). */
+		free(chan);
+		mk->err = -ENOMEM;
+		stat_inc(STAT_cl_markers_deferred);
+		return;
+	}
 	mk->any = true;
 	mk->room = need < mk->room ? mk->room - need : 0;
 	e->b--;
-	hn = envelope_finish(head, hn, tagged ? tag : NULL);
-	char *chan = malloc(b->plen + e->node.klen);
-	if (!chan) {
-		mk->err = -ENOMEM;
-		return;
-	}
-	memcpy(chan, b->prefix, b->plen);
-	memcpy(chan + b->plen, e->key, e->node.klen);
-	const char *argv[3] = {b->shards ? "SPUBLISH" : "PUBLISH", chan, head};
-	size_t lens[3] = {b->shards ? 8 : 7, b->plen + e->node.klen, hn};
-	size_t at = buf_used(&mk->out);
-	mk->err = put_cmd(&mk->out, 3, argv, lens);
-	if (b->shards && !mk->err) { /* to the channel's owner, at once */
+	if (b->shards) { /* to the channel's owner, at once */
 		/* A shard that refuses it (its link down, its queue full) would
 		 * have it lost, uncounted: a marker spent while the channel's shard
 		 * was down for its three ticks never told that the messages
@@ -995,8 +1007,8 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 		                           buf_head(&mk->out) + at, buf_used(&mk->out) - at) < 0;
 		buf_free(&mk->out);
 		mk->out = (struct buf){0};
-		if (mask)
-			mk->err = marker_copies(mk, mask, e->key, e->node.klen, head, hn, &refused);
+		if (mask && (mk->err = marker_copies(mk, mask, e->key, e->node.klen, head, hn, &refused)) < 0)
+			refused = true; /* no memory for the inboxes' copies: those not sent wait, as a refused one */
 		if (refused) {
 			e->b++;
 			stat_inc(STAT_cl_markers_deferred);

@@ -5,8 +5,10 @@
  * or make a stream's mark (common/cluster/bridge.c: track; its key past
  * 512 bytes is malloc'd, the mark's entry in `seen` calloc'd). The size
  * range picks those out: the test's channel is long enough that nothing
- * else on the receiving path asks for such a size. Built by the test into
- * its temporary directory; build-tree only. */
+ * else on the receiving path asks for such a size. test_marker_out_of_memory_stays_due
+ * fails a publisher's mallocs of a channel's engine name the same way (the
+ * publish's and its markers'). Built by the test into its temporary
+ * directory; build-tree only. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdlib.h>

@@ -2081,6 +2081,57 @@ def test_keyed_marker_not_signed(ctx):
             stop_all([w])
 
 
+def test_marker_out_of_memory_stays_due(ctx):
+    """A marker whose channel name or command could not be made (malloc
+    failing: bridge.c marker_one) was spent all the same and lost, as one
+    refused by its shard was (09c95b2): when the publish before it was lost
+    for the same want of memory, the receivers never learnt that the stream
+    had gone one further, and the loss at its end was counted nowhere. Now
+    it is put off, unspent (weft_cluster_markers_deferred_total), and goes
+    once memory is back. An LD_PRELOAD shim (alloc_fail.c) fails, while a
+    flag file exists, the publisher's mallocs of the channel's engine name
+    (the prefix and a 150-byte channel: nothing else here asks for that
+    size), both the publish's and its markers'."""
+    shim = ctx.path("alloc_fail.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "alloc_fail.c"), "-ldl"],
+                   check=True, timeout=60)
+    flag = ctx.path("fail")
+    ch = "q" * 150
+    size = len("weft:") + len(ch)
+    env = {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_FN": "malloc", "FAIL_MIN": str(size),
+           "FAIL_MAX": str(size), "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        a = node("coro", url, env=env)
+        b = node("threads", url)
+        nodes = [a, b]
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            sub = Sub(b, "resp", ch)
+            wait_engine_subs(r, "weft:" + ch, 1, 0)
+            p = Pub(a)
+            p.publish(ch, b"one")
+            p.drain()
+            assert sub.read(1, 10) == [b"one"], sub.got
+            oom = a.metric("weft_errors_total", 'kind="out_of_memory"')
+            open(flag, "w").close()
+            p.publish(ch, b"lost")  # no memory for its engine name: dropped, its number taken
+            p.drain()
+            # the publish, then each of its three markers' ticks (LINK_TICK_MS) at least
+            assert wait_for(lambda: a.metric("weft_errors_total", 'kind="out_of_memory"') >= oom + 4,
+                            10 * slow_factor()), a.tail()
+            os.unlink(flag)
+            assert wait_for(lambda: b.metric("weft_cluster_gaps_total") == 1, 6 * slow_factor()), \
+                "B counted %d gaps: the markers were spent while they could not be made" % \
+                b.metric("weft_cluster_gaps_total")
+            assert a.metric("weft_cluster_markers_deferred_total") >= 3
+            assert sub.read(2, 0.5) == [b"one"], sub.got
+            sub.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
+
 def test_keyed_fanout_past_seen_is_not_refused(ctx):
     """With a key, a sender's floor (replay.h) was one per sender: Redis sends
     one pmessage per matching pattern of a PUBLISH, all carrying the same
@@ -2266,6 +2317,55 @@ def test_keyed_no_memory_for_a_mark(ctx):
                 s.close()
         finally:
             stop_all(nodes)
+
+
+def test_marker_no_memory_for_a_mark_not_delivered(ctx):
+    """Without a key, an envelope whose stream key or mark cannot be made for
+    want of memory is delivered all the same (bridge.c track_no_memory: no
+    single forgery may cost a genuine message), and a marker was too: a
+    marker (nick "!", no data) that came while malloc failed reached the
+    subscribers as an empty message and was counted as received. A marker
+    is never a message (mark.c). The same LD_PRELOAD shim (alloc_fail.c) as
+    test_keyed_no_memory_for_a_mark fails the malloc of the stream's key for
+    a pattern subscriber (m*) of a 1,000-byte channel, no key: x1, then,
+    short of memory, the stream's marker for seq 2 (x2 lost), then, with
+    memory back, x3."""
+    shim = ctx.path("alloc_fail.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "alloc_fail.c"), "-ldl"],
+                   check=True, timeout=60)
+    flag = ctx.path("fail")
+    pat, ch = "m*", b"m" * 1000
+    chan = "weft:" + ch.decode()
+    kn = 16 + 1 + len(pat) + 1 + len(ch)  # track's key: origin, boot, 'p', the pattern, NUL, the channel
+    env = {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_FN": "malloc", "FAIL_MIN": str(kn), "FAIL_MAX": str(kn),
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+
+    def envelope(seq, nick, data):
+        return b"weft1 %016x 1 0 %d %s\n%s" % (0x00de0005, seq, nick, data)
+
+    with Redis(ctx.tmpdir) as r:
+        w = node("threads", "redis://127.0.0.1:%d" % r.port, env=env)
+        try:
+            assert wait_for(lambda: link_up(w), 10 * slow_factor())
+            sub, sync = Sub(w, "pat", pat), Sub(w, "resp", "sync")
+            wait_engine_subs(r, "weft:sync", 1, 1)
+            engine_publish(r, chan, envelope(1, b"ghost", b"x1"))
+            assert sub.read(1, 10) == [b"x1"], sub.got
+            open(flag, "w").close()
+            engine_publish(r, chan, envelope(2, b"!", b""))
+            # the node takes the engine's messages in order: once this one is here, the marker was judged
+            engine_publish(r, "weft:sync", envelope(1, b"ghost", b"s"))
+            assert sync.read(1, 10) == [b"s"], sync.got
+            assert w.metric("weft_errors_total", 'kind="out_of_memory"') >= 1
+            os.unlink(flag)
+            engine_publish(r, chan, envelope(3, b"ghost", b"x3"))
+            sub.read(10, 10, until=lambda got: b"x3" in got)
+            assert sub.got == [b"x1", b"x3"], "a marker was delivered as a message: %s" % sub.got
+            assert w.metric("weft_cluster_received_total") == 3  # x1, s, x3
+            sub.close()
+            sync.close()
+        finally:
+            stop_all([w])
 
 
 def test_keyed_published_while_away_replayed_after_rejoin(ctx):
