@@ -360,10 +360,13 @@ static void coro_write(struct loop *l, struct loop_conn *lc)
 	if (wrote)
 		loop_wrote(l, lc, s, before);
 	if (blocked >= 0 && t->wait == (CR_READ | (blocked ? CR_WRITE : 0)) && session_want_read(s) && !session_done(s)) {
-		if (wrote) { /* output is activity: its wait's deadline counts from now */
+		if (wrote) /* output is activity: its wait's deadline counts from now */
 			loop_conn_active(l, lc);
-			loop_conn_deadline(l, lc, s);
-		}
+		/* Also when nothing went out: what was queued may have moved its
+		 * deadline sooner (a delivery that leaves a subscriber stuck over
+		 * --outbox-soft gives it an idle limit again), and its task does
+		 * not run to arm it. */
+		loop_conn_deadline(l, lc, s);
 		return;
 	}
 	sched_poke(&c->sch, t, CR_POKE);

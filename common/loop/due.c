@@ -67,10 +67,18 @@ static void deadlines_run(struct loop *l)
 			loop_timers_arm(&l->deadlines, tm, heap_at(l, due));
 			continue;
 		}
+		/* A held publisher's hold expiry offers it its input, which may
+		 * publish: then its reply goes after those deliveries, as after the
+		 * hold's retry (loop.h, holds; they are listed only at loop_drain). */
+		unsigned long posts = owner_posts_here();
 		if (loop_expire(l, s, last, l->now_at))
 			l->m->expired(l, lc); /* the model closes it: no deadline any more */
 		else
 			loop_conn_deadline(l, lc, s); /* open: look again (LOOP_OVERDUE_MS) */
+		if (owner_posts_here() != posts) {
+			lc->flags |= LOOP_CONN_PUBLISHED;
+			l->published = true;
+		}
 		loop_pending(l, lc); /* its write hook sends what the expiry queued, or closes it */
 	}
 }

@@ -445,7 +445,9 @@ void loop_teardown(struct loop *l);
  * closes it: nothing of its session runs any more); false (it stays to send
  * what the expiry queued, or nothing was due after all) re-arms it by the
  * rules above. Either way it is listed (loop_pending), so its write hook
- * sends what the expiry queued, or closes it. Then the alarms due run.
+ * sends what the expiry queued, or closes it - after the deliveries its
+ * input made, if the expiry was a hold's that offered it its input and it
+ * published (as the hold's retry does: see holds). Then the alarms due run.
  *
  * So a connection readable at every turn still meets its absolute deadlines
  * (handshake, head, the drain's end): the heap does not care what the

@@ -12,7 +12,8 @@ import ssl
 import time
 
 import weftest
-from weftest import Weft, recv_exact, send_all, slow_factor, wait_for
+from weftest import Weft, recv_exact, resp_cmd, send_all, slow_factor, wait_for
+from test_chat import Reader
 
 INTERVAL = 0.2   # seconds between trickled bytes: far below every inactivity limit
 DEADLINE = 1     # --handshake-timeout / --header-timeout under test, seconds
@@ -350,6 +351,55 @@ def test_never_reader_closed_at_idle_and_counted(ctx):
         idle = w.metric("weft_connections_closed_total", 'reason="idle"')
         assert idle == 1, "closed for idleness, but weft_connections_closed_total{reason=\"idle\"} is %d" % idle
         s.close()
+
+
+def test_subscriber_stuck_by_a_delivery_it_never_took_is_closed_at_idle(ctx):
+    """A subscriber stops reading while it is under --outbox-soft (no idle
+    limit: a quiet subscriber is exempt); then one delivery that the kernel
+    cannot take at all puts it over --outbox-soft, and the publisher goes
+    quiet. It is stuck now and --idle-timeout counts for it again. The
+    deadline must be armed when that delivery is queued, by whichever code
+    queued it: coro's write pass armed it only when it wrote something, so
+    a delivery that wrote nothing left this connection with no deadline at
+    all, open for ever (uring's update arms it every time)."""
+    chat = ["--mode", "chat", "--idle-timeout", "1", "--outbox-soft", "8m", "--outbox-soft-secs", "1",
+            "--outbox-hard", "64m", "--max-message", "16m", "--read-pause", "64m", "--publish-hold", "0"]
+    with Weft(chat, tls_listener=False) as w:
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect((weftest.HOST, w.port))
+        send_all(stuck, resp_cmd("SUBSCRIBE", "firehose"))
+        assert wait_for(lambda: w.metric("weft_chat_subscriptions") == 1, 5 * slow_factor())
+        # The deadline its first wait armed (before SUBSCRIBE: --idle-timeout)
+        # comes and goes: a subscriber has none after it.
+        time.sleep(1.5)
+        pub = w.connect()
+        rpub = Reader(pub)
+        # 6 MB in 64 KB deliveries: more than the kernel's buffers take (the
+        # server's send buffer grows to tcp_wmem's 4 MB), and never over
+        # --outbox-soft (8 MB), so every send that made progress found the
+        # subscriber exempt from --idle-timeout.
+        for _ in range(96):
+            send_all(pub, resp_cmd("PUBLISH", "firehose", "y" * 65536))
+            got = rpub.value()
+            assert got == 1, got
+        # The send buffer settles full but for a few KB (a send takes those,
+        # EPOLLOUT waits for a third): one more delivery takes them.
+        time.sleep(0.5)
+        send_all(pub, resp_cmd("PUBLISH", "firehose", "w" * 16384))
+        got = rpub.value()
+        assert got == 1, got
+        time.sleep(0.2)
+        # Then 8 MB that the full socket takes nothing of: over --outbox-soft.
+        send_all(pub, resp_cmd("PUBLISH", "firehose", "z" * (8 << 20)))
+        got = rpub.value()
+        assert got == 1, got
+        pub.close()
+        # The /metrics request that reads the gauge is one open connection itself.
+        closed = wait_for(lambda: w.metric("weft_connections_open") == 1, 6 * slow_factor(), interval=0.2)
+        stuck.close()
+        assert closed, "a subscriber stuck over --outbox-soft by a delivery it never took stayed open " \
+            "past --idle-timeout 1:\n" + w.tail()
 
 
 # ---- (e) the same deadline 49.7 days after the start ------------------------------

@@ -12,6 +12,7 @@
  * loop_conn and its session; its write hook "sends" what a reading
  * connection has (session_sent, and loop_wrote as a model says a send moved)
  * and hands a held one to loop_hold, as uring's and coro's do. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,10 +28,12 @@
 
 struct tconn {
 	struct loop_conn lc; /* first, as in a model's connection */
+	struct loop_deadline dl; /* the runtime's (loop.h, deadlines), as a model keeps it */
 	struct session *s;
 	bool reads;          /* its peer reads: the write hook sends everything */
 	int written;         /* times its write hook ran */
 	int expired;         /* times m->expired was called for it */
+	int order;           /* when its write hook last ran (write_seq) */
 };
 
 #define NCONN 6
@@ -40,6 +43,7 @@ static struct config cfg;
 static struct server srv;
 static struct loop l;
 static struct owner far; /* another thread's mailbox: never bound here */
+static int write_seq;     /* write hooks run so far */
 
 static struct loop_conn *t_conn(struct loop *lp, uint32_t id)
 {
@@ -63,6 +67,7 @@ static void t_write(struct loop *lp, struct loop_conn *lc)
 {
 	struct tconn *c = (struct tconn *)lc;
 	c->written++;
+	c->order = ++write_seq;
 	size_t n = session_pending(c->s);
 	if (c->reads && n) {
 		session_sent(c->s, n);
@@ -72,8 +77,12 @@ static void t_write(struct loop *lp, struct loop_conn *lc)
 		loop_hold(lp, lc);
 }
 
-static const struct loop_model model = {
-	.name = "test", .conn = t_conn, .session = t_session, .expired = t_expired, .write = t_write};
+static const struct loop_model model = {.name = "test",
+                                        .deadline_off = offsetof(struct tconn, dl),
+                                        .conn = t_conn,
+                                        .session = t_session,
+                                        .expired = t_expired,
+                                        .write = t_write};
 
 static void wake(struct owner *o) { (void)o; }
 static void no_ready(struct subscriber *sub, void *arg) { (void)sub, (void)arg; }
@@ -89,6 +98,7 @@ static void open_conn(int i)
 	if (!conns[i].s)
 		exit(2);
 	conns[i].s->sub.loop_data = &conns[i];
+	loop_conn_start(&l, &conns[i].lc);
 }
 
 /* Connection i ends (as a model's close: off the lists, then freed). */
@@ -276,6 +286,34 @@ int main(void)
 	CHECK(conns[1].expired == 1 && loop_listed(&conns[1].lc));
 	l.stopping = false;
 	loop_before_sleep(&l);
+
+	/* The deadline run, not the retry, offers a held publisher its input
+	 * (its deadline is the hold's: SESSION_HOLD_RETRY_MS from its last
+	 * activity, looked at LOOP_OVERDUE_MS later). Its input publishes
+	 * again: its reply is written after that delivery, as after a retry
+	 * (the deliveries are listed only at loop_drain, after the deadline
+	 * run listed it). The alarm is kept armed but not due, so that only
+	 * the deadline run offers it. */
+#define SUBLATE "*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nlate\r\n"
+	loop_input(&l, &conns[4].lc, conns[4].s, SUBLATE, strlen(SUBLATE));
+	loop_before_sleep(&l);
+	publish(5, "late", 100);
+	CHECK(session_held(conns[5].s));
+	loop_before_sleep(&l);
+	CHECK(loop_held(&conns[5].lc));
+	CHECK(loop_alarm_at(&l, &l.hold_retry, now_ms() + 60000) == 0);
+	loop_turn(&l);
+	loop_conn_deadline(&l, &conns[5].lc, conns[5].s);
+	CHECK(loop_timer_armed(&conns[5].dl.timer));
+	size_t late_before = session_pending(conns[4].s);
+	l.now_at += LOOP_OVERDUE_MS + 50; /* the turn's clock, as loop_turn reads it then */
+	l.now += LOOP_OVERDUE_MS + 50;
+	loop_run_due(&l);
+	CHECK(session_pending(conns[4].s) > late_before); /* offered its input: it published */
+	reset_counts();
+	loop_before_sleep(&l);
+	CHECK(conns[4].written == 1 && conns[5].written == 1);
+	CHECK(conns[4].order < conns[5].order); /* the delivery first, then the publisher's reply */
 
 	for (int i = 0; i < NCONN; i++)
 		if (conns[i].s)
