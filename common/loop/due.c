@@ -75,11 +75,7 @@ static void deadlines_run(struct loop *l)
 			l->m->expired(l, lc); /* the model closes it: no deadline any more */
 		else
 			loop_conn_deadline(l, lc, s); /* open: look again (LOOP_OVERDUE_MS) */
-		if (owner_posts_here() != posts) {
-			lc->flags |= LOOP_CONN_PUBLISHED;
-			l->published = true;
-		}
-		loop_pending(l, lc); /* its write hook sends what the expiry queued, or closes it */
+		loop_pending_since(l, lc, posts); /* its write hook sends what the expiry queued, or closes it */
 	}
 }
 

@@ -27,16 +27,10 @@ static void retry(struct loop *l, bool by_time)
 			continue;
 		}
 		lc->flags &= (uint8_t)~LOOP_CONN_HELD;
-		if (session_held(s) && !s->closing) {
-			unsigned long posts = owner_posts_here();
-			if (loop_expire(l, s, LOOP_WAITED_OUT, now)) {
-				l->m->expired(l, lc);
-			} else if (owner_posts_here() != posts) {
-				lc->flags |= LOOP_CONN_PUBLISHED; /* its reply after what it published */
-				l->published = true;
-			}
-		}
-		loop_pending(l, lc);
+		unsigned long posts = owner_posts_here();
+		if (session_held(s) && !s->closing && loop_expire(l, s, LOOP_WAITED_OUT, now))
+			l->m->expired(l, lc);
+		loop_pending_since(l, lc, posts); /* its reply after what it published */
 	}
 }
 

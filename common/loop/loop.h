@@ -525,6 +525,19 @@ static inline void loop_pending(struct loop *l, struct loop_conn *lc)
 
 static inline bool loop_listed(const struct loop_conn *lc) { return lc->flags & LOOP_CONN_PENDING; }
 
+/* List lc after something of its session ran that may have published on
+ * this loop (its input, a hold's retry, a deadline's expiry), posts being
+ * owner_posts_here() read before: if that moved, lc is written after the
+ * deliveries it made (the second pass). The one place that rule is kept. */
+static inline void loop_pending_since(struct loop *l, struct loop_conn *lc, unsigned long posts)
+{
+	if (owner_posts_here() != posts) {
+		lc->flags |= LOOP_CONN_PUBLISHED;
+		l->published = true;
+	}
+	loop_pending(l, lc);
+}
+
 /* Bytes read on lc: hand them to its session s and list lc; when the input
  * published, lc is written after the connections it published to. */
 void loop_input(struct loop *l, struct loop_conn *lc, struct session *s, const char *p, size_t n);

@@ -40,11 +40,7 @@ void loop_input(struct loop *l, struct loop_conn *lc, struct session *s, const c
 {
 	unsigned long posts = owner_posts_here();
 	session_input(s, p, n);
-	if (owner_posts_here() != posts) {
-		lc->flags |= LOOP_CONN_PUBLISHED;
-		l->published = true;
-	}
-	loop_pending(l, lc);
+	loop_pending_since(l, lc, posts);
 }
 
 /* Take id off a list of n ids (it is there once), keeping the others' order. */
