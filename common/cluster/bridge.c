@@ -318,6 +318,24 @@ static bool track_no_memory(const struct bridge *b, const struct envelope *env)
 	return false;
 }
 
+/* With a key, whether the envelope's tag (over head's first signed_n bytes,
+ * channel [ch, ch+cn)) is right: a wrong or missing one is counted as an
+ * authentication failure. One that could not be checked (no memory for
+ * the HMAC, sign_check) is not: it was counted as forged, a genuine
+ * envelope dropped for this node's want of memory. It cannot be taken
+ * unchecked either, so it is refused as track_no_memory refuses one. */
+static bool checked(const struct bridge *b, const struct envelope *env, const char *head, const char *ch, size_t cn)
+{
+	if (!b->key)
+		return true;
+	int rc = env->tagged ? sign_check(b->key, head, env->signed_n, ch, cn, env->data, env->n, env->tag) : -EBADMSG;
+	if (rc == -ENOMEM)
+		return track_no_memory(b, env);
+	if (rc < 0)
+		stat_inc(STAT_cl_auth_failures);
+	return rc == 0;
+}
+
 /* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
  * subscription it came on was made (0: not known). */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
@@ -1128,7 +1146,7 @@ static void on_beacon(struct bridge *b, const char *p, size_t n)
 	struct envelope env;
 	enum beacon_check r = beacon_check(b->key, p, n, &env);
 	if (r != BEACON_OK) { /* counted here only: a node with another key sends a steady stream */
-		stat_inc(STAT_cl_beacons_bad);
+		stat_inc(r == BEACON_NO_MEMORY ? STAT_oom_errors : STAT_cl_beacons_bad); /* not checked: not bad */
 		return;
 	}
 	if (env.origin == b->origin && env.boot == b->boot)
@@ -1299,10 +1317,8 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 		stat_inc(STAT_cl_malformed);
 		return;
 	}
-	if (b->key && (!env.tagged || !sign_check(b->key, payload->str, env.signed_n, c, cn, env.data, env.n, env.tag))) {
-		stat_inc(STAT_cl_auth_failures);
+	if (!checked(b, &env, payload->str, c, cn))
 		return;
-	}
 	if (env.origin == b->origin && env.boot == b->boot) {
 		if (!env.marker)
 			stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
@@ -1352,8 +1368,11 @@ static void on_announce(struct bridge *b, const char *p, size_t n)
 		stat_inc(STAT_cl_pat_ann_refused);
 		return;
 	}
-	if (b->key && (!env.tagged || !sign_check(b->key, p, env.signed_n, CTL_NAME, CTL_LEN, env.data, env.n, env.tag))) {
-		stat_inc(STAT_cl_auth_failures);
+	int rc = !b->key     ? 0
+	         : env.tagged ? sign_check(b->key, p, env.signed_n, CTL_NAME, CTL_LEN, env.data, env.n, env.tag)
+	                      : -EBADMSG;
+	if (rc < 0) { /* could not be checked (no memory): not counted as forged (checked()) */
+		stat_inc(rc == -ENOMEM ? STAT_oom_errors : STAT_cl_auth_failures);
 		stat_inc(STAT_cl_pat_ann_refused);
 		return;
 	}
@@ -1417,10 +1436,8 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	}
 	/* A marker (the channel's last sequence number) is tracked like a copy
 	 * and never delivered (track() is false for it). */
-	if (b->key && (!env.tagged || !sign_check(b->key, sp + 1, env.signed_n, c, cn, env.data, env.n, env.tag))) {
-		stat_inc(STAT_cl_auth_failures);
+	if (!checked(b, &env, sp + 1, c, cn))
 		return;
-	}
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* a copy for another node of our inbox: delivered here when published */
 	learn(b, &env);

@@ -2132,6 +2132,56 @@ def test_marker_out_of_memory_stays_due(ctx):
             stop_all(nodes)
 
 
+def test_keyed_check_out_of_memory_is_not_forged(ctx):
+    """With a key, an envelope whose tag could not be checked (the HMAC's
+    context or its final step short of memory: sign.c) was counted as an
+    authentication failure, as if forged: a node short of memory reported an
+    attack. Now it is refused all the same (it cannot be taken unchecked,
+    as bridge.c: track_no_memory) but counted as out of memory and
+    weft_cluster_replays_refused_total{reason="no_memory"}. The receiver's
+    EVP_MAC_final fails through an LD_PRELOAD shim (sign_fail.c) while a
+    flag file exists."""
+    shim = ctx.path("sign_fail.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "sign_fail.c"), "-ldl"],
+                   check=True, timeout=60)
+    flag = ctx.path("fail")
+    key = write_key(ctx, "key", b"o" * 40)
+    env = {"LD_PRELOAD": shim, "FAIL_FILE": flag,
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        a = node("coro", url, ["--cluster-key-file", key])
+        b = node("threads", url, ["--cluster-key-file", key], env=env)
+        nodes = [a, b]
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            sub = Sub(b, "resp", "m")
+            wait_engine_subs(r, "weft:m", 1, 0)
+            p = Pub(a)
+            p.publish("m", b"one")
+            p.drain()
+            assert sub.read(1, 10) == [b"one"], sub.got
+            nomem = 'reason="no_memory"'
+            open(flag, "w").close()
+            p.publish("m", b"two")  # B cannot check it
+            p.drain()
+            assert wait_for(lambda: b.metric("weft_cluster_replays_refused_total", nomem) +
+                            b.metric("weft_cluster_auth_failures_total") >= 1, 5 * slow_factor()), b.tail()
+            assert b.metric("weft_cluster_auth_failures_total") == 0, \
+                "a genuine envelope that could not be checked was counted as forged"
+            assert b.metric("weft_cluster_replays_refused_total", nomem) == 1
+            assert b.metric("weft_errors_total", 'kind="out_of_memory"') >= 1
+            os.unlink(flag)
+            p.publish("m", b"three")
+            p.drain()
+            assert sub.read(2, 10) == [b"one", b"three"], sub.got
+            assert b.metric("weft_cluster_auth_failures_total") == 0
+            sub.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
+
 def test_keyed_fanout_past_seen_is_not_refused(ctx):
     """With a key, a sender's floor (replay.h) was one per sender: Redis sends
     one pmessage per matching pattern of a PUBLISH, all carrying the same
