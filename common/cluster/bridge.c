@@ -900,8 +900,8 @@ static void engine_forget(struct table *t, struct tentry *e, void *arg)
 /* Markers: one, two and three ticks (LINK_TICK_MS) after a channel's last publish
  * (or after the link is back, for one published on while it was down), tell
  * the receivers the last sequence number, so that a loss at the very end of
- * a stream is counted too (over redis-cluster://, a marker the channel's
- * shard refuses stays due until one takes it). Only for channels that were
+ * a stream is counted too (a marker the link, or over redis-cluster:// the
+ * channel's shard, refuses stays due until it takes it). Only for channels that were
  * active: the table is bounded, so is this. */
 struct markers {
 	struct bridge *b;
@@ -1030,6 +1030,26 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 		if (refused) {
 			e->b++;
 			stat_inc(STAT_cl_markers_deferred);
+		}
+	} else {
+		/* redis://: at once too, and kept due if the link refuses it (its
+		 * queue past its bound, the link lost, no memory). The tick's
+		 * markers went in one batch, each spent as it was made: a refused
+		 * batch lost them all, uncounted, and with them the count of a
+		 * loss at the very end of their streams. The rest of the tick
+		 * waits (counted as put off), from this one on at the next. */
+		int rc = link_send(b->link, LINK_PUB, buf_head(&mk->out), buf_used(&mk->out));
+		buf_consume(&mk->out, buf_used(&mk->out));
+		if (rc < 0) {
+			e->b++;
+			stat_inc(STAT_cl_markers_deferred);
+			mk->room = 0;
+			if (!mk->put_off) {
+				mk->put_off = true;
+				mk->from = e->node.hash;
+			}
+			if (rc == -ENOMEM)
+				mk->err = rc; /* counted once, by on_tick */
 		}
 	}
 	free(chan);
@@ -1214,8 +1234,6 @@ static void on_tick(void *arg)
 		table_each_from(&b->sent, b->markers_from, marker_one, &mk);
 		if (mk.put_off)
 			b->markers_from = mk.from;
-		if (buf_used(&mk.out) && link_send(b->link, LINK_PUB, buf_head(&mk.out), buf_used(&mk.out)) < 0)
-			mk.err = -ENOMEM;
 		beacon_tick(b);
 		b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 	}
