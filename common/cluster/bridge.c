@@ -337,9 +337,10 @@ static bool checked(const struct bridge *b, const struct envelope *env, const ch
 }
 
 /* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
- * subscription it came on was made (0: not known). */
+ * subscription it came on was made (0: not known); now: the clock when the
+ * envelope arrived (stamp_clock, from learn(); 0 without a key). */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
-                  uint64_t sub)
+                  uint64_t sub, uint64_t now)
 {
 	char small[512];
 	size_t n = 18 + pn + cn;
@@ -364,7 +365,6 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	 * judged by its stamp (replay.h), and a forgotten one leaves its
 	 * sender's floor. */
 	struct tentry *e = table_get(&b->seen, key, n);
-	uint64_t now = b->key ? stamp_clock() : 0;
 	enum first_sight fs = FIRST_OK;
 	if (e) {
 		table_touch(&b->seen, e);
@@ -1153,10 +1153,12 @@ static void announce(struct bridge *b)
  * which cannot raise the highest. Before the envelope is judged: its own
  * sample never refuses it (that would take stamp < sub + stamp - now -
  * STAMP_SLACK_US, an arrival before its subscription was made). */
-static void learn(struct bridge *b, const struct envelope *env)
+static uint64_t learn(struct bridge *b, const struct envelope *env)
 {
+	uint64_t now = b->key ? stamp_clock() : 0;
 	if (b->key)
-		offsets_learn(&b->offsets, env->origin, env->boot, env->stamp, stamp_clock());
+		offsets_learn(&b->offsets, env->origin, env->boot, env->stamp, now);
+	return now; /* the envelope's clock: its track() takes it (read once an envelope) */
 }
 
 /* A message on the beacon channel (the link's loop): another node's clock.
@@ -1342,8 +1344,8 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 			stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
 		return;
 	}
-	learn(b, &env);
-	if (!track(b, &env, p, pn, c, cn, sub))
+	uint64_t now = learn(b, &env);
+	if (!track(b, &env, p, pn, c, cn, sub, now))
 		return;
 	stat_inc(STAT_cl_received);
 	long got = exchange_publish_remote(b->ex, p, pn, c, cn, env.nick, env.data, env.n);
@@ -1458,7 +1460,7 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 		return;
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* a copy for another node of our inbox: delivered here when published */
-	learn(b, &env);
+	uint64_t now = learn(b, &env);
 	/* A copy came on the inbox's subscription too: one sent while it was
 	 * lost (the inbox shard's link down, resubscribed when back) never came
 	 * then, and a capture of it replayed after is before that subscription
@@ -1486,7 +1488,7 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 		if (isub > sub)
 			sub = isub;
 		q += 12;
-		if (track(b, &env, q, pn, c, cn, sub)) {
+		if (track(b, &env, q, pn, c, cn, sub, now)) {
 			stat_inc(STAT_cl_received);
 			exchange_publish_remote(b->ex, q, pn, c, cn, env.nick, env.data, env.n);
 		}
