@@ -1,6 +1,7 @@
 /* beacon.c - when a node sends a clock beacon, and what one looks like. */
 #include "beacon.h"
 
+#include <errno.h>
 #include <string.h>
 
 bool beacon_due(struct beacon *bc, uint64_t now)
@@ -29,7 +30,7 @@ enum beacon_check beacon_check(const struct sign_key *k, const char *p, size_t n
 {
 	if (envelope_decode(p, n, env) < 0 || env->marker || env->n)
 		return BEACON_MALFORMED;
-	if (!env->tagged || !sign_check(k, p, env->signed_n, BEACON_NAME, BEACON_LEN, env->data, env->n, env->tag))
-		return BEACON_BAD_TAG;
-	return BEACON_OK;
+	int rc = env->tagged ? sign_check(k, p, env->signed_n, BEACON_NAME, BEACON_LEN, env->data, env->n, env->tag)
+	                     : -EBADMSG;
+	return rc == 0 ? BEACON_OK : rc == -ENOMEM ? BEACON_NO_MEMORY : BEACON_BAD_TAG;
 }

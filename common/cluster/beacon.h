@@ -76,8 +76,9 @@ bool beacon_due(struct beacon *bc, uint64_t now);
 size_t beacon_make(struct beacon *bc, char *out, const struct sign_key *k, uint64_t origin, uint64_t boot,
                    uint64_t stamp);
 
-enum beacon_check { BEACON_OK, BEACON_MALFORMED, BEACON_BAD_TAG };
-/* Decode [p, p+n) from the beacon channel into *env and check its tag. */
+enum beacon_check { BEACON_OK, BEACON_MALFORMED, BEACON_BAD_TAG, BEACON_NO_MEMORY };
+/* Decode [p, p+n) from the beacon channel into *env and check its tag
+ * (BEACON_NO_MEMORY: it could not be checked, sign_check). */
 enum beacon_check beacon_check(const struct sign_key *k, const char *p, size_t n, struct envelope *env);
 
 #endif

@@ -318,10 +318,29 @@ static bool track_no_memory(const struct bridge *b, const struct envelope *env)
 	return false;
 }
 
+/* With a key, whether the envelope's tag (over head's first signed_n bytes,
+ * channel [ch, ch+cn)) is right: a wrong or missing one is counted as an
+ * authentication failure. One that could not be checked (no memory for
+ * the HMAC, sign_check) is not: it was counted as forged, a genuine
+ * envelope dropped for this node's want of memory. It cannot be taken
+ * unchecked either, so it is refused as track_no_memory refuses one. */
+static bool checked(const struct bridge *b, const struct envelope *env, const char *head, const char *ch, size_t cn)
+{
+	if (!b->key)
+		return true;
+	int rc = env->tagged ? sign_check(b->key, head, env->signed_n, ch, cn, env->data, env->n, env->tag) : -EBADMSG;
+	if (rc == -ENOMEM)
+		return track_no_memory(b, env);
+	if (rc < 0)
+		stat_inc(STAT_cl_auth_failures);
+	return rc == 0;
+}
+
 /* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
- * subscription it came on was made (0: not known). */
+ * subscription it came on was made (0: not known); now: the clock when the
+ * envelope arrived (stamp_clock, from learn(); 0 without a key). */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
-                  uint64_t sub)
+                  uint64_t sub, uint64_t now)
 {
 	char small[512];
 	size_t n = 18 + pn + cn;
@@ -346,7 +365,6 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	 * judged by its stamp (replay.h), and a forgotten one leaves its
 	 * sender's floor. */
 	struct tentry *e = table_get(&b->seen, key, n);
-	uint64_t now = b->key ? stamp_clock() : 0;
 	enum first_sight fs = FIRST_OK;
 	if (e) {
 		table_touch(&b->seen, e);
@@ -882,8 +900,8 @@ static void engine_forget(struct table *t, struct tentry *e, void *arg)
 /* Markers: one, two and three ticks (LINK_TICK_MS) after a channel's last publish
  * (or after the link is back, for one published on while it was down), tell
  * the receivers the last sequence number, so that a loss at the very end of
- * a stream is counted too (over redis-cluster://, a marker the channel's
- * shard refuses stays due until one takes it). Only for channels that were
+ * a stream is counted too (a marker the link, or over redis-cluster:// the
+ * channel's shard, refuses stays due until it takes it). Only for channels that were
  * active: the table is bounded, so is this. */
 struct markers {
 	struct bridge *b;
@@ -1013,6 +1031,26 @@ static void marker_one(struct table *t, struct tentry *e, void *arg)
 			e->b++;
 			stat_inc(STAT_cl_markers_deferred);
 		}
+	} else {
+		/* redis://: at once too, and kept due if the link refuses it (its
+		 * queue past its bound, the link lost, no memory). The tick's
+		 * markers went in one batch, each spent as it was made: a refused
+		 * batch lost them all, uncounted, and with them the count of a
+		 * loss at the very end of their streams. The rest of the tick
+		 * waits (counted as put off), from this one on at the next. */
+		int rc = link_send(b->link, LINK_PUB, buf_head(&mk->out), buf_used(&mk->out));
+		buf_consume(&mk->out, buf_used(&mk->out));
+		if (rc < 0) {
+			e->b++;
+			stat_inc(STAT_cl_markers_deferred);
+			mk->room = 0;
+			if (!mk->put_off) {
+				mk->put_off = true;
+				mk->from = e->node.hash;
+			}
+			if (rc == -ENOMEM)
+				mk->err = rc; /* counted once, by on_tick */
+		}
 	}
 	free(chan);
 }
@@ -1115,10 +1153,12 @@ static void announce(struct bridge *b)
  * which cannot raise the highest. Before the envelope is judged: its own
  * sample never refuses it (that would take stamp < sub + stamp - now -
  * STAMP_SLACK_US, an arrival before its subscription was made). */
-static void learn(struct bridge *b, const struct envelope *env)
+static uint64_t learn(struct bridge *b, const struct envelope *env)
 {
+	uint64_t now = b->key ? stamp_clock() : 0;
 	if (b->key)
-		offsets_learn(&b->offsets, env->origin, env->boot, env->stamp, stamp_clock());
+		offsets_learn(&b->offsets, env->origin, env->boot, env->stamp, now);
+	return now; /* the envelope's clock: its track() takes it (read once an envelope) */
 }
 
 /* A message on the beacon channel (the link's loop): another node's clock.
@@ -1128,7 +1168,7 @@ static void on_beacon(struct bridge *b, const char *p, size_t n)
 	struct envelope env;
 	enum beacon_check r = beacon_check(b->key, p, n, &env);
 	if (r != BEACON_OK) { /* counted here only: a node with another key sends a steady stream */
-		stat_inc(STAT_cl_beacons_bad);
+		stat_inc(r == BEACON_NO_MEMORY ? STAT_oom_errors : STAT_cl_beacons_bad); /* not checked: not bad */
 		return;
 	}
 	if (env.origin == b->origin && env.boot == b->boot)
@@ -1196,8 +1236,6 @@ static void on_tick(void *arg)
 		table_each_from(&b->sent, b->markers_from, marker_one, &mk);
 		if (mk.put_off)
 			b->markers_from = mk.from;
-		if (buf_used(&mk.out) && link_send(b->link, LINK_PUB, buf_head(&mk.out), buf_used(&mk.out)) < 0)
-			mk.err = -ENOMEM;
 		beacon_tick(b);
 		b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 	}
@@ -1299,17 +1337,15 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 		stat_inc(STAT_cl_malformed);
 		return;
 	}
-	if (b->key && (!env.tagged || !sign_check(b->key, payload->str, env.signed_n, c, cn, env.data, env.n, env.tag))) {
-		stat_inc(STAT_cl_auth_failures);
+	if (!checked(b, &env, payload->str, c, cn))
 		return;
-	}
 	if (env.origin == b->origin && env.boot == b->boot) {
 		if (!env.marker)
 			stat_inc(STAT_cl_echoes); /* delivered here already, when it was published */
 		return;
 	}
-	learn(b, &env);
-	if (!track(b, &env, p, pn, c, cn, sub))
+	uint64_t now = learn(b, &env);
+	if (!track(b, &env, p, pn, c, cn, sub, now))
 		return;
 	stat_inc(STAT_cl_received);
 	long got = exchange_publish_remote(b->ex, p, pn, c, cn, env.nick, env.data, env.n);
@@ -1352,8 +1388,11 @@ static void on_announce(struct bridge *b, const char *p, size_t n)
 		stat_inc(STAT_cl_pat_ann_refused);
 		return;
 	}
-	if (b->key && (!env.tagged || !sign_check(b->key, p, env.signed_n, CTL_NAME, CTL_LEN, env.data, env.n, env.tag))) {
-		stat_inc(STAT_cl_auth_failures);
+	int rc = !b->key     ? 0
+	         : env.tagged ? sign_check(b->key, p, env.signed_n, CTL_NAME, CTL_LEN, env.data, env.n, env.tag)
+	                      : -EBADMSG;
+	if (rc < 0) { /* could not be checked (no memory): not counted as forged (checked()) */
+		stat_inc(rc == -ENOMEM ? STAT_oom_errors : STAT_cl_auth_failures);
 		stat_inc(STAT_cl_pat_ann_refused);
 		return;
 	}
@@ -1417,13 +1456,11 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	}
 	/* A marker (the channel's last sequence number) is tracked like a copy
 	 * and never delivered (track() is false for it). */
-	if (b->key && (!env.tagged || !sign_check(b->key, sp + 1, env.signed_n, c, cn, env.data, env.n, env.tag))) {
-		stat_inc(STAT_cl_auth_failures);
+	if (!checked(b, &env, sp + 1, c, cn))
 		return;
-	}
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* a copy for another node of our inbox: delivered here when published */
-	learn(b, &env);
+	uint64_t now = learn(b, &env);
 	/* A copy came on the inbox's subscription too: one sent while it was
 	 * lost (the inbox shard's link down, resubscribed when back) never came
 	 * then, and a capture of it replayed after is before that subscription
@@ -1451,7 +1488,7 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 		if (isub > sub)
 			sub = isub;
 		q += 12;
-		if (track(b, &env, q, pn, c, cn, sub)) {
+		if (track(b, &env, q, pn, c, cn, sub, now)) {
 			stat_inc(STAT_cl_received);
 			exchange_publish_remote(b->ex, q, pn, c, cn, env.nick, env.data, env.n);
 		}

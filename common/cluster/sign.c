@@ -173,9 +173,14 @@ int sign_tag(const struct sign_key *k, const char *head, size_t hn, const char *
 	return -EPROTO;
 }
 
-bool sign_check(const struct sign_key *k, const char *head, size_t hn, const char *ch, size_t cn, const char *data,
-                size_t n, const unsigned char tag[ENVELOPE_TAG_BYTES])
+int sign_check(const struct sign_key *k, const char *head, size_t hn, const char *ch, size_t cn, const char *data,
+               size_t n, const unsigned char tag[ENVELOPE_TAG_BYTES])
 {
 	unsigned char want[ENVELOPE_TAG_BYTES];
-	return sign_tag(k, head, hn, ch, cn, data, n, want) == 0 && CRYPTO_memcmp(want, tag, sizeof(want)) == 0;
+	/* A tag that could not be made says nothing of the envelope's: it
+	 * used to be taken as a wrong one, so that a genuine envelope dropped
+	 * for want of memory was counted as forged. */
+	if (sign_tag(k, head, hn, ch, cn, data, n, want) < 0)
+		return -ENOMEM;
+	return CRYPTO_memcmp(want, tag, sizeof(want)) == 0 ? 0 : -EBADMSG;
 }

@@ -32,8 +32,10 @@ void sign_key_free(struct sign_key *k);
 /* The tag of one envelope. 0 or -ENOMEM/-EPROTO. */
 int sign_tag(const struct sign_key *k, const char *head, size_t hn, const char *ch, size_t cn, const char *data,
              size_t n, unsigned char tag[ENVELOPE_TAG_BYTES]);
-/* Whether tag is the right one (in constant time). */
-bool sign_check(const struct sign_key *k, const char *head, size_t hn, const char *ch, size_t cn, const char *data,
-                size_t n, const unsigned char tag[ENVELOPE_TAG_BYTES]);
+/* Whether tag is the right one (in constant time): 0 if it is, -EBADMSG if
+ * not, -ENOMEM if it could not be checked (the right tag could not be made:
+ * OpenSSL short of memory), which says nothing of the envelope. */
+int sign_check(const struct sign_key *k, const char *head, size_t hn, const char *ch, size_t cn, const char *data,
+               size_t n, const unsigned char tag[ENVELOPE_TAG_BYTES]);
 
 #endif

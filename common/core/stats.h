@@ -103,7 +103,7 @@
 	X(cl_dropped_down, "weft_cluster_dropped_total", "reason=\"down\"", "--cluster: engine copies not sent") \
 	X(cl_dropped_full, "weft_cluster_dropped_total", "reason=\"full\"", "")                      \
 	X(cl_dropped_moved, "weft_cluster_dropped_total", "reason=\"moved\"", "")                    \
-	X(cl_markers_deferred, "weft_cluster_markers_deferred_total", "", "--cluster: end-of-stream markers put off to the next tick (their room, an eighth of the publish queue, was taken; their shard refused them; or no memory to make them)") \
+	X(cl_markers_deferred, "weft_cluster_markers_deferred_total", "", "--cluster: end-of-stream markers put off to the next tick (their room, an eighth of the publish queue, was taken; the link or their shard refused them; or no memory to make them)") \
 	X(cl_hosts_refused, "weft_cluster_hosts_refused_total", "", "redis-cluster://: slot map addresses not connected to (their host is not a seed's nor in --cluster-hosts)") \
 	X(cl_malformed, "weft_cluster_malformed_total", "", "--cluster: engine messages that were not weft envelopes, dropped") \
 	X(cl_map_refreshes, "weft_cluster_map_refreshes_total", "", "redis-cluster://: slot maps read (CLUSTER NODES)") \

@@ -7,7 +7,9 @@
  * range picks those out: the test's channel is long enough that nothing
  * else on the receiving path asks for such a size. test_marker_out_of_memory_stays_due
  * fails a publisher's mallocs of a channel's engine name the same way (the
- * publish's and its markers'). Built by the test into its temporary
+ * publish's and its markers'), test_marker_refused_by_the_link_stays_due
+ * those of one PUBLISH command of a 5,000-byte channel (the link's queue
+ * copies it into a msg of its own: link_send refuses it). Built by the test into its temporary
  * directory; build-tree only. */
 #define _GNU_SOURCE
 #include <dlfcn.h>

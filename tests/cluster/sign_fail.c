@@ -1,5 +1,6 @@
 /* sign_fail.c - an LD_PRELOAD shim for test_engine_hostile.py's
- * test_keyed_marker_not_signed: while the file FAIL_FILE exists,
+ * test_keyed_marker_not_signed (a sender's tags) and
+ * test_keyed_check_out_of_memory_is_not_forged (a receiver's checks): while the file FAIL_FILE exists,
  * EVP_MAC_final (OpenSSL) fails, as it does when memory runs out (HMAC's
  * final step copies the outer digest state into a new context), so the
  * node's envelope tags (common/cluster/sign.c) cannot be made. Built by

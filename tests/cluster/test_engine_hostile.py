@@ -2132,6 +2132,127 @@ def test_marker_out_of_memory_stays_due(ctx):
             stop_all(nodes)
 
 
+def test_marker_refused_by_the_link_stays_due(ctx):
+    """Over redis://, a tick's markers went to the link in one batch, each
+    spent as it was made: when the link refused the batch (its queue past its
+    bound, no memory) they were all lost, uncounted, and a loss at the very
+    end of their streams was never counted (over redis-cluster:// a marker
+    its shard refuses stays due: 09c95b2). Now each goes at once and one
+    refused stays due (weft_cluster_markers_deferred_total). An LD_PRELOAD
+    shim (alloc_fail.c) fails, while a flag file exists, the publisher's
+    mallocs of the size of one outgoing PUBLISH of a 5,000-byte channel: the
+    link's queue cannot take the command (outbox.c copies one past its
+    4 KiB chunk into a msg of its own), so both the publish and its markers
+    are refused by link_send; the channel's name, made apart (5,005 bytes),
+    is below the range."""
+    shim = ctx.path("alloc_fail.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "alloc_fail.c"), "-ldl"],
+                   check=True, timeout=60)
+    flag = ctx.path("fail")
+    ch = "q" * 5000
+    cmd = len(resp("PUBLISH", "weft:" + ch, ""))  # the command with an empty payload
+    msg = 24  # struct msg's head (msg.h) before the command's bytes
+    # the envelope's head (~40-90 bytes) and "lost": nothing else on the node asks for such a size
+    env = {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_FN": "malloc", "FAIL_MIN": str(msg + cmd + 20),
+           "FAIL_MAX": str(msg + cmd + 200),
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    extra = ["--max-channel", "8192"]
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        a = node("coro", url, extra, env=env)
+        b = node("threads", url, extra)
+        nodes = [a, b]
+        spy = None
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            sub = Sub(b, "pat", "q*")  # a client subscribes to 200-byte channels at most
+            wait_engine_subs(r, "weft:" + ch, 0, 1)
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            send_all(spy, resp("SUBSCRIBE", "weft:" + ch))
+            wait_engine_subs(r, "weft:" + ch, 1, 1)
+            p = Pub(a)
+            p.publish(ch, b"one")
+            p.drain()
+            assert sub.read(1, 10) == [b"one"], sub.got
+            # "one"'s three markers (seq 1, nick "!", unkeyed) gone first: each tick from now on is "lost"'s
+            buf = b""
+            while buf.count(b" 1 !\n") < 3:
+                chunk = spy.recv(65536)
+                assert chunk, "the engine closed the spy"
+                buf += chunk
+            oom = a.metric("weft_errors_total", 'kind="out_of_memory"')
+            full = a.metric("weft_cluster_dropped_total")
+            open(flag, "w").close()
+            p.publish(ch, b"lost")  # refused by the link (no memory): dropped, its number taken
+            p.drain()
+            assert wait_for(lambda: a.metric("weft_cluster_dropped_total") == full + 1, 5 * slow_factor()), a.tail()
+            # each of the three ticks (LINK_TICK_MS) of "lost"'s markers refused (counted once a tick)
+            assert wait_for(lambda: a.metric("weft_errors_total", 'kind="out_of_memory"') >= oom + 3,
+                            10 * slow_factor()), a.tail()
+            os.unlink(flag)
+            assert wait_for(lambda: b.metric("weft_cluster_gaps_total") == 1, 6 * slow_factor()), \
+                "B counted %d gaps: the markers were spent while the link refused them" % \
+                b.metric("weft_cluster_gaps_total")
+            assert a.metric("weft_cluster_markers_deferred_total") >= 3
+            assert sub.read(2, 0.5) == [b"one"], sub.got
+            sub.close()
+            p.close()
+        finally:
+            if spy:
+                spy.close()
+            stop_all(nodes)
+
+
+def test_keyed_check_out_of_memory_is_not_forged(ctx):
+    """With a key, an envelope whose tag could not be checked (the HMAC's
+    context or its final step short of memory: sign.c) was counted as an
+    authentication failure, as if forged: a node short of memory reported an
+    attack. Now it is refused all the same (it cannot be taken unchecked,
+    as bridge.c: track_no_memory) but counted as out of memory and
+    weft_cluster_replays_refused_total{reason="no_memory"}. The receiver's
+    EVP_MAC_final fails through an LD_PRELOAD shim (sign_fail.c) while a
+    flag file exists."""
+    shim = ctx.path("sign_fail.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "sign_fail.c"), "-ldl"],
+                   check=True, timeout=60)
+    flag = ctx.path("fail")
+    key = write_key(ctx, "key", b"o" * 40)
+    env = {"LD_PRELOAD": shim, "FAIL_FILE": flag,
+           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        a = node("coro", url, ["--cluster-key-file", key])
+        b = node("threads", url, ["--cluster-key-file", key], env=env)
+        nodes = [a, b]
+        try:
+            assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
+            sub = Sub(b, "resp", "m")
+            wait_engine_subs(r, "weft:m", 1, 0)
+            p = Pub(a)
+            p.publish("m", b"one")
+            p.drain()
+            assert sub.read(1, 10) == [b"one"], sub.got
+            nomem = 'reason="no_memory"'
+            open(flag, "w").close()
+            p.publish("m", b"two")  # B cannot check it
+            p.drain()
+            assert wait_for(lambda: b.metric("weft_cluster_replays_refused_total", nomem) +
+                            b.metric("weft_cluster_auth_failures_total") >= 1, 5 * slow_factor()), b.tail()
+            assert b.metric("weft_cluster_auth_failures_total") == 0, \
+                "a genuine envelope that could not be checked was counted as forged"
+            assert b.metric("weft_cluster_replays_refused_total", nomem) == 1
+            assert b.metric("weft_errors_total", 'kind="out_of_memory"') >= 1
+            os.unlink(flag)
+            p.publish("m", b"three")
+            p.drain()
+            assert sub.read(2, 10) == [b"one", b"three"], sub.got
+            assert b.metric("weft_cluster_auth_failures_total") == 0
+            sub.close()
+            p.close()
+        finally:
+            stop_all(nodes)
+
+
 def test_keyed_fanout_past_seen_is_not_refused(ctx):
     """With a key, a sender's floor (replay.h) was one per sender: Redis sends
     one pmessage per matching pattern of a PUBLISH, all carrying the same

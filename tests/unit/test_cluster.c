@@ -642,6 +642,14 @@ static void test_beacon(void)
 	struct envelope u = {.origin = 1, .boot = 2, .seq = 3};
 	size_t un = envelope_finish(head, envelope_head(head, &u), NULL);
 	CHECK(beacon_check(k, head, un, &env) == BEACON_BAD_TAG); /* untagged */
+	/* sign_check: right 0, wrong -EBADMSG (-ENOMEM, not checked, is
+	 * test_engine_hostile.py's test_keyed_check_out_of_memory_is_not_forged) */
+	unsigned char tag[ENVELOPE_TAG_BYTES];
+	CHECK(sign_tag(k, "h", 1, "c", 1, "d", 1, tag) == 0);
+	CHECK(sign_check(k, "h", 1, "c", 1, "d", 1, tag) == 0);
+	CHECK(sign_check(other, "h", 1, "c", 1, "d", 1, tag) == -EBADMSG);
+	tag[0] ^= 1;
+	CHECK(sign_check(k, "h", 1, "c", 1, "d", 1, tag) == -EBADMSG);
 out:
 	sign_key_free(k);
 	sign_key_free(other);
