@@ -26,6 +26,7 @@
 #include "slot.h"
 #include "table.h"
 #include "url.h"
+#include "warmup.h"
 
 static bool url_ok(const char *s, bool tls, const char *host, int port)
 {
@@ -563,6 +564,65 @@ static void test_replay_before_subscribe(void)
 	CHECK(o.t.h.n == 0 && o.t.bytes == 0);
 }
 
+/* The warm-up (warmup.h): since when a sender's off_lb has been learned
+ * (kept while it is learned from, afresh after two quiet periods), the
+ * trust a link up for a whole beacon period gives, and the queue: its
+ * order, when it is due, its byte bound. */
+static void test_warmup(void)
+{
+	const uint64_t W = STAMP_FRESH_US;
+	const uint64_t t0 = 1796073855653123ULL / W * W + 1000;
+	struct offsets o = {0};
+	uint64_t since;
+	CHECK(!offsets_since(&o, 7, 8, t0, &since));
+	offsets_learn(&o, 7, 8, t0, t0, 100);
+	offsets_learn(&o, 7, 8, t0, t0 + W, 200); /* the next period: the same run */
+	CHECK(offsets_since(&o, 7, 8, t0 + W, &since) && since == 100);
+	CHECK(!offsets_since(&o, 7, 8, t0 + 3 * W, &since)); /* quiet two periods: none */
+	offsets_learn(&o, 7, 8, t0 + 3 * W, t0 + 3 * W, 300);
+	CHECK(offsets_since(&o, 7, 8, t0 + 3 * W, &since) && since == 300); /* afresh */
+	offsets_clear(&o);
+
+	struct warmup w;
+	warmup_init(&w, 1);
+	CHECK(w.max == HOLD_BYTES && warmup_active(&w, 0) && !warmup_trusts(&w, 1));
+	warmup_start(&w, 1000);
+	CHECK(warmup_active(&w, 1000 + WARMUP_MS - 1) && !warmup_active(&w, 1000 + WARMUP_MS));
+	warmup_tick(&w, 1000 + WARMUP_MS - 1); /* not up a whole period yet: no trust */
+	CHECK(!warmup_trusts(&w, 1));
+	warmup_tick(&w, 5000 + WARMUP_MS);
+	CHECK(warmup_trusts(&w, 5000) && !warmup_trusts(&w, 5001));
+	warmup_stop(&w); /* down: frozen, and a new warm-up does not move it */
+	warmup_tick(&w, 9000 + WARMUP_MS);
+	warmup_start(&w, 20000);
+	warmup_tick(&w, 20000 + WARMUP_MS - 1);
+	CHECK(warmup_trusts(&w, 5000) && !warmup_trusts(&w, 5001));
+
+	char data[1000];
+	memset(data, 'd', sizeof(data));
+	struct envelope e = {.origin = 1, .seq = 1, .data = data, .n = sizeof(data)};
+	size_t n = 0, total = 0;
+	while (warmup_fits(&w, warmup_cost(n % 2 ? 2 : 0, 1, sizeof(data)))) {
+		CHECK(warmup_hold(&w, &e, false, n % 2 ? "p*" : NULL, n % 2 ? 2 : 0, "c", 1, 20000 + n));
+		total += warmup_cost(n % 2 ? 2 : 0, 1, sizeof(data));
+		e.seq++;
+		n++;
+	}
+	CHECK(n > 1000 && w.bytes == total && total <= HOLD_BYTES && total + warmup_cost(2, 1, sizeof(data)) > HOLD_BYTES);
+	CHECK(!warmup_due(&w, 20000 + WARMUP_MS - 1) && warmup_due(&w, 20000 + WARMUP_MS));
+	struct held_env *h = warmup_take(&w);
+	CHECK(h && h->env.seq == 1 && !h->pat && h->cn == 1 && h->ch[0] == 'c' && h->env.n == sizeof(data) &&
+	      h->env.data != data && memcmp(h->env.data, data, sizeof(data)) == 0);
+	free(h);
+	h = warmup_take(&w);
+	CHECK(h && h->env.seq == 2 && h->pn == 2 && memcmp(h->pat, "p*", 2) == 0 && h->at == 20001);
+	free(h);
+	CHECK(w.bytes == total - warmup_cost(0, 1, sizeof(data)) - warmup_cost(2, 1, sizeof(data)) &&
+	      warmup_fits(&w, warmup_cost(2, 1, sizeof(data))));
+	warmup_clear(&w);
+	CHECK(!w.head && !w.bytes && !warmup_take(&w) && !warmup_due(&w, UINT64_MAX - 1));
+}
+
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
  * keyed replacement and replays, and the bounds under a flood. */
 /* A key file of 40 bytes (mode 0600, as sign_key_load wants) loaded. */
@@ -932,6 +992,7 @@ int main(void)
 	test_mark();
 	test_replay();
 	test_replay_before_subscribe();
+	test_warmup();
 	test_beacon();
 	test_url();
 	test_slot();
