@@ -325,9 +325,12 @@ static bool track_no_memory(const struct bridge *b, const struct envelope *env)
 }
 
 /* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
- * subscription it came on was made (0: not known). */
+ * subscription it came on was made (0: not known); arrived: when it came
+ * (stamp_clock), if it was held since (warmup.h; else 0: now): its age is
+ * reckoned then (a genuine one must not grow old in the hold), its
+ * sender's off_lb now. */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
-                  uint64_t sub)
+                  uint64_t sub, uint64_t arrived)
 {
 	char small[512];
 	size_t n = 18 + pn + cn;
@@ -352,7 +355,7 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	 * judged by its stamp (replay.h), and a forgotten one leaves its
 	 * sender's floor. */
 	struct tentry *e = table_get(&b->seen, key, n);
-	uint64_t now = b->key ? stamp_clock() : 0;
+	uint64_t now = b->key ? stamp_clock() : 0, at = arrived ? arrived : now;
 	enum first_sight fs = FIRST_OK;
 	if (e) {
 		table_touch(&b->seen, e);
@@ -362,19 +365,19 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		 * earlier subscription, so judged like a first sight but for floors). */
 		const struct mark *m = table_val(e);
 		if (b->key && mark_ahead(m, env)) {
-			fs = m->fresh ? first_sight_age(env->stamp, now) : FIRST_OK;
+			fs = m->fresh ? first_sight_age(env->stamp, at) : FIRST_OK;
 			if (fs == FIRST_OK)
 				fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
 		}
 	} else if (b->key) {
-		fs = first_sight(&b->floors, env->origin, env->boot, stream_sub(b, pat, pn, ch, cn), env->stamp, now);
+		fs = first_sight(&b->floors, env->origin, env->boot, stream_sub(b, pat, pn, ch, cn), env->stamp, at);
 		if (fs == FIRST_OK)
 			fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
 	}
 	if (fs != FIRST_OK) {
 		if (key != small)
 			free(key);
-		refused(env, fs, now);
+		refused(env, fs, at);
 		return false;
 	}
 	if (!e) {
@@ -1291,9 +1294,9 @@ static bool held_on_engine(struct bridge *b, char kind, const char *name, size_t
  * pmessage of pattern p, its engine subscription made at sub: judged
  * (track) and delivered here. */
 static void deliver_engine(struct bridge *b, const struct envelope *env, const char *p, size_t pn, const char *c,
-                           size_t cn, uint64_t sub)
+                           size_t cn, uint64_t sub, uint64_t arrived)
 {
-	if (!track(b, env, p, pn, c, cn, sub))
+	if (!track(b, env, p, pn, c, cn, sub, arrived))
 		return;
 	stat_inc(STAT_cl_received);
 	long got = exchange_publish_remote(b->ex, p, pn, c, cn, env->nick, env->data, env->n);
@@ -1353,7 +1356,7 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 	}
 	learn(b, &env);
 	if (!warm_hold(b, &env, false, p, pn, c, cn))
-		deliver_engine(b, &env, p, pn, c, cn, sub);
+		deliver_engine(b, &env, p, pn, c, cn, sub, 0);
 }
 
 static int on_reply(void *arg, enum link_conn conn, redisReply *r)
@@ -1440,7 +1443,7 @@ static void lmatch_one(struct table *t, struct tentry *e, void *arg)
 /* A copy in our inbox, "<channel> <envelope>": to the local subscribers of
  * each pattern of ours matching the channel, as a pmessage of each (its
  * sequence tracked per pattern and channel, like one Redis's pmessages). */
-static void deliver_inbox(struct bridge *b, const struct envelope *env, const char *c, size_t cn);
+static void deliver_inbox(struct bridge *b, const struct envelope *env, const char *c, size_t cn, uint64_t arrived);
 
 static void on_inbox(struct bridge *b, const char *p, size_t n)
 {
@@ -1466,12 +1469,12 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 		return; /* a copy for another node of our inbox: delivered here when published */
 	learn(b, &env);
 	if (!warm_hold(b, &env, true, NULL, 0, c, cn))
-		deliver_inbox(b, &env, c, cn);
+		deliver_inbox(b, &env, c, cn, 0);
 }
 
 /* An authenticated inbox copy of another node on channel c: judged and
  * delivered once per local pattern matching it. */
-static void deliver_inbox(struct bridge *b, const struct envelope *env, const char *c, size_t cn)
+static void deliver_inbox(struct bridge *b, const struct envelope *env, const char *c, size_t cn, uint64_t arrived)
 {
 	/* A copy came on the inbox's subscription too: one sent while it was
 	 * lost (the inbox shard's link down, resubscribed when back) never came
@@ -1500,7 +1503,7 @@ static void deliver_inbox(struct bridge *b, const struct envelope *env, const ch
 		if (isub > sub)
 			sub = isub;
 		q += 12;
-		if (track(b, env, q, pn, c, cn, sub)) {
+		if (track(b, env, q, pn, c, cn, sub, arrived)) {
 			stat_inc(STAT_cl_received);
 			exchange_publish_remote(b->ex, q, pn, c, cn, env->nick, env->data, env->n);
 		}
@@ -1511,16 +1514,17 @@ static void deliver_inbox(struct bridge *b, const struct envelope *env, const ch
 
 /* ---- the warm-up (warmup.h; keyed; the link's loop) ---- */
 
-/* A held envelope judged and delivered as if it had just arrived (with the
- * subscription it would come on now: one let go meanwhile has nobody here
- * to get it, and no state is kept for it, as in engine_message). */
+/* A held envelope judged and delivered as if it had just arrived, but for
+ * its age (reckoned when it came): with the subscription it would come on
+ * now (one let go meanwhile has nobody here to get it, and no state is
+ * kept for it, as in engine_message) and the offsets learned meanwhile. */
 static void judge_held(struct bridge *b, struct held_env *h)
 {
 	uint64_t sub;
 	if (h->inbox)
-		deliver_inbox(b, &h->env, h->ch, h->cn);
+		deliver_inbox(b, &h->env, h->ch, h->cn, h->wall);
 	else if (h->pat ? held_on_engine(b, 'p', h->pat, h->pn, &sub) : held_on_engine(b, 'c', h->ch, h->cn, &sub))
-		deliver_engine(b, &h->env, h->pat, h->pn, h->ch, h->cn, sub);
+		deliver_engine(b, &h->env, h->pat, h->pn, h->ch, h->cn, sub, h->wall);
 	free(h);
 }
 
@@ -1563,7 +1567,7 @@ static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, 
 		stat_inc(STAT_cl_warmup_early_full); /* judged before its sender's beacon is sure to have come */
 		judge_held(b, h);
 	}
-	if (warmup_hold(&b->warm, env, inbox, p, pn, c, cn, now)) {
+	if (warmup_hold(&b->warm, env, inbox, p, pn, c, cn, now, stamp_clock())) {
 		stat_inc(STAT_cl_warmup_held);
 		return true;
 	}
