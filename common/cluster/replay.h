@@ -35,10 +35,14 @@
  *     window is STAMP_SLACK_US plus the smallest stamp-to-arrival delay of
  *     the samples. A sender that sent a message or marker within 2 x
  *     STAMP_FRESH_US beacons every STAMP_SLACK_US, so a receiver has its
- *     off_lb by the time a replay this rule could refuse is judged; one
- *     with none (the receiver's first beacon period after its link comes
- *     up knowing no sender, a beacon held up on the engine, the offsets'
- *     bound passed) is judged by the age rule only.
+ *     off_lb by the time a replay this rule could refuse is judged; in the
+ *     receiver's first beacon period after its link comes up (knowing no
+ *     sender, or not for long enough) the bridge holds the envelopes of the
+ *     senders it does not trust yet until one of their beacons has come
+ *     (warmup.h: offsets_since). One with none (a beacon held up or
+ *     suppressed on the engine, the offsets' bound passed, an envelope
+ *     pushed out of the warm-up's hold early) is judged by the age rule
+ *     only.
  * A floor more than the window behind the clock refuses nothing the age
  * rule lets through: it expires (and one is not made at all for a stream
  * idle that long, the usual one to be forgotten). The floors are bounded in
