@@ -1320,6 +1320,11 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
                 assert w.metric("weft_cluster_warmup_held_total") >= 6, w.args
                 assert w.metric("weft_cluster_warmup_early_total") == 0, w.args
             assert not extra
+            held = [w.metric("weft_cluster_warmup_held_total") for w in rs]
+            p.publish("w", b"after")  # the warm-up is over: nothing held
+            p.drain()
+            for w, s, n in zip(rs, subs, held):
+                assert s.read(6, 10)[5:] == [b"after"] and w.metric("weft_cluster_warmup_held_total") == n, w.args
             assert [m for m in fs.got if m != big] == genuine, [m[:8] for m in fs.got]
             assert fs.got.count(big) <= 1, "a replay delivered twice"
             grown = rss(fl) - before
