@@ -1233,9 +1233,10 @@ static void on_down(void *arg)
 	struct bridge *b = arg;
 	if (b->key) {
 		/* What the warm-up holds came on subscriptions that end now: judged
-		 * at once (counted), with what is known of its senders, before
-		 * they are forgotten below; held over the down, it would be judged
-		 * by the age rule after it (old, for a long one), genuine or not. */
+		 * at once (counted), with what is known of its senders, while they
+		 * are held (below they are forgotten); held over the down, it would
+		 * be judged on the subscriptions made when the link is back, and a
+		 * genuine one refused as before them. */
 		warm_release(b, true, STAT_cl_warmup_early_down);
 		warmup_stop(&b->warm);
 	}

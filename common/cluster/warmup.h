@@ -15,7 +15,8 @@
  * one beacon period.
  *
  * The warm-up starts whenever the beacon channel is subscribed afresh (the
- * link is up; over redis-cluster:// its shard's link) and lasts WARMUP_MS.
+ * link is up; over redis-cluster:// its shard's link) and lasts WARMUP_MS;
+ * before that (the node just started, or its link is down) it is on too.
  * A sender is trusted if its off_lb has been learned without a break since
  * before trust_before: the last moment from which the link had been up for
  * a whole WARMUP_MS (advanced each tick while up and not warming, frozen
@@ -33,7 +34,10 @@
  * Bounded in bytes (HOLD_BYTES, or one largest envelope): when one would
  * not fit, the oldest are judged at once, in order, until it fits
  * (counted); with no memory for its copy, every held one and then it are
- * judged at once (counted). Never dropped for room: a flood of replays
+ * judged at once (counted); when the link goes down (redis://) every held
+ * one is judged at once (counted): its subscription ends, and judged on
+ * the one made when the link is back, a genuine one would be refused as
+ * before it (the bridge's SIGTERM frees them: its clients are going). Never dropped for room: a flood of replays
  * would then cost genuine messages; such a flood reopens the window for the
  * envelopes it pushes out early, which the counter shows.
  *
