@@ -32,10 +32,13 @@
  * the sample: it widens the slack, never refuses a genuine message). A
  * sender quiet for BEACON_ACTIVE_US (60 s) has nothing a receiver takes:
  * the age rule refuses a stamp 30 s off the receiver's clock, and the two
- * clocks may be up to 30 s apart. What is left: a receiver that has no
- * off_lb for a sender yet, i.e. in its first beacon period after its link
- * comes up (after it started, or a link down for 30 to 60 s and more),
- * judges by the age rule only.
+ * clocks may be up to 30 s apart. A receiver has no off_lb for a sender
+ * yet in its first beacon period after its link comes up (after it
+ * started, or a link down for 30 to 60 s and more): it holds back that
+ * sender's envelopes until a beacon period has passed (warmup.h: WARMUP_MS
+ * is this period and a margin). What is left: an engine that holds up or
+ * suppresses the beacons (compromised, or someone who can delay messages),
+ * and the STAMP_SLACK_US slack itself.
  *
  * Cost: each active node publishes one beacon (~140 bytes) every 2 s, which
  * the engine delivers to every keyed node: active publishers x nodes / 2

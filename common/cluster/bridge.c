@@ -32,6 +32,9 @@
  *         go and added again before an announcement said it was gone): a
  *         first envelope on it stamped before that is a replay (replay.h:
  *         before_subscribe).
+ * and, keyed, the warm-up's queue (warmup.h): envelopes of senders whose
+ * off_lb is not trusted yet in the first beacon period after the link came
+ * up, bounded in bytes (HOLD_BYTES); link thread only.
  * and, over redis-cluster://, for patterns across nodes (patterns.h):
  *   lpat  this node's patterns, announced (one per 'p' entry of held),
  *         and those let go since the last announcement sent (LP_GONE).
@@ -76,6 +79,7 @@
 #include "table.h"
 #include "tls.h"
 #include "url.h"
+#include "warmup.h"
 
 #define SENT_MAX 65536      /* channels with a sequence number */
 #define SENT_BYTES (4u << 20)
@@ -138,6 +142,8 @@ struct bridge {
 	struct table seen;
 	struct floors floors;
 	struct offsets offsets;
+	struct warmup warm;    /* keyed: envelopes of senders not trusted yet after the link came up (warmup.h) */
+	unsigned beacon_slot;  /* redis-cluster://, keyed: the beacon channel's slot */
 	uint64_t sub_now;      /* under lock: the clock when the subscription changes being sent were queued */
 	struct link *link;     /* redis:// (one engine), or */
 	struct shards *shards; /* redis-cluster:// (sharded pub/sub: shards.h) */
@@ -337,10 +343,13 @@ static bool checked(const struct bridge *b, const struct envelope *env, const ch
 }
 
 /* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
- * subscription it came on was made (0: not known); now: the clock when the
- * envelope arrived (stamp_clock, from learn(); 0 without a key). */
+ * subscription it came on was made (0: not known); now: the clock as it is
+ * judged (stamp_clock, read once an envelope: learn(), or once a release of
+ * the warm-up's hold; 0 without a key); arrived: when it came, if it was
+ * held since (warmup.h; else 0: now): its age is reckoned then (a genuine
+ * one must not grow old in the hold), its sender's off_lb now. */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
-                  uint64_t sub, uint64_t now)
+                  uint64_t sub, uint64_t now, uint64_t arrived)
 {
 	char small[512];
 	size_t n = 18 + pn + cn;
@@ -365,6 +374,7 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 	 * judged by its stamp (replay.h), and a forgotten one leaves its
 	 * sender's floor. */
 	struct tentry *e = table_get(&b->seen, key, n);
+	uint64_t at = arrived ? arrived : now;
 	enum first_sight fs = FIRST_OK;
 	if (e) {
 		table_touch(&b->seen, e);
@@ -374,19 +384,19 @@ static bool track(struct bridge *b, const struct envelope *env, const char *pat,
 		 * earlier subscription, so judged like a first sight but for floors). */
 		const struct mark *m = table_val(e);
 		if (b->key && mark_ahead(m, env)) {
-			fs = m->fresh ? first_sight_age(env->stamp, now) : FIRST_OK;
+			fs = m->fresh ? first_sight_age(env->stamp, at) : FIRST_OK;
 			if (fs == FIRST_OK)
 				fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
 		}
 	} else if (b->key) {
-		fs = first_sight(&b->floors, env->origin, env->boot, stream_sub(b, pat, pn, ch, cn), env->stamp, now);
+		fs = first_sight(&b->floors, env->origin, env->boot, stream_sub(b, pat, pn, ch, cn), env->stamp, at);
 		if (fs == FIRST_OK)
 			fs = first_sight_sub(&b->offsets, env->origin, env->boot, env->stamp, sub, now);
 	}
 	if (fs != FIRST_OK) {
 		if (key != small)
 			free(key);
-		refused(env, fs, now);
+		refused(env, fs, at);
 		return false;
 	}
 	if (!e) {
@@ -856,6 +866,8 @@ static void on_up(void *arg)
 {
 	struct bridge *b = arg;
 	struct resub r = {.b = b, .now = stamp_clock()};
+	if (b->key) /* the beacon channel is subscribed again below, with everything held */
+		warmup_start(&b->warm, (uint64_t)now_ms());
 	pthread_mutex_lock(&b->lock);
 	b->up = true;
 	table_each(&b->held, resub_one, &r);
@@ -1157,7 +1169,7 @@ static uint64_t learn(struct bridge *b, const struct envelope *env)
 {
 	uint64_t now = b->key ? stamp_clock() : 0;
 	if (b->key)
-		offsets_learn(&b->offsets, env->origin, env->boot, env->stamp, now);
+		offsets_learn(&b->offsets, env->origin, env->boot, env->stamp, now, (uint64_t)now_ms());
 	return now; /* the envelope's clock: its track() takes it (read once an envelope) */
 }
 
@@ -1215,10 +1227,20 @@ static void beacon_tick(struct bridge *b)
 	buf_free(&out);
 }
 
+static void warm_release(struct bridge *b, bool all, enum stat_id early);
+
 static void on_tick(void *arg)
 {
 	struct bridge *b = arg;
 	struct markers mk = {.b = b};
+	if (b->key) {
+		/* The link (every shard's) up all along: an off_lb learned by a
+		 * beacon period ago is trusted from now on; and the warm-up's due
+		 * envelopes are judged (those of a quiet moment wait for this). */
+		if (b->shards ? atomic_load(&b->m_up) : link_is_up(b->link))
+			warmup_tick(&b->warm, (uint64_t)now_ms());
+		warm_release(b, false, STAT__COUNT);
+	}
 	pthread_mutex_lock(&b->lock);
 	if (b->up && b->shards) {
 		uint64_t now = (uint64_t)now_ms();
@@ -1248,6 +1270,15 @@ static void on_tick(void *arg)
 static void on_down(void *arg)
 {
 	struct bridge *b = arg;
+	if (b->key) {
+		/* What the warm-up holds came on subscriptions that end now: judged
+		 * at once (counted), with what is known of its senders, while they
+		 * are held (below they are forgotten); held over the down, it would
+		 * be judged on the subscriptions made when the link is back, and a
+		 * genuine one refused as before them. */
+		warm_release(b, true, STAT_cl_warmup_early_down);
+		warmup_stop(&b->warm);
+	}
 	atomic_store(&b->m_down_since, now_ms());
 	atomic_store(&b->m_up, false);
 	pthread_mutex_lock(&b->lock);
@@ -1299,6 +1330,23 @@ static bool held_on_engine(struct bridge *b, char kind, const char *name, size_t
 	return on;
 }
 
+/* An authenticated envelope of another node on a channel (p NULL) or as a
+ * pmessage of pattern p, its engine subscription made at sub: judged
+ * (track) and delivered here. */
+static void deliver_engine(struct bridge *b, const struct envelope *env, const char *p, size_t pn, const char *c,
+                           size_t cn, uint64_t sub, uint64_t now, uint64_t arrived)
+{
+	if (!track(b, env, p, pn, c, cn, sub, now, arrived))
+		return;
+	stat_inc(STAT_cl_received);
+	long got = exchange_publish_remote(b->ex, p, pn, c, cn, env->nick, env->data, env->n);
+	if (got > 0)
+		b->delivered += (unsigned long)got;
+}
+
+static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, const char *p, size_t pn,
+                      const char *c, size_t cn);
+
 /* A `message` or `pmessage` from the engine. */
 static void engine_message(struct bridge *b, const redisReply *pat, const redisReply *ch, const redisReply *payload)
 {
@@ -1345,12 +1393,8 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 		return;
 	}
 	uint64_t now = learn(b, &env);
-	if (!track(b, &env, p, pn, c, cn, sub, now))
-		return;
-	stat_inc(STAT_cl_received);
-	long got = exchange_publish_remote(b->ex, p, pn, c, cn, env.nick, env.data, env.n);
-	if (got > 0)
-		b->delivered += (unsigned long)got;
+	if (!warm_hold(b, &env, false, p, pn, c, cn))
+		deliver_engine(b, &env, p, pn, c, cn, sub, now, 0);
 }
 
 static int on_reply(void *arg, enum link_conn conn, redisReply *r)
@@ -1440,6 +1484,9 @@ static void lmatch_one(struct table *t, struct tentry *e, void *arg)
 /* A copy in our inbox, "<channel> <envelope>": to the local subscribers of
  * each pattern of ours matching the channel, as a pmessage of each (its
  * sequence tracked per pattern and channel, like one Redis's pmessages). */
+static void deliver_inbox(struct bridge *b, const struct envelope *env, const char *c, size_t cn, uint64_t now,
+                          uint64_t arrived);
+
 static void on_inbox(struct bridge *b, const char *p, size_t n)
 {
 	const char *sp = memchr(p, ' ', n < b->cfg->max_channel + 1 ? n : b->cfg->max_channel + 1);
@@ -1461,6 +1508,15 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* a copy for another node of our inbox: delivered here when published */
 	uint64_t now = learn(b, &env);
+	if (!warm_hold(b, &env, true, NULL, 0, c, cn))
+		deliver_inbox(b, &env, c, cn, now, 0);
+}
+
+/* An authenticated inbox copy of another node on channel c: judged and
+ * delivered once per local pattern matching it. */
+static void deliver_inbox(struct bridge *b, const struct envelope *env, const char *c, size_t cn, uint64_t now,
+                          uint64_t arrived)
+{
 	/* A copy came on the inbox's subscription too: one sent while it was
 	 * lost (the inbox shard's link down, resubscribed when back) never came
 	 * then, and a capture of it replayed after is before that subscription
@@ -1477,7 +1533,7 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	pthread_mutex_unlock(&b->lock);
 	if (m.err)
 		stat_inc(STAT_oom_errors);
-	if (!buf_used(&pats) && !env.marker)
+	if (!buf_used(&pats) && !env->marker)
 		stat_inc(STAT_cl_pat_unmatched);
 	const char *q = buf_head(&pats), *end = q + buf_used(&pats);
 	while (end - q >= 12) {
@@ -1488,13 +1544,78 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 		if (isub > sub)
 			sub = isub;
 		q += 12;
-		if (track(b, &env, q, pn, c, cn, sub, now)) {
+		if (track(b, env, q, pn, c, cn, sub, now, arrived)) {
 			stat_inc(STAT_cl_received);
-			exchange_publish_remote(b->ex, q, pn, c, cn, env.nick, env.data, env.n);
+			exchange_publish_remote(b->ex, q, pn, c, cn, env->nick, env->data, env->n);
 		}
 		q += pn;
 	}
 	buf_free(&pats);
+}
+
+/* ---- the warm-up (warmup.h; keyed; the link's loop) ---- */
+
+/* A held envelope judged and delivered as if it had just arrived, but for
+ * its age (reckoned when it came): with the subscription it would come on
+ * now (one let go meanwhile has nobody here to get it, and no state is
+ * kept for it, as in engine_message) and the offsets learned meanwhile. */
+static void judge_held(struct bridge *b, struct held_env *h)
+{
+	uint64_t sub, now = stamp_clock(); /* keyed: only a keyed node holds */
+	if (h->inbox)
+		deliver_inbox(b, &h->env, h->ch, h->cn, now, h->wall);
+	else if (h->pat ? held_on_engine(b, 'p', h->pat, h->pn, &sub) : held_on_engine(b, 'c', h->ch, h->cn, &sub))
+		deliver_engine(b, &h->env, h->pat, h->pn, h->ch, h->cn, sub, now, h->wall);
+	free(h);
+}
+
+/* Judge what is due, in order; all: everything held, those not due yet
+ * counted in early. */
+static void warm_release(struct bridge *b, bool all, enum stat_id early)
+{
+	uint64_t now = (uint64_t)now_ms();
+	for (;;) {
+		bool due = warmup_due(&b->warm, now);
+		if (!due && !all)
+			return;
+		struct held_env *h = warmup_take(&b->warm);
+		if (!h)
+			return;
+		if (!due)
+			stat_inc(early);
+		judge_held(b, h);
+	}
+}
+
+/* An authenticated envelope of another node (its off_lb just learned from
+ * it): true if held back for the warm-up (its sender is not trusted yet),
+ * false to judge it now. What is due is judged first, so that a sender's
+ * envelopes keep their order. */
+static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, const char *p, size_t pn,
+                      const char *c, size_t cn)
+{
+	if (!b->key)
+		return false;
+	uint64_t now = (uint64_t)now_ms(), since;
+	warm_release(b, false, STAT__COUNT);
+	if (!warmup_active(&b->warm, now))
+		return false;
+	if (offsets_since(&b->offsets, env->origin, env->boot, stamp_clock(), &since) && warmup_trusts(&b->warm, since))
+		return false;
+	size_t cost = warmup_cost(pn, cn, env->n);
+	struct held_env *h;
+	while (!warmup_fits(&b->warm, cost) && (h = warmup_take(&b->warm))) {
+		stat_inc(STAT_cl_warmup_early_full); /* judged before its sender's beacon is sure to have come */
+		judge_held(b, h);
+	}
+	if (warmup_hold(&b->warm, env, inbox, p, pn, c, cn, now, stamp_clock())) {
+		stat_inc(STAT_cl_warmup_held);
+		return true;
+	}
+	stat_inc(STAT_oom_errors);
+	warm_release(b, true, STAT_cl_warmup_early_no_memory); /* the earlier ones first: the order */
+	stat_inc(STAT_cl_warmup_early_no_memory);
+	return false;
 }
 
 static void sh_message(void *arg, const redisReply *ch, const redisReply *payload)
@@ -1592,6 +1713,9 @@ static void sh_resub(void *arg, int shard, const uint64_t *slots)
 	struct sresub r = {.b = b, .now = stamp_clock(), .shard = shard, .slots = slots};
 	struct buf out = {0};
 	size_t total = 0;
+	unsigned bs = b->beacon_slot;
+	if (b->key && shards_owner(b->shards, bs) == shard && (!slots || (slots[bs / 64] >> (bs % 64) & 1)))
+		warmup_start(&b->warm, (uint64_t)now_ms()); /* the beacon channel is subscribed afresh below */
 	pthread_mutex_lock(&b->lock);
 	table_each(&b->held, sresub_one, &r);
 	if (r.n)
@@ -1793,6 +1917,7 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	b->plen = strlen(b->prefix);
 	b->boot = boot_ms();
 	b->seen.lru = true;
+	warmup_init(&b->warm, warmup_cost(cfg->max_channel, cfg->max_channel, cfg->max_message)); /* one of each fits */
 	b->limit = QUEUE_MIN > 4 * cfg->max_message ? QUEUE_MIN : 4 * cfg->max_message;
 	atomic_store(&b->m_down_since, now_ms());
 	if (cluster_url_parse(cfg->cluster, &b->url, &why) < 0) { /* config.c checked it */
@@ -1846,6 +1971,11 @@ struct bridge *bridge_start(struct exchange *ex, const struct config *cfg)
 	log_info("cluster: node %016llx boot %llu, engine channels prefixed '%s'; envelopes %s%s", (unsigned long long)b->origin,
 	         (unsigned long long)b->boot, b->prefix, b->key ? "authenticated (HMAC-SHA256)" : "not authenticated",
 	         b->url.pass[0] ? "; AUTH with a password" : "");
+	if (b->shards && b->key) {
+		char chan[128];
+		int cl = snprintf(chan, sizeof(chan), "%s" BEACON_NAME, b->prefix);
+		b->beacon_slot = cl > 0 && (size_t)cl < sizeof(chan) ? cluster_slot(chan, (size_t)cl) : 0;
+	}
 	if ((b->shards && pattern_channels(b) < 0) || (b->key && beacon_channel(b) < 0)) {
 		log_error("cluster: out of memory");
 		exchange_set_hook(ex, &(struct exchange_hook){0});
@@ -1877,6 +2007,7 @@ void bridge_stop(struct bridge *b)
 	table_clear(&b->seen);
 	floors_clear(&b->floors);
 	offsets_clear(&b->offsets);
+	warmup_clear(&b->warm); /* the node stops: its clients are going, nobody gets these */
 	table_clear(&b->lpat);
 	rpats_clear(&b->rp);
 	buf_free(&b->pubq);

@@ -90,6 +90,7 @@ void floors_clear(struct floors *f) { table_clear(&f->t); }
 
 struct off_lb {
 	int64_t cur, prev; /* the highest sample of the entry's period (a), of the one before it (none: INT64_MIN) */
+	uint64_t since;    /* the caller's monotonic clock when the entry started (afresh): offsets_since */
 };
 
 static uint64_t period(uint64_t now) { return now / STAMP_FRESH_US; }
@@ -105,7 +106,7 @@ static void offsets_expire(struct offsets *o, uint64_t now)
 		table_del(&o->t, e);
 }
 
-void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now)
+void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now, uint64_t mono)
 {
 	if (first_sight_age(stamp, now) != FIRST_OK)
 		return; /* also keeps the difference small */
@@ -122,6 +123,8 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 			if (v > l->cur)
 				l->cur = v;
 		} else {
+			if (e->a + 1 != p)
+				l->since = mono; /* started afresh: what it knew is gone */
 			l->prev = e->a + 1 == p ? l->cur : INT64_MIN;
 			l->cur = v;
 			e->a = p;
@@ -141,7 +144,7 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 		return;
 	}
 	e->a = p;
-	*(struct off_lb *)table_val(e) = (struct off_lb){v, INT64_MIN};
+	*(struct off_lb *)table_val(e) = (struct off_lb){v, INT64_MIN, mono};
 }
 
 bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, int64_t *lb)
@@ -156,6 +159,19 @@ bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now
 		return false;
 	const struct off_lb *l = table_val(e);
 	*lb = e->a == p && l->prev > l->cur ? l->prev : l->cur;
+	return true;
+}
+
+bool offsets_since(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since)
+{
+	if (!o->t.h.n)
+		return false;
+	char k[FKEY];
+	fkey(k, origin, boot, 0);
+	struct tentry *e = table_get(&o->t, k, FKEY);
+	if (!e || !current(e, period(now)))
+		return false;
+	*since = ((const struct off_lb *)table_val(e))->since;
 	return true;
 }
 

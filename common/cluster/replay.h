@@ -35,10 +35,14 @@
  *     window is STAMP_SLACK_US plus the smallest stamp-to-arrival delay of
  *     the samples. A sender that sent a message or marker within 2 x
  *     STAMP_FRESH_US beacons every STAMP_SLACK_US, so a receiver has its
- *     off_lb by the time a replay this rule could refuse is judged; one
- *     with none (the receiver's first beacon period after its link comes
- *     up knowing no sender, a beacon held up on the engine, the offsets'
- *     bound passed) is judged by the age rule only.
+ *     off_lb by the time a replay this rule could refuse is judged; in the
+ *     receiver's first beacon period after its link comes up (knowing no
+ *     sender, or not for long enough) the bridge holds the envelopes of the
+ *     senders it does not trust yet until one of their beacons has come
+ *     (warmup.h: offsets_since). One with none (a beacon held up or
+ *     suppressed on the engine, the offsets' bound passed, an envelope
+ *     pushed out of the warm-up's hold early) is judged by the age rule
+ *     only.
  * A floor more than the window behind the clock refuses nothing the age
  * rule lets through: it expires (and one is not made at all for a stream
  * idle that long, the usual one to be forgotten). The floors are bounded in
@@ -77,7 +81,7 @@
  * this plus the fastest delivery seen from its sender is refused. */
 #define STAMP_SLACK_US 2000000ull
 #define OFFSET_MAX FLOOR_MAX   /* senders with an off_lb */
-#define OFFSET_BYTES FLOOR_BYTES
+#define OFFSET_BYTES (640u << 10) /* OFFSET_MAX of them, each with since (offsets_since) */
 
 /* The clock a stamp is read on: unix time, microseconds. */
 uint64_t stamp_clock(void);
@@ -121,12 +125,17 @@ struct offsets {
 };
 
 /* An envelope of (origin, boot) stamped stamp, its tag checked, arrived at
- * now: learn from it (one more than the window off the clock teaches
- * nothing). Counts a sender dropped at the bound. */
-void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now);
+ * now (and mono on the caller's monotonic clock): learn from it (one more
+ * than the window off the clock teaches nothing). Counts a sender dropped
+ * at the bound. */
+void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now, uint64_t mono);
 /* The sender's off_lb at now into *lb: false if it has none (not heard from
  * in this period or the one before). */
 bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, int64_t *lb);
+/* Since when (mono of offsets_learn) the sender's off_lb has been learned
+ * without a break, into *since: false if it has none at now. The bridge's
+ * warm-up (warmup.h) trusts an off_lb learned over a whole beacon period. */
+bool offsets_since(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since);
 /* The first envelope of a stream on a subscription made at sub (0: not
  * known), after the age and floor rules: FIRST_BEFORE_SUB if its sender
  * has an off_lb and the stamp is below sub + off_lb - STAMP_SLACK_US, else

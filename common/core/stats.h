@@ -118,7 +118,11 @@
 	X(cl_beacons_sent, "weft_cluster_beacons_sent_total", "", "--cluster-key-file: clock beacons this node sent (every 2 s while it sent an envelope within 60 s)") \
 	X(cl_beacons_ok, "weft_cluster_beacons_total", "result=\"ok\"", "--cluster-key-file: other nodes' clock beacons received: ok (their clock offset learned), old (more than 30 s off this node's clock: a replay, or the clocks disagree), bad (not a beacon, or a missing or wrong tag: a forger, or a node with another key)") \
 	X(cl_beacons_old, "weft_cluster_beacons_total", "result=\"old\"", "") \
-	X(cl_beacons_bad, "weft_cluster_beacons_total", "result=\"bad\"", "")
+	X(cl_beacons_bad, "weft_cluster_beacons_total", "result=\"bad\"", "") \
+	X(cl_warmup_held, "weft_cluster_warmup_held_total", "", "--cluster-key-file: envelopes of other nodes held back in the first beacon period after the link came up (their sender's clock offset not learned over a whole period yet), then judged and delivered") \
+	X(cl_warmup_early_full, "weft_cluster_warmup_early_total", "reason=\"full\"", "--cluster-key-file: held envelopes judged before their time (replays of them refused by the age rule only): the hold's byte bound (a flood), no memory for a copy, the link lost") \
+	X(cl_warmup_early_no_memory, "weft_cluster_warmup_early_total", "reason=\"no_memory\"", "") \
+	X(cl_warmup_early_down, "weft_cluster_warmup_early_total", "reason=\"down\"", "")
 
 enum stat_id {
 #define X(id, name, labels, help) STAT_##id,

@@ -1207,6 +1207,138 @@ def test_keyed_replay_from_a_sender_never_heard_from(ctx):
             stop_all(nodes + [pub, plain])
 
 
+class RawRedis:
+    """One plain connection to the engine for quick commands (a redis-cli
+    process per command is tens of milliseconds; the warm-up is 3 s)."""
+
+    def __init__(self, r):
+        self.s = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+        self.buf = b""
+
+    def cmd(self, *args):
+        self.s.sendall(resp(*args))
+        while not re.search(rb":(\d+)\r\n$", self.buf):
+            chunk = self.s.recv(65536)
+            assert chunk, "the engine closed the connection"
+            self.buf += chunk
+        v = int(re.search(rb":(\d+)\r\n$", self.buf).group(1))
+        self.buf = b""
+        return v
+
+    def close(self):
+        self.s.close()
+
+
+def next_beacon(spy):
+    """Read the spy (subscribed to the beacon channel) until a beacon comes."""
+    buf = b""
+    while b"\r\nweft: clk\r\n" not in buf:
+        chunk = spy.recv(65536)
+        assert chunk, "the engine closed the spy"
+        buf += chunk
+
+
+def test_keyed_replay_in_the_first_beacon_period(ctx):
+    """With a key, a node knows no sender's clock offset in its first beacon
+    period after its link comes up (it started or restarted); its clients
+    subscribe in exactly those seconds, and an envelope captured on the
+    engine before that (less than 30 s old) replayed then was judged by the
+    age rule only: delivered to clients that subscribed after it was sent.
+    Now the node holds back the envelopes of senders it has not learned over
+    a whole beacon period (warmup.h) and judges them at the period's end:
+    the replay is refused (before_subscribe) and the sender's genuine
+    messages published after the subscription are delivered, in order, none
+    lost (weft_cluster_warmup_held_total). The nodes start right after the
+    sender's beacon, so that none of them could have its next one before the
+    replay. Every receiving model.
+    Then a flood of replays past the hold's bound (4 MiB) on a fresh node's
+    warm-up: the oldest held are judged early (weft_cluster_warmup_early_total
+    {reason="full"}), the genuine messages amid it are all delivered in
+    order, and the node's memory stays bounded."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        flags = ["--cluster-key-file", key]
+        a = node("coro", url, flags)
+        rs, spy, raw, fl, gone = [], None, None, None, None
+        try:
+            assert wait_for(lambda: link_up(a), 10 * slow_factor())
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            spy.sendall(resp("SUBSCRIBE", "weft:w", "weft:f", "weft: clk"))
+            raw = RawRedis(r)
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft: clk") == 2, 10 * slow_factor()), "spy"
+            p = Pub(a)
+            big = b"B" * (64 << 10)
+            p.publish("w", b"cap")
+            p.publish("f", big)
+            p.drain()
+            # and the publisher's three end markers of w (seq 1): one after the subscription would
+            # make the mark, and the replay a duplicate
+            cap, bigcap = spy_envelopes(spy, [b"cap", big], until=lambda buf: end_markers(buf, b"weft:w", 1) >= 3)
+            spy.sendall(resp("UNSUBSCRIBE", "weft:f"))  # it would hold the flood too
+            wait_engine_subs(r, "weft:f", 0, 0)
+            next_beacon(spy)
+            start = time.monotonic()
+            # four receivers of w, one (fl) of f for the flood, all started at once
+            rs = [node(m, url, flags, wait_ready=False) for m in ("threads", "pool", "coro", "uring")]
+            fl = node("coro", url, flags, env=NO_QUARANTINE, wait_ready=False)
+            gone = node("coro", url, flags, wait_ready=False)  # stopped while it holds them
+            for w in rs + [fl, gone]:
+                assert w._ready.wait(10 * slow_factor()), w.log()
+            subs = [Sub(w, "resp", "w") for w in rs + [gone]]
+            fs = Sub(fl, "resp", "f")
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:w") == 6, 10 * slow_factor(), 0.002)
+            raw.cmd("PUBLISH", "weft:w", cap)
+            took = time.monotonic() - start  # the publisher's next beacon is due 2 s after its last
+            for k in range(5):
+                p.publish("w", b"new-%d" % k)
+            assert wait_for(lambda: gone.metric("weft_cluster_warmup_held_total") == 6, 5 * slow_factor())
+            subs.pop().close()
+            stop_all([gone])  # SIGTERM with envelopes held: exit 0, nothing leaks (ASan)
+            # The flood: 400 replays of a 64 KiB envelope (25 MiB) in fl's warm-up, and the
+            # publisher's genuine messages amid them.
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:f") == 1, 10 * slow_factor(), 0.002)
+            before = rss(fl)
+            for k in range(8):
+                for _ in range(50):
+                    raw.s.sendall(resp("PUBLISH", "weft:f", bigcap))
+                p.publish("f", b"g-%d" % k)
+            raw.s.settimeout(10 * slow_factor())
+            got = b""
+            while got.count(b"\r\n") < 400:
+                got += raw.s.recv(65536)
+            p.drain()
+            want = [b"new-%d" % k for k in range(5)]
+            for s in subs:
+                s.read(5, 15)
+            genuine = [b"g-%d" % k for k in range(8)]
+            fs.read(100, 15, until=lambda got: [m for m in got if m != big] == genuine)
+            extra = Sub.more_than(subs)
+            for w, s in zip(rs, subs):
+                assert s.got == want, "%s: %s (replay %.2f s after the beacon)" % (w.args[1], s.got, took)
+                assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1, w.args
+                assert w.metric("weft_cluster_warmup_held_total") >= 6, w.args
+                assert w.metric("weft_cluster_warmup_early_total") == 0, w.args
+            assert not extra
+            held = [w.metric("weft_cluster_warmup_held_total") for w in rs]
+            p.publish("w", b"after")  # the warm-up is over: nothing held
+            p.drain()
+            for w, s, n in zip(rs, subs, held):
+                assert s.read(6, 10)[5:] == [b"after"] and w.metric("weft_cluster_warmup_held_total") == n, w.args
+            assert [m for m in fs.got if m != big] == genuine, [m[:8] for m in fs.got]
+            assert fs.got.count(big) <= 1, "a replay delivered twice"
+            grown = rss(fl) - before
+            assert grown < 14 * MiB, "the hold grew RSS by %d MiB" % (grown // MiB)
+            assert fl.metric("weft_cluster_warmup_early_total", 'reason="full"') > 0
+            for s in subs + [fs, p]:
+                s.close()
+        finally:
+            for c in (spy, raw):
+                if c:
+                    c.close()
+            stop_all(rs + [a] + [w for w in (fl, gone) if w])
+
+
 def test_client_cannot_publish_on_the_beacon_channel(ctx):
     """The beacon channel's name (the prefix and " clk") has a space, so no
     client can SUBSCRIBE to it; but a RESP PUBLISH takes any bulk string as

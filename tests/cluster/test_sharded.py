@@ -511,6 +511,75 @@ def keyed_replay_from_a_sender_never_heard_from(rc, b, flags):
         stop_all([c])
 
 
+def keyed_replay_in_the_first_beacon_period(rc, a, flags):
+    """A node knows no sender's clock offset in its first beacon period
+    after its links come up, when its clients subscribe: an envelope of a
+    captured on a channel's owner before that, SPUBLISHed again at once, was
+    judged by the age rule only and delivered to a client that subscribed
+    after it was sent. Now the node holds the envelopes of senders it does
+    not trust yet until the beacon channel's shard has been subscribed for a
+    beacon period (warmup.h; the channel on another shard here): the replay
+    is refused, a's genuine messages after it are delivered in order. The
+    node starts right after a's beacon, so that it cannot have the next one
+    before the replay. ~7 s."""
+    beacons = rc.owner(rc.keyslot("weft: clk"))
+    ch = next(n for n in ("fb%d" % i for i in range(400)) if rc.owner(rc.keyslot("weft:" + n)) != beacons)
+    eng = "weft:" + ch
+    origin, _ = node_id(a)
+    spy = bspy = p = sub = r = None
+    try:
+        spy = socket.create_connection(("127.0.0.1", rc.owner(rc.keyslot(eng))), timeout=10 * slow_factor())
+        send_all(spy, resp("SSUBSCRIBE", eng))
+        bspy = socket.create_connection(("127.0.0.1", beacons), timeout=10 * slow_factor())
+        send_all(bspy, resp("SSUBSCRIBE", "weft: clk"))
+        engine_subs(rc, eng, 1)
+        p = Pub(a)
+        p.publish(ch, b"cap")
+        p.drain()
+        buf = b""
+        # a's three end markers of ch (seq 1), one a second: one after the subscription would
+        # make the mark, and the replay a duplicate
+        while b"\ncap" not in buf or len(re.findall(rb"\r\n%s\r\n\$\d+\r\nweft1 \S+ \S+ \S+ 1 ! " % eng.encode(), buf)) < 3:
+            chunk = spy.recv(1 << 16)
+            assert chunk, "the engine closed the spy"
+            buf += chunk
+        i = buf.index(b"\ncap")
+        cap = buf[buf.rindex(b"weft1 ", 0, i):i + 4]
+        bspy.settimeout(0.05)
+        try:
+            while bspy.recv(1 << 16):  # what came before: not the next beacon
+                pass
+        except socket.timeout:
+            pass
+        bspy.settimeout(10 * slow_factor())
+        mine, seen = b"weft1 %016x " % origin, b""
+        while mine not in seen:
+            chunk = bspy.recv(1 << 16)
+            assert chunk, "the engine closed the beacon spy"
+            seen += chunk
+        r = node("coro", rc.url(), flags)
+        sub = Sub(r, "resp", ch)
+        engine_subs(rc, eng, 2)  # r's and the spy's
+        engine_spublish(rc, eng, [cap])
+        for k in range(3):
+            p.publish(ch, b"new-%d" % k)
+        p.drain()
+        got = sub.read(3, 10)
+        assert got == [b"new-0", b"new-1", b"new-2"], "%r (held: %d)" % (got, r.metric("weft_cluster_warmup_held_total"))
+        assert r.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1, r.tail()
+        assert r.metric("weft_cluster_warmup_held_total") >= 4
+        assert r.metric("weft_cluster_warmup_early_total") == 0
+        held = r.metric("weft_cluster_warmup_held_total")
+        p.publish(ch, b"after")  # the warm-up is over: nothing held
+        p.drain()
+        assert sub.read(4, 10)[3:] == [b"after"] and r.metric("weft_cluster_warmup_held_total") == held
+    finally:
+        for x in (spy, bspy, p, sub):
+            if x:
+                x.close()
+        stop_all([r] if r else [])
+
+
 def keyed_pattern_gone_unsent_keeps_time(rc, a, b, key):
     """A pattern let go while b's link to the control channel's shard was
     down: its going was never announced (the SPUBLISH could not be queued),
@@ -588,7 +657,7 @@ def test_keyed_announcements(ctx):
     whole, so after PUNSUBSCRIBE the publisher stops sending copies at once
     (the change is announced), not after the pattern expires. Then
     keyed_floor_across_shards, keyed_replay_from_a_sender_never_heard_from,
-    keyed_inbox_lost_replay, keyed_pattern_flap_keeps_time and
+    keyed_replay_in_the_first_beacon_period, keyed_inbox_lost_replay, keyed_pattern_flap_keeps_time and
     keyed_pattern_gone_unsent_keeps_time (sharing this cluster)."""
     key = ctx.path("key")
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -641,6 +710,7 @@ def test_keyed_announcements(ctx):
             p.close()
             keyed_floor_across_shards(rc, a, b)
             keyed_replay_from_a_sender_never_heard_from(rc, b, ["--cluster-key-file", key, "--max-channel", "65536"])
+            keyed_replay_in_the_first_beacon_period(rc, a, ["--cluster-key-file", key, "--max-channel", "65536"])
             keyed_inbox_lost_replay(rc, a, b)
             keyed_pattern_flap_keeps_time(rc, a, b)
             keyed_pattern_gone_unsent_keeps_time(rc, a, b, key)

@@ -26,6 +26,7 @@
 #include "slot.h"
 #include "table.h"
 #include "url.h"
+#include "warmup.h"
 
 static bool url_ok(const char *s, bool tls, const char *host, int port)
 {
@@ -487,13 +488,13 @@ static void test_replay_before_subscribe(void)
 	int64_t lb;
 	CHECK(!offsets_get(&o, 7, 8, t0, &lb)); /* not heard from: no off_lb */
 	/* The sender's clock is 5 s ahead of ours; an envelope stamped at t it arrives 20 ms later. */
-	offsets_learn(&o, 7, 8, t0 - 20 * MS + 5 * SEC, t0);
+	offsets_learn(&o, 7, 8, t0 - 20 * MS + 5 * SEC, t0, 0);
 	CHECK(offsets_get(&o, 7, 8, t0, &lb) && lb == (int64_t)(5 * SEC - 20 * MS));
-	offsets_learn(&o, 7, 8, t0 - 20 * MS + 5 * SEC, t0 + SEC); /* the same envelope replayed a second later */
+	offsets_learn(&o, 7, 8, t0 - 20 * MS + 5 * SEC, t0 + SEC, 0); /* the same envelope replayed a second later */
 	CHECK(offsets_get(&o, 7, 8, t0 + SEC, &lb) && lb == (int64_t)(5 * SEC - 20 * MS));
-	offsets_learn(&o, 7, 8, t0 + 2 * SEC - 5 * MS + 5 * SEC, t0 + 2 * SEC); /* a genuine later one, 5 ms on its way */
+	offsets_learn(&o, 7, 8, t0 + 2 * SEC - 5 * MS + 5 * SEC, t0 + 2 * SEC, 0); /* a genuine later one, 5 ms on its way */
 	CHECK(offsets_get(&o, 7, 8, t0 + 2 * SEC, &lb) && lb == (int64_t)(5 * SEC - 5 * MS));
-	offsets_learn(&o, 7, 8, t0 + 3 * SEC + W + 1, t0 + 3 * SEC); /* more than the window off: teaches nothing */
+	offsets_learn(&o, 7, 8, t0 + 3 * SEC + W + 1, t0 + 3 * SEC, 0); /* more than the window off: teaches nothing */
 	CHECK(offsets_get(&o, 7, 8, t0 + 3 * SEC, &lb) && lb == (int64_t)(5 * SEC - 5 * MS));
 	CHECK(!offsets_get(&o, 7, 9, t0, &lb) && !offsets_get(&o, 6, 8, t0, &lb)); /* per origin and boot */
 
@@ -526,7 +527,7 @@ static void test_replay_before_subscribe(void)
 	CHECK(mark_ahead(&mk, &(struct envelope){.gen = 1, .seq = 6}) && mark_ahead(&mk, &(struct envelope){.gen = 2, .seq = 1}));
 	CHECK(!mark_ahead(&mk, &(struct envelope){.gen = 0, .seq = 99}));
 	/* Clocks off either way work: a sender 20 s behind us. */
-	offsets_learn(&o, 5, 5, t0 - 20 * SEC - MS, t0);
+	offsets_learn(&o, 5, 5, t0 - 20 * SEC - MS, t0, 0);
 	CHECK(first_sight_sub(&o, 5, 5, sub - 20 * SEC, sub, now) == FIRST_OK);
 	CHECK(first_sight_sub(&o, 5, 5, sub - 20 * SEC - S - MS, sub, now) == FIRST_OK); /* the edge: MS late */
 	CHECK(first_sight_sub(&o, 5, 5, sub - 20 * SEC - S - MS - 1, sub, now) == FIRST_BEFORE_SUB);
@@ -536,31 +537,90 @@ static void test_replay_before_subscribe(void)
 	CHECK(!offsets_get(&o, 7, 8, t0 + 2 * W, &lb)); /* the one after: not heard from in two, unknown */
 	CHECK(first_sight_sub(&o, 7, 8, least - 1 + 2 * W, sub + 2 * W, t0 + 2 * W) == FIRST_OK);
 	/* A sample too high (the sender's clock stepped back 3 s since) is forgotten within two periods. */
-	offsets_learn(&o, 9, 9, t0 + 3 * SEC, t0);       /* lb 3 s */
-	offsets_learn(&o, 9, 9, t0 + W, t0 + W);         /* the next period: 0 */
+	offsets_learn(&o, 9, 9, t0 + 3 * SEC, t0, 0);       /* lb 3 s */
+	offsets_learn(&o, 9, 9, t0 + W, t0 + W, 0);         /* the next period: 0 */
 	CHECK(offsets_get(&o, 9, 9, t0 + W, &lb) && lb == (int64_t)(3 * SEC));
-	offsets_learn(&o, 9, 9, t0 + 2 * W, t0 + 2 * W); /* and the one after */
+	offsets_learn(&o, 9, 9, t0 + 2 * W, t0 + 2 * W, 0); /* and the one after */
 	CHECK(offsets_get(&o, 9, 9, t0 + 2 * W, &lb) && lb == 0);
-	offsets_learn(&o, 9, 9, t0 + W - 5 * SEC, t0 + W); /* our clock stepped back a period: started afresh */
+	offsets_learn(&o, 9, 9, t0 + W - 5 * SEC, t0 + W, 0); /* our clock stepped back a period: started afresh */
 	CHECK(offsets_get(&o, 9, 9, t0 + W, &lb) && lb == -(int64_t)(5 * SEC) && !offsets_get(&o, 9, 9, t0 + 3 * W, &lb));
 	/* A new sender drops the ones not heard from in two periods, least recently first. */
-	offsets_learn(&o, 1, 1, t0 + 3 * W, t0 + 3 * W);
+	offsets_learn(&o, 1, 1, t0 + 3 * W, t0 + 3 * W, 0);
 	CHECK(o.t.h.n == 1 && offsets_get(&o, 1, 1, t0 + 3 * W, &lb));
 	offsets_clear(&o);
 
 	/* Bounds: OFFSET_MAX senders, OFFSET_BYTES; past them the one learned from least recently goes, counted. */
 	uint64_t full = stat_sum(STAT_cl_state_full_offsets);
 	for (uint64_t s = 1; s <= OFFSET_MAX + 10; s++)
-		offsets_learn(&o, s, 1, t0, t0);
+		offsets_learn(&o, s, 1, t0, t0, 0);
 	CHECK(o.t.h.n == OFFSET_MAX && o.t.bytes <= OFFSET_BYTES);
 	CHECK(stat_sum(STAT_cl_state_full_offsets) - full == 10);
 	CHECK(!offsets_get(&o, 10, 1, t0, &lb) && offsets_get(&o, 11, 1, t0, &lb));
-	offsets_learn(&o, 11, 1, t0, t0); /* learning is a use: 11 is now the newest */
-	offsets_learn(&o, OFFSET_MAX + 11, 1, t0, t0);
+	offsets_learn(&o, 11, 1, t0, t0, 0); /* learning is a use: 11 is now the newest */
+	offsets_learn(&o, OFFSET_MAX + 11, 1, t0, t0, 0);
 	CHECK(offsets_get(&o, 11, 1, t0, &lb) && !offsets_get(&o, 12, 1, t0, &lb));
 	CHECK(stat_sum(STAT_cl_state_full_offsets) - full == 11);
 	offsets_clear(&o);
 	CHECK(o.t.h.n == 0 && o.t.bytes == 0);
+}
+
+/* The warm-up (warmup.h): since when a sender's off_lb has been learned
+ * (kept while it is learned from, afresh after two quiet periods), the
+ * trust a link up for a whole beacon period gives, and the queue: its
+ * order, when it is due, its byte bound. */
+static void test_warmup(void)
+{
+	const uint64_t W = STAMP_FRESH_US;
+	const uint64_t t0 = 1796073855653123ULL / W * W + 1000;
+	struct offsets o = {0};
+	uint64_t since;
+	CHECK(!offsets_since(&o, 7, 8, t0, &since));
+	offsets_learn(&o, 7, 8, t0, t0, 100);
+	offsets_learn(&o, 7, 8, t0, t0 + W, 200); /* the next period: the same run */
+	CHECK(offsets_since(&o, 7, 8, t0 + W, &since) && since == 100);
+	CHECK(!offsets_since(&o, 7, 8, t0 + 3 * W, &since)); /* quiet two periods: none */
+	offsets_learn(&o, 7, 8, t0 + 3 * W, t0 + 3 * W, 300);
+	CHECK(offsets_since(&o, 7, 8, t0 + 3 * W, &since) && since == 300); /* afresh */
+	offsets_clear(&o);
+
+	struct warmup w;
+	warmup_init(&w, 1);
+	CHECK(w.max == HOLD_BYTES && warmup_active(&w, 0) && !warmup_trusts(&w, 1));
+	warmup_start(&w, 1000);
+	CHECK(warmup_active(&w, 1000 + WARMUP_MS - 1) && !warmup_active(&w, 1000 + WARMUP_MS));
+	warmup_tick(&w, 1000 + WARMUP_MS - 1); /* not up a whole period yet: no trust */
+	CHECK(!warmup_trusts(&w, 1));
+	warmup_tick(&w, 5000 + WARMUP_MS);
+	CHECK(warmup_trusts(&w, 5000) && !warmup_trusts(&w, 5001));
+	warmup_stop(&w); /* down: frozen, and a new warm-up does not move it */
+	warmup_tick(&w, 9000 + WARMUP_MS);
+	warmup_start(&w, 20000);
+	warmup_tick(&w, 20000 + WARMUP_MS - 1);
+	CHECK(warmup_trusts(&w, 5000) && !warmup_trusts(&w, 5001));
+
+	char data[1000];
+	memset(data, 'd', sizeof(data));
+	struct envelope e = {.origin = 1, .seq = 1, .data = data, .n = sizeof(data)};
+	size_t n = 0, total = 0;
+	while (warmup_fits(&w, warmup_cost(n % 2 ? 2 : 0, 1, sizeof(data)))) {
+		CHECK(warmup_hold(&w, &e, false, n % 2 ? "p*" : NULL, n % 2 ? 2 : 0, "c", 1, 20000 + n, 7));
+		total += warmup_cost(n % 2 ? 2 : 0, 1, sizeof(data));
+		e.seq++;
+		n++;
+	}
+	CHECK(n > 1000 && w.bytes == total && total <= HOLD_BYTES && total + warmup_cost(2, 1, sizeof(data)) > HOLD_BYTES);
+	CHECK(!warmup_due(&w, 20000 + WARMUP_MS - 1) && warmup_due(&w, 20000 + WARMUP_MS));
+	struct held_env *h = warmup_take(&w);
+	CHECK(h && h->env.seq == 1 && !h->pat && h->cn == 1 && h->ch[0] == 'c' && h->env.n == sizeof(data) &&
+	      h->env.data != data && memcmp(h->env.data, data, sizeof(data)) == 0);
+	free(h);
+	h = warmup_take(&w);
+	CHECK(h && h->env.seq == 2 && h->pn == 2 && memcmp(h->pat, "p*", 2) == 0 && h->at == 20001 && h->wall == 7);
+	free(h);
+	CHECK(w.bytes == total - warmup_cost(0, 1, sizeof(data)) - warmup_cost(2, 1, sizeof(data)) &&
+	      warmup_fits(&w, warmup_cost(2, 1, sizeof(data))));
+	warmup_clear(&w);
+	CHECK(!w.head && !w.bytes && !warmup_take(&w) && !warmup_due(&w, UINT64_MAX - 1));
 }
 
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
@@ -940,6 +1000,7 @@ int main(void)
 	test_mark();
 	test_replay();
 	test_replay_before_subscribe();
+	test_warmup();
 	test_beacon();
 	test_url();
 	test_slot();

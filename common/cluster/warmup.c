@@ -1,0 +1,80 @@
+/* warmup.c - the queue of envelopes held in a warm-up (warmup.h). */
+#include "warmup.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void warmup_init(struct warmup *w, size_t max)
+{
+	*w = (struct warmup){.until = WARM_NEVER, .max = max > HOLD_BYTES ? max : HOLD_BYTES};
+	w->tail = &w->head;
+}
+
+void warmup_start(struct warmup *w, uint64_t now) { w->until = now + WARMUP_MS; }
+
+void warmup_stop(struct warmup *w) { w->until = WARM_NEVER; }
+
+void warmup_tick(struct warmup *w, uint64_t now)
+{
+	if (w->until != WARM_NEVER && now >= w->until && now - WARMUP_MS > w->trust_before)
+		w->trust_before = now - WARMUP_MS; /* up since before then: a whole beacon period */
+}
+
+bool warmup_active(const struct warmup *w, uint64_t now) { return now < w->until; }
+
+size_t warmup_cost(size_t pn, size_t cn, size_t n) { return sizeof(struct held_env) + pn + cn + n; }
+
+bool warmup_fits(const struct warmup *w, size_t bytes) { return w->bytes + bytes <= w->max; }
+
+bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const char *pat, size_t pn,
+                 const char *ch, size_t cn, uint64_t now, uint64_t wall)
+{
+	size_t bytes = warmup_cost(pn, cn, env->n);
+	struct held_env *h = malloc(bytes);
+	if (!h)
+		return false;
+	h->next = NULL;
+	h->bytes = bytes;
+	h->at = now;
+	h->wall = wall;
+	h->env = *env;
+	h->inbox = inbox;
+	char *m = h->mem;
+	h->pat = pat ? memcpy(m, pat, pn) : NULL;
+	h->pn = pn;
+	m += pn;
+	h->ch = memcpy(m, ch, cn);
+	h->cn = cn;
+	m += cn;
+	if (env->n)
+		memcpy(m, env->data, env->n);
+	h->env.data = m;
+	*w->tail = h;
+	w->tail = &h->next;
+	w->bytes += bytes;
+	return true;
+}
+
+bool warmup_due(const struct warmup *w, uint64_t now)
+{
+	return w->head && (!warmup_active(w, now) || now - w->head->at >= WARMUP_MS);
+}
+
+struct held_env *warmup_take(struct warmup *w)
+{
+	struct held_env *h = w->head;
+	if (!h)
+		return NULL;
+	if (!(w->head = h->next))
+		w->tail = &w->head;
+	w->bytes -= h->bytes;
+	h->next = NULL;
+	return h;
+}
+
+void warmup_clear(struct warmup *w)
+{
+	struct held_env *h;
+	while ((h = warmup_take(w)))
+		free(h);
+}
