@@ -107,7 +107,10 @@ class RedisCluster:
             ["redis-server"] + ports + ["--bind", "127.0.0.1", "--protected-mode", "no",
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", str(self.node_timeout), "--cluster-replica-validity-factor", "0",
-             "--save", "", "--appendonly", "no", "--dir", d],
+             "--save", "", "--appendonly", "no", "--dir", d,
+             # A replica's first sync starts at once: the default waits 5 s
+             # for more replicas to share one diskless transfer.
+             "--repl-diskless-sync-delay", "0"],
             stdin=subprocess.DEVNULL, stdout=self.logs[port], stderr=subprocess.STDOUT)
 
     def start(self):
