@@ -234,7 +234,11 @@ class _Shared:
 
     def __enter__(self):
         rc = _Shared.rc
-        if rc is not None and not self._clean(rc):
+        try:
+            clean = rc is not None and self._clean(rc)
+        except Exception:  # a redis-cli that timed out, say: not fit to share
+            clean = False
+        if rc is not None and not clean:
             _Shared.discard()
             rc = None
         if rc is None:
