@@ -22,7 +22,7 @@ WORK=$(mktemp -d /tmp/weft-docker-test.XXXXXX)
 passed=0
 failed=0
 
-say() { echo "test_docker: $*"; }
+say() { echo "test_docker: [$SECONDS s] $*"; } # seconds since the start: where the time goes
 ok() { say "ok   $*"; passed=$((passed + 1)); }
 bad() { say "FAIL $*"; failed=$((failed + 1)); }
 skip() {

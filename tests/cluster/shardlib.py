@@ -3,11 +3,14 @@
 ports in a temp dir, made a cluster of three primaries with a replica each by
 `redis-cli --cluster create ... --cluster-replicas 1`. Every process started
 here is stopped by its PID; every wait is bounded."""
+import atexit
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 from weftest import Skip, slow_factor, wait_for
@@ -107,7 +110,10 @@ class RedisCluster:
             ["redis-server"] + ports + ["--bind", "127.0.0.1", "--protected-mode", "no",
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", str(self.node_timeout), "--cluster-replica-validity-factor", "0",
-             "--save", "", "--appendonly", "no", "--dir", d],
+             "--save", "", "--appendonly", "no", "--dir", d,
+             # A replica's first sync starts at once: the default waits 5 s
+             # for more replicas to share one diskless transfer.
+             "--repl-diskless-sync-delay", "0"],
             stdin=subprocess.DEVNULL, stdout=self.logs[port], stderr=subprocess.STDOUT)
 
     def start(self):
@@ -212,6 +218,72 @@ class RedisCluster:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+class _Shared:
+    """One Redis Cluster for the tests that leave it as they found it (no
+    kill, SIGSTOP, CONFIG SET or slot move: they only start nodes, publish
+    and subscribe), so a suite starts it once, not once per such test (each
+    start is ~2.5 s of process start, `--cluster create` and the masters'
+    writable delay, more under ASan's load). `with shared_cluster() as rc:`
+    hands it out; it is checked before each test (six nodes live, state ok,
+    replicas synced, no shard subscriptions left by the last one) and is
+    started afresh when the check fails or when the last test using it
+    failed. Stopped by PID at the suite's exit."""
+    rc = None
+
+    def __enter__(self):
+        rc = _Shared.rc
+        try:
+            clean = rc is not None and self._clean(rc)
+        except Exception:  # a redis-cli that timed out, say: not fit to share
+            clean = False
+        if rc is not None and not clean:
+            _Shared.discard()
+            rc = None
+        if rc is None:
+            tmp = tempfile.mkdtemp(prefix="weft-shared-rc-")
+            try:
+                rc = RedisCluster(tmp).start()
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            _Shared.rc = rc
+        return rc
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:  # whatever state it failed in: the next test gets a new one
+            _Shared.discard()
+        return False
+
+    @staticmethod
+    def _clean(rc):
+        if len(rc.live()) != len(rc.ports):
+            return False
+        try:
+            rc.wait_ok(5)
+        except AssertionError:
+            return False
+        if not rc.replicas_synced():
+            return False
+
+        def unsubscribed():  # the last test's nodes are stopped: their shard subscriptions go with them
+            return all(rc.cli(p, "PUBSUB", "SHARDCHANNELS") == "" for p in rc.ports)
+        return wait_for(unsubscribed, 5 * slow_factor(), 0.05)
+
+    @staticmethod
+    def discard():
+        rc, _Shared.rc = _Shared.rc, None
+        if rc is not None:
+            rc.stop()
+            shutil.rmtree(rc.tmp, ignore_errors=True)
+
+
+atexit.register(_Shared.discard)
+
+
+def shared_cluster():
+    return _Shared()
 
 
 def channels_over_every_shard(rc, prefix="weft:", per_shard=3):

@@ -18,7 +18,7 @@ from weftest import scale, slow_factor, wait_for
 from clusterlib import Pub, Redis, Sub, node, stop_all
 import subprocess
 
-from shardlib import RedisCluster, channels_over_every_shard, keyslot
+from shardlib import RedisCluster, channels_over_every_shard, keyslot, shared_cluster
 from test_cluster import check_stream, make_ca, make_server_cert
 from weftest import send_all
 from clusterlib import resp
@@ -51,7 +51,7 @@ def test_exactly_once_in_order_over_every_shard(ctx):
     publisher on every node: each subscriber gets every message exactly once
     in per-publisher order; sent, received, echoes exact, no gap or duplicate."""
     k = scale(40, asan=4, tsan=8)
-    with RedisCluster(ctx.tmpdir) as rc:
+    with shared_cluster() as rc:
         chans = channels_over_every_shard(rc, per_shard=2)
         assert len(set(chans.values())) == 3
         nodes = [node(m, rc.url(2 if i else 1)) for i, m in enumerate(MODELS3)]
@@ -109,7 +109,7 @@ def test_patterns_across_nodes_over_every_shard(ctx):
     inbox copy; after PUNSUBSCRIBE B gets nothing more, and (no key: the
     announced pattern expires) A and C stop sending copies."""
     k = scale(20, asan=4, tsan=4)
-    with RedisCluster(ctx.tmpdir) as rc:
+    with shared_cluster() as rc:
         chans = channels_over_every_shard(rc, per_shard=2)
         nodes = [node(m, rc.url()) for m in ("threads", "coro", "uring")]
         a, b, c = nodes
@@ -220,7 +220,7 @@ def test_forged_announcements_stay_bounded(ctx):
     refused, and every genuine message still reaches the pattern subscriber
     exactly once, in order."""
     k = scale(20, asan=6, tsan=6)
-    with RedisCluster(ctx.tmpdir) as rc:
+    with shared_cluster() as rc:
         nodes = [node(m, rc.url(), env=NO_QUARANTINE) for m in ("coro", "threads")]
         a, b = nodes
         try:
@@ -761,7 +761,7 @@ def test_patterns_gap_at_the_end_of_a_copy_stream(ctx):
     inbox's shard killed, node A publishes two more (Redis delivers their
     inbox copies to nobody) and stops; B goes on, subscribes its inbox again
     and counts 2 gaps, once (the later markers change nothing)."""
-    with RedisCluster(ctx.tmpdir) as rc:
+    with shared_cluster() as rc:
         nodes = [node(m, rc.url()) for m in ("coro", "threads")]
         a, b = nodes
         try:
@@ -884,7 +884,7 @@ def test_keyed_announcements_replayed_after_expiry(ctx):
     os.write(fd, b"k" * 40 + b"\n")
     os.close(fd)
     flags = ["--cluster-key-file", key, "--cluster-connect-timeout", "2"]  # patterns last 8 s
-    with RedisCluster(ctx.tmpdir) as rc:
+    with shared_cluster() as rc:
         nodes = [node(m, rc.url(), flags) for m in ("uring", "coro")]
         a, b = nodes
         ctl = "weft: ctl"
@@ -1310,7 +1310,7 @@ def test_sigterm_cluster_unreachable_and_up(ctx):
     from weftest import free_port
     down = node("coro", "redis-cluster://127.0.0.1:%d" % free_port())
     stop_all([down])
-    with RedisCluster(ctx.tmpdir) as rc:
+    with shared_cluster() as rc:
         up = [node(m, rc.url()) for m in ("threads", "pool")]
         try:
             assert wait_for(lambda: all(shards_up(w) for w in up), 10 * slow_factor())
