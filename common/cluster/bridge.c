@@ -1181,7 +1181,8 @@ static uint64_t learn(struct bridge *b, const struct envelope *env)
 	return now; /* the envelope's clock: its track() takes it (read once an envelope) */
 }
 
-/* A message on the beacon channel (the link's loop): another node's clock.
+/* A message on the beacon channel (the link's loop): another node's clock,
+ * and its clock request (answered) or its answer to one of ours (beacon.h).
  * Nothing of it is delivered. */
 static void on_beacon(struct bridge *b, const char *p, size_t n)
 {
