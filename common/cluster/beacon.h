@@ -40,6 +40,31 @@
  * suppresses the beacons (compromised, or someone who can delay messages),
  * and the STAMP_SLACK_US slack itself.
  *
+ * Clock requests (issue 18): a node in its warm-up need not wait a whole
+ * period for a sender it can ask. Its request and the answers are beacons
+ * with a short data field, signed with it (sign.h, on the beacon channel):
+ *
+ *     ?<nonce>                 a request: 16 hex digits, random (getrandom)
+ *     !<requester><nonce>      an answer: the requester's origin and its
+ *                              nonce, 16 hex digits each
+ *
+ * (lower case, exactly these lengths; anything else is not a beacon). A
+ * keyed node sends a request when its warm-up starts and at each tick of it
+ * while it holds envelopes (its SUBSCRIBE and its PUBLISH go on different
+ * connections: the first request's answers may come before it listens). A
+ * keyed node active within BEACON_ACTIVE_US (an inactive one has nothing a
+ * replay could be refused for) answers a valid request of another node at
+ * once, each (requester, nonce) at most once (the last CLOCK_SEEN it
+ * answered: a replayed request does not amplify) and CLOCK_ANSWERS a tick
+ * at most (the rest dropped, counted). An answer carrying one of the
+ * requester's last CLOCK_ASKS nonces, come within CLOCK_PROOF_MS of that
+ * request, was stamped after the request was made, so after the warm-up
+ * started: its sample is genuine and fresh (a replay of it that came in
+ * that time is at most CLOCK_PROOF_MS lower), and the requester trusts its
+ * sender for the rest of the warm-up (warmup.h). Any other answer teaches
+ * the offset like any beacon, and no trust. A node of an older version
+ * counts these as bad beacons, and nothing else changes.
+ *
  * Cost: each active node publishes one beacon (~140 bytes) every 2 s, which
  * the engine delivers to every keyed node: active publishers x nodes / 2
  * deliveries a second (100 x 100 nodes: 5,000/s; over redis-cluster:// all
@@ -62,11 +87,34 @@
 #define BEACON_TICKS 2 /* every 2 s (LINK_TICK_MS each): STAMP_SLACK_US, see above */
 #define BEACON_ACTIVE_US (2 * STAMP_FRESH_US)
 
+#define CLOCK_NONCE_HEX 16
+#define CLOCK_REQ_LEN (1 + CLOCK_NONCE_HEX)
+#define CLOCK_ANS_LEN (1 + 2 * CLOCK_NONCE_HEX)
+#define BEACON_MAX (ENVELOPE_HEAD_MAX + CLOCK_ANS_LEN) /* a beacon and its data */
+#define CLOCK_ASKS 4        /* a requester's last nonces an answer may carry */
+#define CLOCK_PROOF_MS 1000 /* an answer proves its sender's clock within this of its request */
+#define CLOCK_SEEN 64       /* requests answered, remembered (requester, nonce) */
+#define CLOCK_ANSWERS 16    /* answers sent per tick at most */
+
+enum beacon_kind { BEACON_PLAIN, BEACON_REQUEST, BEACON_ANSWER };
+
+struct beacon_clock {
+	enum beacon_kind kind;
+	uint64_t requester; /* an answer's */
+	uint64_t nonce;     /* a request's or an answer's */
+};
+
 struct beacon {
 	uint64_t active; /* the stamp of this node's last message or marker (0: none); the
 	                    bridge sets it (pattern announcements and beacons do not count) */
 	uint64_t n;      /* beacons made */
 	unsigned ticks;
+	/* requests this node made (nonce, when: ms, monotonic; 0: none) */
+	uint64_t ask[CLOCK_ASKS], ask_at[CLOCK_ASKS];
+	unsigned ask_next;
+	/* requests this node answered, and the answers of this tick */
+	uint64_t seen_req[CLOCK_SEEN], seen_nonce[CLOCK_SEEN];
+	unsigned seen_next, answers;
 };
 
 /* One tick of the link, its clock (stamp_clock) now: whether to send a
@@ -78,10 +126,33 @@ bool beacon_due(struct beacon *bc, uint64_t now);
  * be made (no memory). */
 size_t beacon_make(struct beacon *bc, char *out, const struct sign_key *k, uint64_t origin, uint64_t boot,
                    uint64_t stamp);
+/* The same with the clock request or answer ck (BEACON_PLAIN: none) after
+ * it, to out (BEACON_MAX bytes): the beacon and its data, or 0. */
+size_t beacon_make_clock(struct beacon *bc, char *out, const struct sign_key *k, uint64_t origin, uint64_t boot,
+                         uint64_t stamp, const struct beacon_clock *ck);
+/* Whether this node sent a message or a marker within BEACON_ACTIVE_US of now. */
+bool beacon_active(const struct beacon *bc, uint64_t now);
+/* A request made at mono (ms) with nonce: remembered (the oldest of
+ * CLOCK_ASKS goes). */
+void beacon_asked(struct beacon *bc, uint64_t nonce, uint64_t mono);
+/* Forget the requests made (a warm-up starts afresh). */
+void beacon_asks_clear(struct beacon *bc);
+/* Whether nonce is one of this node's requests made within CLOCK_PROOF_MS
+ * of mono. */
+bool beacon_asked_for(const struct beacon *bc, uint64_t nonce, uint64_t mono);
+/* Whether to answer the request (requester, nonce) now: not answered
+ * before (then remembered) and room this tick; *dropped set if refused for
+ * the rate. */
+bool beacon_answer_ok(struct beacon *bc, uint64_t requester, uint64_t nonce, bool *dropped);
+/* A tick: the answers' budget is full again. */
+static inline void beacon_answers_tick(struct beacon *bc) { bc->answers = 0; }
 
 enum beacon_check { BEACON_OK, BEACON_MALFORMED, BEACON_BAD_TAG, BEACON_NO_MEMORY };
 /* Decode [p, p+n) from the beacon channel into *env and check its tag
- * (BEACON_NO_MEMORY: it could not be checked, sign_check). */
+ * (BEACON_NO_MEMORY: it could not be checked, sign_check); a data field
+ * must be a clock request or answer (beacon_clock). */
 enum beacon_check beacon_check(const struct sign_key *k, const char *p, size_t n, struct envelope *env);
+/* What a decoded beacon's data is into *ck: false if none of the above. */
+bool beacon_clock(const struct envelope *env, struct beacon_clock *ck);
 
 #endif

@@ -862,6 +862,10 @@ static void sync_engine(struct bridge *b)
 	b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 }
 
+static void clock_request(struct bridge *b);
+static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce);
+static void clock_proved(struct bridge *b, const struct envelope *ans, uint64_t nonce);
+
 static void on_up(void *arg)
 {
 	struct bridge *b = arg;
@@ -879,6 +883,10 @@ static void on_up(void *arg)
 	}
 	b->dirty = r.retry;
 	sync_engine(b); /* publishes queued since, and what was not queued above (no memory) */
+	if (b->key) { /* the warm-up just started: ask the senders for their clocks */
+		beacon_asks_clear(&b->beacon);
+		clock_request(b);
+	}
 	pthread_mutex_unlock(&b->lock);
 	buf_free(&r.out);
 	long long down = now_ms() - atomic_load(&b->m_down_since);
@@ -1173,7 +1181,8 @@ static uint64_t learn(struct bridge *b, const struct envelope *env)
 	return now; /* the envelope's clock: its track() takes it (read once an envelope) */
 }
 
-/* A message on the beacon channel (the link's loop): another node's clock.
+/* A message on the beacon channel (the link's loop): another node's clock,
+ * and its clock request (answered) or its answer to one of ours (beacon.h).
  * Nothing of it is delivered. */
 static void on_beacon(struct bridge *b, const char *p, size_t n)
 {
@@ -1191,6 +1200,11 @@ static void on_beacon(struct bridge *b, const char *p, size_t n)
 	}
 	learn(b, &env);
 	stat_inc(STAT_cl_beacons_ok);
+	struct beacon_clock ck;
+	if (beacon_clock(&env, &ck) && ck.kind == BEACON_REQUEST)
+		clock_answer(b, &env, ck.nonce);
+	else if (ck.kind == BEACON_ANSWER && ck.requester == b->origin)
+		clock_proved(b, &env, ck.nonce);
 }
 
 /* The beacon channel, held for good (keyed): subscribed with the held
@@ -1205,26 +1219,91 @@ static int beacon_channel(struct bridge *b)
 	return e ? 0 : -ENOMEM;
 }
 
-/* At a tick, under b->lock, the link up: this node's beacon if it is due. */
-static void beacon_tick(struct bridge *b)
+/* Under b->lock, the link up: publish a beacon of this node with the
+ * clock request or answer ck (NULL: a plain one) on the beacon channel.
+ * false if it was not queued (no memory, the link down). */
+static bool beacon_send(struct bridge *b, const struct beacon_clock *ck)
 {
-	if (!b->key || !beacon_due(&b->beacon, stamp_clock()))
-		return;
-	char head[ENVELOPE_HEAD_MAX], chan[128];
-	size_t hn = beacon_make(&b->beacon, head, b->key, b->origin, b->boot, ctl_stamp(b));
+	char head[BEACON_MAX], chan[128];
+	size_t hn = beacon_make_clock(&b->beacon, head, b->key, b->origin, b->boot, ctl_stamp(b), ck);
 	int cl = snprintf(chan, sizeof(chan), "%s" BEACON_NAME, b->prefix);
 	struct buf out = {0};
 	const char *argv[3] = {b->shards ? "SPUBLISH" : "PUBLISH", chan, head};
 	size_t lens[3] = {b->shards ? 8 : 7, (size_t)cl, hn};
-	if (!hn || cl < 0 || (size_t)cl >= sizeof(chan) || put_cmd(&out, 3, argv, lens) < 0) {
-		stat_inc(STAT_oom_errors); /* the next one is due in BEACON_TICKS */
-	} else {
-		int rc = b->shards ? shards_send(b->shards, cluster_slot(chan, (size_t)cl), LINK_PUB, buf_head(&out), buf_used(&out))
-		                   : link_send(b->link, LINK_PUB, buf_head(&out), buf_used(&out));
-		if (rc == 0)
-			stat_inc(STAT_cl_beacons_sent);
-	}
+	int rc = -ENOMEM;
+	if (!hn || cl < 0 || (size_t)cl >= sizeof(chan) || put_cmd(&out, 3, argv, lens) < 0)
+		stat_inc(STAT_oom_errors); /* a beacon: the next one is due in BEACON_TICKS; a request: asked again */
+	else
+		rc = b->shards ? shards_send(b->shards, cluster_slot(chan, (size_t)cl), LINK_PUB, buf_head(&out), buf_used(&out))
+		               : link_send(b->link, LINK_PUB, buf_head(&out), buf_used(&out));
 	buf_free(&out);
+	return rc == 0;
+}
+
+/* At a tick, under b->lock, the link up: this node's beacon if it is due. */
+static void beacon_tick(struct bridge *b)
+{
+	beacon_answers_tick(&b->beacon);
+	if (!b->key || !beacon_due(&b->beacon, stamp_clock()))
+		return;
+	if (beacon_send(b, NULL))
+		stat_inc(STAT_cl_beacons_sent);
+}
+
+/* Under b->lock, keyed, the link up: a clock request with a fresh nonce
+ * (beacon.h), so that the senders this warm-up holds need not wait for
+ * their beacons. */
+static void clock_request(struct bridge *b)
+{
+	struct beacon_clock ck = {.kind = BEACON_REQUEST};
+	if (getrandom(&ck.nonce, sizeof(ck.nonce), 0) != sizeof(ck.nonce))
+		return; /* asked again at the next tick while anything is held */
+	beacon_asked(&b->beacon, ck.nonce, (uint64_t)now_ms());
+	if (beacon_send(b, &ck))
+		stat_inc(STAT_cl_clock_requests_sent);
+}
+
+/* Another node's clock request (the link's loop), its tag checked: answer
+ * it at once if this node is active (an inactive one has nothing a replay
+ * could be refused for), each request once, CLOCK_ANSWERS a tick at most. */
+static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce)
+{
+	bool dropped = false;
+	pthread_mutex_lock(&b->lock);
+	if (b->up && beacon_active(&b->beacon, stamp_clock()) &&
+	    beacon_answer_ok(&b->beacon, req->origin, nonce, &dropped)) {
+		struct beacon_clock ck = {.kind = BEACON_ANSWER, .requester = req->origin, .nonce = nonce};
+		if (beacon_send(b, &ck))
+			stat_inc(STAT_cl_clock_answers_sent);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (dropped)
+		stat_inc(STAT_cl_clock_answers_dropped);
+}
+
+static void judge_held(struct bridge *b, struct held_env *h);
+
+/* An answer to this node (the link's loop), its sample just learned: if it
+ * carries one of the nonces of our last requests, come within
+ * CLOCK_PROOF_MS of it, it was made after the request, so in this warm-up:
+ * its sender is trusted, and what is held of it judged now, in order. */
+static void clock_proved(struct bridge *b, const struct envelope *ans, uint64_t nonce)
+{
+	uint64_t mono = (uint64_t)now_ms();
+	pthread_mutex_lock(&b->lock);
+	bool ours = beacon_asked_for(&b->beacon, nonce, mono);
+	pthread_mutex_unlock(&b->lock);
+	if (!ours || !offsets_prove(&b->offsets, ans->origin, ans->boot, stamp_clock(), mono)) {
+		stat_inc(STAT_cl_clock_answers_unknown); /* taught the offset only */
+		return;
+	}
+	stat_inc(STAT_cl_clock_answers_proved);
+	struct held_env *h = warmup_take_of(&b->warm, ans->origin, ans->boot);
+	while (h) {
+		struct held_env *next = h->next;
+		judge_held(b, h);
+		h = next;
+	}
 }
 
 static void warm_release(struct bridge *b, bool all, enum stat_id early);
@@ -1259,6 +1338,11 @@ static void on_tick(void *arg)
 		if (mk.put_off)
 			b->markers_from = mk.from;
 		beacon_tick(b);
+		/* Still warming with senders held: their answers to the last
+		 * request may have come before the beacon channel was listened
+		 * to (another connection), or been lost. */
+		if (b->key && b->warm.head && warmup_active(&b->warm, (uint64_t)now_ms()))
+			clock_request(b);
 		b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -1596,11 +1680,12 @@ static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, 
 {
 	if (!b->key)
 		return false;
-	uint64_t now = (uint64_t)now_ms(), since;
+	uint64_t now = (uint64_t)now_ms(), since, proved;
 	warm_release(b, false, STAT__COUNT);
 	if (!warmup_active(&b->warm, now))
 		return false;
-	if (offsets_since(&b->offsets, env->origin, env->boot, stamp_clock(), &since) && warmup_trusts(&b->warm, since))
+	if (offsets_trust(&b->offsets, env->origin, env->boot, stamp_clock(), &since, &proved) &&
+	    (warmup_trusts(&b->warm, since) || warmup_proves(&b->warm, proved)))
 		return false;
 	size_t cost = warmup_cost(pn, cn, env->n);
 	struct held_env *h;
@@ -1714,7 +1799,8 @@ static void sh_resub(void *arg, int shard, const uint64_t *slots)
 	struct buf out = {0};
 	size_t total = 0;
 	unsigned bs = b->beacon_slot;
-	if (b->key && shards_owner(b->shards, bs) == shard && (!slots || (slots[bs / 64] >> (bs % 64) & 1)))
+	bool warm = b->key && shards_owner(b->shards, bs) == shard && (!slots || (slots[bs / 64] >> (bs % 64) & 1));
+	if (warm)
 		warmup_start(&b->warm, (uint64_t)now_ms()); /* the beacon channel is subscribed afresh below */
 	pthread_mutex_lock(&b->lock);
 	table_each(&b->held, sresub_one, &r);
@@ -1738,6 +1824,10 @@ static void sh_resub(void *arg, int shard, const uint64_t *slots)
 			total += k;
 		buf_free(&out);
 		out = (struct buf){0};
+	}
+	if (warm) { /* the warm-up just started: ask the senders for their clocks */
+		beacon_asks_clear(&b->beacon);
+		clock_request(b);
 	}
 	pthread_mutex_unlock(&b->lock);
 	free(r.v);

@@ -91,6 +91,7 @@ void floors_clear(struct floors *f) { table_clear(&f->t); }
 struct off_lb {
 	int64_t cur, prev; /* the highest sample of the entry's period (a), of the one before it (none: INT64_MIN) */
 	uint64_t since;    /* the caller's monotonic clock when the entry started (afresh): offsets_since */
+	uint64_t proved;   /* and when a clock answer proved it (0: never since it started): offsets_prove */
 };
 
 static uint64_t period(uint64_t now) { return now / STAMP_FRESH_US; }
@@ -123,8 +124,10 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 			if (v > l->cur)
 				l->cur = v;
 		} else {
-			if (e->a + 1 != p)
+			if (e->a + 1 != p) {
 				l->since = mono; /* started afresh: what it knew is gone */
+				l->proved = 0;
+			}
 			l->prev = e->a + 1 == p ? l->cur : INT64_MIN;
 			l->cur = v;
 			e->a = p;
@@ -144,7 +147,7 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 		return;
 	}
 	e->a = p;
-	*(struct off_lb *)table_val(e) = (struct off_lb){v, INT64_MIN, mono};
+	*(struct off_lb *)table_val(e) = (struct off_lb){v, INT64_MIN, mono, 0};
 }
 
 bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, int64_t *lb)
@@ -162,17 +165,39 @@ bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now
 	return true;
 }
 
-bool offsets_since(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since)
+static struct off_lb *offsets_cur(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now)
 {
 	if (!o->t.h.n)
-		return false;
+		return NULL;
 	char k[FKEY];
 	fkey(k, origin, boot, 0);
 	struct tentry *e = table_get(&o->t, k, FKEY);
-	if (!e || !current(e, period(now)))
+	return e && current(e, period(now)) ? table_val(e) : NULL;
+}
+
+bool offsets_since(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since)
+{
+	uint64_t proved;
+	return offsets_trust(o, origin, boot, now, since, &proved);
+}
+
+bool offsets_trust(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since,
+                   uint64_t *proved)
+{
+	const struct off_lb *l = offsets_cur(o, origin, boot, now);
+	if (!l)
 		return false;
-	*since = ((const struct off_lb *)table_val(e))->since;
+	*since = l->since;
+	*proved = l->proved;
 	return true;
+}
+
+bool offsets_prove(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t mono)
+{
+	struct off_lb *l = offsets_cur(o, origin, boot, now);
+	if (l)
+		l->proved = mono ? mono : 1;
+	return l != NULL;
 }
 
 enum first_sight first_sight_sub(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t sub,

@@ -136,6 +136,13 @@ bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now
  * without a break, into *since: false if it has none at now. The bridge's
  * warm-up (warmup.h) trusts an off_lb learned over a whole beacon period. */
 bool offsets_since(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since);
+/* The same, and when (mono) a clock answer last proved it into *proved (0:
+ * never since it started afresh; beacon.h, clock requests). */
+bool offsets_trust(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since,
+                   uint64_t *proved);
+/* A clock answer of the sender, just learned from, proved its off_lb at
+ * mono: false if it has none (the bound, no memory). */
+bool offsets_prove(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t mono);
 /* The first envelope of a stream on a subscription made at sub (0: not
  * known), after the age and floor rules: FIRST_BEFORE_SUB if its sender
  * has an off_lb and the stamp is below sub + off_lb - STAMP_SLACK_US, else

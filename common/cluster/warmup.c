@@ -10,7 +10,11 @@ void warmup_init(struct warmup *w, size_t max)
 	w->tail = &w->head;
 }
 
-void warmup_start(struct warmup *w, uint64_t now) { w->until = now + WARMUP_MS; }
+void warmup_start(struct warmup *w, uint64_t now)
+{
+	w->until = now + WARMUP_MS;
+	w->started = now;
+}
 
 void warmup_stop(struct warmup *w) { w->until = WARM_NEVER; }
 
@@ -70,6 +74,25 @@ struct held_env *warmup_take(struct warmup *w)
 	w->bytes -= h->bytes;
 	h->next = NULL;
 	return h;
+}
+
+struct held_env *warmup_take_of(struct warmup *w, uint64_t origin, uint64_t boot)
+{
+	struct held_env *out = NULL, **ot = &out, **pp = &w->head;
+	while (*pp) { /* one pass: a full hold is tens of thousands */
+		struct held_env *h = *pp;
+		if (h->env.origin != origin || h->env.boot != boot) {
+			pp = &h->next;
+			continue;
+		}
+		*pp = h->next;
+		w->bytes -= h->bytes;
+		h->next = NULL;
+		*ot = h;
+		ot = &h->next;
+	}
+	w->tail = pp;
+	return out;
 }
 
 void warmup_clear(struct warmup *w)

@@ -17,6 +17,9 @@
  * The warm-up starts whenever the beacon channel is subscribed afresh (the
  * link is up; over redis-cluster:// its shard's link) and lasts WARMUP_MS;
  * before that (the node just started, or its link is down) it is on too.
+ * A sender is also trusted, for the rest of the warm-up, once it answered
+ * one of this node's clock requests made in it (beacon.h): its held
+ * envelopes are judged then, in order (the other senders' stay held).
  * A sender is trusted if its off_lb has been learned without a break since
  * before trust_before: the last moment from which the link had been up for
  * a whole WARMUP_MS (advanced each tick while up and not warming, frozen
@@ -79,6 +82,7 @@ struct held_env {
 struct warmup {
 	uint64_t until;        /* warming while now < until (ms, monotonic) */
 	uint64_t trust_before; /* an off_lb learned since no later than this is trusted (0: none) */
+	uint64_t started;      /* the warm-up's start (ms, monotonic): an off_lb proved since is trusted */
 	struct held_env *head, **tail;
 	size_t bytes, max;
 };
@@ -94,6 +98,13 @@ void warmup_tick(struct warmup *w, uint64_t now);
 bool warmup_active(const struct warmup *w, uint64_t now);
 /* Whether an off_lb learned since since is trusted. */
 static inline bool warmup_trusts(const struct warmup *w, uint64_t since) { return since <= w->trust_before; }
+/* Whether an off_lb proved by a clock answer at proved (0: never) is
+ * trusted: proved in this warm-up (beacon.h: the answer was made after a
+ * request of it). */
+static inline bool warmup_proves(const struct warmup *w, uint64_t proved)
+{
+	return proved && w->until != WARM_NEVER && proved >= w->started;
+}
 /* Whether a copy of bytes would fit now. */
 size_t warmup_cost(size_t pn, size_t cn, size_t n);
 bool warmup_fits(const struct warmup *w, size_t bytes);
@@ -106,6 +117,9 @@ bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const
 bool warmup_due(const struct warmup *w, uint64_t now);
 /* The oldest held one, taken off the queue (the caller frees it), or NULL. */
 struct held_env *warmup_take(struct warmup *w);
+/* Every held one of (origin, boot), taken off the queue: a list in their
+ * order (next; the caller frees each), or NULL. */
+struct held_env *warmup_take_of(struct warmup *w, uint64_t origin, uint64_t boot);
 void warmup_clear(struct warmup *w);
 
 #endif

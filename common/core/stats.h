@@ -119,6 +119,11 @@
 	X(cl_beacons_ok, "weft_cluster_beacons_total", "result=\"ok\"", "--cluster-key-file: other nodes' clock beacons received: ok (their clock offset learned), old (more than 30 s off this node's clock: a replay, or the clocks disagree), bad (not a beacon, or a missing or wrong tag: a forger, or a node with another key)") \
 	X(cl_beacons_old, "weft_cluster_beacons_total", "result=\"old\"", "") \
 	X(cl_beacons_bad, "weft_cluster_beacons_total", "result=\"bad\"", "") \
+	X(cl_clock_requests_sent, "weft_cluster_clock_requests_sent_total", "", "--cluster-key-file: clock requests this node sent in its warm-ups (at its start, then each second while it holds envelopes)") \
+	X(cl_clock_answers_sent, "weft_cluster_clock_answers_sent_total", "", "--cluster-key-file: other nodes' clock requests this node answered") \
+	X(cl_clock_answers_dropped, "weft_cluster_clock_answers_dropped_total", "", "--cluster-key-file: clock requests not answered for the bound of answers a second (a flood of requests)") \
+	X(cl_clock_answers_proved, "weft_cluster_clock_answers_total", "result=\"proved\"", "--cluster-key-file: answers to this node's clock requests: proved (its own recent nonce: the sender trusted for the warm-up), unknown (not a nonce of its last requests: the offset learned only)") \
+	X(cl_clock_answers_unknown, "weft_cluster_clock_answers_total", "result=\"unknown\"", "") \
 	X(cl_warmup_held, "weft_cluster_warmup_held_total", "", "--cluster-key-file: envelopes of other nodes held back in the first beacon period after the link came up (their sender's clock offset not learned over a whole period yet), then judged and delivered") \
 	X(cl_warmup_early_full, "weft_cluster_warmup_early_total", "reason=\"full\"", "--cluster-key-file: held envelopes judged before their time (replays of them refused by the age rule only): the hold's byte bound (a flood), no memory for a copy, the link lost") \
 	X(cl_warmup_early_no_memory, "weft_cluster_warmup_early_total", "reason=\"no_memory\"", "") \

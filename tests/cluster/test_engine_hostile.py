@@ -1250,12 +1250,16 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
     messages published after the subscription are delivered, in order, none
     lost (weft_cluster_warmup_held_total). The nodes start right after the
     sender's beacon, so that none of them could have its next one before the
-    replay. Every receiving model.
+    replay. Every receiving model. (The publisher answers their clock
+    requests, so it may be trusted before the period's end: beacon.h.)
     Then a flood of replays past the hold's bound (4 MiB) on a fresh node's
     warm-up: the oldest held are judged early (weft_cluster_warmup_early_total
     {reason="full"}), the genuine messages amid it are all delivered in
-    order, and the node's memory stays bounded."""
-    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    order, and the node's memory stays bounded. The flood's envelope is one
+    of a made-up node (signed with the key), which answers no clock request,
+    and so is a message a node stopped while it holds it."""
+    secret = b"0123456789abcdef0123456789abcdef-shared"
+    key = write_key(ctx, "key", secret)
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
         flags = ["--cluster-key-file", key]
@@ -1270,11 +1274,11 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
             p = Pub(a)
             big = b"B" * (64 << 10)
             p.publish("w", b"cap")
-            p.publish("f", big)
             p.drain()
             # and the publisher's three end markers of w (seq 1): one after the subscription would
             # make the mark, and the replay a duplicate
-            cap, bigcap = spy_envelopes(spy, [b"cap", big], until=lambda buf: end_markers(buf, b"weft:w", 1) >= 3)
+            cap, = spy_envelopes(spy, [b"cap"], until=lambda buf: end_markers(buf, b"weft:w", 1) >= 3)
+            bigcap = signed_envelope(secret, 0xb16, int(time.time() * 1e6), b"f", big)
             spy.sendall(resp("UNSUBSCRIBE", "weft:f"))  # it would hold the flood too
             wait_engine_subs(r, "weft:f", 0, 0)
             next_beacon(spy)
@@ -1286,14 +1290,18 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
             for w in rs + [fl, gone]:
                 assert w._ready.wait(10 * slow_factor()), w.log()
             subs = [Sub(w, "resp", "w") for w in rs + [gone]]
+            gs = Sub(gone, "resp", "g")
             fs = Sub(fl, "resp", "f")
             assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:w") == 6, 10 * slow_factor(), 0.002)
             raw.cmd("PUBLISH", "weft:w", cap)
             took = time.monotonic() - start  # the publisher's next beacon is due 2 s after its last
             for k in range(5):
                 p.publish("w", b"new-%d" % k)
-            assert wait_for(lambda: gone.metric("weft_cluster_warmup_held_total") == 6, 5 * slow_factor())
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:g") == 1, 10 * slow_factor(), 0.002)
+            raw.cmd("PUBLISH", "weft:g", signed_envelope(secret, 0x60e, int(time.time() * 1e6), b"g", b"held"))
+            assert wait_for(lambda: gone.metric("weft_cluster_warmup_held_total") >= 1, 5 * slow_factor())
             subs.pop().close()
+            gs.close()
             stop_all([gone])  # SIGTERM with envelopes held: exit 0, nothing leaks (ASan)
             # The flood: 400 replays of a 64 KiB envelope (25 MiB) in fl's warm-up, and the
             # publisher's genuine messages amid them.
@@ -1317,7 +1325,6 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
             for w, s in zip(rs, subs):
                 assert s.got == want, "%s: %s (replay %.2f s after the beacon)" % (w.args[1], s.got, took)
                 assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1, w.args
-                assert w.metric("weft_cluster_warmup_held_total") >= 6, w.args
                 assert w.metric("weft_cluster_warmup_early_total") == 0, w.args
             assert not extra
             held = [w.metric("weft_cluster_warmup_held_total") for w in rs]
@@ -1337,6 +1344,109 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
                 if c:
                     c.close()
             stop_all(rs + [a] + [w for w in (fl, gone) if w])
+
+
+REQUEST = rb"weft1 ([0-9a-f]{16}) \d+ 0 \d+ \S+ \d+ [0-9a-f]{64}\n\?([0-9a-f]{16})"
+ANSWER = rb"weft1 [0-9a-f]{16} \d+ 0 \d+ \S+ \d+ [0-9a-f]{64}\n!([0-9a-f]{16})([0-9a-f]{16})"
+
+
+def spy_for(spy, seconds):
+    """What the spy reads in the next seconds (scaled)."""
+    end = time.monotonic() + seconds * slow_factor()
+    buf = b""
+    spy.settimeout(0.05)
+    try:
+        while time.monotonic() < end:
+            try:
+                chunk = spy.recv(65536)
+            except socket.timeout:
+                continue
+            assert chunk, "the engine closed the spy"
+            buf += chunk
+    finally:
+        spy.settimeout(10 * slow_factor())
+    return buf
+
+
+def test_keyed_warmup_ends_early_with_a_clock_answer(ctx):
+    """With a key, a node whose link just came up held every envelope of a
+    sender for a whole beacon period (~3 s: warmup.h), so remote messages
+    reached its clients that late. Now it sends a signed clock request with a
+    random nonce (beacon.h) and an active sender answers it at once: the
+    answer, made after the request, proves the sender's clock, and its
+    envelopes are judged then. A fresh node's client gets a genuine message
+    published right after it subscribed before one of a made-up node (which
+    answers nothing) that came first and is held for the whole warm-up; the
+    replay of an envelope captured before it subscribed is still refused
+    (before_subscribe), and nothing is judged early.
+    Then the requests cannot be used to make a node talk: a captured request
+    published again 50 times is answered once (its first copy), and 100
+    distinct requests (signed with the key) get at most CLOCK_ANSWERS (16)
+    answers a second, the rest counted as dropped."""
+    secret = b"0123456789abcdef0123456789abcdef-proof"
+    key = write_key(ctx, "key", secret)
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        flags = ["--cluster-key-file", key]
+        a = node("coro", url, flags)
+        w, spy, raw = None, None, None
+        try:
+            assert wait_for(lambda: link_up(a), 10 * slow_factor())
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            spy.sendall(resp("SUBSCRIBE", "weft:w", "weft: clk"))
+            raw = RawRedis(r)
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft: clk") == 2, 10 * slow_factor()), "spy"
+            p = Pub(a)
+            p.publish("w", b"cap")
+            p.drain()
+            cap, = spy_envelopes(spy, [b"cap"], until=lambda buf: end_markers(buf, b"weft:w", 1) >= 3)
+            w = node("coro", url, flags)
+            s = Sub(w, "resp", "w")
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:w") == 2, 10 * slow_factor(), 0.002)
+            raw.cmd("PUBLISH", "weft:w", signed_envelope(secret, 0x60057, int(time.time() * 1e6), b"w", b"ghost"))
+            raw.cmd("PUBLISH", "weft:w", cap)
+            p.publish("w", b"new")
+            p.drain()
+            s.read(2, 15)
+            assert s.got == [b"new", b"ghost"], "the genuine one waited for the warm-up's end: %s" % s.got
+            assert w.metric("weft_cluster_clock_requests_sent_total") >= 1
+            assert w.metric("weft_cluster_clock_answers_total", 'result="proved"') >= 1
+            assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1
+            assert w.metric("weft_cluster_warmup_early_total") == 0
+            assert a.metric("weft_cluster_clock_answers_sent_total") >= 1
+            # A captured request again, 50 times: its nonce was answered once already.
+            buf = spy_for(spy, 0.5)
+            reqs = [m for m in re.finditer(REQUEST, buf)]
+            assert reqs, "no clock request seen"
+            req = reqs[0]
+            payload = buf[buf.rindex(b"weft1 ", 0, req.end()):req.end()]
+            sent = a.metric("weft_cluster_clock_answers_sent_total")
+            for _ in range(50):
+                raw.cmd("PUBLISH", "weft: clk", payload)
+            buf += spy_for(spy, 1)
+            answers = re.findall(ANSWER, buf)
+            assert answers.count((req.group(1), req.group(2))) == 1, answers
+            assert a.metric("weft_cluster_clock_answers_sent_total") == sent
+            assert a.metric("weft_cluster_clock_answers_dropped_total") == 0
+            # 100 distinct requests of made-up nodes in a burst: 16 answers a tick at most.
+            t0 = time.monotonic()
+            for k in range(100):
+                raw.cmd("PUBLISH", "weft: clk", signed_envelope(secret, 0x7e000 + k, int(time.time() * 1e6), b" clk",
+                                                                 b"?%016x" % (0x5eed + k)))
+            ticks = int(time.monotonic() - t0) + 2  # tick boundaries the burst may span, at most
+            assert wait_for(lambda: a.metric("weft_cluster_clock_answers_sent_total") - sent +
+                            a.metric("weft_cluster_clock_answers_dropped_total") == 100, 5 * slow_factor())
+            answered = a.metric("weft_cluster_clock_answers_sent_total") - sent
+            assert 1 <= answered <= 16 * ticks, answered
+            assert a.metric("weft_cluster_clock_answers_dropped_total") == 100 - answered
+            assert a.metric("weft_cluster_beacons_total", 'result="bad"') == 0
+            s.close()
+            p.close()
+        finally:
+            for c in (spy, raw):
+                if c:
+                    c.close()
+            stop_all([n for n in (a, w) if n])
 
 
 def test_client_cannot_publish_on_the_beacon_channel(ctx):

@@ -642,6 +642,106 @@ static struct sign_key *unit_key(char fill)
 	return k;
 }
 
+/* Clock requests and answers (beacon.h): their format, the answers' bounds,
+ * the requester's nonces, and what a proof trusts (warmup.h). */
+static void test_clock(void)
+{
+	const uint64_t SEC = 1000000, t0 = 1700000000ull * SEC;
+	struct sign_key *k = unit_key('k'), *other = unit_key('o');
+	CHECK(k && other);
+	if (!k || !other)
+		goto out;
+	struct beacon bc = {0};
+	char out[BEACON_MAX];
+	struct envelope env;
+	struct beacon_clock ck = {.kind = BEACON_REQUEST, .nonce = 0x0123456789abcdefull}, got;
+	size_t n = beacon_make_clock(&bc, out, k, 0x1234, 99, t0, &ck);
+	CHECK(n > CLOCK_REQ_LEN && memcmp(out + n - CLOCK_REQ_LEN, "?0123456789abcdef", CLOCK_REQ_LEN) == 0);
+	CHECK(beacon_check(k, out, n, &env) == BEACON_OK && beacon_clock(&env, &got) && got.kind == BEACON_REQUEST &&
+	      got.nonce == ck.nonce && env.origin == 0x1234);
+	CHECK(beacon_check(other, out, n, &env) == BEACON_BAD_TAG);
+	out[n - 1] = out[n - 1] == '0' ? '1' : '0'; /* the data is signed */
+	CHECK(beacon_check(k, out, n, &env) == BEACON_BAD_TAG);
+	out[n - 1] = 'F'; /* upper case: not one */
+	CHECK(beacon_check(k, out, n, &env) == BEACON_MALFORMED);
+	ck = (struct beacon_clock){.kind = BEACON_ANSWER, .requester = 0xfeed, .nonce = 42};
+	n = beacon_make_clock(&bc, out, k, 0x1234, 99, t0, &ck);
+	CHECK(memcmp(out + n - CLOCK_ANS_LEN, "!000000000000feed000000000000002a", CLOCK_ANS_LEN) == 0);
+	CHECK(beacon_check(k, out, n, &env) == BEACON_OK && beacon_clock(&env, &got) && got.kind == BEACON_ANSWER &&
+	      got.requester == 0xfeed && got.nonce == 42);
+	CHECK(beacon_check(k, out, n - 1, &env) == BEACON_MALFORMED); /* cut short */
+
+	/* Each (requester, nonce) answered once; CLOCK_ANSWERS a tick. */
+	bool dropped;
+	CHECK(beacon_answer_ok(&bc, 5, 6, &dropped) && !dropped);
+	CHECK(!beacon_answer_ok(&bc, 5, 6, &dropped) && !dropped); /* a replay */
+	CHECK(beacon_answer_ok(&bc, 7, 6, &dropped)); /* another requester */
+	int ok = 0, drops = 0;
+	for (uint64_t i = 0; i < 100; i++) {
+		ok += beacon_answer_ok(&bc, 9, 100 + i, &dropped);
+		drops += dropped;
+	}
+	CHECK(ok == CLOCK_ANSWERS - 2 && drops == 100 - ok);
+	beacon_answers_tick(&bc);
+	CHECK(beacon_answer_ok(&bc, 9, 199, &dropped)); /* dropped ones are not remembered */
+	CHECK(!beacon_answer_ok(&bc, 5, 6, &dropped) && !dropped);
+
+	/* The requester: its last CLOCK_ASKS nonces, CLOCK_PROOF_MS each. */
+	CHECK(!beacon_asked_for(&bc, 0, 0));
+	for (uint64_t i = 1; i <= CLOCK_ASKS + 1; i++)
+		beacon_asked(&bc, i, 1000 * i);
+	CHECK(!beacon_asked_for(&bc, 1, 2000)); /* pushed out */
+	CHECK(beacon_asked_for(&bc, 2, 2000 + CLOCK_PROOF_MS) && !beacon_asked_for(&bc, 2, 2001 + CLOCK_PROOF_MS));
+	CHECK(!beacon_asked_for(&bc, 3, 2999)); /* before it was asked */
+	beacon_asks_clear(&bc);
+	CHECK(!beacon_asked_for(&bc, CLOCK_ASKS + 1, 1000 * (CLOCK_ASKS + 1)));
+
+	/* A proof trusts its sender in this warm-up only. */
+	struct offsets o = {0};
+	uint64_t since, proved;
+	CHECK(!offsets_prove(&o, 7, 8, t0, 500)); /* no off_lb: nothing to prove */
+	offsets_learn(&o, 7, 8, t0, t0, 100);
+	CHECK(offsets_trust(&o, 7, 8, t0, &since, &proved) && since == 100 && proved == 0);
+	CHECK(offsets_prove(&o, 7, 8, t0, 500) && offsets_trust(&o, 7, 8, t0, &since, &proved) && proved == 500);
+	struct warmup w;
+	warmup_init(&w, 0);
+	CHECK(!warmup_proves(&w, 500)); /* not started */
+	warmup_start(&w, 400);
+	CHECK(warmup_proves(&w, 500) && !warmup_proves(&w, 0) && !warmup_trusts(&w, since));
+	warmup_start(&w, 600); /* afresh: an earlier proof is not this one's */
+	CHECK(!warmup_proves(&w, 500));
+	offsets_clear(&o);
+
+	/* A sender's held envelopes taken in their order, the others' kept. */
+	for (uint64_t i = 0; i < 6; i++) {
+		struct envelope e = {.origin = i % 2 ? 1 : 2, .boot = 1, .seq = i, .data = "x", .n = 1};
+		CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, i, i));
+	}
+	struct held_env *h = warmup_take_of(&w, 1, 1);
+	uint64_t seqs[4], nh = 0;
+	while (h && nh < 4) {
+		struct held_env *next = h->next;
+		seqs[nh++] = h->env.seq;
+		free(h);
+		h = next;
+	}
+	CHECK(nh == 3 && seqs[0] == 1 && seqs[1] == 3 && seqs[2] == 5);
+	CHECK(!warmup_take_of(&w, 1, 1) && !warmup_take_of(&w, 2, 2));
+	struct envelope e6 = {.origin = 3, .boot = 1, .seq = 6};
+	CHECK(warmup_hold(&w, &e6, false, NULL, 0, "c", 1, 6, 6)); /* the tail is right */
+	nh = 0;
+	while ((h = warmup_take(&w))) {
+		seqs[nh < 4 ? nh : 3] = h->env.seq;
+		nh++;
+		free(h);
+	}
+	CHECK(nh == 4 && seqs[0] == 0 && seqs[1] == 2 && seqs[2] == 4 && seqs[3] == 6 && w.bytes == 0);
+	warmup_clear(&w);
+out:
+	sign_key_free(k);
+	sign_key_free(other);
+}
+
 static void test_beacon(void)
 {
 	const uint64_t SEC = 1000000, t0 = 1700000000ull * SEC;
@@ -1002,6 +1102,7 @@ int main(void)
 	test_replay_before_subscribe();
 	test_warmup();
 	test_beacon();
+	test_clock();
 	test_url();
 	test_slot();
 	test_envelope();
