@@ -28,8 +28,11 @@
  * sender's order is kept). At the warm-up's end, or WARMUP_MS after an
  * envelope was held (whichever comes first: a beacon channel whose shard
  * stays down delays nothing for longer), each is judged and delivered as
- * if it had just arrived, with the off_lb learned meanwhile (its age is
- * reckoned when it came: a genuine one must not grow too old in the hold).
+ * if it had just arrived, with the off_lb learned meanwhile, but for its
+ * age and its subscription: reckoned when it came (a genuine one must not
+ * grow too old in the hold, nor be refused as sent before a subscription
+ * made again after it came: over redis-cluster:// its shard's link lost
+ * and made again in the hold).
  *
  * Bounded in bytes (HOLD_BYTES, or one largest envelope): when one would
  * not fit, the oldest are judged at once, in order, until it fits
@@ -69,6 +72,7 @@ struct held_env {
 	size_t bytes;
 	uint64_t at;        /* held at (ms, monotonic) */
 	uint64_t wall;      /* and on the stamps' clock (stamp_clock): its age is reckoned then */
+	uint64_t sub;       /* when the subscription it came on was made (an inbox copy: the inbox's; 0: not known) */
 	struct envelope env; /* data points into mem */
 	bool inbox;          /* an inbox copy (redis-cluster://): its patterns are found when judged */
 	const char *pat, *ch; /* into mem; pat NULL: a channel's message */
@@ -98,9 +102,10 @@ static inline bool warmup_trusts(const struct warmup *w, uint64_t since) { retur
 size_t warmup_cost(size_t pn, size_t cn, size_t n);
 bool warmup_fits(const struct warmup *w, size_t bytes);
 /* Append a copy of the envelope (its data too), arrived at now (ms,
- * monotonic) and wall (stamp_clock); false: no memory. */
+ * monotonic) and wall (stamp_clock) on a subscription made at sub; false:
+ * no memory. */
 bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const char *pat, size_t pn,
-                 const char *ch, size_t cn, uint64_t now, uint64_t wall);
+                 const char *ch, size_t cn, uint64_t now, uint64_t wall, uint64_t sub);
 /* Whether the oldest held one is due at now: the warm-up is over, or it
  * was held WARMUP_MS ago. */
 bool warmup_due(const struct warmup *w, uint64_t now);

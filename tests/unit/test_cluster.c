@@ -603,7 +603,7 @@ static void test_warmup(void)
 	struct envelope e = {.origin = 1, .seq = 1, .data = data, .n = sizeof(data)};
 	size_t n = 0, total = 0;
 	while (warmup_fits(&w, warmup_cost(n % 2 ? 2 : 0, 1, sizeof(data)))) {
-		CHECK(warmup_hold(&w, &e, false, n % 2 ? "p*" : NULL, n % 2 ? 2 : 0, "c", 1, 20000 + n, 7));
+		CHECK(warmup_hold(&w, &e, false, n % 2 ? "p*" : NULL, n % 2 ? 2 : 0, "c", 1, 20000 + n, 7, 30 + n));
 		total += warmup_cost(n % 2 ? 2 : 0, 1, sizeof(data));
 		e.seq++;
 		n++;
@@ -615,7 +615,8 @@ static void test_warmup(void)
 	      h->env.data != data && memcmp(h->env.data, data, sizeof(data)) == 0);
 	free(h);
 	h = warmup_take(&w);
-	CHECK(h && h->env.seq == 2 && h->pn == 2 && memcmp(h->pat, "p*", 2) == 0 && h->at == 20001 && h->wall == 7);
+	CHECK(h && h->env.seq == 2 && h->pn == 2 && memcmp(h->pat, "p*", 2) == 0 && h->at == 20001 && h->wall == 7 &&
+	      h->sub == 31);
 	free(h);
 	CHECK(w.bytes == total - warmup_cost(0, 1, sizeof(data)) - warmup_cost(2, 1, sizeof(data)) &&
 	      warmup_fits(&w, warmup_cost(2, 1, sizeof(data))));
