@@ -1270,15 +1270,12 @@ static void on_tick(void *arg)
 static void on_down(void *arg)
 {
 	struct bridge *b = arg;
-	if (b->key) {
-		/* What the warm-up holds came on subscriptions that end now: judged
-		 * at once (counted), with what is known of its senders, while they
-		 * are held (below they are forgotten); held over the down, it would
-		 * be judged on the subscriptions made when the link is back, and a
-		 * genuine one refused as before them. */
-		warm_release(b, true, STAT_cl_warmup_early_down);
+	/* What the warm-up holds stays held (warmup.h): each is judged on the
+	 * subscription it came on, a whole beacon period after the link is back
+	 * (judged here, anyone who can PUBLISH ended the hold at will: a bulk
+	 * string larger than any message drops the link). */
+	if (b->key)
 		warmup_stop(&b->warm);
-	}
 	atomic_store(&b->m_down_since, now_ms());
 	atomic_store(&b->m_up, false);
 	pthread_mutex_lock(&b->lock);

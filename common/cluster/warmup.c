@@ -10,7 +10,11 @@ void warmup_init(struct warmup *w, size_t max)
 	w->tail = &w->head;
 }
 
-void warmup_start(struct warmup *w, uint64_t now) { w->until = now + WARMUP_MS; }
+void warmup_start(struct warmup *w, uint64_t now)
+{
+	w->until = now + WARMUP_MS;
+	w->started = now;
+}
 
 void warmup_stop(struct warmup *w) { w->until = WARM_NEVER; }
 
@@ -58,7 +62,10 @@ bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const
 
 bool warmup_due(const struct warmup *w, uint64_t now)
 {
-	return w->head && (!warmup_active(w, now) || now - w->head->at >= WARMUP_MS);
+	if (!w->head)
+		return false;
+	uint64_t from = w->head->at > w->started ? w->head->at : w->started;
+	return !warmup_active(w, now) || now - from >= WARMUP_MS;
 }
 
 struct held_env *warmup_take(struct warmup *w)

@@ -37,10 +37,12 @@
  * Bounded in bytes (HOLD_BYTES, or one largest envelope): when one would
  * not fit, the oldest are judged at once, in order, until it fits
  * (counted); with no memory for its copy, every held one and then it are
- * judged at once (counted); when the link goes down (redis://) every held
- * one is judged at once (counted): its subscription ends, and judged on
- * the one made when the link is back, a genuine one would be refused as
- * before it (the bridge's SIGTERM frees them: its clients are going). Never dropped for room: a flood of replays
+ * judged at once (counted). Kept when the link goes down: each is judged
+ * on the subscription it came on, so one made again when the link is back
+ * costs no genuine one, and judging them at the down let anyone who can
+ * PUBLISH end the hold at will (a bulk string larger than any message
+ * drops the link: a protocol error). The bridge's SIGTERM frees them: its
+ * clients are going. Never dropped for room: a flood of replays
  * would then cost genuine messages; such a flood reopens the window for the
  * envelopes it pushes out early, which the counter shows.
  *
@@ -82,6 +84,7 @@ struct held_env {
 
 struct warmup {
 	uint64_t until;        /* warming while now < until (ms, monotonic) */
+	uint64_t started;      /* the last warm-up started then (0: none yet) */
 	uint64_t trust_before; /* an off_lb learned since no later than this is trusted (0: none) */
 	struct held_env *head, **tail;
 	size_t bytes, max;
@@ -107,7 +110,8 @@ bool warmup_fits(const struct warmup *w, size_t bytes);
 bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const char *pat, size_t pn,
                  const char *ch, size_t cn, uint64_t now, uint64_t wall, uint64_t sub);
 /* Whether the oldest held one is due at now: the warm-up is over, or it
- * was held WARMUP_MS ago. */
+ * was held WARMUP_MS ago and the last warm-up started as long ago (one
+ * held over a link down waits a whole beacon period after it is back). */
 bool warmup_due(const struct warmup *w, uint64_t now);
 /* The oldest held one, taken off the queue (the caller frees it), or NULL. */
 struct held_env *warmup_take(struct warmup *w);

@@ -622,6 +622,17 @@ static void test_warmup(void)
 	      warmup_fits(&w, warmup_cost(2, 1, sizeof(data))));
 	warmup_clear(&w);
 	CHECK(!w.head && !w.bytes && !warmup_take(&w) && !warmup_due(&w, UINT64_MAX - 1));
+
+	/* One held over a link down (kept: a PUBLISH can drop the link) waits a
+	 * whole warm-up after the link is back, not WARMUP_MS after it came. */
+	warmup_start(&w, 30000);
+	CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, 30100, 7, 1));
+	warmup_stop(&w);
+	CHECK(!warmup_due(&w, 30100 + WARMUP_MS - 1)); /* down: not before its own time */
+	warmup_start(&w, 32000);
+	CHECK(!warmup_due(&w, 30100 + WARMUP_MS) && !warmup_due(&w, 32000 + WARMUP_MS - 1) &&
+	      warmup_due(&w, 32000 + WARMUP_MS));
+	warmup_clear(&w);
 }
 
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
