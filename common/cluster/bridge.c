@@ -1354,15 +1354,12 @@ static void on_tick(void *arg)
 static void on_down(void *arg)
 {
 	struct bridge *b = arg;
-	if (b->key) {
-		/* What the warm-up holds came on subscriptions that end now: judged
-		 * at once (counted), with what is known of its senders, while they
-		 * are held (below they are forgotten); held over the down, it would
-		 * be judged on the subscriptions made when the link is back, and a
-		 * genuine one refused as before them. */
-		warm_release(b, true, STAT_cl_warmup_early_down);
+	/* What the warm-up holds stays held (warmup.h): each is judged on the
+	 * subscription it came on, a whole beacon period after the link is back
+	 * (judged here, anyone who can PUBLISH ended the hold at will: a bulk
+	 * string larger than any message drops the link). */
+	if (b->key)
 		warmup_stop(&b->warm);
-	}
 	atomic_store(&b->m_down_since, now_ms());
 	atomic_store(&b->m_up, false);
 	pthread_mutex_lock(&b->lock);
@@ -1429,7 +1426,7 @@ static void deliver_engine(struct bridge *b, const struct envelope *env, const c
 }
 
 static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, const char *p, size_t pn,
-                      const char *c, size_t cn);
+                      const char *c, size_t cn, uint64_t sub);
 
 /* A `message` or `pmessage` from the engine. */
 static void engine_message(struct bridge *b, const redisReply *pat, const redisReply *ch, const redisReply *payload)
@@ -1477,7 +1474,7 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 		return;
 	}
 	uint64_t now = learn(b, &env);
-	if (!warm_hold(b, &env, false, p, pn, c, cn))
+	if (!warm_hold(b, &env, false, p, pn, c, cn, sub))
 		deliver_engine(b, &env, p, pn, c, cn, sub, now, 0);
 }
 
@@ -1569,7 +1566,7 @@ static void lmatch_one(struct table *t, struct tentry *e, void *arg)
  * each pattern of ours matching the channel, as a pmessage of each (its
  * sequence tracked per pattern and channel, like one Redis's pmessages). */
 static void deliver_inbox(struct bridge *b, const struct envelope *env, const char *c, size_t cn, uint64_t now,
-                          uint64_t arrived);
+                          uint64_t arrived, uint64_t isub);
 
 static void on_inbox(struct bridge *b, const char *p, size_t n)
 {
@@ -1592,15 +1589,6 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	if (env.origin == b->origin && env.boot == b->boot)
 		return; /* a copy for another node of our inbox: delivered here when published */
 	uint64_t now = learn(b, &env);
-	if (!warm_hold(b, &env, true, NULL, 0, c, cn))
-		deliver_inbox(b, &env, c, cn, now, 0);
-}
-
-/* An authenticated inbox copy of another node on channel c: judged and
- * delivered once per local pattern matching it. */
-static void deliver_inbox(struct bridge *b, const struct envelope *env, const char *c, size_t cn, uint64_t now,
-                          uint64_t arrived)
-{
 	/* A copy came on the inbox's subscription too: one sent while it was
 	 * lost (the inbox shard's link down, resubscribed when back) never came
 	 * then, and a capture of it replayed after is before that subscription
@@ -1610,6 +1598,16 @@ static void deliver_inbox(struct bridge *b, const struct envelope *env, const ch
 	uint64_t isub = 0;
 	if (in <= 0 || (size_t)in >= sizeof(inbox) || !held_on_engine(b, 'c', inbox, (size_t)in, &isub))
 		isub = 0;
+	if (!warm_hold(b, &env, true, NULL, 0, c, cn, isub))
+		deliver_inbox(b, &env, c, cn, now, 0, isub);
+}
+
+/* An authenticated inbox copy of another node on channel c, come on the
+ * inbox's subscription made at isub (0: not known): judged and delivered
+ * once per local pattern matching it. */
+static void deliver_inbox(struct bridge *b, const struct envelope *env, const char *c, size_t cn, uint64_t now,
+                          uint64_t arrived, uint64_t isub)
+{
 	struct buf pats = {0};
 	struct lmatch m = {c, cn, &pats, 0};
 	pthread_mutex_lock(&b->lock);
@@ -1639,17 +1637,21 @@ static void deliver_inbox(struct bridge *b, const struct envelope *env, const ch
 
 /* ---- the warm-up (warmup.h; keyed; the link's loop) ---- */
 
-/* A held envelope judged and delivered as if it had just arrived, but for
- * its age (reckoned when it came): with the subscription it would come on
- * now (one let go meanwhile has nobody here to get it, and no state is
- * kept for it, as in engine_message) and the offsets learned meanwhile. */
+/* A held envelope judged and delivered as if it had just arrived, with the
+ * offsets learned meanwhile, but for its age and the subscription it came
+ * on (reckoned when it came): over redis-cluster:// its shard's link may be
+ * lost and made again in the hold, the channel subscribed again later, and
+ * judged on that a genuine one was refused as sent before it (a replay
+ * sent before the subscription it came on is refused all the same). One
+ * let go meanwhile has nobody here to get it, and no state is kept for it,
+ * as in engine_message. */
 static void judge_held(struct bridge *b, struct held_env *h)
 {
 	uint64_t sub, now = stamp_clock(); /* keyed: only a keyed node holds */
 	if (h->inbox)
-		deliver_inbox(b, &h->env, h->ch, h->cn, now, h->wall);
+		deliver_inbox(b, &h->env, h->ch, h->cn, now, h->wall, h->sub);
 	else if (h->pat ? held_on_engine(b, 'p', h->pat, h->pn, &sub) : held_on_engine(b, 'c', h->ch, h->cn, &sub))
-		deliver_engine(b, &h->env, h->pat, h->pn, h->ch, h->cn, sub, now, h->wall);
+		deliver_engine(b, &h->env, h->pat, h->pn, h->ch, h->cn, h->sub, now, h->wall);
 	free(h);
 }
 
@@ -1672,11 +1674,11 @@ static void warm_release(struct bridge *b, bool all, enum stat_id early)
 }
 
 /* An authenticated envelope of another node (its off_lb just learned from
- * it): true if held back for the warm-up (its sender is not trusted yet),
+ * it), come on a subscription made at sub: true if held back for the warm-up (its sender is not trusted yet),
  * false to judge it now. What is due is judged first, so that a sender's
  * envelopes keep their order. */
 static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, const char *p, size_t pn,
-                      const char *c, size_t cn)
+                      const char *c, size_t cn, uint64_t sub)
 {
 	if (!b->key)
 		return false;
@@ -1693,7 +1695,7 @@ static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, 
 		stat_inc(STAT_cl_warmup_early_full); /* judged before its sender's beacon is sure to have come */
 		judge_held(b, h);
 	}
-	if (warmup_hold(&b->warm, env, inbox, p, pn, c, cn, now, stamp_clock())) {
+	if (warmup_hold(&b->warm, env, inbox, p, pn, c, cn, now, stamp_clock(), sub)) {
 		stat_inc(STAT_cl_warmup_held);
 		return true;
 	}

@@ -31,7 +31,7 @@ size_t warmup_cost(size_t pn, size_t cn, size_t n) { return sizeof(struct held_e
 bool warmup_fits(const struct warmup *w, size_t bytes) { return w->bytes + bytes <= w->max; }
 
 bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const char *pat, size_t pn,
-                 const char *ch, size_t cn, uint64_t now, uint64_t wall)
+                 const char *ch, size_t cn, uint64_t now, uint64_t wall, uint64_t sub)
 {
 	size_t bytes = warmup_cost(pn, cn, env->n);
 	struct held_env *h = malloc(bytes);
@@ -41,6 +41,7 @@ bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const
 	h->bytes = bytes;
 	h->at = now;
 	h->wall = wall;
+	h->sub = sub;
 	h->env = *env;
 	h->inbox = inbox;
 	char *m = h->mem;
@@ -61,7 +62,10 @@ bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const
 
 bool warmup_due(const struct warmup *w, uint64_t now)
 {
-	return w->head && (!warmup_active(w, now) || now - w->head->at >= WARMUP_MS);
+	if (!w->head)
+		return false;
+	uint64_t from = w->head->at > w->started ? w->head->at : w->started;
+	return !warmup_active(w, now) || now - from >= WARMUP_MS;
 }
 
 struct held_env *warmup_take(struct warmup *w)

@@ -31,16 +31,21 @@
  * sender's order is kept). At the warm-up's end, or WARMUP_MS after an
  * envelope was held (whichever comes first: a beacon channel whose shard
  * stays down delays nothing for longer), each is judged and delivered as
- * if it had just arrived, with the off_lb learned meanwhile (its age is
- * reckoned when it came: a genuine one must not grow too old in the hold).
+ * if it had just arrived, with the off_lb learned meanwhile, but for its
+ * age and its subscription: reckoned when it came (a genuine one must not
+ * grow too old in the hold, nor be refused as sent before a subscription
+ * made again after it came: over redis-cluster:// its shard's link lost
+ * and made again in the hold).
  *
  * Bounded in bytes (HOLD_BYTES, or one largest envelope): when one would
  * not fit, the oldest are judged at once, in order, until it fits
  * (counted); with no memory for its copy, every held one and then it are
- * judged at once (counted); when the link goes down (redis://) every held
- * one is judged at once (counted): its subscription ends, and judged on
- * the one made when the link is back, a genuine one would be refused as
- * before it (the bridge's SIGTERM frees them: its clients are going). Never dropped for room: a flood of replays
+ * judged at once (counted). Kept when the link goes down: each is judged
+ * on the subscription it came on, so one made again when the link is back
+ * costs no genuine one, and judging them at the down let anyone who can
+ * PUBLISH end the hold at will (a bulk string larger than any message
+ * drops the link: a protocol error). The bridge's SIGTERM frees them: its
+ * clients are going. Never dropped for room: a flood of replays
  * would then cost genuine messages; such a flood reopens the window for the
  * envelopes it pushes out early, which the counter shows.
  *
@@ -72,6 +77,7 @@ struct held_env {
 	size_t bytes;
 	uint64_t at;        /* held at (ms, monotonic) */
 	uint64_t wall;      /* and on the stamps' clock (stamp_clock): its age is reckoned then */
+	uint64_t sub;       /* when the subscription it came on was made (an inbox copy: the inbox's; 0: not known) */
 	struct envelope env; /* data points into mem */
 	bool inbox;          /* an inbox copy (redis-cluster://): its patterns are found when judged */
 	const char *pat, *ch; /* into mem; pat NULL: a channel's message */
@@ -81,6 +87,7 @@ struct held_env {
 
 struct warmup {
 	uint64_t until;        /* warming while now < until (ms, monotonic) */
+	uint64_t started;      /* the last warm-up started then (0: none yet) */
 	uint64_t trust_before; /* an off_lb learned since no later than this is trusted (0: none) */
 	uint64_t started;      /* the warm-up's start (ms, monotonic): an off_lb proved since is trusted */
 	struct held_env *head, **tail;
@@ -109,11 +116,13 @@ static inline bool warmup_proves(const struct warmup *w, uint64_t proved)
 size_t warmup_cost(size_t pn, size_t cn, size_t n);
 bool warmup_fits(const struct warmup *w, size_t bytes);
 /* Append a copy of the envelope (its data too), arrived at now (ms,
- * monotonic) and wall (stamp_clock); false: no memory. */
+ * monotonic) and wall (stamp_clock) on a subscription made at sub; false:
+ * no memory. */
 bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const char *pat, size_t pn,
-                 const char *ch, size_t cn, uint64_t now, uint64_t wall);
+                 const char *ch, size_t cn, uint64_t now, uint64_t wall, uint64_t sub);
 /* Whether the oldest held one is due at now: the warm-up is over, or it
- * was held WARMUP_MS ago. */
+ * was held WARMUP_MS ago and the last warm-up started as long ago (one
+ * held over a link down waits a whole beacon period after it is back). */
 bool warmup_due(const struct warmup *w, uint64_t now);
 /* The oldest held one, taken off the queue (the caller frees it), or NULL. */
 struct held_env *warmup_take(struct warmup *w);

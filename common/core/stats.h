@@ -125,9 +125,8 @@
 	X(cl_clock_answers_proved, "weft_cluster_clock_answers_total", "result=\"proved\"", "--cluster-key-file: answers to this node's clock requests: proved (its own recent nonce: the sender trusted for the warm-up), unknown (not a nonce of its last requests: the offset learned only)") \
 	X(cl_clock_answers_unknown, "weft_cluster_clock_answers_total", "result=\"unknown\"", "") \
 	X(cl_warmup_held, "weft_cluster_warmup_held_total", "", "--cluster-key-file: envelopes of other nodes held back in the first beacon period after the link came up (their sender's clock offset not learned over a whole period yet), then judged and delivered") \
-	X(cl_warmup_early_full, "weft_cluster_warmup_early_total", "reason=\"full\"", "--cluster-key-file: held envelopes judged before their time (replays of them refused by the age rule only): the hold's byte bound (a flood), no memory for a copy, the link lost") \
-	X(cl_warmup_early_no_memory, "weft_cluster_warmup_early_total", "reason=\"no_memory\"", "") \
-	X(cl_warmup_early_down, "weft_cluster_warmup_early_total", "reason=\"down\"", "")
+	X(cl_warmup_early_full, "weft_cluster_warmup_early_total", "reason=\"full\"", "--cluster-key-file: held envelopes judged before their time (replays of them refused by the age rule only): the hold's byte bound (a flood), no memory for a copy") \
+	X(cl_warmup_early_no_memory, "weft_cluster_warmup_early_total", "reason=\"no_memory\"", "")
 
 enum stat_id {
 #define X(id, name, labels, help) STAT_##id,

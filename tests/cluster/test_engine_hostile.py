@@ -2184,6 +2184,57 @@ def signed_envelope(secret, origin, stamp, ch, data, seq=1):
     return head + b" " + tag.encode() + b"\n" + data
 
 
+
+def test_keyed_warmup_link_dropped_by_a_publish(ctx):
+    """Anyone who can PUBLISH on the engine can drop a node's link: a bulk
+    string larger than any message is a protocol error (the link is made
+    again). A node in its warm-up judged everything it held at once when its
+    link went down (reason="down"), before the sender's beacon: a replay
+    captured before the node started, replayed in its warm-up and followed
+    by one oversized PUBLISH on the same channel, was judged by the age rule
+    only and delivered. Now what is held stays held across the down (each
+    one is judged on the subscription it came on, so the resubscription
+    costs no genuine one) and is judged a whole beacon period after the
+    link is back: the replay is refused (before_subscribe), the sender's
+    genuine message after it delivered."""
+    key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-shared")
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        flags = ["--cluster-key-file", key]
+        a = node("coro", url, flags)
+        w, sub, spy, raw, p = None, None, None, None, None
+        try:
+            assert wait_for(lambda: link_up(a), 10 * slow_factor())
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            spy.sendall(resp("SUBSCRIBE", "weft:w", "weft: clk"))
+            raw = RawRedis(r)
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft: clk") == 2, 10 * slow_factor()), "spy"
+            p = Pub(a)
+            p.publish("w", b"cap")
+            p.drain()
+            cap, = spy_envelopes(spy, [b"cap"], until=lambda buf: end_markers(buf, b"weft:w", 1) >= 3)
+            next_beacon(spy)
+            w = node("coro", url, flags)
+            sub = Sub(w, "resp", "w")
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:w") == 2, 10 * slow_factor(), 0.002)
+            raw.cmd("PUBLISH", "weft:w", cap)
+            assert wait_for(lambda: w.metric("weft_cluster_warmup_held_total") >= 1, 5 * slow_factor(), 0.01)
+            raw.cmd("PUBLISH", "weft:w", b"x" * (2 << 20))  # larger than any message: w's link drops
+            assert wait_for(lambda: w.metric("weft_cluster_protocol_errors_total") == 1, 5 * slow_factor(), 0.01)
+            assert wait_for(lambda: link_up(w), 10 * slow_factor())
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:w") == 2, 10 * slow_factor(), 0.002)
+            p.publish("w", b"new")
+            p.drain()
+            got = sub.read(1, 10)
+            assert got == [b"new"] and sub.read(2, 1) == [b"new"], "%r: the replay delivered" % sub.got
+            assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1, w.tail()
+            assert w.metric("weft_cluster_warmup_early_total") == 0
+        finally:
+            for c in (spy, raw, p, sub):
+                if c:
+                    c.close()
+            stop_all([x for x in (w, a) if x])
+
 def test_keyed_seen_full_and_first_sight_replays(ctx):
     """With a key, `seen` was cleared whole at its bound (32768 streams or
     8 MiB): a local client publishing on distinct channels through a node

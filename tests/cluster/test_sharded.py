@@ -1366,3 +1366,57 @@ def test_one_primary_cluster_names_itself_without_a_host(ctx):
             rc.stop()
 
 
+
+
+def test_keyed_shard_link_lost_in_the_warmup(ctx):
+    """A node in its warm-up (warmup.h) holds a's genuine messages; its
+    link to the channel's shard is lost and made again before they are
+    judged, and the channel subscribed afresh. They came on the subscription
+    made before: judged on the new one, they were refused as published
+    before it (reason="before_subscribe"), genuine messages lost (over
+    redis:// a link down judges the held ones at once; a shard's link lost
+    did not). Now each is judged on the subscription it came on: all
+    delivered, in order. The channel is on the beacon channel's shard (the
+    warm-up starts again there: what was held is judged WARMUP_MS after it
+    came, past the resubscription). ~8 s."""
+    key = ctx.path("key")
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"k" * 40 + b"\n")
+    os.close(fd)
+    flags = ["--cluster-key-file", key]
+    with RedisCluster(ctx.tmpdir) as rc:
+        beacons = rc.owner(rc.keyslot("weft: clk"))
+        ch = next(n for n in ("wl%d" % i for i in range(400)) if rc.owner(rc.keyslot("weft:" + n)) == beacons)
+        a = node("coro", rc.url(), flags)
+        r = p = sub = None
+        try:
+            assert wait_for(lambda: shards_up(a), 10 * slow_factor()), a.tail()
+            p = Pub(a)
+            r = node("coro", rc.url(), flags)
+            assert wait_for(lambda: shards_up(r), 10 * slow_factor()), r.tail()
+            sub = Sub(r, "resp", ch)
+            engine_subs(rc, "weft:" + ch, 1)
+            for k in range(3):
+                p.publish(ch, b"m-%d" % k)
+            p.drain()
+            t0 = time.monotonic()
+            assert wait_for(lambda: r.metric("weft_cluster_warmup_held_total") >= 3, 5 * slow_factor(), 0.02), \
+                "not held: the warm-up was over (%r)" % sub.read(3, 0.1)
+            # more than the 2-s slack after they came, well before they are due (WARMUP_MS after)
+            time.sleep(max(0.0, t0 + 2.3 - time.monotonic()))
+            conn = subscriber_conn_id(rc, beacons, r.pid)
+            assert rc.cli(beacons, "CLIENT", "KILL", "ID", conn) == "1"
+            assert wait_for(lambda: r.metric("weft_cluster_shard_links_lost_total") >= 1, 5 * slow_factor(), 0.02)
+            engine_subs(rc, "weft:" + ch, 1)
+            p.publish(ch, b"m-3")
+            p.drain()
+            got = sub.read(4, 12 * slow_factor())
+            refused = r.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"')
+            assert got == [b"m-0", b"m-1", b"m-2", b"m-3"] and refused == 0, \
+                "%r, %d refused as before_subscribe\n%s" % (got, refused, r.tail())
+            assert r.metric("weft_cluster_gaps_total") == 0
+        finally:
+            for x in (p, sub):
+                if x:
+                    x.close()
+            stop_all([w for w in (r, a) if w])

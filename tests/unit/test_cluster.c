@@ -603,7 +603,7 @@ static void test_warmup(void)
 	struct envelope e = {.origin = 1, .seq = 1, .data = data, .n = sizeof(data)};
 	size_t n = 0, total = 0;
 	while (warmup_fits(&w, warmup_cost(n % 2 ? 2 : 0, 1, sizeof(data)))) {
-		CHECK(warmup_hold(&w, &e, false, n % 2 ? "p*" : NULL, n % 2 ? 2 : 0, "c", 1, 20000 + n, 7));
+		CHECK(warmup_hold(&w, &e, false, n % 2 ? "p*" : NULL, n % 2 ? 2 : 0, "c", 1, 20000 + n, 7, 30 + n));
 		total += warmup_cost(n % 2 ? 2 : 0, 1, sizeof(data));
 		e.seq++;
 		n++;
@@ -615,12 +615,24 @@ static void test_warmup(void)
 	      h->env.data != data && memcmp(h->env.data, data, sizeof(data)) == 0);
 	free(h);
 	h = warmup_take(&w);
-	CHECK(h && h->env.seq == 2 && h->pn == 2 && memcmp(h->pat, "p*", 2) == 0 && h->at == 20001 && h->wall == 7);
+	CHECK(h && h->env.seq == 2 && h->pn == 2 && memcmp(h->pat, "p*", 2) == 0 && h->at == 20001 && h->wall == 7 &&
+	      h->sub == 31);
 	free(h);
 	CHECK(w.bytes == total - warmup_cost(0, 1, sizeof(data)) - warmup_cost(2, 1, sizeof(data)) &&
 	      warmup_fits(&w, warmup_cost(2, 1, sizeof(data))));
 	warmup_clear(&w);
 	CHECK(!w.head && !w.bytes && !warmup_take(&w) && !warmup_due(&w, UINT64_MAX - 1));
+
+	/* One held over a link down (kept: a PUBLISH can drop the link) waits a
+	 * whole warm-up after the link is back, not WARMUP_MS after it came. */
+	warmup_start(&w, 30000);
+	CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, 30100, 7, 1));
+	warmup_stop(&w);
+	CHECK(!warmup_due(&w, 30100 + WARMUP_MS - 1)); /* down: not before its own time */
+	warmup_start(&w, 32000);
+	CHECK(!warmup_due(&w, 30100 + WARMUP_MS) && !warmup_due(&w, 32000 + WARMUP_MS - 1) &&
+	      warmup_due(&w, 32000 + WARMUP_MS));
+	warmup_clear(&w);
 }
 
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
