@@ -87,9 +87,9 @@ struct held_env {
 
 struct warmup {
 	uint64_t until;        /* warming while now < until (ms, monotonic) */
-	uint64_t started;      /* the last warm-up started then (0: none yet) */
+	uint64_t started;      /* the last warm-up started then (ms, monotonic; 0: none yet): an off_lb
+	                          proved since is trusted, and what is held waits a whole warm-up from it */
 	uint64_t trust_before; /* an off_lb learned since no later than this is trusted (0: none) */
-	uint64_t started;      /* the warm-up's start (ms, monotonic): an off_lb proved since is trusted */
 	struct held_env *head, **tail;
 	size_t bytes, max;
 };

@@ -727,7 +727,7 @@ static void test_clock(void)
 	/* A sender's held envelopes taken in their order, the others' kept. */
 	for (uint64_t i = 0; i < 6; i++) {
 		struct envelope e = {.origin = i % 2 ? 1 : 2, .boot = 1, .seq = i, .data = "x", .n = 1};
-		CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, i, i));
+		CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, i, i, 1));
 	}
 	struct held_env *h = warmup_take_of(&w, 1, 1);
 	uint64_t seqs[4], nh = 0;
@@ -740,7 +740,7 @@ static void test_clock(void)
 	CHECK(nh == 3 && seqs[0] == 1 && seqs[1] == 3 && seqs[2] == 5);
 	CHECK(!warmup_take_of(&w, 1, 1) && !warmup_take_of(&w, 2, 2));
 	struct envelope e6 = {.origin = 3, .boot = 1, .seq = 6};
-	CHECK(warmup_hold(&w, &e6, false, NULL, 0, "c", 1, 6, 6)); /* the tail is right */
+	CHECK(warmup_hold(&w, &e6, false, NULL, 0, "c", 1, 6, 6, 1)); /* the tail is right */
 	nh = 0;
 	while ((h = warmup_take(&w))) {
 		seqs[nh < 4 ? nh : 3] = h->env.seq;
