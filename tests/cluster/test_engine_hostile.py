@@ -1048,7 +1048,7 @@ def test_keyed_replay_from_before_the_subscription(ctx):
     subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "..", "hostile", "clock_shift.c"),
                     "-ldl"], check=True, timeout=60)
     behind = {"LD_PRELOAD": shim, "SHIFT_REALTIME_MS": "-20000",
-              "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+              "ASAN_OPTIONS": shim_asan_options()}
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
         pubs = [node("coro", url, ["--cluster-key-file", key]), node("threads", url, ["--cluster-key-file", key], env=behind)]
@@ -2341,14 +2341,12 @@ def test_keyed_marker_not_signed(ctx):
     (weft_cluster_markers_deferred_total, weft_errors_total{kind="out_of_memory"}),
     and goes out once the tag can be made. EVP_MAC_final fails through an
     LD_PRELOAD shim (sign_fail.c) while a flag file exists."""
-    shim = ctx.path("sign_fail.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "sign_fail.c"), "-ldl"],
-                   check=True, timeout=60)
+    shim = fail_shim(ctx, "sign_fail")
     flag = ctx.path("fail")
     key = write_key(ctx, "key", b"s" * 40)
     env = {"LD_PRELOAD": shim, "FAIL_FILE": flag,
            # the shim comes before the sanitizer runtime in the library list
-           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+           "ASAN_OPTIONS": shim_asan_options()}
     with Redis(ctx.tmpdir) as r:
         w = node("coro", "redis://127.0.0.1:%d" % r.port, ["--cluster-key-file", key], env=env)
         spy = None
@@ -2385,6 +2383,31 @@ def test_keyed_marker_not_signed(ctx):
             stop_all([w])
 
 
+def fail_shim(ctx, name):
+    """Build tests/cluster/<name>.c, an LD_PRELOAD shim that fails a call
+    while the file named by FAIL_FILE exists; its path."""
+    shim = ctx.path(name + ".so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, name + ".c"), "-ldl"],
+                   check=True, timeout=60)
+    return shim
+
+
+def shim_asan_options():
+    """ASAN_OPTIONS for a node with a shim preloaded: the shim comes before
+    the sanitizer runtime in the library list."""
+    return os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+
+
+def end_gap_counted(a, b, sub, why):
+    """Memory is back on a: b counts the lost last message of the stream as
+    one gap (its markers went out at last), a put them off, and b's client
+    got only the message before it."""
+    assert wait_for(lambda: b.metric("weft_cluster_gaps_total") == 1, 6 * slow_factor()), \
+        "B counted %d gaps: %s" % (b.metric("weft_cluster_gaps_total"), why)
+    assert a.metric("weft_cluster_markers_deferred_total") >= 3
+    assert sub.read(2, 0.5) == [b"one"], sub.got
+
+
 def test_marker_out_of_memory_stays_due(ctx):
     """A marker whose channel name or command could not be made (malloc
     failing: bridge.c marker_one) was spent all the same and lost, as one
@@ -2396,14 +2419,12 @@ def test_marker_out_of_memory_stays_due(ctx):
     flag file exists, the publisher's mallocs of the channel's engine name
     (the prefix and a 150-byte channel: nothing else here asks for that
     size), both the publish's and its markers'."""
-    shim = ctx.path("alloc_fail.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "alloc_fail.c"), "-ldl"],
-                   check=True, timeout=60)
+    shim = fail_shim(ctx, "alloc_fail")
     flag = ctx.path("fail")
     ch = "q" * 150
     size = len("weft:") + len(ch)
     env = {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_FN": "malloc", "FAIL_MIN": str(size),
-           "FAIL_MAX": str(size), "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+           "FAIL_MAX": str(size), "ASAN_OPTIONS": shim_asan_options()}
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
         a = node("coro", url, env=env)
@@ -2425,11 +2446,7 @@ def test_marker_out_of_memory_stays_due(ctx):
             assert wait_for(lambda: a.metric("weft_errors_total", 'kind="out_of_memory"') >= oom + 4,
                             10 * slow_factor()), a.tail()
             os.unlink(flag)
-            assert wait_for(lambda: b.metric("weft_cluster_gaps_total") == 1, 6 * slow_factor()), \
-                "B counted %d gaps: the markers were spent while they could not be made" % \
-                b.metric("weft_cluster_gaps_total")
-            assert a.metric("weft_cluster_markers_deferred_total") >= 3
-            assert sub.read(2, 0.5) == [b"one"], sub.got
+            end_gap_counted(a, b, sub, "the markers were spent while they could not be made")
             sub.close()
             p.close()
         finally:
@@ -2449,9 +2466,7 @@ def test_marker_refused_by_the_link_stays_due(ctx):
     4 KiB chunk into a msg of its own), so both the publish and its markers
     are refused by link_send; the channel's name, made apart (5,005 bytes),
     is below the range."""
-    shim = ctx.path("alloc_fail.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "alloc_fail.c"), "-ldl"],
-                   check=True, timeout=60)
+    shim = fail_shim(ctx, "alloc_fail")
     flag = ctx.path("fail")
     ch = "q" * 5000
     cmd = len(resp("PUBLISH", "weft:" + ch, ""))  # the command with an empty payload
@@ -2459,7 +2474,7 @@ def test_marker_refused_by_the_link_stays_due(ctx):
     # the envelope's head (~40-90 bytes) and "lost": nothing else on the node asks for such a size
     env = {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_FN": "malloc", "FAIL_MIN": str(msg + cmd + 20),
            "FAIL_MAX": str(msg + cmd + 200),
-           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+           "ASAN_OPTIONS": shim_asan_options()}
     extra = ["--max-channel", "8192"]
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
@@ -2494,11 +2509,7 @@ def test_marker_refused_by_the_link_stays_due(ctx):
             assert wait_for(lambda: a.metric("weft_errors_total", 'kind="out_of_memory"') >= oom + 3,
                             10 * slow_factor()), a.tail()
             os.unlink(flag)
-            assert wait_for(lambda: b.metric("weft_cluster_gaps_total") == 1, 6 * slow_factor()), \
-                "B counted %d gaps: the markers were spent while the link refused them" % \
-                b.metric("weft_cluster_gaps_total")
-            assert a.metric("weft_cluster_markers_deferred_total") >= 3
-            assert sub.read(2, 0.5) == [b"one"], sub.got
+            end_gap_counted(a, b, sub, "the markers were spent while the link refused them")
             sub.close()
             p.close()
         finally:
@@ -2516,13 +2527,11 @@ def test_keyed_check_out_of_memory_is_not_forged(ctx):
     weft_cluster_replays_refused_total{reason="no_memory"}. The receiver's
     EVP_MAC_final fails through an LD_PRELOAD shim (sign_fail.c) while a
     flag file exists."""
-    shim = ctx.path("sign_fail.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "sign_fail.c"), "-ldl"],
-                   check=True, timeout=60)
+    shim = fail_shim(ctx, "sign_fail")
     flag = ctx.path("fail")
     key = write_key(ctx, "key", b"o" * 40)
     env = {"LD_PRELOAD": shim, "FAIL_FILE": flag,
-           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+           "ASAN_OPTIONS": shim_asan_options()}
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
         a = node("coro", url, ["--cluster-key-file", key])
@@ -2622,12 +2631,10 @@ def test_resubscription_out_of_memory(ctx):
     realloc of 64 KiB or more fails (LD_PRELOAD shim realloc_fail.c) while a
     flag file exists: 1,000 channels of 200 bytes make a resubscription of
     ~210 KB, whose buffer cannot grow past 32 KiB."""
-    shim = ctx.path("realloc_fail.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "realloc_fail.c"), "-ldl"],
-                   check=True, timeout=60)
+    shim = fail_shim(ctx, "realloc_fail")
     flag = ctx.path("fail")
     env = {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_MIN": str(64 << 10),
-           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+           "ASAN_OPTIONS": shim_asan_options()}
     names = [("r%04d" % i).ljust(200, "r") for i in range(1000)]
     with Redis(ctx.tmpdir) as r:
         w = node("threads", "redis://127.0.0.1:%d" % r.port, env=env)
@@ -2676,9 +2683,7 @@ def test_keyed_no_memory_for_a_mark(ctx):
     stream X is taken by all three first; then, short of memory, X's seq 1
     again (a replay), seq 1 of a new stream Y (genuine: its mark cannot be
     made) and Y's seq 1 again (a replay); then, with memory back, X's seq 2."""
-    shim = ctx.path("alloc_fail.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "alloc_fail.c"), "-ldl"],
-                   check=True, timeout=60)
+    shim = fail_shim(ctx, "alloc_fail")
     flag = ctx.path("fail")
     secret = b"0123456789abcdef0123456789abcdef-oom"
     key = write_key(ctx, "key", secret)
@@ -2688,7 +2693,7 @@ def test_keyed_no_memory_for_a_mark(ctx):
 
     def env(fn, lo, hi):
         return {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_FN": fn, "FAIL_MIN": str(lo), "FAIL_MAX": str(hi),
-                "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+                "ASAN_OPTIONS": shim_asan_options()}
 
     def signed(origin, seq, data):
         return signed_envelope(secret, origin, int(time.time() * 1e6), ch, data, seq=seq)
@@ -2755,15 +2760,13 @@ def test_marker_no_memory_for_a_mark_not_delivered(ctx):
     a pattern subscriber (m*) of a 1,000-byte channel, no key: x1, then,
     short of memory, the stream's marker for seq 2 (x2 lost), then, with
     memory back, x3."""
-    shim = ctx.path("alloc_fail.so")
-    subprocess.run(["cc", "-shared", "-fPIC", "-O1", "-o", shim, os.path.join(HERE, "alloc_fail.c"), "-ldl"],
-                   check=True, timeout=60)
+    shim = fail_shim(ctx, "alloc_fail")
     flag = ctx.path("fail")
     pat, ch = "m*", b"m" * 1000
     chan = "weft:" + ch.decode()
     kn = 16 + 1 + len(pat) + 1 + len(ch)  # track's key: origin, boot, 'p', the pattern, NUL, the channel
     env = {"LD_PRELOAD": shim, "FAIL_FILE": flag, "FAIL_FN": "malloc", "FAIL_MIN": str(kn), "FAIL_MAX": str(kn),
-           "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"}
+           "ASAN_OPTIONS": shim_asan_options()}
 
     def envelope(seq, nick, data):
         return b"weft1 %016x 1 0 %d %s\n%s" % (0x00de0005, seq, nick, data)

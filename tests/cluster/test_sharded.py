@@ -483,15 +483,7 @@ def keyed_replay_from_a_sender_never_heard_from(rc, b, flags):
         p.publish(ch, b"cap")
         p.drain()
         start = time.monotonic()
-        buf = b""
-        # c's three end markers of ch (seq 1), one a second: one after b's subscription would
-        # make the mark, and the replay a duplicate
-        while b"\ncap" not in buf or len(re.findall(rb"\r\n%s\r\n\$\d+\r\nweft1 \S+ \S+ \S+ 1 ! " % eng.encode(), buf)) < 3:
-            chunk = spy.recv(1 << 16)
-            assert chunk, "the engine closed the spy"
-            buf += chunk
-        i = buf.index(b"\ncap")
-        cap = buf[buf.rindex(b"weft1 ", 0, i):i + 4]
+        cap = capture_cap(spy, eng)
         time.sleep(max(0, start + 2.3 - time.monotonic()))  # the capture: past the 2 s slack
         before = b.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"')
         sub = Sub(b, "resp", ch)
@@ -509,6 +501,20 @@ def keyed_replay_from_a_sender_never_heard_from(rc, b, flags):
             if x:
                 x.close()
         stop_all([c])
+
+
+def capture_cap(spy, eng):
+    """The envelope of the message "cap" (seq 1) the spy, subscribed to eng, saw,
+    once the sender's three end markers of it have passed too (one a second:
+    one that reached a node after its subscription would make the mark, and a
+    replay of "cap" a duplicate rather than a replay to refuse)."""
+    buf = b""
+    while b"\ncap" not in buf or len(re.findall(rb"\r\n%s\r\n\$\d+\r\nweft1 \S+ \S+ \S+ 1 ! " % eng.encode(), buf)) < 3:
+        chunk = spy.recv(1 << 16)
+        assert chunk, "the engine closed the spy"
+        buf += chunk
+    i = buf.index(b"\ncap")
+    return buf[buf.rindex(b"weft1 ", 0, i):i + 4]
 
 
 def keyed_replay_in_the_first_beacon_period(rc, a, flags):
@@ -537,15 +543,7 @@ def keyed_replay_in_the_first_beacon_period(rc, a, flags):
         p = Pub(a)
         p.publish(ch, b"cap")
         p.drain()
-        buf = b""
-        # a's three end markers of ch (seq 1), one a second: one after the subscription would
-        # make the mark, and the replay a duplicate
-        while b"\ncap" not in buf or len(re.findall(rb"\r\n%s\r\n\$\d+\r\nweft1 \S+ \S+ \S+ 1 ! " % eng.encode(), buf)) < 3:
-            chunk = spy.recv(1 << 16)
-            assert chunk, "the engine closed the spy"
-            buf += chunk
-        i = buf.index(b"\ncap")
-        cap = buf[buf.rindex(b"weft1 ", 0, i):i + 4]
+        cap = capture_cap(spy, eng)
         bspy.settimeout(0.05)
         try:
             while bspy.recv(1 << 16):  # what came before: not the next beacon
