@@ -55,8 +55,10 @@
  * keyed node active within BEACON_ACTIVE_US (an inactive one has nothing a
  * replay could be refused for) answers a valid request of another node at
  * once, each (requester, nonce) at most once (the last CLOCK_SEEN it
- * answered: a replayed request does not amplify) and CLOCK_ANSWERS a tick
- * at most (the rest dropped, counted). An answer carrying one of the
+ * answered) and CLOCK_ANSWERS a tick at most (the rest dropped, counted),
+ * and none stamped more than CLOCK_PROOF_MS below the requester's off_lb (a
+ * replay, whose answer would prove nothing: more than CLOCK_SEEN captures
+ * replayed in turn each came as new; bridge.c clock_answer). An answer carrying one of the
  * requester's last CLOCK_ASKS nonces, come within CLOCK_PROOF_MS of that
  * request, was stamped after the request was made, so after the warm-up
  * started: its sample is genuine and fresh (a replay of it that came in

@@ -863,7 +863,7 @@ static void sync_engine(struct bridge *b)
 }
 
 static void clock_request(struct bridge *b);
-static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce);
+static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce, uint64_t now);
 static void clock_proved(struct bridge *b, const struct envelope *ans, uint64_t nonce);
 
 static void on_up(void *arg)
@@ -1198,11 +1198,11 @@ static void on_beacon(struct bridge *b, const char *p, size_t n)
 		stat_inc(STAT_cl_beacons_old); /* teaches nothing (offsets_learn would ignore it) */
 		return;
 	}
-	learn(b, &env);
+	uint64_t now = learn(b, &env);
 	stat_inc(STAT_cl_beacons_ok);
 	struct beacon_clock ck;
 	if (beacon_clock(&env, &ck) && ck.kind == BEACON_REQUEST)
-		clock_answer(b, &env, ck.nonce);
+		clock_answer(b, &env, ck.nonce, now);
 	else if (ck.kind == BEACON_ANSWER && ck.requester == b->origin)
 		clock_proved(b, &env, ck.nonce);
 }
@@ -1263,11 +1263,22 @@ static void clock_request(struct bridge *b)
 		stat_inc(STAT_cl_clock_requests_sent);
 }
 
-/* Another node's clock request (the link's loop), its tag checked: answer
- * it at once if this node is active (an inactive one has nothing a replay
- * could be refused for), each request once, CLOCK_ANSWERS a tick at most. */
-static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce)
+/* Another node's clock request (the link's loop), its tag checked and its
+ * sample learned at now: answer it at once if this node is active (an
+ * inactive one has nothing a replay could be refused for), each request
+ * once, CLOCK_ANSWERS a tick at most. Not if it is stamped more than
+ * CLOCK_PROOF_MS below what its sender's clock is known to be (its off_lb):
+ * its answer would come too late to prove anything, and it is a replay
+ * (the last CLOCK_SEEN answered are remembered only: anyone who can PUBLISH
+ * replays more captures than that in turn, and every active node answered
+ * CLOCK_ANSWERS a tick for as long as they were under STAMP_FRESH_US old). */
+static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce, uint64_t now)
 {
+	int64_t lb, v = req->stamp >= now ? (int64_t)(req->stamp - now) : -(int64_t)(now - req->stamp);
+	if (!offsets_get(&b->offsets, req->origin, req->boot, now, &lb) || v < lb - (int64_t)CLOCK_PROOF_MS * 1000) {
+		stat_inc(STAT_cl_clock_requests_refused); /* no off_lb: no memory for it, answered when asked again */
+		return;
+	}
 	bool dropped = false;
 	pthread_mutex_lock(&b->lock);
 	if (b->up && beacon_active(&b->beacon, stamp_clock()) &&

@@ -2246,6 +2246,63 @@ def test_keyed_warmup_link_dropped_by_a_publish(ctx):
                     c.close()
             stop_all([x for x in (w,) if x])
 
+def signed_request(secret, origin, n, stamp, nonce):
+    """A clock request (beacon.h: a beacon with the data ?<nonce>) of a
+    made-up node, signed with secret."""
+    data = b"?%016x" % nonce
+    head = b"weft1 %016x 1 0 %d - %d" % (origin, n, stamp)
+    tag = hmac.new(secret, head + (4).to_bytes(8, "little") + b" clk" + data, hashlib.sha256).hexdigest()
+    return head + b" " + tag.encode() + b"\n" + data
+
+
+def test_keyed_clock_requests_replayed(ctx):
+    """A keyed node answers a clock request once per (requester, nonce),
+    remembering the last 64 it answered. Anyone who can PUBLISH captures
+    requests (a warming node sends one at each link up and each second it
+    holds: dropping its link with an oversized PUBLISH makes more) and
+    replays 65 or more of them in turn: each is forgotten before it comes
+    again, so every active node answered 16 a second for as long as the
+    captures are under 30 s old, each answer published to every node (one
+    publish of the attacker's, N publishes and N*N deliveries). An answer is
+    of use only within 1 s of its request (CLOCK_PROOF_MS): now a request
+    stamped more than that below what its sender's clock is known to be
+    (its off_lb, here from its latest genuine request) is not answered
+    (weft_cluster_clock_requests_refused_total). 80 captures of a made-up
+    node's requests, stamped 4-8 s ago, replayed three times a second
+    apart, after its fresh request (answered once)."""
+    secret = b"0123456789abcdef0123456789abcdef-clock"
+    key = write_key(ctx, "key", secret)
+    ghost = 0x5EED
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        w, pub, raw = None, None, None
+        try:
+            w = node("coro", url, ["--cluster-key-file", key])
+            raw = RawRedis(r)
+            assert wait_for(lambda: link_up(w), 10 * slow_factor(), 0.01)
+            pub = Pub(w)
+            pub.publish("x", b"active")  # w sent a message: it answers requests
+            pub.drain()
+            now = time.time()
+            raw.cmd("PUBLISH", "weft: clk", signed_request(secret, ghost, 100, int(now * 1e6), 1))
+            assert wait_for(lambda: w.metric("weft_cluster_clock_answers_sent_total") == 1, 5 * slow_factor(), 0.01), "fresh request not answered"
+            caps = [signed_request(secret, ghost, i + 1, int((now - 8 + i * 0.05) * 1e6), 1000 + i) for i in range(80)]
+            for _ in range(3):
+                for c in caps:
+                    raw.cmd("PUBLISH", "weft: clk", c)
+                time.sleep(1.1)
+            sent = w.metric("weft_cluster_clock_answers_sent_total")
+            assert sent == 1, "%d answers to replayed requests" % (sent - 1)
+            refused = w.metric("weft_cluster_clock_requests_refused_total")
+            assert refused == 240, "%d refused" % refused
+            assert w.metric("weft_cluster_beacons_total", 'result="ok"') == 241
+        finally:
+            for c in (raw, pub):
+                if c:
+                    c.close()
+            stop_all([x for x in (w,) if x])
+
+
 def test_keyed_seen_full_and_first_sight_replays(ctx):
     """With a key, `seen` was cleared whole at its bound (32768 streams or
     8 MiB): a local client publishing on distinct channels through a node
