@@ -1304,11 +1304,19 @@ static void clock_proved(struct bridge *b, const struct envelope *ans, uint64_t 
 	pthread_mutex_lock(&b->lock);
 	bool ours = beacon_asked_for(&b->beacon, nonce, mono);
 	pthread_mutex_unlock(&b->lock);
-	if (!ours || !offsets_prove(&b->offsets, ans->origin, ans->boot, stamp_clock(), mono)) {
+	uint64_t now = stamp_clock(), since, was = 0;
+	bool again = ours && offsets_trust(&b->offsets, ans->origin, ans->boot, now, &since, &was) &&
+	             warmup_proves(&b->warm, was);
+	if (!ours || !offsets_prove(&b->offsets, ans->origin, ans->boot, now, mono)) {
 		stat_inc(STAT_cl_clock_answers_unknown); /* taught the offset only */
 		return;
 	}
 	stat_inc(STAT_cl_clock_answers_proved);
+	/* Proved already in this warm-up (a second answer, or a replay of one
+	 * within its second): nothing of it is held since, so no walk of the
+	 * hold, which a stream of replayed answers would make one per answer. */
+	if (again)
+		return;
 	struct held_env *h = warmup_take_of(&b->warm, ans->origin, ans->boot);
 	while (h) {
 		struct held_env *next = h->next;
