@@ -32,26 +32,32 @@
  * the sample: it widens the slack, never refuses a genuine message). A
  * sender quiet for BEACON_ACTIVE_US (60 s) has nothing a receiver takes:
  * the age rule refuses a stamp 30 s off the receiver's clock, and the two
- * clocks may be up to 30 s apart. A receiver has no off_lb for a sender
- * yet in its first beacon period after its link comes up (after it
- * started, or a link down for 30 to 60 s and more): it holds back that
- * sender's envelopes until a beacon period has passed (warmup.h: WARMUP_MS
- * is this period and a margin). What is left: an engine that holds up or
- * suppresses the beacons (compromised, or someone who can delay messages),
- * and the STAMP_SLACK_US slack itself.
+ * clocks may be up to 30 s apart. But beacons alone cannot tell a live
+ * sender from one that has stopped: a receiver that never heard it alive
+ * (it started after, or its link was down) learns its off_lb from replays
+ * only, of its envelopes and its beacons alike, each sample low. So a
+ * receiver judges a sender's envelopes only once its clock is proved by an
+ * answer to a clock request (below), and holds them until then (warmup.h).
+ * What is left: an engine that holds up or suppresses beacons and answers
+ * (compromised: it can drop messages anyway), and the STAMP_SLACK_US slack
+ * itself.
  *
- * Clock requests (issue 18): a node in its warm-up need not wait a whole
- * period for a sender it can ask. Its request and the answers are beacons
- * with a short data field, signed with it (sign.h, on the beacon channel):
+ * Clock requests (issue 18): a node asks the senders to prove their
+ * clocks. Its request and the answers are beacons with a short data field,
+ * signed with it (sign.h, on the beacon channel):
  *
  *     ?<nonce>                 a request: 16 hex digits, random (getrandom)
  *     !<requester><nonce>      an answer: the requester's origin and its
  *                              nonce, 16 hex digits each
  *
  * (lower case, exactly these lengths; anything else is not a beacon). A
- * keyed node sends a request when its warm-up starts and at each tick of it
- * while it holds envelopes (its SUBSCRIBE and its PUBLISH go on different
- * connections: the first request's answers may come before it listens). A
+ * keyed node sends a request when its link comes up, when it holds an
+ * envelope of a sender whose clock is not proved (at most every
+ * CLOCK_PROOF_MS / CLOCK_ASKS) and at each tick while it holds any (its
+ * SUBSCRIBE and its PUBLISH go on different connections: the first
+ * request's answers may come before it listens; an answer may be dropped),
+ * and at a tick before the proofs of senders it hears run out (replay.h:
+ * offsets_renew). A
  * keyed node active within BEACON_ACTIVE_US (an inactive one has nothing a
  * replay could be refused for) answers a valid request of another node at
  * once, each (requester, nonce) at most once (the last CLOCK_SEEN it
@@ -60,12 +66,13 @@
  * replay, whose answer would prove nothing: more than CLOCK_SEEN captures
  * replayed in turn each came as new; bridge.c clock_answer). An answer carrying one of the
  * requester's last CLOCK_ASKS nonces, come within CLOCK_PROOF_MS of that
- * request, was stamped after the request was made, so after the warm-up
- * started: its sample is genuine and fresh (a replay of it that came in
- * that time is at most CLOCK_PROOF_MS lower), and the requester trusts its
- * sender for the rest of the warm-up (warmup.h). Any other answer teaches
- * the offset like any beacon, and no trust. A node of an older version
- * counts these as bad beacons, and nothing else changes.
+ * request, was stamped after the request was made: its sender is alive and
+ * its sample genuine and fresh (a replay of it that came in that time is
+ * at most CLOCK_PROOF_MS lower), and the requester takes its clock as
+ * proved for PROOF_KEEP_MS (replay.h). Any other answer teaches the offset
+ * like any beacon, and no proof. A node of a version before clock requests
+ * never answers: a keyed node of this version refuses its envelopes
+ * (counted, reason="unproved"), so a keyed cluster is upgraded whole.
  *
  * Cost: each active node publishes one beacon (~140 bytes) every 2 s, which
  * the engine delivers to every keyed node: active publishers x nodes / 2
@@ -137,7 +144,13 @@ bool beacon_active(const struct beacon *bc, uint64_t now);
 /* A request made at mono (ms) with nonce: remembered (the oldest of
  * CLOCK_ASKS goes). */
 void beacon_asked(struct beacon *bc, uint64_t nonce, uint64_t mono);
-/* Forget the requests made (a warm-up starts afresh). */
+/* When this node last made a request (ms, monotonic; 0: none since the
+ * last beacon_asks_clear). */
+static inline uint64_t beacon_last_asked(const struct beacon *bc)
+{
+	return bc->ask_at[(bc->ask_next + CLOCK_ASKS - 1) % CLOCK_ASKS];
+}
+/* Forget the requests made (the link came up afresh). */
 void beacon_asks_clear(struct beacon *bc);
 /* Whether nonce is one of this node's requests made within CLOCK_PROOF_MS
  * of mono. */

@@ -1,4 +1,5 @@
-/* warmup.c - the queue of envelopes held in a warm-up (warmup.h). */
+/* warmup.c - the queue of envelopes held until their sender's clock is
+ * proved (warmup.h). */
 #include "warmup.h"
 
 #include <stdlib.h>
@@ -6,25 +7,19 @@
 
 void warmup_init(struct warmup *w, size_t max)
 {
-	*w = (struct warmup){.until = WARM_NEVER, .max = max > HOLD_BYTES ? max : HOLD_BYTES};
+	*w = (struct warmup){.max = max > HOLD_BYTES ? max : HOLD_BYTES};
 	w->tail = &w->head;
 }
 
-void warmup_start(struct warmup *w, uint64_t now)
+void warmup_start(struct warmup *w, uint64_t now) { w->up_since = now ? now : 1; }
+
+void warmup_tick(struct warmup *w, uint64_t now, bool up)
 {
-	w->until = now + WARMUP_MS;
-	w->started = now;
+	if (!up)
+		w->up_since = 0;
+	else if (!w->up_since)
+		w->up_since = now ? now : 1;
 }
-
-void warmup_stop(struct warmup *w) { w->until = WARM_NEVER; }
-
-void warmup_tick(struct warmup *w, uint64_t now)
-{
-	if (w->until != WARM_NEVER && now >= w->until && now - WARMUP_MS > w->trust_before)
-		w->trust_before = now - WARMUP_MS; /* up since before then: a whole beacon period */
-}
-
-bool warmup_active(const struct warmup *w, uint64_t now) { return now < w->until; }
 
 size_t warmup_cost(size_t pn, size_t cn, size_t n) { return sizeof(struct held_env) + pn + cn + n; }
 
@@ -62,10 +57,10 @@ bool warmup_hold(struct warmup *w, const struct envelope *env, bool inbox, const
 
 bool warmup_due(const struct warmup *w, uint64_t now)
 {
-	if (!w->head)
+	if (!w->head || !w->up_since)
 		return false;
-	uint64_t from = w->head->at > w->started ? w->head->at : w->started;
-	return !warmup_active(w, now) || now - from >= WARMUP_MS;
+	uint64_t from = w->head->at > w->up_since ? w->head->at : w->up_since;
+	return now >= from && now - from >= WARMUP_MS;
 }
 
 struct held_env *warmup_take(struct warmup *w)

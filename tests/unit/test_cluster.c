@@ -564,39 +564,39 @@ static void test_replay_before_subscribe(void)
 	CHECK(o.t.h.n == 0 && o.t.bytes == 0);
 }
 
-/* The warm-up (warmup.h): since when a sender's off_lb has been learned
- * (kept while it is learned from, afresh after two quiet periods), the
- * trust a link up for a whole beacon period gives, and the queue: its
- * order, when it is due, its byte bound. */
+/* The hold (warmup.h) and proofs (replay.h): how long a proof lasts,
+ * when one is renewed, and the queue: its order, when it is due (its
+ * deadline frozen while the link is down), its byte bound. */
 static void test_warmup(void)
 {
 	const uint64_t W = STAMP_FRESH_US;
 	const uint64_t t0 = 1796073855653123ULL / W * W + 1000;
 	struct offsets o = {0};
-	uint64_t since;
-	CHECK(!offsets_since(&o, 7, 8, t0, &since));
+	CHECK(!offsets_proved(&o, 7, 8, t0, 100) && !offsets_renew(&o, t0, 100));
 	offsets_learn(&o, 7, 8, t0, t0, 100);
-	offsets_learn(&o, 7, 8, t0, t0 + W, 200); /* the next period: the same run */
-	CHECK(offsets_since(&o, 7, 8, t0 + W, &since) && since == 100);
-	CHECK(!offsets_since(&o, 7, 8, t0 + 3 * W, &since)); /* quiet two periods: none */
-	offsets_learn(&o, 7, 8, t0 + 3 * W, t0 + 3 * W, 300);
-	CHECK(offsets_since(&o, 7, 8, t0 + 3 * W, &since) && since == 300); /* afresh */
+	CHECK(!offsets_proved(&o, 7, 8, t0, 100)); /* learned is not proved: a replay teaches as much */
+	CHECK(offsets_prove(&o, 7, 8, t0, 1000) && offsets_proved(&o, 7, 8, t0, 1000));
+	CHECK(offsets_proved(&o, 7, 8, t0 + W - 1, 1000 + PROOF_KEEP_MS - 1) &&
+	      !offsets_proved(&o, 7, 8, t0 + W - 1, 1000 + PROOF_KEEP_MS)); /* it runs out */
+	CHECK(!offsets_proved(&o, 8, 8, t0, 1000) && !offsets_proved(&o, 7, 9, t0, 1000)); /* its sender's only */
+	/* Renewed before it runs out, if the sender was heard from lately. */
+	uint64_t late = 1000 + PROOF_KEEP_MS - PROOF_RENEW_MS;
+	CHECK(!offsets_renew(&o, t0, late - 1));
+	CHECK(!offsets_renew(&o, t0, late)); /* last heard at 100: quiet too long */
+	offsets_learn(&o, 7, 8, t0, t0, late - 5);
+	CHECK(!offsets_renew(&o, t0, late - 1) && offsets_renew(&o, t0, late));
+	CHECK(!offsets_renew(&o, t0, 1000 + PROOF_KEEP_MS)); /* run out: the next envelope is held instead */
+	/* A sender quiet two periods starts afresh: its proof is gone. */
+	offsets_learn(&o, 7, 8, t0 + 3 * W, t0 + 3 * W, 1200);
+	CHECK(!offsets_proved(&o, 7, 8, t0 + 3 * W, 1200));
 	offsets_clear(&o);
 
 	struct warmup w;
 	warmup_init(&w, 1);
-	CHECK(w.max == HOLD_BYTES && warmup_active(&w, 0) && !warmup_trusts(&w, 1));
-	warmup_start(&w, 1000);
-	CHECK(warmup_active(&w, 1000 + WARMUP_MS - 1) && !warmup_active(&w, 1000 + WARMUP_MS));
-	warmup_tick(&w, 1000 + WARMUP_MS - 1); /* not up a whole period yet: no trust */
-	CHECK(!warmup_trusts(&w, 1));
-	warmup_tick(&w, 5000 + WARMUP_MS);
-	CHECK(warmup_trusts(&w, 5000) && !warmup_trusts(&w, 5001));
-	warmup_stop(&w); /* down: frozen, and a new warm-up does not move it */
-	warmup_tick(&w, 9000 + WARMUP_MS);
+	CHECK(w.max == HOLD_BYTES && !w.up_since);
 	warmup_start(&w, 20000);
-	warmup_tick(&w, 20000 + WARMUP_MS - 1);
-	CHECK(warmup_trusts(&w, 5000) && !warmup_trusts(&w, 5001));
+	warmup_tick(&w, 20500, true);
+	CHECK(w.up_since == 20000);
 
 	char data[1000];
 	memset(data, 'd', sizeof(data));
@@ -624,14 +624,17 @@ static void test_warmup(void)
 	CHECK(!w.head && !w.bytes && !warmup_take(&w) && !warmup_due(&w, UINT64_MAX - 1));
 
 	/* One held over a link down (kept: a PUBLISH can drop the link) waits a
-	 * whole warm-up after the link is back, not WARMUP_MS after it came. */
+	 * whole WARMUP_MS after the link is back, not WARMUP_MS after it came;
+	 * while down, never. */
 	warmup_start(&w, 30000);
 	CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, 30100, 7, 1));
-	warmup_stop(&w);
-	CHECK(!warmup_due(&w, 30100 + WARMUP_MS - 1)); /* down: not before its own time */
-	warmup_start(&w, 32000);
-	CHECK(!warmup_due(&w, 30100 + WARMUP_MS) && !warmup_due(&w, 32000 + WARMUP_MS - 1) &&
-	      warmup_due(&w, 32000 + WARMUP_MS));
+	CHECK(!warmup_due(&w, 30100 + WARMUP_MS - 1) && warmup_due(&w, 30100 + WARMUP_MS));
+	warmup_tick(&w, 30200, false);
+	CHECK(!warmup_due(&w, 30100 + WARMUP_MS) && !warmup_due(&w, 90000));
+	warmup_tick(&w, 32000, true); /* back (every shard, or the beacon channel's) */
+	CHECK(!warmup_due(&w, 32000 + WARMUP_MS - 1) && warmup_due(&w, 32000 + WARMUP_MS));
+	warmup_start(&w, 33000); /* the beacon channel subscribed afresh: from then */
+	CHECK(!warmup_due(&w, 32000 + WARMUP_MS) && warmup_due(&w, 33000 + WARMUP_MS));
 	warmup_clear(&w);
 }
 
@@ -708,22 +711,8 @@ static void test_clock(void)
 	beacon_asks_clear(&bc);
 	CHECK(!beacon_asked_for(&bc, CLOCK_ASKS + 1, 1000 * (CLOCK_ASKS + 1)));
 
-	/* A proof trusts its sender in this warm-up only. */
-	struct offsets o = {0};
-	uint64_t since, proved;
-	CHECK(!offsets_prove(&o, 7, 8, t0, 500)); /* no off_lb: nothing to prove */
-	offsets_learn(&o, 7, 8, t0, t0, 100);
-	CHECK(offsets_trust(&o, 7, 8, t0, &since, &proved) && since == 100 && proved == 0);
-	CHECK(offsets_prove(&o, 7, 8, t0, 500) && offsets_trust(&o, 7, 8, t0, &since, &proved) && proved == 500);
 	struct warmup w;
 	warmup_init(&w, 0);
-	CHECK(!warmup_proves(&w, 500)); /* not started */
-	warmup_start(&w, 400);
-	CHECK(warmup_proves(&w, 500) && !warmup_proves(&w, 0) && !warmup_trusts(&w, since));
-	warmup_start(&w, 600); /* afresh: an earlier proof is not this one's */
-	CHECK(!warmup_proves(&w, 500));
-	offsets_clear(&o);
-
 	/* A sender's held envelopes taken in their order, the others' kept. */
 	for (uint64_t i = 0; i < 6; i++) {
 		struct envelope e = {.origin = i % 2 ? 1 : 2, .boot = 1, .seq = i, .data = "x", .n = 1};
