@@ -2255,6 +2255,152 @@ def signed_request(secret, origin, n, stamp, nonce):
     return head + b" " + tag.encode() + b"\n" + data
 
 
+class ClockAnswerer:
+    """Made-up signed senders (origins) that answer clock requests like a
+    real node (beacon.h): a thread SUBSCRIBEd to the beacon channel on its
+    own connection; for each request ("?<nonce>", its tag not checked: only
+    nodes with the key make them) of a requester not in origins it publishes,
+    on a second connection, one answer "!<requester><nonce>" of each origin,
+    signed like signed_request, once per (requester, nonce, origin).
+    set(origins) changes who answers; answering = False models senders that
+    stopped. stop() closes both connections and joins the thread."""
+
+    HEAD = re.compile(rb"\*3\r\n\$7\r\nmessage\r\n\$9\r\nweft: clk\r\n\$(\d+)\r\n")
+    REQ = re.compile(rb"weft1 ([0-9a-f]{16}) \d+ 0 \d+ \S+ \d+ [0-9a-f]{64}\n\?([0-9a-f]{16})")
+
+    def __init__(self, r, secret, origins):
+        self.secret, self.origins, self.answering = secret, tuple(origins), True
+        self.n, self.done, self.answers = {}, set(), 0
+        self.sub = socket.create_connection(("127.0.0.1", r.port), timeout=None)
+        self.sub.sendall(resp("SUBSCRIBE", "weft: clk"))
+        self.pub = RawRedis(r)
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def set(self, origins):
+        self.origins = tuple(origins)
+
+    def _answer(self, requester, nonce):
+        for o in self.origins:
+            if not self.answering or (requester, nonce, o) in self.done:
+                continue
+            self.done.add((requester, nonce, o))
+            self.n[o] = n = self.n.get(o, 0) + 1
+            data = b"!" + requester + nonce
+            head = b"weft1 %016x 1 0 %d - %d" % (o, n, int(time.time() * 1e6))
+            tag = hmac.new(self.secret, head + (4).to_bytes(8, "little") + b" clk" + data, hashlib.sha256).hexdigest()
+            self.pub.cmd("PUBLISH", "weft: clk", head + b" " + tag.encode() + b"\n" + data)
+            self.answers += 1
+
+    def _run(self):
+        buf = b""
+        while True:
+            try:
+                chunk = self.sub.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while (m := self.HEAD.search(buf)) and len(buf) >= m.end() + int(m.group(1)) + 2:
+                payload, buf = buf[m.end():m.end() + int(m.group(1))], buf[m.end() + int(m.group(1)) + 2:]
+                if (q := self.REQ.fullmatch(payload)) and int(q.group(1), 16) not in self.origins:
+                    self._answer(q.group(1), q.group(2))
+
+    def stop(self):
+        try:
+            self.sub.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sub.close()
+        self.t.join(10 * slow_factor())
+        self.pub.close()
+
+
+def test_keyed_ghost_answering_is_proved(ctx):
+    """The harness for made-up signed senders (ClockAnswerer): a ghost that
+    answers a keyed node's clock requests is proved like a real node
+    (weft_cluster_clock_answers_total{result="proved"}), and its envelope is
+    delivered at once, before one of a ghost that answers nothing, published
+    first and held; then that ghost answers too (ClockAnswerer.set) and its
+    held envelope is delivered after (by its proof, or the warm-up's end)."""
+    secret = b"0123456789abcdef0123456789abcdef-ghost"
+    key = write_key(ctx, "key", secret)
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        w, s, raw, ans = None, None, None, None
+        try:
+            raw = RawRedis(r)
+            ans = ClockAnswerer(r, secret, [0x60057])
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft: clk") == 1, 10 * slow_factor(), 0.01)
+            w = node("coro", url, ["--cluster-key-file", key])
+            s = Sub(w, "resp", "w")
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:w") == 1, 10 * slow_factor(), 0.002)
+            raw.cmd("PUBLISH", "weft:w", signed_envelope(secret, 0x60e, int(time.time() * 1e6), b"w", b"mute"))
+            raw.cmd("PUBLISH", "weft:w", signed_envelope(secret, 0x60057, int(time.time() * 1e6), b"w", b"answers"))
+            assert s.read(1, 15) == [b"answers"], "the answering ghost waited for the warm-up: %s" % s.got
+            ans.set([0x60057, 0x60e])  # the mute one answers w's next request: its held one goes too
+            assert s.read(2, 15) == [b"answers", b"mute"], s.got
+            assert w.metric("weft_cluster_clock_answers_total", 'result="proved"') >= 1
+            assert w.metric("weft_cluster_warmup_held_total") >= 1  # the mute ghost's
+            assert w.metric("weft_cluster_replays_refused_total") == 0
+            assert w.metric("weft_cluster_beacons_total", 'result="bad"') == 0
+            assert ans.answers >= 1
+        finally:
+            for c in (s, raw, ans):
+                if c:
+                    c.stop() if c is ans else c.close()
+            stop_all([x for x in (w,) if x])
+
+
+def test_keyed_warmup_replay_of_a_stopped_sender(ctx):
+    """A keyed sender's envelope captured on the engine, the sender then
+    stopped (it answers no clock request and sends no beacon any more), and
+    the capture replayed to a node started after it (its client subscribed
+    after the capture was made) in and past its warm-up: the only clock the
+    node ever learns of that sender is the replay's own, so nothing can
+    refuse it as made before the subscription. It must never reach the
+    client: a sender that never proves its clock is refused."""
+    secret = b"0123456789abcdef0123456789abcdef-stop"
+    key = write_key(ctx, "key", secret)
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        flags = ["--cluster-key-file", key]
+        a, w, s, spy, raw = None, None, None, None, None
+        try:
+            a = node("threads", url, flags)
+            assert wait_for(lambda: link_up(a), 10 * slow_factor())
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            spy.sendall(resp("SUBSCRIBE", "weft:s"))
+            raw = RawRedis(r)
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 1, 10 * slow_factor(), 0.01)
+            p = Pub(a)
+            p.publish("s", b"cap")
+            p.drain()
+            cap, = spy_envelopes(spy, [b"cap"], until=lambda buf: end_markers(buf, b"weft:s", 1) >= 3)
+            p.close()
+            stop_all([a])
+            w = node("coro", url, flags)
+            s = Sub(w, "resp", "s")
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 2, 10 * slow_factor(), 0.002)
+            # The attack: anyone who can PUBLISH replays the stopped sender's capture, in
+            # w's warm-up and after it (every 0.3 s for ~5 s), to a client that joined later.
+            for _ in range(17):
+                raw.cmd("PUBLISH", "weft:s", cap)
+                time.sleep(0.3)
+            got = s.read(1, 4)  # past a hold of the last copies
+            refused = w.metric("weft_cluster_replays_refused_total")
+            dups = w.metric("weft_cluster_duplicates_dropped_total")
+            assert got == [], "the stopped sender's replay delivered: %s (refused %d, duplicates %d)" % (
+                got, refused, dups)
+            assert refused >= 1, "nothing refused (duplicates %d)" % dups
+        finally:
+            for c in (s, spy, raw):
+                if c:
+                    c.close()
+            stop_all([x for x in (a, w) if x])
+
+
 def test_keyed_clock_requests_replayed(ctx):
     """A keyed node answers a clock request once per (requester, nonce),
     remembering the last 64 it answered. Anyone who can PUBLISH captures
