@@ -1716,7 +1716,10 @@ static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, 
 		return false;
 	uint64_t now = (uint64_t)now_ms();
 	warm_release(b, false, STAT__COUNT);
-	if (offsets_proved(&b->offsets, env->origin, env->boot, wall, now))
+	/* Proved; or off the clock by more than the age rule's window, which
+	 * refuses it now if it is a first sight (a proof would not help it). */
+	if (offsets_proved(&b->offsets, env->origin, env->boot, wall, now) ||
+	    first_sight_age(env->stamp, wall) != FIRST_OK)
 		return false;
 	size_t cost = warmup_cost(pn, cn, env->n);
 	struct held_env *h;

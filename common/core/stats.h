@@ -95,7 +95,7 @@
 	X(cl_echoes, "weft_cluster_echoes_dropped_total", "", "--cluster: our own messages back from the engine, dropped") \
 	X(cl_gaps, "weft_cluster_gaps_total", "", "--cluster: messages from other nodes missed (sequence gaps)") \
 	X(cl_duplicates, "weft_cluster_duplicates_dropped_total", "", "--cluster: messages from the engine already seen, dropped") \
-	X(cl_replays_old, "weft_cluster_replays_refused_total", "reason=\"old\"", "--cluster-key-file: messages of a stream this node had no mark for, refused as replays: stamped more than 30 s from this node's clock (or the clocks disagree), or not after what a forgotten stream of the sender had taken, or made before the subscription it came on; or (no_memory) no memory to read or make its stream's mark, so that a replay could not be told; or (unproved) held and its sender's clock never proved (a sender that has stopped does not answer a clock request)") \
+	X(cl_replays_old, "weft_cluster_replays_refused_total", "reason=\"old\"", "--cluster-key-file: first messages of a stream refused as replays: old (more than 30 s off this node's clock), evicted (not after what a forgotten stream of the sender had taken), before_subscribe (made before the subscription it came on), no_memory (no memory for its stream's mark), unproved (held, its sender's clock never proved: a stopped sender does not answer)") \
 	X(cl_replays_evicted, "weft_cluster_replays_refused_total", "reason=\"evicted\"", "")        \
 	X(cl_replays_before_sub, "weft_cluster_replays_refused_total", "reason=\"before_subscribe\"", "") \
 	X(cl_replays_no_memory, "weft_cluster_replays_refused_total", "reason=\"no_memory\"", "") \

@@ -844,13 +844,15 @@ def test_engine_that_drops_at_once_backs_off(ctx):
 
 class CompromisedEngine(FakeListener):
     """A fake Redis that plays fair (PING, AUTH-less, (P)SUBSCRIBE acks,
-    PUBLISH -> :0, payloads kept) until the test makes it send what it likes
-    to every connection that subscribed (inject)."""
+    PUBLISH -> :0, payloads kept; the clock beacons, requests and answers
+    on "weft: clk" delivered, so that the keyed nodes prove each other's
+    clocks) until the test makes it send what it likes to every connection
+    that subscribed (inject)."""
 
     def __init__(self):
         super().__init__()
         self.lock = threading.Lock()
-        self.subs, self.published, self.channels, self.names = [], [], [], []
+        self.subs, self.published, self.channels, self.names, self.clk = [], [], [], [], []
         self.start()
 
     def _serve(self, c):
@@ -862,6 +864,8 @@ class CompromisedEngine(FakeListener):
         elif cmd == b"PUBLISH":
             self.published.append(args[2])
             self.channels.append(args[1])
+            if args[1] == b"weft: clk":
+                self.relay(b"*3\r\n$7\r\nmessage\r\n" + resp_bulk(args[1]) + resp_bulk(args[2]), self.clk)
             c.sendall(b":0\r\n")
         elif cmd in (b"SUBSCRIBE", b"PSUBSCRIBE"):
             for i, name in enumerate(args[1:]):
@@ -869,13 +873,23 @@ class CompromisedEngine(FakeListener):
             self.names += args[1:]
             if c not in self.subs:
                 self.subs.append(c)
+            if cmd == b"SUBSCRIBE" and b"weft: clk" in args[1:] and c not in self.clk:
+                self.clk.append(c)
 
-    def inject(self, data):
-        with self.lock:
-            for c in self.subs:
+    @staticmethod
+    def relay(data, conns):
+        """Under self.lock: data to each of conns (one that went is skipped)."""
+        for c in conns:
+            try:
                 c.settimeout(30)
                 c.sendall(data)
                 c.settimeout(0.05)
+            except OSError:
+                pass
+
+    def inject(self, data):
+        with self.lock:
+            self.relay(data, self.subs)
 
 
 def publish_and_capture(eng, p, chan, text):
@@ -1375,10 +1389,11 @@ def test_keyed_warmup_ends_early_with_a_clock_answer(ctx):
     random nonce (beacon.h) and an active sender answers it at once: the
     answer, made after the request, proves the sender's clock, and its
     envelopes are judged then. A fresh node's client gets a genuine message
-    published right after it subscribed before one of a made-up node (which
-    answers nothing) that came first and is held for the whole warm-up; the
-    replay of an envelope captured before it subscribed is still refused
-    (before_subscribe), and nothing is judged early.
+    published right after it subscribed; one of a made-up node (which
+    answers nothing: a sender that has stopped) that came first is held and
+    then refused as unproved; the replay of an envelope captured before it
+    subscribed is still refused (before_subscribe), and nothing is judged
+    early.
     Then the requests cannot be used to make a node talk: a captured request
     published again 50 times is answered once (its first copy), and 100
     distinct requests (signed with the key) get at most CLOCK_ANSWERS (16)
@@ -1407,8 +1422,10 @@ def test_keyed_warmup_ends_early_with_a_clock_answer(ctx):
             raw.cmd("PUBLISH", "weft:w", cap)
             p.publish("w", b"new")
             p.drain()
-            s.read(2, 15)
-            assert s.got == [b"new", b"ghost"], "the genuine one waited for the warm-up's end: %s" % s.got
+            assert s.read(1, 15) == [b"new"], s.got
+            assert wait_for(lambda: w.metric("weft_cluster_replays_refused_total", 'reason="unproved"') == 1,
+                            10 * slow_factor(), 0.05), w.tail()
+            assert s.read(2, 0.3) == [b"new"], "the unproved sender's envelope delivered: %s" % s.got
             assert w.metric("weft_cluster_clock_requests_sent_total") >= 1
             assert w.metric("weft_cluster_clock_answers_total", 'result="proved"') >= 1
             assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1
@@ -2185,13 +2202,6 @@ def signed_envelope(secret, origin, stamp, ch, data, seq=1):
 
 
 
-def signed_beacon(secret, origin, n, stamp):
-    """A clock beacon (beacon.h) of a made-up node, signed with secret."""
-    head = b"weft1 %016x 1 0 %d - %d" % (origin, n, stamp)
-    tag = hmac.new(secret, head + (4).to_bytes(8, "little") + b" clk", hashlib.sha256).hexdigest()
-    return head + b" " + tag.encode() + b"\n"
-
-
 def test_keyed_warmup_link_dropped_by_a_publish(ctx):
     """Anyone who can PUBLISH on the engine can drop a node's link: a bulk
     string larger than any message is a protocol error (the link is made
@@ -2204,15 +2214,17 @@ def test_keyed_warmup_link_dropped_by_a_publish(ctx):
     costs no genuine one) and is judged a whole beacon period after the
     link is back: the replay is refused (before_subscribe), the sender's
     genuine message after it delivered. The sender is made up here (signed
-    with the key): it beacons, from the link's drop on, but never answers a
-    clock request, so its envelopes stay held until the warm-up judges them
-    (a real node's answer would prove its clock within one round trip)."""
+    with the key, ClockAnswerer): it answers no clock request until the
+    link is back, so its envelopes stay held over the down (a real node's
+    answer would prove its clock within one round trip)."""
     secret = b"0123456789abcdef0123456789abcdef-shared"
     key = write_key(ctx, "key", secret)
     ghost = 0x60D5
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
         w, sub, raw = None, None, None
+        ans = ClockAnswerer(r, secret, [ghost])
+        ans.answering = False
         try:
             w = node("coro", url, ["--cluster-key-file", key])
             raw = RawRedis(r)
@@ -2223,28 +2235,25 @@ def test_keyed_warmup_link_dropped_by_a_publish(ctx):
             assert wait_for(lambda: w.metric("weft_cluster_warmup_held_total") >= 1, 5 * slow_factor(), 0.01)
             raw.cmd("PUBLISH", "weft:w", b"x" * (2 << 20))  # larger than any message: w's link drops
             assert wait_for(lambda: w.metric("weft_cluster_protocol_errors_total") == 1, 5 * slow_factor(), 0.01)
-            deadline = time.time() + 20 * slow_factor()
-            n = 0
-            while not link_up(w) or raw.cmd("PUBSUB", "NUMSUB", "weft:w") != 1:  # the sender's beacons go on
-                assert time.time() < deadline, "w's link did not come back"
-                n += 1
-                raw.cmd("PUBLISH", "weft: clk", signed_beacon(secret, ghost, n, int(time.time() * 1e6)))
-                time.sleep(0.3)
-            for _ in range(int(4 / 0.3) + 1):  # past a whole warm-up after the link is back
-                n += 1
-                raw.cmd("PUBLISH", "weft: clk", signed_beacon(secret, ghost, n, int(time.time() * 1e6)))
-                time.sleep(0.3)
+            assert wait_for(lambda: link_up(w) and raw.cmd("PUBSUB", "NUMSUB", "weft:w") == 1, 20 * slow_factor(),
+                            0.05), "w's link did not come back"
+            assert w.metric("weft_cluster_replays_refused_total") == 0, "judged at the down"
+            ans.answering = True  # the sender answers the next request (one a second while anything is held)
+            assert wait_for(lambda: w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1,
+                            10 * slow_factor(), 0.05), w.tail()
             raw.cmd("PUBLISH", "weft:w", signed_envelope(secret, ghost, int(time.time() * 1e6), b"w", b"new", seq=2))
             got = sub.read(1, 10)
             assert got == [b"new"] and sub.read(2, 1) == [b"new"], "%r: the replay delivered" % sub.got
-            assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1, w.tail()
+            assert w.metric("weft_cluster_replays_refused_total") == 1, w.tail()
             assert w.metric("weft_cluster_warmup_early_total") == 0
-            assert w.metric("weft_cluster_beacons_total", 'result="ok"') >= 1
+            assert w.metric("weft_cluster_clock_answers_total", 'result="proved"') >= 1
         finally:
+            ans.stop()
             for c in (raw, sub):
                 if c:
                     c.close()
             stop_all([x for x in (w,) if x])
+
 
 def signed_request(secret, origin, n, stamp, nonce):
     """A clock request (beacon.h: a beacon with the data ?<nonce>) of a
@@ -2262,14 +2271,18 @@ class ClockAnswerer:
     nodes with the key make them) of a requester not in origins it publishes,
     on a second connection, one answer "!<requester><nonce>" of each origin,
     signed like signed_request, once per (requester, nonce, origin).
-    set(origins) changes who answers; answering = False models senders that
-    stopped. stop() closes both connections and joins the thread."""
+    An origin may be (origin, boot) (a real node's, to answer for it once it
+    stopped; else boot 1, as signed_envelope's). skew_us is added to the
+    stamps (a sender whose clock is that far off). set(origins) changes who
+    answers; answering = False models senders that stopped. stop() closes
+    both connections and joins the thread."""
 
     HEAD = re.compile(rb"\*3\r\n\$7\r\nmessage\r\n\$9\r\nweft: clk\r\n\$(\d+)\r\n")
     REQ = re.compile(rb"weft1 ([0-9a-f]{16}) \d+ 0 \d+ \S+ \d+ [0-9a-f]{64}\n\?([0-9a-f]{16})")
 
     def __init__(self, r, secret, origins):
-        self.secret, self.origins, self.answering = secret, tuple(origins), True
+        self.secret, self.answering, self.skew_us = secret, True, 0
+        self.set(origins)
         self.n, self.done, self.answers = {}, set(), 0
         self.sub = socket.create_connection(("127.0.0.1", r.port), timeout=None)
         self.sub.sendall(resp("SUBSCRIBE", "weft: clk"))
@@ -2278,7 +2291,7 @@ class ClockAnswerer:
         self.t.start()
 
     def set(self, origins):
-        self.origins = tuple(origins)
+        self.origins = tuple(o if isinstance(o, tuple) else (o, 1) for o in origins)
 
     def _answer(self, requester, nonce):
         for o in self.origins:
@@ -2287,7 +2300,7 @@ class ClockAnswerer:
             self.done.add((requester, nonce, o))
             self.n[o] = n = self.n.get(o, 0) + 1
             data = b"!" + requester + nonce
-            head = b"weft1 %016x 1 0 %d - %d" % (o, n, int(time.time() * 1e6))
+            head = b"weft1 %016x %d 0 %d - %d" % (o[0], o[1], n, int(time.time() * 1e6) + self.skew_us)
             tag = hmac.new(self.secret, head + (4).to_bytes(8, "little") + b" clk" + data, hashlib.sha256).hexdigest()
             self.pub.cmd("PUBLISH", "weft: clk", head + b" " + tag.encode() + b"\n" + data)
             self.answers += 1
@@ -2304,7 +2317,7 @@ class ClockAnswerer:
             buf += chunk
             while (m := self.HEAD.search(buf)) and len(buf) >= m.end() + int(m.group(1)) + 2:
                 payload, buf = buf[m.end():m.end() + int(m.group(1))], buf[m.end() + int(m.group(1)) + 2:]
-                if (q := self.REQ.fullmatch(payload)) and int(q.group(1), 16) not in self.origins:
+                if (q := self.REQ.fullmatch(payload)) and int(q.group(1), 16) not in [o for o, _ in self.origins]:
                     self._answer(q.group(1), q.group(2))
 
     def stop(self):
@@ -2467,7 +2480,10 @@ def test_keyed_seen_full_and_first_sight_replays(ctx):
     before or after the receiver's clock (signed here with the key, as a
     node would have: a capture from before the receiver restarted) is
     refused at first sight ({reason="old"}); one stamped now, signed the
-    same way, is delivered (so the refusals are not about the tag).
+    same way, is delivered (so the refusals are not about the tag): it
+    answers clock requests (ClockAnswerer), and so does `gone`'s sender
+    once stopped (the test answers for it), so that its replay is judged
+    by the floor, however long the flood takes, not refused unproved.
     2,200 channels, coro (and uring) to threads."""
     secret = b"0123456789abcdef0123456789abcdef-seen"
     key = write_key(ctx, "key", secret)
@@ -2489,6 +2505,7 @@ def test_keyed_seen_full_and_first_sight_replays(ctx):
         url = "redis://127.0.0.1:%d" % r.port
         a, b, c = [node(m, url, ["--cluster-key-file", key]) for m in ("coro", "threads", "uring")]
         spy, got = None, []
+        ans = ClockAnswerer(r, secret, [0x600d0002])
         try:
             assert wait_for(lambda: link_up(a) and link_up(b) and link_up(c), 10 * slow_factor())
             sub = Sub(b, "pat", "*")
@@ -2510,6 +2527,8 @@ def test_keyed_seen_full_and_first_sight_replays(ctx):
             assert wait_for(lambda: b.metric("weft_cluster_replays_refused_total", 'reason="old"') == 2, 5), b.tail()
             assert re.search(r"node 00000000600d0000 is -4\d\.\d s off this node's clock: refused", b.log()), b.tail()
             env0, gone = spy_envelopes(spy, [b"live-0", b"gone-0"])
+            origin, boot = re.match(rb"weft1 ([0-9a-f]{16}) (\d+) ", gone).groups()
+            ans.set([0x600d0002, (int(origin, 16), int(boot))])
             total = 2204
             reader = threading.Thread(target=lambda: got.append(sub.read(total, 60)), daemon=True)
             reader.start()
@@ -2532,6 +2551,7 @@ def test_keyed_seen_full_and_first_sight_replays(ctx):
             sub.close()
             p.close()
         finally:
+            ans.stop()
             if spy:
                 spy.close()
             stop_all([a, b, c])
@@ -2885,7 +2905,9 @@ def test_keyed_no_memory_for_a_mark(ctx):
     long channel it is). Made-up senders signed with the key: seq 1 of
     stream X is taken by all three first; then, short of memory, X's seq 1
     again (a replay), seq 1 of a new stream Y (genuine: its mark cannot be
-    made) and Y's seq 1 again (a replay); then, with memory back, X's seq 2."""
+    made) and Y's seq 1 again (a replay); then, with memory back, X's seq 2.
+    The made-up senders answer clock requests (ClockAnswerer), as live
+    nodes do."""
     shim = fail_shim(ctx, "alloc_fail")
     flag = ctx.path("fail")
     secret = b"0123456789abcdef0123456789abcdef-oom"
@@ -2908,6 +2930,7 @@ def test_keyed_no_memory_for_a_mark(ctx):
         b2 = node("coro", url, ["--cluster-key-file", key], env=env("calloc", kn + 1, kn + 1024))
         c = node("uring", url, env=env("malloc", kn, kn))
         nodes = [b1, b2, c]
+        ans = ClockAnswerer(r, secret, [0x00de0001, 0x00de0002, 0x00de0003])
         try:
             assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
             subs = [Sub(w, "pat", pat) for w in nodes]
@@ -2949,6 +2972,7 @@ def test_keyed_no_memory_for_a_mark(ctx):
             for s in subs + syncs:
                 s.close()
         finally:
+            ans.stop()
             stop_all(nodes)
 
 
@@ -3008,11 +3032,15 @@ def test_keyed_published_while_away_replayed_after_rejoin(ctx):
     (weft_cluster_replays_refused_total{reason="old"}); the next genuine one
     is delivered. The sender here is made up (signed with the key): seq 1
     and 2 stamped 29 s before, seq 1 taken at once, seq 2 replayed once it
-    is more than 30 s old (~2 s), then a fresh seq 3."""
+    is more than 30 s old (~2 s), then a fresh seq 3. Its clock is 29 s
+    behind (its answers to clock requests say so: ClockAnswerer), so that
+    seq 1 is not before the subscription."""
     secret = b"0123456789abcdef0123456789abcdef-away"
     key = write_key(ctx, "key", secret)
     with Redis(ctx.tmpdir) as r:
         b = node("threads", "redis://127.0.0.1:%d" % r.port, ["--cluster-key-file", key])
+        ans = ClockAnswerer(r, secret, [0xa0a0])
+        ans.skew_us = -29 * 10**6
         try:
             assert wait_for(lambda: link_up(b), 10 * slow_factor())
             sub = Sub(b, "resp", "away")
@@ -3028,10 +3056,11 @@ def test_keyed_published_while_away_replayed_after_rejoin(ctx):
             while time.time() * 1e6 - (t0 + 1) < 31 * 10**6 and time.monotonic() < end:
                 time.sleep(0.1)
             engine_publish(r, "weft:away", signed_envelope(secret, 0xa0a0, t0 + 1, b"away", b"two", seq=2))
-            engine_publish(r, "weft:away", signed_envelope(secret, 0xa0a0, int(time.time() * 1e6), b"away",
-                                                           b"three", seq=3))
+            engine_publish(r, "weft:away", signed_envelope(secret, 0xa0a0, int(time.time() * 1e6) + ans.skew_us,
+                                                           b"away", b"three", seq=3))
             assert sub.read(1, 10) == [b"three"], "a replay of what was published while away: %s" % sub.got
             assert b.metric("weft_cluster_replays_refused_total", 'reason="old"') == 1
             sub.close()
         finally:
+            ans.stop()
             stop_all([b])
