@@ -272,6 +272,7 @@ static void refused(const struct envelope *env, enum first_sight fs, uint64_t no
 		stat_inc(fs == FIRST_OLD        ? STAT_cl_replays_old
 		         : fs == FIRST_EVICTED  ? STAT_cl_replays_evicted
 		         : fs == FIRST_UNPROVED ? STAT_cl_replays_unproved
+		         : fs == FIRST_HOLD_FULL ? STAT_cl_replays_hold_full
 		                                : STAT_cl_replays_before_sub);
 	if (fs == FIRST_OLD) {
 		static struct log_rate lr = LOG_RATE_INIT;
@@ -1723,9 +1724,9 @@ static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, 
 		return false;
 	size_t cost = warmup_cost(pn, cn, env->n);
 	struct held_env *h;
-	while (!warmup_fits(&b->warm, cost) && (h = warmup_take(&b->warm))) {
-		stat_inc(STAT_cl_warmup_early_full); /* judged before its sender's clock is proved */
-		judge_held(b, h);
+	while (!warmup_fits(&b->warm, cost) && (h = warmup_take_largest(&b->warm))) {
+		refused(&h->env, FIRST_HOLD_FULL, wall); /* the largest holder gives way: a flood's sender (warmup.h) */
+		free(h);
 	}
 	if (warmup_hold(&b->warm, env, inbox, p, pn, c, cn, now, wall, sub)) {
 		stat_inc(STAT_cl_warmup_held);

@@ -91,9 +91,10 @@ uint64_t stamp_clock(void);
  * long as the step; so only then may a stamp be lower than the one before). */
 uint64_t stamp_next(uint64_t last, uint64_t clock);
 
-/* FIRST_UNPROVED: the bridge's, for a held envelope whose sender's clock
- * was never proved (warmup.h). */
-enum first_sight { FIRST_OK, FIRST_OLD, FIRST_EVICTED, FIRST_BEFORE_SUB, FIRST_UNPROVED };
+/* FIRST_UNPROVED, FIRST_HOLD_FULL: the bridge's, for a held envelope whose
+ * sender's clock was never proved, or that gave way at the hold's bound
+ * (warmup.h). */
+enum first_sight { FIRST_OK, FIRST_OLD, FIRST_EVICTED, FIRST_BEFORE_SUB, FIRST_UNPROVED, FIRST_HOLD_FULL };
 
 /* FIRST_OLD if stamp is further than STAMP_FRESH_US from now, else FIRST_OK. */
 enum first_sight first_sight_age(uint64_t stamp, uint64_t now);

@@ -37,14 +37,16 @@
  * link may be lost and made again in the hold; judged on the new one a
  * genuine one was refused as sent before it), its age as at arrival.
  *
- * Bounded in bytes (HOLD_BYTES, or one largest envelope): when one would
- * not fit, the oldest are judged at once, in order, by the rules without a
- * proof, until it fits (counted, weft_cluster_warmup_early_total); with no
- * memory for its copy, every held one and then it are judged at once
- * (counted). Never refused for room: a flood of replays would then cost
- * genuine messages; such a flood lets the replays it pushes out early be
- * judged without a proof, which the counter shows. The bridge's SIGTERM
- * frees them: its clients are going.
+ * Bounded in bytes (HOLD_BYTES, or one largest envelope, and the senders'
+ * entries): when one would not fit, the oldest held of the sender that
+ * holds the most bytes is refused, counted (reason="full"), until it fits.
+ * A flood of replays (of a stopped sender: it never answers) is that
+ * sender, and gives way; a live sender new to the node holds one round
+ * trip's worth, and to push it out a flood would need captures of more
+ * distinct stopped senders than the bound holds of its envelopes. With no
+ * memory for a copy, every held one and then it are judged at once, by the
+ * rules without a proof (counted: weft_cluster_warmup_early_total). The
+ * bridge's SIGTERM frees them: its clients are going.
  *
  * Not thread-safe: the bridge keeps it on the link's loop. */
 #ifndef WEFT_CLUSTER_WARMUP_H
@@ -57,6 +59,7 @@
 #include "beacon.h"
 #include "envelope.h"
 #include "link.h"
+#include "table.h"
 
 /* How long an unproved sender's envelope waits for the proof: the request
  * is sent again each tick (BEACON_TICKS of them and a margin), so a live
@@ -69,7 +72,9 @@ _Static_assert(WARMUP_MS > CLOCK_PROOF_MS + LINK_TICK_MS, "a held one outlives a
 #define HOLD_BYTES (4u << 20)
 
 struct held_env {
-	struct held_env *next;
+	struct held_env *next, *prev; /* the hold's list, in arrival order */
+	struct held_env *snext;       /* its sender's */
+	struct tentry *sender;        /* its sender's entry (warmup.c) */
 	size_t bytes;
 	uint64_t at;        /* held at (ms, monotonic) */
 	uint64_t wall;      /* and on the stamps' clock (stamp_clock): its age is reckoned then */
@@ -83,8 +88,9 @@ struct held_env {
 
 struct warmup {
 	uint64_t up_since; /* the link (its beacon channel) up since then (ms, monotonic; 0: down, or not yet) */
-	struct held_env *head, **tail;
-	size_t bytes, max;
+	struct held_env *head, *tail;
+	struct table senders; /* origin + boot: its bytes and list (warmup.c) */
+	size_t bytes, max;    /* bytes: of the envelopes; with senders.bytes within max */
 };
 
 /* A hold of up to max bytes (at least HOLD_BYTES), the link not up yet. */
@@ -95,7 +101,7 @@ void warmup_start(struct warmup *w, uint64_t now);
 /* A tick at now; up: the link (every shard's) is up. While it is not, no
  * deadline runs out: each starts again when it is back. */
 void warmup_tick(struct warmup *w, uint64_t now, bool up);
-/* Whether a copy of bytes would fit now. */
+/* Whether a copy of bytes would fit now (with a new sender's entry). */
 size_t warmup_cost(size_t pn, size_t cn, size_t n);
 bool warmup_fits(const struct warmup *w, size_t bytes);
 /* Append a copy of the envelope (its data too), arrived at now (ms,
@@ -109,8 +115,12 @@ bool warmup_due(const struct warmup *w, uint64_t now);
 /* The oldest held one, taken off the queue (the caller frees it), or NULL. */
 struct held_env *warmup_take(struct warmup *w);
 /* Every held one of (origin, boot), taken off the queue: a list in their
- * order (next; the caller frees each), or NULL. */
+ * order (next; the caller frees each), or NULL. O(their number). */
 struct held_env *warmup_take_of(struct warmup *w, uint64_t origin, uint64_t boot);
+/* The oldest held one of the sender that holds the most bytes, taken off
+ * the queue (the caller frees it), or NULL: what gives way at the bound.
+ * O(the senders held). */
+struct held_env *warmup_take_largest(struct warmup *w);
 void warmup_clear(struct warmup *w);
 
 #endif

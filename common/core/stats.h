@@ -95,11 +95,12 @@
 	X(cl_echoes, "weft_cluster_echoes_dropped_total", "", "--cluster: our own messages back from the engine, dropped") \
 	X(cl_gaps, "weft_cluster_gaps_total", "", "--cluster: messages from other nodes missed (sequence gaps)") \
 	X(cl_duplicates, "weft_cluster_duplicates_dropped_total", "", "--cluster: messages from the engine already seen, dropped") \
-	X(cl_replays_old, "weft_cluster_replays_refused_total", "reason=\"old\"", "--cluster-key-file: first messages of a stream refused as replays: old (more than 30 s off this node's clock), evicted (not after what a forgotten stream of the sender had taken), before_subscribe (made before the subscription it came on), no_memory (no memory for its stream's mark), unproved (held, its sender's clock never proved: a stopped sender does not answer)") \
+	X(cl_replays_old, "weft_cluster_replays_refused_total", "reason=\"old\"", "--cluster-key-file: first messages of a stream refused as replays: old (more than 30 s off this node's clock), evicted (not after what a forgotten stream of the sender had taken), before_subscribe (made before the subscription it came on), no_memory (no memory for its stream's mark), unproved (held, its sender's clock never proved: a stopped sender does not answer), full (held, given way at the hold's bound: of the sender holding the most)") \
 	X(cl_replays_evicted, "weft_cluster_replays_refused_total", "reason=\"evicted\"", "")        \
 	X(cl_replays_before_sub, "weft_cluster_replays_refused_total", "reason=\"before_subscribe\"", "") \
 	X(cl_replays_no_memory, "weft_cluster_replays_refused_total", "reason=\"no_memory\"", "") \
 	X(cl_replays_unproved, "weft_cluster_replays_refused_total", "reason=\"unproved\"", "") \
+	X(cl_replays_hold_full, "weft_cluster_replays_refused_total", "reason=\"full\"", "") \
 	X(cl_resyncs, "weft_cluster_seq_resyncs_total", "", "--cluster: sequence numbers out of the ordinary (a late one in the window, a confirmed jump beyond 2^32): forgeries or restarts") \
 	X(cl_dropped_down, "weft_cluster_dropped_total", "reason=\"down\"", "--cluster: engine copies not sent") \
 	X(cl_dropped_full, "weft_cluster_dropped_total", "reason=\"full\"", "")                      \
@@ -127,8 +128,7 @@
 	X(cl_clock_answers_proved, "weft_cluster_clock_answers_total", "result=\"proved\"", "--cluster-key-file: answers to this node's clock requests: proved (its own recent nonce: the sender's clock proved for 30 s), unknown (not a nonce of its last requests: the offset learned only)") \
 	X(cl_clock_answers_unknown, "weft_cluster_clock_answers_total", "result=\"unknown\"", "") \
 	X(cl_warmup_held, "weft_cluster_warmup_held_total", "", "--cluster-key-file: envelopes of other nodes held back until their sender's clock was proved by an answer to a clock request (a sender new to this node, or not heard from for a while), then judged and delivered, or refused if no proof came (replays_refused reason=unproved)") \
-	X(cl_warmup_early_full, "weft_cluster_warmup_early_total", "reason=\"full\"", "--cluster-key-file: held envelopes judged before their sender's clock was proved (a replay among them judged by the age rule and the offset learned only): the hold's byte bound (a flood), no memory for a copy") \
-	X(cl_warmup_early_no_memory, "weft_cluster_warmup_early_total", "reason=\"no_memory\"", "")
+	X(cl_warmup_early_no_memory, "weft_cluster_warmup_early_total", "reason=\"no_memory\"", "--cluster-key-file: held envelopes judged before their sender's clock was proved (a replay among them judged by the age rule and the offset learned only): no memory for a copy")
 
 enum stat_id {
 #define X(id, name, labels, help) STAT_##id,
