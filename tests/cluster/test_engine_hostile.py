@@ -3069,3 +3069,188 @@ def test_keyed_published_while_away_replayed_after_rejoin(ctx):
         finally:
             ans.stop()
             stop_all([b])
+
+
+# ---- h7-rev1: breaking the clock proofs (warmup.h, beacon.h) ----
+
+class DelayProxy:
+    """A TCP relay to 127.0.0.1:port that hands every chunk on delay seconds
+    after it came, each way (an engine reached over a slow network path: the
+    node's RTT to it is 2 * delay). Threads per connection, daemon; close()
+    ends them."""
+
+    def __init__(self, port, delay):
+        self.up, self.delay, self.socks, self.closed = port, delay, [], False
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.up), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            u.settimeout(None)
+            self.socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                q = []
+                cv = threading.Condition()
+                threading.Thread(target=self._read, args=(a, b, q, cv), daemon=True).start()
+                threading.Thread(target=self._write, args=(b, q, cv), daemon=True).start()
+
+    def _read(self, a, b, q, cv):
+        while True:
+            try:
+                d = a.recv(1 << 16)
+            except OSError:
+                d = b""
+            with cv:
+                q.append((time.monotonic() + self.delay, d))
+                cv.notify()
+            if not d:
+                return
+
+    def _write(self, b, q, cv):
+        while True:
+            with cv:
+                while not q:
+                    cv.wait()
+                due, d = q.pop(0)
+            left = due - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+            if not d:
+                try:
+                    b.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            try:
+                b.sendall(d)
+            except OSError:
+                return
+
+    def close(self):
+        self.closed = True
+        self.ls.close()
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_keyed_live_sender_over_a_slow_engine_path(ctx):
+    """h7-rev1 reproducer. Two keyed nodes, each 0.3 s (one way) from the
+    engine (RTT 0.6 s: another region). A clock request of w reaches a at
+    +0.6 s, a's answer reaches w at +1.2 s: past CLOCK_PROOF_MS (1 s) of
+    the request, so beacon_asked_for (bridge.c clock_proved) never takes it
+    and a's clock is never proved at w. Every genuine message of the live
+    sender a is held and refused after WARMUP_MS (reason="unproved"), for
+    as long as the path is that slow: not one is delivered. (Any proof round
+    trip over 1 s does it: R_rtt + S_rtt, or the requester's own publish
+    queue, which STAMP_SLACK_US allows to be 2 s.)"""
+    secret = b"0123456789abcdef0123456789abcdef-slow"
+    key = write_key(ctx, "key", secret)
+    with Redis(ctx.tmpdir) as r:
+        px = DelayProxy(r.port, 0.3)
+        url = "redis://127.0.0.1:%d" % px.port
+        flags = ["--cluster-key-file", key]
+        a, w, s, p = None, None, None, None
+        try:
+            a = node("coro", url, flags)
+            w = node("coro", url, flags)
+            assert wait_for(lambda: link_up(a) and link_up(w), 20 * slow_factor())
+            s = Sub(w, "resp", "slow")
+            assert wait_for(lambda: r.numsub("weft:slow") == 1, 10 * slow_factor(), 0.05)
+            time.sleep(1)
+            p = Pub(a)
+            for k in range(8):
+                p.publish("slow", b"m%d" % k)
+                time.sleep(0.5)
+            p.drain()
+            got = s.read(8, 8)
+            assert got == [b"m%d" % k for k in range(8)], (
+                "live sender's messages lost over a 0.6 s RTT path: got %r; refused unproved %d, "
+                "clock answers sent by a %d, proved at w %d, unknown at w %d" % (
+                    got, w.metric("weft_cluster_replays_refused_total", 'reason="unproved"'),
+                    a.metric("weft_cluster_clock_answers_sent_total"),
+                    w.metric("weft_cluster_clock_answers_total", 'result="proved"'),
+                    w.metric("weft_cluster_clock_answers_total", 'result="unknown"')))
+        finally:
+            for c in (s, p):
+                if c:
+                    c.close()
+            try:
+                stop_all([x for x in (a, w) if x])
+            finally:
+                px.close()
+
+
+def test_keyed_flood_pushes_a_stopped_senders_replay_out(ctx):
+    """h7-rev1 reproducer. The stopped sender's capture (as in
+    test_keyed_warmup_replay_of_a_stopped_sender) replayed not 17 times but
+    enough to fill the hold (HOLD_BYTES, 4 MiB: warmup_cost of a 3-byte
+    message is a few hundred bytes, so ~20,000 PUBLISHes, one pipelined
+    burst). warm_hold (bridge.c) then judges the oldest copy at once
+    without a proof (warmup_early_total{reason="full"}), by the age rule and
+    an off_lb learned from replays only: it reaches the client that joined
+    after the sender stopped. The fix is bypassed by anyone who can PUBLISH,
+    for ~4 MiB of traffic."""
+    secret = b"0123456789abcdef0123456789abcdef-fld"
+    key = write_key(ctx, "key", secret)
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        flags = ["--cluster-key-file", key]
+        a, w, s, spy, raw = None, None, None, None, None
+        try:
+            a = node("threads", url, flags)
+            assert wait_for(lambda: link_up(a), 10 * slow_factor())
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            spy.sendall(resp("SUBSCRIBE", "weft:s"))
+            raw = RawRedis(r)
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 1, 10 * slow_factor(), 0.01)
+            p = Pub(a)
+            p.publish("s", b"cap")
+            p.drain()
+            cap, = spy_envelopes(spy, [b"cap"], until=lambda buf: end_markers(buf, b"weft:s", 1) >= 3)
+            p.close()
+            spy.close()
+            spy = None
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 0, 10 * slow_factor(), 0.01)
+            stop_all([a])
+            w = node("coro", url, flags)
+            s = Sub(w, "resp", "s")
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 1, 10 * slow_factor(), 0.002)
+            one = resp("PUBLISH", "weft:s", cap)
+            fl = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            try:
+                for _ in range(30):  # 30 x 1000 copies, each batch's replies read
+                    fl.sendall(one * 1000)
+                    got = b""
+                    while got.count(b"\r\n") < 1000:
+                        chunk = fl.recv(65536)
+                        assert chunk
+                        got += chunk
+                    if w.metric("weft_cluster_warmup_early_total") > 0:
+                        break
+            finally:
+                fl.close()
+            got = s.read(1, 4)
+            assert got == [], "the stopped sender's replay delivered after a flood: %r (early %d, refused %d)" % (
+                got, w.metric("weft_cluster_warmup_early_total"), w.metric("weft_cluster_replays_refused_total"))
+        finally:
+            for c in (s, spy, raw):
+                if c:
+                    c.close()
+            stop_all([x for x in (a, w) if x])
