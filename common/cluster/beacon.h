@@ -97,12 +97,18 @@
 #define BEACON_ACTIVE_US (2 * STAMP_FRESH_US)
 
 #define CLOCK_NONCE_HEX 16
+#define CLOCK_TARGETS 32 /* senders a request may name */
 #define CLOCK_REQ_LEN (1 + CLOCK_NONCE_HEX)
+#define CLOCK_REQ_MAX (CLOCK_REQ_LEN + CLOCK_TARGETS * CLOCK_NONCE_HEX)
 #define CLOCK_ANS_LEN (1 + 2 * CLOCK_NONCE_HEX)
-#define BEACON_MAX (ENVELOPE_HEAD_MAX + CLOCK_ANS_LEN) /* a beacon and its data */
-#define CLOCK_ASKS 4        /* a requester's last nonces an answer may carry */
-#define CLOCK_PROOF_MS 1000 /* an answer proves its sender's clock within this of its request */
+#define BEACON_MAX (ENVELOPE_HEAD_MAX + CLOCK_REQ_MAX) /* a beacon and its data */
+_Static_assert(CLOCK_REQ_MAX >= CLOCK_ANS_LEN, "BEACON_MAX holds an answer");
+#define CLOCK_ASKS 12       /* a requester's last nonces an answer may carry: CLOCK_PROOF_MS of them */
+#define CLOCK_ASK_GAP_MS 250 /* a requester's requests between ticks, at most one so often */
+#define CLOCK_PROOF_MS 2000 /* an answer proves its sender's clock within this of its request */
+_Static_assert(CLOCK_ASKS * CLOCK_ASK_GAP_MS >= CLOCK_PROOF_MS + 1000, "the nonces of CLOCK_PROOF_MS are kept");
 #define CLOCK_SEEN 64       /* requests answered, remembered (requester, nonce) */
+#define CLOCK_TICK_ASKS (4 * CLOCK_TARGETS) /* senders held asked for at a tick, at most */
 #define CLOCK_ANSWERS 16    /* answers sent per tick at most */
 
 enum beacon_kind { BEACON_PLAIN, BEACON_REQUEST, BEACON_ANSWER };
@@ -111,7 +117,12 @@ struct beacon_clock {
 	enum beacon_kind kind;
 	uint64_t requester; /* an answer's */
 	uint64_t nonce;     /* a request's or an answer's */
+	unsigned targets;   /* a request's: the senders it names (0: every active one) */
+	uint64_t target[CLOCK_TARGETS];
 };
+
+/* Whether the request ck asks origin to answer. */
+bool beacon_asks(const struct beacon_clock *ck, uint64_t origin);
 
 struct beacon {
 	uint64_t active; /* the stamp of this node's last message or marker (0: none); the

@@ -865,7 +865,7 @@ static void sync_engine(struct bridge *b)
 	b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 }
 
-static void clock_request(struct bridge *b);
+static void clock_request(struct bridge *b, const uint64_t *target, unsigned n);
 static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce, uint64_t now);
 static void clock_proved(struct bridge *b, const struct envelope *ans, uint64_t nonce);
 
@@ -888,7 +888,7 @@ static void on_up(void *arg)
 	sync_engine(b); /* publishes queued since, and what was not queued above (no memory) */
 	if (b->key) { /* the link is up afresh: ask the senders for their clocks (warmup.h) */
 		beacon_asks_clear(&b->beacon);
-		clock_request(b);
+		clock_request(b, NULL, 0);
 	}
 	pthread_mutex_unlock(&b->lock);
 	buf_free(&r.out);
@@ -1204,8 +1204,10 @@ static void on_beacon(struct bridge *b, const char *p, size_t n)
 	uint64_t now = learn(b, &env);
 	stat_inc(STAT_cl_beacons_ok);
 	struct beacon_clock ck;
-	if (beacon_clock(&env, &ck) && ck.kind == BEACON_REQUEST)
-		clock_answer(b, &env, ck.nonce, now);
+	if (beacon_clock(&env, &ck) && ck.kind == BEACON_REQUEST) {
+		if (beacon_asks(&ck, b->origin)) /* one that names others is theirs */
+			clock_answer(b, &env, ck.nonce, now);
+	}
 	else if (ck.kind == BEACON_ANSWER && ck.requester == b->origin)
 		clock_proved(b, &env, ck.nonce);
 }
@@ -1254,30 +1256,38 @@ static void beacon_tick(struct bridge *b)
 }
 
 /* Under b->lock, keyed, the link up: a clock request with a fresh nonce
- * (beacon.h): the answers prove their senders' clocks (warmup.h). */
-static void clock_request(struct bridge *b)
+ * (beacon.h) to every active sender (n 0), or to the n senders of target,
+ * CLOCK_TARGETS a request (one nonce for all): the answers prove their
+ * senders' clocks (warmup.h). A request naming the senders held is
+ * answered by them only: one to all, each answer delivered to every node,
+ * made anyone who replays a stopped sender's capture (a held sender that
+ * never answers) cost every active node an answer a second. */
+static void clock_request(struct bridge *b, const uint64_t *target, unsigned n)
 {
 	struct beacon_clock ck = {.kind = BEACON_REQUEST};
 	if (getrandom(&ck.nonce, sizeof(ck.nonce), 0) != sizeof(ck.nonce))
 		return; /* asked again at the next tick while anything is held */
 	beacon_asked(&b->beacon, ck.nonce, (uint64_t)now_ms());
-	if (beacon_send(b, &ck))
-		stat_inc(STAT_cl_clock_requests_sent);
+	unsigned i = 0;
+	do {
+		ck.targets = n - i < CLOCK_TARGETS ? n - i : CLOCK_TARGETS;
+		memcpy(ck.target, target + i, ck.targets * sizeof(*target));
+		i += ck.targets;
+		if (beacon_send(b, &ck))
+			stat_inc(STAT_cl_clock_requests_sent);
+	} while (i < n);
 }
 
-/* Another node's clock request (the link's loop), its tag checked and its
- * sample learned at now: answer it at once if this node is active (an
- * inactive one has nothing a replay could be refused for), each request
- * once, CLOCK_ANSWERS a tick at most. Not if it is stamped more than
- * CLOCK_PROOF_MS below what its sender's clock is known to be (its off_lb):
- * its answer would come too late to prove anything, and it is a replay
- * (the last CLOCK_SEEN answered are remembered only: anyone who can PUBLISH
- * replays more captures than that in turn, and every active node answered
- * CLOCK_ANSWERS a tick for as long as they were under STAMP_FRESH_US old). */
+/* Another node's clock request to this one or to all (the link's loop), its
+ * tag checked and its sample learned at now: answer it at once if this node
+ * is active (an inactive one has nothing to prove), each request once,
+ * CLOCK_ANSWERS a tick at most. Not if it is stamped no later than the last
+ * one of its sender (replay.h offsets_request): a replay, whose answer
+ * would prove nothing (the last CLOCK_SEEN answered were remembered only,
+ * and anyone who can PUBLISH replays more captures than that in turn). */
 static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce, uint64_t now)
 {
-	int64_t lb, v = req->stamp >= now ? (int64_t)(req->stamp - now) : -(int64_t)(now - req->stamp);
-	if (!offsets_get(&b->offsets, req->origin, req->boot, now, &lb) || v < lb - (int64_t)CLOCK_PROOF_MS * 1000) {
+	if (!offsets_request(&b->offsets, req->origin, req->boot, req->stamp, now)) {
 		stat_inc(STAT_cl_clock_requests_refused); /* no off_lb: no memory for it, answered when asked again */
 		return;
 	}
@@ -1333,16 +1343,22 @@ static void on_tick(void *arg)
 {
 	struct bridge *b = arg;
 	struct markers mk = {.b = b};
-	bool ask = false;
+	bool renew = false;
+	uint64_t asks[CLOCK_TICK_ASKS];
+	unsigned nasks = 0;
 	if (b->key) {
 		/* The held envelopes' deadlines run while the beacon channel's link
 		 * is up (warmup.h); those past it are refused (those of a quiet
-		 * moment wait for this). A request is due while any is held, and
-		 * before the proofs of the senders heard from run out. */
+		 * moment wait for this). A request to the senders held (their
+		 * answers may have come before the beacon channel was listened to,
+		 * on another connection, or been lost or dropped for the answers'
+		 * rate), and one to all before the proofs of the senders heard
+		 * from run out. */
 		uint64_t mono = (uint64_t)now_ms();
 		warmup_tick(&b->warm, mono, b->shards ? shards_slot_up(b->shards, b->beacon_slot) : link_is_up(b->link));
 		warm_release(b, false, STAT__COUNT);
-		ask = b->warm.head || offsets_renew(&b->offsets, stamp_clock(), mono);
+		nasks = warmup_asks(&b->warm, mono, asks, CLOCK_TICK_ASKS);
+		renew = offsets_renew(&b->offsets, stamp_clock(), mono);
 	}
 	pthread_mutex_lock(&b->lock);
 	if (b->up && b->shards) {
@@ -1362,11 +1378,10 @@ static void on_tick(void *arg)
 		if (mk.put_off)
 			b->markers_from = mk.from;
 		beacon_tick(b);
-		/* Senders held: their answers to the last request may have come
-		 * before the beacon channel was listened to (another connection),
-		 * or been lost, or been dropped for the answers' rate. */
-		if (ask)
-			clock_request(b);
+		if (nasks)
+			clock_request(b, asks, nasks);
+		if (renew)
+			clock_request(b, NULL, 0);
 		b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -1730,13 +1745,14 @@ static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, 
 	}
 	if (warmup_hold(&b->warm, env, inbox, p, pn, c, cn, now, wall, sub)) {
 		stat_inc(STAT_cl_warmup_held);
-		/* Ask at once (the request's answers prove within CLOCK_PROOF_MS of
-		 * it: one every CLOCK_PROOF_MS / CLOCK_ASKS at most keeps a proof
-		 * possible all along), then each tick while anything is held. */
+		/* A sender held afresh is asked for at once (at most one request
+		 * every CLOCK_ASK_GAP_MS: the nonces of CLOCK_PROOF_MS are kept),
+		 * then at each tick while it is held. */
 		pthread_mutex_lock(&b->lock);
 		uint64_t last = beacon_last_asked(&b->beacon);
-		if (b->up && (!last || now < last || now - last >= CLOCK_PROOF_MS / CLOCK_ASKS))
-			clock_request(b);
+		if (b->up && (!last || now < last || now - last >= CLOCK_ASK_GAP_MS) &&
+		    warmup_ask_first(&b->warm, env->origin, env->boot, now))
+			clock_request(b, &env->origin, 1);
 		pthread_mutex_unlock(&b->lock);
 		return true;
 	}
@@ -1870,7 +1886,7 @@ static void sh_resub(void *arg, int shard, const uint64_t *slots)
 	}
 	if (warm) { /* the beacon channel is up afresh: ask the senders for their clocks */
 		beacon_asks_clear(&b->beacon);
-		clock_request(b);
+		clock_request(b, NULL, 0);
 	}
 	pthread_mutex_unlock(&b->lock);
 	free(r.v);

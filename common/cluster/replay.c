@@ -92,6 +92,7 @@ struct off_lb {
 	int64_t cur, prev; /* the highest sample of the entry's period (a), of the one before it (none: INT64_MIN) */
 	uint64_t heard;    /* the caller's monotonic clock when it was last learned from: offsets_renew */
 	uint64_t proved;   /* and when a clock answer proved it (0: never since it started): offsets_prove */
+	uint64_t last_req; /* the stamp of its last clock request answered (0: none since it started): offsets_request */
 };
 
 static uint64_t period(uint64_t now) { return now / STAMP_FRESH_US; }
@@ -125,7 +126,7 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 				l->cur = v;
 		} else {
 			if (e->a + 1 != p)
-				l->proved = 0; /* started afresh: what it knew is gone */
+				l->proved = l->last_req = 0; /* started afresh: what it knew is gone */
 			l->prev = e->a + 1 == p ? l->cur : INT64_MIN;
 			l->cur = v;
 			e->a = p;
@@ -146,7 +147,7 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 		return;
 	}
 	e->a = p;
-	*(struct off_lb *)table_val(e) = (struct off_lb){v, INT64_MIN, mono, 0};
+	*(struct off_lb *)table_val(e) = (struct off_lb){v, INT64_MIN, mono, 0, 0};
 }
 
 bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, int64_t *lb)
@@ -191,6 +192,15 @@ bool offsets_prove(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t n
 	if (l)
 		l->proved = mono ? mono : 1;
 	return l != NULL;
+}
+
+bool offsets_request(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now)
+{
+	struct off_lb *l = offsets_cur(o, origin, boot, now);
+	if (!l || stamp <= l->last_req)
+		return false;
+	l->last_req = stamp;
+	return true;
 }
 
 struct renew {

@@ -151,6 +151,14 @@ bool offsets_proved(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t 
 /* A clock answer of the sender, just learned from, proved its off_lb at
  * mono: false if it has none (the bound, no memory). */
 bool offsets_prove(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t mono);
+/* A clock request of the sender stamped stamp (its tag checked, learned
+ * from at now): whether to answer it, i.e. it is stamped after the last one
+ * answered (then it is the last). A node's stamps only grow (stamp_next,
+ * across clock steps under STAMP_FRESH_US too), so a captured request
+ * replayed is answered at most once: before, a request more than 1 s below
+ * the sender's off_lb was refused, and so were all of a node whose clock
+ * stepped back, for up to two periods. False if the sender has no off_lb. */
+bool offsets_request(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now);
 /* Whether a clock request is due to renew proofs: a sender heard from
  * within PROOF_RENEW_MS has a proof that runs out within PROOF_RENEW_MS.
  * One pass over the senders (OFFSET_MAX at most): once a tick. */

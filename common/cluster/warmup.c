@@ -10,6 +10,7 @@
 struct held_sender {
 	size_t bytes;
 	struct held_env *head, *tail; /* by snext, oldest first */
+	uint64_t asked;               /* its clock last asked for (ms, monotonic; 0: not yet) */
 };
 
 #define SKEY 16
@@ -158,6 +159,44 @@ struct held_env *warmup_take_largest(struct warmup *w)
 	if (w->senders.h.n)
 		table_each(&w->senders, largest_one, &l);
 	return l.e ? take(w, ((struct held_sender *)table_val(l.e))->head) : NULL;
+}
+
+bool warmup_ask_first(struct warmup *w, uint64_t origin, uint64_t boot, uint64_t now)
+{
+	char k[SKEY];
+	skey(k, origin, boot);
+	struct tentry *se = w->senders.h.n ? table_get(&w->senders, k, SKEY) : NULL;
+	struct held_sender *s = se ? table_val(se) : NULL;
+	if (!s || s->asked)
+		return false;
+	s->asked = now ? now : 1;
+	return true;
+}
+
+struct asks {
+	uint64_t now, *out;
+	unsigned n, max;
+};
+
+static void ask_one(struct table *t, struct tentry *e, void *arg)
+{
+	struct asks *a = arg;
+	struct held_sender *s = table_val(e);
+	(void)t;
+	if (a->n < a->max && (!s->asked || a->now < s->asked || a->now - s->asked >= WARMUP_ASK_MS)) {
+		uint64_t origin;
+		memcpy(&origin, e->key, 8);
+		a->out[a->n++] = origin;
+		s->asked = a->now ? a->now : 1;
+	}
+}
+
+unsigned warmup_asks(struct warmup *w, uint64_t now, uint64_t *out, unsigned max)
+{
+	struct asks a = {now, out, 0, max};
+	if (w->senders.h.n)
+		table_each(&w->senders, ask_one, &a);
+	return a.n;
 }
 
 void warmup_clear(struct warmup *w)

@@ -66,7 +66,9 @@
  * sender has answered several by then. */
 #define WARMUP_MARGIN_MS 1000
 #define WARMUP_MS ((uint64_t)BEACON_TICKS * LINK_TICK_MS + WARMUP_MARGIN_MS)
-_Static_assert(WARMUP_MS > CLOCK_PROOF_MS + LINK_TICK_MS, "a held one outlives a request's proof and the next one's");
+_Static_assert(WARMUP_MS > CLOCK_PROOF_MS, "a held one outlives its first request's proof");
+/* A held sender is asked for at most so often (a tick, less the ticks' jitter). */
+#define WARMUP_ASK_MS (LINK_TICK_MS * 9 / 10)
 /* What the hold keeps: a few seconds of a busy cluster's remote traffic
  * for a node's clients, well inside what one link's read queue holds. */
 #define HOLD_BYTES (4u << 20)
@@ -121,6 +123,12 @@ struct held_env *warmup_take_of(struct warmup *w, uint64_t origin, uint64_t boot
  * the queue (the caller frees it), or NULL: what gives way at the bound.
  * O(the senders held). */
 struct held_env *warmup_take_largest(struct warmup *w);
+/* Right after warmup_hold: whether (origin, boot) was never asked for
+ * since it is held (then it is, at now): its first request goes at once. */
+bool warmup_ask_first(struct warmup *w, uint64_t origin, uint64_t boot, uint64_t now);
+/* At a tick: the origins (up to max, into out) of the held senders not
+ * asked for within WARMUP_ASK_MS, each asked for at now. */
+unsigned warmup_asks(struct warmup *w, uint64_t now, uint64_t *out, unsigned max);
 void warmup_clear(struct warmup *w);
 
 #endif

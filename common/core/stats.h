@@ -95,7 +95,7 @@
 	X(cl_echoes, "weft_cluster_echoes_dropped_total", "", "--cluster: our own messages back from the engine, dropped") \
 	X(cl_gaps, "weft_cluster_gaps_total", "", "--cluster: messages from other nodes missed (sequence gaps)") \
 	X(cl_duplicates, "weft_cluster_duplicates_dropped_total", "", "--cluster: messages from the engine already seen, dropped") \
-	X(cl_replays_old, "weft_cluster_replays_refused_total", "reason=\"old\"", "--cluster-key-file: first messages of a stream refused as replays: old (more than 30 s off this node's clock), evicted (not after what a forgotten stream of the sender had taken), before_subscribe (made before the subscription it came on), no_memory (no memory for its stream's mark), unproved (held, its sender's clock never proved: a stopped sender does not answer), full (held, given way at the hold's bound: of the sender holding the most)") \
+	X(cl_replays_old, "weft_cluster_replays_refused_total", "reason=\"old\"", "--cluster-key-file: messages refused as replays: old (over 30 s off this node's clock), evicted (not after what a forgotten stream of its sender took), before_subscribe (made before its subscription), no_memory (no memory for its stream's mark), unproved (held, its sender's clock never proved), full (held, given way at the hold's bound)") \
 	X(cl_replays_evicted, "weft_cluster_replays_refused_total", "reason=\"evicted\"", "")        \
 	X(cl_replays_before_sub, "weft_cluster_replays_refused_total", "reason=\"before_subscribe\"", "") \
 	X(cl_replays_no_memory, "weft_cluster_replays_refused_total", "reason=\"no_memory\"", "") \

@@ -1266,12 +1266,13 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
     sender's beacon, so that none of them could have its next one before the
     replay. Every receiving model. (The publisher answers their clock
     requests, so it may be trusted before the period's end: beacon.h.)
-    Then a flood of replays past the hold's bound (4 MiB) on a fresh node's
-    warm-up: the oldest held are judged early (weft_cluster_warmup_early_total
-    {reason="full"}), the genuine messages amid it are all delivered in
-    order, and the node's memory stays bounded. The flood's envelope is one
-    of a made-up node (signed with the key), which answers no clock request,
-    and so is a message a node stopped while it holds it."""
+    Then a flood of replays past the hold's bound (4 MiB) on a fresh node:
+    the flood's sender, holding the most, gives way (refused,
+    weft_cluster_replays_refused_total{reason="full"}; the rest refused as
+    unproved), the genuine messages amid it are all delivered in order, and
+    the node's memory stays bounded. The flood's envelope is one of a
+    made-up node (signed with the key), which answers no clock request, and
+    so is a message a node stopped while it holds it."""
     secret = b"0123456789abcdef0123456789abcdef-shared"
     key = write_key(ctx, "key", secret)
     with Redis(ctx.tmpdir) as r:
@@ -1347,10 +1348,11 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
             for w, s, n in zip(rs, subs, held):
                 assert s.read(6, 10)[5:] == [b"after"] and w.metric("weft_cluster_warmup_held_total") == n, w.args
             assert [m for m in fs.got if m != big] == genuine, [m[:8] for m in fs.got]
-            assert fs.got.count(big) <= 1, "a replay delivered twice"
+            assert fs.got.count(big) == 0, "a replay of a sender that never answers delivered"
             grown = rss(fl) - before
             assert grown < 14 * MiB, "the hold grew RSS by %d MiB" % (grown // MiB)
-            assert fl.metric("weft_cluster_warmup_early_total", 'reason="full"') > 0
+            assert fl.metric("weft_cluster_replays_refused_total", 'reason="full"') > 0
+            assert fl.metric("weft_cluster_warmup_early_total") == 0
             for s in subs + [fs, p]:
                 s.close()
         finally:
@@ -2278,7 +2280,7 @@ class ClockAnswerer:
     both connections and joins the thread."""
 
     HEAD = re.compile(rb"\*3\r\n\$7\r\nmessage\r\n\$9\r\nweft: clk\r\n\$(\d+)\r\n")
-    REQ = re.compile(rb"weft1 ([0-9a-f]{16}) \d+ 0 \d+ \S+ \d+ [0-9a-f]{64}\n\?([0-9a-f]{16})")
+    REQ = re.compile(rb"weft1 ([0-9a-f]{16}) \d+ 0 \d+ \S+ \d+ [0-9a-f]{64}\n\?([0-9a-f]{16})((?:[0-9a-f]{16})*)")
 
     def __init__(self, r, secret, origins):
         self.secret, self.answering, self.skew_us = secret, True, 0
@@ -2293,9 +2295,10 @@ class ClockAnswerer:
     def set(self, origins):
         self.origins = tuple(o if isinstance(o, tuple) else (o, 1) for o in origins)
 
-    def _answer(self, requester, nonce):
+    def _answer(self, requester, nonce, targets):
+        named = {int(targets[i:i + 16], 16) for i in range(0, len(targets), 16)}
         for o in self.origins:
-            if not self.answering or (requester, nonce, o) in self.done:
+            if not self.answering or (requester, nonce, o) in self.done or (named and o[0] not in named):
                 continue
             self.done.add((requester, nonce, o))
             self.n[o] = n = self.n.get(o, 0) + 1
@@ -2318,7 +2321,7 @@ class ClockAnswerer:
             while (m := self.HEAD.search(buf)) and len(buf) >= m.end() + int(m.group(1)) + 2:
                 payload, buf = buf[m.end():m.end() + int(m.group(1))], buf[m.end() + int(m.group(1)) + 2:]
                 if (q := self.REQ.fullmatch(payload)) and int(q.group(1), 16) not in [o for o, _ in self.origins]:
-                    self._answer(q.group(1), q.group(2))
+                    self._answer(q.group(1), q.group(2), q.group(3))
 
     def stop(self):
         try:
@@ -2806,7 +2809,10 @@ def test_keyed_fanout_past_seen_is_not_refused(ctx):
     (here 139 of 200 copies delivered, 61 counted as
     weft_cluster_replays_refused_total{reason="evicted"}; 1e7aa60, before
     the floors, delivered all 200). Now a floor is per sender and engine
-    subscription. 200 patterns of one subscriber, coro to threads."""
+    subscription. 200 patterns of one subscriber, coro to threads. The
+    sender's clock is proved first (one message of it held until its answer
+    came): 12 MB of copies of a sender not proved yet are past the hold's
+    bound, which refuses the largest holder's."""
     key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-fan")
     N, CH = 200, 60000
     ch = "c" * CH
@@ -2829,6 +2835,9 @@ def test_keyed_fanout_past_seen_is_not_refused(ctx):
                     buf += chunk
             assert wait_for(lambda: r.cli("PUBSUB", "NUMPAT") == str(N), 10 * slow_factor())
             p = Pub(a)
+            p.publish("c", b"warm")  # on patterns "*" and "c*": a's clock proved at b
+            assert wait_for(lambda: b.metric("weft_cluster_clock_answers_total", 'result="proved"') >= 1,
+                            10 * slow_factor(), 0.02), b.tail()
             p.publish(ch, b"one")
             buf = b""
             end = time.monotonic() + 10 * slow_factor()
@@ -3151,15 +3160,14 @@ class DelayProxy:
 
 
 def test_keyed_live_sender_over_a_slow_engine_path(ctx):
-    """h7-rev1 reproducer. Two keyed nodes, each 0.3 s (one way) from the
-    engine (RTT 0.6 s: another region). A clock request of w reaches a at
-    +0.6 s, a's answer reaches w at +1.2 s: past CLOCK_PROOF_MS (1 s) of
-    the request, so beacon_asked_for (bridge.c clock_proved) never takes it
-    and a's clock is never proved at w. Every genuine message of the live
-    sender a is held and refused after WARMUP_MS (reason="unproved"), for
-    as long as the path is that slow: not one is delivered. (Any proof round
-    trip over 1 s does it: R_rtt + S_rtt, or the requester's own publish
-    queue, which STAMP_SLACK_US allows to be 2 s.)"""
+    """Two keyed nodes, each 0.3 s (one way) from the engine (RTT 0.6 s:
+    another region). A clock request of w reaches a at +0.6 s, a's answer
+    reaches w at +1.2 s: past the 1 s an answer had to prove its sender's
+    clock, so a was never proved at w and every genuine message of the live
+    sender was held and refused after WARMUP_MS (reason="unproved"), for as
+    long as the path was that slow (h7-rev1). Now an answer proves within
+    CLOCK_PROOF_MS (2 s, the queueing STAMP_SLACK_US allows a sender) of
+    its request: all 8 delivered, in order."""
     secret = b"0123456789abcdef0123456789abcdef-slow"
     key = write_key(ctx, "key", secret)
     with Redis(ctx.tmpdir) as r:
@@ -3198,15 +3206,16 @@ def test_keyed_live_sender_over_a_slow_engine_path(ctx):
 
 
 def test_keyed_flood_pushes_a_stopped_senders_replay_out(ctx):
-    """h7-rev1 reproducer. The stopped sender's capture (as in
+    """The stopped sender's capture (as in
     test_keyed_warmup_replay_of_a_stopped_sender) replayed not 17 times but
     enough to fill the hold (HOLD_BYTES, 4 MiB: warmup_cost of a 3-byte
-    message is a few hundred bytes, so ~20,000 PUBLISHes, one pipelined
-    burst). warm_hold (bridge.c) then judges the oldest copy at once
-    without a proof (warmup_early_total{reason="full"}), by the age rule and
-    an off_lb learned from replays only: it reaches the client that joined
-    after the sender stopped. The fix is bypassed by anyone who can PUBLISH,
-    for ~4 MiB of traffic."""
+    message is a few hundred bytes, so ~20,000 PUBLISHes, pipelined in
+    batches of 1,000). The hold judged the oldest at once without a proof,
+    by the age rule and an off_lb learned from replays only: it reached the
+    client that joined after the sender stopped (h7-rev1: anyone who can
+    PUBLISH bypassed the proofs for ~4 MiB of traffic). Now the sender that
+    holds the most gives way, refused (reason="full"), and every copy is
+    refused, none delivered."""
     secret = b"0123456789abcdef0123456789abcdef-fld"
     key = write_key(ctx, "key", secret)
     with Redis(ctx.tmpdir) as r:
@@ -3234,21 +3243,29 @@ def test_keyed_flood_pushes_a_stopped_senders_replay_out(ctx):
             assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 1, 10 * slow_factor(), 0.002)
             one = resp("PUBLISH", "weft:s", cap)
             fl = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            sent = 0
             try:
-                for _ in range(30):  # 30 x 1000 copies, each batch's replies read
+                for _ in range(30):  # up to 30 x 1000 copies, each batch's replies read
                     fl.sendall(one * 1000)
+                    sent += 1000
                     got = b""
                     while got.count(b"\r\n") < 1000:
                         chunk = fl.recv(65536)
                         assert chunk
                         got += chunk
-                    if w.metric("weft_cluster_warmup_early_total") > 0:
+                    if w.metric("weft_cluster_replays_refused_total", 'reason="full"') > 0:
                         break
             finally:
                 fl.close()
-            got = s.read(1, 4)
+            full = w.metric("weft_cluster_replays_refused_total", 'reason="full"')
+            assert full > 0, "the hold never filled (%d copies)" % sent
+            assert wait_for(lambda: w.metric("weft_cluster_replays_refused_total") == sent or s.read(1, 0.01),
+                            15 * slow_factor(), 0.1), w.tail()
+            got = s.read(1, 0.3)
             assert got == [], "the stopped sender's replay delivered after a flood: %r (early %d, refused %d)" % (
                 got, w.metric("weft_cluster_warmup_early_total"), w.metric("weft_cluster_replays_refused_total"))
+            assert w.metric("weft_cluster_replays_refused_total", 'reason="unproved"') == sent - full
+            assert w.metric("weft_cluster_warmup_early_total") == 0
         finally:
             for c in (s, spy, raw):
                 if c:

@@ -608,7 +608,8 @@ static void test_warmup(void)
 		e.seq++;
 		n++;
 	}
-	CHECK(n > 1000 && w.bytes == total && total <= HOLD_BYTES && total + warmup_cost(2, 1, sizeof(data)) > HOLD_BYTES);
+	CHECK(n > 1000 && w.bytes == total && total + w.senders.bytes <= HOLD_BYTES &&
+	      !warmup_fits(&w, warmup_cost(2, 1, sizeof(data))));
 	CHECK(!warmup_due(&w, 20000 + WARMUP_MS - 1) && warmup_due(&w, 20000 + WARMUP_MS));
 	struct held_env *h = warmup_take(&w);
 	CHECK(h && h->env.seq == 1 && !h->pat && h->cn == 1 && h->ch[0] == 'c' && h->env.n == sizeof(data) &&
@@ -621,7 +622,35 @@ static void test_warmup(void)
 	CHECK(w.bytes == total - warmup_cost(0, 1, sizeof(data)) - warmup_cost(2, 1, sizeof(data)) &&
 	      warmup_fits(&w, warmup_cost(2, 1, sizeof(data))));
 	warmup_clear(&w);
-	CHECK(!w.head && !w.bytes && !warmup_take(&w) && !warmup_due(&w, UINT64_MAX - 1));
+	CHECK(!w.head && !w.bytes && !warmup_take(&w) && !warmup_due(&w, UINT64_MAX - 1) && !w.senders.h.n);
+
+	/* At the bound the largest holder gives way, its oldest first: a flood
+	 * of one sender's replays, not the few envelopes of another. */
+	struct envelope fl = {.origin = 9, .boot = 1, .seq = 1, .data = data, .n = sizeof(data)};
+	struct envelope one = {.origin = 5, .boot = 1, .seq = 1, .data = "x", .n = 1};
+	CHECK(warmup_hold(&w, &one, false, NULL, 0, "c", 1, 1, 1, 1));
+	for (int i = 0; i < 10; i++, fl.seq++)
+		CHECK(warmup_hold(&w, &fl, false, NULL, 0, "c", 1, 2, 2, 1));
+	one.seq = 2;
+	CHECK(warmup_hold(&w, &one, false, NULL, 0, "c", 1, 3, 3, 1));
+	h = warmup_take_largest(&w);
+	CHECK(h && h->env.origin == 9 && h->env.seq == 1);
+	free(h);
+	CHECK(w.head->env.origin == 5 && w.head->env.seq == 1); /* the oldest of all stays */
+	/* The first request goes once; a tick asks for those not asked lately. */
+	uint64_t asked[4];
+	CHECK(warmup_ask_first(&w, 5, 1, 100) && !warmup_ask_first(&w, 5, 1, 100) && !warmup_ask_first(&w, 6, 1, 100));
+	CHECK(warmup_asks(&w, 100, asked, 4) == 1 && asked[0] == 9); /* 5 was just asked for */
+	CHECK(warmup_asks(&w, 100 + WARMUP_ASK_MS - 1, asked, 4) == 0);
+	CHECK(warmup_asks(&w, 100 + WARMUP_ASK_MS, asked, 4) == 2);
+	h = warmup_take_of(&w, 5, 1); /* its two, in order; the flood's stay */
+	CHECK(h && h->env.seq == 1 && h->next && h->next->env.seq == 2 && !h->next->next);
+	free(h->next);
+	free(h);
+	CHECK(w.senders.h.n == 1 && w.head->env.origin == 9 && w.tail->env.origin == 9);
+	while ((h = warmup_take_largest(&w)))
+		free(h);
+	CHECK(!w.head && !w.tail && !w.bytes && !w.senders.h.n);
 
 	/* One held over a link down (kept: a PUBLISH can drop the link) waits a
 	 * whole WARMUP_MS after the link is back, not WARMUP_MS after it came;
@@ -685,6 +714,32 @@ static void test_clock(void)
 	CHECK(beacon_check(k, out, n, &env) == BEACON_OK && beacon_clock(&env, &got) && got.kind == BEACON_ANSWER &&
 	      got.requester == 0xfeed && got.nonce == 42);
 	CHECK(beacon_check(k, out, n - 1, &env) == BEACON_MALFORMED); /* cut short */
+	/* A request naming the senders it asks (others do not answer it). */
+	ck = (struct beacon_clock){.kind = BEACON_REQUEST, .nonce = 7, .targets = CLOCK_TARGETS};
+	for (unsigned i = 0; i < CLOCK_TARGETS; i++)
+		ck.target[i] = 0x100 + i;
+	n = beacon_make_clock(&bc, out, k, 0x1234, 99, t0, &ck);
+	CHECK(beacon_check(k, out, n, &env) == BEACON_OK && beacon_clock(&env, &got) && got.kind == BEACON_REQUEST &&
+	      got.nonce == 7 && got.targets == CLOCK_TARGETS && got.target[CLOCK_TARGETS - 1] == 0x100 + CLOCK_TARGETS - 1);
+	CHECK(beacon_asks(&got, 0x100) && beacon_asks(&got, 0x100 + CLOCK_TARGETS - 1) && !beacon_asks(&got, 0x1234));
+	CHECK(beacon_check(k, out, n - CLOCK_NONCE_HEX / 2, &env) == BEACON_MALFORMED); /* not a whole name */
+	ck.targets = 0;
+	n = beacon_make_clock(&bc, out, k, 0x1234, 99, t0, &ck);
+	CHECK(beacon_check(k, out, n, &env) == BEACON_OK && beacon_clock(&env, &got) && !got.targets &&
+	      beacon_asks(&got, 0x1234)); /* to all */
+
+	/* A request is answered only if stamped after its sender's last one:
+	 * a replay is not (a clock step back under the window moves no stamp
+	 * back: stamp_next). */
+	{
+		struct offsets o = {0};
+		CHECK(!offsets_request(&o, 3, 4, t0, t0)); /* no off_lb: not learned from (no memory) */
+		offsets_learn(&o, 3, 4, t0, t0, 1);
+		CHECK(offsets_request(&o, 3, 4, t0, t0) && !offsets_request(&o, 3, 4, t0, t0 + SEC));
+		CHECK(!offsets_request(&o, 3, 4, t0 - 5 * SEC, t0 + SEC) && offsets_request(&o, 3, 4, t0 + 1, t0 + SEC));
+		CHECK(offsets_request(&o, 3, 5, t0, t0) == false); /* another boot: its own entry, none yet */
+		offsets_clear(&o);
+	}
 
 	/* Each (requester, nonce) answered once; CLOCK_ANSWERS a tick. */
 	bool dropped;
