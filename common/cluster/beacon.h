@@ -50,29 +50,33 @@
  *     !<requester><nonce>      an answer: the requester's origin and its
  *                              nonce, 16 hex digits each
  *
- * (lower case, exactly these lengths; anything else is not a beacon). A
- * keyed node sends a request when its link comes up, when it holds an
- * envelope of a sender whose clock is not proved (at most every
- * CLOCK_PROOF_MS / CLOCK_ASKS) and at each tick while it holds any (its
- * SUBSCRIBE and its PUBLISH go on different connections: the first
- * request's answers may come before it listens; an answer may be dropped),
- * and at a tick before the proofs of senders it hears run out (replay.h:
- * offsets_renew). A
- * keyed node active within BEACON_ACTIVE_US (an inactive one has nothing a
- * replay could be refused for) answers a valid request of another node at
- * once, each (requester, nonce) at most once (the last CLOCK_SEEN it
- * answered) and CLOCK_ANSWERS a tick at most (the rest dropped, counted),
- * and none stamped more than CLOCK_PROOF_MS below the requester's off_lb (a
- * replay, whose answer would prove nothing: more than CLOCK_SEEN captures
- * replayed in turn each came as new; bridge.c clock_answer). An answer carrying one of the
- * requester's last CLOCK_ASKS nonces, come within CLOCK_PROOF_MS of that
- * request, was stamped after the request was made: its sender is alive and
- * its sample genuine and fresh (a replay of it that came in that time is
- * at most CLOCK_PROOF_MS lower), and the requester takes its clock as
- * proved for PROOF_KEEP_MS (replay.h). Any other answer teaches the offset
- * like any beacon, and no proof. A node of a version before clock requests
- * never answers: a keyed node of this version refuses its envelopes
- * (counted, reason="unproved"), so a keyed cluster is upgraded whole.
+ * (lower case, exactly these lengths; anything else is not a beacon); a
+ * request may name, after the nonce, up to CLOCK_TARGETS senders (their
+ * origins, 16 hex digits each): only they answer it. A keyed node sends a
+ * request to all when its link comes up and at a tick before the proofs of
+ * senders it hears run out (replay.h: offsets_renew); one naming the sender
+ * when it holds an envelope of a sender whose clock is not proved (at once,
+ * at most one request every CLOCK_ASK_GAP_MS), and at each tick one naming
+ * the senders it still holds (its SUBSCRIBE and its PUBLISH go on different
+ * connections: the first request's answers may come before it listens; an
+ * answer may be dropped). Named, not to all: a stopped sender's replay is
+ * held at every node, and a request to all made every active node answer.
+ * A keyed node active within BEACON_ACTIVE_US (an inactive one has nothing
+ * to prove) answers a valid request of another node that names it or no
+ * one at once, each (requester, nonce) at most once (the last CLOCK_SEEN
+ * it answered) and CLOCK_ANSWERS a tick at most (the rest dropped,
+ * counted), and only one stamped after the requester's last request
+ * (replay.h: offsets_request; a replay, whose answer would prove nothing:
+ * more than CLOCK_SEEN captures replayed in turn each came as new). An
+ * answer carrying one of the requester's last CLOCK_ASKS nonces, come
+ * within CLOCK_PROOF_MS of that request, was stamped after the request was
+ * made: its sender is alive and its sample genuine and fresh (a replay of
+ * it that came in that time is at most CLOCK_PROOF_MS lower), and the
+ * requester takes its clock as proved for PROOF_KEEP_MS (replay.h). Any
+ * other answer teaches the offset like any beacon, and no proof. A node of
+ * a version before clock requests never answers: a keyed node of this
+ * version refuses its envelopes (counted, reason="unproved"), so a keyed
+ * cluster is upgraded whole.
  *
  * Cost: each active node publishes one beacon (~140 bytes) every 2 s, which
  * the engine delivers to every keyed node: active publishers x nodes / 2

@@ -122,7 +122,7 @@
 	X(cl_beacons_old, "weft_cluster_beacons_total", "result=\"old\"", "") \
 	X(cl_beacons_bad, "weft_cluster_beacons_total", "result=\"bad\"", "") \
 	X(cl_clock_requests_sent, "weft_cluster_clock_requests_sent_total", "", "--cluster-key-file: clock requests this node sent (when it holds an envelope of a sender whose clock is not proved, then each second while it does; when the link comes up; before the proofs of the senders it hears run out)") \
-	X(cl_clock_requests_refused, "weft_cluster_clock_requests_refused_total", "", "--cluster-key-file: other nodes' clock requests not answered: stamped more than 1 s below what the requester's clock is known to be (a replay), or whose clock offset could not be learned (more than 30 s off, the offsets' bound, no memory)") \
+	X(cl_clock_requests_refused, "weft_cluster_clock_requests_refused_total", "", "--cluster-key-file: other nodes' clock requests not answered: stamped no later than the requester's last one (a replay), or whose clock offset could not be learned (more than 30 s off, the offsets' bound, no memory)") \
 	X(cl_clock_answers_sent, "weft_cluster_clock_answers_sent_total", "", "--cluster-key-file: other nodes' clock requests this node answered") \
 	X(cl_clock_answers_dropped, "weft_cluster_clock_answers_dropped_total", "", "--cluster-key-file: clock requests not answered for the bound of answers a second (a flood of requests)") \
 	X(cl_clock_answers_proved, "weft_cluster_clock_answers_total", "result=\"proved\"", "--cluster-key-file: answers to this node's clock requests: proved (its own recent nonce: the sender's clock proved for 30 s), unknown (not a nonce of its last requests: the offset learned only)") \
