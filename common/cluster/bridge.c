@@ -1271,7 +1271,8 @@ static void clock_request(struct bridge *b, const uint64_t *target, unsigned n)
 	unsigned i = 0;
 	do {
 		ck.targets = n - i < CLOCK_TARGETS ? n - i : CLOCK_TARGETS;
-		memcpy(ck.target, target + i, ck.targets * sizeof(*target));
+		if (ck.targets) /* target NULL: to all */
+			memcpy(ck.target, target + i, ck.targets * sizeof(*target));
 		i += ck.targets;
 		if (beacon_send(b, &ck))
 			stat_inc(STAT_cl_clock_requests_sent);
