@@ -667,6 +667,46 @@ static void test_warmup(void)
 	warmup_clear(&w);
 }
 
+/* h7-rev2: more held senders than a tick asks for (CLOCK_TICK_ASKS). The
+ * tick's requests must reach every held sender before its deadline
+ * (WARMUP_MS): one left out is never proved, and each of its envelopes is
+ * refused unproved. warmup_asks walks the senders' table from its first
+ * bucket every tick and every sender it asked is due again a tick later
+ * (WARMUP_ASK_MS < LINK_TICK_MS), so the same CLOCK_TICK_ASKS are chosen at
+ * each tick and the rest are never asked at a tick (their only chance is the
+ * request at hold, which the 250-ms gap skips while others are being
+ * held). */
+static void test_warmup_asks_fair(void)
+{
+	enum { SENDERS = CLOCK_TICK_ASKS + 72 };
+	struct warmup w;
+	warmup_init(&w, 0);
+	warmup_start(&w, 1);
+	for (uint64_t o = 1; o <= SENDERS; o++) {
+		struct envelope e = {.origin = o * 0x9e3779b97f4a7c15ULL, .boot = 1, .seq = 1, .data = "x", .n = 1};
+		CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, 1000, 1, 1));
+	}
+	static bool asked_ever[SENDERS + 1];
+	uint64_t out[CLOCK_TICK_ASKS];
+	/* The ticks of one deadline (none is due before 1000 + WARMUP_MS). */
+	for (uint64_t now = 1000 + LINK_TICK_MS; now < 1000 + WARMUP_MS; now += LINK_TICK_MS) {
+		CHECK(!warmup_due(&w, now));
+		unsigned n = warmup_asks(&w, now, out, CLOCK_TICK_ASKS);
+		for (unsigned i = 0; i < n; i++)
+			for (uint64_t o = 1; o <= SENDERS; o++)
+				if (out[i] == o * 0x9e3779b97f4a7c15ULL)
+					asked_ever[o] = true;
+	}
+	unsigned never = 0;
+	for (uint64_t o = 1; o <= SENDERS; o++)
+		never += !asked_ever[o];
+	if (never)
+		fprintf(stderr, "h7-rev2: %u of %u held senders never asked for at a tick before their deadline\n", never,
+		        (unsigned)SENDERS);
+	CHECK(never == 0);
+	warmup_clear(&w);
+}
+
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
  * keyed replacement and replays, and the bounds under a flood. */
 /* A key file of 40 bytes (mode 0600, as sign_key_load wants) loaded. */
@@ -1157,6 +1197,7 @@ int main(void)
 	test_replay();
 	test_replay_before_subscribe();
 	test_warmup();
+	test_warmup_asks_fair();
 	test_beacon();
 	test_clock();
 	test_url();
