@@ -3271,3 +3271,116 @@ def test_keyed_flood_pushes_a_stopped_senders_replay_out(ctx):
                 if c:
                     c.close()
             stop_all([x for x in (a, w) if x])
+
+
+def test_keyed_sender_proved_at_more_nodes_than_its_answers_allow(ctx):
+    """h7-rev2 reproducer. A keyed sender must be proved at every node that
+    holds its envelopes within WARMUP_MS (3 s) of the hold, else they are
+    refused (reason="unproved"). But a node answers CLOCK_ANSWERS (16)
+    requests a tick at most, the rest dropped: in 3 s it proves itself to 16
+    x 4 = 64 nodes at most. A sender quiet for over 60 s (no beacons: every
+    proof of it lapsed), or just restarted, whose next message goes to a
+    channel that more nodes than that subscribe, has it refused at the rest:
+    each node holds it and asks (one named request at once, then one each
+    tick; each answer good within 2 s of its request), as the 80 made-up
+    keyed nodes here do (signed requests naming the real node s, each
+    stamped later than its last, a fresh nonce each), fewer than the 100 x
+    100 cluster docs/CLUSTER.md prices. Every one of them must get an
+    answer to one of its requests within 2 s of it, before its 3 s are up;
+    at most 64 do, and s counts the rest dropped."""
+    secret = b"0123456789abcdef0123456789abcdef-fanin"
+    key = write_key(ctx, "key", secret)
+    nodes = 80  # 30 pass (checked): 16 a tick over 3-4 ticks
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        s, p, raw, spy = None, None, None, None
+        try:
+            s = node("coro", url, ["--cluster-key-file", key])
+            assert wait_for(lambda: link_up(s), 10 * slow_factor(), 0.01)
+            raw = RawRedis(r)
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            spy.sendall(resp("SUBSCRIBE", "weft: clk"))
+            p = Pub(s)
+            p.publish("x", b"active")  # s sent a message: it answers requests, and beacons
+            p.drain()
+            head = re.compile(rb"\*3\r\n\$7\r\nmessage\r\n\$9\r\nweft: clk\r\n\$(\d+)\r\n")
+            buf, origin = b"", None
+            deadline = time.time() + 10 * slow_factor()
+            while origin is None and time.time() < deadline:  # s's origin, from its beacon
+                buf += spy.recv(65536)
+                while (m := head.search(buf)) and len(buf) >= m.end() + int(m.group(1)) + 2:
+                    payload, buf = buf[m.end():m.end() + int(m.group(1))], buf[m.end() + int(m.group(1)) + 2:]
+                    if origin is None:
+                        origin = int(payload.split(b" ")[1], 16)
+            assert origin is not None, "no beacon of s"
+            answers = []  # (time, requester, nonce) of s's answers
+            stop = threading.Event()
+
+            def read_answers():
+                b = buf
+                spy.settimeout(0.1)
+                while not stop.is_set():
+                    try:
+                        chunk = spy.recv(65536)
+                    except socket.timeout:
+                        continue
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    b += chunk
+                    while (m := head.search(b)) and len(b) >= m.end() + int(m.group(1)) + 2:
+                        payload, b = b[m.end():m.end() + int(m.group(1))], b[m.end() + int(m.group(1)) + 2:]
+                        a = re.fullmatch(rb"weft1 ([0-9a-f]{16}) .*\n!([0-9a-f]{16})([0-9a-f]{16})", payload, re.S)
+                        if a and int(a.group(1), 16) == origin:
+                            answers.append((time.time(), int(a.group(2), 16), int(a.group(3), 16)))
+
+            t = threading.Thread(target=read_answers, daemon=True)
+            t.start()
+            fakes = [0xFA0000 + i for i in range(nodes)]
+            sent = {}  # (requester, nonce) -> when requested
+            seq = {f: 0 for f in fakes}
+            proved = set()
+
+            def check_proved():
+                for at, req, nonce in list(answers):
+                    if (req, nonce) in sent and at - sent[(req, nonce)] <= 2.0:
+                        proved.add(req)
+
+            t0 = time.time()
+            for off in (0.0, 0.5, 1.5, 2.5):  # at the hold, then a tick each second (its phase 0.5 s)
+                while time.time() < t0 + off:
+                    time.sleep(0.01)
+                check_proved()
+                for f in fakes:
+                    if f in proved:
+                        continue
+                    seq[f] += 1
+                    nonce = (f << 16) | seq[f]
+                    sent[(f, nonce)] = time.time()
+                    raw.cmd("PUBLISH", "weft: clk", signed_request_named(secret, f, seq[f], int(time.time() * 1e6),
+                                                                         nonce, [origin]))
+            while time.time() < t0 + 3.0:
+                time.sleep(0.01)
+            check_proved()
+            stop.set()
+            t.join(5)
+            dropped = s.metric("weft_cluster_clock_answers_dropped_total")
+            assert len(proved) == nodes, (
+                "only %d of %d nodes proved s within their 3 s (s answered %d, dropped %d, refused %d): the rest "
+                "refuse its message as unproved" % (len(proved), nodes, s.metric("weft_cluster_clock_answers_sent_total"),
+                                                    dropped, s.metric("weft_cluster_clock_requests_refused_total")))
+        finally:
+            for c in (raw, p, spy):
+                if c:
+                    c.close()
+            stop_all([x for x in (s,) if x])
+
+
+def signed_request_named(secret, origin, n, stamp, nonce, targets):
+    """A clock request of a made-up node naming the senders targets (beacon.h:
+    ?<nonce><origin>..., 16 hex digits each), signed with secret."""
+    data = b"?%016x" % nonce + b"".join(b"%016x" % o for o in targets)
+    head = b"weft1 %016x 1 0 %d - %d" % (origin, n, stamp)
+    tag = hmac.new(secret, head + (4).to_bytes(8, "little") + b" clk" + data, hashlib.sha256).hexdigest()
+    return head + b" " + tag.encode() + b"\n" + data
