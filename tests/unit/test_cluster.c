@@ -707,6 +707,36 @@ static void test_warmup_asks_fair(void)
 	warmup_clear(&w);
 }
 
+/* h7-rev2: a requester whose clock steps back by the window or more (here
+ * from 20 s ahead of the receiver's to 20 s behind it, both inside the
+ * 30-s window the age rule allows) has its stamps start again from its
+ * clock (stamp_next), so they fall below the last request the receiver
+ * answered, and offsets_request refuses every request of it until its clock
+ * passes that stamp again: 40 s here, each second of it heard (its entry
+ * stays current). Meanwhile nobody answers it, its proofs lapse, and it
+ * refuses every remote envelope as unproved. */
+static void test_request_after_a_clock_step(void)
+{
+	const uint64_t SEC = 1000000, W = STAMP_FRESH_US;
+	const uint64_t t0 = 1796073855653123ULL / W * W + 1000;
+	struct offsets o = {0};
+	uint64_t last = 0, refused = 0;
+	/* R's clock: 20 s ahead of the receiver's; at t0 + 5 s it steps back 40 s. */
+	for (uint64_t t = 0; t < 60; t++) {
+		uint64_t now = t0 + t * SEC, clock = now + 20 * SEC - (t >= 5 ? 40 * SEC : 0);
+		uint64_t stamp = last = stamp_next(last, clock);
+		CHECK(first_sight_age(stamp, now) == FIRST_OK); /* within the window, before and after */
+		offsets_learn(&o, 3, 4, stamp, now, 1000 + t * 1000);
+		if (!offsets_request(&o, 3, 4, stamp, now))
+			refused++;
+	}
+	if (refused)
+		fprintf(stderr, "h7-rev2: %llu of 60 requests (one a second) of a requester whose clock stepped back 40 s "
+		                "refused\n", (unsigned long long)refused);
+	CHECK(refused == 0);
+	offsets_clear(&o);
+}
+
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
  * keyed replacement and replays, and the bounds under a flood. */
 /* A key file of 40 bytes (mode 0600, as sign_key_load wants) loaded. */
@@ -1198,6 +1228,7 @@ int main(void)
 	test_replay_before_subscribe();
 	test_warmup();
 	test_warmup_asks_fair();
+	test_request_after_a_clock_step();
 	test_beacon();
 	test_clock();
 	test_url();
