@@ -3384,3 +3384,68 @@ def signed_request_named(secret, origin, n, stamp, nonce, targets):
     head = b"weft1 %016x 1 0 %d - %d" % (origin, n, stamp)
     tag = hmac.new(secret, head + (4).to_bytes(8, "little") + b" clk" + data, hashlib.sha256).hexdigest()
     return head + b" " + tag.encode() + b"\n" + data
+
+
+def fnv1a(b):
+    """hash.h's hash_bytes (FNV-1a, 64 bits): the bucket order of a table."""
+    h = 1469598103934665603
+    for c in b:
+        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def hold_key_hash(origin, boot=1):
+    """The hash of a held sender's entry (warmup.c skey: origin, boot, 8 bytes
+    each, little-endian)."""
+    return fnv1a(origin.to_bytes(8, "little") + boot.to_bytes(8, "little"))
+
+
+def test_keyed_live_sender_behind_many_held_senders(ctx):
+    """h7-rev2 reproducer. A tick asks for CLOCK_TICK_ASKS (128) held senders
+    at most, and warmup_asks walks the senders' table from its first bucket
+    each tick: every sender it asked is due again a tick later, so the same
+    128 are asked each tick and a held sender in a later bucket never is.
+    Its only other request is the one at its hold, skipped while another
+    request went within 250 ms (CLOCK_ASK_GAP_MS). Anyone who can PUBLISH
+    with captures of 150 stopped senders (made up here, signed, never
+    answering) replays them just before a live sender's message (a ghost
+    that answers any request naming it, ClockAnswerer): the live sender's
+    entry falls in the last bucket (FNV-1a, unseeded: hash.h), it is never
+    named, and its genuine message is refused as unproved."""
+    secret = b"0123456789abcdef0123456789abcdef-ticks"
+    key = write_key(ctx, "key", secret)
+    stopped = 150  # 100 pass (checked): the live one is named at a tick
+    live = next(o for o in range(0x11700000, 0x11800000) if hold_key_hash(o) & 0xFFF == 0xFFF)
+    ghosts = [o for o in range(0x22000000, 0x22001000) if hold_key_hash(o) & 0xFFF != 0xFFF][:stopped]
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        w, s, raw, ans, fl = None, None, None, None, None
+        try:
+            w = node("coro", url, ["--cluster-key-file", key])
+            assert wait_for(lambda: link_up(w), 10 * slow_factor(), 0.01)
+            s = Sub(w, "resp", "s")
+            raw = RawRedis(r)
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 1, 10 * slow_factor(), 0.002)
+            ans = ClockAnswerer(r, secret, [live])  # after w's request to all at its link up
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft: clk") == 2, 10 * slow_factor(), 0.01)
+            now = int(time.time() * 1e6)
+            batch = b"".join(resp("PUBLISH", "weft:s", signed_envelope(secret, g, now, b"s", b"cap")) for g in ghosts)
+            batch += resp("PUBLISH", "weft:s", signed_envelope(secret, live, now + 1, b"s", b"live"))
+            fl = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            fl.sendall(batch)  # one write: the live one's request at its hold falls in the 250-ms gap
+            got = b""
+            while got.count(b"\r\n") < stopped + 1:
+                chunk = fl.recv(65536)
+                assert chunk
+                got += chunk
+            delivered = s.read(1, 8 * slow_factor())
+            assert delivered == [b"live"], (
+                "the live sender's message not delivered: %r (refused unproved %d, requests sent %d, the live "
+                "sender named %d times)" % (delivered, w.metric("weft_cluster_replays_refused_total",
+                                                                'reason="unproved"'),
+                                           w.metric("weft_cluster_clock_requests_sent_total"), ans.answers))
+        finally:
+            for c in (s, raw, fl, ans):
+                if c:
+                    c.stop() if c is ans else c.close()
+            stop_all([x for x in (w,) if x])
