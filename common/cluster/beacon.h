@@ -111,9 +111,10 @@ _Static_assert(CLOCK_REQ_MAX >= CLOCK_ANS_LEN, "BEACON_MAX holds an answer");
 #define CLOCK_ASK_GAP_MS 250 /* a requester's requests between ticks, at most one so often */
 #define CLOCK_PROOF_MS 2000 /* an answer proves its sender's clock within this of its request */
 _Static_assert(CLOCK_ASKS * CLOCK_ASK_GAP_MS >= CLOCK_PROOF_MS + 1000, "the nonces of CLOCK_PROOF_MS are kept");
-#define CLOCK_SEEN 64       /* requests answered, remembered (requester, nonce) */
+#define CLOCK_SEEN 256      /* requests answered, remembered (requester, nonce): more than a tick's */
 #define CLOCK_TICK_ASKS (4 * CLOCK_TARGETS) /* senders held asked for at a tick, at most */
-#define CLOCK_ANSWERS 16    /* answers sent per tick at most */
+#define CLOCK_ANSWERS 128   /* answers sent per tick at most: a sender proved at as many nodes a second */
+_Static_assert(CLOCK_SEEN > CLOCK_ANSWERS, "a tick's answers are remembered");
 
 enum beacon_kind { BEACON_PLAIN, BEACON_REQUEST, BEACON_ANSWER };
 

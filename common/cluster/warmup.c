@@ -176,6 +176,8 @@ bool warmup_ask_first(struct warmup *w, uint64_t origin, uint64_t boot, uint64_t
 struct asks {
 	uint64_t now, *out;
 	unsigned n, max;
+	bool cut;      /* one due was left for the next tick: from is its hash */
+	uint64_t from;
 };
 
 static void ask_one(struct table *t, struct tentry *e, void *arg)
@@ -183,19 +185,28 @@ static void ask_one(struct table *t, struct tentry *e, void *arg)
 	struct asks *a = arg;
 	struct held_sender *s = table_val(e);
 	(void)t;
-	if (a->n < a->max && (!s->asked || a->now < s->asked || a->now - s->asked >= WARMUP_ASK_MS)) {
-		uint64_t origin;
-		memcpy(&origin, e->key, 8);
-		a->out[a->n++] = origin;
-		s->asked = a->now ? a->now : 1;
+	if (s->asked && a->now >= s->asked && a->now - s->asked < WARMUP_ASK_MS)
+		return;
+	if (a->n == a->max) {
+		if (!a->cut) { /* the next tick starts here: those behind get their turn */
+			a->cut = true;
+			a->from = e->node.hash;
+		}
+		return;
 	}
+	uint64_t origin;
+	memcpy(&origin, e->key, 8);
+	a->out[a->n++] = origin;
+	s->asked = a->now ? a->now : 1;
 }
 
 unsigned warmup_asks(struct warmup *w, uint64_t now, uint64_t *out, unsigned max)
 {
-	struct asks a = {now, out, 0, max};
+	struct asks a = {now, out, 0, max, false, 0};
 	if (w->senders.h.n)
-		table_each(&w->senders, ask_one, &a);
+		table_each_from(&w->senders, w->ask_from, ask_one, &a);
+	if (a.cut)
+		w->ask_from = a.from;
 	return a.n;
 }
 

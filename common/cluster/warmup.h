@@ -92,6 +92,7 @@ struct warmup {
 	uint64_t up_since; /* the link (its beacon channel) up since then (ms, monotonic; 0: down, or not yet) */
 	struct held_env *head, *tail;
 	struct table senders; /* origin + boot: its bytes and list (warmup.c) */
+	uint64_t ask_from;    /* warmup_asks's walk starts at this hash's bucket (a turn for each) */
 	size_t bytes, max;    /* bytes: of the envelopes; with senders.bytes within max */
 };
 
@@ -127,7 +128,8 @@ struct held_env *warmup_take_largest(struct warmup *w);
  * since it is held (then it is, at now): its first request goes at once. */
 bool warmup_ask_first(struct warmup *w, uint64_t origin, uint64_t boot, uint64_t now);
 /* At a tick: the origins (up to max, into out) of the held senders not
- * asked for within WARMUP_ASK_MS, each asked for at now. */
+ * asked for within WARMUP_ASK_MS, each asked for at now; past max, the
+ * next tick's walk starts at the first one left (each gets its turn). */
 unsigned warmup_asks(struct warmup *w, uint64_t now, uint64_t *out, unsigned max);
 void warmup_clear(struct warmup *w);
 

@@ -667,6 +667,80 @@ static void test_warmup(void)
 	warmup_clear(&w);
 }
 
+/* h7-rev2: more held senders than a tick asks for (CLOCK_TICK_ASKS). The
+ * tick's requests must reach every held sender before its deadline
+ * (WARMUP_MS): one left out is never proved, and each of its envelopes is
+ * refused unproved. warmup_asks walks the senders' table from its first
+ * bucket every tick and every sender it asked is due again a tick later
+ * (WARMUP_ASK_MS < LINK_TICK_MS), so the same CLOCK_TICK_ASKS are chosen at
+ * each tick and the rest are never asked at a tick (their only chance is the
+ * request at hold, which the 250-ms gap skips while others are being
+ * held). */
+static void test_warmup_asks_fair(void)
+{
+	enum { SENDERS = CLOCK_TICK_ASKS + 72 };
+	struct warmup w;
+	warmup_init(&w, 0);
+	warmup_start(&w, 1);
+	for (uint64_t o = 1; o <= SENDERS; o++) {
+		struct envelope e = {.origin = o * 0x9e3779b97f4a7c15ULL, .boot = 1, .seq = 1, .data = "x", .n = 1};
+		CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, 1000, 1, 1));
+	}
+	static bool asked_ever[SENDERS + 1];
+	uint64_t out[CLOCK_TICK_ASKS];
+	/* The ticks of one deadline (none is due before 1000 + WARMUP_MS). */
+	for (uint64_t now = 1000 + LINK_TICK_MS; now < 1000 + WARMUP_MS; now += LINK_TICK_MS) {
+		CHECK(!warmup_due(&w, now));
+		unsigned n = warmup_asks(&w, now, out, CLOCK_TICK_ASKS);
+		for (unsigned i = 0; i < n; i++)
+			for (uint64_t o = 1; o <= SENDERS; o++)
+				if (out[i] == o * 0x9e3779b97f4a7c15ULL)
+					asked_ever[o] = true;
+	}
+	unsigned never = 0;
+	for (uint64_t o = 1; o <= SENDERS; o++)
+		never += !asked_ever[o];
+	if (never)
+		fprintf(stderr, "h7-rev2: %u of %u held senders never asked for at a tick before their deadline\n", never,
+		        (unsigned)SENDERS);
+	CHECK(never == 0);
+	warmup_clear(&w);
+}
+
+/* A requester whose clock steps back by the window or more (here from 20 s
+ * ahead of the receiver's to 20 s behind it, both inside the 30-s window
+ * the age rule allows) has its stamps start again from its clock
+ * (stamp_next), below the last request the receiver answered: its requests
+ * are refused until its clock passes that stamp again (a replay could not
+ * be told from them), the step's length, 40 s here, and no longer
+ * (docs/CLUSTER.md: a step the keyed clocks' 30-s agreement allows is at
+ * most 60 s). A step under the window moves no stamp back: none refused
+ * (h7-rev2). */
+static void test_request_after_a_clock_step(void)
+{
+	const uint64_t SEC = 1000000, W = STAMP_FRESH_US;
+	const uint64_t t0 = 1796073855653123ULL / W * W + 1000;
+	for (uint64_t step = 10; step <= 40; step += 30) {
+		struct offsets o = {0};
+		uint64_t last = 0, refused = 0, first_after = 0;
+		for (uint64_t t = 0; t < 60; t++) {
+			uint64_t now = t0 + t * SEC, clock = now + 20 * SEC - (t >= 5 ? step * SEC : 0);
+			uint64_t stamp = last = stamp_next(last, clock);
+			CHECK(first_sight_age(stamp, now) == FIRST_OK); /* within the window, before and after */
+			offsets_learn(&o, 3, 4, stamp, now, 1000 + t * 1000);
+			if (!offsets_request(&o, 3, 4, stamp, now))
+				refused++;
+			else if (t >= 5 && !first_after)
+				first_after = t;
+		}
+		if (step < 30)
+			CHECK(refused == 0 && first_after == 5);
+		else
+			CHECK(refused == step && first_after == 5 + step); /* 40 s refused, then answered */
+		offsets_clear(&o);
+	}
+}
+
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
  * keyed replacement and replays, and the bounds under a flood. */
 /* A key file of 40 bytes (mode 0600, as sign_key_load wants) loaded. */
@@ -747,13 +821,13 @@ static void test_clock(void)
 	CHECK(!beacon_answer_ok(&bc, 5, 6, &dropped) && !dropped); /* a replay */
 	CHECK(beacon_answer_ok(&bc, 7, 6, &dropped)); /* another requester */
 	int ok = 0, drops = 0;
-	for (uint64_t i = 0; i < 100; i++) {
+	for (uint64_t i = 0; i < 2 * CLOCK_ANSWERS; i++) {
 		ok += beacon_answer_ok(&bc, 9, 100 + i, &dropped);
 		drops += dropped;
 	}
-	CHECK(ok == CLOCK_ANSWERS - 2 && drops == 100 - ok);
+	CHECK(ok == CLOCK_ANSWERS - 2 && drops == 2 * CLOCK_ANSWERS - ok);
 	beacon_answers_tick(&bc);
-	CHECK(beacon_answer_ok(&bc, 9, 199, &dropped)); /* dropped ones are not remembered */
+	CHECK(beacon_answer_ok(&bc, 9, 99 + 2 * CLOCK_ANSWERS, &dropped)); /* dropped ones are not remembered */
 	CHECK(!beacon_answer_ok(&bc, 5, 6, &dropped) && !dropped);
 
 	/* The requester: its last CLOCK_ASKS nonces, CLOCK_PROOF_MS each. */
@@ -1157,6 +1231,8 @@ int main(void)
 	test_replay();
 	test_replay_before_subscribe();
 	test_warmup();
+	test_warmup_asks_fair();
+	test_request_after_a_clock_step();
 	test_beacon();
 	test_clock();
 	test_url();
