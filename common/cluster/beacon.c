@@ -47,12 +47,14 @@ size_t beacon_make_clock(struct beacon *bc, char *out, const struct sign_key *k,
 {
 	struct envelope env = {.origin = origin, .boot = boot, .seq = bc->n + 1, .stamp = stamp};
 	unsigned char tag[ENVELOPE_TAG_BYTES];
-	char data[CLOCK_ANS_LEN];
+	char data[CLOCK_REQ_MAX];
 	size_t dn = 0;
 	if (ck && ck->kind == BEACON_REQUEST) {
 		data[0] = '?';
 		put_hex(data + 1, ck->nonce);
 		dn = CLOCK_REQ_LEN;
+		for (unsigned i = 0; i < ck->targets && i < CLOCK_TARGETS; i++, dn += CLOCK_NONCE_HEX)
+			put_hex(data + dn, ck->target[i]);
 	} else if (ck && ck->kind == BEACON_ANSWER) {
 		data[0] = '!';
 		put_hex(data + 1, ck->requester);
@@ -79,8 +81,13 @@ bool beacon_clock(const struct envelope *env, struct beacon_clock *ck)
 	*ck = (struct beacon_clock){.kind = BEACON_PLAIN};
 	if (!env->n)
 		return true;
-	if (env->n == CLOCK_REQ_LEN && env->data[0] == '?') {
+	if (env->n >= CLOCK_REQ_LEN && env->n <= CLOCK_REQ_MAX && (env->n - CLOCK_REQ_LEN) % CLOCK_NONCE_HEX == 0 &&
+	    env->data[0] == '?') {
 		ck->kind = BEACON_REQUEST;
+		ck->targets = (unsigned)((env->n - CLOCK_REQ_LEN) / CLOCK_NONCE_HEX);
+		for (unsigned i = 0; i < ck->targets; i++)
+			if (!get_hex(env->data + CLOCK_REQ_LEN + i * CLOCK_NONCE_HEX, &ck->target[i]))
+				return false;
 		return get_hex(env->data + 1, &ck->nonce);
 	}
 	if (env->n == CLOCK_ANS_LEN && env->data[0] == '!') {
@@ -88,6 +95,14 @@ bool beacon_clock(const struct envelope *env, struct beacon_clock *ck)
 		return get_hex(env->data + 1, &ck->requester) && get_hex(env->data + 1 + CLOCK_NONCE_HEX, &ck->nonce);
 	}
 	return false;
+}
+
+bool beacon_asks(const struct beacon_clock *ck, uint64_t origin)
+{
+	for (unsigned i = 0; i < ck->targets; i++)
+		if (ck->target[i] == origin)
+			return true;
+	return !ck->targets;
 }
 
 void beacon_asked(struct beacon *bc, uint64_t nonce, uint64_t mono)

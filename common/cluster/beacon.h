@@ -32,40 +32,51 @@
  * the sample: it widens the slack, never refuses a genuine message). A
  * sender quiet for BEACON_ACTIVE_US (60 s) has nothing a receiver takes:
  * the age rule refuses a stamp 30 s off the receiver's clock, and the two
- * clocks may be up to 30 s apart. A receiver has no off_lb for a sender
- * yet in its first beacon period after its link comes up (after it
- * started, or a link down for 30 to 60 s and more): it holds back that
- * sender's envelopes until a beacon period has passed (warmup.h: WARMUP_MS
- * is this period and a margin). What is left: an engine that holds up or
- * suppresses the beacons (compromised, or someone who can delay messages),
- * and the STAMP_SLACK_US slack itself.
+ * clocks may be up to 30 s apart. But beacons alone cannot tell a live
+ * sender from one that has stopped: a receiver that never heard it alive
+ * (it started after, or its link was down) learns its off_lb from replays
+ * only, of its envelopes and its beacons alike, each sample low. So a
+ * receiver judges a sender's envelopes only once its clock is proved by an
+ * answer to a clock request (below), and holds them until then (warmup.h).
+ * What is left: an engine that holds up or suppresses beacons and answers
+ * (compromised: it can drop messages anyway), and the STAMP_SLACK_US slack
+ * itself.
  *
- * Clock requests (issue 18): a node in its warm-up need not wait a whole
- * period for a sender it can ask. Its request and the answers are beacons
- * with a short data field, signed with it (sign.h, on the beacon channel):
+ * Clock requests (issue 18): a node asks the senders to prove their
+ * clocks. Its request and the answers are beacons with a short data field,
+ * signed with it (sign.h, on the beacon channel):
  *
  *     ?<nonce>                 a request: 16 hex digits, random (getrandom)
  *     !<requester><nonce>      an answer: the requester's origin and its
  *                              nonce, 16 hex digits each
  *
- * (lower case, exactly these lengths; anything else is not a beacon). A
- * keyed node sends a request when its warm-up starts and at each tick of it
- * while it holds envelopes (its SUBSCRIBE and its PUBLISH go on different
- * connections: the first request's answers may come before it listens). A
- * keyed node active within BEACON_ACTIVE_US (an inactive one has nothing a
- * replay could be refused for) answers a valid request of another node at
- * once, each (requester, nonce) at most once (the last CLOCK_SEEN it
- * answered) and CLOCK_ANSWERS a tick at most (the rest dropped, counted),
- * and none stamped more than CLOCK_PROOF_MS below the requester's off_lb (a
- * replay, whose answer would prove nothing: more than CLOCK_SEEN captures
- * replayed in turn each came as new; bridge.c clock_answer). An answer carrying one of the
- * requester's last CLOCK_ASKS nonces, come within CLOCK_PROOF_MS of that
- * request, was stamped after the request was made, so after the warm-up
- * started: its sample is genuine and fresh (a replay of it that came in
- * that time is at most CLOCK_PROOF_MS lower), and the requester trusts its
- * sender for the rest of the warm-up (warmup.h). Any other answer teaches
- * the offset like any beacon, and no trust. A node of an older version
- * counts these as bad beacons, and nothing else changes.
+ * (lower case, exactly these lengths; anything else is not a beacon); a
+ * request may name, after the nonce, up to CLOCK_TARGETS senders (their
+ * origins, 16 hex digits each): only they answer it. A keyed node sends a
+ * request to all when its link comes up and at a tick before the proofs of
+ * senders it hears run out (replay.h: offsets_renew); one naming the sender
+ * when it holds an envelope of a sender whose clock is not proved (at once,
+ * at most one request every CLOCK_ASK_GAP_MS), and at each tick one naming
+ * the senders it still holds (its SUBSCRIBE and its PUBLISH go on different
+ * connections: the first request's answers may come before it listens; an
+ * answer may be dropped). Named, not to all: a stopped sender's replay is
+ * held at every node, and a request to all made every active node answer.
+ * A keyed node active within BEACON_ACTIVE_US (an inactive one has nothing
+ * to prove) answers a valid request of another node that names it or no
+ * one at once, each (requester, nonce) at most once (the last CLOCK_SEEN
+ * it answered) and CLOCK_ANSWERS a tick at most (the rest dropped,
+ * counted), and only one stamped after the requester's last request
+ * (replay.h: offsets_request; a replay, whose answer would prove nothing:
+ * more than CLOCK_SEEN captures replayed in turn each came as new). An
+ * answer carrying one of the requester's last CLOCK_ASKS nonces, come
+ * within CLOCK_PROOF_MS of that request, was stamped after the request was
+ * made: its sender is alive and its sample genuine and fresh (a replay of
+ * it that came in that time is at most CLOCK_PROOF_MS lower), and the
+ * requester takes its clock as proved for PROOF_KEEP_MS (replay.h). Any
+ * other answer teaches the offset like any beacon, and no proof. A node of
+ * a version before clock requests never answers: a keyed node of this
+ * version refuses its envelopes (counted, reason="unproved"), so a keyed
+ * cluster is upgraded whole.
  *
  * Cost: each active node publishes one beacon (~140 bytes) every 2 s, which
  * the engine delivers to every keyed node: active publishers x nodes / 2
@@ -90,13 +101,20 @@
 #define BEACON_ACTIVE_US (2 * STAMP_FRESH_US)
 
 #define CLOCK_NONCE_HEX 16
+#define CLOCK_TARGETS 32 /* senders a request may name */
 #define CLOCK_REQ_LEN (1 + CLOCK_NONCE_HEX)
+#define CLOCK_REQ_MAX (CLOCK_REQ_LEN + CLOCK_TARGETS * CLOCK_NONCE_HEX)
 #define CLOCK_ANS_LEN (1 + 2 * CLOCK_NONCE_HEX)
-#define BEACON_MAX (ENVELOPE_HEAD_MAX + CLOCK_ANS_LEN) /* a beacon and its data */
-#define CLOCK_ASKS 4        /* a requester's last nonces an answer may carry */
-#define CLOCK_PROOF_MS 1000 /* an answer proves its sender's clock within this of its request */
-#define CLOCK_SEEN 64       /* requests answered, remembered (requester, nonce) */
-#define CLOCK_ANSWERS 16    /* answers sent per tick at most */
+#define BEACON_MAX (ENVELOPE_HEAD_MAX + CLOCK_REQ_MAX) /* a beacon and its data */
+_Static_assert(CLOCK_REQ_MAX >= CLOCK_ANS_LEN, "BEACON_MAX holds an answer");
+#define CLOCK_ASKS 12       /* a requester's last nonces an answer may carry: CLOCK_PROOF_MS of them */
+#define CLOCK_ASK_GAP_MS 250 /* a requester's requests between ticks, at most one so often */
+#define CLOCK_PROOF_MS 2000 /* an answer proves its sender's clock within this of its request */
+_Static_assert(CLOCK_ASKS * CLOCK_ASK_GAP_MS >= CLOCK_PROOF_MS + 1000, "the nonces of CLOCK_PROOF_MS are kept");
+#define CLOCK_SEEN 256      /* requests answered, remembered (requester, nonce): more than a tick's */
+#define CLOCK_TICK_ASKS (4 * CLOCK_TARGETS) /* senders held asked for at a tick, at most */
+#define CLOCK_ANSWERS 128   /* answers sent per tick at most: a sender proved at as many nodes a second */
+_Static_assert(CLOCK_SEEN > CLOCK_ANSWERS, "a tick's answers are remembered");
 
 enum beacon_kind { BEACON_PLAIN, BEACON_REQUEST, BEACON_ANSWER };
 
@@ -104,7 +122,12 @@ struct beacon_clock {
 	enum beacon_kind kind;
 	uint64_t requester; /* an answer's */
 	uint64_t nonce;     /* a request's or an answer's */
+	unsigned targets;   /* a request's: the senders it names (0: every active one) */
+	uint64_t target[CLOCK_TARGETS];
 };
+
+/* Whether the request ck asks origin to answer. */
+bool beacon_asks(const struct beacon_clock *ck, uint64_t origin);
 
 struct beacon {
 	uint64_t active; /* the stamp of this node's last message or marker (0: none); the
@@ -137,7 +160,13 @@ bool beacon_active(const struct beacon *bc, uint64_t now);
 /* A request made at mono (ms) with nonce: remembered (the oldest of
  * CLOCK_ASKS goes). */
 void beacon_asked(struct beacon *bc, uint64_t nonce, uint64_t mono);
-/* Forget the requests made (a warm-up starts afresh). */
+/* When this node last made a request (ms, monotonic; 0: none since the
+ * last beacon_asks_clear). */
+static inline uint64_t beacon_last_asked(const struct beacon *bc)
+{
+	return bc->ask_at[(bc->ask_next + CLOCK_ASKS - 1) % CLOCK_ASKS];
+}
+/* Forget the requests made (the link came up afresh). */
 void beacon_asks_clear(struct beacon *bc);
 /* Whether nonce is one of this node's requests made within CLOCK_PROOF_MS
  * of mono. */

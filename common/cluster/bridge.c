@@ -32,9 +32,9 @@
  *         go and added again before an announcement said it was gone): a
  *         first envelope on it stamped before that is a replay (replay.h:
  *         before_subscribe).
- * and, keyed, the warm-up's queue (warmup.h): envelopes of senders whose
- * off_lb is not trusted yet in the first beacon period after the link came
- * up, bounded in bytes (HOLD_BYTES); link thread only.
+ * and, keyed, the hold (warmup.h): envelopes of senders whose clock is
+ * not proved (by an answer to a clock request: beacon.h), bounded in bytes
+ * (HOLD_BYTES); link thread only.
  * and, over redis-cluster://, for patterns across nodes (patterns.h):
  *   lpat  this node's patterns, announced (one per 'p' entry of held),
  *         and those let go since the last announcement sent (LP_GONE).
@@ -142,7 +142,7 @@ struct bridge {
 	struct table seen;
 	struct floors floors;
 	struct offsets offsets;
-	struct warmup warm;    /* keyed: envelopes of senders not trusted yet after the link came up (warmup.h) */
+	struct warmup warm;    /* keyed: envelopes of senders whose clock is not proved (warmup.h) */
 	unsigned beacon_slot;  /* redis-cluster://, keyed: the beacon channel's slot */
 	uint64_t sub_now;      /* under lock: the clock when the subscription changes being sent were queued */
 	struct link *link;     /* redis:// (one engine), or */
@@ -269,8 +269,11 @@ static void purge_seen(struct bridge *b, const struct tentry *held)
 static void refused(const struct envelope *env, enum first_sight fs, uint64_t now)
 {
 	if (!env->marker)
-		stat_inc(fs == FIRST_OLD ? STAT_cl_replays_old
-		         : fs == FIRST_EVICTED ? STAT_cl_replays_evicted : STAT_cl_replays_before_sub);
+		stat_inc(fs == FIRST_OLD        ? STAT_cl_replays_old
+		         : fs == FIRST_EVICTED  ? STAT_cl_replays_evicted
+		         : fs == FIRST_UNPROVED ? STAT_cl_replays_unproved
+		         : fs == FIRST_HOLD_FULL ? STAT_cl_replays_hold_full
+		                                : STAT_cl_replays_before_sub);
 	if (fs == FIRST_OLD) {
 		static struct log_rate lr = LOG_RATE_INIT;
 		log_rated(&lr, LOG_WARN,
@@ -345,7 +348,7 @@ static bool checked(const struct bridge *b, const struct envelope *env, const ch
 /* false: a duplicate or a replay, drop it. Counts gaps. sub: when the
  * subscription it came on was made (0: not known); now: the clock as it is
  * judged (stamp_clock, read once an envelope: learn(), or once a release of
- * the warm-up's hold; 0 without a key); arrived: when it came, if it was
+ * the hold; 0 without a key); arrived: when it came, if it was
  * held since (warmup.h; else 0: now): its age is reckoned then (a genuine
  * one must not grow old in the hold), its sender's off_lb now. */
 static bool track(struct bridge *b, const struct envelope *env, const char *pat, size_t pn, const char *ch, size_t cn,
@@ -862,7 +865,7 @@ static void sync_engine(struct bridge *b)
 	b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 }
 
-static void clock_request(struct bridge *b);
+static void clock_request(struct bridge *b, const uint64_t *target, unsigned n);
 static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce, uint64_t now);
 static void clock_proved(struct bridge *b, const struct envelope *ans, uint64_t nonce);
 
@@ -883,9 +886,9 @@ static void on_up(void *arg)
 	}
 	b->dirty = r.retry;
 	sync_engine(b); /* publishes queued since, and what was not queued above (no memory) */
-	if (b->key) { /* the warm-up just started: ask the senders for their clocks */
+	if (b->key) { /* the link is up afresh: ask the senders for their clocks (warmup.h) */
 		beacon_asks_clear(&b->beacon);
-		clock_request(b);
+		clock_request(b, NULL, 0);
 	}
 	pthread_mutex_unlock(&b->lock);
 	buf_free(&r.out);
@@ -1201,8 +1204,10 @@ static void on_beacon(struct bridge *b, const char *p, size_t n)
 	uint64_t now = learn(b, &env);
 	stat_inc(STAT_cl_beacons_ok);
 	struct beacon_clock ck;
-	if (beacon_clock(&env, &ck) && ck.kind == BEACON_REQUEST)
-		clock_answer(b, &env, ck.nonce, now);
+	if (beacon_clock(&env, &ck) && ck.kind == BEACON_REQUEST) {
+		if (beacon_asks(&ck, b->origin)) /* one that names others is theirs */
+			clock_answer(b, &env, ck.nonce, now);
+	}
 	else if (ck.kind == BEACON_ANSWER && ck.requester == b->origin)
 		clock_proved(b, &env, ck.nonce);
 }
@@ -1251,31 +1256,39 @@ static void beacon_tick(struct bridge *b)
 }
 
 /* Under b->lock, keyed, the link up: a clock request with a fresh nonce
- * (beacon.h), so that the senders this warm-up holds need not wait for
- * their beacons. */
-static void clock_request(struct bridge *b)
+ * (beacon.h) to every active sender (n 0), or to the n senders of target,
+ * CLOCK_TARGETS a request (one nonce for all): the answers prove their
+ * senders' clocks (warmup.h). A request naming the senders held is
+ * answered by them only: one to all, each answer delivered to every node,
+ * made anyone who replays a stopped sender's capture (a held sender that
+ * never answers) cost every active node an answer a second. */
+static void clock_request(struct bridge *b, const uint64_t *target, unsigned n)
 {
 	struct beacon_clock ck = {.kind = BEACON_REQUEST};
 	if (getrandom(&ck.nonce, sizeof(ck.nonce), 0) != sizeof(ck.nonce))
 		return; /* asked again at the next tick while anything is held */
 	beacon_asked(&b->beacon, ck.nonce, (uint64_t)now_ms());
-	if (beacon_send(b, &ck))
-		stat_inc(STAT_cl_clock_requests_sent);
+	unsigned i = 0;
+	do {
+		ck.targets = n - i < CLOCK_TARGETS ? n - i : CLOCK_TARGETS;
+		if (ck.targets) /* target NULL: to all */
+			memcpy(ck.target, target + i, ck.targets * sizeof(*target));
+		i += ck.targets;
+		if (beacon_send(b, &ck))
+			stat_inc(STAT_cl_clock_requests_sent);
+	} while (i < n);
 }
 
-/* Another node's clock request (the link's loop), its tag checked and its
- * sample learned at now: answer it at once if this node is active (an
- * inactive one has nothing a replay could be refused for), each request
- * once, CLOCK_ANSWERS a tick at most. Not if it is stamped more than
- * CLOCK_PROOF_MS below what its sender's clock is known to be (its off_lb):
- * its answer would come too late to prove anything, and it is a replay
- * (the last CLOCK_SEEN answered are remembered only: anyone who can PUBLISH
- * replays more captures than that in turn, and every active node answered
- * CLOCK_ANSWERS a tick for as long as they were under STAMP_FRESH_US old). */
+/* Another node's clock request to this one or to all (the link's loop), its
+ * tag checked and its sample learned at now: answer it at once if this node
+ * is active (an inactive one has nothing to prove), each request once,
+ * CLOCK_ANSWERS a tick at most. Not if it is stamped no later than the last
+ * one of its sender (replay.h offsets_request): a replay, whose answer
+ * would prove nothing (the last CLOCK_SEEN answered were remembered only,
+ * and anyone who can PUBLISH replays more captures than that in turn). */
 static void clock_answer(struct bridge *b, const struct envelope *req, uint64_t nonce, uint64_t now)
 {
-	int64_t lb, v = req->stamp >= now ? (int64_t)(req->stamp - now) : -(int64_t)(now - req->stamp);
-	if (!offsets_get(&b->offsets, req->origin, req->boot, now, &lb) || v < lb - (int64_t)CLOCK_PROOF_MS * 1000) {
+	if (!offsets_request(&b->offsets, req->origin, req->boot, req->stamp, now)) {
 		stat_inc(STAT_cl_clock_requests_refused); /* no off_lb: no memory for it, answered when asked again */
 		return;
 	}
@@ -1296,25 +1309,25 @@ static void judge_held(struct bridge *b, struct held_env *h);
 
 /* An answer to this node (the link's loop), its sample just learned: if it
  * carries one of the nonces of our last requests, come within
- * CLOCK_PROOF_MS of it, it was made after the request, so in this warm-up:
- * its sender is trusted, and what is held of it judged now, in order. */
+ * CLOCK_PROOF_MS of it, it was made after the request: its sender's clock
+ * is proved (replay.h: PROOF_KEEP_MS), and what is held of it judged now,
+ * in order (warmup.h). */
 static void clock_proved(struct bridge *b, const struct envelope *ans, uint64_t nonce)
 {
 	uint64_t mono = (uint64_t)now_ms();
 	pthread_mutex_lock(&b->lock);
 	bool ours = beacon_asked_for(&b->beacon, nonce, mono);
 	pthread_mutex_unlock(&b->lock);
-	uint64_t now = stamp_clock(), since, was = 0;
-	bool again = ours && offsets_trust(&b->offsets, ans->origin, ans->boot, now, &since, &was) &&
-	             warmup_proves(&b->warm, was);
+	uint64_t now = stamp_clock();
+	bool again = ours && offsets_proved(&b->offsets, ans->origin, ans->boot, now, mono);
 	if (!ours || !offsets_prove(&b->offsets, ans->origin, ans->boot, now, mono)) {
 		stat_inc(STAT_cl_clock_answers_unknown); /* taught the offset only */
 		return;
 	}
 	stat_inc(STAT_cl_clock_answers_proved);
-	/* Proved already in this warm-up (a second answer, or a replay of one
-	 * within its second): nothing of it is held since, so no walk of the
-	 * hold, which a stream of replayed answers would make one per answer. */
+	/* Proved already (a second answer, a replay of one within its second,
+	 * or a renewal): nothing of it is held since, so no walk of the hold,
+	 * which a stream of replayed answers would make one per answer. */
 	if (again)
 		return;
 	struct held_env *h = warmup_take_of(&b->warm, ans->origin, ans->boot);
@@ -1331,13 +1344,22 @@ static void on_tick(void *arg)
 {
 	struct bridge *b = arg;
 	struct markers mk = {.b = b};
+	bool renew = false;
+	uint64_t asks[CLOCK_TICK_ASKS];
+	unsigned nasks = 0;
 	if (b->key) {
-		/* The link (every shard's) up all along: an off_lb learned by a
-		 * beacon period ago is trusted from now on; and the warm-up's due
-		 * envelopes are judged (those of a quiet moment wait for this). */
-		if (b->shards ? atomic_load(&b->m_up) : link_is_up(b->link))
-			warmup_tick(&b->warm, (uint64_t)now_ms());
+		/* The held envelopes' deadlines run while the beacon channel's link
+		 * is up (warmup.h); those past it are refused (those of a quiet
+		 * moment wait for this). A request to the senders held (their
+		 * answers may have come before the beacon channel was listened to,
+		 * on another connection, or been lost or dropped for the answers'
+		 * rate), and one to all before the proofs of the senders heard
+		 * from run out. */
+		uint64_t mono = (uint64_t)now_ms();
+		warmup_tick(&b->warm, mono, b->shards ? shards_slot_up(b->shards, b->beacon_slot) : link_is_up(b->link));
 		warm_release(b, false, STAT__COUNT);
+		nasks = warmup_asks(&b->warm, mono, asks, CLOCK_TICK_ASKS);
+		renew = offsets_renew(&b->offsets, stamp_clock(), mono);
 	}
 	pthread_mutex_lock(&b->lock);
 	if (b->up && b->shards) {
@@ -1357,11 +1379,10 @@ static void on_tick(void *arg)
 		if (mk.put_off)
 			b->markers_from = mk.from;
 		beacon_tick(b);
-		/* Still warming with senders held: their answers to the last
-		 * request may have come before the beacon channel was listened
-		 * to (another connection), or been lost. */
-		if (b->key && b->warm.head && warmup_active(&b->warm, (uint64_t)now_ms()))
-			clock_request(b);
+		if (nasks)
+			clock_request(b, asks, nasks);
+		if (renew)
+			clock_request(b, NULL, 0);
 		b->backlog = b->shards ? shards_backlog(b->shards) : link_backlog(b->link, LINK_PUB);
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -1373,12 +1394,12 @@ static void on_tick(void *arg)
 static void on_down(void *arg)
 {
 	struct bridge *b = arg;
-	/* What the warm-up holds stays held (warmup.h): each is judged on the
-	 * subscription it came on, a whole beacon period after the link is back
-	 * (judged here, anyone who can PUBLISH ended the hold at will: a bulk
-	 * string larger than any message drops the link). */
+	/* What is held stays held (warmup.h): each is judged on the
+	 * subscription it came on, its deadline a whole WARMUP_MS after the link
+	 * is back (judged here, anyone who can PUBLISH ended the hold at will: a
+	 * bulk string larger than any message drops the link). */
 	if (b->key)
-		warmup_stop(&b->warm);
+		warmup_tick(&b->warm, (uint64_t)now_ms(), false);
 	atomic_store(&b->m_down_since, now_ms());
 	atomic_store(&b->m_up, false);
 	pthread_mutex_lock(&b->lock);
@@ -1445,7 +1466,7 @@ static void deliver_engine(struct bridge *b, const struct envelope *env, const c
 }
 
 static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, const char *p, size_t pn,
-                      const char *c, size_t cn, uint64_t sub);
+                      const char *c, size_t cn, uint64_t sub, uint64_t wall);
 
 /* A `message` or `pmessage` from the engine. */
 static void engine_message(struct bridge *b, const redisReply *pat, const redisReply *ch, const redisReply *payload)
@@ -1493,7 +1514,7 @@ static void engine_message(struct bridge *b, const redisReply *pat, const redisR
 		return;
 	}
 	uint64_t now = learn(b, &env);
-	if (!warm_hold(b, &env, false, p, pn, c, cn, sub))
+	if (!warm_hold(b, &env, false, p, pn, c, cn, sub, now))
 		deliver_engine(b, &env, p, pn, c, cn, sub, now, 0);
 }
 
@@ -1617,7 +1638,7 @@ static void on_inbox(struct bridge *b, const char *p, size_t n)
 	uint64_t isub = 0;
 	if (in <= 0 || (size_t)in >= sizeof(inbox) || !held_on_engine(b, 'c', inbox, (size_t)in, &isub))
 		isub = 0;
-	if (!warm_hold(b, &env, true, NULL, 0, c, cn, isub))
+	if (!warm_hold(b, &env, true, NULL, 0, c, cn, isub, now))
 		deliver_inbox(b, &env, c, cn, now, 0, isub);
 }
 
@@ -1654,7 +1675,7 @@ static void deliver_inbox(struct bridge *b, const struct envelope *env, const ch
 	buf_free(&pats);
 }
 
-/* ---- the warm-up (warmup.h; keyed; the link's loop) ---- */
+/* ---- the hold (warmup.h; keyed; the link's loop) ---- */
 
 /* A held envelope judged and delivered as if it had just arrived, with the
  * offsets learned meanwhile, but for its age and the subscription it came
@@ -1674,7 +1695,9 @@ static void judge_held(struct bridge *b, struct held_env *h)
 	free(h);
 }
 
-/* Judge what is due, in order; all: everything held, those not due yet
+/* What is held past its deadline (warmup.h), in order: refused, its
+ * sender's clock never proved (a sender that has stopped does not answer);
+ * all: everything held judged now, by the rules without a proof, each
  * counted in early. */
 static void warm_release(struct bridge *b, bool all, enum stat_id early)
 {
@@ -1686,36 +1709,52 @@ static void warm_release(struct bridge *b, bool all, enum stat_id early)
 		struct held_env *h = warmup_take(&b->warm);
 		if (!h)
 			return;
-		if (!due)
+		if (!due) {
 			stat_inc(early);
-		judge_held(b, h);
+			judge_held(b, h);
+		} else if (offsets_proved(&b->offsets, h->env.origin, h->env.boot, stamp_clock(), now)) {
+			judge_held(b, h); /* proved since, and this one was not taken then (no off_lb then) */
+		} else {
+			refused(&h->env, FIRST_UNPROVED, stamp_clock());
+			free(h);
+		}
 	}
 }
 
 /* An authenticated envelope of another node (its off_lb just learned from
- * it), come on a subscription made at sub: true if held back for the warm-up (its sender is not trusted yet),
- * false to judge it now. What is due is judged first, so that a sender's
- * envelopes keep their order. */
+ * it at wall), come on a subscription made at sub: true if held back until
+ * its sender's clock is proved (warmup.h), false to judge it now. What is
+ * past its deadline goes first; a sender's later envelopes stay held
+ * behind its earlier ones, so its order is kept. */
 static bool warm_hold(struct bridge *b, const struct envelope *env, bool inbox, const char *p, size_t pn,
-                      const char *c, size_t cn, uint64_t sub)
+                      const char *c, size_t cn, uint64_t sub, uint64_t wall)
 {
 	if (!b->key)
 		return false;
-	uint64_t now = (uint64_t)now_ms(), since, proved;
+	uint64_t now = (uint64_t)now_ms();
 	warm_release(b, false, STAT__COUNT);
-	if (!warmup_active(&b->warm, now))
-		return false;
-	if (offsets_trust(&b->offsets, env->origin, env->boot, stamp_clock(), &since, &proved) &&
-	    (warmup_trusts(&b->warm, since) || warmup_proves(&b->warm, proved)))
+	/* Proved; or off the clock by more than the age rule's window, which
+	 * refuses it now if it is a first sight (a proof would not help it). */
+	if (offsets_proved(&b->offsets, env->origin, env->boot, wall, now) ||
+	    first_sight_age(env->stamp, wall) != FIRST_OK)
 		return false;
 	size_t cost = warmup_cost(pn, cn, env->n);
 	struct held_env *h;
-	while (!warmup_fits(&b->warm, cost) && (h = warmup_take(&b->warm))) {
-		stat_inc(STAT_cl_warmup_early_full); /* judged before its sender's beacon is sure to have come */
-		judge_held(b, h);
+	while (!warmup_fits(&b->warm, cost) && (h = warmup_take_largest(&b->warm))) {
+		refused(&h->env, FIRST_HOLD_FULL, wall); /* the largest holder gives way: a flood's sender (warmup.h) */
+		free(h);
 	}
-	if (warmup_hold(&b->warm, env, inbox, p, pn, c, cn, now, stamp_clock(), sub)) {
+	if (warmup_hold(&b->warm, env, inbox, p, pn, c, cn, now, wall, sub)) {
 		stat_inc(STAT_cl_warmup_held);
+		/* A sender held afresh is asked for at once (at most one request
+		 * every CLOCK_ASK_GAP_MS: the nonces of CLOCK_PROOF_MS are kept),
+		 * then at each tick while it is held. */
+		pthread_mutex_lock(&b->lock);
+		uint64_t last = beacon_last_asked(&b->beacon);
+		if (b->up && (!last || now < last || now - last >= CLOCK_ASK_GAP_MS) &&
+		    warmup_ask_first(&b->warm, env->origin, env->boot, now))
+			clock_request(b, &env->origin, 1);
+		pthread_mutex_unlock(&b->lock);
 		return true;
 	}
 	stat_inc(STAT_oom_errors);
@@ -1822,7 +1861,7 @@ static void sh_resub(void *arg, int shard, const uint64_t *slots)
 	unsigned bs = b->beacon_slot;
 	bool warm = b->key && shards_owner(b->shards, bs) == shard && (!slots || (slots[bs / 64] >> (bs % 64) & 1));
 	if (warm)
-		warmup_start(&b->warm, (uint64_t)now_ms()); /* the beacon channel is subscribed afresh below */
+		warmup_start(&b->warm, (uint64_t)now_ms()); /* the beacon channel is subscribed afresh below: deadlines from now */
 	pthread_mutex_lock(&b->lock);
 	table_each(&b->held, sresub_one, &r);
 	if (r.n)
@@ -1846,9 +1885,9 @@ static void sh_resub(void *arg, int shard, const uint64_t *slots)
 		buf_free(&out);
 		out = (struct buf){0};
 	}
-	if (warm) { /* the warm-up just started: ask the senders for their clocks */
+	if (warm) { /* the beacon channel is up afresh: ask the senders for their clocks */
 		beacon_asks_clear(&b->beacon);
-		clock_request(b);
+		clock_request(b, NULL, 0);
 	}
 	pthread_mutex_unlock(&b->lock);
 	free(r.v);

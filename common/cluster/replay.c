@@ -90,8 +90,9 @@ void floors_clear(struct floors *f) { table_clear(&f->t); }
 
 struct off_lb {
 	int64_t cur, prev; /* the highest sample of the entry's period (a), of the one before it (none: INT64_MIN) */
-	uint64_t since;    /* the caller's monotonic clock when the entry started (afresh): offsets_since */
+	uint64_t heard;    /* the caller's monotonic clock when it was last learned from: offsets_renew */
 	uint64_t proved;   /* and when a clock answer proved it (0: never since it started): offsets_prove */
+	uint64_t last_req; /* the stamp of its last clock request answered (0: none since it started): offsets_request */
 };
 
 static uint64_t period(uint64_t now) { return now / STAMP_FRESH_US; }
@@ -124,14 +125,13 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 			if (v > l->cur)
 				l->cur = v;
 		} else {
-			if (e->a + 1 != p) {
-				l->since = mono; /* started afresh: what it knew is gone */
-				l->proved = 0;
-			}
+			if (e->a + 1 != p)
+				l->proved = l->last_req = 0; /* started afresh: what it knew is gone */
 			l->prev = e->a + 1 == p ? l->cur : INT64_MIN;
 			l->cur = v;
 			e->a = p;
 		}
+		l->heard = mono;
 		table_touch(&o->t, e);
 		return;
 	}
@@ -147,7 +147,7 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 		return;
 	}
 	e->a = p;
-	*(struct off_lb *)table_val(e) = (struct off_lb){v, INT64_MIN, mono, 0};
+	*(struct off_lb *)table_val(e) = (struct off_lb){v, INT64_MIN, mono, 0, 0};
 }
 
 bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, int64_t *lb)
@@ -175,21 +175,15 @@ static struct off_lb *offsets_cur(struct offsets *o, uint64_t origin, uint64_t b
 	return e && current(e, period(now)) ? table_val(e) : NULL;
 }
 
-bool offsets_since(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since)
+static bool proof_good(const struct off_lb *l, uint64_t mono)
 {
-	uint64_t proved;
-	return offsets_trust(o, origin, boot, now, since, &proved);
+	return l->proved && mono >= l->proved && mono - l->proved < PROOF_KEEP_MS;
 }
 
-bool offsets_trust(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since,
-                   uint64_t *proved)
+bool offsets_proved(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t mono)
 {
 	const struct off_lb *l = offsets_cur(o, origin, boot, now);
-	if (!l)
-		return false;
-	*since = l->since;
-	*proved = l->proved;
-	return true;
+	return l && proof_good(l, mono);
 }
 
 bool offsets_prove(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t mono)
@@ -198,6 +192,39 @@ bool offsets_prove(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t n
 	if (l)
 		l->proved = mono ? mono : 1;
 	return l != NULL;
+}
+
+bool offsets_request(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now)
+{
+	struct off_lb *l = offsets_cur(o, origin, boot, now);
+	if (!l || stamp <= l->last_req)
+		return false;
+	l->last_req = stamp;
+	return true;
+}
+
+struct renew {
+	uint64_t now, mono;
+	bool due;
+};
+
+static void renew_one(struct table *t, struct tentry *e, void *arg)
+{
+	struct renew *r = arg;
+	const struct off_lb *l = table_val(e);
+	(void)t;
+	if (!r->due && current(e, period(r->now)) && proof_good(l, r->mono) &&
+	    r->mono - l->proved >= PROOF_KEEP_MS - PROOF_RENEW_MS && r->mono >= l->heard &&
+	    r->mono - l->heard <= PROOF_RENEW_MS)
+		r->due = true;
+}
+
+bool offsets_renew(struct offsets *o, uint64_t now, uint64_t mono)
+{
+	struct renew r = {now, mono, false};
+	if (o->t.h.n)
+		table_each(&o->t, renew_one, &r);
+	return r.due;
 }
 
 enum first_sight first_sight_sub(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t sub,

@@ -33,16 +33,14 @@
  *     before the subscription, by more than the sender's own queueing
  *     between stamping and Redis taking the PUBLISH: refused. The residual
  *     window is STAMP_SLACK_US plus the smallest stamp-to-arrival delay of
- *     the samples. A sender that sent a message or marker within 2 x
- *     STAMP_FRESH_US beacons every STAMP_SLACK_US, so a receiver has its
- *     off_lb by the time a replay this rule could refuse is judged; in the
- *     receiver's first beacon period after its link comes up (knowing no
- *     sender, or not for long enough) the bridge holds the envelopes of the
- *     senders it does not trust yet until one of their beacons has come
- *     (warmup.h: offsets_since). One with none (a beacon held up or
- *     suppressed on the engine, the offsets' bound passed, an envelope
- *     pushed out of the warm-up's hold early) is judged by the age rule
- *     only.
+ *     the samples. Replays alone make a low off_lb (a receiver that never
+ *     heard the sender alive: it had stopped), so the bridge judges an
+ *     envelope by this rule only once its sender's clock is proved by an
+ *     answer to a clock request (beacon.h), which is tight within
+ *     CLOCK_PROOF_MS; until then it is held, and refused if no proof comes
+ *     (warmup.h: offsets_proved). One judged with none (pushed out of the
+ *     hold early: a flood, counted) is judged by the age rule and whatever
+ *     off_lb was learned.
  * A floor more than the window behind the clock refuses nothing the age
  * rule lets through: it expires (and one is not made at all for a stream
  * idle that long, the usual one to be forgotten). The floors are bounded in
@@ -81,7 +79,7 @@
  * this plus the fastest delivery seen from its sender is refused. */
 #define STAMP_SLACK_US 2000000ull
 #define OFFSET_MAX FLOOR_MAX   /* senders with an off_lb */
-#define OFFSET_BYTES (640u << 10) /* OFFSET_MAX of them, each with since (offsets_since) */
+#define OFFSET_BYTES (640u << 10) /* OFFSET_MAX of them, each with when heard and proved */
 
 /* The clock a stamp is read on: unix time, microseconds. */
 uint64_t stamp_clock(void);
@@ -93,7 +91,10 @@ uint64_t stamp_clock(void);
  * long as the step; so only then may a stamp be lower than the one before). */
 uint64_t stamp_next(uint64_t last, uint64_t clock);
 
-enum first_sight { FIRST_OK, FIRST_OLD, FIRST_EVICTED, FIRST_BEFORE_SUB };
+/* FIRST_UNPROVED, FIRST_HOLD_FULL: the bridge's, for a held envelope whose
+ * sender's clock was never proved, or that gave way at the hold's bound
+ * (warmup.h). */
+enum first_sight { FIRST_OK, FIRST_OLD, FIRST_EVICTED, FIRST_BEFORE_SUB, FIRST_UNPROVED, FIRST_HOLD_FULL };
 
 /* FIRST_OLD if stamp is further than STAMP_FRESH_US from now, else FIRST_OK. */
 enum first_sight first_sight_age(uint64_t stamp, uint64_t now);
@@ -132,17 +133,36 @@ void offsets_learn(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t s
 /* The sender's off_lb at now into *lb: false if it has none (not heard from
  * in this period or the one before). */
 bool offsets_get(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, int64_t *lb);
-/* Since when (mono of offsets_learn) the sender's off_lb has been learned
- * without a break, into *since: false if it has none at now. The bridge's
- * warm-up (warmup.h) trusts an off_lb learned over a whole beacon period. */
-bool offsets_since(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since);
-/* The same, and when (mono) a clock answer last proved it into *proved (0:
- * never since it started afresh; beacon.h, clock requests). */
-bool offsets_trust(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t *since,
-                   uint64_t *proved);
+/* A proof (beacon.h: an answer to one of this node's clock requests) of
+ * the sender's clock is good for PROOF_KEEP_MS: so long, the proved sample
+ * is one of those off_lb is the highest of (its period or the next), and
+ * it is tight within CLOCK_PROOF_MS. A sender whose clock is not proved is
+ * held (warmup.h): an off_lb learned from what arrives may be made of
+ * replays only (a sender that has stopped). */
+#define PROOF_KEEP_MS (STAMP_FRESH_US / 1000)
+/* A node asks again this long before the proof of a sender it heard from
+ * within this long runs out (offsets_renew), so that a live sender's
+ * envelopes are not held at each expiry. */
+#define PROOF_RENEW_MS 10000
+_Static_assert(PROOF_KEEP_MS <= STAMP_FRESH_US / 1000, "a proof lasts no longer than its sample is kept");
+/* Whether the sender's off_lb at now was proved within PROOF_KEEP_MS of
+ * mono (the caller's monotonic clock, ms). */
+bool offsets_proved(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t mono);
 /* A clock answer of the sender, just learned from, proved its off_lb at
  * mono: false if it has none (the bound, no memory). */
 bool offsets_prove(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t now, uint64_t mono);
+/* A clock request of the sender stamped stamp (its tag checked, learned
+ * from at now): whether to answer it, i.e. it is stamped after the last one
+ * answered (then it is the last). A node's stamps only grow (stamp_next,
+ * across clock steps under STAMP_FRESH_US too), so a captured request
+ * replayed is answered at most once: before, a request more than 1 s below
+ * the sender's off_lb was refused, and so were all of a node whose clock
+ * stepped back, for up to two periods. False if the sender has no off_lb. */
+bool offsets_request(struct offsets *o, uint64_t origin, uint64_t boot, uint64_t stamp, uint64_t now);
+/* Whether a clock request is due to renew proofs: a sender heard from
+ * within PROOF_RENEW_MS has a proof that runs out within PROOF_RENEW_MS.
+ * One pass over the senders (OFFSET_MAX at most): once a tick. */
+bool offsets_renew(struct offsets *o, uint64_t now, uint64_t mono);
 /* The first envelope of a stream on a subscription made at sub (0: not
  * known), after the age and floor rules: FIRST_BEFORE_SUB if its sender
  * has an off_lb and the stamp is below sub + off_lb - STAMP_SLACK_US, else

@@ -626,6 +626,12 @@ int shards_owner(const struct shards *s, unsigned slot)
 	return o == NO_OWNER ? -1 : o;
 }
 
+bool shards_slot_up(const struct shards *s, unsigned slot)
+{
+	int i = shards_owner(s, slot);
+	return i >= 0 && s->sh[i].link && s->sh[i].up;
+}
+
 int shards_send(struct shards *s, unsigned slot, enum link_conn conn, const char *p, size_t n)
 {
 	int i = shards_owner(s, slot);

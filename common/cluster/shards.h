@@ -60,6 +60,8 @@ void shards_read_more(struct shards *s); /* the wake: link_read_more on each lin
 int shards_send(struct shards *s, unsigned slot, enum link_conn conn, const char *p, size_t n);
 /* The shard (0..SHARDS_MAX-1) owning slot, or -1. */
 int shards_owner(const struct shards *s, unsigned slot);
+/* Whether the owner of slot is known and its link up. */
+bool shards_slot_up(const struct shards *s, unsigned slot);
 /* Publisher bytes queued and unwritten on every shard. */
 size_t shards_backlog(const struct shards *s);
 /* A shard's link reads slower than its engine queues (link_behind). */

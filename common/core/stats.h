@@ -95,10 +95,12 @@
 	X(cl_echoes, "weft_cluster_echoes_dropped_total", "", "--cluster: our own messages back from the engine, dropped") \
 	X(cl_gaps, "weft_cluster_gaps_total", "", "--cluster: messages from other nodes missed (sequence gaps)") \
 	X(cl_duplicates, "weft_cluster_duplicates_dropped_total", "", "--cluster: messages from the engine already seen, dropped") \
-	X(cl_replays_old, "weft_cluster_replays_refused_total", "reason=\"old\"", "--cluster-key-file: messages of a stream this node had no mark for, refused as replays: stamped more than 30 s from this node's clock (or the clocks disagree), or not after what a forgotten stream of the sender had taken, or made before the subscription it came on; or (no_memory) no memory to read or make its stream's mark, so that a replay could not be told") \
+	X(cl_replays_old, "weft_cluster_replays_refused_total", "reason=\"old\"", "--cluster-key-file: messages refused as replays: old (over 30 s off this node's clock), evicted (not after what a forgotten stream of its sender took), before_subscribe (made before its subscription), no_memory (no memory for its stream's mark), unproved (held, its sender's clock never proved), full (held, given way at the hold's bound)") \
 	X(cl_replays_evicted, "weft_cluster_replays_refused_total", "reason=\"evicted\"", "")        \
 	X(cl_replays_before_sub, "weft_cluster_replays_refused_total", "reason=\"before_subscribe\"", "") \
 	X(cl_replays_no_memory, "weft_cluster_replays_refused_total", "reason=\"no_memory\"", "") \
+	X(cl_replays_unproved, "weft_cluster_replays_refused_total", "reason=\"unproved\"", "") \
+	X(cl_replays_hold_full, "weft_cluster_replays_refused_total", "reason=\"full\"", "") \
 	X(cl_resyncs, "weft_cluster_seq_resyncs_total", "", "--cluster: sequence numbers out of the ordinary (a late one in the window, a confirmed jump beyond 2^32): forgeries or restarts") \
 	X(cl_dropped_down, "weft_cluster_dropped_total", "reason=\"down\"", "--cluster: engine copies not sent") \
 	X(cl_dropped_full, "weft_cluster_dropped_total", "reason=\"full\"", "")                      \
@@ -119,15 +121,14 @@
 	X(cl_beacons_ok, "weft_cluster_beacons_total", "result=\"ok\"", "--cluster-key-file: other nodes' clock beacons received: ok (their clock offset learned), old (more than 30 s off this node's clock: a replay, or the clocks disagree), bad (not a beacon, or a missing or wrong tag: a forger, or a node with another key)") \
 	X(cl_beacons_old, "weft_cluster_beacons_total", "result=\"old\"", "") \
 	X(cl_beacons_bad, "weft_cluster_beacons_total", "result=\"bad\"", "") \
-	X(cl_clock_requests_sent, "weft_cluster_clock_requests_sent_total", "", "--cluster-key-file: clock requests this node sent in its warm-ups (at its start, then each second while it holds envelopes)") \
-	X(cl_clock_requests_refused, "weft_cluster_clock_requests_refused_total", "", "--cluster-key-file: other nodes' clock requests not answered: stamped more than 1 s below what the requester's clock is known to be (a replay), or whose clock offset could not be learned (more than 30 s off, the offsets' bound, no memory)") \
+	X(cl_clock_requests_sent, "weft_cluster_clock_requests_sent_total", "", "--cluster-key-file: clock requests this node sent (when it holds an envelope of a sender whose clock is not proved, then each second while it does; when the link comes up; before the proofs of the senders it hears run out)") \
+	X(cl_clock_requests_refused, "weft_cluster_clock_requests_refused_total", "", "--cluster-key-file: other nodes' clock requests not answered: stamped no later than the requester's last one (a replay), or whose clock offset could not be learned (more than 30 s off, the offsets' bound, no memory)") \
 	X(cl_clock_answers_sent, "weft_cluster_clock_answers_sent_total", "", "--cluster-key-file: other nodes' clock requests this node answered") \
 	X(cl_clock_answers_dropped, "weft_cluster_clock_answers_dropped_total", "", "--cluster-key-file: clock requests not answered for the bound of answers a second (a flood of requests)") \
-	X(cl_clock_answers_proved, "weft_cluster_clock_answers_total", "result=\"proved\"", "--cluster-key-file: answers to this node's clock requests: proved (its own recent nonce: the sender trusted for the warm-up), unknown (not a nonce of its last requests: the offset learned only)") \
+	X(cl_clock_answers_proved, "weft_cluster_clock_answers_total", "result=\"proved\"", "--cluster-key-file: answers to this node's clock requests: proved (its own recent nonce: the sender's clock proved for 30 s), unknown (not a nonce of its last requests: the offset learned only)") \
 	X(cl_clock_answers_unknown, "weft_cluster_clock_answers_total", "result=\"unknown\"", "") \
-	X(cl_warmup_held, "weft_cluster_warmup_held_total", "", "--cluster-key-file: envelopes of other nodes held back in the first beacon period after the link came up (their sender's clock offset not learned over a whole period yet), then judged and delivered") \
-	X(cl_warmup_early_full, "weft_cluster_warmup_early_total", "reason=\"full\"", "--cluster-key-file: held envelopes judged before their time (replays of them refused by the age rule only): the hold's byte bound (a flood), no memory for a copy") \
-	X(cl_warmup_early_no_memory, "weft_cluster_warmup_early_total", "reason=\"no_memory\"", "")
+	X(cl_warmup_held, "weft_cluster_warmup_held_total", "", "--cluster-key-file: envelopes of other nodes held back until their sender's clock was proved by an answer to a clock request (a sender new to this node, or not heard from for a while), then judged and delivered, or refused if no proof came (replays_refused reason=unproved)") \
+	X(cl_warmup_early_no_memory, "weft_cluster_warmup_early_total", "reason=\"no_memory\"", "--cluster-key-file: held envelopes judged before their sender's clock was proved (a replay among them judged by the age rule and the offset learned only): no memory for a copy")
 
 enum stat_id {
 #define X(id, name, labels, help) STAT_##id,

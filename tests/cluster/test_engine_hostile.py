@@ -844,13 +844,15 @@ def test_engine_that_drops_at_once_backs_off(ctx):
 
 class CompromisedEngine(FakeListener):
     """A fake Redis that plays fair (PING, AUTH-less, (P)SUBSCRIBE acks,
-    PUBLISH -> :0, payloads kept) until the test makes it send what it likes
-    to every connection that subscribed (inject)."""
+    PUBLISH -> :0, payloads kept; the clock beacons, requests and answers
+    on "weft: clk" delivered, so that the keyed nodes prove each other's
+    clocks) until the test makes it send what it likes to every connection
+    that subscribed (inject)."""
 
     def __init__(self):
         super().__init__()
         self.lock = threading.Lock()
-        self.subs, self.published, self.channels, self.names = [], [], [], []
+        self.subs, self.published, self.channels, self.names, self.clk = [], [], [], [], []
         self.start()
 
     def _serve(self, c):
@@ -862,6 +864,8 @@ class CompromisedEngine(FakeListener):
         elif cmd == b"PUBLISH":
             self.published.append(args[2])
             self.channels.append(args[1])
+            if args[1] == b"weft: clk":
+                self.relay(b"*3\r\n$7\r\nmessage\r\n" + resp_bulk(args[1]) + resp_bulk(args[2]), self.clk)
             c.sendall(b":0\r\n")
         elif cmd in (b"SUBSCRIBE", b"PSUBSCRIBE"):
             for i, name in enumerate(args[1:]):
@@ -869,13 +873,23 @@ class CompromisedEngine(FakeListener):
             self.names += args[1:]
             if c not in self.subs:
                 self.subs.append(c)
+            if cmd == b"SUBSCRIBE" and b"weft: clk" in args[1:] and c not in self.clk:
+                self.clk.append(c)
 
-    def inject(self, data):
-        with self.lock:
-            for c in self.subs:
+    @staticmethod
+    def relay(data, conns):
+        """Under self.lock: data to each of conns (one that went is skipped)."""
+        for c in conns:
+            try:
                 c.settimeout(30)
                 c.sendall(data)
                 c.settimeout(0.05)
+            except OSError:
+                pass
+
+    def inject(self, data):
+        with self.lock:
+            self.relay(data, self.subs)
 
 
 def publish_and_capture(eng, p, chan, text):
@@ -1252,12 +1266,13 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
     sender's beacon, so that none of them could have its next one before the
     replay. Every receiving model. (The publisher answers their clock
     requests, so it may be trusted before the period's end: beacon.h.)
-    Then a flood of replays past the hold's bound (4 MiB) on a fresh node's
-    warm-up: the oldest held are judged early (weft_cluster_warmup_early_total
-    {reason="full"}), the genuine messages amid it are all delivered in
-    order, and the node's memory stays bounded. The flood's envelope is one
-    of a made-up node (signed with the key), which answers no clock request,
-    and so is a message a node stopped while it holds it."""
+    Then a flood of replays past the hold's bound (4 MiB) on a fresh node:
+    the flood's sender, holding the most, gives way (refused,
+    weft_cluster_replays_refused_total{reason="full"}; the rest refused as
+    unproved), the genuine messages amid it are all delivered in order, and
+    the node's memory stays bounded. The flood's envelope is one of a
+    made-up node (signed with the key), which answers no clock request, and
+    so is a message a node stopped while it holds it."""
     secret = b"0123456789abcdef0123456789abcdef-shared"
     key = write_key(ctx, "key", secret)
     with Redis(ctx.tmpdir) as r:
@@ -1333,10 +1348,11 @@ def test_keyed_replay_in_the_first_beacon_period(ctx):
             for w, s, n in zip(rs, subs, held):
                 assert s.read(6, 10)[5:] == [b"after"] and w.metric("weft_cluster_warmup_held_total") == n, w.args
             assert [m for m in fs.got if m != big] == genuine, [m[:8] for m in fs.got]
-            assert fs.got.count(big) <= 1, "a replay delivered twice"
+            assert fs.got.count(big) == 0, "a replay of a sender that never answers delivered"
             grown = rss(fl) - before
             assert grown < 14 * MiB, "the hold grew RSS by %d MiB" % (grown // MiB)
-            assert fl.metric("weft_cluster_warmup_early_total", 'reason="full"') > 0
+            assert fl.metric("weft_cluster_replays_refused_total", 'reason="full"') > 0
+            assert fl.metric("weft_cluster_warmup_early_total") == 0
             for s in subs + [fs, p]:
                 s.close()
         finally:
@@ -1375,13 +1391,14 @@ def test_keyed_warmup_ends_early_with_a_clock_answer(ctx):
     random nonce (beacon.h) and an active sender answers it at once: the
     answer, made after the request, proves the sender's clock, and its
     envelopes are judged then. A fresh node's client gets a genuine message
-    published right after it subscribed before one of a made-up node (which
-    answers nothing) that came first and is held for the whole warm-up; the
-    replay of an envelope captured before it subscribed is still refused
-    (before_subscribe), and nothing is judged early.
+    published right after it subscribed; one of a made-up node (which
+    answers nothing: a sender that has stopped) that came first is held and
+    then refused as unproved; the replay of an envelope captured before it
+    subscribed is still refused (before_subscribe), and nothing is judged
+    early.
     Then the requests cannot be used to make a node talk: a captured request
-    published again 50 times is answered once (its first copy), and 100
-    distinct requests (signed with the key) get at most CLOCK_ANSWERS (16)
+    published again 50 times is answered once (its first copy), and 300
+    distinct requests (signed with the key) get at most CLOCK_ANSWERS (128)
     answers a second, the rest counted as dropped."""
     secret = b"0123456789abcdef0123456789abcdef-proof"
     key = write_key(ctx, "key", secret)
@@ -1407,8 +1424,10 @@ def test_keyed_warmup_ends_early_with_a_clock_answer(ctx):
             raw.cmd("PUBLISH", "weft:w", cap)
             p.publish("w", b"new")
             p.drain()
-            s.read(2, 15)
-            assert s.got == [b"new", b"ghost"], "the genuine one waited for the warm-up's end: %s" % s.got
+            assert s.read(1, 15) == [b"new"], s.got
+            assert wait_for(lambda: w.metric("weft_cluster_replays_refused_total", 'reason="unproved"') == 1,
+                            10 * slow_factor(), 0.05), w.tail()
+            assert s.read(2, 0.3) == [b"new"], "the unproved sender's envelope delivered: %s" % s.got
             assert w.metric("weft_cluster_clock_requests_sent_total") >= 1
             assert w.metric("weft_cluster_clock_answers_total", 'result="proved"') >= 1
             assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1
@@ -1428,17 +1447,17 @@ def test_keyed_warmup_ends_early_with_a_clock_answer(ctx):
             assert answers.count((req.group(1), req.group(2))) == 1, answers
             assert a.metric("weft_cluster_clock_answers_sent_total") == sent
             assert a.metric("weft_cluster_clock_answers_dropped_total") == 0
-            # 100 distinct requests of made-up nodes in a burst: 16 answers a tick at most.
+            # 300 distinct requests of made-up nodes in a burst: 128 answers a tick at most.
             t0 = time.monotonic()
-            for k in range(100):
+            for k in range(300):
                 raw.cmd("PUBLISH", "weft: clk", signed_envelope(secret, 0x7e000 + k, int(time.time() * 1e6), b" clk",
                                                                  b"?%016x" % (0x5eed + k)))
             ticks = int(time.monotonic() - t0) + 2  # tick boundaries the burst may span, at most
             assert wait_for(lambda: a.metric("weft_cluster_clock_answers_sent_total") - sent +
-                            a.metric("weft_cluster_clock_answers_dropped_total") == 100, 5 * slow_factor())
+                            a.metric("weft_cluster_clock_answers_dropped_total") == 300, 5 * slow_factor())
             answered = a.metric("weft_cluster_clock_answers_sent_total") - sent
-            assert 1 <= answered <= 16 * ticks, answered
-            assert a.metric("weft_cluster_clock_answers_dropped_total") == 100 - answered
+            assert 1 <= answered <= 128 * ticks, answered
+            assert a.metric("weft_cluster_clock_answers_dropped_total") == 300 - answered
             assert a.metric("weft_cluster_beacons_total", 'result="bad"') == 0
             s.close()
             p.close()
@@ -2185,13 +2204,6 @@ def signed_envelope(secret, origin, stamp, ch, data, seq=1):
 
 
 
-def signed_beacon(secret, origin, n, stamp):
-    """A clock beacon (beacon.h) of a made-up node, signed with secret."""
-    head = b"weft1 %016x 1 0 %d - %d" % (origin, n, stamp)
-    tag = hmac.new(secret, head + (4).to_bytes(8, "little") + b" clk", hashlib.sha256).hexdigest()
-    return head + b" " + tag.encode() + b"\n"
-
-
 def test_keyed_warmup_link_dropped_by_a_publish(ctx):
     """Anyone who can PUBLISH on the engine can drop a node's link: a bulk
     string larger than any message is a protocol error (the link is made
@@ -2204,15 +2216,17 @@ def test_keyed_warmup_link_dropped_by_a_publish(ctx):
     costs no genuine one) and is judged a whole beacon period after the
     link is back: the replay is refused (before_subscribe), the sender's
     genuine message after it delivered. The sender is made up here (signed
-    with the key): it beacons, from the link's drop on, but never answers a
-    clock request, so its envelopes stay held until the warm-up judges them
-    (a real node's answer would prove its clock within one round trip)."""
+    with the key, ClockAnswerer): it answers no clock request until the
+    link is back, so its envelopes stay held over the down (a real node's
+    answer would prove its clock within one round trip)."""
     secret = b"0123456789abcdef0123456789abcdef-shared"
     key = write_key(ctx, "key", secret)
     ghost = 0x60D5
     with Redis(ctx.tmpdir) as r:
         url = "redis://127.0.0.1:%d" % r.port
         w, sub, raw = None, None, None
+        ans = ClockAnswerer(r, secret, [ghost])
+        ans.answering = False
         try:
             w = node("coro", url, ["--cluster-key-file", key])
             raw = RawRedis(r)
@@ -2223,28 +2237,25 @@ def test_keyed_warmup_link_dropped_by_a_publish(ctx):
             assert wait_for(lambda: w.metric("weft_cluster_warmup_held_total") >= 1, 5 * slow_factor(), 0.01)
             raw.cmd("PUBLISH", "weft:w", b"x" * (2 << 20))  # larger than any message: w's link drops
             assert wait_for(lambda: w.metric("weft_cluster_protocol_errors_total") == 1, 5 * slow_factor(), 0.01)
-            deadline = time.time() + 20 * slow_factor()
-            n = 0
-            while not link_up(w) or raw.cmd("PUBSUB", "NUMSUB", "weft:w") != 1:  # the sender's beacons go on
-                assert time.time() < deadline, "w's link did not come back"
-                n += 1
-                raw.cmd("PUBLISH", "weft: clk", signed_beacon(secret, ghost, n, int(time.time() * 1e6)))
-                time.sleep(0.3)
-            for _ in range(int(4 / 0.3) + 1):  # past a whole warm-up after the link is back
-                n += 1
-                raw.cmd("PUBLISH", "weft: clk", signed_beacon(secret, ghost, n, int(time.time() * 1e6)))
-                time.sleep(0.3)
+            assert wait_for(lambda: link_up(w) and raw.cmd("PUBSUB", "NUMSUB", "weft:w") == 1, 20 * slow_factor(),
+                            0.05), "w's link did not come back"
+            assert w.metric("weft_cluster_replays_refused_total") == 0, "judged at the down"
+            ans.answering = True  # the sender answers the next request (one a second while anything is held)
+            assert wait_for(lambda: w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1,
+                            10 * slow_factor(), 0.05), w.tail()
             raw.cmd("PUBLISH", "weft:w", signed_envelope(secret, ghost, int(time.time() * 1e6), b"w", b"new", seq=2))
             got = sub.read(1, 10)
             assert got == [b"new"] and sub.read(2, 1) == [b"new"], "%r: the replay delivered" % sub.got
-            assert w.metric("weft_cluster_replays_refused_total", 'reason="before_subscribe"') == 1, w.tail()
+            assert w.metric("weft_cluster_replays_refused_total") == 1, w.tail()
             assert w.metric("weft_cluster_warmup_early_total") == 0
-            assert w.metric("weft_cluster_beacons_total", 'result="ok"') >= 1
+            assert w.metric("weft_cluster_clock_answers_total", 'result="proved"') >= 1
         finally:
+            ans.stop()
             for c in (raw, sub):
                 if c:
                     c.close()
             stop_all([x for x in (w,) if x])
+
 
 def signed_request(secret, origin, n, stamp, nonce):
     """A clock request (beacon.h: a beacon with the data ?<nonce>) of a
@@ -2255,6 +2266,177 @@ def signed_request(secret, origin, n, stamp, nonce):
     return head + b" " + tag.encode() + b"\n" + data
 
 
+class ClockAnswerer:
+    """Made-up signed senders (origins) that answer clock requests like a
+    real node (beacon.h): a thread SUBSCRIBEd to the beacon channel on its
+    own connection; for each request ("?<nonce>", its tag not checked: only
+    nodes with the key make them) of a requester not in origins it publishes,
+    on a second connection, one answer "!<requester><nonce>" of each origin,
+    signed like signed_request, once per (requester, nonce, origin).
+    An origin may be (origin, boot) (a real node's, to answer for it once it
+    stopped; else boot 1, as signed_envelope's). skew_us is added to the
+    stamps (a sender whose clock is that far off; given to the constructor:
+    an answer made before it is set says the clock is not off). set(origins) changes who
+    answers; answering = False models senders that stopped. stop() closes
+    both connections and joins the thread."""
+
+    HEAD = re.compile(rb"\*3\r\n\$7\r\nmessage\r\n\$9\r\nweft: clk\r\n\$(\d+)\r\n")
+    REQ = re.compile(rb"weft1 ([0-9a-f]{16}) \d+ 0 \d+ \S+ \d+ [0-9a-f]{64}\n\?([0-9a-f]{16})((?:[0-9a-f]{16})*)")
+
+    def __init__(self, r, secret, origins, skew_us=0):
+        self.secret, self.answering, self.skew_us = secret, True, skew_us
+        self.set(origins)
+        self.n, self.done, self.answers = {}, set(), 0
+        self.sub = socket.create_connection(("127.0.0.1", r.port), timeout=None)
+        self.sub.sendall(resp("SUBSCRIBE", "weft: clk"))
+        self.pub = RawRedis(r)
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def set(self, origins):
+        self.origins = tuple(o if isinstance(o, tuple) else (o, 1) for o in origins)
+
+    def _answer(self, requester, nonce, targets):
+        named = {int(targets[i:i + 16], 16) for i in range(0, len(targets), 16)}
+        for o in self.origins:
+            if not self.answering or (requester, nonce, o) in self.done or (named and o[0] not in named):
+                continue
+            self.done.add((requester, nonce, o))
+            self.n[o] = n = self.n.get(o, 0) + 1
+            data = b"!" + requester + nonce
+            head = b"weft1 %016x %d 0 %d - %d" % (o[0], o[1], n, int(time.time() * 1e6) + self.skew_us)
+            tag = hmac.new(self.secret, head + (4).to_bytes(8, "little") + b" clk" + data, hashlib.sha256).hexdigest()
+            self.pub.cmd("PUBLISH", "weft: clk", head + b" " + tag.encode() + b"\n" + data)
+            self.answers += 1
+
+    def _run(self):
+        buf = b""
+        while True:
+            try:
+                chunk = self.sub.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while (m := self.HEAD.search(buf)) and len(buf) >= m.end() + int(m.group(1)) + 2:
+                payload, buf = buf[m.end():m.end() + int(m.group(1))], buf[m.end() + int(m.group(1)) + 2:]
+                if (q := self.REQ.fullmatch(payload)) and int(q.group(1), 16) not in [o for o, _ in self.origins]:
+                    self._answer(q.group(1), q.group(2), q.group(3))
+
+    def stop(self):
+        try:
+            self.sub.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sub.close()
+        self.t.join(10 * slow_factor())
+        self.pub.close()
+
+
+def test_keyed_ghost_answering_is_proved(ctx):
+    """The harness for made-up signed senders (ClockAnswerer): a ghost that
+    answers a keyed node's clock requests is proved like a real node
+    (weft_cluster_clock_answers_total{result="proved"}), and its envelope is
+    delivered at once, before one of a ghost that answers nothing, published
+    first and held; then that ghost answers too (ClockAnswerer.set) and its
+    held envelope is delivered after (by its proof, or the warm-up's end)."""
+    secret = b"0123456789abcdef0123456789abcdef-ghost"
+    key = write_key(ctx, "key", secret)
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        w, s, raw, ans = None, None, None, None
+        try:
+            raw = RawRedis(r)
+            ans = ClockAnswerer(r, secret, [0x60057])
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft: clk") == 1, 10 * slow_factor(), 0.01)
+            w = node("coro", url, ["--cluster-key-file", key])
+            s = Sub(w, "resp", "w")
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:w") == 1, 10 * slow_factor(), 0.002)
+            raw.cmd("PUBLISH", "weft:w", signed_envelope(secret, 0x60e, int(time.time() * 1e6), b"w", b"mute"))
+            raw.cmd("PUBLISH", "weft:w", signed_envelope(secret, 0x60057, int(time.time() * 1e6), b"w", b"answers"))
+            assert s.read(1, 15) == [b"answers"], "the answering ghost waited for the warm-up: %s" % s.got
+            ans.set([0x60057, 0x60e])  # the mute one answers w's next request: its held one goes too
+            assert s.read(2, 15) == [b"answers", b"mute"], s.got
+            assert w.metric("weft_cluster_clock_answers_total", 'result="proved"') >= 1
+            assert w.metric("weft_cluster_warmup_held_total") >= 1  # the mute ghost's
+            assert w.metric("weft_cluster_replays_refused_total") == 0
+            assert w.metric("weft_cluster_beacons_total", 'result="bad"') == 0
+            assert ans.answers >= 1
+        finally:
+            for c in (s, raw, ans):
+                if c:
+                    c.stop() if c is ans else c.close()
+            stop_all([x for x in (w,) if x])
+
+
+def capture_of_a_stopped_sender(r, flags, raw):
+    """A keyed node (threads) publishes "cap" on s; the envelope, captured
+    on the engine (after its three end markers), is returned once the node
+    has stopped (SIGTERM) and the spy left weft:s."""
+    a = node("threads", "redis://127.0.0.1:%d" % r.port, flags)
+    spy = None
+    try:
+        assert wait_for(lambda: link_up(a), 10 * slow_factor())
+        spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+        spy.sendall(resp("SUBSCRIBE", "weft:s"))
+        assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 1, 10 * slow_factor(), 0.01)
+        p = Pub(a)
+        p.publish("s", b"cap")
+        p.drain()
+        cap, = spy_envelopes(spy, [b"cap"], until=lambda buf: end_markers(buf, b"weft:s", 1) >= 3)
+        p.close()
+    finally:
+        if spy:
+            spy.close()
+        stop_all([a])
+    assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 0, 10 * slow_factor(), 0.01)
+    return cap
+
+
+def test_keyed_warmup_replay_of_a_stopped_sender(ctx):
+    """A keyed sender's envelope captured on the engine, the sender then
+    stopped (it answers no clock request and sends no beacon any more), and
+    the capture replayed to a node started after it (its client subscribed
+    after the capture was made) in its first seconds and after: the only
+    clock the node ever learns of that sender is the replays' own, so
+    nothing can refuse it as made before the subscription (an earlier
+    version trusted an offset learned over a whole beacon period, and
+    delivered it). It must never reach the client: each copy is held and,
+    its sender never proving its clock, refused (reason="unproved")."""
+    secret = b"0123456789abcdef0123456789abcdef-stop"
+    key = write_key(ctx, "key", secret)
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        flags = ["--cluster-key-file", key]
+        w, s, raw = None, None, None
+        try:
+            raw = RawRedis(r)
+            cap = capture_of_a_stopped_sender(r, flags, raw)
+            w = node("coro", url, flags)
+            s = Sub(w, "resp", "s")
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 1, 10 * slow_factor(), 0.002)
+            # The attack: anyone who can PUBLISH replays the stopped sender's capture, in
+            # w's warm-up and after it (every 0.3 s for ~5 s), to a client that joined later.
+            for _ in range(17):
+                raw.cmd("PUBLISH", "weft:s", cap)
+                time.sleep(0.3)
+            assert wait_for(lambda: w.metric("weft_cluster_replays_refused_total") == 17 or s.read(1, 0.01),
+                            10 * slow_factor(), 0.05)
+            got = s.read(1, 0.3)
+            refused = w.metric("weft_cluster_replays_refused_total", 'reason="unproved"')
+            dups = w.metric("weft_cluster_duplicates_dropped_total")
+            assert got == [], "the stopped sender's replay delivered: %s (refused %d, duplicates %d)" % (
+                got, refused, dups)
+            assert refused == 17 and dups == 0, "%d refused as unproved, %d duplicates" % (refused, dups)
+            assert w.metric("weft_cluster_clock_requests_sent_total") >= 2
+        finally:
+            for c in (s, raw):
+                if c:
+                    c.close()
+            stop_all([x for x in (w,) if x])
+
+
 def test_keyed_clock_requests_replayed(ctx):
     """A keyed node answers a clock request once per (requester, nonce),
     remembering the last 64 it answered. Anyone who can PUBLISH captures
@@ -2263,13 +2445,12 @@ def test_keyed_clock_requests_replayed(ctx):
     replays 65 or more of them in turn: each is forgotten before it comes
     again, so every active node answered 16 a second for as long as the
     captures are under 30 s old, each answer published to every node (one
-    publish of the attacker's, N publishes and N*N deliveries). An answer is
-    of use only within 1 s of its request (CLOCK_PROOF_MS): now a request
-    stamped more than that below what its sender's clock is known to be
-    (its off_lb, here from its latest genuine request) is not answered
-    (weft_cluster_clock_requests_refused_total). 80 captures of a made-up
-    node's requests, stamped 4-8 s ago, replayed three times a second
-    apart, after its fresh request (answered once)."""
+    publish of the attacker's, N publishes and N*N deliveries). A node's
+    stamps only grow, so now a request stamped no later than the last one
+    of its sender is not answered (weft_cluster_clock_requests_refused_total;
+    replay.h offsets_request). 80 captures of a made-up node's requests,
+    stamped 4-8 s ago, replayed three times a second apart, after its fresh
+    request (answered once)."""
     secret = b"0123456789abcdef0123456789abcdef-clock"
     key = write_key(ctx, "key", secret)
     ghost = 0x5EED
@@ -2321,7 +2502,10 @@ def test_keyed_seen_full_and_first_sight_replays(ctx):
     before or after the receiver's clock (signed here with the key, as a
     node would have: a capture from before the receiver restarted) is
     refused at first sight ({reason="old"}); one stamped now, signed the
-    same way, is delivered (so the refusals are not about the tag).
+    same way, is delivered (so the refusals are not about the tag): it
+    answers clock requests (ClockAnswerer), and so does `gone`'s sender
+    once stopped (the test answers for it), so that its replay is judged
+    by the floor, however long the flood takes, not refused unproved.
     2,200 channels, coro (and uring) to threads."""
     secret = b"0123456789abcdef0123456789abcdef-seen"
     key = write_key(ctx, "key", secret)
@@ -2343,6 +2527,7 @@ def test_keyed_seen_full_and_first_sight_replays(ctx):
         url = "redis://127.0.0.1:%d" % r.port
         a, b, c = [node(m, url, ["--cluster-key-file", key]) for m in ("coro", "threads", "uring")]
         spy, got = None, []
+        ans = ClockAnswerer(r, secret, [0x600d0002])
         try:
             assert wait_for(lambda: link_up(a) and link_up(b) and link_up(c), 10 * slow_factor())
             sub = Sub(b, "pat", "*")
@@ -2364,6 +2549,8 @@ def test_keyed_seen_full_and_first_sight_replays(ctx):
             assert wait_for(lambda: b.metric("weft_cluster_replays_refused_total", 'reason="old"') == 2, 5), b.tail()
             assert re.search(r"node 00000000600d0000 is -4\d\.\d s off this node's clock: refused", b.log()), b.tail()
             env0, gone = spy_envelopes(spy, [b"live-0", b"gone-0"])
+            origin, boot = re.match(rb"weft1 ([0-9a-f]{16}) (\d+) ", gone).groups()
+            ans.set([0x600d0002, (int(origin, 16), int(boot))])
             total = 2204
             reader = threading.Thread(target=lambda: got.append(sub.read(total, 60)), daemon=True)
             reader.start()
@@ -2386,6 +2573,7 @@ def test_keyed_seen_full_and_first_sight_replays(ctx):
             sub.close()
             p.close()
         finally:
+            ans.stop()
             if spy:
                 spy.close()
             stop_all([a, b, c])
@@ -2635,7 +2823,10 @@ def test_keyed_fanout_past_seen_is_not_refused(ctx):
     (here 139 of 200 copies delivered, 61 counted as
     weft_cluster_replays_refused_total{reason="evicted"}; 1e7aa60, before
     the floors, delivered all 200). Now a floor is per sender and engine
-    subscription. 200 patterns of one subscriber, coro to threads."""
+    subscription. 200 patterns of one subscriber, coro to threads. The
+    sender's clock is proved first (one message of it held until its answer
+    came): 12 MB of copies of a sender not proved yet are past the hold's
+    bound, which refuses the largest holder's."""
     key = write_key(ctx, "key", b"0123456789abcdef0123456789abcdef-fan")
     N, CH = 200, 60000
     ch = "c" * CH
@@ -2658,6 +2849,9 @@ def test_keyed_fanout_past_seen_is_not_refused(ctx):
                     buf += chunk
             assert wait_for(lambda: r.cli("PUBSUB", "NUMPAT") == str(N), 10 * slow_factor())
             p = Pub(a)
+            p.publish("c", b"warm")  # on patterns "*" and "c*": a's clock proved at b
+            assert wait_for(lambda: b.metric("weft_cluster_clock_answers_total", 'result="proved"') >= 1,
+                            10 * slow_factor(), 0.02), b.tail()
             p.publish(ch, b"one")
             buf = b""
             end = time.monotonic() + 10 * slow_factor()
@@ -2739,7 +2933,9 @@ def test_keyed_no_memory_for_a_mark(ctx):
     long channel it is). Made-up senders signed with the key: seq 1 of
     stream X is taken by all three first; then, short of memory, X's seq 1
     again (a replay), seq 1 of a new stream Y (genuine: its mark cannot be
-    made) and Y's seq 1 again (a replay); then, with memory back, X's seq 2."""
+    made) and Y's seq 1 again (a replay); then, with memory back, X's seq 2.
+    The made-up senders answer clock requests (ClockAnswerer), as live
+    nodes do."""
     shim = fail_shim(ctx, "alloc_fail")
     flag = ctx.path("fail")
     secret = b"0123456789abcdef0123456789abcdef-oom"
@@ -2762,6 +2958,7 @@ def test_keyed_no_memory_for_a_mark(ctx):
         b2 = node("coro", url, ["--cluster-key-file", key], env=env("calloc", kn + 1, kn + 1024))
         c = node("uring", url, env=env("malloc", kn, kn))
         nodes = [b1, b2, c]
+        ans = ClockAnswerer(r, secret, [0x00de0001, 0x00de0002, 0x00de0003])
         try:
             assert wait_for(lambda: all(link_up(w) for w in nodes), 10 * slow_factor())
             subs = [Sub(w, "pat", pat) for w in nodes]
@@ -2803,6 +3000,7 @@ def test_keyed_no_memory_for_a_mark(ctx):
             for s in subs + syncs:
                 s.close()
         finally:
+            ans.stop()
             stop_all(nodes)
 
 
@@ -2861,19 +3059,26 @@ def test_keyed_published_while_away_replayed_after_rejoin(ctx):
     is judged by the age rule, as a first sight is
     (weft_cluster_replays_refused_total{reason="old"}); the next genuine one
     is delivered. The sender here is made up (signed with the key): seq 1
-    and 2 stamped 29 s before, seq 1 taken at once, seq 2 replayed once it
-    is more than 30 s old (~2 s), then a fresh seq 3."""
+    and 2 stamped 27 s before, seq 1 taken at once, seq 2 replayed once it
+    is more than 30 s old (~4 s), then a fresh seq 3. Its clock is 27 s
+    behind (its answers to clock requests say so: ClockAnswerer), so that
+    seq 1 is not before the subscription (3 s of margin for a loaded
+    machine: a stamp or answer that arrives over 30 s old is refused)."""
     secret = b"0123456789abcdef0123456789abcdef-away"
     key = write_key(ctx, "key", secret)
     with Redis(ctx.tmpdir) as r:
         b = node("threads", "redis://127.0.0.1:%d" % r.port, ["--cluster-key-file", key])
+        ans = ClockAnswerer(r, secret, [0xa0a0], skew_us=-27 * 10**6)  # before it answers anything
         try:
             assert wait_for(lambda: link_up(b), 10 * slow_factor())
             sub = Sub(b, "resp", "away")
             wait_engine_subs(r, "weft:away", 1, 0)
-            t0 = int(time.time() * 1e6) - 29 * 10**6
+            t0 = int(time.time() * 1e6) + ans.skew_us
             engine_publish(r, "weft:away", signed_envelope(secret, 0xa0a0, t0, b"away", b"one"))
-            assert sub.read(1, 10) == [b"one"], sub.got
+            assert sub.read(1, 10) == [b"one"], (sub.got, [(m, b.metric(m, l)) for m, l in (
+                ("weft_cluster_warmup_held_total", ""), ("weft_cluster_clock_answers_total", 'result="proved"'),
+                ("weft_cluster_clock_answers_total", 'result="unknown"'), ("weft_cluster_beacons_total", 'result="old"'),
+                ("weft_cluster_replays_refused_total", ""), ("weft_cluster_clock_requests_sent_total", ""))], ans.answers)
             sub.close()  # the node leaves the channel on the engine; the mark stays (fresh)
             wait_engine_subs(r, "weft:away", 0, 0)
             sub = Sub(b, "resp", "away")
@@ -2882,10 +3087,370 @@ def test_keyed_published_while_away_replayed_after_rejoin(ctx):
             while time.time() * 1e6 - (t0 + 1) < 31 * 10**6 and time.monotonic() < end:
                 time.sleep(0.1)
             engine_publish(r, "weft:away", signed_envelope(secret, 0xa0a0, t0 + 1, b"away", b"two", seq=2))
-            engine_publish(r, "weft:away", signed_envelope(secret, 0xa0a0, int(time.time() * 1e6), b"away",
-                                                           b"three", seq=3))
+            engine_publish(r, "weft:away", signed_envelope(secret, 0xa0a0, int(time.time() * 1e6) + ans.skew_us,
+                                                           b"away", b"three", seq=3))
             assert sub.read(1, 10) == [b"three"], "a replay of what was published while away: %s" % sub.got
             assert b.metric("weft_cluster_replays_refused_total", 'reason="old"') == 1
             sub.close()
         finally:
+            ans.stop()
             stop_all([b])
+
+
+# ---- h7-rev1: breaking the clock proofs (warmup.h, beacon.h) ----
+
+class DelayProxy:
+    """A TCP relay to 127.0.0.1:port that hands every chunk on delay seconds
+    after it came, each way (an engine reached over a slow network path: the
+    node's RTT to it is 2 * delay). Threads per connection, daemon; close()
+    ends them."""
+
+    def __init__(self, port, delay):
+        self.up, self.delay, self.socks, self.closed = port, delay, [], False
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.up), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            u.settimeout(None)
+            self.socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                q = []
+                cv = threading.Condition()
+                threading.Thread(target=self._read, args=(a, b, q, cv), daemon=True).start()
+                threading.Thread(target=self._write, args=(b, q, cv), daemon=True).start()
+
+    def _read(self, a, b, q, cv):
+        while True:
+            try:
+                d = a.recv(1 << 16)
+            except OSError:
+                d = b""
+            with cv:
+                q.append((time.monotonic() + self.delay, d))
+                cv.notify()
+            if not d:
+                return
+
+    def _write(self, b, q, cv):
+        while True:
+            with cv:
+                while not q:
+                    cv.wait()
+                due, d = q.pop(0)
+            left = due - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+            if not d:
+                try:
+                    b.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            try:
+                b.sendall(d)
+            except OSError:
+                return
+
+    def close(self):
+        self.closed = True
+        self.ls.close()
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_keyed_live_sender_over_a_slow_engine_path(ctx):
+    """Two keyed nodes, each 0.3 s (one way) from the engine (RTT 0.6 s:
+    another region). A clock request of w reaches a at +0.6 s, a's answer
+    reaches w at +1.2 s: past the 1 s an answer had to prove its sender's
+    clock, so a was never proved at w and every genuine message of the live
+    sender was held and refused after WARMUP_MS (reason="unproved"), for as
+    long as the path was that slow (h7-rev1). Now an answer proves within
+    CLOCK_PROOF_MS (2 s, the queueing STAMP_SLACK_US allows a sender) of
+    its request: all 8 delivered, in order."""
+    secret = b"0123456789abcdef0123456789abcdef-slow"
+    key = write_key(ctx, "key", secret)
+    with Redis(ctx.tmpdir) as r:
+        px = DelayProxy(r.port, 0.3)
+        url = "redis://127.0.0.1:%d" % px.port
+        flags = ["--cluster-key-file", key]
+        a, w, s, p = None, None, None, None
+        try:
+            a = node("coro", url, flags)
+            w = node("coro", url, flags)
+            assert wait_for(lambda: link_up(a) and link_up(w), 20 * slow_factor())
+            s = Sub(w, "resp", "slow")
+            assert wait_for(lambda: r.numsub("weft:slow") == 1, 10 * slow_factor(), 0.05)
+            time.sleep(1)
+            p = Pub(a)
+            for k in range(8):
+                p.publish("slow", b"m%d" % k)
+                time.sleep(0.5)
+            p.drain()
+            got = s.read(8, 8)
+            assert got == [b"m%d" % k for k in range(8)], (
+                "live sender's messages lost over a 0.6 s RTT path: got %r; refused unproved %d, "
+                "clock answers sent by a %d, proved at w %d, unknown at w %d" % (
+                    got, w.metric("weft_cluster_replays_refused_total", 'reason="unproved"'),
+                    a.metric("weft_cluster_clock_answers_sent_total"),
+                    w.metric("weft_cluster_clock_answers_total", 'result="proved"'),
+                    w.metric("weft_cluster_clock_answers_total", 'result="unknown"')))
+        finally:
+            for c in (s, p):
+                if c:
+                    c.close()
+            try:
+                stop_all([x for x in (a, w) if x])
+            finally:
+                px.close()
+
+
+def test_keyed_flood_pushes_a_stopped_senders_replay_out(ctx):
+    """The stopped sender's capture (as in
+    test_keyed_warmup_replay_of_a_stopped_sender) replayed not 17 times but
+    enough to fill the hold (HOLD_BYTES, 4 MiB: warmup_cost of a 3-byte
+    message is a few hundred bytes, so ~20,000 PUBLISHes, pipelined in
+    batches of 1,000). The hold judged the oldest at once without a proof,
+    by the age rule and an off_lb learned from replays only: it reached the
+    client that joined after the sender stopped (h7-rev1: anyone who can
+    PUBLISH bypassed the proofs for ~4 MiB of traffic). Now the sender that
+    holds the most gives way, refused (reason="full"), and every copy is
+    refused, none delivered."""
+    secret = b"0123456789abcdef0123456789abcdef-fld"
+    key = write_key(ctx, "key", secret)
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        flags = ["--cluster-key-file", key]
+        w, s, raw = None, None, None
+        try:
+            raw = RawRedis(r)
+            cap = capture_of_a_stopped_sender(r, flags, raw)
+            w = node("coro", url, flags)
+            s = Sub(w, "resp", "s")
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 1, 10 * slow_factor(), 0.002)
+            one = resp("PUBLISH", "weft:s", cap)
+            fl = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            sent = 0
+            try:
+                for _ in range(30):  # up to 30 x 1000 copies, each batch's replies read
+                    fl.sendall(one * 1000)
+                    sent += 1000
+                    got = b""
+                    while got.count(b"\r\n") < 1000:
+                        chunk = fl.recv(65536)
+                        assert chunk
+                        got += chunk
+                    if w.metric("weft_cluster_replays_refused_total", 'reason="full"') > 0:
+                        break
+            finally:
+                fl.close()
+            full = w.metric("weft_cluster_replays_refused_total", 'reason="full"')
+            assert full > 0, "the hold never filled (%d copies)" % sent
+            assert wait_for(lambda: w.metric("weft_cluster_replays_refused_total") == sent or s.read(1, 0.01),
+                            15 * slow_factor(), 0.1), w.tail()
+            got = s.read(1, 0.3)
+            assert got == [], "the stopped sender's replay delivered after a flood: %r (early %d, refused %d)" % (
+                got, w.metric("weft_cluster_warmup_early_total"), w.metric("weft_cluster_replays_refused_total"))
+            assert w.metric("weft_cluster_replays_refused_total", 'reason="unproved"') == sent - full
+            assert w.metric("weft_cluster_warmup_early_total") == 0
+        finally:
+            for c in (s, raw):
+                if c:
+                    c.close()
+            stop_all([x for x in (w,) if x])
+
+
+def test_keyed_sender_proved_at_more_nodes_than_its_answers_allow(ctx):
+    """A keyed sender must be proved at every node that
+    holds its envelopes within WARMUP_MS (3 s) of the hold, else they are
+    refused (reason="unproved"). A node answered 16 requests a tick at most,
+    the rest dropped: in 3 s it proved itself to 16 x 4 = 64 nodes at most
+    (h7-rev2); now CLOCK_ANSWERS is 128. A sender quiet for over 60 s (no beacons: every
+    proof of it lapsed), or just restarted, whose next message goes to a
+    channel that more nodes than that subscribe, has it refused at the rest:
+    each node holds it and asks (one named request at once, then one each
+    tick; each answer good within 2 s of its request), as the 80 made-up
+    keyed nodes here do (signed requests naming the real node s, each
+    stamped later than its last, a fresh nonce each), fewer than the 100 x
+    100 cluster docs/CLUSTER.md prices. Every one of them must get an
+    answer to one of its requests within 2 s of it, before its 3 s are up;
+    at most 64 do, and s counts the rest dropped."""
+    secret = b"0123456789abcdef0123456789abcdef-fanin"
+    key = write_key(ctx, "key", secret)
+    nodes = 80  # 30 pass (checked): 16 a tick over 3-4 ticks
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        s, p, raw, spy = None, None, None, None
+        try:
+            s = node("coro", url, ["--cluster-key-file", key])
+            assert wait_for(lambda: link_up(s), 10 * slow_factor(), 0.01)
+            raw = RawRedis(r)
+            spy = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            spy.sendall(resp("SUBSCRIBE", "weft: clk"))
+            p = Pub(s)
+            p.publish("x", b"active")  # s sent a message: it answers requests, and beacons
+            p.drain()
+            head = re.compile(rb"\*3\r\n\$7\r\nmessage\r\n\$9\r\nweft: clk\r\n\$(\d+)\r\n")
+            buf, origin = b"", None
+            deadline = time.time() + 10 * slow_factor()
+            while origin is None and time.time() < deadline:  # s's origin, from its beacon
+                buf += spy.recv(65536)
+                while (m := head.search(buf)) and len(buf) >= m.end() + int(m.group(1)) + 2:
+                    payload, buf = buf[m.end():m.end() + int(m.group(1))], buf[m.end() + int(m.group(1)) + 2:]
+                    if origin is None:
+                        origin = int(payload.split(b" ")[1], 16)
+            assert origin is not None, "no beacon of s"
+            answers = []  # (time, requester, nonce) of s's answers
+            stop = threading.Event()
+
+            def read_answers():
+                b = buf
+                spy.settimeout(0.1)
+                while not stop.is_set():
+                    try:
+                        chunk = spy.recv(65536)
+                    except socket.timeout:
+                        continue
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    b += chunk
+                    while (m := head.search(b)) and len(b) >= m.end() + int(m.group(1)) + 2:
+                        payload, b = b[m.end():m.end() + int(m.group(1))], b[m.end() + int(m.group(1)) + 2:]
+                        a = re.fullmatch(rb"weft1 ([0-9a-f]{16}) .*\n!([0-9a-f]{16})([0-9a-f]{16})", payload, re.S)
+                        if a and int(a.group(1), 16) == origin:
+                            answers.append((time.time(), int(a.group(2), 16), int(a.group(3), 16)))
+
+            t = threading.Thread(target=read_answers, daemon=True)
+            t.start()
+            fakes = [0xFA0000 + i for i in range(nodes)]
+            sent = {}  # (requester, nonce) -> when requested
+            seq = {f: 0 for f in fakes}
+            proved = set()
+
+            def check_proved():
+                for at, req, nonce in list(answers):
+                    if (req, nonce) in sent and at - sent[(req, nonce)] <= 2.0:
+                        proved.add(req)
+
+            t0 = time.time()
+            for off in (0.0, 0.5, 1.5, 2.5):  # at the hold, then a tick each second (its phase 0.5 s)
+                while time.time() < t0 + off:
+                    time.sleep(0.01)
+                check_proved()
+                for f in fakes:
+                    if f in proved:
+                        continue
+                    seq[f] += 1
+                    nonce = (f << 16) | seq[f]
+                    sent[(f, nonce)] = time.time()
+                    raw.cmd("PUBLISH", "weft: clk", signed_request_named(secret, f, seq[f], int(time.time() * 1e6),
+                                                                         nonce, [origin]))
+            while time.time() < t0 + 3.0:
+                time.sleep(0.01)
+            check_proved()
+            stop.set()
+            t.join(5)
+            dropped = s.metric("weft_cluster_clock_answers_dropped_total")
+            assert len(proved) == nodes, (
+                "only %d of %d nodes proved s within their 3 s (s answered %d, dropped %d, refused %d): the rest "
+                "refuse its message as unproved" % (len(proved), nodes, s.metric("weft_cluster_clock_answers_sent_total"),
+                                                    dropped, s.metric("weft_cluster_clock_requests_refused_total")))
+        finally:
+            for c in (raw, p, spy):
+                if c:
+                    c.close()
+            stop_all([x for x in (s,) if x])
+
+
+def signed_request_named(secret, origin, n, stamp, nonce, targets):
+    """A clock request of a made-up node naming the senders targets (beacon.h:
+    ?<nonce><origin>..., 16 hex digits each), signed with secret."""
+    data = b"?%016x" % nonce + b"".join(b"%016x" % o for o in targets)
+    head = b"weft1 %016x 1 0 %d - %d" % (origin, n, stamp)
+    tag = hmac.new(secret, head + (4).to_bytes(8, "little") + b" clk" + data, hashlib.sha256).hexdigest()
+    return head + b" " + tag.encode() + b"\n" + data
+
+
+def fnv1a(b):
+    """hash.h's hash_bytes (FNV-1a, 64 bits): the bucket order of a table."""
+    h = 1469598103934665603
+    for c in b:
+        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def hold_key_hash(origin, boot=1):
+    """The hash of a held sender's entry (warmup.c skey: origin, boot, 8 bytes
+    each, little-endian)."""
+    return fnv1a(origin.to_bytes(8, "little") + boot.to_bytes(8, "little"))
+
+
+def test_keyed_live_sender_behind_many_held_senders(ctx):
+    """A tick asks for CLOCK_TICK_ASKS (128) held senders at most, and
+    warmup_asks walked the senders' table from its first bucket each tick:
+    every sender it asked is due again a tick later, so the same 128 were
+    asked each tick and a held sender in a later bucket never was (h7-rev2;
+    now the next tick starts where the last one stopped).
+    Its only other request is the one at its hold, skipped while another
+    request went within 250 ms (CLOCK_ASK_GAP_MS). Anyone who can PUBLISH
+    with captures of 150 stopped senders (made up here, signed, never
+    answering) replays them just before a live sender's message (a ghost
+    that answers any request naming it, ClockAnswerer): the live sender's
+    entry falls in the last bucket (FNV-1a, unseeded: hash.h), it is never
+    named, and its genuine message was refused as unproved."""
+    secret = b"0123456789abcdef0123456789abcdef-ticks"
+    key = write_key(ctx, "key", secret)
+    stopped = 150  # 100 pass (checked): the live one is named at a tick
+    live = next(o for o in range(0x11700000, 0x11800000) if hold_key_hash(o) & 0xFFF == 0xFFF)
+    ghosts = [o for o in range(0x22000000, 0x22001000) if hold_key_hash(o) & 0xFFF != 0xFFF][:stopped]
+    with Redis(ctx.tmpdir) as r:
+        url = "redis://127.0.0.1:%d" % r.port
+        w, s, raw, ans, fl = None, None, None, None, None
+        try:
+            w = node("coro", url, ["--cluster-key-file", key])
+            assert wait_for(lambda: link_up(w), 10 * slow_factor(), 0.01)
+            s = Sub(w, "resp", "s")
+            raw = RawRedis(r)
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft:s") == 1, 10 * slow_factor(), 0.002)
+            ans = ClockAnswerer(r, secret, [live])  # after w's request to all at its link up
+            assert wait_for(lambda: raw.cmd("PUBSUB", "NUMSUB", "weft: clk") == 2, 10 * slow_factor(), 0.01)
+            now = int(time.time() * 1e6)
+            batch = b"".join(resp("PUBLISH", "weft:s", signed_envelope(secret, g, now, b"s", b"cap")) for g in ghosts)
+            batch += resp("PUBLISH", "weft:s", signed_envelope(secret, live, now + 1, b"s", b"live"))
+            fl = socket.create_connection(("127.0.0.1", r.port), timeout=10 * slow_factor())
+            fl.sendall(batch)  # one write: the live one's request at its hold falls in the 250-ms gap
+            got = b""
+            while got.count(b"\r\n") < stopped + 1:
+                chunk = fl.recv(65536)
+                assert chunk
+                got += chunk
+            delivered = s.read(1, 8 * slow_factor())
+            assert delivered == [b"live"], (
+                "the live sender's message not delivered: %r (refused unproved %d, requests sent %d, the live "
+                "sender named %d times)" % (delivered, w.metric("weft_cluster_replays_refused_total",
+                                                                'reason="unproved"'),
+                                           w.metric("weft_cluster_clock_requests_sent_total"), ans.answers))
+        finally:
+            for c in (s, raw, fl, ans):
+                if c:
+                    c.stop() if c is ans else c.close()
+            stop_all([x for x in (w,) if x])

@@ -564,39 +564,39 @@ static void test_replay_before_subscribe(void)
 	CHECK(o.t.h.n == 0 && o.t.bytes == 0);
 }
 
-/* The warm-up (warmup.h): since when a sender's off_lb has been learned
- * (kept while it is learned from, afresh after two quiet periods), the
- * trust a link up for a whole beacon period gives, and the queue: its
- * order, when it is due, its byte bound. */
+/* The hold (warmup.h) and proofs (replay.h): how long a proof lasts,
+ * when one is renewed, and the queue: its order, when it is due (its
+ * deadline frozen while the link is down), its byte bound. */
 static void test_warmup(void)
 {
 	const uint64_t W = STAMP_FRESH_US;
 	const uint64_t t0 = 1796073855653123ULL / W * W + 1000;
 	struct offsets o = {0};
-	uint64_t since;
-	CHECK(!offsets_since(&o, 7, 8, t0, &since));
+	CHECK(!offsets_proved(&o, 7, 8, t0, 100) && !offsets_renew(&o, t0, 100));
 	offsets_learn(&o, 7, 8, t0, t0, 100);
-	offsets_learn(&o, 7, 8, t0, t0 + W, 200); /* the next period: the same run */
-	CHECK(offsets_since(&o, 7, 8, t0 + W, &since) && since == 100);
-	CHECK(!offsets_since(&o, 7, 8, t0 + 3 * W, &since)); /* quiet two periods: none */
-	offsets_learn(&o, 7, 8, t0 + 3 * W, t0 + 3 * W, 300);
-	CHECK(offsets_since(&o, 7, 8, t0 + 3 * W, &since) && since == 300); /* afresh */
+	CHECK(!offsets_proved(&o, 7, 8, t0, 100)); /* learned is not proved: a replay teaches as much */
+	CHECK(offsets_prove(&o, 7, 8, t0, 1000) && offsets_proved(&o, 7, 8, t0, 1000));
+	CHECK(offsets_proved(&o, 7, 8, t0 + W - 1, 1000 + PROOF_KEEP_MS - 1) &&
+	      !offsets_proved(&o, 7, 8, t0 + W - 1, 1000 + PROOF_KEEP_MS)); /* it runs out */
+	CHECK(!offsets_proved(&o, 8, 8, t0, 1000) && !offsets_proved(&o, 7, 9, t0, 1000)); /* its sender's only */
+	/* Renewed before it runs out, if the sender was heard from lately. */
+	uint64_t late = 1000 + PROOF_KEEP_MS - PROOF_RENEW_MS;
+	CHECK(!offsets_renew(&o, t0, late - 1));
+	CHECK(!offsets_renew(&o, t0, late)); /* last heard at 100: quiet too long */
+	offsets_learn(&o, 7, 8, t0, t0, late - 5);
+	CHECK(!offsets_renew(&o, t0, late - 1) && offsets_renew(&o, t0, late));
+	CHECK(!offsets_renew(&o, t0, 1000 + PROOF_KEEP_MS)); /* run out: the next envelope is held instead */
+	/* A sender quiet two periods starts afresh: its proof is gone. */
+	offsets_learn(&o, 7, 8, t0 + 3 * W, t0 + 3 * W, 1200);
+	CHECK(!offsets_proved(&o, 7, 8, t0 + 3 * W, 1200));
 	offsets_clear(&o);
 
 	struct warmup w;
 	warmup_init(&w, 1);
-	CHECK(w.max == HOLD_BYTES && warmup_active(&w, 0) && !warmup_trusts(&w, 1));
-	warmup_start(&w, 1000);
-	CHECK(warmup_active(&w, 1000 + WARMUP_MS - 1) && !warmup_active(&w, 1000 + WARMUP_MS));
-	warmup_tick(&w, 1000 + WARMUP_MS - 1); /* not up a whole period yet: no trust */
-	CHECK(!warmup_trusts(&w, 1));
-	warmup_tick(&w, 5000 + WARMUP_MS);
-	CHECK(warmup_trusts(&w, 5000) && !warmup_trusts(&w, 5001));
-	warmup_stop(&w); /* down: frozen, and a new warm-up does not move it */
-	warmup_tick(&w, 9000 + WARMUP_MS);
+	CHECK(w.max == HOLD_BYTES && !w.up_since);
 	warmup_start(&w, 20000);
-	warmup_tick(&w, 20000 + WARMUP_MS - 1);
-	CHECK(warmup_trusts(&w, 5000) && !warmup_trusts(&w, 5001));
+	warmup_tick(&w, 20500, true);
+	CHECK(w.up_since == 20000);
 
 	char data[1000];
 	memset(data, 'd', sizeof(data));
@@ -608,7 +608,8 @@ static void test_warmup(void)
 		e.seq++;
 		n++;
 	}
-	CHECK(n > 1000 && w.bytes == total && total <= HOLD_BYTES && total + warmup_cost(2, 1, sizeof(data)) > HOLD_BYTES);
+	CHECK(n > 1000 && w.bytes == total && total + w.senders.bytes <= HOLD_BYTES &&
+	      !warmup_fits(&w, warmup_cost(2, 1, sizeof(data))));
 	CHECK(!warmup_due(&w, 20000 + WARMUP_MS - 1) && warmup_due(&w, 20000 + WARMUP_MS));
 	struct held_env *h = warmup_take(&w);
 	CHECK(h && h->env.seq == 1 && !h->pat && h->cn == 1 && h->ch[0] == 'c' && h->env.n == sizeof(data) &&
@@ -621,18 +622,123 @@ static void test_warmup(void)
 	CHECK(w.bytes == total - warmup_cost(0, 1, sizeof(data)) - warmup_cost(2, 1, sizeof(data)) &&
 	      warmup_fits(&w, warmup_cost(2, 1, sizeof(data))));
 	warmup_clear(&w);
-	CHECK(!w.head && !w.bytes && !warmup_take(&w) && !warmup_due(&w, UINT64_MAX - 1));
+	CHECK(!w.head && !w.bytes && !warmup_take(&w) && !warmup_due(&w, UINT64_MAX - 1) && !w.senders.h.n);
+
+	/* At the bound the largest holder gives way, its oldest first: a flood
+	 * of one sender's replays, not the few envelopes of another. */
+	struct envelope fl = {.origin = 9, .boot = 1, .seq = 1, .data = data, .n = sizeof(data)};
+	struct envelope one = {.origin = 5, .boot = 1, .seq = 1, .data = "x", .n = 1};
+	CHECK(warmup_hold(&w, &one, false, NULL, 0, "c", 1, 1, 1, 1));
+	for (int i = 0; i < 10; i++, fl.seq++)
+		CHECK(warmup_hold(&w, &fl, false, NULL, 0, "c", 1, 2, 2, 1));
+	one.seq = 2;
+	CHECK(warmup_hold(&w, &one, false, NULL, 0, "c", 1, 3, 3, 1));
+	h = warmup_take_largest(&w);
+	CHECK(h && h->env.origin == 9 && h->env.seq == 1);
+	free(h);
+	CHECK(w.head->env.origin == 5 && w.head->env.seq == 1); /* the oldest of all stays */
+	/* The first request goes once; a tick asks for those not asked lately. */
+	uint64_t asked[4];
+	CHECK(warmup_ask_first(&w, 5, 1, 100) && !warmup_ask_first(&w, 5, 1, 100) && !warmup_ask_first(&w, 6, 1, 100));
+	CHECK(warmup_asks(&w, 100, asked, 4) == 1 && asked[0] == 9); /* 5 was just asked for */
+	CHECK(warmup_asks(&w, 100 + WARMUP_ASK_MS - 1, asked, 4) == 0);
+	CHECK(warmup_asks(&w, 100 + WARMUP_ASK_MS, asked, 4) == 2);
+	h = warmup_take_of(&w, 5, 1); /* its two, in order; the flood's stay */
+	CHECK(h && h->env.seq == 1 && h->next && h->next->env.seq == 2 && !h->next->next);
+	free(h->next);
+	free(h);
+	CHECK(w.senders.h.n == 1 && w.head->env.origin == 9 && w.tail->env.origin == 9);
+	while ((h = warmup_take_largest(&w)))
+		free(h);
+	CHECK(!w.head && !w.tail && !w.bytes && !w.senders.h.n);
 
 	/* One held over a link down (kept: a PUBLISH can drop the link) waits a
-	 * whole warm-up after the link is back, not WARMUP_MS after it came. */
+	 * whole WARMUP_MS after the link is back, not WARMUP_MS after it came;
+	 * while down, never. */
 	warmup_start(&w, 30000);
 	CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, 30100, 7, 1));
-	warmup_stop(&w);
-	CHECK(!warmup_due(&w, 30100 + WARMUP_MS - 1)); /* down: not before its own time */
-	warmup_start(&w, 32000);
-	CHECK(!warmup_due(&w, 30100 + WARMUP_MS) && !warmup_due(&w, 32000 + WARMUP_MS - 1) &&
-	      warmup_due(&w, 32000 + WARMUP_MS));
+	CHECK(!warmup_due(&w, 30100 + WARMUP_MS - 1) && warmup_due(&w, 30100 + WARMUP_MS));
+	warmup_tick(&w, 30200, false);
+	CHECK(!warmup_due(&w, 30100 + WARMUP_MS) && !warmup_due(&w, 90000));
+	warmup_tick(&w, 32000, true); /* back (every shard, or the beacon channel's) */
+	CHECK(!warmup_due(&w, 32000 + WARMUP_MS - 1) && warmup_due(&w, 32000 + WARMUP_MS));
+	warmup_start(&w, 33000); /* the beacon channel subscribed afresh: from then */
+	CHECK(!warmup_due(&w, 32000 + WARMUP_MS) && warmup_due(&w, 33000 + WARMUP_MS));
 	warmup_clear(&w);
+}
+
+/* h7-rev2: more held senders than a tick asks for (CLOCK_TICK_ASKS). The
+ * tick's requests must reach every held sender before its deadline
+ * (WARMUP_MS): one left out is never proved, and each of its envelopes is
+ * refused unproved. warmup_asks walks the senders' table from its first
+ * bucket every tick and every sender it asked is due again a tick later
+ * (WARMUP_ASK_MS < LINK_TICK_MS), so the same CLOCK_TICK_ASKS are chosen at
+ * each tick and the rest are never asked at a tick (their only chance is the
+ * request at hold, which the 250-ms gap skips while others are being
+ * held). */
+static void test_warmup_asks_fair(void)
+{
+	enum { SENDERS = CLOCK_TICK_ASKS + 72 };
+	struct warmup w;
+	warmup_init(&w, 0);
+	warmup_start(&w, 1);
+	for (uint64_t o = 1; o <= SENDERS; o++) {
+		struct envelope e = {.origin = o * 0x9e3779b97f4a7c15ULL, .boot = 1, .seq = 1, .data = "x", .n = 1};
+		CHECK(warmup_hold(&w, &e, false, NULL, 0, "c", 1, 1000, 1, 1));
+	}
+	static bool asked_ever[SENDERS + 1];
+	uint64_t out[CLOCK_TICK_ASKS];
+	/* The ticks of one deadline (none is due before 1000 + WARMUP_MS). */
+	for (uint64_t now = 1000 + LINK_TICK_MS; now < 1000 + WARMUP_MS; now += LINK_TICK_MS) {
+		CHECK(!warmup_due(&w, now));
+		unsigned n = warmup_asks(&w, now, out, CLOCK_TICK_ASKS);
+		for (unsigned i = 0; i < n; i++)
+			for (uint64_t o = 1; o <= SENDERS; o++)
+				if (out[i] == o * 0x9e3779b97f4a7c15ULL)
+					asked_ever[o] = true;
+	}
+	unsigned never = 0;
+	for (uint64_t o = 1; o <= SENDERS; o++)
+		never += !asked_ever[o];
+	if (never)
+		fprintf(stderr, "h7-rev2: %u of %u held senders never asked for at a tick before their deadline\n", never,
+		        (unsigned)SENDERS);
+	CHECK(never == 0);
+	warmup_clear(&w);
+}
+
+/* A requester whose clock steps back by the window or more (here from 20 s
+ * ahead of the receiver's to 20 s behind it, both inside the 30-s window
+ * the age rule allows) has its stamps start again from its clock
+ * (stamp_next), below the last request the receiver answered: its requests
+ * are refused until its clock passes that stamp again (a replay could not
+ * be told from them), the step's length, 40 s here, and no longer
+ * (docs/CLUSTER.md: a step the keyed clocks' 30-s agreement allows is at
+ * most 60 s). A step under the window moves no stamp back: none refused
+ * (h7-rev2). */
+static void test_request_after_a_clock_step(void)
+{
+	const uint64_t SEC = 1000000, W = STAMP_FRESH_US;
+	const uint64_t t0 = 1796073855653123ULL / W * W + 1000;
+	for (uint64_t step = 10; step <= 40; step += 30) {
+		struct offsets o = {0};
+		uint64_t last = 0, refused = 0, first_after = 0;
+		for (uint64_t t = 0; t < 60; t++) {
+			uint64_t now = t0 + t * SEC, clock = now + 20 * SEC - (t >= 5 ? step * SEC : 0);
+			uint64_t stamp = last = stamp_next(last, clock);
+			CHECK(first_sight_age(stamp, now) == FIRST_OK); /* within the window, before and after */
+			offsets_learn(&o, 3, 4, stamp, now, 1000 + t * 1000);
+			if (!offsets_request(&o, 3, 4, stamp, now))
+				refused++;
+			else if (t >= 5 && !first_after)
+				first_after = t;
+		}
+		if (step < 30)
+			CHECK(refused == 0 && first_after == 5);
+		else
+			CHECK(refused == step && first_after == 5 + step); /* 40 s refused, then answered */
+		offsets_clear(&o);
+	}
 }
 
 /* Other nodes' patterns (patterns.h): matching per inbox bucket, expiry,
@@ -682,6 +788,32 @@ static void test_clock(void)
 	CHECK(beacon_check(k, out, n, &env) == BEACON_OK && beacon_clock(&env, &got) && got.kind == BEACON_ANSWER &&
 	      got.requester == 0xfeed && got.nonce == 42);
 	CHECK(beacon_check(k, out, n - 1, &env) == BEACON_MALFORMED); /* cut short */
+	/* A request naming the senders it asks (others do not answer it). */
+	ck = (struct beacon_clock){.kind = BEACON_REQUEST, .nonce = 7, .targets = CLOCK_TARGETS};
+	for (unsigned i = 0; i < CLOCK_TARGETS; i++)
+		ck.target[i] = 0x100 + i;
+	n = beacon_make_clock(&bc, out, k, 0x1234, 99, t0, &ck);
+	CHECK(beacon_check(k, out, n, &env) == BEACON_OK && beacon_clock(&env, &got) && got.kind == BEACON_REQUEST &&
+	      got.nonce == 7 && got.targets == CLOCK_TARGETS && got.target[CLOCK_TARGETS - 1] == 0x100 + CLOCK_TARGETS - 1);
+	CHECK(beacon_asks(&got, 0x100) && beacon_asks(&got, 0x100 + CLOCK_TARGETS - 1) && !beacon_asks(&got, 0x1234));
+	CHECK(beacon_check(k, out, n - CLOCK_NONCE_HEX / 2, &env) == BEACON_MALFORMED); /* not a whole name */
+	ck.targets = 0;
+	n = beacon_make_clock(&bc, out, k, 0x1234, 99, t0, &ck);
+	CHECK(beacon_check(k, out, n, &env) == BEACON_OK && beacon_clock(&env, &got) && !got.targets &&
+	      beacon_asks(&got, 0x1234)); /* to all */
+
+	/* A request is answered only if stamped after its sender's last one:
+	 * a replay is not (a clock step back under the window moves no stamp
+	 * back: stamp_next). */
+	{
+		struct offsets o = {0};
+		CHECK(!offsets_request(&o, 3, 4, t0, t0)); /* no off_lb: not learned from (no memory) */
+		offsets_learn(&o, 3, 4, t0, t0, 1);
+		CHECK(offsets_request(&o, 3, 4, t0, t0) && !offsets_request(&o, 3, 4, t0, t0 + SEC));
+		CHECK(!offsets_request(&o, 3, 4, t0 - 5 * SEC, t0 + SEC) && offsets_request(&o, 3, 4, t0 + 1, t0 + SEC));
+		CHECK(offsets_request(&o, 3, 5, t0, t0) == false); /* another boot: its own entry, none yet */
+		offsets_clear(&o);
+	}
 
 	/* Each (requester, nonce) answered once; CLOCK_ANSWERS a tick. */
 	bool dropped;
@@ -689,13 +821,13 @@ static void test_clock(void)
 	CHECK(!beacon_answer_ok(&bc, 5, 6, &dropped) && !dropped); /* a replay */
 	CHECK(beacon_answer_ok(&bc, 7, 6, &dropped)); /* another requester */
 	int ok = 0, drops = 0;
-	for (uint64_t i = 0; i < 100; i++) {
+	for (uint64_t i = 0; i < 2 * CLOCK_ANSWERS; i++) {
 		ok += beacon_answer_ok(&bc, 9, 100 + i, &dropped);
 		drops += dropped;
 	}
-	CHECK(ok == CLOCK_ANSWERS - 2 && drops == 100 - ok);
+	CHECK(ok == CLOCK_ANSWERS - 2 && drops == 2 * CLOCK_ANSWERS - ok);
 	beacon_answers_tick(&bc);
-	CHECK(beacon_answer_ok(&bc, 9, 199, &dropped)); /* dropped ones are not remembered */
+	CHECK(beacon_answer_ok(&bc, 9, 99 + 2 * CLOCK_ANSWERS, &dropped)); /* dropped ones are not remembered */
 	CHECK(!beacon_answer_ok(&bc, 5, 6, &dropped) && !dropped);
 
 	/* The requester: its last CLOCK_ASKS nonces, CLOCK_PROOF_MS each. */
@@ -708,22 +840,8 @@ static void test_clock(void)
 	beacon_asks_clear(&bc);
 	CHECK(!beacon_asked_for(&bc, CLOCK_ASKS + 1, 1000 * (CLOCK_ASKS + 1)));
 
-	/* A proof trusts its sender in this warm-up only. */
-	struct offsets o = {0};
-	uint64_t since, proved;
-	CHECK(!offsets_prove(&o, 7, 8, t0, 500)); /* no off_lb: nothing to prove */
-	offsets_learn(&o, 7, 8, t0, t0, 100);
-	CHECK(offsets_trust(&o, 7, 8, t0, &since, &proved) && since == 100 && proved == 0);
-	CHECK(offsets_prove(&o, 7, 8, t0, 500) && offsets_trust(&o, 7, 8, t0, &since, &proved) && proved == 500);
 	struct warmup w;
 	warmup_init(&w, 0);
-	CHECK(!warmup_proves(&w, 500)); /* not started */
-	warmup_start(&w, 400);
-	CHECK(warmup_proves(&w, 500) && !warmup_proves(&w, 0) && !warmup_trusts(&w, since));
-	warmup_start(&w, 600); /* afresh: an earlier proof is not this one's */
-	CHECK(!warmup_proves(&w, 500));
-	offsets_clear(&o);
-
 	/* A sender's held envelopes taken in their order, the others' kept. */
 	for (uint64_t i = 0; i < 6; i++) {
 		struct envelope e = {.origin = i % 2 ? 1 : 2, .boot = 1, .seq = i, .data = "x", .n = 1};
@@ -1113,6 +1231,8 @@ int main(void)
 	test_replay();
 	test_replay_before_subscribe();
 	test_warmup();
+	test_warmup_asks_fair();
+	test_request_after_a_clock_step();
 	test_beacon();
 	test_clock();
 	test_url();
