@@ -180,6 +180,11 @@ static void stop_workers(struct pool *p)
 {
 	pthread_mutex_lock(&p->lock);
 	put_locked(p, (struct item){SENTINEL, false});
+	/* Every idle worker at once: passed on one by one (take), the sentinel
+	 * made a chain of 10,000 wake-ups with --workers 10000, each waiting for
+	 * the last to be scheduled, and on two loaded CPUs the drain outlasted
+	 * its caller's patience (a CI run: 9,440 still running 2 s after it). */
+	pthread_cond_broadcast(&p->nonempty);
 	blocking_wait_zero(&p->b, &p->lock, &p->changed, &p->running, "pool: workers");
 	pthread_mutex_unlock(&p->lock);
 	for (int i = 0; i < p->nthr; i++)
