@@ -14,6 +14,7 @@ one pmessage whole, and only that one, each time.
 
 And a netcat client flooding /psub (the line protocol's patterns, the same
 table): bounded by --max-subs, an ERR line each past it, all freed on close."""
+import os
 import time
 
 from weftest import Weft, resp_cmd, rss_kib, send_all, slow_factor, wait_for
@@ -281,12 +282,21 @@ def test_condemned_psub_subscriber_costs_no_encoding(ctx):
     a client holding --max-subs (1024) matching patterns would encode 8 GB
     under the exchange lock. A client that does not read is refused at
     --outbox-hard (4 MB here) by the first of them; the rest of that PUBLISH
-    must not encode forms nobody can take. The PUBLISH and another client's PUBLISH
-    are answered well under 100 ms (x slow_factor; the best of three
-    subscribers), its reply still counts every pattern (Redis' count), and
-    the subscriber is cut with all its patterns freed."""
+    must not encode forms nobody can take: the server spends well under
+    400 ms of CPU (x slow_factor; the best of three subscribers) from the
+    PUBLISH to its answer, where encoding 8 GB takes seconds. CPU time, not
+    the answer's wall time: a CI run on two loaded CPUs answered in 126 ms
+    three times over, past the 100-ms wall bound this test had. Its reply
+    still counts every pattern (Redis' count), another client's PUBLISH is
+    answered meanwhile, and the subscriber is cut with all its patterns
+    freed."""
     n = 1024
-    limit = 100 * slow_factor()
+    limit = 400 * slow_factor()
+
+    def cpu_ms():
+        with open("/proc/%d/stat" % w.pid) as st:
+            v = st.read().rsplit(")", 1)[1].split()
+        return (int(v[11]) + int(v[12])) * 1000 / os.sysconf("SC_CLK_TCK")
     with Weft(["--mode", "chat", "--outbox-hard", "4m", "--max-message", "8m"]) as w:
         pub, prober = w.connect(), w.connect()
         rpub, rprobe = Resp(pub), Resp(prober)
@@ -306,22 +316,23 @@ def test_condemned_psub_subscriber_costs_no_encoding(ctx):
             # from here on the subscriber reads nothing
             send_all(pub, publish[:-4])
             time.sleep(0.3 * slow_factor())
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), cpu_ms()
             send_all(pub, publish[-4:])
             time.sleep(0.01)
             send_all(prober, resp_cmd(b"PUBLISH", b"probe", b"x"))
             assert rprobe.value() == 0
             probe_ms = (time.monotonic() - t0) * 1000
             assert rpub.value() == n, "one receiver per pattern"
-            pub_ms = (time.monotonic() - t0) * 1000
+            pub_ms, used = (time.monotonic() - t0) * 1000, cpu_ms() - c0
             assert wait_for(lambda: w.metric("weft_chat_patterns") == 0, 10 * slow_factor()), "not cut"
             f.close()
             sub.close()
-            if best is None or max(pub_ms, probe_ms) < max(best):
-                best = (pub_ms, probe_ms)
-            if max(best) < limit:
+            if best is None or used < best[2]:
+                best = (pub_ms, probe_ms, used)
+            if best[2] < limit:
                 break
-        print("measured: 8 MB PUBLISH to 1024 /psub of a non-reader: answered in %.0f ms, other PUBLISH %.0f ms" % best)
-        assert max(best) < limit, "answers %.0f / %.0f ms after the PUBLISH (limit %d)" % (best + (limit,))
+        print("measured: 8 MB PUBLISH to 1024 /psub of a non-reader: answered in %.0f ms, other PUBLISH %.0f ms, "
+              "server CPU %.0f ms" % best)
+        assert best[2] < limit, "%.0f ms of server CPU from the PUBLISH to its answer (limit %d)" % (best[2], limit)
         for s in (pub, prober):
             s.close()
